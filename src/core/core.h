@@ -1,0 +1,79 @@
+/* Internal core: errors, checked allocation, tensors, hashing, random numbers, BLAS. */
+#ifndef SAL_CORE_H
+#define SAL_CORE_H
+
+#include "saliency.h"
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Records a formatted message for sal_last_error() and returns st, so failures read
+ * `return sal_fail(SAL_ERR_FORMAT, "%s: truncated header", path);` */
+sal_status sal_fail(sal_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefixes the current message ("ctx: old message") and returns st unchanged. */
+sal_status sal_wrap(sal_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Programmer errors only: report file and line, then abort. Never for bad input. */
+#define SAL_ASSERT(c)                                                                              \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: internal assertion failed: %s\n", __FILE__, __LINE__, #c);    \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define SAL_TRY(expr)                                                                              \
+    do {                                                                                           \
+        sal_status st_ = (expr);                                                                   \
+        if (st_ != SAL_OK) return st_;                                                             \
+    } while (0)
+
+/* All library allocations go through these, so a memory budget and failure injection apply
+ * everywhere. They return NULL on failure without setting a message; callers report. */
+void *sal_malloc(size_t n);
+void *sal_calloc(size_t n, size_t size);
+void *sal_realloc(void *p, size_t n);
+void sal_free(void *p);
+char *sal_strdup(const char *s);
+/* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables. */
+void sal_alloc_fail_after(long k);
+
+/* Product of dims with overflow and sign checks; false if negative or over the limit. */
+bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out);
+size_t sal_dtype_size(sal_dtype dt);
+/* Tensor sharing another's data (never freed through the view). */
+sal_tensor sal_tensor_view(const sal_tensor *t);
+bool sal_tensor_same_shape(const sal_tensor *a, const sal_tensor *b);
+/* "(1,3,224,224)" into buf. */
+const char *sal_shape_str(int ndim, const int64_t *dim, char *buf, size_t n);
+/* Copies shape and data, reusing dst's buffer when possible. */
+sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src);
+
+/* String -> int map (open addressing). */
+typedef struct {
+    char **keys;
+    int *vals;
+    size_t cap, len;
+} sal_strmap;
+sal_status sal_strmap_put(sal_strmap *m, const char *key, int val);
+int sal_strmap_get(const sal_strmap *m, const char *key); /* -1 if absent */
+void sal_strmap_free(sal_strmap *m);
+
+/* Deterministic random numbers (xoshiro256**, seeded by splitmix64). */
+typedef struct { uint64_t s[4]; } sal_rng;
+void sal_rng_seed(sal_rng *r, uint64_t seed);
+uint64_t sal_rng_u64(sal_rng *r);
+double sal_rng_uniform(sal_rng *r); /* [0,1) */
+double sal_rng_normal(sal_rng *r);
+
+/* BLAS through OpenBLAS, loaded at first use with its fastest kernels for this CPU (see blas.c).
+ * Row-major sgemm: C = alpha * op(A) op(B) + beta * C. */
+sal_status sal_blas_init(void);
+void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+const char *sal_blas_info(void);
+
+double sal_now(void); /* monotonic seconds */
+
+#endif

@@ -1,0 +1,188 @@
+/* Forward tape and backward walker. */
+#include "exec.h"
+#include <math.h>
+
+sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,
+                        sal_tensor *const *out, sal_scratch *ws) {
+    sal_opctx c = {.g = g, .n = n, .in = in, .out = out, .ws = ws};
+    SAL_TRY(n->op->infer(&c));
+    for (int k = 0; k < n->nout; k++) {
+        if (!out[k]) continue;
+        sal_status st = sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
+        if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
+    }
+    return n->op->forward(&c);
+}
+
+sal_status sal_session_new(const sal_model *m, sal_session **out) {
+    *out = NULL;
+    if (!m || !m->finalized) return sal_fail(SAL_ERR_ARG, "sal_session_new: model is not finalized");
+    SAL_TRY(sal_blas_init());
+    sal_session *s = sal_calloc(1, sizeof *s);
+    if (!s) return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
+    s->m = m;
+    s->act = sal_calloc((size_t)m->nval, sizeof *s->act);
+    s->grad = sal_calloc((size_t)m->nval, sizeof *s->grad);
+    s->has_grad = sal_calloc((size_t)m->nval, sizeof *s->has_grad);
+    s->need = sal_calloc((size_t)m->nval, sizeof *s->need);
+    if (!s->act || !s->grad || !s->has_grad || !s->need) {
+        sal_session_free(s);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
+    }
+    for (int v = 0; v < m->nval; v++)
+        if (m->val[v].kind == SAL_VAL_CONST) s->act[v] = sal_tensor_view(&m->val[v].t);
+    *out = s;
+    return SAL_OK;
+}
+
+void sal_session_free(sal_session *s) {
+    if (!s) return;
+    for (int v = 0; s->act && v < s->m->nval; v++) sal_tensor_free(&s->act[v]);
+    for (int v = 0; s->grad && v < s->m->nval; v++) sal_tensor_free(&s->grad[v]);
+    sal_free(s->act);
+    sal_free(s->grad);
+    sal_free(s->has_grad);
+    sal_free(s->need);
+    sal_scratch_free(&s->ws);
+    sal_free(s);
+}
+
+static sal_status check_input(const sal_model *m, int i, const sal_tensor *x) {
+    const sal_value *v = &m->val[m->input[i]];
+    char a[160], b[160];
+    bool ok = x->ndim == v->t.ndim && x->dtype == v->t.dtype;
+    for (int d = 0; ok && d < x->ndim; d++) ok = v->t.dim[d] < 0 || v->t.dim[d] == x->dim[d];
+    if (!ok)
+        return sal_fail(SAL_ERR_SHAPE, "input '%s' expects shape %s (-1 = any), got %s", v->name,
+                        sal_shape_str(v->t.ndim, v->t.dim, a, sizeof a), sal_shape_str(x->ndim, x->dim, b, sizeof b));
+    return SAL_OK;
+}
+
+sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
+    const sal_model *m = s->m;
+    s->forward_done = false;
+    for (int i = 0; i < m->ninput; i++) {
+        SAL_TRY(check_input(m, i, &inputs[i]));
+        SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
+    }
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        sal_tensor *in[n->nin + 1], *out[n->nout + 1];
+        for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
+        for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->act[n->out[k]] : NULL;
+        SAL_TRY(sal_run_node(m, n, in, out, &s->ws));
+    }
+    s->forward_done = true;
+    return SAL_OK;
+}
+
+sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, const sal_tensor *seeds,
+                             const sal_backward_opts *o) {
+    const sal_model *m = s->m;
+    if (!s->forward_done) return sal_fail(SAL_ERR_ARG, "backward pass requested before a forward pass");
+    /* need[v]: a wanted gradient lies upstream of v (v itself wanted, or v feeds a node whose
+     * input needs it). One forward sweep suffices as nodes are sorted. */
+    for (int v = 0; v < m->nval; v++) {
+        s->need[v] = o && o->wrt ? o->wrt[v] : false;
+        s->has_grad[v] = false;
+    }
+    if (!o || !o->wrt)
+        for (int i = 0; i < m->ninput; i++) s->need[m->input[i]] = true;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        bool any = false;
+        for (int k = 0; k < n->nin; k++) any |= n->in[k] >= 0 && s->need[n->in[k]];
+        for (int k = 0; k < n->nout; k++)
+            if (n->out[k] >= 0) s->need[n->out[k]] |= any;
+    }
+    /* wanted values get zeroed gradients even when no path reaches them */
+    for (int v = 0; v < m->nval; v++) {
+        bool wanted = o && o->wrt ? o->wrt[v] : false;
+        if (!wanted) continue;
+        SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+        s->has_grad[v] = true;
+    }
+    if (!o || !o->wrt)
+        for (int i = 0; i < m->ninput; i++) {
+            int v = m->input[i];
+            SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+            s->has_grad[v] = true;
+        }
+    for (int i = 0; i < nseed; i++) {
+        int v = seed_val[i];
+        if (!sal_tensor_same_shape(&seeds[i], &s->act[v])) {
+            char a[160], b[160];
+            return sal_fail(SAL_ERR_SHAPE, "gradient seed for '%s' has shape %s, the value has %s", m->val[v].name,
+                            sal_shape_str(seeds[i].ndim, seeds[i].dim, a, sizeof a),
+                            sal_shape_str(s->act[v].ndim, s->act[v].dim, b, sizeof b));
+        }
+        if (!s->has_grad[v]) {
+            SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+            s->has_grad[v] = true;
+        }
+        float *g = sal_f32(&s->grad[v]);
+        const float *sd = sal_f32(&seeds[i]);
+        for (int64_t j = 0, n = sal_tensor_numel(&seeds[i]); j < n; j++) g[j] += sd[j];
+    }
+    for (int i = m->nnode - 1; i >= 0; i--) {
+        const sal_node *n = &m->node[i];
+        bool reached = false, wanted = false;
+        for (int k = 0; k < n->nout; k++) reached |= n->out[k] >= 0 && s->has_grad[n->out[k]];
+        for (int k = 0; k < n->nin; k++) wanted |= n->in[k] >= 0 && s->need[n->in[k]];
+        if (!reached || !wanted) continue;
+        sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
+        for (int k = 0; k < n->nin; k++) {
+            int v = n->in[k];
+            in[k] = v >= 0 ? &s->act[v] : NULL;
+            din[k] = NULL;
+            if (v < 0 || !s->need[v] || s->act[v].dtype != SAL_F32) continue;
+            if (!s->has_grad[v]) {
+                SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+                s->has_grad[v] = true;
+            }
+            din[k] = &s->grad[v];
+        }
+        for (int k = 0; k < n->nout; k++) {
+            int v = n->out[k];
+            out[k] = v >= 0 ? &s->act[v] : NULL;
+            dout[k] = v >= 0 && s->has_grad[v] ? &s->grad[v] : NULL;
+        }
+        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .ws = &s->ws};
+        sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
+        if (rule) {
+            SAL_TRY(rule(&c, o->user));
+        } else {
+            if (!n->op->backward)
+                return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "has no gradient");
+            SAL_TRY(n->op->backward(&c));
+        }
+    }
+    return SAL_OK;
+}
+
+/* ---- public wrappers ---- */
+
+sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs, const sal_tensor **outputs) {
+    const sal_model *m = s->m;
+    if (ninputs != m->ninput)
+        return sal_fail(SAL_ERR_ARG, "model %s takes %d inputs, %d given", m->path, m->ninput, ninputs);
+    for (int i = 0; i < ninputs; i++) {
+        if (inputs[i].dtype != SAL_F32) continue;
+        const float *x = sal_f32(&inputs[i]);
+        for (int64_t j = 0, n = sal_tensor_numel(&inputs[i]); j < n; j++)
+            if (!isfinite(x[j]))
+                return sal_fail(SAL_ERR_NUMERIC, "input '%s' has a non-finite value (%g) at flat index %lld",
+                                m->val[m->input[i]].name, (double)x[j], (long long)j);
+    }
+    SAL_TRY(sal_exec_forward(s, inputs));
+    for (int i = 0; i < m->noutput; i++) outputs[i] = &s->act[m->output[i]];
+    return SAL_OK;
+}
+
+sal_status sal_input_gradient(sal_session *s, const sal_tensor *seed, const sal_tensor **grads) {
+    const sal_model *m = s->m;
+    int out0 = m->output[0];
+    SAL_TRY(sal_exec_backward(s, 1, &out0, seed, NULL));
+    for (int i = 0; i < m->ninput; i++) grads[i] = &s->grad[m->input[i]];
+    return SAL_OK;
+}

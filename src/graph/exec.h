@@ -1,0 +1,40 @@
+/* Running a graph: forward tape and the backward walker with per-node rules. */
+#ifndef SAL_EXEC_H
+#define SAL_EXEC_H
+
+#include "graph.h"
+#include "ops/ops.h"
+
+/* A backward rule for one node: same contract as sal_op.backward. Attribution methods pass these
+ * to replace the gradient at chosen nodes (guided backprop at ReLUs, LRP at linear nodes, ...). */
+typedef sal_status (*sal_rule_fn)(sal_opctx *c, void *user);
+
+struct sal_session {
+    const sal_model *m;
+    sal_tensor *act;  /* per value: constants are views, inputs and node outputs owned */
+    sal_tensor *grad; /* per value */
+    bool *has_grad;   /* grad[v] holds a gradient from the last backward */
+    bool *need;       /* scratch: value leads to a wanted gradient */
+    bool forward_done;
+    sal_scratch ws;
+};
+
+/* Runs one node on given tensors: infer, allocate outputs, forward. */
+sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,
+                        sal_tensor *const *out, sal_scratch *ws);
+
+/* Forward with inputs in model-input order; checks their shapes. */
+sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs);
+
+typedef struct {
+    const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */
+    const sal_rule_fn *rule; /* per node (NULL entries: the op's gradient); the array may be NULL */
+    void *user;              /* passed to rules */
+} sal_backward_opts;
+
+/* Backpropagates seeds[i] (shaped as value seed_val[i]) through the last forward pass. Afterwards
+ * s->grad[v] holds the result for every wanted v (zero if no path reaches it). */
+sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, const sal_tensor *seeds,
+                             const sal_backward_opts *o);
+
+#endif

@@ -1,0 +1,25 @@
+/* Internal I/O helpers. */
+#ifndef SAL_IO_H
+#define SAL_IO_H
+
+#include "core/core.h"
+
+/* Atomic file output: write to a temporary file in the destination's folder, then rename over the
+ * destination, so a reader (or a crash) never sees a partial file.
+ *   sal_outfile f;
+ *   SAL_TRY(sal_outfile_open(&f, path));
+ *   ... fwrite(..., f.fp) ...
+ *   return sal_outfile_commit(&f);   // or sal_outfile_abort(&f) on error
+ */
+typedef struct {
+    FILE *fp;
+    char *path, *tmp;
+} sal_outfile;
+sal_status sal_outfile_open(sal_outfile *f, const char *path);
+sal_status sal_outfile_commit(sal_outfile *f); /* flushes, fsyncs, renames; aborts on failure */
+void sal_outfile_abort(sal_outfile *f);        /* removes the temporary file */
+
+/* Reads a whole file (at most max_bytes) into a new buffer. */
+sal_status sal_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len);
+
+#endif

@@ -1,0 +1,88 @@
+/* Relu and the pass-through ops: Flatten, Identity, Dropout (inference). */
+#include "ops.h"
+
+static sal_status relu_infer(sal_opctx *c) {
+    SAL_TRY(sal_need_f32(c, 0, -1));
+    sal_same_shape(c, 0, 0);
+    return SAL_OK;
+}
+
+static sal_status relu_forward(sal_opctx *c) {
+    const float *x = sal_in_f(c, 0);
+    float *y = sal_out_f(c, 0);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return SAL_OK;
+}
+
+static sal_status relu_backward(sal_opctx *c) {
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    return SAL_OK;
+}
+
+const sal_op sal_op_Relu = {
+    .name = "Relu", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
+};
+
+/* Copy forward, add backward: shared by every op that only reinterprets the shape. */
+sal_status sal_copy_forward(sal_opctx *c) {
+    size_t bytes = (size_t)sal_tensor_numel(c->in[0]) * sal_dtype_size(c->in[0]->dtype);
+    if (bytes) memcpy(c->out[0]->data, c->in[0]->data, bytes);
+    return SAL_OK;
+}
+
+sal_status sal_copy_backward(sal_opctx *c) {
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) dx[i] += dy[i];
+    return SAL_OK;
+}
+
+static sal_status flatten_infer(sal_opctx *c) {
+    const sal_tensor *x = c->in[0];
+    int64_t axis = sal_attr_int(c->n, "axis", 1);
+    if (axis < 0) axis += x->ndim;
+    if (axis < 0 || axis > x->ndim)
+        return sal_node_fail(c->n, SAL_ERR_ARG, "axis %lld out of range for rank %d",
+                             (long long)sal_attr_int(c->n, "axis", 1), x->ndim);
+    int64_t a = 1, b = 1;
+    for (int i = 0; i < x->ndim; i++) *(i < axis ? &a : &b) *= x->dim[i];
+    sal_tensor *o = c->out[0];
+    o->dtype = x->dtype;
+    o->ndim = 2;
+    o->dim[0] = a;
+    o->dim[1] = b;
+    return SAL_OK;
+}
+
+const sal_op sal_op_Flatten = {
+    .name = "Flatten", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+};
+
+static sal_status identity_infer(sal_opctx *c) {
+    if (!c->in[0]) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input 0 is missing");
+    sal_same_shape(c, 0, 0);
+    if (c->n->nout > 1 && c->out[1])
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "the mask output of Dropout is not supported");
+    return SAL_OK;
+}
+
+const sal_op sal_op_Identity = {
+    .name = "Identity", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+};
+
+/* Inference only: ratio and training_mode inputs are accepted and ignored. */
+const sal_op sal_op_Dropout = {
+    .name = "Dropout", .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 2,
+    .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+};

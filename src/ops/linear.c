@@ -1,0 +1,232 @@
+/* Gemm and MatMul through sgemm. */
+#include "ops.h"
+
+typedef struct {
+    bool ta, tb;
+    float alpha, beta;
+} gemm_p;
+
+static sal_status gemm_init(sal_node *n, const sal_model *g) {
+    (void)g;
+    gemm_p *p = sal_calloc(1, sizeof *p);
+    if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    p->ta = sal_attr_int(n, "transA", 0) != 0;
+    p->tb = sal_attr_int(n, "transB", 0) != 0;
+    p->alpha = sal_attr_float(n, "alpha", 1.0f);
+    p->beta = sal_attr_float(n, "beta", 1.0f);
+    n->p = p;
+    return SAL_OK;
+}
+
+/* M, K, N of op(A) (M,K) times op(B) (K,N) */
+static sal_status gemm_dims(const sal_opctx *c, int64_t *M, int64_t *K, int64_t *N) {
+    const gemm_p *p = c->n->p;
+    SAL_TRY(sal_need_f32(c, 0, 2));
+    SAL_TRY(sal_need_f32(c, 1, 2));
+    const sal_tensor *A = c->in[0], *B = c->in[1];
+    *M = p->ta ? A->dim[1] : A->dim[0];
+    *K = p->ta ? A->dim[0] : A->dim[1];
+    int64_t kb = p->tb ? B->dim[1] : B->dim[0];
+    *N = p->tb ? B->dim[0] : B->dim[1];
+    if (kb != *K) {
+        char a[160], b[160];
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "A %s and B %s do not multiply (transA=%d, transB=%d)",
+                             sal_shape_str(A->ndim, A->dim, a, sizeof a), sal_shape_str(B->ndim, B->dim, b, sizeof b),
+                             p->ta, p->tb);
+    }
+    return SAL_OK;
+}
+
+/* C broadcasts unidirectionally to (M,N): returns strides of its row and column. */
+static sal_status gemm_cstride(const sal_opctx *c, int64_t M, int64_t N, int64_t *rs, int64_t *cs) {
+    const sal_tensor *C = c->in[2];
+    int64_t cm = 1, cn = 1;
+    if (C->ndim == 1) cn = C->dim[0];
+    else if (C->ndim == 2) cm = C->dim[0], cn = C->dim[1];
+    else if (C->ndim != 0) return sal_node_fail(c->n, SAL_ERR_SHAPE, "C must have rank 0, 1 or 2");
+    if ((cm != 1 && cm != M) || (cn != 1 && cn != N))
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "C (%lld,%lld) does not broadcast to (%lld,%lld)",
+                             (long long)cm, (long long)cn, (long long)M, (long long)N);
+    *rs = cm == 1 ? 0 : cn;
+    *cs = cn == 1 ? 0 : 1;
+    return SAL_OK;
+}
+
+static sal_status gemm_infer(sal_opctx *c) {
+    int64_t M, K, N, rs, cs;
+    SAL_TRY(gemm_dims(c, &M, &K, &N));
+    if (c->n->nin > 2 && c->in[2]) {
+        SAL_TRY(sal_need_f32(c, 2, -1));
+        SAL_TRY(gemm_cstride(c, M, N, &rs, &cs));
+    }
+    c->out[0]->dtype = SAL_F32;
+    c->out[0]->ndim = 2;
+    c->out[0]->dim[0] = M;
+    c->out[0]->dim[1] = N;
+    return SAL_OK;
+}
+
+static sal_status gemm_forward(sal_opctx *c) {
+    const gemm_p *p = c->n->p;
+    int64_t M, K, N, rs = 0, cs = 0;
+    SAL_TRY(gemm_dims(c, &M, &K, &N));
+    const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1);
+    float *Y = sal_out_f(c, 0), beta = 0.0f;
+    if (c->n->nin > 2 && c->in[2] && p->beta != 0.0f) {
+        SAL_TRY(gemm_cstride(c, M, N, &rs, &cs));
+        const float *C = sal_in_f(c, 2);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) Y[i * N + j] = p->beta * C[i * rs + j * cs];
+        beta = 1.0f;
+    }
+    sal_sgemm(p->ta, p->tb, (int)M, (int)N, (int)K, p->alpha, A, p->ta ? (int)M : (int)K, B,
+              p->tb ? (int)K : (int)N, beta, Y, (int)N);
+    return SAL_OK;
+}
+
+static sal_status gemm_backward(sal_opctx *c) {
+    const gemm_p *p = c->n->p;
+    int64_t M, K, N, rs = 0, cs = 0;
+    SAL_TRY(gemm_dims(c, &M, &K, &N));
+    if (!c->dout[0]) return SAL_OK;
+    const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
+    int lda = p->ta ? (int)M : (int)K, ldb = p->tb ? (int)K : (int)N;
+    if (c->din[0]) {
+        float *dA = sal_f32(c->din[0]);
+        if (!p->ta) /* dA (M,K) = alpha dY op(B)^T */
+            sal_sgemm(false, !p->tb, (int)M, (int)K, (int)N, p->alpha, dY, (int)N, B, ldb, 1.0f, dA, (int)K);
+        else /* dA (K,M) = alpha op(B) dY^T */
+            sal_sgemm(p->tb, true, (int)K, (int)M, (int)N, p->alpha, B, ldb, dY, (int)N, 1.0f, dA, (int)M);
+    }
+    if (c->din[1]) {
+        float *dB = sal_f32(c->din[1]);
+        if (!p->tb) /* dB (K,N) = alpha op(A)^T dY */
+            sal_sgemm(!p->ta, false, (int)K, (int)N, (int)M, p->alpha, A, lda, dY, (int)N, 1.0f, dB, (int)N);
+        else /* dB (N,K) = alpha dY^T op(A) */
+            sal_sgemm(true, p->ta, (int)N, (int)K, (int)M, p->alpha, dY, (int)N, A, lda, 1.0f, dB, (int)K);
+    }
+    if (c->n->nin > 2 && c->in[2] && c->din[2]) {
+        SAL_TRY(gemm_cstride(c, M, N, &rs, &cs));
+        float *dC = sal_f32(c->din[2]);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) dC[i * rs + j * cs] += p->beta * dY[i * N + j];
+    }
+    return SAL_OK;
+}
+
+const sal_op sal_op_Gemm = {
+    .name = "Gemm", .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
+    .init = gemm_init, .infer = gemm_infer, .forward = gemm_forward, .backward = gemm_backward,
+};
+
+/* ---- MatMul: numpy semantics, batch dimensions broadcast ---- */
+
+typedef struct {
+    int64_t M, K, N, nbatch;
+    int bnd; /* rank of the broadcast batch shape */
+    int64_t bdim[SAL_MAX_DIMS], astr[SAL_MAX_DIMS], bstr[SAL_MAX_DIMS];
+    bool a1, b1; /* operand was 1-D */
+} mm_dims;
+
+static sal_status mm_plan(const sal_opctx *c, mm_dims *d) {
+    SAL_TRY(sal_need_f32(c, 0, -1));
+    SAL_TRY(sal_need_f32(c, 1, -1));
+    const sal_tensor *A = c->in[0], *B = c->in[1];
+    if (A->ndim < 1 || B->ndim < 1) return sal_node_fail(c->n, SAL_ERR_SHAPE, "operands must have rank >= 1");
+    memset(d, 0, sizeof *d);
+    d->a1 = A->ndim == 1;
+    d->b1 = B->ndim == 1;
+    d->M = d->a1 ? 1 : A->dim[A->ndim - 2];
+    d->K = A->dim[A->ndim - 1];
+    int64_t kb = d->b1 ? B->dim[0] : B->dim[B->ndim - 2];
+    d->N = d->b1 ? 1 : B->dim[B->ndim - 1];
+    char a[160], b[160];
+    if (kb != d->K)
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "%s and %s do not multiply", sal_shape_str(A->ndim, A->dim, a, sizeof a),
+                             sal_shape_str(B->ndim, B->dim, b, sizeof b));
+    int ab = d->a1 ? 0 : A->ndim - 2, bb = d->b1 ? 0 : B->ndim - 2;
+    d->bnd = ab > bb ? ab : bb;
+    int64_t as = d->M * d->K, bs = d->K * d->N;
+    for (int i = d->bnd - 1; i >= 0; i--) {
+        int ia = i - (d->bnd - ab), ib = i - (d->bnd - bb);
+        int64_t da = ia >= 0 ? A->dim[ia] : 1, db = ib >= 0 ? B->dim[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "batch dimensions of %s and %s do not broadcast",
+                                 sal_shape_str(A->ndim, A->dim, a, sizeof a), sal_shape_str(B->ndim, B->dim, b, sizeof b));
+        d->bdim[i] = da == 1 ? db : da;
+        d->astr[i] = da == 1 ? 0 : as;
+        d->bstr[i] = db == 1 ? 0 : bs;
+        as *= da;
+        bs *= db;
+    }
+    d->nbatch = 1;
+    for (int i = 0; i < d->bnd; i++) d->nbatch *= d->bdim[i];
+    return SAL_OK;
+}
+
+/* Offsets of batch b into A and B. */
+static void mm_offsets(const mm_dims *d, int64_t b, int64_t *oa, int64_t *ob) {
+    *oa = *ob = 0;
+    for (int i = d->bnd - 1; i >= 0; i--) {
+        int64_t k = b % d->bdim[i];
+        b /= d->bdim[i];
+        *oa += k * d->astr[i];
+        *ob += k * d->bstr[i];
+    }
+}
+
+static sal_status mm_infer(sal_opctx *c) {
+    mm_dims d;
+    SAL_TRY(mm_plan(c, &d));
+    sal_tensor *o = c->out[0];
+    o->dtype = SAL_F32;
+    o->ndim = d.bnd;
+    memcpy(o->dim, d.bdim, sizeof(int64_t) * (size_t)d.bnd);
+    if (!d.a1) o->dim[o->ndim++] = d.M;
+    if (!d.b1) o->dim[o->ndim++] = d.N;
+    return SAL_OK;
+}
+
+static sal_status mm_forward(sal_opctx *c) {
+    mm_dims d;
+    SAL_TRY(mm_plan(c, &d));
+    const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1);
+    float *Y = sal_out_f(c, 0);
+    /* A (batch..., M, K) with a 2-D B: one sgemm over all rows */
+    if (d.bnd > 0 && d.bstr[d.bnd - 1] == 0 && c->in[1]->ndim <= 2 && !d.a1) {
+        sal_sgemm(false, false, (int)(d.nbatch * d.M), (int)d.N, (int)d.K, 1.0f, A, (int)d.K, B, (int)d.N, 0.0f, Y,
+                  (int)d.N);
+        return SAL_OK;
+    }
+    for (int64_t b = 0; b < d.nbatch; b++) {
+        int64_t oa, ob;
+        mm_offsets(&d, b, &oa, &ob);
+        sal_sgemm(false, false, (int)d.M, (int)d.N, (int)d.K, 1.0f, A + oa, (int)d.K, B + ob, (int)d.N, 0.0f,
+                  Y + b * d.M * d.N, (int)d.N);
+    }
+    return SAL_OK;
+}
+
+static sal_status mm_backward(sal_opctx *c) {
+    mm_dims d;
+    SAL_TRY(mm_plan(c, &d));
+    if (!c->dout[0]) return SAL_OK;
+    const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
+    for (int64_t b = 0; b < d.nbatch; b++) {
+        int64_t oa, ob;
+        mm_offsets(&d, b, &oa, &ob);
+        const float *g = dY + b * d.M * d.N;
+        if (c->din[0]) /* dA += dY B^T; broadcast batches accumulate */
+            sal_sgemm(false, true, (int)d.M, (int)d.K, (int)d.N, 1.0f, g, (int)d.N, B + ob, (int)d.N, 1.0f,
+                      sal_f32(c->din[0]) + oa, (int)d.K);
+        if (c->din[1]) /* dB += A^T dY */
+            sal_sgemm(true, false, (int)d.K, (int)d.N, (int)d.M, 1.0f, A + oa, (int)d.K, g, (int)d.N, 1.0f,
+                      sal_f32(c->din[1]) + ob, (int)d.N);
+    }
+    return SAL_OK;
+}
+
+const sal_op sal_op_MatMul = {
+    .name = "MatMul", .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
+    .infer = mm_infer, .forward = mm_forward, .backward = mm_backward,
+};

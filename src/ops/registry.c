@@ -1,0 +1,85 @@
+/* The op table, built from oplist.h, and helpers shared by op files. */
+#include "ops.h"
+#include <stdarg.h>
+
+#define SAL_OP(X) extern const sal_op sal_op_##X;
+#include "oplist.h"
+#undef SAL_OP
+
+static const sal_op *const k_ops[] = {
+#define SAL_OP(X) &sal_op_##X,
+#include "oplist.h"
+#undef SAL_OP
+    NULL,
+};
+
+const sal_op *const *sal_op_all(void) { return k_ops; }
+
+const sal_op *sal_op_lookup(const char *name) {
+    for (int i = 0; k_ops[i]; i++)
+        if (!strcmp(k_ops[i]->name, name)) return k_ops[i];
+    return NULL;
+}
+
+sal_status sal_node_fail(const sal_node *n, sal_status st, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sal_fail(st, "node '%s' (%s): %s", n->name, n->op_type, msg);
+}
+
+void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes) {
+    SAL_ASSERT(slot >= 0 && slot < SAL_SCRATCH_SLOTS);
+    if (ws->cap[slot] < bytes) {
+        void *p = sal_malloc(bytes);
+        if (!p) {
+            sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes of scratch memory", bytes);
+            return NULL;
+        }
+        sal_free(ws->buf[slot]);
+        ws->buf[slot] = p;
+        ws->cap[slot] = bytes;
+    }
+    return ws->buf[slot];
+}
+
+void sal_scratch_free(sal_scratch *ws) {
+    for (int i = 0; i < SAL_SCRATCH_SLOTS; i++) sal_free(ws->buf[i]);
+    memset(ws, 0, sizeof *ws);
+}
+
+sal_status sal_need_f32(const sal_opctx *c, int i, int rank) {
+    const sal_tensor *t = c->in[i];
+    if (!t) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input %d is missing", i);
+    if (t->dtype != SAL_F32)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input %d has data type %d; only float32 is supported", i,
+                             (int)t->dtype);
+    if (rank >= 0 && t->ndim != rank) {
+        char b[160];
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "input %d has shape %s; expected rank %d", i,
+                             sal_shape_str(t->ndim, t->dim, b, sizeof b), rank);
+    }
+    return SAL_OK;
+}
+
+void sal_same_shape(sal_opctx *c, int i, int j) {
+    sal_tensor *o = c->out[i];
+    const sal_tensor *x = c->in[j];
+    o->dtype = x->dtype;
+    o->ndim = x->ndim;
+    memcpy(o->dim, x->dim, sizeof o->dim);
+}
+
+bool sal_broadcast_shape(const sal_tensor *a, const sal_tensor *b, int *ndim, int64_t *dim) {
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < n; i++) {
+        int ia = i - (n - a->ndim), ib = i - (n - b->ndim);
+        int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        dim[i] = da == 1 ? db : da;
+    }
+    *ndim = n;
+    return true;
+}
