@@ -81,8 +81,9 @@ test: deps data all
 demo: deps data all
 	@BUILD=$(BUILD) scripts/demo.sh
 
-bench: all
-	$(BUILD)/bench/bench
+bench: deps all
+	$(PY) bench/models.py $(BUILD)/bench/models
+	$(BUILD)/bench/bench $(BUILD)/bench/models
 
 clean:
 	rm -rf $(BUILD)

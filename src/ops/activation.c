@@ -1,0 +1,171 @@
+/* Pointwise activations: LeakyRelu, Sigmoid, Tanh, Clip. */
+#include "ops.h"
+#include <float.h>
+#include <math.h>
+
+#define PAR_MIN 65536 /* below this many elements threads cost more than they save */
+
+static sal_status unary_infer(sal_opctx *c) {
+    SAL_TRY(sal_need_f32(c, 0, -1));
+    sal_same_shape(c, 0, 0);
+    return SAL_OK;
+}
+
+/* ---- LeakyRelu ---- */
+
+static sal_status leaky_forward(sal_opctx *c) {
+    float alpha = sal_attr_float(c->n, "alpha", 0.01f);
+    const float *x = sal_in_f(c, 0);
+    float *y = sal_out_f(c, 0);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+    return SAL_OK;
+}
+
+static sal_status leaky_backward(sal_opctx *c) {
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    float alpha = sal_attr_float(c->n, "alpha", 0.01f);
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : alpha * dy[i];
+    return SAL_OK;
+}
+
+const sal_op sal_op_LeakyRelu = {
+    .name = "LeakyRelu", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .infer = unary_infer, .forward = leaky_forward, .backward = leaky_backward,
+};
+
+/* ---- Sigmoid and Tanh: the gradient comes from the output ---- */
+
+static sal_status sigmoid_forward(sal_opctx *c) {
+    const float *x = sal_in_f(c, 0);
+    float *y = sal_out_f(c, 0);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        /* exp of a non-positive number only: no overflow for large |x| */
+        if (x[i] >= 0.0f) {
+            y[i] = 1.0f / (1.0f + expf(-x[i]));
+        } else {
+            float e = expf(x[i]);
+            y[i] = e / (1.0f + e);
+        }
+    }
+    return SAL_OK;
+}
+
+static sal_status sigmoid_backward(sal_opctx *c) {
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+    return SAL_OK;
+}
+
+const sal_op sal_op_Sigmoid = {
+    .name = "Sigmoid", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .infer = unary_infer, .forward = sigmoid_forward, .backward = sigmoid_backward,
+};
+
+static sal_status tanh_forward(sal_opctx *c) {
+    const float *x = sal_in_f(c, 0);
+    float *y = sal_out_f(c, 0);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    return SAL_OK;
+}
+
+static sal_status tanh_backward(sal_opctx *c) {
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+    return SAL_OK;
+}
+
+const sal_op sal_op_Tanh = {
+    .name = "Tanh", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .infer = unary_infer, .forward = tanh_forward, .backward = tanh_backward,
+};
+
+/* ---- Clip: bounds are attributes before opset 11, optional scalar inputs from opset 11 ---- */
+
+static sal_status clip_bound(const sal_opctx *c, int i, float def, float *v) {
+    *v = def;
+    if (c->g->opset < 11) {
+        *v = sal_attr_float(c->n, i == 1 ? "min" : "max", def);
+        return SAL_OK;
+    }
+    if (c->n->nin <= i || !c->in[i]) return SAL_OK;
+    SAL_TRY(sal_need_f32(c, i, -1));
+    if (sal_tensor_numel(c->in[i]) != 1)
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "%s must be a scalar", i == 1 ? "min" : "max");
+    *v = sal_in_f(c, i)[0];
+    return SAL_OK;
+}
+
+static sal_status clip_infer(sal_opctx *c) {
+    float lo, hi;
+    SAL_TRY(sal_need_f32(c, 0, -1));
+    SAL_TRY(clip_bound(c, 1, -FLT_MAX, &lo));
+    SAL_TRY(clip_bound(c, 2, FLT_MAX, &hi));
+    sal_same_shape(c, 0, 0);
+    return SAL_OK;
+}
+
+static sal_status clip_forward(sal_opctx *c) {
+    float lo, hi;
+    SAL_TRY(clip_bound(c, 1, -FLT_MAX, &lo));
+    SAL_TRY(clip_bound(c, 2, FLT_MAX, &hi));
+    const float *x = sal_in_f(c, 0);
+    float *y = sal_out_f(c, 0);
+    int64_t n = sal_tensor_numel(c->in[0]);
+    /* min(max(x, lo), hi) as in numpy.clip: hi wins when lo > hi */
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] < lo ? lo : x[i];
+        y[i] = v > hi ? hi : v;
+    }
+    return SAL_OK;
+}
+
+/* The gradient goes to x strictly inside (lo, hi), else to the bound that produced the output. */
+static sal_status clip_backward(sal_opctx *c) {
+    if (!c->dout[0]) return SAL_OK;
+    float lo, hi;
+    SAL_TRY(clip_bound(c, 1, -FLT_MAX, &lo));
+    SAL_TRY(clip_bound(c, 2, FLT_MAX, &hi));
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL;
+    bool inputs = c->g->opset >= 11;
+    float *dlo = inputs && c->n->nin > 1 && c->din[1] ? sal_f32(c->din[1]) : NULL;
+    float *dhi = inputs && c->n->nin > 2 && c->din[2] ? sal_f32(c->din[2]) : NULL;
+    double glo = 0, ghi = 0;
+    int64_t n = sal_tensor_numel(c->in[0]);
+    for (int64_t i = 0; i < n; i++) {
+        if (x[i] > lo && x[i] < hi) {
+            if (dx) dx[i] += dy[i];
+        } else if (x[i] <= lo && lo < hi) {
+            glo += dy[i];
+        } else {
+            ghi += dy[i];
+        }
+    }
+    if (dlo) dlo[0] += (float)glo;
+    if (dhi) dhi[0] += (float)ghi;
+    return SAL_OK;
+}
+
+const sal_op sal_op_Clip = {
+    .name = "Clip", .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 1,
+    .infer = clip_infer, .forward = clip_forward, .backward = clip_backward,
+};

@@ -1,0 +1,382 @@
+/* Conv (1-D to 3-D; strides, pads, dilations, groups, auto_pad) by im2col + sgemm.
+ *
+ * Per sample n and group g the output is one matrix product
+ *     Y[n,g] (Mg, P) = W[g] (Mg, Kc) x col (Kc, P),   Kc = Cg * kernel size, P = output positions,
+ * where col gathers the input under every kernel tap. col is built a chunk of output rows at a time
+ * so that the buffer stays a few MB (VGG's first layers would need 100+ MB per sample otherwise).
+ * Backward reuses the same pieces: dW[g] += dY[n,g] col^T, and dX by scattering W[g]^T dY[n,g]
+ * back through the taps (col2im).
+ * Parallelism: with at least as many (sample, group) items as threads, each thread takes whole items
+ * and sgemm runs single-threaded inside the parallel region; otherwise items run one after the
+ * other and sgemm uses every thread itself.
+ * Groups of one input channel (depthwise convolutions) use direct loops: their products are too thin
+ * for sgemm to pay. */
+#include "window.h"
+#include <limits.h>
+#include <omp.h>
+
+/* Floats in one thread's column buffer: large enough for sgemm to run at full speed, small enough
+ * to stay in cache between im2col and the product. */
+#define COL_CHUNK (1 << 20)
+
+typedef struct {
+    sal_win_attr wa;
+    int64_t group;
+} conv_p;
+
+/* What one call needs, derived from the input shapes. */
+typedef struct {
+    sal_win w;
+    int64_t N, C, M, G, Cg, Mg, Kc;
+    int64_t rows, rc; /* output rows (OD*OH) and rows per column chunk */
+    int64_t colsz;    /* floats of one column buffer */
+    bool one;         /* 1x1, stride 1, no padding: X[n,g] (Cg, P) is its own column matrix */
+    bool direct;      /* one input channel per group and several groups: direct loops */
+} conv_geom;
+
+static sal_status conv_init(sal_node *n, const sal_model *g) {
+    (void)g;
+    conv_p *p = sal_calloc(1, sizeof *p);
+    if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    n->p = p;
+    SAL_TRY(sal_win_parse(n, false, false, &p->wa));
+    p->group = sal_attr_int(n, "group", 1);
+    if (p->group < 1) return sal_node_fail(n, SAL_ERR_FORMAT, "group must be positive, got %lld", (long long)p->group);
+    return SAL_OK;
+}
+
+static sal_status conv_plan(const sal_opctx *c, conv_geom *q) {
+    const conv_p *p = c->n->p;
+    SAL_TRY(sal_need_f32(c, 0, -1));
+    const sal_tensor *X = c->in[0];
+    if (X->ndim < 3 || X->ndim > 5) {
+        char b[160];
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input X has shape %s; expected (N, C, L), (N, C, H, W) or (N, C, D, H, W)",
+                             sal_shape_str(X->ndim, X->dim, b, sizeof b));
+    }
+    SAL_TRY(sal_need_f32(c, 1, X->ndim));
+    const sal_tensor *W = c->in[1];
+    memset(q, 0, sizeof *q);
+    q->N = X->dim[0], q->C = X->dim[1], q->M = W->dim[0], q->G = p->group;
+    if (q->C % q->G || q->M % q->G || W->dim[1] * q->G != q->C) {
+        char a[160], b[160];
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "X %s and W %s do not fit group = %lld",
+                             sal_shape_str(X->ndim, X->dim, a, sizeof a), sal_shape_str(W->ndim, W->dim, b, sizeof b),
+                             (long long)q->G);
+    }
+    q->Cg = q->C / q->G, q->Mg = q->M / q->G;
+    if (c->n->nin > 2 && c->in[2]) {
+        SAL_TRY(sal_need_f32(c, 2, 1));
+        if (c->in[2]->dim[0] != q->M)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "bias has %lld entries for %lld output channels",
+                                 (long long)c->in[2]->dim[0], (long long)q->M);
+    }
+    sal_win *w = &q->w;
+    SAL_TRY(sal_win_plan(c->n, &p->wa, X->ndim - 2, X->dim + 2, W->dim + 2, w));
+    q->Kc = q->Cg * w->k_sz;
+    q->rows = w->out[0] * w->out[1];
+    if (q->Kc > INT_MAX || w->out_sz > INT_MAX || q->M > INT_MAX || q->Kc * w->out[2] > INT_MAX)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "convolution too large for 32-bit matrix sizes");
+    q->one = w->k_sz == 1;
+    for (int j = 0; j < 3; j++) q->one &= w->s[j] == 1 && w->pb[j] == 0 && w->pe[j] == 0;
+    q->direct = q->Cg == 1 && q->G > 1;
+    int64_t rowf = q->Kc * w->out[2];
+    q->rc = rowf > 0 ? COL_CHUNK / rowf : q->rows;
+    if (q->rc < 1) q->rc = 1;
+    if (q->rc > q->rows) q->rc = q->rows;
+    q->colsz = q->one || q->direct ? 0 : q->rc * rowf;
+    return SAL_OK;
+}
+
+static sal_status conv_infer(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(conv_plan(c, &q));
+    sal_tensor *o = c->out[0];
+    o->dtype = SAL_F32;
+    o->ndim = c->in[0]->ndim;
+    o->dim[0] = q.N;
+    o->dim[1] = q.M;
+    for (int i = 0; i < q.w.nsp; i++) o->dim[2 + i] = q.w.out[3 - q.w.nsp + i];
+    return SAL_OK;
+}
+
+/* Decomposes kernel tap k into per-dimension offsets: input position = out * s + off. */
+static void tap_offsets(const sal_win *w, int64_t k, int64_t off[3]) {
+    int64_t t[3] = {k / (w->k[1] * w->k[2]), k / w->k[2] % w->k[1], k % w->k[2]};
+    for (int j = 0; j < 3; j++) off[j] = t[j] * w->d[j] - w->pb[j];
+}
+
+/* col (Kc, (r1-r0)*OW) = the inputs x (Cg, D, H, W) under each tap for output rows [r0, r1); rows of
+ * col are (channel, tap), zero where the tap falls in the padding. */
+static void im2col(const sal_win *w, const float *x, int64_t Cg, int64_t r0, int64_t r1, float *col, bool par) {
+    const int64_t OH = w->out[1], OW = w->out[2], pc = (r1 - r0) * OW, KS = w->k_sz;
+    (void)par; /* only read by OpenMP */
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t ck = 0; ck < Cg * KS; ck++) {
+        int64_t off[3], lo[3], hi[3];
+        tap_offsets(w, ck % KS, off);
+        for (int j = 0; j < 3; j++) sal_win_range(off[j], w->s[j], w->out[j], w->in[j], &lo[j], &hi[j]);
+        const float *xc = x + ck / KS * w->in_sz;
+        const int64_t sw = w->s[2];
+        float *dst = col + ck * pc;
+        for (int64_t r = r0; r < r1; r++, dst += OW) {
+            int64_t od = r / OH, oh = r % OH;
+            if (od < lo[0] || od >= hi[0] || oh < lo[1] || oh >= hi[1] || lo[2] >= hi[2]) {
+                memset(dst, 0, sizeof *dst * (size_t)OW);
+                continue;
+            }
+            const float *xr = xc + ((od * w->s[0] + off[0]) * w->in[1] + oh * w->s[1] + off[1]) * w->in[2] + off[2];
+            for (int64_t o = 0; o < lo[2]; o++) dst[o] = 0.0f;
+            if (sw == 1) memcpy(dst + lo[2], xr + lo[2], sizeof *dst * (size_t)(hi[2] - lo[2]));
+            else
+                for (int64_t o = lo[2]; o < hi[2]; o++) dst[o] = xr[o * sw];
+            for (int64_t o = hi[2]; o < OW; o++) dst[o] = 0.0f;
+        }
+    }
+}
+
+/* The adjoint of im2col: dx (Cg, D, H, W) += col scattered back through the taps. Threads split
+ * channels, as taps of one channel overlap. */
+static void col2im(const sal_win *w, const float *col, int64_t Cg, int64_t r0, int64_t r1, float *dx, bool par) {
+    const int64_t OH = w->out[1], OW = w->out[2], pc = (r1 - r0) * OW, KS = w->k_sz;
+    (void)par; /* only read by OpenMP */
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t ch = 0; ch < Cg; ch++) {
+        float *dxc = dx + ch * w->in_sz;
+        for (int64_t k = 0; k < KS; k++) {
+            int64_t off[3], lo[3], hi[3];
+            tap_offsets(w, k, off);
+            for (int j = 0; j < 3; j++) sal_win_range(off[j], w->s[j], w->out[j], w->in[j], &lo[j], &hi[j]);
+            const int64_t sw = w->s[2];
+            const float *src = col + (ch * KS + k) * pc;
+            for (int64_t r = r0; r < r1; r++, src += OW) {
+                int64_t od = r / OH, oh = r % OH;
+                if (od < lo[0] || od >= hi[0] || oh < lo[1] || oh >= hi[1]) continue;
+                float *xr = dxc + ((od * w->s[0] + off[0]) * w->in[1] + oh * w->s[1] + off[1]) * w->in[2] + off[2];
+                for (int64_t o = lo[2]; o < hi[2]; o++) xr[o * sw] += src[o];
+            }
+        }
+    }
+}
+
+/* Y[n,g] = W[g] X[n,g] for one (sample, group) item; col: this thread's buffer. */
+static void fwd_item(const conv_geom *q, const float *X, const float *Wt, float *Y, int64_t n, int64_t g,
+                     float *col, bool par) {
+    const sal_win *w = &q->w;
+    const int64_t P = w->out_sz, OW = w->out[2];
+    const float *x = X + (n * q->C + g * q->Cg) * w->in_sz; // (Cg, D, H, W)
+    const float *wg = Wt + g * q->Mg * q->Kc;              // (Mg, Kc)
+    float *y = Y + (n * q->M + g * q->Mg) * P;             // (Mg, P)
+    if (q->one) {
+        sal_sgemm(false, false, (int)q->Mg, (int)P, (int)q->Kc, 1.0f, wg, (int)q->Kc, x, (int)P, 0.0f, y, (int)P);
+        return;
+    }
+    for (int64_t r0 = 0; r0 < q->rows; r0 += q->rc) {
+        int64_t r1 = r0 + q->rc < q->rows ? r0 + q->rc : q->rows, pc = (r1 - r0) * OW;
+        im2col(w, x, q->Cg, r0, r1, col, par);
+        sal_sgemm(false, false, (int)q->Mg, (int)pc, (int)q->Kc, 1.0f, wg, (int)q->Kc, col, (int)pc, 0.0f,
+                  y + r0 * OW, (int)P);
+    }
+}
+
+/* dW[g] += dY[n,g] col^T and dX[n,g] += col2im(W[g]^T dY[n,g]) for one item; dw or dX may be NULL. */
+static void bwd_item(const conv_geom *q, const float *X, const float *Wt, const float *dY, float *dX, float *dW,
+                     int64_t n, int64_t g, float *col, bool par) {
+    const sal_win *w = &q->w;
+    const int64_t P = w->out_sz, OW = w->out[2];
+    const int Mg = (int)q->Mg, Kc = (int)q->Kc;
+    const float *x = X + (n * q->C + g * q->Cg) * w->in_sz; // (Cg, D, H, W)
+    const float *wg = Wt + g * q->Mg * q->Kc;              // (Mg, Kc)
+    const float *dy = dY + (n * q->M + g * q->Mg) * P;     // (Mg, P)
+    float *dx = dX ? dX + (n * q->C + g * q->Cg) * w->in_sz : NULL;
+    float *dw = dW ? dW + g * q->Mg * q->Kc : NULL;
+    if (q->one) {
+        if (dw) sal_sgemm(false, true, Mg, Kc, (int)P, 1.0f, dy, (int)P, x, (int)P, 1.0f, dw, Kc);
+        if (dx) sal_sgemm(true, false, Kc, (int)P, Mg, 1.0f, wg, Kc, dy, (int)P, 1.0f, dx, (int)P);
+        return;
+    }
+    for (int64_t r0 = 0; r0 < q->rows; r0 += q->rc) {
+        int64_t r1 = r0 + q->rc < q->rows ? r0 + q->rc : q->rows;
+        int pc = (int)((r1 - r0) * OW);
+        if (dw) {
+            im2col(w, x, q->Cg, r0, r1, col, par);
+            sal_sgemm(false, true, Mg, Kc, pc, 1.0f, dy + r0 * OW, (int)P, col, pc, 1.0f, dw, Kc);
+        }
+        if (dx) {
+            sal_sgemm(true, false, Kc, pc, Mg, 1.0f, wg, Kc, dy + r0 * OW, (int)P, 0.0f, col, pc);
+            col2im(w, col, q->Cg, r0, r1, dx, par);
+        }
+    }
+}
+
+/* ---- direct loops for groups of one input channel (depthwise) ----
+ * Each tap is one shifted multiply-add over the output rows it reaches. */
+
+typedef struct {
+    int64_t off[3], lo[3], hi[3];
+} tap_span;
+
+static void tap_span_of(const sal_win *w, int64_t k, tap_span *t) {
+    tap_offsets(w, k, t->off);
+    for (int j = 0; j < 3; j++) sal_win_range(t->off[j], w->s[j], w->out[j], w->in[j], &t->lo[j], &t->hi[j]);
+}
+
+/* Offset of output row (od, oh)'s first input under tap t (may be negative: only [lo, hi) is read). */
+static inline int64_t tap_row(const sal_win *w, const tap_span *t, int64_t od, int64_t oh) {
+    return ((od * w->s[0] + t->off[0]) * w->in[1] + oh * w->s[1] + t->off[1]) * w->in[2] + t->off[2];
+}
+
+/* y (P) += w_m (KS) correlated with x (D, H, W) */
+static void direct_fwd(const sal_win *w, const float *x, const float *wm, float *y) {
+    const int64_t OH = w->out[1], OW = w->out[2], sw = w->s[2];
+    for (int64_t k = 0; k < w->k_sz; k++) {
+        tap_span t;
+        tap_span_of(w, k, &t);
+        const float wv = wm[k];
+        for (int64_t od = t.lo[0]; od < t.hi[0]; od++)
+            for (int64_t oh = t.lo[1]; oh < t.hi[1]; oh++) {
+                const float *xr = x + tap_row(w, &t, od, oh);
+                float *yr = y + (od * OH + oh) * OW;
+                for (int64_t o = t.lo[2]; o < t.hi[2]; o++) yr[o] += wv * xr[o * sw];
+            }
+    }
+}
+
+/* dx (D, H, W) += taps of w_m (KS) applied to dy (P); dw_m (KS) += dy correlated with x. Either may be NULL. */
+static void direct_bwd(const sal_win *w, const float *x, const float *wm, const float *dy, float *dx, float *dwm) {
+    const int64_t OH = w->out[1], OW = w->out[2], sw = w->s[2];
+    for (int64_t k = 0; k < w->k_sz; k++) {
+        tap_span t;
+        tap_span_of(w, k, &t);
+        const float wv = wm[k];
+        float acc = 0.0f;
+        for (int64_t od = t.lo[0]; od < t.hi[0]; od++)
+            for (int64_t oh = t.lo[1]; oh < t.hi[1]; oh++) {
+                int64_t xo = tap_row(w, &t, od, oh);
+                const float *dyr = dy + (od * OH + oh) * OW;
+                if (dx)
+                    for (int64_t o = t.lo[2]; o < t.hi[2]; o++) dx[xo + o * sw] += wv * dyr[o];
+                if (dwm)
+                    for (int64_t o = t.lo[2]; o < t.hi[2]; o++) acc += dyr[o] * x[xo + o * sw];
+            }
+        if (dwm) dwm[k] += acc;
+    }
+}
+
+static sal_status conv_forward(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(conv_plan(c, &q));
+    const sal_win *w = &q.w;
+    const float *X = sal_in_f(c, 0), *Wt = sal_in_f(c, 1);
+    const float *B = c->n->nin > 2 && c->in[2] ? sal_in_f(c, 2) : NULL;
+    float *Y = sal_out_f(c, 0); // (N, M, P), zeroed
+    const int64_t P = w->out_sz, work = q.N * q.M * P * q.Kc;
+    (void)work; /* only read by OpenMP */
+    if (q.direct) {
+#pragma omp parallel for schedule(static) if (work > 100000)
+        for (int64_t it = 0; it < q.N * q.M; it++) {
+            int64_t n = it / q.M, m = it % q.M;
+            direct_fwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, Y + it * P);
+        }
+    } else {
+        int nt = omp_get_max_threads();
+        int64_t items = q.N * q.G;
+        bool bpar = nt > 1 && items >= nt;
+        float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(bpar ? nt : 1)) : NULL;
+        if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
+        if (bpar) {
+#pragma omp parallel for schedule(static)
+            for (int64_t it = 0; it < items; it++)
+                fwd_item(&q, X, Wt, Y, it / q.G, it % q.G, col ? col + omp_get_thread_num() * q.colsz : NULL, false);
+        } else {
+            for (int64_t it = 0; it < items; it++) fwd_item(&q, X, Wt, Y, it / q.G, it % q.G, col, nt > 1);
+        }
+    }
+    if (B) {
+#pragma omp parallel for schedule(static) if (q.N * q.M * P > 65536)
+        for (int64_t it = 0; it < q.N * q.M; it++) {
+            float *y = Y + it * P, b = B[it % q.M];
+            for (int64_t i = 0; i < P; i++) y[i] += b;
+        }
+    }
+    return SAL_OK;
+}
+
+static sal_status conv_backward(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(conv_plan(c, &q));
+    if (!c->dout[0]) return SAL_OK;
+    const sal_win *w = &q.w;
+    const float *X = sal_in_f(c, 0), *Wt = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
+    float *dX = c->din[0] ? sal_f32(c->din[0]) : NULL, *dW = c->din[1] ? sal_f32(c->din[1]) : NULL;
+    float *dB = c->n->nin > 2 && c->in[2] && c->din[2] ? sal_f32(c->din[2]) : NULL;
+    const int64_t P = w->out_sz, wsz = q.M * q.Kc;
+    if (dB) {
+#pragma omp parallel for schedule(static) if (q.N * q.M * P > 65536)
+        for (int64_t m = 0; m < q.M; m++) {
+            float acc = 0.0f;
+            for (int64_t n = 0; n < q.N; n++) {
+                const float *dy = dY + (n * q.M + m) * P;
+                for (int64_t i = 0; i < P; i++) acc += dy[i];
+            }
+            dB[m] += acc;
+        }
+    }
+    if (!dX && !dW) return SAL_OK;
+    if (q.direct) {
+        const int64_t work = q.N * q.M * P * q.Kc;
+        (void)work; /* only read by OpenMP */
+        if (dX) { /* items (n, g) own disjoint slices of dX */
+#pragma omp parallel for schedule(static) if (work > 100000)
+            for (int64_t it = 0; it < q.N * q.G; it++) {
+                int64_t n = it / q.G, g = it % q.G;
+                for (int64_t m = g * q.Mg; m < (g + 1) * q.Mg; m++)
+                    direct_bwd(w, NULL, Wt + m * w->k_sz, dY + (n * q.M + m) * P, dX + it * w->in_sz, NULL);
+            }
+        }
+        if (dW) { /* output channels own disjoint rows of dW */
+#pragma omp parallel for schedule(static) if (work > 100000)
+            for (int64_t m = 0; m < q.M; m++)
+                for (int64_t n = 0; n < q.N; n++)
+                    direct_bwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, dY + (n * q.M + m) * P, NULL,
+                               dW + m * w->k_sz);
+        }
+        return SAL_OK;
+    }
+    int nt = omp_get_max_threads();
+    int64_t items = q.N * q.G;
+    bool bpar = nt > 1 && items >= nt;
+    int nbuf = bpar ? nt : 1;
+    float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)nbuf) : NULL;
+    if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
+    if (!bpar) {
+        for (int64_t it = 0; it < items; it++) bwd_item(&q, X, Wt, dY, dX, dW, it / q.G, it % q.G, col, nt > 1);
+        return SAL_OK;
+    }
+    /* each thread sums its share of dW privately; the sums are added to dW at the end */
+    float *dwt = dW ? sal_scratch_get(c->ws, 1, sizeof(float) * (size_t)wsz * (size_t)nt) : NULL;
+    if (dW && !dwt) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num();
+        float *mine = dwt ? dwt + (int64_t)t * wsz : NULL;
+        if (mine) memset(mine, 0, sizeof(float) * (size_t)wsz);
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < items; it++)
+            bwd_item(&q, X, Wt, dY, dX, mine, it / q.G, it % q.G, col ? col + t * q.colsz : NULL, false);
+        if (dW) {
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < wsz; i++) {
+                float s = 0.0f; /* the team may be smaller than nt: only its buffers were zeroed */
+                for (int k = 0; k < omp_get_num_threads(); k++) s += dwt[(int64_t)k * wsz + i];
+                dW[i] += s;
+            }
+        }
+    }
+    return SAL_OK;
+}
+
+const sal_op sal_op_Conv = {
+    .name = "Conv", .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
+    .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
+};

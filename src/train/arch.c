@@ -1,0 +1,94 @@
+/* Built-in architectures, initialised from a seed: the Kindermans et al. MLP and a small CNN. */
+#include "graph/graph.h"
+#include <math.h>
+
+/* He-normal weights (ReLU nets), zero biases: a constant named `name`. */
+static sal_status add_weight(sal_model *g, sal_rng *r, const char *name, int ndim, const int64_t *dim,
+                             int64_t fan_in) {
+    sal_tensor t = {0};
+    SAL_TRY(sal_tensor_alloc(&t, SAL_F32, ndim, dim));
+    float *p = sal_f32(&t), sd = fan_in ? sqrtf(2.0f / (float)fan_in) : 0.0f;
+    for (int64_t i = 0, n = sal_tensor_numel(&t); i < n; i++) p[i] = sd * (float)sal_rng_normal(r);
+    return sal_graph_add_const(g, name, &t);
+}
+
+static sal_status dense(sal_model *g, sal_rng *r, const char *in, const char *out, int64_t nin, int64_t nout,
+                        int layer) {
+    char w[32], b[32], node[32];
+    snprintf(w, sizeof w, "fc%d.weight", layer);
+    snprintf(b, sizeof b, "fc%d.bias", layer);
+    snprintf(node, sizeof node, "fc%d", layer);
+    SAL_TRY(add_weight(g, r, w, 2, (int64_t[]){nout, nin}, nin));
+    SAL_TRY(add_weight(g, r, b, 1, (int64_t[]){nout}, 0));
+    sal_attr at[1] = {sal_attr_make_int("transB", 1)};
+    return sal_graph_add_node(g, "Gemm", node, 3, (const char *[]){in, w, b}, 1, (const char *[]){out}, 1, at);
+}
+
+static sal_status conv(sal_model *g, sal_rng *r, const char *in, const char *out, int64_t cin, int64_t cout,
+                       int layer) {
+    char w[32], b[32], node[32];
+    snprintf(w, sizeof w, "conv%d.weight", layer);
+    snprintf(b, sizeof b, "conv%d.bias", layer);
+    snprintf(node, sizeof node, "conv%d", layer);
+    SAL_TRY(add_weight(g, r, w, 4, (int64_t[]){cout, cin, 3, 3}, cin * 9));
+    SAL_TRY(add_weight(g, r, b, 1, (int64_t[]){cout}, 0));
+    sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){3, 3}),
+                      sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    return sal_graph_add_node(g, "Conv", node, 3, (const char *[]){in, w, b}, 1, (const char *[]){out}, 2, at);
+}
+
+static sal_status unary(sal_model *g, const char *op, const char *name, const char *in, const char *out) {
+    return sal_graph_add_node(g, op, name, 1, (const char *[]){in}, 1, (const char *[]){out}, 0, NULL);
+}
+
+static sal_status maxpool(sal_model *g, const char *name, const char *in, const char *out) {
+    sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    return sal_graph_add_node(g, "MaxPool", name, 1, (const char *[]){in}, 1, (const char *[]){out}, 2, at);
+}
+
+static sal_status build_mlp(sal_model *g, sal_rng *r, int nclasses) {
+    SAL_TRY(unary(g, "Flatten", "flatten", "input", "flat"));
+    SAL_TRY(dense(g, r, "flat", "h1", 784, 1024, 1));
+    SAL_TRY(unary(g, "Relu", "relu1", "h1", "a1"));
+    SAL_TRY(dense(g, r, "a1", "h2", 1024, 1024, 2));
+    SAL_TRY(unary(g, "Relu", "relu2", "h2", "a2"));
+    SAL_TRY(dense(g, r, "a2", "h3", 1024, 1024, 3));
+    SAL_TRY(unary(g, "Relu", "relu3", "h3", "a3"));
+    return dense(g, r, "a3", "logits", 1024, nclasses, 4);
+}
+
+/* conv3x3(32)-relu-pool, conv3x3(64)-relu-pool, dense 128, dense classes: about 0.4M parameters. */
+static sal_status build_cnn(sal_model *g, sal_rng *r, int nclasses) {
+    SAL_TRY(conv(g, r, "input", "c1", 1, 32, 1));
+    SAL_TRY(unary(g, "Relu", "relu1", "c1", "a1"));
+    SAL_TRY(maxpool(g, "pool1", "a1", "p1"));
+    SAL_TRY(conv(g, r, "p1", "c2", 32, 64, 2));
+    SAL_TRY(unary(g, "Relu", "relu2", "c2", "a2"));
+    SAL_TRY(maxpool(g, "pool2", "a2", "p2"));
+    SAL_TRY(unary(g, "Flatten", "flatten", "p2", "flat"));
+    SAL_TRY(dense(g, r, "flat", "h3", 64 * 7 * 7, 128, 3));
+    SAL_TRY(unary(g, "Relu", "relu3", "h3", "a3"));
+    return dense(g, r, "a3", "logits", 128, nclasses, 4);
+}
+
+sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_model **out) {
+    *out = NULL;
+    if (nclasses < 1 || nclasses > 100000) return sal_fail(SAL_ERR_ARG, "number of classes %d out of range", nclasses);
+    bool mlp = !strcmp(arch, "mlp"), cnn = !strcmp(arch, "cnn");
+    if (!mlp && !cnn) return sal_fail(SAL_ERR_ARG, "unknown architecture '%s' (known: mlp, cnn)", arch);
+    sal_model *g;
+    sal_rng r;
+    sal_rng_seed(&r, seed);
+    SAL_TRY(sal_graph_create(NULL, &g));
+    sal_status st = sal_graph_add_input(g, "input", SAL_F32, 4, (int64_t[]){-1, 1, 28, 28});
+    if (st == SAL_OK) st = mlp ? build_mlp(g, &r, nclasses) : build_cnn(g, &r, nclasses);
+    if (st == SAL_OK) st = sal_graph_add_output(g, "logits");
+    if (st == SAL_OK) st = sal_graph_finalize(g);
+    if (st != SAL_OK) {
+        sal_model_free(g);
+        return st;
+    }
+    *out = g;
+    return SAL_OK;
+}
