@@ -13,10 +13,6 @@ ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
-ifeq ($(findstring clang,$(CC)),clang)
-# clang's own OpenMP runtime would fight OpenBLAS's libgomp for the cores: use libgomp too.
-CFLAGS := $(filter-out -fopenmp,$(CFLAGS)) -fopenmp=libgomp
-endif
 LDFLAGS += -fopenmp
 
 LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))

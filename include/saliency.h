@@ -63,6 +63,9 @@ sal_status sal_npy_read(const char *path, sal_tensor *out /* OUT */);
 /* Writes to a temporary file in the same folder, then renames: never leaves a partial file. */
 sal_status sal_npy_write(const char *path, const sal_tensor *t);
 
+/* Writes bytes to path atomically (temporary file in the same folder, then rename). */
+sal_status sal_write_file(const char *path, const void *data, size_t len);
+
 /* ---- data sets ----------------------------------------------------------------------------- */
 
 /* IDX files (gzipped or not): images become (N,1,H,W) float32 in [0,1], labels (N) int64. */
@@ -123,6 +126,54 @@ const sal_tensor *sal_session_value(const sal_session *s, const char *name);
  * seed has the shape of output 0. grads points into the session. */
 sal_status sal_input_gradient(sal_session *s, const sal_tensor *seed,
                               const sal_tensor **grads /* OUT, sal_model_num_inputs entries */);
+
+/* ---- attribution ------------------------------------------------------------------------- */
+
+/* Which output to explain, per sample. */
+typedef enum {
+    SAL_TARGET_MAX = 0, /* the predicted (highest-scoring) class */
+    SAL_TARGET_MIN,     /* the lowest-scoring class */
+    SAL_TARGET_INDEX,   /* classes given in sal_explain_opts.classes */
+} sal_target_mode;
+
+typedef struct sal_explain_opts {
+    const char *method;         /* a name from sal_method_name(), e.g. "integrated_gradients" */
+    int nparams;
+    const char *const *params;  /* "key=value" strings; see sal_method_param_* for each method */
+    sal_target_mode target;
+    const int64_t *classes;     /* SAL_TARGET_INDEX: one class per sample, or one for all (nclasses 1) */
+    int64_t nclasses;
+    int prob;                   /* explain the softmax probability instead of the logit */
+    const sal_tensor *data;     /* optional data set (M, ...) for data-dependent baselines */
+    double data_lo, data_hi;    /* input range; both 0: taken from data, else from the input */
+    int64_t chunk;              /* samples per batched pass (steps, noise samples, windows); 0: 64 */
+} sal_explain_opts;
+
+typedef struct sal_explanation sal_explanation;
+
+/* Computes attributions of x (N, ...) for the model's first input and output. */
+sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explain_opts *o,
+                       sal_explanation **out /* OUT */);
+void sal_explanation_free(sal_explanation *e);
+/* The attribution map: the shape of x. Owned by e. */
+const sal_tensor *sal_explanation_map(const sal_explanation *e);
+/* The map at the layer's own resolution for layer methods (Grad-CAM, ...), else NULL. */
+const sal_tensor *sal_explanation_layer_map(const sal_explanation *e);
+/* Targets used, per sample, and the explained output value (logit or probability). */
+const int64_t *sal_explanation_targets(const sal_explanation *e);
+const float *sal_explanation_outputs(const sal_explanation *e);
+/* A named check or figure the method reports (e.g. "completeness_delta"); NAN if absent. */
+double sal_explanation_metric(const sal_explanation *e, const char *name);
+/* Everything as JSON: method, every parameter with defaults applied, targets, outputs, checks. */
+sal_status sal_explanation_json(const sal_explanation *e, char **json /* OUT, free() it */);
+
+/* The method table. */
+int sal_method_count(void);
+const char *sal_method_name(int i);
+const char *sal_method_summary(int i);  /* one line with the paper */
+int sal_method_nparams(int i);
+/* Parameter k of method i: its name, default ("" = none) and a one-line description. */
+void sal_method_param(int i, int k, const char **name, const char **def, const char **help);
 
 /* ---- data sets ---- */
 

@@ -192,21 +192,19 @@ static void test_conv_grad(sal_rng *r, cfg c) {
     gc("Conv", 3, in, (bool[]){false, true, true}, na, at, 5);
 }
 
-/* Conv without bias is linear in X and in W: <r, Y> = <dX, X> = <dW, W> for any seed r. */
-static void test_conv_adjoint(sal_rng *r, const char *what, cfg c) {
-    c.bias = false;
-    sal_tensor in[3], y = {0}, gr[3] = {{0}}, seed;
-    conv_inputs(r, &c, in);
-    sal_attr at[8];
-    int na = cfg_attrs(&c, false, true, at);
-    at[na++] = sal_attr_make_int("group", c.G);
-    /* a forward pass only to learn the output shape */
-    sal_attr at2[8];
-    int na2 = cfg_attrs(&c, false, true, at2);
-    at2[na2++] = sal_attr_make_int("group", c.G);
-    CHECK_OK(run1("Conv", 13, 3, in, (bool[]){false, false, true}, na2, at2, &y, NULL, NULL));
-    seed = t_rand(r, y.ndim, y.dim, 1);
-    sal_status st = run1("Conv", 13, 3, in, (bool[]){false, false, true}, na, at, &y, &seed, gr);
+/* Conv without bias is linear in X and in W: <r, Y> = <dX, X> = <dW, W> for any seed r. Consumes
+ * x, w and the attributes (given twice: one set per run). */
+static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor w, int na, sal_attr *at, sal_attr *at2) {
+    sal_tensor in[3] = {x, w, {.ndim = -1}}, y = {0}, gr[3] = {{0}}, seed = {0};
+    const bool cst[3] = {false, false, true};
+    /* a forward pass to learn the output shape, then forward and backward with a random seed */
+    sal_status st = run1("Conv", 13, 3, in, cst, na, at, &y, NULL, NULL);
+    if (st == SAL_OK) {
+        seed = t_rand(r, y.ndim, y.dim, 1);
+        st = run1("Conv", 13, 3, in, cst, na, at2, &y, &seed, gr);
+    } else {
+        for (int i = 0; i < na; i++) sal_attr_clear(&at2[i]);
+    }
     CHECK(st == SAL_OK, "Conv %s: %s", what, sal_last_error());
     if (st == SAL_OK) {
         double a = dot(&seed, &y), bx = dot(&gr[0], &in[0]), bw = dot(&gr[1], &in[1]);
@@ -217,6 +215,19 @@ static void test_conv_adjoint(sal_rng *r, const char *what, cfg c) {
     sal_tensor_free(&seed);
     free_all(3, gr);
     free_all(3, in);
+}
+
+static void test_conv_adjoint(sal_rng *r, const char *what, cfg c) {
+    if (c.one_d) c.H = c.KH = c.sh = c.dh = 1, c.pt = c.pb = 0;
+    c.bias = false;
+    sal_tensor in[3];
+    conv_inputs(r, &c, in);
+    sal_attr at[8], at2[8];
+    int na = cfg_attrs(&c, false, true, at);
+    at[na++] = sal_attr_make_int("group", c.G);
+    cfg_attrs(&c, false, true, at2);
+    at2[na - 1] = sal_attr_make_int("group", c.G);
+    conv_adjoint(r, what, in[0], in[1], na, at, at2);
 }
 
 static void test_conv(sal_rng *r) {
@@ -254,9 +265,20 @@ static void test_conv(sal_rng *r) {
     }
     test_conv_adjoint(r, "chunked batch 1", (cfg){.v = {1, 64, 48, 64, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}});
     test_conv_adjoint(r, "chunked batch 3 dilated", (cfg){.v = {3, 64, 50, 66, 8, 1, 3, 3, 2, 1, 2, 2, 1, 2, 2, 1}});
-    test_conv_adjoint(r, "1x1 batch 3", (cfg){.v = {3, 16, 9, 9, 8, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}});
-    test_conv_adjoint(r, "1x1 batch 1", (cfg){.v = {1, 16, 9, 9, 8, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}});
-    test_conv_adjoint(r, "depthwise", (cfg){.v = {3, 32, 20, 20, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
+    test_conv_adjoint(r, "2 groups batch 1", (cfg){.v = {1, 32, 40, 30, 16, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}});
+    test_conv_adjoint(r, "1x1 batch 3", (cfg){.v = {3, 64, 16, 16, 32, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}});
+    test_conv_adjoint(r, "1x1 batch 1", (cfg){.v = {1, 64, 32, 32, 32, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}});
+    test_conv_adjoint(r, "depthwise", (cfg){.v = {3, 32, 40, 40, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
+    test_conv_adjoint(r, "depthwise stride 1", (cfg){.v = {1, 64, 40, 40, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}});
+    test_conv_adjoint(r, "1-D", (cfg){.v = {1, 32, 1, 999, 32, 1, 1, 5, 1, 1, 1, 2, 0, 3, 0, 4}, .one_d = true});
+    for (int n = 1; n <= 2; n++) { /* 3-D, in sequential chunks at batch 1 */
+        sal_attr at[2] = {sal_attr_make_ints("pads", 6, (int64_t[]){1, 1, 1, 1, 1, 1}),
+                          sal_attr_make_ints("dilations", 3, (int64_t[]){2, 1, 1})};
+        sal_attr at2[2] = {sal_attr_make_ints("pads", 6, (int64_t[]){1, 1, 1, 1, 1, 1}),
+                           sal_attr_make_ints("dilations", 3, (int64_t[]){2, 1, 1})};
+        conv_adjoint(r, n == 1 ? "3-D batch 1" : "3-D batch 2", t_rand(r, 5, (int64_t[]){n, 32, 12, 24, 24}, 1),
+                     t_rand(r, 5, (int64_t[]){16, 32, 3, 3, 3}, 1), 2, at, at2);
+    }
 
     /* bad shapes are refused with the node's name */
     sal_tensor y = {0};

@@ -426,6 +426,10 @@ static void test_squeeze_concat(void) {
     CHECK_OK(run1(13, "Squeeze", 2, (sal_tensor[]){z, a2}, NULL, 0, NULL, &y, NULL, NULL));
     CHECK(shape_is(&y, 3, DIMS(1, 3, 2)), "Squeeze axis -2");
     CHECK_FAILS(run1(13, "Squeeze", 2, (sal_tensor[]){z, a3}, NULL, 0, NULL, &y, NULL, NULL), SAL_ERR_SHAPE, "size 3");
+    sal_tensor a0 = ti64(1, DIMS(0), NULL);
+    CHECK_OK(run1(13, "Squeeze", 2, (sal_tensor[]){z, a0}, NULL, 0, NULL, &y, NULL, NULL));
+    CHECK(shape_is(&y, 2, DIMS(3, 2)), "Squeeze with empty axes");
+    sal_tensor_free(&a0);
     sal_attr sa[1] = {sal_attr_make_ints("axes", 1, DIMS(0))};
     CHECK_OK(run1(11, "Squeeze", 1, &z, NULL, 1, sa, &y, NULL, NULL));
     CHECK(shape_is(&y, 3, DIMS(3, 1, 2)), "Squeeze opset 11");
@@ -578,6 +582,15 @@ static void test_cast_cos_expand_range(void) {
     sal_tensor a = ti64(0, NULL, (int64_t[]){10}), b = ti64(0, NULL, (int64_t[]){4}), d = ti64(0, NULL, (int64_t[]){-3});
     CHECK_OK(run1(13, "Range", 3, (sal_tensor[]){a, b, d}, NULL, 0, NULL, &y, NULL, NULL));
     CHECK(i64_is(&y, 2, DIMS(10, 7)), "Range int64 negative delta");
+    sal_tensor_free(&a);
+    sal_tensor_free(&b);
+    sal_tensor_free(&d);
+    /* extreme int64 bounds: exact count, no overflow */
+    a = ti64(0, NULL, (int64_t[]){INT64_MIN});
+    b = ti64(0, NULL, (int64_t[]){INT64_MAX});
+    d = ti64(0, NULL, (int64_t[]){(int64_t)1 << 62});
+    CHECK_OK(run1(13, "Range", 3, (sal_tensor[]){a, b, d}, NULL, 0, NULL, &y, NULL, NULL));
+    CHECK(i64_is(&y, 4, DIMS(INT64_MIN, INT64_MIN / 2, 0, INT64_MAX / 2 + 1)), "Range over the whole int64 span");
     sal_tensor fa = tf32(0, NULL, (float[]){1}), fb = tf32(0, NULL, (float[]){5}), fd = tf32(0, NULL, (float[]){2});
     CHECK_OK(run1(13, "Range", 3, (sal_tensor[]){fa, fb, fd}, NULL, 0, NULL, &y, NULL, NULL));
     CHECK(shape_is(&y, 1, DIMS(2)) && sal_f32(&y)[0] == 1 && sal_f32(&y)[1] == 3, "Range float");

@@ -40,5 +40,7 @@ bool cli_wants_help(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_methods(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@ static const struct {
     {"info", cmd_info, "describe an ONNX model: inputs, outputs, nodes, shapes, parameters"},
     {"run", cmd_run, "forward pass: write the model's outputs for an input array"},
     {"train", cmd_train, "train a built-in architecture on MNIST, Fashion-MNIST or your arrays"},
+    {"explain", cmd_explain, "attribution maps for inputs, by any method"},
+    {"methods", cmd_methods, "list the attribution methods with their parameters"},
 };
 
 static void usage(FILE *f) {

@@ -92,7 +92,12 @@ static sal_status value_ref(sal_model *g, const char *name, int *idx) {
     if (!(x->name = sal_strdup(name))) return sal_fail(SAL_ERR_NOMEM, "out of memory naming a value");
     x->kind = UNRESOLVED;
     x->producer = -1;
-    SAL_TRY(sal_strmap_put(&g->names, name, g->nval));
+    sal_status st = sal_strmap_put(&g->names, name, g->nval);
+    if (st != SAL_OK) { /* the slot is not counted in nval, so nothing else would free its name */
+        sal_free(x->name);
+        x->name = NULL;
+        return st;
+    }
     *idx = g->nval++;
     return SAL_OK;
 }
@@ -252,7 +257,7 @@ static sal_status topo_sort(sal_model *g) {
         goto done;
     }
     for (int i = 0; i < nn; i++) sorted[i] = g->node[order[i]];
-    memcpy(g->node, sorted, (size_t)nn * sizeof *sorted);
+    if (nn) memcpy(g->node, sorted, (size_t)nn * sizeof *sorted); /* g->node is NULL in a graph of constants */
     for (int i = 0; i < nn; i++)
         for (int o = 0; o < g->node[i].nout; o++)
             if (g->node[i].out[o] >= 0) g->val[g->node[i].out[o]].producer = i;

@@ -33,7 +33,9 @@ typedef struct {
     char *name;
     sal_val_kind kind;
     int producer; /* node index for SAL_VAL_NODE, else -1 */
-    sal_tensor t; /* CONST: its data. INPUT: declared dtype and shape (-1 = dynamic), no data. */
+    sal_tensor t; /* CONST: its data. INPUT: declared dtype and shape (-1 = dynamic), no data.
+                   * NODE: for a graph output read from a file, its declared dtype and shape, no
+                   * data (dtype 0 when the file declares none); the ONNX writer reuses them. */
     bool param;   /* trainable: a float constant in a parameter slot of some node (op->param_mask) */
 } sal_value;
 

@@ -93,3 +93,13 @@ sal_status sal_read_file(const char *path, size_t max_bytes, unsigned char **dat
     *len = n;
     return SAL_OK;
 }
+
+sal_status sal_write_file(const char *path, const void *data, size_t len) {
+    sal_outfile f;
+    SAL_TRY(sal_outfile_open(&f, path));
+    if (len && fwrite(data, 1, len, f.fp) != len) {
+        sal_outfile_abort(&f);
+        return sal_fail(SAL_ERR_IO, "%s: write failed", path);
+    }
+    return sal_outfile_commit(&f);
+}

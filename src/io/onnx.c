@@ -405,7 +405,7 @@ static sal_status import_input(importer *im, const ValueInfoProto *vi) {
     SAL_TRY(value_elem_type(im, vi, "input", &et));
     /* int64 inputs carry indices and shapes (Gather, Reshape); everything else must be float */
     if (et != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && et != ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
-        return sal_fail(SAL_ERR_UNSUPPORTED, "%s: input '%s' has data type %s; only FLOAT (and INT64) inputs are supported",
+        return sal_fail(SAL_ERR_UNSUPPORTED, "%s: input '%s' has data type %s; only FLOAT and INT64 inputs are supported",
                         im->path, name, et ? sal_onnx_dtype_name(et) : "(none given)");
     const Onnx__TensorShapeProto *sh = vi->type->tensor_type->shape;
     if (!sh)
@@ -430,6 +430,25 @@ static sal_status import_input(importer *im, const ValueInfoProto *vi) {
                                         (int)sh->n_dim, dim);
     if (st != SAL_OK && !strstr(sal_last_error(), im->path)) st = sal_wrap(st, "%s", im->path);
     return st;
+}
+
+/* Keeps the declared type and shape of an output that a node computes (graph.h): the graph has no
+ * types of its own, and the writer must declare them again. Nothing is kept without a full shape. */
+static void record_output_type(sal_model *g, const ValueInfoProto *vi, int et) {
+    int v = sal_graph_find(g, vi->name);
+    const Onnx__TensorShapeProto *sh = vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
+                                               vi->type->tensor_type
+                                           ? vi->type->tensor_type->shape
+                                           : NULL;
+    if (v < 0 || g->val[v].kind != SAL_VAL_NODE || !et || !sh || sh->n_dim > SAL_MAX_DIMS) return;
+    sal_tensor *t = &g->val[v].t;
+    t->dtype = et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? SAL_I64 : SAL_F32;
+    t->ndim = (int)sh->n_dim;
+    for (size_t i = 0; i < sh->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+        bool fixed = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
+        t->dim[i] = fixed ? d->dim_value : -1;
+    }
 }
 
 static sal_status check_opsets(const importer *im, const Onnx__ModelProto *mp, int64_t *opset) {
@@ -514,6 +533,7 @@ static sal_status import_model(importer *im, const Onnx__ModelProto *mp) {
                             path, vi->name, sal_onnx_dtype_name(et));
         sal_status st = sal_graph_add_output(g, vi->name);
         if (st != SAL_OK) return sal_wrap(st, "%s", path);
+        record_output_type(g, vi, et);
     }
     sal_status st = sal_graph_finalize(g);
     if (st != SAL_OK && !strstr(sal_last_error(), path)) st = sal_wrap(st, "%s", path);
@@ -691,10 +711,22 @@ static const char *dyn_name(arena *a, const char *value, int i) {
     return s;
 }
 
-/* ONNX requires a type and shape on every graph output, which the graph does not record: run it on
- * zeros with every dynamic input dimension set to 1, then to 2. Output axes that change with them
- * are dynamic. Returns false (no shapes) when the model cannot run on such inputs. */
+/* Whether output o still needs its type found out: nodes of programmatic graphs declare none. */
+static bool needs_probe(const sal_model *m, int o) {
+    const sal_value *v = &m->val[m->output[o]];
+    return v->kind == SAL_VAL_NODE && !v->t.dtype;
+}
+
+/* ONNX requires a type and shape on every graph output. Those the graph does not know (see
+ * needs_probe) come from running it on zeros, with every dynamic input axis set to 1 and then 2
+ * (the batch axis) or 64 and then 128 (other axes, large enough for convolution windows): output
+ * axes that change with them are dynamic. Integer inputs (shapes, axes, indices) may decide output
+ * shapes by their values, so with any of them only rank and type are trusted. Returns false (no
+ * shapes) when the model cannot run on such inputs. */
 static bool probe_outputs(const sal_model *m, sal_dtype *dt, int *ndim, int64_t (*dim)[SAL_MAX_DIMS]) {
+    bool any = false, int_input = false;
+    for (int o = 0; o < m->noutput; o++) any |= needs_probe(m, o);
+    if (!any) return true;
     sal_session *s = NULL;
     sal_tensor *in = sal_calloc((size_t)m->ninput + 1, sizeof *in);
     bool ok = in && sal_session_new(m, &s) == SAL_OK;
@@ -702,7 +734,8 @@ static bool probe_outputs(const sal_model *m, sal_dtype *dt, int *ndim, int64_t 
         for (int i = 0; ok && i < m->ninput; i++) {
             const sal_tensor *d = &m->val[m->input[i]].t;
             int64_t shape[SAL_MAX_DIMS];
-            for (int k = 0; k < d->ndim; k++) shape[k] = d->dim[k] < 0 ? pass : d->dim[k];
+            for (int k = 0; k < d->ndim; k++) shape[k] = d->dim[k] >= 0 ? d->dim[k] : k == 0 ? pass : 64 * pass;
+            int_input |= d->dtype != SAL_F32;
             ok = sal_tensor_alloc(&in[i], d->dtype, d->ndim, shape) == SAL_OK;
         }
         ok = ok && sal_exec_forward(s, in) == SAL_OK;
@@ -716,7 +749,7 @@ static bool probe_outputs(const sal_model *m, sal_dtype *dt, int *ndim, int64_t 
                 ok = false;
             } else {
                 for (int k = 0; k < y->ndim; k++)
-                    if (y->dim[k] != dim[o][k]) dim[o][k] = -1;
+                    if (y->dim[k] != dim[o][k] || int_input) dim[o][k] = -1;
             }
         }
     }
@@ -817,11 +850,14 @@ static bool build_model(arena *a, const sal_model *m, Onnx__ModelProto *mp, cons
     for (int i = 0; i < m->noutput; i++) {
         const sal_value *v = &m->val[m->output[i]];
         const char *dp[SAL_MAX_DIMS];
-        int nd = ondim ? ondim[i] : -1;
+        /* constants and inputs know their shape, outputs read from a file their declaration */
+        bool known = !needs_probe(m, i);
+        sal_dtype dt = known ? v->t.dtype : ondim ? odt[i] : SAL_F32;
+        int nd = known ? v->t.ndim : ondim ? ondim[i] : -1;
+        const int64_t *dim = known ? v->t.dim : ondim ? odim[i] : NULL;
         for (int k = 0; k < nd; k++)
-            if (odim[i][k] < 0 && !(dp[k] = dyn_name(a, v->name, k))) return false;
-        if (!(gp->output[i] = value_info(a, v->name, ondim ? odt[i] : SAL_F32, nd, ondim ? odim[i] : NULL, dp)))
-            return false;
+            if (dim[k] < 0 && !(dp[k] = dyn_name(a, v->name, k))) return false;
+        if (!(gp->output[i] = value_info(a, v->name, dt, nd, dim, dp))) return false;
     }
     gp->n_output = (size_t)m->noutput;
     return true;

@@ -2,13 +2,14 @@
  *
  * Per sample n and group g the output is one matrix product
  *     Y[n,g] (Mg, P) = W[g] (Mg, Kc) x col (Kc, P),   Kc = Cg * kernel size, P = output positions,
- * where col gathers the input under every kernel tap. col is built a chunk of output rows at a time
- * so that the buffer stays a few MB (VGG's first layers would need 100+ MB per sample otherwise).
- * Backward reuses the same pieces: dW[g] += dY[n,g] col^T, and dX by scattering W[g]^T dY[n,g]
- * back through the taps (col2im).
- * Parallelism: with at least as many (sample, group) items as threads, each thread takes whole items
- * and sgemm runs single-threaded inside the parallel region; otherwise items run one after the
- * other and sgemm uses every thread itself.
+ * where col gathers the input under every kernel tap. The product is cut into chunks of output rows:
+ * a chunk's columns are a few MB (VGG's first layers would need 100+ MB per sample otherwise), and
+ * the (sample, group, chunk) items are what threads share. Each thread builds its chunk's columns and
+ * multiplies them itself (sgemm runs single-threaded inside a parallel region), so a whole layer is
+ * one parallel region with its data in one core's cache, even at batch 1.
+ * Backward reuses the pieces: dW[g] += dY[n,g] col^T (per-thread sums), and dX by scattering
+ * W[g]^T dY[n,g] back through the taps (col2im). Neighbouring chunks scatter into shared input rows,
+ * so even chunks run first, then odd ones.
  * Groups of one input channel (depthwise convolutions) use direct loops: their products are too thin
  * for sgemm to pay. */
 #include "window.h"
@@ -17,7 +18,11 @@
 
 /* Floats in one thread's column buffer: large enough for sgemm to run at full speed, small enough
  * to stay in cache between im2col and the product. */
+#ifndef COL_CHUNK
 #define COL_CHUNK (1 << 20)
+#endif
+/* Multiply-adds below which a layer runs on one thread: a parallel region costs microseconds. */
+#define PAR_WORK (1 << 18)
 
 typedef struct {
     sal_win_attr wa;
@@ -28,8 +33,8 @@ typedef struct {
 typedef struct {
     sal_win w;
     int64_t N, C, M, G, Cg, Mg, Kc;
-    int64_t rows, rc; /* output rows (OD*OH) and rows per column chunk */
-    int64_t colsz;    /* floats of one column buffer */
+    int64_t rows, rc, nch; /* output rows (OD*OH), rows per chunk, chunks per (sample, group) */
+    int64_t colsz;         /* floats of one column buffer */
     bool one;         /* 1x1, stride 1, no padding: X[n,g] (Cg, P) is its own column matrix */
     bool direct;      /* one input channel per group and several groups: direct loops */
 } conv_geom;
@@ -80,12 +85,31 @@ static sal_status conv_plan(const sal_opctx *c, conv_geom *q) {
     q->one = w->k_sz == 1;
     for (int j = 0; j < 3; j++) q->one &= w->s[j] == 1 && w->pb[j] == 0 && w->pe[j] == 0;
     q->direct = q->Cg == 1 && q->G > 1;
-    int64_t rowf = q->Kc * w->out[2];
-    q->rc = rowf > 0 ? COL_CHUNK / rowf : q->rows;
-    if (q->rc < 1) q->rc = 1;
-    if (q->rc > q->rows) q->rc = q->rows;
-    q->colsz = q->one || q->direct ? 0 : q->rc * rowf;
     return SAL_OK;
+}
+
+/* Chunks of output rows: at most COL_CHUNK floats of columns each, and enough of them that every
+ * thread gets an equal share of items (per parity class in backward). */
+static void conv_chunks(conv_geom *q, int nt, bool backward) {
+    const sal_win *w = &q->w;
+    int64_t rowf = q->Kc * w->out[2], items = q->N * q->G;
+    int64_t nch = rowf > 0 ? (q->rows * rowf + COL_CHUNK - 1) / COL_CHUNK : 1, per = backward ? 2 : 1;
+    nch = (nch + per - 1) / per * per;
+    /* few items: more chunks, so that each parity class splits evenly over the threads */
+    if (items < 4 * nt)
+        for (int64_t k = nch; k <= nch + per * nt; k += per)
+            if (items * (k / per) % nt == 0) {
+                nch = k;
+                break;
+            }
+    if (nch > q->rows) nch = q->rows;
+    if (nch < 1) nch = 1;
+    q->rc = (q->rows + nch - 1) / nch;
+    /* two chunks apart must not share input rows: rc * stride >= dilated kernel height */
+    int64_t dkh = (w->k[1] - 1) * w->d[1] + 1, need = (dkh + w->s[1] - 1) / w->s[1];
+    if (backward && q->rc < need) q->rc = need < q->rows ? need : q->rows;
+    q->nch = (q->rows + q->rc - 1) / q->rc;
+    q->colsz = q->one || q->direct ? 0 : q->rc * rowf;
 }
 
 static sal_status conv_infer(sal_opctx *c) {
@@ -108,16 +132,13 @@ static void tap_offsets(const sal_win *w, int64_t k, int64_t off[3]) {
 
 /* col (Kc, (r1-r0)*OW) = the inputs x (Cg, D, H, W) under each tap for output rows [r0, r1); rows of
  * col are (channel, tap), zero where the tap falls in the padding. */
-static void im2col(const sal_win *w, const float *x, int64_t Cg, int64_t r0, int64_t r1, float *col, bool par) {
-    const int64_t OH = w->out[1], OW = w->out[2], pc = (r1 - r0) * OW, KS = w->k_sz;
-    (void)par; /* only read by OpenMP */
-#pragma omp parallel for schedule(static) if (par)
+static void im2col(const sal_win *w, const float *x, int64_t Cg, int64_t r0, int64_t r1, float *col) {
+    const int64_t OH = w->out[1], OW = w->out[2], pc = (r1 - r0) * OW, KS = w->k_sz, sw = w->s[2];
     for (int64_t ck = 0; ck < Cg * KS; ck++) {
         int64_t off[3], lo[3], hi[3];
         tap_offsets(w, ck % KS, off);
         for (int j = 0; j < 3; j++) sal_win_range(off[j], w->s[j], w->out[j], w->in[j], &lo[j], &hi[j]);
         const float *xc = x + ck / KS * w->in_sz;
-        const int64_t sw = w->s[2];
         float *dst = col + ck * pc;
         for (int64_t r = r0; r < r1; r++, dst += OW) {
             int64_t od = r / OH, oh = r % OH;
@@ -135,53 +156,53 @@ static void im2col(const sal_win *w, const float *x, int64_t Cg, int64_t r0, int
     }
 }
 
-/* The adjoint of im2col: dx (Cg, D, H, W) += col scattered back through the taps. Threads split
- * channels, as taps of one channel overlap. */
-static void col2im(const sal_win *w, const float *col, int64_t Cg, int64_t r0, int64_t r1, float *dx, bool par) {
-    const int64_t OH = w->out[1], OW = w->out[2], pc = (r1 - r0) * OW, KS = w->k_sz;
-    (void)par; /* only read by OpenMP */
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t ch = 0; ch < Cg; ch++) {
-        float *dxc = dx + ch * w->in_sz;
-        for (int64_t k = 0; k < KS; k++) {
-            int64_t off[3], lo[3], hi[3];
-            tap_offsets(w, k, off);
-            for (int j = 0; j < 3; j++) sal_win_range(off[j], w->s[j], w->out[j], w->in[j], &lo[j], &hi[j]);
-            const int64_t sw = w->s[2];
-            const float *src = col + (ch * KS + k) * pc;
-            for (int64_t r = r0; r < r1; r++, src += OW) {
-                int64_t od = r / OH, oh = r % OH;
-                if (od < lo[0] || od >= hi[0] || oh < lo[1] || oh >= hi[1]) continue;
-                float *xr = dxc + ((od * w->s[0] + off[0]) * w->in[1] + oh * w->s[1] + off[1]) * w->in[2] + off[2];
-                for (int64_t o = lo[2]; o < hi[2]; o++) xr[o * sw] += src[o];
-            }
+/* The adjoint of im2col: dx (Cg, D, H, W) += col scattered back through the taps. */
+static void col2im(const sal_win *w, const float *col, int64_t Cg, int64_t r0, int64_t r1, float *dx) {
+    const int64_t OH = w->out[1], OW = w->out[2], pc = (r1 - r0) * OW, KS = w->k_sz, sw = w->s[2];
+    for (int64_t ck = 0; ck < Cg * KS; ck++) {
+        int64_t off[3], lo[3], hi[3];
+        tap_offsets(w, ck % KS, off);
+        for (int j = 0; j < 3; j++) sal_win_range(off[j], w->s[j], w->out[j], w->in[j], &lo[j], &hi[j]);
+        float *dxc = dx + ck / KS * w->in_sz;
+        const float *src = col + ck * pc;
+        for (int64_t r = r0; r < r1; r++, src += OW) {
+            int64_t od = r / OH, oh = r % OH;
+            if (od < lo[0] || od >= hi[0] || oh < lo[1] || oh >= hi[1]) continue;
+            float *xr = dxc + ((od * w->s[0] + off[0]) * w->in[1] + oh * w->s[1] + off[1]) * w->in[2] + off[2];
+            for (int64_t o = lo[2]; o < hi[2]; o++) xr[o * sw] += src[o];
         }
     }
 }
 
-/* Y[n,g] = W[g] X[n,g] for one (sample, group) item; col: this thread's buffer. */
-static void fwd_item(const conv_geom *q, const float *X, const float *Wt, float *Y, int64_t n, int64_t g,
-                     float *col, bool par) {
+/* Output rows [*r0, *r1) of chunk k. */
+static void chunk_rows(const conv_geom *q, int64_t k, int64_t *r0, int64_t *r1) {
+    *r0 = k * q->rc;
+    *r1 = *r0 + q->rc < q->rows ? *r0 + q->rc : q->rows;
+}
+
+/* Columns [r0*OW, r1*OW) of Y[n,g] = W[g] X[n,g] for chunk k; col: this thread's buffer. */
+static void fwd_chunk(const conv_geom *q, const float *X, const float *Wt, float *Y, int64_t n, int64_t g, int64_t k,
+                      float *col) {
     const sal_win *w = &q->w;
     const int64_t P = w->out_sz, OW = w->out[2];
+    const int Mg = (int)q->Mg, Kc = (int)q->Kc;
     const float *x = X + (n * q->C + g * q->Cg) * w->in_sz; // (Cg, D, H, W)
     const float *wg = Wt + g * q->Mg * q->Kc;              // (Mg, Kc)
     float *y = Y + (n * q->M + g * q->Mg) * P;             // (Mg, P)
-    if (q->one) {
-        sal_sgemm(false, false, (int)q->Mg, (int)P, (int)q->Kc, 1.0f, wg, (int)q->Kc, x, (int)P, 0.0f, y, (int)P);
+    int64_t r0, r1;
+    chunk_rows(q, k, &r0, &r1);
+    int pc = (int)((r1 - r0) * OW);
+    if (q->one) { /* X[n,g] (Cg, P) is the column matrix */
+        sal_sgemm(false, false, Mg, pc, Kc, 1.0f, wg, Kc, x + r0 * OW, (int)P, 0.0f, y + r0 * OW, (int)P);
         return;
     }
-    for (int64_t r0 = 0; r0 < q->rows; r0 += q->rc) {
-        int64_t r1 = r0 + q->rc < q->rows ? r0 + q->rc : q->rows, pc = (r1 - r0) * OW;
-        im2col(w, x, q->Cg, r0, r1, col, par);
-        sal_sgemm(false, false, (int)q->Mg, (int)pc, (int)q->Kc, 1.0f, wg, (int)q->Kc, col, (int)pc, 0.0f,
-                  y + r0 * OW, (int)P);
-    }
+    im2col(w, x, q->Cg, r0, r1, col);
+    sal_sgemm(false, false, Mg, pc, Kc, 1.0f, wg, Kc, col, pc, 0.0f, y + r0 * OW, (int)P);
 }
 
-/* dW[g] += dY[n,g] col^T and dX[n,g] += col2im(W[g]^T dY[n,g]) for one item; dw or dX may be NULL. */
-static void bwd_item(const conv_geom *q, const float *X, const float *Wt, const float *dY, float *dX, float *dW,
-                     int64_t n, int64_t g, float *col, bool par) {
+/* Chunk k of dW[g] += dY[n,g] col^T and dX[n,g] += col2im(W[g]^T dY[n,g]); dX or dW may be NULL. */
+static void bwd_chunk(const conv_geom *q, const float *X, const float *Wt, const float *dY, float *dX, float *dW,
+                      int64_t n, int64_t g, int64_t k, float *col) {
     const sal_win *w = &q->w;
     const int64_t P = w->out_sz, OW = w->out[2];
     const int Mg = (int)q->Mg, Kc = (int)q->Kc;
@@ -190,22 +211,22 @@ static void bwd_item(const conv_geom *q, const float *X, const float *Wt, const 
     const float *dy = dY + (n * q->M + g * q->Mg) * P;     // (Mg, P)
     float *dx = dX ? dX + (n * q->C + g * q->Cg) * w->in_sz : NULL;
     float *dw = dW ? dW + g * q->Mg * q->Kc : NULL;
-    if (q->one) {
-        if (dw) sal_sgemm(false, true, Mg, Kc, (int)P, 1.0f, dy, (int)P, x, (int)P, 1.0f, dw, Kc);
-        if (dx) sal_sgemm(true, false, Kc, (int)P, Mg, 1.0f, wg, Kc, dy, (int)P, 1.0f, dx, (int)P);
+    int64_t r0, r1;
+    chunk_rows(q, k, &r0, &r1);
+    int pc = (int)((r1 - r0) * OW);
+    dy += r0 * OW;
+    if (q->one) { /* output column p is input column p */
+        if (dw) sal_sgemm(false, true, Mg, Kc, pc, 1.0f, dy, (int)P, x + r0 * OW, (int)P, 1.0f, dw, Kc);
+        if (dx) sal_sgemm(true, false, Kc, pc, Mg, 1.0f, wg, Kc, dy, (int)P, 1.0f, dx + r0 * OW, (int)P);
         return;
     }
-    for (int64_t r0 = 0; r0 < q->rows; r0 += q->rc) {
-        int64_t r1 = r0 + q->rc < q->rows ? r0 + q->rc : q->rows;
-        int pc = (int)((r1 - r0) * OW);
-        if (dw) {
-            im2col(w, x, q->Cg, r0, r1, col, par);
-            sal_sgemm(false, true, Mg, Kc, pc, 1.0f, dy + r0 * OW, (int)P, col, pc, 1.0f, dw, Kc);
-        }
-        if (dx) {
-            sal_sgemm(true, false, Kc, pc, Mg, 1.0f, wg, Kc, dy + r0 * OW, (int)P, 0.0f, col, pc);
-            col2im(w, col, q->Cg, r0, r1, dx, par);
-        }
+    if (dw) {
+        im2col(w, x, q->Cg, r0, r1, col);
+        sal_sgemm(false, true, Mg, Kc, pc, 1.0f, dy, (int)P, col, pc, 1.0f, dw, Kc);
+    }
+    if (dx) {
+        sal_sgemm(true, false, Kc, pc, Mg, 1.0f, wg, Kc, dy, (int)P, 0.0f, col, pc);
+        col2im(w, col, q->Cg, r0, r1, dx);
     }
 }
 
@@ -226,38 +247,60 @@ static inline int64_t tap_row(const sal_win *w, const tap_span *t, int64_t od, i
     return ((od * w->s[0] + t->off[0]) * w->in[1] + oh * w->s[1] + t->off[1]) * w->in[2] + t->off[2];
 }
 
+/* y[o] += a * x[o*s] for o in [lo, hi). The unit stride gets its own loop, and `omp simd` because
+ * gcc -O2 does not vectorize loops whose length it cannot see. */
+static inline void axpy_s(float *restrict y, const float *restrict x, float a, int64_t lo, int64_t hi, int64_t s) {
+    if (s == 1) {
+#pragma omp simd
+        for (int64_t o = lo; o < hi; o++) y[o] += a * x[o];
+    } else {
+        for (int64_t o = lo; o < hi; o++) y[o] += a * x[o * s];
+    }
+}
+
+/* y[o*s] += a * x[o] for o in [lo, hi) */
+static inline void scatter_s(float *restrict y, const float *restrict x, float a, int64_t lo, int64_t hi, int64_t s) {
+    if (s == 1) {
+#pragma omp simd
+        for (int64_t o = lo; o < hi; o++) y[o] += a * x[o];
+    } else {
+        for (int64_t o = lo; o < hi; o++) y[o * s] += a * x[o];
+    }
+}
+
+/* sum of y[o] * x[o*s] for o in [lo, hi) */
+static inline float dot_s(const float *y, const float *x, int64_t lo, int64_t hi, int64_t s) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t o = lo; o < hi; o++) acc += y[o] * x[o * s];
+    return acc;
+}
+
 /* y (P) += w_m (KS) correlated with x (D, H, W) */
 static void direct_fwd(const sal_win *w, const float *x, const float *wm, float *y) {
-    const int64_t OH = w->out[1], OW = w->out[2], sw = w->s[2];
+    const int64_t OH = w->out[1], OW = w->out[2];
     for (int64_t k = 0; k < w->k_sz; k++) {
         tap_span t;
         tap_span_of(w, k, &t);
-        const float wv = wm[k];
         for (int64_t od = t.lo[0]; od < t.hi[0]; od++)
-            for (int64_t oh = t.lo[1]; oh < t.hi[1]; oh++) {
-                const float *xr = x + tap_row(w, &t, od, oh);
-                float *yr = y + (od * OH + oh) * OW;
-                for (int64_t o = t.lo[2]; o < t.hi[2]; o++) yr[o] += wv * xr[o * sw];
-            }
+            for (int64_t oh = t.lo[1]; oh < t.hi[1]; oh++)
+                axpy_s(y + (od * OH + oh) * OW, x + tap_row(w, &t, od, oh), wm[k], t.lo[2], t.hi[2], w->s[2]);
     }
 }
 
 /* dx (D, H, W) += taps of w_m (KS) applied to dy (P); dw_m (KS) += dy correlated with x. Either may be NULL. */
 static void direct_bwd(const sal_win *w, const float *x, const float *wm, const float *dy, float *dx, float *dwm) {
-    const int64_t OH = w->out[1], OW = w->out[2], sw = w->s[2];
+    const int64_t OH = w->out[1], OW = w->out[2];
     for (int64_t k = 0; k < w->k_sz; k++) {
         tap_span t;
         tap_span_of(w, k, &t);
-        const float wv = wm[k];
         float acc = 0.0f;
         for (int64_t od = t.lo[0]; od < t.hi[0]; od++)
             for (int64_t oh = t.lo[1]; oh < t.hi[1]; oh++) {
                 int64_t xo = tap_row(w, &t, od, oh);
                 const float *dyr = dy + (od * OH + oh) * OW;
-                if (dx)
-                    for (int64_t o = t.lo[2]; o < t.hi[2]; o++) dx[xo + o * sw] += wv * dyr[o];
-                if (dwm)
-                    for (int64_t o = t.lo[2]; o < t.hi[2]; o++) acc += dyr[o] * x[xo + o * sw];
+                if (dx) scatter_s(dx + xo, dyr, wm[k], t.lo[2], t.hi[2], w->s[2]);
+                if (dwm) acc += dot_s(dyr, x + xo, t.lo[2], t.hi[2], w->s[2]);
             }
         if (dwm) dwm[k] += acc;
     }
@@ -273,23 +316,23 @@ static sal_status conv_forward(sal_opctx *c) {
     const int64_t P = w->out_sz, work = q.N * q.M * P * q.Kc;
     (void)work; /* only read by OpenMP */
     if (q.direct) {
-#pragma omp parallel for schedule(static) if (work > 100000)
+#pragma omp parallel for schedule(static) if (work > PAR_WORK)
         for (int64_t it = 0; it < q.N * q.M; it++) {
             int64_t n = it / q.M, m = it % q.M;
             direct_fwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, Y + it * P);
         }
     } else {
         int nt = omp_get_max_threads();
-        int64_t items = q.N * q.G;
-        bool bpar = nt > 1 && items >= nt;
-        float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(bpar ? nt : 1)) : NULL;
+        conv_chunks(&q, nt, false);
+        const int64_t nch = q.nch, items = q.N * q.G * nch;
+        bool par = nt > 1 && items > 1 && work > PAR_WORK;
+        float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1)) : NULL;
         if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
-        if (bpar) {
-#pragma omp parallel for schedule(static)
-            for (int64_t it = 0; it < items; it++)
-                fwd_item(&q, X, Wt, Y, it / q.G, it % q.G, col ? col + omp_get_thread_num() * q.colsz : NULL, false);
-        } else {
-            for (int64_t it = 0; it < items; it++) fwd_item(&q, X, Wt, Y, it / q.G, it % q.G, col, nt > 1);
+        (void)par;
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t it = 0; it < items; it++) {
+            int64_t i = it / nch;
+            fwd_chunk(&q, X, Wt, Y, i / q.G, i % q.G, it % nch, col ? col + omp_get_thread_num() * q.colsz : NULL);
         }
     }
     if (B) {
@@ -327,7 +370,7 @@ static sal_status conv_backward(sal_opctx *c) {
         const int64_t work = q.N * q.M * P * q.Kc;
         (void)work; /* only read by OpenMP */
         if (dX) { /* items (n, g) own disjoint slices of dX */
-#pragma omp parallel for schedule(static) if (work > 100000)
+#pragma omp parallel for schedule(static) if (work > PAR_WORK)
             for (int64_t it = 0; it < q.N * q.G; it++) {
                 int64_t n = it / q.G, g = it % q.G;
                 for (int64_t m = g * q.Mg; m < (g + 1) * q.Mg; m++)
@@ -335,7 +378,7 @@ static sal_status conv_backward(sal_opctx *c) {
             }
         }
         if (dW) { /* output channels own disjoint rows of dW */
-#pragma omp parallel for schedule(static) if (work > 100000)
+#pragma omp parallel for schedule(static) if (work > PAR_WORK)
             for (int64_t m = 0; m < q.M; m++)
                 for (int64_t n = 0; n < q.N; n++)
                     direct_bwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, dY + (n * q.M + m) * P, NULL,
@@ -344,27 +387,39 @@ static sal_status conv_backward(sal_opctx *c) {
         return SAL_OK;
     }
     int nt = omp_get_max_threads();
-    int64_t items = q.N * q.G;
-    bool bpar = nt > 1 && items >= nt;
-    int nbuf = bpar ? nt : 1;
-    float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)nbuf) : NULL;
+    conv_chunks(&q, nt, true);
+    const int64_t nch = q.nch, ng = q.N * q.G, work = q.N * q.M * P * q.Kc;
+    /* How chunks may overlap in dX: not at all (1x1, or no dX): any order; 1-D and 2-D: chunks two
+     * apart never share input rows, so even chunks run in parallel, then odd ones; 3-D: the chunks of
+     * one (sample, group) run in sequence. */
+    int mode = q.one || !dX ? 0 : w->out[0] == 1 ? 1 : 2;
+    bool par = nt > 1 && (mode == 2 ? ng : ng * nch) > 1 && work > PAR_WORK;
+    float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1)) : NULL;
     if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
-    if (!bpar) {
-        for (int64_t it = 0; it < items; it++) bwd_item(&q, X, Wt, dY, dX, dW, it / q.G, it % q.G, col, nt > 1);
-        return SAL_OK;
-    }
-    /* each thread sums its share of dW privately; the sums are added to dW at the end */
-    float *dwt = dW ? sal_scratch_get(c->ws, 1, sizeof(float) * (size_t)wsz * (size_t)nt) : NULL;
-    if (dW && !dwt) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
-#pragma omp parallel
+    /* in parallel, each thread sums its share of dW privately; the sums are added to dW at the end */
+    float *dwt = dW && par ? sal_scratch_get(c->ws, 1, sizeof(float) * (size_t)wsz * (size_t)nt) : NULL;
+    if (dW && par && !dwt) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
+#pragma omp parallel if (par)
     {
         int t = omp_get_thread_num();
-        float *mine = dwt ? dwt + (int64_t)t * wsz : NULL;
-        if (mine) memset(mine, 0, sizeof(float) * (size_t)wsz);
+        float *cb = col ? col + t * q.colsz : NULL, *mine = dwt ? dwt + (int64_t)t * wsz : dW;
+        if (dwt) memset(mine, 0, sizeof(float) * (size_t)wsz);
+        if (mode == 2) {
 #pragma omp for schedule(static)
-        for (int64_t it = 0; it < items; it++)
-            bwd_item(&q, X, Wt, dY, dX, mine, it / q.G, it % q.G, col ? col + t * q.colsz : NULL, false);
-        if (dW) {
+            for (int64_t i = 0; i < ng; i++)
+                for (int64_t k = 0; k < nch; k++) bwd_chunk(&q, X, Wt, dY, dX, mine, i / q.G, i % q.G, k, cb);
+        } else {
+            const int64_t step = mode == 1 ? 2 : 1;
+            for (int64_t ph = 0; ph < step; ph++) {
+                const int64_t per = (nch - ph + step - 1) / step; /* chunks of this parity */
+#pragma omp for schedule(static)
+                for (int64_t it = 0; it < ng * per; it++) {
+                    int64_t i = it / per;
+                    bwd_chunk(&q, X, Wt, dY, dX, mine, i / q.G, i % q.G, it % per * step + ph, cb);
+                }
+            }
+        }
+        if (dwt) {
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < wsz; i++) {
                 float s = 0.0f; /* the team may be smaller than nt: only its buffers were zeroed */

@@ -308,7 +308,7 @@ static sal_status squeeze_infer(sal_opctx *c) {
     bool given;
     SAL_TRY(get_axes(c, &axes, &na, &given));
     bool drop[SAL_MAX_DIMS] = {false};
-    if (!given) /* no axes: every dimension of size 1 goes */
+    if (!given || na == 0) /* no axes: every dimension of size 1 goes */
         for (int i = 0; i < x->ndim; i++) drop[i] = x->dim[i] == 1;
     for (int64_t k = 0; k < na; k++) {
         int64_t a = 0;
@@ -795,7 +795,10 @@ static sal_status range_count(const sal_opctx *c, int64_t *count) {
         int64_t s = ((int64_t *)c->in[0]->data)[0], l = ((int64_t *)c->in[1]->data)[0],
                 d = ((int64_t *)c->in[2]->data)[0];
         if (d == 0) return sal_node_fail(c->n, SAL_ERR_ARG, "delta is 0");
-        n = ceil(((double)l - (double)s) / (double)d);
+        /* exact: the distance fits uint64 even from INT64_MIN to INT64_MAX */
+        uint64_t dist = d > 0 ? (l > s ? (uint64_t)l - (uint64_t)s : 0) : (s > l ? (uint64_t)s - (uint64_t)l : 0);
+        uint64_t step = d > 0 ? (uint64_t)d : (uint64_t)0 - (uint64_t)d;
+        n = dist ? (double)((dist - 1) / step + 1) : 0;
     }
     if (n > (double)((int64_t)1 << 40)) return sal_node_fail(c->n, SAL_ERR_SHAPE, "the range has too many elements");
     *count = n > 0 ? (int64_t)n : 0;
@@ -821,7 +824,8 @@ static sal_status range_forward(sal_opctx *c) {
     } else {
         int64_t s = ((int64_t *)c->in[0]->data)[0], d = ((int64_t *)c->in[2]->data)[0];
         int64_t *y = c->out[0]->data;
-        for (int64_t i = 0; i < n; i++) y[i] = s + i * d;
+        /* every value lies between start and limit; unsigned steps avoid overflow of i * d */
+        for (int64_t i = 0; i < n; i++) y[i] = (int64_t)((uint64_t)s + (uint64_t)i * (uint64_t)d);
     }
     return SAL_OK;
 }

@@ -1,0 +1,124 @@
+/* saliency explain / saliency methods */
+#include "cli.h"
+
+static const char k_help[] =
+    "usage: saliency explain MODEL.onnx --input X.npy --method NAME --out A.npy [options]\n\n"
+    "Computes an attribution map for every sample of X (shape (N, ...) or one sample without the\n"
+    "batch dimension). A.npy has the shape of X.\n"
+    "  --method NAME         see `saliency methods`\n"
+    "  --param KEY=VALUE     a method parameter (repeatable); `saliency methods` lists them\n"
+    "  --target T            max (predicted class, default), min, a class K, or K1,K2,... per sample\n"
+    "  --output logit|prob   explain the logit (default) or the softmax probability\n"
+    "  --data D.npy          reference data for data-dependent baselines and the input range\n"
+    "  --range LO,HI         the input range (default: from --data, else from X)\n"
+    "  --chunk N             samples per batched pass (bounds memory; default 64)\n"
+    "  --json FILE           method, parameters with defaults, targets, outputs and checks\n";
+
+int cmd_explain(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
+    const char *path = NULL, *in = NULL, *out = NULL, *json = NULL, *data = NULL, *target = "max", *range = NULL;
+    const char *params[64];
+    sal_explain_opts o = {0};
+    int np = 0;
+    cli_args a = cli_args_start(argc, argv, 2);
+    while (cli_next(&a)) {
+        if (cli_is(&a, "--input")) in = cli_value(&a);
+        else if (cli_is(&a, "--method")) o.method = cli_value(&a);
+        else if (cli_is(&a, "--out")) out = cli_value(&a);
+        else if (cli_is(&a, "--json")) json = cli_value(&a);
+        else if (cli_is(&a, "--data")) data = cli_value(&a);
+        else if (cli_is(&a, "--target")) target = cli_value(&a);
+        else if (cli_is(&a, "--range")) range = cli_value(&a);
+        else if (cli_is(&a, "--chunk")) o.chunk = cli_long(&a, 1, 1 << 20);
+        else if (cli_is(&a, "--param")) {
+            if (np == 64) return cli_error("explain", "too many --param options");
+            params[np++] = cli_value(&a);
+        } else if (cli_is(&a, "--output")) {
+            const char *v = cli_value(&a);
+            if (!strcmp(v, "prob")) o.prob = 1;
+            else if (strcmp(v, "logit") && !a.error) return cli_error("explain", "--output must be logit or prob, not '%s'", v);
+        } else if (!a.opt && !path) path = a.pos;
+        else return cli_unknown(&a, "explain");
+    }
+    if (a.error) return 1;
+    if (!path) return cli_error("explain", "missing MODEL.onnx (see saliency explain --help)");
+    if (!in) return cli_error("explain", "missing --input X.npy");
+    if (!o.method) return cli_error("explain", "missing --method (see saliency methods)");
+    if (!out) return cli_error("explain", "missing --out A.npy");
+    o.nparams = np;
+    o.params = params;
+    int64_t classes[4096];
+    if (!strcmp(target, "max")) o.target = SAL_TARGET_MAX;
+    else if (!strcmp(target, "min")) o.target = SAL_TARGET_MIN;
+    else {
+        o.target = SAL_TARGET_INDEX;
+        const char *p = target;
+        while (*p) {
+            char *end;
+            long k = strtol(p, &end, 10);
+            if (end == p || k < 0 || (*end && *end != ',') || o.nclasses == 4096)
+                return cli_error("explain", "--target must be max, min, a class index or a list K1,K2,...: '%s'", target);
+            classes[o.nclasses++] = k;
+            p = *end ? end + 1 : end;
+        }
+        o.classes = classes;
+    }
+    if (range) {
+        char *end;
+        o.data_lo = strtod(range, &end);
+        if (*end != ',' || (o.data_hi = strtod(end + 1, &end), *end) || !(o.data_hi > o.data_lo))
+            return cli_error("explain", "--range must be LO,HI with LO < HI: '%s'", range);
+    }
+    sal_model *m = NULL;
+    sal_tensor x = {0}, d = {0};
+    sal_explanation *e = NULL;
+    char *js = NULL;
+    int rc = 1;
+    sal_status st = sal_model_load(path, &m);
+    if (st == SAL_OK) st = sal_npy_read(in, &x);
+    if (st == SAL_OK && data) st = sal_npy_read(data, &d);
+    if (st != SAL_OK) goto fail;
+    int nd;
+    int64_t dim[SAL_MAX_DIMS];
+    sal_model_input_shape(m, 0, &nd, dim);
+    if (x.ndim == nd - 1 && nd > 1) { /* one sample: add the batch dimension */
+        memmove(x.dim + 1, x.dim, sizeof(int64_t) * (size_t)x.ndim);
+        x.dim[0] = 1;
+        x.ndim++;
+    }
+    o.data = data ? &d : NULL;
+    if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
+    if ((st = sal_npy_write(out, sal_explanation_map(e))) != SAL_OK) goto fail;
+    if (json) {
+        if ((st = sal_explanation_json(e, &js)) != SAL_OK) goto fail;
+        if ((st = sal_write_file(json, js, strlen(js))) != SAL_OK) goto fail;
+    }
+    rc = 0;
+    goto done;
+fail:
+    cli_fail("explain", st);
+done:
+    free(js);
+    sal_explanation_free(e);
+    sal_tensor_free(&x);
+    sal_tensor_free(&d);
+    sal_model_free(m);
+    return rc;
+}
+
+int cmd_methods(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        puts("usage: saliency methods\n\nLists every attribution method with its parameters and defaults.");
+        return 0;
+    }
+    if (argc > 2) return cli_error("methods", "takes no arguments");
+    for (int i = 0; i < sal_method_count(); i++) {
+        printf("%s\n    %s\n", sal_method_name(i), sal_method_summary(i));
+        for (int k = 0; k < sal_method_nparams(i); k++) {
+            const char *name, *def, *help;
+            sal_method_param(i, k, &name, &def, &help);
+            printf("    --param %s=%s\n        %s\n", name, *def ? def : "<required>", help);
+        }
+    }
+    return 0;
+}

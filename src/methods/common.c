@@ -1,0 +1,205 @@
+/* Shared pieces of the methods: the table, parameters, target seeds, batched gradient passes. */
+#include "method.h"
+#include <errno.h>
+#include <math.h>
+
+#define SAL_METHOD(x) extern const sal_method sal_method_##x;
+#include "methodlist.h"
+#undef SAL_METHOD
+
+static const sal_method *const k_methods[] = {
+#define SAL_METHOD(x) &sal_method_##x,
+#include "methodlist.h"
+#undef SAL_METHOD
+    NULL,
+};
+
+const sal_method *sal_method_lookup(const char *name) {
+    for (int i = 0; k_methods[i]; i++)
+        if (!strcmp(k_methods[i]->name, name)) return k_methods[i];
+    return NULL;
+}
+
+int sal_method_count(void) { return (int)(sizeof k_methods / sizeof k_methods[0]) - 1; }
+
+static const sal_method *method_at(int i) { return i >= 0 && i < sal_method_count() ? k_methods[i] : NULL; }
+const char *sal_method_name(int i) { return method_at(i) ? k_methods[i]->name : NULL; }
+const char *sal_method_summary(int i) { return method_at(i) ? k_methods[i]->summary : NULL; }
+
+int sal_method_nparams(int i) {
+    int n = 0;
+    if (method_at(i))
+        while (k_methods[i]->params[n].name) n++;
+    return n;
+}
+
+void sal_method_param(int i, int k, const char **name, const char **def, const char **help) {
+    *name = *def = *help = NULL;
+    if (!method_at(i) || k < 0 || k >= sal_method_nparams(i)) return;
+    const sal_param_spec *p = &k_methods[i]->params[k];
+    *name = p->name;
+    *def = p->def;
+    *help = p->help;
+}
+
+/* ---- parameters ---- */
+
+const char *sal_param(const sal_xctx *c, const char *name) {
+    for (int i = c->nkv - 1; i >= 0; i--) /* the last one given wins */
+        if (!strcmp(c->key[i], name)) return c->val[i];
+    for (const sal_param_spec *p = c->meth->params; p->name; p++)
+        if (!strcmp(p->name, name)) return p->def;
+    SAL_ASSERT(!"method asked for a parameter it does not declare");
+    return "";
+}
+
+sal_status sal_param_int(const sal_xctx *c, const char *name, long lo, long hi, long *out) {
+    const char *v = sal_param(c, name);
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return sal_fail(SAL_ERR_ARG, "method %s: parameter %s=%s must be an integer in [%ld, %ld]", c->meth->name,
+                        name, v, lo, hi);
+    *out = x;
+    return SAL_OK;
+}
+
+sal_status sal_param_float(const sal_xctx *c, const char *name, double lo, double hi, double *out) {
+    const char *v = sal_param(c, name);
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi))
+        return sal_fail(SAL_ERR_ARG, "method %s: parameter %s=%s must be a number in [%g, %g]", c->meth->name, name,
+                        v, lo, hi);
+    *out = x;
+    return SAL_OK;
+}
+
+sal_status sal_param_bool(const sal_xctx *c, const char *name, bool *out) {
+    const char *v = sal_param(c, name);
+    if (!strcmp(v, "true") || !strcmp(v, "1")) *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "0")) *out = false;
+    else return sal_fail(SAL_ERR_ARG, "method %s: parameter %s=%s must be true or false", c->meth->name, name, v);
+    return SAL_OK;
+}
+
+sal_status sal_param_choice(const sal_xctx *c, const char *name, const char *const *choices, int *idx) {
+    const char *v = sal_param(c, name);
+    char list[512] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(v, choices[i])) {
+            *idx = i;
+            return SAL_OK;
+        }
+        size_t k = strlen(list);
+        snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", choices[i]);
+    }
+    return sal_fail(SAL_ERR_ARG, "method %s: parameter %s=%s must be one of: %s", c->meth->name, name, v, list);
+}
+
+void sal_metric(sal_xctx *c, const char *key, double v) {
+    for (int i = 0; i < c->nmetric; i++)
+        if (!strcmp(c->mkey[i], key)) {
+            c->mval[i] = v;
+            return;
+        }
+    if (c->nmetric == SAL_MAX_METRICS) return;
+    snprintf(c->mkey[c->nmetric], sizeof c->mkey[0], "%s", key);
+    c->mval[c->nmetric++] = v;
+}
+
+int64_t sal_row_size(const sal_tensor *x) {
+    int64_t r = 1;
+    for (int d = 1; d < x->ndim; d++) r *= x->dim[d];
+    return r;
+}
+
+/* ---- targets and gradients ---- */
+
+sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,
+                           float *value) {
+    if (y->ndim != 2 || y->dtype != SAL_F32) {
+        char b[160];
+        return sal_fail(SAL_ERR_SHAPE, "explaining needs (batch, classes) outputs; %s gives %s", c->m->path,
+                        sal_shape_str(y->ndim, y->dim, b, sizeof b));
+    }
+    int64_t B = y->dim[0], K = y->dim[1];
+    SAL_TRY(sal_tensor_alloc(seed, SAL_F32, 2, y->dim));
+    for (int64_t b = 0; b < B; b++) {
+        const float *z = sal_f32(y) + b * K;
+        float *g = sal_f32(seed) + b * K;
+        int64_t t = target[b];
+        if (t < 0 || t >= K)
+            return sal_fail(SAL_ERR_ARG, "target class %lld is out of range: the model has %lld outputs", (long long)t,
+                            (long long)K);
+        if (!c->prob) {
+            g[t] = 1.0f;
+            if (value) value[b] = z[t];
+            continue;
+        }
+        /* d p_t / d z_k = p_t (delta_tk - p_k) */
+        float mx = z[0];
+        for (int64_t k = 1; k < K; k++) mx = fmaxf(mx, z[k]);
+        double sum = 0;
+        for (int64_t k = 0; k < K; k++) sum += exp((double)(z[k] - mx));
+        double pt = exp((double)(z[t] - mx)) / sum;
+        for (int64_t k = 0; k < K; k++) g[k] = (float)(pt * ((k == t) - exp((double)(z[k] - mx)) / sum));
+        if (value) value[b] = (float)pt;
+    }
+    return SAL_OK;
+}
+
+sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x, const int64_t *target,
+                         const sal_rule_fn *rules, void *user, sal_tensor *g, float *value) {
+    const sal_model *m = c->m;
+    sal_tensor seed = {0};
+    SAL_TRY(sal_exec_forward(s, x));
+    int out = m->output[0];
+    sal_status st = sal_target_seed(c, &s->act[out], target, &seed, value);
+    sal_backward_opts bo = {.rule = rules, .user = user};
+    if (st == SAL_OK) st = sal_exec_backward(s, 1, &out, &seed, &bo);
+    if (st == SAL_OK) st = sal_tensor_copy(g, &s->grad[m->input[0]]);
+    sal_tensor_free(&seed);
+    return st;
+}
+
+sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
+    const sal_tensor *x = c->x;
+    int64_t N = x->dim[0], row = sal_row_size(x), total = N * b->per_sample;
+    int64_t chunk = c->chunk > 0 ? c->chunk : 64;
+    sal_tensor xb = {0}, g = {0}, seed = {0};
+    int64_t *tg = sal_malloc((size_t)chunk * sizeof *tg);
+    float *val = sal_malloc((size_t)chunk * sizeof *val);
+    sal_status st = tg && val ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    int64_t dim[SAL_MAX_DIMS];
+    memcpy(dim, x->dim, sizeof dim);
+    for (int64_t r0 = 0; r0 < total && st == SAL_OK; r0 += chunk) {
+        int64_t B = total - r0 < chunk ? total - r0 : chunk;
+        dim[0] = B;
+        if ((st = sal_tensor_alloc(&xb, SAL_F32, x->ndim, dim)) != SAL_OK) break;
+        for (int64_t r = 0; r < B && st == SAL_OK; r++) {
+            int64_t i = (r0 + r) / b->per_sample, k = (r0 + r) % b->per_sample;
+            tg[r] = c->target[i];
+            st = b->make(b->u, i, k, sal_f32(&xb) + r * row);
+        }
+        if (st != SAL_OK) break;
+        if (b->forward_only) {
+            if ((st = sal_exec_forward(c->s, &xb)) != SAL_OK) break;
+            st = sal_target_seed(c, &c->s->act[c->m->output[0]], tg, &seed, val);
+        } else {
+            st = sal_rule_grad(c, c->s, &xb, tg, b->rules, b->rule_user, &g, val);
+        }
+        for (int64_t r = 0; r < B && st == SAL_OK; r++) {
+            int64_t i = (r0 + r) / b->per_sample, k = (r0 + r) % b->per_sample;
+            b->take(b->u, i, k, sal_f32(&xb) + r * row, b->forward_only ? NULL : sal_f32(&g) + r * row, val[r]);
+        }
+    }
+    sal_tensor_free(&xb);
+    sal_tensor_free(&g);
+    sal_tensor_free(&seed);
+    sal_free(tg);
+    sal_free(val);
+    return st;
+}

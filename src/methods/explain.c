@@ -1,0 +1,298 @@
+/* The public entry point: checks, targets, running a method, checking and reporting its result. */
+#include "method.h"
+#include <math.h>
+#include <stdarg.h>
+
+struct sal_explanation {
+    sal_tensor map, layer_map;
+    int64_t n, *targets;
+    float *outputs;
+    int nmetric;
+    char mkey[SAL_MAX_METRICS][48];
+    double mval[SAL_MAX_METRICS];
+    char *json;
+};
+
+void sal_explanation_free(sal_explanation *e) {
+    if (!e) return;
+    sal_tensor_free(&e->map);
+    sal_tensor_free(&e->layer_map);
+    sal_free(e->targets);
+    sal_free(e->outputs);
+    sal_free(e->json);
+    sal_free(e);
+}
+
+const sal_tensor *sal_explanation_map(const sal_explanation *e) { return &e->map; }
+const sal_tensor *sal_explanation_layer_map(const sal_explanation *e) { return e->layer_map.data ? &e->layer_map : NULL; }
+const int64_t *sal_explanation_targets(const sal_explanation *e) { return e->targets; }
+const float *sal_explanation_outputs(const sal_explanation *e) { return e->outputs; }
+
+double sal_explanation_metric(const sal_explanation *e, const char *name) {
+    for (int i = 0; i < e->nmetric; i++)
+        if (!strcmp(e->mkey[i], name)) return e->mval[i];
+    return NAN;
+}
+
+sal_status sal_explanation_json(const sal_explanation *e, char **json) {
+    size_t n = strlen(e->json) + 1;
+    *json = malloc(n); /* the caller frees with free(), not through our allocator */
+    if (!*json) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    memcpy(*json, e->json, n);
+    return SAL_OK;
+}
+
+/* ---- a growing string for JSON ---- */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)k < b->cap) {
+            b->len += (size_t)k;
+            return;
+        }
+        size_t ncap = (b->cap ? b->cap * 2 : 1024) + (size_t)k;
+        char *p = sal_realloc(b->s, ncap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->s = p;
+        b->cap = ncap;
+    }
+}
+
+static void sb_str(sbuf *b, const char *s) { /* a JSON string literal */
+    sb_printf(b, "\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') sb_printf(b, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) sb_printf(b, "\\u%04x", *s);
+        else sb_printf(b, "%c", *s);
+    }
+    sb_printf(b, "\"");
+}
+
+static void sb_num(sbuf *b, double v) {
+    if (isfinite(v)) sb_printf(b, "%.9g", v);
+    else sb_printf(b, "null");
+}
+
+static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) {
+    sbuf b = {0};
+    sb_printf(&b, "{\n  \"method\": ");
+    sb_str(&b, c->meth->name);
+    sb_printf(&b, ",\n  \"model\": ");
+    sb_str(&b, c->m->path);
+    sb_printf(&b, ",\n  \"params\": {");
+    int k = 0;
+    for (const sal_param_spec *p = c->meth->params; p->name; p++, k++) {
+        sb_printf(&b, "%s", k ? ", " : "");
+        sb_str(&b, p->name);
+        sb_printf(&b, ": ");
+        sb_str(&b, sal_param(c, p->name));
+    }
+    for (int i = 0; i < c->nkv; i++) /* options passed through to an inner method */
+        if (!strncmp(c->key[i], "inner.", 6)) {
+            sb_printf(&b, "%s", k++ ? ", " : "");
+            sb_str(&b, c->key[i]);
+            sb_printf(&b, ": ");
+            sb_str(&b, c->val[i]);
+        }
+    sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"targets\": [", c->prob ? "probability" : "logit");
+    for (int64_t i = 0; i < e->n; i++) sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
+    sb_printf(&b, "],\n  \"outputs\": [");
+    for (int64_t i = 0; i < e->n; i++) {
+        sb_printf(&b, "%s", i ? ", " : "");
+        sb_num(&b, e->outputs[i]);
+    }
+    sb_printf(&b, "],\n  \"shape\": [");
+    for (int d = 0; d < e->map.ndim; d++) sb_printf(&b, "%s%lld", d ? ", " : "", (long long)e->map.dim[d]);
+    sb_printf(&b, "]");
+    if (c->layer[0]) {
+        sb_printf(&b, ",\n  \"layer\": ");
+        sb_str(&b, c->layer);
+    }
+    sb_printf(&b, ",\n  \"checks\": {\"all_finite\": %s", finite ? "true" : "false");
+    for (int i = 0; i < c->nmetric; i++) {
+        sb_printf(&b, ", ");
+        sb_str(&b, c->mkey[i]);
+        sb_printf(&b, ": ");
+        sb_num(&b, c->mval[i]);
+    }
+    sb_printf(&b, "}\n}\n");
+    if (b.oom) {
+        sal_free(b.s);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
+    }
+    e->json = b.s;
+    return SAL_OK;
+}
+
+/* ---- checks before running ---- */
+
+static sal_status check_params(const sal_xctx *c) {
+    bool has_inner = false;
+    for (const sal_param_spec *p = c->meth->params; p->name; p++) has_inner |= !strcmp(p->name, "inner");
+    for (int i = 0; i < c->nkv; i++) {
+        if (has_inner && !strncmp(c->key[i], "inner.", 6)) continue;
+        bool known = false;
+        for (const sal_param_spec *p = c->meth->params; p->name && !known; p++) known = !strcmp(p->name, c->key[i]);
+        if (known) continue;
+        char list[512] = "";
+        for (const sal_param_spec *p = c->meth->params; p->name; p++) {
+            size_t k = strlen(list);
+            snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", p->name);
+        }
+        return sal_fail(SAL_ERR_ARG, "method %s has no parameter '%s' (it takes: %s)", c->meth->name, c->key[i],
+                        *list ? list : "none");
+    }
+    return SAL_OK;
+}
+
+static sal_status check_input(const sal_model *m, const sal_tensor *x) {
+    if (m->ninput != 1)
+        return sal_fail(SAL_ERR_UNSUPPORTED, "%s has %d inputs; attribution supports single-input models", m->path, m->ninput);
+    if (x->dtype != SAL_F32 || x->ndim < 1 || x->dim[0] < 1) return sal_fail(SAL_ERR_ARG, "input must be a float32 batch");
+    const float *p = sal_f32(x);
+    for (int64_t i = 0, n = sal_tensor_numel(x); i < n; i++)
+        if (!isfinite(p[i]))
+            return sal_fail(SAL_ERR_NUMERIC, "input has a non-finite value (%g) at flat index %lld", (double)p[i], (long long)i);
+    return SAL_OK;
+}
+
+/* Range of the inputs: given, else of the data, else of x. */
+static void input_range(sal_xctx *c, const sal_explain_opts *o) {
+    if (o->data_lo != 0 || o->data_hi != 0) {
+        c->lo = o->data_lo;
+        c->hi = o->data_hi;
+        return;
+    }
+    const sal_tensor *t = o->data ? o->data : c->x;
+    const float *p = sal_f32(t);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0, n = sal_tensor_numel(t); i < n; i++) {
+        lo = fmin(lo, p[i]);
+        hi = fmax(hi, p[i]);
+    }
+    c->lo = lo;
+    c->hi = hi > lo ? hi : lo + 1;
+}
+
+sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explain_opts *o, sal_explanation **out) {
+    *out = NULL;
+    const sal_method *meth = o->method ? sal_method_lookup(o->method) : NULL;
+    if (!meth) return sal_fail(SAL_ERR_ARG, "unknown method '%s' (saliency methods lists them)", o->method ? o->method : "");
+    SAL_TRY(check_input(m, x));
+    sal_xctx c = {.m = m, .meth = meth, .x = x, .prob = o->prob != 0, .data = o->data,
+                  .chunk = o->chunk > 0 ? o->chunk : 64};
+    int64_t N = x->dim[0];
+    /* split "key=value" parameters */
+    char **kv = sal_calloc((size_t)o->nparams * 2 + 2, sizeof *kv);
+    if (!kv) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_status st = SAL_OK;
+    for (int i = 0; i < o->nparams && st == SAL_OK; i++) {
+        const char *eq = strchr(o->params[i], '=');
+        if (!eq || eq == o->params[i]) {
+            st = sal_fail(SAL_ERR_ARG, "parameter '%s' is not of the form key=value", o->params[i]);
+            break;
+        }
+        kv[2 * i] = sal_strdup(o->params[i]);
+        if (!kv[2 * i]) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        else {
+            kv[2 * i][eq - o->params[i]] = '\0';
+            kv[2 * i + 1] = kv[2 * i] + (eq - o->params[i]) + 1;
+        }
+    }
+    const char *keys[64], *vals[64];
+    if (st == SAL_OK && o->nparams > 64) st = sal_fail(SAL_ERR_ARG, "too many parameters (at most 64)");
+    for (int i = 0; st == SAL_OK && i < o->nparams; i++) keys[i] = kv[2 * i], vals[i] = kv[2 * i + 1];
+    c.nkv = o->nparams;
+    c.key = keys;
+    c.val = vals;
+    if (st == SAL_OK) st = check_params(&c);
+    sal_explanation *e = sal_calloc(1, sizeof *e);
+    c.target = sal_calloc((size_t)N, sizeof *c.target);
+    float *value = sal_calloc((size_t)N, sizeof *value);
+    if (st == SAL_OK && (!e || !c.target || !value)) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) st = sal_session_new(m, &c.s);
+    if (st == SAL_OK) st = sal_exec_forward(c.s, x);
+    if (st == SAL_OK) { /* resolve targets on the model's own outputs */
+        const sal_tensor *y = &c.s->act[m->output[0]];
+        if (y->ndim != 2) {
+            char b[160];
+            st = sal_fail(SAL_ERR_SHAPE, "explaining needs (batch, classes) outputs; %s gives %s", m->path,
+                          sal_shape_str(y->ndim, y->dim, b, sizeof b));
+        }
+        for (int64_t i = 0; i < N && st == SAL_OK; i++) {
+            const float *z = sal_f32(y) + i * y->dim[1];
+            int64_t best = 0;
+            if (o->target == SAL_TARGET_INDEX) {
+                if (!o->classes || (o->nclasses != 1 && o->nclasses != N)) {
+                    st = sal_fail(SAL_ERR_ARG, "give one target class, or one per sample (%lld)", (long long)N);
+                    break;
+                }
+                best = o->classes[o->nclasses == 1 ? 0 : i];
+            } else {
+                for (int64_t k = 1; k < y->dim[1]; k++)
+                    if (o->target == SAL_TARGET_MAX ? z[k] > z[best] : z[k] < z[best]) best = k;
+            }
+            c.target[i] = best;
+        }
+        sal_tensor seed = {0};
+        if (st == SAL_OK) st = sal_target_seed(&c, y, c.target, &seed, value);
+        sal_tensor_free(&seed);
+    }
+    if (st == SAL_OK) {
+        input_range(&c, o);
+        st = meth->run(&c);
+        if (st != SAL_OK) st = sal_wrap(st, "method %s", meth->name);
+    }
+    bool finite = true;
+    if (st == SAL_OK) {
+        const float *a = sal_f32(&c.out);
+        for (int64_t i = 0, n = sal_tensor_numel(&c.out); i < n && finite; i++) finite = isfinite(a[i]);
+        if (!finite) st = sal_fail(SAL_ERR_NUMERIC, "method %s produced non-finite attributions", meth->name);
+    }
+    if (st == SAL_OK) {
+        e->map = c.out;
+        e->layer_map = c.layer_out;
+        memset(&c.out, 0, sizeof c.out);
+        memset(&c.layer_out, 0, sizeof c.layer_out);
+        e->n = N;
+        e->targets = c.target;
+        e->outputs = value;
+        c.target = NULL;
+        value = NULL;
+        e->nmetric = c.nmetric;
+        memcpy(e->mkey, c.mkey, sizeof e->mkey);
+        memcpy(e->mval, c.mval, sizeof e->mval);
+        st = make_json(&c, e, finite);
+    }
+    if (st == SAL_OK) {
+        *out = e;
+        e = NULL;
+    }
+    sal_explanation_free(e);
+    sal_tensor_free(&c.out);
+    sal_tensor_free(&c.layer_out);
+    sal_session_free(c.s);
+    sal_free(c.target);
+    sal_free(value);
+    for (int i = 0; i < o->nparams; i++) sal_free(kv[2 * i]);
+    sal_free(kv);
+    return st;
+}
