@@ -1,13 +1,14 @@
 # saliency: `make` builds the library and CLI, `make test` runs every test, `make demo` the main job.
-# Out-of-tree builds: `make BUILD=build-asan SAN=1 test` builds and tests with ASan+UBSan.
+# Out-of-tree builds: `make BUILD=build-asan SAN=1 test` builds and tests with ASan+UBSan;
+# OPT sets the optimisation flags (default -O2 -g).
 
 BUILD ?= build
 CC ?= gcc
 PY ?= /usr/bin/python3
 SAN ?= 0
 
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
+OPT ?= -O2 -g
+CFLAGS := $(OPT) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
 LDLIBS = -lprotobuf-c -lpng -lz -lm -ldl -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -2,7 +2,8 @@
 """Models written by sal_model_save must satisfy the onnx package itself.
 
 The save_model tool ($SAL_BUILD/tools/save_model) writes the built-in architectures, a small hand-built
-graph and every ONNX node-test model we load, saved again. Each file must pass onnx.checker with
+graph and every ONNX node-test model we load, saved again; then the same for the models that
+tests/torch/export_models.py exports from PyTorch (when torch is there). Each file must pass onnx.checker with
 full_check (which includes strict shape inference), carry the producer and opset we promise, and, for
 re-saved models, keep the source's input/output names and shapes and its initializer values.
 
@@ -24,6 +25,7 @@ except ImportError as e:  # the wrong interpreter: say so instead of failing obs
 
 BUILD = os.environ.get("SAL_BUILD", "build")
 TOOL = os.path.join(BUILD, "tools", "save_model")
+TORCH_EXPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch", "export_models.py")
 
 passed = failed = 0
 
@@ -74,6 +76,21 @@ def main():
         check(run.returncode == 0, f"save_model exited with {run.returncode}")
         files = [line.split("\t") for line in run.stdout.splitlines() if "\t" in line]
         check(len(files) >= 3, f"save_model wrote {len(files)} models")
+        # real exporter output too: PyTorch's models (dynamic batch, Shape/Gather chains), re-saved
+        if os.path.exists(TORCH_EXPORT):
+            tdir, tout = os.path.join(out, "torch"), os.path.join(out, "torch_saved")
+            os.mkdir(tout)
+            exp = subprocess.run([sys.executable, TORCH_EXPORT, tdir], capture_output=True, text=True)
+            if exp.returncode != 0:
+                print(f"note: PyTorch models not exported, skipping them: {exp.stderr.strip().splitlines()[-1:]}")
+            else:
+                run = subprocess.run([TOOL, tout, tdir], capture_output=True, text=True)
+                sys.stderr.write(run.stderr)
+                got = [line.split("\t") for line in run.stdout.splitlines() if "\t" in line]
+                got = [(p, src) for p, src in got if src != "-"]
+                check(run.returncode == 0 and len(got) == len(os.listdir(tdir)),
+                      f"re-saving PyTorch's models: {len(got)} of {len(os.listdir(tdir))} saved")
+                files += got
         for path, src in files:
             name = os.path.basename(path)
             try:

@@ -11,7 +11,7 @@ static sal_status run1(const char *op, int64_t opset, int nin, const sal_tensor 
                        sal_attr *attr, sal_tensor *y, const sal_tensor *seed, sal_tensor *grads) {
     sal_model *g = NULL;
     sal_session *s = NULL;
-    char names[8][8];
+    char names[8][16];
     const char *inn[8];
     sal_tensor feeds[8] = {{0}};
     int nfeed = 0;
