@@ -38,6 +38,19 @@ const char *sal_status_string(sal_status st);
 /* Message of the last failure in this thread. Never NULL; "" when none. */
 const char *sal_last_error(void);
 
+/* ---- memory ---------------------------------------------------------------------------- */
+
+/* A process-wide budget on the memory the library holds at once (every allocation it makes is
+ * counted). A model, tensor or batch that would exceed it is refused before it is allocated, with
+ * SAL_ERR_NOMEM and a message saying how many bytes it needs. bytes = 0 restores the default,
+ * 75% of the machine's physical memory. */
+void sal_set_memory_budget(size_t bytes);
+size_t sal_memory_budget(void);
+size_t sal_memory_default_budget(void);
+/* Bytes the library holds now, and the most it has held at once. */
+size_t sal_memory_in_use(void);
+size_t sal_memory_peak(void);
+
 /* ---- tensors ---------------------------------------------------------------------------- */
 
 typedef enum { SAL_F32 = 1, SAL_I64 = 7 } sal_dtype; /* values follow ONNX TensorProto.DataType */
@@ -65,6 +78,11 @@ sal_status sal_npy_write(const char *path, const sal_tensor *t);
 
 /* Writes bytes to path atomically (temporary file in the same folder, then rename). */
 sal_status sal_write_file(const char *path, const void *data, size_t len);
+/* Removes the temporary files of the atomic writes in progress in this process. Async-signal-safe:
+ * meant for a program's SIGINT/SIGTERM handler, so an interrupted write leaves neither a partial
+ * destination (never possible: it is renamed into place only when complete) nor a stray
+ * temporary file. The library installs no signal handlers itself. */
+void sal_remove_pending_outputs(void);
 
 /* ---- data sets ----------------------------------------------------------------------------- */
 
@@ -74,6 +92,68 @@ sal_status sal_idx_read(const char *path, sal_tensor *out /* OUT */);
  * labels (N) int64, in file order (digit 0 first). */
 sal_status sal_mnist_json_read(const char *dir, sal_tensor *images /* OUT */,
                                sal_tensor *labels /* OUT */);
+
+/* ---- images -------------------------------------------------------------------------------- */
+
+/* Writes an 8-bit PNG of w x h pixels with 1 (grey), 2 (grey, alpha), 3 (RGB) or 4 (RGBA) channels
+ * from interleaved rows: pixels[(y * w + x) * channels + c]. Atomic, like sal_npy_write. */
+sal_status sal_png_write(const char *path, int w, int h, int channels, const uint8_t *pixels);
+/* Reads a PNG as float32 (C,H,W) in [0,1]: C = 1 for grey files, 3 for colour ones. Palettes and
+ * bit depths 1 to 16 are expanded (16-bit precision is kept); alpha and tRNS transparency are
+ * composited onto black; gamma chunks are ignored (values as stored). Images over 8192 pixels a
+ * side or 2^24 pixels, or too large for the file's size, are refused before any allocation. */
+sal_status sal_png_read(const char *path, sal_tensor *out /* OUT */);
+
+/* ---- heatmaps ---- */
+
+typedef enum {
+    SAL_CMAP_AUTO = 0,    /* diverging if the map has both signs (the smaller side holds more than 1%
+                             of the total |mass|), else sequential */
+    SAL_CMAP_DIVERGING,   /* blue - white - red, centred at zero: sign and size */
+    SAL_CMAP_SEQUENTIAL,  /* black - purple - orange - pale yellow: magnitude |value| */
+} sal_cmap;
+
+/* How a (C,H,W) map becomes one (H,W) plane. */
+typedef enum { SAL_REDUCE_SUM = 0, SAL_REDUCE_ABS_SUM, SAL_REDUCE_MAX_ABS } sal_reduce;
+
+/* Zero-initialised options are the defaults. */
+typedef struct sal_heatmap_opts {
+    sal_cmap cmap;
+    sal_reduce reduce;
+    double clip;      /* percentile of |values| drawn at full colour; larger values saturate. 0: 99.5 */
+    int scale;        /* integer upscaling (nearest neighbour), 1 to 64; 0: 1 */
+    int overlay;      /* blend the map over the input image shown in grey (the image is required) */
+    double alpha;     /* overlay opacity at full colour; weaker values fade into the image. 0: 0.8 */
+    int colorbar;     /* draw a colour bar right of the map, labelled with the clipping value(s) */
+} sal_heatmap_opts;
+
+/* Renders one sample's map, (H,W), (C,H,W) or (1,C,H,W), as an RGB PNG (atomic). image (same H and W,
+ * any channel count; optional unless o->overlay) is the input to draw under the map. o may be NULL. */
+sal_status sal_heatmap_png(const char *path, const sal_tensor *map, const sal_tensor *image,
+                           const sal_heatmap_opts *o);
+
+/* Figure grids: rows x cols tiles, row-major. A tile shows a heatmap of `map` (over `image` when
+ * heat.overlay), the `image` alone when map is NULL, or nothing when both are NULL. */
+typedef struct sal_grid_tile {
+    const sal_tensor *map;   /* (H,W), (C,H,W) or (1,C,H,W) */
+    const sal_tensor *image; /* same forms; shown as is when in [0,1], else stretched min..max */
+} sal_grid_tile;
+
+/* Which map tiles share one clipping value and colormap choice, so their colours compare. */
+typedef enum { SAL_SHARE_TILE = 0, SAL_SHARE_ROW, SAL_SHARE_COL, SAL_SHARE_ALL } sal_share;
+
+typedef struct sal_grid_opts {
+    sal_heatmap_opts heat;          /* for every map tile (scale applies to image tiles too) */
+    sal_share share;
+    int gap;                        /* pixels between tiles and around the grid; 0: 4, <0: none */
+    const char *const *row_labels;  /* NULL, or rows strings (NULL entries allowed) left of the rows */
+    const char *const *col_labels;  /* NULL, or cols strings above the columns */
+} sal_grid_opts;
+
+/* Writes the grid as one RGB PNG (atomic). Tiles of different sizes are centred in equal cells.
+ * Labels use a built-in 3x5 pixel font (letters shown in capitals). o may be NULL. */
+sal_status sal_png_grid(const char *path, int rows, int cols, const sal_grid_tile *tiles,
+                        const sal_grid_opts *o);
 
 /* ---- models -------------------------------------------------------------------------------- */
 
@@ -114,7 +194,9 @@ sal_status sal_session_new(const sal_model *m, sal_session **out /* OUT */);
 void sal_session_free(sal_session *s);
 
 /* Forward pass. inputs[i] feeds model input i. The returned outputs point into the session and stay
- * valid until the next call on it. */
+ * valid until the next call on it. Non-finite inputs are refused, and a non-finite float output
+ * fails with SAL_ERR_NUMERIC naming the first node that produced a non-finite value (the session's
+ * values stay readable through sal_session_value). */
 sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs,
                        const sal_tensor **outputs /* OUT, sal_model_num_outputs entries */);
 
@@ -159,6 +241,12 @@ void sal_explanation_free(sal_explanation *e);
 const sal_tensor *sal_explanation_map(const sal_explanation *e);
 /* The map at the layer's own resolution for layer methods (Grad-CAM, ...), else NULL. */
 const sal_tensor *sal_explanation_layer_map(const sal_explanation *e);
+/* Layers that Grad-CAM and the other layer methods can use (their `layer` parameter takes the node
+ * name or its output's name), as of the last forward pass on s: nodes whose output is float
+ * (N, C, spatial...) with more than one spatial position and leads to output 0, in execution order.
+ * The last one is the default. Writes up to max node indices to nodes (see sal_model_node_name) and
+ * the total to *count. */
+sal_status sal_cam_layers(const sal_session *s, int *nodes /* OUT */, int max, int *count /* OUT */);
 /* Targets used, per sample, and the explained output value (logit or probability). */
 const int64_t *sal_explanation_targets(const sal_explanation *e);
 const float *sal_explanation_outputs(const sal_explanation *e);
@@ -225,6 +313,98 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y,
 /* Fraction of samples whose arg-max output equals the label. */
 sal_status sal_accuracy(const sal_model *m, const sal_tensor *x, const sal_tensor *y,
                         double *acc /* OUT */);
+
+/* ---- feature visualization ------------------------------------------------------------------ */
+
+/* What a visualization maximizes, parsed from text (docs/feature-visualization.md):
+ *   unit:NODE:I[:J[:K]]   one activation of NODE's output, indexed after the batch (channel, then
+ *                         position): as many indices as the output has dimensions after the batch
+ *   channel:NODE:C        channel C averaged over positions
+ *   layer:NODE            mean of the squared activations of NODE (DeepDream)
+ *   logit:K, prob:K       class K of the model's first output, before or after a softmax
+ *   direction:NODE:V.npy  mean over positions of <V, activation>; V holds one value per channel, or
+ *                         one per element of a sample's activation
+ * Terms add up with weights: "0.5*channel:conv2:3 + 0.5*channel:conv2:7", "layer:c1 - 0.2*layer:c2"
+ * (a '-' between terms needs a space on each side). NODE is a node's name (meaning its first output)
+ * or a value's name. Unknown names fail here; indices are checked against shapes at the first pass. */
+typedef struct sal_objective sal_objective;
+
+sal_status sal_objective_parse(const sal_model *m, const char *spec, sal_objective **out /* OUT */);
+/* Model inversion (Mahendran & Vedaldi): per sample -||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 where phi
+ * is NODE's output. The objective keeps phi(x0) for each of x0's N samples, so it is optimized and
+ * evaluated on batches of exactly N samples. */
+sal_status sal_objective_inversion(const sal_model *m, const char *node, const sal_tensor *x0,
+                                   sal_objective **out /* OUT */);
+void sal_objective_free(sal_objective *o);
+/* The objective as text with its weights ("0.5*channel:conv2:3 + 0.5*channel:conv2:7"). Owned by o. */
+const char *sal_objective_text(const sal_objective *o);
+/* The objective of each sample of x (N, ...), by forward passes of at most chunk samples (0: 64). */
+sal_status sal_objective_values(const sal_model *m, const sal_objective *o, const sal_tensor *x,
+                                int64_t chunk, float *values /* OUT, N entries */);
+
+typedef enum { SAL_SPACE_PIXEL = 0, SAL_SPACE_FOURIER } sal_space;
+
+/* Start from sal_featviz_defaults(). Penalties are means over a sample's elements, subtracted from
+ * the objective; transforms are drawn per image and step, and resampled bilinearly (differentiably). */
+typedef struct sal_featviz_opts {
+    sal_optimizer opt;        /* SAL_OPT_ADAM, or SAL_OPT_SGD for plain gradient ascent (no momentum) */
+    float lr;
+    int steps;
+    uint64_t seed;            /* the start image and every random transform */
+    int batch;                /* images optimized together; 0: the objective's rows (inversion), else 1 */
+    sal_space space;          /* pixels, or the decorrelated Fourier space of Olah et al. */
+    float decay;              /* Fourier: frequency f has amplitude 1/f^decay */
+    int decorrelate;          /* Fourier, 3 channels, with data: colours mixed by a Cholesky factor */
+    const sal_tensor *data;   /* optional samples (M, ...): range, colour statistics, sample shape */
+    const sal_tensor *init;   /* optional start, batch or 1 samples; else the middle of the range */
+    float init_sd;            /* noise added to the start, as a fraction of the range */
+    double lo, hi;            /* data range; both 0: data's min and max, else [0, 1] */
+    int clip;                 /* keep images in [lo, hi]: pixels by clipping, Fourier by a sigmoid */
+    float l1, l2;             /* weights of mean |x - center| and mean (x - center)^2 */
+    double center;
+    float tv, tv_beta;        /* weight of total variation, mean of (dx^2 + dy^2)^(beta/2) */
+    float norm;               /* > 0: after each step, project onto ||x - center|| = norm per image
+                                 (Erhan et al.'s constraint; it replaces the range clip) */
+    int blur_every;           /* blur the image every k steps (0: never) ... */
+    float blur_sigma;         /* ... with a Gaussian of this many pixels */
+    int pad;                  /* > 0: pixels moved in from outside read `fill`; 0: the nearest edge */
+    double fill;              /* NAN: the middle of the range (1/C with ppm) */
+    int jitter;               /* shift by up to this many pixels, */
+    const float *scales;      /* then scale by a factor picked from these (nscales, none if 0), */
+    int nscales;
+    const float *angles;      /* rotate by an angle in degrees picked from these (2-D inputs), */
+    int nangles;
+    int jitter2;              /* and shift again by up to this many pixels */
+    float diversity;          /* weight of the Gram-matrix cosine diversity term (batch >= 2) */
+    const char *diversity_node; /* its layer; NULL: the objective's first layer */
+    int ppm;                  /* (N,C,L) one-hot inputs: project each position onto the probability
+                                 simplex after every step (a position probability matrix) */
+    int snapshots;            /* >= 2: keep images at that many steps spread evenly over the run */
+    /* Called after every step with the mean objective and the mean regularized loss; may be NULL. */
+    void (*on_step)(void *user, int step, double objective, double loss);
+    void *user;
+} sal_featviz_opts;
+
+/* Adam, lr 0.05, 256 steps, seed 1, batch 0, pixel space, decay 1, decorrelate, init_sd 0.01, clip,
+ * tv_beta 2, blur_sigma 0.5, fill NAN, nothing else. */
+sal_featviz_opts sal_featviz_defaults(void);
+
+typedef struct sal_featviz sal_featviz;
+
+/* Optimizes a batch of inputs of the model's single input to maximize the objective. */
+sal_status sal_visualize(const sal_model *m, const sal_objective *obj, const sal_featviz_opts *o,
+                         sal_featviz **out /* OUT */);
+void sal_featviz_free(sal_featviz *f);
+/* The optimized inputs, (batch, ...) as the model takes them. Owned by f. */
+const sal_tensor *sal_featviz_images(const sal_featviz *f);
+/* (snapshots, batch, ...) and the step of each snapshot; NULL when none were asked for. */
+const sal_tensor *sal_featviz_snapshots(const sal_featviz *f);
+const int *sal_featviz_snapshot_steps(const sal_featviz *f);
+/* The objective of each image at the start and at the end, without transforms or penalties. */
+const float *sal_featviz_before(const sal_featviz *f);
+const float *sal_featviz_after(const sal_featviz *f);
+/* Everything as JSON: objective, options with defaults applied, values before and after. */
+sal_status sal_featviz_json(const sal_featviz *f, char **json /* OUT, free() it */);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
 # otherwise prints the exact apt-get line and fails.
 set -eu
 pkgs=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
-      libopenblas-dev libopenblas0-openmp libpng-dev zlib1g-dev
+      libopenblas-dev libopenblas0-openmp libpng-dev zlib1g-dev libfftw3-dev
       python3-torch python3-onnx python3-numpy dataset-fashion-mnist)
 [ -n "${SAL_DEPS_EXTRA:-}" ] && pkgs+=($SAL_DEPS_EXTRA)
 missing=()

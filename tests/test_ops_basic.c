@@ -57,6 +57,18 @@ int main(void) {
                               sal_attr_make_float("beta", 0.7f)};
             gc("Gemm", 3, in, (bool[]){false, true, true}, 3, at);
         }
+    /* one row or one column: the matrix-vector path of sal_sgemm */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int vec = 0; vec < 2; vec++) {
+                int64_t M = vec ? 3 : 1, N = vec ? 1 : 5;
+                sal_tensor in[3] = {t_rand(&r, 2, ta ? (int64_t[]){4, M} : (int64_t[]){M, 4}, 1),
+                                    t_rand(&r, 2, tb ? (int64_t[]){N, 4} : (int64_t[]){4, N}, 1),
+                                    t_rand(&r, 1, (int64_t[]){N}, 1)};
+                sal_attr at[3] = {sal_attr_make_int("transA", ta), sal_attr_make_int("transB", tb),
+                                  sal_attr_make_float("alpha", 1.5f)};
+                gc("Gemm", 3, in, (bool[]){false, true, true}, 3, at);
+            }
     {
         sal_tensor in[2] = {t_rand(&r, 3, (int64_t[]){2, 3, 4}, 1), t_rand(&r, 2, (int64_t[]){4, 5}, 1)};
         gc("MatMul", 2, in, (bool[]){false, true}, 0, NULL);

@@ -42,5 +42,27 @@ int cmd_run(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
+int cmd_heatmap(int argc, char **argv);
+int cmd_visualize(int argc, char **argv);
+int cmd_topk(int argc, char **argv);
+int cmd_invert(int argc, char **argv);
+
+/* Heatmap PNGs of `heatmap` and `explain --png`. Zero fields are defaults. */
+typedef struct {
+    sal_heatmap_opts heat; /* scale 0: about 224 pixels a side */
+    sal_share share;       /* across the samples of a grid */
+    int max, cols;         /* samples in a grid (at most 16) and per row; 0: 16 and 4 */
+    int single;            /* the maps have no batch dimension */
+    int batched;           /* the maps always have one (even when 2-D) */
+    int one;               /* draw only sample `sample` */
+    int64_t sample;
+} cli_heatmap_opts;
+/* Draws maps (N, ...) (one map when o->single, or 2-D and not o->batched) into png: one sample as
+ * a heatmap, several as a grid; inputs (same batch, or one sample) go under the maps with
+ * heat.overlay, else beside.
+ * The names are the files the tensors came from, for messages. o may be NULL. Returns 0, or 1
+ * after printing "saliency CMD: <message>". */
+int cli_heatmap_png(const char *cmd, const char *png, const sal_tensor *maps, const char *map_name,
+                    const sal_tensor *inputs, const char *in_name, const cli_heatmap_opts *o);
 
 #endif

@@ -12,11 +12,17 @@ static const char k_help[] =
     "  --data D.npy          reference data for data-dependent baselines and the input range\n"
     "  --range LO,HI         the input range (default: from --data, else from X)\n"
     "  --chunk N             samples per batched pass (bounds memory; default 64)\n"
-    "  --json FILE           method, parameters with defaults, targets, outputs and checks\n";
+    "  --json FILE           method, parameters with defaults, targets, outputs and checks\n"
+    "  --layer-out L.npy     layer methods (gradcam, ...): the map at the layer's resolution (N,1,h,w)\n"
+    "  --png FILE            also draw the maps as a heatmap PNG (a grid for several samples;\n"
+    "                        saliency heatmap draws them with more options)\n"
+    "  --overlay             with --png: draw each map over its input\n";
 
 int cmd_explain(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
     const char *path = NULL, *in = NULL, *out = NULL, *json = NULL, *data = NULL, *target = "max", *range = NULL;
+    const char *png = NULL, *layer_out = NULL;
+    cli_heatmap_opts ho = {.heat.colorbar = 1, .batched = 1};
     const char *params[64];
     sal_explain_opts o = {0};
     int np = 0;
@@ -26,6 +32,9 @@ int cmd_explain(int argc, char **argv) {
         else if (cli_is(&a, "--method")) o.method = cli_value(&a);
         else if (cli_is(&a, "--out")) out = cli_value(&a);
         else if (cli_is(&a, "--json")) json = cli_value(&a);
+        else if (cli_is(&a, "--layer-out")) layer_out = cli_value(&a);
+        else if (cli_is(&a, "--png")) png = cli_value(&a);
+        else if (cli_is(&a, "--overlay")) ho.heat.overlay = 1;
         else if (cli_is(&a, "--data")) data = cli_value(&a);
         else if (cli_is(&a, "--target")) target = cli_value(&a);
         else if (cli_is(&a, "--range")) range = cli_value(&a);
@@ -45,6 +54,7 @@ int cmd_explain(int argc, char **argv) {
     if (!in) return cli_error("explain", "missing --input X.npy");
     if (!o.method) return cli_error("explain", "missing --method (see saliency methods)");
     if (!out) return cli_error("explain", "missing --out A.npy");
+    if (ho.heat.overlay && !png) return cli_error("explain", "--overlay needs --png FILE");
     o.nparams = np;
     o.params = params;
     int64_t classes[4096];
@@ -89,6 +99,17 @@ int cmd_explain(int argc, char **argv) {
     o.data = data ? &d : NULL;
     if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
     if ((st = sal_npy_write(out, sal_explanation_map(e))) != SAL_OK) goto fail;
+    if (layer_out) {
+        const sal_tensor *lm = sal_explanation_layer_map(e);
+        if (!lm) {
+            cli_error("explain", "method %s gives no layer map for --layer-out (gradcam and the other one-layer "
+                      "methods do)", o.method);
+            goto done;
+        }
+        if ((st = sal_npy_write(layer_out, lm)) != SAL_OK) goto fail;
+    }
+    if (png && cli_heatmap_png("explain", png, sal_explanation_map(e), out, ho.heat.overlay ? &x : NULL, in, &ho))
+        goto done;
     if (json) {
         if ((st = sal_explanation_json(e, &js)) != SAL_OK) goto fail;
         if ((st = sal_write_file(json, js, strlen(js))) != SAL_OK) goto fail;

@@ -48,7 +48,8 @@ int cmd_info(int argc, char **argv) {
     }
     const sal_tensor *outs[64];
     if (shapes && sal_model_num_outputs(m) <= 64)
-        shapes = sal_session_new(m, &s) == SAL_OK && sal_forward(s, nin, x, outs) == SAL_OK;
+        /* a non-finite output on zeros (a Log, say) still leaves every shape known */
+        shapes = sal_session_new(m, &s) == SAL_OK && ((st = sal_forward(s, nin, x, outs)) == SAL_OK || st == SAL_ERR_NUMERIC);
     if (!shapes) printf("(shapes unavailable: %s)\n", sal_last_error());
     for (int i = 0; i < sal_model_num_outputs(m); i++) {
         printf("output    %s ", sal_model_output_name(m, i));
@@ -68,6 +69,19 @@ int cmd_info(int argc, char **argv) {
         }
         printf("\n");
     }
+    /* layers a CAM method can use, with the default marked */
+    int *cam = NULL, ncam = 0;
+    if (shapes && sal_cam_layers(s, NULL, 0, &ncam) == SAL_OK && ncam > 0 && (cam = calloc((size_t)ncam, sizeof *cam)) &&
+        sal_cam_layers(s, cam, ncam, &ncam) == SAL_OK) {
+        printf("\nlayers for gradcam and the other layer methods (--param layer=NAME):\n");
+        for (int j = 0; j < ncam; j++) {
+            const sal_tensor *t = sal_session_value(s, sal_model_node_output(m, cam[j], 0));
+            printf("  %-28s ", sal_model_node_name(m, cam[j]));
+            if (t) print_shape(t);
+            printf("%s\n", j == ncam - 1 ? "  (default)" : "");
+        }
+    }
+    free(cam);
     for (int i = 0; i < nin && x; i++) sal_tensor_free(&x[i]);
     free(x);
     sal_session_free(s);

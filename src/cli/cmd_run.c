@@ -1,5 +1,6 @@
 /* saliency run MODEL.onnx --input X.npy --out Y.npy */
 #include "cli.h"
+#include <math.h>
 
 static const char k_help[] =
     "usage: saliency run MODEL.onnx --input [NAME=]X.npy ... --out [NAME=]Y.npy ...\n\n"
@@ -86,6 +87,14 @@ int cmd_run(int argc, char **argv) {
         const sal_tensor *t = y[0];
         if (*name && !(t = sal_session_value(s, name))) {
             cli_error("run", "%s has no value named '%s'", path, name);
+            goto done;
+        }
+        int64_t bad = -1;
+        for (int64_t j = 0, n = t->dtype == SAL_F32 ? sal_tensor_numel(t) : 0; j < n && bad < 0; j++)
+            if (!isfinite(sal_f32(t)[j])) bad = j;
+        if (bad >= 0) { /* a named value is not checked by sal_forward, which sees outputs only */
+            cli_error("run", "%s: value '%s' has a non-finite value (%g) at flat index %lld; not writing %s", path,
+                      name, (double)sal_f32(t)[bad], (long long)bad, file);
             goto done;
         }
         if ((st = sal_npy_write(file, t)) != SAL_OK) {

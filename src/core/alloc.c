@@ -1,8 +1,20 @@
 /* Checked allocation with a failure-injection hook, so tests can prove every error path frees
- * what it allocated. */
+ * what it allocated, and a memory budget: the bytes live through these functions are counted and
+ * an allocation that would exceed the budget fails before anything is allocated.
+ *
+ * Sizes are taken from malloc_usable_size rather than a header in front of each block: a block that
+ * some code frees with plain free() (or allocates with plain malloc and frees with sal_free) then
+ * only skews the count, it never corrupts the heap. */
 #include "core.h"
+#include <malloc.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 static long g_fail_after; /* 0: never fail */
+
+/* OpenMP workers may allocate, so the counters are atomic. The budget starts at 0, meaning
+ * "not yet derived from the machine" (see budget()). */
+static atomic_size_t g_live, g_peak, g_budget;
 
 void sal_alloc_fail_after(long k) { g_fail_after = k; }
 
@@ -11,14 +23,107 @@ static bool inject(void) {
     return --g_fail_after == 0;
 }
 
-void *sal_malloc(size_t n) { return inject() ? NULL : malloc(n ? n : 1); }
-void *sal_calloc(size_t n, size_t size) { return inject() ? NULL : calloc(n ? n : 1, size ? size : 1); }
-void *sal_realloc(void *p, size_t n) { return inject() ? NULL : realloc(p, n ? n : 1); }
-void sal_free(void *p) { free(p); }
+size_t sal_memory_default_budget(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || psz <= 0) return (size_t)4 << 30; /* unknown machine: a modest 4 GiB */
+    uint64_t phys = (uint64_t)pages * (uint64_t)psz;
+    uint64_t b = phys / 4 * 3;
+    return b > SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
+static size_t budget(void) {
+    size_t b = atomic_load(&g_budget);
+    if (!b) {
+        size_t want = sal_memory_default_budget(), zero = 0;
+        atomic_compare_exchange_strong(&g_budget, &zero, want);
+        b = atomic_load(&g_budget);
+    }
+    return b;
+}
+
+void sal_set_memory_budget(size_t bytes) { atomic_store(&g_budget, bytes ? bytes : sal_memory_default_budget()); }
+size_t sal_memory_budget(void) { return budget(); }
+size_t sal_memory_in_use(void) { return atomic_load(&g_live); }
+size_t sal_memory_peak(void) { return atomic_load(&g_peak); }
+
+bool sal_budget_fits(size_t bytes) {
+    size_t b = budget(), live = atomic_load(&g_live);
+    return live <= b && bytes <= b - live;
+}
+
+static void count(void *p) {
+    if (!p) return;
+    size_t now = atomic_fetch_add(&g_live, malloc_usable_size(p)) + malloc_usable_size(p);
+    size_t peak = atomic_load(&g_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&g_peak, &peak, now)) {}
+}
+
+/* Saturates at zero: a block from plain malloc freed here must not wrap the count around. */
+static void sub_live(size_t n) {
+    size_t cur = atomic_load(&g_live);
+    while (!atomic_compare_exchange_weak(&g_live, &cur, cur > n ? cur - n : 0)) {}
+}
+
+static void uncount(void *p) {
+    if (p) sub_live(malloc_usable_size(p));
+}
+
+void *sal_malloc(size_t n) {
+    if (inject() || !sal_budget_fits(n)) return NULL;
+    void *p = malloc(n ? n : 1);
+    count(p);
+    return p;
+}
+
+void *sal_calloc(size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) return NULL;
+    if (inject() || !sal_budget_fits(n * size)) return NULL;
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    count(p);
+    return p;
+}
+
+void *sal_realloc(void *p, size_t n) {
+    size_t old = p ? malloc_usable_size(p) : 0;
+    if (inject() || (n > old && !sal_budget_fits(n - old))) return NULL;
+    void *q = realloc(p, n ? n : 1);
+    if (!q) return NULL; /* p is untouched and still counted */
+    sub_live(old);
+    count(q);
+    return q;
+}
+
+void sal_free(void *p) {
+    uncount(p);
+    free(p);
+}
 
 char *sal_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = sal_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+/* Human-readable byte counts for messages: "1.5 GiB", "512 bytes". */
+const char *sal_bytes_str(uint64_t n, char *buf, size_t len) {
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (n < 1024) {
+        snprintf(buf, len, "%llu bytes", (unsigned long long)n);
+        return buf;
+    }
+    double v = (double)n;
+    int u = -1;
+    while (v >= 1024 && u < 5) v /= 1024, u++;
+    snprintf(buf, len, "%.1f %s", v, unit[u]);
+    return buf;
+}
+
+sal_status sal_budget_check(size_t bytes, const char *what) {
+    if (sal_budget_fits(bytes)) return SAL_OK;
+    char a[32], b[32], c[32];
+    return sal_fail(SAL_ERR_NOMEM, "%s needs %zu bytes (%s), but the memory budget of %s has %s left (raise it with "
+                    "--max-memory or sal_set_memory_budget)",
+                    what, bytes, sal_bytes_str(bytes, a, sizeof a), sal_bytes_str(budget(), b, sizeof b),
+                    sal_bytes_str(sal_memory_in_use() < budget() ? budget() - sal_memory_in_use() : 0, c, sizeof c));
 }

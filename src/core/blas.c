@@ -13,9 +13,11 @@
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
                          float, float *, int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef char *(*str_fn)(void);
 
 static sgemm_fn g_sgemm;
+static sgemv_fn g_sgemv;
 static char g_info[256];
 static sal_status g_status = SAL_ERR_INTERNAL;
 static char g_err[512];
@@ -57,8 +59,9 @@ static void load(void) {
         return;
     }
     g_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
-    if (!g_sgemm) {
-        snprintf(g_err, sizeof g_err, "%s has no cblas_sgemm", used);
+    g_sgemv = (sgemv_fn)dlsym(h, "cblas_sgemv");
+    if (!g_sgemm || !g_sgemv) {
+        snprintf(g_err, sizeof g_err, "%s lacks cblas_sgemm or cblas_sgemv", used);
         g_status = SAL_ERR_IO;
         return;
     }
@@ -81,6 +84,18 @@ void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const
                const float *B, int ldb, float beta, float *C, int ldc) {
     SAL_ASSERT(g_sgemm); /* callers run sal_blas_init() when a session is made */
     if (M == 0 || N == 0) return;
+    /* A single row or column is a matrix-vector product: sgemm would pack the whole matrix first,
+     * which dominates batch-1 dense layers (bandwidth-bound on the weights). */
+    if (M == 1) { /* C^T = op(B)^T op(A)^T; op(A) is a row of K, stride 1 or lda */
+        g_sgemv(RowMajor, transB ? NoTrans : Trans, transB ? N : K, transB ? K : N, alpha, B, ldb, A,
+                transA ? lda : 1, beta, C, 1);
+        return;
+    }
+    if (N == 1) { /* C = op(A) op(B); op(B) is a column of K, stride ldb or 1 */
+        g_sgemv(RowMajor, transA ? Trans : NoTrans, transA ? K : M, transA ? M : K, alpha, A, lda, B,
+                transB ? 1 : ldb, beta, C, ldc);
+        return;
+    }
     g_sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, M, N, K, alpha, A, lda, B,
             ldb, beta, C, ldc);
 }

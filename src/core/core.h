@@ -38,6 +38,14 @@ void sal_free(void *p);
 char *sal_strdup(const char *s);
 /* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables. */
 void sal_alloc_fail_after(long k);
+/* Memory budget (public part in saliency.h). sal_malloc and friends fail, without a message, when
+ * the bytes live through them would exceed it. sal_budget_fits says whether `bytes` more fit;
+ * sal_budget_check fails with SAL_ERR_NOMEM and a message "<what> needs N bytes, but the memory
+ * budget of B has L left", for checks made before a large allocation. */
+bool sal_budget_fits(size_t bytes);
+sal_status sal_budget_check(size_t bytes, const char *what);
+/* "1.5 GiB" or "512 bytes" into buf. */
+const char *sal_bytes_str(uint64_t n, char *buf, size_t len);
 
 /* Product of dims with overflow and sign checks; false if negative or over the limit. */
 bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out);

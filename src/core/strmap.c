@@ -1,8 +1,19 @@
 /* A small string -> int hash map (open addressing, FNV-1a) for name lookups in large graphs. */
 #include "core.h"
 
+/* The starting value is mixed from this process's own (randomised) address layout: names in a model
+ * file are chosen by whoever wrote it, and with a fixed start they could be picked to fall into one
+ * bucket and make every lookup linear. */
+static uint64_t hash_basis(void) {
+    static const char anchor;
+    uint64_t z = (uint64_t)(uintptr_t)&anchor + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return 1469598103934665603ull ^ (z ^ (z >> 31));
+}
+
 static uint64_t hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = hash_basis();
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }

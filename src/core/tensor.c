@@ -40,6 +40,12 @@ sal_status sal_tensor_alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int6
         return sal_fail(SAL_ERR_SHAPE, "invalid tensor shape %s", sal_shape_str(ndim, dim, sb, sizeof sb));
     size_t bytes = (size_t)numel * sal_dtype_size(dtype);
     if (t->cap < bytes || (t->cap == 0 && t->data)) {
+        /* checked here rather than left to sal_calloc so the message can say what was asked for */
+        if (!sal_budget_fits(bytes)) {
+            char what[200];
+            snprintf(what, sizeof what, "a tensor of shape %s", sal_shape_str(ndim, dim, sb, sizeof sb));
+            return sal_budget_check(bytes, what);
+        }
         void *p = sal_calloc(1, bytes);
         if (!p)
             return sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for a tensor of shape %s", bytes,

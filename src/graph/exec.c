@@ -162,6 +162,36 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
 
 /* ---- public wrappers ---- */
 
+static int64_t first_nonfinite(const sal_tensor *t) {
+    if (t->dtype != SAL_F32 || !t->data) return -1;
+    const float *p = sal_f32(t);
+    for (int64_t j = 0, n = sal_tensor_numel(t); j < n; j++)
+        if (!isfinite(p[j])) return j;
+    return -1;
+}
+
+sal_status sal_exec_check_outputs(const sal_session *s) {
+    const sal_model *m = s->m;
+    int bad = -1;
+    for (int i = 0; i < m->noutput && bad < 0; i++)
+        if (first_nonfinite(&s->act[m->output[i]]) >= 0) bad = m->output[i];
+    if (bad < 0) return SAL_OK;
+    /* name where it started: the first node, in execution order, with a non-finite output */
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        for (int k = 0; k < n->nout; k++) {
+            int64_t j = n->out[k] >= 0 ? first_nonfinite(&s->act[n->out[k]]) : -1;
+            if (j >= 0)
+                return sal_fail(SAL_ERR_NUMERIC,
+                                "%s: output '%s' is not finite; the first non-finite value (%g) came from node '%s' "
+                                "(%s), in '%s' at flat index %lld",
+                                m->path, m->val[bad].name, (double)sal_f32(&s->act[n->out[k]])[j], n->name, n->op_type,
+                                m->val[n->out[k]].name, (long long)j);
+        }
+    }
+    return sal_fail(SAL_ERR_NUMERIC, "%s: output '%s' is not finite", m->path, m->val[bad].name);
+}
+
 sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs, const sal_tensor **outputs) {
     const sal_model *m = s->m;
     if (ninputs != m->ninput)
@@ -176,7 +206,7 @@ sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs, co
     }
     SAL_TRY(sal_exec_forward(s, inputs));
     for (int i = 0; i < m->noutput; i++) outputs[i] = &s->act[m->output[i]];
-    return SAL_OK;
+    return sal_exec_check_outputs(s);
 }
 
 sal_status sal_input_gradient(sal_session *s, const sal_tensor *seed, const sal_tensor **grads) {

@@ -25,6 +25,9 @@ sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const
 
 /* Forward with inputs in model-input order; checks their shapes. */
 sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs);
+/* After a forward pass: SAL_ERR_NUMERIC if a float model output holds NaN or Inf, naming the first
+ * node (in execution order) that produced a non-finite value. */
+sal_status sal_exec_check_outputs(const sal_session *s);
 
 typedef struct {
     const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */

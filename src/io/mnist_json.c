@@ -83,7 +83,7 @@ static sal_status parse_digit_file(const char *path, const unsigned char *txt, s
         if (!(v >= 0 && v <= 1))
             return sal_fail(SAL_ERR_FORMAT, "%s: value %g at index %zu is outside [0,1]", path, v, *n - n0);
         if (*n == *cap) {
-            size_t ncap = *cap ? *cap * 2 : (size_t)1 << 20;
+            size_t ncap = *cap ? *cap * 2 : (size_t)MNIST_PIXELS * 64; /* grows by doubling */
             float *p = sal_realloc(*px, ncap * sizeof *p);
             if (!p) return sal_fail(SAL_ERR_NOMEM, "%s: out of memory", path);
             *px = p;
@@ -105,6 +105,20 @@ static sal_status parse_digit_file(const char *path, const unsigned char *txt, s
         return sal_fail(SAL_ERR_FORMAT, "%s: %zu values is not a whole number of %d-pixel images", path, *n - n0,
                         MNIST_PIXELS);
     return SAL_OK;
+}
+
+sal_status sal_mnist_json_parse(const unsigned char *txt, size_t len, const char *name, sal_tensor *images) {
+    memset(images, 0, sizeof *images);
+    float *px = NULL;
+    size_t n = 0, cap = 0;
+    sal_status st = parse_digit_file(name, txt, len, &px, &n, &cap);
+    if (st == SAL_OK) {
+        st = sal_tensor_alloc(images, SAL_F32, 4, (int64_t[]){(int64_t)(n / MNIST_PIXELS), 1, 28, 28});
+        if (st == SAL_OK) memcpy(images->data, px, n * sizeof *px);
+        else sal_wrap(st, "%s", name);
+    }
+    sal_free(px);
+    return st;
 }
 
 sal_status sal_mnist_json_read(const char *dir, sal_tensor *images, sal_tensor *labels) {

@@ -196,10 +196,8 @@ static sal_status read_le(FILE *fp, const char *path, size_t n, uint32_t *out) {
     return SAL_OK;
 }
 
-static sal_status npy_read_fp(FILE *fp, const char *path, sal_tensor *out) {
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0) return sal_fail(SAL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode)) return sal_fail(SAL_ERR_IO, "%s: not a regular file", path);
+/* size: the bytes fp holds in all, against which the header's claims are checked. */
+static sal_status npy_read_fp(FILE *fp, const char *path, int64_t size, sal_tensor *out) {
     unsigned char magic[8];
     if (fread(magic, 1, 8, fp) != 8)
         return sal_fail(SAL_ERR_FORMAT, "%s: too short for an NPY file (truncated header)", path);
@@ -211,7 +209,7 @@ static sal_status npy_read_fp(FILE *fp, const char *path, sal_tensor *out) {
     SAL_TRY(read_le(fp, path, magic[6] == 1 ? 2 : 4, &hlen));
     int64_t pre = magic[6] == 1 ? 10 : 12;
     if (hlen > NPY_MAX_HEADER) return sal_fail(SAL_ERR_FORMAT, "%s: NPY header length %u is implausible", path, hlen);
-    if ((int64_t)hlen > (int64_t)sb.st_size - pre)
+    if ((int64_t)hlen > size - pre)
         return sal_fail(SAL_ERR_FORMAT, "%s: NPY header truncated (%u bytes announced)", path, hlen);
     char *txt = sal_malloc(hlen + 1);
     if (!txt) return sal_fail(SAL_ERR_NOMEM, "%s: out of memory", path);
@@ -234,7 +232,7 @@ static sal_status npy_read_fp(FILE *fp, const char *path, sal_tensor *out) {
     if (!sal_shape_numel(hd.ndim, hd.dim, &numel))
         return sal_fail(SAL_ERR_FORMAT, "%s: NPY shape %s is too large", path, sal_shape_str(hd.ndim, hd.dim, shp, sizeof shp));
     /* the size check comes before allocation, so a forged shape cannot ask for terabytes */
-    int64_t avail = (int64_t)sb.st_size - pre - (int64_t)hlen, isz = (int64_t)kind_size(hd.kind);
+    int64_t avail = size - pre - (int64_t)hlen, isz = (int64_t)kind_size(hd.kind);
     if (numel > avail / isz)
         return sal_fail(SAL_ERR_FORMAT, "%s: NPY data truncated: shape %s needs %lld bytes, the file has %lld", path,
                         sal_shape_str(hd.ndim, hd.dim, shp, sizeof shp), (long long)numel * isz, (long long)avail);
@@ -267,7 +265,21 @@ sal_status sal_npy_read(const char *path, sal_tensor *out) {
     memset(out, 0, sizeof *out);
     FILE *fp = fopen(path, "rb");
     if (!fp) return sal_fail(SAL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sal_status st = npy_read_fp(fp, path, out);
+    struct stat sb;
+    sal_status st = SAL_OK;
+    if (fstat(fileno(fp), &sb) != 0) st = sal_fail(SAL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode)) st = sal_fail(SAL_ERR_IO, "%s: not a regular file", path);
+    else st = npy_read_fp(fp, path, (int64_t)sb.st_size, out);
+    fclose(fp);
+    return st;
+}
+
+sal_status sal_npy_read_buffer(const unsigned char *data, size_t len, const char *name, sal_tensor *out) {
+    memset(out, 0, sizeof *out);
+    if (len == 0) return sal_fail(SAL_ERR_FORMAT, "%s: too short for an NPY file (truncated header)", name);
+    FILE *fp = fmemopen((void *)data, len, "rb"); /* read-only: the cast drops const for the API only */
+    if (!fp) return sal_fail(SAL_ERR_NOMEM, "%s: cannot open an in-memory stream: %s", name, strerror(errno));
+    sal_status st = npy_read_fp(fp, name, (int64_t)len, out);
     fclose(fp);
     return st;
 }

@@ -5,6 +5,8 @@
 #include "io/io.h"
 #include "onnx.pb-c.h"
 #include <limits.h>
+#include <math.h>
+#include <sys/stat.h>
 
 #define OPSET_MIN 9
 #define OPSET_MAX 17
@@ -162,6 +164,7 @@ typedef struct {
     const char *path;
     sal_model *g;
     sal_strmap node_names; /* node names given out so far, to keep them unique */
+    sal_strmap next_suffix; /* base name -> next "_<k>" to try, so n nodes sharing a name cost O(n) */
 } importer;
 
 static bool default_domain(const char *d) { return !d || !*d || !strcmp(d, "ai.onnx"); }
@@ -321,8 +324,13 @@ static sal_status unique_node_name(importer *im, const NodeProto *np, size_t idx
     char *name = sal_malloc(cap);
     if (!name) return sal_fail(SAL_ERR_NOMEM, "%s: out of memory naming nodes", im->path);
     snprintf(name, cap, "%s", base);
-    for (int k = 2; sal_strmap_get(&im->node_names, name) >= 0; k++) snprintf(name, cap, "%s_%d", base, k);
-    sal_status st = sal_strmap_put(&im->node_names, name, (int)idx);
+    sal_status st = SAL_OK;
+    if (sal_strmap_get(&im->node_names, name) >= 0) {
+        int k = sal_strmap_get(&im->next_suffix, base);
+        for (k = k < 2 ? 2 : k; snprintf(name, cap, "%s_%d", base, k), sal_strmap_get(&im->node_names, name) >= 0; k++) {}
+        st = sal_strmap_put(&im->next_suffix, base, k + 1);
+    }
+    if (st == SAL_OK) st = sal_strmap_put(&im->node_names, name, (int)idx);
     if (st != SAL_OK) {
         sal_free(name);
         return sal_wrap(st, "%s", im->path);
@@ -426,6 +434,14 @@ static sal_status import_input(importer *im, const ValueInfoProto *vi) {
             dim[i] = d->dim_value;
         }
     }
+    /* a declared shape no tensor could have (dynamic axes counted as 1) can never be fed */
+    int64_t fixed[SAL_MAX_DIMS], numel;
+    for (size_t i = 0; i < sh->n_dim; i++) fixed[i] = dim[i] < 0 ? 1 : dim[i];
+    if (!sal_shape_numel((int)sh->n_dim, fixed, &numel)) {
+        char sb[200];
+        return sal_fail(SAL_ERR_FORMAT, "%s: input '%s' has shape %s, whose size overflows", im->path, name,
+                        sal_shape_str((int)sh->n_dim, dim, sb, sizeof sb));
+    }
     sal_status st = sal_graph_add_input(im->g, name, et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? SAL_F32 : SAL_I64,
                                         (int)sh->n_dim, dim);
     if (st != SAL_OK && !strstr(sal_last_error(), im->path)) st = sal_wrap(st, "%s", im->path);
@@ -473,6 +489,83 @@ static sal_status check_opsets(const importer *im, const Onnx__ModelProto *mp, i
     if (*opset < OPSET_MIN || *opset > OPSET_MAX)
         return sal_fail(SAL_ERR_UNSUPPORTED, "%s: opset %lld is not supported (opsets %d to %d are)", im->path,
                         (long long)*opset, OPSET_MIN, OPSET_MAX);
+    return SAL_OK;
+}
+
+/* ---- limits checked before decoding ---- */
+
+/* protobuf-c decodes nested messages by recursion with no depth limit, so a small file nesting
+ * TypeProto in TypeProto (or graphs in attributes) thousands deep would overflow the stack. This
+ * walk of the wire format, itself bounded, measures the nesting first. What it cannot parse it
+ * leaves for protobuf-c to refuse. */
+#define PB_MAX_DEPTH 64
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    uint64_t x = 0;
+    for (int sh = 0; sh < 64 && *p < end; sh += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Deepest message nesting in p[0..len) decoded as d at depth `depth`; stops past PB_MAX_DEPTH. */
+static int pb_depth(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth) {
+    const uint8_t *end = p + len;
+    int worst = depth;
+    while (p < end && worst <= PB_MAX_DEPTH) {
+        uint64_t key, v;
+        if (!pb_varint(&p, end, &key)) break;
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(&p, end, &v)) return worst;
+            break;
+        case 1:
+            if (end - p < 8) return worst;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4) return worst;
+            p += 4;
+            break;
+        case 2: {
+            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p)) return worst;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                int k = pb_depth(f->descriptor, p, (size_t)v, depth + 1);
+                if (k > worst) worst = k;
+            }
+            p += v;
+            break;
+        }
+        default: /* groups and invalid wire types: protobuf-c refuses them */
+            return worst;
+        }
+    }
+    return worst;
+}
+
+/* Rough peak memory of a load beyond the serialized bytes: protobuf-c's decoded copy of every
+ * tensor, then the model's own. */
+#define LOAD_FACTOR 2
+
+/* NaN has no place in a constant; an infinite weight makes every attribution through it
+ * meaningless. Infinite non-parameter constants (clip bounds, masks) are left alone. */
+static sal_status check_constants_finite(const sal_model *g) {
+    for (int v = 0; v < g->nval; v++) {
+        const sal_value *x = &g->val[v];
+        if (x->kind != SAL_VAL_CONST || x->t.dtype != SAL_F32) continue;
+        const float *p = sal_f32(&x->t);
+        for (int64_t i = 0, n = sal_tensor_numel(&x->t); i < n; i++)
+            if (isnan(p[i]) || (x->param && !isfinite(p[i])))
+                return sal_fail(SAL_ERR_NUMERIC, "%s: %s '%s' has a non-finite value (%g) at flat index %lld", g->path,
+                                x->param ? "weight" : "constant", x->name, (double)p[i], (long long)i);
+    }
     return SAL_OK;
 }
 
@@ -537,11 +630,18 @@ static sal_status import_model(importer *im, const Onnx__ModelProto *mp) {
     }
     sal_status st = sal_graph_finalize(g);
     if (st != SAL_OK && !strstr(sal_last_error(), path)) st = sal_wrap(st, "%s", path);
+    if (st == SAL_OK) st = check_constants_finite(g);
     return st;
 }
 
 sal_status sal_onnx_load_buffer(const unsigned char *data, size_t len, const char *name, sal_model **out) {
     *out = NULL;
+    char what[300];
+    snprintf(what, sizeof what, "%.200s: loading this model (%zu bytes of ONNX)", name, len);
+    SAL_TRY(sal_budget_check(len > SIZE_MAX / LOAD_FACTOR ? SIZE_MAX : len * LOAD_FACTOR, what));
+    if (pb_depth(&onnx__model_proto__descriptor, data, len, 1) > PB_MAX_DEPTH)
+        return sal_fail(SAL_ERR_FORMAT, "%s: messages nested more than %d deep; refusing to decode", name,
+                        PB_MAX_DEPTH);
     pb_state ps = {0};
     ProtobufCAllocator al = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &ps};
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&al, len, data);
@@ -552,6 +652,7 @@ sal_status sal_onnx_load_buffer(const unsigned char *data, size_t len, const cha
     sal_status st = import_model(&im, mp);
     onnx__model_proto__free_unpacked(mp, &al);
     sal_strmap_free(&im.node_names);
+    sal_strmap_free(&im.next_suffix);
     if (st != SAL_OK) {
         sal_model_free(im.g);
         return st;
@@ -564,6 +665,14 @@ sal_status sal_model_load(const char *path, sal_model **out) {
     if (!out) return sal_fail(SAL_ERR_ARG, "sal_model_load: out is NULL");
     *out = NULL;
     if (!path) return sal_fail(SAL_ERR_ARG, "sal_model_load: path is NULL");
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+        /* the file's bytes, then what decoding them takes (see sal_onnx_load_buffer) */
+        uint64_t need = (uint64_t)sb.st_size * (1 + LOAD_FACTOR);
+        char what[300];
+        snprintf(what, sizeof what, "%.200s: loading this model (%lld bytes of ONNX)", path, (long long)sb.st_size);
+        SAL_TRY(sal_budget_check(need > SIZE_MAX ? SIZE_MAX : (size_t)need, what));
+    }
     unsigned char *data;
     size_t len;
     SAL_TRY(sal_read_file(path, SAL_ONNX_MAX_BYTES, &data, &len));

@@ -230,6 +230,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     if (st == SAL_OK && (!e || !c.target || !value)) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     if (st == SAL_OK) st = sal_session_new(m, &c.s);
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
+    if (st == SAL_OK) st = sal_exec_check_outputs(c.s); /* NaN logits would pick arbitrary targets */
     if (st == SAL_OK) { /* resolve targets on the model's own outputs */
         const sal_tensor *y = &c.s->act[m->output[0]];
         if (y->ndim != 2) {
@@ -259,7 +260,10 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     if (st == SAL_OK) {
         input_range(&c, o);
         st = meth->run(&c);
-        if (st != SAL_OK) st = sal_wrap(st, "method %s", meth->name);
+        /* name the method once: parameter messages already start with "method NAME:" */
+        char pre[160];
+        snprintf(pre, sizeof pre, "method %s:", meth->name);
+        if (st != SAL_OK && strncmp(sal_last_error(), pre, strlen(pre))) st = sal_wrap(st, "method %s", meth->name);
     }
     bool finite = true;
     if (st == SAL_OK) {

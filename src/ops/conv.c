@@ -33,7 +33,7 @@ typedef struct {
 typedef struct {
     sal_win w;
     int64_t N, C, M, G, Cg, Mg, Kc;
-    int64_t rows, rc, nch; /* output rows (OD*OH), rows per chunk, chunks per (sample, group) */
+    int64_t rows, rc, nch; /* output rows (OD*OH), most rows in a chunk, chunks per (sample, group) */
     int64_t colsz;         /* floats of one column buffer */
     bool one;              /* 1x1, stride 1, no padding: X[n,g] (Cg, P) is its own column matrix */
     bool direct;           /* one input channel per group and several groups: direct loops */
@@ -56,7 +56,8 @@ static sal_status conv_plan(const sal_opctx *c, conv_geom *q) {
     const sal_tensor *X = c->in[0];
     if (X->ndim < 3 || X->ndim > 5) {
         char b[160];
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input X has shape %s; expected (N, C, L), (N, C, H, W) or (N, C, D, H, W)",
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
+                             "input X has shape %s; expected (N, C, L), (N, C, H, W) or (N, C, D, H, W)",
                              sal_shape_str(X->ndim, X->dim, b, sizeof b));
     }
     SAL_TRY(sal_need_f32(c, 1, X->ndim));
@@ -102,13 +103,13 @@ static void conv_chunks(conv_geom *q, int nt, bool backward) {
                 nch = k;
                 break;
             }
-    if (nch > q->rows) nch = q->rows;
+    /* backward: two chunks apart must not share input rows, so each chunk spans at least
+     * ceil(dilated kernel height / stride) rows */
+    int64_t dkh = (w->k[1] - 1) * w->d[1] + 1, need = backward ? (dkh + w->s[1] - 1) / w->s[1] : 1;
+    if (nch > q->rows / need) nch = q->rows / need;
     if (nch < 1) nch = 1;
-    q->rc = (q->rows + nch - 1) / nch;
-    /* two chunks apart must not share input rows: rc * stride >= dilated kernel height */
-    int64_t dkh = (w->k[1] - 1) * w->d[1] + 1, need = (dkh + w->s[1] - 1) / w->s[1];
-    if (backward && q->rc < need) q->rc = need < q->rows ? need : q->rows;
-    q->nch = (q->rows + q->rc - 1) / q->rc;
+    q->nch = nch;
+    q->rc = (q->rows + nch - 1) / nch; /* the longest chunk */
     q->colsz = q->one || q->direct ? 0 : q->rc * rowf;
 }
 
@@ -214,15 +215,17 @@ static void col2im(const sal_win *w, const float *col, int64_t Cg, int64_t r0, i
         float *dxc = dx + ck / KS * w->in_sz;
         const int64_t lo = t.lo[2], n = t.hi[2] - lo;
         const float *src = col + ck * pc;
-        for (int64_t r = r0; r < r1; r++, src += OW)
-            if (tap_hits(&t, r / OH, r % OH)) scatter_s(dxc + tap_at(w, &t, r / OH, r % OH, lo), src + lo, 1.0f, n, w->s[2]);
+        for (int64_t r = r0; r < r1; r++, src += OW) {
+            int64_t od = r / OH, oh = r % OH;
+            if (tap_hits(&t, od, oh)) scatter_s(dxc + tap_at(w, &t, od, oh, lo), src + lo, 1.0f, n, w->s[2]);
+        }
     }
 }
 
-/* Output rows [*r0, *r1) of chunk k. */
+/* Output rows [*r0, *r1) of chunk k: the rows split as evenly as they go. */
 static void chunk_rows(const conv_geom *q, int64_t k, int64_t *r0, int64_t *r1) {
-    *r0 = k * q->rc;
-    *r1 = *r0 + q->rc < q->rows ? *r0 + q->rc : q->rows;
+    *r0 = k * q->rows / q->nch;
+    *r1 = (k + 1) * q->rows / q->nch;
 }
 
 /* Columns [r0*OW, r1*OW) of Y[n,g] = W[g] X[n,g] for chunk k; col: this thread's buffer. */
@@ -330,7 +333,8 @@ static sal_status conv_forward(sal_opctx *c) {
         conv_chunks(&q, nt, false);
         const int64_t nch = q.nch, items = q.N * q.G * nch;
         bool par = nt > 1 && items > 1 && work > PAR_WORK;
-        float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1)) : NULL;
+        size_t colbytes = sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1);
+        float *col = q.colsz ? sal_scratch_get(c->ws, 0, colbytes) : NULL;
         if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
         (void)par;
 #pragma omp parallel for schedule(static) if (par)

@@ -36,7 +36,8 @@ static sal_status pool_plan(const sal_opctx *c, sal_win *w) {
     const sal_tensor *X = c->in[0];
     if (X->ndim < 3 || X->ndim > 5) {
         char b[160];
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input has shape %s; expected (N, C, L), (N, C, H, W) or (N, C, D, H, W)",
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
+                             "input has shape %s; expected (N, C, L), (N, C, H, W) or (N, C, D, H, W)",
                              sal_shape_str(X->ndim, X->dim, b, sizeof b));
     }
     return sal_win_plan(c->n, &p->wa, X->ndim - 2, X->dim + 2, NULL, w);
@@ -55,76 +56,71 @@ static sal_status pool_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
-/* Taps [lo, hi) of output (od, oh, ow) that fall inside the input, per dimension. */
-static void window_taps(const sal_win *w, const int64_t o[3], int64_t lo[3], int64_t hi[3]) {
-    for (int j = 0; j < 3; j++) sal_win_range(o[j] * w->s[j] - w->pb[j], w->d[j], w->k[j], w->in[j], &lo[j], &hi[j]);
-}
+/* The window of output o along one dimension: its first input position, its taps [lo, hi) that
+ * fall inside the input and (count_include_pad) how many taps fall inside input or explicit padding;
+ * positions that only ceil_mode adds never count. Tabulated once per call, so that the plane loops
+ * do no divisions. */
+typedef struct {
+    int64_t start, lo, hi, npad;
+} win1;
 
-static inline int64_t tap_index(const sal_win *w, const int64_t o[3], int64_t a, int64_t b, int64_t e) {
-    return ((o[0] * w->s[0] - w->pb[0] + a * w->d[0]) * w->in[1] + o[1] * w->s[1] - w->pb[1] + b * w->d[1]) * w->in[2] +
-           o[2] * w->s[2] - w->pb[2] + e * w->d[2];
-}
-
-/* Index in the plane of the first maximum under window o (row-major tap order), or -1 when the
- * window lies wholly in the padding. */
-static int64_t window_argmax(const sal_win *w, const float *x, const int64_t o[3]) {
-    int64_t lo[3], hi[3], best = -1;
-    window_taps(w, o, lo, hi);
-    float m = 0.0f;
-    for (int64_t a = lo[0]; a < hi[0]; a++)
-        for (int64_t b = lo[1]; b < hi[1]; b++)
-            for (int64_t e = lo[2]; e < hi[2]; e++) {
-                int64_t i = tap_index(w, o, a, b, e);
-                if (best < 0 || x[i] > m) best = i, m = x[i];
-            }
-    return best;
-}
-
-/* Forward (dx NULL): y = window maxima of the plane x. Backward: dx[argmax] += dy. */
-static void maxpool_plane(const sal_win *w, const float *x, float *y, float *dx, const float *dy) {
-    int64_t o[3], j = 0;
-    for (o[0] = 0; o[0] < w->out[0]; o[0]++)
-        for (o[1] = 0; o[1] < w->out[1]; o[1]++)
-            for (o[2] = 0; o[2] < w->out[2]; o[2]++, j++) {
-                int64_t i = window_argmax(w, x, o);
-                if (!dx) y[j] = i >= 0 ? x[i] : -INFINITY; /* the maximum of no element */
-                else if (i >= 0) dx[i] += dy[j];
-            }
-}
-
-/* Divisor of window o: its taps inside the input, or (count_pad) inside input and explicit padding;
- * positions that only ceil_mode adds never count. */
-static int64_t avg_divisor(const sal_win *w, const int64_t o[3], const int64_t lo[3], const int64_t hi[3], bool count_pad) {
-    int64_t n = 1;
+/* t[j] points at w->out[j] entries of buf. */
+static void win_table(const sal_win *w, win1 *buf, const win1 *t[3]) {
     for (int j = 0; j < 3; j++) {
-        int64_t l = lo[j], h = hi[j];
-        if (count_pad)
-            sal_win_range(o[j] * w->s[j], w->d[j], w->k[j], w->in[j] + w->pb[j] + w->pe[j], &l, &h);
-        n *= h - l;
+        t[j] = buf;
+        for (int64_t o = 0; o < w->out[j]; o++, buf++) {
+            int64_t l, h;
+            buf->start = o * w->s[j] - w->pb[j];
+            sal_win_range(buf->start, w->d[j], w->k[j], w->in[j], &buf->lo, &buf->hi);
+            sal_win_range(o * w->s[j], w->d[j], w->k[j], w->in[j] + w->pb[j] + w->pe[j], &l, &h);
+            buf->npad = h - l;
+        }
     }
-    return n;
+}
+
+/* Loops over the taps of window (A, B, E) inside the input, with i the tap's index in the plane. */
+#define FOR_TAPS(w, A, B, E, i)                                                                    \
+    for (int64_t a_ = (A)->lo; a_ < (A)->hi; a_++)                                                 \
+        for (int64_t b_ = (B)->lo, r_ = ((A)->start + a_ * (w)->d[0]) * (w)->in[1]; b_ < (B)->hi; b_++) \
+            for (int64_t e_ = (E)->lo, q_ = (r_ + (B)->start + b_ * (w)->d[1]) * (w)->in[2] + (E)->start, \
+                         i = q_ + e_ * (w)->d[2];                                                  \
+                 e_ < (E)->hi; e_++, i += (w)->d[2])
+
+/* Forward (dx NULL): y = window maxima of the plane x; the first maximum in tap order wins ties.
+ * Backward: dx[argmax] += dy. */
+static void maxpool_plane(const sal_win *w, const win1 *const t[3], const float *x, float *y, float *dx,
+                          const float *dy) {
+    int64_t j = 0;
+    for (const win1 *A = t[0]; A < t[0] + w->out[0]; A++)
+        for (const win1 *B = t[1]; B < t[1] + w->out[1]; B++)
+            for (const win1 *E = t[2]; E < t[2] + w->out[2]; E++, j++) {
+                int64_t best = -1;
+                float m = 0.0f;
+                FOR_TAPS(w, A, B, E, i) {
+                    if (best < 0 || x[i] > m) best = i, m = x[i];
+                }
+                if (!dx) y[j] = best >= 0 ? m : -INFINITY; /* the maximum of no element */
+                else if (best >= 0) dx[best] += dy[j];
+            }
 }
 
 /* Forward (dx NULL): y = window means of the plane x. Backward: dx += dy / divisor over each window. */
-static void avgpool_plane(const sal_win *w, bool count_pad, const float *x, float *y, float *dx, const float *dy) {
-    int64_t o[3], lo[3], hi[3], j = 0;
-    for (o[0] = 0; o[0] < w->out[0]; o[0]++)
-        for (o[1] = 0; o[1] < w->out[1]; o[1]++)
-            for (o[2] = 0; o[2] < w->out[2]; o[2]++, j++) {
-                window_taps(w, o, lo, hi);
-                int64_t cnt = avg_divisor(w, o, lo, hi, count_pad);
+static void avgpool_plane(const sal_win *w, const win1 *const t[3], bool count_pad, const float *x, float *y, float *dx,
+                          const float *dy) {
+    int64_t j = 0;
+    for (const win1 *A = t[0]; A < t[0] + w->out[0]; A++)
+        for (const win1 *B = t[1]; B < t[1] + w->out[1]; B++)
+            for (const win1 *E = t[2]; E < t[2] + w->out[2]; E++, j++) {
+                int64_t cnt = count_pad ? A->npad * B->npad * E->npad
+                                        : (A->hi - A->lo) * (B->hi - B->lo) * (E->hi - E->lo);
                 if (cnt == 0) continue; /* empty window: output 0, no gradient */
                 if (!dx) {
-                    float s = 0.0f;
-                    for (int64_t a = lo[0]; a < hi[0]; a++)
-                        for (int64_t b = lo[1]; b < hi[1]; b++)
-                            for (int64_t e = lo[2]; e < hi[2]; e++) s += x[tap_index(w, o, a, b, e)];
-                    y[j] = s / (float)cnt;
+                    float sum = 0.0f;
+                    FOR_TAPS(w, A, B, E, i) sum += x[i];
+                    y[j] = sum / (float)cnt;
                 } else {
                     float g = dy[j] / (float)cnt;
-                    for (int64_t a = lo[0]; a < hi[0]; a++)
-                        for (int64_t b = lo[1]; b < hi[1]; b++)
-                            for (int64_t e = lo[2]; e < hi[2]; e++) dx[tap_index(w, o, a, b, e)] += g;
+                    FOR_TAPS(w, A, B, E, i) dx[i] += g;
                 }
             }
 }
@@ -138,13 +134,17 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const float *X = sal_in_f(c, 0), *dY = backward ? sal_f32(c->dout[0]) : NULL;
     float *Y = backward ? NULL : sal_out_f(c, 0), *dX = backward ? sal_f32(c->din[0]) : NULL;
     const int64_t planes = c->in[0]->dim[0] * c->in[0]->dim[1];
+    win1 *buf = sal_scratch_get(c->ws, 0, sizeof *buf * (size_t)(w.out[0] + w.out[1] + w.out[2]));
+    if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+    const win1 *t[3];
+    win_table(&w, buf, t);
 #pragma omp parallel for schedule(static) if (planes * w.out_sz * w.k_sz > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = X + pl * w.in_sz;
         float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
         const float *dy = dY ? dY + pl * w.out_sz : NULL;
-        if (avg) avgpool_plane(&w, p->count_pad, x, y, dx, dy);
-        else maxpool_plane(&w, x, y, dx, dy);
+        if (avg) avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
+        else maxpool_plane(&w, t, x, y, dx, dy);
     }
     return SAL_OK;
 }

@@ -637,6 +637,10 @@ static sal_status expand_view(const sal_opctx *c, view_plan *v, sal_tensor *o) {
     if (!sal_broadcast_shape(x, &t, &o->ndim, o->dim))
         return sal_node_fail(c->n, SAL_ERR_SHAPE, "input %s does not broadcast to %s",
                              sal_shape_str(x->ndim, x->dim, a, sizeof a), sal_shape_str((int)ns, s, b, sizeof b));
+    /* before view_make, whose products of dimensions and strides assume a representable size */
+    int64_t n;
+    if (!sal_shape_numel(o->ndim, o->dim, &n))
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "output %s is too large", sal_shape_str(o->ndim, o->dim, a, sizeof a));
     int64_t st[SAL_MAX_DIMS], vst[SAL_MAX_DIMS];
     row_strides(x, st);
     for (int i = 0; i < o->ndim; i++) {
@@ -644,9 +648,6 @@ static sal_status expand_view(const sal_opctx *c, view_plan *v, sal_tensor *o) {
         vst[i] = ix < 0 || x->dim[ix] == 1 ? 0 : st[ix];
     }
     view_make(v, o->ndim, o->dim, vst, 0);
-    int64_t n;
-    if (!sal_shape_numel(o->ndim, o->dim, &n))
-        return sal_node_fail(c->n, SAL_ERR_SHAPE, "output %s is too large", sal_shape_str(o->ndim, o->dim, a, sizeof a));
     return SAL_OK;
 }
 

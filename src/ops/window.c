@@ -95,7 +95,8 @@ sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const
         w->k_sz *= *k;
         continue;
     too_small:
-        return sal_node_fail(n, SAL_ERR_SHAPE, "window of %lld (dilated) does not fit spatial dimension %d of size %lld",
+        return sal_node_fail(n, SAL_ERR_SHAPE,
+                             "window of %lld (dilated) does not fit spatial dimension %d of size %lld",
                              (long long)dk, i, (long long)*in);
     }
     return SAL_OK;

@@ -1,0 +1,381 @@
+/* Class activation maps: methods that aggregate a layer's activations A (N, K, spatial) and the
+ * gradient G = d f / d A of the explained output over the channels k:
+ *   gradcam      ReLU(sum_k w_k A_k), w_k = mean G_k                     (Selvaraju et al. 2017)
+ *   gradcam_pp   w_k = sum alpha_k relu(G_k), alpha = G^2 / (2 G^2 + sum(A_k) G^3)
+ *                                                                        (Chattopadhay et al. 2018)
+ *   layercam     ReLU(sum_k relu(G_k) A_k)                               (Jiang et al. 2021)
+ *   xgradcam     w_k = sum(A_k G_k) / sum(A_k)                           (Fu et al. 2020)
+ *   scorecam     w_k = f(x * upsampled, normalised A_k): no gradient     (Wang et al. 2020)
+ *   guided_gradcam   upsampled Grad-CAM times guided backprop            (Selvaraju et al. 2017)
+ * and Khakzar et al. 2020's positive-aggregation variants, which take |.| before summing:
+ *   gradcam_pos  sum_k |w_k A_k|        gradmid  sum_k |G_k|
+ *   cumulative_gradcam / cumulative_gradmid: those maps at every layer, each normalised to [0, 1]
+ *   and upsampled (FullGrad's post-processing), summed. */
+#include "layer.h"
+#include <math.h>
+
+typedef enum { AGG_GRADCAM, AGG_GRADCAM_PP, AGG_LAYERCAM, AGG_XGRADCAM, AGG_POS, AGG_MID } cam_agg;
+
+/* One layer's map (N, S) from activations A and gradients G (N, K, S). Sums in double. */
+static void aggregate(cam_agg agg, const float *A, const float *G, int64_t N, int64_t K, int64_t S, float *map) {
+    for (int64_t n = 0; n < N; n++) {
+        float *mp = map + n * S;
+        for (int64_t s = 0; s < S; s++) mp[s] = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const float *a = A + (n * K + k) * S, *g = G + (n * K + k) * S;
+            double w = 0, sa = 0;
+            switch (agg) {
+            case AGG_GRADCAM:
+            case AGG_POS:
+                for (int64_t s = 0; s < S; s++) w += g[s];
+                w /= (double)S;
+                break;
+            case AGG_GRADCAM_PP:
+                for (int64_t s = 0; s < S; s++) sa += a[s];
+                for (int64_t s = 0; s < S; s++) {
+                    if (!(g[s] > 0)) continue; /* relu(G) = 0: the term vanishes whatever alpha is */
+                    double g2 = (double)g[s] * g[s], den = 2 * g2 + sa * g2 * g[s];
+                    if (den != 0) w += g2 / den * g[s];
+                }
+                break;
+            case AGG_XGRADCAM:
+                for (int64_t s = 0; s < S; s++) {
+                    sa += a[s];
+                    w += (double)a[s] * g[s];
+                }
+                w = sa != 0 ? w / sa : 0;
+                break;
+            case AGG_LAYERCAM:
+                for (int64_t s = 0; s < S; s++) mp[s] += g[s] > 0 ? g[s] * a[s] : 0.0f;
+                continue;
+            case AGG_MID:
+                for (int64_t s = 0; s < S; s++) mp[s] += fabsf(g[s]);
+                continue;
+            }
+            float wf = (float)w;
+            if (agg == AGG_POS)
+                for (int64_t s = 0; s < S; s++) mp[s] += fabsf(wf * a[s]);
+            else
+                for (int64_t s = 0; s < S; s++) mp[s] += wf * a[s];
+        }
+    }
+}
+
+static const char *const k_upsample[] = {"bilinear", "none", NULL};
+
+/* c->layer_out := map (N, 1, spatial of A); c->out := the map upsampled to the input and repeated
+ * over its channels, or the layer map itself when !up. */
+static sal_status finish(sal_xctx *c, const sal_tensor *A, const float *map, bool up) {
+    int64_t N = A->dim[0], S = sal_spatial_size(A), dim[SAL_MAX_DIMS];
+    memcpy(dim, A->dim, sizeof dim);
+    dim[1] = 1;
+    SAL_TRY(sal_tensor_alloc(&c->layer_out, SAL_F32, A->ndim, dim));
+    memcpy(c->layer_out.data, map, (size_t)(N * S) * sizeof(float));
+    if (!up) return sal_tensor_copy(&c->out, &c->layer_out);
+    float *big = sal_malloc((size_t)sal_tensor_numel(c->x) * sizeof(float));
+    if (!big) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_status st = sal_map_to_input(c, c->layer, map, A->ndim - 2, A->dim + 2, big);
+    if (st == SAL_OK) st = sal_map_spread(c, big, &c->out);
+    sal_free(big);
+    return st;
+}
+
+typedef struct {
+    cam_agg agg;
+    bool relu, up;
+} cam_opts;
+
+/* Grad-CAM and the gradient-weighted relatives at one layer. */
+static sal_status cam_run(sal_xctx *c, cam_opts o) {
+    SAL_TRY(sal_layer_forward(c));
+    sal_layer L;
+    SAL_TRY(sal_layer_resolve(c, sal_param(c, "layer"), &L));
+    if (o.up) SAL_TRY(sal_map_check(c, c->layer, c->s->act[L.val].ndim - 2)); /* before the backward pass */
+    SAL_TRY(sal_layer_grads(c, 1, &L.val, false, NULL));
+    const sal_tensor *A = &c->s->act[L.val], *G = &c->s->grad[L.val];
+    int64_t N = A->dim[0], K = A->dim[1], S = sal_spatial_size(A);
+    float *map = sal_malloc((size_t)(N * S) * sizeof(float));
+    if (!map) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    aggregate(o.agg, sal_f32(A), sal_f32(G), N, K, S, map);
+    if (o.relu)
+        for (int64_t i = 0; i < N * S; i++) map[i] = map[i] > 0 ? map[i] : 0.0f;
+    sal_status st = finish(c, A, map, o.up);
+    sal_free(map);
+    return st;
+}
+
+/* The shared parameters a method declares: relu (when it has one) and upsample. */
+static sal_status cam_params(sal_xctx *c, cam_agg agg, bool has_relu, cam_opts *o) {
+    int up = 0;
+    o->agg = agg;
+    o->relu = false;
+    if (has_relu) SAL_TRY(sal_param_bool(c, "relu", &o->relu));
+    SAL_TRY(sal_param_choice(c, "upsample", k_upsample, &up));
+    o->up = up == 0;
+    return SAL_OK;
+}
+
+static sal_status run_with(sal_xctx *c, cam_agg agg, bool has_relu) {
+    cam_opts o;
+    SAL_TRY(cam_params(c, agg, has_relu, &o));
+    return cam_run(c, o);
+}
+
+static sal_status run_gradcam(sal_xctx *c) { return run_with(c, AGG_GRADCAM, true); }
+static sal_status run_gradcam_pp(sal_xctx *c) { return run_with(c, AGG_GRADCAM_PP, true); }
+static sal_status run_layercam(sal_xctx *c) { return run_with(c, AGG_LAYERCAM, true); }
+static sal_status run_xgradcam(sal_xctx *c) { return run_with(c, AGG_XGRADCAM, true); }
+static sal_status run_gradcam_pos(sal_xctx *c) { return run_with(c, AGG_POS, false); }
+static sal_status run_gradmid(sal_xctx *c) { return run_with(c, AGG_MID, false); }
+
+/* ---- Guided Grad-CAM: the upsampled map gates guided backprop's input-resolution detail ---- */
+
+static sal_status run_guided_gradcam(sal_xctx *c) {
+    const sal_method *gb = sal_method_lookup("guided_backprop");
+    if (!gb) return sal_fail(SAL_ERR_UNSUPPORTED, "needs the guided_backprop method, which this build lacks");
+    cam_opts o = {.agg = AGG_GRADCAM, .up = true};
+    SAL_TRY(sal_param_bool(c, "relu", &o.relu));
+    SAL_TRY(cam_run(c, o));
+    /* guided backprop on its own context: its parameters are its defaults, its outputs ours to free */
+    sal_xctx sub = *c;
+    sub.meth = gb;
+    sub.nkv = 0;
+    sub.key = sub.val = NULL;
+    memset(&sub.out, 0, sizeof sub.out);
+    memset(&sub.layer_out, 0, sizeof sub.layer_out);
+    sub.nmetric = 0;
+    sal_status st = gb->run(&sub);
+    if (st != SAL_OK) st = sal_wrap(st, "guided_backprop");
+    else if (!sal_tensor_same_shape(&sub.out, &c->out))
+        st = sal_fail(SAL_ERR_INTERNAL, "guided_backprop returned a map not shaped as the input");
+    if (st == SAL_OK) {
+        float *a = sal_f32(&c->out);
+        const float *g = sal_f32(&sub.out);
+        for (int64_t i = 0, n = sal_tensor_numel(&c->out); i < n; i++) a[i] *= g[i];
+    }
+    sal_tensor_free(&sub.out);
+    sal_tensor_free(&sub.layer_out);
+    return st;
+}
+
+/* ---- Score-CAM: each channel, upsampled and scaled to [0, 1], masks the input; the explained
+ * output of the masked input weighs the channel. Masked inputs run as batches. ---- */
+
+typedef struct {
+    const sal_xctx *c;
+    const float *A; /* (N, K, S) copied: batched passes reuse the session's buffers */
+    int64_t K, S, C, Sx;
+    int nd;
+    const int64_t *sdim;
+    float *mask; /* (Sx) */
+    bool *skip;  /* (N, K): constant channels give no mask */
+    float *w;    /* (N, K) */
+} score_u;
+
+static sal_status score_make(void *up, int64_t i, int64_t k, float *row) {
+    score_u *u = up;
+    SAL_TRY(sal_resample_linear(u->A + (i * u->K + k) * u->S, 1, u->nd, u->sdim, u->mask, u->c->x->dim + 2));
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t s = 0; s < u->Sx; s++) {
+        lo = fminf(lo, u->mask[s]);
+        hi = fmaxf(hi, u->mask[s]);
+    }
+    u->skip[i * u->K + k] = !(hi > lo); /* as the authors' code: a flat channel is left out */
+    const float *x = sal_f32(u->c->x) + i * u->C * u->Sx;
+    for (int64_t ch = 0; ch < u->C; ch++)
+        for (int64_t s = 0; s < u->Sx; s++)
+            row[ch * u->Sx + s] = hi > lo ? x[ch * u->Sx + s] * ((u->mask[s] - lo) / (hi - lo)) : 0.0f;
+    return SAL_OK;
+}
+
+static void score_take(void *up, int64_t i, int64_t k, const float *row, const float *g, float value) {
+    (void)row, (void)g;
+    score_u *u = up;
+    u->w[i * u->K + k] = u->skip[i * u->K + k] ? 0.0f : value;
+}
+
+static sal_status run_scorecam(sal_xctx *c) {
+    cam_opts o;
+    SAL_TRY(cam_params(c, AGG_GRADCAM, true, &o));
+    SAL_TRY(sal_layer_forward(c));
+    sal_layer L;
+    SAL_TRY(sal_layer_resolve(c, sal_param(c, "layer"), &L));
+    sal_tensor A = {0};
+    SAL_TRY(sal_tensor_copy(&A, &c->s->act[L.val]));
+    const sal_tensor *x = c->x;
+    int64_t N = A.dim[0], K = A.dim[1], S = sal_spatial_size(&A);
+    score_u u = {.c = c, .A = sal_f32(&A), .K = K, .S = S, .nd = A.ndim - 2, .sdim = A.dim + 2};
+    sal_status st = SAL_OK;
+    if ((st = sal_map_check(c, c->layer, A.ndim - 2)) == SAL_OK) { /* masks live at the input's resolution */
+        u.C = x->dim[1];
+        u.Sx = sal_spatial_size(x);
+    }
+    float *map = sal_malloc((size_t)(N * S) * sizeof(float));
+    if (st == SAL_OK) {
+        u.mask = sal_malloc((size_t)u.Sx * sizeof(float));
+        u.skip = sal_calloc((size_t)(N * K), sizeof *u.skip);
+        u.w = sal_calloc((size_t)(N * K), sizeof *u.w);
+        if (!map || !u.mask || !u.skip || !u.w) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    }
+    sal_batched b = {.per_sample = K, .make = score_make, .take = score_take, .u = &u, .forward_only = true};
+    if (st == SAL_OK) st = sal_run_batched(c, &b);
+    if (st == SAL_OK) {
+        for (int64_t n = 0; n < N; n++) {
+            float *mp = map + n * S;
+            for (int64_t s = 0; s < S; s++) mp[s] = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const float *a = u.A + (n * K + k) * S;
+                float w = u.w[n * K + k];
+                for (int64_t s = 0; s < S; s++) mp[s] += w * a[s];
+            }
+            if (o.relu)
+                for (int64_t s = 0; s < S; s++) mp[s] = mp[s] > 0 ? mp[s] : 0.0f;
+        }
+        st = finish(c, &A, map, o.up);
+    }
+    sal_free(map);
+    sal_free(u.mask);
+    sal_free(u.skip);
+    sal_free(u.w);
+    sal_tensor_free(&A);
+    return st;
+}
+
+/* ---- cumulative variants: every candidate layer, post-processed as FullGrad does ---- */
+
+static sal_status run_cumulative(sal_xctx *c, cam_agg agg) {
+    SAL_TRY(sal_layer_forward(c));
+    int n;
+    SAL_TRY(sal_layer_candidates(c->s, NULL, 0, &n));
+    if (!n)
+        return sal_fail(SAL_ERR_UNSUPPORTED,
+                        "%s has no layer with a spatial output (N, C, H, W...) leading to the explained output; "
+                        "layer methods need a convolutional model",
+                        c->m->path);
+    sal_layer *l = sal_calloc((size_t)n, sizeof *l);
+    int *vals = sal_calloc((size_t)n, sizeof *vals);
+    const sal_tensor *x = c->x;
+    int64_t N = x->dim[0], Sx = x->ndim > 2 ? sal_spatial_size(x) : 1;
+    float *acc = sal_calloc((size_t)(N * Sx), sizeof *acc), *big = sal_malloc((size_t)(N * Sx) * sizeof *big);
+    float *map = NULL;
+    sal_status st = l && vals && acc && big ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) st = sal_layer_candidates(c->s, l, n, &n);
+    for (int i = 0; st == SAL_OK && i < n; i++) {
+        vals[i] = l[i].val;
+        st = sal_map_check(c, c->m->node[l[i].node].name, c->s->act[l[i].val].ndim - 2);
+    }
+    if (st == SAL_OK) st = sal_layer_grads(c, n, vals, false, NULL);
+    for (int i = 0; st == SAL_OK && i < n; i++) {
+        const sal_tensor *A = &c->s->act[l[i].val], *G = &c->s->grad[l[i].val];
+        int64_t K = A->dim[1], S = sal_spatial_size(A);
+        float *p = sal_realloc(map, (size_t)(N * S) * sizeof *map);
+        if (!p) {
+            st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        map = p;
+        aggregate(agg, sal_f32(A), sal_f32(G), N, K, S, map);
+        sal_minmax_rows(map, N, S);
+        st = sal_map_to_input(c, c->m->node[l[i].node].name, map, A->ndim - 2, A->dim + 2, big);
+        for (int64_t j = 0; st == SAL_OK && j < N * Sx; j++) acc[j] += big[j];
+    }
+    if (st == SAL_OK) st = sal_map_spread(c, acc, &c->out);
+    if (st == SAL_OK) {
+        snprintf(c->layer, sizeof c->layer, "all");
+        sal_metric(c, "layers", n);
+    }
+    sal_free(l);
+    sal_free(vals);
+    sal_free(acc);
+    sal_free(big);
+    sal_free(map);
+    return st;
+}
+
+static sal_status run_cumulative_gradcam(sal_xctx *c) { return run_cumulative(c, AGG_POS); }
+static sal_status run_cumulative_gradmid(sal_xctx *c) { return run_cumulative(c, AGG_MID); }
+
+/* ---- the table ---- */
+
+#define P_LAYER                                                                                                 \
+    {"layer", "auto", "node or output name of a spatial layer (saliency info lists them); auto: the last one "   \
+                      "before the classifier"}
+#define P_RELU {"relu", "true", "clip the map at zero (true/false)"}
+#define P_UPSAMPLE                                                                                               \
+    {"upsample", "bilinear", "bilinear: resample the map to the input size (A.npy shaped as the input, the map "  \
+                             "repeated over channels); none: keep the layer's resolution"}
+
+static const sal_param_spec k_cam[] = {P_LAYER, P_RELU, P_UPSAMPLE, {NULL, NULL, NULL}};
+static const sal_param_spec k_pos[] = {P_LAYER, P_UPSAMPLE, {NULL, NULL, NULL}};
+static const sal_param_spec k_guided[] = {P_LAYER, P_RELU, {NULL, NULL, NULL}};
+static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
+
+const sal_method sal_method_gradcam = {
+    .name = "gradcam",
+    .summary = "ReLU(sum_k mean(dF/dA_k) A_k) at a layer (Selvaraju et al. 2017, Grad-CAM)",
+    .params = k_cam,
+    .run = run_gradcam,
+};
+
+const sal_method sal_method_gradcam_pp = {
+    .name = "gradcam_pp",
+    .summary = "Grad-CAM with alpha-weighted positive gradients (Chattopadhay et al. 2018, Grad-CAM++)",
+    .params = k_cam,
+    .run = run_gradcam_pp,
+};
+
+const sal_method sal_method_guided_gradcam = {
+    .name = "guided_gradcam",
+    .summary = "upsampled Grad-CAM times guided backprop (Selvaraju et al. 2017)",
+    .params = k_guided,
+    .run = run_guided_gradcam,
+};
+
+const sal_method sal_method_layercam = {
+    .name = "layercam",
+    .summary = "ReLU(sum_k relu(dF/dA_k) A_k), element-wise weights (Jiang et al. 2021, LayerCAM)",
+    .params = k_cam,
+    .run = run_layercam,
+};
+
+const sal_method sal_method_xgradcam = {
+    .name = "xgradcam",
+    .summary = "Grad-CAM with activation-weighted gradient means (Fu et al. 2020, XGrad-CAM)",
+    .params = k_cam,
+    .run = run_xgradcam,
+};
+
+const sal_method sal_method_scorecam = {
+    .name = "scorecam",
+    .summary = "channels weighted by the output on the input masked by each (Wang et al. 2020, Score-CAM)",
+    .params = k_cam,
+    .run = run_scorecam,
+};
+
+const sal_method sal_method_gradcam_pos = {
+    .name = "gradcam_pos",
+    .summary = "Grad-CAM with |.| before the channel sum: sum_k |w_k A_k| (Khakzar et al. 2020)",
+    .params = k_pos,
+    .run = run_gradcam_pos,
+};
+
+const sal_method sal_method_gradmid = {
+    .name = "gradmid",
+    .summary = "sum_k |dF/dA_k|: gradients alone, positively aggregated (Khakzar et al. 2020)",
+    .params = k_pos,
+    .run = run_gradmid,
+};
+
+const sal_method sal_method_cumulative_gradcam = {
+    .name = "cumulative_gradcam",
+    .summary = "gradcam_pos at every spatial layer, normalised, upsampled and summed (Khakzar et al. 2020)",
+    .params = k_none,
+    .run = run_cumulative_gradcam,
+};
+
+const sal_method sal_method_cumulative_gradmid = {
+    .name = "cumulative_gradmid",
+    .summary = "gradmid at every spatial layer, normalised, upsampled and summed (Khakzar et al. 2020)",
+    .params = k_none,
+    .run = run_cumulative_gradmid,
+};

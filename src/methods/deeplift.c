@@ -1,0 +1,506 @@
+/* DeepLIFT (Shrikumar, Greenside & Kundaje 2017): contributions of the input's difference from a
+ * reference, x - x0, to the output's difference f(x) - f(x0), propagated as multipliers m = C / dx
+ * by the chain rule. A second session runs the reference forward so each rule sees both activations.
+ *  - linear nodes: the gradient (it is the multiplier of a linear map, whatever the reference);
+ *  - pointwise nonlinearities y = f(x) (Relu, LeakyRelu, Sigmoid, Tanh, Clip), Rescale rule:
+ *    m = (y - y0) / (x - x0), the gradient where |x - x0| < DL_EPS;
+ *  - RevealCancel (variant=revealcancel) at those nonlinearities when their input is a weighted sum
+ *    (Gemm, Conv, MatMul with constant weights): dx is split into its positive and negative terms
+ *    dx+ and dx-, each gets its own multiplier, and the weighted sum sends each term's multiplier
+ *    back to the inputs whose terms made it up;
+ *  - MaxPool, GlobalMaxPool: each window's difference goes to one input (see dl_max_window);
+ *  - a Softmax or LogSoftmax giving the model output: the paper's adjustment for softmax layers: explain the
+ *    logits, normalized by subtracting the mean contribution over classes.
+ * Attribution = multiplier at the input * (x - x0); its sum equals the output difference (completeness). */
+#include "relu_rules.h"
+#include "ops/window.h"
+#include <math.h>
+
+/* Below this |x - x0| a multiplier would divide noise by noise; the gradient is its limit. */
+#define DL_EPS 1e-7
+
+typedef struct {
+    sal_rule_base base;
+    bool reveal;
+    const sal_session *s, *ref; /* the explained pass and the reference pass */
+    sal_tensor *pos, *neg;      /* per value (RevealCancel): dout * m+ and dout * m-, left for the weighted
+                                 * sum that produced the value */
+    char *split;                /* per node (RevealCancel): 1 = split into terms, 2 = a single term (Rescale) */
+} dl_state;
+
+static const sal_tensor *ref_of(const dl_state *st, int v) { return &st->ref->act[v]; }
+
+static bool varies(const sal_opctx *c, int k) { return k < c->n->nin && c->din[k] != NULL; }
+
+static sal_status check_ref(const sal_opctx *c, const sal_tensor *a, const sal_tensor *r) {
+    if (sal_tensor_same_shape(a, r)) return SAL_OK;
+    char x[160], y[160];
+    return sal_node_fail(c->n, SAL_ERR_INTERNAL, "deeplift: the input pass gives shape %s, the reference pass %s",
+                         sal_shape_str(a->ndim, a->dim, x, sizeof x), sal_shape_str(r->ndim, r->dim, y, sizeof y));
+}
+
+/* Node c->n's own backward with replaced inputs and output gradient, accumulating into dk for input k. */
+static sal_status node_backward(const sal_opctx *c, sal_tensor *const *in, sal_tensor *dout, int k, sal_tensor *dk) {
+    int nin = c->n->nin;
+    sal_tensor *din[nin + 1], *dy[2] = {dout, NULL};
+    for (int i = 0; i < nin; i++) din[i] = i == k ? dk : NULL;
+    sal_opctx g = {.g = c->g, .n = c->n, .in = in, .out = c->out, .din = din, .dout = dy, .ws = c->ws};
+    return c->n->op->backward(&g);
+}
+
+/* ---- Rescale at pointwise nonlinearities ---- */
+
+static sal_status dl_rescale(sal_opctx *c, dl_state *st) {
+    const sal_tensor *X0 = ref_of(st, c->n->in[0]), *Y0 = ref_of(st, c->n->out[0]);
+    SAL_TRY(check_ref(c, c->in[0], X0));
+    const float *x = sal_in_f(c, 0), *y = sal_out_f(c, 0), *x0 = sal_f32(X0), *y0 = sal_f32(Y0);
+    const float *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    int64_t n = sal_tensor_numel(c->in[0]);
+    bool near = false;
+    for (int64_t i = 0; i < n && !near; i++) near = fabs((double)x[i] - x0[i]) < DL_EPS;
+    if (near) { /* the op's own gradient, fed only where x is at its reference */
+        sal_tensor g = {0};
+        sal_status s = sal_tensor_alloc(&g, SAL_F32, c->dout[0]->ndim, c->dout[0]->dim);
+        for (int64_t i = 0; s == SAL_OK && i < n; i++)
+            if (fabs((double)x[i] - x0[i]) < DL_EPS) sal_f32(&g)[i] = dy[i];
+        if (s == SAL_OK) s = node_backward(c, c->in, &g, 0, c->din[0]);
+        sal_tensor_free(&g);
+        SAL_TRY(s);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)x[i] - x0[i];
+        if (fabs(d) >= DL_EPS) dx[i] += (float)(dy[i] * (((double)y[i] - y0[i]) / d));
+    }
+    return SAL_OK;
+}
+
+/* ---- RevealCancel ---- */
+
+/* The weighted sum feeding c->n's input, when RevealCancel can split it: a Gemm, Conv or MatMul
+ * node with exactly one operand (*k) depending on the model input and a bias that does not. */
+static const sal_node *weighted_sum(const dl_state *st, const sal_opctx *c, int *k) {
+    const sal_model *g = c->g;
+    int v = c->n->in[0];
+    if (g->val[v].kind != SAL_VAL_NODE || g->val[v].producer < 0) return NULL;
+    const sal_node *L = &g->node[g->val[v].producer];
+    if (strcmp(L->op_type, "Gemm") && strcmp(L->op_type, "Conv") && strcmp(L->op_type, "MatMul")) return NULL;
+    if (L->nout != 1 || L->out[0] != v || L->nin < 2 || L->in[0] < 0 || L->in[1] < 0) return NULL;
+    bool a = st->s->need[L->in[0]], b = st->s->need[L->in[1]];
+    if (a == b || (L->nin > 2 && L->in[2] >= 0 && st->s->need[L->in[2]])) return NULL;
+    *k = a ? 0 : 1;
+    return L;
+}
+
+static sal_status split_signs(const sal_tensor *t, sal_tensor *p, sal_tensor *n) {
+    SAL_TRY(sal_tensor_alloc(p, SAL_F32, t->ndim, t->dim));
+    SAL_TRY(sal_tensor_alloc(n, SAL_F32, t->ndim, t->dim));
+    const float *a = sal_f32(t);
+    for (int64_t i = 0, m = sal_tensor_numel(t); i < m; i++) {
+        sal_f32(p)[i] = a[i] > 0.0f ? a[i] : 0.0f;
+        sal_f32(n)[i] = a[i] < 0.0f ? a[i] : 0.0f;
+    }
+    return SAL_OK;
+}
+
+/* out (+)= L applied to operand a with weights w and no bias: L's own forward on swapped inputs. */
+static sal_status apply_linear(const sal_opctx *c, const sal_node *L, int k, sal_tensor *a, sal_tensor *w,
+                               sal_tensor *out, bool add) {
+    sal_tensor *in[L->nin + 1], t = {0}, *o[2] = {&t, NULL};
+    for (int i = 0; i < L->nin; i++) in[i] = NULL;
+    in[k] = a;
+    in[1 - k] = w;
+    sal_status s = sal_run_node(c->g, L, in, o, c->ws);
+    if (s == SAL_OK && !add) s = sal_tensor_copy(out, &t);
+    else if (s == SAL_OK)
+        for (int64_t i = 0, n = sal_tensor_numel(&t); i < n; i++) sal_f32(out)[i] += sal_f32(&t)[i];
+    sal_tensor_free(&t);
+    return s;
+}
+
+/* c->n's forward on x0 + d into out. */
+static sal_status apply_shifted(const sal_opctx *c, const sal_tensor *x0, const sal_tensor *d, sal_tensor *out) {
+    sal_tensor t = {0};
+    sal_status s = sal_tensor_copy(&t, x0);
+    for (int64_t i = 0, n = sal_tensor_numel(&t); s == SAL_OK && i < n; i++) sal_f32(&t)[i] += sal_f32(d)[i];
+    int nin = c->n->nin;
+    sal_tensor *in[nin + 1], *o[2] = {out, NULL};
+    for (int i = 0; i < nin; i++) in[i] = c->in[i];
+    in[0] = &t;
+    if (s == SAL_OK) s = sal_run_node(c->g, c->n, in, o, c->ws);
+    sal_tensor_free(&t);
+    return s;
+}
+
+/* Shrikumar et al.'s RevealCancel rule: with dx+ and dx- the sums of the positive and negative terms of
+ * x - x0,
+ *   dy+ = 1/2 (f(x0 + dx+) - f(x0)) + 1/2 (f(x0 + dx- + dx+) - f(x0 + dx-))
+ *   dy- = 1/2 (f(x0 + dx-) - f(x0)) + 1/2 (f(x0 + dx+ + dx-) - f(x0 + dx+))
+ * and m+ = dy+ / dx+, m- = dy- / dx-; dy+ + dy- = y - y0, so nothing is lost. f(x0 + dx+ + dx-) is
+ * the forward pass's y, which keeps the sum exact to rounding. The multipliers wait in pos/neg for
+ * the weighted sum's rule (dl_weighted), which alone knows which term each input made. */
+static sal_status dl_reveal(sal_opctx *c, dl_state *st, const sal_node *L, int k) {
+    int v = c->n->in[0];
+    const sal_tensor *A = &st->s->act[L->in[k]], *A0 = ref_of(st, L->in[k]), *W = &st->s->act[L->in[1 - k]];
+    const sal_tensor *X0 = ref_of(st, v), *Y0 = ref_of(st, c->n->out[0]);
+    SAL_TRY(check_ref(c, c->in[0], X0));
+    SAL_TRY(check_ref(c, A, A0));
+    sal_tensor da = {0}, dap = {0}, dan = {0}, wp = {0}, wn = {0}, xp = {0}, xn = {0}, fp = {0}, fn = {0};
+    sal_tensor one = {0}, fd = {0};
+    sal_status s = sal_tensor_copy(&da, A);
+    for (int64_t i = 0, n = sal_tensor_numel(A); s == SAL_OK && i < n; i++) sal_f32(&da)[i] -= sal_f32(A0)[i];
+    if (s == SAL_OK) s = split_signs(&da, &dap, &dan);
+    if (s == SAL_OK) s = split_signs(W, &wp, &wn);
+    /* dx+ = W+ da+ + W- da-,  dx- = W+ da- + W- da+ */
+    if (s == SAL_OK) s = apply_linear(c, L, k, &dap, &wp, &xp, false);
+    if (s == SAL_OK) s = apply_linear(c, L, k, &dan, &wn, &xp, true);
+    if (s == SAL_OK) s = apply_linear(c, L, k, &dan, &wp, &xn, false);
+    if (s == SAL_OK) s = apply_linear(c, L, k, &dap, &wn, &xn, true);
+    if (s == SAL_OK && !sal_tensor_same_shape(&xp, c->in[0]))
+        s = sal_node_fail(L, SAL_ERR_INTERNAL, "deeplift: the split weighted sum has the wrong shape");
+    if (s == SAL_OK) s = apply_shifted(c, X0, &xp, &fp);
+    if (s == SAL_OK) s = apply_shifted(c, X0, &xn, &fn);
+    /* the gradient, for a term too small to divide by */
+    if (s == SAL_OK) s = sal_tensor_alloc(&one, SAL_F32, c->out[0]->ndim, c->out[0]->dim);
+    for (int64_t i = 0, n = sal_tensor_numel(&one); s == SAL_OK && i < n; i++) sal_f32(&one)[i] = 1.0f;
+    if (s == SAL_OK) s = sal_tensor_alloc(&fd, SAL_F32, c->in[0]->ndim, c->in[0]->dim);
+    if (s == SAL_OK) s = node_backward(c, c->in, &one, 0, &fd);
+    if (s == SAL_OK && !st->pos[v].data) {
+        s = sal_tensor_alloc(&st->pos[v], SAL_F32, c->in[0]->ndim, c->in[0]->dim);
+        if (s == SAL_OK) s = sal_tensor_alloc(&st->neg[v], SAL_F32, c->in[0]->ndim, c->in[0]->dim);
+    }
+    if (s == SAL_OK) {
+        const float *y = sal_out_f(c, 0), *y0 = sal_f32(Y0), *dy = sal_f32(c->dout[0]);
+        float *P = sal_f32(&st->pos[v]), *Q = sal_f32(&st->neg[v]);
+        for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) {
+            double dp = sal_f32(&xp)[i], dn = sal_f32(&xn)[i], f0 = y0[i], f = y[i];
+            double up = 0.5 * (sal_f32(&fp)[i] - f0) + 0.5 * (f - sal_f32(&fn)[i]);
+            double un = 0.5 * (sal_f32(&fn)[i] - f0) + 0.5 * (f - sal_f32(&fp)[i]);
+            double mp = fabs(dp) >= DL_EPS ? up / dp : sal_f32(&fd)[i];
+            double mn = fabs(dn) >= DL_EPS ? un / dn : sal_f32(&fd)[i];
+            P[i] += (float)(dy[i] * mp);
+            Q[i] += (float)(dy[i] * mn);
+        }
+    }
+    sal_tensor *tmp[] = {&da, &dap, &dan, &wp, &wn, &xp, &xn, &fp, &fn, &one, &fd};
+    for (size_t i = 0; i < sizeof tmp / sizeof *tmp; i++) sal_tensor_free(tmp[i]);
+    return s;
+}
+
+static sal_status dl_pointwise(sal_opctx *c, void *user) {
+    dl_state *st = user;
+    if (varies(c, 1) || varies(c, 2))
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "deeplift: bounds that depend on the input are not supported");
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    int k;
+    const sal_node *L = st->reveal ? weighted_sum(st, c, &k) : NULL;
+    if (st->reveal) st->split[c->n - c->g->node] = L ? 1 : 2;
+    return L ? dl_reveal(c, st, L, k) : dl_rescale(c, st);
+}
+
+/* A weighted sum: the gradient for whatever reached it directly, and for the multipliers a
+ * RevealCancel nonlinearity left, each weight passes m+ when its term w*da was positive, m- when
+ * negative, their mean when zero (da = 0: the term contributes nothing either way):
+ *   da > 0: W+^T P + W-^T Q,   da < 0: W+^T Q + W-^T P. */
+static sal_status dl_weighted(sal_opctx *c, void *user) {
+    dl_state *st = user;
+    SAL_TRY(sal_rule_linear(c, user));
+    int v = c->n->out[0];
+    if (!st->pos || !st->pos[v].data) return SAL_OK;
+    int k = c->din[0] ? 0 : 1;
+    sal_tensor wp = {0}, wn = {0}, b1 = {0}, b2 = {0}, *in[c->n->nin + 1];
+    const sal_tensor *A0 = ref_of(st, c->n->in[k]);
+    sal_status s = c->din[k] ? check_ref(c, c->in[k], A0) : SAL_OK;
+    if (s == SAL_OK && !c->din[k]) goto done;
+    if (s == SAL_OK) s = split_signs(c->in[1 - k], &wp, &wn);
+    if (s == SAL_OK) s = sal_tensor_alloc(&b1, SAL_F32, c->in[k]->ndim, c->in[k]->dim);
+    if (s == SAL_OK) s = sal_tensor_alloc(&b2, SAL_F32, c->in[k]->ndim, c->in[k]->dim);
+    for (int i = 0; i < c->n->nin; i++) in[i] = NULL;
+    in[k] = c->in[k];
+    in[1 - k] = &wp;
+    if (s == SAL_OK) s = node_backward(c, in, &st->pos[v], k, &b1);
+    if (s == SAL_OK) s = node_backward(c, in, &st->neg[v], k, &b2);
+    in[1 - k] = &wn;
+    if (s == SAL_OK) s = node_backward(c, in, &st->neg[v], k, &b1);
+    if (s == SAL_OK) s = node_backward(c, in, &st->pos[v], k, &b2);
+    if (s == SAL_OK) {
+        const float *a = sal_f32(c->in[k]), *a0 = sal_f32(A0), *p1 = sal_f32(&b1), *p2 = sal_f32(&b2);
+        float *d = sal_f32(c->din[k]);
+        for (int64_t j = 0, n = sal_tensor_numel(c->in[k]); j < n; j++) {
+            double da = (double)a[j] - a0[j];
+            d[j] += da > 0 ? p1[j] : da < 0 ? p2[j] : 0.5f * (p1[j] + p2[j]);
+        }
+    }
+done:
+    sal_tensor_free(&st->pos[v]);
+    sal_tensor_free(&st->neg[v]);
+    sal_tensor_free(&wp);
+    sal_tensor_free(&wn);
+    sal_tensor_free(&b1);
+    sal_tensor_free(&b2);
+    return s;
+}
+
+/* ---- max pooling ---- */
+
+/* One window: taps idx[0..n) of x and of the reference x0, output gradient g. With a the argmax of x
+ * and b that of x0, the window's difference dy = x[a] - x0[b] satisfies
+ *   x[b] - x0[b] <= dy <= x[a] - x0[a]
+ * (x[a] >= x[b] and x0[b] >= x0[a]). So when the maximum rose we credit a, the gradient's route
+ * (as Captum does), and when it fell we credit b, the input that was on top at the reference: either
+ * way the multiplier dy / dx lies in [0, 1], as Rescale gives for a ReLU, and the window's
+ * contribution is exactly dy. Where that dx is below DL_EPS so is dy: the gradient. */
+static void dl_max_window(const float *x, const float *x0, const int64_t *idx, int64_t n, float g, float *dx) {
+    if (n == 0) return;
+    int64_t a = idx[0], b = idx[0];
+    for (int64_t t = 1; t < n; t++) {
+        if (x[idx[t]] > x[a]) a = idx[t];
+        if (x0[idx[t]] > x0[b]) b = idx[t];
+    }
+    double dy = (double)x[a] - x0[b], ra = (double)x[a] - x0[a], rb = (double)x[b] - x0[b];
+    int64_t r = dy >= 0 ? a : b;
+    double dr = dy >= 0 ? ra : rb;
+    dx[r] += fabs(dr) >= DL_EPS ? (float)(g * (dy / dr)) : g;
+}
+
+static sal_status dl_maxpool(sal_opctx *c, void *user) {
+    dl_state *st = user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const sal_tensor *X = c->in[0], *X0 = ref_of(st, c->n->in[0]);
+    SAL_TRY(check_ref(c, X, X0));
+    bool global = !strcmp(c->n->op_type, "GlobalMaxPool");
+    sal_win w;
+    if (global) { /* the whole plane is one window */
+        memset(&w, 0, sizeof w);
+        w.in_sz = 1;
+        for (int i = 2; i < X->ndim; i++) w.in_sz *= X->dim[i];
+        w.out_sz = 1;
+    } else {
+        sal_win_attr wa;
+        SAL_TRY(sal_win_parse(c->n, true, true, &wa));
+        SAL_TRY(sal_win_plan(c->n, &wa, X->ndim - 2, X->dim + 2, NULL, &w));
+    }
+    int64_t *idx = sal_malloc((size_t)((global ? w.in_sz : w.k_sz) + 1) * sizeof *idx);
+    if (!idx) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    const int64_t planes = X->dim[0] * X->dim[1];
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = sal_f32(X) + pl * w.in_sz, *x0 = sal_f32(X0) + pl * w.in_sz;
+        const float *g = sal_f32(c->dout[0]) + pl * w.out_sz;
+        float *dx = sal_f32(c->din[0]) + pl * w.in_sz;
+        if (global) {
+            for (int64_t i = 0; i < w.in_sz; i++) idx[i] = i;
+            dl_max_window(x, x0, idx, w.in_sz, g[0], dx);
+            continue;
+        }
+        int64_t o[3], j = 0;
+        for (o[0] = 0; o[0] < w.out[0]; o[0]++)
+            for (o[1] = 0; o[1] < w.out[1]; o[1]++)
+                for (o[2] = 0; o[2] < w.out[2]; o[2]++, j++) {
+                    int64_t lo[3], hi[3], base[3], n = 0;
+                    for (int q = 0; q < 3; q++) {
+                        base[q] = o[q] * w.s[q] - w.pb[q];
+                        sal_win_range(base[q], w.d[q], w.k[q], w.in[q], &lo[q], &hi[q]);
+                    }
+                    for (int64_t a = lo[0]; a < hi[0]; a++)
+                        for (int64_t b = lo[1]; b < hi[1]; b++)
+                            for (int64_t e = lo[2]; e < hi[2]; e++)
+                                idx[n++] = ((base[0] + a * w.d[0]) * w.in[1] + base[1] + b * w.d[1]) * w.in[2] +
+                                           base[2] + e * w.d[2];
+                    dl_max_window(x, x0, idx, n, g[j], dx); /* a window wholly in the padding has n = 0 */
+                }
+    }
+    sal_free(idx);
+    return SAL_OK;
+}
+
+/* ---- a softmax giving the model output ---- */
+
+/* Softmax (and LogSoftmax) ignore a constant added to every logit, so the paper explains the logit
+ * minus the mean logit: the seed loses its mean over the classes. */
+static sal_status dl_softmax_out(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const sal_tensor *X = c->in[0];
+    int64_t axis = sal_attr_int(c->n, "axis", c->g->opset < 13 ? 1 : -1);
+    if (X->ndim != 2 || (axis != 1 && axis != -1))
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "deeplift explains a softmax output only over the classes "
+                                                        "of a (batch, classes) tensor");
+    int64_t B = X->dim[0], K = X->dim[1];
+    const float *g = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    for (int64_t b = 0; b < B; b++) {
+        double mean = 0;
+        for (int64_t k = 0; k < K; k++) mean += g[b * K + k];
+        mean /= (double)K;
+        for (int64_t k = 0; k < K; k++) dx[b * K + k] += (float)(g[b * K + k] - mean);
+    }
+    return SAL_OK;
+}
+
+/* ---- the driver ---- */
+
+/* The reference, shaped as x: zero, black (the input range's low end) or an NPY file holding one
+ * sample (with or without a batch axis of 1) or one per sample. */
+static sal_status make_reference(const sal_xctx *c, sal_tensor *ref) {
+    const sal_tensor *x = c->x;
+    const char *b = sal_param(c, "baseline");
+    SAL_TRY(sal_tensor_alloc(ref, SAL_F32, x->ndim, x->dim));
+    int64_t n = sal_tensor_numel(x), row = sal_row_size(x);
+    if (!strcmp(b, "zero")) return SAL_OK;
+    if (!strcmp(b, "black")) {
+        for (int64_t i = 0; i < n; i++) sal_f32(ref)[i] = (float)c->lo;
+        return SAL_OK;
+    }
+    sal_tensor t = {0};
+    sal_status s = sal_npy_read(b, &t);
+    if (s != SAL_OK) return sal_wrap(s, "parameter baseline=%s (zero, black or an NPY file)", b);
+    bool same = t.dtype == SAL_F32 && sal_tensor_same_shape(&t, x);
+    bool one = t.dtype == SAL_F32 && sal_tensor_numel(&t) == row &&
+               ((t.ndim == x->ndim && t.dim[0] == 1) || t.ndim == x->ndim - 1);
+    for (int d = 1; one && d < x->ndim; d++) one = t.dim[d - (t.ndim == x->ndim - 1)] == x->dim[d];
+    if (!same && !one) {
+        char a[160], e[160];
+        s = sal_fail(SAL_ERR_SHAPE, "parameter baseline=%s: a float32 array of shape %s does not fit inputs %s (give "
+                                    "one sample or one per sample)",
+                     b, sal_shape_str(t.ndim, t.dim, a, sizeof a), sal_shape_str(x->ndim, x->dim, e, sizeof e));
+    }
+    for (int64_t i = 0; s == SAL_OK && i < n; i++) {
+        float v = sal_f32(&t)[same ? i : i % row];
+        if (!isfinite(v))
+            s = sal_fail(SAL_ERR_NUMERIC, "parameter baseline=%s: non-finite value at %lld", b, (long long)i);
+        sal_f32(ref)[i] = v;
+    }
+    sal_tensor_free(&t);
+    return s;
+}
+
+static const char k_supported[] = "Relu, LeakyRelu, Sigmoid, Tanh, Clip, MaxPool, GlobalMaxPool, a Softmax or "
+                                  "LogSoftmax giving the model output, and linear ops";
+
+/* The rows [r0, r0 + B) of t into out. */
+static sal_status take_rows(const sal_tensor *t, int64_t r0, int64_t B, sal_tensor *out) {
+    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(t);
+    memcpy(dim, t->dim, sizeof dim);
+    dim[0] = B;
+    SAL_TRY(sal_tensor_alloc(out, SAL_F32, t->ndim, dim));
+    memcpy(out->data, sal_f32(t) + r0 * row, (size_t)(B * row) * sizeof(float));
+    return SAL_OK;
+}
+
+static sal_status run_deeplift(sal_xctx *c) {
+    const sal_model *m = c->m;
+    static const char *const variants[] = {"rescale", "revealcancel", NULL};
+    int variant;
+    SAL_TRY(sal_param_choice(c, "variant", variants, &variant));
+    if (c->prob)
+        return sal_fail(SAL_ERR_UNSUPPORTED, "explains logits, not softmax probabilities: the paper takes "
+                                             "contributions to the layer before the softmax");
+    int out = m->output[0], prod = m->val[out].kind == SAL_VAL_NODE ? m->val[out].producer : -1;
+    bool softmax_out = prod >= 0 && sal_rule_kind_of(&m->node[prod]) == SAL_RK_SOFTMAX;
+    dl_state st = {.base = {.method = c->meth->name, .supported = k_supported}, .reveal = variant == 1, .s = c->s};
+    sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
+    st.pos = sal_calloc((size_t)m->nval + 1, sizeof *st.pos);
+    st.neg = sal_calloc((size_t)m->nval + 1, sizeof *st.neg);
+    st.split = sal_calloc((size_t)m->nnode + 1, 1);
+    sal_session *ref = NULL;
+    sal_tensor x0 = {0}, xb = {0}, rb = {0}, g = {0};
+    sal_status s = rules && st.pos && st.neg && st.split ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int i = 0; s == SAL_OK && i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        switch (sal_rule_kind_of(n)) {
+        case SAL_RK_LINEAR: rules[i] = NULL; break;
+        case SAL_RK_PRODUCT:
+            rules[i] = st.reveal && strcmp(n->op_type, "Mul") && strcmp(n->op_type, "Div") &&
+                               strcmp(n->op_type, "BatchNormalization")
+                           ? dl_weighted
+                           : sal_rule_linear;
+            break;
+        case SAL_RK_RELU:
+        case SAL_RK_LEAKY:
+        case SAL_RK_SMOOTH:
+        case SAL_RK_CLIP: rules[i] = dl_pointwise; break;
+        case SAL_RK_MAXPOOL:
+        case SAL_RK_GMAXPOOL: rules[i] = dl_maxpool; break;
+        case SAL_RK_SOFTMAX: rules[i] = i == prod ? dl_softmax_out : sal_rule_reject; break;
+        default: rules[i] = sal_rule_reject; break;
+        }
+    }
+    if (s == SAL_OK) s = make_reference(c, &x0);
+    if (s == SAL_OK) s = sal_session_new(m, &ref);
+    st.ref = ref;
+    if (s == SAL_OK) s = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
+    int64_t N = c->x->dim[0], row = sal_row_size(c->x), chunk = c->chunk > 0 ? c->chunk : 64;
+    double worst = 0, worst_rel = 0;
+    for (int64_t r0 = 0; s == SAL_OK && r0 < N; r0 += chunk) {
+        int64_t B = N - r0 < chunk ? N - r0 : chunk;
+        s = take_rows(c->x, r0, B, &xb);
+        if (s == SAL_OK) s = take_rows(&x0, r0, B, &rb);
+        if (s == SAL_OK) s = sal_exec_forward(ref, &rb);
+        if (s == SAL_OK) s = sal_rule_grad(c, c->s, &xb, c->target + r0, rules, &st, &g, NULL);
+        for (int v = 0; v < m->nval; v++) { /* multipliers no weighted sum took (none normally) */
+            sal_tensor_free(&st.pos[v]);
+            sal_tensor_free(&st.neg[v]);
+        }
+        if (s != SAL_OK) break;
+        /* attribution = multiplier * (x - x0); completeness against the output difference */
+        int zv = softmax_out ? m->node[prod].in[0] : out;
+        const sal_tensor *z = &c->s->act[zv], *z0 = &ref->act[zv];
+        int64_t K = z->dim[1];
+        for (int64_t b = 0; b < B; b++) {
+            float *a = sal_f32(&c->out) + (r0 + b) * row;
+            const float *gb = sal_f32(&g) + b * row, *xr = sal_f32(&xb) + b * row, *rr = sal_f32(&rb) + b * row;
+            double sum = 0, want = 0;
+            for (int64_t i = 0; i < row; i++) {
+                a[i] = gb[i] * (xr[i] - rr[i]);
+                sum += a[i];
+            }
+            const float *zb = sal_f32(z) + b * K, *z0b = sal_f32(z0) + b * K;
+            int64_t t = c->target[r0 + b];
+            want = (double)zb[t] - z0b[t];
+            if (softmax_out) {
+                double mean = 0;
+                for (int64_t k = 0; k < K; k++) mean += (double)zb[k] - z0b[k];
+                want -= mean / (double)K;
+            }
+            worst = fmax(worst, fabs(sum - want));
+            worst_rel = fmax(worst_rel, fabs(sum - want) / fmax(fabs(want), 1e-12));
+        }
+    }
+    if (s == SAL_OK) {
+        sal_metric(c, "completeness_delta", worst);
+        sal_metric(c, "completeness_rel", worst_rel);
+        if (st.reveal) {
+            int split = 0, single = 0;
+            for (int i = 0; i < m->nnode; i++) split += st.split[i] == 1, single += st.split[i] == 2;
+            sal_metric(c, "revealcancel_split_nodes", split);
+            sal_metric(c, "revealcancel_rescale_nodes", single);
+        }
+    }
+    sal_session_free(ref);
+    sal_tensor_free(&x0);
+    sal_tensor_free(&xb);
+    sal_tensor_free(&rb);
+    sal_tensor_free(&g);
+    if (st.pos)
+        for (int v = 0; v < m->nval; v++) sal_tensor_free(&st.pos[v]);
+    if (st.neg)
+        for (int v = 0; v < m->nval; v++) sal_tensor_free(&st.neg[v]);
+    sal_free(st.pos);
+    sal_free(st.neg);
+    sal_free(st.split);
+    sal_free(rules);
+    return s;
+}
+
+static const sal_param_spec k_params[] = {
+    {"baseline", "zero", "reference input: zero, black (the input range's low end) or an NPY file"},
+    {"variant", "rescale", "rule at nonlinearities: rescale or revealcancel"},
+    {NULL, NULL, NULL},
+};
+
+const sal_method sal_method_deeplift = {
+    .name = "deeplift",
+    .summary = "contributions of x - reference through Rescale/RevealCancel multipliers (Shrikumar et al. 2017)",
+    .params = k_params,
+    .run = run_deeplift,
+};

@@ -1,0 +1,230 @@
+/* FullGrad (Srinivas & Fleuret 2019). A network of affine maps and piecewise-linear, positively
+ * homogeneous nonlinearities (ReLU, max pooling) splits its output exactly into
+ *   f(x) = sum(df/dx * x) + sum_l sum(df/dz_l * b_l)
+ * over the input and every bias b_l added at a node output z_l (Conv, Gemm and BatchNormalization
+ * offsets, Add/Sub of a constant). The map post-processes every term with psi (|.|, scaled to [0, 1]
+ * per sample, summed over channels, upsampled to the input) and adds them; terms of non-spatial
+ * layers (dense biases) enter only the sum. That unprocessed sum is checked against the output:
+ * metric completeness_delta, the largest |sum - f(x)| over the samples. */
+#include "layer.h"
+#include <math.h>
+
+typedef struct {
+    int val;  /* the node output the bias is added to */
+    float *b; /* owned when own */
+    bool own;
+    int nd;   /* the bias's shape, broadcast into the output's from the right */
+    int64_t dim[SAL_MAX_DIMS];
+} bias_term;
+
+static bool is_const(const sal_model *m, int v) { return v >= 0 && m->val[v].kind == SAL_VAL_CONST; }
+
+/* The constant offset that node i adds to its output; *has false when there is none. */
+static sal_status find_bias(const sal_session *s, int i, bias_term *t, bool *has) {
+    const sal_model *m = s->m;
+    const sal_node *n = &m->node[i];
+    const char *op = n->op_type;
+    *has = false;
+    memset(t, 0, sizeof *t);
+    t->val = n->out[0];
+    if (t->val < 0 || s->act[t->val].dtype != SAL_F32) return SAL_OK;
+    const sal_tensor *y = &s->act[t->val];
+    const sal_tensor *src = NULL;
+    float scale = 1;
+    bool per_channel = false;
+    if (!strcmp(op, "Conv") && n->nin > 2 && n->in[2] >= 0) {
+        src = &s->act[n->in[2]];
+        per_channel = true;
+    } else if (!strcmp(op, "BatchNormalization")) {
+        per_channel = true;
+    } else if (!strcmp(op, "Gemm") && n->nin > 2 && n->in[2] >= 0) {
+        src = &s->act[n->in[2]];
+        scale = sal_attr_float(n, "beta", 1.0f);
+    } else if ((!strcmp(op, "Add") || !strcmp(op, "Sub")) && n->nin == 2 &&
+               is_const(m, n->in[0]) != is_const(m, n->in[1])) {
+        int k = is_const(m, n->in[0]) ? 0 : 1;
+        src = &s->act[n->in[k]];
+        if (!strcmp(op, "Sub") && k == 1) scale = -1; /* x - c adds -c */
+    } else {
+        return SAL_OK;
+    }
+    if (src && src->dtype != SAL_F32) return SAL_OK;
+    if (per_channel) { /* (K) reads as (K, 1, ..., 1): it lines up with axis 1 of (N, K, ...) */
+        if (y->ndim < 2) return sal_node_fail(n, SAL_ERR_SHAPE, "FullGrad: output has no channel axis");
+        t->nd = y->ndim - 1;
+        t->dim[0] = y->dim[1];
+        for (int d = 1; d < t->nd; d++) t->dim[d] = 1;
+    } else {
+        t->nd = src->ndim;
+        memcpy(t->dim, src->dim, sizeof t->dim);
+    }
+    if (t->nd > y->ndim) return sal_node_fail(n, SAL_ERR_SHAPE, "FullGrad: bias has a higher rank than the output");
+    for (int d = 0; d < t->nd; d++) {
+        int64_t od = y->dim[y->ndim - t->nd + d];
+        if (t->dim[d] != 1 && t->dim[d] != od)
+            return sal_node_fail(n, SAL_ERR_SHAPE, "FullGrad: bias does not broadcast to the output");
+    }
+    if (!strcmp(op, "BatchNormalization")) { /* y = a x + (B - a mean), a = scale / sqrt(var + eps) */
+        int64_t K = y->dim[1];
+        const float *sc = sal_f32(&s->act[n->in[1]]), *b = sal_f32(&s->act[n->in[2]]),
+                    *mu = sal_f32(&s->act[n->in[3]]), *var = sal_f32(&s->act[n->in[4]]);
+        float eps = sal_attr_float(n, "epsilon", 1e-5f);
+        t->b = sal_malloc((size_t)K * sizeof(float));
+        if (!t->b) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        t->own = true;
+        for (int64_t k = 0; k < K; k++) {
+            float a = (float)(sc[k] / sqrt((double)var[k] + eps));
+            t->b[k] = b[k] - a * mu[k];
+        }
+    } else if (scale != 1) {
+        int64_t cnt = sal_tensor_numel(src);
+        t->b = sal_malloc((size_t)cnt * sizeof(float));
+        if (!t->b) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        t->own = true;
+        for (int64_t k = 0; k < cnt; k++) t->b[k] = scale * sal_f32(src)[k];
+    } else {
+        t->b = sal_f32(src);
+    }
+    *has = true;
+    return SAL_OK;
+}
+
+/* T := g * b broadcast to y's shape. */
+static void bias_product(const float *g, const sal_tensor *y, const bias_term *t, float *T) {
+    int r = y->ndim;
+    int64_t st[SAL_MAX_DIMS], bs = 1, idx[SAL_MAX_DIMS] = {0};
+    for (int a = r - 1; a >= 0; a--) {
+        int ba = a - (r - t->nd);
+        st[a] = ba >= 0 && t->dim[ba] != 1 ? bs : 0;
+        if (ba >= 0) bs *= t->dim[ba];
+    }
+    int64_t last = y->dim[r - 1], outer = sal_tensor_numel(y) / (last ? last : 1);
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t off = 0;
+        for (int a = 0; a < r - 1; a++) off += idx[a] * st[a];
+        const float *gg = g + o * last;
+        float *tt = T + o * last;
+        for (int64_t j = 0; j < last; j++) tt[j] = gg[j] * t->b[off + j * st[r - 1]];
+        for (int a = r - 2; a >= 0; a--) {
+            if (++idx[a] < y->dim[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
+/* psi of one term (N, C, spatial...) or (N, D): |.| scaled to [0, 1] per sample, summed over the
+ * channels into (N, spatial) (or kept (N, D)), then added into acc at the input's resolution. */
+static sal_status add_processed(const sal_xctx *c, const char *name, float *T, const sal_tensor *y, float *acc,
+                                float *small) {
+    int64_t N = y->dim[0], row = sal_tensor_numel(y) / N;
+    for (int64_t i = 0; i < N * row; i++) T[i] = fabsf(T[i]);
+    sal_minmax_rows(T, N, row);
+    if (y->ndim == 2) {
+        for (int64_t i = 0; i < N * row; i++) acc[i] += T[i];
+        return SAL_OK;
+    }
+    int64_t K = y->dim[1], S = row / K, Sx = sal_spatial_size(c->x);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S; s++) {
+            float v = 0;
+            for (int64_t k = 0; k < K; k++) v += T[(n * K + k) * S + s];
+            small[n * S + s] = v;
+        }
+    float *big = sal_malloc((size_t)(N * Sx) * sizeof *big);
+    if (!big) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_status st = sal_map_to_input(c, name, small, y->ndim - 2, y->dim + 2, big);
+    for (int64_t i = 0; st == SAL_OK && i < N * Sx; i++) acc[i] += big[i];
+    sal_free(big);
+    return st;
+}
+
+static sal_status run_fullgrad(sal_xctx *c) {
+    const sal_model *m = c->m;
+    const sal_tensor *x = c->x;
+    int64_t N = x->dim[0], X = sal_tensor_numel(x) / N, Sx = x->ndim > 2 ? sal_spatial_size(x) : X;
+    SAL_TRY(sal_layer_forward(c));
+    bias_term *bt = sal_calloc((size_t)m->nnode + 1, sizeof *bt);
+    int *vals = sal_calloc((size_t)m->nnode + 1, sizeof *vals);
+    double *total = sal_calloc((size_t)N, sizeof *total);
+    float *value = sal_calloc((size_t)N, sizeof *value), *acc = sal_calloc((size_t)(N * Sx), sizeof *acc);
+    float *T = NULL, *small = NULL;
+    sal_status st = bt && vals && total && value && acc ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    int nb = 0;
+    for (int i = 0; st == SAL_OK && i < m->nnode; i++) {
+        bool has;
+        st = find_bias(c->s, i, &bt[nb], &has);
+        if (st == SAL_OK && has) vals[nb] = bt[nb].val, nb++;
+    }
+    if (st == SAL_OK) st = sal_layer_grads(c, nb, vals, true, value);
+    /* the input term */
+    if (st == SAL_OK && !(T = sal_malloc((size_t)(N * X) * sizeof *T))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) {
+        const float *g = sal_f32(&c->s->grad[m->input[0]]), *xx = sal_f32(x);
+        for (int64_t n = 0; n < N; n++) {
+            double sum = 0;
+            for (int64_t j = 0; j < X; j++) sum += (double)(T[n * X + j] = g[n * X + j] * xx[n * X + j]);
+            total[n] += sum;
+        }
+    }
+    if (st == SAL_OK && x->ndim >= 2) {
+        if (!(small = sal_malloc((size_t)(N * Sx) * sizeof *small))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        else st = add_processed(c, m->val[m->input[0]].name, T, x, acc, small);
+    }
+    /* every bias term */
+    bool complete = true;
+    for (int b = 0; st == SAL_OK && b < nb; b++) {
+        const sal_tensor *y = &c->s->act[bt[b].val];
+        int64_t cnt = sal_tensor_numel(y);
+        if (y->ndim < 2 || y->dim[0] != N) { /* not batch-first: no per-sample sum */
+            complete = false;
+            continue;
+        }
+        float *p = sal_realloc(T, (size_t)cnt * sizeof *T);
+        if (!p) {
+            st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        T = p;
+        bias_product(sal_f32(&c->s->grad[bt[b].val]), y, &bt[b], T);
+        for (int64_t n = 0, row = cnt / N; n < N; n++) {
+            double sum = 0;
+            for (int64_t j = 0; j < row; j++) sum += T[n * row + j];
+            total[n] += sum;
+        }
+        if (y->ndim != x->ndim || y->ndim < 3) continue; /* a dense layer's bias has no place in the image */
+        p = sal_realloc(small, (size_t)(N * sal_spatial_size(y)) * sizeof *small);
+        if (!p) {
+            st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        small = p;
+        st = add_processed(c, m->node[m->val[bt[b].val].producer].name, T, y, acc, small);
+    }
+    if (st == SAL_OK) st = sal_map_spread(c, acc, &c->out);
+    if (st == SAL_OK && complete) {
+        double delta = 0;
+        for (int64_t n = 0; n < N; n++) delta = fmax(delta, fabs(total[n] - value[n]));
+        sal_metric(c, "completeness_delta", delta);
+        sal_metric(c, "bias_terms", nb);
+    }
+    for (int b = 0; bt && b < nb; b++)
+        if (bt[b].own) sal_free(bt[b].b);
+    sal_free(bt);
+    sal_free(vals);
+    sal_free(total);
+    sal_free(value);
+    sal_free(acc);
+    sal_free(T);
+    sal_free(small);
+    return st;
+}
+
+static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
+
+const sal_method sal_method_fullgrad = {
+    .name = "fullgrad",
+    .summary = "input-gradient and every layer's bias-gradient terms, |.|, normalised, upsampled, summed "
+               "(Srinivas & Fleuret 2019)",
+    .params = k_none,
+    .run = run_fullgrad,
+};

@@ -1,0 +1,376 @@
+/* Path methods: integrated gradients (Sundararajan et al. 2017) and gradient SHAP / expected
+ * gradients (Lundberg & Lee 2017; Erion et al. 2021). Both average gradients at points between a
+ * baseline and the input; the points of all samples run as batches through sal_run_batched, so
+ * memory is bounded by the chunk and the input's size, never by the step or sample count. */
+#include "method.h"
+#include "sampling.h"
+#include <math.h>
+
+/* ---- quadrature of the path integral over alpha in [0, 1] ---- */
+
+enum { RULE_LEFT, RULE_RIGHT, RULE_MIDDLE, RULE_TRAPEZOID, RULE_GAUSS };
+static const char *const k_rules[] = {"riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid",
+                                      "gauss_legendre", NULL};
+
+/* Gauss-Legendre nodes t (ascending) and weights w on [-1, 1]. Newton's method on P_n from the
+ * guess cos(pi (i + 3/4) / (n + 1/2)); P_n comes from (j+1) P_{j+1} = (2j+1) t P_j - j P_{j-1},
+ * P_n' = n (t P_n - P_{n-1}) / (t^2 - 1), and w_i = 2 / ((1 - t_i^2) P_n'(t_i)^2). */
+static void gauss_legendre(int64_t n, double *t, double *w) {
+    for (int64_t i = 0; i < (n + 1) / 2; i++) {
+        double z = cos(M_PI * ((double)i + 0.75) / ((double)n + 0.5)), dp = 1;
+        for (int it = 0; it < 100; it++) {
+            double p0 = 1, p1 = z;
+            for (int64_t j = 1; j < n; j++) {
+                double p2 = ((double)(2 * j + 1) * z * p1 - (double)j * p0) / (double)(j + 1);
+                p0 = p1;
+                p1 = p2;
+            }
+            dp = (double)n * (z * p1 - p0) / (z * z - 1);
+            double dz = p1 / dp;
+            z -= dz;
+            if (fabs(dz) < 1e-15) break;
+        }
+        t[i] = -z;
+        t[n - 1 - i] = z;
+        w[i] = w[n - 1 - i] = 2 / ((1 - z * z) * dp * dp);
+    }
+}
+
+/* Points alpha_k and weights w_k with sum_k w_k g(alpha_k) ~ integral_0^1 g. Every rule's weights
+ * sum to 1, so a constant gradient (a linear model) is integrated exactly. */
+static void quadrature(int rule, int64_t n, double *alpha, double *w) {
+    if (rule == RULE_GAUSS) {
+        gauss_legendre(n, alpha, w);
+        for (int64_t k = 0; k < n; k++) alpha[k] = (alpha[k] + 1) / 2, w[k] /= 2;
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        double m = (double)n;
+        switch (rule) {
+        case RULE_LEFT: alpha[k] = (double)k / m, w[k] = 1 / m; break;
+        case RULE_RIGHT: alpha[k] = (double)(k + 1) / m, w[k] = 1 / m; break;
+        case RULE_MIDDLE: alpha[k] = ((double)k + 0.5) / m, w[k] = 1 / m; break;
+        default: /* trapezoid: n points, n - 1 intervals, half weight at both ends */
+            alpha[k] = (double)k / (m - 1);
+            w[k] = (k == 0 || k == n - 1 ? 0.5 : 1) / (m - 1);
+        }
+    }
+}
+
+/* ---- baselines ---- */
+
+enum { BASE_ZERO, BASE_BLACK, BASE_UNIFORM, BASE_BLUR };
+static const char *const k_bases[] = {"zero", "black", "uniform", "blur", NULL};
+
+/* Blurs (outer, len, inner) along the middle axis with kernel k[-r..r] (k points at the centre);
+ * out-of-range taps repeat the edge value, so a constant image stays constant. */
+static void blur_axis(float *dst, const float *src, int64_t outer, int64_t len, int64_t inner, const double *k,
+                      int64_t r) {
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t l = 0; l < len; l++)
+            for (int64_t in = 0; in < inner; in++) {
+                double s = 0;
+                for (int64_t d = -r; d <= r; d++) {
+                    int64_t q = l + d < 0 ? 0 : l + d >= len ? len - 1 : l + d;
+                    s += k[d] * src[(o * len + q) * inner + in];
+                }
+                dst[(o * len + l) * inner + in] = (float)s;
+            }
+}
+
+/* Gaussian blur of x over its spatial axes: the last two of (N, C..., H, W), the last of (N, C, L). */
+static sal_status blur_baseline(const sal_xctx *c, double sigma, sal_tensor *base) {
+    const sal_tensor *x = c->x;
+    if (x->ndim < 3) {
+        char b[160];
+        return sal_fail(SAL_ERR_SHAPE,
+                        "method %s: baseline=blur needs spatial axes, (N,C,L) or (N,C,H,W) inputs; the input is %s",
+                        c->meth->name, sal_shape_str(x->ndim, x->dim, b, sizeof b));
+    }
+    SAL_TRY(sal_tensor_copy(base, x));
+    if (sigma == 0) return SAL_OK;
+    int64_t r = (int64_t)ceil(3 * sigma), n = sal_tensor_numel(x);
+    int64_t W = x->dim[x->ndim - 1], H = x->ndim >= 4 ? x->dim[x->ndim - 2] : 1;
+    double *k = sal_malloc((size_t)(2 * r + 1) * sizeof *k);
+    float *tmp = sal_malloc((size_t)n * sizeof *tmp);
+    if (!k || !tmp) {
+        sal_free(k);
+        sal_free(tmp);
+        return sal_fail(SAL_ERR_NOMEM, "method %s: out of memory for the blur baseline", c->meth->name);
+    }
+    double sum = 0;
+    for (int64_t d = -r; d <= r; d++) sum += k[d + r] = exp(-(double)(d * d) / (2 * sigma * sigma));
+    for (int64_t d = 0; d <= 2 * r; d++) k[d] /= sum;
+    blur_axis(tmp, sal_f32(x), n / W, W, 1, k + r, r);
+    if (H > 1) blur_axis(sal_f32(base), tmp, n / (H * W), H, W, k + r, r);
+    else memcpy(sal_f32(base), tmp, (size_t)n * sizeof *tmp);
+    sal_free(k);
+    sal_free(tmp);
+    return SAL_OK;
+}
+
+/* A baseline from an NPY file: the shape of one sample (with or without a batch axis of 1) is
+ * used for every sample, the shape of x gives one baseline per sample. */
+static sal_status file_baseline(const sal_xctx *c, const char *path, sal_tensor *base) {
+    const sal_tensor *x = c->x;
+    sal_tensor f = {0};
+    sal_status st = sal_npy_read(path, &f);
+    if (st != SAL_OK) return sal_wrap(st, "method %s: baseline", c->meth->name);
+    int64_t row = sal_row_size(x), n = f.dtype == SAL_F32 ? sal_tensor_numel(&f) : -1;
+    bool one = f.ndim == x->ndim - 1 && !memcmp(f.dim, x->dim + 1, sizeof(int64_t) * (size_t)f.ndim);
+    one |= f.ndim == x->ndim && f.dim[0] == 1 && !memcmp(f.dim + 1, x->dim + 1, sizeof(int64_t) * (size_t)(f.ndim - 1));
+    bool all = sal_tensor_same_shape(&f, x);
+    if (n < 0 || (!one && !all)) {
+        char a[160], s1[160], s2[160];
+        st = sal_fail(SAL_ERR_SHAPE,
+                      "method %s: baseline %s has shape %s%s; it needs one sample's shape %s or the input's %s",
+                      c->meth->name, path, sal_shape_str(f.ndim, f.dim, a, sizeof a),
+                      n < 0 ? " and is not float32" : "", sal_shape_str(x->ndim - 1, x->dim + 1, s1, sizeof s1),
+                      sal_shape_str(x->ndim, x->dim, s2, sizeof s2));
+    }
+    if (st == SAL_OK) st = sal_tensor_alloc(base, SAL_F32, x->ndim, x->dim);
+    if (st == SAL_OK)
+        for (int64_t i = 0; i < x->dim[0]; i++)
+            memcpy(sal_f32(base) + i * row, sal_f32(&f) + (all ? i * row : 0), (size_t)row * sizeof(float));
+    sal_tensor_free(&f);
+    return st;
+}
+
+/* The baseline of every sample, shaped as x. */
+static sal_status make_baseline(const sal_xctx *c, sal_tensor *base) {
+    double sigma = 0;
+    uint64_t seed = 0;
+    SAL_TRY(sal_param_float(c, "sigma", 0, 1000, &sigma));
+    SAL_TRY(sal_parse_seed(c->meth->name, sal_param(c, "seed"), &seed));
+    const char *v = sal_param(c, "baseline");
+    int kind = -1;
+    for (int i = 0; k_bases[i]; i++)
+        if (!strcmp(v, k_bases[i])) kind = i;
+    size_t len = strlen(v);
+    if (kind < 0) {
+        if (len > 4 && !strcmp(v + len - 4, ".npy")) return file_baseline(c, v, base);
+        return sal_fail(SAL_ERR_ARG,
+                        "method %s: parameter baseline=%s must be zero, black, uniform, blur or a path to a .npy file",
+                        c->meth->name, v);
+    }
+    if (kind == BASE_BLUR) return blur_baseline(c, sigma, base);
+    const sal_tensor *x = c->x;
+    SAL_TRY(sal_tensor_alloc(base, SAL_F32, x->ndim, x->dim));
+    float *b = sal_f32(base);
+    int64_t row = sal_row_size(x);
+    for (int64_t i = 0; i < x->dim[0]; i++) {
+        sal_rng r;
+        sal_rng_stream(&r, seed, i, 0, 1);
+        for (int64_t e = 0; e < row; e++) {
+            float *p = b + i * row + e;
+            if (kind == BASE_BLACK) *p = (float)c->lo;
+            else if (kind == BASE_UNIFORM) *p = (float)(c->lo + (c->hi - c->lo) * sal_rng_uniform(&r));
+        }
+    }
+    return SAL_OK;
+}
+
+/* ---- integrated gradients ---- */
+
+typedef struct {
+    const float *x, *base; /* (N, row) */
+    int64_t row;
+    const double *alpha, *w; /* (steps) */
+    double *acc;             /* (N, row): sum_k w_k grad(base + alpha_k (x - base)) */
+    float *ends;             /* (N, 2): f(x), f(base) */
+} ig_job;
+
+static sal_status ig_make(void *u, int64_t i, int64_t k, float *row) {
+    const ig_job *j = u;
+    const float *x = j->x + i * j->row, *b = j->base + i * j->row;
+    float a = (float)j->alpha[k];
+    for (int64_t e = 0; e < j->row; e++) row[e] = b[e] + a * (x[e] - b[e]);
+    return SAL_OK;
+}
+
+static void ig_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+    (void)row, (void)value;
+    const ig_job *j = u;
+    double *acc = j->acc + i * j->row, w = j->w[k];
+    for (int64_t e = 0; e < j->row; e++) acc[e] += w * g[e];
+}
+
+static sal_status ends_make(void *u, int64_t i, int64_t k, float *row) {
+    const ig_job *j = u;
+    memcpy(row, (k ? j->base : j->x) + i * j->row, (size_t)j->row * sizeof *row);
+    return SAL_OK;
+}
+
+static void ends_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+    (void)row, (void)g;
+    ((ig_job *)u)->ends[2 * i + k] = value;
+}
+
+/* attribution = (x - x0) * integral_0^1 grad f(x0 + alpha (x - x0)) d alpha; completeness says it
+ * sums to f(x) - f(x0), and the quadrature error shows in how far it misses. */
+static sal_status run_ig(sal_xctx *c) {
+    long steps;
+    int rule;
+    SAL_TRY(sal_param_int(c, "steps", 1, 1000000, &steps));
+    SAL_TRY(sal_param_choice(c, "rule", k_rules, &rule));
+    if (rule == RULE_GAUSS && steps > 10000) /* computing the nodes costs O(steps^2) */
+        return sal_fail(SAL_ERR_ARG, "method %s: rule=gauss_legendre takes at most 10000 steps (%ld given)",
+                        c->meth->name, steps);
+    if (rule == RULE_TRAPEZOID && steps < 2)
+        return sal_fail(SAL_ERR_ARG,
+                        "method %s: rule=riemann_trapezoid evaluates both ends of the path: it needs steps >= 2",
+                        c->meth->name);
+    const sal_tensor *x = c->x;
+    int64_t N = x->dim[0], row = sal_row_size(x);
+    sal_tensor base = {0};
+    SAL_TRY(make_baseline(c, &base));
+    ig_job j = {.x = sal_f32(x), .base = sal_f32(&base), .row = row};
+    double *alpha = sal_malloc((size_t)steps * sizeof *alpha), *w = sal_malloc((size_t)steps * sizeof *w);
+    j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
+    j.ends = sal_calloc((size_t)(2 * N), sizeof *j.ends);
+    sal_status st = alpha && w && j.acc && j.ends ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) {
+        quadrature(rule, steps, alpha, w);
+        j.alpha = alpha;
+        j.w = w;
+        sal_batched path = {.per_sample = steps, .make = ig_make, .take = ig_take, .u = &j};
+        st = sal_run_batched(c, &path);
+    }
+    if (st == SAL_OK) {
+        sal_batched ends = {.per_sample = 2, .make = ends_make, .take = ends_take, .u = &j, .forward_only = true};
+        st = sal_run_batched(c, &ends);
+    }
+    if (st == SAL_OK) st = sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim);
+    if (st == SAL_OK) {
+        double worst = 0, worst_rel = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double sum = 0;
+            for (int64_t e = i * row; e < (i + 1) * row; e++) {
+                float a = (float)((double)(j.x[e] - j.base[e]) * j.acc[e]);
+                sal_f32(&c->out)[e] = a;
+                sum += a;
+            }
+            double df = (double)j.ends[2 * i] - j.ends[2 * i + 1], d = fabs(sum - df);
+            worst = fmax(worst, d);
+            worst_rel = fmax(worst_rel, d / fmax(fabs(df), 1e-12));
+        }
+        sal_metric(c, "completeness_delta", worst);
+        sal_metric(c, "completeness_rel", worst_rel);
+    }
+    sal_tensor_free(&base);
+    sal_free(alpha);
+    sal_free(w);
+    sal_free(j.acc);
+    sal_free(j.ends);
+    return st;
+}
+
+static const sal_param_spec k_ig_params[] = {
+    {"baseline", "zero",
+     "reference input x0: zero, black (every element = the data minimum), uniform (seeded, in the data range), "
+     "blur (Gaussian blur of x, see sigma) or a .npy file (one sample's shape, or the input's)"},
+    {"steps", "50", "gradient evaluations along the path (points of the quadrature rule)"},
+    {"rule", "gauss_legendre",
+     "quadrature: riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gauss_legendre"},
+    {"sigma", "3", "baseline=blur: standard deviation of the Gaussian, in elements of the spatial axes"},
+    {"seed", "0", "baseline=uniform: random seed"},
+    {NULL, NULL, NULL},
+};
+
+const sal_method sal_method_integrated_gradients = {
+    .name = "integrated_gradients",
+    .summary = "path integral of gradients from a baseline, times (x - baseline) (Sundararajan et al. 2017)",
+    .params = k_ig_params,
+    .run = run_ig,
+};
+
+/* ---- gradient SHAP / expected gradients ---- */
+
+typedef struct {
+    const float *x, *data; /* (N, row), (M, row) */
+    int64_t row, M, samples;
+    double sigma; /* noise added to x, absolute */
+    uint64_t seed;
+    double *acc; /* (N, row) */
+} gs_job;
+
+/* Draw k of sample i: a data row as baseline and a point alpha on the path. The noise follows in
+ * the same stream, element by element, so make and take regenerate identical draws. */
+static const float *gs_draw(const gs_job *j, int64_t i, int64_t k, sal_rng *r, float *alpha) {
+    sal_rng_stream(r, j->seed, i, k, j->samples);
+    const float *b = j->data + (int64_t)(sal_rng_u64(r) % (uint64_t)j->M) * j->row;
+    *alpha = (float)sal_rng_uniform(r);
+    return b;
+}
+
+static float gs_noisy(const gs_job *j, sal_rng *r, float x) {
+    return j->sigma > 0 ? x + (float)(j->sigma * sal_rng_normal(r)) : x;
+}
+
+static sal_status gs_make(void *u, int64_t i, int64_t k, float *row) {
+    const gs_job *j = u;
+    sal_rng r;
+    float a;
+    const float *b = gs_draw(j, i, k, &r, &a), *x = j->x + i * j->row;
+    for (int64_t e = 0; e < j->row; e++) row[e] = b[e] + a * (gs_noisy(j, &r, x[e]) - b[e]);
+    return SAL_OK;
+}
+
+static void gs_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+    (void)row, (void)value;
+    const gs_job *j = u;
+    sal_rng r;
+    float a;
+    const float *b = gs_draw(j, i, k, &r, &a), *x = j->x + i * j->row;
+    double *acc = j->acc + i * j->row;
+    for (int64_t e = 0; e < j->row; e++) acc[e] += (double)(gs_noisy(j, &r, x[e]) - b[e]) * g[e];
+}
+
+/* attribution = E_{b ~ data, alpha ~ U[0,1], eps ~ N(0, s^2)} [(x' - b) * grad f(b + alpha (x' - b))],
+ * x' = x + eps: a Monte-Carlo estimate of integrated gradients averaged over data baselines. */
+static sal_status run_gradient_shap(sal_xctx *c) {
+    long samples;
+    double noise;
+    uint64_t seed = 0;
+    SAL_TRY(sal_param_int(c, "samples", 1, 1000000, &samples));
+    SAL_TRY(sal_param_float(c, "noise", 0, 100, &noise));
+    SAL_TRY(sal_parse_seed(c->meth->name, sal_param(c, "seed"), &seed));
+    const sal_tensor *x = c->x, *d = c->data;
+    if (!d)
+        return sal_fail(SAL_ERR_ARG, "method %s: needs reference data to draw baselines from: give --data D.npy "
+                                     "(sal_explain_opts.data)", c->meth->name);
+    if (d->dtype != SAL_F32 || d->ndim != x->ndim || d->dim[0] < 1 ||
+        memcmp(d->dim + 1, x->dim + 1, sizeof(int64_t) * (size_t)(x->ndim - 1))) {
+        char a[160], b[160];
+        return sal_fail(SAL_ERR_SHAPE,
+                        "method %s: reference data %s does not hold float32 samples shaped as the input %s",
+                        c->meth->name, sal_shape_str(d->ndim, d->dim, a, sizeof a),
+                        sal_shape_str(x->ndim, x->dim, b, sizeof b));
+    }
+    int64_t N = x->dim[0], row = sal_row_size(x);
+    gs_job j = {.x = sal_f32(x), .data = sal_f32(d), .row = row, .M = d->dim[0], .samples = samples,
+                .sigma = noise * (c->hi - c->lo), .seed = seed};
+    j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
+    sal_status st = j.acc ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_batched b = {.per_sample = samples, .make = gs_make, .take = gs_take, .u = &j};
+    if (st == SAL_OK) st = sal_run_batched(c, &b);
+    if (st == SAL_OK) st = sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim);
+    if (st == SAL_OK)
+        for (int64_t e = 0; e < N * row; e++) sal_f32(&c->out)[e] = (float)(j.acc[e] / (double)samples);
+    sal_free(j.acc);
+    return st;
+}
+
+static const sal_param_spec k_gs_params[] = {
+    {"samples", "50", "baseline draws per sample (each: a random data row and a random point on the path)"},
+    {"noise", "0", "standard deviation of Gaussian noise added to x, as a fraction of the input range"},
+    {"seed", "0", "random seed"},
+    {NULL, NULL, NULL},
+};
+
+const sal_method sal_method_gradient_shap = {
+    .name = "gradient_shap",
+    .summary = "expected gradients over data baselines (Lundberg & Lee 2017; Erion et al. 2021); needs --data",
+    .params = k_gs_params,
+    .run = run_gradient_shap,
+};

@@ -1,0 +1,238 @@
+/* Methods that change only the backward rule of ReLUs: deconvnet, guided backprop, RectGrad and
+ * Khakzar et al.'s RectGrad_Mod. Every other node keeps its gradient (linear ops, and max pooling,
+ * whose gradient routes through the forward pass's argmax, the "switches" of Zeiler & Fergus).
+ * Nonlinearities these methods have no definition for (Sigmoid, Tanh, a Softmax inside the graph,
+ * a product of two input-dependent values) are refused with the node named. Also the op table
+ * shared with deeplift.c. */
+#include "relu_rules.h"
+#include <math.h>
+
+/* ---- which ops are linear ---- */
+
+static const char *const k_linear[] = {
+    "Add", "Sub", "Flatten", "Identity", "Dropout", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+    "Concat", "Slice", "Gather", "Expand", "Pad", "AveragePool", "GlobalAveragePool", "ReduceMean",
+    "ReduceSum", "Cast", "Shape", "ConstantOfShape", "Range", NULL,
+};
+static const char *const k_product[] = {"Mul", "Div", "MatMul", "Gemm", "Conv", "BatchNormalization", NULL};
+
+static bool in_list(const char *const *l, const char *s) {
+    for (; *l; l++)
+        if (!strcmp(*l, s)) return true;
+    return false;
+}
+
+/* A list, not a default: an op added later is refused by every rule-based method until someone
+ * decides what it means for them. */
+sal_rule_kind sal_rule_kind_of(const sal_node *n) {
+    const char *op = n->op_type;
+    if (in_list(k_linear, op)) return SAL_RK_LINEAR;
+    if (in_list(k_product, op)) return SAL_RK_PRODUCT;
+    if (!strcmp(op, "Relu")) return SAL_RK_RELU;
+    if (!strcmp(op, "LeakyRelu")) return SAL_RK_LEAKY;
+    if (!strcmp(op, "Sigmoid") || !strcmp(op, "Tanh")) return SAL_RK_SMOOTH;
+    if (!strcmp(op, "Clip")) return SAL_RK_CLIP;
+    if (!strcmp(op, "MaxPool")) return SAL_RK_MAXPOOL;
+    if (!strcmp(op, "GlobalMaxPool")) return SAL_RK_GMAXPOOL;
+    if (!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) return SAL_RK_SOFTMAX;
+    return SAL_RK_OTHER;
+}
+
+/* din[k] is set exactly when input k depends on the model input (the walker's need[]). */
+static bool varies(const sal_opctx *c, int k) { return k < c->n->nin && c->din[k] != NULL; }
+
+sal_status sal_rule_linear(sal_opctx *c, void *user) {
+    const sal_rule_base *b = user;
+    const char *op = c->n->op_type;
+    bool nonlinear;
+    if (!strcmp(op, "Div")) nonlinear = varies(c, 1);
+    else if (!strcmp(op, "BatchNormalization"))
+        nonlinear = varies(c, 1) || varies(c, 2) || varies(c, 3) || varies(c, 4);
+    else nonlinear = varies(c, 0) && varies(c, 1); /* Gemm and Conv: the bias is additive */
+    if (nonlinear)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
+                             "more than one operand depends on the input, so the node is not linear and %s has no "
+                             "rule for it",
+                             b->method);
+    if (!c->n->op->backward) return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "has no gradient");
+    return c->n->op->backward(c);
+}
+
+sal_status sal_rule_reject(sal_opctx *c, void *user) {
+    const sal_rule_base *b = user;
+    return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "%s has no rule for %s (it has rules for %s)", b->method,
+                         c->n->op_type, b->supported);
+}
+
+/* ---- the ReLU rules ---- */
+
+typedef enum { M_DECONV, M_GUIDED, M_RECTGRAD, M_RECTGRAD_MOD } relu_mode;
+
+typedef struct {
+    sal_rule_base base;
+    relu_mode mode;
+    double q;     /* RectGrad percentile in [0, 100] */
+    int64_t n;    /* samples in the batch */
+    float *buf;   /* one sample's importance scores, for the percentile */
+    int64_t cap;
+} relu_state;
+
+/* Zeiler & Fergus: the backward signal goes through the ReLU itself, max(0, dy), whatever the
+ * forward pass did. Springenberg et al.: the gradient, and only where it is positive. */
+static sal_status rule_deconv_guided(sal_opctx *c, void *user) {
+    const relu_state *st = user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    bool guided = st->mode == M_GUIDED;
+    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++)
+        if (dy[i] > 0.0f && (!guided || x[i] > 0.0f)) dx[i] += dy[i];
+    return SAL_OK;
+}
+
+/* LeakyReLU y = x (x > 0), alpha x (else): deconvnet passes dy through the same function; guided
+ * backprop keeps the gradient dy * y'(x) where dy > 0. */
+static sal_status rule_leaky(sal_opctx *c, void *user) {
+    const relu_state *st = user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    float alpha = sal_attr_float(c->n, "alpha", 0.01f);
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) {
+        if (st->mode == M_DECONV) dx[i] += dy[i] > 0.0f ? dy[i] : alpha * dy[i];
+        else if (dy[i] > 0.0f) dx[i] += x[i] > 0.0f ? dy[i] : alpha * dy[i];
+    }
+    return SAL_OK;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-th percentile of v[0..n) with linear interpolation between order statistics (numpy's
+ * default), so q = 0 is the minimum and q = 100 the maximum. Sorts v. */
+static double percentile(float *v, int64_t n, double q) {
+    qsort(v, (size_t)n, sizeof *v, cmp_float);
+    double pos = q / 100.0 * (double)(n - 1);
+    int64_t lo = (int64_t)floor(pos);
+    if (lo >= n - 1) return v[n - 1];
+    return v[lo] + (pos - (double)lo) * ((double)v[lo + 1] - v[lo]);
+}
+
+/* Kim et al. 2019: keep the gradient g of a ReLU output a where its importance a*g exceeds tau, the
+ * q-th percentile of a*g over the layer for that sample; Khakzar et al. 2020 (RectGrad_Mod) use
+ * |a*g| instead so that strongly negative evidence flows too. a >= 0, so for tau >= 0 the units the
+ * forward pass switched off drop out by themselves; we also drop them when tau < 0 (a percentile of
+ * a layer with mostly negative a*g), since a unit that is off has no importance to pass on. */
+static sal_status rule_rectgrad(sal_opctx *c, void *user) {
+    relu_state *st = user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const sal_tensor *Y = c->out[0];
+    if (Y->ndim < 1 || Y->dim[0] != st->n) {
+        char b[160];
+        return sal_node_fail(c->n, SAL_ERR_SHAPE,
+                             "%s takes its percentile per sample and needs the batch (%lld) as the first axis; the "
+                             "output has shape %s",
+                             st->base.method, (long long)st->n, sal_shape_str(Y->ndim, Y->dim, b, sizeof b));
+    }
+    int64_t row = st->n ? sal_tensor_numel(Y) / st->n : 0;
+    if (row > st->cap) {
+        sal_free(st->buf);
+        st->cap = 0;
+        st->buf = sal_malloc((size_t)row * sizeof *st->buf);
+        if (!st->buf) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        st->cap = row;
+    }
+    bool mod = st->mode == M_RECTGRAD_MOD;
+    const float *a = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    for (int64_t b = 0; b < st->n && row > 0; b++) {
+        const float *ab = a + b * row, *gb = dy + b * row;
+        float *db = dx + b * row;
+        for (int64_t i = 0; i < row; i++) st->buf[i] = mod ? fabsf(ab[i] * gb[i]) : ab[i] * gb[i];
+        double tau = percentile(st->buf, row, st->q);
+        for (int64_t i = 0; i < row; i++) {
+            float s = mod ? fabsf(ab[i] * gb[i]) : ab[i] * gb[i];
+            if (ab[i] > 0.0f && s > tau) db[i] += gb[i];
+        }
+    }
+    return SAL_OK;
+}
+
+static const char k_supported[] = "Relu, LeakyRelu, MaxPool, GlobalMaxPool, a Softmax or LogSoftmax giving the "
+                                  "model output, and linear ops";
+static const char k_supported_rect[] = "Relu, MaxPool, GlobalMaxPool, a Softmax or LogSoftmax giving the model "
+                                       "output, and linear ops";
+
+static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
+    const sal_model *m = c->m;
+    bool rect = mode == M_RECTGRAD || mode == M_RECTGRAD_MOD;
+    relu_state st = {.base = {.method = c->meth->name, .supported = rect ? k_supported_rect : k_supported},
+                     .mode = mode, .n = c->x->dim[0]};
+    if (rect) SAL_TRY(sal_param_float(c, "tau", 0, 100, &st.q));
+    sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
+    if (!rules) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        switch (sal_rule_kind_of(n)) {
+        case SAL_RK_LINEAR:
+        case SAL_RK_MAXPOOL:
+        case SAL_RK_GMAXPOOL: rules[i] = NULL; break;
+        case SAL_RK_PRODUCT: rules[i] = sal_rule_linear; break;
+        case SAL_RK_RELU: rules[i] = rect ? rule_rectgrad : rule_deconv_guided; break;
+        /* RectGrad's importance a*g assumes a >= 0: not defined for LeakyReLU */
+        case SAL_RK_LEAKY: rules[i] = rect ? sal_rule_reject : rule_leaky; break;
+        /* a softmax giving the output is explained as with `prob`: its gradient, then the rules */
+        case SAL_RK_SOFTMAX: rules[i] = n->out[0] == m->output[0] ? NULL : sal_rule_reject; break;
+        default: rules[i] = sal_rule_reject; break;
+        }
+    }
+    sal_status s = sal_rule_grad(c, c->s, c->x, c->target, rules, &st, &c->out, NULL);
+    sal_free(rules);
+    sal_free(st.buf);
+    return s;
+}
+
+static sal_status run_deconvnet(sal_xctx *c) { return run_relu_method(c, M_DECONV); }
+static sal_status run_guided(sal_xctx *c) { return run_relu_method(c, M_GUIDED); }
+static sal_status run_rectgrad(sal_xctx *c) { return run_relu_method(c, M_RECTGRAD); }
+static sal_status run_rectgrad_mod(sal_xctx *c) { return run_relu_method(c, M_RECTGRAD_MOD); }
+
+static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
+static const sal_param_spec k_rect[] = {
+    {"tau", "98", "percentile (0 to 100) of the layer's a*g per sample below which a ReLU blocks the gradient"},
+    {NULL, NULL, NULL},
+};
+static const sal_param_spec k_rect_mod[] = {
+    {"tau", "98", "percentile (0 to 100) of the layer's |a*g| per sample below which a ReLU blocks the gradient"},
+    {NULL, NULL, NULL},
+};
+
+const sal_method sal_method_deconvnet = {
+    .name = "deconvnet",
+    .summary = "ReLUs pass max(0, backward signal), ignoring the forward mask (Zeiler & Fergus 2014)",
+    .params = k_none,
+    .run = run_deconvnet,
+};
+
+const sal_method sal_method_guided_backprop = {
+    .name = "guided_backprop",
+    .summary = "ReLUs pass the gradient only where input and gradient are positive (Springenberg et al. 2015)",
+    .params = k_none,
+    .run = run_guided,
+};
+
+const sal_method sal_method_rectgrad = {
+    .name = "rectgrad",
+    .summary = "ReLUs pass the gradient where a*g exceeds a per-layer percentile (Kim et al. 2019, RectGrad)",
+    .params = k_rect,
+    .run = run_rectgrad,
+};
+
+const sal_method sal_method_rectgrad_mod = {
+    .name = "rectgrad_mod",
+    .summary = "RectGrad thresholding |a*g|, letting negative evidence through (Khakzar et al. 2020)",
+    .params = k_rect_mod,
+    .run = run_rectgrad_mod,
+};

@@ -1,0 +1,37 @@
+/* Shared by the rule-based methods (relu_rules.c: guided backprop, deconvnet, RectGrad; deeplift.c):
+ * which ops are linear, which need a method's own rule, and the rules every such method uses for
+ * the linear part and for ops it has no rule for. */
+#ifndef SAL_RELU_RULES_H
+#define SAL_RELU_RULES_H
+
+#include "method.h"
+
+typedef enum {
+    SAL_RK_OTHER = 0, /* nonlinear, no shared meaning: a method without a rule must refuse it */
+    SAL_RK_LINEAR,    /* linear or affine in its float inputs: the gradient is every method's rule */
+    SAL_RK_PRODUCT,   /* linear in each operand (Mul, Div, MatMul, Gemm, Conv, BatchNormalization):
+                       * linear only while at most one operand depends on the model input */
+    SAL_RK_RELU,
+    SAL_RK_LEAKY,
+    SAL_RK_SMOOTH,    /* Sigmoid, Tanh */
+    SAL_RK_CLIP,
+    SAL_RK_MAXPOOL,
+    SAL_RK_GMAXPOOL,
+    SAL_RK_SOFTMAX,   /* Softmax, LogSoftmax */
+} sal_rule_kind;
+
+sal_rule_kind sal_rule_kind_of(const sal_node *n);
+
+/* Every method's rule state starts with this, so the shared rules can name the method. */
+typedef struct {
+    const char *method;
+    const char *supported; /* what the method has rules for, for the refusal message */
+} sal_rule_base;
+
+/* The gradient, after checking that the node is linear in what depends on the model input. */
+sal_status sal_rule_linear(sal_opctx *c, void *user);
+/* Fails naming the node, its op and the method. Runs only when the walker reaches the node, so a
+ * nonlinearity off the path from input to explained output does not stop a method. */
+sal_status sal_rule_reject(sal_opctx *c, void *user);
+
+#endif

@@ -1,0 +1,50 @@
+/* Linear nodes (Gemm, MatMul, Conv) as operators with exchangeable weights.
+ *
+ * LRP, Deep Taylor and the pattern methods all need the same two things from a linear node, with a
+ * weight tensor W' that is not the node's own (w+, w^2, w + gamma w+, a pattern, w * a):
+ *   apply       z = W' x (+ b')            the node's forward with W' and b' in place of W and b
+ *   transposed  out += W'^T r              the node's backward with respect to its data operand
+ * and, for estimating patterns, the backward with respect to the weights:
+ *   correlate   dW += sum over samples (and positions) of r (x)^T, shaped as W.
+ * All three run the op's own forward and backward (Gemm and MatMul through sgemm, Conv through
+ * im2col + sgemm) on substituted inputs, so one LRP implementation serves dense layers and
+ * convolutions alike and every rule inherits the ops' speed, threading and shape checks. */
+#ifndef SAL_LINEAR_OPS_H
+#define SAL_LINEAR_OPS_H
+
+#include "ops.h"
+
+/* Which inputs of a linear node play which part. */
+typedef struct {
+    int x;     /* the data operand (depends on the model input) */
+    int w;     /* the weight operand (a constant) */
+    int b;     /* the additive bias, or -1 */
+    /* Output units, for patterns: W's axis that indexes them and the output's axis that does
+     * (Conv: W (M, C/g, k...) axis 0, Y (N, M, ...) axis 1; Gemm/MatMul: the last axis of Y). */
+    int w_unit_axis, y_unit_axis;
+} sal_lin_roles;
+
+/* Whether n is a Gemm, MatMul or Conv node. */
+bool sal_lin_is_linear(const sal_node *n);
+
+/* The roles of n's inputs in g: the weight must be a constant and the data operand not. Gemm with a
+ * negative alpha or beta is refused (rules that split weights by sign assume they keep it). Fails
+ * naming the node when n is not a linear node of that form. */
+sal_status sal_lin_roles_of(const sal_model *g, const sal_node *n, sal_lin_roles *r);
+
+/* z = node(x; W, b): W has the shape of the node's weight; b (the bias's shape) may be NULL for no
+ * bias. z is shaped and allocated here (its buffer reused when large enough). */
+sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
+                         const sal_tensor *W, const sal_tensor *b, sal_tensor *z, sal_scratch *ws);
+
+/* out += W^T rz: rz has the output's shape, out the shape of x (x gives the geometry; its values
+ * are not read by Gemm, MatMul or Conv). */
+sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
+                              const sal_tensor *W, const sal_tensor *rz, sal_tensor *out, sal_scratch *ws);
+
+/* dW += the weight gradient of sum(rz * node(x)): for every weight, the sum over samples (and
+ * output positions) of rz at its output unit times the input it multiplies. */
+sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
+                             const sal_tensor *W, const sal_tensor *rz, sal_tensor *dW, sal_scratch *ws);
+
+#endif
