@@ -110,10 +110,15 @@ model("consts", [h.make_node("ConstantOfShape", ["cs"], ["ones"], value=h.make_t
                  h.make_node("MatMul", ["gf", "ones"], ["mm"]),
                  h.make_node("Concat", ["mm", "mm", "mm", "mm"], ["cc"], axis=1),
                  h.make_node("Gemm", ["cc", "Wg"], ["gg"], alpha=0.5, beta=0.0),
-                 h.make_node("Clip", ["gg"], ["y"])],
+                 h.make_node("Add", ["gg", "bias"], ["ad"]),
+                 h.make_node("Sub", ["ad", "bias"], ["sb"]),
+                 h.make_node("Mul", ["sb", "ad"], ["ml"]),
+                 h.make_node("Div", ["ml", "two"], ["dv"]),
+                 h.make_node("Clip", ["dv"], ["y"])],
       [vi("x", ["N", 2, 3, 3])], [vi("y", ["N", 2])],
       [init("cs", np.array([2, 1], np.int64)), init("r0", np.array(0, np.int64)), init("r1", np.array(4, np.int64)),
-       init("r2", np.array(1, np.int64)), init("Wg", f32(4, 2))])
+       init("r2", np.array(1, np.int64)), init("Wg", f32(4, 2)), init("bias", f32(2)),
+       init("two", np.array([2.0], np.float32))])
 # older and newer opsets (attributes that became inputs, and back)
 model("opset9", [h.make_node("Clip", ["x"], ["c"], min=-1.0, max=1.0), h.make_node("Softmax", ["c"], ["y"], axis=1)],
       [vi("x", ["N", 5])], [vi("y", ["N", 5])], opset=9)

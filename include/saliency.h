@@ -263,11 +263,57 @@ int sal_method_nparams(int i);
 /* Parameter k of method i: its name, default ("" = none) and a one-line description. */
 void sal_method_param(int i, int k, const char **name, const char **def, const char **help);
 
+/* ---- signal patterns (PatternNet, PatternAttribution) ---- */
+
+/* Kindermans et al. 2018, "Learning how to explain neural networks: PatternNet and
+ * PatternAttribution". For every Gemm, MatMul and Conv node (after folding BatchNormalization into
+ * them, as the methods do) and every output unit k with weights w_k and output y_k (for convolutions:
+ * every output channel, over the input patches of all positions), two patterns shaped as the node's
+ * weight:
+ *   linear  a_k = cov[x, y_k] / (w_k^T cov[x, y_k])
+ *   relu    a_k = (E+[x y_k] - E+[x] E+[y_k]) / w_k^T (same),  E+ over the samples where y_k > 0.
+ * A unit whose denominator vanishes (no positive outputs, no variance) gets a zero pattern and is
+ * counted as degenerate. Sums are accumulated in double. */
+typedef struct sal_patterns sal_patterns;
+
+typedef struct sal_patterns_opts {
+    int64_t batch;  /* samples per forward pass (bounds memory); 0: 64 */
+    int64_t limit;  /* use at most this many samples; 0: all */
+    int progress;   /* draw a progress bar on stderr (only when it is a terminal) */
+} sal_patterns_opts;
+
+/* Estimates patterns of m from data (N, ...) in memory; source describes it for the file. o may be
+ * NULL. */
+sal_status sal_patterns_estimate(const sal_model *m, const sal_tensor *data, const char *source,
+                                 const sal_patterns_opts *o, sal_patterns **out /* OUT */);
+/* The same, streaming an NPY file (float32 or float64, (N, ...)) batch by batch: memory holds one
+ * batch, the model's activations for it and the sums (four doubles per weight). */
+sal_status sal_patterns_estimate_npy(const sal_model *m, const char *npy_path, const sal_patterns_opts *o,
+                                     sal_patterns **out /* OUT */);
+/* The patterns file: versioned, with a magic number, the model's hash (sal_model_hash), the data
+ * source and sample count, and a checksum; written atomically. */
+sal_status sal_patterns_save(const sal_patterns *p, const char *path);
+sal_status sal_patterns_load(const char *path, sal_patterns **out /* OUT */);
+void sal_patterns_free(sal_patterns *p);
+/* A model's identity: FNV-1a (64 bits) over its graph (op types, node and value names, attributes)
+ * and constants (shapes and bytes). */
+uint64_t sal_model_hash(const sal_model *m);
+uint64_t sal_patterns_model_hash(const sal_patterns *p);
+const char *sal_patterns_source(const sal_patterns *p);
+int64_t sal_patterns_samples(const sal_patterns *p);
+int sal_patterns_count(const sal_patterns *p);
+/* Pattern i: its node's name, the pattern (relu = 0: linear, 1: two-component ReLU), shaped as the
+ * node's weight and owned by p, and the number of degenerate units. */
+const char *sal_patterns_node(const sal_patterns *p, int i);
+const sal_tensor *sal_patterns_tensor(const sal_patterns *p, int i, int relu);
+int64_t sal_patterns_degenerate(const sal_patterns *p, int i, int relu);
+
 /* ---- data sets ---- */
 
 /* A labelled data set split into training and test parts. */
 typedef struct sal_dataset {
-    sal_tensor train_x, train_y, test_x, test_y; /* x (N,...) float32, y (N) int64 */
+    sal_tensor train_x, train_y, test_x, test_y; /* x (N,...) float32, y (N) int64, or (N,K) float32
+                                                    multi-hot labels from X.npy:Y.npy */
     char name[64];
 } sal_dataset;
 
@@ -276,13 +322,17 @@ typedef struct sal_dataset {
  *                   ./data/mnist, split by a fixed permutation into 8000 training and 2000 held-out;
  *  "fashion-mnist"  Debian's dataset-fashion-mnist (60000 + 10000) from $SAL_FASHION_DIR or
  *                   /usr/share/datasets/fashion-mnist;
- *  "X.npy:Y.npy"    user arrays (no test part). */
+ *  "X.npy:Y.npy"    user arrays (no test part); Y holds int64 labels (N) or float32 multi-hot
+ *                   labels (N, K) for multi-label training. */
 sal_status sal_dataset_load(const char *spec, sal_dataset *out /* OUT */);
 void sal_dataset_free(sal_dataset *d);
 
 /* ---- training ------------------------------------------------------------------------------ */
 
 typedef enum { SAL_OPT_SGD, SAL_OPT_ADAM } sal_optimizer;
+/* Softmax cross-entropy on int64 class labels (N), or, for multi-label data, sigmoid outputs with
+ * binary cross-entropy on float32 multi-hot labels (N, K) in [0, 1]. */
+typedef enum { SAL_LOSS_SOFTMAX = 0, SAL_LOSS_BCE } sal_loss;
 
 typedef struct sal_train_opts {
     sal_optimizer opt;
@@ -295,6 +345,7 @@ typedef struct sal_train_opts {
     float lr_decay;     /* lr is multiplied by this after every epoch */
     int shift;          /* augmentation: translate (N,C,H,W) images by up to this many pixels */
     int progress;       /* draw a progress bar on stderr (only when it is a terminal) */
+    sal_loss loss;      /* default SAL_LOSS_SOFTMAX */
     /* Called after every epoch with the mean training loss; may be NULL. */
     void (*on_epoch)(void *user, int epoch, double loss);
     void *user;
@@ -307,10 +358,13 @@ sal_train_opts sal_train_defaults(void);
  * conv net for 1x28x28 inputs. Weights come from the seed. */
 sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_model **out /* OUT */);
 
-/* Trains with softmax cross-entropy on images (N,...) and int64 labels (N). */
+/* Trains on images (N,...): with softmax cross-entropy on int64 labels (N), or with opts->loss =
+ * SAL_LOSS_BCE, sigmoid binary cross-entropy on float32 multi-hot labels (N, K). */
 sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y,
                      const sal_train_opts *opts);
-/* Fraction of samples whose arg-max output equals the label. */
+/* Fraction of samples whose arg-max output equals the label; for float32 multi-hot labels (N, K),
+ * the fraction of (sample, class) entries predicted right (output > 0, i.e. sigmoid > 0.5, for a
+ * label >= 0.5). */
 sal_status sal_accuracy(const sal_model *m, const sal_tensor *x, const sal_tensor *y,
                         double *acc /* OUT */);
 
@@ -405,6 +459,171 @@ const float *sal_featviz_before(const sal_featviz *f);
 const float *sal_featviz_after(const sal_featviz *f);
 /* Everything as JSON: objective, options with defaults applied, values before and after. */
 sal_status sal_featviz_json(const sal_featviz *f, char **json /* OUT, free() it */);
+
+/* ---- audits: can an explanation be trusted? (docs/audits.md) ------------------------------ */
+
+/* Similarity of two arrays of n values. Spearman: Pearson correlation of the ranks (ties share
+ * their average rank). Both are NAN when n < 2 or either array is constant. */
+double sal_spearman(const float *a, const float *b, int64_t n);
+double sal_pearson(const float *a, const float *b, int64_t n);
+/* Mean structural similarity (Wang et al. 2004) of two h x w images: an 11x11 Gaussian window with
+ * sigma 1.5 (the whole image, odd-sized, when smaller), K1 = 0.01, K2 = 0.03, dynamic range
+ * `range` (> 0); mean over the window positions that fit inside the image. */
+sal_status sal_ssim(const float *a, const float *b, int h, int w, double range, double *out /* OUT */);
+
+/* Histograms of oriented gradients (Dalal & Triggs 2005): centred [-1,0,1] gradients (edge pixels
+ * repeated), unsigned orientations in `bins` bins over [0, 180) with votes split linearly between
+ * the two nearest bin centres, cells of cell x cell pixels, blocks of block x block cells moved one
+ * cell at a time, each block L2-Hys normalised (L2, clipped at 0.2, L2 again). Zero fields are
+ * defaults: bins 9, block 2, cell adapted to the image: max(2, round(min(h, w) / 8)) (28 -> 4,
+ * 224 -> 28; Dalal & Triggs used 8-pixel cells on 64x128 windows). */
+typedef struct sal_hog_opts {
+    int cell, block, bins;
+} sal_hog_opts;
+/* Writes the descriptor to feat (NULL: only count) and its length to *n. Fails if the image holds
+ * fewer cells than a block. */
+sal_status sal_hog(const float *img, int h, int w, const sal_hog_opts *o, float *feat /* OUT */,
+                   int64_t *n /* OUT */);
+
+/* A copy of m with its own weights. */
+sal_status sal_model_copy(const sal_model *m, sal_model **out /* OUT */);
+/* The shifted model of Kindermans et al.: f2 with f2(x + shift) = f1(x) for every x. The first
+ * linear node (Gemm, MatMul or Conv, reached from the input through reshapes only) absorbs the
+ * shift in its bias: b2 = b1 - W shift. Where that correction varies with position (a convolution
+ * with padding, or a shift that is not constant per channel) it becomes a constant added to the
+ * node's output, (1, C, H, W), in an Add node named "<node>_shift". shift has one sample's shape
+ * (without the batch axis). Other models fail with SAL_ERR_UNSUPPORTED naming the node at fault. */
+sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_model **out /* OUT */);
+
+/* Shifts, shaped as one sample (ndim, dim without the batch axis), into out: */
+/* amp on the cells with (row / cell + col / cell) odd, 0 on the others (the last two axes;
+ * the only axis after the channels for (C, L) samples). */
+sal_status sal_shift_checkerboard(int ndim, const int64_t *dim, int cell, double amp, sal_tensor *out /* OUT */);
+/* An image (H,W) or (C,H,W) (e.g. from sal_png_read) fitted to the sample's shape: channels averaged
+ * to one or repeated from one, resized bilinearly, multiplied by amp. */
+sal_status sal_shift_image(const sal_tensor *img, int ndim, const int64_t *dim, double amp, sal_tensor *out /* OUT */);
+/* The targeted shift of Kindermans et al. section 4: m = s / g - x, g = d f1(x)/dx for the class
+ * f1 predicts, so that gradient x input on f2 at x + m shows s = target * scale; elements where
+ * g = 0 get m = 0, and m is clipped to [-clip, clip]. x is one sample (with or without a batch
+ * axis of 1), target has its shape (see sal_shift_image: it is fitted first). scale <= 0: the
+ * largest |g x| of the sample, so the target appears at the strength of the true map. */
+sal_status sal_shift_targeted(const sal_model *m, const sal_tensor *x, const sal_tensor *target, double scale,
+                              double clip, sal_tensor *out /* OUT */);
+
+/* One method to audit, as sal_explain takes it. */
+typedef struct sal_audit_method {
+    const char *name;
+    int nparams;
+    const char *const *params; /* "key=value" */
+} sal_audit_method;
+
+typedef enum { SAL_REPLACE_VALUE = 0, SAL_REPLACE_BLUR, SAL_REPLACE_NOISE } sal_replace;
+
+/* Options of every audit; zero fields are defaults. */
+typedef struct sal_audit_opts {
+    int nmethods;
+    const sal_audit_method *methods; /* NULL / 0: every method of the table with its defaults */
+    const sal_tensor *data;          /* optional reference data (M, ...): gradient_shap baselines and the
+                                        input range; without it the range is that of the audited x */
+    const char *model_name, *data_name; /* for the report ("" when NULL) */
+    uint64_t seed;                   /* every random choice of the audit (not the methods' own seeds) */
+    int64_t batch;                   /* samples per sal_explain call; 0: 16 */
+    int64_t chunk;                   /* sal_explain_opts.chunk */
+    int prob;                        /* explain softmax probabilities instead of logits */
+    double tol;                      /* verdict threshold; 0: the audit's default (docs/audits.md) */
+    int progress;                    /* progress bar on stderr when it is a terminal */
+    const char *figure;              /* a PNG grid of maps to write, or NULL */
+    const char *plot;                /* randomization, faithfulness: a PNG of the curves, or NULL */
+    int64_t figure_sample;           /* the sample it shows (0: the first) */
+    int figure_samples;              /* class-sensitivity, pointing: samples shown; 0: 4 */
+
+    /* invariance */
+    const sal_tensor *shift;         /* one sample's shape; required */
+    /* randomization */
+    int mode;                        /* bit 1: cascading (top layer down), bit 2: independent; 0: both */
+    int scaled;                      /* weights from N(0, 2 / fan_in) instead of N(0, sigma^2) */
+    double sigma;                    /* 0: 0.01 */
+    /* pointing: masks (N, H, W) holding class + 1 per pixel (0: background), or (N, K, H, W) with
+       non-zero inside class k's objects; labels (N, K) multi-hot (float or int) */
+    const sal_tensor *masks, *labels;
+    int radius;                      /* a hit may lie this many pixels from the mask; 0: exact */
+    /* faithfulness */
+    int steps;                       /* points of each curve after the start; 0: 20 */
+    sal_replace replace;
+    double value;                    /* SAL_REPLACE_VALUE: the fill; NAN: the range's low end */
+    double blur_sigma;               /* SAL_REPLACE_BLUR: pixels; 0: 3 */
+    double noise;                    /* SAL_REPLACE_NOISE: standard deviation as a fraction of the range;
+                                        0: 0.3 */
+    int nocc_params;                 /* the occlusion map compared with, "key=value" */
+    const char *const *occ_params;
+} sal_audit_opts;
+
+/* A finished audit: one result per method (and parameter set), in the order given. */
+typedef struct sal_audit sal_audit;
+
+/* Input invariance (Kindermans et al.): builds f2 = sal_model_shifted(m, o->shift), reports
+ * max |f2(x + m) - f1(x)| (model_check), then compares each method's map of f1 at x with its map
+ * of f2 at x + shift (same targets; data-dependent references taken from the shifted data).
+ * Metrics: max_norm_diff (max |A1 - A2| / max |A1| over the samples), spearman, ssim (means over the
+ * samples), invariant (max_norm_diff <= tol, default 0.01). */
+sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+                                sal_audit **out /* OUT */);
+/* Parameter randomization (Adebayo et al. 2018): re-initializes the weights of the layers (Gemm,
+ * MatMul, Conv) from the top down, cumulatively (cascading) and one at a time (independent), and
+ * compares each map with the trained model's: Spearman with and without absolute values, SSIM,
+ * Pearson and Spearman of HOG features. Verdict "sensitive" when the fully randomized model's
+ * Spearman of HOG is below tol (default 0.5). */
+sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+                                   sal_audit **out /* OUT */);
+/* Class sensitivity (Rebuffi et al. 2020): maps for the highest- and lowest-scoring class of each
+ * sample, their Spearman of HOG features and plain Spearman, averaged. Verdict "class-sensitive"
+ * when the mean Spearman of HOG is below tol (default 0.5). */
+sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+                                       sal_audit **out /* OUT */);
+/* Pointing game (Zhang et al. 2018) and restricted pointing game (Khakzar et al. 2021) on images x
+ * (N, C, H, W) with o->masks and o->labels. Verdict "class-sensitive" when the pointing accuracy
+ * exceeds the restricted one by more than tol (default 0.05). */
+sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+                              sal_audit **out /* OUT */);
+/* Faithfulness: deletion and insertion curves (most- and least-relevant first) with their areas,
+ * AOPC (Samek et al. 2017), a random-order reference, and the Spearman correlation of each map with
+ * an occlusion map. Verdict "faithful" when deleting the most relevant pixels first lowers the
+ * output faster than a random order: AOPC(most relevant first) > AOPC(random) + tol (default 0). */
+sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+                                  sal_audit **out /* OUT */);
+void sal_audit_free(sal_audit *a);
+
+/* Results: count, label ("integrated_gradients(baseline=black)"), verdict ("invariant", "not
+ * invariant", ..., or "skipped: <reason>" when the method could not run on this model or data),
+ * and named metrics (NAN if absent). Owned by a. */
+int sal_audit_count(const sal_audit *a);
+const char *sal_audit_label(const sal_audit *a, int i);
+const char *sal_audit_verdict(const sal_audit *a, int i);
+int sal_audit_skipped(const sal_audit *a, int i);
+double sal_audit_metric(const sal_audit *a, int i, const char *name);
+/* Results whose verdict is a failure (not invariant, insensitive, ...). Skipped ones do not count. */
+int sal_audit_violations(const sal_audit *a);
+/* The report as JSON (docs/audits.md) and as CSV (one row per result, or per curve point for the
+ * audits that draw curves). free() them. */
+sal_status sal_audit_json(const sal_audit *a, char **json /* OUT */);
+sal_status sal_audit_csv(const sal_audit *a, char **csv /* OUT */);
+
+/* Multi-object images for the pointing game: `count` canvases of h x w, each holding `items` (or
+ * between items and items_max) items of x (M, 1, ih, iw) cropped to their non-zero pixels and placed
+ * without overlap at random positions, of distinct classes (y (M) int64). Writes images (count, 1, h, w)
+ * (the maximum where items would touch), labels (count, K) float32 multi-hot (K = largest label + 1)
+ * and masks (count, h, w) int64: class + 1 where an item's pixel is above `threshold`, else 0. */
+typedef struct sal_composite_opts {
+    int64_t count;
+    int h, w;
+    int items, items_max;
+    int scale;       /* shrink items by this integer factor first (box average); 0: 1 */
+    double threshold;/* 0: 0.1 */
+    uint64_t seed;
+} sal_composite_opts;
+sal_status sal_composite(const sal_tensor *x, const sal_tensor *y, const sal_composite_opts *o,
+                         sal_tensor *images /* OUT */, sal_tensor *labels /* OUT */,
+                         sal_tensor *masks /* OUT */);
 
 #ifdef __cplusplus
 }

@@ -43,8 +43,8 @@ for t in "${targets[@]}"; do
     [ -x "$bin" ] || { echo "fuzz-smoke: no target $bin"; failed=1; continue; }
     mkdir -p "$fb/work/$t" "$fb/artifacts/$t"
     log=$fb/artifacts/$t/last.log
-    # -timeout: a single input running 10 s is a finding (a hang), as is 2 GB of memory
-    nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    # -timeout: a single input running 30 s is a finding (a hang), as is 2 GB of memory
+    nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$fb/artifacts/$t/" "$fb/work/$t" "$fb/corpus/$t" > "$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

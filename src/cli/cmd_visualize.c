@@ -394,9 +394,15 @@ int cmd_visualize(int argc, char **argv) {
         cli_fail("visualize", st);
         goto done;
     }
-    if (v.alphabet && (int64_t)strlen(v.alphabet) < 1) {
-        cli_error("visualize", "--alphabet is empty");
-        goto done;
+    if (v.alphabet) { /* checked before the run where the input declares its channels */
+        int nd;
+        int64_t dim[SAL_MAX_DIMS];
+        sal_model_input_shape(m, 0, &nd, dim);
+        if (!*v.alphabet || (nd == 3 && dim[1] > 0 && (int64_t)strlen(v.alphabet) != dim[1])) {
+            cli_error("visualize", "--alphabet '%s' has %zu letters; the input has %lld channels", v.alphabet,
+                      strlen(v.alphabet), nd == 3 ? (long long)dim[1] : 0LL);
+            goto done;
+        }
     }
     if (prepare("visualize", &v, m, &data, &init)) goto done;
     v.o.on_step = on_step;

@@ -27,6 +27,21 @@ sal_status sal_npy_read_buffer(const unsigned char *data, size_t len, const char
 sal_status sal_mnist_json_parse(const unsigned char *txt, size_t len, const char *name,
                                 sal_tensor *images /* OUT */);
 
+/* An NPY file of float32 or float64 read a few rows (along its first axis) at a time, so data sets
+ * larger than memory can be streamed. Opening checks the header and the file's size. */
+typedef struct {
+    FILE *fp;
+    char *path;
+    bool f64;
+    int ndim;
+    int64_t dim[SAL_MAX_DIMS];
+    int64_t next; /* the next row to read */
+} sal_npy_stream;
+sal_status sal_npy_stream_open(const char *path, sal_npy_stream *s /* OUT */);
+/* The next min(n, rows left) rows as float32 (rows, ...) in out; 0 rows at the end. */
+sal_status sal_npy_stream_read(sal_npy_stream *s, int64_t n, sal_tensor *out);
+void sal_npy_stream_close(sal_npy_stream *s);
+
 /* Reads a whole file (at most max_bytes) into a new buffer. */
 sal_status sal_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len);
 

@@ -196,8 +196,9 @@ static sal_status read_le(FILE *fp, const char *path, size_t n, uint32_t *out) {
     return SAL_OK;
 }
 
-/* size: the bytes fp holds in all, against which the header's claims are checked. */
-static sal_status npy_read_fp(FILE *fp, const char *path, int64_t size, sal_tensor *out) {
+/* Reads the magic, version and header of fp (positioned at its start), leaving fp at the data.
+ * size: the bytes fp holds in all, against which the header's claims are checked. */
+static sal_status npy_read_header(FILE *fp, const char *path, int64_t size, npy_header *out, int64_t *numel_out) {
     unsigned char magic[8];
     if (fread(magic, 1, 8, fp) != 8)
         return sal_fail(SAL_ERR_FORMAT, "%s: too short for an NPY file (truncated header)", path);
@@ -239,7 +240,17 @@ static sal_status npy_read_fp(FILE *fp, const char *path, int64_t size, sal_tens
     if (numel * isz != avail)
         return sal_fail(SAL_ERR_FORMAT, "%s: %lld bytes of junk after the NPY data", path,
                         (long long)(avail - numel * isz));
+    *out = hd;
+    *numel_out = numel;
+    return SAL_OK;
+}
 
+static sal_status npy_read_fp(FILE *fp, const char *path, int64_t size, sal_tensor *out) {
+    npy_header hd;
+    int64_t numel, isz;
+    SAL_TRY(npy_read_header(fp, path, size, &hd, &numel));
+    isz = (int64_t)kind_size(hd.kind);
+    sal_status st = SAL_OK;
     sal_tensor t = {0};
     sal_dtype dt = hd.kind == NPY_F4 || hd.kind == NPY_F8 ? SAL_F32 : SAL_I64;
     st = sal_tensor_alloc(&t, dt, hd.ndim, hd.dim);
@@ -322,4 +333,56 @@ sal_status sal_npy_write(const char *path, const sal_tensor *t) {
         return sal_fail(SAL_ERR_IO, "%s: write failed: %s", path, strerror(err));
     }
     return sal_outfile_commit(&f);
+}
+
+/* ---- streaming rows ---- */
+
+sal_status sal_npy_stream_open(const char *path, sal_npy_stream *s) {
+    memset(s, 0, sizeof *s);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return sal_fail(SAL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    npy_header hd;
+    int64_t numel;
+    sal_status st = SAL_OK;
+    if (fstat(fileno(fp), &sb) != 0) st = sal_fail(SAL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode)) st = sal_fail(SAL_ERR_IO, "%s: not a regular file", path);
+    else st = npy_read_header(fp, path, (int64_t)sb.st_size, &hd, &numel);
+    if (st == SAL_OK && (hd.kind == NPY_I4 || hd.kind == NPY_I8))
+        st = sal_fail(SAL_ERR_UNSUPPORTED, "%s: holds integers; float32 or float64 data is needed", path);
+    if (st == SAL_OK && hd.ndim < 1) st = sal_fail(SAL_ERR_SHAPE, "%s: a scalar has no rows", path);
+    if (st == SAL_OK && !(s->path = sal_strdup(path))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st != SAL_OK) {
+        fclose(fp);
+        return st;
+    }
+    s->fp = fp;
+    s->f64 = hd.kind == NPY_F8;
+    s->ndim = hd.ndim;
+    memcpy(s->dim, hd.dim, sizeof s->dim);
+    return SAL_OK;
+}
+
+sal_status sal_npy_stream_read(sal_npy_stream *s, int64_t n, sal_tensor *out) {
+    int64_t row = 1;
+    for (int d = 1; d < s->ndim; d++) row *= s->dim[d];
+    if (n > s->dim[0] - s->next) n = s->dim[0] - s->next;
+    if (n < 0) n = 0;
+    int64_t dim[SAL_MAX_DIMS];
+    memcpy(dim, s->dim, sizeof dim);
+    dim[0] = n;
+    SAL_TRY(sal_tensor_alloc(out, SAL_F32, s->ndim, dim));
+    if (n * row == 0) return SAL_OK;
+    sal_status st = s->f64 ? read_converted(s->fp, s->path, NPY_F8, out, n * row)
+                           : fread(out->data, sizeof(float), (size_t)(n * row), s->fp) == (size_t)(n * row)
+                               ? SAL_OK
+                               : sal_fail(SAL_ERR_FORMAT, "%s: NPY data truncated", s->path);
+    if (st == SAL_OK) s->next += n;
+    return st;
+}
+
+void sal_npy_stream_close(sal_npy_stream *s) {
+    if (s->fp) fclose(s->fp);
+    sal_free(s->path);
+    memset(s, 0, sizeof *s);
 }

@@ -16,7 +16,7 @@
 
 typedef enum { AGG_GRADCAM, AGG_GRADCAM_PP, AGG_LAYERCAM, AGG_XGRADCAM, AGG_POS, AGG_MID } cam_agg;
 
-/* One layer's map (N, S) from activations A and gradients G (N, K, S). Sums in double. */
+/* One layer's map (N, S) from activations A and gradients G (N, K, S); weights summed in double. */
 static void aggregate(cam_agg agg, const float *A, const float *G, int64_t N, int64_t K, int64_t S, float *map) {
     for (int64_t n = 0; n < N; n++) {
         float *mp = map + n * S;

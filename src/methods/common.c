@@ -53,6 +53,21 @@ const char *sal_param(const sal_xctx *c, const char *name) {
     return "";
 }
 
+int sal_param_all(const sal_xctx *c, const char *name, const char **vals, int max) {
+    int n = 0;
+    for (int i = 0; i < c->nkv; i++)
+        if (!strcmp(c->key[i], name)) {
+            if (n < max) vals[n] = c->val[i];
+            n++;
+        }
+    if (n == 0) {
+        const char *d = sal_param(c, name); /* the default; also asserts that the method declares it */
+        if (*d && max > 0) vals[n] = d;
+        n = *d ? 1 : 0;
+    }
+    return n;
+}
+
 sal_status sal_param_int(const sal_xctx *c, const char *name, long lo, long hi, long *out) {
     const char *v = sal_param(c, name);
     char *end;

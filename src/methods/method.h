@@ -50,6 +50,9 @@ const char *sal_param(const sal_xctx *c, const char *name);
 sal_status sal_param_int(const sal_xctx *c, const char *name, long lo, long hi, long *out);
 sal_status sal_param_float(const sal_xctx *c, const char *name, double lo, double hi, double *out);
 sal_status sal_param_bool(const sal_xctx *c, const char *name, bool *out);
+/* Every value the user gave for a repeatable parameter, in the order given (the default, when not
+ * empty and none was given, counts as one). Writes at most max to vals; returns the total. */
+int sal_param_all(const sal_xctx *c, const char *name, const char **vals, int max);
 /* Index of the value in a NULL-terminated list of choices. */
 sal_status sal_param_choice(const sal_xctx *c, const char *name, const char *const *choices, int *idx);
 /* Records a reported figure (completeness delta, ...). */

@@ -1,0 +1,514 @@
+/* Audit reports (results, JSON, CSV) and the helpers every audit shares. */
+#include "audit.h"
+#include <stdarg.h>
+#include <unistd.h>
+
+/* ---- strings ---- */
+
+void au_printf(au_buf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)k < b->cap) {
+            b->len += (size_t)k;
+            return;
+        }
+        size_t ncap = (b->cap ? b->cap * 2 : 512) + (size_t)k;
+        char *p = sal_realloc(b->s, ncap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->s = p;
+        b->cap = ncap;
+    }
+}
+
+void au_str(au_buf *b, const char *s) {
+    au_printf(b, "\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') au_printf(b, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) au_printf(b, "\\u%04x", *s);
+        else au_printf(b, "%c", *s);
+    }
+    au_printf(b, "\"");
+}
+
+void au_num(au_buf *b, double v) {
+    if (isfinite(v)) au_printf(b, "%.9g", v);
+    else au_printf(b, "null");
+}
+
+void au_csv_str(au_buf *b, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        au_printf(b, "%s", s);
+        return;
+    }
+    au_printf(b, "\"");
+    for (; *s; s++) au_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+    au_printf(b, "\"");
+}
+
+void au_buf_free(au_buf *b) {
+    sal_free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- reports ---- */
+
+sal_status au_report_new(const char *name, const sal_audit_opts *o, int nres, sal_audit **out) {
+    *out = NULL;
+    sal_audit *a = sal_calloc(1, sizeof *a);
+    if (!a) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->model = sal_strdup(o->model_name ? o->model_name : "");
+    a->data = sal_strdup(o->data_name ? o->data_name : "");
+    a->seed = o->seed;
+    a->res = sal_calloc((size_t)(nres > 0 ? nres : 1), sizeof *a->res);
+    a->nres = nres;
+    if (!a->model || !a->data || !a->res) {
+        sal_audit_free(a);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    }
+    *out = a;
+    return SAL_OK;
+}
+
+void sal_audit_free(sal_audit *a) {
+    if (!a) return;
+    for (int i = 0; i < a->nres && a->res; i++) {
+        au_result *r = &a->res[i];
+        sal_free(r->label);
+        sal_free(r->method);
+        sal_free(r->verdict);
+        au_buf_free(&r->params);
+        au_buf_free(&r->extra);
+    }
+    sal_free(a->res);
+    sal_free(a->model);
+    sal_free(a->data);
+    au_buf_free(&a->top);
+    au_buf_free(&a->curves);
+    sal_free(a);
+}
+
+sal_status au_result_init(au_result *r, const sal_audit_method *m) {
+    au_buf lab = {0};
+    au_printf(&lab, "%s", m->name);
+    au_printf(&r->params, "{");
+    for (int k = 0; k < m->nparams; k++) {
+        const char *p = m->params[k], *eq = strchr(p, '=');
+        au_printf(&lab, "%s%s", k ? "," : "(", p);
+        au_printf(&r->params, "%s", k ? ", " : "");
+        if (!eq) {
+            au_str(&r->params, p);
+            au_printf(&r->params, ": \"\"");
+            continue;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+        au_str(&r->params, key);
+        au_printf(&r->params, ": ");
+        au_str(&r->params, eq + 1);
+    }
+    au_printf(&lab, "%s", m->nparams ? ")" : "");
+    au_printf(&r->params, "}");
+    r->label = lab.s;
+    r->method = sal_strdup(m->name);
+    if (lab.oom || r->params.oom || !r->label || !r->method) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    return SAL_OK;
+}
+
+static int metric_slot(au_result *r, const char *key) {
+    for (int i = 0; i < r->nmetric; i++)
+        if (!strcmp(r->mkey[i], key)) return i;
+    if (r->nmetric == AU_MAX_METRICS) return -1;
+    snprintf(r->mkey[r->nmetric], sizeof r->mkey[0], "%s", key);
+    return r->nmetric++;
+}
+
+void au_metric(au_result *r, const char *key, double v) {
+    int i = metric_slot(r, key);
+    if (i >= 0) r->mval[i] = v, r->mbool[i] = false;
+}
+
+void au_metric_bool(au_result *r, const char *key, bool v) {
+    int i = metric_slot(r, key);
+    if (i >= 0) r->mval[i] = v, r->mbool[i] = true;
+}
+
+void au_verdict(au_result *r, bool violation, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sal_free(r->verdict);
+    r->verdict = sal_strdup(buf);
+    r->violation = violation;
+}
+
+void au_skip(au_result *r, const char *why) {
+    r->skipped = true;
+    r->violation = false;
+    r->nmetric = 0;
+    au_buf_free(&r->extra);
+    au_verdict(r, false, "skipped: %s", why && *why ? why : "failed");
+}
+
+int sal_audit_count(const sal_audit *a) { return a->nres; }
+const char *sal_audit_label(const sal_audit *a, int i) { return i >= 0 && i < a->nres ? a->res[i].label : NULL; }
+const char *sal_audit_verdict(const sal_audit *a, int i) {
+    return i >= 0 && i < a->nres && a->res[i].verdict ? a->res[i].verdict : "";
+}
+int sal_audit_skipped(const sal_audit *a, int i) { return i >= 0 && i < a->nres && a->res[i].skipped; }
+
+double sal_audit_metric(const sal_audit *a, int i, const char *name) {
+    if (i < 0 || i >= a->nres) return NAN;
+    const au_result *r = &a->res[i];
+    for (int k = 0; k < r->nmetric; k++)
+        if (!strcmp(r->mkey[k], name)) return r->mval[k];
+    return NAN;
+}
+
+int sal_audit_violations(const sal_audit *a) {
+    int n = 0;
+    for (int i = 0; i < a->nres; i++) n += a->res[i].violation && !a->res[i].skipped;
+    return n;
+}
+
+static sal_status finish(au_buf *b, char **out, const char *what) {
+    if (b->oom) {
+        au_buf_free(b);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory writing the %s report", what);
+    }
+    size_t n = b->len + 1;
+    *out = malloc(n); /* the caller frees with free(), not through our allocator */
+    if (!*out) {
+        au_buf_free(b);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory writing the %s report", what);
+    }
+    memcpy(*out, b->s ? b->s : "", n);
+    au_buf_free(b);
+    return SAL_OK;
+}
+
+sal_status sal_audit_json(const sal_audit *a, char **json) {
+    *json = NULL;
+    au_buf b = {0};
+    au_printf(&b, "{\n  \"audit\": ");
+    au_str(&b, a->name);
+    au_printf(&b, ",\n  \"version\": \"%s\",\n  \"model\": ", SAL_VERSION);
+    au_str(&b, a->model);
+    au_printf(&b, ",\n  \"data\": ");
+    au_str(&b, a->data);
+    au_printf(&b, ",\n  \"seed\": %llu,\n  \"tolerance\": ", (unsigned long long)a->seed);
+    au_num(&b, a->tol);
+    if (a->top.s) au_printf(&b, "%s", a->top.s);
+    au_printf(&b, ",\n  \"violations\": %d,\n  \"results\": [", sal_audit_violations(a));
+    for (int i = 0; i < a->nres; i++) {
+        const au_result *r = &a->res[i];
+        au_printf(&b, "%s\n    {\n      \"method\": ", i ? "," : "");
+        au_str(&b, r->method ? r->method : "");
+        au_printf(&b, ",\n      \"label\": ");
+        au_str(&b, r->label ? r->label : "");
+        au_printf(&b, ",\n      \"params\": %s", r->params.s ? r->params.s : "{}");
+        au_printf(&b, ",\n      \"skipped\": %s", r->skipped ? "true" : "false");
+        for (int k = 0; k < r->nmetric; k++) {
+            au_printf(&b, ",\n      ");
+            au_str(&b, r->mkey[k]);
+            au_printf(&b, ": ");
+            if (r->mbool[k]) au_printf(&b, "%s", r->mval[k] != 0 ? "true" : "false");
+            else au_num(&b, r->mval[k]);
+        }
+        if (r->extra.s) au_printf(&b, "%s", r->extra.s);
+        au_printf(&b, ",\n      \"verdict\": ");
+        au_str(&b, r->verdict ? r->verdict : "");
+        au_printf(&b, "\n    }");
+    }
+    au_printf(&b, "\n  ]\n}\n");
+    return finish(&b, json, "JSON");
+}
+
+sal_status sal_audit_csv(const sal_audit *a, char **csv) {
+    *csv = NULL;
+    au_buf b = {0};
+    if (a->curves.s) {
+        au_printf(&b, "%s", a->curves.s);
+        return finish(&b, csv, "CSV");
+    }
+    /* one row per result; the columns are the metrics of the first result that ran */
+    const au_result *first = NULL;
+    for (int i = 0; i < a->nres && !first; i++)
+        if (!a->res[i].skipped) first = &a->res[i];
+    au_printf(&b, "method,label");
+    for (int k = 0; first && k < first->nmetric; k++) au_printf(&b, ",%s", first->mkey[k]);
+    au_printf(&b, ",verdict\n");
+    for (int i = 0; i < a->nres; i++) {
+        const au_result *r = &a->res[i];
+        au_csv_str(&b, r->method ? r->method : "");
+        au_printf(&b, ",");
+        au_csv_str(&b, r->label ? r->label : "");
+        for (int k = 0; first && k < first->nmetric; k++) {
+            double v = sal_audit_metric(a, i, first->mkey[k]);
+            au_printf(&b, ",");
+            if (r->skipped || !isfinite(v)) continue;
+            if (first->mbool[k]) au_printf(&b, "%s", v != 0 ? "true" : "false");
+            else au_printf(&b, "%.9g", v);
+        }
+        au_printf(&b, ",");
+        au_csv_str(&b, r->verdict ? r->verdict : "");
+        au_printf(&b, "\n");
+    }
+    return finish(&b, csv, "CSV");
+}
+
+/* ---- methods ---- */
+
+sal_status au_methods(const sal_audit_opts *o, sal_audit_method **list, int *n) {
+    int count = o->nmethods > 0 ? o->nmethods : sal_method_count();
+    *n = 0;
+    *list = sal_calloc((size_t)(count > 0 ? count : 1), sizeof **list);
+    if (!*list) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < count; i++) {
+        if (o->nmethods > 0) {
+            const sal_audit_method *m = &o->methods[i];
+            bool known = false;
+            for (int k = 0; k < sal_method_count() && !known; k++) known = m->name && !strcmp(m->name, sal_method_name(k));
+            if (!known) {
+                sal_free(*list);
+                *list = NULL;
+                return sal_fail(SAL_ERR_ARG, "unknown method '%s' (saliency methods lists them)",
+                                m->name ? m->name : "");
+            }
+            (*list)[i] = *m;
+        } else {
+            (*list)[i] = (sal_audit_method){.name = sal_method_name(i)};
+        }
+    }
+    *n = count;
+    return SAL_OK;
+}
+
+sal_status au_explain(const sal_model *m, const sal_tensor *x, const au_xopts *xo, sal_tensor *map,
+                      int64_t *targets) {
+    sal_explain_opts eo = {.method = xo->meth->name, .nparams = xo->meth->nparams, .params = xo->meth->params,
+                           .target = xo->target, .classes = xo->classes, .nclasses = xo->classes ? x->dim[0] : 0,
+                           .prob = xo->prob, .data = xo->data, .data_lo = xo->lo, .data_hi = xo->hi,
+                           .chunk = xo->chunk};
+    sal_explanation *e = NULL;
+    SAL_TRY(sal_explain(m, x, &eo, &e));
+    sal_status st = sal_tensor_copy(map, sal_explanation_map(e));
+    if (st == SAL_OK && targets) memcpy(targets, sal_explanation_targets(e), (size_t)x->dim[0] * sizeof *targets);
+    sal_explanation_free(e);
+    return st;
+}
+
+/* ---- tensors ---- */
+
+sal_tensor au_rows(const sal_tensor *x, int64_t i0, int64_t n) {
+    sal_tensor v = sal_tensor_view(x);
+    v.dim[0] = n;
+    v.data = (char *)x->data + (size_t)i0 * (size_t)(sal_tensor_numel(x) / (x->dim[0] ? x->dim[0] : 1)) *
+                                   sal_dtype_size(x->dtype);
+    return v;
+}
+
+sal_status au_gather(const sal_tensor *x, const int64_t *idx, int64_t n, sal_tensor *out) {
+    int64_t dim[SAL_MAX_DIMS];
+    memcpy(dim, x->dim, sizeof dim);
+    dim[0] = n;
+    SAL_TRY(sal_tensor_alloc(out, x->dtype, x->ndim, dim));
+    size_t row = (size_t)(sal_tensor_numel(x) / (x->dim[0] ? x->dim[0] : 1)) * sal_dtype_size(x->dtype);
+    for (int64_t i = 0; i < n; i++) memcpy((char *)out->data + (size_t)i * row, (const char *)x->data + (size_t)idx[i] * row, row);
+    return SAL_OK;
+}
+
+void au_geom(const sal_tensor *x, int64_t *C, int64_t *H, int64_t *W) {
+    if (x->ndim <= 2) {
+        *C = 1, *H = 1, *W = x->ndim == 2 ? x->dim[1] : 1;
+        return;
+    }
+    *C = x->dim[1];
+    *W = x->dim[x->ndim - 1];
+    *H = 1;
+    for (int d = 2; d < x->ndim - 1; d++) *H *= x->dim[d];
+}
+
+void au_plane(const float *v, int64_t C, int64_t HW, bool abs, float *plane) {
+    for (int64_t p = 0; p < HW; p++) {
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += abs ? fabs((double)v[c * HW + p]) : (double)v[c * HW + p];
+        plane[p] = (float)s;
+    }
+}
+
+void au_range(const sal_tensor *t, double *lo, double *hi) {
+    const float *p = sal_f32(t);
+    double a = INFINITY, b = -INFINITY;
+    for (int64_t i = 0, n = sal_tensor_numel(t); i < n; i++) a = fmin(a, p[i]), b = fmax(b, p[i]);
+    if (!(a <= b)) a = 0, b = 1;
+    *lo = a;
+    *hi = b > a ? b : a + 1;
+}
+
+sal_status au_outputs(const sal_model *m, const sal_tensor *x, int64_t chunk, sal_tensor *y) {
+    sal_session *s;
+    SAL_TRY(sal_session_new(m, &s));
+    sal_status st = SAL_OK;
+    int64_t N = x->dim[0];
+    if (chunk < 1) chunk = 64;
+    for (int64_t i0 = 0; i0 < N && st == SAL_OK; i0 += chunk) {
+        int64_t n = N - i0 < chunk ? N - i0 : chunk;
+        sal_tensor xb = au_rows(x, i0, n);
+        const sal_tensor *outs[8] = {0};
+        if (sal_model_num_outputs(m) > 8) {
+            st = sal_fail(SAL_ERR_UNSUPPORTED, "%s has more than 8 outputs", m->path);
+            break;
+        }
+        if ((st = sal_forward(s, 1, &xb, outs)) != SAL_OK) break;
+        const sal_tensor *z = outs[0];
+        if (z->ndim != 2 || z->dtype != SAL_F32 || z->dim[0] != n) {
+            char b[160];
+            st = sal_fail(SAL_ERR_SHAPE, "audits need (batch, classes) outputs; %s gives %s", m->path,
+                          sal_shape_str(z->ndim, z->dim, b, sizeof b));
+            break;
+        }
+        if (i0 == 0) st = sal_tensor_alloc(y, SAL_F32, 2, (int64_t[]){N, z->dim[1]});
+        if (st == SAL_OK) memcpy(sal_f32(y) + i0 * z->dim[1], sal_f32(z), (size_t)(n * z->dim[1]) * sizeof(float));
+    }
+    sal_session_free(s);
+    return st;
+}
+
+void au_scores(const sal_tensor *y, const int64_t *target, bool prob, float *out) {
+    int64_t N = y->dim[0], K = y->dim[1];
+    for (int64_t i = 0; i < N; i++) {
+        const float *z = sal_f32(y) + i * K;
+        if (!prob) {
+            out[i] = z[target[i]];
+            continue;
+        }
+        double mx = z[0], sum = 0;
+        for (int64_t k = 1; k < K; k++) mx = fmax(mx, z[k]);
+        for (int64_t k = 0; k < K; k++) sum += exp(z[k] - mx);
+        out[i] = (float)(exp(z[target[i]] - mx) / sum);
+    }
+}
+
+/* ---- similarity of two maps ---- */
+
+int64_t au_sim_work(int64_t C, int64_t H, int64_t W) {
+    int64_t nh = 0;
+    if (sal_hog(NULL, (int)H, (int)W, NULL, NULL, &nh) != SAL_OK) nh = 0;
+    return 4 * C * H * W + 2 * nh + 1;
+}
+
+/* a plane of |values| scaled into [0, 1] by its largest value (maps have no common scale) */
+static void unit_scale(float *p, int64_t n) {
+    float mx = 0;
+    for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, p[i]);
+    if (mx > 0)
+        for (int64_t i = 0; i < n; i++) p[i] /= mx;
+}
+
+void au_similarity(const float *a, const float *b, int64_t C, int64_t H, int64_t W, float *work, au_sim *s) {
+    int64_t n = C * H * W, HW = H * W;
+    s->spearman = sal_spearman(a, b, n);
+    float *fa = work, *fb = work + n;
+    for (int64_t i = 0; i < n; i++) fa[i] = fabsf(a[i]), fb[i] = fabsf(b[i]);
+    s->spearman_abs = sal_spearman(fa, fb, n);
+    /* SSIM and HOG of the |map| planes in [0, 1], as Adebayo et al. compare them */
+    float *pa = work + 2 * n, *pb = pa + HW;
+    au_plane(a, C, HW, true, pa);
+    au_plane(b, C, HW, true, pb);
+    unit_scale(pa, HW);
+    unit_scale(pb, HW);
+    if (sal_ssim(pa, pb, (int)H, (int)W, 1.0, &s->ssim) != SAL_OK) s->ssim = NAN;
+    int64_t nh = 0;
+    s->hog_pearson = s->hog_spearman = NAN;
+    float *ha = work + 4 * n, *hb;
+    if (sal_hog(pa, (int)H, (int)W, NULL, ha, &nh) == SAL_OK) {
+        hb = ha + nh;
+        if (sal_hog(pb, (int)H, (int)W, NULL, hb, &nh) == SAL_OK) {
+            s->hog_pearson = sal_pearson(ha, hb, nh);
+            s->hog_spearman = sal_spearman(ha, hb, nh);
+        }
+    }
+}
+
+/* ---- progress ---- */
+
+void au_progress_start(au_progress *p, bool want, const char *what, int64_t total) {
+    memset(p, 0, sizeof *p);
+    p->on = want && isatty(2);
+    p->what = what;
+    p->total = total > 0 ? total : 1;
+}
+
+void au_progress_step(au_progress *p, int64_t n, const char *label) {
+    p->done += n;
+    if (!p->on) return;
+    double now = sal_now();
+    if (now - p->last < 0.1 && p->done < p->total) return;
+    p->last = now;
+    int w = 30, fill = (int)(w * (p->done > p->total ? p->total : p->done) / p->total);
+    fprintf(stderr, "\r%s [%.*s%*s] %3d%% %-40.40s", p->what, fill, "==============================", w - fill, "",
+            (int)(100 * p->done / p->total), label ? label : "");
+}
+
+void au_progress_end(au_progress *p) {
+    if (p->on) fprintf(stderr, "\r%*s\r", 100, "");
+}
+
+/* ---- blur ---- */
+
+sal_status au_blur(const float *x, int64_t C, int64_t H, int64_t W, double sigma, float *out) {
+    int64_t r = (int64_t)ceil(3 * sigma);
+    if (r < 1 || sigma <= 0) {
+        memcpy(out, x, (size_t)(C * H * W) * sizeof *out);
+        return SAL_OK;
+    }
+    double *k = sal_malloc((size_t)(2 * r + 1) * sizeof *k);
+    float *tmp = sal_malloc((size_t)(H * W) * sizeof *tmp);
+    if (!k || !tmp) {
+        sal_free(k);
+        sal_free(tmp);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory blurring");
+    }
+    double sum = 0;
+    for (int64_t d = -r; d <= r; d++) sum += k[d + r] = exp(-(double)(d * d) / (2 * sigma * sigma));
+    for (int64_t d = 0; d <= 2 * r; d++) k[d] /= sum;
+    for (int64_t c = 0; c < C; c++) {
+        const float *src = x + c * H * W;
+        float *dst = out + c * H * W;
+        for (int64_t y = 0; y < H; y++) /* rows */
+            for (int64_t xx = 0; xx < W; xx++) {
+                double s = 0;
+                for (int64_t d = -r; d <= r; d++) {
+                    int64_t q = xx + d < 0 ? 0 : xx + d >= W ? W - 1 : xx + d;
+                    s += k[d + r] * src[y * W + q];
+                }
+                tmp[y * W + xx] = (float)s;
+            }
+        for (int64_t y = 0; y < H; y++) /* columns */
+            for (int64_t xx = 0; xx < W; xx++) {
+                double s = 0;
+                for (int64_t d = -r; d <= r; d++) {
+                    int64_t q = y + d < 0 ? 0 : y + d >= H ? H - 1 : y + d;
+                    s += k[d + r] * tmp[q * W + xx];
+                }
+                dst[y * W + xx] = (float)s;
+            }
+    }
+    sal_free(k);
+    sal_free(tmp);
+    return SAL_OK;
+}

@@ -1,0 +1,886 @@
+/* Layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2019, "Layer-wise relevance
+ * propagation: an overview") and Deep Taylor decomposition (Montavon et al. 2017).
+ *
+ * Relevance flows backward through the walker's gradient buffers, seeded with the explained output
+ * at the target unit. Every node gets a rule from its op type:
+ *   linear (Gemm, MatMul, Conv)   an LRP rule, computed through ops/linear_ops.h: the modified
+ *                                 weights are applied forward for the denominators and transposed
+ *                                 for the redistribution, the same code for dense and convolution;
+ *   monotone activations          relevance passes through unchanged (ReLU, LeakyReLU, Sigmoid,
+ *                                 Tanh, Clip; a Softmax that gives the model's output);
+ *   sums (Add, Sub, pooling by averages, ReduceSum/Mean, Mul or Div by a constant, an unfolded
+ *   BatchNormalization)           the z-rule: input k gets x_k * d z / d x_k * R / z, i.e. its share
+ *                                 of the sum; constants (biases) absorb theirs;
+ *   max pooling                   all to the window's maximum (its gradient), or in proportion to
+ *                                 the window's values (maxpool=proportional);
+ *   shape and selection ops       relevance is routed by their gradient (a permutation, copy or
+ *                                 selection, so nothing is created or lost beyond dropped entries).
+ * Anything else is refused naming the node. BatchNormalization following a Conv or Gemm is folded
+ * into it first (canonize.c), since rules like z+ or gamma are not invariant to that split. */
+#include "lrp.h"
+#include <fnmatch.h>
+#include <math.h>
+
+/* ---- rules as text ---- */
+
+static const struct {
+    const char *name;
+    sal_lrp_kind kind;
+    int nparam;
+    double a, b; /* defaults */
+} k_rule_names[] = {
+    {"0", SAL_LRP_ZERO, 0, 0, 0},
+    {"zero", SAL_LRP_ZERO, 0, 0, 0},
+    {"z", SAL_LRP_ZERO, 0, 0, 0},
+    {"epsilon", SAL_LRP_EPSILON, 1, 0.25, 0},
+    {"eps", SAL_LRP_EPSILON, 1, 0.25, 0},
+    {"gamma", SAL_LRP_GAMMA, 1, 0.25, 0},
+    {"alpha_beta", SAL_LRP_ALPHA_BETA, 2, 2, 1},
+    {"alphabeta", SAL_LRP_ALPHA_BETA, 2, 2, 1},
+    {"alpha1beta0", SAL_LRP_ALPHA_BETA, 0, 1, 0},
+    {"alpha2beta1", SAL_LRP_ALPHA_BETA, 0, 2, 1},
+    {"zplus", SAL_LRP_ALPHA_BETA, 0, 1, 0},
+    {"z+", SAL_LRP_ALPHA_BETA, 0, 1, 0},
+    {"zb", SAL_LRP_ZB, 2, NAN, NAN},
+    {"box", SAL_LRP_ZB, 2, NAN, NAN},
+    {"wsquare", SAL_LRP_WSQUARE, 0, 0, 0},
+    {"w2", SAL_LRP_WSQUARE, 0, 0, 0},
+    {"flat", SAL_LRP_FLAT, 0, 0, 0},
+};
+
+static sal_status check_rule(const char *spec, const sal_lrp_rule *r) {
+    switch (r->kind) {
+    case SAL_LRP_EPSILON:
+        if (!(r->a >= 0)) return sal_fail(SAL_ERR_ARG, "LRP rule '%s': epsilon must be >= 0", spec);
+        break;
+    case SAL_LRP_GAMMA:
+        if (!(r->a >= 0)) return sal_fail(SAL_ERR_ARG, "LRP rule '%s': gamma must be >= 0", spec);
+        break;
+    case SAL_LRP_ALPHA_BETA:
+        /* conservation needs alpha - beta = 1 (Bach et al. 2015) */
+        if (!(r->b >= 0) || fabs(r->a - r->b - 1) > 1e-9)
+            return sal_fail(SAL_ERR_ARG, "LRP rule '%s': alpha-beta needs beta >= 0 and alpha - beta = 1 (got alpha %g, beta %g)",
+                            spec, r->a, r->b);
+        break;
+    case SAL_LRP_ZB:
+        if (!isnan(r->a) && !(r->a < r->b))
+            return sal_fail(SAL_ERR_ARG, "LRP rule '%s': zb needs low < high (got %g, %g)", spec, r->a, r->b);
+        break;
+    default: break;
+    }
+    return SAL_OK;
+}
+
+sal_status sal_lrp_rule_parse(const char *spec, sal_lrp_rule *r) {
+    char name[32];
+    size_t n = strcspn(spec, ":");
+    if (n >= sizeof name) n = sizeof name - 1;
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    for (size_t i = 0; i < sizeof k_rule_names / sizeof k_rule_names[0]; i++) {
+        if (strcmp(name, k_rule_names[i].name)) continue;
+        *r = (sal_lrp_rule){k_rule_names[i].kind, k_rule_names[i].a, k_rule_names[i].b};
+        const char *p = spec + strcspn(spec, ":");
+        double v[2];
+        int got = 0;
+        while (*p == ':') {
+            char *end;
+            if (got == k_rule_names[i].nparam)
+                return sal_fail(SAL_ERR_ARG, "LRP rule '%s': %s takes %d parameter%s", spec, name,
+                                k_rule_names[i].nparam, k_rule_names[i].nparam == 1 ? "" : "s");
+            v[got] = strtod(p + 1, &end);
+            if (end == p + 1 || (*end && *end != ':') || !isfinite(v[got]))
+                return sal_fail(SAL_ERR_ARG, "LRP rule '%s': parameter %d is not a number", spec, got + 1);
+            got++;
+            p = end;
+        }
+        if (got >= 1) r->a = v[0];
+        if (got >= 2) r->b = v[1];
+        if (r->kind == SAL_LRP_ALPHA_BETA && got == 1) r->b = r->a - 1; /* "alpha_beta:3" = alpha 3, beta 2 */
+        if (r->kind == SAL_LRP_ZB && got == 1)
+            return sal_fail(SAL_ERR_ARG, "LRP rule '%s': zb takes both bounds (zb:LOW:HIGH) or none", spec);
+        return check_rule(spec, r);
+    }
+    return sal_fail(SAL_ERR_ARG,
+                    "unknown LRP rule '%s' (rules: 0, epsilon[:EPS], gamma[:G], alpha_beta[:A[:B]], alpha1beta0, "
+                    "alpha2beta1, zplus, zb[:LOW:HIGH], wsquare, flat)",
+                    spec);
+}
+
+const char *sal_lrp_rule_str(const sal_lrp_rule *r, char *buf, size_t n) {
+    switch (r->kind) {
+    case SAL_LRP_ZERO: snprintf(buf, n, "0"); break;
+    case SAL_LRP_EPSILON: snprintf(buf, n, "epsilon:%g", r->a); break;
+    case SAL_LRP_GAMMA: snprintf(buf, n, "gamma:%g", r->a); break;
+    case SAL_LRP_ALPHA_BETA: snprintf(buf, n, "alpha_beta:%g:%g", r->a, r->b); break;
+    case SAL_LRP_ZB:
+        if (isnan(r->a)) snprintf(buf, n, "zb");
+        else snprintf(buf, n, "zb:%g:%g", r->a, r->b);
+        break;
+    case SAL_LRP_WSQUARE: snprintf(buf, n, "wsquare"); break;
+    case SAL_LRP_FLAT: snprintf(buf, n, "flat"); break;
+    }
+    return buf;
+}
+
+/* ---- the plan: a rule per node ---- */
+
+typedef enum { NK_ROUTE = 0, NK_PASS, NK_ZRULE, NK_POOLPROP, NK_LIN, NK_REJECT } node_kind;
+
+#define NTMP 8
+
+struct sal_lrp_plan {
+    const sal_model *m;
+    const char *method;
+    sal_rule_fn *fn;
+    sal_lrp_rule *rule;
+    sal_lin_roles *roles;
+    unsigned char *kind;
+    double stab, lo, hi;
+    /* scratch, reused across nodes and calls: modified weights, inputs and bias of up to three
+     * terms, a denominator, the scaled relevance, a transposed product, per-input temporaries */
+    sal_tensor w[3], x[3], bias, z, zt, s, tmp, tin[NTMP];
+};
+
+static const char *const k_route[] = {"Flatten", "Identity", "Dropout", "Reshape", "Transpose", "Squeeze",
+                                      "Unsqueeze", "Concat", "Slice", "Gather", "Expand", "Pad", "Cast",
+                                      "Shape", "ConstantOfShape", "Range", NULL};
+static const char *const k_pass[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", NULL};
+static const char *const k_zrule[] = {"Add", "Sub", "Mul", "Div", "AveragePool", "GlobalAveragePool",
+                                      "ReduceMean", "ReduceSum", "BatchNormalization", NULL};
+
+static bool in_list(const char *const *l, const char *s) {
+    for (; *l; l++)
+        if (!strcmp(*l, s)) return true;
+    return false;
+}
+
+static int node_index(const sal_opctx *c) { return (int)(c->n - c->g->node); }
+
+/* s = coef * R / (z + eps sign(z)), sign(0) = +1; fails naming the node on a non-finite result */
+static sal_status stabilized(const sal_node *n, const sal_tensor *R, const sal_tensor *z, double eps, double coef,
+                             sal_tensor *s) {
+    SAL_TRY(sal_tensor_alloc(s, SAL_F32, z->ndim, z->dim));
+    const float *r = sal_f32(R), *zz = sal_f32(z);
+    float *o = sal_f32(s);
+    int64_t n_ = sal_tensor_numel(z);
+    bool bad = false;
+    for (int64_t i = 0; i < n_; i++) {
+        double d = zz[i] >= 0 ? zz[i] + eps : zz[i] - eps;
+        o[i] = (float)(coef * r[i] / d);
+        bad |= !isfinite(o[i]);
+    }
+    if (bad)
+        return sal_node_fail(n, SAL_ERR_NUMERIC, "relevance divided by its denominator is not finite "
+                             "(raise the stabilizer or epsilon)");
+    return SAL_OK;
+}
+
+/* sal_tensor_alloc zeroes reused buffers too */
+static sal_status zeroed(sal_tensor *t, const sal_tensor *like) { return sal_tensor_alloc(t, SAL_F32, like->ndim, like->dim); }
+
+/* out += a * b elementwise */
+static void add_product(sal_tensor *out, const sal_tensor *a, const sal_tensor *b) {
+    float *o = sal_f32(out);
+    const float *x = sal_f32(a), *y = sal_f32(b);
+    for (int64_t i = 0, n = sal_tensor_numel(out); i < n; i++) o[i] += x[i] * y[i];
+}
+
+/* ---- linear nodes ---- */
+
+typedef enum { W_ID, W_POS, W_NEG, W_GAMMA, W_SQUARE, W_ONE } wmod;
+typedef enum { X_ID, X_POS, X_NEG, X_CONST } xmod;
+typedef struct {
+    wmod w;
+    xmod x;
+    float v; /* X_CONST */
+} term;
+/* z = sum of the terms' W' x' (+ the bias when bias != 0); R_in += coef * x' (W'^T (R / z)) per term */
+typedef struct {
+    term t[3];
+    int nt;
+    int bias; /* 0: none, 1: b, 2: b + gamma b+ */
+    double coef;
+} group;
+
+static sal_status mod_weight(const sal_tensor *W, wmod m, double gamma, sal_tensor *out) {
+    SAL_TRY(sal_tensor_alloc(out, SAL_F32, W->ndim, W->dim));
+    const float *w = sal_f32(W);
+    float *o = sal_f32(out);
+    for (int64_t i = 0, n = sal_tensor_numel(W); i < n; i++) {
+        float v = w[i];
+        switch (m) {
+        case W_ID: break;
+        case W_POS: v = v > 0 ? v : 0; break;
+        case W_NEG: v = v < 0 ? v : 0; break;
+        case W_GAMMA: v = v + (float)gamma * (v > 0 ? v : 0); break;
+        case W_SQUARE: v = v * v; break;
+        case W_ONE: v = 1; break;
+        }
+        o[i] = v;
+    }
+    return SAL_OK;
+}
+
+static sal_status mod_input(const sal_tensor *x, const term *t, sal_tensor *out) {
+    SAL_TRY(sal_tensor_alloc(out, SAL_F32, x->ndim, x->dim));
+    const float *a = sal_f32(x);
+    float *o = sal_f32(out);
+    for (int64_t i = 0, n = sal_tensor_numel(x); i < n; i++)
+        o[i] = t->x == X_ID ? a[i] : t->x == X_POS ? (a[i] > 0 ? a[i] : 0) : t->x == X_NEG ? (a[i] < 0 ? a[i] : 0) : t->v;
+    return SAL_OK;
+}
+
+static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *r, const group *gp, double gamma,
+                            double eps, bool has_pos, bool has_neg) {
+    const sal_node *n = c->n;
+    const sal_tensor *x = c->in[r->x], *W = c->in[r->w], *R = c->dout[0];
+    const sal_tensor *b = r->b >= 0 ? c->in[r->b] : NULL;
+    sal_tensor *out = c->din[r->x];
+    bool use[3];
+    int first = -1;
+    for (int k = 0; k < gp->nt; k++) { /* a term over inputs of one sign that x lacks adds nothing */
+        use[k] = !(gp->t[k].x == X_POS && !has_pos) && !(gp->t[k].x == X_NEG && !has_neg);
+        if (use[k] && first < 0) first = k;
+    }
+    if (first < 0) return SAL_OK; /* no contribution at all: the relevance has nowhere to go */
+    const sal_tensor *bias = NULL;
+    if (gp->bias && b) {
+        SAL_TRY(mod_weight(b, gp->bias == 2 ? W_GAMMA : W_ID, gamma, &p->bias));
+        bias = &p->bias;
+    }
+    for (int k = 0; k < gp->nt; k++) {
+        if (!use[k]) continue;
+        SAL_TRY(mod_weight(W, gp->t[k].w, gamma, &p->w[k]));
+        SAL_TRY(mod_input(x, &gp->t[k], &p->x[k]));
+        if (k == first) {
+            SAL_TRY(sal_lin_apply(c->g, n, r, &p->x[k], &p->w[k], bias, &p->z, c->ws));
+        } else {
+            SAL_TRY(sal_lin_apply(c->g, n, r, &p->x[k], &p->w[k], NULL, &p->zt, c->ws));
+            float *z = sal_f32(&p->z);
+            const float *zt = sal_f32(&p->zt);
+            for (int64_t i = 0, m = sal_tensor_numel(&p->z); i < m; i++) z[i] += zt[i];
+        }
+    }
+    SAL_TRY(stabilized(n, R, &p->z, eps, gp->coef, &p->s));
+    for (int k = 0; k < gp->nt; k++) {
+        if (!use[k]) continue;
+        SAL_TRY(zeroed(&p->tmp, x));
+        SAL_TRY(sal_lin_transposed(c->g, n, r, x, &p->w[k], &p->s, &p->tmp, c->ws));
+        add_product(out, &p->x[k], &p->tmp);
+    }
+    return SAL_OK;
+}
+
+static sal_status rule_lin(sal_opctx *c, void *user) {
+    sal_lrp_plan *p = user;
+    int i = node_index(c);
+    const sal_lin_roles *r = &p->roles[i];
+    const sal_lrp_rule *rl = &p->rule[i];
+    sal_tensor *out = c->din[r->x];
+    if (!out || !c->dout[0]) return SAL_OK;
+    const sal_tensor *x = c->in[r->x];
+    double eps = rl->kind == SAL_LRP_EPSILON && rl->a > 0 ? rl->a : p->stab;
+    if (rl->kind == SAL_LRP_ZERO || rl->kind == SAL_LRP_EPSILON) {
+        /* the denominator is the node's own output: no forward pass needed */
+        SAL_TRY(stabilized(c->n, c->dout[0], c->out[0], eps, 1.0, &p->s));
+        SAL_TRY(zeroed(&p->tmp, x));
+        SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, c->in[r->w], &p->s, &p->tmp, c->ws));
+        add_product(out, x, &p->tmp);
+        return SAL_OK;
+    }
+    bool has_pos = false, has_neg = false;
+    const float *xv = sal_f32(x);
+    for (int64_t k = 0, n = sal_tensor_numel(x); k < n; k++) has_pos |= xv[k] > 0, has_neg |= xv[k] < 0;
+    group g[2];
+    int ng = 1;
+    memset(g, 0, sizeof g);
+    g[0].coef = 1;
+    switch (rl->kind) {
+    case SAL_LRP_GAMMA:
+        g[0].t[0] = (term){W_GAMMA, X_ID, 0};
+        g[0].nt = 1;
+        g[0].bias = 2;
+        break;
+    case SAL_LRP_ALPHA_BETA:
+        /* (x w)+ = x+ w+ + x- w-, (x w)- = x+ w- + x- w+ */
+        g[0] = (group){{{W_POS, X_POS, 0}, {W_NEG, X_NEG, 0}}, 2, 0, rl->a};
+        g[1] = (group){{{W_NEG, X_POS, 0}, {W_POS, X_NEG, 0}}, 2, 0, -rl->b};
+        ng = rl->b > 0 ? 2 : 1;
+        break;
+    case SAL_LRP_ZB: {
+        double lo = isnan(rl->a) ? p->lo : rl->a, hi = isnan(rl->a) ? p->hi : rl->b;
+        g[0] = (group){{{W_ID, X_ID, 0}, {W_POS, X_CONST, (float)-lo}, {W_NEG, X_CONST, (float)-hi}}, 3, 0, 1};
+        break;
+    }
+    case SAL_LRP_WSQUARE: g[0] = (group){{{W_SQUARE, X_CONST, 1}}, 1, 0, 1}; break;
+    case SAL_LRP_FLAT: g[0] = (group){{{W_ONE, X_CONST, 1}}, 1, 0, 1}; break;
+    default: return sal_node_fail(c->n, SAL_ERR_INTERNAL, "unexpected LRP rule %d", (int)rl->kind);
+    }
+    /* constant-input terms (zb, w^2, flat) contribute whatever the sign of x */
+    for (int k = 0; k < ng; k++) SAL_TRY(run_group(p, c, r, &g[k], rl->kind == SAL_LRP_GAMMA ? rl->a : 0, eps, has_pos, has_neg));
+    return SAL_OK;
+}
+
+/* ---- other nodes ---- */
+
+static sal_status rule_pass(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    float *d = sal_f32(c->din[0]);
+    const float *r = sal_f32(c->dout[0]);
+    for (int64_t i = 0, n = sal_tensor_numel(c->din[0]); i < n; i++) d[i] += r[i];
+    return SAL_OK;
+}
+
+/* The share of each varying input k of a node z = f(x) that is linear in what varies:
+ * R_k = x_k * (d z / d x_k)^T (R / z), from the op's own backward on R / z. */
+static sal_status share_by_backward(sal_lrp_plan *p, sal_opctx *c, const sal_op *op, const sal_tensor *z) {
+    if (c->n->nin > NTMP || c->n->nout > NTMP) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "too many inputs");
+    SAL_TRY(stabilized(c->n, c->dout[0], z, p->stab, 1.0, &p->s));
+    sal_tensor *din[NTMP] = {0}, *dout[NTMP] = {0};
+    dout[0] = &p->s;
+    for (int k = 0; k < c->n->nin; k++)
+        if (c->din[k]) {
+            SAL_TRY(zeroed(&p->tin[k], c->in[k]));
+            din[k] = &p->tin[k];
+        }
+    sal_opctx c2 = *c;
+    c2.din = din;
+    c2.dout = dout;
+    if (!op->backward) return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "has no gradient");
+    SAL_TRY(op->backward(&c2));
+    for (int k = 0; k < c->n->nin; k++)
+        if (c->din[k]) add_product(c->din[k], c->in[k], &p->tin[k]);
+    return SAL_OK;
+}
+
+static bool varies(const sal_opctx *c, int k) { return k < c->n->nin && c->din[k] != NULL; }
+
+static sal_status rule_zrule(sal_opctx *c, void *user) {
+    sal_lrp_plan *p = user;
+    if (!c->dout[0]) return SAL_OK;
+    const char *op = c->n->op_type;
+    bool product = false;
+    if (!strcmp(op, "Mul")) product = varies(c, 0) && varies(c, 1);
+    else if (!strcmp(op, "Div")) product = varies(c, 1);
+    else if (!strcmp(op, "BatchNormalization")) product = varies(c, 1) || varies(c, 2) || varies(c, 3) || varies(c, 4);
+    if (product)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
+                             "%s: more than one operand depends on the input (a product), which no LRP rule covers",
+                             p->method);
+    return share_by_backward(p, c, c->n->op, c->out[0]);
+}
+
+/* Max pooling in proportion to the window's values: the z-rule of sum pooling over the same
+ * windows. AveragePool's backward on a MaxPool node computes exactly that, because both ops share
+ * their attributes (pool.c's pool_p; MaxPool's count_include_pad is always off, so the average
+ * counts the taps inside the input, as the maximum does). */
+static sal_status rule_poolprop(sal_opctx *c, void *user) {
+    sal_lrp_plan *p = user;
+    if (!c->dout[0] || !c->din[0]) return SAL_OK;
+    const sal_op *avg = sal_op_lookup(!strcmp(c->n->op_type, "MaxPool") ? "AveragePool" : "GlobalAveragePool");
+    SAL_ASSERT(avg);
+    sal_tensor *out[NTMP] = {&p->z};
+    sal_opctx c2 = *c;
+    c2.out = out;
+    SAL_TRY(avg->infer(&c2));
+    int64_t dim[SAL_MAX_DIMS];
+    memcpy(dim, p->z.dim, sizeof dim);
+    SAL_TRY(sal_tensor_alloc(&p->z, SAL_F32, p->z.ndim, dim));
+    SAL_TRY(avg->forward(&c2));
+    return share_by_backward(p, c, avg, &p->z);
+}
+
+static sal_status rule_reject(sal_opctx *c, void *user) {
+    sal_lrp_plan *p = user;
+    return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
+                         "%s has no rule for %s (LRP has rules for Gemm, MatMul, Conv, monotone activations, sums, "
+                         "pooling, BatchNormalization and shape ops)",
+                         p->method, c->n->op_type);
+}
+
+/* ---- building a plan ---- */
+
+static bool match_one(const char *pat, const sal_node *n, bool first) {
+    if (!strcmp(pat, "@input")) return first;
+    if (!strcmp(pat, "@conv")) return !strcmp(n->op_type, "Conv");
+    if (!strcmp(pat, "@dense")) return strcmp(n->op_type, "Conv") != 0;
+    return fnmatch(pat, n->name, 0) == 0 || fnmatch(pat, n->op_type, 0) == 0;
+}
+
+/* Whether entry "PAT[,PAT...]=RULE" matches n; *rule gets its rule. */
+static sal_status entry_parse(const char *entry, char *pats, size_t np, sal_lrp_rule *rule) {
+    const char *eq = strchr(entry, '=');
+    if (!eq || eq == entry || !eq[1])
+        return sal_fail(SAL_ERR_ARG, "rule entry '%s' is not NODE_OR_PATTERN=RULE (e.g. 'conv*=gamma:0.25')", entry);
+    size_t k = (size_t)(eq - entry);
+    if (k >= np) return sal_fail(SAL_ERR_ARG, "rule entry '%s': pattern too long", entry);
+    memcpy(pats, entry, k);
+    pats[k] = '\0';
+    sal_status st = sal_lrp_rule_parse(eq + 1, rule);
+    return st == SAL_OK ? SAL_OK : sal_wrap(st, "rule entry '%s'", entry);
+}
+
+static bool entry_matches(char *pats, const sal_node *n, bool first) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", pats);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (match_one(t, n, first)) return true;
+    return false;
+}
+
+sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_lrp_plan **out) {
+    *out = NULL;
+    sal_lrp_plan *p = sal_calloc(1, sizeof *p);
+    bool *raw = sal_calloc((size_t)m->nval + 1, sizeof *raw), *hit = sal_calloc((size_t)cfg->nuser + 1, sizeof *hit);
+    sal_status st = SAL_OK;
+    if (p) {
+        p->fn = sal_calloc((size_t)m->nnode + 1, sizeof *p->fn);
+        p->rule = sal_calloc((size_t)m->nnode + 1, sizeof *p->rule);
+        p->roles = sal_calloc((size_t)m->nnode + 1, sizeof *p->roles);
+        p->kind = sal_calloc((size_t)m->nnode + 1, sizeof *p->kind);
+    }
+    if (!p || !raw || !hit || !p->fn || !p->rule || !p->roles || !p->kind) {
+        st = sal_fail(SAL_ERR_NOMEM, "out of memory planning LRP rules");
+        goto done;
+    }
+    p->m = m;
+    p->method = cfg->method;
+    p->stab = cfg->stabilizer;
+    p->lo = cfg->lo;
+    p->hi = cfg->hi;
+    /* user entries are checked up front, so a typo fails before any work */
+    for (int u = 0; u < cfg->nuser; u++) {
+        char pats[256];
+        sal_lrp_rule r;
+        if ((st = entry_parse(cfg->user[u], pats, sizeof pats, &r)) != SAL_OK) goto done;
+    }
+    for (int i = 0; i < m->ninput; i++) raw[m->input[i]] = true;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        const char *op = n->op_type;
+        node_kind k;
+        if (sal_lin_is_linear(n)) k = NK_LIN;
+        else if (in_list(k_route, op)) k = NK_ROUTE;
+        else if (in_list(k_pass, op)) k = NK_PASS;
+        else if (in_list(k_zrule, op)) k = NK_ZRULE;
+        else if (!strcmp(op, "MaxPool") || !strcmp(op, "GlobalMaxPool")) k = cfg->maxpool_proportional ? NK_POOLPROP : NK_ROUTE;
+        else if ((!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) && n->out[0] == m->output[0]) k = NK_PASS;
+        else k = NK_REJECT;
+        p->kind[i] = (unsigned char)k;
+        /* values reached from the input through shape ops only: what the first layer reads */
+        bool all_raw = k == NK_ROUTE, any = false;
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j];
+            if (v < 0 || m->val[v].kind == SAL_VAL_CONST) continue;
+            any = true;
+            all_raw &= raw[v];
+        }
+        if (all_raw && any)
+            for (int j = 0; j < n->nout; j++)
+                if (n->out[j] >= 0) raw[n->out[j]] = true;
+        switch (k) {
+        case NK_ROUTE: p->fn[i] = NULL; break;
+        case NK_PASS: p->fn[i] = rule_pass; break;
+        case NK_ZRULE: p->fn[i] = rule_zrule; break;
+        case NK_POOLPROP: p->fn[i] = rule_poolprop; break;
+        case NK_REJECT: p->fn[i] = rule_reject; break;
+        case NK_LIN: {
+            sal_lin_roles r;
+            if (sal_lin_roles_of(m, n, &r) != SAL_OK) { /* e.g. a product of two activations */
+                p->kind[i] = NK_REJECT;
+                p->fn[i] = rule_reject;
+                break;
+            }
+            p->roles[i] = r;
+            p->fn[i] = rule_lin;
+            bool first = raw[n->in[r.x]];
+            bool set = false;
+            for (int u = 0; u < cfg->nuser && !set; u++) {
+                char pats[256];
+                sal_lrp_rule rr;
+                SAL_ASSERT(entry_parse(cfg->user[u], pats, sizeof pats, &rr) == SAL_OK);
+                if (entry_matches(pats, n, first)) {
+                    p->rule[i] = rr;
+                    hit[u] = set = true;
+                }
+            }
+            if (!set) p->rule[i] = first && cfg->has_first ? cfg->first : !strcmp(op, "Conv") ? cfg->conv : cfg->dense;
+            break;
+        }
+        }
+    }
+    /* an entry that matches no linear node is almost surely a typo: say so rather than ignore it */
+    for (int u = 0; u < cfg->nuser; u++) {
+        if (hit[u]) continue;
+        bool any = false;
+        for (int i = 0; i < m->nnode && !any; i++) {
+            char pats[256];
+            sal_lrp_rule rr;
+            if (p->kind[i] != NK_LIN) continue;
+            SAL_ASSERT(entry_parse(cfg->user[u], pats, sizeof pats, &rr) == SAL_OK);
+            any = entry_matches(pats, &m->node[i], raw[m->node[i].in[p->roles[i].x]]);
+        }
+        if (!any) {
+            st = sal_fail(SAL_ERR_ARG, "rule entry '%s' matches no Gemm, MatMul or Conv node of %s (patterns match "
+                          "node names or op types; @input, @conv and @dense name classes)", cfg->user[u], m->path);
+            goto done;
+        }
+    }
+done:
+    sal_free(raw);
+    sal_free(hit);
+    if (st != SAL_OK) {
+        sal_lrp_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return SAL_OK;
+}
+
+void sal_lrp_plan_free(sal_lrp_plan *p) {
+    if (!p) return;
+    for (int k = 0; k < 3; k++) {
+        sal_tensor_free(&p->w[k]);
+        sal_tensor_free(&p->x[k]);
+    }
+    for (int k = 0; k < NTMP; k++) sal_tensor_free(&p->tin[k]);
+    sal_tensor_free(&p->bias);
+    sal_tensor_free(&p->z);
+    sal_tensor_free(&p->zt);
+    sal_tensor_free(&p->s);
+    sal_tensor_free(&p->tmp);
+    sal_free(p->fn);
+    sal_free(p->rule);
+    sal_free(p->roles);
+    sal_free(p->kind);
+    sal_free(p);
+}
+
+const sal_rule_fn *sal_lrp_plan_rules(const sal_lrp_plan *p) { return p->fn; }
+
+const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node) {
+    return node >= 0 && node < p->m->nnode && p->kind[node] == NK_LIN ? &p->rule[node] : NULL;
+}
+
+/* ---- running ---- */
+
+sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
+                            const sal_rule_fn *rules, void *user, float *value) {
+    const sal_model *m = s->m;
+    SAL_TRY(sal_exec_forward(s, x));
+    int out = m->output[0];
+    const sal_tensor *y = &s->act[out];
+    if (y->dtype != SAL_F32 || y->ndim != 2) {
+        char b[160];
+        return sal_fail(SAL_ERR_SHAPE, "explaining needs (batch, classes) outputs; %s gives %s", m->path,
+                        sal_shape_str(y->ndim, y->dim, b, sizeof b));
+    }
+    int64_t B = y->dim[0], K = y->dim[1];
+    sal_tensor seed = {0};
+    SAL_TRY(zeroed(&seed, y));
+    sal_status st = SAL_OK;
+    for (int64_t b = 0; b < B && st == SAL_OK; b++) {
+        const float *z = sal_f32(y) + b * K;
+        int64_t t = target[b];
+        if (t < 0 || t >= K) {
+            st = sal_fail(SAL_ERR_ARG, "target class %lld is out of range: the model has %lld outputs", (long long)t,
+                          (long long)K);
+            break;
+        }
+        double v = z[t];
+        if (prob) { /* relevance starts as the probability, placed on the target's logit */
+            double mx = z[0], sum = 0;
+            for (int64_t k = 1; k < K; k++) mx = fmax(mx, z[k]);
+            for (int64_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);
+            v = exp((double)z[t] - mx) / sum;
+        }
+        sal_f32(&seed)[b * K + t] = (float)v;
+        if (value) value[b] = (float)v;
+    }
+    sal_backward_opts bo = {.rule = rules, .user = user};
+    if (st == SAL_OK) st = sal_exec_backward(s, 1, &out, &seed, &bo);
+    sal_tensor_free(&seed);
+    return st;
+}
+
+sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rules, void *user, bool conservation) {
+    const sal_tensor *x = c->x;
+    int64_t N = x->dim[0], row = sal_row_size(x), chunk = c->chunk > 0 ? c->chunk : 64;
+    sal_session *own = NULL, *s = c->s;
+    if (m != c->m) {
+        SAL_TRY(sal_session_new(m, &own));
+        s = own;
+    }
+    float *val = sal_malloc((size_t)(chunk < N ? chunk : N) * sizeof *val);
+    sal_status st = val ? sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim) : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    double ratio_sum = 0, worst = 0;
+    int64_t counted = 0;
+    for (int64_t r0 = 0; r0 < N && st == SAL_OK; r0 += chunk) {
+        int64_t B = N - r0 < chunk ? N - r0 : chunk;
+        sal_tensor xb = *x; /* a view of rows [r0, r0 + B) */
+        xb.data = sal_f32(x) + r0 * row;
+        xb.dim[0] = B;
+        xb.cap = 0;
+        st = sal_lrp_backward(s, &xb, c->target + r0, c->prob, rules, user, val);
+        if (st != SAL_OK) break;
+        const float *g = sal_f32(&s->grad[m->input[0]]);
+        memcpy(sal_f32(&c->out) + r0 * row, g, sizeof(float) * (size_t)(B * row));
+        for (int64_t b = 0; b < B && conservation; b++) {
+            double sum = 0;
+            for (int64_t j = 0; j < row; j++) sum += g[b * row + j];
+            if (fabs(val[b]) < 1e-12) continue; /* nothing to conserve */
+            double q = sum / val[b];
+            ratio_sum += q;
+            worst = fmax(worst, fabs(q - 1));
+            counted++;
+        }
+    }
+    if (st == SAL_OK && conservation && counted) {
+        sal_metric(c, "relevance_conservation", ratio_sum / (double)counted);
+        sal_metric(c, "relevance_conservation_worst", worst);
+    }
+    sal_free(val);
+    sal_session_free(own);
+    return st;
+}
+
+/* ---- the methods ---- */
+
+#define P_RULE                                                                                           \
+    {"rule", "", "NODE_OR_PATTERN=RULE[:params] for Gemm/MatMul/Conv nodes, repeatable, tried before the " \
+                 "method's own assignment; first match wins (patterns: globs over node names or op types, "  \
+                 "or @input, @conv, @dense)"}
+#define P_MAXPOOL {"maxpool", "winner", "max pooling: winner (all to the maximum) or proportional (to the window's values)"}
+#define P_STAB {"stabilizer", "1e-6", "added to denominators with their sign where a rule has no epsilon"}
+#define P_EPS {"epsilon", "0.25", "epsilon of the epsilon rule"}
+#define P_GAMMA {"gamma", "0.25", "gamma of the gamma rule"}
+#define P_LOW {"low", "", "zb: lowest input value (default: the input range's low end)"}
+#define P_HIGH {"high", "", "zb: highest input value (default: the input range's high end)"}
+
+static sal_status bound(const sal_xctx *c, const char *name, double dflt, double *out) {
+    if (!*sal_param(c, name)) {
+        *out = dflt;
+        return SAL_OK;
+    }
+    return sal_param_float(c, name, -1e30, 1e30, out);
+}
+
+/* Reads the parameters every LRP method has, canonizes, plans and runs. */
+static sal_status run_config(sal_xctx *c, sal_lrp_config *cfg) {
+    const char *user[64];
+    int nu = sal_param_all(c, "rule", user, 64);
+    if (nu > 64) return sal_fail(SAL_ERR_ARG, "method %s: at most 64 rule entries", c->meth->name);
+    static const char *const pool[] = {"winner", "proportional", NULL};
+    int pi;
+    SAL_TRY(sal_param_choice(c, "maxpool", pool, &pi));
+    SAL_TRY(sal_param_float(c, "stabilizer", 0, 1e6, &cfg->stabilizer));
+    cfg->method = c->meth->name;
+    cfg->user = user;
+    cfg->nuser = nu;
+    cfg->maxpool_proportional = pi == 1;
+    if (isnan(cfg->lo)) cfg->lo = c->lo, cfg->hi = c->hi;
+    if (!(cfg->lo < cfg->hi))
+        return sal_fail(SAL_ERR_ARG, "method %s: the zb box needs low < high (got %g, %g)", c->meth->name, cfg->lo, cfg->hi);
+    sal_model *cm = NULL;
+    int nfold = 0;
+    SAL_TRY(sal_canonize(c->m, &cm, &nfold));
+    const sal_model *m = cm ? cm : c->m;
+    sal_lrp_plan *p = NULL;
+    sal_status st = sal_lrp_plan_new(m, cfg, &p);
+    if (st == SAL_OK) st = sal_lrp_drive(c, m, sal_lrp_plan_rules(p), p, true);
+    if (st == SAL_OK) sal_metric(c, "batchnorm_folded", nfold);
+    sal_lrp_plan_free(p);
+    sal_model_free(cm);
+    return st;
+}
+
+static sal_lrp_config config_all(sal_lrp_rule r) {
+    return (sal_lrp_config){.first = r, .conv = r, .dense = r, .lo = NAN, .hi = NAN};
+}
+
+static sal_status read_box(sal_xctx *c, sal_lrp_config *cfg) {
+    SAL_TRY(bound(c, "low", c->lo, &cfg->lo));
+    SAL_TRY(bound(c, "high", c->hi, &cfg->hi));
+    return SAL_OK;
+}
+
+static const sal_param_spec k_p_plain[] = {P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_eps[] = {P_EPS, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_gamma[] = {P_GAMMA, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_ab[] = {
+    {"alpha", "2", "weight of the positive contributions"},
+    {"beta", "1", "weight of the negative contributions (alpha - beta must be 1)"},
+    P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_egb[] = {P_EPS, P_GAMMA, P_LOW, P_HIGH, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+
+static sal_status run_lrp0(sal_xctx *c) {
+    sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_ZERO, 0, 0});
+    return run_config(c, &cfg);
+}
+
+static sal_status run_eps(sal_xctx *c) {
+    double e;
+    SAL_TRY(sal_param_float(c, "epsilon", 0, 1e30, &e));
+    sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_EPSILON, e, 0});
+    return run_config(c, &cfg);
+}
+
+static sal_status run_gamma(sal_xctx *c) {
+    double g;
+    SAL_TRY(sal_param_float(c, "gamma", 0, 1e30, &g));
+    sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_GAMMA, g, 0});
+    return run_config(c, &cfg);
+}
+
+static sal_status run_ab(sal_xctx *c) {
+    double a, b;
+    SAL_TRY(sal_param_float(c, "alpha", 1, 1e6, &a));
+    SAL_TRY(sal_param_float(c, "beta", 0, 1e6, &b));
+    sal_lrp_rule r = {SAL_LRP_ALPHA_BETA, a, b};
+    char spec[64];
+    snprintf(spec, sizeof spec, "alpha_beta:%s:%s", sal_param(c, "alpha"), sal_param(c, "beta"));
+    if (check_rule(spec, &r) != SAL_OK) return sal_wrap(SAL_ERR_ARG, "method %s", c->meth->name);
+    sal_lrp_config cfg = config_all(r);
+    return run_config(c, &cfg);
+}
+
+static sal_status run_zplus(sal_xctx *c) {
+    sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_ALPHA_BETA, 1, 0});
+    return run_config(c, &cfg);
+}
+
+/* Composites as Zennit names them: dense layers epsilon, convolutions z+ (or alpha2-beta1, or
+ * gamma), the first layer zb. */
+static sal_status run_composite(sal_xctx *c, sal_lrp_rule conv, bool box) {
+    double e;
+    SAL_TRY(sal_param_float(c, "epsilon", 0, 1e30, &e));
+    sal_lrp_rule eps = {SAL_LRP_EPSILON, e, 0};
+    sal_lrp_config cfg = {.first = eps, .conv = conv, .dense = eps, .lo = NAN, .hi = NAN};
+    if (box) {
+        cfg.has_first = true;
+        cfg.first = (sal_lrp_rule){SAL_LRP_ZB, NAN, NAN};
+        SAL_TRY(read_box(c, &cfg));
+    }
+    return run_config(c, &cfg);
+}
+
+static sal_status run_eplus(sal_xctx *c) { return run_composite(c, (sal_lrp_rule){SAL_LRP_ALPHA_BETA, 1, 0}, false); }
+static sal_status run_ea2b1(sal_xctx *c) { return run_composite(c, (sal_lrp_rule){SAL_LRP_ALPHA_BETA, 2, 1}, false); }
+
+static sal_status run_egb(sal_xctx *c) {
+    double g;
+    SAL_TRY(sal_param_float(c, "gamma", 0, 1e30, &g));
+    return run_composite(c, (sal_lrp_rule){SAL_LRP_GAMMA, g, 0}, true);
+}
+
+const sal_method sal_method_lrp_0 = {
+    .name = "lrp_0",
+    .summary = "LRP-0 (z-rule) everywhere; equals gradient x input on bias-free ReLU nets (Bach et al. 2015)",
+    .params = k_p_plain,
+    .run = run_lrp0,
+};
+
+const sal_method sal_method_lrp_epsilon = {
+    .name = "lrp_epsilon",
+    .summary = "LRP-epsilon everywhere: eps absorbs weak and contradictory relevance (Bach et al. 2015)",
+    .params = k_p_eps,
+    .run = run_eps,
+};
+
+const sal_method sal_method_lrp_gamma = {
+    .name = "lrp_gamma",
+    .summary = "LRP-gamma everywhere: positive contributions favoured by gamma (Montavon et al. 2019)",
+    .params = k_p_gamma,
+    .run = run_gamma,
+};
+
+const sal_method sal_method_lrp_alpha_beta = {
+    .name = "lrp_alpha_beta",
+    .summary = "LRP-alpha-beta everywhere; alpha 1 beta 0 is excitation backprop (Bach et al. 2015)",
+    .params = k_p_ab,
+    .run = run_ab,
+};
+
+const sal_method sal_method_lrp_zplus = {
+    .name = "lrp_zplus",
+    .summary = "LRP z+ (alpha 1, beta 0) everywhere: Deep Taylor's rule for ReLU layers (Montavon et al. 2017)",
+    .params = k_p_plain,
+    .run = run_zplus,
+};
+
+const sal_method sal_method_lrp_epsilon_plus = {
+    .name = "lrp_epsilon_plus",
+    .summary = "composite: epsilon on dense layers, z+ on convolutions (Zennit's EpsilonPlus)",
+    .params = k_p_eps,
+    .run = run_eplus,
+};
+
+const sal_method sal_method_lrp_epsilon_gamma_box = {
+    .name = "lrp_epsilon_gamma_box",
+    .summary = "composite: zb on the first layer, gamma on convolutions, epsilon on dense layers (Zennit's EpsilonGammaBox)",
+    .params = k_p_egb,
+    .run = run_egb,
+};
+
+const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
+    .name = "lrp_epsilon_alpha2_beta1",
+    .summary = "composite: epsilon on dense layers, alpha2-beta1 on convolutions (Zennit's EpsilonAlpha2Beta1)",
+    .params = k_p_eps,
+    .run = run_ea2b1,
+};
+
+/* ---- Deep Taylor decomposition ---- */
+
+static const sal_param_spec k_p_dtd[] = {
+    {"domain", "box", "the input domain, which picks the first layer's rule: box (zb over [low, high]), real "
+                      "(w^2, unbounded inputs) or positive (z+, inputs >= 0)"},
+    P_LOW,
+    P_HIGH,
+    {"root", "nearest", "root points: nearest (Deep Taylor's rules: z+ in hidden layers, the domain's rule at the "
+                        "input), zero (x0 = 0 everywhere: LRP-0) or pattern (x0 = x - a w^T x: PatternAttribution)"},
+    {"patterns", "", "root=pattern: the file written by `saliency patterns`"},
+    {"pattern", "relu", "root=pattern: relu (two-component patterns) or linear"},
+    P_RULE,
+    P_MAXPOOL,
+    P_STAB,
+    {NULL, NULL, NULL},
+};
+
+static sal_status run_dtd(sal_xctx *c) {
+    static const char *const roots[] = {"nearest", "zero", "pattern", NULL};
+    static const char *const domains[] = {"box", "real", "positive", NULL};
+    static const char *const kinds[] = {"relu", "linear", NULL};
+    int root, dom, kind;
+    SAL_TRY(sal_param_choice(c, "root", roots, &root));
+    SAL_TRY(sal_param_choice(c, "domain", domains, &dom));
+    SAL_TRY(sal_param_choice(c, "pattern", kinds, &kind));
+    if (root == 2) {
+        const char *path = sal_param(c, "patterns");
+        if (!*path)
+            return sal_fail(SAL_ERR_ARG, "method %s: root=pattern needs patterns=FILE (made by `saliency patterns`)",
+                            c->meth->name);
+        return sal_pattern_run(c, true, path, kind == 0);
+    }
+    sal_lrp_rule zplus = {SAL_LRP_ALPHA_BETA, 1, 0};
+    sal_lrp_config cfg = config_all(root == 1 ? (sal_lrp_rule){SAL_LRP_ZERO, 0, 0} : zplus);
+    if (root == 0) {
+        cfg.has_first = dom != 2; /* positive inputs: z+ as in the hidden layers */
+        if (dom == 0) {
+            cfg.first = (sal_lrp_rule){SAL_LRP_ZB, NAN, NAN};
+            SAL_TRY(read_box(c, &cfg));
+        } else if (dom == 1) {
+            cfg.first = (sal_lrp_rule){SAL_LRP_WSQUARE, 0, 0};
+        }
+    }
+    return run_config(c, &cfg);
+}
+
+const sal_method sal_method_deep_taylor = {
+    .name = "deep_taylor",
+    .summary = "Deep Taylor decomposition: z+ in hidden layers, zb / w^2 / z+ at the input by domain; root=zero "
+               "gives LRP-0, root=pattern PatternAttribution (Montavon et al. 2017; Kindermans et al. 2018)",
+    .params = k_p_dtd,
+    .run = run_dtd,
+};

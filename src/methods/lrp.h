@@ -1,0 +1,89 @@
+/* Layer-wise relevance propagation, Deep Taylor decomposition and the pattern methods: internals
+ * shared by lrp.c, canonize.c and pattern.c (and the tests).
+ *
+ * Relevance is a backward pass with rules: the walker's gradient buffers carry relevance R, seeded
+ * with the explained output value at the target unit. Linear nodes (Gemm, MatMul, Conv) use one of
+ * the LRP rules below through the "apply with these weights" / "apply transposed" primitives of
+ * ops/linear_ops.h; every other node has a fixed rule by op type (see lrp.c). */
+#ifndef SAL_LRP_H
+#define SAL_LRP_H
+
+#include "method.h"
+#include "ops/linear_ops.h"
+
+typedef enum {
+    SAL_LRP_ZERO = 0,   /* z-rule: R_j = sum_k x_j w_jk / z_k R_k (bias absorbs its share) */
+    SAL_LRP_EPSILON,    /* z_k + eps sign(z_k) in the denominator */
+    SAL_LRP_GAMMA,      /* weights w + gamma w+, bias b + gamma b+ */
+    SAL_LRP_ALPHA_BETA, /* alpha (x w)+ / z+  -  beta (x w)- / z-, biases ignored */
+    SAL_LRP_ZB,         /* x w - low w+ - high w-, biases ignored (bounded input box) */
+    SAL_LRP_WSQUARE,    /* w^2 / sum w^2 (unbounded input domain) */
+    SAL_LRP_FLAT,       /* 1 / (number of inputs) */
+} sal_lrp_kind;
+
+typedef struct {
+    sal_lrp_kind kind;
+    double a, b; /* epsilon; gamma; alpha, beta; low, high (NAN: the input range) */
+} sal_lrp_rule;
+
+/* "0", "epsilon[:EPS]", "gamma[:G]", "alpha_beta[:A[:B]]", "alpha1beta0", "alpha2beta1", "zplus",
+ * "zb[:LOW:HIGH]", "wsquare", "flat" (and a few aliases, see lrp.c). Fails with a message naming
+ * the spec. Omitted parameters take defaults (epsilon 0.25, gamma 0.25, alpha 2 beta 1, zb: the
+ * input range); "alpha_beta:A" means beta = A - 1. */
+sal_status sal_lrp_rule_parse(const char *spec, sal_lrp_rule *r);
+/* "epsilon:0.25" etc. into buf. */
+const char *sal_lrp_rule_str(const sal_lrp_rule *r, char *buf, size_t n);
+
+/* What a method assigns, before the user's `rule` entries (tried first; the first match wins). */
+typedef struct {
+    const char *method;       /* for messages */
+    bool has_first;           /* linear nodes that read the model input (through shape-only ops) get */
+    sal_lrp_rule first;       /* this rule; else their class's */
+    sal_lrp_rule conv, dense; /* the other Conv nodes, and the other Gemm / MatMul nodes */
+    int nuser;
+    const char *const *user;  /* "PATTERN[,PATTERN...]=RULE": glob over node names or op types, or
+                                 @input, @conv, @dense */
+    bool maxpool_proportional;
+    double stabilizer;        /* added with the sign of the denominator where no epsilon is given */
+    double lo, hi;            /* the box of zb rules without bounds */
+} sal_lrp_config;
+
+typedef struct sal_lrp_plan sal_lrp_plan;
+
+/* A plan for model m (already canonized): the rule of every node, checked up front so that an op
+ * without an LRP rule is refused naming the node. */
+sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_lrp_plan **out);
+void sal_lrp_plan_free(sal_lrp_plan *p);
+/* Walker rules (per node) and their user pointer. */
+const sal_rule_fn *sal_lrp_plan_rules(const sal_lrp_plan *p);
+/* The rule given to linear node i (NULL for other nodes), for reports and tests. */
+const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node);
+
+/* Forward of x (B, ...) on s, seed R = the explained output (logit, or softmax probability when
+ * prob) at target[b] of output 0, then the backward pass with rules. Afterwards s->grad[v] holds
+ * the relevance of every value v on a path from the input (s->grad[input] is the map). value (B)
+ * gets the seeds when not NULL. */
+sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
+                            const sal_rule_fn *rules, void *user, float *value);
+
+/* Runs sal_lrp_backward over c->x in chunks of c->chunk rows on model m (c->m or a canonized copy
+ * of it) and writes c->out. conservation: report the metrics relevance_conservation (mean over
+ * samples of sum(map) / explained value) and relevance_conservation_worst (largest |ratio - 1|). */
+sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rules, void *user, bool conservation);
+
+/* ---- canonization (canonize.c) ---- */
+
+/* A copy of m in which every BatchNormalization whose input is the output of a Conv or Gemm (read
+ * by nothing else) is folded into that node's weights and bias. *out is NULL and *nfolded 0 when
+ * nothing folds: use m itself. Node and value names are kept (the folded node keeps its name and
+ * takes over the BatchNormalization's output). */
+sal_status sal_canonize(const sal_model *m, sal_model **out, int *nfolded);
+
+/* ---- patterns (pattern.c) ---- */
+
+/* The pattern methods on c: PatternNet (backward through the patterns) or PatternAttribution
+ * (through w * a). path: the patterns file; relu: the two-component (ReLU) patterns, else the
+ * linear ones. */
+sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, bool relu);
+
+#endif
