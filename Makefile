@@ -101,6 +101,6 @@ fuzz:
 
 fuzz-targets: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
-$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz.h $(BUILD)/libsaliency.a
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/targets.h $(BUILD)/libsaliency.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@

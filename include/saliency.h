@@ -50,6 +50,8 @@ size_t sal_memory_default_budget(void);
 /* Bytes the library holds now, and the most it has held at once. */
 size_t sal_memory_in_use(void);
 size_t sal_memory_peak(void);
+/* Restarts the peak from what is held now (to measure one operation's peak). */
+void sal_memory_reset_peak(void);
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 
@@ -355,7 +357,8 @@ typedef struct sal_train_opts {
 sal_train_opts sal_train_defaults(void);
 
 /* Builds a freshly initialised architecture: "mlp" = 784-1024-1024-1024-10 ReLU, "cnn" = a small
- * conv net for 1x28x28 inputs. Weights come from the seed. */
+ * conv net for 1x28x28 inputs; "mlp:HxW", "cnn:CxHxW" (...) take other input shapes. Weights come
+ * from the seed. */
 sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_model **out /* OUT */);
 
 /* Trains on images (N,...): with softmax cross-entropy on int64 labels (N), or with opts->loss =
@@ -550,7 +553,7 @@ typedef struct sal_audit_opts {
     /* faithfulness */
     int steps;                       /* points of each curve after the start; 0: 20 */
     sal_replace replace;
-    double value;                    /* SAL_REPLACE_VALUE: the fill; NAN: the range's low end */
+    double value;                    /* SAL_REPLACE_VALUE: the fill (0); NAN: the range's low end */
     double blur_sigma;               /* SAL_REPLACE_BLUR: pixels; 0: 3 */
     double noise;                    /* SAL_REPLACE_NOISE: standard deviation as a fraction of the range;
                                         0: 0.3 */

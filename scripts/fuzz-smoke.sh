@@ -44,8 +44,11 @@ for t in "${targets[@]}"; do
     mkdir -p "$fb/work/$t" "$fb/artifacts/$t"
     log=$fb/artifacts/$t/last.log
     # -timeout: a single input running 30 s is a finding (a hang), as is 2 GB of memory
+    # inputs that once crashed a target (fuzz/regressions/TARGET) join the seeds
+    regress=()
+    [ -d "fuzz/regressions/$t" ] && regress=("fuzz/regressions/$t")
     nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$fb/artifacts/$t/" "$fb/work/$t" "$fb/corpus/$t" > "$log" 2>&1
+        -artifact_prefix="$fb/artifacts/$t/" "$fb/work/$t" "$fb/corpus/$t" "${regress[@]}" > "$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)

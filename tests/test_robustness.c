@@ -4,8 +4,7 @@
  * Under ASan (make SAN=1) every error path is also checked for leaks; without it, the library's own
  * count of live bytes (sal_memory_in_use) must return to where it started. */
 #include "testutil.h"
-#include "io/io.h"
-#include "io/onnx.h"
+#include "../fuzz/targets.h"
 #include "onnx.pb-c.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -362,33 +361,46 @@ static void pb_varint(pbuf *p, uint64_t v) {
     pb_put(p, c, (size_t)k);
 }
 
-/* Wraps p's content as field `field` (length-delimited) of a new message, in place. */
-static void pb_wrap(pbuf *p, unsigned field) {
-    pbuf q = {0};
-    pb_varint(&q, (uint64_t)field << 3 | 2);
-    pb_varint(&q, p->n);
-    pb_put(&q, p->b, p->n);
-    free(p->b);
-    *p = q;
+static int varint_len(uint64_t v) {
+    int k = 1;
+    while (v >= 0x80) v >>= 7, k++;
+    return k;
 }
 
 /* ModelProto{ir_version, opset_import, graph{input{name "x", type: TypeProto{sequence_type{elem_type:
- * TypeProto{sequence_type{... tensor_type{elem_type FLOAT}}}}}}}} with `levels` sequence levels */
+ * TypeProto{sequence_type{... tensor_type{elem_type FLOAT}}}}}}}} with `levels` sequence levels.
+ * Written front to back from precomputed lengths: wrapping in place would copy the whole message
+ * once per level. */
 static pbuf nested_model(int levels) {
-    pbuf t = {0};
-    pb_varint(&t, 1 << 3 | 0); /* TypeProto.Tensor.elem_type = FLOAT */
-    pb_varint(&t, 1);
-    pb_wrap(&t, 1); /* TypeProto.tensor_type */
-    for (int i = 0; i < levels; i++) {
-        pb_wrap(&t, 1); /* Sequence.elem_type */
-        pb_wrap(&t, 4); /* TypeProto.sequence_type */
+    int nwrap = 2 * levels + 1; /* tensor_type, then (elem_type, sequence_type) per level */
+    uint64_t *len = malloc(sizeof *len * (size_t)(nwrap + 1));
+    unsigned *field = malloc(sizeof *field * (size_t)(nwrap + 1));
+    SAL_ASSERT(len && field);
+    len[0] = 2; /* TypeProto.Tensor{elem_type = FLOAT}: key, value */
+    for (int i = 0; i < nwrap; i++) {
+        field[i] = i == 0 ? 1 : i % 2 ? 1 : 4; /* tensor_type; Sequence.elem_type; TypeProto.sequence_type */
+        len[i + 1] = len[i] + 1 + (uint64_t)varint_len(len[i]);
     }
-    pb_wrap(&t, 2);                    /* ValueInfoProto.type */
-    pb_put(&t, "\x0a\x01x", 3);        /* ValueInfoProto.name = "x" */
-    pb_wrap(&t, 11);                   /* GraphProto.input */
-    pb_wrap(&t, 7);                    /* ModelProto.graph */
+    pbuf t = {0};
+    /* outside in: ModelProto fields, graph, input, then the type's wrappers */
     pb_put(&t, "\x08\x07", 2);         /* ir_version 7 */
     pb_put(&t, "\x42\x02\x10\x0d", 4); /* opset_import {version 13} */
+    uint64_t type_len = len[nwrap], vi_len = 3 + 1 + (uint64_t)varint_len(type_len) + type_len,
+             graph_len = 1 + (uint64_t)varint_len(vi_len) + vi_len;
+    pb_varint(&t, 7 << 3 | 2); /* ModelProto.graph */
+    pb_varint(&t, graph_len);
+    pb_varint(&t, 11 << 3 | 2); /* GraphProto.input */
+    pb_varint(&t, vi_len);
+    pb_put(&t, "\x0a\x01x", 3); /* ValueInfoProto.name = "x" */
+    pb_varint(&t, 2 << 3 | 2);  /* ValueInfoProto.type */
+    pb_varint(&t, type_len);
+    for (int i = nwrap - 1; i >= 0; i--) {
+        pb_varint(&t, (uint64_t)field[i] << 3 | 2);
+        pb_varint(&t, len[i]);
+    }
+    pb_put(&t, "\x08\x01", 2); /* TypeProto.Tensor.elem_type = FLOAT */
+    free(len);
+    free(field);
     return t;
 }
 
@@ -541,6 +553,42 @@ static void test_hostile_graphs(void) {
     remove(base);
 }
 
+/* ---- inputs the fuzzers found, replayed through the fuzz targets' own code ---- */
+
+static void replay(const char *target, void (*one)(const uint8_t *, size_t)) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "fuzz/regressions/%s", target);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t budget0 = sal_memory_budget();
+    sal_set_memory_budget(FUZZ_BUDGET / 2);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unsigned char *b = NULL;
+        size_t len = 0;
+        if (sal_read_file(p, 1 << 24, &b, &len) != SAL_OK) continue;
+        one(b, len); /* aborts on a broken invariant; ASan and UBSan watch the rest */
+        sal_free(b);
+        n++;
+    }
+    closedir(d);
+    sal_set_memory_budget(budget0);
+    CHECK(n > 0 || strcmp(target, "onnx"), "%s: regression inputs replayed (%d)", target, n);
+    printf("fuzz regressions: %d %s inputs replayed\n", n, target);
+}
+
+static void test_fuzz_regressions(void) {
+    replay("onnx", fuzz_one_onnx);
+    replay("npy", fuzz_one_npy);
+    replay("idx", fuzz_one_idx);
+    replay("mnist_json", fuzz_one_mnist_json);
+    replay("png", fuzz_one_png);
+}
+
 /* ---- non-finite weights and results ---- */
 
 static void test_nonfinite(void) {
@@ -682,7 +730,7 @@ static void test_budget(void) {
  * must return an error with a message and give back every byte it took. */
 static void alloc_sweep(const char *model, const sal_tensor *x, const char *method, int nparams, const char *const *params,
                         bool strict) {
-    sal_explain_opts o = {.method = method, .nparams = nparams, .params = params};
+    sal_explain_opts o = {.method = method, .nparams = nparams, .params = params, .data = x};
     /* a clean run first: lazily made state (BLAS, OpenMP) is not a leak */
     sal_model *m = NULL;
     sal_explanation *e = NULL;
@@ -733,9 +781,9 @@ static void test_alloc_failures(void) {
     alloc_sweep(p, &x, "gradient", 0, NULL, true);
     const char *ig[] = {"steps=4"};
     alloc_sweep(p, &x, "integrated_gradients", 1, ig, true);
-    /* SAL_ROBUST_ALL_METHODS=1: every method of the table, with its defaults */
-    const char *all = getenv("SAL_ROBUST_ALL_METHODS");
-    for (int i = 0; all && *all == '1' && i < sal_method_count(); i++) {
+    /* and every other method of the table with its defaults (those needing more than a model,
+     * an input and reference data are skipped, with a note) */
+    for (int i = 0; i < sal_method_count(); i++) {
         const char *name = sal_method_name(i);
         if (strcmp(name, "gradient") && strcmp(name, "integrated_gradients")) alloc_sweep(p, &x, name, 0, NULL, false);
     }
@@ -895,18 +943,22 @@ int main(void) {
     const char *b = getenv("SAL_BUILD");
     snprintf(cli_path, sizeof cli_path, "%s/saliency", b && *b ? b : "build");
     g_cli = access(cli_path, X_OK) == 0 ? cli_path : NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     size_t use0 = sal_memory_in_use();
-    test_hostile_shapes();
-    test_hostile_sizes();
-    test_hostile_graphs();
-    test_deep_nesting();
-    test_deep_graph();
-    test_nonfinite();
-    test_budget();
-    test_alloc_failures();
-    test_pending_outputs();
-    test_signals();
-    test_cli_budget();
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {{"hostile shapes", test_hostile_shapes}, {"hostile sizes", test_hostile_sizes},
+                 {"hostile graphs", test_hostile_graphs}, {"deep nesting", test_deep_nesting},
+                 {"deep graph", test_deep_graph},         {"fuzz regressions", test_fuzz_regressions},
+                 {"non-finite", test_nonfinite},          {"budget", test_budget},
+                 {"allocation failures", test_alloc_failures}, {"pending outputs", test_pending_outputs},
+                 {"signals", test_signals},               {"CLI budget", test_cli_budget}};
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        double t0 = sal_now();
+        tests[i].fn();
+        printf("-- %s: %.1fs\n", tests[i].name, sal_now() - t0);
+    }
     CHECK(sal_memory_in_use() == use0, "the library holds nothing at the end (%zd bytes)",
           (ssize_t)(sal_memory_in_use() - use0));
     rmdir(g_dir);

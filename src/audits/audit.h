@@ -59,8 +59,21 @@ void au_skip(au_result *r, const char *why);
 /* The methods to audit: o's, or every method of the table with its defaults. *list is sal_free'd. */
 sal_status au_methods(const sal_audit_opts *o, sal_audit_method **list, int *n);
 
+/* PatternNet and PatternAttribution need patterns estimated for the very model they explain (the
+ * file records the model's hash). When the user names no patterns file, the audits estimate them
+ * for each model they explain (f1, the shifted f2, every randomized model) from that model's
+ * reference data, into a temporary file removed by au_patcache_free. */
+typedef struct {
+    uint64_t hash; /* the model the file holds patterns for; 0: none yet */
+    char dir[512], file[600];
+    bool used;     /* patterns were estimated since the flag was last cleared */
+} au_patcache;
+void au_patcache_free(au_patcache *pc);
+
 typedef struct {
     const sal_audit_method *meth;
+    au_patcache *pc;          /* NULL: no patterns estimated here */
+    const sal_tensor *pdata;  /* data the patterns are estimated from */
     sal_target_mode target;
     const int64_t *classes; /* SAL_TARGET_INDEX: one per row of x */
     const sal_tensor *data;

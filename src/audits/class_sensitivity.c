@@ -25,6 +25,7 @@ sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, 
     sal_status st = work && (fig || !o->figure) ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
     if (st == SAL_OK) st = au_report_new("class-sensitivity", o, nm, &a);
     if (st == SAL_OK) a->tol = tol;
+    au_patcache pc = {0};
     au_progress pr;
     au_progress_start(&pr, o->progress, "class-sensitivity", (int64_t)nm * N);
     for (int j = 0; j < nm && st == SAL_OK; j++) {
@@ -36,7 +37,7 @@ sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, 
             int64_t n = N - i0 < B ? N - i0 : B;
             sal_tensor xb = au_rows(x, i0, n);
             au_xopts xo = {.meth = &meths[j], .target = SAL_TARGET_MAX, .data = o->data, .lo = lo, .hi = hi,
-                           .chunk = o->chunk, .prob = o->prob};
+                           .chunk = o->chunk, .prob = o->prob, .pc = &pc, .pdata = o->data ? o->data : x};
             sal_status s1 = au_explain(m, &xb, &xo, &Amax, NULL);
             xo.target = SAL_TARGET_MIN;
             if (s1 == SAL_OK) s1 = au_explain(m, &xb, &xo, &Amin, NULL);
@@ -70,6 +71,8 @@ sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, 
             au_progress_step(&pr, n, r->label);
         }
         if (st != SAL_OK || skipped) continue;
+        if (pc.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        pc.used = false;
         double score = au_mean_get(&hs);
         au_metric(r, "spearman", au_mean_get(&sp));
         au_metric(r, "hog_spearman", score);
@@ -83,6 +86,7 @@ sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, 
                    shown, sens ? "<" : ">=", tol);
     }
     au_progress_end(&pr);
+    au_patcache_free(&pc);
     /* figure: rows = methods; per sample its max-class and min-class maps */
     int ran = 0;
     for (int j = 0; st == SAL_OK && j < nm; j++) ran += !a->res[j].skipped;

@@ -146,6 +146,7 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             if (z[k] > z[b]) b = k;
         target[i] = b;
     }
+    au_patcache pc = {0};
     au_progress pr;
     au_progress_start(&pr, o->progress, "faithfulness", (int64_t)(nm + 2) * N);
     /* the occlusion map every method is ranked against */
@@ -247,7 +248,8 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             int64_t n = N - i0 < B ? N - i0 : B;
             sal_tensor xb = au_rows(x, i0, n);
             au_xopts xo = {.meth = &meths[j], .target = SAL_TARGET_INDEX, .classes = target + i0, .data = o->data,
-                           .lo = lo, .hi = hi, .chunk = o->chunk, .prob = o->prob};
+                           .lo = lo, .hi = hi, .chunk = o->chunk, .prob = o->prob, .pc = &pc,
+                           .pdata = o->data ? o->data : x};
             sal_status s1 = au_explain(m, &xb, &xo, &A, NULL);
             if (s1 != SAL_OK) {
                 if (s1 == SAL_ERR_NOMEM) st = s1;
@@ -273,6 +275,8 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             au_progress_step(&pr, n, r->label);
         }
         if (st != SAL_OK || skipped) continue;
+        if (pc.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        pc.used = false;
         memcpy(allmean + (size_t)j * (size_t)npt, mean, (size_t)npt * sizeof *mean);
         for (int k = 0; k < NCURVE; k++) {
             char key[48];
@@ -308,6 +312,7 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             }
     }
     au_progress_end(&pr);
+    au_patcache_free(&pc);
     if (st == SAL_OK && a->curves.oom) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     /* plot: deletion and insertion (most relevant first), one line per method plus the random order */
     int ran = 0;

@@ -100,6 +100,7 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
         au_range(o->data ? o->data : x, &lo1, &hi1);
         au_range(o->data ? &ds : &xs, &lo2, &hi2);
     }
+    au_patcache pc1 = {0}, pc2 = {0};
     au_progress pr;
     au_progress_start(&pr, o->progress, "invariance", (int64_t)nm * N);
     for (int j = 0; j < nm && st == SAL_OK; j++) {
@@ -112,9 +113,11 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
             int64_t n = N - i0 < B ? N - i0 : B;
             sal_tensor xb = au_rows(x, i0, n), xsb = au_rows(&xs, i0, n);
             au_xopts e1 = {.meth = &meths[j], .target = SAL_TARGET_INDEX, .classes = target + i0, .data = o->data,
-                           .lo = lo1, .hi = hi1, .chunk = o->chunk, .prob = o->prob};
+                           .lo = lo1, .hi = hi1, .chunk = o->chunk, .prob = o->prob, .pc = &pc1,
+                           .pdata = o->data ? o->data : x};
             au_xopts e2 = e1;
             e2.data = o->data ? &ds : NULL;
+            e2.pc = &pc2, e2.pdata = o->data ? &ds : &xs; /* f2's patterns come from the shifted data */
             e2.lo = lo2, e2.hi = hi2;
             sal_status s1 = au_explain(m, &xb, &e1, &A1, NULL);
             sal_status s2 = s1 == SAL_OK ? au_explain(f2, &xsb, &e2, &A2, NULL) : s1;
@@ -164,6 +167,8 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
             au_progress_step(&pr, 0, r->label);
             continue;
         }
+        if (pc1.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        pc1.used = pc2.used = false;
         bool inv = maxnd <= tol;
         au_metric(r, "max_norm_diff", maxnd);
         au_metric(r, "max_abs_diff", maxad);
@@ -174,6 +179,8 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
                    maxnd, inv ? "<=" : ">", tol);
     }
     au_progress_end(&pr);
+    au_patcache_free(&pc1);
+    au_patcache_free(&pc2);
     /* the figure: rows = methods; input, map of f1, shifted input, map of f2 (as the paper's figures) */
     if (st == SAL_OK && o->figure) {
         int rows = 0;

@@ -175,6 +175,7 @@ sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_mo
         }
     for (int64_t i = 0, n = sal_tensor_numel(shift); i < n; i++)
         if (!isfinite(sal_f32(shift)[i])) return sal_fail(SAL_ERR_NUMERIC, "the shift has a non-finite value at %lld", (long long)i);
+    SAL_TRY(sal_blas_init()); /* the nodes run here outside a session, which would load it */
     /* the shift as a batch of one, carried through the reshapes to the first linear node */
     sal_tensor cur = {0}, nxt = {0}, delta = {0};
     int64_t dim[SAL_MAX_DIMS];

@@ -104,6 +104,7 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
         au_num(&a->top, (double)top_in / (double)N);
         au_printf(&a->top, ",\n  \"radius\": %d", o->radius);
     }
+    au_patcache pc = {0};
     au_progress pr;
     au_progress_start(&pr, o->progress, "pointing", (int64_t)nm * (npair + N));
     for (int j = 0; j < nm && st == SAL_OK; j++) {
@@ -116,7 +117,7 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
             int64_t n = npair - p0 < B ? npair - p0 : B;
             if ((st = au_gather(x, ps + p0, n, &xb)) != SAL_OK) break;
             au_xopts xo = {.meth = &meths[j], .target = SAL_TARGET_INDEX, .classes = pk + p0, .data = o->data, .lo = lo,
-                           .hi = hi, .chunk = o->chunk, .prob = o->prob};
+                           .hi = hi, .chunk = o->chunk, .prob = o->prob, .pc = &pc, .pdata = o->data ? o->data : x};
             sal_status s1 = au_explain(m, &xb, &xo, &A, NULL);
             if (s1 != SAL_OK) {
                 if (s1 == SAL_ERR_NOMEM) st = s1;
@@ -135,7 +136,7 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
             int64_t n = N - i0 < B ? N - i0 : B;
             sal_tensor xv = au_rows(x, i0, n);
             au_xopts xo = {.meth = &meths[j], .target = SAL_TARGET_INDEX, .classes = top + i0, .data = o->data, .lo = lo,
-                           .hi = hi, .chunk = o->chunk, .prob = o->prob};
+                           .hi = hi, .chunk = o->chunk, .prob = o->prob, .pc = &pc, .pdata = o->data ? o->data : x};
             sal_status s1 = au_explain(m, &xv, &xo, &A, NULL);
             if (s1 != SAL_OK) {
                 if (s1 == SAL_ERR_NOMEM) st = s1;
@@ -151,6 +152,8 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
             au_progress_step(&pr, n, r->label);
         }
         if (st != SAL_OK || skipped) continue;
+        if (pc.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        pc.used = false;
         double acc = (double)hits / (double)npair, racc = (double)rhits / (double)npair, gap = acc - racc;
         au_metric(r, "pointing_accuracy", acc);
         au_metric(r, "restricted_accuracy", racc);
@@ -164,6 +167,7 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
                    sens ? "class-sensitive" : "not class-sensitive", acc, racc, gap, sens ? ">" : "<=", tol);
     }
     au_progress_end(&pr);
+    au_patcache_free(&pc);
     sal_free(ps);
     sal_free(pk);
     sal_free(top);

@@ -71,6 +71,7 @@ typedef struct {
     double lo, hi;
     int64_t B, C, H, W;
     const sal_tensor *A0; /* the trained model's maps (N, ...) */
+    au_patcache *pc;      /* patterns of the randomized model */
     float *work;
 } rctx;
 
@@ -85,7 +86,8 @@ static sal_status compare(const rctx *c, const sal_model *mm, double *met, sal_t
         int64_t n = N - i0 < c->B ? N - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
         au_xopts xo = {.meth = c->meth, .target = SAL_TARGET_INDEX, .classes = c->target + i0, .data = c->o->data,
-                       .lo = c->lo, .hi = c->hi, .chunk = c->o->chunk, .prob = c->o->prob};
+                       .lo = c->lo, .hi = c->hi, .chunk = c->o->chunk, .prob = c->o->prob, .pc = c->pc,
+                       .pdata = c->o->data ? c->o->data : c->x};
         if ((st = au_explain(mm, &xb, &xo, &A, NULL)) != SAL_OK) break;
         for (int64_t i = 0; i < n; i++) {
             au_sim s;
@@ -158,6 +160,8 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
         au_printf(&a->top, ",\n  \"target\": \"the trained model's predicted class\"");
     }
     int runs = (mode & 1 ? L : 0) + (mode & 2 ? L : 0) + 1;
+    au_patcache pc0 = {0}, pcw = {0};
+    c.pc = &pcw;
     au_progress pr;
     au_progress_start(&pr, o->progress, "randomization", (int64_t)nm * runs);
     for (int j = 0; j < nm && st == SAL_OK; j++) {
@@ -165,7 +169,7 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
         c.meth = &meths[j];
         if ((st = au_result_init(r, &meths[j])) != SAL_OK) break;
         au_xopts xo = {.meth = &meths[j], .target = SAL_TARGET_INDEX, .classes = target, .data = o->data, .lo = c.lo,
-                       .hi = c.hi, .chunk = o->chunk, .prob = o->prob};
+                       .hi = c.hi, .chunk = o->chunk, .prob = o->prob, .pc = &pc0, .pdata = o->data ? o->data : x};
         /* the original maps; a method that cannot run on this model is skipped */
         sal_status s0 = SAL_OK;
         for (int64_t i0 = 0; i0 < N && s0 == SAL_OK; i0 += c.B) {
@@ -225,6 +229,8 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
             au_skip(r, why);
             continue;
         }
+        if (pc0.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        pc0.used = pcw.used = false;
         /* summary: the fully randomized model (cascading), else the mean over independent layers */
         const double *casc = curve + (size_t)j * 2 * (size_t)(L + 1) * NMET, *ind = casc + (size_t)(L + 1) * NMET;
         for (int k = 0; k < NMET; k++) {
@@ -265,6 +271,8 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
         }
     }
     au_progress_end(&pr);
+    au_patcache_free(&pc0);
+    au_patcache_free(&pcw);
     /* CSV: one row per method, mode and step */
     if (st == SAL_OK) {
         au_printf(&a->curves, "method,label,mode,step,layer");

@@ -1,6 +1,7 @@
 /* Audit reports (results, JSON, CSV) and the helpers every audit shares. */
 #include "audit.h"
 #include <stdarg.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 /* ---- strings ---- */
@@ -297,15 +298,78 @@ sal_status au_methods(const sal_audit_opts *o, sal_audit_method **list, int *n) 
     return SAL_OK;
 }
 
+void au_patcache_free(au_patcache *pc) {
+    if (pc->file[0]) remove(pc->file);
+    if (pc->dir[0]) rmdir(pc->dir);
+    memset(pc, 0, sizeof *pc);
+}
+
+/* Whether method `name` takes a patterns file and the user gave none. */
+static bool wants_patterns(const sal_audit_method *m) {
+    int idx = -1;
+    for (int i = 0; i < sal_method_count() && idx < 0; i++)
+        if (!strcmp(sal_method_name(i), m->name)) idx = i;
+    bool takes = false;
+    for (int k = 0; idx >= 0 && k < sal_method_nparams(idx); k++) {
+        const char *name, *def, *help;
+        sal_method_param(idx, k, &name, &def, &help);
+        takes |= !strcmp(name, "patterns") && !*def;
+    }
+    for (int k = 0; takes && k < m->nparams; k++)
+        if (!strncmp(m->params[k], "patterns=", 9)) return false;
+    return takes;
+}
+
+/* Patterns of model m from data into pc's temporary file, unless it holds m's already. */
+static sal_status estimate_patterns(const sal_model *m, const sal_tensor *data, au_patcache *pc) {
+    uint64_t h = sal_model_hash(m);
+    if (pc->hash == h && pc->file[0]) return SAL_OK;
+    if (!pc->dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(pc->dir, sizeof pc->dir, "%s/saliency-audit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(pc->dir)) {
+            pc->dir[0] = '\0';
+            return sal_fail(SAL_ERR_IO, "cannot create a temporary folder for the estimated patterns (set TMPDIR)");
+        }
+        snprintf(pc->file, sizeof pc->file, "%s/patterns.bin", pc->dir);
+    }
+    sal_patterns *p = NULL;
+    sal_patterns_opts po = {0};
+    sal_status st = sal_patterns_estimate(m, data, "the audit's reference data", &po, &p);
+    if (st == SAL_OK) st = sal_patterns_save(p, pc->file);
+    sal_patterns_free(p);
+    if (st != SAL_OK) return sal_wrap(st, "estimating patterns");
+    pc->hash = h;
+    pc->used = true;
+    return SAL_OK;
+}
+
 sal_status au_explain(const sal_model *m, const sal_tensor *x, const au_xopts *xo, sal_tensor *map,
                       int64_t *targets) {
-    sal_explain_opts eo = {.method = xo->meth->name, .nparams = xo->meth->nparams, .params = xo->meth->params,
+    const char *params[256];
+    char pat[700];
+    int np = xo->meth->nparams;
+    const char *const *pp = xo->meth->params;
+    sal_explain_opts eo = {.method = xo->meth->name, .nparams = np, .params = pp,
                            .target = xo->target, .classes = xo->classes, .nclasses = xo->classes ? x->dim[0] : 0,
                            .prob = xo->prob, .data = xo->data, .data_lo = xo->lo, .data_hi = xo->hi,
                            .chunk = xo->chunk};
     sal_explanation *e = NULL;
-    SAL_TRY(sal_explain(m, x, &eo, &e));
-    sal_status st = sal_tensor_copy(map, sal_explanation_map(e));
+    /* a method that asks for a patterns file (PatternNet, or Deep Taylor with root=pattern) gets
+     * patterns estimated for this model, and runs again */
+    sal_status st = sal_explain(m, x, &eo, &e);
+    if (st == SAL_ERR_ARG && strstr(sal_last_error(), "patterns") && xo->pc && xo->pdata && np < 255 &&
+        wants_patterns(xo->meth)) {
+        SAL_TRY(estimate_patterns(m, xo->pdata, xo->pc));
+        for (int k = 0; k < np; k++) params[k] = pp[k];
+        snprintf(pat, sizeof pat, "patterns=%s", xo->pc->file);
+        params[np++] = pat;
+        eo.params = params;
+        eo.nparams = np;
+        st = sal_explain(m, x, &eo, &e);
+    }
+    if (st != SAL_OK) return st;
+    st = sal_tensor_copy(map, sal_explanation_map(e));
     if (st == SAL_OK && targets) memcpy(targets, sal_explanation_targets(e), (size_t)x->dim[0] * sizeof *targets);
     sal_explanation_free(e);
     return st;

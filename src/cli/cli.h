@@ -42,10 +42,13 @@ int cmd_run(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
+int cmd_patterns(int argc, char **argv);
 int cmd_heatmap(int argc, char **argv);
 int cmd_visualize(int argc, char **argv);
 int cmd_topk(int argc, char **argv);
 int cmd_invert(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 /* Heatmap PNGs of `heatmap` and `explain --png`. Zero fields are defaults. */
 typedef struct {

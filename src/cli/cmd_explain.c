@@ -7,6 +7,8 @@ static const char k_help[] =
     "batch dimension). A.npy has the shape of X.\n"
     "  --method NAME         see `saliency methods`\n"
     "  --param KEY=VALUE     a method parameter (repeatable); `saliency methods` lists them\n"
+    "  --rule NODE=RULE      LRP methods: shorthand for --param rule=NODE=RULE (repeatable; first match\n"
+    "                        wins), e.g. --rule 'conv*=gamma:0.25' --rule '*=epsilon:1e-6'\n"
     "  --target T            max (predicted class, default), min, a class K, or K1,K2,... per sample\n"
     "  --output logit|prob   explain the logit (default) or the softmax probability\n"
     "  --data D.npy          reference data for data-dependent baselines and the input range\n"
@@ -24,6 +26,8 @@ int cmd_explain(int argc, char **argv) {
     const char *png = NULL, *layer_out = NULL;
     cli_heatmap_opts ho = {.heat.colorbar = 1, .batched = 1};
     const char *params[64];
+    static char rules[64][272]; /* "rule=" + the --rule values, which params point into */
+    int nr = 0;
     sal_explain_opts o = {0};
     int np = 0;
     cli_args a = cli_args_start(argc, argv, 2);
@@ -40,8 +44,15 @@ int cmd_explain(int argc, char **argv) {
         else if (cli_is(&a, "--range")) range = cli_value(&a);
         else if (cli_is(&a, "--chunk")) o.chunk = cli_long(&a, 1, 1 << 20);
         else if (cli_is(&a, "--param")) {
-            if (np == 64) return cli_error("explain", "too many --param options");
+            if (np == 64) return cli_error("explain", "too many --param and --rule options");
             params[np++] = cli_value(&a);
+        } else if (cli_is(&a, "--rule")) {
+            if (np == 64) return cli_error("explain", "too many --param and --rule options");
+            const char *v = cli_value(&a);
+            if (a.error) return 1;
+            if (snprintf(rules[nr], sizeof rules[nr], "rule=%s", v) >= (int)sizeof rules[nr])
+                return cli_error("explain", "--rule '%s' is too long", v);
+            params[np++] = rules[nr++];
         } else if (cli_is(&a, "--output")) {
             const char *v = cli_value(&a);
             if (!strcmp(v, "prob")) o.prob = 1;

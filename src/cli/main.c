@@ -12,10 +12,13 @@ static const struct {
     {"train", cmd_train, "train a built-in architecture on MNIST, Fashion-MNIST or your arrays"},
     {"explain", cmd_explain, "attribution maps for inputs, by any method"},
     {"methods", cmd_methods, "list the attribution methods with their parameters"},
+    {"patterns", cmd_patterns, "estimate the signal patterns of PatternNet and PatternAttribution from data"},
     {"heatmap", cmd_heatmap, "draw attribution maps as PNG heatmaps (over the inputs, or in grids)"},
     {"visualize", cmd_visualize, "feature visualization: inputs that maximize a unit, channel, layer or class"},
     {"topk", cmd_topk, "the data samples that activate an objective most and least"},
     {"invert", cmd_invert, "model inversion: reconstruct inputs from a layer's representation"},
+    {"audit", cmd_audit, "test whether explanations can be trusted: invariance, randomization, ..."},
+    {"data", cmd_data, "build data sets: multi-object composites with masks for the pointing game"},
 };
 
 static void usage(FILE *f) {

@@ -45,6 +45,7 @@ void sal_set_memory_budget(size_t bytes) { atomic_store(&g_budget, bytes ? bytes
 size_t sal_memory_budget(void) { return budget(); }
 size_t sal_memory_in_use(void) { return atomic_load(&g_live); }
 size_t sal_memory_peak(void) { return atomic_load(&g_peak); }
+void sal_memory_reset_peak(void) { atomic_store(&g_peak, atomic_load(&g_live)); }
 
 bool sal_budget_fits(size_t bytes) {
     size_t b = budget(), live = atomic_load(&g_live);

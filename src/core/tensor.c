@@ -39,7 +39,9 @@ sal_status sal_tensor_alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int6
     if (!sal_shape_numel(ndim, dim, &numel))
         return sal_fail(SAL_ERR_SHAPE, "invalid tensor shape %s", sal_shape_str(ndim, dim, sb, sizeof sb));
     size_t bytes = (size_t)numel * sal_dtype_size(dtype);
-    if (t->cap < bytes || (t->cap == 0 && t->data)) {
+    /* an empty tensor gets a (1-byte) buffer too: kernels may then form `data + 0` on any
+     * tensor, which on a NULL pointer would be undefined behaviour */
+    if (t->cap < bytes || (t->cap == 0 && t->data) || !t->data) {
         /* checked here rather than left to sal_calloc so the message can say what was asked for */
         if (!sal_budget_fits(bytes)) {
             char what[200];

@@ -82,9 +82,20 @@ sal_status sal_dataset_load(const char *spec, sal_dataset *d) {
         snprintf(xp, sizeof xp, "%.*s", (int)(colon - spec), spec);
         st = sal_npy_read(xp, &d->train_x);
         if (st == SAL_OK) st = sal_npy_read(colon + 1, &d->train_y);
-        if (st == SAL_OK && (d->train_y.dtype != SAL_I64 || d->train_y.ndim != 1 || d->train_x.ndim < 1 ||
-                             d->train_y.dim[0] != d->train_x.dim[0]))
-            st = sal_fail(SAL_ERR_SHAPE, "%s: labels must be integers of shape (N) matching %s", colon + 1, xp);
+        if (st == SAL_OK && d->train_y.dtype == SAL_I64 && d->train_y.ndim == 2) { /* integer multi-hot: as floats */
+            sal_tensor f = {0};
+            st = sal_tensor_alloc(&f, SAL_F32, 2, d->train_y.dim);
+            for (int64_t i = 0; st == SAL_OK && i < sal_tensor_numel(&f); i++)
+                sal_f32(&f)[i] = (float)((const int64_t *)d->train_y.data)[i];
+            sal_tensor_free(&d->train_y);
+            d->train_y = f;
+        }
+        /* int64 class labels (N), or float32 multi-hot labels (N, K) for multi-label training */
+        bool classes = d->train_y.dtype == SAL_I64 && d->train_y.ndim == 1;
+        bool multi = d->train_y.dtype == SAL_F32 && d->train_y.ndim == 2;
+        if (st == SAL_OK && (!(classes || multi) || d->train_x.ndim < 1 || d->train_y.dim[0] != d->train_x.dim[0]))
+            st = sal_fail(SAL_ERR_SHAPE, "%s: labels must be integers of shape (N), or float multi-hot labels (N, K), "
+                          "with N matching %s", colon + 1, xp);
     } else {
         st = sal_fail(SAL_ERR_ARG, "unknown data set '%s' (mnist, fashion-mnist, or X.npy:Y.npy)", spec);
     }

@@ -103,7 +103,19 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
         sb_printf(&b, "%s", k ? ", " : "");
         sb_str(&b, p->name);
         sb_printf(&b, ": ");
-        sb_str(&b, sal_param(c, p->name));
+        const char *all[64];
+        int n = sal_param_all(c, p->name, all, 64);
+        if (n <= 1) {
+            sb_str(&b, sal_param(c, p->name));
+            continue;
+        }
+        /* a repeatable parameter given several times (LRP's rule entries): every value, in order */
+        sb_printf(&b, "[");
+        for (int i = 0; i < n && i < 64; i++) {
+            sb_printf(&b, "%s", i ? ", " : "");
+            sb_str(&b, all[i]);
+        }
+        sb_printf(&b, "]");
     }
     for (int i = 0; i < c->nkv; i++) /* options passed through to an inner method */
         if (!strncmp(c->key[i], "inner.", 6)) {

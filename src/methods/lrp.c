@@ -125,7 +125,7 @@ const char *sal_lrp_rule_str(const sal_lrp_rule *r, char *buf, size_t n) {
 
 /* ---- the plan: a rule per node ---- */
 
-typedef enum { NK_ROUTE = 0, NK_PASS, NK_ZRULE, NK_POOLPROP, NK_LIN, NK_REJECT } node_kind;
+typedef enum { NK_ROUTE = 0, NK_PASS, NK_ZRULE, NK_AFFINE_IN, NK_POOLPROP, NK_LIN, NK_REJECT } node_kind;
 
 #define NTMP 8
 
@@ -137,9 +137,9 @@ struct sal_lrp_plan {
     sal_lin_roles *roles;
     unsigned char *kind;
     double stab, lo, hi;
-    /* scratch, reused across nodes and calls: modified weights, inputs and bias of up to three
+    /* scratch, reused across nodes and calls: modified weights, inputs and bias of up to two
      * terms, a denominator, the scaled relevance, a transposed product, per-input temporaries */
-    sal_tensor w[3], x[3], bias, z, zt, s, tmp, tin[NTMP];
+    sal_tensor w[2], x[2], bias, z, zt, s, tmp, tin[NTMP];
 };
 
 static const char *const k_route[] = {"Flatten", "Identity", "Dropout", "Reshape", "Transpose", "Squeeze",
@@ -148,6 +148,9 @@ static const char *const k_route[] = {"Flatten", "Identity", "Dropout", "Reshape
 static const char *const k_pass[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", NULL};
 static const char *const k_zrule[] = {"Add", "Sub", "Mul", "Div", "AveragePool", "GlobalAveragePool",
                                       "ReduceMean", "ReduceSum", "BatchNormalization", NULL};
+
+/* elementwise with a constant: before the first layer they normalize the input and pass relevance */
+static const char *const k_affine[] = {"Add", "Sub", "Mul", "Div", NULL};
 
 static bool in_list(const char *const *l, const char *s) {
     for (; *l; l++)
@@ -181,53 +184,112 @@ static sal_status zeroed(sal_tensor *t, const sal_tensor *like) { return sal_ten
 
 /* out += a * b elementwise */
 static void add_product(sal_tensor *out, const sal_tensor *a, const sal_tensor *b) {
-    float *o = sal_f32(out);
-    const float *x = sal_f32(a), *y = sal_f32(b);
-    for (int64_t i = 0, n = sal_tensor_numel(out); i < n; i++) o[i] += x[i] * y[i];
+    float *restrict o = sal_f32(out);
+    const float *restrict x = sal_f32(a), *restrict y = sal_f32(b);
+    int64_t n = sal_tensor_numel(out);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) o[i] += x[i] * y[i];
 }
 
 /* ---- linear nodes ---- */
 
 typedef enum { W_ID, W_POS, W_NEG, W_GAMMA, W_SQUARE, W_ONE } wmod;
-typedef enum { X_ID, X_POS, X_NEG, X_CONST } xmod;
+typedef enum { X_ID, X_POS, X_NEG, X_CONST, X_SHIFT } xmod;
 typedef struct {
     wmod w;
     xmod x;
-    float v; /* X_CONST */
+    float v; /* X_CONST: x' = v; X_SHIFT: x' = x - v */
 } term;
 /* z = sum of the terms' W' x' (+ the bias when bias != 0); R_in += coef * x' (W'^T (R / z)) per term */
 typedef struct {
-    term t[3];
+    term t[2];
     int nt;
     int bias; /* 0: none, 1: b, 2: b + gamma b+ */
     double coef;
 } group;
 
-static sal_status mod_weight(const sal_tensor *W, wmod m, double gamma, sal_tensor *out) {
-    SAL_TRY(sal_tensor_alloc(out, SAL_F32, W->ndim, W->dim));
-    const float *w = sal_f32(W);
-    float *o = sal_f32(out);
-    for (int64_t i = 0, n = sal_tensor_numel(W); i < n; i++) {
-        float v = w[i];
-        switch (m) {
-        case W_ID: break;
-        case W_POS: v = v > 0 ? v : 0; break;
-        case W_NEG: v = v < 0 ? v : 0; break;
-        case W_GAMMA: v = v + (float)gamma * (v > 0 ? v : 0); break;
-        case W_SQUARE: v = v * v; break;
-        case W_ONE: v = 1; break;
-        }
-        o[i] = v;
+/* One loop per modification, so that each vectorizes: they run over whole weight tensors per call. */
+static void mod_values(const float *restrict w, float *restrict o, int64_t n, wmod m, float gamma) {
+    switch (m) {
+    case W_ID: memcpy(o, w, sizeof(float) * (size_t)n); break;
+    case W_POS:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = w[i] > 0.0f ? w[i] : 0.0f;
+        break;
+    case W_NEG:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = w[i] < 0.0f ? w[i] : 0.0f;
+        break;
+    case W_GAMMA:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = w[i] + gamma * (w[i] > 0.0f ? w[i] : 0.0f);
+        break;
+    case W_SQUARE:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = w[i] * w[i];
+        break;
+    case W_ONE:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = 1.0f;
+        break;
     }
+}
+
+/* Shapes t as like without zeroing it (every element is written next). */
+static sal_status shaped(sal_tensor *t, const sal_tensor *like) {
+    int64_t n = sal_tensor_numel(like);
+    if (t->cap >= sizeof(float) * (size_t)n && t->data) {
+        t->dtype = SAL_F32;
+        t->ndim = like->ndim;
+        memcpy(t->dim, like->dim, sizeof t->dim);
+        return SAL_OK;
+    }
+    return sal_tensor_alloc(t, SAL_F32, like->ndim, like->dim);
+}
+
+/* The modified weights of a term: W itself, or a modified copy in buf. */
+static sal_status mod_weight(const sal_tensor *W, wmod m, double gamma, sal_tensor *buf, const sal_tensor **out) {
+    if (m == W_ID) {
+        *out = W;
+        return SAL_OK;
+    }
+    SAL_TRY(shaped(buf, W));
+    mod_values(sal_f32(W), sal_f32(buf), sal_tensor_numel(W), m, (float)gamma);
+    *out = buf;
     return SAL_OK;
 }
 
-static sal_status mod_input(const sal_tensor *x, const term *t, sal_tensor *out) {
-    SAL_TRY(sal_tensor_alloc(out, SAL_F32, x->ndim, x->dim));
-    const float *a = sal_f32(x);
-    float *o = sal_f32(out);
-    for (int64_t i = 0, n = sal_tensor_numel(x); i < n; i++)
-        o[i] = t->x == X_ID ? a[i] : t->x == X_POS ? (a[i] > 0 ? a[i] : 0) : t->x == X_NEG ? (a[i] < 0 ? a[i] : 0) : t->v;
+/* The modified inputs of a term: x itself (also x+ of an x without negatives), or a copy in buf. */
+static sal_status mod_input(const sal_tensor *x, const term *t, bool has_neg, sal_tensor *buf, const sal_tensor **out) {
+    if (t->x == X_ID || (t->x == X_POS && !has_neg)) {
+        *out = x;
+        return SAL_OK;
+    }
+    SAL_TRY(shaped(buf, x));
+    const float *restrict a = sal_f32(x);
+    float *restrict o = sal_f32(buf);
+    int64_t n = sal_tensor_numel(x);
+    float v = t->v;
+    switch (t->x) {
+    case X_ID: break;
+    case X_POS:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f;
+        break;
+    case X_NEG:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = a[i] < 0.0f ? a[i] : 0.0f;
+        break;
+    case X_CONST:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = v;
+        break;
+    case X_SHIFT:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = a[i] - v;
+        break;
+    }
+    *out = buf;
     return SAL_OK;
 }
 
@@ -235,9 +297,9 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
                             double eps, bool has_pos, bool has_neg) {
     const sal_node *n = c->n;
     const sal_tensor *x = c->in[r->x], *W = c->in[r->w], *R = c->dout[0];
-    const sal_tensor *b = r->b >= 0 ? c->in[r->b] : NULL;
+    const sal_tensor *b = r->b >= 0 ? c->in[r->b] : NULL, *wt[2], *xt[2];
     sal_tensor *out = c->din[r->x];
-    bool use[3];
+    bool use[2];
     int first = -1;
     for (int k = 0; k < gp->nt; k++) { /* a term over inputs of one sign that x lacks adds nothing */
         use[k] = !(gp->t[k].x == X_POS && !has_pos) && !(gp->t[k].x == X_NEG && !has_neg);
@@ -245,29 +307,28 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
     }
     if (first < 0) return SAL_OK; /* no contribution at all: the relevance has nowhere to go */
     const sal_tensor *bias = NULL;
-    if (gp->bias && b) {
-        SAL_TRY(mod_weight(b, gp->bias == 2 ? W_GAMMA : W_ID, gamma, &p->bias));
-        bias = &p->bias;
-    }
+    if (gp->bias && b) SAL_TRY(mod_weight(b, gp->bias == 2 ? W_GAMMA : W_ID, gamma, &p->bias, &bias));
     for (int k = 0; k < gp->nt; k++) {
         if (!use[k]) continue;
-        SAL_TRY(mod_weight(W, gp->t[k].w, gamma, &p->w[k]));
-        SAL_TRY(mod_input(x, &gp->t[k], &p->x[k]));
+        SAL_TRY(mod_weight(W, gp->t[k].w, gamma, &p->w[k], &wt[k]));
+        SAL_TRY(mod_input(x, &gp->t[k], has_neg, &p->x[k], &xt[k]));
         if (k == first) {
-            SAL_TRY(sal_lin_apply(c->g, n, r, &p->x[k], &p->w[k], bias, &p->z, c->ws));
+            SAL_TRY(sal_lin_apply(c->g, n, r, xt[k], wt[k], bias, &p->z, c->ws));
         } else {
-            SAL_TRY(sal_lin_apply(c->g, n, r, &p->x[k], &p->w[k], NULL, &p->zt, c->ws));
-            float *z = sal_f32(&p->z);
-            const float *zt = sal_f32(&p->zt);
-            for (int64_t i = 0, m = sal_tensor_numel(&p->z); i < m; i++) z[i] += zt[i];
+            SAL_TRY(sal_lin_apply(c->g, n, r, xt[k], wt[k], NULL, &p->zt, c->ws));
+            float *restrict z = sal_f32(&p->z);
+            const float *restrict zt = sal_f32(&p->zt);
+            int64_t m = sal_tensor_numel(&p->z);
+#pragma omp simd
+            for (int64_t i = 0; i < m; i++) z[i] += zt[i];
         }
     }
     SAL_TRY(stabilized(n, R, &p->z, eps, gp->coef, &p->s));
     for (int k = 0; k < gp->nt; k++) {
         if (!use[k]) continue;
         SAL_TRY(zeroed(&p->tmp, x));
-        SAL_TRY(sal_lin_transposed(c->g, n, r, x, &p->w[k], &p->s, &p->tmp, c->ws));
-        add_product(out, &p->x[k], &p->tmp);
+        SAL_TRY(sal_lin_transposed(c->g, n, r, x, wt[k], &p->s, &p->tmp, c->ws));
+        add_product(out, xt[k], &p->tmp);
     }
     return SAL_OK;
 }
@@ -295,13 +356,8 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
     group g[2];
     int ng = 1;
     memset(g, 0, sizeof g);
-    g[0].coef = 1;
     switch (rl->kind) {
-    case SAL_LRP_GAMMA:
-        g[0].t[0] = (term){W_GAMMA, X_ID, 0};
-        g[0].nt = 1;
-        g[0].bias = 2;
-        break;
+    case SAL_LRP_GAMMA: g[0] = (group){{{W_GAMMA, X_ID, 0}}, 1, 2, 1}; break;
     case SAL_LRP_ALPHA_BETA:
         /* (x w)+ = x+ w+ + x- w-, (x w)- = x+ w- + x- w+ */
         g[0] = (group){{{W_POS, X_POS, 0}, {W_NEG, X_NEG, 0}}, 2, 0, rl->a};
@@ -309,16 +365,18 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
         ng = rl->b > 0 ? 2 : 1;
         break;
     case SAL_LRP_ZB: {
+        /* x w - low w+ - high w- = (x - low) w+ + (x - high) w-: two products instead of three */
         double lo = isnan(rl->a) ? p->lo : rl->a, hi = isnan(rl->a) ? p->hi : rl->b;
-        g[0] = (group){{{W_ID, X_ID, 0}, {W_POS, X_CONST, (float)-lo}, {W_NEG, X_CONST, (float)-hi}}, 3, 0, 1};
+        g[0] = (group){{{W_POS, X_SHIFT, (float)lo}, {W_NEG, X_SHIFT, (float)hi}}, 2, 0, 1};
+        has_pos = has_neg = true; /* the shifted inputs have both signs whatever x has */
         break;
     }
     case SAL_LRP_WSQUARE: g[0] = (group){{{W_SQUARE, X_CONST, 1}}, 1, 0, 1}; break;
     case SAL_LRP_FLAT: g[0] = (group){{{W_ONE, X_CONST, 1}}, 1, 0, 1}; break;
     default: return sal_node_fail(c->n, SAL_ERR_INTERNAL, "unexpected LRP rule %d", (int)rl->kind);
     }
-    /* constant-input terms (zb, w^2, flat) contribute whatever the sign of x */
-    for (int k = 0; k < ng; k++) SAL_TRY(run_group(p, c, r, &g[k], rl->kind == SAL_LRP_GAMMA ? rl->a : 0, eps, has_pos, has_neg));
+    for (int k = 0; k < ng; k++)
+        SAL_TRY(run_group(p, c, r, &g[k], rl->kind == SAL_LRP_GAMMA ? rl->a : 0, eps, has_pos, has_neg));
     return SAL_OK;
 }
 
@@ -370,6 +428,21 @@ static sal_status rule_zrule(sal_opctx *c, void *user) {
                              "%s: more than one operand depends on the input (a product), which no LRP rule covers",
                              p->method);
     return share_by_backward(p, c, c->n->op, c->out[0]);
+}
+
+/* An input normalization (x - mean) / std before the first layer: an elementwise bijection of the
+ * input, so each input element keeps its value's relevance; the z-rule would hand part of it to the
+ * constants. A broadcast that enlarges the input falls back to the z-rule. */
+static sal_status rule_affine_in(sal_opctx *c, void *user) {
+    for (int k = 0; k < c->n->nin; k++)
+        if (c->din[k] && c->dout[0] && !sal_tensor_same_shape(c->din[k], c->dout[0])) return rule_zrule(c, user);
+    for (int k = 0; k < c->n->nin; k++)
+        if (c->din[k] && c->dout[0]) {
+            float *d = sal_f32(c->din[k]);
+            const float *r = sal_f32(c->dout[0]);
+            for (int64_t i = 0, n = sal_tensor_numel(c->din[k]); i < n; i++) d[i] += r[i];
+        }
+    return SAL_OK;
 }
 
 /* Max pooling in proportion to the window's values: the z-rule of sum pooling over the same
@@ -468,15 +541,23 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
         else if (!strcmp(op, "MaxPool") || !strcmp(op, "GlobalMaxPool")) k = cfg->maxpool_proportional ? NK_POOLPROP : NK_ROUTE;
         else if ((!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) && n->out[0] == m->output[0]) k = NK_PASS;
         else k = NK_REJECT;
-        p->kind[i] = (unsigned char)k;
-        /* values reached from the input through shape ops only: what the first layer reads */
+        /* values reached from the input through shape ops, and elementwise shifts and scalings by
+         * constants (an input normalization), are what the first layer reads */
         bool all_raw = k == NK_ROUTE, any = false;
+        int nvar = 0, var = -1;
         for (int j = 0; j < n->nin; j++) {
             int v = n->in[j];
             if (v < 0 || m->val[v].kind == SAL_VAL_CONST) continue;
             any = true;
             all_raw &= raw[v];
+            nvar++;
+            var = j;
         }
+        if (k == NK_ZRULE && nvar == 1 && raw[n->in[var]] && (in_list(k_affine, op) && (strcmp(op, "Div") || var == 0))) {
+            k = NK_AFFINE_IN;
+            all_raw = true;
+        }
+        p->kind[i] = (unsigned char)k;
         if (all_raw && any)
             for (int j = 0; j < n->nout; j++)
                 if (n->out[j] >= 0) raw[n->out[j]] = true;
@@ -484,6 +565,7 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
         case NK_ROUTE: p->fn[i] = NULL; break;
         case NK_PASS: p->fn[i] = rule_pass; break;
         case NK_ZRULE: p->fn[i] = rule_zrule; break;
+        case NK_AFFINE_IN: p->fn[i] = rule_affine_in; break;
         case NK_POOLPROP: p->fn[i] = rule_poolprop; break;
         case NK_REJECT: p->fn[i] = rule_reject; break;
         case NK_LIN: {
@@ -541,7 +623,7 @@ done:
 
 void sal_lrp_plan_free(sal_lrp_plan *p) {
     if (!p) return;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 2; k++) {
         sal_tensor_free(&p->w[k]);
         sal_tensor_free(&p->x[k]);
     }
@@ -655,6 +737,8 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
 #define P_MAXPOOL {"maxpool", "winner", "max pooling: winner (all to the maximum) or proportional (to the window's values)"}
 #define P_STAB {"stabilizer", "1e-6", "added to denominators with their sign where a rule has no epsilon"}
 #define P_EPS {"epsilon", "0.25", "epsilon of the epsilon rule"}
+/* the composites default to Zennit's epsilon, so that their maps compare */
+#define P_EPS_C {"epsilon", "1e-6", "epsilon of the epsilon rule on dense layers"}
 #define P_GAMMA {"gamma", "0.25", "gamma of the gamma rule"}
 #define P_LOW {"low", "", "zb: lowest input value (default: the input range's low end)"}
 #define P_HIGH {"high", "", "zb: highest input value (default: the input range's high end)"}
@@ -713,7 +797,8 @@ static const sal_param_spec k_p_ab[] = {
     {"alpha", "2", "weight of the positive contributions"},
     {"beta", "1", "weight of the negative contributions (alpha - beta must be 1)"},
     P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_egb[] = {P_EPS, P_GAMMA, P_LOW, P_HIGH, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_comp[] = {P_EPS_C, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_egb[] = {P_EPS_C, P_GAMMA, P_LOW, P_HIGH, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
 
 static sal_status run_lrp0(sal_xctx *c) {
     sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_ZERO, 0, 0});
@@ -813,7 +898,7 @@ const sal_method sal_method_lrp_zplus = {
 const sal_method sal_method_lrp_epsilon_plus = {
     .name = "lrp_epsilon_plus",
     .summary = "composite: epsilon on dense layers, z+ on convolutions (Zennit's EpsilonPlus)",
-    .params = k_p_eps,
+    .params = k_p_comp,
     .run = run_eplus,
 };
 
@@ -827,7 +912,7 @@ const sal_method sal_method_lrp_epsilon_gamma_box = {
 const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
     .name = "lrp_epsilon_alpha2_beta1",
     .summary = "composite: epsilon on dense layers, alpha2-beta1 on convolutions (Zennit's EpsilonAlpha2Beta1)",
-    .params = k_p_eps,
+    .params = k_p_comp,
     .run = run_ea2b1,
 };
 

@@ -47,9 +47,9 @@ static sal_status maxpool(sal_model *g, const char *name, const char *in, const 
     return sal_graph_add_node(g, "MaxPool", name, 1, (const char *[]){in}, 1, (const char *[]){out}, 2, at);
 }
 
-static sal_status build_mlp(sal_model *g, sal_rng *r, int nclasses) {
+static sal_status build_mlp(sal_model *g, sal_rng *r, int nclasses, int64_t features) {
     SAL_TRY(unary(g, "Flatten", "flatten", "input", "flat"));
-    SAL_TRY(dense(g, r, "flat", "h1", 784, 1024, 1));
+    SAL_TRY(dense(g, r, "flat", "h1", features, 1024, 1));
     SAL_TRY(unary(g, "Relu", "relu1", "h1", "a1"));
     SAL_TRY(dense(g, r, "a1", "h2", 1024, 1024, 2));
     SAL_TRY(unary(g, "Relu", "relu2", "h2", "a2"));
@@ -58,16 +58,17 @@ static sal_status build_mlp(sal_model *g, sal_rng *r, int nclasses) {
     return dense(g, r, "a3", "logits", 1024, nclasses, 4);
 }
 
-/* conv3x3(32)-relu-pool, conv3x3(64)-relu-pool, dense 128, dense classes: about 0.4M parameters. */
-static sal_status build_cnn(sal_model *g, sal_rng *r, int nclasses) {
-    SAL_TRY(conv(g, r, "input", "c1", 1, 32, 1));
+/* conv3x3(32)-relu-pool, conv3x3(64)-relu-pool, dense 128, dense classes: about 0.4M parameters
+ * for 1x28x28 inputs. */
+static sal_status build_cnn(sal_model *g, sal_rng *r, int nclasses, const int64_t *in) {
+    SAL_TRY(conv(g, r, "input", "c1", in[0], 32, 1));
     SAL_TRY(unary(g, "Relu", "relu1", "c1", "a1"));
     SAL_TRY(maxpool(g, "pool1", "a1", "p1"));
     SAL_TRY(conv(g, r, "p1", "c2", 32, 64, 2));
     SAL_TRY(unary(g, "Relu", "relu2", "c2", "a2"));
     SAL_TRY(maxpool(g, "pool2", "a2", "p2"));
     SAL_TRY(unary(g, "Flatten", "flatten", "p2", "flat"));
-    SAL_TRY(dense(g, r, "flat", "h3", 64 * 7 * 7, 128, 3));
+    SAL_TRY(dense(g, r, "flat", "h3", 64 * (in[1] / 4) * (in[2] / 4), 128, 3));
     SAL_TRY(unary(g, "Relu", "relu3", "h3", "a3"));
     return dense(g, r, "a3", "logits", 128, nclasses, 4);
 }
@@ -75,14 +76,32 @@ static sal_status build_cnn(sal_model *g, sal_rng *r, int nclasses) {
 sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_model **out) {
     *out = NULL;
     if (nclasses < 1 || nclasses > 100000) return sal_fail(SAL_ERR_ARG, "number of classes %d out of range", nclasses);
-    bool mlp = !strcmp(arch, "mlp"), cnn = !strcmp(arch, "cnn");
+    /* "mlp" or "cnn", optionally with the input shape of one sample: "cnn:56x56" or "cnn:3x32x32" */
+    const char *colon = strchr(arch, ':');
+    size_t len = colon ? (size_t)(colon - arch) : strlen(arch);
+    bool mlp = len == 3 && !strncmp(arch, "mlp", 3), cnn = len == 3 && !strncmp(arch, "cnn", 3);
     if (!mlp && !cnn) return sal_fail(SAL_ERR_ARG, "unknown architecture '%s' (known: mlp, cnn)", arch);
+    int64_t in[3] = {1, 28, 28}, v[3];
+    int nv = 0;
+    for (const char *p = colon; p && *p && nv < 4;) {
+        char *end;
+        long long k = strtoll(p + 1, &end, 10);
+        if (end == p + 1 || k < 1 || k > 4096 || (*end && *end != 'x') || nv == 3)
+            return sal_fail(SAL_ERR_ARG, "architecture '%s': the input shape must read HxW or CxHxW", arch);
+        v[nv++] = k;
+        p = *end ? end : NULL;
+    }
+    if (nv == 1) return sal_fail(SAL_ERR_ARG, "architecture '%s': the input shape must read HxW or CxHxW", arch);
+    if (nv == 2) in[1] = v[0], in[2] = v[1];
+    if (nv == 3) in[0] = v[0], in[1] = v[1], in[2] = v[2];
+    if (cnn && (in[1] < 4 || in[2] < 4))
+        return sal_fail(SAL_ERR_ARG, "architecture '%s': the cnn needs inputs of at least 4x4", arch);
     sal_model *g;
     sal_rng r;
     sal_rng_seed(&r, seed);
     SAL_TRY(sal_graph_create(NULL, &g));
-    sal_status st = sal_graph_add_input(g, "input", SAL_F32, 4, (int64_t[]){-1, 1, 28, 28});
-    if (st == SAL_OK) st = mlp ? build_mlp(g, &r, nclasses) : build_cnn(g, &r, nclasses);
+    sal_status st = sal_graph_add_input(g, "input", SAL_F32, 4, (int64_t[]){-1, in[0], in[1], in[2]});
+    if (st == SAL_OK) st = mlp ? build_mlp(g, &r, nclasses, in[0] * in[1] * in[2]) : build_cnn(g, &r, nclasses, in);
     if (st == SAL_OK) st = sal_graph_add_output(g, "logits");
     if (st == SAL_OK) st = sal_graph_finalize(g);
     if (st != SAL_OK) {

@@ -1,4 +1,5 @@
-/* Mini-batch training with softmax cross-entropy, SGD with momentum or Adam. */
+/* Mini-batch training with softmax cross-entropy (or, for multi-label data, sigmoid binary
+ * cross-entropy), SGD with momentum or Adam. */
 #include "graph/exec.h"
 #include <math.h>
 #include <unistd.h>
@@ -8,7 +9,11 @@ sal_train_opts sal_train_defaults(void) {
                             .seed = 1, .lr_decay = 1.0f};
 }
 
-/* x (N, ...) must fit the model's single input; y (N) int64 labels below the class count. */
+/* Multi-hot labels: float32 (N, K) in [0, 1]. */
+static bool multi_label(const sal_tensor *y) { return y->dtype == SAL_F32 && y->ndim == 2; }
+
+/* x (N, ...) must fit the model's single input; y (N) int64 labels below the class count, or
+ * float32 multi-hot labels (N, K). */
 static sal_status check_data(const sal_model *m, const sal_tensor *x, const sal_tensor *y, int64_t *nclasses) {
     if (m->ninput != 1) return sal_fail(SAL_ERR_ARG, "training needs a model with one input (%s has %d)", m->path, m->ninput);
     const sal_tensor *in = &m->val[m->input[0]].t;
@@ -20,8 +25,20 @@ static sal_status check_data(const sal_model *m, const sal_tensor *x, const sal_
                         sal_shape_str(x->ndim, x->dim, a, sizeof a), m->val[m->input[0]].name,
                         sal_shape_str(in->ndim, in->dim, b, sizeof b));
     }
+    if (multi_label(y)) {
+        if (y->dim[0] != x->dim[0] || y->dim[1] < 1)
+            return sal_fail(SAL_ERR_SHAPE, "multi-hot labels must have shape (%lld, K)", (long long)x->dim[0]);
+        const float *p = sal_f32(y);
+        for (int64_t i = 0, n = sal_tensor_numel(y); i < n; i++)
+            if (!(p[i] >= 0 && p[i] <= 1))
+                return sal_fail(SAL_ERR_ARG, "multi-hot label %g of sample %lld is outside [0, 1]", (double)p[i],
+                                (long long)(i / y->dim[1]));
+        *nclasses = y->dim[1];
+        return SAL_OK;
+    }
     if (y->dtype != SAL_I64 || y->ndim != 1 || y->dim[0] != x->dim[0])
-        return sal_fail(SAL_ERR_SHAPE, "labels must be int64 of shape (%lld)", (long long)x->dim[0]);
+        return sal_fail(SAL_ERR_SHAPE, "labels must be int64 of shape (%lld), or float32 multi-hot (%lld, K)",
+                        (long long)x->dim[0], (long long)x->dim[0]);
     const sal_tensor *out = &m->val[m->output[0]].t;
     (void)out;
     *nclasses = 0;
@@ -87,6 +104,23 @@ static sal_status softmax_xent(const sal_tensor *logits, const int64_t *lab, sal
     return SAL_OK;
 }
 
+/* Mean over samples of the binary cross-entropy of sigmoid(logits) (B,K) against targets t (B,K),
+ * summed over classes, and its gradient into d. log(1 + e^-|z|) keeps it finite for large |z|. */
+static sal_status sigmoid_bce(const sal_tensor *logits, const float *t, sal_tensor *d, double *loss) {
+    if (logits->ndim != 2) return sal_fail(SAL_ERR_SHAPE, "training needs (batch, classes) logits");
+    int64_t B = logits->dim[0], K = logits->dim[1];
+    SAL_TRY(sal_tensor_alloc(d, SAL_F32, 2, logits->dim));
+    double total = 0;
+    for (int64_t i = 0; i < B * K; i++) {
+        double z = sal_f32(logits)[i];
+        /* -t log s(z) - (1 - t) log(1 - s(z)) = max(z, 0) - t z + log(1 + e^-|z|) */
+        total += fmax(z, 0) - t[i] * z + log1p(exp(-fabs(z)));
+        sal_f32(d)[i] = (float)((1 / (1 + exp(-z)) - t[i]) / (double)B);
+    }
+    *loss = total / (double)B;
+    return SAL_OK;
+}
+
 static void progress(int epoch, int epochs, int64_t done, int64_t total, double loss) {
     int w = 30, fill = (int)(w * done / (total ? total : 1));
     fprintf(stderr, "\repoch %d/%d [%.*s%*s] %3d%% loss %.4f", epoch, epochs, fill,
@@ -99,8 +133,14 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
     SAL_TRY(check_data(m, x, y, &ncls));
     if (o->batch < 1 || o->epochs < 0 || !(o->lr > 0))
         return sal_fail(SAL_ERR_ARG, "bad training options (batch %d, epochs %d, lr %g)", o->batch, o->epochs, (double)o->lr);
+    bool bce = o->loss == SAL_LOSS_BCE;
+    if (o->loss != SAL_LOSS_SOFTMAX && !bce) return sal_fail(SAL_ERR_ARG, "unknown loss %d", (int)o->loss);
+    if (bce != multi_label(y))
+        return sal_fail(SAL_ERR_ARG, bce ? "binary cross-entropy needs float32 multi-hot labels (N, K)"
+                                         : "softmax cross-entropy needs int64 class labels (N); use the bce loss for "
+                                           "multi-hot labels");
     sal_session *s = NULL;
-    sal_tensor xb = {0}, dlog = {0}, *m1 = NULL, *m2 = NULL;
+    sal_tensor xb = {0}, yb = {0}, dlog = {0}, *m1 = NULL, *m2 = NULL;
     int64_t *perm = NULL, *lab = NULL;
     bool *wrt = NULL;
     float *tmp = NULL;
@@ -129,7 +169,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
     bool bar = o->progress && isatty(2);
     float lr = o->lr;
     int64_t step = 0;
-    const int64_t *labels = y->data;
+    const int64_t *labels = bce ? NULL : y->data;
     for (int ep = 1; ep <= o->epochs && st == SAL_OK; ep++) {
         for (int64_t i = N - 1; i > 0; i--) { /* Fisher-Yates */
             int64_t j = (int64_t)(sal_rng_u64(&rng) % (uint64_t)(i + 1)), t = perm[i];
@@ -140,13 +180,22 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
         int64_t nb = 0;
         for (int64_t b0 = 0; b0 < N && st == SAL_OK; b0 += o->batch, nb++) {
             int64_t b = N - b0 < o->batch ? N - b0 : o->batch;
-            for (int64_t i = 0; i < b; i++) lab[i] = labels[perm[b0 + i]];
+            if (!bce)
+                for (int64_t i = 0; i < b; i++) lab[i] = labels[perm[b0 + i]];
+            else if ((st = gather(y, perm + b0, b, &yb)) != SAL_OK)
+                break;
             double loss = 0;
             int out = m->output[0];
             if ((st = gather(x, perm + b0, b, &xb)) != SAL_OK) break;
             augment_shift(&xb, o->shift, &rng, tmp);
             if ((st = sal_exec_forward(s, &xb)) != SAL_OK) break;
-            if ((st = softmax_xent(&s->act[out], lab, &dlog, &loss)) != SAL_OK) break;
+            if (bce && s->act[out].ndim == 2 && s->act[out].dim[1] != y->dim[1]) {
+                st = sal_fail(SAL_ERR_SHAPE, "the labels have %lld classes; the model has %lld outputs",
+                              (long long)y->dim[1], (long long)s->act[out].dim[1]);
+                break;
+            }
+            st = bce ? sigmoid_bce(&s->act[out], sal_f32(&yb), &dlog, &loss) : softmax_xent(&s->act[out], lab, &dlog, &loss);
+            if (st != SAL_OK) break;
             sal_backward_opts bo = {.wrt = wrt};
             if ((st = sal_exec_backward(s, 1, &out, &dlog, &bo)) != SAL_OK) break;
             if (!isfinite(loss)) {
@@ -192,13 +241,14 @@ done:
     sal_free(perm);
     sal_free(lab);
     sal_tensor_free(&xb);
+    sal_tensor_free(&yb);
     sal_tensor_free(&dlog);
     sal_session_free(s);
     return st;
 }
 
 sal_status sal_accuracy(const sal_model *m, const sal_tensor *x, const sal_tensor *y, double *acc) {
-    int64_t ncls, N = x->dim[0], right = 0, chunk = 256;
+    int64_t ncls, N = x->dim[0], right = 0, total = N, chunk = 256;
     *acc = 0;
     SAL_TRY(check_data(m, x, y, &ncls));
     sal_session *s;
@@ -206,7 +256,7 @@ sal_status sal_accuracy(const sal_model *m, const sal_tensor *x, const sal_tenso
     sal_tensor xb = {0};
     int64_t *idx = sal_malloc((size_t)chunk * sizeof *idx);
     sal_status st = idx ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    const int64_t *lab = y->data;
+    const int64_t *lab = y->data; /* int64 labels only; multi-hot ones are read as floats */
     for (int64_t b0 = 0; b0 < N && st == SAL_OK; b0 += chunk) {
         int64_t b = N - b0 < chunk ? N - b0 : chunk;
         for (int64_t i = 0; i < b; i++) idx[i] = b0 + i;
@@ -214,6 +264,16 @@ sal_status sal_accuracy(const sal_model *m, const sal_tensor *x, const sal_tenso
         if ((st = sal_exec_forward(s, &xb)) != SAL_OK) break;
         const sal_tensor *z = &s->act[m->output[0]];
         int64_t K = z->dim[z->ndim - 1];
+        if (multi_label(y)) { /* each (sample, class) entry: output > 0 iff label >= 0.5 */
+            if (K != y->dim[1]) {
+                st = sal_fail(SAL_ERR_SHAPE, "the labels have %lld classes; the model has %lld outputs",
+                              (long long)y->dim[1], (long long)K);
+                break;
+            }
+            for (int64_t i = 0; i < b * K; i++) right += (sal_f32(z)[i] > 0) == (sal_f32(y)[b0 * K + i] >= 0.5f);
+            total = N * K;
+            continue;
+        }
         for (int64_t i = 0; i < b; i++) {
             const float *r = sal_f32(z) + i * K;
             int64_t best = 0;
@@ -222,7 +282,7 @@ sal_status sal_accuracy(const sal_model *m, const sal_tensor *x, const sal_tenso
             right += best == lab[b0 + i];
         }
     }
-    if (st == SAL_OK) *acc = N ? (double)right / (double)N : 0;
+    if (st == SAL_OK) *acc = total ? (double)right / (double)total : 0;
     sal_free(idx);
     sal_tensor_free(&xb);
     sal_session_free(s);

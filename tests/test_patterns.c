@@ -1,0 +1,582 @@
+/* Pattern estimation, the patterns file, PatternNet and PatternAttribution (src/methods/pattern.c):
+ *   - on signal-plus-distractor data x = a_s y + a_d e and the linear model w that extracts y
+ *     (w^T a_d = 0, w^T a_s = 1), PatternNet recovers a_s while the gradient recovers w, as in
+ *     Kindermans et al. 2018 (Fig. 2);
+ *   - estimated patterns equal the closed forms computed here in double, for Gemm (both weight
+ *     layouts), MatMul and a strided, padded Conv (over its input patches);
+ *   - streaming an NPY file in batches gives what the data in memory gives;
+ *   - the file round-trips, and corruption, truncation, a bad magic, another version or junk are
+ *     refused; patterns of another model are refused by hash;
+ *   - PatternNet and PatternAttribution equal the hand backward passes on a ReLU MLP;
+ *     PatternAttribution conserves on a linear model; deep_taylor root=pattern is PatternAttribution. */
+#include "testutil.h"
+#include "methods/lrp.h"
+#include "saliency.h"
+#include <unistd.h>
+
+static sal_tensor tensor_of(int ndim, const int64_t *dim, const float *v) {
+    sal_tensor t = {0};
+    SAL_ASSERT(sal_tensor_alloc(&t, SAL_F32, ndim, dim) == SAL_OK);
+    if (v) memcpy(t.data, v, (size_t)sal_tensor_numel(&t) * sizeof(float));
+    return t;
+}
+
+static void cst(sal_model *g, const char *name, int ndim, const int64_t *dim, const float *v) {
+    sal_tensor t = tensor_of(ndim, dim, v);
+    SAL_ASSERT(sal_graph_add_const(g, name, &t) == SAL_OK);
+}
+
+static void node(sal_model *g, const char *op, const char *name, int nin, const char *const *in, const char *out,
+                 int nattr, sal_attr *at) {
+    sal_status s = sal_graph_add_node(g, op, name, nin, in, 1, (const char *[]){out}, nattr, at);
+    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
+    SAL_ASSERT(s == SAL_OK);
+}
+
+static sal_model *finish(sal_model *g, const char *out) {
+    SAL_ASSERT(sal_graph_add_output(g, out) == SAL_OK);
+    sal_status s = sal_graph_finalize(g);
+    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
+    SAL_ASSERT(s == SAL_OK);
+    return g;
+}
+
+static void randv(sal_rng *r, float *v, int n, float scale) {
+    for (int i = 0; i < n; i++) v[i] = scale * (float)sal_rng_normal(r);
+}
+
+static void gemm(sal_model *g, const char *name, const char *in, const char *out, int K, int D, const float *W,
+                 const float *b, bool transB) {
+    char wn[64], bn[64];
+    snprintf(wn, sizeof wn, "%s.W", name);
+    snprintf(bn, sizeof bn, "%s.b", name);
+    cst(g, wn, 2, transB ? (int64_t[]){K, D} : (int64_t[]){D, K}, W);
+    if (b) cst(g, bn, 1, (int64_t[]){K}, b);
+    sal_attr at[1] = {sal_attr_make_int("transB", transB)};
+    node(g, "Gemm", name, b ? 3 : 2, (const char *[]){in, wn, bn}, out, 1, at);
+}
+
+static double cosine(const float *a, const double *b, int n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) ab += a[i] * b[i], aa += (double)a[i] * a[i], bb += b[i] * b[i];
+    return ab / sqrt(aa * bb + 1e-300);
+}
+
+static double rel_err(const float *got, const double *want, int64_t n) {
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs(got[i] - want[i]));
+        s = fmax(s, fabs(want[i]));
+    }
+    return d / fmax(s, 1e-12);
+}
+
+static int pattern_index(const sal_patterns *p, const char *name) {
+    for (int i = 0; i < sal_patterns_count(p); i++)
+        if (!strcmp(sal_patterns_node(p, i), name)) return i;
+    return -1;
+}
+
+static char g_dir[256];
+
+static const char *tmp_path(const char *name) {
+    static char b[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(b[k], sizeof b[k], "%s/%s", g_dir, name);
+    return b[k];
+}
+
+static sal_explanation *explain(const sal_model *m, const sal_tensor *x, const char *method, int np,
+                                const char *const *params, int64_t target) {
+    sal_explain_opts o = {.method = method, .nparams = np, .params = params, .target = SAL_TARGET_INDEX,
+                          .classes = &target, .nclasses = 1};
+    sal_explanation *e = NULL;
+    if (sal_explain(m, x, &o, &e) != SAL_OK) fprintf(stderr, "  (%s: %s)\n", method, sal_last_error());
+    return e;
+}
+
+/* ---- 1. signal and distractor ---- */
+
+static void test_signal_distractor(void) {
+    enum { D = 16, N = 4000 };
+    sal_rng rng;
+    sal_rng_seed(&rng, 2018);
+    double as[D], ad[D], w[D], dd = 0, sd = 0, sps = 0;
+    /* a distractor close to the signal, so that the filter must point far away from both */
+    for (int j = 0; j < D; j++) as[j] = sal_rng_normal(&rng);
+    for (int j = 0; j < D; j++) ad[j] = 0.8 * as[j] + 0.6 * sal_rng_normal(&rng);
+    for (int j = 0; j < D; j++) dd += ad[j] * ad[j], sd += as[j] * ad[j];
+    for (int j = 0; j < D; j++) w[j] = as[j] - sd / dd * ad[j]; /* orthogonal to the distractor */
+    for (int j = 0; j < D; j++) sps += w[j] * as[j];
+    for (int j = 0; j < D; j++) w[j] /= sps; /* w^T a_s = 1, w^T a_d = 0 */
+    float W[2 * D];
+    for (int j = 0; j < D; j++) W[j] = (float)w[j], W[D + j] = (float)-w[j];
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<linear>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
+    gemm(g, "w", "x", "y", 2, D, W, NULL, true);
+    sal_model *m = finish(g, "y");
+    sal_tensor x = {0};
+    SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
+    for (int n = 0; n < N; n++) {
+        double y = sal_rng_normal(&rng), e = sal_rng_normal(&rng);
+        for (int j = 0; j < D; j++) sal_f32(&x)[n * D + j] = (float)(as[j] * y + ad[j] * e + 0.5);
+    }
+    sal_patterns *p = NULL;
+    CHECK_OK(sal_patterns_estimate(m, &x, "signal+distractor", NULL, &p));
+    if (!p) goto done;
+    CHECK_OK(sal_patterns_save(p, tmp_path("sd.pat")));
+    char par[600];
+    snprintf(par, sizeof par, "patterns=%s", tmp_path("sd.pat"));
+    sal_tensor xs = x; /* the first 8 samples */
+    xs.dim[0] = 8;
+    xs.cap = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        const char *params[] = {par, kind ? "pattern=linear" : "pattern=relu"};
+        sal_explanation *e = explain(m, &xs, "patternnet", 2, params, 0);
+        sal_explanation *gr = explain(m, &xs, "gradient", 0, NULL, 0);
+        if (!e || !gr) {
+            CHECK(0, "patternnet or gradient failed");
+            sal_explanation_free(e);
+            sal_explanation_free(gr);
+            continue;
+        }
+        double worst = 1, gw = 1, gs = 0;
+        for (int n = 0; n < 8; n++) {
+            const float *pm = sal_f32(sal_explanation_map(e)) + n * D, *gm = sal_f32(sal_explanation_map(gr)) + n * D;
+            worst = fmin(worst, fabs(cosine(pm, as, D)));
+            gw = fmin(gw, cosine(gm, w, D));
+            gs = fmax(gs, fabs(cosine(gm, as, D)));
+        }
+        printf("  signal+distractor (%s patterns): |cos(PatternNet, a_s)| >= %.5f, cos(gradient, w) >= %.5f, "
+               "|cos(gradient, a_s)| <= %.3f\n", kind ? "linear" : "relu", worst, gw, gs);
+        CHECK(worst > 0.99, "PatternNet (%s patterns) recovers the signal direction with cosine %.4f only",
+              kind ? "linear" : "relu", worst);
+        CHECK(gw > 0.9999, "the gradient is the filter w (cosine %.6f)", gw);
+        CHECK(gs < 0.8, "the gradient should not be the signal direction (cosine %.4f)", gs);
+        sal_explanation_free(e);
+        sal_explanation_free(gr);
+    }
+    /* PatternAttribution on the linear model: (w * a) y, which sums to y since w^T a = 1 */
+    const char *pa[] = {par, "pattern=linear"};
+    sal_explanation *e = explain(m, &xs, "pattern_attribution", 2, pa, 0);
+    if (e) {
+        double rc = sal_explanation_metric(e, "relevance_conservation");
+        CHECK(fabs(rc - 1) < 1e-4, "pattern_attribution on a linear model: relevance_conservation %.8f, want 1", rc);
+        const sal_tensor *A = sal_patterns_tensor(p, pattern_index(p, "w"), 0);
+        double worst = 0;
+        for (int n = 0; n < 8; n++) {
+            double want[D];
+            for (int j = 0; j < D; j++) want[j] = (double)W[j] * sal_f32(A)[j] * sal_explanation_outputs(e)[n];
+            worst = fmax(worst, rel_err(sal_f32(sal_explanation_map(e)) + n * D, want, D));
+        }
+        CHECK(worst < 1e-5, "pattern_attribution = (w * a) y: relative error %.3g", worst);
+    } else {
+        CHECK(0, "pattern_attribution failed");
+    }
+    sal_explanation_free(e);
+    /* deep_taylor with the pattern root point is PatternAttribution */
+    const char *pd[] = {"root=pattern", par, "pattern=linear"};
+    sal_explanation *e2 = explain(m, &xs, "deep_taylor", 3, pd, 0);
+    e = explain(m, &xs, "pattern_attribution", 2, pa, 0);
+    if (e && e2) {
+        const float *a = sal_f32(sal_explanation_map(e)), *b = sal_f32(sal_explanation_map(e2));
+        double d = 0;
+        for (int i = 0; i < 8 * D; i++) d = fmax(d, fabs(a[i] - b[i]));
+        CHECK(d == 0, "deep_taylor root=pattern differs from pattern_attribution by %.3g", d);
+    } else {
+        CHECK(0, "deep_taylor root=pattern failed");
+    }
+    sal_explanation_free(e);
+    sal_explanation_free(e2);
+    sal_patterns_free(p);
+done:
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
+/* ---- 2. closed forms ---- */
+
+/* Patterns of one unit from samples (x_i, y_i), i < n, x of dimension d (strided rows). */
+static void hand_pattern(const double *X, const double *Y, int n, int d, const double *w, bool relu, double *a) {
+    double cnt = 0, ey = 0, ex[64] = {0}, exy[64] = {0};
+    for (int i = 0; i < n; i++) {
+        if (relu && !(Y[i] > 0)) continue;
+        cnt++;
+        ey += Y[i];
+        for (int j = 0; j < d; j++) ex[j] += X[i * d + j], exy[j] += X[i * d + j] * Y[i];
+    }
+    double c[64], den = 0;
+    for (int j = 0; j < d; j++) {
+        c[j] = exy[j] / cnt - ex[j] / cnt * ey / cnt;
+        den += w[j] * c[j];
+    }
+    for (int j = 0; j < d; j++) a[j] = c[j] / den;
+}
+
+static void test_closed_forms(void) {
+    enum { N = 300, D = 6, H1 = 5, K = 3 };
+    sal_rng rng;
+    sal_rng_seed(&rng, 7);
+    float W1[H1 * D], b1[H1], W2[D * K]; /* fc1: transB (H1, D); mm: (H1, K) */
+    randv(&rng, W1, H1 * D, 0.5f);
+    randv(&rng, b1, H1, 0.3f);
+    randv(&rng, W2, H1 * K, 0.5f);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<mlp>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
+    gemm(g, "fc1", "x", "z1", H1, D, W1, b1, true);
+    node(g, "Relu", "r1", 1, (const char *[]){"z1"}, "a1", 0, NULL);
+    cst(g, "mm.W", 2, (int64_t[]){H1, K}, W2);
+    node(g, "MatMul", "mm", 2, (const char *[]){"a1", "mm.W"}, "y", 0, NULL);
+    sal_model *m = finish(g, "y");
+    sal_tensor x = {0};
+    SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
+    for (int i = 0; i < N * D; i++) sal_f32(&x)[i] = (float)(0.5 + (1 + i % D) * 0.3 * sal_rng_normal(&rng));
+    sal_patterns_opts o = {.batch = 37};
+    sal_patterns *p = NULL;
+    CHECK_OK(sal_patterns_estimate(m, &x, "mlp data", &o, &p));
+    if (p) {
+        static double X[N * D], Z[N * H1], A1[N * H1], Y[N];
+        for (int n = 0; n < N; n++) {
+            for (int j = 0; j < D; j++) X[n * D + j] = sal_f32(&x)[n * D + j];
+            for (int k = 0; k < H1; k++) {
+                double s = b1[k];
+                for (int j = 0; j < D; j++) s += (double)W1[k * D + j] * X[n * D + j];
+                Z[n * H1 + k] = s;
+                A1[n * H1 + k] = s > 0 ? s : 0;
+            }
+        }
+        int i1 = pattern_index(p, "fc1"), i2 = pattern_index(p, "mm");
+        CHECK(i1 >= 0 && i2 >= 0 && sal_patterns_count(p) == 2, "patterns for fc1 and mm");
+        for (int relu = 0; relu < 2 && i1 >= 0 && i2 >= 0; relu++) {
+            double worst = 0;
+            for (int k = 0; k < H1; k++) { /* fc1: unit k is row k of W1 (5, 6) */
+                double w[D], a[D];
+                for (int n = 0; n < N; n++) Y[n] = Z[n * H1 + k];
+                for (int j = 0; j < D; j++) w[j] = W1[k * D + j];
+                hand_pattern(X, Y, N, D, w, relu, a);
+                worst = fmax(worst, rel_err(sal_f32(sal_patterns_tensor(p, i1, relu)) + k * D, a, D));
+            }
+            CHECK(worst < 1e-4, "fc1 %s patterns: relative error %.3g against the closed form", relu ? "relu" : "linear", worst);
+            worst = 0;
+            for (int k = 0; k < K; k++) { /* mm: unit k is column k of W2 (5, 3) */
+                double w[H1], a[H1];
+                for (int n = 0; n < N; n++) {
+                    double s = 0;
+                    for (int j = 0; j < H1; j++) s += W2[j * K + k] * A1[n * H1 + j];
+                    Y[n] = s;
+                }
+                for (int j = 0; j < H1; j++) w[j] = W2[j * K + k];
+                hand_pattern(A1, Y, N, H1, w, relu, a);
+                float got[H1];
+                for (int j = 0; j < H1; j++) got[j] = sal_f32(sal_patterns_tensor(p, i2, relu))[j * K + k];
+                worst = fmax(worst, rel_err(got, a, H1));
+            }
+            CHECK(worst < 1e-4, "MatMul %s patterns: relative error %.3g against the closed form", relu ? "relu" : "linear", worst);
+        }
+        /* w^T a = 1 for every unit that is not degenerate */
+        const float *a = sal_f32(sal_patterns_tensor(p, i1, 1));
+        for (int k = 0; k < H1; k++) {
+            double s = 0;
+            for (int j = 0; j < D; j++) s += (double)W1[k * D + j] * a[k * D + j];
+            CHECK(fabs(s - 1) < 1e-4, "fc1 unit %d: w^T a = %.6f", k, s);
+        }
+
+        /* PatternNet and PatternAttribution on this ReLU net, by hand */
+        CHECK_OK(sal_patterns_save(p, tmp_path("mlp.pat")));
+        char par[600];
+        snprintf(par, sizeof par, "patterns=%s", tmp_path("mlp.pat"));
+        sal_tensor xs = x;
+        xs.dim[0] = 5;
+        xs.cap = 0;
+        const float *Af = sal_f32(sal_patterns_tensor(p, i1, 1)), *Am = sal_f32(sal_patterns_tensor(p, i2, 1));
+        for (int attr = 0; attr < 2; attr++) {
+            sal_explanation *e = explain(m, &xs, attr ? "pattern_attribution" : "patternnet", 1, (const char *[]){par}, 1);
+            if (!e) {
+                CHECK(0, "pattern method failed");
+                continue;
+            }
+            double worst2 = 0;
+            for (int n = 0; n < 5; n++) {
+                double yt = 0, r1[H1], want[D];
+                for (int j = 0; j < H1; j++) yt += W2[j * K + 1] * A1[n * H1 + j];
+                for (int j = 0; j < H1; j++) {
+                    double e2 = attr ? (double)W2[j * K + 1] * Am[j * K + 1] : Am[j * K + 1];
+                    r1[j] = Z[n * H1 + j] > 0 ? e2 * yt : 0;
+                }
+                for (int i = 0; i < D; i++) {
+                    double s = 0;
+                    for (int k = 0; k < H1; k++) s += (attr ? (double)W1[k * D + i] * Af[k * D + i] : Af[k * D + i]) * r1[k];
+                    want[i] = s;
+                }
+                worst2 = fmax(worst2, rel_err(sal_f32(sal_explanation_map(e)) + n * D, want, D));
+            }
+            CHECK(worst2 < 1e-4, "%s on a ReLU MLP: relative error %.3g against the hand backward pass",
+                  attr ? "pattern_attribution" : "patternnet", worst2);
+            sal_explanation_free(e);
+        }
+    }
+    /* streaming an NPY file in batches of 7, using 250 samples, gives the same as memory */
+    CHECK_OK(sal_npy_write(tmp_path("data.npy"), &x));
+    sal_patterns *ps = NULL, *pm = NULL;
+    sal_patterns_opts o2 = {.batch = 7, .limit = 250}, o3 = {.batch = 250};
+    sal_tensor x250 = x;
+    x250.dim[0] = 250;
+    x250.cap = 0;
+    CHECK_OK(sal_patterns_estimate_npy(m, tmp_path("data.npy"), &o2, &ps));
+    CHECK_OK(sal_patterns_estimate(m, &x250, "memory", &o3, &pm));
+    if (ps && pm) {
+        CHECK(sal_patterns_samples(ps) == 250, "streamed %lld samples, want 250", (long long)sal_patterns_samples(ps));
+        CHECK(strstr(sal_patterns_source(ps), "data.npy (300,6)") != NULL, "source '%s' names the file and its shape",
+              sal_patterns_source(ps));
+        for (int i = 0; i < 2; i++)
+            for (int t = 0; t < 2; t++) {
+                const sal_tensor *a = sal_patterns_tensor(ps, i, t), *b = sal_patterns_tensor(pm, i, t);
+                double want[64];
+                for (int64_t k = 0; k < sal_tensor_numel(b); k++) want[k] = sal_f32(b)[k];
+                double e = rel_err(sal_f32(a), want, sal_tensor_numel(b));
+                CHECK(e < 1e-4, "streamed and in-memory patterns of node %d differ by %.3g", i, e);
+            }
+    }
+    sal_patterns_free(ps);
+    sal_patterns_free(pm);
+    sal_patterns_free(p);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
+static void test_conv_closed_form(void) {
+    enum { N = 40, C = 2, H = 5, MO = 3, OH = 3, KF = 4 };
+    sal_rng rng;
+    sal_rng_seed(&rng, 8);
+    float k[MO * C * 9], kb[MO], fw[KF * MO * OH * OH];
+    randv(&rng, k, MO * C * 9, 0.5f);
+    randv(&rng, kb, MO, 0.2f);
+    randv(&rng, fw, KF * MO * OH * OH, 0.3f);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<conv>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, H}) == SAL_OK);
+    cst(g, "k", 4, (int64_t[]){MO, C, 3, 3}, k);
+    cst(g, "kb", 1, (int64_t[]){MO}, kb);
+    sal_attr ca[2] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    node(g, "Conv", "conv", 3, (const char *[]){"x", "k", "kb"}, "c", 2, ca);
+    node(g, "Relu", "r", 1, (const char *[]){"c"}, "a", 0, NULL);
+    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+    gemm(g, "fc", "f", "y", KF, MO * OH * OH, fw, NULL, true);
+    sal_model *m = finish(g, "y");
+    sal_tensor x = {0};
+    SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){N, C, H, H}) == SAL_OK);
+    for (int i = 0; i < N * C * H * H; i++) sal_f32(&x)[i] = (float)(0.3 + sal_rng_normal(&rng));
+    sal_patterns *p = NULL;
+    CHECK_OK(sal_patterns_estimate(m, &x, NULL, &(sal_patterns_opts){.batch = 16}, &p));
+    int ic = p ? pattern_index(p, "conv") : -1;
+    CHECK(ic >= 0, "a pattern for the conv node");
+    if (ic >= 0) {
+        static double P[N * OH * OH * C * 9], Y[N * OH * OH];
+        for (int relu = 0; relu < 2; relu++) {
+            double worst = 0;
+            for (int mo = 0; mo < MO; mo++) {
+                int s = 0;
+                for (int n = 0; n < N; n++)
+                    for (int oy = 0; oy < OH; oy++)
+                        for (int ox = 0; ox < OH; ox++, s++) {
+                            double y = kb[mo];
+                            for (int c = 0; c < C; c++)
+                                for (int t = 0; t < 9; t++) {
+                                    int iy = oy * 2 - 1 + t / 3, ix = ox * 2 - 1 + t % 3;
+                                    double v = iy < 0 || iy >= H || ix < 0 || ix >= H
+                                                   ? 0
+                                                   : sal_f32(&x)[((n * C + c) * H + iy) * H + ix];
+                                    P[s * C * 9 + c * 9 + t] = v; /* the patch, zeros in the padding */
+                                    y += k[(mo * C + c) * 9 + t] * v;
+                                }
+                            Y[s] = y;
+                        }
+                double w[C * 9], a[C * 9];
+                for (int j = 0; j < C * 9; j++) w[j] = k[mo * C * 9 + j];
+                hand_pattern(P, Y, s, C * 9, w, relu, a);
+                worst = fmax(worst, rel_err(sal_f32(sal_patterns_tensor(p, ic, relu)) + mo * C * 9, a, C * 9));
+            }
+            CHECK(worst < 1e-4, "conv %s patterns: relative error %.3g against the closed form over patches",
+                  relu ? "relu" : "linear", worst);
+        }
+    }
+    sal_patterns_free(p);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
+/* ---- 3. the file ---- */
+
+static long file_bytes(const char *path, unsigned char **buf) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc((size_t)n + 16);
+    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) n = -1;
+    fclose(f);
+    return n;
+}
+
+static void write_bytes(const char *path, const unsigned char *b, long n) {
+    FILE *f = fopen(path, "wb");
+    SAL_ASSERT(f && fwrite(b, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+}
+
+static void test_file(void) {
+    sal_rng rng;
+    sal_rng_seed(&rng, 12);
+    float W[4 * 3], W2[4 * 3];
+    randv(&rng, W, 12, 1.0f);
+    memcpy(W2, W, sizeof W);
+    W2[5] += 0.25f;
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<a>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 3}) == SAL_OK);
+    gemm(g, "fc", "x", "y", 4, 3, W, NULL, true);
+    sal_model *m = finish(g, "y");
+    SAL_ASSERT(sal_graph_create("<b>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 3}) == SAL_OK);
+    gemm(g, "fc", "x", "y", 4, 3, W2, NULL, true);
+    sal_model *m2 = finish(g, "y");
+    CHECK(sal_model_hash(m) != sal_model_hash(m2), "models differing in one weight have the same hash");
+    sal_tensor x = t_rand(&rng, 2, (int64_t[]){64, 3}, 1.0f);
+    sal_patterns *p = NULL, *q = NULL;
+    CHECK_OK(sal_patterns_estimate(m, &x, "rand", NULL, &p));
+    if (!p) goto done;
+    const char *f = tmp_path("a.pat");
+    CHECK_OK(sal_patterns_save(p, f));
+    CHECK_OK(sal_patterns_load(f, &q));
+    if (q) {
+        CHECK(sal_patterns_model_hash(q) == sal_model_hash(m) && sal_patterns_samples(q) == 64 &&
+                  !strcmp(sal_patterns_source(q), sal_patterns_source(p)) && sal_patterns_count(q) == 1 &&
+                  !strcmp(sal_patterns_node(q, 0), "fc"),
+              "loaded header differs");
+        for (int t = 0; t < 2; t++)
+            CHECK(!memcmp(sal_patterns_tensor(p, 0, t)->data, sal_patterns_tensor(q, 0, t)->data, sizeof(float) * 12) &&
+                      sal_patterns_degenerate(p, 0, t) == sal_patterns_degenerate(q, 0, t),
+                  "loaded pattern %d differs", t);
+    }
+    sal_patterns_free(q);
+    q = NULL;
+    unsigned char *b = NULL;
+    long n = file_bytes(f, &b);
+    SAL_ASSERT(n > 100);
+    const char *bad = tmp_path("bad.pat");
+    b[n / 2] ^= 0x10;
+    write_bytes(bad, b, n);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "checksum mismatch");
+    b[n / 2] ^= 0x10;
+    write_bytes(bad, b, n - 5);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "truncated patterns file");
+    write_bytes(bad, b, 30);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "truncated");
+    memcpy(b + n, "xx", 2);
+    write_bytes(bad, b, n + 2);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "junk");
+    b[8] = 2;
+    write_bytes(bad, b, n);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_UNSUPPORTED, "version 2");
+    b[8] = 1;
+    b[0] = 'X';
+    write_bytes(bad, b, n);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "not a patterns file");
+    write_bytes(bad, b, 0);
+    CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "truncated");
+    CHECK_FAILS(sal_patterns_load(tmp_path("none.pat"), &q), SAL_ERR_IO, "cannot open");
+    free(b);
+    /* another model's patterns */
+    char par[600];
+    snprintf(par, sizeof par, "patterns=%s", f);
+    sal_explain_opts o = {.method = "patternnet", .nparams = 1, .params = (const char *[]){par}};
+    sal_explanation *e = NULL;
+    CHECK_FAILS(sal_explain(m2, &x, &o, &e), SAL_ERR_ARG, "was estimated for another model");
+    CHECK_OK(sal_explain(m, &x, &o, &e));
+    sal_explanation_free(e);
+    e = NULL;
+    o.params = (const char *[]){"patterns=/nonexistent/p.pat"};
+    CHECK_FAILS(sal_explain(m, &x, &o, &e), SAL_ERR_IO, "/nonexistent/p.pat");
+    /* a weight-first MatMul has no units to estimate for */
+    SAL_ASSERT(sal_graph_create("<wx>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){3, -1}) == SAL_OK);
+    cst(g, "Wt", 2, (int64_t[]){4, 3}, W);
+    node(g, "MatMul", "wx", 2, (const char *[]){"Wt", "x"}, "y", 0, NULL);
+    sal_model *m3 = finish(g, "y");
+    sal_tensor x3 = t_rand(&rng, 2, (int64_t[]){3, 5}, 1.0f);
+    sal_patterns *p3 = NULL;
+    CHECK_FAILS(sal_patterns_estimate(m3, &x3, NULL, NULL, &p3), SAL_ERR_UNSUPPORTED, "node 'wx' (MatMul): patterns need");
+    sal_patterns_free(p3);
+    sal_tensor_free(&x3);
+    sal_model_free(m3);
+    /* too few samples */
+    sal_tensor x1 = x;
+    x1.dim[0] = 1;
+    x1.cap = 0;
+    CHECK_FAILS(sal_patterns_estimate(m, &x1, "one", NULL, &p3), SAL_ERR_ARG, "at least 2 samples");
+done:
+    sal_patterns_free(p);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+    sal_model_free(m2);
+}
+
+/* ---- 4. BatchNormalization folded before estimation and explanation ---- */
+
+static void test_batchnorm(void) {
+    sal_rng rng;
+    sal_rng_seed(&rng, 99);
+    float k[3 * 9], fw[2 * 48];
+    randv(&rng, k, 27, 0.5f);
+    randv(&rng, fw, 96, 0.3f);
+    float sc[3] = {1.5f, 0.7f, 1.1f}, sh[3] = {0.1f, -0.2f, 0.3f}, mu[3] = {0.2f, 0.1f, -0.1f}, var[3] = {0.5f, 1.2f, 0.9f};
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<bn>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}) == SAL_OK);
+    cst(g, "k", 4, (int64_t[]){3, 1, 3, 3}, k);
+    sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa);
+    cst(g, "sc", 1, (int64_t[]){3}, sc);
+    cst(g, "sh", 1, (int64_t[]){3}, sh);
+    cst(g, "mu", 1, (int64_t[]){3}, mu);
+    cst(g, "var", 1, (int64_t[]){3}, var);
+    node(g, "BatchNormalization", "bn", 5, (const char *[]){"c", "sc", "sh", "mu", "var"}, "n", 0, NULL);
+    node(g, "Relu", "r", 1, (const char *[]){"n"}, "a", 0, NULL);
+    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+    gemm(g, "fc", "f", "y", 2, 48, fw, NULL, true);
+    sal_model *m = finish(g, "y");
+    sal_tensor x = t_rand(&rng, 4, (int64_t[]){50, 1, 4, 4}, 1.0f);
+    sal_patterns *p = NULL;
+    CHECK_OK(sal_patterns_estimate(m, &x, "bn data", NULL, &p));
+    if (p) {
+        CHECK(sal_patterns_count(p) == 2 && pattern_index(p, "conv") >= 0, "patterns for the folded conv and fc");
+        CHECK_OK(sal_patterns_save(p, tmp_path("bn.pat")));
+        char par[600];
+        snprintf(par, sizeof par, "patterns=%s", tmp_path("bn.pat"));
+        sal_explanation *e = explain(m, &x, "pattern_attribution", 1, (const char *[]){par}, 0);
+        CHECK(e && sal_explanation_metric(e, "batchnorm_folded") == 1, "pattern_attribution on a BatchNorm net");
+        sal_explanation_free(e);
+    }
+    sal_patterns_free(p);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
+int main(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/test_patterns_XXXXXX");
+    SAL_ASSERT(mkdtemp(g_dir));
+    test_signal_distractor();
+    test_closed_forms();
+    test_conv_closed_form();
+    test_file();
+    test_batchnorm();
+    const char *files[] = {"sd.pat", "mlp.pat", "data.npy", "a.pat", "bad.pat", "bn.pat"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
+    rmdir(g_dir);
+    return t_done("test_patterns");
+}
