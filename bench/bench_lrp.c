@@ -3,11 +3,13 @@
  * rules) and the peak memory the library held during one call, on the MLP, the small CNN and the
  * VGG16-shaped network of bench/models.py at batch 1, next to a plain forward pass for scale.
  * Issue 7's target: faster than Zennit's EpsilonGammaBox, about 2.9 ms (MLP) and 1.4 s (VGG16) per
- * image at batch 1 on this machine.
+ * image at batch 1 on this machine. The machines are shared and noisy, so each method is also given
+ * as a multiple of our gradient measured in the same run, next to Zennit's EpsilonGammaBox as a
+ * multiple of PyTorch's gradient (1.30 ms MLP, 268 ms VGG16; /work/shared/PERFORMANCE-NOTES.md).
  *
  * The pattern methods need patterns: they are estimated first from random inputs (the time per image
- * does not depend on what the patterns hold). VGG16's sums take four doubles per weight (4.4 GB), so
- * its pattern methods run only with --vgg-patterns.
+ * does not depend on what the patterns hold). VGG16's sums take three doubles and a float per weight
+ * (3.9 GB), so its pattern methods run only with --vgg-patterns.
  *
  * usage: bench_lrp [MODEL_DIR] [--quick] [--vgg-patterns]   (MODEL_DIR from bench/models.py) */
 #include "saliency.h"
@@ -76,8 +78,10 @@ int main(int argc, char **argv) {
         const char *name;
         int64_t dim[4];
         int ndim, reps;
-        double zennit_ms;
-    } nets[] = {{"mlp", {1, 1, 28, 28}, 4, 20, 2.9}, {"cnn", {1, 1, 28, 28}, 4, 20, NAN}, {"vgg16", {1, 3, 224, 224}, 4, 3, 1400}};
+        double zennit_ms, torch_grad_ms;
+    } nets[] = {{"mlp", {1, 1, 28, 28}, 4, 20, 2.9, 1.30},
+                {"cnn", {1, 1, 28, 28}, 4, 20, NAN, 0.67},
+                {"vgg16", {1, 3, 224, 224}, 4, 3, 1435, 268}};
     static const char *const methods[] = {
         "gradient", "lrp_0", "lrp_epsilon", "lrp_gamma", "lrp_alpha_beta", "lrp_zplus", "lrp_epsilon_plus",
         "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1", "deep_taylor", "patternnet", "pattern_attribution", NULL,
@@ -86,7 +90,8 @@ int main(int argc, char **argv) {
     int fd = mkstemp(patpath);
     if (fd < 0) return 1;
     close(fd);
-    printf("%-7s %-26s %12s %10s %14s\n", "model", "method", "ms per image", "peak MB", "Zennit EGB ms");
+    printf("%-7s %-26s %12s %10s %11s %14s %16s\n", "model", "method", "ms per image", "peak MB", "x gradient",
+           "Zennit EGB ms", "Zennit x torch grad");
     int rc = 0;
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
         char path[1024];
@@ -120,7 +125,7 @@ int main(int argc, char **argv) {
         }
         int reps = quick ? 1 : nets[k].reps;
         double mb;
-        double fwd = time_ms(m, &x, NULL, NULL, reps, &mb);
+        double fwd = time_ms(m, &x, NULL, NULL, reps, &mb), grad = NAN;
         printf("%-7s %-26s %12.3f %10.1f\n", nets[k].name, "(forward pass)", fwd, mb);
         char par[600];
         snprintf(par, sizeof par, "patterns=%s", patpath);
@@ -132,8 +137,10 @@ int main(int argc, char **argv) {
             }
             double ms = time_ms(m, &x, methods[j], pat ? par : NULL, reps, &mb);
             bool egb = !strcmp(methods[j], "lrp_epsilon_gamma_box");
-            printf("%-7s %-26s %12.3f %10.1f", nets[k].name, methods[j], ms, mb);
-            if (egb && !isnan(nets[k].zennit_ms)) printf(" %14.1f", nets[k].zennit_ms);
+            if (!strcmp(methods[j], "gradient")) grad = ms;
+            printf("%-7s %-26s %12.3f %10.1f %11.2f", nets[k].name, methods[j], ms, mb, ms / grad);
+            if (egb && !isnan(nets[k].zennit_ms))
+                printf(" %14.1f %16.2f", nets[k].zennit_ms, nets[k].zennit_ms / nets[k].torch_grad_ms);
             printf("\n");
             rc |= isnan(ms);
         }

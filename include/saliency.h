@@ -231,6 +231,8 @@ typedef struct sal_explain_opts {
     const sal_tensor *data;     /* optional data set (M, ...) for data-dependent baselines */
     double data_lo, data_hi;    /* input range; both 0: taken from data, else from the input */
     int64_t chunk;              /* samples per batched pass (steps, noise samples, windows); 0: 64 */
+    sal_session *session;       /* optional: a session on the same model to reuse across calls, so
+                                   repeated explanations keep their buffers; NULL: a fresh one */
 } sal_explain_opts;
 
 typedef struct sal_explanation sal_explanation;
@@ -289,7 +291,7 @@ typedef struct sal_patterns_opts {
 sal_status sal_patterns_estimate(const sal_model *m, const sal_tensor *data, const char *source,
                                  const sal_patterns_opts *o, sal_patterns **out /* OUT */);
 /* The same, streaming an NPY file (float32 or float64, (N, ...)) batch by batch: memory holds one
- * batch, the model's activations for it and the sums (four doubles per weight). */
+ * batch, the model's activations for it and the sums (three doubles and a float per weight). */
 sal_status sal_patterns_estimate_npy(const sal_model *m, const char *npy_path, const sal_patterns_opts *o,
                                      sal_patterns **out /* OUT */);
 /* The patterns file: versioned, with a magic number, the model's hash (sal_model_hash), the data
@@ -538,7 +540,7 @@ typedef struct sal_audit_opts {
     const char *figure;              /* a PNG grid of maps to write, or NULL */
     const char *plot;                /* randomization, faithfulness: a PNG of the curves, or NULL */
     int64_t figure_sample;           /* the sample it shows (0: the first) */
-    int figure_samples;              /* class-sensitivity, pointing: samples shown; 0: 4 */
+    int figure_samples;              /* class-sensitivity: samples shown; 0: 4 */
 
     /* invariance */
     const sal_tensor *shift;         /* one sample's shape; required */
@@ -627,6 +629,22 @@ typedef struct sal_composite_opts {
 sal_status sal_composite(const sal_tensor *x, const sal_tensor *y, const sal_composite_opts *o,
                          sal_tensor *images /* OUT */, sal_tensor *labels /* OUT */,
                          sal_tensor *masks /* OUT */);
+
+/* ---- the HTML report (docs/report.md) ------------------------------------------------------ */
+
+typedef struct sal_report_opts {
+    const char *title; /* NULL: the manifest's, else "Can these explanations be trusted?" */
+} sal_report_opts;
+
+/* Reads the audit results in in_dir and in_dir/audits: every NAME.json that sal_audit_json wrote,
+ * with NAME.png (its figure grid) and NAME.csv when present, and an optional manifest.json (titles,
+ * notes, models, extra figures). Writes out_dir/index.html (created with its parents) with those
+ * files copied and SVG charts (verdict bars, randomization and deletion curves, colour bars) drawn
+ * beside it: static HTML, no scripts, no network; the same inputs give the same bytes. Other JSON
+ * files are ignored and unreadable ones listed at the page's foot. *naudits (may be NULL) gets the
+ * number of audits shown. Fails when in_dir holds no audit results. o may be NULL. */
+sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_report_opts *o,
+                            int *naudits /* OUT */);
 
 #ifdef __cplusplus
 }

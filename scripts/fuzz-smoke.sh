@@ -5,7 +5,9 @@
 #   scripts/fuzz-smoke.sh SECONDS [TARGET ...]     (targets: onnx npy idx mnist_json png; default all)
 #
 # Environment: FUZZ_BUILD (default build-fuzz), BUILD (a normal build whose tools make the ONNX
-# seeds; default build), FUZZ_JOBS (make -j, default 2), FUZZ_NICE (nice level, default 0).
+# seeds; default build), FUZZ_JOBS (make -j, default 2), FUZZ_NICE (nice level, default 0),
+# FUZZ_TIMEOUT (seconds one input may run before it counts as a hang, default 30: wall-clock time,
+# so raise it on a loaded machine).
 # Inputs the fuzzer finds interesting accumulate in $FUZZ_BUILD/work/TARGET, crashes in
 # $FUZZ_BUILD/artifacts/TARGET; replay one with `$FUZZ_BUILD/fuzz/fuzz_TARGET FILE`.
 # Prints one line per target with its executions; exits 1 if any target found a crash, leak,
@@ -43,11 +45,11 @@ for t in "${targets[@]}"; do
     [ -x "$bin" ] || { echo "fuzz-smoke: no target $bin"; failed=1; continue; }
     mkdir -p "$fb/work/$t" "$fb/artifacts/$t"
     log=$fb/artifacts/$t/last.log
-    # -timeout: a single input running 30 s is a finding (a hang), as is 2 GB of memory
+    # -timeout: a single input running that long is a finding (a hang), as is 2 GB of memory
     # inputs that once crashed a target (fuzz/regressions/TARGET) join the seeds
     regress=()
     [ -d "fuzz/regressions/$t" ] && regress=("fuzz/regressions/$t")
-    nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
+    nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$fb/artifacts/$t/" "$fb/work/$t" "$fb/corpus/$t" "${regress[@]}" > "$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

@@ -213,9 +213,20 @@ FNV_OFFSET, FNV_PRIME, MASK = 0xcbf29ce484222325, 0x100000001b3, (1 << 64) - 1
 
 
 def fnv(h, b):
-    """FNV-1a over 64-bit little-endian words, then bytes, as pattern.c hashes each piece it writes."""
-    n = len(b) // 8 * 8
-    for (w,) in struct.iter_unpack("<Q", b[:n]):
+    """FNV-1a over 64-bit little-endian words as pattern.c hashes each piece it writes: a piece of 64
+    bytes or more in four interleaved lanes (seeded h, h^1, h^2, h^3) folded into h, then the
+    remaining words and bytes."""
+    pos = 0
+    if len(b) >= 64:
+        lanes = [h, h ^ 1, h ^ 2, h ^ 3]
+        n = len(b) // 32 * 32
+        for k, (w,) in enumerate(struct.iter_unpack("<Q", b[:n])):
+            lanes[k % 4] = ((lanes[k % 4] ^ w) * FNV_PRIME) & MASK
+        for v in lanes:
+            h = ((h ^ v) * FNV_PRIME) & MASK
+        pos = n
+    n = pos + (len(b) - pos) // 8 * 8
+    for (w,) in struct.iter_unpack("<Q", b[pos:n]):
         h = ((h ^ w) * FNV_PRIME) & MASK
     for c in b[n:]:
         h = ((h ^ c) * FNV_PRIME) & MASK
@@ -264,8 +275,8 @@ def ref_pattern_bnnet(m, x, t, pats, attribution):
     W2, b2 = fold_bn(m.c2, m.bn)
     weights = {"/c1/Conv": m.c1.weight, "/c2/Conv": W2, "/f1/Gemm": m.f1.weight, "/f2/Gemm": m.f2.weight}
     eff = {}
-    for k, w in weights.items():
-        a = torch.from_numpy(pats[k][1].astype(np.float64))
+    for k, w in weights.items():  # pattern=auto: two-component where a ReLU follows, linear at the output
+        a = torch.from_numpy(pats[k][0 if k == "/f2/Gemm" else 1].astype(np.float64))
         eff[k] = w.detach() * a if attribution else a
     with torch.no_grad():
         z1 = m.c1(x)
@@ -363,7 +374,7 @@ def main():
                 continue
             # patterns: estimate with the CLI, read the file here, compare both pattern methods
             data = os.path.join(tmp, "data.npy")
-            np.save(data, torch.rand(300, *shape).numpy())
+            np.save(data, torch.rand(300, *shape).double().numpy())  # float64: converted while streaming
             pat = os.path.join(tmp, "bnnet.pat")
             rc, msg = run([exe, "patterns", path, "--data", data, "--out", pat, "--batch", "64", "--quiet"])
             check(rc == 0, "saliency patterns: %s" % (msg.splitlines()[0] if msg else ""))

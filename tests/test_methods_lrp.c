@@ -491,6 +491,39 @@ static void test_lrp0_conservation(void) {
     sal_model_free(mlpb);
 }
 
+/* An input normalization (x - mean) / std before the first layer passes relevance unchanged, and
+ * the layer after it is still the first layer. */
+static void test_input_normalization(void) {
+    sal_rng rng;
+    sal_rng_seed(&rng, 17);
+    float mean[6] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}, sd[1] = {0.5f}, w1[5 * 6], w2[3 * 5];
+    randv(&rng, w1, 30, 0.5f);
+    randv(&rng, w2, 15, 0.5f);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<norm>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 6}) == SAL_OK);
+    cst(g, "mean", 1, (int64_t[]){6}, mean);
+    cst(g, "sd", 1, (int64_t[]){1}, sd);
+    node(g, "Sub", "center", 2, (const char *[]){"x", "mean"}, "xc", 0, NULL);
+    node(g, "Div", "scale", 2, (const char *[]){"xc", "sd"}, "xn", 0, NULL);
+    gemm(g, "fc1", "xn", "z1", 5, 6, w1, NULL);
+    relu(g, "r1", "z1", "a1");
+    gemm(g, "fc2", "a1", "y", 3, 5, w2, NULL);
+    sal_model *m = finish(g, "y");
+    sal_tensor x = t_rand(&rng, 2, (int64_t[]){3, 6}, 1.0f);
+    sal_lrp_config c0 = cfg_all(SAL_LRP_ZERO, 0);
+    check_conserved("input normalization, LRP-0", m, &x, &c0, (const char *[]){"xn", "xc", "x"}, 3, 1e-4);
+    sal_lrp_config cb = {.method = "t", .has_first = true, .first = {SAL_LRP_ZB, NAN, NAN}, .conv = {SAL_LRP_ZERO, 0, 0},
+                         .dense = {SAL_LRP_ZERO, 0, 0}, .stabilizer = 1e-6, .lo = -1, .hi = 1};
+    sal_lrp_plan *p = NULL;
+    CHECK_OK(sal_lrp_plan_new(m, &cb, &p));
+    const sal_lrp_rule *r = p ? sal_lrp_plan_rule(p, sal_graph_find_node(m, "fc1")) : NULL;
+    CHECK(r && r->kind == SAL_LRP_ZB, "the Gemm after the normalization is the first layer");
+    sal_lrp_plan_free(p);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
 /* ---- 3. zb on one layer, closed form; proportional max pooling ---- */
 
 static void test_zb_closed_form(void) {
@@ -863,6 +896,7 @@ static void test_errors(void) {
 int main(void) {
     test_rules_dense_and_conv();
     test_lrp0_conservation();
+    test_input_normalization();
     test_zb_closed_form();
     test_maxpool_proportional();
     test_canonize();

@@ -291,7 +291,8 @@ static void test_closed_forms(void) {
         sal_tensor xs = x;
         xs.dim[0] = 5;
         xs.cap = 0;
-        const float *Af = sal_f32(sal_patterns_tensor(p, i1, 1)), *Am = sal_f32(sal_patterns_tensor(p, i2, 1));
+        /* the default pattern=auto: two-component where a ReLU follows (fc1), linear at the output (mm) */
+        const float *Af = sal_f32(sal_patterns_tensor(p, i1, 1)), *Am = sal_f32(sal_patterns_tensor(p, i2, 0));
         for (int attr = 0; attr < 2; attr++) {
             sal_explanation *e = explain(m, &xs, attr ? "pattern_attribution" : "patternnet", 1, (const char *[]){par}, 1);
             if (!e) {
@@ -567,6 +568,150 @@ static void test_batchnorm(void) {
     sal_model_free(m);
 }
 
+/* ---- 6. input invariance (Kindermans et al. 2019, section 3.3.2) ----
+ * Network 2 sees x - 1 and its first bias compensates, so both compute the same function. The
+ * PatternAttribution root point follows the data's covariance, so its maps agree; the zero root
+ * point (LRP-0) does not. */
+static void test_input_invariance(void) {
+    enum { D = 10, H = 8, K = 3, N = 600 };
+    sal_rng rng;
+    sal_rng_seed(&rng, 2019);
+    float W1[H * D], b1[H], b1s[H], W2[K * H], b2[K];
+    randv(&rng, W1, H * D, 0.5f);
+    randv(&rng, b1, H, 0.2f);
+    randv(&rng, W2, K * H, 0.5f);
+    randv(&rng, b2, K, 0.1f);
+    for (int k = 0; k < H; k++) {
+        double s = b1[k];
+        for (int j = 0; j < D; j++) s += W1[k * D + j]; /* W1 (x - 1) + b1 + W1 1 = W1 x + b1 */
+        b1s[k] = (float)s;
+    }
+    sal_model *net[2];
+    for (int v = 0; v < 2; v++) {
+        sal_model *g;
+        SAL_ASSERT(sal_graph_create(v ? "<net2>" : "<net1>", &g) == SAL_OK);
+        SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
+        gemm(g, "fc1", "x", "z1", H, D, W1, v ? b1s : b1, true);
+        node(g, "Relu", "r1", 1, (const char *[]){"z1"}, "a1", 0, NULL);
+        gemm(g, "fc2", "a1", "y", K, H, W2, b2, true);
+        net[v] = finish(g, "y");
+    }
+    sal_tensor x[2] = {{0}};
+    for (int v = 0; v < 2; v++) SAL_ASSERT(sal_tensor_alloc(&x[v], SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
+    for (int i = 0; i < N * D; i++) {
+        float u = (float)sal_rng_uniform(&rng);
+        sal_f32(&x[0])[i] = u;
+        sal_f32(&x[1])[i] = u - 1.0f;
+    }
+    char par[2][600];
+    for (int v = 0; v < 2; v++) {
+        sal_patterns *p = NULL;
+        CHECK_OK(sal_patterns_estimate(net[v], &x[v], NULL, NULL, &p));
+        const char *f = tmp_path(v ? "inv2.pat" : "inv1.pat");
+        if (p) CHECK_OK(sal_patterns_save(p, f));
+        sal_patterns_free(p);
+        snprintf(par[v], sizeof par[v], "patterns=%s", f);
+    }
+    const char *methods[] = {"pattern_attribution", "patternnet", "deep_taylor", "lrp_0"};
+    for (int k = 0; k < 4; k++) {
+        sal_explanation *e[2];
+        for (int v = 0; v < 2; v++) {
+            sal_tensor xs = x[v];
+            xs.dim[0] = 16;
+            xs.cap = 0;
+            const char *pp[] = {par[v], "root=zero"};
+            e[v] = explain(net[v], &xs, methods[k], k < 2 ? 1 : k == 2 ? 1 : 0, k < 2 ? pp : pp + 1, 0);
+        }
+        if (e[0] && e[1]) {
+            double want[16 * D], mx = 0;
+            for (int i = 0; i < 16 * D; i++) want[i] = sal_f32(sal_explanation_map(e[0]))[i], mx = fmax(mx, fabs(want[i]));
+            CHECK(mx > 1e-3, "%s: the maps are (nearly) zero (%.3g), which would agree trivially", methods[k], mx);
+            double d = rel_err(sal_f32(sal_explanation_map(e[1])), want, 16 * D);
+            if (k < 2) CHECK(d < 1e-3, "%s is input invariant: the shifted twin's maps differ by %.3g", methods[k], d);
+            else CHECK(d > 0.1, "%s (zero root point) should change with the shift, differs by %.3g only", methods[k], d);
+            printf("  input invariance: %-22s maps of the shifted twin differ by %.3g (relative)\n",
+                   k == 2 ? "deep_taylor root=zero" : methods[k], d);
+        } else {
+            CHECK(0, "%s failed on the twins", methods[k]);
+        }
+        sal_explanation_free(e[0]);
+        sal_explanation_free(e[1]);
+    }
+    unlink(tmp_path("inv1.pat"));
+    unlink(tmp_path("inv2.pat"));
+    for (int v = 0; v < 2; v++) {
+        sal_tensor_free(&x[v]);
+        sal_model_free(net[v]);
+    }
+}
+
+/* ---- 5. every allocation failing in turn: an error with a message, nothing leaked ---- */
+
+static sal_status pattern_pipeline(const sal_model *m, const sal_tensor *x, const char *path, const char *par) {
+    sal_patterns *p = NULL, *q = NULL;
+    sal_explanation *e = NULL;
+    sal_status st = sal_patterns_estimate(m, x, "sweep", &(sal_patterns_opts){.batch = 5}, &p);
+    if (st == SAL_OK) st = sal_patterns_save(p, path);
+    if (st == SAL_OK) st = sal_patterns_load(path, &q);
+    sal_explain_opts o = {.method = "pattern_attribution", .nparams = 1, .params = &par};
+    if (st == SAL_OK) st = sal_explain(m, x, &o, &e);
+    sal_explanation_free(e);
+    sal_patterns_free(p);
+    sal_patterns_free(q);
+    return st;
+}
+
+static void test_alloc_failures(void) {
+    sal_rng rng;
+    sal_rng_seed(&rng, 5);
+    float k[2 * 9], fw[3 * 32], b[3];
+    randv(&rng, k, 18, 0.5f);
+    randv(&rng, fw, 96, 0.3f);
+    randv(&rng, b, 3, 0.1f);
+    float sc[2] = {1.2f, 0.8f}, sh[2] = {0.1f, -0.1f}, mu[2] = {0.1f, 0.0f}, var[2] = {1.0f, 0.5f};
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<sweep>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}) == SAL_OK);
+    cst(g, "k", 4, (int64_t[]){2, 1, 3, 3}, k);
+    sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa);
+    cst(g, "sc", 1, (int64_t[]){2}, sc);
+    cst(g, "sh", 1, (int64_t[]){2}, sh);
+    cst(g, "mu", 1, (int64_t[]){2}, mu);
+    cst(g, "var", 1, (int64_t[]){2}, var);
+    node(g, "BatchNormalization", "bn", 5, (const char *[]){"c", "sc", "sh", "mu", "var"}, "n", 0, NULL);
+    node(g, "Relu", "r", 1, (const char *[]){"n"}, "a", 0, NULL);
+    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+    gemm(g, "fc", "f", "y", 3, 32, fw, b, true);
+    sal_model *m = finish(g, "y");
+    sal_tensor x = t_rand(&rng, 4, (int64_t[]){12, 1, 4, 4}, 1.0f);
+    const char *path = tmp_path("sweep.pat");
+    char par[600];
+    snprintf(par, sizeof par, "patterns=%s", path);
+    CHECK_OK(pattern_pipeline(m, &x, path, par)); /* a clean run: lazily made state is not a leak */
+    size_t base = sal_memory_in_use();
+    long n, leaks = 0, silent = 0, other = 0;
+    sal_status st = SAL_ERR_NOMEM;
+    for (n = 1; n < 100000 && st != SAL_OK; n++) {
+        sal_alloc_fail_after(n);
+        st = pattern_pipeline(m, &x, path, par);
+        sal_alloc_fail_after(0);
+        if (st != SAL_OK && !*sal_last_error()) silent++;
+        if (st != SAL_OK && st != SAL_ERR_NOMEM && other++ < 3)
+            fprintf(stderr, "allocation %ld failing gives %s: %s\n", n, sal_status_string(st), sal_last_error());
+        if (sal_memory_in_use() != base && leaks++ < 3)
+            fprintf(stderr, "allocation %ld failing leaks %zu bytes\n", n, sal_memory_in_use() - base);
+        base = sal_memory_in_use();
+    }
+    printf("  alloc sweep: patterns estimate, save, load, pattern_attribution: %ld allocations\n", n - 1);
+    CHECK(st == SAL_OK && n > 20, "the sweep reached a full run (%ld allocations)", n - 1);
+    CHECK(leaks == 0 && silent == 0 && other == 0, "%ld leaks, %ld failures without a message, %ld misreported", leaks,
+          silent, other);
+    unlink(path);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/test_patterns_XXXXXX");
     SAL_ASSERT(mkdtemp(g_dir));
@@ -575,6 +720,8 @@ int main(void) {
     test_conv_closed_form();
     test_file();
     test_batchnorm();
+    test_input_invariance();
+    test_alloc_failures();
     const char *files[] = {"sd.pat", "mlp.pat", "data.npy", "a.pat", "bad.pat", "bn.pat"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
     rmdir(g_dir);

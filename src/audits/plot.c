@@ -46,16 +46,16 @@ sal_status au_plot(const char *path, const au_plot_spec *p) {
             int y = y0 + ph - (int)lround(ph * t / 5.0);
             viz_fill(&c, x0, y, pw, 1, grey);
             char lab[32];
-            snprintf(lab, sizeof lab, "%.1f", v);
+            snprintf(lab, sizeof lab, "%.2f", v);
             viz_text(&c, x0 - viz_text_width(lab, fs) - 4, y - 5, fs, lab, black);
         }
         viz_fill(&c, x0, y0, 1, ph, black);
         viz_fill(&c, x0, y0 + ph, pw, 1, black);
-        for (int k = 0; k < p->npoint; k++) { /* x ticks, labels written downwards in steps */
+        for (int k = 0, nl = 0; k < p->npoint; k++) { /* x ticks; crowded labels alternate between rows */
             int x = x0 + (p->npoint > 1 ? (int)lround((double)pw * k / (p->npoint - 1)) : pw / 2);
             viz_fill(&c, x, y0 + ph, 1, 5, black);
             const char *lab = p->xticks ? p->xticks[q * p->npoint + k] : NULL;
-            if (lab) viz_text(&c, x - viz_text_width(lab, fs) / 2, y0 + ph + 8 + (k % 3) * 14, fs, lab, black);
+            if (lab) viz_text(&c, x - viz_text_width(lab, fs) / 2, y0 + ph + 8 + (nl++ % 3) * 14, fs, lab, black);
         }
         for (int s = 0; s < p->nseries; s++) {
             const uint8_t *col = k_colors[s % NCOLORS];

@@ -49,6 +49,8 @@ int cmd_topk(int argc, char **argv);
 int cmd_invert(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* Heatmap PNGs of `heatmap` and `explain --png`. Zero fields are defaults. */
 typedef struct {

@@ -233,6 +233,7 @@ int cmd_audit(int argc, char **argv) {
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
         if (only[i].set && only[i].audit != which)
             return cli_error("audit", "%s belongs to the %s audit, not %s", only[i].opt, audits[only[i].audit], audit);
+    if (o.figure && which == 3) return cli_error("audit", "the pointing audit draws no --figure (its JSON holds the hits)");
     if (o.plot && which != 1 && which != 4)
         return cli_error("audit", "--plot draws the curves of the randomization and faithfulness audits");
     /* methods: --method NAME [--param K=V]..., --methods all|A,B, or every method by default */
@@ -384,13 +385,6 @@ int cmd_audit(int argc, char **argv) {
         st = sal_audit_faithfulness(m, &x, &o, &rep);
     }
     if (st != SAL_OK) goto fail;
-    if (json) {
-        if ((st = sal_audit_json(rep, &js)) != SAL_OK || (st = sal_write_file(json, js, strlen(js))) != SAL_OK) goto fail;
-    }
-    if (csv) {
-        if ((st = sal_audit_csv(rep, &cs)) != SAL_OK || (st = sal_write_file(csv, cs, strlen(cs))) != SAL_OK) goto fail;
-    }
-    if (!quiet) print_table(audit, rep);
     int ran = 0;
     for (int i = 0; i < sal_audit_count(rep); i++) {
         if (!sal_audit_skipped(rep, i)) {
@@ -400,10 +394,17 @@ int cmd_audit(int argc, char **argv) {
         if (ml.nm) /* a method the user named: say why it did not run */
             fprintf(stderr, "saliency audit: %s %s\n", sal_audit_label(rep, i), sal_audit_verdict(rep, i));
     }
-    if (!ran) {
-        cli_error("audit", "no method could run on this model and data (see the verdicts)");
+    if (!ran) { /* nothing was audited: an error, and no report */
+        cli_error("audit", "no method could run on this model and data (see the reasons above)");
         goto done;
     }
+    if (json) {
+        if ((st = sal_audit_json(rep, &js)) != SAL_OK || (st = sal_write_file(json, js, strlen(js))) != SAL_OK) goto fail;
+    }
+    if (csv) {
+        if ((st = sal_audit_csv(rep, &cs)) != SAL_OK || (st = sal_write_file(csv, cs, strlen(cs))) != SAL_OK) goto fail;
+    }
+    if (!quiet) print_table(audit, rep);
     rc = fail_on && sal_audit_violations(rep) ? 2 : 0;
     goto done;
 fail:

@@ -19,6 +19,8 @@ static const struct {
     {"invert", cmd_invert, "model inversion: reconstruct inputs from a layer's representation"},
     {"audit", cmd_audit, "test whether explanations can be trusted: invariance, randomization, ..."},
     {"data", cmd_data, "build data sets: multi-object composites with masks for the pointing game"},
+    {"report", cmd_report, "an HTML report of audit results: verdicts, figures, curves"},
+    {"demo", cmd_demo, "the papers end to end: train, audit every method, write the report"},
 };
 
 static void usage(FILE *f) {

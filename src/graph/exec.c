@@ -2,6 +2,15 @@
 #include "exec.h"
 #include <math.h>
 
+/* A node whose outputs hold no elements has nothing to compute, forward or backward. Skipping it is
+ * not only quicker: a kernel looping over the outer axes of a (2^34, 0) tensor would spin 2^34 times
+ * over nothing, a hang that no memory budget bounds. */
+static bool all_empty(sal_tensor *const *t, int n) {
+    for (int k = 0; k < n; k++)
+        if (t[k] && sal_tensor_numel(t[k]) > 0) return false;
+    return true;
+}
+
 sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,
                         sal_tensor *const *out, sal_scratch *ws) {
     sal_opctx c = {.g = g, .n = n, .in = in, .out = out, .ws = ws};
@@ -11,6 +20,7 @@ sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const
         sal_status st = sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
         if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
     }
+    if (all_empty(out, n->nout)) return SAL_OK;
     return n->op->forward(&c);
 }
 
@@ -147,6 +157,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
             out[k] = v >= 0 ? &s->act[v] : NULL;
             dout[k] = v >= 0 && s->has_grad[v] ? &s->grad[v] : NULL;
         }
+        if (all_empty(out, n->nout)) continue; /* no gradient flows through nothing (see all_empty) */
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .ws = &s->ws};
         sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
         if (rule) {

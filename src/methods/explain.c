@@ -240,7 +240,12 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     c.target = sal_calloc((size_t)N, sizeof *c.target);
     float *value = sal_calloc((size_t)N, sizeof *value);
     if (st == SAL_OK && (!e || !c.target || !value)) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
-    if (st == SAL_OK) st = sal_session_new(m, &c.s);
+    if (st == SAL_OK && o->session && o->session->m != m)
+        st = sal_fail(SAL_ERR_ARG, "sal_explain: the session given belongs to another model");
+    if (st == SAL_OK) {
+        if (o->session) c.s = o->session;
+        else st = sal_session_new(m, &c.s);
+    }
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
     if (st == SAL_OK) st = sal_exec_check_outputs(c.s); /* NaN logits would pick arbitrary targets */
     if (st == SAL_OK) { /* resolve targets on the model's own outputs */
@@ -305,7 +310,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     sal_explanation_free(e);
     sal_tensor_free(&c.out);
     sal_tensor_free(&c.layer_out);
-    sal_session_free(c.s);
+    if (c.s != o->session) sal_session_free(c.s);
     sal_free(c.target);
     sal_free(value);
     for (int i = 0; i < o->nparams; i++) sal_free(kv[2 * i]);

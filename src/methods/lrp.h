@@ -59,8 +59,9 @@ const sal_rule_fn *sal_lrp_plan_rules(const sal_lrp_plan *p);
 /* The rule given to linear node i (NULL for other nodes), for reports and tests. */
 const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node);
 
-/* Forward of x (B, ...) on s, seed R = the explained output (logit, or softmax probability when
- * prob) at target[b] of output 0, then the backward pass with rules. Afterwards s->grad[v] holds
+/* Forward of x (B, ...) on s (skipped when s's last forward pass was on these very values), seed
+ * R = the explained output (logit, or softmax probability when prob) at target[b] of output 0,
+ * then the backward pass with rules. Afterwards s->grad[v] holds
  * the relevance of every value v on a path from the input (s->grad[input] is the map). value (B)
  * gets the seeds when not NULL. */
 sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
@@ -81,9 +82,12 @@ sal_status sal_canonize(const sal_model *m, sal_model **out, int *nfolded);
 
 /* ---- patterns (pattern.c) ---- */
 
+/* Which pattern each linear node uses: the two-component (ReLU) one where only ReLUs read its
+ * output and the linear one elsewhere (the output layer), or one kind everywhere. */
+enum { SAL_PATTERN_AUTO = 0, SAL_PATTERN_RELU, SAL_PATTERN_LINEAR };
+
 /* The pattern methods on c: PatternNet (backward through the patterns) or PatternAttribution
- * (through w * a). path: the patterns file; relu: the two-component (ReLU) patterns, else the
- * linear ones. */
-sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, bool relu);
+ * (through w * a). path: the patterns file; kind: SAL_PATTERN_*. */
+sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, int kind);
 
 #endif

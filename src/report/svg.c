@@ -43,7 +43,7 @@ static const char *dash_attr(int dash) {
 }
 
 void rp_svg_lines(au_buf *b, const rp_chart *c, const rp_series *s, int ns) {
-    const double ml = 42, mr = 10, mt = c->title ? 24 : 10, mb = c->xlabel ? 40 : 26;
+    const double ml = 42, mr = 22, mt = c->title ? 24 : 10, mb = c->xlabel ? 40 : 26;
     double pw = c->w - ml - mr, ph = c->h - mt - mb;
     double xlo = c->xlo, xhi = c->xhi > c->xlo ? c->xhi : c->xlo + 1;
     double ylo = c->ylo, yhi = c->yhi > c->ylo ? c->yhi : c->ylo + 1;
@@ -52,7 +52,16 @@ void rp_svg_lines(au_buf *b, const rp_chart *c, const rp_series *s, int ns) {
     svg_open(b, c->w, c->h);
     au_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fafafa\" stroke=\"#d0d0d0\"/>\n", ml, mt,
               pw, ph);
-    if (c->title) text(b, ml + pw / 2, 15, "middle", "font-weight=\"bold\" font-size=\"12\"", c->title);
+    if (c->title) { /* long titles shortened with an ellipsis (the full text is the tooltip) */
+        char t[64];
+        size_t n = strlen(c->title), fit = (size_t)(c->w - 8) / 7;
+        if (fit > sizeof t - 4) fit = sizeof t - 4;
+        snprintf(t, sizeof t, n > fit ? "%.*s..." : "%.*s", (int)(n > fit ? fit - 3 : n), c->title);
+        au_printf(b, "<title>");
+        rp_esc(b, c->title);
+        au_printf(b, "</title>\n");
+        text(b, c->w / 2.0, 15, "middle", "font-weight=\"bold\" font-size=\"12\"", t);
+    }
     /* y grid and ticks */
     double ys = nice_step(ylo, yhi, ph > 120 ? 5 : 3);
     for (double v = ceil(ylo / ys - 1e-9) * ys; v <= yhi + 1e-9 * ys; v += ys) {
@@ -118,7 +127,10 @@ void rp_svg_lines(au_buf *b, const rp_chart *c, const rp_series *s, int ns) {
 }
 
 void rp_svg_bars(au_buf *b, const rp_bars *c) {
-    const double row = c->v2 ? 20 : 17, ml = 232, mr = 70, mt = 26, mb = 38, pw = 380;
+    size_t longest = 0;
+    for (int i = 0; i < c->n; i++) longest = c->labels[i] && strlen(c->labels[i]) > longest ? strlen(c->labels[i]) : longest;
+    const double row = c->v2 ? 20 : 17, ml = fmin(fmax(6.4 * (double)longest + 16, 120), 440), mr = 70, mt = 26, mb = 38,
+                 pw = 380;
     int w = (int)(ml + pw + mr), h = (int)(mt + mb + row * (c->n > 0 ? c->n : 1));
     double lo = c->lo, hi = c->hi > c->lo ? c->hi : c->lo + 1;
     if (c->logx) lo = log10(lo > 0 ? lo : 1e-6), hi = log10(hi > 0 ? hi : 1);

@@ -1,0 +1,1044 @@
+/* sal_report_write: the audits' JSON, CSV and PNG outputs become one static HTML page with its
+ * pictures beside it (docs/report.md). No scripts, no network, no timestamps: the same inputs give
+ * the same bytes. */
+#include "json.h"
+#include "report.h"
+#include "io/io.h"
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#define MAX_JSON ((size_t)64 << 20)
+#define MAX_COPY ((size_t)256 << 20)
+#define MAX_AUDITS 256
+
+/* ---- what each audit is ---- */
+
+typedef struct {
+    const char *name, *title, *pass_key;
+    const char *about; /* HTML */
+    const char *bar_key, *bar_key2, *bar_label, *bar_label2;
+    int logx, bounded;
+    const char *columns[8]; /* the verdict table's metrics (NULL: every scalar) */
+} kind_info;
+
+static const kind_info k_kinds[] = {
+    {"invariance", "Input invariance", "invariant",
+     "A second model f<sub>2</sub> gets the first layer's bias changed so that it absorbs a shift m of the "
+     "input: f<sub>2</sub>(x + m) = f<sub>1</sub>(x) for every x, so both models make the same decision for "
+     "the same reason. An explanation of that decision should not change. Methods whose maps do change "
+     "explain the input's offset, not the model; with a targeted shift they can be made to draw any picture "
+     "(Kindermans et al., <i>The (Un)reliability of Saliency Methods</i>).",
+     "max_norm_diff", NULL, "largest normalized difference between the maps of f1 and f2", NULL, 1, 0, {NULL}},
+    {"randomization", "Parameter randomization", "sensitive",
+     "The weights are re-initialized layer by layer from the top (cascading) and one layer at a time "
+     "(independent). Once the weights are random the model has forgotten everything it learned, so a map "
+     "that still looks the same was explaining the input (its edges, the digit's outline), not the model "
+     "(Adebayo et al., <i>Sanity Checks for Saliency Maps</i>; Khakzar et al., section 2).",
+     "final_hog_spearman", "independent_mean_hog_spearman",
+     "Spearman correlation of HOG features, fully randomized vs trained", "mean over layers randomized alone", 0, 1,
+     {"final_hog_spearman", "final_spearman", "final_spearman_abs", "final_ssim", "final_hog_pearson",
+      "independent_mean_hog_spearman", "independent_mean_spearman_abs"}},
+    {"class-sensitivity", "Class sensitivity", "class_sensitive",
+     "For each image, the maps for the highest- and the lowest-scoring class are compared. They should "
+     "differ: a method that draws the same picture for both explains the image, not the prediction "
+     "(Rebuffi et al., as used by Khakzar et al.).",
+     "hog_spearman", NULL, "Spearman correlation of HOG features, top vs bottom class map", NULL, 0, 1, {NULL}},
+    {"pointing", "Pointing games", "class_sensitive",
+     "Images hold several labelled objects. The pointing game asks whether the map for class k peaks on an "
+     "object of class k (Zhang et al.). The restricted game asks only the map of the top class to point at "
+     "each object: a method that scores as well there finds objects without listening to the class it was "
+     "asked about (Khakzar et al., <i>Rethinking Positive Aggregation and Propagation of Gradients</i>).",
+     "pointing_accuracy", "restricted_accuracy", "pointing accuracy", "restricted pointing accuracy", 0, 1, {NULL}},
+    {"faithfulness", "Faithfulness", "faithful",
+     "Pixels are removed (replaced) in the order the map ranks them. If the map is faithful to the model, "
+     "removing the most relevant pixels first destroys the prediction faster than removing them in random "
+     "order, and inserting them first restores it faster (pixel flipping and AOPC, Samek et al.; deletion "
+     "and insertion, Petsiuk et al.). The maps are also compared with occlusion, which measures relevance "
+     "directly.",
+     "aopc_morf", NULL, "AOPC, most relevant first (higher: the map finds what matters)", NULL, 0, 0,
+     {"aopc_morf", "aopc_random", "aopc_lerf", "deletion_morf_auc", "insertion_morf_auc", "occlusion_spearman"}},
+};
+#define NKINDS (int)(sizeof k_kinds / sizeof k_kinds[0])
+
+static const kind_info *find_kind(const char *name) {
+    for (int i = 0; i < NKINDS; i++)
+        if (!strcmp(k_kinds[i].name, name)) return &k_kinds[i];
+    return NULL;
+}
+
+/* ---- what each metric means ---- */
+
+typedef struct {
+    const char *kind, *key, *text; /* kind NULL: any audit */
+} metric_info;
+
+static const metric_info k_metrics[] = {
+    {"invariance", "max_norm_diff", "The largest difference between the two models' maps, relative to the largest "
+                                    "value of f1's map, over all samples (0: identical maps)."},
+    {"invariance", "max_abs_diff", "The same difference in the maps' own units."},
+    {"invariance", "spearman", "Rank correlation between the two models' maps, averaged over the samples (1: same "
+                               "ranking of the input elements)."},
+    {"invariance", "ssim", "Structural similarity of the two maps (1: the same picture)."},
+    {"class-sensitivity", "spearman", "Rank correlation between the maps of the top and the bottom class (near 1: "
+                                      "the method ignores the class)."},
+    {"class-sensitivity", "hog_spearman", "The same for HOG features, which compare the maps' shapes and edges; "
+                                          "below the threshold the method is class-sensitive."},
+    {"class-sensitivity", "hog_pearson", "Linear correlation of the two maps' HOG features."},
+    {"class-sensitivity", "identical_fraction", "Fraction of images whose two maps are exactly equal."},
+    {"pointing", "pointing_accuracy", "Fraction of (image, present class) pairs whose class map peaks on an object "
+                                      "of that class."},
+    {"pointing", "restricted_accuracy", "The same when only the top class's map is used for every object."},
+    {"pointing", "gap", "Pointing minus restricted accuracy: how much the class asked for matters."},
+    {"pointing", "hits", "Pairs the class maps hit."},
+    {"pointing", "restricted_hits", "Pairs the top-class map hit."},
+    {"pointing", "trials", "(Image, present class) pairs played."},
+    {"faithfulness", "deletion_morf_auc", "Area under the output while the most relevant pixels are removed "
+                                          "first (lower: the map found what the prediction needs)."},
+    {"faithfulness", "deletion_lerf_auc", "The same removing the least relevant first (higher is better)."},
+    {"faithfulness", "insertion_morf_auc", "Area under the output while the most relevant pixels are put back "
+                                           "first into an emptied image (higher is better)."},
+    {"faithfulness", "insertion_lerf_auc", "The same inserting the least relevant first (lower is better)."},
+    {"faithfulness", "aopc_morf", "Average drop of the output over the deletion steps, most relevant first "
+                                  "(higher is better)."},
+    {"faithfulness", "aopc_lerf", "The same deleting the least relevant first (lower is better)."},
+    {"faithfulness", "aopc_random", "The same for a random order: the bar a map has to beat."},
+    {"faithfulness", "occlusion_spearman", "Rank correlation with an occlusion map, which measures each "
+                                           "region's effect on the output directly."},
+};
+
+static const char *randomization_base(const char *k) {
+    if (!strcmp(k, "spearman")) return "rank correlation with the trained model's map";
+    if (!strcmp(k, "spearman_abs")) return "rank correlation of the absolute values (sign ignored)";
+    if (!strcmp(k, "ssim")) return "structural similarity of the |maps|";
+    if (!strcmp(k, "hog_pearson")) return "linear correlation of HOG features of the |maps|";
+    if (!strcmp(k, "hog_spearman")) return "rank correlation of HOG features of the |maps| (the verdict's measure)";
+    return NULL;
+}
+
+/* One sentence on a metric, into b; false when unknown. */
+static bool metric_text(au_buf *b, const char *kind, const char *key) {
+    for (size_t i = 0; i < sizeof k_metrics / sizeof k_metrics[0]; i++)
+        if ((!k_metrics[i].kind || !strcmp(k_metrics[i].kind, kind)) && !strcmp(k_metrics[i].key, key)) {
+            au_printf(b, "%s", k_metrics[i].text);
+            return true;
+        }
+    if (!strcmp(kind, "randomization")) {
+        const char *base = NULL, *when = NULL;
+        if (!strncmp(key, "final_", 6)) base = randomization_base(key + 6), when = "after randomizing every layer (cascading)";
+        else if (!strncmp(key, "independent_mean_", 17))
+            base = randomization_base(key + 17), when = "averaged over the layers randomized one at a time";
+        if (base) {
+            au_printf(b, "The %s, %s (near 0: the map changed, as it should).", base, when);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- files ---- */
+
+typedef struct {
+    char *dir, *stem;          /* the JSON is dir/stem.json */
+    rj_value doc;
+    const kind_info *kind;
+    const rj_value *meta;      /* the manifest's entry, or NULL */
+    char *figure;              /* name of the copied figure grid in the output, or NULL */
+    bool csv;                  /* stem.csv copied too */
+} rp_audit;
+
+typedef struct {
+    const char *in, *out;
+    rp_audit *a;
+    int na;
+    rj_value manifest;
+    char *manifest_dir;
+    au_buf notes;              /* HTML list items: files skipped and why */
+    int nsvg;
+} rp_ctx;
+
+static char *path_join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = sal_malloc(n);
+    if (p) snprintf(p, n, "%s%s%s", a, *a && a[strlen(a) - 1] != '/' ? "/" : "", b);
+    return p;
+}
+
+static bool is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static bool is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static sal_status mkdirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return sal_fail(SAL_ERR_ARG, "%.80s...: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return sal_fail(SAL_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    if (!is_dir(path)) return sal_fail(SAL_ERR_IO, "%s: not a folder", path);
+    return SAL_OK;
+}
+
+/* Copies in_dir/name to out_dir/name unless they are the same file. */
+static sal_status copy_file(const rp_ctx *c, const char *dir, const char *name) {
+    char *src = path_join(dir, name), *dst = path_join(c->out, name);
+    sal_status st = src && dst ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    struct stat s1, s2;
+    if (st == SAL_OK && stat(src, &s1) == 0 && stat(dst, &s2) == 0 && s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino) {
+        sal_free(src), sal_free(dst);
+        return SAL_OK;
+    }
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (st == SAL_OK) st = sal_read_file(src, MAX_COPY, &data, &len);
+    if (st == SAL_OK) st = sal_write_file(dst, data, len);
+    sal_free(data);
+    sal_free(src);
+    sal_free(dst);
+    return st;
+}
+
+static sal_status save_text(const rp_ctx *c, const char *name, au_buf *b) {
+    if (b->oom) return sal_fail(SAL_ERR_NOMEM, "out of memory writing %s", name);
+    char *p = path_join(c->out, name);
+    if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_status st = sal_write_file(p, b->s ? b->s : "", b->len);
+    sal_free(p);
+    return st;
+}
+
+static sal_status read_json(const char *path, rj_value *v) {
+    unsigned char *txt = NULL;
+    size_t len = 0;
+    SAL_TRY(sal_read_file(path, MAX_JSON, &txt, &len));
+    sal_status st = rj_parse((const char *)txt, len, path, v);
+    sal_free(txt);
+    return st;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The JSON files of dir (sorted), as audits; manifest.json as the manifest. */
+static sal_status scan(rp_ctx *c, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return sal_fail(SAL_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
+    char **names = NULL;
+    int n = 0, cap = 0;
+    sal_status st = SAL_OK;
+    for (struct dirent *e; st == SAL_OK && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") || e->d_name[0] == '.') continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = sal_realloc(names, (size_t)cap * sizeof *nn);
+            if (!nn) {
+                st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = sal_strdup(e->d_name))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        else n++;
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, by_name);
+    for (int i = 0; i < n && st == SAL_OK; i++) {
+        char *path = path_join(dir, names[i]);
+        if (!path) {
+            st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        rj_value v;
+        sal_status r = read_json(path, &v);
+        if (r == SAL_ERR_NOMEM) st = r;
+        else if (r != SAL_OK) {
+            au_printf(&c->notes, "<li><code>");
+            rp_esc(&c->notes, path);
+            au_printf(&c->notes, "</code>: ");
+            rp_esc(&c->notes, sal_last_error());
+            au_printf(&c->notes, "</li>\n");
+        } else if (!strcmp(names[i], "manifest.json") && !c->manifest_dir) {
+            c->manifest = v;
+            if (!(c->manifest_dir = sal_strdup(dir))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        } else if (rj_getstr(&v, "audit", NULL) && rj_get(&v, "results") && rj_get(&v, "results")->type == RJ_ARR) {
+            size_t len = strlen(names[i]) - 5;
+            bool dup = false;
+            for (int k = 0; k < c->na && !dup; k++) dup = strlen(c->a[k].stem) == len && !strncmp(c->a[k].stem, names[i], len);
+            if (dup || c->na == MAX_AUDITS) {
+                au_printf(&c->notes, "<li><code>");
+                rp_esc(&c->notes, path);
+                au_printf(&c->notes, "</code>: %s</li>\n", dup ? "another folder holds results of the same name" : "too many audits");
+                rj_free(&v);
+            } else {
+                rp_audit *a = &c->a[c->na++];
+                memset(a, 0, sizeof *a);
+                a->doc = v;
+                a->dir = sal_strdup(dir);
+                a->stem = sal_malloc(len + 1);
+                if (a->stem) memcpy(a->stem, names[i], len), a->stem[len] = 0;
+                a->kind = find_kind(rj_getstr(&v, "audit", ""));
+                if (!a->dir || !a->stem) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+            }
+        } else {
+            rj_free(&v); /* some other JSON file */
+        }
+        sal_free(path);
+    }
+    for (int i = 0; i < n; i++) sal_free(names[i]);
+    sal_free(names);
+    return st;
+}
+
+/* ---- page pieces ---- */
+
+static const char k_css[] =
+    ":root{--ink:#1d2330;--muted:#5b6472;--line:#e3e6ea;--bg:#f6f7f9;--good:#2e9e6b;--bad:#d1495b;--skip:#9a9a9a;"
+    "--accent:#3b5bdb}\n"
+    "*{box-sizing:border-box}\n"
+    "body{margin:0;font:15px/1.55 'DejaVu Sans',Helvetica,Arial,sans-serif;color:var(--ink);background:var(--bg)}\n"
+    "header.top{background:linear-gradient(120deg,#1f2a44,#3b5bdb 60%,#7048e8);color:#fff;padding:36px 6vw 30px}\n"
+    "header.top h1{margin:0 0 6px;font-size:30px;letter-spacing:.2px}\n"
+    "header.top p{margin:4px 0;max-width:900px;color:#e6e9ff}\n"
+    "nav{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(--line);padding:8px 6vw;"
+    "white-space:nowrap;overflow-x:auto}\n"
+    "nav a{color:var(--accent);text-decoration:none;margin-right:18px;font-size:14px}\n"
+    "main{padding:18px 6vw 40px}\n"
+    "section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:20px 24px;margin:18px 0;"
+    "box-shadow:0 1px 2px rgba(0,0,0,.03)}\n"
+    "h2{margin:0 0 8px;font-size:22px}h3{margin:18px 0 8px;font-size:16px}\n"
+    ".sub{color:var(--muted);font-size:13.5px;margin:0 0 10px}\n"
+    ".about{max-width:980px}\n"
+    ".cards{display:flex;flex-wrap:wrap;gap:12px;margin:10px 0}\n"
+    ".card{flex:1 1 160px;background:var(--bg);border-radius:8px;padding:10px 14px;min-width:150px}\n"
+    ".card b{display:block;font-size:24px}.card span{color:var(--muted);font-size:13px}\n"
+    "table{border-collapse:collapse;font-size:13px}\n"
+    "th,td{padding:4px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}\n"
+    "th{background:#fbfbfc;font-weight:600;position:sticky;top:0}\n"
+    "td.l,th.l{text-align:left}\n"
+    ".scroll{overflow-x:auto;max-width:100%}\n"
+    ".badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}\n"
+    ".pass{background:var(--good)}.fail{background:var(--bad)}.skip{background:var(--skip)}.unk{background:#c9a227}\n"
+    ".why{color:var(--muted);font-size:11.5px}\n"
+    "td.verdict{white-space:normal;min-width:320px;max-width:520px}\n"
+    "table.matrix td{text-align:center;padding:3px 6px}\n"
+    "table.matrix td.l{text-align:left}\n"
+    "table.matrix th.rot{height:120px;vertical-align:bottom;padding:0 2px 6px}\n"
+    "table.matrix th.rot div{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-size:12px}\n"
+    "table.matrix th a{text-decoration:none}\n"
+    "table.wrap td.l{white-space:normal}\n"
+    ".cell{display:inline-block;width:24px;height:20px;border-radius:4px;color:#fff;font-weight:700;line-height:20px;"
+    "font-size:13px}\n"
+    ".cell.pass{background:var(--good)}.cell.fail{background:var(--bad)}.cell.skip{background:#d6d6d6;color:#777}"
+    ".cell.unk{background:#e9d8a6;color:#6b5a1e}\n"
+    "figure{margin:12px 0}figcaption{color:var(--muted);font-size:13px;margin-top:4px;max-width:900px}\n"
+    "figure.grid img{max-width:100%;height:auto;image-rendering:pixelated;border:1px solid var(--line);border-radius:4px}\n"
+    ".hero{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start}\n"
+    ".hero figure{flex:0 1 auto}\n"
+    ".hero img{max-width:100%;image-rendering:pixelated;border-radius:6px;border:1px solid var(--line)}\n"
+    ".legend{display:flex;gap:24px;flex-wrap:wrap;align-items:center;color:var(--muted);font-size:12.5px}\n"
+    ".panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:8px}\n"
+    ".panels img{width:100%;height:auto}\n"
+    ".key{display:flex;flex-wrap:wrap;gap:14px;font-size:12.5px;color:var(--muted);margin:6px 0}\n"
+    ".key i{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}\n"
+    "dl.metrics{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;font-size:13px;margin:8px 0}\n"
+    "dl.metrics dt{font-family:monospace;color:var(--accent)}dl.metrics dd{margin:0}\n"
+    "details summary{cursor:pointer;color:var(--accent);margin:8px 0}\n"
+    ".two{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start}\n"
+    "code{background:#f0f2f5;padding:1px 4px;border-radius:3px;font-size:12.5px}\n"
+    "pre{background:#1f2430;color:#e6e6e6;padding:10px 14px;border-radius:8px;overflow-x:auto;font-size:12.5px}\n"
+    "footer{color:var(--muted);font-size:12.5px;padding:10px 6vw 30px}\n"
+    "a{color:var(--accent)}\n";
+
+/* "pass", "fail", "skip" or "unk" for result r of an audit. */
+static const char *outcome(const kind_info *k, const rj_value *r) {
+    if (rj_num(rj_get(r, "skipped")) == 1) return "skip";
+    const char *v = rj_getstr(r, "verdict", "");
+    if (!strncmp(v, "skipped", 7)) return "skip";
+    if (!strncmp(v, "undetermined", 12)) return "unk";
+    double ok = k ? rj_getnum(r, k->pass_key) : NAN;
+    if (isfinite(ok)) return ok != 0 ? "pass" : "fail";
+    if (!strncmp(v, "not ", 4) || !strncmp(v, "in", 2)) return "fail";
+    return *v ? "pass" : "unk";
+}
+
+static const char *result_label(const rj_value *r) {
+    const char *l = rj_getstr(r, "label", NULL);
+    return l && *l ? l : rj_getstr(r, "method", "?");
+}
+
+/* The audit's title: the manifest's, else the audit's name and its model. */
+static void audit_title(au_buf *b, const rp_audit *a, bool short_form) {
+    const char *t = rj_getstr(a->meta, short_form ? "short" : "title", NULL);
+    if (t) {
+        rp_esc(b, t);
+        return;
+    }
+    rp_esc(b, a->kind ? a->kind->title : rj_getstr(&a->doc, "audit", "audit"));
+    const char *model = rj_getstr(&a->doc, "model", "");
+    if (*model && !short_form) {
+        au_printf(b, " &middot; ");
+        rp_esc(b, model);
+    }
+    if (short_form) {
+        au_printf(b, " (");
+        rp_esc(b, a->stem);
+        au_printf(b, ")");
+    }
+}
+
+static void fmt_num(au_buf *b, double v) {
+    if (!isfinite(v)) au_printf(b, "&ndash;");
+    else if (v != 0 && (fabs(v) < 1e-3 || fabs(v) >= 1e5)) au_printf(b, "%.2e", v);
+    else if (v == floor(v) && fabs(v) < 1e5) au_printf(b, "%.0f", v);
+    else au_printf(b, "%.3f", v);
+}
+
+/* Scalar metric names of an audit's results, in the order of the first result that ran. */
+static int metric_keys(const rp_audit *a, const char **keys, int max) {
+    const rj_value *res = rj_get(&a->doc, "results"), *first = NULL;
+    for (int i = 0; i < res->n && !first; i++)
+        if (strcmp(outcome(a->kind, &res->items[i]), "skip")) first = &res->items[i];
+    int n = 0;
+    if (first && a->kind && a->kind->columns[0]) {
+        for (int k = 0; k < 8 && a->kind->columns[k] && n < max; k++)
+            if (rj_get(first, a->kind->columns[k])) keys[n++] = a->kind->columns[k];
+        return n;
+    }
+    for (int k = 0; first && k < first->n && n < max; k++) {
+        const char *key = first->keys[k];
+        rj_type t = first->items[k].type;
+        if (!strcmp(key, "skipped") || (a->kind && !strcmp(key, a->kind->pass_key))) continue;
+        if (t == RJ_NUM || t == RJ_BOOL || t == RJ_NULL) keys[n++] = key;
+    }
+    return n;
+}
+
+/* Verdict badge, with the reason in small print. */
+static void verdict_cell(au_buf *b, const kind_info *k, const rj_value *r) {
+    const char *v = rj_getstr(r, "verdict", ""), *cls = outcome(k, r), *paren = strstr(v, " (");
+    const char *colon = !strncmp(v, "skipped:", 8) ? v + 8 : NULL;
+    size_t head = colon ? 7 : paren ? (size_t)(paren - v) : strlen(v);
+    au_printf(b, "<td class=\"l verdict\"><span class=\"badge %s\">", cls);
+    char h[96];
+    snprintf(h, sizeof h, "%.*s", (int)(head < sizeof h - 1 ? head : sizeof h - 1), v);
+    rp_esc(b, *h ? h : cls);
+    au_printf(b, "</span>");
+    const char *rest = colon ? colon : paren ? paren + 1 : NULL;
+    if (rest && *rest) {
+        au_printf(b, " <span class=\"why\">");
+        rp_esc(b, rest);
+        au_printf(b, "</span>");
+    }
+    au_printf(b, "</td>");
+}
+
+static sal_status write_svg(rp_ctx *c, const char *stem, const char *what, au_buf *svg, char *name, size_t cap) {
+    snprintf(name, cap, "%s-%s.svg", stem, what);
+    sal_status st = save_text(c, name, svg);
+    au_buf_free(svg);
+    return st;
+}
+
+/* The bar chart of the audit's main metric. */
+static sal_status bars(rp_ctx *c, const rp_audit *a, au_buf *h) {
+    const kind_info *k = a->kind;
+    const rj_value *res = rj_get(&a->doc, "results");
+    int n = res->n;
+    const char **labels = sal_calloc((size_t)n + 1, sizeof *labels);
+    double *v = sal_calloc((size_t)n + 1, sizeof *v), *v2 = sal_calloc((size_t)n + 1, sizeof *v2);
+    int *good = sal_calloc((size_t)n + 1, sizeof *good);
+    if (!labels || !v || !v2 || !good) {
+        sal_free(labels), sal_free(v), sal_free(v2), sal_free(good);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    }
+    double lo = 0, hi = k->bounded ? 1 : 0, tol = rj_getnum(&a->doc, "tolerance");
+    bool any2 = false;
+    for (int i = 0; i < n; i++) {
+        const rj_value *r = &res->items[i];
+        const char *o = outcome(k, r);
+        labels[i] = result_label(r);
+        v[i] = rj_getnum(r, k->bar_key);
+        v2[i] = k->bar_key2 ? rj_getnum(r, k->bar_key2) : NAN;
+        good[i] = !strcmp(o, "pass") ? 1 : !strcmp(o, "fail") ? 0 : -1;
+        for (int q = 0; q < 2; q++) {
+            double x = q ? v2[i] : v[i];
+            if (!isfinite(x)) continue;
+            any2 |= q == 1;
+            lo = fmin(lo, x), hi = fmax(hi, x);
+        }
+    }
+    double thr = NAN;
+    char thr_label[96] = "";
+    if (!strcmp(k->name, "faithfulness")) {
+        thr = rj_getnum(rj_get(&a->doc, "random"), "aopc");
+        snprintf(thr_label, sizeof thr_label, "random order %.3g", thr);
+    } else if (!strcmp(k->name, "pointing")) {
+        thr = NAN; /* the verdict compares the two bars */
+    } else if (isfinite(tol)) {
+        thr = tol;
+        snprintf(thr_label, sizeof thr_label, "threshold %g", tol);
+    }
+    if (isfinite(thr)) lo = fmin(lo, thr), hi = fmax(hi, thr);
+    if (k->logx) lo = 1e-7, hi = fmax(hi * 2, 10);
+    else if (hi > lo) hi += (hi - lo) * 0.06;
+    rp_bars spec = {.n = n, .labels = labels, .v = v, .v2 = any2 ? v2 : NULL, .good = good, .lo = lo, .hi = hi,
+                    .threshold = thr, .logx = k->logx, .xlabel = k->bar_label, .vlabel = k->bar_key,
+                    .v2label = k->bar_key2, .threshold_label = *thr_label ? thr_label : NULL};
+    au_buf svg = {0};
+    rp_svg_bars(&svg, &spec);
+    char name[512];
+    sal_status st = write_svg(c, a->stem, "bars", &svg, name, sizeof name);
+    if (st == SAL_OK) {
+        au_printf(h, "<figure><img src=\"");
+        rp_esc(h, name);
+        au_printf(h, "\" alt=\"");
+        rp_esc(h, k->bar_label);
+        au_printf(h, " per method\"><figcaption>");
+        rp_esc(h, k->bar_label);
+        if (any2 && k->bar_label2) {
+            au_printf(h, "; the thin pale bar: ");
+            rp_esc(h, k->bar_label2);
+        }
+        au_printf(h, ". Green: the method passes, red: it fails, grey: skipped.</figcaption></figure>\n");
+    }
+    sal_free(labels), sal_free(v), sal_free(v2), sal_free(good);
+    return st;
+}
+
+static const char *const k_colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"};
+
+/* Small multiples of the randomization curves: one panel per method. */
+static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
+    static const char *const keys[] = {"hog_spearman", "spearman_abs", "spearman", "ssim"};
+    static const char *const names[] = {"Spearman of HOG (cascading)", "Spearman of |map| (cascading)",
+                                        "Spearman (cascading)", "SSIM (cascading)"};
+    const rj_value *res = rj_get(&a->doc, "results");
+    double tol = rj_getnum(&a->doc, "tolerance");
+    bool any = false;
+    sal_status st = SAL_OK;
+    for (int i = 0; i < res->n && st == SAL_OK; i++) {
+        const rj_value *r = &res->items[i], *cas = rj_get(r, "cascading"), *ind = rj_get(r, "independent");
+        if (!cas || cas->type != RJ_ARR || cas->n < 2) continue;
+        if (!any) {
+            au_printf(h, "<h3>Similarity to the trained model's map as layers are randomized</h3>\n<div class=\"key\">");
+            for (int k = 0; k < 4; k++) au_printf(h, "<span><i style=\"border-color:%s\"></i>%s</span>", k_colors[k], names[k]);
+            au_printf(h, "<span><i style=\"border-color:%s;border-top-style:dashed\"></i>Spearman of HOG, each layer "
+                         "randomized alone</span></div>\n<div class=\"panels\">\n", k_colors[0]);
+            any = true;
+        }
+        int L = cas->n;
+        double *y = sal_calloc((size_t)L * 5, sizeof *y);
+        const char **ticks = sal_calloc((size_t)L, sizeof *ticks);
+        if (!y || !ticks) {
+            sal_free(y), sal_free(ticks);
+            return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        }
+        for (int s = 0; s < L; s++) {
+            const rj_value *p = rj_at(cas, s);
+            for (int k = 0; k < 4; k++) y[k * L + s] = rj_getnum(p, keys[k]);
+            y[4 * L + s] = ind && ind->type == RJ_ARR && s < ind->n ? rj_getnum(rj_at(ind, s), "hog_spearman") : NAN;
+            const char *lay = rj_getstr(p, "layer", "");
+            ticks[s] = s == 0 ? "trained" : lay;
+        }
+        rp_series sr[5];
+        for (int k = 0; k < 5; k++)
+            sr[k] = (rp_series){.name = k < 4 ? names[k] : "Spearman of HOG, each layer alone", .y = y + k * L, .n = L,
+                                .color = k_colors[k < 4 ? k : 0], .width = k == 0 ? 2.6 : k == 4 ? 1.4 : 1.5,
+                                .dash = k == 4 ? 1 : 0};
+        rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "randomized from the top down to",
+                       .xlo = 0, .xhi = L - 1, .ylo = -0.2, .yhi = 1, .xticks = ticks, .nxticks = L, .yref = tol,
+                       .yref_label = "threshold"};
+        au_buf svg = {0};
+        rp_svg_lines(&svg, &ch, sr, 5);
+        char what[32], name[512];
+        snprintf(what, sizeof what, "curve%d", i);
+        st = write_svg(c, a->stem, what, &svg, name, sizeof name);
+        if (st == SAL_OK) {
+            au_printf(h, "<img src=\"");
+            rp_esc(h, name);
+            au_printf(h, "\" alt=\"randomization curves of ");
+            rp_esc(h, result_label(r));
+            au_printf(h, "\">\n");
+        }
+        sal_free(y), sal_free(ticks);
+    }
+    if (any) au_printf(h, "</div>\n");
+    return st;
+}
+
+/* Small multiples of the deletion and insertion curves. */
+static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
+    static const char *const keys[] = {"deletion_morf", "deletion_lerf", "insertion_morf", "insertion_lerf"};
+    static const char *const names[] = {"deletion, most relevant first", "deletion, least relevant first",
+                                        "insertion, most relevant first", "insertion, least relevant first"};
+    static const char *const colors[] = {"#d1495b", "#0072b2", "#2e9e6b", "#9d7bd8"};
+    const rj_value *res = rj_get(&a->doc, "results"), *rnd = rj_get(rj_get(&a->doc, "random"), "deletion");
+    /* one y range for all panels, so they compare */
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < res->n; i++) {
+        const rj_value *cv = rj_get(&res->items[i], "curves");
+        for (int k = 0; k < 4; k++) {
+            const rj_value *arr = rj_get(cv, keys[k]);
+            for (int s = 0; arr && arr->type == RJ_ARR && s < arr->n; s++) {
+                double v = rj_num(&arr->items[s]);
+                if (isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
+            }
+        }
+    }
+    for (int s = 0; rnd && rnd->type == RJ_ARR && s < rnd->n; s++) {
+        double v = rj_num(&rnd->items[s]);
+        if (isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    if (!(hi >= lo)) return SAL_OK;
+    double pad = (hi - lo) * 0.05 + 1e-9;
+    lo -= pad, hi += pad;
+    bool any = false;
+    sal_status st = SAL_OK;
+    const char *output = rj_getstr(&a->doc, "output", "output");
+    for (int i = 0; i < res->n && st == SAL_OK; i++) {
+        const rj_value *r = &res->items[i], *cv = rj_get(r, "curves");
+        if (!cv || cv->type != RJ_OBJ) continue;
+        if (!any) {
+            au_printf(h, "<h3>Deletion and insertion curves</h3>\n<div class=\"key\">");
+            for (int k = 0; k < 4; k++)
+                au_printf(h, "<span><i style=\"border-color:%s%s\"></i>%s</span>", colors[k],
+                          k == 1 || k == 3 ? ";border-top-style:dotted" : "", names[k]);
+            if (rnd) au_printf(h, "<span><i style=\"border-color:#888;border-top-style:dashed\"></i>deletion in random order</span>");
+            au_printf(h, "</div>\n<div class=\"panels\">\n");
+            any = true;
+        }
+        rp_series sr[5];
+        double *xs[5] = {0};
+        int ns = 0;
+        for (int k = 0; k < 5 && st == SAL_OK; k++) {
+            const rj_value *arr = k < 4 ? rj_get(cv, keys[k]) : rnd;
+            if (!arr || arr->type != RJ_ARR || arr->n < 2) continue;
+            double *xy = sal_malloc((size_t)arr->n * 2 * sizeof *xy);
+            if (!xy) {
+                st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            xs[ns] = xy;
+            for (int s = 0; s < arr->n; s++) xy[s] = (double)s / (arr->n - 1), xy[arr->n + s] = rj_num(&arr->items[s]);
+            sr[ns++] = (rp_series){.name = k < 4 ? names[k] : "deletion in random order", .x = xy, .y = xy + arr->n,
+                                   .n = arr->n, .color = k < 4 ? colors[k] : "#888", .width = k == 0 ? 2.4 : 1.5,
+                                   .dash = k == 4 ? 1 : k == 1 || k == 3 ? 2 : 0};
+        }
+        if (st == SAL_OK) {
+            rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "fraction of pixels replaced",
+                           .ylabel = output, .xlo = 0, .xhi = 1, .ylo = lo, .yhi = hi, .yref = NAN};
+            au_buf svg = {0};
+            rp_svg_lines(&svg, &ch, sr, ns);
+            char what[32], name[512];
+            snprintf(what, sizeof what, "curve%d", i);
+            st = write_svg(c, a->stem, what, &svg, name, sizeof name);
+            if (st == SAL_OK) {
+                au_printf(h, "<img src=\"");
+                rp_esc(h, name);
+                au_printf(h, "\" alt=\"deletion and insertion curves of ");
+                rp_esc(h, result_label(r));
+                au_printf(h, "\">\n");
+            }
+        }
+        for (int k = 0; k < ns; k++) sal_free(xs[k]);
+    }
+    if (any) au_printf(h, "</div>\n");
+    return st;
+}
+
+/* The audit's setting: model, data, seed, tolerance and its own top-level facts. */
+static void setting(au_buf *h, const rp_audit *a) {
+    const rj_value *d = &a->doc;
+    au_printf(h, "<p class=\"sub\">");
+    const char *model = rj_getstr(d, "model", ""), *data = rj_getstr(d, "data", "");
+    if (*model) au_printf(h, "model <code>"), rp_esc(h, model), au_printf(h, "</code> &middot; ");
+    if (*data) au_printf(h, "data <code>"), rp_esc(h, data), au_printf(h, "</code> &middot; ");
+    au_printf(h, "seed %.0f", rj_getnum(d, "seed"));
+    double tol = rj_getnum(d, "tolerance");
+    if (isfinite(tol)) au_printf(h, " &middot; tolerance %g", tol);
+    const rj_value *mc = rj_get(d, "model_check");
+    if (mc) {
+        au_printf(h, " &middot; model check: f<sub>2</sub>(x + m) = f<sub>1</sub>(x) up to ");
+        fmt_num(h, rj_getnum(mc, "max_abs_diff"));
+        double same = rj_getnum(mc, "same_predictions"), n = rj_getnum(mc, "samples");
+        if (isfinite(same) && isfinite(n)) au_printf(h, ", same prediction on %.0f of %.0f samples", same, n);
+    }
+    const rj_value *sh = rj_get(d, "shift");
+    if (sh && isfinite(rj_getnum(sh, "min")))
+        au_printf(h, " &middot; shift values in [%.3g, %.3g]", rj_getnum(sh, "min"), rj_getnum(sh, "max"));
+    const rj_value *rep = rj_get(d, "replacement");
+    if (rep) au_printf(h, " &middot; removed pixels replaced by %s", rj_getstr(rep, "kind", "?"));
+    const rj_value *layers = rj_get(d, "layers");
+    if (layers && layers->type == RJ_ARR) {
+        au_printf(h, " &middot; layers, input to output:");
+        for (int i = 0; i < layers->n; i++) au_printf(h, " <code>"), rp_esc(h, rj_str(&layers->items[i], "?")), au_printf(h, "</code>");
+    }
+    au_printf(h, "</p>\n");
+}
+
+static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
+    const kind_info *k = a->kind;
+    const char *kname = k ? k->name : rj_getstr(&a->doc, "audit", "");
+    au_printf(h, "<section id=\"a%d\">\n<h2>", idx);
+    audit_title(h, a, false);
+    au_printf(h, "</h2>\n");
+    setting(h, a);
+    if (k) au_printf(h, "<p class=\"about\">%s</p>\n", k->about);
+    const char *note = rj_getstr(a->meta, "note", NULL);
+    if (note) {
+        au_printf(h, "<p class=\"about\">");
+        rp_esc(h, note);
+        au_printf(h, "</p>\n");
+    }
+    /* counts */
+    const rj_value *res = rj_get(&a->doc, "results");
+    int np = 0, nf = 0, ns = 0;
+    for (int i = 0; i < res->n; i++) {
+        const char *o = outcome(k, &res->items[i]);
+        np += !strcmp(o, "pass"), nf += !strcmp(o, "fail"), ns += !strcmp(o, "skip") || !strcmp(o, "unk");
+    }
+    au_printf(h, "<div class=\"cards\"><div class=\"card\"><b style=\"color:var(--good)\">%d</b><span>pass</span></div>"
+                 "<div class=\"card\"><b style=\"color:var(--bad)\">%d</b><span>fail</span></div>"
+                 "<div class=\"card\"><b style=\"color:var(--skip)\">%d</b><span>skipped or undetermined</span></div></div>\n",
+              np, nf, ns);
+    sal_status st = SAL_OK;
+    /* the figure grid first: pictures before numbers */
+    if (a->figure) {
+        au_printf(h, "<h3>Figure: rows are methods</h3>\n<figure class=\"grid\"><img src=\"");
+        rp_esc(h, a->figure);
+        au_printf(h, "\" alt=\"figure grid of the ");
+        rp_esc(h, kname);
+        au_printf(h, " audit\"><figcaption>");
+        const char *cap = rj_getstr(a->meta, "figure_caption", NULL);
+        if (cap) rp_esc(h, cap);
+        else au_printf(h, "Each row is one method; each heatmap is scaled to its own 99.5th percentile of |value|.");
+        au_printf(h, "</figcaption></figure>\n<div class=\"legend\"><span>Legend:</span><img src=\"legend-diverging.svg\" "
+                     "alt=\"diverging colour bar\"><span>maps with both signs</span><img src=\"legend-sequential.svg\" "
+                     "alt=\"sequential colour bar\"><span>maps of one sign (magnitude)</span></div>\n");
+    }
+    if (k && res->n) st = bars(c, a, h);
+    if (st == SAL_OK && k && !strcmp(k->name, "randomization")) st = randomization_panels(c, a, h);
+    if (st == SAL_OK && k && !strcmp(k->name, "faithfulness")) st = faithfulness_panels(c, a, h);
+    /* the verdict table */
+    const char *keys[AU_MAX_METRICS];
+    int nk = metric_keys(a, keys, AU_MAX_METRICS);
+    au_printf(h, "<h3>Verdicts</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">method</th>");
+    for (int q = 0; q < nk; q++) au_printf(h, "<th>"), rp_esc(h, keys[q]), au_printf(h, "</th>");
+    au_printf(h, "<th class=\"l\">verdict</th></tr>\n");
+    for (int i = 0; i < res->n; i++) {
+        const rj_value *r = &res->items[i];
+        bool skip = !strcmp(outcome(k, r), "skip");
+        au_printf(h, "<tr><td class=\"l\">");
+        rp_esc(h, result_label(r));
+        au_printf(h, "</td>");
+        for (int q = 0; q < nk; q++) {
+            const rj_value *v = rj_get(r, keys[q]);
+            au_printf(h, "<td>");
+            if (!skip && v && v->type == RJ_BOOL) au_printf(h, "%s", v->num != 0 ? "yes" : "no");
+            else if (!skip) fmt_num(h, rj_num(v));
+            au_printf(h, "</td>");
+        }
+        verdict_cell(h, k, r);
+        au_printf(h, "</tr>\n");
+    }
+    au_printf(h, "</table></div>\n");
+    /* what the numbers mean */
+    au_printf(h, "<dl class=\"metrics\">\n");
+    for (int q = 0; q < nk; q++) {
+        au_buf t = {0};
+        if (!metric_text(&t, kname, keys[q]) || t.oom) {
+            h->oom |= t.oom;
+            au_buf_free(&t);
+            continue;
+        }
+        au_printf(h, "<dt>");
+        rp_esc(h, keys[q]);
+        au_printf(h, "</dt><dd>");
+        rp_esc(h, t.s ? t.s : "");
+        au_printf(h, "</dd>\n");
+        au_buf_free(&t);
+    }
+    au_printf(h, "</dl>\n<p class=\"sub\">Data: <a href=\"");
+    rp_esc(h, a->stem);
+    au_printf(h, ".json\">");
+    rp_esc(h, a->stem);
+    au_printf(h, ".json</a>");
+    if (a->csv) {
+        au_printf(h, " &middot; <a href=\"");
+        rp_esc(h, a->stem);
+        au_printf(h, ".csv\">");
+        rp_esc(h, a->stem);
+        au_printf(h, ".csv</a>");
+    }
+    au_printf(h, "</p>\n</section>\n");
+    return st;
+}
+
+/* Rows: every method label in the order first seen; columns: the audits. */
+static sal_status matrix(const rp_ctx *c, au_buf *h) {
+    int cap = 0, n = 0;
+    for (int i = 0; i < c->na; i++) cap += rj_get(&c->a[i].doc, "results")->n;
+    const char **rows = sal_calloc((size_t)cap + 1, sizeof *rows);
+    if (!rows) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->na; i++) {
+        const rj_value *res = rj_get(&c->a[i].doc, "results");
+        for (int k = 0; k < res->n; k++) {
+            const char *l = result_label(&res->items[k]);
+            bool seen = false;
+            for (int q = 0; q < n && !seen; q++) seen = !strcmp(rows[q], l);
+            if (!seen) rows[n++] = l;
+        }
+    }
+    au_printf(h, "<section id=\"matrix\">\n<h2>Which explanations can be trusted?</h2>\n"
+                 "<p class=\"sub\">Each row is an attribution method, each column an audit. "
+                 "<span class=\"cell pass\">&#10003;</span> passes, <span class=\"cell fail\">&#10007;</span> fails, "
+                 "<span class=\"cell skip\">&ndash;</span> could not run (hover for the reason), "
+                 "<span class=\"cell unk\">?</span> undetermined. Click a column for its figures and numbers.</p>\n"
+                 "<div class=\"scroll\"><table class=\"matrix\">\n<tr><th class=\"l\">method</th>");
+    for (int i = 0; i < c->na; i++) {
+        au_printf(h, "<th class=\"rot\"><div><a href=\"#a%d\">", i);
+        audit_title(h, &c->a[i], true);
+        au_printf(h, "</a></div></th>");
+    }
+    au_printf(h, "<th>passed</th></tr>\n");
+    for (int q = 0; q < n; q++) {
+        au_printf(h, "<tr><td class=\"l\">");
+        rp_esc(h, rows[q]);
+        au_printf(h, "</td>");
+        int pass = 0, ran = 0;
+        for (int i = 0; i < c->na; i++) {
+            const rj_value *res = rj_get(&c->a[i].doc, "results"), *r = NULL;
+            for (int k = 0; k < res->n && !r; k++)
+                if (!strcmp(result_label(&res->items[k]), rows[q])) r = &res->items[k];
+            if (!r) {
+                au_printf(h, "<td></td>");
+                continue;
+            }
+            const char *o = outcome(c->a[i].kind, r);
+            pass += !strcmp(o, "pass"), ran += !strcmp(o, "pass") || !strcmp(o, "fail");
+            au_printf(h, "<td><span class=\"cell %s\" title=\"", o);
+            rp_esc(h, rj_getstr(r, "verdict", ""));
+            au_printf(h, "\">%s</span></td>", !strcmp(o, "pass") ? "&#10003;" : !strcmp(o, "fail") ? "&#10007;"
+                                              : !strcmp(o, "skip") ? "&ndash;" : "?");
+        }
+        au_printf(h, "<td>%d / %d</td></tr>\n", pass, ran);
+    }
+    au_printf(h, "</table></div>\n</section>\n");
+    sal_free(rows);
+    return SAL_OK;
+}
+
+/* The manifest's models and extra figures. */
+static sal_status manifest_parts(rp_ctx *c, au_buf *h) {
+    const rj_value *mf = &c->manifest, *figs = rj_get(mf, "figures"), *models = rj_get(mf, "models");
+    sal_status st = SAL_OK;
+    if (figs && figs->type == RJ_ARR && figs->n) {
+        au_printf(h, "<section id=\"highlights\">\n<h2>");
+        rp_esc(h, rj_getstr(mf, "figures_title", "Highlights"));
+        au_printf(h, "</h2>\n<div class=\"hero\">\n");
+        for (int i = 0; i < figs->n && st == SAL_OK; i++) {
+            const rj_value *f = &figs->items[i];
+            const char *file = rj_getstr(f, "file", NULL);
+            if (!file || strchr(file, '/') || file[0] == '.') continue;
+            char *src = path_join(c->manifest_dir, file);
+            if (!src) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+            bool ok = is_file(src);
+            sal_free(src);
+            if (!ok) continue;
+            if ((st = copy_file(c, c->manifest_dir, file)) != SAL_OK) break;
+            au_printf(h, "<figure><img src=\"");
+            rp_esc(h, file);
+            au_printf(h, "\" alt=\"");
+            rp_esc(h, rj_getstr(f, "title", file));
+            au_printf(h, "\"><figcaption><b>");
+            rp_esc(h, rj_getstr(f, "title", ""));
+            au_printf(h, "</b> ");
+            rp_esc(h, rj_getstr(f, "caption", ""));
+            au_printf(h, "</figcaption></figure>\n");
+        }
+        au_printf(h, "</div>\n<div class=\"legend\"><img src=\"legend-diverging.svg\" alt=\"diverging colour bar\">"
+                     "<span>blue: evidence against, red: evidence for the explained class</span></div>\n</section>\n");
+    }
+    if (models && models->type == RJ_ARR && models->n) {
+        au_printf(h, "<section id=\"models\">\n<h2>Models</h2>\n<div class=\"scroll\"><table class=\"wrap\">\n<tr><th class=\"l\">model"
+                     "</th><th class=\"l\">architecture</th><th class=\"l\">trained on</th><th>held-out accuracy</th>"
+                     "<th>training</th></tr>\n");
+        for (int i = 0; i < models->n; i++) {
+            const rj_value *m = &models->items[i];
+            au_printf(h, "<tr><td class=\"l\"><b>");
+            rp_esc(h, rj_getstr(m, "name", "?"));
+            au_printf(h, "</b></td><td class=\"l\">");
+            rp_esc(h, rj_getstr(m, "arch", ""));
+            au_printf(h, "</td><td class=\"l\">");
+            rp_esc(h, rj_getstr(m, "data", ""));
+            au_printf(h, "</td><td>");
+            double acc = rj_getnum(m, "accuracy");
+            if (isfinite(acc)) au_printf(h, "%.1f%%", 100 * acc);
+            else au_printf(h, "&ndash;");
+            au_printf(h, "</td><td>");
+            double sec = rj_getnum(m, "train_seconds");
+            if (rj_getnum(m, "cached") == 1) au_printf(h, "reused (hash matched)");
+            else if (isfinite(sec)) au_printf(h, "%.0f s", sec);
+            au_printf(h, "</td></tr>\n");
+        }
+        au_printf(h, "</table></div>\n");
+        const char *mnote = rj_getstr(mf, "models_note", NULL);
+        if (mnote) au_printf(h, "<p class=\"sub\">"), rp_esc(h, mnote), au_printf(h, "</p>\n");
+        au_printf(h, "</section>\n");
+    }
+    return st;
+}
+
+static int kind_rank(const rp_audit *a) {
+    for (int i = 0; i < NKINDS; i++)
+        if (a->kind == &k_kinds[i]) return i;
+    return NKINDS;
+}
+
+static int rank(const rp_audit *a) {
+    double o = rj_getnum(a->meta, "order");
+    return isfinite(o) ? (int)o : 1000 + kind_rank(a);
+}
+
+static int by_rank(const void *x, const void *y) {
+    const rp_audit *a = x, *b = y;
+    int ra = rank(a), rb = rank(b);
+    if (ra != rb) return ra < rb ? -1 : 1;
+    return strcmp(a->stem, b->stem);
+}
+
+static sal_status build(rp_ctx *c, const sal_report_opts *o) {
+    SAL_TRY(mkdirs(c->out));
+    /* the manifest entries (matched by file name) and the files beside each JSON */
+    const rj_value *entries = rj_get(&c->manifest, "audits");
+    for (int i = 0; i < c->na; i++) {
+        rp_audit *a = &c->a[i];
+        for (int k = 0; entries && entries->type == RJ_ARR && k < entries->n; k++) {
+            const char *f = rj_getstr(&entries->items[k], "file", "");
+            size_t n = strlen(a->stem);
+            if (!strncmp(f, a->stem, n) && !strcmp(f + n, ".json")) a->meta = &entries->items[k];
+        }
+    }
+    for (int i = 0; i < c->na; i++) {
+        rp_audit *a = &c->a[i];
+        char name[600];
+        static const char *const figs[] = {"%s.png", "%s-figure.png", "%s.figure.png"};
+        for (int k = 0; k < 3 && !a->figure; k++) {
+            snprintf(name, sizeof name, figs[k], a->stem);
+            char *p = path_join(a->dir, name);
+            if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+            if (is_file(p)) {
+                SAL_TRY(copy_file(c, a->dir, name));
+                if (!(a->figure = sal_strdup(name))) {
+                    sal_free(p);
+                    return sal_fail(SAL_ERR_NOMEM, "out of memory");
+                }
+            }
+            sal_free(p);
+        }
+        snprintf(name, sizeof name, "%s.json", a->stem);
+        SAL_TRY(copy_file(c, a->dir, name));
+        snprintf(name, sizeof name, "%s.csv", a->stem);
+        char *p = path_join(a->dir, name);
+        if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        a->csv = is_file(p);
+        sal_free(p);
+        if (a->csv) SAL_TRY(copy_file(c, a->dir, name));
+    }
+    /* order: the manifest's "order", else by kind, then by name */
+    qsort(c->a, (size_t)c->na, sizeof *c->a, by_rank);
+    /* legends */
+    au_buf svg = {0};
+    rp_svg_colorbar(&svg, SAL_CMAP_DIVERGING);
+    sal_status st = save_text(c, "legend-diverging.svg", &svg);
+    au_buf_free(&svg);
+    if (st == SAL_OK) {
+        rp_svg_colorbar(&svg, SAL_CMAP_SEQUENTIAL);
+        st = save_text(c, "legend-sequential.svg", &svg);
+        au_buf_free(&svg);
+    }
+    if (st != SAL_OK) return st;
+    /* the page */
+    au_buf h = {0};
+    const char *title = o && o->title ? o->title : rj_getstr(&c->manifest, "title", "Can these explanations be trusted?");
+    au_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
+    rp_esc(&h, title);
+    au_printf(&h, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header class=\"top\">\n<h1>", k_css);
+    rp_esc(&h, title);
+    au_printf(&h, "</h1>\n");
+    const char *intro = rj_getstr(&c->manifest, "intro", NULL);
+    au_printf(&h, "<p>");
+    if (intro) rp_esc(&h, intro);
+    else au_printf(&h, "Attribution maps say which input pixels drove a prediction. The audits below test whether "
+                       "those maps can be trusted: whether they change when the model does not, stay the same when "
+                       "the model is destroyed, ignore the class they were asked about, or fail to find what the "
+                       "model uses.");
+    au_printf(&h, "</p>\n");
+    const char *sub = rj_getstr(&c->manifest, "subtitle", NULL);
+    if (sub) au_printf(&h, "<p>"), rp_esc(&h, sub), au_printf(&h, "</p>\n");
+    au_printf(&h, "</header>\n<nav><a href=\"#matrix\">Overview</a>");
+    if (rj_get(&c->manifest, "figures")) au_printf(&h, "<a href=\"#highlights\">Highlights</a>");
+    if (rj_get(&c->manifest, "models")) au_printf(&h, "<a href=\"#models\">Models</a>");
+    for (int i = 0; i < c->na; i++) {
+        au_printf(&h, "<a href=\"#a%d\">", i);
+        audit_title(&h, &c->a[i], true);
+        au_printf(&h, "</a>");
+    }
+    au_printf(&h, "</nav>\n<main>\n");
+    st = manifest_parts(c, &h);
+    if (st == SAL_OK) st = matrix(c, &h);
+    for (int i = 0; i < c->na && st == SAL_OK; i++) st = audit_section(c, &c->a[i], i, &h);
+    if (st == SAL_OK) {
+        au_printf(&h, "</main>\n<footer>\n");
+        const char *how = rj_getstr(&c->manifest, "reproduce", NULL);
+        if (how) au_printf(&h, "<p>Reproduce: <code>"), rp_esc(&h, how), au_printf(&h, "</code></p>\n");
+        if (c->notes.len) au_printf(&h, "<p>Files not shown:</p>\n<ul>\n%s</ul>\n", c->notes.s);
+        au_printf(&h, "<p>Written by saliency %s (<code>saliency report</code>). Static HTML: no scripts, no network."
+                      "</p>\n</footer>\n</body>\n</html>\n", SAL_VERSION);
+        st = save_text(c, "index.html", &h);
+    }
+    au_buf_free(&h);
+    return st;
+}
+
+sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_report_opts *o, int *naudits) {
+    if (naudits) *naudits = 0;
+    if (!in_dir || !*in_dir || !out_dir || !*out_dir) return sal_fail(SAL_ERR_ARG, "the report needs an input and an output folder");
+    if (!is_dir(in_dir)) return sal_fail(SAL_ERR_IO, "%s: not a folder", in_dir);
+    rp_ctx c = {.in = in_dir, .out = out_dir};
+    c.a = sal_calloc(MAX_AUDITS, sizeof *c.a);
+    if (!c.a) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_status st = scan(&c, in_dir);
+    char *sub = st == SAL_OK ? path_join(in_dir, "audits") : NULL;
+    if (st == SAL_OK && !sub) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK && is_dir(sub)) st = scan(&c, sub);
+    sal_free(sub);
+    if (st == SAL_OK && c.na == 0)
+        st = sal_fail(SAL_ERR_ARG, "%s holds no audit results (NAME.json files written by `saliency audit ... --json`)", in_dir);
+    if (st == SAL_OK && c.notes.oom) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) st = build(&c, o);
+    if (st == SAL_OK && naudits) *naudits = c.na;
+    for (int i = 0; i < c.na; i++) {
+        rj_free(&c.a[i].doc);
+        sal_free(c.a[i].dir);
+        sal_free(c.a[i].stem);
+        sal_free(c.a[i].figure);
+    }
+    sal_free(c.a);
+    rj_free(&c.manifest);
+    sal_free(c.manifest_dir);
+    au_buf_free(&c.notes);
+    return st;
+}
