@@ -49,7 +49,9 @@ for t in "${targets[@]}"; do
     # inputs that once crashed a target (fuzz/regressions/TARGET) join the seeds
     regress=()
     [ -d "fuzz/regressions/$t" ] && regress=("fuzz/regressions/$t")
-    nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=2048 -print_final_stats=1 \
+    dict=()
+    [ -f "fuzz/$t.dict" ] && dict=("-dict=fuzz/$t.dict")
+    nice -n "$nicelvl" "$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
         -artifact_prefix="$fb/artifacts/$t/" "$fb/work/$t" "$fb/corpus/$t" "${regress[@]}" > "$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char g_dir[64];
 static const char *g_cli;
@@ -553,6 +554,29 @@ static void test_hostile_graphs(void) {
     remove(base);
 }
 
+/* A gzipped IDX file of 51 MB of zeros (50 KB on disk) read under a 16 MiB budget: refused while
+ * inflating, with the bytes it declared, and nothing kept. */
+static void test_gzip_bomb(void) {
+    const char *p = tmp("bomb-idx3-ubyte.gz");
+    gzFile gz = gzopen(p, "wb9");
+    SAL_ASSERT(gz);
+    unsigned char head[16] = {0, 0, 8, 3, 0, 1, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28}; /* 65536 x 28 x 28 */
+    static unsigned char zeros[1 << 16];
+    SAL_ASSERT(gzwrite(gz, head, sizeof head) == (int)sizeof head);
+    for (int i = 0; i < 784; i++) SAL_ASSERT(gzwrite(gz, zeros, sizeof zeros) == (int)sizeof zeros);
+    gzclose(gz);
+    size_t budget0 = sal_memory_budget(), use0 = sal_memory_in_use();
+    sal_set_memory_budget(use0 + (16 << 20));
+    sal_tensor t = {0};
+    CHECK_FAILS(sal_idx_read(p, &t), SAL_ERR_NOMEM, "reading IDX data (51380224 bytes declared)");
+    CHECK(sal_memory_in_use() == use0 && t.data == NULL, "nothing kept from the refused file");
+    sal_set_memory_budget(budget0);
+    CHECK_OK(sal_idx_read(p, &t));
+    CHECK(t.ndim == 4 && t.dim[0] == 65536, "read whole under the default budget");
+    sal_tensor_free(&t);
+    remove(p);
+}
+
 /* ---- inputs the fuzzers found, replayed through the fuzz targets' own code ---- */
 
 static void replay(const char *target, void (*one)(const uint8_t *, size_t)) {
@@ -950,7 +974,8 @@ int main(void) {
         void (*fn)(void);
     } tests[] = {{"hostile shapes", test_hostile_shapes}, {"hostile sizes", test_hostile_sizes},
                  {"hostile graphs", test_hostile_graphs}, {"deep nesting", test_deep_nesting},
-                 {"deep graph", test_deep_graph},         {"fuzz regressions", test_fuzz_regressions},
+                 {"deep graph", test_deep_graph},         {"gzip bomb", test_gzip_bomb},
+                 {"fuzz regressions", test_fuzz_regressions},
                  {"non-finite", test_nonfinite},          {"budget", test_budget},
                  {"allocation failures", test_alloc_failures}, {"pending outputs", test_pending_outputs},
                  {"signals", test_signals},               {"CLI budget", test_cli_budget}};

@@ -556,10 +556,24 @@ static int run(demo *d, const char *cat_opt) {
                  co.items_max, side, side);
     else
         snprintf(comp_about, sizeof comp_about, "%d Fashion-MNIST items (halved) per %dx%d image", co.items, side, side);
-    model_spec s_multi = {"cnn-composite", arch, about, comp_about, (int)cy.dim[1], q ? 2 : 3, 64, 0, 1e-3f, 0.7f, true};
+    model_spec s_multi = {"cnn-composite", arch, about, comp_about, (int)cy.dim[1], q ? 3 : 5, 64, 0, 3e-3f, 0.8f, true};
     if ((rc = get_model(d, &s_multi, &cx, &cy, &tx, &ty, &multi))) goto done;
 
-    /* audits */
+    /* audits: files of an earlier run go first, so the report never shows stale results */
+    static const char *const stems[] = {"invariance-constant", "invariance-checkerboard", "invariance-cat",
+                                        "randomization-mlp", "randomization-cnn", "class-sensitivity-mlp",
+                                        "class-sensitivity-cnn", "pointing", "faithfulness-mlp", "faithfulness-cnn"};
+    for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++)
+        for (int k = 0; k < 3; k++) {
+            char f[1200];
+            snprintf(f, sizeof f, "%s/%s.%s", d->audits_dir, stems[i], k == 0 ? "json" : k == 1 ? "csv" : "png");
+            remove(f);
+        }
+    for (int k = 0; k < 2; k++) {
+        char f[1200];
+        snprintf(f, sizeof f, "%s/%s", d->audits_dir, k ? "manifest.json" : "cat.png");
+        remove(f);
+    }
     int64_t n_inv = q ? 4 : 16, n_rand = q ? 3 : 8, n_cls = q ? 4 : 16, n_faith = q ? 3 : 12, n_ref = q ? 128 : 512;
     sal_tensor mt = rows(&mn.test_x, 0, n_inv), mref = rows(&mn.train_x, 0, n_ref);
     sal_tensor ft = rows(&fm.test_x, 0, n_cls), fref = rows(&fm.train_x, 0, n_ref);

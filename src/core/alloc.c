@@ -10,17 +10,16 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-static long g_fail_after; /* 0: never fail */
-
-/* OpenMP workers may allocate, so the counters are atomic. The budget starts at 0, meaning
- * "not yet derived from the machine" (see budget()). */
+/* Atomic, as OpenMP workers allocate too. g_fail_after 0: never fail. g_budget 0: not yet derived
+ * from the machine (see budget()). */
+static atomic_long g_fail_after;
 static atomic_size_t g_live, g_peak, g_budget;
 
-void sal_alloc_fail_after(long k) { g_fail_after = k; }
+void sal_alloc_fail_after(long k) { atomic_store(&g_fail_after, k); }
 
 static bool inject(void) {
-    if (g_fail_after <= 0) return false;
-    return --g_fail_after == 0;
+    if (atomic_load(&g_fail_after) <= 0) return false;
+    return atomic_fetch_sub(&g_fail_after, 1) == 1;
 }
 
 size_t sal_memory_default_budget(void) {
@@ -54,7 +53,7 @@ bool sal_budget_fits(size_t bytes) {
 
 static void count(void *p) {
     if (!p) return;
-    size_t now = atomic_fetch_add(&g_live, malloc_usable_size(p)) + malloc_usable_size(p);
+    size_t n = malloc_usable_size(p), now = atomic_fetch_add(&g_live, n) + n;
     size_t peak = atomic_load(&g_peak);
     while (now > peak && !atomic_compare_exchange_weak(&g_peak, &peak, now)) {}
 }

@@ -67,7 +67,11 @@ static sal_status idx_read_gz(gzFile gz, const char *path, sal_tensor *out) {
             if (ncap > (size_t)numel) ncap = (size_t)numel;
             unsigned char *p = sal_realloc(raw, ncap);
             if (!p) {
-                st = sal_fail(SAL_ERR_NOMEM, "%s: out of memory", path);
+                /* a gzip bomb or a forged count ends here, under the memory budget */
+                char what[300];
+                snprintf(what, sizeof what, "%.200s: reading IDX data (%lld bytes declared)", path, (long long)numel);
+                st = sal_budget_fits(ncap - cap) ? sal_fail(SAL_ERR_NOMEM, "%s: out of memory", path)
+                                                 : sal_budget_check(ncap - cap, what);
                 break;
             }
             raw = p;

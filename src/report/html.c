@@ -37,8 +37,7 @@ static const kind_info k_kinds[] = {
      "(Adebayo et al., <i>Sanity Checks for Saliency Maps</i>; Khakzar et al., section 2).",
      "final_hog_spearman", "independent_mean_hog_spearman",
      "Spearman correlation of HOG features, fully randomized vs trained", "mean over layers randomized alone", 0, 1,
-     {"final_hog_spearman", "final_spearman", "final_spearman_abs", "final_ssim", "final_hog_pearson",
-      "independent_mean_hog_spearman", "independent_mean_spearman_abs"}},
+     {"final_hog_spearman", "final_spearman_abs", "final_ssim", "independent_mean_hog_spearman"}},
     {"class-sensitivity", "Class sensitivity", "class_sensitive",
      "For each image, the maps for the highest- and the lowest-scoring class are compared. They should "
      "differ: a method that draws the same picture for both explains the image, not the prediction "
@@ -330,7 +329,7 @@ static const char k_css[] =
     ".badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}\n"
     ".pass{background:var(--good)}.fail{background:var(--bad)}.skip{background:var(--skip)}.unk{background:#c9a227}\n"
     ".why{color:var(--muted);font-size:11.5px}\n"
-    "td.verdict{white-space:normal;min-width:320px;max-width:520px}\n"
+    "td.verdict{white-space:normal;min-width:220px;max-width:380px}\n"
     "table.matrix td{text-align:center;padding:3px 6px}\n"
     "table.matrix td.l{text-align:left}\n"
     "table.matrix th.rot{height:120px;vertical-align:bottom;padding:0 2px 6px}\n"
@@ -501,7 +500,7 @@ static sal_status bars(rp_ctx *c, const rp_audit *a, au_buf *h) {
     sal_status st = write_svg(c, a->stem, "bars", &svg, name, sizeof name);
     if (st == SAL_OK) {
         au_printf(h, "<figure><img src=\"");
-        rp_esc(h, name);
+        rp_url(h, name);
         au_printf(h, "\" alt=\"");
         rp_esc(h, k->bar_label);
         au_printf(h, " per method\"><figcaption>");
@@ -524,7 +523,17 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) 
     static const char *const names[] = {"Spearman of HOG (cascading)", "Spearman of |map| (cascading)",
                                         "Spearman (cascading)", "SSIM (cascading)"};
     const rj_value *res = rj_get(&a->doc, "results");
-    double tol = rj_getnum(&a->doc, "tolerance");
+    double tol = rj_getnum(&a->doc, "tolerance"), ylo = -0.2;
+    /* one y range for all panels: down to the lowest correlation seen */
+    for (int i = 0; i < res->n; i++)
+        for (int md = 0; md < 2; md++) {
+            const rj_value *arr = rj_get(&res->items[i], md ? "independent" : "cascading");
+            for (int s = 0; arr && arr->type == RJ_ARR && s < arr->n; s++)
+                for (int k = 0; k < 4; k++) {
+                    double v = rj_getnum(&arr->items[s], keys[k]);
+                    if (isfinite(v) && v < ylo) ylo = floor(v * 5) / 5;
+                }
+        }
     bool any = false;
     sal_status st = SAL_OK;
     for (int i = 0; i < res->n && st == SAL_OK; i++) {
@@ -557,7 +566,7 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) 
                                 .color = k_colors[k < 4 ? k : 0], .width = k == 0 ? 2.6 : k == 4 ? 1.4 : 1.5,
                                 .dash = k == 4 ? 1 : 0};
         rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "randomized from the top down to",
-                       .xlo = 0, .xhi = L - 1, .ylo = -0.2, .yhi = 1, .xticks = ticks, .nxticks = L, .yref = tol,
+                       .xlo = 0, .xhi = L - 1, .ylo = ylo, .yhi = 1, .xticks = ticks, .nxticks = L, .yref = tol,
                        .yref_label = "threshold"};
         au_buf svg = {0};
         rp_svg_lines(&svg, &ch, sr, 5);
@@ -566,7 +575,7 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) 
         st = write_svg(c, a->stem, what, &svg, name, sizeof name);
         if (st == SAL_OK) {
             au_printf(h, "<img src=\"");
-            rp_esc(h, name);
+            rp_url(h, name);
             au_printf(h, "\" alt=\"randomization curves of ");
             rp_esc(h, result_label(r));
             au_printf(h, "\">\n");
@@ -645,7 +654,7 @@ static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
             st = write_svg(c, a->stem, what, &svg, name, sizeof name);
             if (st == SAL_OK) {
                 au_printf(h, "<img src=\"");
-                rp_esc(h, name);
+                rp_url(h, name);
                 au_printf(h, "\" alt=\"deletion and insertion curves of ");
                 rp_esc(h, result_label(r));
                 au_printf(h, "\">\n");
@@ -681,7 +690,7 @@ static void setting(au_buf *h, const rp_audit *a) {
     if (rep) au_printf(h, " &middot; removed pixels replaced by %s", rj_getstr(rep, "kind", "?"));
     const rj_value *layers = rj_get(d, "layers");
     if (layers && layers->type == RJ_ARR) {
-        au_printf(h, " &middot; layers, input to output:");
+        au_printf(h, " &middot; layers randomized, top first:");
         for (int i = 0; i < layers->n; i++) au_printf(h, " <code>"), rp_esc(h, rj_str(&layers->items[i], "?")), au_printf(h, "</code>");
     }
     au_printf(h, "</p>\n");
@@ -716,7 +725,7 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
     /* the figure grid first: pictures before numbers */
     if (a->figure) {
         au_printf(h, "<h3>Figure: rows are methods</h3>\n<figure class=\"grid\"><img src=\"");
-        rp_esc(h, a->figure);
+        rp_url(h, a->figure);
         au_printf(h, "\" alt=\"figure grid of the ");
         rp_esc(h, kname);
         au_printf(h, " audit\"><figcaption>");
@@ -770,13 +779,13 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
         au_buf_free(&t);
     }
     au_printf(h, "</dl>\n<p class=\"sub\">Data: <a href=\"");
-    rp_esc(h, a->stem);
+    rp_url(h, a->stem);
     au_printf(h, ".json\">");
     rp_esc(h, a->stem);
     au_printf(h, ".json</a>");
     if (a->csv) {
         au_printf(h, " &middot; <a href=\"");
-        rp_esc(h, a->stem);
+        rp_url(h, a->stem);
         au_printf(h, ".csv\">");
         rp_esc(h, a->stem);
         au_printf(h, ".csv</a>");
@@ -858,7 +867,7 @@ static sal_status manifest_parts(rp_ctx *c, au_buf *h) {
             if (!ok) continue;
             if ((st = copy_file(c, c->manifest_dir, file)) != SAL_OK) break;
             au_printf(h, "<figure><img src=\"");
-            rp_esc(h, file);
+            rp_url(h, file);
             au_printf(h, "\" alt=\"");
             rp_esc(h, rj_getstr(f, "title", file));
             au_printf(h, "\"><figcaption><b>");
@@ -938,14 +947,12 @@ static sal_status build(rp_ctx *c, const sal_report_opts *o) {
             snprintf(name, sizeof name, figs[k], a->stem);
             char *p = path_join(a->dir, name);
             if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-            if (is_file(p)) {
-                SAL_TRY(copy_file(c, a->dir, name));
-                if (!(a->figure = sal_strdup(name))) {
-                    sal_free(p);
-                    return sal_fail(SAL_ERR_NOMEM, "out of memory");
-                }
-            }
+            bool found = is_file(p);
             sal_free(p);
+            if (found) {
+                SAL_TRY(copy_file(c, a->dir, name));
+                if (!(a->figure = sal_strdup(name))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+            }
         }
         snprintf(name, sizeof name, "%s.json", a->stem);
         SAL_TRY(copy_file(c, a->dir, name));

@@ -7,6 +7,8 @@
 
 /* Text escaped for HTML and SVG (&, <, >, ", '). */
 void rp_esc(au_buf *b, const char *s);
+/* A relative file name as a URL path (bytes other than letters, digits and ._-~/ percent-encoded). */
+void rp_url(au_buf *b, const char *s);
 
 /* One line of a chart: n values at x[k] (NULL: k), NAN for no point. */
 typedef struct {

@@ -18,6 +18,15 @@ void rp_esc(au_buf *b, const char *s) {
     }
 }
 
+void rp_url(au_buf *b, const char *s) {
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("._-~/", c))
+            au_printf(b, "%c", c);
+        else au_printf(b, "%%%02X", c);
+    }
+}
+
 /* Tick spacing of about n ticks over [lo, hi]: 1, 2 or 5 times a power of ten. */
 static double nice_step(double lo, double hi, int n) {
     double raw = (hi - lo) / (n > 0 ? n : 1);
