@@ -574,7 +574,7 @@ static int run(demo *d, const char *cat_opt) {
         snprintf(f, sizeof f, "%s/%s", d->audits_dir, k ? "manifest.json" : "cat.png");
         remove(f);
     }
-    int64_t n_inv = q ? 4 : 16, n_rand = q ? 3 : 8, n_cls = q ? 4 : 16, n_faith = q ? 3 : 12, n_ref = q ? 128 : 512;
+    int64_t n_inv = q ? 4 : 16, n_rand = q ? 3 : 4, n_cls = q ? 4 : 12, n_faith = q ? 3 : 8, n_ref = q ? 128 : 512;
     sal_tensor mt = rows(&mn.test_x, 0, n_inv), mref = rows(&mn.train_x, 0, n_ref);
     sal_tensor ft = rows(&fm.test_x, 0, n_cls), fref = rows(&fm.train_x, 0, n_ref);
     sal_audit_opts o = {.data = &mref, .data_name = "MNIST held-out digits"};
@@ -660,7 +660,7 @@ static int run(demo *d, const char *cat_opt) {
     if ((rc = run_audit(d, &a7, cnn, &ft, &of))) goto done;
     /* pointing games on held-out composites */
     sal_tensor cref = rows(&cx, 0, n_ref);
-    int64_t n_point = q ? 12 : 48;
+    int64_t n_point = q ? 12 : 16;
     sal_tensor px = rows(&tx, 0, n_point), pm = rows(&tm, 0, n_point), py = rows(&ty, 0, n_point);
     sal_audit_opts op = {.data = &cref, .data_name = "held-out composite images", .masks = &pm, .labels = &py};
     audit_spec a8 = {A_POINTING, "pointing", "cnn-composite", "Pointing games: multi-label CNN on composite images",

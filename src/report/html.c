@@ -335,7 +335,7 @@ static const char k_css[] =
     "table.matrix th.rot{height:120px;vertical-align:bottom;padding:0 2px 6px}\n"
     "table.matrix th.rot div{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-size:12px}\n"
     "table.matrix th a{text-decoration:none}\n"
-    "table.wrap td.l{white-space:normal}\n"
+    "table.wrap td.l{white-space:normal}table.wrap td.l b{white-space:nowrap}\n"
     ".cell{display:inline-block;width:24px;height:20px;border-radius:4px;color:#fff;font-weight:700;line-height:20px;"
     "font-size:13px}\n"
     ".cell.pass{background:var(--good)}.cell.fail{background:var(--bad)}.cell.skip{background:#d6d6d6;color:#777}"
