@@ -23,12 +23,12 @@ fb=${FUZZ_BUILD:-build-fuzz}
 build=${BUILD:-build}
 nicelvl=${FUZZ_NICE:-0}
 
-make --no-print-directory FUZZ_BUILD="$fb" -j"${FUZZ_JOBS:-2}" fuzz > "$fb.make.log" 2>&1 || {
-    tail -n 30 "$fb.make.log"
+mkdir -p "$fb"
+make --no-print-directory FUZZ_BUILD="$fb" -j"${FUZZ_JOBS:-2}" fuzz > "$fb/make.log" 2>&1 || {
+    tail -n 30 "$fb/make.log"
     echo "fuzz-smoke: make fuzz failed"
     exit 1
 }
-rm -f "$fb.make.log"
 if [ ! -d "$fb/corpus" ]; then
     fuzz/make-corpus.sh "$fb/corpus.tmp" "$build" > /dev/null && mv "$fb/corpus.tmp" "$fb/corpus" || {
         echo "fuzz-smoke: fuzz/make-corpus.sh failed"

@@ -80,6 +80,8 @@ mkdir -p "$tmp/empty"
 check "report of a folder without audits: exit 1" bash -c "[ $? -eq 1 ] && grep -q 'no audit results' '$tmp/err'"
 "$bin" demo --quick --bogus > /dev/null 2> "$tmp/err"
 check "demo with an unknown option: exit 1" test $? -eq 1
+"$bin" demo --quick --out "$tmp/d4" --methods gradient,nosuch > /dev/null 2> "$tmp/err"
+check "demo with an unknown method: exit 1 naming it" bash -c "[ $? -eq 1 ] && grep -q nosuch '$tmp/err'"
 
 # ---- the browser ----
 chrome=$(command -v chromium || command -v chromium-browser || true)

@@ -164,6 +164,15 @@ static int build_methods(demo *d, const char *only) {
     };
     d->nm = 0;
     if (!only && d->quick) only = k_quick_methods;
+    for (const char *p = only; p && *p;) { /* every name must be known */
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        bool known = false;
+        for (int i = 0; i < sal_method_count() && !known; i++)
+            known = strlen(sal_method_name(i)) == l && !strncmp(p, sal_method_name(i), l);
+        if (!known) return cli_error("demo", "--methods: unknown method '%.*s' (saliency methods lists them)", (int)l, p);
+        p = e ? e + 1 : p + l;
+    }
     for (int i = 0; i < sal_method_count() && d->nm < MAX_METHODS - 4; i++) {
         const char *name = sal_method_name(i);
         if (only) {
@@ -756,9 +765,9 @@ int cmd_demo(int argc, char **argv) {
     snprintf(d.models_dir, sizeof d.models_dir, "%s/models", d.out);
     snprintf(d.audits_dir, sizeof d.audits_dir, "%s/audits", d.out);
     snprintf(d.report_dir, sizeof d.report_dir, "%s/report", d.out);
-    int rc = mkdir_p(d.models_dir);
+    int rc = build_methods(&d, only);
+    if (!rc) rc = mkdir_p(d.models_dir);
     if (!rc) rc = mkdir_p(d.audits_dir);
-    if (!rc) rc = build_methods(&d, only);
     if (!rc) rc = run(&d, cat);
     free(d.models.s);
     free(d.audits.s);

@@ -423,23 +423,18 @@ static int metric_keys(const rp_audit *a, const char **keys, int max) {
     return n;
 }
 
-/* Verdict badge, with the reason in small print. */
+/* Verdict badge; the whole verdict (with its reason, which restates the metrics) is its tooltip. */
 static void verdict_cell(au_buf *b, const kind_info *k, const rj_value *r) {
     const char *v = rj_getstr(r, "verdict", ""), *cls = outcome(k, r), *paren = strstr(v, " (");
     const char *colon = !strncmp(v, "skipped:", 8) ? v + 8 : NULL;
     size_t head = colon ? 7 : paren ? (size_t)(paren - v) : strlen(v);
-    au_printf(b, "<td class=\"l verdict\"><span class=\"badge %s\">", cls);
+    au_printf(b, "<td class=\"l verdict\"><span class=\"badge %s\" title=\"", cls);
+    rp_esc(b, v);
+    au_printf(b, "\">");
     char h[96];
     snprintf(h, sizeof h, "%.*s", (int)(head < sizeof h - 1 ? head : sizeof h - 1), v);
     rp_esc(b, *h ? h : cls);
-    au_printf(b, "</span>");
-    const char *rest = colon ? colon : paren ? paren + 1 : NULL;
-    if (rest && *rest) {
-        au_printf(b, " <span class=\"why\">");
-        rp_esc(b, rest);
-        au_printf(b, "</span>");
-    }
-    au_printf(b, "</td>");
+    au_printf(b, "</span></td>");
 }
 
 static sal_status write_svg(rp_ctx *c, const char *stem, const char *what, au_buf *svg, char *name, size_t cap) {
@@ -751,11 +746,17 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
         au_printf(h, "<tr><td class=\"l\">");
         rp_esc(h, result_label(r));
         au_printf(h, "</td>");
-        for (int q = 0; q < nk; q++) {
+        const char *why = rj_getstr(r, "verdict", "");
+        if (skip && nk > 0) { /* the reason, across the metric columns */
+            au_printf(h, "<td class=\"l why\" colspan=\"%d\" style=\"white-space:normal\">", nk);
+            rp_esc(h, !strncmp(why, "skipped: ", 9) ? why + 9 : why);
+            au_printf(h, "</td>");
+        }
+        for (int q = 0; q < nk && !skip; q++) {
             const rj_value *v = rj_get(r, keys[q]);
             au_printf(h, "<td>");
-            if (!skip && v && v->type == RJ_BOOL) au_printf(h, "%s", v->num != 0 ? "yes" : "no");
-            else if (!skip) fmt_num(h, rj_num(v));
+            if (v && v->type == RJ_BOOL) au_printf(h, "%s", v->num != 0 ? "yes" : "no");
+            else fmt_num(h, rj_num(v));
             au_printf(h, "</td>");
         }
         verdict_cell(h, k, r);
