@@ -39,6 +39,47 @@ static void test_gemm_forward(void) {
     sal_tensor_free(&A);
 }
 
+/* sal_sgemm with one row whose entries are mostly zero (a gradient or activation after a ReLU)
+ * takes a path that skips the zero rows of B: check it against a double loop, for alpha/beta
+ * variants, a strided row (transA), sizes that do and do not split across threads, and a row of
+ * zeros. */
+static void test_sparse_row(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 11);
+    CHECK_OK(sal_blas_init());
+    const int sizes[][2] = {{7, 5}, {300, 257}, {1024, 784}};
+    for (int si = 0; si < 3; si++)
+        for (int zero_frac = 0; zero_frac < 3; zero_frac++)
+            for (int ta = 0; ta < 2; ta++) {
+                int K = sizes[si][0], N = sizes[si][1], lda = ta ? 3 : K;
+                float *a = calloc((size_t)K * 3, sizeof *a), *B = malloc(sizeof *B * (size_t)K * N);
+                float *c = malloc(sizeof *c * (size_t)N), *c0 = malloc(sizeof *c0 * (size_t)N);
+                for (int k = 0; k < K; k++) {
+                    double u = sal_rng_uniform(&r);
+                    float v = (float)sal_rng_normal(&r);
+                    /* zero_frac 0: half zero; 1: 90% zero; 2: all zero */
+                    a[(size_t)k * (ta ? 3 : 1)] = zero_frac == 2 || u < (zero_frac ? 0.9 : 0.5) ? 0.0f : v;
+                }
+                for (int i = 0; i < K * N; i++) B[i] = (float)sal_rng_normal(&r);
+                for (int j = 0; j < N; j++) c0[j] = (float)sal_rng_normal(&r);
+                const float betas[3] = {0.0f, 1.0f, 0.25f};
+                for (int bi = 0; bi < 3; bi++) {
+                    memcpy(c, c0, sizeof *c * (size_t)N);
+                    if (betas[bi] == 0.0f) c[0] = NAN; /* beta 0 ignores what C held */
+                    sal_sgemm(ta, false, 1, N, K, 1.5f, a, lda, B, N, betas[bi], c, N);
+                    double worst = 0;
+                    for (int j = 0; j < N; j++) {
+                        double acc = betas[bi] == 0.0f ? 0.0 : betas[bi] * (double)c0[j];
+                        for (int k = 0; k < K; k++) acc += 1.5 * a[(size_t)k * (ta ? 3 : 1)] * (double)B[(size_t)k * N + j];
+                        worst = fmax(worst, fabs(acc - c[j]) / (1.0 + fabs(acc)));
+                    }
+                    CHECK(worst < 1e-5, "sparse-row sgemm K=%d N=%d zeros=%d transA=%d beta=%g: off by %g", K, N,
+                          zero_frac, ta, (double)betas[bi], worst);
+                }
+                free(a), free(B), free(c), free(c0);
+            }
+}
+
 static void gc(const char *op, int nin, sal_tensor *in, const bool *cst, int nattr, sal_attr *attr) {
     t_gradcheck((t_gradcheck_spec){.op = op, .nin = nin, .in = in, .is_const = cst, .nattr = nattr, .attr = attr, .seed = 3});
     for (int i = 0; i < nin; i++) sal_tensor_free(&in[i]);
@@ -48,6 +89,7 @@ int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 1);
     test_gemm_forward();
+    test_sparse_row();
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             sal_tensor in[3] = {t_rand(&r, 2, ta ? (int64_t[]){4, 3} : (int64_t[]){3, 4}, 1),

@@ -25,6 +25,9 @@ sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const
 
 /* Forward with inputs in model-input order; checks their shapes. */
 sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs);
+/* The same for a single-input model, skipped when the session's last forward pass ran on x already
+ * (same shape and bytes): sal_explain runs x forward to pick targets, and methods then reuse it. */
+sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x);
 /* After a forward pass: SAL_ERR_NUMERIC if a float model output holds NaN or Inf, naming the first
  * node (in execution order) that produced a non-finite value. */
 sal_status sal_exec_check_outputs(const sal_session *s);

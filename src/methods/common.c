@@ -170,7 +170,7 @@ sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x,
                          const sal_rule_fn *rules, void *user, sal_tensor *g, float *value) {
     const sal_model *m = c->m;
     sal_tensor seed = {0};
-    SAL_TRY(sal_exec_forward(s, x));
+    SAL_TRY(sal_exec_forward_reuse(s, x));
     int out = m->output[0];
     sal_status st = sal_target_seed(c, &s->act[out], target, &seed, value);
     sal_backward_opts bo = {.rule = rules, .user = user};

@@ -187,11 +187,7 @@ sal_status sal_resample_linear(const float *src, int64_t rows, int nd, const int
 /* ---- shared steps of layer methods ---- */
 
 sal_status sal_layer_forward(sal_xctx *c) {
-    const sal_tensor *in = &c->s->act[c->m->input[0]];
-    if (c->s->forward_done && sal_tensor_same_shape(in, c->x) &&
-        !memcmp(in->data, c->x->data, (size_t)sal_tensor_numel(c->x) * sizeof(float)))
-        return SAL_OK;
-    return sal_exec_forward(c->s, c->x);
+    return sal_exec_forward_reuse(c->s, c->x);
 }
 
 sal_status sal_layer_grads(sal_xctx *c, int nv, const int *vals, bool input, float *value) {

@@ -653,13 +653,7 @@ const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node) {
 sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
                             const sal_rule_fn *rules, void *user, float *value) {
     const sal_model *m = s->m;
-    /* sal_explain has just run x forward on its session to pick the targets: reuse that pass (a
-     * quarter of the work at batch 1) when the session's input is x, byte for byte */
-    const sal_tensor *in0 = &s->act[m->input[0]];
-    bool same = m->ninput == 1 && s->forward_done && in0->data && in0->dtype == x->dtype &&
-                sal_tensor_same_shape(in0, x) &&
-                !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x));
-    if (!same) SAL_TRY(sal_exec_forward(s, x));
+    SAL_TRY(sal_exec_forward_reuse(s, x)); /* sal_explain's pass to pick the targets, usually */
     int out = m->output[0];
     const sal_tensor *y = &s->act[out];
     if (y->dtype != SAL_F32 || y->ndim != 2) {
