@@ -494,6 +494,24 @@ static void test_hostile_graphs(void) {
     pack(mp, p);
     expect_load_fail("empty required input", p, SAL_ERR_FORMAT, "node 'relu' (Relu) lacks its required input 0", NULL);
     relu->input[0] = rin;
+    {
+        /* a node whose required output is omitted (found by fuzz_onnx as a name of one NUL byte) */
+        Onnx__NodeProto dead = ONNX__NODE_PROTO__INIT, *nodes[64], **node0 = gp->node;
+        char *din[1] = {"x"}, *dout[1] = {""};
+        dead.name = "dead";
+        dead.op_type = "Relu";
+        dead.n_input = dead.n_output = 1;
+        dead.input = din;
+        dead.output = dout;
+        SAL_ASSERT(gp->n_node < 63);
+        memcpy(nodes, gp->node, sizeof *nodes * gp->n_node);
+        nodes[gp->n_node++] = &dead;
+        gp->node = nodes;
+        pack(mp, p);
+        gp->node = node0;
+        gp->n_node--;
+        expect_load_fail("empty required output", p, SAL_ERR_FORMAT, "node 'dead' (Relu) lacks its required output 0", NULL);
+    }
 
     /* a Concat of 65537 inputs is refused; 65536 (the most allowed) load and run */
     for (int n = 65536; n <= 65537; n++) {

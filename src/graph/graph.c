@@ -359,6 +359,12 @@ sal_status sal_graph_finalize(sal_model *g) {
             if (n->in[k] < 0)
                 return sal_fail(SAL_ERR_FORMAT, "%s: node '%s' (%s) lacks its required input %d", g->path,
                                 n->name, n->op_type, k);
+        /* an empty name marks an omitted output, which only optional outputs may be: kernels write
+         * their required outputs unconditionally */
+        for (int k = 0; k < op->min_out; k++)
+            if (n->out[k] < 0)
+                return sal_fail(SAL_ERR_FORMAT, "%s: node '%s' (%s) lacks its required output %d", g->path,
+                                n->name, n->op_type, k);
         n->op = op;
         if (op->init) {
             sal_status st = op->init(n, g);

@@ -75,6 +75,12 @@ static sal_status pad_plan(const sal_opctx *c, pad_geom *q) {
     if (npads != 2 * naxes)
         return sal_node_fail(c->n, SAL_ERR_SHAPE, "pads has %d entries; expected %d for %d axes", npads, 2 * naxes,
                              naxes);
+    /* no axis can be longer than a tensor may hold (2^40), so larger pads are errors; bounding
+     * them also keeps the sums below from overflowing */
+    const int64_t lim = (int64_t)1 << 40;
+    for (int i = 0; i < npads; i++)
+        if (pads[i] < -lim || pads[i] > lim)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "pads[%d] = %lld is out of range", i, (long long)pads[i]);
     for (int i = 0; i < naxes; i++) {
         q->pb[axes[i]] += pads[i];
         q->pe[axes[i]] += pads[naxes + i];

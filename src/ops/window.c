@@ -31,6 +31,12 @@ sal_status sal_win_parse(const sal_node *n, bool need_k, bool pool, sal_win_attr
             return sal_node_fail(n, SAL_ERR_FORMAT, "kernel_shape, strides and dilations must be positive");
         if (a->has_pads && (a->pads[i] < 0 || a->pads[a->nsp + i] < 0))
             return sal_node_fail(n, SAL_ERR_FORMAT, "pads must not be negative");
+        /* no axis is longer than a tensor may hold (2^40): larger values are errors, and bounding
+         * them keeps the geometry's sums and products within int64 */
+        const int64_t lim = (int64_t)1 << 40;
+        if ((a->has_k && a->k[i] > lim) || (a->has_s && a->s[i] > lim) || (a->has_d && a->d[i] > lim) ||
+            (a->has_pads && (a->pads[i] > lim || a->pads[a->nsp + i] > lim)))
+            return sal_node_fail(n, SAL_ERR_FORMAT, "kernel_shape, strides, dilations or pads out of range");
     }
     const char *ap = sal_attr_string(n, "auto_pad", "NOTSET");
     if (!strcmp(ap, "NOTSET") || !*ap) a->autopad = SAL_AUTOPAD_NOTSET;
@@ -64,6 +70,9 @@ sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const
                                  (long long)a->k[i], (long long)*k);
         if (a->has_s) *s = a->s[i];
         if (a->has_d) *d = a->d[i];
+        if (*k - 1 > ((int64_t)1 << 40) / *d) /* k comes from the weights for Conv, d is bounded */
+            return sal_node_fail(n, SAL_ERR_SHAPE, "dilated window of %lld taps spaced %lld is too large",
+                                 (long long)*k, (long long)*d);
         int64_t dk = (*k - 1) * *d + 1, o;
         switch (a->autopad) {
         case SAL_AUTOPAD_NOTSET:
