@@ -125,6 +125,13 @@ r = json.load(open(d + '/r.json'))
 assert r['layers'] == ['fc4', 'fc3', 'fc2', 'fc1'], r['layers']
 g = r['results'][0]
 assert len(g['cascading']) == 5 and g['cascading'][0]['spearman'] == 1 and 'hog_spearman' in g['cascading'][4]
+# the verdict reads the mean over the cascade's steps 1..4, and the flag agrees with the threshold
+for res in r['results']:
+    steps = [s['hog_spearman'] for s in res['cascading'][1:]]
+    assert abs(res['cascading_mean_hog_spearman'] - sum(steps) / len(steps)) < 1e-6, res
+    assert abs(res['final_hog_spearman'] - steps[-1]) < 1e-12, res
+    assert res['sensitive'] == (res['cascading_mean_hog_spearman'] < r['tolerance']), res
+    assert res['verdict'].startswith('sensitive' if res['sensitive'] else 'insensitive'), res
 lines = open(d + '/r.csv').read().splitlines()
 assert lines[0] == 'method,label,mode,step,layer,spearman,spearman_abs,ssim,hog_pearson,hog_spearman' and len(lines) == 21
 for f in ('r.png', 'rf.png'): assert open(d + '/' + f, 'rb').read(4) == b'\x89PNG'
@@ -138,7 +145,8 @@ PYEOF
 "$bin" audit class-sensitivity "$m" --input "$tmp/x.npy" --methods gradient,lrp_zplus --json "$tmp/c.json" \
     --figure "$tmp/c.png" --quiet && ok || bad "class-sensitivity"
 "$bin" audit faithfulness "$m" --input "$tmp/x.npy" --methods gradient,occlusion --replace blur:2 --steps 8 \
-    --output prob --json "$tmp/f.json" --csv "$tmp/f.csv" --plot "$tmp/f.png" --quiet && ok || bad "faithfulness"
+    --output prob --json "$tmp/f.json" --csv "$tmp/f.csv" --plot "$tmp/f.png" --figure "$tmp/ff.png" --quiet \
+    && ok || bad "faithfulness"
 "$bin" audit faithfulness "$m" --input "$tmp/x.npy" --methods gradient --replace noise:0.2 --steps 4 --quiet \
     && ok || bad "faithfulness with noise"
 "$PY" - "$tmp" <<'PYEOF' && ok || bad "faithfulness and class-sensitivity outputs"
@@ -154,6 +162,11 @@ assert abs(occ['occlusion_spearman'] - 1) < 1e-9, occ['occlusion_spearman']
 c = json.load(open(d + '/c.json'))
 assert all('hog_spearman' in x for x in c['results'])
 assert open(d + '/f.csv').readline().strip() == 'method,label,curve,fraction,value'
+# the figure: 3 rows (the occlusion reference, gradient, occlusion) of 5 tiles (28x28 drawn at 3x)
+import struct
+png = open(d + '/ff.png', 'rb').read()
+w, h = struct.unpack('>II', png[16:24])
+assert png[:4] == b'\x89PNG' and w >= 5 * 84 and 3 * 84 <= h < 4 * 84 + 200, (w, h)
 PYEOF
 
 # composites, multi-label training and the pointing game
@@ -178,7 +191,8 @@ expect_fail "--loss bce" "$bin" train --arch cnn --data "$tmp/c_x.npy:$tmp/c_y.n
 "$bin" train --arch cnn --data "$tmp/c_x.npy:$tmp/c_y.npy" --loss bce --epochs 1 --out "$tmp/cnn.onnx" > "$tmp/t.txt" 2>&1 \
     && grep -q "train accuracy" "$tmp/t.txt" && ok || { bad "multi-label training"; cat "$tmp/t.txt"; }
 "$bin" audit pointing "$tmp/cnn.onnx" --input "$tmp/c_x.npy" --limit 12 --masks "$tmp/c_masks.npy" \
-    --labels "$tmp/c_y.npy" --methods gradient,gradcam --radius 1 --json "$tmp/p.json" --quiet && ok || bad "pointing"
+    --labels "$tmp/c_y.npy" --methods gradient,gradcam --radius 1 --json "$tmp/p.json" --figure "$tmp/pf.png" \
+    --quiet && ok || bad "pointing"
 "$PY" - "$tmp/p.json" <<'PYEOF' && ok || bad "pointing outputs"
 import sys, json
 r = json.load(open(sys.argv[1]))
@@ -186,6 +200,11 @@ assert r['trials'] == 24 and r['radius'] == 1
 for x in r['results']:
     assert 0 <= x['pointing_accuracy'] <= 1 and 0 <= x['restricted_accuracy'] <= 1
     assert abs(x['gap'] - (x['pointing_accuracy'] - x['restricted_accuracy'])) < 1e-9
+# the figure: 2 rows (gradient, gradcam) of 4 tiles (the image, its 2 labelled classes, the top class)
+import struct
+png = open(sys.argv[1].replace('p.json', 'pf.png'), 'rb').read()
+w, h = struct.unpack('>II', png[16:24])
+assert png[:4] == b'\x89PNG' and w >= 4 * 56 * 3 and 2 * 56 * 3 <= h < 3 * 56 * 3 + 100, (w, h)
 PYEOF
 # the invariance audit on a CNN: the padded convolution gets an Add carrying the shift. Random
 # inputs: on the composites' flat black background, max pooling meets exact ties, which rounding in

@@ -94,6 +94,9 @@ static inline int64_t au_row(const sal_tensor *x) {
 }
 /* A borrowed view of rows [i0, i0 + n) of x. */
 sal_tensor au_rows(const sal_tensor *x, int64_t i0, int64_t n);
+/* Copies one sample's values (au_row(x) floats) into t, shaped as x with a batch of 1: the maps
+ * the audits keep for their figures. */
+sal_status au_keep_row(sal_tensor *t, const sal_tensor *x, const float *row);
 /* Copies rows idx[0..n) of x into out. */
 sal_status au_gather(const sal_tensor *x, const int64_t *idx, int64_t n, sal_tensor *out);
 /* Channels and spatial size of one sample of x (N, ...): (N,C,H,W) -> C,H,W; (N,C,L) -> C,1,L;

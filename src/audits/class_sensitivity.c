@@ -57,15 +57,8 @@ sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, 
                 au_mean_add(&same, eq);
                 int64_t q = i0 + i;
                 if (fig && q < nfig) {
-                    int64_t one[SAL_MAX_DIMS];
-                    memcpy(one, x->dim, sizeof one);
-                    one[0] = 1;
                     sal_tensor *f = &fig[((size_t)j * (size_t)nfig + (size_t)q) * 2];
-                    if ((st = sal_tensor_alloc(&f[0], SAL_F32, x->ndim, one)) != SAL_OK ||
-                        (st = sal_tensor_alloc(&f[1], SAL_F32, x->ndim, one)) != SAL_OK)
-                        break;
-                    memcpy(f[0].data, a1, (size_t)row * sizeof *a1);
-                    memcpy(f[1].data, a2, (size_t)row * sizeof *a2);
+                    if ((st = au_keep_row(&f[0], x, a1)) != SAL_OK || (st = au_keep_row(&f[1], x, a2)) != SAL_OK) break;
                 }
             }
             au_progress_step(&pr, n, r->label);

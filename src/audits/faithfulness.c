@@ -29,6 +29,14 @@ static int by_desc(const void *a, const void *b) {
     return p->i < q->i ? -1 : p->i > q->i; /* ties in position order, the same on every libc */
 }
 
+/* Pixel order of a map (C, H*W) by its channel sum, most relevant first. */
+static void rank(const float *map, int64_t C, int64_t HW, float *plane, keyed *kv, int64_t *order) {
+    au_plane(map, C, HW, false, plane);
+    for (int64_t p = 0; p < HW; p++) kv[p] = (keyed){plane[p], p};
+    qsort(kv, (size_t)HW, sizeof *kv, by_desc);
+    for (int64_t p = 0; p < HW; p++) order[p] = kv[p].i;
+}
+
 /* Scores of the rows of c->batch for target t: forward passes of at most c->chunk rows. */
 static sal_status score_batch(fctx *c, int64_t rows, int64_t t) {
     int64_t step = c->chunk;
@@ -106,6 +114,50 @@ static sal_status make_replacements(const sal_tensor *x, const sal_audit_opts *o
     return SAL_OK;
 }
 
+/* Rows = the occlusion reference (when it ran) and the methods that ran; columns: the input, the
+ * map, and the input with the 10%, 25% and 50% most relevant pixels by that map replaced, which
+ * is what the deletion curve scores. */
+static sal_status figure(const char *path, const sal_audit *a, const fctx *c, int64_t fs, const sal_tensor *fig,
+                         const sal_tensor *occ, float *plane, keyed *kv, int64_t *order) {
+    enum { COLS = 5 };
+    static const double frac[3] = {0.1, 0.25, 0.5};
+    static const char *const cl[COLS] = {"input", "map", "10% deleted", "25% deleted", "50% deleted"};
+    int rows = occ != NULL;
+    for (int j = 0; j < a->nres; j++) rows += !a->res[j].skipped;
+    if (!rows) return SAL_OK;
+    sal_grid_tile *t = sal_calloc((size_t)rows * COLS, sizeof *t);
+    const char **labels = sal_calloc((size_t)rows, sizeof *labels);
+    sal_tensor *del = sal_calloc((size_t)rows * 3, sizeof *del);
+    sal_status st = t && labels && del ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_tensor xs = au_rows(c->x, fs, 1);
+    const float *x0 = sal_f32(c->x) + fs * c->row, *R = sal_f32(c->R) + fs * c->row;
+    for (int j = -1, k = 0; st == SAL_OK && j < a->nres; j++) {
+        const sal_tensor *map = j < 0 ? occ : &fig[j];
+        if (j < 0 ? !occ : a->res[j].skipped) continue;
+        labels[k] = j < 0 ? "occlusion (reference)" : a->res[j].label;
+        t[k * COLS].image = &xs;
+        t[k * COLS + 1].map = map;
+        rank(sal_f32(map), c->C, c->HW, plane, kv, order);
+        for (int f = 0; f < 3 && st == SAL_OK; f++) {
+            sal_tensor *d = &del[k * 3 + f];
+            if ((st = au_keep_row(d, c->x, x0)) != SAL_OK) break;
+            int64_t npix = (int64_t)llround(frac[f] * (double)c->HW);
+            for (int64_t q = 0; q < npix; q++)
+                for (int64_t ch = 0; ch < c->C; ch++) sal_f32(d)[ch * c->HW + order[q]] = R[ch * c->HW + order[q]];
+            t[k * COLS + 2 + f].image = d;
+        }
+        k++;
+    }
+    sal_grid_opts go = {.share = SAL_SHARE_TILE, .row_labels = labels, .col_labels = cl};
+    go.heat.scale = c->HW <= 64 * 64 ? 3 : 1;
+    if (st == SAL_OK) st = sal_png_grid(path, rows, COLS, t, &go);
+    for (int i = 0; del && i < rows * 3; i++) sal_tensor_free(&del[i]);
+    sal_free(del);
+    sal_free(t);
+    sal_free(labels);
+    return st;
+}
+
 sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o, sal_audit **out) {
     *out = NULL;
     if (x->dtype != SAL_F32 || x->ndim < 2 || x->dim[0] < 1)
@@ -146,6 +198,10 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             if (z[k] > z[b]) b = k;
         target[i] = b;
     }
+    /* figure: each method's map of one sample (figure_sample) */
+    int64_t fs = o->figure_sample > 0 && o->figure_sample < N ? o->figure_sample : 0;
+    sal_tensor *fig = st == SAL_OK && o->figure ? sal_calloc((size_t)(nm > 0 ? nm : 1), sizeof *fig) : NULL;
+    if (st == SAL_OK && o->figure && !fig) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     au_patcache pc = {0};
     au_progress pr;
     au_progress_start(&pr, o->progress, "faithfulness", (int64_t)(nm + 2) * N);
@@ -258,10 +314,8 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             }
             for (int64_t q = 0; q < n && st == SAL_OK; q++) {
                 int64_t i = i0 + q;
-                au_plane(sal_f32(&A) + q * row, C, HW, false, plane);
-                for (int64_t p = 0; p < HW; p++) kv[p] = (keyed){plane[p], p};
-                qsort(kv, (size_t)HW, sizeof *kv, by_desc);
-                for (int64_t p = 0; p < HW; p++) order[p] = kv[p].i;
+                rank(sal_f32(&A) + q * row, C, HW, plane, kv, order);
+                if (fig && i == fs && (st = au_keep_row(&fig[j], x, sal_f32(&A) + q * row)) != SAL_OK) break;
                 if ((st = curves(&c, i, target[i], order, cv)) != SAL_OK) break;
                 for (int k = 0; k < NCURVE; k++) sums[k] += auc(cv + k * (S + 1), S);
                 ao_m += aopc(cv + DEL_MORF * (S + 1), S);
@@ -314,6 +368,14 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
     au_progress_end(&pr);
     au_patcache_free(&pc);
     if (st == SAL_OK && a->curves.oom) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK && fig) {
+        sal_tensor occ = {0};
+        if (have_occ) st = au_keep_row(&occ, x, sal_f32(&O) + fs * row);
+        if (st == SAL_OK) st = figure(o->figure, a, &c, fs, fig, have_occ ? &occ : NULL, plane, kv, order);
+        sal_tensor_free(&occ);
+    }
+    for (int j = 0; fig && j < nm; j++) sal_tensor_free(&fig[j]);
+    sal_free(fig);
     /* plot: deletion and insertion (most relevant first), one line per method plus the random order */
     int ran = 0;
     for (int j = 0; st == SAL_OK && j < nm; j++) ran += !a->res[j].skipped;

@@ -41,6 +41,37 @@ static double label_at(const sal_tensor *t, int64_t i, int64_t k) {
     return t->dtype == SAL_I64 ? (double)((const int64_t *)t->data)[i * t->dim[1] + k] : (double)sal_f32(t)[i * t->dim[1] + k];
 }
 
+/* Rows = methods that ran: the input, the maps of the labelled classes fk and the top class's. */
+static sal_status figure(const char *path, const sal_audit *a, const sal_tensor *x, int64_t fs, const sal_tensor *fig,
+                         const int64_t *fk, int nfk, int64_t top) {
+    int ran = 0, cols = nfk + 2;
+    for (int j = 0; j < a->nres; j++) ran += !a->res[j].skipped;
+    if (!ran) return SAL_OK;
+    char names[4][40];
+    const char *cl[5] = {"input"};
+    for (int f = 0; f < nfk; f++) snprintf(names[f], sizeof names[f], "class %lld", (long long)fk[f]), cl[1 + f] = names[f];
+    snprintf(names[3], sizeof names[3], "top class %lld", (long long)top);
+    cl[nfk + 1] = names[3];
+    sal_grid_tile *t = sal_calloc((size_t)ran * (size_t)cols, sizeof *t);
+    const char **labels = sal_calloc((size_t)ran, sizeof *labels);
+    sal_status st = t && labels ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_tensor xs = au_rows(x, fs, 1);
+    for (int j = 0, k = 0; st == SAL_OK && j < a->nres; j++) {
+        if (a->res[j].skipped) continue;
+        labels[k] = a->res[j].label;
+        t[k * cols].image = &xs;
+        for (int f = 0; f <= nfk; f++) t[k * cols + 1 + f].map = &fig[(size_t)j * (size_t)(nfk + 1) + (size_t)f];
+        k++;
+    }
+    /* one scale per row: the maps of one method for different classes compare */
+    sal_grid_opts go = {.share = SAL_SHARE_ROW, .row_labels = labels, .col_labels = cl};
+    go.heat.scale = x->dim[2] * x->dim[3] <= 64 * 64 ? 3 : 1;
+    if (st == SAL_OK) st = sal_png_grid(path, ran, cols, t, &go);
+    sal_free(t);
+    sal_free(labels);
+    return st;
+}
+
 sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o, sal_audit **out) {
     *out = NULL;
     char a1[160], a2[160];
@@ -104,6 +135,15 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
         au_num(&a->top, (double)top_in / (double)N);
         au_printf(&a->top, ",\n  \"radius\": %d", o->radius);
     }
+    /* figure: one sample (figure_sample), per method its maps for up to three of its labelled
+     * classes and the top class's map, the one the restricted game scores */
+    int64_t fs = o->figure_sample > 0 && o->figure_sample < N ? o->figure_sample : 0, fk[3];
+    int nfk = 0;
+    for (int64_t k = 0; k < mk.K && nfk < 3; k++)
+        if (label_at(lt, fs, k) >= 0.5) fk[nfk++] = k;
+    int fcols = nfk + 1;
+    sal_tensor *fig = st == SAL_OK && o->figure ? sal_calloc((size_t)(nm > 0 ? nm : 1) * (size_t)fcols, sizeof *fig) : NULL;
+    if (st == SAL_OK && o->figure && !fig) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     au_patcache pc = {0};
     au_progress pr;
     au_progress_start(&pr, o->progress, "pointing", (int64_t)nm * (npair + N));
@@ -128,6 +168,8 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
                 int64_t yy, xx;
                 argmax(sal_f32(&A) + q * row, C, H, W, plane, &yy, &xx);
                 hits += hit(&mk, ps[p0 + q], pk[p0 + q], yy, xx);
+                for (int f = 0; fig && ps[p0 + q] == fs && f < nfk && st == SAL_OK; f++)
+                    if (pk[p0 + q] == fk[f]) st = au_keep_row(&fig[(size_t)j * (size_t)fcols + (size_t)f], x, sal_f32(&A) + q * row);
             }
             au_progress_step(&pr, n, r->label);
         }
@@ -148,6 +190,8 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
                 argmax(sal_f32(&A) + q * row, C, H, W, plane, &yy, &xx);
                 for (int64_t k = 0; k < mk.K; k++)
                     if (label_at(lt, i, k) >= 0.5) rhits += hit(&mk, i, k, yy, xx);
+                if (fig && i == fs && st == SAL_OK)
+                    st = au_keep_row(&fig[(size_t)j * (size_t)fcols + (size_t)nfk], x, sal_f32(&A) + q * row);
             }
             au_progress_step(&pr, n, r->label);
         }
@@ -168,6 +212,9 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
     }
     au_progress_end(&pr);
     au_patcache_free(&pc);
+    if (st == SAL_OK && fig) st = figure(o->figure, a, x, fs, fig, fk, nfk, top[fs]);
+    for (size_t i = 0; fig && i < (size_t)(nm > 0 ? nm : 1) * (size_t)fcols; i++) sal_tensor_free(&fig[i]);
+    sal_free(fig);
     sal_free(ps);
     sal_free(pk);
     sal_free(top);

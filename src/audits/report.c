@@ -385,6 +385,15 @@ sal_tensor au_rows(const sal_tensor *x, int64_t i0, int64_t n) {
     return v;
 }
 
+sal_status au_keep_row(sal_tensor *t, const sal_tensor *x, const float *row) {
+    int64_t dim[SAL_MAX_DIMS];
+    memcpy(dim, x->dim, sizeof dim);
+    dim[0] = 1;
+    SAL_TRY(sal_tensor_alloc(t, SAL_F32, x->ndim, dim));
+    memcpy(t->data, row, (size_t)au_row(x) * sizeof *row);
+    return SAL_OK;
+}
+
 sal_status au_gather(const sal_tensor *x, const int64_t *idx, int64_t n, sal_tensor *out) {
     int64_t dim[SAL_MAX_DIMS];
     memcpy(dim, x->dim, sizeof dim);

@@ -101,7 +101,7 @@ static int load_image(const char *path, sal_tensor *out) {
 static int print_table(const char *audit, const sal_audit *a) {
     static const char *const keys[][4] = {
         {"invariance", "max_norm_diff", "spearman", "ssim"},
-        {"randomization", "final_hog_spearman", "final_spearman_abs", "final_ssim"},
+        {"randomization", "cascading_mean_hog_spearman", "final_hog_spearman", "final_spearman_abs"},
         {"class-sensitivity", "hog_spearman", "spearman", "hog_pearson"},
         {"pointing", "pointing_accuracy", "restricted_accuracy", "gap"},
         {"faithfulness", "aopc_morf", "deletion_morf_auc", "occlusion_spearman"},
@@ -233,7 +233,6 @@ int cmd_audit(int argc, char **argv) {
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
         if (only[i].set && only[i].audit != which)
             return cli_error("audit", "%s belongs to the %s audit, not %s", only[i].opt, audits[only[i].audit], audit);
-    if (o.figure && which == 3) return cli_error("audit", "the pointing audit draws no --figure (its JSON holds the hits)");
     if (o.plot && which != 1 && which != 4)
         return cli_error("audit", "--plot draws the curves of the randomization and faithfulness audits");
     /* methods: --method NAME [--param K=V]..., --methods all|A,B, or every method by default */

@@ -673,19 +673,26 @@ static int run(demo *d, const char *cat_opt) {
     sal_tensor px = rows(&tx, 0, n_point), pm = rows(&tm, 0, n_point), py = rows(&ty, 0, n_point);
     sal_audit_opts op = {.data = &cref, .data_name = "held-out composite images", .masks = &pm, .labels = &py};
     audit_spec a8 = {A_POINTING, "pointing", "cnn-composite", "Pointing games: multi-label CNN on composite images",
-                     "pointing games", NULL, NULL};
+                     "pointing games", NULL,
+                     "One composite image. Rows: methods; columns: the image, the maps for each of its labelled "
+                     "classes, and the map of the top class (the one the restricted game scores). A class-sensitive "
+                     "method moves its maximum onto the object of the class asked for."};
     if ((rc = run_audit(d, &a8, multi, &px, &op))) goto done;
     /* faithfulness */
     sal_tensor mf = rows(&mn.test_x, 0, n_faith), ff = rows(&fm.test_x, 0, n_faith);
     sal_audit_opts oq = o;
     oq.steps = q ? 10 : 20;
+    static const char faith_cap[] =
+        "One test image. Rows: the occlusion map (the reference each method is ranked against) and the methods; "
+        "columns: the image, the map, and the image with its 10%, 25% and 50% most relevant pixels (by that map) "
+        "replaced, as the deletion curve sees them. A faithful map removes what the prediction needs first.";
     audit_spec a9 = {A_FAITHFULNESS, "faithfulness-mlp", "mlp-mnist", "Faithfulness: MLP on MNIST", "faithfulness: MLP",
-                     NULL, NULL};
+                     NULL, faith_cap};
     if ((rc = run_audit(d, &a9, mlp, &mf, &oq))) goto done;
     sal_audit_opts ofq = of;
     ofq.steps = oq.steps;
     audit_spec a10 = {A_FAITHFULNESS, "faithfulness-cnn", "cnn-fashion", "Faithfulness: CNN on Fashion-MNIST",
-                      "faithfulness: CNN", NULL, NULL};
+                      "faithfulness: CNN", NULL, faith_cap};
     if ((rc = run_audit(d, &a10, cnn, &ff, &ofq))) goto done;
 
     /* the manifest and the report */

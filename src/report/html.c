@@ -35,9 +35,10 @@ static const kind_info k_kinds[] = {
      "(independent). Once the weights are random the model has forgotten everything it learned, so a map "
      "that still looks the same was explaining the input (its edges, the digit's outline), not the model "
      "(Adebayo et al., <i>Sanity Checks for Saliency Maps</i>; Khakzar et al., section 2).",
-     "final_hog_spearman", "independent_mean_hog_spearman",
-     "Spearman correlation of HOG features, fully randomized vs trained", "mean over layers randomized alone", 0, 1,
-     {"final_hog_spearman", "final_spearman_abs", "final_ssim", "independent_mean_hog_spearman"}},
+     "cascading_mean_hog_spearman", "independent_mean_hog_spearman",
+     "Spearman correlation of HOG features with the trained model's map, mean over the cascade",
+     "mean over layers randomized alone", 0, 1,
+     {"cascading_mean_hog_spearman", "final_hog_spearman", "final_spearman_abs", "independent_mean_hog_spearman"}},
     {"class-sensitivity", "Class sensitivity", "class_sensitive",
      "For each image, the maps for the highest- and the lowest-scoring class are compared. They should "
      "differ: a method that draws the same picture for both explains the image, not the prediction "
@@ -125,6 +126,9 @@ static bool metric_text(au_buf *b, const char *kind, const char *key) {
     if (!strcmp(kind, "randomization")) {
         const char *base = NULL, *when = NULL;
         if (!strncmp(key, "final_", 6)) base = randomization_base(key + 6), when = "after randomizing every layer (cascading)";
+        else if (!strncmp(key, "cascading_mean_", 15))
+            base = randomization_base(key + 15),
+            when = "averaged over the cascade's steps (top layer random, top two, ..., all); the verdict's measure";
         else if (!strncmp(key, "independent_mean_", 17))
             base = randomization_base(key + 17), when = "averaged over the layers randomized one at a time";
         if (base) {
