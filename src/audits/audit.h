@@ -6,31 +6,19 @@
 #include "graph/exec.h"
 #include <math.h>
 
-/* ---- a growing string ---- */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} au_buf;
-void au_printf(au_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void au_str(au_buf *b, const char *s);    /* a JSON string literal */
-void au_num(au_buf *b, double v);         /* a JSON number, null when not finite */
-void au_csv_str(au_buf *b, const char *s); /* a CSV field, quoted when needed */
-void au_buf_free(au_buf *b);
-
 /* ---- reports ---- */
 #define AU_MAX_METRICS 24
 
 typedef struct {
     char *label, *method;
-    au_buf params; /* a JSON object of the parameters given */
+    sal_sbuf params; /* a JSON object of the parameters given */
     int nmetric;
     char mkey[AU_MAX_METRICS][40];
     double mval[AU_MAX_METRICS];
     bool mbool[AU_MAX_METRICS]; /* written as true/false */
     char *verdict;
     bool skipped, violation;
-    au_buf extra; /* more JSON members, each written as ",\n      \"key\": value" */
+    sal_sbuf extra; /* more JSON members, each written as ",\n      \"key\": value" */
 } au_result;
 
 struct sal_audit {
@@ -38,10 +26,10 @@ struct sal_audit {
     char *model, *data;
     uint64_t seed;
     double tol;
-    au_buf top;   /* more top-level JSON members, each ",\n  \"key\": value" */
+    sal_sbuf top;   /* more top-level JSON members, each ",\n  \"key\": value" */
     au_result *res;
     int nres;
-    au_buf curves; /* CSV of curves; empty: one row per result */
+    sal_sbuf curves; /* CSV of curves; empty: one row per result */
 };
 
 /* A new report of the audit `name` with one result slot per method. */

@@ -64,7 +64,7 @@ sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, 
             au_progress_step(&pr, n, r->label);
         }
         if (st != SAL_OK || skipped) continue;
-        if (pc.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        if (pc.used) sal_sb_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
         pc.used = false;
         double score = au_mean_get(&hs);
         au_metric(r, "spearman", au_mean_get(&sp));

@@ -249,46 +249,46 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
         a->tol = tol;
         r_del /= (double)N, r_ins /= (double)N, r_aopc /= (double)N;
         static const char *const rep[] = {"value", "blur", "noise"};
-        au_printf(&a->top, ",\n  \"output\": \"%s\",\n  \"steps\": %lld,\n  \"replacement\": {\"kind\": \"%s\"",
+        sal_sb_printf(&a->top, ",\n  \"output\": \"%s\",\n  \"steps\": %lld,\n  \"replacement\": {\"kind\": \"%s\"",
                   o->prob ? "probability" : "logit", (long long)S, rep[o->replace]);
         if (o->replace == SAL_REPLACE_VALUE) {
-            au_printf(&a->top, ", \"value\": ");
-            au_num(&a->top, isnan(o->value) ? lo : o->value);
+            sal_sb_printf(&a->top, ", \"value\": ");
+            sal_sb_num(&a->top, isnan(o->value) ? lo : o->value);
         } else if (o->replace == SAL_REPLACE_BLUR) {
-            au_printf(&a->top, ", \"sigma\": ");
-            au_num(&a->top, o->blur_sigma > 0 ? o->blur_sigma : 3);
+            sal_sb_printf(&a->top, ", \"sigma\": ");
+            sal_sb_num(&a->top, o->blur_sigma > 0 ? o->blur_sigma : 3);
         } else {
-            au_printf(&a->top, ", \"sd\": ");
-            au_num(&a->top, (o->noise > 0 ? o->noise : 0.3) * (hi - lo));
+            sal_sb_printf(&a->top, ", \"sd\": ");
+            sal_sb_num(&a->top, (o->noise > 0 ? o->noise : 0.3) * (hi - lo));
         }
-        au_printf(&a->top, "},\n  \"random\": {\"deletion_auc\": ");
-        au_num(&a->top, r_del);
-        au_printf(&a->top, ", \"insertion_auc\": ");
-        au_num(&a->top, r_ins);
-        au_printf(&a->top, ", \"aopc\": ");
-        au_num(&a->top, r_aopc);
-        au_printf(&a->top, ", \"deletion\": [");
+        sal_sb_printf(&a->top, "},\n  \"random\": {\"deletion_auc\": ");
+        sal_sb_num(&a->top, r_del);
+        sal_sb_printf(&a->top, ", \"insertion_auc\": ");
+        sal_sb_num(&a->top, r_ins);
+        sal_sb_printf(&a->top, ", \"aopc\": ");
+        sal_sb_num(&a->top, r_aopc);
+        sal_sb_printf(&a->top, ", \"deletion\": [");
         for (int64_t s = 0; s <= S; s++) {
-            au_printf(&a->top, "%s", s ? ", " : "");
-            au_num(&a->top, rmean[DEL_MORF * (S + 1) + s]);
+            sal_sb_printf(&a->top, "%s", s ? ", " : "");
+            sal_sb_num(&a->top, rmean[DEL_MORF * (S + 1) + s]);
         }
-        au_printf(&a->top, "]},\n  \"occlusion\": ");
+        sal_sb_printf(&a->top, "]},\n  \"occlusion\": ");
         if (have_occ) {
-            au_printf(&a->top, "{\"params\": [");
+            sal_sb_printf(&a->top, "{\"params\": [");
             for (int k = 0; k < o->nocc_params; k++) {
-                au_printf(&a->top, "%s", k ? ", " : "");
-                au_str(&a->top, o->occ_params[k]);
+                sal_sb_printf(&a->top, "%s", k ? ", " : "");
+                sal_sb_str(&a->top, o->occ_params[k]);
             }
-            au_printf(&a->top, "]}");
+            sal_sb_printf(&a->top, "]}");
         } else {
-            au_printf(&a->top, "{\"skipped\": ");
-            au_str(&a->top, occ_err);
-            au_printf(&a->top, "}");
+            sal_sb_printf(&a->top, "{\"skipped\": ");
+            sal_sb_str(&a->top, occ_err);
+            sal_sb_printf(&a->top, "}");
         }
-        au_printf(&a->curves, "method,label,curve,fraction,value\n");
+        sal_sb_printf(&a->curves, "method,label,curve,fraction,value\n");
         for (int k = 0; k < 2; k++)
             for (int64_t s = 0; s <= S; s++)
-                au_printf(&a->curves, "random,random,%s,%.6g,%.9g\n", k ? "insertion" : "deletion", (double)s / (double)S,
+                sal_sb_printf(&a->curves, "random,random,%s,%.6g,%.9g\n", k ? "insertion" : "deletion", (double)s / (double)S,
                           rmean[(k ? INS_MORF : DEL_MORF) * (S + 1) + s]);
     }
     double *allmean = st == SAL_OK ? sal_calloc((size_t)(nm > 0 ? nm : 1) * (size_t)npt, sizeof *allmean) : NULL;
@@ -329,7 +329,7 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
             au_progress_step(&pr, n, r->label);
         }
         if (st != SAL_OK || skipped) continue;
-        if (pc.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        if (pc.used) sal_sb_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
         pc.used = false;
         memcpy(allmean + (size_t)j * (size_t)npt, mean, (size_t)npt * sizeof *mean);
         for (int k = 0; k < NCURVE; k++) {
@@ -347,22 +347,22 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
         au_verdict(r, !faithful, "%s (AOPC most relevant first %.4g %s random order %.4g%s)",
                    faithful ? "faithful" : "not faithful", ao_m, faithful ? ">" : "<=", r_aopc,
                    tol > 0 ? " + tolerance" : "");
-        au_printf(&r->extra, ",\n      \"curves\": {");
+        sal_sb_printf(&r->extra, ",\n      \"curves\": {");
         for (int k = 0; k < NCURVE; k++) {
-            au_printf(&r->extra, "%s\"%s\": [", k ? ", " : "", k_curve[k]);
+            sal_sb_printf(&r->extra, "%s\"%s\": [", k ? ", " : "", k_curve[k]);
             for (int64_t s = 0; s <= S; s++) {
-                au_printf(&r->extra, "%s", s ? ", " : "");
-                au_num(&r->extra, mean[k * (S + 1) + s]);
+                sal_sb_printf(&r->extra, "%s", s ? ", " : "");
+                sal_sb_num(&r->extra, mean[k * (S + 1) + s]);
             }
-            au_printf(&r->extra, "]");
+            sal_sb_printf(&r->extra, "]");
         }
-        au_printf(&r->extra, "}");
+        sal_sb_printf(&r->extra, "}");
         for (int k = 0; k < NCURVE; k++)
             for (int64_t s = 0; s <= S; s++) {
-                au_csv_str(&a->curves, r->method);
-                au_printf(&a->curves, ",");
-                au_csv_str(&a->curves, r->label);
-                au_printf(&a->curves, ",%s,%.6g,%.9g\n", k_curve[k], (double)s / (double)S, mean[k * (S + 1) + s]);
+                sal_sb_csv(&a->curves, r->method);
+                sal_sb_printf(&a->curves, ",");
+                sal_sb_csv(&a->curves, r->label);
+                sal_sb_printf(&a->curves, ",%s,%.6g,%.9g\n", k_curve[k], (double)s / (double)S, mean[k * (S + 1) + s]);
             }
     }
     au_progress_end(&pr);

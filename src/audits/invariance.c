@@ -80,19 +80,19 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
             target[i] = b1;
             agree += b1 == b2;
         }
-        au_printf(&a->top, ",\n  \"model_check\": {\"max_abs_diff\": ");
-        au_num(&a->top, mad);
-        au_printf(&a->top, ", \"max_rel_diff\": ");
-        au_num(&a->top, big > 0 ? mad / big : mad);
-        au_printf(&a->top, ", \"same_predictions\": %lld, \"samples\": %lld}", (long long)agree, (long long)N);
+        sal_sb_printf(&a->top, ",\n  \"model_check\": {\"max_abs_diff\": ");
+        sal_sb_num(&a->top, mad);
+        sal_sb_printf(&a->top, ", \"max_rel_diff\": ");
+        sal_sb_num(&a->top, big > 0 ? mad / big : mad);
+        sal_sb_printf(&a->top, ", \"same_predictions\": %lld, \"samples\": %lld}", (long long)agree, (long long)N);
         double slo = INFINITY, shi = -INFINITY;
         for (int64_t k = 0, n = sal_tensor_numel(o->shift); k < n; k++)
             slo = fmin(slo, sal_f32(o->shift)[k]), shi = fmax(shi, sal_f32(o->shift)[k]);
-        au_printf(&a->top, ",\n  \"shift\": {\"min\": ");
-        au_num(&a->top, slo);
-        au_printf(&a->top, ", \"max\": ");
-        au_num(&a->top, shi);
-        au_printf(&a->top, "}");
+        sal_sb_printf(&a->top, ",\n  \"shift\": {\"min\": ");
+        sal_sb_num(&a->top, slo);
+        sal_sb_printf(&a->top, ", \"max\": ");
+        sal_sb_num(&a->top, shi);
+        sal_sb_printf(&a->top, "}");
     }
     /* reference ranges: of the data (or x), and of the shifted data for f2 */
     double lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0;
@@ -167,7 +167,7 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
             au_progress_step(&pr, 0, r->label);
             continue;
         }
-        if (pc1.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        if (pc1.used) sal_sb_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
         pc1.used = pc2.used = false;
         bool inv = maxnd <= tol;
         au_metric(r, "max_norm_diff", maxnd);

@@ -130,10 +130,10 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
     }
     if (st == SAL_OK) {
         a->tol = tol;
-        au_printf(&a->top, ",\n  \"trials\": %lld,\n  \"images\": %lld,\n  \"top_class_labelled\": ", (long long)npair,
+        sal_sb_printf(&a->top, ",\n  \"trials\": %lld,\n  \"images\": %lld,\n  \"top_class_labelled\": ", (long long)npair,
                   (long long)N);
-        au_num(&a->top, (double)top_in / (double)N);
-        au_printf(&a->top, ",\n  \"radius\": %d", o->radius);
+        sal_sb_num(&a->top, (double)top_in / (double)N);
+        sal_sb_printf(&a->top, ",\n  \"radius\": %d", o->radius);
     }
     /* figure: one sample (figure_sample), per method its maps for up to three of its labelled
      * classes and the top class's map, the one the restricted game scores */
@@ -196,7 +196,7 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
             au_progress_step(&pr, n, r->label);
         }
         if (st != SAL_OK || skipped) continue;
-        if (pc.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        if (pc.used) sal_sb_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
         pc.used = false;
         double acc = (double)hits / (double)npair, racc = (double)rhits / (double)npair, gap = acc - racc;
         au_metric(r, "pointing_accuracy", acc);

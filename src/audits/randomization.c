@@ -147,17 +147,17 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
             target[i] = b;
         }
         au_range(o->data ? o->data : x, &c.lo, &c.hi);
-        au_printf(&a->top, ",\n  \"layers\": [");
+        sal_sb_printf(&a->top, ",\n  \"layers\": [");
         for (int l = L - 1; l >= 0; l--) {
-            au_printf(&a->top, "%s", l < L - 1 ? ", " : "");
-            au_str(&a->top, m->node[layer[l]].name);
+            sal_sb_printf(&a->top, "%s", l < L - 1 ? ", " : "");
+            sal_sb_str(&a->top, m->node[layer[l]].name);
         }
-        au_printf(&a->top, "],\n  \"init\": \"%s\"", o->scaled ? "scaled gaussian N(0, 2/fan_in), zero biases" : "gaussian");
+        sal_sb_printf(&a->top, "],\n  \"init\": \"%s\"", o->scaled ? "scaled gaussian N(0, 2/fan_in), zero biases" : "gaussian");
         if (!o->scaled) {
-            au_printf(&a->top, ",\n  \"sigma\": ");
-            au_num(&a->top, o->sigma > 0 ? o->sigma : 0.01);
+            sal_sb_printf(&a->top, ",\n  \"sigma\": ");
+            sal_sb_num(&a->top, o->sigma > 0 ? o->sigma : 0.01);
         }
-        au_printf(&a->top, ",\n  \"target\": \"the trained model's predicted class\"");
+        sal_sb_printf(&a->top, ",\n  \"target\": \"the trained model's predicted class\"");
     }
     int runs = (mode & 1 ? L : 0) + (mode & 2 ? L : 0) + 1;
     au_patcache pc0 = {0}, pcw = {0};
@@ -229,7 +229,7 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
             au_skip(r, why);
             continue;
         }
-        if (pc0.used) au_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        if (pc0.used) sal_sb_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
         pc0.used = pcw.used = false;
         /* summaries: the fully randomized model and the mean over the cascade's steps (cascading),
          * the mean over independent layers */
@@ -269,17 +269,17 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
         for (int md = 0; md < 2; md++) {
             if (!(mode & (1 << md))) continue;
             const double *cv = curve + ((size_t)j * 2 + (size_t)md) * (size_t)(L + 1) * NMET;
-            au_printf(&r->extra, ",\n      \"%s\": [", md ? "independent" : "cascading");
+            sal_sb_printf(&r->extra, ",\n      \"%s\": [", md ? "independent" : "cascading");
             for (int s = 0; s <= L; s++) {
-                au_printf(&r->extra, "%s\n        {\"step\": %d, \"layer\": ", s ? "," : "", s);
-                au_str(&r->extra, s ? m->node[layer[L - s]].name : "");
+                sal_sb_printf(&r->extra, "%s\n        {\"step\": %d, \"layer\": ", s ? "," : "", s);
+                sal_sb_str(&r->extra, s ? m->node[layer[L - s]].name : "");
                 for (int k = 0; k < NMET; k++) {
-                    au_printf(&r->extra, ", \"%s\": ", k_met[k]);
-                    au_num(&r->extra, cv[s * NMET + k]);
+                    sal_sb_printf(&r->extra, ", \"%s\": ", k_met[k]);
+                    sal_sb_num(&r->extra, cv[s * NMET + k]);
                 }
-                au_printf(&r->extra, "}");
+                sal_sb_printf(&r->extra, "}");
             }
-            au_printf(&r->extra, "\n      ]");
+            sal_sb_printf(&r->extra, "\n      ]");
         }
     }
     au_progress_end(&pr);
@@ -287,25 +287,25 @@ sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, cons
     au_patcache_free(&pcw);
     /* CSV: one row per method, mode and step */
     if (st == SAL_OK) {
-        au_printf(&a->curves, "method,label,mode,step,layer");
-        for (int k = 0; k < NMET; k++) au_printf(&a->curves, ",%s", k_met[k]);
-        au_printf(&a->curves, "\n");
+        sal_sb_printf(&a->curves, "method,label,mode,step,layer");
+        for (int k = 0; k < NMET; k++) sal_sb_printf(&a->curves, ",%s", k_met[k]);
+        sal_sb_printf(&a->curves, "\n");
         for (int j = 0; j < nm; j++) {
             if (a->res[j].skipped) continue;
             for (int md = 0; md < 2; md++) {
                 if (!(mode & (1 << md))) continue;
                 const double *cv = curve + ((size_t)j * 2 + (size_t)md) * (size_t)(L + 1) * NMET;
                 for (int s = 0; s <= L; s++) {
-                    au_csv_str(&a->curves, a->res[j].method);
-                    au_printf(&a->curves, ",");
-                    au_csv_str(&a->curves, a->res[j].label);
-                    au_printf(&a->curves, ",%s,%d,", md ? "independent" : "cascading", s);
-                    au_csv_str(&a->curves, s ? m->node[layer[L - s]].name : "");
+                    sal_sb_csv(&a->curves, a->res[j].method);
+                    sal_sb_printf(&a->curves, ",");
+                    sal_sb_csv(&a->curves, a->res[j].label);
+                    sal_sb_printf(&a->curves, ",%s,%d,", md ? "independent" : "cascading", s);
+                    sal_sb_csv(&a->curves, s ? m->node[layer[L - s]].name : "");
                     for (int k = 0; k < NMET; k++) {
-                        if (isfinite(cv[s * NMET + k])) au_printf(&a->curves, ",%.9g", cv[s * NMET + k]);
-                        else au_printf(&a->curves, ",");
+                        if (isfinite(cv[s * NMET + k])) sal_sb_printf(&a->curves, ",%.9g", cv[s * NMET + k]);
+                        else sal_sb_printf(&a->curves, ",");
                     }
-                    au_printf(&a->curves, "\n");
+                    sal_sb_printf(&a->curves, "\n");
                 }
             }
         }

@@ -4,64 +4,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* ---- strings ---- */
-
-void au_printf(au_buf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)k < b->cap) {
-            b->len += (size_t)k;
-            return;
-        }
-        size_t ncap = (b->cap ? b->cap * 2 : 512) + (size_t)k;
-        char *p = sal_realloc(b->s, ncap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = ncap;
-    }
-}
-
-void au_str(au_buf *b, const char *s) {
-    au_printf(b, "\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') au_printf(b, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) au_printf(b, "\\u%04x", *s);
-        else au_printf(b, "%c", *s);
-    }
-    au_printf(b, "\"");
-}
-
-void au_num(au_buf *b, double v) {
-    if (isfinite(v)) au_printf(b, "%.9g", v);
-    else au_printf(b, "null");
-}
-
-void au_csv_str(au_buf *b, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
-        au_printf(b, "%s", s);
-        return;
-    }
-    au_printf(b, "\"");
-    for (; *s; s++) au_printf(b, *s == '"' ? "\"\"" : "%c", *s);
-    au_printf(b, "\"");
-}
-
-void au_buf_free(au_buf *b) {
-    sal_free(b->s);
-    memset(b, 0, sizeof *b);
-}
-
 /* ---- reports ---- */
 
 sal_status au_report_new(const char *name, const sal_audit_opts *o, int nres, sal_audit **out) {
@@ -89,38 +31,38 @@ void sal_audit_free(sal_audit *a) {
         sal_free(r->label);
         sal_free(r->method);
         sal_free(r->verdict);
-        au_buf_free(&r->params);
-        au_buf_free(&r->extra);
+        sal_sb_free(&r->params);
+        sal_sb_free(&r->extra);
     }
     sal_free(a->res);
     sal_free(a->model);
     sal_free(a->data);
-    au_buf_free(&a->top);
-    au_buf_free(&a->curves);
+    sal_sb_free(&a->top);
+    sal_sb_free(&a->curves);
     sal_free(a);
 }
 
 sal_status au_result_init(au_result *r, const sal_audit_method *m) {
-    au_buf lab = {0};
-    au_printf(&lab, "%s", m->name);
-    au_printf(&r->params, "{");
+    sal_sbuf lab = {0};
+    sal_sb_printf(&lab, "%s", m->name);
+    sal_sb_printf(&r->params, "{");
     for (int k = 0; k < m->nparams; k++) {
         const char *p = m->params[k], *eq = strchr(p, '=');
-        au_printf(&lab, "%s%s", k ? "," : "(", p);
-        au_printf(&r->params, "%s", k ? ", " : "");
+        sal_sb_printf(&lab, "%s%s", k ? "," : "(", p);
+        sal_sb_printf(&r->params, "%s", k ? ", " : "");
         if (!eq) {
-            au_str(&r->params, p);
-            au_printf(&r->params, ": \"\"");
+            sal_sb_str(&r->params, p);
+            sal_sb_printf(&r->params, ": \"\"");
             continue;
         }
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
-        au_str(&r->params, key);
-        au_printf(&r->params, ": ");
-        au_str(&r->params, eq + 1);
+        sal_sb_str(&r->params, key);
+        sal_sb_printf(&r->params, ": ");
+        sal_sb_str(&r->params, eq + 1);
     }
-    au_printf(&lab, "%s", m->nparams ? ")" : "");
-    au_printf(&r->params, "}");
+    sal_sb_printf(&lab, "%s", m->nparams ? ")" : "");
+    sal_sb_printf(&r->params, "}");
     r->label = lab.s;
     r->method = sal_strdup(m->name);
     if (lab.oom || r->params.oom || !r->label || !r->method) return sal_fail(SAL_ERR_NOMEM, "out of memory");
@@ -160,7 +102,7 @@ void au_skip(au_result *r, const char *why) {
     r->skipped = true;
     r->violation = false;
     r->nmetric = 0;
-    au_buf_free(&r->extra);
+    sal_sb_free(&r->extra);
     au_verdict(r, false, "skipped: %s", why && *why ? why : "failed");
 }
 
@@ -185,88 +127,88 @@ int sal_audit_violations(const sal_audit *a) {
     return n;
 }
 
-static sal_status finish(au_buf *b, char **out, const char *what) {
+static sal_status finish(sal_sbuf *b, char **out, const char *what) {
     if (b->oom) {
-        au_buf_free(b);
+        sal_sb_free(b);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing the %s report", what);
     }
     size_t n = b->len + 1;
     *out = malloc(n); /* the caller frees with free(), not through our allocator */
     if (!*out) {
-        au_buf_free(b);
+        sal_sb_free(b);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing the %s report", what);
     }
     memcpy(*out, b->s ? b->s : "", n);
-    au_buf_free(b);
+    sal_sb_free(b);
     return SAL_OK;
 }
 
 sal_status sal_audit_json(const sal_audit *a, char **json) {
     *json = NULL;
-    au_buf b = {0};
-    au_printf(&b, "{\n  \"audit\": ");
-    au_str(&b, a->name);
-    au_printf(&b, ",\n  \"version\": \"%s\",\n  \"model\": ", SAL_VERSION);
-    au_str(&b, a->model);
-    au_printf(&b, ",\n  \"data\": ");
-    au_str(&b, a->data);
-    au_printf(&b, ",\n  \"seed\": %llu,\n  \"tolerance\": ", (unsigned long long)a->seed);
-    au_num(&b, a->tol);
-    if (a->top.s) au_printf(&b, "%s", a->top.s);
-    au_printf(&b, ",\n  \"violations\": %d,\n  \"results\": [", sal_audit_violations(a));
+    sal_sbuf b = {0};
+    sal_sb_printf(&b, "{\n  \"audit\": ");
+    sal_sb_str(&b, a->name);
+    sal_sb_printf(&b, ",\n  \"version\": \"%s\",\n  \"model\": ", SAL_VERSION);
+    sal_sb_str(&b, a->model);
+    sal_sb_printf(&b, ",\n  \"data\": ");
+    sal_sb_str(&b, a->data);
+    sal_sb_printf(&b, ",\n  \"seed\": %llu,\n  \"tolerance\": ", (unsigned long long)a->seed);
+    sal_sb_num(&b, a->tol);
+    if (a->top.s) sal_sb_printf(&b, "%s", a->top.s);
+    sal_sb_printf(&b, ",\n  \"violations\": %d,\n  \"results\": [", sal_audit_violations(a));
     for (int i = 0; i < a->nres; i++) {
         const au_result *r = &a->res[i];
-        au_printf(&b, "%s\n    {\n      \"method\": ", i ? "," : "");
-        au_str(&b, r->method ? r->method : "");
-        au_printf(&b, ",\n      \"label\": ");
-        au_str(&b, r->label ? r->label : "");
-        au_printf(&b, ",\n      \"params\": %s", r->params.s ? r->params.s : "{}");
-        au_printf(&b, ",\n      \"skipped\": %s", r->skipped ? "true" : "false");
+        sal_sb_printf(&b, "%s\n    {\n      \"method\": ", i ? "," : "");
+        sal_sb_str(&b, r->method ? r->method : "");
+        sal_sb_printf(&b, ",\n      \"label\": ");
+        sal_sb_str(&b, r->label ? r->label : "");
+        sal_sb_printf(&b, ",\n      \"params\": %s", r->params.s ? r->params.s : "{}");
+        sal_sb_printf(&b, ",\n      \"skipped\": %s", r->skipped ? "true" : "false");
         for (int k = 0; k < r->nmetric; k++) {
-            au_printf(&b, ",\n      ");
-            au_str(&b, r->mkey[k]);
-            au_printf(&b, ": ");
-            if (r->mbool[k]) au_printf(&b, "%s", r->mval[k] != 0 ? "true" : "false");
-            else au_num(&b, r->mval[k]);
+            sal_sb_printf(&b, ",\n      ");
+            sal_sb_str(&b, r->mkey[k]);
+            sal_sb_printf(&b, ": ");
+            if (r->mbool[k]) sal_sb_printf(&b, "%s", r->mval[k] != 0 ? "true" : "false");
+            else sal_sb_num(&b, r->mval[k]);
         }
-        if (r->extra.s) au_printf(&b, "%s", r->extra.s);
-        au_printf(&b, ",\n      \"verdict\": ");
-        au_str(&b, r->verdict ? r->verdict : "");
-        au_printf(&b, "\n    }");
+        if (r->extra.s) sal_sb_printf(&b, "%s", r->extra.s);
+        sal_sb_printf(&b, ",\n      \"verdict\": ");
+        sal_sb_str(&b, r->verdict ? r->verdict : "");
+        sal_sb_printf(&b, "\n    }");
     }
-    au_printf(&b, "\n  ]\n}\n");
+    sal_sb_printf(&b, "\n  ]\n}\n");
     return finish(&b, json, "JSON");
 }
 
 sal_status sal_audit_csv(const sal_audit *a, char **csv) {
     *csv = NULL;
-    au_buf b = {0};
+    sal_sbuf b = {0};
     if (a->curves.s) {
-        au_printf(&b, "%s", a->curves.s);
+        sal_sb_printf(&b, "%s", a->curves.s);
         return finish(&b, csv, "CSV");
     }
     /* one row per result; the columns are the metrics of the first result that ran */
     const au_result *first = NULL;
     for (int i = 0; i < a->nres && !first; i++)
         if (!a->res[i].skipped) first = &a->res[i];
-    au_printf(&b, "method,label");
-    for (int k = 0; first && k < first->nmetric; k++) au_printf(&b, ",%s", first->mkey[k]);
-    au_printf(&b, ",verdict\n");
+    sal_sb_printf(&b, "method,label");
+    for (int k = 0; first && k < first->nmetric; k++) sal_sb_printf(&b, ",%s", first->mkey[k]);
+    sal_sb_printf(&b, ",verdict\n");
     for (int i = 0; i < a->nres; i++) {
         const au_result *r = &a->res[i];
-        au_csv_str(&b, r->method ? r->method : "");
-        au_printf(&b, ",");
-        au_csv_str(&b, r->label ? r->label : "");
+        sal_sb_csv(&b, r->method ? r->method : "");
+        sal_sb_printf(&b, ",");
+        sal_sb_csv(&b, r->label ? r->label : "");
         for (int k = 0; first && k < first->nmetric; k++) {
             double v = sal_audit_metric(a, i, first->mkey[k]);
-            au_printf(&b, ",");
+            sal_sb_printf(&b, ",");
             if (r->skipped || !isfinite(v)) continue;
-            if (first->mbool[k]) au_printf(&b, "%s", v != 0 ? "true" : "false");
-            else au_printf(&b, "%.9g", v);
+            if (first->mbool[k]) sal_sb_printf(&b, "%s", v != 0 ? "true" : "false");
+            else sal_sb_printf(&b, "%.9g", v);
         }
-        au_printf(&b, ",");
-        au_csv_str(&b, r->verdict ? r->verdict : "");
-        au_printf(&b, "\n");
+        sal_sb_printf(&b, ",");
+        sal_sb_csv(&b, r->verdict ? r->verdict : "");
+        sal_sb_printf(&b, "\n");
     }
     return finish(&b, csv, "CSV");
 }

@@ -84,4 +84,16 @@ const char *sal_blas_info(void);
 
 double sal_now(void); /* monotonic seconds */
 
+/* A growing string (sbuf.c): appends never fail one by one; oom tells afterwards. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} sal_sbuf;
+void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sal_sb_str(sal_sbuf *b, const char *s); /* a JSON string literal */
+void sal_sb_num(sal_sbuf *b, double v);      /* a JSON number, null when not finite */
+void sal_sb_csv(sal_sbuf *b, const char *s); /* a CSV field, quoted when needed */
+void sal_sb_free(sal_sbuf *b);
+
 #endif

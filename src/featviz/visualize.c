@@ -406,53 +406,13 @@ static sal_status step(run *r, int t, double *objective, double *loss) {
 
 /* ---- JSON ---- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k >= 0 && b->len + (size_t)k + 1 > b->cap) {
-        size_t ncap = (b->cap ? b->cap * 2 : 1024) + (size_t)k;
-        char *p = sal_realloc(b->s, ncap);
-        if (p) b->s = p, b->cap = ncap;
-        else k = -1;
-    }
-    if (k < 0) b->oom = true;
-    else b->len += (size_t)vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap2);
-    va_end(ap2);
-}
-
-static void sb_str(sbuf *b, const char *s) {
-    sb(b, "\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') sb(b, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) sb(b, "\\u%04x", *s);
-        else sb(b, "%c", *s);
-    }
-    sb(b, "\"");
-}
-
-static void sb_num(sbuf *b, double v) {
-    if (isfinite(v)) sb(b, "%.9g", v);
-    else sb(b, "null");
-}
-
-static void sb_floats(sbuf *b, const float *v, int64_t n) {
-    sb(b, "[");
+static void sb_floats(sal_sbuf *b, const float *v, int64_t n) {
+    sal_sb_printf(b, "[");
     for (int64_t i = 0; i < n; i++) {
-        if (i) sb(b, ", ");
-        sb_num(b, v[i]);
+        if (i) sal_sb_printf(b, ", ");
+        sal_sb_num(b, v[i]);
     }
-    sb(b, "]");
+    sal_sb_printf(b, "]");
 }
 
 static double meanf(const float *v, int64_t n) {
@@ -463,55 +423,55 @@ static double meanf(const float *v, int64_t n) {
 
 static sal_status make_json(const run *r, sal_featviz *f, double loss, double cos0, double cos1) {
     const sal_featviz_opts *o = &r->o;
-    sbuf b = {0};
-    sb(&b, "{\n  \"objective\": ");
-    sb_str(&b, r->obj->text);
-    sb(&b, ",\n  \"model\": ");
-    sb_str(&b, r->m->path);
-    sb(&b, ",\n  \"input\": ");
-    sb_str(&b, r->m->val[r->m->input[0]].name);
-    sb(&b, ",\n  \"shape\": [");
-    for (int d = 0; d < r->ndim; d++) sb(&b, "%s%lld", d ? ", " : "", (long long)r->dim[d]);
-    sb(&b, "],\n  \"options\": {\"optimizer\": \"%s\", \"lr\": %.9g, \"steps\": %d, \"seed\": %llu, \"batch\": %lld",
+    sal_sbuf b = {0};
+    sal_sb_printf(&b, "{\n  \"objective\": ");
+    sal_sb_str(&b, r->obj->text);
+    sal_sb_printf(&b, ",\n  \"model\": ");
+    sal_sb_str(&b, r->m->path);
+    sal_sb_printf(&b, ",\n  \"input\": ");
+    sal_sb_str(&b, r->m->val[r->m->input[0]].name);
+    sal_sb_printf(&b, ",\n  \"shape\": [");
+    for (int d = 0; d < r->ndim; d++) sal_sb_printf(&b, "%s%lld", d ? ", " : "", (long long)r->dim[d]);
+    sal_sb_printf(&b, "],\n  \"options\": {\"optimizer\": \"%s\", \"lr\": %.9g, \"steps\": %d, \"seed\": %llu, \"batch\": %lld",
        o->opt == SAL_OPT_ADAM ? "adam" : "gradient", (double)o->lr, o->steps, (unsigned long long)o->seed,
        (long long)r->B);
-    sb(&b, ", \"space\": \"%s\", \"decay\": %.9g, \"decorrelated\": %s", o->space == SAL_SPACE_FOURIER ? "fourier" : "pixel",
+    sal_sb_printf(&b, ", \"space\": \"%s\", \"decay\": %.9g, \"decorrelated\": %s", o->space == SAL_SPACE_FOURIER ? "fourier" : "pixel",
        (double)o->decay, r->par.colour ? "true" : "false");
-    sb(&b, ", \"range\": [%.9g, %.9g], \"clip\": %s, \"init_sd\": %.9g", (double)r->lo, (double)r->hi,
+    sal_sb_printf(&b, ", \"range\": [%.9g, %.9g], \"clip\": %s, \"init_sd\": %.9g", (double)r->lo, (double)r->hi,
        o->clip && !(o->norm > 0) ? "true" : "false", (double)o->init_sd);
-    sb(&b, ", \"l1\": %.9g, \"l2\": %.9g, \"center\": %.9g, \"tv\": %.9g, \"tv_beta\": %.9g, \"norm\": %.9g",
+    sal_sb_printf(&b, ", \"l1\": %.9g, \"l2\": %.9g, \"center\": %.9g, \"tv\": %.9g, \"tv_beta\": %.9g, \"norm\": %.9g",
        (double)o->l1, (double)o->l2, o->center, (double)o->tv, (double)o->tv_beta, (double)o->norm);
-    sb(&b, ", \"blur_every\": %d, \"blur_sigma\": %.9g, \"pad\": %d, \"fill\": %.9g, \"jitter\": %d, \"scales\": ",
+    sal_sb_printf(&b, ", \"blur_every\": %d, \"blur_sigma\": %.9g, \"pad\": %d, \"fill\": %.9g, \"jitter\": %d, \"scales\": ",
        o->blur_every, (double)o->blur_sigma, o->pad, (double)r->fill, o->jitter);
     sb_floats(&b, o->scales, o->nscales);
-    sb(&b, ", \"angles\": ");
+    sal_sb_printf(&b, ", \"angles\": ");
     sb_floats(&b, o->angles, o->nangles);
-    sb(&b, ", \"jitter2\": %d, \"diversity\": %.9g, \"diversity_layer\": ", o->jitter2, (double)o->diversity);
-    if (r->div_val >= 0) sb_str(&b, r->m->val[r->div_val].name);
-    else sb(&b, "null");
-    sb(&b, ", \"ppm\": %s}", o->ppm ? "true" : "false");
-    sb(&b, ",\n  \"before\": ");
+    sal_sb_printf(&b, ", \"jitter2\": %d, \"diversity\": %.9g, \"diversity_layer\": ", o->jitter2, (double)o->diversity);
+    if (r->div_val >= 0) sal_sb_str(&b, r->m->val[r->div_val].name);
+    else sal_sb_printf(&b, "null");
+    sal_sb_printf(&b, ", \"ppm\": %s}", o->ppm ? "true" : "false");
+    sal_sb_printf(&b, ",\n  \"before\": ");
     sb_floats(&b, f->before, r->B);
-    sb(&b, ",\n  \"after\": ");
+    sal_sb_printf(&b, ",\n  \"after\": ");
     sb_floats(&b, f->after, r->B);
-    sb(&b, ",\n  \"before_mean\": ");
-    sb_num(&b, meanf(f->before, r->B));
-    sb(&b, ",\n  \"after_mean\": ");
-    sb_num(&b, meanf(f->after, r->B));
-    sb(&b, ",\n  \"final_loss\": ");
-    sb_num(&b, loss);
-    sb(&b, ",\n  \"gram_cosine_before\": ");
-    sb_num(&b, cos0);
-    sb(&b, ",\n  \"gram_cosine_after\": ");
-    sb_num(&b, cos1);
+    sal_sb_printf(&b, ",\n  \"before_mean\": ");
+    sal_sb_num(&b, meanf(f->before, r->B));
+    sal_sb_printf(&b, ",\n  \"after_mean\": ");
+    sal_sb_num(&b, meanf(f->after, r->B));
+    sal_sb_printf(&b, ",\n  \"final_loss\": ");
+    sal_sb_num(&b, loss);
+    sal_sb_printf(&b, ",\n  \"gram_cosine_before\": ");
+    sal_sb_num(&b, cos0);
+    sal_sb_printf(&b, ",\n  \"gram_cosine_after\": ");
+    sal_sb_num(&b, cos1);
     if (f->snap_steps) {
-        sb(&b, ",\n  \"snapshot_steps\": [");
-        for (int i = 0; i < o->snapshots; i++) sb(&b, "%s%d", i ? ", " : "", f->snap_steps[i]);
-        sb(&b, "]");
+        sal_sb_printf(&b, ",\n  \"snapshot_steps\": [");
+        for (int i = 0; i < o->snapshots; i++) sal_sb_printf(&b, "%s%d", i ? ", " : "", f->snap_steps[i]);
+        sal_sb_printf(&b, "]");
     }
-    sb(&b, "\n}\n");
+    sal_sb_printf(&b, "\n}\n");
     if (b.oom) {
-        sal_free(b.s);
+        sal_sb_free(&b);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
     }
     f->json = b.s;

@@ -42,112 +42,63 @@ sal_status sal_explanation_json(const sal_explanation *e, char **json) {
     return SAL_OK;
 }
 
-/* ---- a growing string for JSON ---- */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)k < b->cap) {
-            b->len += (size_t)k;
-            return;
-        }
-        size_t ncap = (b->cap ? b->cap * 2 : 1024) + (size_t)k;
-        char *p = sal_realloc(b->s, ncap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = ncap;
-    }
-}
-
-static void sb_str(sbuf *b, const char *s) { /* a JSON string literal */
-    sb_printf(b, "\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') sb_printf(b, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) sb_printf(b, "\\u%04x", *s);
-        else sb_printf(b, "%c", *s);
-    }
-    sb_printf(b, "\"");
-}
-
-static void sb_num(sbuf *b, double v) {
-    if (isfinite(v)) sb_printf(b, "%.9g", v);
-    else sb_printf(b, "null");
-}
-
 static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) {
-    sbuf b = {0};
-    sb_printf(&b, "{\n  \"method\": ");
-    sb_str(&b, c->meth->name);
-    sb_printf(&b, ",\n  \"model\": ");
-    sb_str(&b, c->m->path);
-    sb_printf(&b, ",\n  \"params\": {");
+    sal_sbuf b = {0};
+    sal_sb_printf(&b, "{\n  \"method\": ");
+    sal_sb_str(&b, c->meth->name);
+    sal_sb_printf(&b, ",\n  \"model\": ");
+    sal_sb_str(&b, c->m->path);
+    sal_sb_printf(&b, ",\n  \"params\": {");
     int k = 0;
     for (const sal_param_spec *p = c->meth->params; p->name; p++, k++) {
-        sb_printf(&b, "%s", k ? ", " : "");
-        sb_str(&b, p->name);
-        sb_printf(&b, ": ");
+        sal_sb_printf(&b, "%s", k ? ", " : "");
+        sal_sb_str(&b, p->name);
+        sal_sb_printf(&b, ": ");
         const char *all[64];
         int n = sal_param_all(c, p->name, all, 64);
         if (n <= 1) {
-            sb_str(&b, sal_param(c, p->name));
+            sal_sb_str(&b, sal_param(c, p->name));
             continue;
         }
         /* a repeatable parameter given several times (LRP's rule entries): every value, in order */
-        sb_printf(&b, "[");
+        sal_sb_printf(&b, "[");
         for (int i = 0; i < n && i < 64; i++) {
-            sb_printf(&b, "%s", i ? ", " : "");
-            sb_str(&b, all[i]);
+            sal_sb_printf(&b, "%s", i ? ", " : "");
+            sal_sb_str(&b, all[i]);
         }
-        sb_printf(&b, "]");
+        sal_sb_printf(&b, "]");
     }
     for (int i = 0; i < c->nkv; i++) /* options passed through to an inner method */
         if (!strncmp(c->key[i], "inner.", 6)) {
-            sb_printf(&b, "%s", k++ ? ", " : "");
-            sb_str(&b, c->key[i]);
-            sb_printf(&b, ": ");
-            sb_str(&b, c->val[i]);
+            sal_sb_printf(&b, "%s", k++ ? ", " : "");
+            sal_sb_str(&b, c->key[i]);
+            sal_sb_printf(&b, ": ");
+            sal_sb_str(&b, c->val[i]);
         }
-    sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"targets\": [", c->prob ? "probability" : "logit");
-    for (int64_t i = 0; i < e->n; i++) sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
-    sb_printf(&b, "],\n  \"outputs\": [");
+    sal_sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"targets\": [", c->prob ? "probability" : "logit");
+    for (int64_t i = 0; i < e->n; i++) sal_sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
+    sal_sb_printf(&b, "],\n  \"outputs\": [");
     for (int64_t i = 0; i < e->n; i++) {
-        sb_printf(&b, "%s", i ? ", " : "");
-        sb_num(&b, e->outputs[i]);
+        sal_sb_printf(&b, "%s", i ? ", " : "");
+        sal_sb_num(&b, e->outputs[i]);
     }
-    sb_printf(&b, "],\n  \"shape\": [");
-    for (int d = 0; d < e->map.ndim; d++) sb_printf(&b, "%s%lld", d ? ", " : "", (long long)e->map.dim[d]);
-    sb_printf(&b, "]");
+    sal_sb_printf(&b, "],\n  \"shape\": [");
+    for (int d = 0; d < e->map.ndim; d++) sal_sb_printf(&b, "%s%lld", d ? ", " : "", (long long)e->map.dim[d]);
+    sal_sb_printf(&b, "]");
     if (c->layer[0]) {
-        sb_printf(&b, ",\n  \"layer\": ");
-        sb_str(&b, c->layer);
+        sal_sb_printf(&b, ",\n  \"layer\": ");
+        sal_sb_str(&b, c->layer);
     }
-    sb_printf(&b, ",\n  \"checks\": {\"all_finite\": %s", finite ? "true" : "false");
+    sal_sb_printf(&b, ",\n  \"checks\": {\"all_finite\": %s", finite ? "true" : "false");
     for (int i = 0; i < c->nmetric; i++) {
-        sb_printf(&b, ", ");
-        sb_str(&b, c->mkey[i]);
-        sb_printf(&b, ": ");
-        sb_num(&b, c->mval[i]);
+        sal_sb_printf(&b, ", ");
+        sal_sb_str(&b, c->mkey[i]);
+        sal_sb_printf(&b, ": ");
+        sal_sb_num(&b, c->mval[i]);
     }
-    sb_printf(&b, "}\n}\n");
+    sal_sb_printf(&b, "}\n}\n");
     if (b.oom) {
-        sal_free(b.s);
+        sal_sb_free(&b);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
     }
     e->json = b.s;

@@ -117,10 +117,10 @@ static const char *randomization_base(const char *k) {
 }
 
 /* One sentence on a metric, into b; false when unknown. */
-static bool metric_text(au_buf *b, const char *kind, const char *key) {
+static bool metric_text(sal_sbuf *b, const char *kind, const char *key) {
     for (size_t i = 0; i < sizeof k_metrics / sizeof k_metrics[0]; i++)
         if ((!k_metrics[i].kind || !strcmp(k_metrics[i].kind, kind)) && !strcmp(k_metrics[i].key, key)) {
-            au_printf(b, "%s", k_metrics[i].text);
+            sal_sb_printf(b, "%s", k_metrics[i].text);
             return true;
         }
     if (!strcmp(kind, "randomization")) {
@@ -132,7 +132,7 @@ static bool metric_text(au_buf *b, const char *kind, const char *key) {
         else if (!strncmp(key, "independent_mean_", 17))
             base = randomization_base(key + 17), when = "averaged over the layers randomized one at a time";
         if (base) {
-            au_printf(b, "The %s, %s (near 0: the map changed, as it should).", base, when);
+            sal_sb_printf(b, "The %s, %s (near 0: the map changed, as it should).", base, when);
             return true;
         }
     }
@@ -156,7 +156,7 @@ typedef struct {
     int na;
     rj_value manifest;
     char *manifest_dir;
-    au_buf notes;              /* HTML list items: files skipped and why */
+    sal_sbuf notes;              /* HTML list items: files skipped and why */
     int nsvg;
 } rp_ctx;
 
@@ -212,7 +212,7 @@ static sal_status copy_file(const rp_ctx *c, const char *dir, const char *name) 
     return st;
 }
 
-static sal_status save_text(const rp_ctx *c, const char *name, au_buf *b) {
+static sal_status save_text(const rp_ctx *c, const char *name, sal_sbuf *b) {
     if (b->oom) return sal_fail(SAL_ERR_NOMEM, "out of memory writing %s", name);
     char *p = path_join(c->out, name);
     if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
@@ -266,11 +266,11 @@ static sal_status scan(rp_ctx *c, const char *dir) {
         sal_status r = read_json(path, &v);
         if (r == SAL_ERR_NOMEM) st = r;
         else if (r != SAL_OK) {
-            au_printf(&c->notes, "<li><code>");
+            sal_sb_printf(&c->notes, "<li><code>");
             rp_esc(&c->notes, path);
-            au_printf(&c->notes, "</code>: ");
+            sal_sb_printf(&c->notes, "</code>: ");
             rp_esc(&c->notes, sal_last_error());
-            au_printf(&c->notes, "</li>\n");
+            sal_sb_printf(&c->notes, "</li>\n");
         } else if (!strcmp(names[i], "manifest.json") && !c->manifest_dir) {
             c->manifest = v;
             if (!(c->manifest_dir = sal_strdup(dir))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
@@ -279,9 +279,9 @@ static sal_status scan(rp_ctx *c, const char *dir) {
             bool dup = false;
             for (int k = 0; k < c->na && !dup; k++) dup = strlen(c->a[k].stem) == len && !strncmp(c->a[k].stem, names[i], len);
             if (dup || c->na == MAX_AUDITS) {
-                au_printf(&c->notes, "<li><code>");
+                sal_sb_printf(&c->notes, "<li><code>");
                 rp_esc(&c->notes, path);
-                au_printf(&c->notes, "</code>: %s</li>\n", dup ? "another folder holds results of the same name" : "too many audits");
+                sal_sb_printf(&c->notes, "</code>: %s</li>\n", dup ? "another folder holds results of the same name" : "too many audits");
                 rj_free(&v);
             } else {
                 rp_audit *a = &c->a[c->na++];
@@ -381,7 +381,7 @@ static const char *result_label(const rj_value *r) {
 }
 
 /* The audit's title: the manifest's, else the audit's name and its model. */
-static void audit_title(au_buf *b, const rp_audit *a, bool short_form) {
+static void audit_title(sal_sbuf *b, const rp_audit *a, bool short_form) {
     const char *t = rj_getstr(a->meta, short_form ? "short" : "title", NULL);
     if (t) {
         rp_esc(b, t);
@@ -390,21 +390,21 @@ static void audit_title(au_buf *b, const rp_audit *a, bool short_form) {
     rp_esc(b, a->kind ? a->kind->title : rj_getstr(&a->doc, "audit", "audit"));
     const char *model = rj_getstr(&a->doc, "model", "");
     if (*model && !short_form) {
-        au_printf(b, " &middot; ");
+        sal_sb_printf(b, " &middot; ");
         rp_esc(b, model);
     }
     if (short_form) {
-        au_printf(b, " (");
+        sal_sb_printf(b, " (");
         rp_esc(b, a->stem);
-        au_printf(b, ")");
+        sal_sb_printf(b, ")");
     }
 }
 
-static void fmt_num(au_buf *b, double v) {
-    if (!isfinite(v)) au_printf(b, "&ndash;");
-    else if (v != 0 && (fabs(v) < 1e-3 || fabs(v) >= 1e5)) au_printf(b, "%.2e", v);
-    else if (v == floor(v) && fabs(v) < 1e5) au_printf(b, "%.0f", v);
-    else au_printf(b, "%.3f", v);
+static void fmt_num(sal_sbuf *b, double v) {
+    if (!isfinite(v)) sal_sb_printf(b, "&ndash;");
+    else if (v != 0 && (fabs(v) < 1e-3 || fabs(v) >= 1e5)) sal_sb_printf(b, "%.2e", v);
+    else if (v == floor(v) && fabs(v) < 1e5) sal_sb_printf(b, "%.0f", v);
+    else sal_sb_printf(b, "%.3f", v);
 }
 
 /* Scalar metric names of an audit's results, in the order of the first result that ran. */
@@ -428,28 +428,28 @@ static int metric_keys(const rp_audit *a, const char **keys, int max) {
 }
 
 /* Verdict badge; the whole verdict (with its reason, which restates the metrics) is its tooltip. */
-static void verdict_cell(au_buf *b, const kind_info *k, const rj_value *r) {
+static void verdict_cell(sal_sbuf *b, const kind_info *k, const rj_value *r) {
     const char *v = rj_getstr(r, "verdict", ""), *cls = outcome(k, r), *paren = strstr(v, " (");
     const char *colon = !strncmp(v, "skipped:", 8) ? v + 8 : NULL;
     size_t head = colon ? 7 : paren ? (size_t)(paren - v) : strlen(v);
-    au_printf(b, "<td class=\"l verdict\"><span class=\"badge %s\" title=\"", cls);
+    sal_sb_printf(b, "<td class=\"l verdict\"><span class=\"badge %s\" title=\"", cls);
     rp_esc(b, v);
-    au_printf(b, "\">");
+    sal_sb_printf(b, "\">");
     char h[96];
     snprintf(h, sizeof h, "%.*s", (int)(head < sizeof h - 1 ? head : sizeof h - 1), v);
     rp_esc(b, *h ? h : cls);
-    au_printf(b, "</span></td>");
+    sal_sb_printf(b, "</span></td>");
 }
 
-static sal_status write_svg(rp_ctx *c, const char *stem, const char *what, au_buf *svg, char *name, size_t cap) {
+static sal_status write_svg(rp_ctx *c, const char *stem, const char *what, sal_sbuf *svg, char *name, size_t cap) {
     snprintf(name, cap, "%s-%s.svg", stem, what);
     sal_status st = save_text(c, name, svg);
-    au_buf_free(svg);
+    sal_sb_free(svg);
     return st;
 }
 
 /* The bar chart of the audit's main metric. */
-static sal_status bars(rp_ctx *c, const rp_audit *a, au_buf *h) {
+static sal_status bars(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
     const kind_info *k = a->kind;
     const rj_value *res = rj_get(&a->doc, "results");
     int n = res->n;
@@ -493,22 +493,22 @@ static sal_status bars(rp_ctx *c, const rp_audit *a, au_buf *h) {
     rp_bars spec = {.n = n, .labels = labels, .v = v, .v2 = any2 ? v2 : NULL, .good = good, .lo = lo, .hi = hi,
                     .threshold = thr, .logx = k->logx, .xlabel = k->bar_label, .vlabel = k->bar_key,
                     .v2label = k->bar_key2, .threshold_label = *thr_label ? thr_label : NULL};
-    au_buf svg = {0};
+    sal_sbuf svg = {0};
     rp_svg_bars(&svg, &spec);
     char name[512];
     sal_status st = write_svg(c, a->stem, "bars", &svg, name, sizeof name);
     if (st == SAL_OK) {
-        au_printf(h, "<figure><img src=\"");
+        sal_sb_printf(h, "<figure><img src=\"");
         rp_url(h, name);
-        au_printf(h, "\" alt=\"");
+        sal_sb_printf(h, "\" alt=\"");
         rp_esc(h, k->bar_label);
-        au_printf(h, " per method\"><figcaption>");
+        sal_sb_printf(h, " per method\"><figcaption>");
         rp_esc(h, k->bar_label);
         if (any2 && k->bar_label2) {
-            au_printf(h, "; the thin pale bar: ");
+            sal_sb_printf(h, "; the thin pale bar: ");
             rp_esc(h, k->bar_label2);
         }
-        au_printf(h, ". Green: the method passes, red: it fails, grey: skipped.</figcaption></figure>\n");
+        sal_sb_printf(h, ". Green: the method passes, red: it fails, grey: skipped.</figcaption></figure>\n");
     }
     sal_free(labels), sal_free(v), sal_free(v2), sal_free(good);
     return st;
@@ -517,7 +517,7 @@ static sal_status bars(rp_ctx *c, const rp_audit *a, au_buf *h) {
 static const char *const k_colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"};
 
 /* Small multiples of the randomization curves: one panel per method. */
-static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
+static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
     static const char *const keys[] = {"hog_spearman", "spearman_abs", "spearman", "ssim"};
     static const char *const names[] = {"Spearman of HOG (cascading)", "Spearman of |map| (cascading)",
                                         "Spearman (cascading)", "SSIM (cascading)"};
@@ -539,9 +539,9 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) 
         const rj_value *r = &res->items[i], *cas = rj_get(r, "cascading"), *ind = rj_get(r, "independent");
         if (!cas || cas->type != RJ_ARR || cas->n < 2) continue;
         if (!any) {
-            au_printf(h, "<h3>Similarity to the trained model's map as layers are randomized</h3>\n<div class=\"key\">");
-            for (int k = 0; k < 4; k++) au_printf(h, "<span><i style=\"border-color:%s\"></i>%s</span>", k_colors[k], names[k]);
-            au_printf(h, "<span><i style=\"border-color:%s;border-top-style:dashed\"></i>Spearman of HOG, each layer "
+            sal_sb_printf(h, "<h3>Similarity to the trained model's map as layers are randomized</h3>\n<div class=\"key\">");
+            for (int k = 0; k < 4; k++) sal_sb_printf(h, "<span><i style=\"border-color:%s\"></i>%s</span>", k_colors[k], names[k]);
+            sal_sb_printf(h, "<span><i style=\"border-color:%s;border-top-style:dashed\"></i>Spearman of HOG, each layer "
                          "randomized alone</span></div>\n<div class=\"panels\">\n", k_colors[0]);
             any = true;
         }
@@ -567,26 +567,26 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, au_buf *h) 
         rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "randomized from the top down to",
                        .xlo = 0, .xhi = L - 1, .ylo = ylo, .yhi = 1, .xticks = ticks, .nxticks = L, .yref = tol,
                        .yref_label = "threshold"};
-        au_buf svg = {0};
+        sal_sbuf svg = {0};
         rp_svg_lines(&svg, &ch, sr, 5);
         char what[32], name[512];
         snprintf(what, sizeof what, "curve%d", i);
         st = write_svg(c, a->stem, what, &svg, name, sizeof name);
         if (st == SAL_OK) {
-            au_printf(h, "<img src=\"");
+            sal_sb_printf(h, "<img src=\"");
             rp_url(h, name);
-            au_printf(h, "\" alt=\"randomization curves of ");
+            sal_sb_printf(h, "\" alt=\"randomization curves of ");
             rp_esc(h, result_label(r));
-            au_printf(h, "\">\n");
+            sal_sb_printf(h, "\">\n");
         }
         sal_free(y), sal_free(ticks);
     }
-    if (any) au_printf(h, "</div>\n");
+    if (any) sal_sb_printf(h, "</div>\n");
     return st;
 }
 
 /* Small multiples of the deletion and insertion curves. */
-static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
+static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
     static const char *const keys[] = {"deletion_morf", "deletion_lerf", "insertion_morf", "insertion_lerf"};
     static const char *const names[] = {"deletion, most relevant first", "deletion, least relevant first",
                                         "insertion, most relevant first", "insertion, least relevant first"};
@@ -618,12 +618,12 @@ static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
         const rj_value *r = &res->items[i], *cv = rj_get(r, "curves");
         if (!cv || cv->type != RJ_OBJ) continue;
         if (!any) {
-            au_printf(h, "<h3>Deletion and insertion curves</h3>\n<div class=\"key\">");
+            sal_sb_printf(h, "<h3>Deletion and insertion curves</h3>\n<div class=\"key\">");
             for (int k = 0; k < 4; k++)
-                au_printf(h, "<span><i style=\"border-color:%s%s\"></i>%s</span>", colors[k],
+                sal_sb_printf(h, "<span><i style=\"border-color:%s%s\"></i>%s</span>", colors[k],
                           k == 1 || k == 3 ? ";border-top-style:dotted" : "", names[k]);
-            if (rnd) au_printf(h, "<span><i style=\"border-color:#888;border-top-style:dashed\"></i>deletion in random order</span>");
-            au_printf(h, "</div>\n<div class=\"panels\">\n");
+            if (rnd) sal_sb_printf(h, "<span><i style=\"border-color:#888;border-top-style:dashed\"></i>deletion in random order</span>");
+            sal_sb_printf(h, "</div>\n<div class=\"panels\">\n");
             any = true;
         }
         rp_series sr[5];
@@ -646,68 +646,68 @@ static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, au_buf *h) {
         if (st == SAL_OK) {
             rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "fraction of pixels replaced",
                            .ylabel = output, .xlo = 0, .xhi = 1, .ylo = lo, .yhi = hi, .yref = NAN};
-            au_buf svg = {0};
+            sal_sbuf svg = {0};
             rp_svg_lines(&svg, &ch, sr, ns);
             char what[32], name[512];
             snprintf(what, sizeof what, "curve%d", i);
             st = write_svg(c, a->stem, what, &svg, name, sizeof name);
             if (st == SAL_OK) {
-                au_printf(h, "<img src=\"");
+                sal_sb_printf(h, "<img src=\"");
                 rp_url(h, name);
-                au_printf(h, "\" alt=\"deletion and insertion curves of ");
+                sal_sb_printf(h, "\" alt=\"deletion and insertion curves of ");
                 rp_esc(h, result_label(r));
-                au_printf(h, "\">\n");
+                sal_sb_printf(h, "\">\n");
             }
         }
         for (int k = 0; k < ns; k++) sal_free(xs[k]);
     }
-    if (any) au_printf(h, "</div>\n");
+    if (any) sal_sb_printf(h, "</div>\n");
     return st;
 }
 
 /* The audit's setting: model, data, seed, tolerance and its own top-level facts. */
-static void setting(au_buf *h, const rp_audit *a) {
+static void setting(sal_sbuf *h, const rp_audit *a) {
     const rj_value *d = &a->doc;
-    au_printf(h, "<p class=\"sub\">");
+    sal_sb_printf(h, "<p class=\"sub\">");
     const char *model = rj_getstr(d, "model", ""), *data = rj_getstr(d, "data", "");
-    if (*model) au_printf(h, "model <code>"), rp_esc(h, model), au_printf(h, "</code> &middot; ");
-    if (*data) au_printf(h, "data <code>"), rp_esc(h, data), au_printf(h, "</code> &middot; ");
-    au_printf(h, "seed %.0f", rj_getnum(d, "seed"));
+    if (*model) sal_sb_printf(h, "model <code>"), rp_esc(h, model), sal_sb_printf(h, "</code> &middot; ");
+    if (*data) sal_sb_printf(h, "data <code>"), rp_esc(h, data), sal_sb_printf(h, "</code> &middot; ");
+    sal_sb_printf(h, "seed %.0f", rj_getnum(d, "seed"));
     double tol = rj_getnum(d, "tolerance");
-    if (isfinite(tol)) au_printf(h, " &middot; tolerance %g", tol);
+    if (isfinite(tol)) sal_sb_printf(h, " &middot; tolerance %g", tol);
     const rj_value *mc = rj_get(d, "model_check");
     if (mc) {
-        au_printf(h, " &middot; model check: f<sub>2</sub>(x + m) = f<sub>1</sub>(x) up to ");
+        sal_sb_printf(h, " &middot; model check: f<sub>2</sub>(x + m) = f<sub>1</sub>(x) up to ");
         fmt_num(h, rj_getnum(mc, "max_abs_diff"));
         double same = rj_getnum(mc, "same_predictions"), n = rj_getnum(mc, "samples");
-        if (isfinite(same) && isfinite(n)) au_printf(h, ", same prediction on %.0f of %.0f samples", same, n);
+        if (isfinite(same) && isfinite(n)) sal_sb_printf(h, ", same prediction on %.0f of %.0f samples", same, n);
     }
     const rj_value *sh = rj_get(d, "shift");
     if (sh && isfinite(rj_getnum(sh, "min")))
-        au_printf(h, " &middot; shift values in [%.3g, %.3g]", rj_getnum(sh, "min"), rj_getnum(sh, "max"));
+        sal_sb_printf(h, " &middot; shift values in [%.3g, %.3g]", rj_getnum(sh, "min"), rj_getnum(sh, "max"));
     const rj_value *rep = rj_get(d, "replacement");
-    if (rep) au_printf(h, " &middot; removed pixels replaced by %s", rj_getstr(rep, "kind", "?"));
+    if (rep) sal_sb_printf(h, " &middot; removed pixels replaced by %s", rj_getstr(rep, "kind", "?"));
     const rj_value *layers = rj_get(d, "layers");
     if (layers && layers->type == RJ_ARR) {
-        au_printf(h, " &middot; layers randomized, top first:");
-        for (int i = 0; i < layers->n; i++) au_printf(h, " <code>"), rp_esc(h, rj_str(&layers->items[i], "?")), au_printf(h, "</code>");
+        sal_sb_printf(h, " &middot; layers randomized, top first:");
+        for (int i = 0; i < layers->n; i++) sal_sb_printf(h, " <code>"), rp_esc(h, rj_str(&layers->items[i], "?")), sal_sb_printf(h, "</code>");
     }
-    au_printf(h, "</p>\n");
+    sal_sb_printf(h, "</p>\n");
 }
 
-static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
+static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, sal_sbuf *h) {
     const kind_info *k = a->kind;
     const char *kname = k ? k->name : rj_getstr(&a->doc, "audit", "");
-    au_printf(h, "<section id=\"a%d\">\n<h2>", idx);
+    sal_sb_printf(h, "<section id=\"a%d\">\n<h2>", idx);
     audit_title(h, a, false);
-    au_printf(h, "</h2>\n");
+    sal_sb_printf(h, "</h2>\n");
     setting(h, a);
-    if (k) au_printf(h, "<p class=\"about\">%s</p>\n", k->about);
+    if (k) sal_sb_printf(h, "<p class=\"about\">%s</p>\n", k->about);
     const char *note = rj_getstr(a->meta, "note", NULL);
     if (note) {
-        au_printf(h, "<p class=\"about\">");
+        sal_sb_printf(h, "<p class=\"about\">");
         rp_esc(h, note);
-        au_printf(h, "</p>\n");
+        sal_sb_printf(h, "</p>\n");
     }
     /* counts */
     const rj_value *res = rj_get(&a->doc, "results");
@@ -716,22 +716,22 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
         const char *o = outcome(k, &res->items[i]);
         np += !strcmp(o, "pass"), nf += !strcmp(o, "fail"), ns += !strcmp(o, "skip") || !strcmp(o, "unk");
     }
-    au_printf(h, "<div class=\"cards\"><div class=\"card\"><b style=\"color:var(--good)\">%d</b><span>pass</span></div>"
+    sal_sb_printf(h, "<div class=\"cards\"><div class=\"card\"><b style=\"color:var(--good)\">%d</b><span>pass</span></div>"
                  "<div class=\"card\"><b style=\"color:var(--bad)\">%d</b><span>fail</span></div>"
                  "<div class=\"card\"><b style=\"color:var(--skip)\">%d</b><span>skipped or undetermined</span></div></div>\n",
               np, nf, ns);
     sal_status st = SAL_OK;
     /* the figure grid first: pictures before numbers */
     if (a->figure) {
-        au_printf(h, "<h3>Figure: rows are methods</h3>\n<figure class=\"grid\"><img src=\"");
+        sal_sb_printf(h, "<h3>Figure: rows are methods</h3>\n<figure class=\"grid\"><img src=\"");
         rp_url(h, a->figure);
-        au_printf(h, "\" alt=\"figure grid of the ");
+        sal_sb_printf(h, "\" alt=\"figure grid of the ");
         rp_esc(h, kname);
-        au_printf(h, " audit\"><figcaption>");
+        sal_sb_printf(h, " audit\"><figcaption>");
         const char *cap = rj_getstr(a->meta, "figure_caption", NULL);
         if (cap) rp_esc(h, cap);
-        else au_printf(h, "Each row is one method; each heatmap is scaled to its own 99.5th percentile of |value|.");
-        au_printf(h, "</figcaption></figure>\n<div class=\"legend\"><span>Legend:</span><img src=\"legend-diverging.svg\" "
+        else sal_sb_printf(h, "Each row is one method; each heatmap is scaled to its own 99.5th percentile of |value|.");
+        sal_sb_printf(h, "</figcaption></figure>\n<div class=\"legend\"><span>Legend:</span><img src=\"legend-diverging.svg\" "
                      "alt=\"diverging colour bar\"><span>maps with both signs</span><img src=\"legend-sequential.svg\" "
                      "alt=\"sequential colour bar\"><span>maps of one sign (magnitude)</span></div>\n");
     }
@@ -741,66 +741,66 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, au_buf *h) {
     /* the verdict table */
     const char *keys[AU_MAX_METRICS];
     int nk = metric_keys(a, keys, AU_MAX_METRICS);
-    au_printf(h, "<h3>Verdicts</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">method</th>");
-    for (int q = 0; q < nk; q++) au_printf(h, "<th>"), rp_esc(h, keys[q]), au_printf(h, "</th>");
-    au_printf(h, "<th class=\"l\">verdict</th></tr>\n");
+    sal_sb_printf(h, "<h3>Verdicts</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">method</th>");
+    for (int q = 0; q < nk; q++) sal_sb_printf(h, "<th>"), rp_esc(h, keys[q]), sal_sb_printf(h, "</th>");
+    sal_sb_printf(h, "<th class=\"l\">verdict</th></tr>\n");
     for (int i = 0; i < res->n; i++) {
         const rj_value *r = &res->items[i];
         bool skip = !strcmp(outcome(k, r), "skip");
-        au_printf(h, "<tr><td class=\"l\">");
+        sal_sb_printf(h, "<tr><td class=\"l\">");
         rp_esc(h, result_label(r));
-        au_printf(h, "</td>");
+        sal_sb_printf(h, "</td>");
         const char *why = rj_getstr(r, "verdict", "");
         if (skip && nk > 0) { /* the reason, across the metric columns */
-            au_printf(h, "<td class=\"l why\" colspan=\"%d\" style=\"white-space:normal\">", nk);
+            sal_sb_printf(h, "<td class=\"l why\" colspan=\"%d\" style=\"white-space:normal\">", nk);
             rp_esc(h, !strncmp(why, "skipped: ", 9) ? why + 9 : why);
-            au_printf(h, "</td>");
+            sal_sb_printf(h, "</td>");
         }
         for (int q = 0; q < nk && !skip; q++) {
             const rj_value *v = rj_get(r, keys[q]);
-            au_printf(h, "<td>");
-            if (v && v->type == RJ_BOOL) au_printf(h, "%s", v->num != 0 ? "yes" : "no");
+            sal_sb_printf(h, "<td>");
+            if (v && v->type == RJ_BOOL) sal_sb_printf(h, "%s", v->num != 0 ? "yes" : "no");
             else fmt_num(h, rj_num(v));
-            au_printf(h, "</td>");
+            sal_sb_printf(h, "</td>");
         }
         verdict_cell(h, k, r);
-        au_printf(h, "</tr>\n");
+        sal_sb_printf(h, "</tr>\n");
     }
-    au_printf(h, "</table></div>\n");
+    sal_sb_printf(h, "</table></div>\n");
     /* what the numbers mean */
-    au_printf(h, "<dl class=\"metrics\">\n");
+    sal_sb_printf(h, "<dl class=\"metrics\">\n");
     for (int q = 0; q < nk; q++) {
-        au_buf t = {0};
+        sal_sbuf t = {0};
         if (!metric_text(&t, kname, keys[q]) || t.oom) {
             h->oom |= t.oom;
-            au_buf_free(&t);
+            sal_sb_free(&t);
             continue;
         }
-        au_printf(h, "<dt>");
+        sal_sb_printf(h, "<dt>");
         rp_esc(h, keys[q]);
-        au_printf(h, "</dt><dd>");
+        sal_sb_printf(h, "</dt><dd>");
         rp_esc(h, t.s ? t.s : "");
-        au_printf(h, "</dd>\n");
-        au_buf_free(&t);
+        sal_sb_printf(h, "</dd>\n");
+        sal_sb_free(&t);
     }
-    au_printf(h, "</dl>\n<p class=\"sub\">Data: <a href=\"");
+    sal_sb_printf(h, "</dl>\n<p class=\"sub\">Data: <a href=\"");
     rp_url(h, a->stem);
-    au_printf(h, ".json\">");
+    sal_sb_printf(h, ".json\">");
     rp_esc(h, a->stem);
-    au_printf(h, ".json</a>");
+    sal_sb_printf(h, ".json</a>");
     if (a->csv) {
-        au_printf(h, " &middot; <a href=\"");
+        sal_sb_printf(h, " &middot; <a href=\"");
         rp_url(h, a->stem);
-        au_printf(h, ".csv\">");
+        sal_sb_printf(h, ".csv\">");
         rp_esc(h, a->stem);
-        au_printf(h, ".csv</a>");
+        sal_sb_printf(h, ".csv</a>");
     }
-    au_printf(h, "</p>\n</section>\n");
+    sal_sb_printf(h, "</p>\n</section>\n");
     return st;
 }
 
 /* Rows: every method label in the order first seen; columns: the audits. */
-static sal_status matrix(const rp_ctx *c, au_buf *h) {
+static sal_status matrix(const rp_ctx *c, sal_sbuf *h) {
     int cap = 0, n = 0;
     for (int i = 0; i < c->na; i++) cap += rj_get(&c->a[i].doc, "results")->n;
     const char **rows = sal_calloc((size_t)cap + 1, sizeof *rows);
@@ -814,53 +814,53 @@ static sal_status matrix(const rp_ctx *c, au_buf *h) {
             if (!seen) rows[n++] = l;
         }
     }
-    au_printf(h, "<section id=\"matrix\">\n<h2>Which explanations can be trusted?</h2>\n"
+    sal_sb_printf(h, "<section id=\"matrix\">\n<h2>Which explanations can be trusted?</h2>\n"
                  "<p class=\"sub\">Each row is an attribution method, each column an audit. "
                  "<span class=\"cell pass\">&#10003;</span> passes, <span class=\"cell fail\">&#10007;</span> fails, "
                  "<span class=\"cell skip\">&ndash;</span> could not run (hover for the reason), "
                  "<span class=\"cell unk\">?</span> undetermined. Click a column for its figures and numbers.</p>\n"
                  "<div class=\"scroll\"><table class=\"matrix\">\n<tr><th class=\"l\">method</th>");
     for (int i = 0; i < c->na; i++) {
-        au_printf(h, "<th class=\"rot\"><div><a href=\"#a%d\">", i);
+        sal_sb_printf(h, "<th class=\"rot\"><div><a href=\"#a%d\">", i);
         audit_title(h, &c->a[i], true);
-        au_printf(h, "</a></div></th>");
+        sal_sb_printf(h, "</a></div></th>");
     }
-    au_printf(h, "<th>passed</th></tr>\n");
+    sal_sb_printf(h, "<th>passed</th></tr>\n");
     for (int q = 0; q < n; q++) {
-        au_printf(h, "<tr><td class=\"l\">");
+        sal_sb_printf(h, "<tr><td class=\"l\">");
         rp_esc(h, rows[q]);
-        au_printf(h, "</td>");
+        sal_sb_printf(h, "</td>");
         int pass = 0, ran = 0;
         for (int i = 0; i < c->na; i++) {
             const rj_value *res = rj_get(&c->a[i].doc, "results"), *r = NULL;
             for (int k = 0; k < res->n && !r; k++)
                 if (!strcmp(result_label(&res->items[k]), rows[q])) r = &res->items[k];
             if (!r) {
-                au_printf(h, "<td></td>");
+                sal_sb_printf(h, "<td></td>");
                 continue;
             }
             const char *o = outcome(c->a[i].kind, r);
             pass += !strcmp(o, "pass"), ran += !strcmp(o, "pass") || !strcmp(o, "fail");
-            au_printf(h, "<td><span class=\"cell %s\" title=\"", o);
+            sal_sb_printf(h, "<td><span class=\"cell %s\" title=\"", o);
             rp_esc(h, rj_getstr(r, "verdict", ""));
-            au_printf(h, "\">%s</span></td>", !strcmp(o, "pass") ? "&#10003;" : !strcmp(o, "fail") ? "&#10007;"
+            sal_sb_printf(h, "\">%s</span></td>", !strcmp(o, "pass") ? "&#10003;" : !strcmp(o, "fail") ? "&#10007;"
                                               : !strcmp(o, "skip") ? "&ndash;" : "?");
         }
-        au_printf(h, "<td>%d / %d</td></tr>\n", pass, ran);
+        sal_sb_printf(h, "<td>%d / %d</td></tr>\n", pass, ran);
     }
-    au_printf(h, "</table></div>\n</section>\n");
+    sal_sb_printf(h, "</table></div>\n</section>\n");
     sal_free(rows);
     return SAL_OK;
 }
 
 /* The manifest's models and extra figures. */
-static sal_status manifest_parts(rp_ctx *c, au_buf *h) {
+static sal_status manifest_parts(rp_ctx *c, sal_sbuf *h) {
     const rj_value *mf = &c->manifest, *figs = rj_get(mf, "figures"), *models = rj_get(mf, "models");
     sal_status st = SAL_OK;
     if (figs && figs->type == RJ_ARR && figs->n) {
-        au_printf(h, "<section id=\"highlights\">\n<h2>");
+        sal_sb_printf(h, "<section id=\"highlights\">\n<h2>");
         rp_esc(h, rj_getstr(mf, "figures_title", "Highlights"));
-        au_printf(h, "</h2>\n<div class=\"hero\">\n");
+        sal_sb_printf(h, "</h2>\n<div class=\"hero\">\n");
         for (int i = 0; i < figs->n && st == SAL_OK; i++) {
             const rj_value *f = &figs->items[i];
             const char *file = rj_getstr(f, "file", NULL);
@@ -871,45 +871,45 @@ static sal_status manifest_parts(rp_ctx *c, au_buf *h) {
             sal_free(src);
             if (!ok) continue;
             if ((st = copy_file(c, c->manifest_dir, file)) != SAL_OK) break;
-            au_printf(h, "<figure><img src=\"");
+            sal_sb_printf(h, "<figure><img src=\"");
             rp_url(h, file);
-            au_printf(h, "\" alt=\"");
+            sal_sb_printf(h, "\" alt=\"");
             rp_esc(h, rj_getstr(f, "title", file));
-            au_printf(h, "\"><figcaption><b>");
+            sal_sb_printf(h, "\"><figcaption><b>");
             rp_esc(h, rj_getstr(f, "title", ""));
-            au_printf(h, "</b> ");
+            sal_sb_printf(h, "</b> ");
             rp_esc(h, rj_getstr(f, "caption", ""));
-            au_printf(h, "</figcaption></figure>\n");
+            sal_sb_printf(h, "</figcaption></figure>\n");
         }
-        au_printf(h, "</div>\n<div class=\"legend\"><img src=\"legend-diverging.svg\" alt=\"diverging colour bar\">"
+        sal_sb_printf(h, "</div>\n<div class=\"legend\"><img src=\"legend-diverging.svg\" alt=\"diverging colour bar\">"
                      "<span>blue: evidence against, red: evidence for the explained class</span></div>\n</section>\n");
     }
     if (models && models->type == RJ_ARR && models->n) {
-        au_printf(h, "<section id=\"models\">\n<h2>Models</h2>\n<div class=\"scroll\"><table class=\"wrap\">\n<tr><th class=\"l\">model"
+        sal_sb_printf(h, "<section id=\"models\">\n<h2>Models</h2>\n<div class=\"scroll\"><table class=\"wrap\">\n<tr><th class=\"l\">model"
                      "</th><th class=\"l\">architecture</th><th class=\"l\">trained on</th><th>held-out accuracy</th>"
                      "<th>training</th></tr>\n");
         for (int i = 0; i < models->n; i++) {
             const rj_value *m = &models->items[i];
-            au_printf(h, "<tr><td class=\"l\"><b>");
+            sal_sb_printf(h, "<tr><td class=\"l\"><b>");
             rp_esc(h, rj_getstr(m, "name", "?"));
-            au_printf(h, "</b></td><td class=\"l\">");
+            sal_sb_printf(h, "</b></td><td class=\"l\">");
             rp_esc(h, rj_getstr(m, "arch", ""));
-            au_printf(h, "</td><td class=\"l\">");
+            sal_sb_printf(h, "</td><td class=\"l\">");
             rp_esc(h, rj_getstr(m, "data", ""));
-            au_printf(h, "</td><td>");
+            sal_sb_printf(h, "</td><td>");
             double acc = rj_getnum(m, "accuracy");
-            if (isfinite(acc)) au_printf(h, "%.1f%%", 100 * acc);
-            else au_printf(h, "&ndash;");
-            au_printf(h, "</td><td>");
+            if (isfinite(acc)) sal_sb_printf(h, "%.1f%%", 100 * acc);
+            else sal_sb_printf(h, "&ndash;");
+            sal_sb_printf(h, "</td><td>");
             double sec = rj_getnum(m, "train_seconds");
-            if (rj_getnum(m, "cached") == 1) au_printf(h, "reused (hash matched)");
-            else if (isfinite(sec)) au_printf(h, "%.0f s", sec);
-            au_printf(h, "</td></tr>\n");
+            if (rj_getnum(m, "cached") == 1) sal_sb_printf(h, "reused (hash matched)");
+            else if (isfinite(sec)) sal_sb_printf(h, "%.0f s", sec);
+            sal_sb_printf(h, "</td></tr>\n");
         }
-        au_printf(h, "</table></div>\n");
+        sal_sb_printf(h, "</table></div>\n");
         const char *mnote = rj_getstr(mf, "models_note", NULL);
-        if (mnote) au_printf(h, "<p class=\"sub\">"), rp_esc(h, mnote), au_printf(h, "</p>\n");
-        au_printf(h, "</section>\n");
+        if (mnote) sal_sb_printf(h, "<p class=\"sub\">"), rp_esc(h, mnote), sal_sb_printf(h, "</p>\n");
+        sal_sb_printf(h, "</section>\n");
     }
     return st;
 }
@@ -971,57 +971,57 @@ static sal_status build(rp_ctx *c, const sal_report_opts *o) {
     /* order: the manifest's "order", else by kind, then by name */
     qsort(c->a, (size_t)c->na, sizeof *c->a, by_rank);
     /* legends */
-    au_buf svg = {0};
+    sal_sbuf svg = {0};
     rp_svg_colorbar(&svg, SAL_CMAP_DIVERGING);
     sal_status st = save_text(c, "legend-diverging.svg", &svg);
-    au_buf_free(&svg);
+    sal_sb_free(&svg);
     if (st == SAL_OK) {
         rp_svg_colorbar(&svg, SAL_CMAP_SEQUENTIAL);
         st = save_text(c, "legend-sequential.svg", &svg);
-        au_buf_free(&svg);
+        sal_sb_free(&svg);
     }
     if (st != SAL_OK) return st;
     /* the page */
-    au_buf h = {0};
+    sal_sbuf h = {0};
     const char *title = o && o->title ? o->title : rj_getstr(&c->manifest, "title", "Can these explanations be trusted?");
-    au_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    sal_sb_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
     rp_esc(&h, title);
-    au_printf(&h, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header class=\"top\">\n<h1>", k_css);
+    sal_sb_printf(&h, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header class=\"top\">\n<h1>", k_css);
     rp_esc(&h, title);
-    au_printf(&h, "</h1>\n");
+    sal_sb_printf(&h, "</h1>\n");
     const char *intro = rj_getstr(&c->manifest, "intro", NULL);
-    au_printf(&h, "<p>");
+    sal_sb_printf(&h, "<p>");
     if (intro) rp_esc(&h, intro);
-    else au_printf(&h, "Attribution maps say which input pixels drove a prediction. The audits below test whether "
+    else sal_sb_printf(&h, "Attribution maps say which input pixels drove a prediction. The audits below test whether "
                        "those maps can be trusted: whether they change when the model does not, stay the same when "
                        "the model is destroyed, ignore the class they were asked about, or fail to find what the "
                        "model uses.");
-    au_printf(&h, "</p>\n");
+    sal_sb_printf(&h, "</p>\n");
     const char *sub = rj_getstr(&c->manifest, "subtitle", NULL);
-    if (sub) au_printf(&h, "<p>"), rp_esc(&h, sub), au_printf(&h, "</p>\n");
-    au_printf(&h, "</header>\n<nav><a href=\"#matrix\">Overview</a>");
-    if (rj_get(&c->manifest, "figures")) au_printf(&h, "<a href=\"#highlights\">Highlights</a>");
-    if (rj_get(&c->manifest, "models")) au_printf(&h, "<a href=\"#models\">Models</a>");
+    if (sub) sal_sb_printf(&h, "<p>"), rp_esc(&h, sub), sal_sb_printf(&h, "</p>\n");
+    sal_sb_printf(&h, "</header>\n<nav><a href=\"#matrix\">Overview</a>");
+    if (rj_get(&c->manifest, "figures")) sal_sb_printf(&h, "<a href=\"#highlights\">Highlights</a>");
+    if (rj_get(&c->manifest, "models")) sal_sb_printf(&h, "<a href=\"#models\">Models</a>");
     for (int i = 0; i < c->na; i++) {
-        au_printf(&h, "<a href=\"#a%d\">", i);
+        sal_sb_printf(&h, "<a href=\"#a%d\">", i);
         audit_title(&h, &c->a[i], true);
-        au_printf(&h, "</a>");
+        sal_sb_printf(&h, "</a>");
     }
-    au_printf(&h, "</nav>\n<main>\n");
+    sal_sb_printf(&h, "</nav>\n<main>\n");
     st = manifest_parts(c, &h);
     if (st == SAL_OK) st = matrix(c, &h);
     for (int i = 0; i < c->na && st == SAL_OK; i++) st = audit_section(c, &c->a[i], i, &h);
     if (st == SAL_OK) {
-        au_printf(&h, "</main>\n<footer>\n");
+        sal_sb_printf(&h, "</main>\n<footer>\n");
         const char *how = rj_getstr(&c->manifest, "reproduce", NULL);
-        if (how) au_printf(&h, "<p>Reproduce: <code>"), rp_esc(&h, how), au_printf(&h, "</code></p>\n");
-        if (c->notes.len) au_printf(&h, "<p>Files not shown:</p>\n<ul>\n%s</ul>\n", c->notes.s);
-        au_printf(&h, "<p>Written by saliency %s (<code>saliency report</code>). Static HTML: no scripts, no network."
+        if (how) sal_sb_printf(&h, "<p>Reproduce: <code>"), rp_esc(&h, how), sal_sb_printf(&h, "</code></p>\n");
+        if (c->notes.len) sal_sb_printf(&h, "<p>Files not shown:</p>\n<ul>\n%s</ul>\n", c->notes.s);
+        sal_sb_printf(&h, "<p>Written by saliency %s (<code>saliency report</code>). Static HTML: no scripts, no network."
                       "</p>\n</footer>\n</body>\n</html>\n", SAL_VERSION);
         st = save_text(c, "index.html", &h);
     }
-    au_buf_free(&h);
+    sal_sb_free(&h);
     return st;
 }
 
@@ -1051,6 +1051,6 @@ sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_r
     sal_free(c.a);
     rj_free(&c.manifest);
     sal_free(c.manifest_dir);
-    au_buf_free(&c.notes);
+    sal_sb_free(&c.notes);
     return st;
 }

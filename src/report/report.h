@@ -1,14 +1,14 @@
 /* The HTML report (docs/report.md): internal drawing helpers. SVG charts are written as text into
- * the audits' growing strings (au_buf), then saved beside index.html. */
+ * the audits' growing strings (sal_sbuf), then saved beside index.html. */
 #ifndef SAL_REPORT_H
 #define SAL_REPORT_H
 
 #include "audits/audit.h"
 
 /* Text escaped for HTML and SVG (&, <, >, ", '). */
-void rp_esc(au_buf *b, const char *s);
+void rp_esc(sal_sbuf *b, const char *s);
 /* A relative file name as a URL path (bytes other than letters, digits and ._-~/ percent-encoded). */
-void rp_url(au_buf *b, const char *s);
+void rp_url(sal_sbuf *b, const char *s);
 
 /* One line of a chart: n values at x[k] (NULL: k), NAN for no point. */
 typedef struct {
@@ -32,7 +32,7 @@ typedef struct {
 } rp_chart;
 
 /* A complete SVG document of a line chart. */
-void rp_svg_lines(au_buf *b, const rp_chart *c, const rp_series *s, int ns);
+void rp_svg_lines(sal_sbuf *b, const rp_chart *c, const rp_series *s, int ns);
 
 /* Horizontal bars, one per label, with an optional threshold line; logx draws a log10 axis
  * (values <= 0 sit at the left end). good[i] colours bar i green (1), red (0) or grey (-1). */
@@ -46,9 +46,9 @@ typedef struct {
     int logx;
     const char *xlabel, *vlabel, *v2label, *threshold_label;
 } rp_bars;
-void rp_svg_bars(au_buf *b, const rp_bars *c);
+void rp_svg_bars(sal_sbuf *b, const rp_bars *c);
 
 /* A colour bar of the heatmaps' colormap with its labels (the legend of the figure grids). */
-void rp_svg_colorbar(au_buf *b, sal_cmap kind);
+void rp_svg_colorbar(sal_sbuf *b, sal_cmap kind);
 
 #endif

@@ -1,0 +1,61 @@
+/* A growing string for the JSON, CSV and HTML the library writes. Writers append without checking
+ * each call; a failed allocation sets oom, later appends do nothing, and the caller checks once. */
+#include "core.h"
+#include <math.h>
+#include <stdarg.h>
+
+void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)k < b->cap) {
+            b->len += (size_t)k;
+            return;
+        }
+        size_t ncap = (b->cap ? b->cap * 2 : 512) + (size_t)k;
+        char *p = sal_realloc(b->s, ncap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->s = p;
+        b->cap = ncap;
+    }
+}
+
+void sal_sb_str(sal_sbuf *b, const char *s) {
+    sal_sb_printf(b, "\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') sal_sb_printf(b, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) sal_sb_printf(b, "\\u%04x", *s);
+        else sal_sb_printf(b, "%c", *s);
+    }
+    sal_sb_printf(b, "\"");
+}
+
+void sal_sb_num(sal_sbuf *b, double v) {
+    if (isfinite(v)) sal_sb_printf(b, "%.9g", v);
+    else sal_sb_printf(b, "null");
+}
+
+void sal_sb_csv(sal_sbuf *b, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        sal_sb_printf(b, "%s", s);
+        return;
+    }
+    sal_sb_printf(b, "\"");
+    for (; *s; s++) sal_sb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+    sal_sb_printf(b, "\"");
+}
+
+void sal_sb_free(sal_sbuf *b) {
+    sal_free(b->s);
+    memset(b, 0, sizeof *b);
+}
