@@ -7,6 +7,7 @@
  * only skews the count, it never corrupts the heap. */
 #include "core.h"
 #include <malloc.h>
+#include <sys/mman.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -68,9 +69,21 @@ static void uncount(void *p) {
     if (p) sub_live(malloc_usable_size(p));
 }
 
+/* Large blocks are fresh mmap'ed pages, and each 4 KiB page faulted in costs, in a VM above all:
+ * asking for transparent huge pages over the block (where the kernel gives them only on request)
+ * cuts the faults of a VGG-sized session up to 512-fold. Only a hint: failure changes nothing. */
+static void *huge(void *p, size_t n) {
+    const uintptr_t H = (uintptr_t)2 << 20;
+    if (p && n >= 2 * H) {
+        uintptr_t a = ((uintptr_t)p + H - 1) & ~(H - 1), e = ((uintptr_t)p + n) & ~(H - 1);
+        if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
+    }
+    return p;
+}
+
 void *sal_malloc(size_t n) {
     if (inject() || !sal_budget_fits(n)) return NULL;
-    void *p = malloc(n ? n : 1);
+    void *p = huge(malloc(n ? n : 1), n);
     count(p);
     return p;
 }
@@ -78,7 +91,7 @@ void *sal_malloc(size_t n) {
 void *sal_calloc(size_t n, size_t size) {
     if (size && n > SIZE_MAX / size) return NULL;
     if (inject() || !sal_budget_fits(n * size)) return NULL;
-    void *p = calloc(n ? n : 1, size ? size : 1);
+    void *p = huge(calloc(n ? n : 1, size ? size : 1), n * size);
     count(p);
     return p;
 }
@@ -86,7 +99,7 @@ void *sal_calloc(size_t n, size_t size) {
 void *sal_realloc(void *p, size_t n) {
     size_t old = p ? malloc_usable_size(p) : 0;
     if (inject() || (n > old && !sal_budget_fits(n - old))) return NULL;
-    void *q = realloc(p, n ? n : 1);
+    void *q = huge(realloc(p, n ? n : 1), n);
     if (!q) return NULL; /* p is untouched and still counted */
     sub_live(old);
     count(q);
