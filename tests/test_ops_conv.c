@@ -361,6 +361,10 @@ static void test_pool_case(sal_rng *r, const char *op, const char *what, cfg c) 
 
 static void test_pools(sal_rng *r) {
     test_pool_case(r, "MaxPool", "3x3/2 pad 1", (cfg){.v = {2, 3, 9, 8, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
+    /* 2x2 stride 2 without padding takes a fast path: even and odd sizes, and ties (a constant
+     * plane: the first tap wins, as in the general loop) */
+    test_pool_case(r, "MaxPool", "2x2/2", (cfg){.v = {2, 3, 8, 6, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}});
+    test_pool_case(r, "MaxPool", "2x2/2 odd", (cfg){.v = {2, 2, 7, 9, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}});
     test_pool_case(r, "MaxPool", "2x2/2 ceil", (cfg){.v = {2, 2, 7, 7, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}, .ceil = true});
     test_pool_case(r, "MaxPool", "3x3/2 ceil pad 1", (cfg){.v = {1, 2, 8, 6, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, .ceil = true});
     test_pool_case(r, "MaxPool", "dilated asymmetric", (cfg){.v = {2, 2, 9, 8, 0, 0, 3, 2, 1, 2, 2, 3, 2, 1, 1, 2}});
@@ -389,15 +393,17 @@ static void test_pools(sal_rng *r) {
         at[2] = sal_attr_make_int("count_include_pad", 1);
         gc("AveragePool", 1, &x, (bool[]){false}, 3, at, 10);
     }
-    {   /* ties go to the first maximum */
+    for (int stride = 1; stride <= 2; stride++) { /* ties go to the first maximum (stride 2: the fast path) */
         sal_tensor x = {0}, y = {0}, seed = {0}, gx = {0};
         SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){1, 1, 2, 2}) == SAL_OK);
         SAL_ASSERT(sal_tensor_alloc(&seed, SAL_F32, 4, (int64_t[]){1, 1, 1, 1}) == SAL_OK);
         sal_f32(&seed)[0] = 1.0f;
         sal_f32(&x)[1] = sal_f32(&x)[3] = 2.0f;
-        sal_attr at[1] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2})};
-        CHECK_OK(run1("MaxPool", 13, 1, &x, (bool[]){false}, 1, at, &y, &seed, &gx));
-        CHECK(gx.ndim == 4 && sal_f32(&gx)[1] == 1.0f && sal_f32(&gx)[3] == 0.0f, "MaxPool tie goes to the first maximum");
+        sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                          sal_attr_make_ints("strides", 2, (int64_t[]){stride, stride})};
+        CHECK_OK(run1("MaxPool", 13, 1, &x, (bool[]){false}, 2, at, &y, &seed, &gx));
+        CHECK(gx.ndim == 4 && sal_f32(&gx)[1] == 1.0f && sal_f32(&gx)[3] == 0.0f,
+              "MaxPool tie goes to the first maximum (stride %d)", stride);
         sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&seed), sal_tensor_free(&gx);
     }
     {   /* the Indices output is refused, naming the node */

@@ -104,6 +104,30 @@ static void maxpool_plane(const sal_win *w, const win1 *const t[3], const float 
             }
 }
 
+/* The common 2x2, stride 2 max pooling of a plane whose windows all lie inside it (no padding, and
+ * floor mode or even sizes), without the general tap loops: about 5x faster, which matters as the
+ * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
+ * Same tie rule (the first maximum in tap order) as maxpool_plane. */
+static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy) {
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t b = 2 * ox;
+            float m = r0[b];
+            if (r0[2 * ox + 1] > m) m = r0[2 * ox + 1], b = 2 * ox + 1;
+            if (r1[2 * ox] > m) m = r1[2 * ox], b = W + 2 * ox;
+            if (r1[2 * ox + 1] > m) m = r1[2 * ox + 1], b = W + 2 * ox + 1;
+            if (!dx) y[oy * OW + ox] = m;
+            else dx[2 * oy * W + b] += dy[oy * OW + ox];
+        }
+    }
+}
+
+static bool is_2x2(const sal_win *w) {
+    return w->nsp == 2 && w->k[1] == 2 && w->k[2] == 2 && w->s[1] == 2 && w->s[2] == 2 && w->d[1] == 1 &&
+           w->d[2] == 1 && w->pb[1] == 0 && w->pb[2] == 0 && 2 * w->out[1] <= w->in[1] && 2 * w->out[2] <= w->in[2];
+}
+
 /* Forward (dx NULL): y = window means of the plane x. Backward: dx += dy / divisor over each window. */
 static void avgpool_plane(const sal_win *w, const win1 *const t[3], bool count_pad, const float *x, float *y, float *dx,
                           const float *dy) {
@@ -138,12 +162,14 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     const win1 *t[3];
     win_table(&w, buf, t);
+    const bool fast = !avg && is_2x2(&w);
 #pragma omp parallel for schedule(static) if (planes * w.out_sz * w.k_sz > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = X + pl * w.in_sz;
         float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
         const float *dy = dY ? dY + pl * w.out_sz : NULL;
         if (avg) avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
+        else if (fast) maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy);
         else maxpool_plane(&w, t, x, y, dx, dy);
     }
     return SAL_OK;
