@@ -12,7 +12,7 @@ static const char k_help[] =
     "usage: saliency demo [--quick] [--out DIR] [--retrain] [--cat FILE.png] [--methods A,B,...]\n\n"
     "Reproduces the papers end to end and writes an HTML report (docs/report.md):\n"
     "  1. trains Kindermans et al.'s MLP (784-1024-1024-1024-10) on MNIST digits, a CNN on\n"
-    "     Fashion-MNIST and a multi-label CNN on composite images of several Fashion-MNIST items,\n"
+    "     Fashion-MNIST and a multi-label CNN on composite images of several MNIST digits,\n"
     "     or reuses DIR/models/NAME.onnx when its recorded hash still matches (--retrain: never);\n"
     "  2. runs, over every attribution method: the input-invariance audit with the constant shift\n"
     "     m = -1, a checkerboard and the targeted \"cat\" shift (chelsea.png from python3-skimage, or\n"
@@ -534,25 +534,27 @@ static int run(demo *d, const char *cat_opt) {
     /* models */
     sal_tensor mx = rows(&mn.train_x, 0, q ? 3000 : 8000), my = rows(&mn.train_y, 0, mx.dim[0]);
     model_spec s_mlp = {"mlp-mnist", "mlp", "MLP 784-1024-1024-1024-10, ReLU (Kindermans et al.)", "MNIST digits in [0, 1]",
-                        10, q ? 2 : 6, 64, q ? 0 : 2, 1e-3f, 0.75f, false};
+                        10, q ? 2 : 10, 64, q ? 0 : 2, 1e-3f, 0.75f, false};
     if ((rc = get_model(d, &s_mlp, &mx, &my, &mn.test_x, &mn.test_y, &mlp))) goto done;
-    sal_tensor fx = rows(&fm.train_x, 0, q ? 3000 : 12000), fy = rows(&fm.train_y, 0, fx.dim[0]);
+    sal_tensor fx = rows(&fm.train_x, 0, q ? 3000 : 30000), fy = rows(&fm.train_y, 0, fx.dim[0]);
     sal_tensor ftx = rows(&fm.test_x, 0, q ? 2000 : 10000), fty = rows(&fm.test_y, 0, ftx.dim[0]);
     model_spec s_cnn = {"cnn-fashion", "cnn", "CNN: 2 x (conv 3x3, ReLU, max-pool), dense 128, dense 10",
                         "Fashion-MNIST", 10, q ? 1 : 2, 64, 0, 1e-3f, 0.5f, false};
     if ((rc = get_model(d, &s_cnn, &fx, &fy, &ftx, &fty, &cnn))) goto done;
-    /* composites: several items of distinct classes per image, with masks */
+    /* composites: several digits of distinct classes per image, with masks. MNIST digits rather
+     * than Fashion-MNIST items: halved to fit, garments lose what tells a shirt from a pullover, and
+     * the multi-label CNN stayed near chance (86% of (image, class) entries right, 75% by saying
+     * "no" everywhere); digits keep their shape (91% after 3 epochs, the top class labelled 95%) */
     int side = q ? 32 : 40;
-    sal_composite_opts co = {.count = q ? 1500 : 5000, .h = side, .w = side, .items = 2, .items_max = q ? 2 : 3,
+    sal_composite_opts co = {.count = q ? 3000 : 16000, .h = side, .w = side, .items = 2, .items_max = q ? 2 : 3,
                              .scale = 2, .seed = 1};
-    sal_tensor src = rows(&fm.train_x, 20000, 40000), srcy = rows(&fm.train_y, 20000, 40000);
-    if ((st = sal_composite(&src, &srcy, &co, &cx, &cy, &cm)) != SAL_OK) {
+    if ((st = sal_composite(&mn.train_x, &mn.train_y, &co, &cx, &cy, &cm)) != SAL_OK) {
         rc = cli_fail("demo", st);
         goto done;
     }
     sal_composite_opts cto = co;
     cto.count = q ? 300 : 1000, cto.seed = 2; /* held-out accuracy; the pointing games use the first few */
-    if ((st = sal_composite(&fm.test_x, &fm.test_y, &cto, &tx, &ty, &tm)) != SAL_OK) {
+    if ((st = sal_composite(&mn.test_x, &mn.test_y, &cto, &tx, &ty, &tm)) != SAL_OK) {
         rc = cli_fail("demo", st);
         goto done;
     }
@@ -561,11 +563,11 @@ static int run(demo *d, const char *cat_opt) {
     snprintf(about, sizeof about, "CNN as above on %dx%d inputs, sigmoid outputs (multi-label)", side, side);
     char comp_about[128];
     if (co.items_max > co.items)
-        snprintf(comp_about, sizeof comp_about, "%d to %d Fashion-MNIST items (halved) per %dx%d image", co.items,
+        snprintf(comp_about, sizeof comp_about, "%d to %d MNIST digits (halved) per %dx%d image", co.items,
                  co.items_max, side, side);
     else
-        snprintf(comp_about, sizeof comp_about, "%d Fashion-MNIST items (halved) per %dx%d image", co.items, side, side);
-    model_spec s_multi = {"cnn-composite", arch, about, comp_about, (int)cy.dim[1], q ? 3 : 5, 64, 0, 3e-3f, 0.8f, true};
+        snprintf(comp_about, sizeof comp_about, "%d MNIST digits (halved) per %dx%d image", co.items, side, side);
+    model_spec s_multi = {"cnn-composite", arch, about, comp_about, (int)cy.dim[1], q ? 3 : 4, 64, 0, 2e-3f, 0.8f, true};
     if ((rc = get_model(d, &s_multi, &cx, &cy, &tx, &ty, &multi))) goto done;
 
     /* audits: files of an earlier run go first, so the report never shows stale results */
