@@ -2,7 +2,56 @@
  * model is refused, targets resolve to max/min/given classes, and bad requests name their cause. */
 #include "testutil.h"
 
+/* Peak bytes of one sal_explain of integrated gradients with `steps` path points (chunk 0: the
+ * default); the result is checked to exist. */
+static size_t ig_peak(const sal_model *m, const sal_tensor *x, int steps, int64_t chunk) {
+    char p[32];
+    snprintf(p, sizeof p, "steps=%d", steps);
+    const char *params[1] = {p};
+    sal_explain_opts o = {.method = "integrated_gradients", .nparams = 1, .params = params, .chunk = chunk};
+    sal_explanation *e = NULL;
+    size_t base = sal_memory_in_use();
+    sal_memory_reset_peak();
+    CHECK_OK(sal_explain(m, x, &o, &e));
+    size_t peak = sal_memory_peak() - base;
+    sal_explanation_free(e);
+    return peak;
+}
+
+/* The default chunk follows the model's activation size: a conv net whose rows hold about 7 MB of
+ * activations and gradients runs integrated gradients in chunks of about 37 rows, so 4x the steps
+ * costs no more memory, while a chunk of every step at once costs several times more. */
+static void test_auto_chunk(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 3);
+    sal_model *g;
+    CHECK_OK(sal_graph_create("wide-conv", &g));
+    sal_tensor w = t_rand(&r, 4, (int64_t[]){16, 1, 3, 3}, 0.3f), b = t_rand(&r, 1, (int64_t[]){16}, 0.1f);
+    sal_tensor w2 = t_rand(&r, 2, (int64_t[]){3, 16}, 0.3f);
+    CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 160, 160}));
+    CHECK_OK(sal_graph_add_const(g, "w", &w));
+    CHECK_OK(sal_graph_add_const(g, "b", &b));
+    CHECK_OK(sal_graph_add_const(g, "w2", &w2));
+    sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){3, 3}),
+                      sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    CHECK_OK(sal_graph_add_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, 1, (const char *[]){"c"}, 2, at));
+    CHECK_OK(sal_graph_add_node(g, "Relu", "relu", 1, (const char *[]){"c"}, 1, (const char *[]){"a"}, 0, NULL));
+    CHECK_OK(sal_graph_add_node(g, "GlobalAveragePool", "gap", 1, (const char *[]){"a"}, 1, (const char *[]){"p"}, 0, NULL));
+    CHECK_OK(sal_graph_add_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, 1, (const char *[]){"f"}, 0, NULL));
+    sal_attr at2[1] = {sal_attr_make_int("transB", 1)};
+    CHECK_OK(sal_graph_add_node(g, "Gemm", "fc", 2, (const char *[]){"f", "w2"}, 1, (const char *[]){"y"}, 1, at2));
+    CHECK_OK(sal_graph_add_output(g, "y"));
+    CHECK_OK(sal_graph_finalize(g));
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){1, 1, 160, 160}, 1.0f);
+    size_t p37 = ig_peak(g, &x, 36, 0), p148 = ig_peak(g, &x, 147, 0), all = ig_peak(g, &x, 110, 111);
+    CHECK(p148 < p37 + p37 / 4, "the default chunk bounds memory: %zu bytes for 148 steps, %zu for 37", p148, p37);
+    CHECK(p148 * 2 < all, "the default chunk is smaller than 111 steps at once: %zu vs %zu bytes", p148, all);
+    sal_tensor_free(&x);
+    sal_model_free(g);
+}
+
 int main(void) {
+    test_auto_chunk();
     sal_model *m, *other;
     CHECK_OK(sal_model_build("mlp", 10, 3, &m));
     CHECK_OK(sal_model_build("mlp", 10, 4, &other));

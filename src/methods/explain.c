@@ -155,6 +155,21 @@ static void input_range(sal_xctx *c, const sal_explain_opts *o) {
     c->hi = hi > lo ? hi : lo + 1;
 }
 
+/* The default chunk of batched methods: as many rows as keep the activations and gradients of one
+ * pass near 256 MiB, at most 64. Measured on the forward pass just made: a VGG16 image holds about
+ * 120 MB of activations, so 64 integrated-gradient steps at once would need 15 GB; the MLP and the
+ * small CNN hold well under 1 MB and keep 64. */
+static int64_t auto_chunk(const sal_xctx *c) {
+    const sal_model *m = c->m;
+    double bytes = 0;
+    for (int v = 0; v < m->nval; v++)
+        if (m->val[v].kind != SAL_VAL_CONST && c->s->act[v].data)
+            bytes += (double)sal_tensor_numel(&c->s->act[v]) * (double)sal_dtype_size(c->s->act[v].dtype);
+    double per_row = 2 * bytes / (double)(c->x->dim[0] > 0 ? c->x->dim[0] : 1); /* and the gradients */
+    double k = per_row > 0 ? (256.0 * (1 << 20)) / per_row : 64;
+    return k >= 64 ? 64 : k < 1 ? 1 : (int64_t)k;
+}
+
 sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explain_opts *o, sal_explanation **out) {
     *out = NULL;
     const sal_method *meth = o->method ? sal_method_lookup(o->method) : NULL;
@@ -198,6 +213,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         else st = sal_session_new(m, &c.s);
     }
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
+    if (st == SAL_OK && o->chunk <= 0) c.chunk = auto_chunk(&c);
     if (st == SAL_OK) st = sal_exec_check_outputs(c.s); /* NaN logits would pick arbitrary targets */
     if (st == SAL_OK) { /* resolve targets on the model's own outputs */
         const sal_tensor *y = &c.s->act[m->output[0]];
