@@ -3,24 +3,7 @@
 # exit codes (verdicts are data; --fail-on-violation), skipped methods, and one-line errors for bad
 # usage that leave no output file behind.
 set -u
-BUILD=${SAL_BUILD:-build}
-PY=${SAL_PY:-/usr/bin/python3}
-bin=$BUILD/saliency
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-expect_fail() { # needle cmd...: exit 1, a one- or two-line message containing needle
-    local needle=$1; shift
-    "$@" > "$tmp/out.txt" 2> "$tmp/err.txt"
-    local rc=$?
-    if [ $rc -ne 1 ]; then bad "exit $rc (want 1): $*"; cat "$tmp/err.txt"; return; fi
-    if ! grep -qF -- "$needle" "$tmp/err.txt"; then bad "message lacks '$needle': $*: $(cat "$tmp/err.txt")"; return; fi
-    [ "$(wc -l < "$tmp/err.txt")" -le 2 ] || { bad "message longer than 2 lines: $*"; cat "$tmp/err.txt"; return; }
-    ok
-}
+. "$(dirname "$0")/lib.sh"
 
 "$bin" audit --help | grep -q "usage: saliency audit" && ok || bad "audit --help"
 "$bin" data --help | grep -q "usage: saliency data composite" && ok || bad "data --help"
@@ -217,5 +200,4 @@ import json; r = json.load(open('$tmp/ci.json'))
 assert r['model_check']['max_abs_diff'] < 1e-3, r['model_check']
 assert all(x['invariant'] for x in r['results']), r['results']" && ok || bad "CNN invariance"
 
-echo "test_audit_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_audit_cli

@@ -4,24 +4,7 @@
 # used in the JSON, --layer-out at the layer's resolution, FullGrad's completeness, and bad layers
 # refused with a one-line message naming them.
 set -u
-BUILD=${SAL_BUILD:-build}
-PY=${SAL_PY:-/usr/bin/python3}
-bin=$BUILD/saliency
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-expect_fail() { # needle cmd...: exit 1 and a short message containing needle
-    local needle=$1; shift
-    "$@" > "$tmp/out.txt" 2> "$tmp/err.txt"
-    local rc=$?
-    if [ $rc -ne 1 ]; then bad "exit $rc (want 1): $*"; cat "$tmp/err.txt"; return; fi
-    if ! grep -qF -- "$needle" "$tmp/err.txt"; then bad "message lacks '$needle': $*: $(cat "$tmp/err.txt")"; return; fi
-    [ "$(wc -l < "$tmp/err.txt")" -le 2 ] || { bad "message longer than 2 lines: $*"; return; }
-    ok
-}
+. "$(dirname "$0")/lib.sh"
 
 py_check() { # what python-code: the code (with numpy as np, json, d = the temp dir) must exit 0
     local what=$1
@@ -78,5 +61,4 @@ expect_fail "gives no layer map" "$bin" explain "$tmp/m.onnx" --input "$tmp/x.np
     --out "$tmp/fg.npy" --layer-out "$tmp/bad.npy"
 [ ! -e "$tmp/bad.npy" ] && ok || bad "a failed run left bad.npy"
 
-echo "test_cam_cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_cam_cli

@@ -2,25 +2,7 @@
 # The CLI end to end: train, info, run; and bad input of every kind gives a one-line message naming
 # the file or argument, exit code 1, and no output file.
 set -u
-BUILD=${SAL_BUILD:-build}
-PY=${SAL_PY:-/usr/bin/python3}
-bin=$BUILD/saliency
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_fail "needle" cmd...: exit 1, a message containing needle, no crash
-expect_fail() {
-    local needle=$1; shift
-    "$@" > "$tmp/out.txt" 2> "$tmp/err.txt"
-    local rc=$?
-    if [ $rc -ne 1 ]; then bad "exit $rc (want 1): $*"; cat "$tmp/err.txt"; return; fi
-    if ! grep -qF -- "$needle" "$tmp/err.txt"; then bad "message lacks '$needle': $*: $(cat "$tmp/err.txt")"; return; fi
-    [ "$(wc -l < "$tmp/err.txt")" -le 2 ] || { bad "message longer than 2 lines: $*"; return; }
-    ok
-}
+. "$(dirname "$0")/lib.sh"
 
 # --help on every command
 for c in info run train; do
@@ -88,5 +70,4 @@ for i in 1 2 3 4 5 6 7 8 9; do
 done
 if ls "$tmp"/*.tmp.* >/dev/null 2>&1; then bad "temporary files left behind"; else ok; fi
 
-echo "test_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_cli

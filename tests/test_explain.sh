@@ -4,25 +4,7 @@
 # parameter and its default, IG's completeness check, determinism, chunk independence, and bad
 # parameters refused with a one-line message, exit code 1 and no output file.
 set -u
-BUILD=${SAL_BUILD:-build}
-PY=${SAL_PY:-/usr/bin/python3}
-bin=$BUILD/saliency
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_fail "needle" cmd...: exit 1, a short message containing needle
-expect_fail() {
-    local needle=$1; shift
-    "$@" > "$tmp/out.txt" 2> "$tmp/err.txt"
-    local rc=$?
-    if [ $rc -ne 1 ]; then bad "exit $rc (want 1): $*"; cat "$tmp/err.txt"; return; fi
-    if ! grep -qF -- "$needle" "$tmp/err.txt"; then bad "message lacks '$needle': $*: $(cat "$tmp/err.txt")"; return; fi
-    [ "$(wc -l < "$tmp/err.txt")" -le 2 ] || { bad "message longer than 2 lines: $*"; return; }
-    ok
-}
+. "$(dirname "$0")/lib.sh"
 
 # json_check FILE PYTHON-EXPR: the expression, over the parsed JSON `j`, must be true
 json_check() {
@@ -111,5 +93,4 @@ for i in 1 2 3 4 5 6 7; do
     if [ -e "$tmp/o$i.npy" ]; then bad "output o$i.npy written despite the error"; else ok; fi
 done
 
-echo "test_explain: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_explain

@@ -3,25 +3,7 @@
 # and agree with independent computations (topk against `saliency run`), the objective grows, PPMs
 # are probability matrices, and bad input fails with exit 1 and a message naming what is wrong.
 set -u
-BUILD=${SAL_BUILD:-build}
-PY=${SAL_PY:-/usr/bin/python3}
-bin=$BUILD/saliency
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_fail "needle" cmd...: exit 1, a message containing needle, no crash
-expect_fail() {
-    local needle=$1; shift
-    "$@" > "$tmp/out.txt" 2> "$tmp/err.txt"
-    local rc=$?
-    if [ $rc -ne 1 ]; then bad "exit $rc (want 1): $*"; cat "$tmp/err.txt"; return; fi
-    if ! grep -qF -- "$needle" "$tmp/err.txt"; then bad "message lacks '$needle': $*: $(cat "$tmp/err.txt")"; return; fi
-    [ "$(wc -l < "$tmp/err.txt")" -le 2 ] || { bad "message longer than 2 lines: $*"; return; }
-    ok
-}
+. "$(dirname "$0")/lib.sh"
 
 for c in visualize topk invert; do
     "$bin" $c --help | grep -q "usage: saliency $c" && ok || bad "$c --help"
@@ -158,5 +140,4 @@ expect_fail "missing.npy" "$bin" topk "$tmp/m.onnx" --data "$tmp/missing.npy" --
 expect_fail "not an integer" "$bin" topk "$tmp/m.onnx" --data "$tmp/x.npy" --objective logit:1 -k zero
 expect_fail "has 3 letters" "$bin" visualize "$tmp/seq.onnx" --objective unit:conv:1:6 --ppm --steps 2 --csv "$tmp/a.csv" --alphabet ACG
 
-echo "test_featviz.sh: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_featviz.sh

@@ -4,24 +4,7 @@
 # checks), colours are checked against the colormap's promises, and bad input gives exit 1, a
 # message naming the file, and no output.
 set -u
-BUILD=${SAL_BUILD:-build}
-PY=${SAL_PY:-/usr/bin/python3}
-bin=$BUILD/saliency
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-expect_fail() {
-    local needle=$1; shift
-    "$@" > "$tmp/out.txt" 2> "$tmp/err.txt"
-    local rc=$?
-    if [ $rc -ne 1 ]; then bad "exit $rc (want 1): $*"; cat "$tmp/err.txt"; return; fi
-    if ! grep -qF -- "$needle" "$tmp/err.txt"; then bad "message lacks '$needle': $*: $(cat "$tmp/err.txt")"; return; fi
-    [ "$(wc -l < "$tmp/err.txt")" -le 2 ] || { bad "message longer than 2 lines: $*"; return; }
-    ok
-}
+. "$(dirname "$0")/lib.sh"
 
 # pngcheck FILE [WxH] [probe...]: a valid 8-bit RGB PNG (of that size); each probe "X,Y,cond" tests
 # the pixel (r, g, b) at X,Y with a Python expression, e.g. "10,10,r>b".
@@ -156,5 +139,4 @@ done
 [ -e "$tmp/nodir" ] && bad "folder nodir created" || ok
 if ls "$tmp"/*.tmp.* >/dev/null 2>&1; then bad "temporary files left behind"; else ok; fi
 
-echo "test_heatmap: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_heatmap
