@@ -72,9 +72,9 @@ def main():
                 with torch.no_grad():
                     model(x)
 
-            def grad():
+            def grad():  # the input gradient only, as Captum's Saliency asks for it
                 xi = x.clone().requires_grad_(True)
-                model(xi)[:, 0].sum().backward()
+                torch.autograd.grad(model(xi)[:, 0].sum(), xi)
 
             lines.append('%s_b%d_forward %.4f' % (name, b, 1e3 * timeit(fwd, reps) / b))
             lines.append('%s_b%d_gradient %.4f' % (name, b, 1e3 * timeit(grad, reps) / b))
