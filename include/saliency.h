@@ -577,8 +577,9 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
 /* Parameter randomization (Adebayo et al. 2018): re-initializes the weights of the layers (Gemm,
  * MatMul, Conv) from the top down, cumulatively (cascading) and one at a time (independent), and
  * compares each map with the trained model's: Spearman with and without absolute values, SSIM,
- * Pearson and Spearman of HOG features. Verdict "sensitive" when the fully randomized model's
- * Spearman of HOG is below tol (default 0.5). */
+ * Pearson and Spearman of HOG features. Verdict "sensitive" when the Spearman of HOG averaged over
+ * the cascade's steps (over the independent layers when only that mode runs) is below tol
+ * (default 0.5). */
 sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
                                    sal_audit **out /* OUT */);
 /* Class sensitivity (Rebuffi et al. 2020): maps for the highest- and lowest-scoring class of each

@@ -25,7 +25,7 @@ static const char k_help[] =
     "  --tol T             verdict threshold (default per audit, see docs/audits.md)\n"
     "  --seed N            every random choice of the audit (default 1)\n"
     "  --batch N           samples per explanation call (default 16)\n"
-    "  --chunk N           rows per batched pass inside a method (default 64)\n"
+    "  --chunk N           rows per batched pass inside a method (default: sized to the model, at most 64)\n"
     "Outputs:\n"
     "  --json FILE         the report as JSON     --csv FILE   results (or curves) as CSV\n"
     "  --figure FILE.png   a grid of maps         --figure-sample I   the sample it shows (default 0)\n"

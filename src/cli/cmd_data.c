@@ -3,8 +3,9 @@
 
 static const char k_help[] =
     "usage: saliency data composite --out PREFIX [options]\n\n"
-    "Builds images holding several Fashion-MNIST items (of distinct classes, cropped to their pixels and\n"
-    "placed without overlap at random positions) for `saliency audit pointing`, and writes\n"
+    "Builds images holding several Fashion-MNIST items or MNIST digits (of distinct classes, cropped\n"
+    "to their pixels and placed without overlap at random positions) for `saliency audit pointing`,\n"
+    "and writes\n"
     "  PREFIX_x.npy      images (N, 1, H, W) in [0, 1]\n"
     "  PREFIX_y.npy      labels (N, K) float multi-hot (train with saliency train --loss bce)\n"
     "  PREFIX_masks.npy  masks (N, H, W) int64: class + 1 on an item's pixels, 0 elsewhere\n"
