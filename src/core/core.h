@@ -51,6 +51,8 @@ const char *sal_bytes_str(uint64_t n, char *buf, size_t len);
 bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out);
 size_t sal_dtype_size(sal_dtype dt);
 /* Tensor sharing another's data (never freed through the view). */
+/* sal_tensor_alloc without the zeroing, for outputs a kernel overwrites whole. */
+sal_status sal_tensor_alloc_raw(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim);
 sal_tensor sal_tensor_view(const sal_tensor *t);
 bool sal_tensor_same_shape(const sal_tensor *a, const sal_tensor *b);
 /* "(1,3,224,224)" into buf. */

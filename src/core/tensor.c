@@ -33,7 +33,7 @@ const char *sal_shape_str(int ndim, const int64_t *dim, char *buf, size_t n) {
     return buf;
 }
 
-sal_status sal_tensor_alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim) {
+static sal_status alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim, bool zero) {
     int64_t numel;
     char sb[160];
     if (!sal_shape_numel(ndim, dim, &numel))
@@ -48,20 +48,28 @@ sal_status sal_tensor_alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int6
             snprintf(what, sizeof what, "a tensor of shape %s", sal_shape_str(ndim, dim, sb, sizeof sb));
             return sal_budget_check(bytes, what);
         }
-        void *p = sal_calloc(1, bytes);
+        void *p = zero ? sal_calloc(1, bytes) : sal_malloc(bytes ? bytes : 1);
         if (!p)
             return sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for a tensor of shape %s", bytes,
                             sal_shape_str(ndim, dim, sb, sizeof sb));
         if (t->cap) sal_free(t->data);
         t->data = p;
         t->cap = bytes ? bytes : 1;
-    } else if (bytes) {
+    } else if (bytes && zero) {
         memset(t->data, 0, bytes);
     }
     t->dtype = dtype;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->dim[i] = dim[i];
     return SAL_OK;
+}
+
+sal_status sal_tensor_alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim) {
+    return alloc(t, dtype, ndim, dim, true);
+}
+
+sal_status sal_tensor_alloc_raw(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim) {
+    return alloc(t, dtype, ndim, dim, false);
 }
 
 void sal_tensor_free(sal_tensor *t) {

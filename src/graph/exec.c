@@ -17,7 +17,8 @@ sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const
     SAL_TRY(n->op->infer(&c));
     for (int k = 0; k < n->nout; k++) {
         if (!out[k]) continue;
-        sal_status st = sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
+        sal_status st = n->op->overwrites ? sal_tensor_alloc_raw(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim)
+                                          : sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
         if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
     }
     if (all_empty(out, n->nout)) return SAL_OK;

@@ -29,6 +29,7 @@ static sal_status relu_backward(sal_opctx *c) {
 const sal_op sal_op_Relu = {
     .name = "Relu", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
+    .overwrites = true,
 };
 
 /* Copy forward, add backward: shared by every op that only reinterprets the shape. */

@@ -319,10 +319,11 @@ static sal_status conv_forward(sal_opctx *c) {
     const sal_win *w = &q.w;
     const float *X = sal_in_f(c, 0), *Wt = sal_in_f(c, 1);
     const float *B = c->n->nin > 2 && c->in[2] ? sal_in_f(c, 2) : NULL;
-    float *Y = sal_out_f(c, 0); // (N, M, P), zeroed
+    float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
     const int64_t P = w->out_sz, work = q.N * q.M * P * q.Kc;
     (void)work; /* only read by OpenMP */
-    if (q.direct) {
+    if (q.direct) { /* the direct loops accumulate */
+        memset(Y, 0, sizeof *Y * (size_t)(q.N * q.M * P));
 #pragma omp parallel for schedule(static) if (work > PAR_WORK)
         for (int64_t it = 0; it < q.N * q.M; it++) {
             int64_t n = it / q.M, m = it % q.M;
@@ -442,4 +443,5 @@ static sal_status conv_backward(sal_opctx *c) {
 const sal_op sal_op_Conv = {
     .name = "Conv", .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
+    .overwrites = true,
 };

@@ -117,6 +117,7 @@ static sal_status gemm_backward(sal_opctx *c) {
 const sal_op sal_op_Gemm = {
     .name = "Gemm", .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = gemm_init, .infer = gemm_infer, .forward = gemm_forward, .backward = gemm_backward,
+    .overwrites = true,
 };
 
 /* ---- MatMul: numpy semantics, batch dimensions broadcast ---- */
@@ -229,4 +230,5 @@ static sal_status mm_backward(sal_opctx *c) {
 const sal_op sal_op_MatMul = {
     .name = "MatMul", .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
     .infer = mm_infer, .forward = mm_forward, .backward = mm_backward,
+    .overwrites = true,
 };

@@ -35,11 +35,14 @@ typedef struct sal_op {
     /* Set dtype, ndim and dim of every out[i] from the inputs; do not allocate. Inputs hold data
      * (shape ops read int64 inputs). */
     sal_status (*infer)(sal_opctx *c);
-    /* Outputs are allocated (zeroed) with the inferred shapes. */
+    /* Outputs are allocated with the inferred shapes: zeroed, unless `overwrites`. */
     sal_status (*forward)(sal_opctx *c);
     /* Accumulate input gradients into din[]. NULL: not differentiable (integer shape ops). */
     sal_status (*backward)(sal_opctx *c);
     void (*fini)(sal_node *n); /* NULL: sal_free(n->p) */
+    /* forward writes every element of every output, so they are not zeroed first (a pass over
+     * every activation saved per call; only for kernels checked to do so) */
+    bool overwrites;
 } sal_op;
 
 const sal_op *sal_op_lookup(const char *name);

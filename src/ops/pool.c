@@ -183,6 +183,7 @@ static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true
 const sal_op sal_op_MaxPool = {
     .name = "MaxPool", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
     .init = maxpool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
+    .overwrites = true,
 };
 
 const sal_op sal_op_AveragePool = {
