@@ -20,14 +20,6 @@ static void add_node(sal_model *g, const char *op, const char *name, int nin, co
     SAL_ASSERT(st == SAL_OK);
 }
 
-static sal_model *finish(sal_model *g, const char *out) {
-    SAL_ASSERT(sal_graph_add_output(g, out) == SAL_OK);
-    sal_status st = sal_graph_finalize(g);
-    if (st != SAL_OK) fprintf(stderr, "finalizing a test model: %s\n", sal_last_error());
-    SAL_ASSERT(st == SAL_OK);
-    return g;
-}
-
 /* x (N,C,H,W) -> conv k x k (F filters, no padding) "conv" -> relu -> flatten -> Gemm "fc" (K) */
 static sal_model *conv_net(int C, int H, int W, int F, int k, int K, uint64_t seed) {
     sal_model *g;
@@ -46,7 +38,7 @@ static sal_model *conv_net(int C, int H, int W, int F, int k, int K, uint64_t se
     add_rand(g, &r, "fb", 1, (int64_t[]){K}, 0.1f);
     sal_attr at2[1] = {sal_attr_make_int("transB", 1)};
     add_node(g, "Gemm", "fc", 3, (const char *[]){"f", "fw", "fb"}, "logits", 1, at2);
-    return finish(g, "logits");
+    return t_finish(g, "logits");
 }
 
 /* ---- objectives: parsing, and gradients against finite differences ---- */
@@ -511,7 +503,7 @@ static void test_inversion(void) {
     sal_attr at[1] = {sal_attr_make_int("transB", 1)};
     add_node(g, "Gemm", "lin", 3, (const char *[]){"x", "W", "b"}, "h", 1, at);
     add_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "y", 0, NULL);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x0 = {0};
     SAL_ASSERT(sal_tensor_alloc(&x0, SAL_F32, 2, (int64_t[]){3, D}) == SAL_OK);
     for (int i = 0; i < 3 * D; i++) sal_f32(&x0)[i] = (float)sal_rng_uniform(&r);
@@ -557,7 +549,7 @@ static void test_sequence(void) {
     sal_attr at[1] = {sal_attr_make_ints("kernel_shape", 1, (int64_t[]){k})};
     add_node(g, "Conv", "conv1d", 3, (const char *[]){"seq", "w", "b"}, "c", 1, at);
     add_node(g, "Relu", "relu", 1, (const char *[]){"c"}, "a", 0, NULL);
-    sal_model *m = finish(g, "a");
+    sal_model *m = t_finish(g, "a");
     sal_objective *o = NULL;
     CHECK_OK(sal_objective_parse(m, "unit:conv1d:1:3", &o));
     sal_featviz_opts fo = sal_featviz_defaults();

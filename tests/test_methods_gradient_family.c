@@ -27,12 +27,6 @@ static void unary(sal_model *g, const char *op, const char *in, const char *out)
     SAL_ASSERT(sal_graph_add_node(g, op, NULL, 1, (const char *[]){in}, 1, (const char *[]){out}, 0, NULL) == SAL_OK);
 }
 
-static sal_model *finish(sal_model *g, const char *out) {
-    SAL_ASSERT(sal_graph_add_output(g, out) == SAL_OK);
-    SAL_ASSERT(sal_graph_finalize(g) == SAL_OK);
-    return g;
-}
-
 /* y = x W^T + b on (N, D) inputs; W and b are copied into the model. */
 static sal_model *linear_model(const sal_tensor *W, const sal_tensor *b) {
     sal_model *g;
@@ -41,7 +35,7 @@ static sal_model *linear_model(const sal_tensor *W, const sal_tensor *b) {
     sal_tensor w = {0}, bb = {0};
     SAL_ASSERT(sal_tensor_copy(&w, W) == SAL_OK && sal_tensor_copy(&bb, b) == SAL_OK);
     gemm(g, "x", "y", &w, &bb, "fc");
-    return finish(g, "y");
+    return t_finish(g, "y");
 }
 
 /* (N, shape...) -> Flatten -> [Gemm -> Relu ->] Gemm; weights drawn from seed; b1 shifted by
@@ -67,7 +61,7 @@ static sal_model *mlp(int ndim, const int64_t *shape, int64_t hidden, int64_t K,
     unary(g, "Relu", "h2", "a2");
     sal_tensor w3 = mat(&r, K, hidden, 1.0f / sqrtf((float)hidden)), b3 = mat(&r, K, 0, 0.1f);
     gemm(g, "a2", "y", &w3, &b3, "fc3");
-    return finish(g, "y");
+    return t_finish(g, "y");
 }
 
 /* y = x^p on (N, 1) inputs, as a chain of Mul nodes: its IG integrand p (alpha x)^(p-1) x is a
@@ -83,7 +77,7 @@ static sal_model *power_model(int p) {
                                       NULL) == SAL_OK);
         memcpy(prev, cur, sizeof prev);
     }
-    return finish(g, prev);
+    return t_finish(g, prev);
 }
 
 /* ---- explaining ---- */
@@ -371,7 +365,7 @@ static void test_ig_blur(void) {
     sal_tensor w = {0}, bb = {0};
     SAL_ASSERT(sal_tensor_copy(&w, &Wt) == SAL_OK && sal_tensor_copy(&bb, &b) == SAL_OK);
     gemm(g, "f", "y", &w, &bb, "fc");
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     double sigma = 1.2;
     int rad = (int)ceil(3 * sigma);
     float want[84];

@@ -16,51 +16,20 @@
 
 /* ---- building graphs ---- */
 
-static sal_tensor tensor_of(int ndim, const int64_t *dim, const float *v) {
-    sal_tensor t = {0};
-    SAL_ASSERT(sal_tensor_alloc(&t, SAL_F32, ndim, dim) == SAL_OK);
-    if (v) memcpy(t.data, v, (size_t)sal_tensor_numel(&t) * sizeof(float));
-    return t;
-}
-
-static void cst(sal_model *g, const char *name, int ndim, const int64_t *dim, const float *v) {
-    sal_tensor t = tensor_of(ndim, dim, v);
-    SAL_ASSERT(sal_graph_add_const(g, name, &t) == SAL_OK);
-}
-
-static void node(sal_model *g, const char *op, const char *name, int nin, const char *const *in, const char *out,
-                 int nattr, sal_attr *at) {
-    sal_status s = sal_graph_add_node(g, op, name, nin, in, 1, (const char *[]){out}, nattr, at);
-    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
-    SAL_ASSERT(s == SAL_OK);
-}
-
-static sal_model *finish(sal_model *g, const char *out) {
-    SAL_ASSERT(sal_graph_add_output(g, out) == SAL_OK);
-    sal_status s = sal_graph_finalize(g);
-    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
-    SAL_ASSERT(s == SAL_OK);
-    return g;
-}
-
-static void randv(sal_rng *r, float *v, int n, float scale) {
-    for (int i = 0; i < n; i++) v[i] = scale * (float)sal_rng_normal(r);
-}
-
 /* Gemm with transB: W (K, D), b (K) or none */
 static void gemm(sal_model *g, const char *name, const char *in, const char *out, int K, int D, const float *W,
                  const float *b) {
     char wn[64], bn[64];
     snprintf(wn, sizeof wn, "%s.W", name);
     snprintf(bn, sizeof bn, "%s.b", name);
-    cst(g, wn, 2, (int64_t[]){K, D}, W);
-    if (b) cst(g, bn, 1, (int64_t[]){K}, b);
+    t_const(g, wn, 2, (int64_t[]){K, D}, W);
+    if (b) t_const(g, bn, 1, (int64_t[]){K}, b);
     sal_attr at[1] = {sal_attr_make_int("transB", 1)};
-    node(g, "Gemm", name, b ? 3 : 2, (const char *[]){in, wn, bn}, out, 1, at);
+    t_node(g, "Gemm", name, b ? 3 : 2, (const char *[]){in, wn, bn}, out, 1, at);
 }
 
 static void relu(sal_model *g, const char *name, const char *in, const char *out) {
-    node(g, "Relu", name, 1, (const char *[]){in}, out, 0, NULL);
+    t_node(g, "Relu", name, 1, (const char *[]){in}, out, 0, NULL);
 }
 
 /* ---- a dense matrix view of a linear layer, and the rules by hand ---- */
@@ -222,34 +191,34 @@ static void test_rules_dense_and_conv(void) {
     sal_rng_seed(&rng, 11);
     enum { C = 2, H = 5, MO = 3, OH = 3, NF = 4, N = 3 };
     float cw[MO * C * 9], cb[MO], fw[NF * MO * OH * OH], fb[NF];
-    randv(&rng, cw, MO * C * 9, 0.5f);
-    randv(&rng, cb, MO, 0.2f);
-    randv(&rng, fw, NF * MO * OH * OH, 0.4f);
-    randv(&rng, fb, NF, 0.1f);
+    t_randv(&rng, cw, MO * C * 9, 0.5f);
+    t_randv(&rng, cb, MO, 0.2f);
+    t_randv(&rng, fw, NF * MO * OH * OH, 0.4f);
+    t_randv(&rng, fb, NF, 0.1f);
     /* the convolutional net */
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<conv-net>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, H}) == SAL_OK);
-    cst(g, "conv.W", 4, (int64_t[]){MO, C, 3, 3}, cw);
-    cst(g, "conv.b", 1, (int64_t[]){MO}, cb);
+    t_const(g, "conv.W", 4, (int64_t[]){MO, C, 3, 3}, cw);
+    t_const(g, "conv.b", 1, (int64_t[]){MO}, cb);
     sal_attr ca[3] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){3, 3}),
                       sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    node(g, "Conv", "conv", 3, (const char *[]){"x", "conv.W", "conv.b"}, "c", 3, ca);
+    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "conv.W", "conv.b"}, "c", 3, ca);
     relu(g, "r", "c", "a");
-    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "af", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "af", 0, NULL);
     gemm(g, "fc", "af", "y", NF, MO * OH * OH, fw, fb);
-    sal_model *cnet = finish(g, "y");
+    sal_model *cnet = t_finish(g, "y");
     /* the dense net: the same fc after a Gemm of 27 units from 50 inputs */
     float hw[27 * C * H * H], hb[27];
-    randv(&rng, hw, 27 * C * H * H, 0.25f);
-    randv(&rng, hb, 27, 0.2f);
+    t_randv(&rng, hw, 27 * C * H * H, 0.25f);
+    t_randv(&rng, hb, 27, 0.2f);
     SAL_ASSERT(sal_graph_create("<dense-net>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, C * H * H}) == SAL_OK);
     gemm(g, "h", "x", "z", 27, C * H * H, hw, hb);
     relu(g, "r", "z", "af");
     gemm(g, "fc", "af", "y", NF, 27, fw, fb);
-    sal_model *dnet = finish(g, "y");
+    sal_model *dnet = t_finish(g, "y");
 
     dmat *Mc = calloc(1, sizeof *Mc), *Md = calloc(1, sizeof *Md), *F = calloc(1, sizeof *F);
     conv_matrix(Mc, cw, cb, MO, C, H);
@@ -359,9 +328,9 @@ static void test_lrp0_conservation(void) {
     sal_rng_seed(&rng, 5);
     /* bias-free MLP 12 - 10 - 8 - 4 */
     float w1[10 * 12], w2[8 * 10], w3[4 * 8];
-    randv(&rng, w1, 120, 0.4f);
-    randv(&rng, w2, 80, 0.4f);
-    randv(&rng, w3, 32, 0.4f);
+    t_randv(&rng, w1, 120, 0.4f);
+    t_randv(&rng, w2, 80, 0.4f);
+    t_randv(&rng, w3, 32, 0.4f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<mlp>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 12}) == SAL_OK);
@@ -370,7 +339,7 @@ static void test_lrp0_conservation(void) {
     gemm(g, "fc2", "a1", "z2", 8, 10, w2, NULL);
     relu(g, "r2", "z2", "a2");
     gemm(g, "fc3", "a2", "y", 4, 8, w3, NULL);
-    sal_model *mlp = finish(g, "y");
+    sal_model *mlp = t_finish(g, "y");
     sal_tensor x = t_rand(&rng, 2, (int64_t[]){4, 12}, 1.0f);
     sal_lrp_config c0 = cfg_all(SAL_LRP_ZERO, 0);
     check_conserved("bias-free MLP, LRP-0", mlp, &x, &c0, (const char *[]){"a2", "z2", "a1", "z1", "x"}, 5, 1e-4);
@@ -379,33 +348,33 @@ static void test_lrp0_conservation(void) {
     /* bias-free CNN: conv - relu - maxpool - conv - relu - [avgpool | global average] - add - flatten - gemm,
      * with a residual Add and a Concat */
     float k1[4 * 1 * 9], k2[4 * 4 * 9], fw[3 * 8];
-    randv(&rng, k1, 36, 0.5f);
-    randv(&rng, k2, 144, 0.3f);
-    randv(&rng, fw, 24, 0.5f);
+    t_randv(&rng, k1, 36, 0.5f);
+    t_randv(&rng, k2, 144, 0.3f);
+    t_randv(&rng, fw, 24, 0.5f);
     SAL_ASSERT(sal_graph_create("<cnn>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 8, 8}) == SAL_OK);
-    cst(g, "k1", 4, (int64_t[]){4, 1, 3, 3}, k1);
-    cst(g, "k2", 4, (int64_t[]){4, 4, 3, 3}, k2);
+    t_const(g, "k1", 4, (int64_t[]){4, 1, 3, 3}, k1);
+    t_const(g, "k2", 4, (int64_t[]){4, 4, 3, 3}, k2);
     sal_attr p1[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    node(g, "Conv", "conv1", 2, (const char *[]){"x", "k1"}, "c1", 1, p1);
+    t_node(g, "Conv", "conv1", 2, (const char *[]){"x", "k1"}, "c1", 1, p1);
     relu(g, "r1", "c1", "a1");
     sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    node(g, "MaxPool", "pool", 1, (const char *[]){"a1"}, "p1", 2, mp);
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a1"}, "p1", 2, mp);
     sal_attr p2[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    node(g, "Conv", "conv2", 2, (const char *[]){"p1", "k2"}, "c2", 1, p2);
+    t_node(g, "Conv", "conv2", 2, (const char *[]){"p1", "k2"}, "c2", 1, p2);
     relu(g, "r2", "c2", "a2");
-    node(g, "Add", "res", 2, (const char *[]){"a2", "p1"}, "s", 0, NULL); /* residual */
+    t_node(g, "Add", "res", 2, (const char *[]){"a2", "p1"}, "s", 0, NULL); /* residual */
     sal_attr ap[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    node(g, "AveragePool", "avg", 1, (const char *[]){"s"}, "q", 2, ap);
-    node(g, "GlobalAveragePool", "gap", 1, (const char *[]){"q"}, "gq", 0, NULL);
-    node(g, "GlobalMaxPool", "gmp", 1, (const char *[]){"q"}, "mq", 0, NULL);
+    t_node(g, "AveragePool", "avg", 1, (const char *[]){"s"}, "q", 2, ap);
+    t_node(g, "GlobalAveragePool", "gap", 1, (const char *[]){"q"}, "gq", 0, NULL);
+    t_node(g, "GlobalMaxPool", "gmp", 1, (const char *[]){"q"}, "mq", 0, NULL);
     sal_attr cat[1] = {sal_attr_make_int("axis", 1)};
-    node(g, "Concat", "cat", 2, (const char *[]){"gq", "mq"}, "cq", 1, cat);
-    node(g, "Flatten", "flat", 1, (const char *[]){"cq"}, "f", 0, NULL);
+    t_node(g, "Concat", "cat", 2, (const char *[]){"gq", "mq"}, "cq", 1, cat);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"cq"}, "f", 0, NULL);
     gemm(g, "fc", "f", "y", 3, 8, fw, NULL);
-    sal_model *cnn = finish(g, "y");
+    sal_model *cnn = t_finish(g, "y");
     sal_tensor xc = t_rand(&rng, 4, (int64_t[]){3, 1, 8, 8}, 1.0f);
     check_conserved("bias-free CNN, LRP-0", cnn, &xc, &c0,
                     (const char *[]){"f", "cq", "q", "s", "p1", "a1", "x"}, 7, 1e-4);
@@ -416,8 +385,8 @@ static void test_lrp0_conservation(void) {
 
     /* z+ conserves on positive inputs (biases are ignored by the rule) */
     float b1[10], b2[8];
-    randv(&rng, b1, 10, 0.3f);
-    randv(&rng, b2, 8, 0.3f);
+    t_randv(&rng, b1, 10, 0.3f);
+    t_randv(&rng, b2, 8, 0.3f);
     SAL_ASSERT(sal_graph_create("<mlp-b>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 12}) == SAL_OK);
     gemm(g, "fc1", "x", "z1", 10, 12, w1, b1);
@@ -425,7 +394,7 @@ static void test_lrp0_conservation(void) {
     gemm(g, "fc2", "a1", "z2", 8, 10, w2, b2);
     relu(g, "r2", "z2", "a2");
     gemm(g, "fc3", "a2", "y", 4, 8, w3, NULL);
-    sal_model *mlpb = finish(g, "y");
+    sal_model *mlpb = t_finish(g, "y");
     sal_tensor xp = t_rand(&rng, 2, (int64_t[]){4, 12}, 1.0f);
     for (int64_t i = 0; i < 48; i++) sal_f32(&xp)[i] = fabsf(sal_f32(&xp)[i]) + 0.05f;
     sal_lrp_config cz = cfg_all(SAL_LRP_ALPHA_BETA, 1);
@@ -497,19 +466,19 @@ static void test_input_normalization(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 17);
     float mean[6] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}, sd[1] = {0.5f}, w1[5 * 6], w2[3 * 5];
-    randv(&rng, w1, 30, 0.5f);
-    randv(&rng, w2, 15, 0.5f);
+    t_randv(&rng, w1, 30, 0.5f);
+    t_randv(&rng, w2, 15, 0.5f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<norm>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 6}) == SAL_OK);
-    cst(g, "mean", 1, (int64_t[]){6}, mean);
-    cst(g, "sd", 1, (int64_t[]){1}, sd);
-    node(g, "Sub", "center", 2, (const char *[]){"x", "mean"}, "xc", 0, NULL);
-    node(g, "Div", "scale", 2, (const char *[]){"xc", "sd"}, "xn", 0, NULL);
+    t_const(g, "mean", 1, (int64_t[]){6}, mean);
+    t_const(g, "sd", 1, (int64_t[]){1}, sd);
+    t_node(g, "Sub", "center", 2, (const char *[]){"x", "mean"}, "xc", 0, NULL);
+    t_node(g, "Div", "scale", 2, (const char *[]){"xc", "sd"}, "xn", 0, NULL);
     gemm(g, "fc1", "xn", "z1", 5, 6, w1, NULL);
     relu(g, "r1", "z1", "a1");
     gemm(g, "fc2", "a1", "y", 3, 5, w2, NULL);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = t_rand(&rng, 2, (int64_t[]){3, 6}, 1.0f);
     sal_lrp_config c0 = cfg_all(SAL_LRP_ZERO, 0);
     check_conserved("input normalization, LRP-0", m, &x, &c0, (const char *[]){"xn", "xc", "x"}, 3, 1e-4);
@@ -531,13 +500,13 @@ static void test_zb_closed_form(void) {
     sal_rng_seed(&rng, 21);
     enum { D = 7, K = 3, N = 4 };
     float W[K * D], b[K];
-    randv(&rng, W, K * D, 1.0f);
-    randv(&rng, b, K, 0.5f);
+    t_randv(&rng, W, K * D, 1.0f);
+    t_randv(&rng, b, K, 0.5f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<one>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
     gemm(g, "fc", "x", "y", K, D, W, b);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = {0};
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
     for (int i = 0; i < N * D; i++) sal_f32(&x)[i] = (float)(sal_rng_uniform(&rng) * 3 - 1); /* in [-1, 2] */
@@ -572,16 +541,16 @@ static void test_maxpool_proportional(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 9);
     float fw[2 * 4];
-    randv(&rng, fw, 8, 1.0f);
+    t_randv(&rng, fw, 8, 1.0f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<pool>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}) == SAL_OK);
     sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    node(g, "MaxPool", "pool", 1, (const char *[]){"x"}, "p", 2, mp);
-    node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"x"}, "p", 2, mp);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
     gemm(g, "fc", "f", "y", 2, 4, fw, NULL);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = {0};
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){1, 1, 4, 4}) == SAL_OK);
     for (int i = 0; i < 16; i++) sal_f32(&x)[i] = (float)(0.1 + sal_rng_uniform(&rng));
@@ -635,40 +604,40 @@ static void bn(sal_model *g, const char *name, const char *in, const char *out, 
     char names[4][64];
     for (int k = 0; k < 4; k++) {
         snprintf(names[k], sizeof names[k], "%s%s", name, sfx[k]);
-        cst(g, names[k], 1, (int64_t[]){C}, v[k]);
+        t_const(g, names[k], 1, (int64_t[]){C}, v[k]);
     }
     sal_attr at[1] = {sal_attr_make_float("epsilon", 1e-3f)};
-    node(g, "BatchNormalization", name, 5, (const char *[]){in, names[0], names[1], names[2], names[3]}, out, 1, at);
+    t_node(g, "BatchNormalization", name, 5, (const char *[]){in, names[0], names[1], names[2], names[3]}, out, 1, at);
 }
 
 static void test_canonize(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 33);
     float k1[4 * 2 * 9], k1b[4], w1[6 * 64], w2[3 * 6], b1[6];
-    randv(&rng, k1, 72, 0.4f);
-    randv(&rng, k1b, 4, 0.2f);
-    randv(&rng, w1, 6 * 64, 0.2f);
-    randv(&rng, w2, 18, 0.5f);
-    randv(&rng, b1, 6, 0.1f);
+    t_randv(&rng, k1, 72, 0.4f);
+    t_randv(&rng, k1b, 4, 0.2f);
+    t_randv(&rng, w1, 6 * 64, 0.2f);
+    t_randv(&rng, w2, 18, 0.5f);
+    t_randv(&rng, b1, 6, 0.1f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<bn-net>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 2, 4, 4}) == SAL_OK);
     bn(g, "bn0", "x", "xn", 2, &rng); /* before the first conv: not foldable, the z-rule takes it */
-    cst(g, "k1", 4, (int64_t[]){4, 2, 3, 3}, k1);
-    cst(g, "k1b", 1, (int64_t[]){4}, k1b);
+    t_const(g, "k1", 4, (int64_t[]){4, 2, 3, 3}, k1);
+    t_const(g, "k1b", 1, (int64_t[]){4}, k1b);
     sal_attr p1[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    node(g, "Conv", "conv1", 3, (const char *[]){"xn", "k1", "k1b"}, "c1", 1, p1);
+    t_node(g, "Conv", "conv1", 3, (const char *[]){"xn", "k1", "k1b"}, "c1", 1, p1);
     bn(g, "bn1", "c1", "n1", 4, &rng);
     relu(g, "r1", "n1", "a1");
-    node(g, "Flatten", "flat", 1, (const char *[]){"a1"}, "f", 0, NULL);
-    cst(g, "w1", 2, (int64_t[]){64, 6}, w1); /* Gemm without transB: B (K, N) */
-    cst(g, "b1", 1, (int64_t[]){6}, b1);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"a1"}, "f", 0, NULL);
+    t_const(g, "w1", 2, (int64_t[]){64, 6}, w1); /* Gemm without transB: B (K, N) */
+    t_const(g, "b1", 1, (int64_t[]){6}, b1);
     sal_attr ga[1] = {sal_attr_make_float("beta", 0.5f)};
-    node(g, "Gemm", "fc1", 3, (const char *[]){"f", "w1", "b1"}, "z1", 1, ga);
+    t_node(g, "Gemm", "fc1", 3, (const char *[]){"f", "w1", "b1"}, "z1", 1, ga);
     bn(g, "bn2", "z1", "n2", 6, &rng);
     relu(g, "r2", "n2", "a2");
     gemm(g, "fc2", "a2", "y", 3, 6, w2, NULL);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_model *cm = NULL;
     int nf = -1;
     CHECK_OK(sal_canonize(m, &cm, &nf));
@@ -706,7 +675,7 @@ static void test_canonize(void) {
     SAL_ASSERT(sal_graph_create("<plain>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 6}) == SAL_OK);
     gemm(g, "fc", "x", "y", 3, 6, w2, NULL);
-    plain = finish(g, "y");
+    plain = t_finish(g, "y");
     cm = (sal_model *)1;
     CHECK_OK(sal_canonize(plain, &cm, &nf));
     CHECK(cm == NULL && nf == 0, "canonize of a model without BatchNormalization made a copy");
@@ -718,28 +687,28 @@ static void test_canonize(void) {
 
 static sal_model *small_cnn(sal_rng *rng) {
     float k1[3 * 1 * 9], kb[3], fw[4 * 48], fb[4], hw[5 * 4], hb[5];
-    randv(rng, k1, 27, 0.5f);
-    randv(rng, kb, 3, 0.1f);
-    randv(rng, fw, 4 * 48, 0.3f);
-    randv(rng, fb, 4, 0.1f);
-    randv(rng, hw, 20, 0.5f);
-    randv(rng, hb, 5, 0.1f);
+    t_randv(rng, k1, 27, 0.5f);
+    t_randv(rng, kb, 3, 0.1f);
+    t_randv(rng, fw, 4 * 48, 0.3f);
+    t_randv(rng, fb, 4, 0.1f);
+    t_randv(rng, hw, 20, 0.5f);
+    t_randv(rng, hb, 5, 0.1f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<small-cnn>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 8, 8}) == SAL_OK);
-    cst(g, "k1", 4, (int64_t[]){3, 1, 3, 3}, k1);
-    cst(g, "kb", 1, (int64_t[]){3}, kb);
+    t_const(g, "k1", 4, (int64_t[]){3, 1, 3, 3}, k1);
+    t_const(g, "kb", 1, (int64_t[]){3}, kb);
     sal_attr p1[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    node(g, "Conv", "conv1", 3, (const char *[]){"x", "k1", "kb"}, "c1", 1, p1);
+    t_node(g, "Conv", "conv1", 3, (const char *[]){"x", "k1", "kb"}, "c1", 1, p1);
     relu(g, "r1", "c1", "a1");
     sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    node(g, "MaxPool", "pool", 1, (const char *[]){"a1"}, "p1", 2, mp);
-    node(g, "Flatten", "flat", 1, (const char *[]){"p1"}, "f", 0, NULL);
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a1"}, "p1", 2, mp);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"p1"}, "f", 0, NULL);
     gemm(g, "fc1", "f", "z1", 4, 48, fw, fb);
     relu(g, "r2", "z1", "a2");
     gemm(g, "fc2", "a2", "y", 5, 4, hw, hb);
-    return finish(g, "y");
+    return t_finish(g, "y");
 }
 
 static void same_maps(const char *what, const sal_model *m, const sal_tensor *x, const char *m1, int n1,
@@ -855,15 +824,15 @@ static void test_errors(void) {
 
     /* a product of two activations, and a Softmax inside the graph */
     float w[4 * 4];
-    randv(&rng, w, 16, 0.5f);
+    t_randv(&rng, w, 16, 0.5f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<prod>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 4}) == SAL_OK);
     gemm(g, "fc", "x", "z", 4, 4, w, NULL);
-    node(g, "Mul", "gate", 2, (const char *[]){"z", "x"}, "q", 0, NULL);
-    node(g, "Softmax", "inner_softmax", 1, (const char *[]){"q"}, "sq", 0, NULL);
+    t_node(g, "Mul", "gate", 2, (const char *[]){"z", "x"}, "q", 0, NULL);
+    t_node(g, "Softmax", "inner_softmax", 1, (const char *[]){"q"}, "sq", 0, NULL);
     gemm(g, "out", "sq", "y", 4, 4, w, NULL);
-    m = finish(g, "y");
+    m = t_finish(g, "y");
     x = t_rand(&rng, 2, (int64_t[]){1, 4}, 1.0f);
     o = (sal_explain_opts){.method = "lrp_epsilon"};
     CHECK_FAILS(sal_explain(m, &x, &o, &e), SAL_ERR_UNSUPPORTED, "node 'inner_softmax' (Softmax): lrp_epsilon has no rule for Softmax");
@@ -871,17 +840,17 @@ static void test_errors(void) {
     SAL_ASSERT(sal_graph_create("<prod2>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 4}) == SAL_OK);
     gemm(g, "fc", "x", "z", 4, 4, w, NULL);
-    node(g, "Mul", "gate", 2, (const char *[]){"z", "x"}, "q", 0, NULL);
+    t_node(g, "Mul", "gate", 2, (const char *[]){"z", "x"}, "q", 0, NULL);
     gemm(g, "out", "q", "y", 4, 4, w, NULL);
-    m = finish(g, "y");
+    m = t_finish(g, "y");
     CHECK_FAILS(sal_explain(m, &x, &o, &e), SAL_ERR_UNSUPPORTED, "node 'gate' (Mul): lrp_epsilon: more than one operand");
     /* a Softmax at the output passes relevance through; LogSoftmax too */
     sal_model_free(m);
     SAL_ASSERT(sal_graph_create("<softmax-out>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 4}) == SAL_OK);
     gemm(g, "fc", "x", "z", 4, 4, w, NULL);
-    node(g, "Softmax", "sm", 1, (const char *[]){"z"}, "y", 0, NULL);
-    m = finish(g, "y");
+    t_node(g, "Softmax", "sm", 1, (const char *[]){"z"}, "y", 0, NULL);
+    m = t_finish(g, "y");
     o = (sal_explain_opts){.method = "lrp_0", .target = SAL_TARGET_MAX};
     CHECK_OK(sal_explain(m, &x, &o, &e));
     if (e) {

@@ -39,15 +39,8 @@ static double act_f(const mlp *n, double z) {
     return tanh(z);
 }
 
-static sal_tensor tensor_of(int ndim, const int64_t *dim, const float *v) {
-    sal_tensor t = {0};
-    SAL_ASSERT(sal_tensor_alloc(&t, SAL_F32, ndim, dim) == SAL_OK);
-    memcpy(t.data, v, (size_t)sal_tensor_numel(&t) * sizeof(float));
-    return t;
-}
-
 static void add_const(sal_model *g, const char *name, int ndim, const int64_t *dim, const float *v) {
-    sal_tensor t = tensor_of(ndim, dim, v);
+    sal_tensor t = t_tensor_of(ndim, dim, v);
     SAL_ASSERT(sal_graph_add_const(g, name, &t) == SAL_OK);
 }
 
@@ -348,7 +341,7 @@ static double logit(const sal_model *m, const sal_tensor *like, const float *row
     int64_t dim[SAL_MAX_DIMS];
     memcpy(dim, like->dim, sizeof dim);
     dim[0] = 1;
-    sal_tensor x = tensor_of(like->ndim, dim, row);
+    sal_tensor x = t_tensor_of(like->ndim, dim, row);
     const sal_tensor *y;
     sal_status st = sal_forward(s, 1, &x, &y);
     if (st != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
@@ -677,7 +670,7 @@ static void test_deeplift_maxpool_cases(void) {
         {{1, 0.5f, 0}, {1, 0, 0}, {0, 0, 0}},  /* unchanged max */
     };
     for (int k = 0; k < 3; k++) {
-        sal_tensor x = tensor_of(3, (int64_t[]){1, 1, 3}, cases[k].x), x0 = tensor_of(3, (int64_t[]){1, 1, 3}, cases[k].x0);
+        sal_tensor x = t_tensor_of(3, (int64_t[]){1, 1, 3}, cases[k].x), x0 = t_tensor_of(3, (int64_t[]){1, 1, 3}, cases[k].x0);
         CHECK_OK(sal_npy_write(path, &x0));
         run_t e = explain(g, &x, "deeplift", 1, (const char *[]){bp}, 0, false);
         CHECK(e.st == SAL_OK, "deeplift on a max");

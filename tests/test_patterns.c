@@ -14,46 +14,15 @@
 #include "saliency.h"
 #include <unistd.h>
 
-static sal_tensor tensor_of(int ndim, const int64_t *dim, const float *v) {
-    sal_tensor t = {0};
-    SAL_ASSERT(sal_tensor_alloc(&t, SAL_F32, ndim, dim) == SAL_OK);
-    if (v) memcpy(t.data, v, (size_t)sal_tensor_numel(&t) * sizeof(float));
-    return t;
-}
-
-static void cst(sal_model *g, const char *name, int ndim, const int64_t *dim, const float *v) {
-    sal_tensor t = tensor_of(ndim, dim, v);
-    SAL_ASSERT(sal_graph_add_const(g, name, &t) == SAL_OK);
-}
-
-static void node(sal_model *g, const char *op, const char *name, int nin, const char *const *in, const char *out,
-                 int nattr, sal_attr *at) {
-    sal_status s = sal_graph_add_node(g, op, name, nin, in, 1, (const char *[]){out}, nattr, at);
-    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
-    SAL_ASSERT(s == SAL_OK);
-}
-
-static sal_model *finish(sal_model *g, const char *out) {
-    SAL_ASSERT(sal_graph_add_output(g, out) == SAL_OK);
-    sal_status s = sal_graph_finalize(g);
-    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
-    SAL_ASSERT(s == SAL_OK);
-    return g;
-}
-
-static void randv(sal_rng *r, float *v, int n, float scale) {
-    for (int i = 0; i < n; i++) v[i] = scale * (float)sal_rng_normal(r);
-}
-
 static void gemm(sal_model *g, const char *name, const char *in, const char *out, int K, int D, const float *W,
                  const float *b, bool transB) {
     char wn[64], bn[64];
     snprintf(wn, sizeof wn, "%s.W", name);
     snprintf(bn, sizeof bn, "%s.b", name);
-    cst(g, wn, 2, transB ? (int64_t[]){K, D} : (int64_t[]){D, K}, W);
-    if (b) cst(g, bn, 1, (int64_t[]){K}, b);
+    t_const(g, wn, 2, transB ? (int64_t[]){K, D} : (int64_t[]){D, K}, W);
+    if (b) t_const(g, bn, 1, (int64_t[]){K}, b);
     sal_attr at[1] = {sal_attr_make_int("transB", transB)};
-    node(g, "Gemm", name, b ? 3 : 2, (const char *[]){in, wn, bn}, out, 1, at);
+    t_node(g, "Gemm", name, b ? 3 : 2, (const char *[]){in, wn, bn}, out, 1, at);
 }
 
 static double cosine(const float *a, const double *b, int n) {
@@ -116,7 +85,7 @@ static void test_signal_distractor(void) {
     SAL_ASSERT(sal_graph_create("<linear>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
     gemm(g, "w", "x", "y", 2, D, W, NULL, true);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = {0};
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
     for (int n = 0; n < N; n++) {
@@ -220,17 +189,17 @@ static void test_closed_forms(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 7);
     float W1[H1 * D], b1[H1], W2[D * K]; /* fc1: transB (H1, D); mm: (H1, K) */
-    randv(&rng, W1, H1 * D, 0.5f);
-    randv(&rng, b1, H1, 0.3f);
-    randv(&rng, W2, H1 * K, 0.5f);
+    t_randv(&rng, W1, H1 * D, 0.5f);
+    t_randv(&rng, b1, H1, 0.3f);
+    t_randv(&rng, W2, H1 * K, 0.5f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<mlp>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
     gemm(g, "fc1", "x", "z1", H1, D, W1, b1, true);
-    node(g, "Relu", "r1", 1, (const char *[]){"z1"}, "a1", 0, NULL);
-    cst(g, "mm.W", 2, (int64_t[]){H1, K}, W2);
-    node(g, "MatMul", "mm", 2, (const char *[]){"a1", "mm.W"}, "y", 0, NULL);
-    sal_model *m = finish(g, "y");
+    t_node(g, "Relu", "r1", 1, (const char *[]){"z1"}, "a1", 0, NULL);
+    t_const(g, "mm.W", 2, (int64_t[]){H1, K}, W2);
+    t_node(g, "MatMul", "mm", 2, (const char *[]){"a1", "mm.W"}, "y", 0, NULL);
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = {0};
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
     for (int i = 0; i < N * D; i++) sal_f32(&x)[i] = (float)(0.5 + (1 + i % D) * 0.3 * sal_rng_normal(&rng));
@@ -353,21 +322,21 @@ static void test_conv_closed_form(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 8);
     float k[MO * C * 9], kb[MO], fw[KF * MO * OH * OH];
-    randv(&rng, k, MO * C * 9, 0.5f);
-    randv(&rng, kb, MO, 0.2f);
-    randv(&rng, fw, KF * MO * OH * OH, 0.3f);
+    t_randv(&rng, k, MO * C * 9, 0.5f);
+    t_randv(&rng, kb, MO, 0.2f);
+    t_randv(&rng, fw, KF * MO * OH * OH, 0.3f);
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<conv>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, H}) == SAL_OK);
-    cst(g, "k", 4, (int64_t[]){MO, C, 3, 3}, k);
-    cst(g, "kb", 1, (int64_t[]){MO}, kb);
+    t_const(g, "k", 4, (int64_t[]){MO, C, 3, 3}, k);
+    t_const(g, "kb", 1, (int64_t[]){MO}, kb);
     sal_attr ca[2] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    node(g, "Conv", "conv", 3, (const char *[]){"x", "k", "kb"}, "c", 2, ca);
-    node(g, "Relu", "r", 1, (const char *[]){"c"}, "a", 0, NULL);
-    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "k", "kb"}, "c", 2, ca);
+    t_node(g, "Relu", "r", 1, (const char *[]){"c"}, "a", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
     gemm(g, "fc", "f", "y", KF, MO * OH * OH, fw, NULL, true);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = {0};
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){N, C, H, H}) == SAL_OK);
     for (int i = 0; i < N * C * H * H; i++) sal_f32(&x)[i] = (float)(0.3 + sal_rng_normal(&rng));
@@ -434,18 +403,18 @@ static void test_file(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 12);
     float W[4 * 3], W2[4 * 3];
-    randv(&rng, W, 12, 1.0f);
+    t_randv(&rng, W, 12, 1.0f);
     memcpy(W2, W, sizeof W);
     W2[5] += 0.25f;
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<a>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 3}) == SAL_OK);
     gemm(g, "fc", "x", "y", 4, 3, W, NULL, true);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     SAL_ASSERT(sal_graph_create("<b>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 3}) == SAL_OK);
     gemm(g, "fc", "x", "y", 4, 3, W2, NULL, true);
-    sal_model *m2 = finish(g, "y");
+    sal_model *m2 = t_finish(g, "y");
     CHECK(sal_model_hash(m) != sal_model_hash(m2), "models differing in one weight have the same hash");
     sal_tensor x = t_rand(&rng, 2, (int64_t[]){64, 3}, 1.0f);
     sal_patterns *p = NULL, *q = NULL;
@@ -506,9 +475,9 @@ static void test_file(void) {
     /* a weight-first MatMul has no units to estimate for */
     SAL_ASSERT(sal_graph_create("<wx>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){3, -1}) == SAL_OK);
-    cst(g, "Wt", 2, (int64_t[]){4, 3}, W);
-    node(g, "MatMul", "wx", 2, (const char *[]){"Wt", "x"}, "y", 0, NULL);
-    sal_model *m3 = finish(g, "y");
+    t_const(g, "Wt", 2, (int64_t[]){4, 3}, W);
+    t_node(g, "MatMul", "wx", 2, (const char *[]){"Wt", "x"}, "y", 0, NULL);
+    sal_model *m3 = t_finish(g, "y");
     sal_tensor x3 = t_rand(&rng, 2, (int64_t[]){3, 5}, 1.0f);
     sal_patterns *p3 = NULL;
     CHECK_FAILS(sal_patterns_estimate(m3, &x3, NULL, NULL, &p3), SAL_ERR_UNSUPPORTED, "node 'wx' (MatMul): patterns need");
@@ -533,24 +502,24 @@ static void test_batchnorm(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 99);
     float k[3 * 9], fw[2 * 48];
-    randv(&rng, k, 27, 0.5f);
-    randv(&rng, fw, 96, 0.3f);
+    t_randv(&rng, k, 27, 0.5f);
+    t_randv(&rng, fw, 96, 0.3f);
     float sc[3] = {1.5f, 0.7f, 1.1f}, sh[3] = {0.1f, -0.2f, 0.3f}, mu[3] = {0.2f, 0.1f, -0.1f}, var[3] = {0.5f, 1.2f, 0.9f};
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<bn>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}) == SAL_OK);
-    cst(g, "k", 4, (int64_t[]){3, 1, 3, 3}, k);
+    t_const(g, "k", 4, (int64_t[]){3, 1, 3, 3}, k);
     sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa);
-    cst(g, "sc", 1, (int64_t[]){3}, sc);
-    cst(g, "sh", 1, (int64_t[]){3}, sh);
-    cst(g, "mu", 1, (int64_t[]){3}, mu);
-    cst(g, "var", 1, (int64_t[]){3}, var);
-    node(g, "BatchNormalization", "bn", 5, (const char *[]){"c", "sc", "sh", "mu", "var"}, "n", 0, NULL);
-    node(g, "Relu", "r", 1, (const char *[]){"n"}, "a", 0, NULL);
-    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+    t_node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa);
+    t_const(g, "sc", 1, (int64_t[]){3}, sc);
+    t_const(g, "sh", 1, (int64_t[]){3}, sh);
+    t_const(g, "mu", 1, (int64_t[]){3}, mu);
+    t_const(g, "var", 1, (int64_t[]){3}, var);
+    t_node(g, "BatchNormalization", "bn", 5, (const char *[]){"c", "sc", "sh", "mu", "var"}, "n", 0, NULL);
+    t_node(g, "Relu", "r", 1, (const char *[]){"n"}, "a", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
     gemm(g, "fc", "f", "y", 2, 48, fw, NULL, true);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = t_rand(&rng, 4, (int64_t[]){50, 1, 4, 4}, 1.0f);
     sal_patterns *p = NULL;
     CHECK_OK(sal_patterns_estimate(m, &x, "bn data", NULL, &p));
@@ -577,10 +546,10 @@ static void test_input_invariance(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 2019);
     float W1[H * D], b1[H], b1s[H], W2[K * H], b2[K];
-    randv(&rng, W1, H * D, 0.5f);
-    randv(&rng, b1, H, 0.2f);
-    randv(&rng, W2, K * H, 0.5f);
-    randv(&rng, b2, K, 0.1f);
+    t_randv(&rng, W1, H * D, 0.5f);
+    t_randv(&rng, b1, H, 0.2f);
+    t_randv(&rng, W2, K * H, 0.5f);
+    t_randv(&rng, b2, K, 0.1f);
     for (int k = 0; k < H; k++) {
         double s = b1[k];
         for (int j = 0; j < D; j++) s += W1[k * D + j]; /* W1 (x - 1) + b1 + W1 1 = W1 x + b1 */
@@ -592,9 +561,9 @@ static void test_input_invariance(void) {
         SAL_ASSERT(sal_graph_create(v ? "<net2>" : "<net1>", &g) == SAL_OK);
         SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
         gemm(g, "fc1", "x", "z1", H, D, W1, v ? b1s : b1, true);
-        node(g, "Relu", "r1", 1, (const char *[]){"z1"}, "a1", 0, NULL);
+        t_node(g, "Relu", "r1", 1, (const char *[]){"z1"}, "a1", 0, NULL);
         gemm(g, "fc2", "a1", "y", K, H, W2, b2, true);
-        net[v] = finish(g, "y");
+        net[v] = t_finish(g, "y");
     }
     sal_tensor x[2] = {{0}};
     for (int v = 0; v < 2; v++) SAL_ASSERT(sal_tensor_alloc(&x[v], SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
@@ -665,25 +634,25 @@ static void test_alloc_failures(void) {
     sal_rng rng;
     sal_rng_seed(&rng, 5);
     float k[2 * 9], fw[3 * 32], b[3];
-    randv(&rng, k, 18, 0.5f);
-    randv(&rng, fw, 96, 0.3f);
-    randv(&rng, b, 3, 0.1f);
+    t_randv(&rng, k, 18, 0.5f);
+    t_randv(&rng, fw, 96, 0.3f);
+    t_randv(&rng, b, 3, 0.1f);
     float sc[2] = {1.2f, 0.8f}, sh[2] = {0.1f, -0.1f}, mu[2] = {0.1f, 0.0f}, var[2] = {1.0f, 0.5f};
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<sweep>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}) == SAL_OK);
-    cst(g, "k", 4, (int64_t[]){2, 1, 3, 3}, k);
+    t_const(g, "k", 4, (int64_t[]){2, 1, 3, 3}, k);
     sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa);
-    cst(g, "sc", 1, (int64_t[]){2}, sc);
-    cst(g, "sh", 1, (int64_t[]){2}, sh);
-    cst(g, "mu", 1, (int64_t[]){2}, mu);
-    cst(g, "var", 1, (int64_t[]){2}, var);
-    node(g, "BatchNormalization", "bn", 5, (const char *[]){"c", "sc", "sh", "mu", "var"}, "n", 0, NULL);
-    node(g, "Relu", "r", 1, (const char *[]){"n"}, "a", 0, NULL);
-    node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+    t_node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa);
+    t_const(g, "sc", 1, (int64_t[]){2}, sc);
+    t_const(g, "sh", 1, (int64_t[]){2}, sh);
+    t_const(g, "mu", 1, (int64_t[]){2}, mu);
+    t_const(g, "var", 1, (int64_t[]){2}, var);
+    t_node(g, "BatchNormalization", "bn", 5, (const char *[]){"c", "sc", "sh", "mu", "var"}, "n", 0, NULL);
+    t_node(g, "Relu", "r", 1, (const char *[]){"n"}, "a", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
     gemm(g, "fc", "f", "y", 3, 32, fw, b, true);
-    sal_model *m = finish(g, "y");
+    sal_model *m = t_finish(g, "y");
     sal_tensor x = t_rand(&rng, 4, (int64_t[]){12, 1, 4, 4}, 1.0f);
     const char *path = tmp_path("sweep.pat");
     char par[600];

@@ -173,4 +173,42 @@ done:
     return bad;
 }
 
+/* ---- building test graphs (inline: not every test uses them) ---- */
+
+/* A float tensor of the given shape holding v (zeros when v is NULL). */
+static inline sal_tensor t_tensor_of(int ndim, const int64_t *dim, const float *v) {
+    sal_tensor t = {0};
+    SAL_ASSERT(sal_tensor_alloc(&t, SAL_F32, ndim, dim) == SAL_OK);
+    if (v) memcpy(t.data, v, (size_t)sal_tensor_numel(&t) * sizeof(float));
+    return t;
+}
+
+/* A constant of g named name. */
+static inline void t_const(sal_model *g, const char *name, int ndim, const int64_t *dim, const float *v) {
+    sal_tensor t = t_tensor_of(ndim, dim, v);
+    SAL_ASSERT(sal_graph_add_const(g, name, &t) == SAL_OK);
+}
+
+/* A node of one output. */
+static inline void t_node(sal_model *g, const char *op, const char *name, int nin, const char *const *in,
+                          const char *out, int nattr, sal_attr *at) {
+    sal_status s = sal_graph_add_node(g, op, name, nin, in, 1, (const char *[]){out}, nattr, at);
+    if (s != SAL_OK) fprintf(stderr, "%s\n", sal_last_error());
+    SAL_ASSERT(s == SAL_OK);
+}
+
+/* Declares out as g's output and finalizes g. */
+static inline sal_model *t_finish(sal_model *g, const char *out) {
+    SAL_ASSERT(sal_graph_add_output(g, out) == SAL_OK);
+    sal_status s = sal_graph_finalize(g);
+    if (s != SAL_OK) fprintf(stderr, "finalizing a test model: %s\n", sal_last_error());
+    SAL_ASSERT(s == SAL_OK);
+    return g;
+}
+
+/* n draws of N(0, scale^2). */
+static inline void t_randv(sal_rng *r, float *v, int n, float scale) {
+    for (int i = 0; i < n; i++) v[i] = scale * (float)sal_rng_normal(r);
+}
+
 #endif
