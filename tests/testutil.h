@@ -173,6 +173,36 @@ done:
     return bad;
 }
 
+/* ---- a scratch folder per test program ---- */
+
+/* Its path (empty until t_scratch_make). */
+static inline char *t_scratch(void) {
+    static char dir[256];
+    return dir;
+}
+
+/* Creates /tmp/PREFIX_XXXXXX for this run. */
+static inline void t_scratch_make(const char *prefix) {
+    snprintf(t_scratch(), 256, "/tmp/%s_XXXXXX", prefix);
+    SAL_ASSERT(mkdtemp(t_scratch()));
+}
+
+/* A path inside it; the last 8 results stay valid. */
+static inline const char *t_tmp(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", t_scratch(), name);
+    return buf[k];
+}
+
+/* Removes it with everything in it (read-only files too). */
+static inline void t_scratch_remove(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", t_scratch(), t_scratch());
+    if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", t_scratch());
+}
+
 /* ---- building test graphs (inline: not every test uses them) ---- */
 
 /* A float tensor of the given shape holding v (zeros when v is NULL). */

@@ -120,17 +120,17 @@ static bool rows_axpy(int N, int K, float alpha, const float *a, int inca, const
         const float *r[4];
         float w[4];
         int q = 0;
-        for (int k = k0; k <= k1; k++) {
-            if (k < k1 && a[(size_t)k * inca] != 0.0f) {
-                r[q] = B + (size_t)k * ldb;
-                w[q++] = alpha * a[(size_t)k * inca];
-                if (q < 4) continue;
-            } else if (k < k1 || q == 0) {
-                continue;
-            }
-            for (; q < 4; q++) r[q] = r[0], w[q] = 0.0f;
-            axpy4(N, cc, w, r);
-            q = 0;
+        for (int k = k0; k < k1; k++) {
+            float v = a[(size_t)k * inca];
+            if (v == 0.0f) continue;
+            r[q] = B + (size_t)k * ldb;
+            w[q++] = alpha * v;
+            if (q == 4) axpy4(N, cc, w, r), q = 0;
+        }
+        for (int i = 0; i < q; i++) { /* the last rows, fewer than four */
+            const float *ri = r[i];
+#pragma omp simd
+            for (int j = 0; j < N; j++) cc[j] += w[i] * ri[j];
         }
 #pragma omp barrier
         int j0 = (int)((int64_t)N * t / nt), j1 = (int)((int64_t)N * (t + 1) / nt);
