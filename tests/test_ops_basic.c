@@ -1,4 +1,4 @@
-/* Gemm, MatMul, Relu, Flatten: forward against direct loops, gradients against finite differences. */
+/* The op table; Gemm, MatMul, Relu, Flatten: forward against direct loops, gradients against finite differences. */
 #include "testutil.h"
 
 static void test_gemm_forward(void) {
@@ -85,7 +85,38 @@ static void gc(const char *op, int nin, sal_tensor *in, const bool *cst, int nat
     for (int i = 0; i < nin; i++) sal_tensor_free(&in[i]);
 }
 
+/* The op table: ids follow oplist.h, names round-trip, and traits are consistent with each other. */
+static void test_op_table(void) {
+    const sal_op *const *all = sal_op_all();
+    int n = 0;
+    for (; all[n]; n++) {
+        const sal_op *op = all[n];
+        CHECK(op->id == (sal_op_id)n && sal_op_get(op->id) == op, "op %s has id %d at index %d", op->name, op->id, n);
+        CHECK(sal_op_lookup(op->name) == op, "lookup of %s", op->name);
+        CHECK(!(op->traits & SAL_TR_VIEW) || (op->traits & SAL_TR_ROUTE), "%s: VIEW without ROUTE", op->name);
+        CHECK(!(op->traits & SAL_TR_LINEAR) || (op->traits & SAL_TR_MULTILINEAR), "%s: LINEAR not MULTILINEAR", op->name);
+        CHECK(!(op->traits & (SAL_TR_ADDITIVE | SAL_TR_MULTILINEAR)) || op->lin_in, "%s: linear in no input", op->name);
+        CHECK(!(op->lin_in & op->bias_in), "%s: an input both multiplied and added", op->name);
+        CHECK(op->max_in < 32 || !(op->traits & SAL_TR_MULTILINEAR), "%s: too many inputs for lin_in", op->name);
+    }
+    CHECK(n == SAL_OP_COUNT, "%d ops in the table, %d ids", n, SAL_OP_COUNT);
+    CHECK(sal_op_lookup("NoSuchOp") == NULL, "unknown op name");
+    /* linearity in what varies */
+    struct { sal_op_id op; unsigned vary; bool linear; } cases[] = {
+        {SAL_OP_Add, 3, true},   {SAL_OP_Mul, 1, true},   {SAL_OP_Mul, 3, false}, {SAL_OP_Div, 1, true},
+        {SAL_OP_Div, 2, false},  {SAL_OP_Gemm, 5, true},  {SAL_OP_Gemm, 3, false}, {SAL_OP_Conv, 2, true},
+        {SAL_OP_BatchNormalization, 1, true}, {SAL_OP_BatchNormalization, 4, false}, {SAL_OP_Relu, 1, false},
+        {SAL_OP_Reshape, 1, true}, {SAL_OP_MaxPool, 1, false}, {SAL_OP_ReduceSum, 1, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sal_node nd = {.name = "n", .op = sal_op_get(cases[i].op)};
+        CHECK(sal_node_linear_in(&nd, cases[i].vary) == cases[i].linear, "%s with inputs 0x%x varying: linear %d",
+              nd.op->name, cases[i].vary, cases[i].linear);
+    }
+}
+
 int main(void) {
+    test_op_table();
     sal_rng r;
     sal_rng_seed(&r, 1);
     test_gemm_forward();

@@ -62,7 +62,7 @@ static sal_status add_node_copy(sal_model *g2, const sal_model *g, const sal_nod
     st = sal_graph_add_node(g2, n->op_type, n->name, nin, in, nout, out, n->nattr, at);
     sal_free(at);
     if (st == SAL_OK && e && e->pre)
-        st = sal_graph_add_node(g2, "Add", e->add_name, 2, (const char *[]){e->pre, e->add_const}, 1,
+        st = sal_graph_add_op(g2, SAL_OP_Add, e->add_name, 2, (const char *[]){e->pre, e->add_const}, 1,
                                 (const char *[]){g->val[n->out[0]].name}, 0, NULL);
     return st;
 }
@@ -106,11 +106,6 @@ static sal_status copy_graph(const sal_model *g, edit *e, sal_model **out) {
 sal_status sal_model_copy(const sal_model *m, sal_model **out) { return copy_graph(m, NULL, out); }
 
 /* ---- the shifted model ---- */
-
-static bool is_reshape(const char *op) {
-    return !strcmp(op, "Flatten") || !strcmp(op, "Reshape") || !strcmp(op, "Identity") || !strcmp(op, "Squeeze") ||
-           !strcmp(op, "Unsqueeze") || !strcmp(op, "Dropout");
-}
 
 /* The single node reading value v, or -1 (none, or several: *several set). */
 static int only_consumer(const sal_model *g, int v, int *slot, bool *several) {
@@ -196,19 +191,19 @@ sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_mo
             break;
         }
         const sal_node *n = &m->node[i];
-        bool linear = !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul") || !strcmp(n->op_type, "Conv");
-        if (slot != 0 || (!linear && !is_reshape(n->op_type))) {
+        bool linear = sal_node_has(n, SAL_TR_LINEAR);
+        if (slot != 0 || (!linear && !sal_node_has(n, SAL_TR_VIEW))) {
             st = sal_fail(SAL_ERR_UNSUPPORTED, "%s: the input reaches node '%s' (%s) as its input %d; the shift can only "
                           "be absorbed by a Gemm, MatMul or Conv reading it (through reshapes) as its first input",
                           m->path, n->name, n->op_type, slot);
             break;
         }
-        if (linear && !strcmp(n->op_type, "Gemm") && sal_attr_int(n, "transA", 0)) {
+        if (sal_node_is(n, SAL_OP_Gemm) && sal_attr_int(n, "transA", 0)) {
             st = sal_fail(SAL_ERR_UNSUPPORTED, "%s: node '%s' (Gemm) has transA=1: its first input is not batch first",
                           m->path, n->name);
             break;
         }
-        int bias_slot = linear && strcmp(n->op_type, "MatMul") ? 2 : -1;
+        int bias_slot = linear && n->op->bias_in ? __builtin_ctz(n->op->bias_in) : -1;
         if (linear) {
             st = run_without_bias(m, n, &cur, bias_slot, &delta);
             lin = i;
@@ -235,7 +230,7 @@ sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_mo
     char bname[256], pre[256], aname[256], cname[256];
     sal_tensor bias = {0};
     bool fold = false;
-    if (!strcmp(n->op_type, "Gemm")) {
+    if (sal_node_is(n, SAL_OP_Gemm)) {
         /* y = alpha A B + beta C: C2 = C - W m / beta folds exactly (one value per output column) */
         float beta = sal_attr_float(n, "beta", 1.0f);
         int64_t K = delta.dim[1];
@@ -253,7 +248,7 @@ sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_mo
                 sal_f32(&bias)[k] = (c ? c[cn == 1 ? 0 : k] : 0.0f) + d[k] / beta;
             fold = true;
         }
-    } else if (!strcmp(n->op_type, "Conv")) {
+    } else if (sal_node_is(n, SAL_OP_Conv)) {
         /* one value per channel when the shift is constant per channel and nothing is padded */
         int64_t Co = delta.dim[1], P = nd / Co;
         const sal_tensor *B = n->nin > 2 && n->in[2] >= 0 ? &m->val[n->in[2]].t : NULL;

@@ -2,11 +2,7 @@
  * Khakzar et al. section 2): a map that explains the model must change when the weights that
  * produce the prediction are replaced by random ones. */
 #include "audit.h"
-
-static bool weight_layer(const sal_node *n) {
-    return !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul") || !strcmp(n->op_type, "Conv") ||
-           !strcmp(n->op_type, "ConvTranspose");
-}
+#include "ops/linear_ops.h"
 
 /* Nodes whose weights get randomized, in execution order. */
 static int list_layers(const sal_model *m, int *layer) {
@@ -15,19 +11,9 @@ static int list_layers(const sal_model *m, int *layer) {
         const sal_node *nd = &m->node[i];
         bool has = false;
         for (int k = 0; k < nd->nin; k++) has |= nd->in[k] >= 0 && m->val[nd->in[k]].param;
-        if (weight_layer(nd) && has) layer[n++] = i;
+        if (sal_node_has(nd, SAL_TR_LINEAR) && has) layer[n++] = i;
     }
     return n;
-}
-
-/* Inputs fed by a unit's incoming connections: (O, I, ...) for Conv, (N, K) with transB for Gemm. */
-static int64_t fan_in(const sal_node *n, const sal_tensor *w) {
-    int64_t numel = sal_tensor_numel(w);
-    if (w->ndim < 2) return 1;
-    if (!strcmp(n->op_type, "Conv")) return numel / w->dim[0];
-    if (!strcmp(n->op_type, "ConvTranspose")) return numel / w->dim[1];
-    if (!strcmp(n->op_type, "Gemm") && sal_attr_int(n, "transB", 0)) return w->dim[1];
-    return w->dim[0];
 }
 
 /* Re-draws every parameter of node `node` of m (a copy) with a generator seeded by the seed and the
@@ -42,7 +28,7 @@ static void randomize_layer(sal_model *m, int node, const sal_audit_opts *o, int
         sal_rng r;
         sal_rng_seed(&r, o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)index * 1000003u + (uint64_t)k);
         bool bias = t->ndim <= 1;
-        double sd = o->scaled ? (bias ? 0 : sqrt(2.0 / (double)fan_in(n, t))) : sigma;
+        double sd = o->scaled ? (bias ? 0 : sqrt(2.0 / (double)sal_lin_fan_in(n, t))) : sigma;
         float *p = sal_f32(t);
         for (int64_t i = 0, c = sal_tensor_numel(t); i < c; i++) p[i] = (float)(sd * sal_rng_normal(&r));
     }

@@ -52,11 +52,11 @@ static int fold_target(const sal_model *m, int b) {
     int li = m->val[v].producer;
     const sal_node *L = &m->node[li];
     sal_lin_roles r;
-    if (strcmp(L->op_type, "Conv") && strcmp(L->op_type, "Gemm")) return -1;
+    if (!sal_node_is(L, SAL_OP_Conv) && !sal_node_is(L, SAL_OP_Gemm)) return -1;
     if (sal_lin_roles_of(m, L, &r) != SAL_OK || r.w != 1) return -1;
     const sal_tensor *W = &m->val[L->in[1]].t;
     if (W->dtype != SAL_F32 || W->ndim < 2) return -1;
-    int64_t C = !strcmp(L->op_type, "Conv") ? W->dim[0] : W->dim[r.w_unit_axis];
+    int64_t C = sal_node_is(L, SAL_OP_Conv) ? W->dim[0] : W->dim[r.w_unit_axis];
     for (int k = 1; k < 5; k++)
         if (!const_f32(m, bn->in[k], C)) return -1;
     if (r.b >= 0) {
@@ -75,7 +75,7 @@ static sal_status fold(const sal_model *m, const sal_node *L, const sal_node *bn
     sal_lin_roles r;
     SAL_TRY(sal_lin_roles_of(m, L, &r));
     const sal_tensor *W = &m->val[L->in[1]].t;
-    bool conv = !strcmp(L->op_type, "Conv");
+    bool conv = sal_node_is(L, SAL_OP_Conv);
     int64_t C = conv ? W->dim[0] : W->dim[r.w_unit_axis];
     SAL_TRY(sal_tensor_copy(W2, W));
     SAL_TRY(sal_tensor_alloc(B2, SAL_F32, 1, (int64_t[]){C}));
@@ -123,7 +123,7 @@ sal_status sal_canonize(const sal_model *m, sal_model **out, int *nfolded) {
     int nf = 0;
     for (int i = 0; i < m->nnode; i++) into[i] = from[i] = -1;
     for (int i = 0; i < m->nnode; i++) {
-        if (strcmp(m->node[i].op_type, "BatchNormalization")) continue;
+        if (!sal_node_is(&m->node[i], SAL_OP_BatchNormalization)) continue;
         int li = fold_target(m, i);
         if (li < 0) continue;
         into[i] = li;

@@ -84,7 +84,7 @@ static const sal_node *weighted_sum(const dl_state *st, const sal_opctx *c, int 
     int v = c->n->in[0];
     if (g->val[v].kind != SAL_VAL_NODE || g->val[v].producer < 0) return NULL;
     const sal_node *L = &g->node[g->val[v].producer];
-    if (strcmp(L->op_type, "Gemm") && strcmp(L->op_type, "Conv") && strcmp(L->op_type, "MatMul")) return NULL;
+    if (!sal_node_has(L, SAL_TR_LINEAR)) return NULL;
     if (L->nout != 1 || L->out[0] != v || L->nin < 2 || L->in[0] < 0 || L->in[1] < 0) return NULL;
     bool a = st->s->need[L->in[0]], b = st->s->need[L->in[1]];
     if (a == b || (L->nin > 2 && L->in[2] >= 0 && st->s->need[L->in[2]])) return NULL;
@@ -268,7 +268,7 @@ static sal_status dl_maxpool(sal_opctx *c, void *user) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
     const sal_tensor *X = c->in[0], *X0 = ref_of(st, c->n->in[0]);
     SAL_TRY(check_ref(c, X, X0));
-    bool global = !strcmp(c->n->op_type, "GlobalMaxPool");
+    bool global = sal_node_is(c->n, SAL_OP_GlobalMaxPool);
     sal_win w;
     if (global) { /* the whole plane is one window */
         memset(&w, 0, sizeof w);
@@ -410,10 +410,7 @@ static sal_status run_deeplift(sal_xctx *c) {
         switch (sal_rule_kind_of(n)) {
         case SAL_RK_LINEAR: rules[i] = NULL; break;
         case SAL_RK_PRODUCT:
-            rules[i] = st.reveal && strcmp(n->op_type, "Mul") && strcmp(n->op_type, "Div") &&
-                               strcmp(n->op_type, "BatchNormalization")
-                           ? dl_weighted
-                           : sal_rule_linear;
+            rules[i] = st.reveal && sal_node_has(n, SAL_TR_LINEAR) ? dl_weighted : sal_rule_linear;
             break;
         case SAL_RK_RELU:
         case SAL_RK_LEAKY:

@@ -23,7 +23,6 @@ static bool is_const(const sal_model *m, int v) { return v >= 0 && m->val[v].kin
 static sal_status find_bias(const sal_session *s, int i, bias_term *t, bool *has) {
     const sal_model *m = s->m;
     const sal_node *n = &m->node[i];
-    const char *op = n->op_type;
     *has = false;
     memset(t, 0, sizeof *t);
     t->val = n->out[0];
@@ -32,19 +31,20 @@ static sal_status find_bias(const sal_session *s, int i, bias_term *t, bool *has
     const sal_tensor *src = NULL;
     float scale = 1;
     bool per_channel = false;
-    if (!strcmp(op, "Conv") && n->nin > 2 && n->in[2] >= 0) {
+    bool bn = sal_node_is(n, SAL_OP_BatchNormalization);
+    if (sal_node_is(n, SAL_OP_Conv) && n->nin > 2 && n->in[2] >= 0) {
         src = &s->act[n->in[2]];
         per_channel = true;
-    } else if (!strcmp(op, "BatchNormalization")) {
+    } else if (bn) {
         per_channel = true;
-    } else if (!strcmp(op, "Gemm") && n->nin > 2 && n->in[2] >= 0) {
+    } else if (sal_node_is(n, SAL_OP_Gemm) && n->nin > 2 && n->in[2] >= 0) {
         src = &s->act[n->in[2]];
         scale = sal_attr_float(n, "beta", 1.0f);
-    } else if ((!strcmp(op, "Add") || !strcmp(op, "Sub")) && n->nin == 2 &&
-               is_const(m, n->in[0]) != is_const(m, n->in[1])) {
+    } else if (sal_node_has(n, SAL_TR_ARITH) && sal_node_has(n, SAL_TR_ADDITIVE) && n->nin == 2 &&
+               is_const(m, n->in[0]) != is_const(m, n->in[1])) { /* Add, Sub */
         int k = is_const(m, n->in[0]) ? 0 : 1;
         src = &s->act[n->in[k]];
-        if (!strcmp(op, "Sub") && k == 1) scale = -1; /* x - c adds -c */
+        if (sal_node_is(n, SAL_OP_Sub) && k == 1) scale = -1; /* x - c adds -c */
     } else {
         return SAL_OK;
     }
@@ -64,7 +64,7 @@ static sal_status find_bias(const sal_session *s, int i, bias_term *t, bool *has
         if (t->dim[d] != 1 && t->dim[d] != od)
             return sal_node_fail(n, SAL_ERR_SHAPE, "FullGrad: bias does not broadcast to the output");
     }
-    if (!strcmp(op, "BatchNormalization")) { /* y = a x + (B - a mean), a = scale / sqrt(var + eps) */
+    if (bn) { /* y = a x + (B - a mean), a = scale / sqrt(var + eps) */
         int64_t K = y->dim[1];
         const float *sc = sal_f32(&s->act[n->in[1]]), *b = sal_f32(&s->act[n->in[2]]),
                     *mu = sal_f32(&s->act[n->in[3]]), *var = sal_f32(&s->act[n->in[4]]);

@@ -144,22 +144,6 @@ struct sal_lrp_plan {
     sal_tensor w[2], x[2], bias, z, zt, s, tmp, tin[NTMP];
 };
 
-static const char *const k_route[] = {"Flatten", "Identity", "Dropout", "Reshape", "Transpose", "Squeeze",
-                                      "Unsqueeze", "Concat", "Slice", "Gather", "Expand", "Pad", "Cast",
-                                      "Shape", "ConstantOfShape", "Range", NULL};
-static const char *const k_pass[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", NULL};
-static const char *const k_zrule[] = {"Add", "Sub", "Mul", "Div", "AveragePool", "GlobalAveragePool",
-                                      "ReduceMean", "ReduceSum", "BatchNormalization", NULL};
-
-/* elementwise with a constant: before the first layer they normalize the input and pass relevance */
-static const char *const k_affine[] = {"Add", "Sub", "Mul", "Div", NULL};
-
-static bool in_list(const char *const *l, const char *s) {
-    for (; *l; l++)
-        if (!strcmp(*l, s)) return true;
-    return false;
-}
-
 static int node_index(const sal_opctx *c) { return (int)(c->n - c->g->node); }
 
 /* s = coef * R / (z + eps sign(z)), sign(0) = +1; fails naming the node on a non-finite result */
@@ -415,17 +399,10 @@ static sal_status share_by_backward(sal_lrp_plan *p, sal_opctx *c, const sal_op 
     return SAL_OK;
 }
 
-static bool varies(const sal_opctx *c, int k) { return k < c->n->nin && c->din[k] != NULL; }
-
 static sal_status rule_zrule(sal_opctx *c, void *user) {
     sal_lrp_plan *p = user;
     if (!c->dout[0]) return SAL_OK;
-    const char *op = c->n->op_type;
-    bool product = false;
-    if (!strcmp(op, "Mul")) product = varies(c, 0) && varies(c, 1);
-    else if (!strcmp(op, "Div")) product = varies(c, 1);
-    else if (!strcmp(op, "BatchNormalization")) product = varies(c, 1) || varies(c, 2) || varies(c, 3) || varies(c, 4);
-    if (product)
+    if (!sal_node_linear_in(c->n, sal_din_mask(c)))
         return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
                              "%s: more than one operand depends on the input (a product), which no LRP rule covers",
                              p->method);
@@ -454,8 +431,7 @@ static sal_status rule_affine_in(sal_opctx *c, void *user) {
 static sal_status rule_poolprop(sal_opctx *c, void *user) {
     sal_lrp_plan *p = user;
     if (!c->dout[0] || !c->din[0]) return SAL_OK;
-    const sal_op *avg = sal_op_lookup(!strcmp(c->n->op_type, "MaxPool") ? "AveragePool" : "GlobalAveragePool");
-    SAL_ASSERT(avg);
+    const sal_op *avg = sal_op_get(sal_node_is(c->n, SAL_OP_MaxPool) ? SAL_OP_AveragePool : SAL_OP_GlobalAveragePool);
     sal_tensor *out[NTMP] = {&p->z};
     sal_opctx c2 = *c;
     c2.out = out;
@@ -479,8 +455,8 @@ static sal_status rule_reject(sal_opctx *c, void *user) {
 
 static bool match_one(const char *pat, const sal_node *n, bool first) {
     if (!strcmp(pat, "@input")) return first;
-    if (!strcmp(pat, "@conv")) return !strcmp(n->op_type, "Conv");
-    if (!strcmp(pat, "@dense")) return strcmp(n->op_type, "Conv") != 0;
+    if (!strcmp(pat, "@conv")) return sal_node_is(n, SAL_OP_Conv);
+    if (!strcmp(pat, "@dense")) return !sal_node_is(n, SAL_OP_Conv);
     return fnmatch(pat, n->name, 0) == 0 || fnmatch(pat, n->op_type, 0) == 0;
 }
 
@@ -534,14 +510,13 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
     for (int i = 0; i < m->ninput; i++) raw[m->input[i]] = true;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
-        const char *op = n->op_type;
         node_kind k;
-        if (sal_lin_is_linear(n)) k = NK_LIN;
-        else if (in_list(k_route, op)) k = NK_ROUTE;
-        else if (in_list(k_pass, op)) k = NK_PASS;
-        else if (in_list(k_zrule, op)) k = NK_ZRULE;
-        else if (!strcmp(op, "MaxPool") || !strcmp(op, "GlobalMaxPool")) k = cfg->maxpool_proportional ? NK_POOLPROP : NK_ROUTE;
-        else if ((!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) && n->out[0] == m->output[0]) k = NK_PASS;
+        if (sal_node_has(n, SAL_TR_LINEAR)) k = NK_LIN;
+        else if (sal_node_has(n, SAL_TR_ROUTE)) k = NK_ROUTE;
+        else if (sal_node_has(n, SAL_TR_MONOTONE)) k = NK_PASS;
+        else if (sal_node_has(n, SAL_TR_ADDITIVE | SAL_TR_MULTILINEAR)) k = NK_ZRULE;
+        else if (sal_node_has(n, SAL_TR_MAXPOOL)) k = cfg->maxpool_proportional ? NK_POOLPROP : NK_ROUTE;
+        else if (sal_node_has(n, SAL_TR_SOFTMAX) && n->out[0] == m->output[0]) k = NK_PASS;
         else k = NK_REJECT;
         /* values reached from the input through shape ops, and elementwise shifts and scalings by
          * constants (an input normalization), are what the first layer reads */
@@ -555,7 +530,8 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
             nvar++;
             var = j;
         }
-        if (k == NK_ZRULE && nvar == 1 && raw[n->in[var]] && (in_list(k_affine, op) && (strcmp(op, "Div") || var == 0))) {
+        /* elementwise arithmetic with constants before the first layer normalizes the input */
+        if (k == NK_ZRULE && nvar == 1 && raw[n->in[var]] && sal_node_has(n, SAL_TR_ARITH) && (n->op->lin_in >> var & 1)) {
             k = NK_AFFINE_IN;
             all_raw = true;
         }
@@ -590,7 +566,7 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
                     hit[u] = set = true;
                 }
             }
-            if (!set) p->rule[i] = first && cfg->has_first ? cfg->first : !strcmp(op, "Conv") ? cfg->conv : cfg->dense;
+            if (!set) p->rule[i] = first && cfg->has_first ? cfg->first : sal_node_is(n, SAL_OP_Conv) ? cfg->conv : cfg->dense;
             break;
         }
         }

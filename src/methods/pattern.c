@@ -584,7 +584,7 @@ static bool relu_follows(const sal_model *m, const sal_node *n) {
     for (int i = 0; i < m->nnode; i++)
         for (int k = 0; k < m->node[i].nin; k++)
             if (m->node[i].in[k] == v) {
-                if (strcmp(m->node[i].op_type, "Relu")) return false;
+                if (!sal_node_is(&m->node[i], SAL_OP_Relu)) return false;
                 readers++;
             }
     return readers > 0;

@@ -9,47 +9,28 @@
 
 /* ---- which ops are linear ---- */
 
-static const char *const k_linear[] = {
-    "Add", "Sub", "Flatten", "Identity", "Dropout", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
-    "Concat", "Slice", "Gather", "Expand", "Pad", "AveragePool", "GlobalAveragePool", "ReduceMean",
-    "ReduceSum", "Cast", "Shape", "ConstantOfShape", "Range", NULL,
-};
-static const char *const k_product[] = {"Mul", "Div", "MatMul", "Gemm", "Conv", "BatchNormalization", NULL};
-
-static bool in_list(const char *const *l, const char *s) {
-    for (; *l; l++)
-        if (!strcmp(*l, s)) return true;
-    return false;
-}
-
-/* A list, not a default: an op added later is refused by every rule-based method until someone
- * decides what it means for them. */
+/* From the op's traits and, for the activations each method defines a rule for, its id: an op
+ * added later without traits is refused by every rule-based method until someone decides what it
+ * means for them. */
 sal_rule_kind sal_rule_kind_of(const sal_node *n) {
-    const char *op = n->op_type;
-    if (in_list(k_linear, op)) return SAL_RK_LINEAR;
-    if (in_list(k_product, op)) return SAL_RK_PRODUCT;
-    if (!strcmp(op, "Relu")) return SAL_RK_RELU;
-    if (!strcmp(op, "LeakyRelu")) return SAL_RK_LEAKY;
-    if (!strcmp(op, "Sigmoid") || !strcmp(op, "Tanh")) return SAL_RK_SMOOTH;
-    if (!strcmp(op, "Clip")) return SAL_RK_CLIP;
-    if (!strcmp(op, "MaxPool")) return SAL_RK_MAXPOOL;
-    if (!strcmp(op, "GlobalMaxPool")) return SAL_RK_GMAXPOOL;
-    if (!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) return SAL_RK_SOFTMAX;
-    return SAL_RK_OTHER;
+    if (sal_node_has(n, SAL_TR_ROUTE | SAL_TR_ADDITIVE)) return SAL_RK_LINEAR;
+    if (sal_node_has(n, SAL_TR_MULTILINEAR)) return SAL_RK_PRODUCT;
+    if (!n->op) return SAL_RK_OTHER;
+    switch (n->op->id) {
+    case SAL_OP_Relu: return SAL_RK_RELU;
+    case SAL_OP_LeakyRelu: return SAL_RK_LEAKY;
+    case SAL_OP_Sigmoid:
+    case SAL_OP_Tanh: return SAL_RK_SMOOTH;
+    case SAL_OP_Clip: return SAL_RK_CLIP;
+    case SAL_OP_MaxPool: return SAL_RK_MAXPOOL;
+    case SAL_OP_GlobalMaxPool: return SAL_RK_GMAXPOOL;
+    default: return sal_node_has(n, SAL_TR_SOFTMAX) ? SAL_RK_SOFTMAX : SAL_RK_OTHER;
+    }
 }
-
-/* din[k] is set exactly when input k depends on the model input (the walker's need[]). */
-static bool varies(const sal_opctx *c, int k) { return k < c->n->nin && c->din[k] != NULL; }
 
 sal_status sal_rule_linear(sal_opctx *c, void *user) {
     const sal_rule_base *b = user;
-    const char *op = c->n->op_type;
-    bool nonlinear;
-    if (!strcmp(op, "Div")) nonlinear = varies(c, 1);
-    else if (!strcmp(op, "BatchNormalization"))
-        nonlinear = varies(c, 1) || varies(c, 2) || varies(c, 3) || varies(c, 4);
-    else nonlinear = varies(c, 0) && varies(c, 1); /* Gemm and Conv: the bias is additive */
-    if (nonlinear)
+    if (!sal_node_linear_in(c->n, sal_din_mask(c)))
         return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
                              "more than one operand depends on the input, so the node is not linear and %s has no "
                              "rule for it",

@@ -35,7 +35,7 @@ static sal_status leaky_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_LeakyRelu = {
-    .name = "LeakyRelu", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(LeakyRelu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = leaky_forward, .backward = leaky_backward,
 };
 
@@ -69,7 +69,7 @@ static sal_status sigmoid_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Sigmoid = {
-    .name = "Sigmoid", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Sigmoid), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = sigmoid_forward, .backward = sigmoid_backward,
 };
 
@@ -93,7 +93,7 @@ static sal_status tanh_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Tanh = {
-    .name = "Tanh", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Tanh), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = tanh_forward, .backward = tanh_backward,
 };
 
@@ -166,6 +166,6 @@ static sal_status clip_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Clip = {
-    .name = "Clip", .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Clip), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 1,
     .infer = clip_infer, .forward = clip_forward, .backward = clip_backward,
 };

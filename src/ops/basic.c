@@ -27,7 +27,7 @@ static sal_status relu_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Relu = {
-    .name = "Relu", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
     .overwrites = true,
 };
@@ -65,7 +65,7 @@ static sal_status flatten_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Flatten = {
-    .name = "Flatten", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };
 
@@ -78,12 +78,12 @@ static sal_status identity_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Identity = {
-    .name = "Identity", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };
 
 /* Inference only: ratio and training_mode inputs are accepted and ignored. */
 const sal_op sal_op_Dropout = {
-    .name = "Dropout", .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 2,
+    SAL_OP_HEAD(Dropout), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 2,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };

@@ -441,7 +441,7 @@ static sal_status conv_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Conv = {
-    .name = "Conv", .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
+    SAL_OP_HEAD(Conv), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
     .overwrites = true,
 };

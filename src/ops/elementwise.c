@@ -170,15 +170,15 @@ static sal_status bin_backward(sal_opctx *c, bin_kind k) {
     return SAL_OK;
 }
 
-#define BIN_OP(NAME, KIND)                                                                         \
+#define BIN_OP(NAME, KIND, ...)                                                                            \
     static sal_status NAME##_forward(sal_opctx *c) { return bin_forward(c, KIND); }               \
     static sal_status NAME##_backward(sal_opctx *c) { return bin_backward(c, KIND); }             \
     const sal_op sal_op_##NAME = {                                                                 \
-        .name = #NAME, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x2,   \
+        SAL_OP_HEAD(NAME), .traits = __VA_ARGS__, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x2,   \
         .infer = bin_infer, .forward = NAME##_forward, .backward = NAME##_backward,               \
     };
 
-BIN_OP(Add, BIN_ADD)
-BIN_OP(Sub, BIN_SUB)
-BIN_OP(Mul, BIN_MUL)
-BIN_OP(Div, BIN_DIV)
+BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)
+BIN_OP(Sub, BIN_SUB, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)
+BIN_OP(Mul, BIN_MUL, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x3)
+BIN_OP(Div, BIN_DIV, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x1)

@@ -115,7 +115,7 @@ static sal_status gemm_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Gemm = {
-    .name = "Gemm", .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
+    SAL_OP_HEAD(Gemm), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = gemm_init, .infer = gemm_infer, .forward = gemm_forward, .backward = gemm_backward,
     .overwrites = true,
 };
@@ -228,7 +228,7 @@ static sal_status mm_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_MatMul = {
-    .name = "MatMul", .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
+    SAL_OP_HEAD(MatMul), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
     .infer = mm_infer, .forward = mm_forward, .backward = mm_backward,
     .overwrites = true,
 };

@@ -3,8 +3,13 @@
  * tensors; nothing here knows how Gemm or Conv compute. */
 #include "linear_ops.h"
 
-bool sal_lin_is_linear(const sal_node *n) {
-    return !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul") || !strcmp(n->op_type, "Conv");
+bool sal_lin_is_linear(const sal_node *n) { return sal_node_has(n, SAL_TR_LINEAR); }
+
+int64_t sal_lin_fan_in(const sal_node *n, const sal_tensor *w) {
+    if (w->ndim < 2) return 1;
+    if (sal_node_is(n, SAL_OP_Conv)) return sal_tensor_numel(w) / w->dim[0];
+    if (sal_node_is(n, SAL_OP_Gemm) && sal_attr_int(n, "transB", 0)) return w->dim[1];
+    return w->dim[0];
 }
 
 static bool is_const(const sal_model *g, const sal_node *n, int k) {
@@ -14,7 +19,7 @@ static bool is_const(const sal_model *g, const sal_node *n, int k) {
 sal_status sal_lin_roles_of(const sal_model *g, const sal_node *n, sal_lin_roles *r) {
     if (!sal_lin_is_linear(n)) return sal_node_fail(n, SAL_ERR_INTERNAL, "is not a linear node");
     *r = (sal_lin_roles){.x = 0, .w = 1, .b = -1, .w_unit_axis = -1, .y_unit_axis = -1};
-    bool mm = !strcmp(n->op_type, "MatMul"), conv = !strcmp(n->op_type, "Conv");
+    bool mm = sal_node_is(n, SAL_OP_MatMul), conv = sal_node_is(n, SAL_OP_Conv);
     if (!conv && is_const(g, n, 0) && !is_const(g, n, 1)) r->x = 1, r->w = 0; /* W x rather than x W */
     if (!is_const(g, n, r->w) || is_const(g, n, r->x))
         return sal_node_fail(n, SAL_ERR_UNSUPPORTED,

@@ -27,6 +27,10 @@ typedef struct {
 /* Whether n is a Gemm, MatMul or Conv node. */
 bool sal_lin_is_linear(const sal_node *n);
 
+/* Inputs feeding one output unit through weight tensor w of linear node n: (O, I/g, k...) for Conv,
+ * (N, K) with transB or (K, N) for Gemm and MatMul; 1 for a bias or other vector. */
+int64_t sal_lin_fan_in(const sal_node *n, const sal_tensor *w);
+
 /* The roles of n's inputs in g: the weight must be a constant and the data operand not. Gemm with a
  * negative alpha or beta is refused (rules that split weights by sign assume they keep it). Fails
  * naming the node when n is not a linear node of that form. */

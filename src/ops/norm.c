@@ -93,6 +93,6 @@ static sal_status bn_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_BatchNormalization = {
-    .name = "BatchNormalization", .min_in = 5, .max_in = 5, .min_out = 1, .max_out = 5, .param_mask = 0x6,
+    SAL_OP_HEAD(BatchNormalization), .traits = SAL_TR_NORM | SAL_TR_MULTILINEAR, .lin_in = 0x1, .min_in = 5, .max_in = 5, .min_out = 1, .max_out = 5, .param_mask = 0x6,
     .init = bn_init, .infer = bn_infer, .forward = bn_forward, .backward = bn_backward,
 };

@@ -181,13 +181,13 @@ static sal_status avgpool_forward(sal_opctx *c) { return pool_run(c, true, false
 static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true); }
 
 const sal_op sal_op_MaxPool = {
-    .name = "MaxPool", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
+    SAL_OP_HEAD(MaxPool), .traits = SAL_TR_MAXPOOL, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
     .init = maxpool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
     .overwrites = true,
 };
 
 const sal_op sal_op_AveragePool = {
-    .name = "AveragePool", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(AveragePool), .traits = SAL_TR_AVGPOOL | SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .init = avgpool_init, .infer = pool_infer, .forward = avgpool_forward, .backward = avgpool_backward,
 };
 
@@ -279,11 +279,11 @@ static sal_status gmax_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_GlobalAveragePool = {
-    .name = "GlobalAveragePool", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(GlobalAveragePool), .traits = SAL_TR_AVGPOOL | SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = global_infer, .forward = gavg_forward, .backward = gavg_backward,
 };
 
 const sal_op sal_op_GlobalMaxPool = {
-    .name = "GlobalMaxPool", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(GlobalMaxPool), .traits = SAL_TR_MAXPOOL, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = global_infer, .forward = gmax_forward, .backward = gmax_backward,
 };

@@ -155,11 +155,11 @@ static sal_status mean_forward(sal_opctx *c) { return red_forward(c, true); }
 static sal_status mean_backward(sal_opctx *c) { return red_backward(c, true); }
 
 const sal_op sal_op_ReduceSum = {
-    .name = "ReduceSum", .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(ReduceSum), .traits = SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = sum_infer, .forward = sum_forward, .backward = sum_backward,
 };
 
 const sal_op sal_op_ReduceMean = {
-    .name = "ReduceMean", .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(ReduceMean), .traits = SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = mean_infer, .forward = mean_forward, .backward = mean_backward,
 };

@@ -13,7 +13,23 @@ static const sal_op *const k_ops[] = {
     NULL,
 };
 
+_Static_assert(sizeof k_ops / sizeof *k_ops == SAL_OP_COUNT + 1, "k_ops and sal_op_id are both built from oplist.h");
+
 const sal_op *const *sal_op_all(void) { return k_ops; }
+
+const sal_op *sal_op_get(sal_op_id id) {
+    SAL_ASSERT(id >= 0 && id < SAL_OP_COUNT && k_ops[id]->id == id);
+    return k_ops[id];
+}
+
+bool sal_node_linear_in(const sal_node *n, unsigned vary) {
+    const sal_op *op = n->op;
+    if (!op) return false;
+    if (op->traits & (SAL_TR_ROUTE | SAL_TR_ADDITIVE)) return true;
+    if (!(op->traits & SAL_TR_MULTILINEAR)) return false;
+    unsigned in_lin = vary & op->lin_in;
+    return !(vary & ~(op->lin_in | op->bias_in)) && !(in_lin & (in_lin - 1));
+}
 
 const sal_op *sal_op_lookup(const char *name) {
     for (int i = 0; k_ops[i]; i++)

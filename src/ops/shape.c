@@ -160,7 +160,7 @@ static sal_status shape_forward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Shape = {
-    .name = "Shape", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Shape), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = shape_infer, .forward = shape_forward, .backward = no_grad,
 };
 
@@ -246,7 +246,7 @@ static sal_status gather_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Gather = {
-    .name = "Gather", .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Gather), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = gather_infer, .forward = gather_forward, .backward = gather_backward,
 };
 
@@ -296,7 +296,7 @@ static sal_status unsqueeze_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Unsqueeze = {
-    .name = "Unsqueeze", .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Unsqueeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = unsqueeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };
 
@@ -327,7 +327,7 @@ static sal_status squeeze_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Squeeze = {
-    .name = "Squeeze", .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Squeeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = squeeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };
 
@@ -409,7 +409,7 @@ static sal_status concat_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Concat = {
-    .name = "Concat", .min_in = 1, .max_in = 1 << 16, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Concat), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1 << 16, .min_out = 1, .max_out = 1,
     .infer = concat_infer, .forward = concat_forward, .backward = concat_backward,
 };
 
@@ -465,7 +465,7 @@ static sal_status reshape_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Reshape = {
-    .name = "Reshape", .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Reshape), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = reshape_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };
 
@@ -520,7 +520,7 @@ static sal_status transpose_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Transpose = {
-    .name = "Transpose", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Transpose), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,
 };
 
@@ -612,7 +612,7 @@ static sal_status slice_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Slice = {
-    .name = "Slice", .min_in = 1, .max_in = 5, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Slice), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 5, .min_out = 1, .max_out = 1,
     .infer = slice_infer, .forward = slice_forward, .backward = slice_backward,
 };
 
@@ -672,7 +672,7 @@ static sal_status expand_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Expand = {
-    .name = "Expand", .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Expand), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = expand_infer, .forward = expand_forward, .backward = expand_backward,
 };
 
@@ -723,7 +723,7 @@ static sal_status cast_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Cast = {
-    .name = "Cast", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Cast), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .init = cast_init, .infer = cast_infer, .forward = cast_forward, .backward = cast_backward,
 };
 
@@ -771,7 +771,7 @@ static sal_status cos_forward(sal_opctx *c) {
 }
 
 const sal_op sal_op_ConstantOfShape = {
-    .name = "ConstantOfShape", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(ConstantOfShape), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .init = cos_init, .infer = cos_infer, .forward = cos_forward, .backward = no_grad,
 };
 
@@ -846,6 +846,6 @@ static sal_status range_backward(sal_opctx *c) {
 }
 
 const sal_op sal_op_Range = {
-    .name = "Range", .min_in = 3, .max_in = 3, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Range), .traits = SAL_TR_ROUTE, .min_in = 3, .max_in = 3, .min_out = 1, .max_out = 1,
     .infer = range_infer, .forward = range_forward, .backward = range_backward,
 };

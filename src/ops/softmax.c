@@ -88,11 +88,11 @@ static sal_status logsoftmax_forward(sal_opctx *c) { return sm_forward(c, true);
 static sal_status logsoftmax_backward(sal_opctx *c) { return sm_backward(c, true); }
 
 const sal_op sal_op_Softmax = {
-    .name = "Softmax", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Softmax), .traits = SAL_TR_SOFTMAX, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = sm_infer, .forward = softmax_forward, .backward = softmax_backward,
 };
 
 const sal_op sal_op_LogSoftmax = {
-    .name = "LogSoftmax", .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(LogSoftmax), .traits = SAL_TR_SOFTMAX, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = sm_infer, .forward = logsoftmax_forward, .backward = logsoftmax_backward,
 };

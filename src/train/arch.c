@@ -21,7 +21,7 @@ static sal_status dense(sal_model *g, sal_rng *r, const char *in, const char *ou
     SAL_TRY(add_weight(g, r, w, 2, (int64_t[]){nout, nin}, nin));
     SAL_TRY(add_weight(g, r, b, 1, (int64_t[]){nout}, 0));
     sal_attr at[1] = {sal_attr_make_int("transB", 1)};
-    return sal_graph_add_node(g, "Gemm", node, 3, (const char *[]){in, w, b}, 1, (const char *[]){out}, 1, at);
+    return sal_graph_add_op(g, SAL_OP_Gemm, node, 3, (const char *[]){in, w, b}, 1, (const char *[]){out}, 1, at);
 }
 
 static sal_status conv(sal_model *g, sal_rng *r, const char *in, const char *out, int64_t cin, int64_t cout,
@@ -34,27 +34,27 @@ static sal_status conv(sal_model *g, sal_rng *r, const char *in, const char *out
     SAL_TRY(add_weight(g, r, b, 1, (int64_t[]){cout}, 0));
     sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){3, 3}),
                       sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    return sal_graph_add_node(g, "Conv", node, 3, (const char *[]){in, w, b}, 1, (const char *[]){out}, 2, at);
+    return sal_graph_add_op(g, SAL_OP_Conv, node, 3, (const char *[]){in, w, b}, 1, (const char *[]){out}, 2, at);
 }
 
-static sal_status unary(sal_model *g, const char *op, const char *name, const char *in, const char *out) {
-    return sal_graph_add_node(g, op, name, 1, (const char *[]){in}, 1, (const char *[]){out}, 0, NULL);
+static sal_status unary(sal_model *g, sal_op_id op, const char *name, const char *in, const char *out) {
+    return sal_graph_add_op(g, op, name, 1, (const char *[]){in}, 1, (const char *[]){out}, 0, NULL);
 }
 
 static sal_status maxpool(sal_model *g, const char *name, const char *in, const char *out) {
     sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    return sal_graph_add_node(g, "MaxPool", name, 1, (const char *[]){in}, 1, (const char *[]){out}, 2, at);
+    return sal_graph_add_op(g, SAL_OP_MaxPool, name, 1, (const char *[]){in}, 1, (const char *[]){out}, 2, at);
 }
 
 static sal_status build_mlp(sal_model *g, sal_rng *r, int nclasses, int64_t features) {
-    SAL_TRY(unary(g, "Flatten", "flatten", "input", "flat"));
+    SAL_TRY(unary(g, SAL_OP_Flatten, "flatten", "input", "flat"));
     SAL_TRY(dense(g, r, "flat", "h1", features, 1024, 1));
-    SAL_TRY(unary(g, "Relu", "relu1", "h1", "a1"));
+    SAL_TRY(unary(g, SAL_OP_Relu, "relu1", "h1", "a1"));
     SAL_TRY(dense(g, r, "a1", "h2", 1024, 1024, 2));
-    SAL_TRY(unary(g, "Relu", "relu2", "h2", "a2"));
+    SAL_TRY(unary(g, SAL_OP_Relu, "relu2", "h2", "a2"));
     SAL_TRY(dense(g, r, "a2", "h3", 1024, 1024, 3));
-    SAL_TRY(unary(g, "Relu", "relu3", "h3", "a3"));
+    SAL_TRY(unary(g, SAL_OP_Relu, "relu3", "h3", "a3"));
     return dense(g, r, "a3", "logits", 1024, nclasses, 4);
 }
 
@@ -62,14 +62,14 @@ static sal_status build_mlp(sal_model *g, sal_rng *r, int nclasses, int64_t feat
  * for 1x28x28 inputs. */
 static sal_status build_cnn(sal_model *g, sal_rng *r, int nclasses, const int64_t *in) {
     SAL_TRY(conv(g, r, "input", "c1", in[0], 32, 1));
-    SAL_TRY(unary(g, "Relu", "relu1", "c1", "a1"));
+    SAL_TRY(unary(g, SAL_OP_Relu, "relu1", "c1", "a1"));
     SAL_TRY(maxpool(g, "pool1", "a1", "p1"));
     SAL_TRY(conv(g, r, "p1", "c2", 32, 64, 2));
-    SAL_TRY(unary(g, "Relu", "relu2", "c2", "a2"));
+    SAL_TRY(unary(g, SAL_OP_Relu, "relu2", "c2", "a2"));
     SAL_TRY(maxpool(g, "pool2", "a2", "p2"));
-    SAL_TRY(unary(g, "Flatten", "flatten", "p2", "flat"));
+    SAL_TRY(unary(g, SAL_OP_Flatten, "flatten", "p2", "flat"));
     SAL_TRY(dense(g, r, "flat", "h3", 64 * (in[1] / 4) * (in[2] / 4), 128, 3));
-    SAL_TRY(unary(g, "Relu", "relu3", "h3", "a3"));
+    SAL_TRY(unary(g, SAL_OP_Relu, "relu3", "h3", "a3"));
     return dense(g, r, "a3", "logits", 128, nclasses, 4);
 }
 
