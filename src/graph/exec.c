@@ -36,7 +36,8 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     s->grad = sal_calloc((size_t)m->nval, sizeof *s->grad);
     s->has_grad = sal_calloc((size_t)m->nval, sizeof *s->has_grad);
     s->need = sal_calloc((size_t)m->nval, sizeof *s->need);
-    if (!s->act || !s->grad || !s->has_grad || !s->need) {
+    s->reached = sal_calloc((size_t)m->nval, sizeof *s->reached);
+    if (!s->act || !s->grad || !s->has_grad || !s->need || !s->reached) {
         sal_session_free(s);
         return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
     }
@@ -54,6 +55,7 @@ void sal_session_free(sal_session *s) {
     sal_free(s->grad);
     sal_free(s->has_grad);
     sal_free(s->need);
+    sal_free(s->reached);
     sal_scratch_free(&s->ws);
     sal_free(s);
 }
@@ -104,7 +106,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
      * input needs it). One forward sweep suffices as nodes are sorted. */
     for (int v = 0; v < m->nval; v++) {
         s->need[v] = o && o->wrt ? o->wrt[v] : false;
-        s->has_grad[v] = false;
+        s->has_grad[v] = s->reached[v] = false;
     }
     if (!o || !o->wrt)
         for (int i = 0; i < m->ninput; i++) s->need[m->input[i]] = true;
@@ -140,6 +142,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
             SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
             s->has_grad[v] = true;
         }
+        s->reached[v] = true;
         float *g = sal_f32(&s->grad[v]);
         const float *sd = sal_f32(&seeds[i]);
         for (int64_t j = 0, n = sal_tensor_numel(&seeds[i]); j < n; j++) g[j] += sd[j];
@@ -147,7 +150,9 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
     for (int i = m->nnode - 1; i >= 0; i--) {
         const sal_node *n = &m->node[i];
         bool reached = false, wanted = false;
-        for (int k = 0; k < n->nout; k++) reached |= n->out[k] >= 0 && s->has_grad[n->out[k]];
+        /* a wanted value's zeroed buffer is not a gradient: running the node on it could turn 0
+         * into NaN (0/0 in Div's backward) in another input's gradient */
+        for (int k = 0; k < n->nout; k++) reached |= n->out[k] >= 0 && s->reached[n->out[k]];
         for (int k = 0; k < n->nin; k++) wanted |= n->in[k] >= 0 && s->need[n->in[k]];
         if (!reached || !wanted) continue;
         sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
@@ -165,7 +170,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         for (int k = 0; k < n->nout; k++) {
             int v = n->out[k];
             out[k] = v >= 0 ? &s->act[v] : NULL;
-            dout[k] = v >= 0 && s->has_grad[v] ? &s->grad[v] : NULL;
+            dout[k] = v >= 0 && s->reached[v] ? &s->grad[v] : NULL;
         }
         if (all_empty(out, n->nout)) continue; /* no gradient flows through nothing (see all_empty) */
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .ws = &s->ws};
@@ -177,6 +182,8 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
                 return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "has no gradient");
             SAL_TRY(n->op->backward(&c));
         }
+        for (int k = 0; k < n->nin; k++)
+            if (din[k]) s->reached[n->in[k]] = true;
     }
     return SAL_OK;
 }

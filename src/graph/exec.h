@@ -13,7 +13,8 @@ struct sal_session {
     const sal_model *m;
     sal_tensor *act;  /* per value: constants are views, inputs and node outputs owned */
     sal_tensor *grad; /* per value */
-    bool *has_grad;   /* grad[v] holds a gradient from the last backward */
+    bool *has_grad;   /* grad[v] holds a gradient from the last backward (zero when none reached v) */
+    bool *reached;    /* scratch: a seed or a visited node's gradient arrived at v */
     bool *need;       /* scratch: value leads to a wanted gradient */
     bool forward_done;
     sal_scratch ws;
