@@ -1,4 +1,4 @@
-/* LRP and Deep Taylor (src/methods/lrp.c, canonize.c) against their definitions computed here in
+/* LRP and Deep Taylor (src/methods/lrp.c; canonization in src/graph/rewrite.c) against their definitions computed here in
  * double precision:
  *   - every linear rule (0, epsilon, gamma, alpha-beta, z+, zb, w^2, flat) on a dense layer and on a
  *     strided, padded convolution written out as a dense matrix by hand, so the shared

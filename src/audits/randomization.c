@@ -2,7 +2,7 @@
  * Khakzar et al. section 2): a map that explains the model must change when the weights that
  * produce the prediction are replaced by random ones. */
 #include "audit.h"
-#include "ops/linear_ops.h"
+#include "graph/rewrite.h"
 
 /* Nodes whose weights get randomized, in execution order. */
 static int list_layers(const sal_model *m, int *layer) {
@@ -19,19 +19,8 @@ static int list_layers(const sal_model *m, int *layer) {
 /* Re-draws every parameter of node `node` of m (a copy) with a generator seeded by the seed and the
  * layer's index, so cascading and independent runs draw the same weights for a layer. */
 static void randomize_layer(sal_model *m, int node, const sal_audit_opts *o, int index) {
-    const sal_node *n = &m->node[node];
-    double sigma = o->sigma > 0 ? o->sigma : 0.01;
-    for (int k = 0; k < n->nin; k++) {
-        int v = n->in[k];
-        if (v < 0 || !m->val[v].param) continue;
-        sal_tensor *t = &m->val[v].t;
-        sal_rng r;
-        sal_rng_seed(&r, o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)index * 1000003u + (uint64_t)k);
-        bool bias = t->ndim <= 1;
-        double sd = o->scaled ? (bias ? 0 : sqrt(2.0 / (double)sal_lin_fan_in(n, t))) : sigma;
-        float *p = sal_f32(t);
-        for (int64_t i = 0, c = sal_tensor_numel(t); i < c; i++) p[i] = (float)(sd * sal_rng_normal(&r));
-    }
+    sal_reinit_params(m, node, o->scaled, o->sigma > 0 ? o->sigma : 0.01,
+                      o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)index * 1000003u);
 }
 
 /* Copies the parameters of node `node` from src into dst (same graph). */

@@ -66,6 +66,11 @@ typedef struct {
     int *vals;
     size_t cap, len;
 } sal_strmap;
+/* FNV-1a over 64-bit words (hash.c): the model hash and the patterns file's checksum. The result
+ * depends on how the bytes are cut into pieces. */
+#define SAL_FNV_OFFSET 0xcbf29ce484222325ULL
+uint64_t sal_fnv64(uint64_t h, const void *data, size_t n);
+
 sal_status sal_strmap_put(sal_strmap *m, const char *key, int val);
 int sal_strmap_get(const sal_strmap *m, const char *key); /* -1 if absent */
 void sal_strmap_free(sal_strmap *m);

@@ -18,7 +18,7 @@
  *   shape and selection ops       relevance is routed by their gradient (a permutation, copy or
  *                                 selection, so nothing is created or lost beyond dropped entries).
  * Anything else is refused naming the node. BatchNormalization following a Conv or Gemm is folded
- * into it first (canonize.c), since rules like z+ or gamma are not invariant to that split. */
+ * into it first (sal_canonize, graph/rewrite.c), since rules like z+ or gamma are not invariant to that split. */
 #include "lrp.h"
 #include <fnmatch.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* Layer-wise relevance propagation, Deep Taylor decomposition and the pattern methods: internals
- * shared by lrp.c, canonize.c and pattern.c (and the tests).
+ * shared by lrp.c and pattern.c (and the tests).
  *
  * Relevance is a backward pass with rules: the walker's gradient buffers carry relevance R, seeded
  * with the explained output value at the target unit. Linear nodes (Gemm, MatMul, Conv) use one of
@@ -9,6 +9,7 @@
 #define SAL_LRP_H
 
 #include "method.h"
+#include "graph/rewrite.h"
 #include "ops/linear_ops.h"
 
 typedef enum {
@@ -71,14 +72,6 @@ sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *
  * of it) and writes c->out. conservation: report the metrics relevance_conservation (mean over
  * samples of sum(map) / explained value) and relevance_conservation_worst (largest |ratio - 1|). */
 sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rules, void *user, bool conservation);
-
-/* ---- canonization (canonize.c) ---- */
-
-/* A copy of m in which every BatchNormalization whose input is the output of a Conv or Gemm (read
- * by nothing else) is folded into that node's weights and bias. *out is NULL and *nfolded 0 when
- * nothing folds: use m itself. Node and value names are kept (the folded node keeps its name and
- * takes over the BatchNormalization's output). */
-sal_status sal_canonize(const sal_model *m, sal_model **out, int *nfolded);
 
 /* ---- patterns (pattern.c) ---- */
 

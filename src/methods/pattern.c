@@ -26,71 +26,6 @@
 #error "patterns files are written little-endian as the host stores numbers: port the byte order first"
 #endif
 
-/* ---- the model hash and the file checksum: FNV-1a over 64-bit words ----
- * A piece of 64 bytes or more is hashed in four interleaved lanes (word i into lane i % 4, lanes
- * seeded h, h ^ 1, h ^ 2, h ^ 3), whose states then go into h as four words: one multiply chain
- * runs at about 2 GB/s, four at several times that, and VGG16's 550 MB of weights are hashed on
- * every use of a patterns file. The remaining words, then bytes, go into h directly. */
-
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    if (n >= 64) {
-        uint64_t l[4] = {h, h ^ 1, h ^ 2, h ^ 3};
-        for (; n >= 32; n -= 32, p += 32) {
-            uint64_t w[4];
-            memcpy(w, p, 32);
-            for (int i = 0; i < 4; i++) l[i] = (l[i] ^ w[i]) * FNV_PRIME;
-        }
-        for (int i = 0; i < 4; i++) h = (h ^ l[i]) * FNV_PRIME;
-    }
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * FNV_PRIME;
-    }
-    for (; n; n--, p++) h = (h ^ *p) * FNV_PRIME;
-    return h;
-}
-
-static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s ? s : "", strlen(s ? s : "") + 1); }
-
-static uint64_t fnv_i64(uint64_t h, int64_t v) { return fnv(h, &v, sizeof v); }
-
-uint64_t sal_model_hash(const sal_model *m) {
-    uint64_t h = FNV_OFFSET;
-    for (int i = 0; i < m->ninput; i++) {
-        const sal_value *v = &m->val[m->input[i]];
-        h = fnv_str(h, v->name);
-        h = fnv(h, v->t.dim, sizeof(int64_t) * (size_t)v->t.ndim);
-    }
-    for (int i = 0; i < m->nnode; i++) {
-        const sal_node *n = &m->node[i];
-        h = fnv_str(fnv_str(h, n->op_type), n->name);
-        for (int k = 0; k < n->nin; k++) h = fnv_str(h, n->in[k] >= 0 ? m->val[n->in[k]].name : "");
-        for (int k = 0; k < n->nout; k++) h = fnv_str(h, n->out[k] >= 0 ? m->val[n->out[k]].name : "");
-        for (int k = 0; k < n->nattr; k++) {
-            const sal_attr *a = &n->attr[k];
-            h = fnv_i64(fnv_str(h, a->name), a->type);
-            h = fnv_i64(fnv(h, &a->f, sizeof a->f), a->i);
-            h = fnv_str(h, a->s);
-            if (a->ints) h = fnv(h, a->ints, sizeof(int64_t) * (size_t)a->n);
-            if (a->floats) h = fnv(h, a->floats, sizeof(float) * (size_t)a->n);
-        }
-    }
-    for (int v = 0; v < m->nval; v++) {
-        const sal_value *x = &m->val[v];
-        if (x->kind != SAL_VAL_CONST) continue;
-        h = fnv_i64(fnv_str(h, x->name), x->t.dtype);
-        h = fnv(h, x->t.dim, sizeof(int64_t) * (size_t)x->t.ndim);
-        if (x->t.data) h = fnv(h, x->t.data, (size_t)sal_tensor_numel(&x->t) * sal_dtype_size(x->t.dtype));
-    }
-    for (int i = 0; i < m->noutput; i++) h = fnv_str(h, m->val[m->output[i]].name);
-    return h;
-}
-
 /* ---- the patterns object ---- */
 
 typedef struct {
@@ -405,7 +340,7 @@ typedef struct {
 
 static void put(wr *w, const void *p, size_t n) {
     if (!w->ok || !n) return;
-    w->h = fnv(w->h, p, n);
+    w->h = sal_fnv64(w->h, p, n);
     w->ok = fwrite(p, 1, n, w->fp) == n;
 }
 static void put_u32(wr *w, uint32_t v) { put(w, &v, 4); }
@@ -420,8 +355,8 @@ static void put_str(wr *w, const char *s) {
 sal_status sal_patterns_save(const sal_patterns *p, const char *path) {
     sal_outfile f;
     SAL_TRY(sal_outfile_open(&f, path));
-    /* fnv() depends on how the bytes are cut into pieces: the reader hashes the same fields as pieces */
-    wr w = {f.fp, FNV_OFFSET, true};
+    /* sal_fnv64() depends on how the bytes are cut into pieces: the reader hashes the same fields as pieces */
+    wr w = {f.fp, SAL_FNV_OFFSET, true};
     put(&w, PAT_MAGIC, 8);
     put_u32(&w, PAT_VERSION);
     put_u32(&w, 0);
@@ -459,7 +394,7 @@ static sal_status get(rd *r, void *p, size_t n, const char *what) {
     if ((int64_t)n > r->left || fread(p, 1, n, r->fp) != n)
         return sal_fail(SAL_ERR_FORMAT, "%s: truncated patterns file (reading %s)", r->path, what);
     r->left -= (int64_t)n;
-    r->h = fnv(r->h, p, n);
+    r->h = sal_fnv64(r->h, p, n);
     return SAL_OK;
 }
 
@@ -539,7 +474,7 @@ sal_status sal_patterns_load(const char *path, sal_patterns **out) {
     if (st == SAL_OK && fseek(fp, 0, SEEK_END) != 0) st = sal_fail(SAL_ERR_IO, "%s: cannot seek", path);
     long size = st == SAL_OK ? ftell(fp) : -1;
     if (st == SAL_OK && (size < 0 || fseek(fp, 0, SEEK_SET) != 0)) st = sal_fail(SAL_ERR_IO, "%s: cannot seek", path);
-    rd r = {fp, path, FNV_OFFSET, size};
+    rd r = {fp, path, SAL_FNV_OFFSET, size};
     if (st == SAL_OK) st = load_fp(&r, p);
     fclose(fp);
     if (st != SAL_OK) {
