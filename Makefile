@@ -9,7 +9,7 @@ SAN ?= 0
 
 OPT ?= -O2 -g
 CFLAGS := $(OPT) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
-LDLIBS = -lprotobuf-c -lpng -lfftw3f -lz -lm -ldl -lpthread
+LDLIBS = -ldnnl -lprotobuf-c -lpng -lfftw3f -lz -lm -ldl -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined

@@ -11,7 +11,10 @@
  * W[g]^T dY[n,g] back through the taps (col2im). Neighbouring chunks scatter into shared input rows,
  * so even chunks run first, then odd ones.
  * Groups of one input channel (depthwise convolutions) use direct loops: their products are too thin
- * for sgemm to pay. */
+ * for sgemm to pay.
+ * Layers with a few million multiply-adds or more run through oneDNN instead (conv_dnnl.c), which
+ * falls back to these kernels for what it declines. */
+#include "conv_dnnl.h"
 #include "window.h"
 #include <limits.h>
 #include <omp.h>
@@ -313,6 +316,18 @@ static void direct_bwd(const sal_win *w, const float *x, const float *wm, const 
     }
 }
 
+/* The shape oneDNN sees. */
+static void dnnl_shape(const conv_geom *q, sal_conv_shape *k) {
+    const sal_win *w = &q->w;
+    memset(k, 0, sizeof *k);
+    k->nsp = w->nsp;
+    k->N = q->N, k->C = q->C, k->M = q->M, k->G = q->G;
+    for (int j = 0; j < 3; j++) {
+        k->in[j] = w->in[j], k->out[j] = w->out[j], k->k[j] = w->k[j], k->s[j] = w->s[j], k->d[j] = w->d[j];
+        k->pb[j] = w->pb[j], k->pe[j] = w->pe[j];
+    }
+}
+
 static sal_status conv_forward(sal_opctx *c) {
     conv_geom q;
     SAL_TRY(conv_plan(c, &q));
@@ -320,6 +335,13 @@ static sal_status conv_forward(sal_opctx *c) {
     const float *X = sal_in_f(c, 0), *Wt = sal_in_f(c, 1);
     const float *B = c->n->nin > 2 && c->in[2] ? sal_in_f(c, 2) : NULL;
     float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
+    sal_conv_shape k;
+    dnnl_shape(&q, &k);
+    if (sal_conv_dnnl_wanted(&k)) {
+        bool done;
+        SAL_TRY(sal_conv_dnnl_forward(c, &k, X, Wt, B, Y, &done));
+        if (done) return SAL_OK;
+    }
     const int64_t P = w->out_sz, work = q.N * q.M * P * q.Kc;
     (void)work; /* only read by OpenMP */
     if (q.direct) { /* the direct loops accumulate */
@@ -363,6 +385,13 @@ static sal_status conv_backward(sal_opctx *c) {
     float *dX = c->din[0] ? sal_f32(c->din[0]) : NULL, *dW = c->din[1] ? sal_f32(c->din[1]) : NULL;
     float *dB = c->n->nin > 2 && c->in[2] && c->din[2] ? sal_f32(c->din[2]) : NULL;
     const int64_t P = w->out_sz, wsz = q.M * q.Kc;
+    sal_conv_shape k;
+    dnnl_shape(&q, &k);
+    if ((dX || dW || dB) && sal_conv_dnnl_wanted(&k)) {
+        bool done;
+        SAL_TRY(sal_conv_dnnl_backward(c, &k, X, Wt, c->n->nin > 2 && c->in[2], dY, dX, dW, dB, &done));
+        if (done) return SAL_OK;
+    }
     if (dB) {
 #pragma omp parallel for schedule(static) if (q.N * q.M * P > 65536)
         for (int64_t m = 0; m < q.M; m++) {

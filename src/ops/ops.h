@@ -5,11 +5,20 @@
 
 #include "ir/ir.h"
 
-/* Per-call scratch buffers, reused across calls: slot k keeps its largest allocation. */
+/* Per-call scratch buffers, reused across calls: slot k keeps its largest allocation. A session's
+ * scratch also keeps per-node state that an op builds once and reuses (oneDNN primitives for a
+ * shape), indexed by node and freed with the scratch. */
 #define SAL_SCRATCH_SLOTS 8
+typedef struct {
+    const void *node; /* the node it belongs to: a scratch reused with another model starts afresh */
+    void *p;
+    void (*free)(void *p);
+} sal_node_state;
 typedef struct {
     void *buf[SAL_SCRATCH_SLOTS];
     size_t cap[SAL_SCRATCH_SLOTS];
+    sal_node_state *state;
+    int nstate;
 } sal_scratch;
 /* Buffer of at least `bytes` (contents undefined); NULL with a message set on failure. */
 void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes);
@@ -76,6 +85,10 @@ typedef struct sal_op {
      * every activation saved per call; only for kernels checked to do so) */
     bool overwrites;
 } sal_op;
+
+/* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its
+ * state there with the function that frees it. NULL with a message set on failure. */
+sal_node_state *sal_node_state_of(const sal_opctx *c);
 
 /* Opens a table entry: its id and name from the X-macro, so neither can drift from oplist.h. */
 #define SAL_OP_HEAD(X) .id = SAL_OP_##X, .name = #X
