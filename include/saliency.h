@@ -55,13 +55,14 @@ void sal_memory_reset_peak(void);
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 
-typedef enum { SAL_F32 = 1, SAL_I64 = 7 } sal_dtype; /* values follow ONNX TensorProto.DataType */
+/* Values follow ONNX TensorProto.DataType. BOOL holds one byte per element, 0 or 1. */
+typedef enum { SAL_F32 = 1, SAL_I64 = 7, SAL_BOOL = 9 } sal_dtype;
 
 typedef struct sal_tensor {
     sal_dtype dtype;
     int ndim;
     int64_t dim[SAL_MAX_DIMS];
-    void *data; /* float * or int64_t * */
+    void *data; /* float *, int64_t * or uint8_t * (BOOL) */
     size_t cap; /* bytes owned by this tensor; 0 when data is borrowed */
 } sal_tensor;
 
