@@ -74,7 +74,9 @@ void sal_tensor_free(sal_tensor *t);
 int64_t sal_tensor_numel(const sal_tensor *t);
 static inline float *sal_f32(const sal_tensor *t) { return (float *)t->data; }
 
-/* NPY files (version 1.0/2.0, little-endian float32 or int64 C order; float64 is converted). */
+/* NPY files (version 1.0/2.0, little-endian float32 or int64 C order; float64 is converted).
+ * Writing also takes bool tensors ('|b1'), such as a model's mask outputs; reading refuses them, as
+ * callers of sal_npy_read expect float32 or int64 data. */
 sal_status sal_npy_read(const char *path, sal_tensor *out /* OUT */);
 /* Writes to a temporary file in the same folder, then renames: never leaves a partial file. */
 sal_status sal_npy_write(const char *path, const sal_tensor *t);

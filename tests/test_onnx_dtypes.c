@@ -2,7 +2,8 @@
  * to float32 (every class of value: normal, subnormal, infinite, NaN, signed zero; raw_data and
  * int32_data storage), BOOL initializers, inputs and outputs, a save/load round trip of a model
  * with bool constants and outputs, and the ONNX node tests of Debian's libonnx-testdata whose models
- * declare an opset below 9 (which the loader refuses) for ops unchanged since then, run at opset 9.
+ * declare an opset below 9 (which the loader refuses) for ops unchanged since then, run at opset 9;
+ * NPY files of bool.
  * Expected values come from numpy (float16 and bfloat16 bit patterns) and the ONNX test data. */
 #include "testutil.h"
 #include "io/io.h"
@@ -350,6 +351,28 @@ static void test_bool_round_trip(void) {
     rmdir(dir);
 }
 
+/* NPY: bool tensors are written as '|b1' (numpy reads them back); reading them is refused. */
+static void test_npy_bool(void) {
+    char dir[] = "/tmp/sal_dtypes_XXXXXX", path[64], cmd[512];
+    SAL_ASSERT(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/b.npy", dir);
+    sal_tensor b = {0}, r = {0};
+    SAL_ASSERT(sal_tensor_alloc(&b, SAL_BOOL, 2, (int64_t[]){2, 3}) == SAL_OK);
+    memcpy(b.data, (uint8_t[]){1, 0, 0, 1, 1, 0}, 6);
+    CHECK_OK(sal_npy_write(path, &b));
+    const char *py = getenv("SAL_PY") ? getenv("SAL_PY") : "/usr/bin/python3";
+    snprintf(cmd, sizeof cmd,
+             "%s -c \"import numpy as np; a = np.load('%s'); "
+             "assert a.dtype == bool and a.tolist() == [[True, False, False], [True, True, False]], a\"",
+             py, path);
+    int rc = system(cmd);
+    CHECK(rc == 0, "numpy reads our bool file with its values (exit %d)", rc);
+    CHECK_FAILS(sal_npy_read(path, &r), SAL_ERR_UNSUPPORTED, "'|b1'");
+    sal_tensor_free(&b);
+    remove(path);
+    rmdir(dir);
+}
+
 /* ---- node tests of opsets below 9 ---- */
 
 #define NODE_DIR "/usr/share/libonnx-testdata/data/node"
@@ -443,6 +466,7 @@ int main(void) {
     test_nan();
     test_bool_input();
     test_bool_round_trip();
+    test_npy_bool();
     test_old_opset_node_tests();
     return t_done("test_onnx_dtypes");
 }
