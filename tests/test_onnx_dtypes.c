@@ -296,7 +296,7 @@ static void test_bool_input(void) {
     CHECK(gx->data && !memcmp(gx->data, (float[]){1, 0, 3}, 3 * sizeof(float)), "the gradient follows the mask");
     /* a float fed where bool is declared */
     sal_tensor bad[2] = {in[1], in[1]};
-    CHECK_FAILS(sal_exec_forward(s, bad), SAL_ERR_SHAPE, "input 'mask' expects");
+    CHECK_FAILS(sal_exec_forward(s, bad), SAL_ERR_SHAPE, "input 'mask' expects bool data, got float32");
     for (int i = 0; i < 2; i++) sal_tensor_free(&in[i]);
     sal_tensor_free(&seed);
     sal_session_free(s);
