@@ -55,13 +55,14 @@ void sal_memory_reset_peak(void);
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 
-typedef enum { SAL_F32 = 1, SAL_I64 = 7 } sal_dtype; /* values follow ONNX TensorProto.DataType */
+/* Values follow ONNX TensorProto.DataType. BOOL holds one byte per element, 0 or 1. */
+typedef enum { SAL_F32 = 1, SAL_I64 = 7, SAL_BOOL = 9 } sal_dtype;
 
 typedef struct sal_tensor {
     sal_dtype dtype;
     int ndim;
     int64_t dim[SAL_MAX_DIMS];
-    void *data; /* float * or int64_t * */
+    void *data; /* float *, int64_t * or uint8_t * (BOOL) */
     size_t cap; /* bytes owned by this tensor; 0 when data is borrowed */
 } sal_tensor;
 
@@ -73,7 +74,9 @@ void sal_tensor_free(sal_tensor *t);
 int64_t sal_tensor_numel(const sal_tensor *t);
 static inline float *sal_f32(const sal_tensor *t) { return (float *)t->data; }
 
-/* NPY files (version 1.0/2.0, little-endian float32 or int64 C order; float64 is converted). */
+/* NPY files (version 1.0/2.0, little-endian float32 or int64 C order; float64 is converted).
+ * Writing also takes bool tensors ('|b1'), such as a model's mask outputs; reading refuses them, as
+ * callers of sal_npy_read expect float32 or int64 data. */
 sal_status sal_npy_read(const char *path, sal_tensor *out /* OUT */);
 /* Writes to a temporary file in the same folder, then renames: never leaves a partial file. */
 sal_status sal_npy_write(const char *path, const sal_tensor *t);

@@ -50,6 +50,8 @@ const char *sal_bytes_str(uint64_t n, char *buf, size_t len);
 /* Product of dims with overflow and sign checks; false if negative or over the limit. */
 bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out);
 size_t sal_dtype_size(sal_dtype dt);
+/* "float32", "int64", "bool" ("unknown (N)" for anything else), for messages. */
+const char *sal_dtype_name(sal_dtype dt);
 /* Tensor sharing another's data (never freed through the view). */
 /* sal_tensor_alloc without the zeroing, for outputs a kernel overwrites whole. */
 sal_status sal_tensor_alloc_raw(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim);

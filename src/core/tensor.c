@@ -17,7 +17,19 @@ bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out) {
     return true;
 }
 
-size_t sal_dtype_size(sal_dtype dt) { return dt == SAL_I64 ? 8 : 4; }
+size_t sal_dtype_size(sal_dtype dt) { return dt == SAL_I64 ? 8 : dt == SAL_BOOL ? 1 : 4; }
+
+const char *sal_dtype_name(sal_dtype dt) {
+    switch (dt) {
+    case SAL_F32: return "float32";
+    case SAL_I64: return "int64";
+    case SAL_BOOL: return "bool";
+    }
+    /* a value no tensor should hold: a thread-local buffer keeps the message meaningful */
+    static _Thread_local char buf[32];
+    snprintf(buf, sizeof buf, "unknown (%d)", (int)dt);
+    return buf;
+}
 
 int64_t sal_tensor_numel(const sal_tensor *t) {
     int64_t n = 0;

@@ -63,7 +63,10 @@ void sal_session_free(sal_session *s) {
 static sal_status check_input(const sal_model *m, int i, const sal_tensor *x) {
     const sal_value *v = &m->val[m->input[i]];
     char a[160], b[160];
-    bool ok = x->ndim == v->t.ndim && x->dtype == v->t.dtype;
+    if (x->dtype != v->t.dtype)
+        return sal_fail(SAL_ERR_SHAPE, "input '%s' expects %s data, got %s", v->name, sal_dtype_name(v->t.dtype),
+                        sal_dtype_name(x->dtype));
+    bool ok = x->ndim == v->t.ndim;
     for (int d = 0; ok && d < x->ndim; d++) ok = v->t.dim[d] < 0 || v->t.dim[d] == x->dim[d];
     if (!ok)
         return sal_fail(SAL_ERR_SHAPE, "input '%s' expects shape %s (-1 = any), got %s", v->name,

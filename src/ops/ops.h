@@ -126,6 +126,30 @@ sal_status sal_need_f32(const sal_opctx *c, int i, int rank);
 void sal_same_shape(sal_opctx *c, int i, int j);
 /* Numpy-style broadcasting of two shapes into out; false if incompatible. */
 bool sal_broadcast_shape(const sal_tensor *a, const sal_tensor *b, int *ndim, int64_t *dim);
+/* Numpy broadcasting of up to SAL_BC_MAX operands (elementwise.c): the output's index space with
+ * each operand's element strides (0 along broadcast dimensions). Size-1 dimensions are dropped and
+ * runs of dimensions that every operand walks contiguously are merged, so the inner loop is as long
+ * as possible; its stride is st[k][r - 1] (0 or 1). Loops run over nouter runs of inner elements. */
+#define SAL_BC_MAX 3
+typedef struct {
+    int r, nop;
+    int64_t dim[SAL_MAX_DIMS], st[SAL_BC_MAX][SAL_MAX_DIMS];
+    int64_t n, inner, nouter;
+    int64_t numel[SAL_BC_MAX]; /* elements of each operand: n when it is not broadcast */
+} sal_bcast;
+/* The broadcast shape of t[0..nop), or a failure naming the node. */
+sal_status sal_bcast_shape(const sal_opctx *c, int nop, const sal_tensor *const *t, int *ndim, int64_t *dim);
+sal_status sal_bcast_make(const sal_opctx *c, int nop, const sal_tensor *const *t, sal_bcast *p);
+/* Element offsets of every operand at the start of inner run o. */
+static inline void sal_bcast_at(const sal_bcast *p, int64_t o, int64_t *off) {
+    for (int k = 0; k < p->nop; k++) off[k] = 0;
+    for (int i = p->r - 2; i >= 0; i--) {
+        int64_t j = o % p->dim[i];
+        o /= p->dim[i];
+        for (int k = 0; k < p->nop; k++) off[k] += j * p->st[k][i];
+    }
+}
+
 /* Forward that copies in[0] to out[0] and backward that adds dout[0] to din[0]: for ops that only
  * reinterpret a shape (Flatten, Reshape, Identity, ...). */
 sal_status sal_copy_forward(sal_opctx *c);

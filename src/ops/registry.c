@@ -96,8 +96,8 @@ sal_status sal_need_f32(const sal_opctx *c, int i, int rank) {
     const sal_tensor *t = c->in[i];
     if (!t) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input %d is missing", i);
     if (t->dtype != SAL_F32)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input %d has data type %d; only float32 is supported", i,
-                             (int)t->dtype);
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input %d has data type %s; only float32 is supported", i,
+                             sal_dtype_name(t->dtype));
     if (rank >= 0 && t->ndim != rank) {
         char b[160];
         return sal_node_fail(c->n, SAL_ERR_SHAPE, "input %d has shape %s; expected rank %d", i,
