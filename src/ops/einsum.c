@@ -477,8 +477,9 @@ static sal_status ein_backward(sal_opctx *c) {
     return SAL_OK;
 }
 
+/* any number of inputs reaches init, which refuses more than two by name */
 const sal_op sal_op_Einsum = {
-    SAL_OP_HEAD(Einsum), .traits = SAL_TR_MULTILINEAR, .lin_in = 0x3, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
+    SAL_OP_HEAD(Einsum), .traits = SAL_TR_MULTILINEAR, .lin_in = 0x3, .min_in = 1, .max_in = 16, .min_out = 1, .max_out = 1, .param_mask = 0x3,
     .init = ein_init, .infer = ein_infer, .forward = ein_forward, .backward = ein_backward,
     .overwrites = true,
 };
