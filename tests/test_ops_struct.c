@@ -349,11 +349,15 @@ static void test_einsum(void) {
     einsum_case("ij->ji", "ij", 2, DIMS(3, 4), NULL, 0, NULL, "ji");
     einsum_case("bij->j", "bij", 3, DIMS(2, 3, 4), NULL, 0, NULL, "j");
     einsum_case("...ij->...", "aij", 3, DIMS(2, 3, 4), NULL, 0, NULL, "a");
+    /* diagonals */
+    einsum_case("...ii->...i", "aii", 3, DIMS(2, 3, 3), NULL, 0, NULL, "ai");
+    einsum_case("ii", "ii", 2, DIMS(4, 4), NULL, 0, NULL, "");
+    einsum_case("iij,jk->ik", "iij", 3, DIMS(3, 3, 4), "jk", 2, DIMS(4, 2), "ik");
     /* refused at load, naming the node */
     sal_tensor a = trand(2, DIMS(3, 3)), y = {0};
-    sal_attr d[1] = {sal_attr_make_string("equation", "ii->i")};
-    CHECK_FAILS(run1(12, "Einsum", 1, &a, NULL, 1, d, &y, NULL, NULL), SAL_ERR_UNSUPPORTED,
-                "node 'n' (Einsum): label 'i' repeats within one term (a diagonal)");
+    sal_attr d[1] = {sal_attr_make_string("equation", "ij->ii")};
+    CHECK_FAILS(run1(12, "Einsum", 1, &a, NULL, 1, d, &y, NULL, NULL), SAL_ERR_FORMAT,
+                "node 'n' (Einsum): output label 'i' repeats");
     sal_attr t3[1] = {sal_attr_make_string("equation", "ij,jk,kl->il")};
     CHECK_FAILS(run1(12, "Einsum", 3, (sal_tensor[]){a, a, a}, NULL, 1, t3, &y, NULL, NULL), SAL_ERR_UNSUPPORTED,
                 "einsum of 3 operands");

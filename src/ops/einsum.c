@@ -10,8 +10,9 @@
  * transpose flags absorb) it is used in place; attention's products need no copy at all. Otherwise
  * it is gathered into that layout, summing its sumA/sumB labels and broadcasting size-1 dims. The
  * output is written in place when its labels read (batch, left, right), or (batch, right, left) with
- * the operands swapped; else Y' is permuted into it. One operand: a permutation with sums.
- * Repeated labels within one operand (diagonals) and three or more operands are refused. */
+ * the operands swapped; else Y' is permuted into it. One operand: a permutation with sums. A label
+ * repeated within an operand ("...ii->...i") reads its diagonal: the label's stride is the sum of
+ * its dims' strides, and that operand is gathered. Three or more operands are refused. */
 #include "ops.h"
 #include <limits.h>
 #include <omp.h>
@@ -42,9 +43,7 @@ static sal_status parse_term(const sal_node *n, const char *s, size_t len, int k
         }
         int c = code_of(s[i]);
         if (c < 0) return sal_node_fail(n, SAL_ERR_FORMAT, "unexpected character '%c' in the equation", s[i]);
-        if (seen[c])
-            return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "label '%c' repeats within one term (a diagonal); "
-                                 "only products, transposes and sums are supported", s[i]);
+        if (seen[c] && k == 2) return sal_node_fail(n, SAL_ERR_FORMAT, "output label '%c' repeats", s[i]);
         seen[c] = true;
         if (p->nt[k] >= SAL_MAX_DIMS) return sal_node_fail(n, SAL_ERR_FORMAT, "a term has more than %d labels", SAL_MAX_DIMS);
         p->t[k][p->nt[k]++] = (signed char)c;
@@ -119,7 +118,8 @@ typedef struct {
 typedef struct {
     int64_t size[NCODE];
     codes op[3];                 /* each operand's and the output's codes, ellipsis expanded */
-    int64_t str[3][NCODE];       /* row-major strides per code; 0 where absent or broadcast */
+    int64_t str[3][NCODE];       /* row-major strides per code (summed over a repeated label);
+                                  * 0 where absent or broadcast */
     bool bcast[2];               /* an operand broadcasts a size-1 dim */
     int ia, ib;                  /* which input plays A and B (swapped for a (batch, right, left) output) */
     codes bat, left, right, con, sum[2];
@@ -134,6 +134,9 @@ static bool has(const codes *s, int c) {
 }
 
 static void push(codes *s, int c) { s->c[s->n++] = c; }
+static void push_new(codes *s, int c) {
+    if (!has(s, c)) push(s, c);
+}
 
 /* whether s is the concatenation a ++ b ++ c */
 static bool is_cat(const codes *s, const codes *a, const codes *b, const codes *c) {
@@ -159,9 +162,9 @@ static void classify(ein_plan *q) {
         push(has(A, c) && has(B, c) ? &q->bat : has(A, c) ? &q->left : &q->right, c);
     }
     for (int i = 0; i < A->n; i++)
-        if (!has(Y, A->c[i])) push(has(B, A->c[i]) ? &q->con : &q->sum[0], A->c[i]);
+        if (!has(Y, A->c[i])) push_new(has(B, A->c[i]) ? &q->con : &q->sum[0], A->c[i]);
     for (int i = 0; i < B->n; i++)
-        if (!has(Y, B->c[i]) && !has(A, B->c[i])) push(&q->sum[1], B->c[i]);
+        if (!has(Y, B->c[i]) && !has(A, B->c[i])) push_new(&q->sum[1], B->c[i]);
 }
 
 static sal_status ein_plan_make(const sal_opctx *c, ein_plan *q) {
@@ -207,7 +210,7 @@ static sal_status ein_plan_make(const sal_opctx *c, ein_plan *q) {
             int cd = q->op[k].c[i];
             bool b = x->dim[i] != q->size[cd];
             q->bcast[k] |= b;
-            q->str[k][cd] = b ? 0 : acc;
+            q->str[k][cd] += b ? 0 : acc; /* a repeated label walks the diagonal: its strides add */
             acc *= x->dim[i];
         }
     }
@@ -379,7 +382,7 @@ static sal_status ein_forward(sal_opctx *c) {
     if (p->nop == 1) {
         codes u = {0};
         for (int i = 0; i < q.op[0].n; i++)
-            if (!has(&q.op[2], q.op[0].c[i])) push(&u, q.op[0].c[i]);
+            if (!has(&q.op[2], q.op[0].c[i])) push_new(&u, q.op[0].c[i]);
         gplan g;
         gplan_make(&g, &q, &q.op[2], &u, q.str[0]);
         gather(&g, sal_in_f(c, 0), y);
@@ -409,7 +412,7 @@ static sal_status ein_backward(sal_opctx *c) {
         if (!c->din[0]) return SAL_OK;
         codes u = {0};
         for (int i = 0; i < q.op[0].n; i++)
-            if (!has(&q.op[2], q.op[0].c[i])) push(&u, q.op[0].c[i]);
+            if (!has(&q.op[2], q.op[0].c[i])) push_new(&u, q.op[0].c[i]);
         gplan g;
         gplan_make(&g, &q, &q.op[2], &u, q.str[0]);
         scatter_add(&g, sal_f32(c->din[0]), dy);
