@@ -414,6 +414,8 @@ static void test_norms(void) {
     gc(17, "LayerNormalization", 3, (sal_tensor[]){trand(3, DIMS(2, 3, 4)), trand(1, DIMS(4)), trand(1, DIMS(4))},
        BOOLS(false, false, false), 1, 0, NULL);
     gc(17, "LayerNormalization", 2, (sal_tensor[]){trand(2, DIMS(3, 5)), trand(1, DIMS(5))}, BOOLS(false, true), 1, 0, NULL);
+    gc(17, "LayerNormalization", 3, (sal_tensor[]){trand(2, DIMS(3, 5)), trand(0, NULL), trand(1, DIMS(1))},
+       BOOLS(false, true, true), 1, 0, NULL); /* a scalar scale and bias broadcast */
     sal_tensor_free(&want);
 
     /* InstanceNormalization: per (n, c) statistics, per-channel affine */

@@ -214,16 +214,26 @@ static void nrm_stats(const float *x, int64_t L, float eps, double *mean, double
     *inv = 1.0 / sqrt((L ? v / (double)L : 0) + eps);
 }
 
-/* The parameter w or b at index i; a missing bias is 0, a scalar broadcasts. */
-static inline float nrm_par(const sal_tensor *t, int64_t i) {
-    return !t ? 0.0f : sal_tensor_numel(t) == 1 ? sal_f32(t)[0] : sal_f32(t)[i];
+/* A scale or bias as a strided vector: a missing bias reads 0, a scalar broadcasts (step 0). */
+typedef struct {
+    const float *p;
+    int64_t step;
+} nrm_par;
+
+static nrm_par par_of(const sal_opctx *c, int i) {
+    static const float zero = 0.0f;
+    const sal_tensor *t = i < c->n->nin ? c->in[i] : NULL;
+    if (!t) return (nrm_par){&zero, 0};
+    return (nrm_par){sal_f32(t), sal_tensor_numel(t) == 1 ? 0 : 1};
 }
+
+static inline float at(nrm_par q, int64_t i) { return q.p[i * q.step]; }
 
 static sal_status nrm_forward(sal_opctx *c, nrm_kind k) {
     nrm_plan p;
     SAL_TRY(nrm_plan_make(c, k, &p));
     float eps = sal_attr_float(c->n, "epsilon", 1e-5f);
-    const sal_tensor *W = c->in[1], *B = c->n->nin > 2 ? c->in[2] : NULL;
+    const nrm_par W = par_of(c, 1), B = par_of(c, 2);
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     float *om = c->n->nout > 1 && c->out[1] ? sal_out_f(c, 1) : NULL;
@@ -240,11 +250,11 @@ static sal_status nrm_forward(sal_opctx *c, nrm_kind k) {
         for (int64_t s0 = 0; s0 < p.L; s0 += p.seg) {
             int64_t pi = base + s0 / p.seg * p.pstep;
             if (p.seg == 1) { /* per element: layer normalization */
-                for (int64_t j = 0; j < p.L; j++)
-                    yr[j] = (float)(((double)xr[j] - m) * inv) * nrm_par(W, j) + nrm_par(B, j);
+                const float fm = (float)m, fi = (float)inv;
+                for (int64_t j = 0; j < p.L; j++) yr[j] = (xr[j] - fm) * fi * at(W, j) + at(B, j);
                 break;
             }
-            float a = (float)inv * nrm_par(W, pi), off = nrm_par(B, pi) - (float)(m * inv) * nrm_par(W, pi);
+            float a = (float)inv * at(W, pi), off = at(B, pi) - (float)(m * inv) * at(W, pi);
             for (int64_t j = s0; j < s0 + p.seg; j++) yr[j] = xr[j] * a + off;
         }
     }
@@ -260,7 +270,7 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
     const sal_tensor *dm = c->n->nout > 1 ? c->dout[1] : NULL, *di = c->n->nout > 2 ? c->dout[2] : NULL;
     if (!c->dout[0] && !dm && !di) return SAL_OK;
     float eps = sal_attr_float(c->n, "epsilon", 1e-5f);
-    const sal_tensor *W = c->in[1];
+    const nrm_par W = par_of(c, 1);
     const float *x = sal_in_f(c, 0), *dy = c->dout[0] ? sal_f32(c->dout[0]) : NULL;
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL;
     float *dW = c->din[1] ? sal_f32(c->din[1]) : NULL, *dB = c->n->nin > 2 && c->din[2] ? sal_f32(c->din[2]) : NULL;
@@ -279,13 +289,13 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
         for (int64_t s0 = 0; g && s0 < p.L; s0 += p.seg) {
             if (p.seg == 1) {
                 for (int64_t j = 0; j < p.L; j++) {
-                    double gw = (double)g[j] * nrm_par(W, j);
+                    double gw = (double)g[j] * at(W, j);
                     sg += gw;
                     sgx += gw * ((double)xr[j] - m) * iv;
                 }
                 break;
             }
-            double w = nrm_par(W, base + s0 / p.seg * p.pstep), a = 0, ax = 0;
+            double w = at(W, base + s0 / p.seg * p.pstep), a = 0, ax = 0;
             for (int64_t j = s0; j < s0 + p.seg; j++) {
                 a += g[j];
                 ax += (double)g[j] * ((double)xr[j] - m) * iv;
@@ -300,13 +310,14 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
         double em = dm ? sal_f32(dm)[r] / L : 0, ei = di ? -sal_f32(di)[r] * iv * iv / L : 0;
         float *d = dx + r * p.L;
         for (int64_t j = 0; j < p.L; j++) {
-            double xh = ((double)xr[j] - m) * iv, gw = g ? (double)g[j] * nrm_par(W, p.seg == 1 ? j : base + j / p.seg * p.pstep) : 0;
+            double xh = ((double)xr[j] - m) * iv, gw = g ? (double)g[j] * at(W, p.seg == 1 ? j : base + j / p.seg * p.pstep) : 0;
             d[j] += (float)(iv * (gw - mg - xh * mgx) + em + ei * xh);
         }
     }
     if (!dy || (!dW && !dB)) return SAL_OK;
-    if (p.seg == 1) { /* layer: columns over rows */
-#pragma omp parallel for if (p.R * p.L > 65536)
+    if (p.seg == 1) { /* layer: columns over rows; a scalar w or b sums them all, in sequence */
+        const int64_t bstep = par_of(c, 2).step;
+#pragma omp parallel for if (p.R * p.L > 65536 && W.step && bstep)
         for (int64_t j = 0; j < p.L; j++) {
             double a = 0, ax = 0;
             for (int64_t r = 0; r < p.R; r++) {
@@ -314,16 +325,8 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
                 a += g;
                 ax += g * ((double)x[r * p.L + j] - mean[r]) * inv[r];
             }
-            if (W && sal_tensor_numel(W) == 1) {
-                if (dW) dW[0] += (float)ax;
-            } else if (dW) {
-                dW[j] += (float)ax;
-            }
-            if (dB && sal_tensor_numel(c->in[2]) == 1) {
-                if (dB) dB[0] += (float)a;
-            } else if (dB) {
-                dB[j] += (float)a;
-            }
+            if (dW) dW[j * W.step] += (float)ax;
+            if (dB) dB[j * bstep] += (float)a;
         }
         return SAL_OK;
     }

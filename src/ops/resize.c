@@ -263,6 +263,18 @@ static sal_status rs_passes_make(const sal_opctx *c, rs_passes *ps) {
 /* (outer, Din, inner) -> (outer, Dout, inner) along one axis. */
 static void pass_fwd(const taps *t, bool linear, int64_t outer, int64_t Din, int64_t Dout, int64_t inner,
                      const float *x, float *y) {
+    if (inner == 1) { /* the last axis: one element per tap */
+#pragma omp parallel for if (outer * Dout > 32768)
+        for (int64_t o = 0; o < outer; o++) {
+            const float *xr = x + o * Din;
+            float *d = y + o * Dout;
+            if (!linear)
+                for (int64_t j = 0; j < Dout; j++) d[j] = xr[t->i0[j]];
+            else
+                for (int64_t j = 0; j < Dout; j++) d[j] = t->w0[j] * xr[t->i0[j]] + t->w1[j] * xr[t->i1[j]];
+        }
+        return;
+    }
 #pragma omp parallel for if (outer * Dout * inner > 32768)
     for (int64_t r = 0; r < outer * Dout; r++) {
         int64_t o = r / Dout, j = r % Dout;
