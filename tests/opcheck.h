@@ -77,7 +77,7 @@ static inline sal_status oc_graph(oc_node nd, bool tap, char names[][16], sal_te
                                   sal_model **out) {
     sal_model *g = NULL;
     const char *inn[16], *outn[16];
-    static char on[16][8];
+    static char on[16][16];
     SAL_ASSERT(nd.nin <= 16 && nd.nout <= 16 && sal_graph_create("<opcheck>", &g) == SAL_OK);
     g->opset = nd.opset ? nd.opset : 13;
     *nfeed = 0;
