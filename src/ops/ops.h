@@ -54,12 +54,13 @@ enum {
     SAL_TR_ADDITIVE = 1u << 2,    /* linear in the inputs of lin_in jointly: sums, means, average pools */
     SAL_TR_MULTILINEAR = 1u << 3, /* linear in each input of lin_in while the others are fixed, and
                                    * in bias_in additively (Mul, Div, Gemm, Conv, BatchNormalization) */
-    SAL_TR_LINEAR = 1u << 4,      /* a layer with a weight operand: Gemm, MatMul, Conv (linear_ops.h) */
+    SAL_TR_LINEAR = 1u << 4,      /* a layer with a weight operand: Gemm, MatMul, Conv, ConvTranspose
+                                   * (linear_ops.h) */
     SAL_TR_ARITH = 1u << 5,       /* elementwise binary arithmetic with broadcasting: Add, Sub, Mul, Div */
     SAL_TR_MONOTONE = 1u << 6,    /* elementwise activation, monotone non-decreasing */
     SAL_TR_MAXPOOL = 1u << 7,     /* maximum over windows (or globally) */
     SAL_TR_AVGPOOL = 1u << 8,     /* average over windows (or globally) */
-    SAL_TR_NORM = 1u << 9,        /* normalization by statistics (BatchNormalization) */
+    SAL_TR_NORM = 1u << 9,        /* normalization by statistics (BatchNormalization, LayerNormalization) */
     SAL_TR_SOFTMAX = 1u << 10,    /* Softmax, LogSoftmax */
 };
 
