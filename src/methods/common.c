@@ -125,12 +125,6 @@ void sal_metric(sal_xctx *c, const char *key, double v) {
     c->mval[c->nmetric++] = v;
 }
 
-int64_t sal_row_size(const sal_tensor *x) {
-    int64_t r = 1;
-    for (int d = 1; d < x->ndim; d++) r *= x->dim[d];
-    return r;
-}
-
 /* ---- targets and gradients ---- */
 
 sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,

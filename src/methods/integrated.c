@@ -62,22 +62,6 @@ static void quadrature(int rule, int64_t n, double *alpha, double *w) {
 enum { BASE_ZERO, BASE_BLACK, BASE_UNIFORM, BASE_BLUR };
 static const char *const k_bases[] = {"zero", "black", "uniform", "blur", NULL};
 
-/* Blurs (outer, len, inner) along the middle axis with kernel k[-r..r] (k points at the centre);
- * out-of-range taps repeat the edge value, so a constant image stays constant. */
-static void blur_axis(float *dst, const float *src, int64_t outer, int64_t len, int64_t inner, const double *k,
-                      int64_t r) {
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t l = 0; l < len; l++)
-            for (int64_t in = 0; in < inner; in++) {
-                double s = 0;
-                for (int64_t d = -r; d <= r; d++) {
-                    int64_t q = l + d < 0 ? 0 : l + d >= len ? len - 1 : l + d;
-                    s += k[d] * src[(o * len + q) * inner + in];
-                }
-                dst[(o * len + l) * inner + in] = (float)s;
-            }
-}
-
 /* Gaussian blur of x over its spatial axes: the last two of (N, C..., H, W), the last of (N, C, L). */
 static sal_status blur_baseline(const sal_xctx *c, double sigma, sal_tensor *base) {
     const sal_tensor *x = c->x;
@@ -87,26 +71,10 @@ static sal_status blur_baseline(const sal_xctx *c, double sigma, sal_tensor *bas
                         "method %s: baseline=blur needs spatial axes, (N,C,L) or (N,C,H,W) inputs; the input is %s",
                         c->meth->name, sal_shape_str(x->ndim, x->dim, b, sizeof b));
     }
-    SAL_TRY(sal_tensor_copy(base, x));
-    if (sigma == 0) return SAL_OK;
-    int64_t r = (int64_t)ceil(3 * sigma), n = sal_tensor_numel(x);
     int64_t W = x->dim[x->ndim - 1], H = x->ndim >= 4 ? x->dim[x->ndim - 2] : 1;
-    double *k = sal_malloc((size_t)(2 * r + 1) * sizeof *k);
-    float *tmp = sal_malloc((size_t)n * sizeof *tmp);
-    if (!k || !tmp) {
-        sal_free(k);
-        sal_free(tmp);
-        return sal_fail(SAL_ERR_NOMEM, "method %s: out of memory for the blur baseline", c->meth->name);
-    }
-    double sum = 0;
-    for (int64_t d = -r; d <= r; d++) sum += k[d + r] = exp(-(double)(d * d) / (2 * sigma * sigma));
-    for (int64_t d = 0; d <= 2 * r; d++) k[d] /= sum;
-    blur_axis(tmp, sal_f32(x), n / W, W, 1, k + r, r);
-    if (H > 1) blur_axis(sal_f32(base), tmp, n / (H * W), H, W, k + r, r);
-    else memcpy(sal_f32(base), tmp, (size_t)n * sizeof *tmp);
-    sal_free(k);
-    sal_free(tmp);
-    return SAL_OK;
+    SAL_TRY(sal_tensor_alloc(base, SAL_F32, x->ndim, x->dim));
+    sal_status st = sal_gauss_blur(sal_f32(x), sal_f32(base), sal_tensor_numel(x) / (H * W), H, W, sigma);
+    return st == SAL_OK ? SAL_OK : sal_wrap(st, "method %s: baseline=blur", c->meth->name);
 }
 
 /* A baseline from an NPY file: the shape of one sample (with or without a batch axis of 1) is

@@ -85,7 +85,4 @@ typedef struct {
 } sal_batched;
 sal_status sal_run_batched(sal_xctx *c, const sal_batched *b);
 
-/* Elements per sample of x (product of all dims but the first). */
-int64_t sal_row_size(const sal_tensor *x);
-
 #endif
