@@ -128,7 +128,7 @@ static sal_status make_baseline(const sal_xctx *c, sal_tensor *base) {
     int64_t row = sal_row_size(x);
     for (int64_t i = 0; i < x->dim[0]; i++) {
         sal_rng r;
-        sal_rng_stream(&r, seed, i, 0, 1);
+        sal_rng_stream(&r, seed, sal_stream_id(c, i), 0, 1);
         for (int64_t e = 0; e < row; e++) {
             float *p = b + i * row + e;
             if (kind == BASE_BLACK) *p = (float)c->lo;
@@ -148,7 +148,8 @@ typedef struct {
     float *ends;             /* (N, 2): f(x), f(base) */
 } ig_job;
 
-static sal_status ig_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status ig_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
     const ig_job *j = u;
     const float *x = j->x + i * j->row, *b = j->base + i * j->row;
     float a = (float)j->alpha[k];
@@ -156,20 +157,23 @@ static sal_status ig_make(void *u, int64_t i, int64_t k, float *row) {
     return SAL_OK;
 }
 
-static void ig_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+static void ig_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)r;
     (void)row, (void)value;
     const ig_job *j = u;
     double *acc = j->acc + i * j->row, w = j->w[k];
     for (int64_t e = 0; e < j->row; e++) acc[e] += w * g[e];
 }
 
-static sal_status ends_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status ends_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
     const ig_job *j = u;
     memcpy(row, (k ? j->base : j->x) + i * j->row, (size_t)j->row * sizeof *row);
     return SAL_OK;
 }
 
-static void ends_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+static void ends_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)r;
     (void)row, (void)g;
     ((ig_job *)u)->ends[2 * i + k] = value;
 }
@@ -256,16 +260,15 @@ const sal_method sal_method_integrated_gradients = {
 
 typedef struct {
     const float *x, *data; /* (N, row), (M, row) */
-    int64_t row, M, samples;
+    int64_t row, M;
     double sigma; /* noise added to x, absolute */
-    uint64_t seed;
-    double *acc; /* (N, row) */
+    double *acc;  /* (N, row) */
 } gs_job;
 
-/* Draw k of sample i: a data row as baseline and a point alpha on the path. The noise follows in
- * the same stream, element by element, so make and take regenerate identical draws. */
-static const float *gs_draw(const gs_job *j, int64_t i, int64_t k, sal_rng *r, float *alpha) {
-    sal_rng_stream(r, j->seed, i, k, j->samples);
+/* The draw of a (sample, variant) pair from its stream r: a data row as baseline and a point alpha
+ * on the path. The noise follows in the same stream, element by element; make and take get the
+ * stream afresh, so they regenerate identical draws. */
+static const float *gs_draw(const gs_job *j, sal_rng *r, float *alpha) {
     const float *b = j->data + (int64_t)(sal_rng_u64(r) % (uint64_t)j->M) * j->row;
     *alpha = (float)sal_rng_uniform(r);
     return b;
@@ -275,23 +278,22 @@ static float gs_noisy(const gs_job *j, sal_rng *r, float x) {
     return j->sigma > 0 ? x + (float)(j->sigma * sal_rng_normal(r)) : x;
 }
 
-static sal_status gs_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status gs_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)k;
     const gs_job *j = u;
-    sal_rng r;
     float a;
-    const float *b = gs_draw(j, i, k, &r, &a), *x = j->x + i * j->row;
-    for (int64_t e = 0; e < j->row; e++) row[e] = b[e] + a * (gs_noisy(j, &r, x[e]) - b[e]);
+    const float *b = gs_draw(j, r, &a), *x = j->x + i * j->row;
+    for (int64_t e = 0; e < j->row; e++) row[e] = b[e] + a * (gs_noisy(j, r, x[e]) - b[e]);
     return SAL_OK;
 }
 
-static void gs_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
-    (void)row, (void)value;
+static void gs_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)k, (void)row, (void)value;
     const gs_job *j = u;
-    sal_rng r;
     float a;
-    const float *b = gs_draw(j, i, k, &r, &a), *x = j->x + i * j->row;
+    const float *b = gs_draw(j, r, &a), *x = j->x + i * j->row;
     double *acc = j->acc + i * j->row;
-    for (int64_t e = 0; e < j->row; e++) acc[e] += (double)(gs_noisy(j, &r, x[e]) - b[e]) * g[e];
+    for (int64_t e = 0; e < j->row; e++) acc[e] += (double)(gs_noisy(j, r, x[e]) - b[e]) * g[e];
 }
 
 /* attribution = E_{b ~ data, alpha ~ U[0,1], eps ~ N(0, s^2)} [(x' - b) * grad f(b + alpha (x' - b))],
@@ -316,11 +318,11 @@ static sal_status run_gradient_shap(sal_xctx *c) {
                         sal_shape_str(x->ndim, x->dim, b, sizeof b));
     }
     int64_t N = x->dim[0], row = sal_row_size(x);
-    gs_job j = {.x = sal_f32(x), .data = sal_f32(d), .row = row, .M = d->dim[0], .samples = samples,
-                .sigma = noise * (c->hi - c->lo), .seed = seed};
+    gs_job j = {.x = sal_f32(x), .data = sal_f32(d), .row = row, .M = d->dim[0],
+                .sigma = noise * (c->hi - c->lo)};
     j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
     sal_status st = j.acc ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    sal_batched b = {.per_sample = samples, .make = gs_make, .take = gs_take, .u = &j};
+    sal_batched b = {.per_sample = samples, .make = gs_make, .take = gs_take, .u = &j, .seeded = true, .seed = seed};
     if (st == SAL_OK) st = sal_run_batched(c, &b);
     if (st == SAL_OK) st = sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim);
     if (st == SAL_OK)
