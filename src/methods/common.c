@@ -209,7 +209,7 @@ sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
     const sal_tensor *x = c->x;
     int64_t per = b->per_sample > 0 ? b->per_sample : 1, N = b->samples > 0 ? b->samples : x->dim[0];
     int64_t total = N * per, chunk = c->chunk > 0 ? c->chunk : 64;
-    SAL_ASSERT(b->fill || b->make || per == 1);
+    SAL_ASSERT((b->fill || b->make || per == 1) && (b->pass || c->target)); /* the default pass seeds targets */
     if (chunk > total) chunk = total > 0 ? total : 1;
     sal_tensor buf = {0}, view = {0}, g = {0}, seed = {0};
     int64_t *tg = c->target ? sal_malloc((size_t)chunk * sizeof *tg) : NULL;
