@@ -75,11 +75,7 @@ sal_status au_explain(const sal_model *m, const sal_tensor *x, const au_xopts *x
 
 /* ---- tensors ---- */
 /* Elements per sample of x (all axes but the first). */
-static inline int64_t au_row(const sal_tensor *x) {
-    int64_t r = 1;
-    for (int d = 1; d < x->ndim; d++) r *= x->dim[d];
-    return r;
-}
+static inline int64_t au_row(const sal_tensor *x) { return sal_row_size(x); }
 /* A borrowed view of rows [i0, i0 + n) of x. */
 sal_tensor au_rows(const sal_tensor *x, int64_t i0, int64_t n);
 /* Copies one sample's values (au_row(x) floats) into t, shaped as x with a batch of 1: the maps
@@ -138,9 +134,5 @@ typedef struct {
     double ylo, yhi;
 } au_plot_spec;
 sal_status au_plot(const char *path, const au_plot_spec *p);
-
-/* ---- image helpers ---- */
-/* Gaussian blur of each (H, W) plane of x (C planes), edges repeated. */
-sal_status au_blur(const float *x, int64_t C, int64_t H, int64_t W, double sigma, float *out);
 
 #endif

@@ -102,7 +102,7 @@ static sal_status make_replacements(const sal_tensor *x, const sal_audit_opts *o
         float v = (float)(isnan(o->value) ? lo : o->value);
         for (int64_t i = 0; i < N * row; i++) r[i] = v;
     } else if (o->replace == SAL_REPLACE_BLUR) {
-        for (int64_t i = 0; i < N; i++) SAL_TRY(au_blur(sal_f32(x) + i * row, C, H, W, o->blur_sigma > 0 ? o->blur_sigma : 3, r + i * row));
+        for (int64_t i = 0; i < N; i++) SAL_TRY(sal_gauss_blur(sal_f32(x) + i * row, r + i * row, C, H, W, o->blur_sigma > 0 ? o->blur_sigma : 3));
     } else {
         double sd = (o->noise > 0 ? o->noise : 0.3) * (hi - lo);
         for (int64_t i = 0; i < N; i++) { /* one stream per sample: chunking never changes the draws */

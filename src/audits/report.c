@@ -322,8 +322,7 @@ sal_status au_explain(const sal_model *m, const sal_tensor *x, const au_xopts *x
 sal_tensor au_rows(const sal_tensor *x, int64_t i0, int64_t n) {
     sal_tensor v = sal_tensor_view(x);
     v.dim[0] = n;
-    v.data = (char *)x->data + (size_t)i0 * (size_t)(sal_tensor_numel(x) / (x->dim[0] ? x->dim[0] : 1)) *
-                                   sal_dtype_size(x->dtype);
+    v.data = (char *)x->data + (size_t)i0 * (size_t)sal_row_size(x) * sal_dtype_size(x->dtype);
     return v;
 }
 
@@ -341,7 +340,7 @@ sal_status au_gather(const sal_tensor *x, const int64_t *idx, int64_t n, sal_ten
     memcpy(dim, x->dim, sizeof dim);
     dim[0] = n;
     SAL_TRY(sal_tensor_alloc(out, x->dtype, x->ndim, dim));
-    size_t row = (size_t)(sal_tensor_numel(x) / (x->dim[0] ? x->dim[0] : 1)) * sal_dtype_size(x->dtype);
+    size_t row = (size_t)sal_row_size(x) * sal_dtype_size(x->dtype);
     for (int64_t i = 0; i < n; i++) memcpy((char *)out->data + (size_t)i * row, (const char *)x->data + (size_t)idx[i] * row, row);
     return SAL_OK;
 }
@@ -481,49 +480,4 @@ void au_progress_step(au_progress *p, int64_t n, const char *label) {
 
 void au_progress_end(au_progress *p) {
     if (p->on) fprintf(stderr, "\r%*s\r", 100, "");
-}
-
-/* ---- blur ---- */
-
-sal_status au_blur(const float *x, int64_t C, int64_t H, int64_t W, double sigma, float *out) {
-    int64_t r = (int64_t)ceil(3 * sigma);
-    if (r < 1 || sigma <= 0) {
-        memcpy(out, x, (size_t)(C * H * W) * sizeof *out);
-        return SAL_OK;
-    }
-    double *k = sal_malloc((size_t)(2 * r + 1) * sizeof *k);
-    float *tmp = sal_malloc((size_t)(H * W) * sizeof *tmp);
-    if (!k || !tmp) {
-        sal_free(k);
-        sal_free(tmp);
-        return sal_fail(SAL_ERR_NOMEM, "out of memory blurring");
-    }
-    double sum = 0;
-    for (int64_t d = -r; d <= r; d++) sum += k[d + r] = exp(-(double)(d * d) / (2 * sigma * sigma));
-    for (int64_t d = 0; d <= 2 * r; d++) k[d] /= sum;
-    for (int64_t c = 0; c < C; c++) {
-        const float *src = x + c * H * W;
-        float *dst = out + c * H * W;
-        for (int64_t y = 0; y < H; y++) /* rows */
-            for (int64_t xx = 0; xx < W; xx++) {
-                double s = 0;
-                for (int64_t d = -r; d <= r; d++) {
-                    int64_t q = xx + d < 0 ? 0 : xx + d >= W ? W - 1 : xx + d;
-                    s += k[d + r] * src[y * W + q];
-                }
-                tmp[y * W + xx] = (float)s;
-            }
-        for (int64_t y = 0; y < H; y++) /* columns */
-            for (int64_t xx = 0; xx < W; xx++) {
-                double s = 0;
-                for (int64_t d = -r; d <= r; d++) {
-                    int64_t q = y + d < 0 ? 0 : y + d >= H ? H - 1 : y + d;
-                    s += k[d + r] * tmp[q * W + xx];
-                }
-                dst[y * W + xx] = (float)s;
-            }
-    }
-    sal_free(k);
-    sal_free(tmp);
-    return SAL_OK;
 }

@@ -61,6 +61,18 @@ bool sal_tensor_same_shape(const sal_tensor *a, const sal_tensor *b);
 const char *sal_shape_str(int ndim, const int64_t *dim, char *buf, size_t n);
 /* Copies shape and data, reusing dst's buffer when possible. */
 sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src);
+/* Elements per sample of x: the product of all dims but the first (1 for a rank-1 tensor). */
+int64_t sal_row_size(const sal_tensor *x);
+
+/* ---- numerics shared by methods, audits, feature visualization and heatmaps (numeric.c) ---- */
+/* The q-th percentile (q in [0, 100]) of v[0..n), interpolating linearly between order statistics
+ * (numpy's default): q = 0 gives the minimum, 100 the maximum; 0 when n <= 0. Sorts v. */
+double sal_percentile(float *v, int64_t n, double q);
+/* Gaussian blur of `planes` planes of H x W floats, along W and then along H (H = 1: signals):
+ * kernel exp(-d^2 / (2 sigma^2)) for |d| <= ceil(3 sigma), normalized to sum 1, computed and summed
+ * in double; taps beyond an edge repeat the edge value, so a constant plane stays constant.
+ * sigma <= 0 copies. dst may be src. Fails only when out of memory. */
+sal_status sal_gauss_blur(const float *src, float *dst, int64_t planes, int64_t H, int64_t W, double sigma);
 
 /* String -> int map (open addressing). */
 typedef struct {

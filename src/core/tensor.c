@@ -103,6 +103,12 @@ bool sal_tensor_same_shape(const sal_tensor *a, const sal_tensor *b) {
     return true;
 }
 
+int64_t sal_row_size(const sal_tensor *x) {
+    int64_t r = 1;
+    for (int d = 1; d < x->ndim; d++) r *= x->dim[d];
+    return r;
+}
+
 sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src) {
     SAL_TRY(sal_tensor_alloc(dst, src->dtype, src->ndim, src->dim));
     size_t bytes = (size_t)sal_tensor_numel(src) * sal_dtype_size(src->dtype);

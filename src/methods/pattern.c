@@ -224,6 +224,36 @@ static sal_status next_batch(source *src, int64_t n, sal_tensor *buf, sal_tensor
     return SAL_OK;
 }
 
+/* One estimation: batches of the source run forward through sal_run_batched, and every linear
+ * node's sums take each batch's activations. */
+typedef struct {
+    source *src;
+    acc *accs;
+    int na;
+    est_scratch *w;
+    bool bar;
+    int64_t N;
+    double t0;
+} est_job;
+
+static sal_status est_fill(void *u, int64_t r0, int64_t n, sal_tensor *buf, sal_tensor *x) {
+    (void)r0; /* the source keeps its own place */
+    return next_batch(((est_job *)u)->src, n, buf, x);
+}
+
+static sal_status est_pass(void *u, sal_chunk *ch) {
+    est_job *j = u;
+    SAL_TRY(sal_exec_forward(ch->s, ch->x));
+    for (int k = 0; k < j->na; k++) SAL_TRY(acc_add(&j->accs[k], ch->s, j->w));
+    return SAL_OK;
+}
+
+static sal_status est_after(void *u, const sal_chunk *ch) {
+    const est_job *j = u;
+    if (j->bar) progress_bar(ch->r0 + ch->n, j->N, j->t0);
+    return SAL_OK;
+}
+
 static sal_status estimate(const sal_model *m0, source *src, int64_t total, const char *desc, const sal_patterns_opts *o,
                            sal_patterns **out) {
     *out = NULL;
@@ -242,7 +272,6 @@ static sal_status estimate(const sal_model *m0, source *src, int64_t total, cons
     int na = 0;
     est_scratch w;
     memset(&w, 0, sizeof w);
-    sal_tensor buf = {0}, xb;
     sal_patterns *p = NULL;
     sal_status st = accs ? sal_session_new(m, &s) : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->nnode && st == SAL_OK; i++)
@@ -250,13 +279,10 @@ static sal_status estimate(const sal_model *m0, source *src, int64_t total, cons
     if (st == SAL_OK && na == 0) st = sal_fail(SAL_ERR_ARG, "%s has no Gemm, MatMul or Conv node to estimate patterns for", m->path);
     bool bar = o->progress && isatty(2);
     double t0 = sal_now();
-    for (int64_t r0 = 0; r0 < N && st == SAL_OK; r0 += B) {
-        int64_t b = N - r0 < B ? N - r0 : B;
-        if ((st = next_batch(src, b, &buf, &xb)) != SAL_OK) break;
-        if ((st = sal_exec_forward(s, &xb)) != SAL_OK) break;
-        for (int k = 0; k < na && st == SAL_OK; k++) st = acc_add(&accs[k], s, &w);
-        if (bar) progress_bar(r0 + b, N, t0);
-    }
+    est_job job = {.src = src, .accs = accs, .na = na, .w = &w, .bar = bar, .N = N, .t0 = t0};
+    sal_xctx ec = {.m = m, .s = s, .chunk = B};
+    sal_batched run = {.samples = N, .fill = est_fill, .pass = est_pass, .after = est_after, .u = &job};
+    if (st == SAL_OK) st = sal_run_batched(&ec, &run);
     if (st == SAL_OK) {
         p = sal_calloc(1, sizeof *p);
         if (p) p->node = sal_calloc((size_t)na, sizeof *p->node);
@@ -288,7 +314,6 @@ static sal_status estimate(const sal_model *m0, source *src, int64_t total, cons
     sal_tensor_free(&w.mask);
     sal_tensor_free(&w.ones);
     sal_tensor_free(&w.dw);
-    sal_tensor_free(&buf);
     sal_session_free(s);
     sal_model_free(cm);
     return st;

@@ -52,10 +52,9 @@ static sal_status check_data(const sal_model *m, const sal_tensor *x, const sal_
 
 /* Copies samples idx[0..b) of x into xb (b, ...). */
 static sal_status gather(const sal_tensor *x, const int64_t *idx, int64_t b, sal_tensor *xb) {
-    int64_t dim[SAL_MAX_DIMS], row = 1;
+    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(x);
     memcpy(dim, x->dim, sizeof dim);
     dim[0] = b;
-    for (int d = 1; d < x->ndim; d++) row *= x->dim[d];
     SAL_TRY(sal_tensor_alloc(xb, x->dtype, x->ndim, dim));
     size_t es = sal_dtype_size(x->dtype);
     for (int64_t i = 0; i < b; i++)
@@ -151,8 +150,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
     wrt = sal_calloc((size_t)m->nval, sizeof *wrt);
     m1 = sal_calloc((size_t)m->nval, sizeof *m1);
     m2 = sal_calloc((size_t)m->nval, sizeof *m2);
-    int64_t row = 1;
-    for (int d = 1; d < x->ndim; d++) row *= x->dim[d];
+    int64_t row = sal_row_size(x);
     tmp = sal_malloc((size_t)row * sizeof *tmp);
     if (!perm || !lab || !wrt || !m1 || !m2 || !tmp) {
         st = sal_fail(SAL_ERR_NOMEM, "out of memory preparing training");
