@@ -19,6 +19,9 @@ typedef struct sal_method {
     const char *summary; /* one line, with the paper */
     const sal_param_spec *params; /* terminated by {NULL} */
     sal_status (*run)(sal_xctx *c);
+    /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
+     * sal_method_needs_patterns on a context holding only the parameters. */
+    bool (*needs_patterns)(const sal_xctx *c);
 } sal_method;
 
 #define SAL_MAX_METRICS 16
@@ -35,6 +38,7 @@ struct sal_xctx {
     const sal_tensor *data; /* optional (M, ...) reference data */
     double lo, hi;          /* input range */
     int64_t chunk;          /* rows per batched pass */
+    const sal_patterns *patterns; /* optional patterns in memory (sal_explain_opts.patterns) */
     sal_tensor out;         /* OUT: the attribution, shaped as x */
     sal_tensor layer_out;   /* OUT, optional: a map at a layer's resolution */
     char layer[128];        /* the layer used, for layer methods */

@@ -1,27 +1,45 @@
-/* Audit reports (results, JSON, CSV) and the helpers every audit shares. */
+/* Audit results and the machinery every audit shares: method lists, explaining with patterns
+ * estimated in memory, tensors, similarities, progress. */
 #include "audit.h"
 #include <stdarg.h>
-#include <stdlib.h>
-#include <unistd.h>
 
-/* ---- reports ---- */
+const char *const au_kind_name[AU_NKINDS] = {"invariance", "randomization", "class-sensitivity", "pointing",
+                                             "faithfulness"};
+const char *const au_sim_name[AU_NSIM] = {"spearman", "spearman_abs", "ssim", "hog_pearson", "hog_spearman"};
+const char *const au_curve_name[AU_NCURVE] = {"deletion_morf", "deletion_lerf", "insertion_morf", "insertion_lerf"};
 
-sal_status au_report_new(const char *name, const sal_audit_opts *o, int nres, sal_audit **out) {
+/* ---- results ---- */
+
+sal_status au_audit_new(au_kind kind, const sal_audit_common *c, int nres, int nmaps, int ninputs, sal_audit **out) {
     *out = NULL;
     sal_audit *a = sal_calloc(1, sizeof *a);
     if (!a) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    snprintf(a->name, sizeof a->name, "%s", name);
-    a->model = sal_strdup(o->model_name ? o->model_name : "");
-    a->data = sal_strdup(o->data_name ? o->data_name : "");
-    a->seed = o->seed;
+    a->kind = kind;
+    a->model = sal_strdup(c->model_name ? c->model_name : "");
+    a->data = sal_strdup(c->data_name ? c->data_name : "");
+    a->seed = c->seed;
+    a->fig_asked = a->fig_sample = c->figure_sample;
     a->res = sal_calloc((size_t)(nres > 0 ? nres : 1), sizeof *a->res);
     a->nres = nres;
-    if (!a->model || !a->data || !a->res) {
+    a->nmaps = nmaps;
+    a->inputs = sal_calloc((size_t)(ninputs > 0 ? ninputs : 1), sizeof *a->inputs);
+    a->ninputs = ninputs;
+    bool ok = a->model && a->data && a->res && a->inputs;
+    for (int i = 0; ok && i < nres; i++) {
+        a->res[i].outcome = SAL_VERDICT_SKIPPED; /* until it ran */
+        ok = (a->res[i].maps = sal_calloc((size_t)(nmaps > 0 ? nmaps : 1), sizeof *a->res[i].maps)) != NULL;
+    }
+    if (!ok) {
         sal_audit_free(a);
         return sal_fail(SAL_ERR_NOMEM, "out of memory");
     }
     *out = a;
     return SAL_OK;
+}
+
+static void free_strings(char **v, int n) {
+    for (int i = 0; v && i < n; i++) sal_free(v[i]);
+    sal_free(v);
 }
 
 void sal_audit_free(sal_audit *a) {
@@ -31,42 +49,36 @@ void sal_audit_free(sal_audit *a) {
         sal_free(r->label);
         sal_free(r->method);
         sal_free(r->verdict);
-        sal_sb_free(&r->params);
-        sal_sb_free(&r->extra);
+        free_strings(r->params, r->nparams);
+        sal_free(r->curve);
+        for (int k = 0; r->maps && k < a->nmaps; k++) sal_tensor_free(&r->maps[k]);
+        sal_free(r->maps);
     }
+    for (int i = 0; a->inputs && i < a->ninputs; i++) sal_tensor_free(&a->inputs[i]);
+    sal_free(a->inputs);
     sal_free(a->res);
     sal_free(a->model);
     sal_free(a->data);
-    sal_sb_free(&a->top);
-    sal_sb_free(&a->curves);
+    free_strings(a->rnd.layer, a->rnd.nlayer);
+    sal_free(a->fa.curve);
+    sal_free(a->fa.occ_err);
+    free_strings(a->fa.occ, a->fa.nocc);
+    sal_tensor_free(&a->fa.occ_map);
     sal_free(a);
 }
 
 sal_status au_result_init(au_result *r, const sal_audit_method *m) {
     sal_sbuf lab = {0};
     sal_sb_printf(&lab, "%s", m->name);
-    sal_sb_printf(&r->params, "{");
-    for (int k = 0; k < m->nparams; k++) {
-        const char *p = m->params[k], *eq = strchr(p, '=');
-        sal_sb_printf(&lab, "%s%s", k ? "," : "(", p);
-        sal_sb_printf(&r->params, "%s", k ? ", " : "");
-        if (!eq) {
-            sal_sb_str(&r->params, p);
-            sal_sb_printf(&r->params, ": \"\"");
-            continue;
-        }
-        char key[128];
-        snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
-        sal_sb_str(&r->params, key);
-        sal_sb_printf(&r->params, ": ");
-        sal_sb_str(&r->params, eq + 1);
-    }
+    for (int k = 0; k < m->nparams; k++) sal_sb_printf(&lab, "%s%s", k ? "," : "(", m->params[k]);
     sal_sb_printf(&lab, "%s", m->nparams ? ")" : "");
-    sal_sb_printf(&r->params, "}");
     r->label = lab.s;
+    r->outcome = SAL_VERDICT_UNDETERMINED; /* running: until a verdict or a skip */
     r->method = sal_strdup(m->name);
-    if (lab.oom || r->params.oom || !r->label || !r->method) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    return SAL_OK;
+    r->params = sal_calloc((size_t)m->nparams + 1, sizeof *r->params);
+    bool ok = !lab.oom && r->label && r->method && r->params;
+    for (int k = 0; ok && k < m->nparams; k++, r->nparams++) ok = (r->params[k] = sal_strdup(m->params[k])) != NULL;
+    return ok ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
 }
 
 static int metric_slot(au_result *r, const char *key) {
@@ -87,7 +99,7 @@ void au_metric_bool(au_result *r, const char *key, bool v) {
     if (i >= 0) r->mval[i] = v, r->mbool[i] = true;
 }
 
-void au_verdict(au_result *r, bool violation, const char *fmt, ...) {
+void au_verdict(au_result *r, sal_verdict outcome, const char *fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
@@ -95,134 +107,63 @@ void au_verdict(au_result *r, bool violation, const char *fmt, ...) {
     va_end(ap);
     sal_free(r->verdict);
     r->verdict = sal_strdup(buf);
-    r->violation = violation;
+    r->outcome = outcome;
 }
 
-void au_skip(au_result *r, const char *why) {
-    r->skipped = true;
-    r->violation = false;
+sal_status au_skip(au_result *r, sal_status st, const char *prefix) {
+    if (st == SAL_ERR_NOMEM) return st;
+    const char *why = sal_last_error();
     r->nmetric = 0;
-    sal_sb_free(&r->extra);
-    au_verdict(r, false, "skipped: %s", why && *why ? why : "failed");
+    r->patterns = false;
+    sal_free(r->curve);
+    r->curve = NULL;
+    au_verdict(r, SAL_VERDICT_SKIPPED, "skipped: %s%s%s", prefix ? prefix : "", prefix ? ": " : "",
+               *why ? why : "failed");
+    return SAL_OK;
+}
+
+int au_count_ran(const sal_audit *a) {
+    int n = 0;
+    for (int i = 0; i < a->nres; i++) n += au_ran(&a->res[i]);
+    return n;
 }
 
 int sal_audit_count(const sal_audit *a) { return a->nres; }
 const char *sal_audit_label(const sal_audit *a, int i) { return i >= 0 && i < a->nres ? a->res[i].label : NULL; }
+sal_verdict sal_audit_outcome(const sal_audit *a, int i) {
+    return i >= 0 && i < a->nres ? a->res[i].outcome : SAL_VERDICT_SKIPPED;
+}
 const char *sal_audit_verdict(const sal_audit *a, int i) {
     return i >= 0 && i < a->nres && a->res[i].verdict ? a->res[i].verdict : "";
 }
-int sal_audit_skipped(const sal_audit *a, int i) { return i >= 0 && i < a->nres && a->res[i].skipped; }
+int sal_audit_skipped(const sal_audit *a, int i) { return i >= 0 && i < a->nres && !au_ran(&a->res[i]); }
+
+double au_metric_get(const au_result *r, const char *key) {
+    for (int k = 0; k < r->nmetric; k++)
+        if (!strcmp(r->mkey[k], key)) return r->mval[k];
+    return NAN;
+}
 
 double sal_audit_metric(const sal_audit *a, int i, const char *name) {
-    if (i < 0 || i >= a->nres) return NAN;
-    const au_result *r = &a->res[i];
-    for (int k = 0; k < r->nmetric; k++)
-        if (!strcmp(r->mkey[k], name)) return r->mval[k];
-    return NAN;
+    return i >= 0 && i < a->nres ? au_metric_get(&a->res[i], name) : NAN;
 }
 
 int sal_audit_violations(const sal_audit *a) {
     int n = 0;
-    for (int i = 0; i < a->nres; i++) n += a->res[i].violation && !a->res[i].skipped;
+    for (int i = 0; i < a->nres; i++) n += a->res[i].outcome == SAL_VERDICT_FAIL;
     return n;
-}
-
-static sal_status finish(sal_sbuf *b, char **out, const char *what) {
-    if (b->oom) {
-        sal_sb_free(b);
-        return sal_fail(SAL_ERR_NOMEM, "out of memory writing the %s report", what);
-    }
-    size_t n = b->len + 1;
-    *out = malloc(n); /* the caller frees with free(), not through our allocator */
-    if (!*out) {
-        sal_sb_free(b);
-        return sal_fail(SAL_ERR_NOMEM, "out of memory writing the %s report", what);
-    }
-    memcpy(*out, b->s ? b->s : "", n);
-    sal_sb_free(b);
-    return SAL_OK;
-}
-
-sal_status sal_audit_json(const sal_audit *a, char **json) {
-    *json = NULL;
-    sal_sbuf b = {0};
-    sal_sb_printf(&b, "{\n  \"audit\": ");
-    sal_sb_str(&b, a->name);
-    sal_sb_printf(&b, ",\n  \"version\": \"%s\",\n  \"model\": ", SAL_VERSION);
-    sal_sb_str(&b, a->model);
-    sal_sb_printf(&b, ",\n  \"data\": ");
-    sal_sb_str(&b, a->data);
-    sal_sb_printf(&b, ",\n  \"seed\": %llu,\n  \"tolerance\": ", (unsigned long long)a->seed);
-    sal_sb_num(&b, a->tol);
-    if (a->top.s) sal_sb_printf(&b, "%s", a->top.s);
-    sal_sb_printf(&b, ",\n  \"violations\": %d,\n  \"results\": [", sal_audit_violations(a));
-    for (int i = 0; i < a->nres; i++) {
-        const au_result *r = &a->res[i];
-        sal_sb_printf(&b, "%s\n    {\n      \"method\": ", i ? "," : "");
-        sal_sb_str(&b, r->method ? r->method : "");
-        sal_sb_printf(&b, ",\n      \"label\": ");
-        sal_sb_str(&b, r->label ? r->label : "");
-        sal_sb_printf(&b, ",\n      \"params\": %s", r->params.s ? r->params.s : "{}");
-        sal_sb_printf(&b, ",\n      \"skipped\": %s", r->skipped ? "true" : "false");
-        for (int k = 0; k < r->nmetric; k++) {
-            sal_sb_printf(&b, ",\n      ");
-            sal_sb_str(&b, r->mkey[k]);
-            sal_sb_printf(&b, ": ");
-            if (r->mbool[k]) sal_sb_printf(&b, "%s", r->mval[k] != 0 ? "true" : "false");
-            else sal_sb_num(&b, r->mval[k]);
-        }
-        if (r->extra.s) sal_sb_printf(&b, "%s", r->extra.s);
-        sal_sb_printf(&b, ",\n      \"verdict\": ");
-        sal_sb_str(&b, r->verdict ? r->verdict : "");
-        sal_sb_printf(&b, "\n    }");
-    }
-    sal_sb_printf(&b, "\n  ]\n}\n");
-    return finish(&b, json, "JSON");
-}
-
-sal_status sal_audit_csv(const sal_audit *a, char **csv) {
-    *csv = NULL;
-    sal_sbuf b = {0};
-    if (a->curves.s) {
-        sal_sb_printf(&b, "%s", a->curves.s);
-        return finish(&b, csv, "CSV");
-    }
-    /* one row per result; the columns are the metrics of the first result that ran */
-    const au_result *first = NULL;
-    for (int i = 0; i < a->nres && !first; i++)
-        if (!a->res[i].skipped) first = &a->res[i];
-    sal_sb_printf(&b, "method,label");
-    for (int k = 0; first && k < first->nmetric; k++) sal_sb_printf(&b, ",%s", first->mkey[k]);
-    sal_sb_printf(&b, ",verdict\n");
-    for (int i = 0; i < a->nres; i++) {
-        const au_result *r = &a->res[i];
-        sal_sb_csv(&b, r->method ? r->method : "");
-        sal_sb_printf(&b, ",");
-        sal_sb_csv(&b, r->label ? r->label : "");
-        for (int k = 0; first && k < first->nmetric; k++) {
-            double v = sal_audit_metric(a, i, first->mkey[k]);
-            sal_sb_printf(&b, ",");
-            if (r->skipped || !isfinite(v)) continue;
-            if (first->mbool[k]) sal_sb_printf(&b, "%s", v != 0 ? "true" : "false");
-            else sal_sb_printf(&b, "%.9g", v);
-        }
-        sal_sb_printf(&b, ",");
-        sal_sb_csv(&b, r->verdict ? r->verdict : "");
-        sal_sb_printf(&b, "\n");
-    }
-    return finish(&b, csv, "CSV");
 }
 
 /* ---- methods ---- */
 
-sal_status au_methods(const sal_audit_opts *o, sal_audit_method **list, int *n) {
-    int count = o->nmethods > 0 ? o->nmethods : sal_method_count();
+sal_status au_methods(const sal_audit_common *c, sal_audit_method **list, int *n) {
+    int count = c->nmethods > 0 ? c->nmethods : sal_method_count();
     *n = 0;
     *list = sal_calloc((size_t)(count > 0 ? count : 1), sizeof **list);
     if (!*list) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < count; i++) {
-        if (o->nmethods > 0) {
-            const sal_audit_method *m = &o->methods[i];
+        if (c->nmethods > 0) {
+            const sal_audit_method *m = &c->methods[i];
             bool known = false;
             for (int k = 0; k < sal_method_count() && !known; k++) known = m->name && !strcmp(m->name, sal_method_name(k));
             if (!known) {
@@ -241,78 +182,38 @@ sal_status au_methods(const sal_audit_opts *o, sal_audit_method **list, int *n) 
 }
 
 void au_patcache_free(au_patcache *pc) {
-    if (pc->file[0]) remove(pc->file);
-    if (pc->dir[0]) rmdir(pc->dir);
+    sal_patterns_free(pc->p);
     memset(pc, 0, sizeof *pc);
 }
 
-/* Whether method `name` takes a patterns file and the user gave none. */
-static bool wants_patterns(const sal_audit_method *m) {
-    int idx = -1;
-    for (int i = 0; i < sal_method_count() && idx < 0; i++)
-        if (!strcmp(sal_method_name(i), m->name)) idx = i;
-    bool takes = false;
-    for (int k = 0; idx >= 0 && k < sal_method_nparams(idx); k++) {
-        const char *name, *def, *help;
-        sal_method_param(idx, k, &name, &def, &help);
-        takes |= !strcmp(name, "patterns") && !*def;
-    }
-    for (int k = 0; takes && k < m->nparams; k++)
-        if (!strncmp(m->params[k], "patterns=", 9)) return false;
-    return takes;
-}
-
-/* Patterns of model m from data into pc's temporary file, unless it holds m's already. */
+/* Patterns of model m from data into pc, unless it holds m's already. */
 static sal_status estimate_patterns(const sal_model *m, const sal_tensor *data, au_patcache *pc) {
     uint64_t h = sal_model_hash(m);
-    if (pc->hash == h && pc->file[0]) return SAL_OK;
-    if (!pc->dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(pc->dir, sizeof pc->dir, "%s/saliency-audit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(pc->dir)) {
-            pc->dir[0] = '\0';
-            return sal_fail(SAL_ERR_IO, "cannot create a temporary folder for the estimated patterns (set TMPDIR)");
-        }
-        snprintf(pc->file, sizeof pc->file, "%s/patterns.bin", pc->dir);
-    }
-    sal_patterns *p = NULL;
+    if (pc->p && pc->hash == h) return SAL_OK;
+    au_patcache_free(pc);
     sal_patterns_opts po = {0};
-    sal_status st = sal_patterns_estimate(m, data, "the audit's reference data", &po, &p);
-    if (st == SAL_OK) st = sal_patterns_save(p, pc->file);
-    sal_patterns_free(p);
+    sal_status st = sal_patterns_estimate(m, data, "the audit's reference data", &po, &pc->p);
     if (st != SAL_OK) return sal_wrap(st, "estimating patterns");
     pc->hash = h;
-    pc->used = true;
     return SAL_OK;
 }
 
-sal_status au_explain(const sal_model *m, const sal_tensor *x, const au_xopts *xo, sal_tensor *map,
-                      int64_t *targets) {
-    const char *params[256];
-    char pat[700];
-    int np = xo->meth->nparams;
-    const char *const *pp = xo->meth->params;
-    sal_explain_opts eo = {.method = xo->meth->name, .nparams = np, .params = pp,
+sal_status au_explain(const sal_model *m, const sal_tensor *x, const au_xopts *xo, sal_tensor *map, bool *estimated) {
+    sal_explain_opts eo = {.method = xo->meth->name, .nparams = xo->meth->nparams, .params = xo->meth->params,
                            .target = xo->target, .classes = xo->classes, .nclasses = xo->classes ? x->dim[0] : 0,
                            .prob = xo->prob, .data = xo->data, .data_lo = xo->lo, .data_hi = xo->hi,
                            .chunk = xo->chunk};
-    sal_explanation *e = NULL;
-    /* a method that asks for a patterns file (PatternNet, or Deep Taylor with root=pattern) gets
-     * patterns estimated for this model, and runs again */
-    sal_status st = sal_explain(m, x, &eo, &e);
-    if (st == SAL_ERR_ARG && strstr(sal_last_error(), "patterns") && xo->pc && xo->pdata && np < 255 &&
-        wants_patterns(xo->meth)) {
+    /* a method that reads patterns and names no file (PatternNet, Deep Taylor with root=pattern)
+     * gets patterns estimated for this very model */
+    bool est = xo->pc && xo->pdata && sal_method_needs_patterns(xo->meth->name, xo->meth->nparams, xo->meth->params);
+    if (est) {
         SAL_TRY(estimate_patterns(m, xo->pdata, xo->pc));
-        for (int k = 0; k < np; k++) params[k] = pp[k];
-        snprintf(pat, sizeof pat, "patterns=%s", xo->pc->file);
-        params[np++] = pat;
-        eo.params = params;
-        eo.nparams = np;
-        st = sal_explain(m, x, &eo, &e);
+        eo.patterns = xo->pc->p;
     }
-    if (st != SAL_OK) return st;
-    st = sal_tensor_copy(map, sal_explanation_map(e));
-    if (st == SAL_OK && targets) memcpy(targets, sal_explanation_targets(e), (size_t)x->dim[0] * sizeof *targets);
+    if (estimated) *estimated = est;
+    sal_explanation *e = NULL;
+    SAL_TRY(sal_explain(m, x, &eo, &e));
+    sal_status st = sal_tensor_copy(map, sal_explanation_map(e));
     sal_explanation_free(e);
     return st;
 }
@@ -403,6 +304,16 @@ sal_status au_outputs(const sal_model *m, const sal_tensor *x, int64_t chunk, sa
     return st;
 }
 
+void au_argmax(const sal_tensor *y, int64_t *cls) {
+    for (int64_t i = 0, K = y->dim[1]; i < y->dim[0]; i++) {
+        const float *z = sal_f32(y) + i * K;
+        int64_t b = 0;
+        for (int64_t k = 1; k < K; k++)
+            if (z[k] > z[b]) b = k;
+        cls[i] = b;
+    }
+}
+
 void au_scores(const sal_tensor *y, const int64_t *target, bool prob, float *out) {
     int64_t N = y->dim[0], K = y->dim[1];
     for (int64_t i = 0; i < N; i++) {
@@ -434,53 +345,47 @@ static void unit_scale(float *p, int64_t n) {
         for (int64_t i = 0; i < n; i++) p[i] /= mx;
 }
 
-void au_similarity(const float *a, const float *b, int64_t C, int64_t H, int64_t W, float *work, au_sim *s) {
+void au_similarity(const float *a, const float *b, int64_t C, int64_t H, int64_t W, float *work, double s[AU_NSIM]) {
     int64_t n = C * H * W, HW = H * W;
-    s->spearman = sal_spearman(a, b, n);
+    s[AU_SPEAR] = sal_spearman(a, b, n);
     float *fa = work, *fb = work + n;
     for (int64_t i = 0; i < n; i++) fa[i] = fabsf(a[i]), fb[i] = fabsf(b[i]);
-    s->spearman_abs = sal_spearman(fa, fb, n);
+    s[AU_SPEAR_ABS] = sal_spearman(fa, fb, n);
     /* SSIM and HOG of the |map| planes in [0, 1], as Adebayo et al. compare them */
     float *pa = work + 2 * n, *pb = pa + HW;
     au_plane(a, C, HW, true, pa);
     au_plane(b, C, HW, true, pb);
     unit_scale(pa, HW);
     unit_scale(pb, HW);
-    if (sal_ssim(pa, pb, (int)H, (int)W, 1.0, &s->ssim) != SAL_OK) s->ssim = NAN;
+    if (sal_ssim(pa, pb, (int)H, (int)W, 1.0, &s[AU_SSIM]) != SAL_OK) s[AU_SSIM] = NAN;
     int64_t nh = 0;
-    s->hog_pearson = s->hog_spearman = NAN;
+    s[AU_HOG_P] = s[AU_HOG_S] = NAN;
     float *ha = work + 4 * n, *hb;
     if (sal_hog(pa, (int)H, (int)W, NULL, ha, &nh) == SAL_OK) {
         hb = ha + nh;
         if (sal_hog(pb, (int)H, (int)W, NULL, hb, &nh) == SAL_OK) {
-            s->hog_pearson = sal_pearson(ha, hb, nh);
-            s->hog_spearman = sal_spearman(ha, hb, nh);
+            s[AU_HOG_P] = sal_pearson(ha, hb, nh);
+            s[AU_HOG_S] = sal_spearman(ha, hb, nh);
         }
     }
 }
 
 /* ---- progress ---- */
 
-void au_progress_start(au_progress *p, bool want, const char *what, int64_t total) {
-    memset(p, 0, sizeof *p);
-    p->on = want && isatty(2);
-    p->what = what;
-    p->total = total > 0 ? total : 1;
+void au_progress_start(au_progress *p, const sal_audit_common *c, const char *what, int64_t total) {
+    *p = (au_progress){.fn = c->progress, .user = c->progress_user, .what = what, .total = total > 0 ? total : 1};
+    if (p->fn) p->fn(p->user, what, 0, p->total, "");
 }
 
 void au_progress_step(au_progress *p, int64_t n, const char *label) {
     p->done += n;
-    if (!p->on) return;
-    double now = sal_now();
-    if (now - p->last < 0.1 && p->done < p->total) return;
-    p->last = now;
-    int w = 30, fill = (int)(w * (p->done > p->total ? p->total : p->done) / p->total);
-    fprintf(stderr, "\r%s [%.*s%*s] %3d%% %-40.40s", p->what, fill, "==============================", w - fill, "",
-            (int)(100 * p->done / p->total), label ? label : "");
+    if (p->done > p->total) p->done = p->total;
+    if (p->fn && p->done < p->total) p->fn(p->user, p->what, p->done, p->total, label ? label : "");
 }
 
 void au_progress_end(au_progress *p) {
-    if (p->on) fprintf(stderr, "\r%*s\r", 100, "");
+    p->done = p->total;
+    if (p->fn) p->fn(p->user, p->what, p->total, p->total, "");
 }
 
 /* ---- blur ---- */
