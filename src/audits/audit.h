@@ -9,8 +9,10 @@
 #include "graph/exec.h"
 #include <math.h>
 
+/* AU_NKINDS also stands for an audit this build does not know (read back by the report). */
 typedef enum { AU_INVARIANCE, AU_RANDOMIZATION, AU_CLASS_SENSITIVITY, AU_POINTING, AU_FAITHFULNESS, AU_NKINDS } au_kind;
 extern const char *const au_kind_name[AU_NKINDS]; /* "invariance", ... as in the JSON */
+extern const char *const au_pass_key[AU_NKINDS];  /* the boolean metric of a passed verdict */
 
 /* Similarities of two maps, in the order of randomization's curves. */
 enum { AU_SPEAR, AU_SPEAR_ABS, AU_SSIM, AU_HOG_P, AU_HOG_S, AU_NSIM };
@@ -33,8 +35,9 @@ typedef struct {
     double mval[AU_MAX_METRICS];
     bool mbool[AU_MAX_METRICS]; /* written as true/false */
     bool patterns;       /* the method ran on patterns the audit estimated */
-    double *curve;       /* randomization: [mode: cascading, independent][step 0..L][AU_NSIM];
-                            faithfulness: [AU_NCURVE][step 0..S] (means over the samples); else NULL */
+    int npoint;          /* points per curve: randomization L + 1 steps, faithfulness S + 1 */
+    double *curve;       /* randomization: [mode: cascading, independent][step][AU_NSIM];
+                            faithfulness: [AU_NCURVE][step] (means over the samples); else NULL */
     sal_tensor *maps;    /* a->nmaps maps of one sample each, for the figure (data NULL: none) */
 } au_result;
 
@@ -55,7 +58,7 @@ struct sal_audit {
     } inv;
     struct {
         int nlayer, mode;
-        char **layer;    /* the randomized layers' names, top first */
+        char **layer;    /* the randomized layers' names, top first: step s randomized layer[s - 1] */
         bool scaled;
         double sigma;
     } rnd;
@@ -73,7 +76,8 @@ struct sal_audit {
         sal_replace replace;
         double rep;      /* the replacement's value, sigma or sd */
         double del_auc, ins_auc, aopc; /* of the random order */
-        double *curve;   /* the random order's mean curves, [AU_NCURVE][steps + 1] */
+        double *curve;   /* the random order's mean curves, [AU_NCURVE][steps + 1] (read back from
+                            JSON: only the deletion curve) */
         char *occ_err;   /* why the occlusion map could not be made, or NULL */
         int nocc;
         char **occ;      /* its parameters */

@@ -210,6 +210,7 @@ static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_au
     }
     if (!(r->curve = sal_malloc((size_t)npt * sizeof *r->curve))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     memcpy(r->curve, c->mean, (size_t)npt * sizeof *r->curve);
+    r->npoint = (int)(S + 1);
     for (int k = 0; k < AU_NCURVE; k++) {
         char key[48];
         snprintf(key, sizeof key, "%s_auc", au_curve_name[k]);

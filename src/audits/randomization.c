@@ -182,6 +182,7 @@ static sal_status run_method(rctx *c, double tol, au_result *r) {
     if (st != SAL_OK) return au_skip(r, st, NULL); /* a method that cannot run on this model */
     r->patterns = est;
     if (c->fs >= 0) SAL_TRY(au_keep_row(&r->maps[0], c->x, sal_f32(&c->A0) + c->fs * au_row(c->x)));
+    r->npoint = c->L + 1;
     r->curve = sal_malloc((size_t)2 * (size_t)(c->L + 1) * AU_NSIM * sizeof *r->curve);
     if (!r->curve) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int md = 0; md < 2 && st == SAL_OK && au_ran(r); md++) st = run_mode(c, md, r);

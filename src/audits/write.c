@@ -96,15 +96,18 @@ static void top_faithfulness(sal_sbuf *b, const sal_audit *a) {
 
 /* ---- JSON: each audit's curves in a result ---- */
 
+/* The name of the layer randomized at step s (none at step 0). */
+static const char *step_layer(const sal_audit *a, int s) { return s && s <= a->rnd.nlayer ? a->rnd.layer[s - 1] : ""; }
+
 static void curves_randomization(sal_sbuf *b, const sal_audit *a, const au_result *r) {
-    int L = a->rnd.nlayer;
+    int n = r->npoint;
     for (int md = 0; md < 2; md++) {
         if (!(a->rnd.mode & (1 << md))) continue;
-        const double *cv = r->curve + (size_t)md * (size_t)(L + 1) * AU_NSIM;
+        const double *cv = r->curve + (size_t)md * (size_t)n * AU_NSIM;
         sal_sb_printf(b, ",\n      \"%s\": [", md ? "independent" : "cascading");
-        for (int s = 0; s <= L; s++) {
+        for (int s = 0; s < n; s++) {
             sal_sb_printf(b, "%s\n        {\"step\": %d, \"layer\": ", s ? "," : "", s);
-            sal_sb_str(b, s ? a->rnd.layer[s - 1] : "");
+            sal_sb_str(b, step_layer(a, s));
             for (int k = 0; k < AU_NSIM; k++) {
                 sal_sb_printf(b, ", \"%s\": ", au_sim_name[k]);
                 sal_sb_num(b, cv[s * AU_NSIM + k]);
@@ -115,12 +118,11 @@ static void curves_randomization(sal_sbuf *b, const sal_audit *a, const au_resul
     }
 }
 
-static void curves_faithfulness(sal_sbuf *b, const sal_audit *a, const au_result *r) {
-    int64_t S = a->fa.steps;
+static void curves_faithfulness(sal_sbuf *b, const au_result *r) {
     sal_sb_printf(b, ",\n      \"curves\": {");
     for (int k = 0; k < AU_NCURVE; k++) {
         sal_sb_printf(b, "%s\"%s\": ", k ? ", " : "", au_curve_name[k]);
-        num_array(b, r->curve + k * (S + 1), S + 1);
+        num_array(b, r->curve + k * r->npoint, r->npoint);
     }
     sal_sb_printf(b, "}");
 }
@@ -163,7 +165,7 @@ static void result_json(sal_sbuf *b, const sal_audit *a, const au_result *r) {
     if (au_ran(r) && r->patterns)
         sal_sb_printf(b, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
     if (au_ran(r) && r->curve && a->kind == AU_RANDOMIZATION) curves_randomization(b, a, r);
-    if (au_ran(r) && r->curve && a->kind == AU_FAITHFULNESS) curves_faithfulness(b, a, r);
+    if (au_ran(r) && r->curve && a->kind == AU_FAITHFULNESS) curves_faithfulness(b, r);
     sal_sb_printf(b, ",\n      \"verdict\": ");
     sal_sb_str(b, r->verdict ? r->verdict : "");
     sal_sb_printf(b, "\n    }");
@@ -173,7 +175,7 @@ sal_status sal_audit_json(const sal_audit *a, char **json) {
     *json = NULL;
     sal_sbuf b = {0};
     sal_sb_printf(&b, "{\n  \"audit\": ");
-    sal_sb_str(&b, au_kind_name[a->kind]);
+    sal_sb_str(&b, a->kind < AU_NKINDS ? au_kind_name[a->kind] : "unknown");
     sal_sb_printf(&b, ",\n  \"version\": \"%s\",\n  \"model\": ", SAL_VERSION);
     sal_sb_str(&b, a->model);
     sal_sb_printf(&b, ",\n  \"data\": ");
@@ -200,7 +202,6 @@ sal_status sal_audit_json(const sal_audit *a, char **json) {
 
 /* One row per method, mode and step. */
 static void csv_randomization(sal_sbuf *b, const sal_audit *a) {
-    int L = a->rnd.nlayer;
     sal_sb_printf(b, "method,label,mode,step,layer");
     for (int k = 0; k < AU_NSIM; k++) sal_sb_printf(b, ",%s", au_sim_name[k]);
     sal_sb_printf(b, "\n");
@@ -208,13 +209,13 @@ static void csv_randomization(sal_sbuf *b, const sal_audit *a) {
         const au_result *r = &a->res[j];
         for (int md = 0; md < 2 && au_ran(r); md++) {
             if (!(a->rnd.mode & (1 << md))) continue;
-            const double *cv = r->curve + (size_t)md * (size_t)(L + 1) * AU_NSIM;
-            for (int s = 0; s <= L; s++) {
+            const double *cv = r->curve + (size_t)md * (size_t)r->npoint * AU_NSIM;
+            for (int s = 0; s < r->npoint; s++) {
                 sal_sb_csv(b, r->method);
                 sal_sb_printf(b, ",");
                 sal_sb_csv(b, r->label);
                 sal_sb_printf(b, ",%s,%d,", md ? "independent" : "cascading", s);
-                sal_sb_csv(b, s ? a->rnd.layer[s - 1] : "");
+                sal_sb_csv(b, step_layer(a, s));
                 for (int k = 0; k < AU_NSIM; k++) {
                     if (isfinite(cv[s * AU_NSIM + k])) sal_sb_printf(b, ",%.9g", cv[s * AU_NSIM + k]);
                     else sal_sb_printf(b, ",");
@@ -235,12 +236,13 @@ static void csv_faithfulness(sal_sbuf *b, const sal_audit *a) {
                           a->fa.curve[(k ? AU_INS_MORF : AU_DEL_MORF) * (S + 1) + s]);
     for (int j = 0; j < a->nres; j++) {
         const au_result *r = &a->res[j];
+        int64_t n = r->npoint;
         for (int k = 0; k < AU_NCURVE && au_ran(r); k++)
-            for (int64_t s = 0; s <= S; s++) {
+            for (int64_t s = 0; s < n; s++) {
                 sal_sb_csv(b, r->method);
                 sal_sb_printf(b, ",");
                 sal_sb_csv(b, r->label);
-                sal_sb_printf(b, ",%s,%.6g,%.9g\n", au_curve_name[k], (double)s / (double)S, r->curve[k * (S + 1) + s]);
+                sal_sb_printf(b, ",%s,%.6g,%.9g\n", au_curve_name[k], (double)s / (double)(n - 1), r->curve[k * n + s]);
             }
     }
 }
