@@ -667,7 +667,9 @@ sal_status sal_audit_json(const sal_audit *a, char **json /* OUT */);
 sal_status sal_audit_csv(const sal_audit *a, char **csv /* OUT */);
 /* A PNG grid of the maps the audit kept (one row per method that ran; docs/audits.md describes
  * each audit's columns), written atomically. Fails for invariance and randomization when
- * common.figure_sample was out of range; writes nothing when no method ran (invariance: fails). */
+ * common.figure_sample was out of range (pointing and faithfulness show sample 0 instead), and for
+ * invariance when no method ran; the other audits then write nothing, as randomization does
+ * without its cascading mode (the figure shows the cascade). */
 sal_status sal_audit_figure(const sal_audit *a, const char *path);
 /* A PNG chart of the curves of the randomization (Spearman of HOG per layer randomized) and
  * faithfulness (deletion and insertion) audits; other audits have none and fail with SAL_ERR_ARG. */

@@ -465,6 +465,70 @@ static void test_audits(void) {
     sal_model_free(m);
 }
 
+/* Every audit and writer under an allocation failure at every step: out of memory, never a crash
+ * or a leak (the sanitizer build checks leaks), and the audit completes once allocations succeed. */
+static void test_alloc_failures(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 9);
+    /* a tiny MLP: x (N,1,4,4) -> Flatten -> Gemm 16x6 -> Relu -> Gemm 6x3 */
+    sal_model *m = NULL;
+    SAL_ASSERT(sal_graph_create("tiny", &m) == SAL_OK);
+    CHECK_OK(sal_graph_add_input(m, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}));
+    sal_tensor w1 = t_rand(&r, 2, (int64_t[]){16, 6}, 0.5f), w2 = t_rand(&r, 2, (int64_t[]){6, 3}, 0.5f);
+    t_const(m, "w1", 2, w1.dim, sal_f32(&w1));
+    t_const(m, "w2", 2, w2.dim, sal_f32(&w2));
+    t_const(m, "b1", 1, (int64_t[]){6}, (const float[]){0.1f, -0.1f, 0.2f, 0, 0.1f, 0.3f});
+    sal_tensor_free(&w1);
+    sal_tensor_free(&w2);
+    t_node(m, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(m, "Gemm", "fc1", 3, (const char *[]){"f", "w1", "b1"}, "h", 0, NULL);
+    t_node(m, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
+    t_node(m, "Gemm", "fc2", 2, (const char *[]){"a", "w2"}, "y", 0, NULL);
+    m = t_finish(m, "y");
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){2, 1, 4, 4}, 1.0f), shift = {0}, masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&shift, SAL_F32, 3, (int64_t[]){1, 4, 4}));
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){2, 4, 4}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){2, 3}));
+    for (int i = 0; i < 16; i++) sal_f32(&shift)[i] = 0.5f, ((int64_t *)masks.data)[i] = ((int64_t *)masks.data)[16 + i] = 1 + i % 3;
+    sal_f32(&labels)[0] = sal_f32(&labels)[4] = 1;
+    sal_audit_method meths[] = {{"gradient", 0, NULL}, {"patternnet", 0, NULL}};
+    sal_audit_common c = {.methods = meths, .nmethods = 2, .batch = 2};
+    for (int kind = 0; kind < 5 && m; kind++) {
+        long k = 1;
+        for (; k < 200000; k++) {
+            sal_audit *a = NULL;
+            char *js = NULL, *csv = NULL;
+            sal_alloc_fail_after(k);
+            sal_status st;
+            if (kind == 0) st = sal_audit_invariance(m, &x, &(sal_invariance_opts){.common = c, .shift = &shift}, &a);
+            else if (kind == 1) st = sal_audit_randomization(m, &x, &(sal_randomization_opts){.common = c}, &a);
+            else if (kind == 2) st = sal_audit_class_sensitivity(m, &x, &(sal_class_sensitivity_opts){.common = c}, &a);
+            else if (kind == 3)
+                st = sal_audit_pointing(m, &x, &(sal_pointing_opts){.common = c, .masks = &masks, .labels = &labels}, &a);
+            else st = sal_audit_faithfulness(m, &x, &(sal_faithfulness_opts){.common = c, .steps = 2}, &a);
+            if (st == SAL_OK) st = sal_audit_json(a, &js);
+            if (st == SAL_OK) st = sal_audit_csv(a, &csv);
+            if (st == SAL_OK) st = sal_audit_figure(a, t_tmp("alloc.png"));
+            sal_alloc_fail_after(0);
+            free(js);
+            free(csv);
+            bool ran = a && !sal_audit_skipped(a, 0) && !sal_audit_skipped(a, 1);
+            sal_audit_free(a);
+            if (st == SAL_OK) {
+                CHECK(ran, "audit %d: a method was skipped when allocations succeeded", kind);
+                break;
+            }
+            CHECK(st == SAL_ERR_NOMEM, "audit %d, allocation %ld: %s (%s)", kind, k, sal_status_string(st), sal_last_error());
+            if (st != SAL_ERR_NOMEM) break;
+        }
+        CHECK(k > 20 && k < 200000, "audit %d: %ld allocations walked", kind, k);
+        printf("  alloc sweep: %s, %ld allocations\n", au_kind_name[kind], k);
+    }
+    sal_tensor *t[] = {&x, &shift, &masks, &labels};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
+    sal_model_free(m);
+}
+
 static void test_composite_and_bce(void) {
     /* items: 3x4 bars of class k in a 6x6 image */
     sal_tensor it = {0}, lab = {0}, img = {0}, y = {0}, mk = {0};
@@ -525,11 +589,14 @@ static void test_composite_and_bce(void) {
 }
 
 int main(void) {
+    t_scratch_make("sal_test_audits");
     test_correlations();
     test_ssim();
     test_hog();
     test_shifted_models();
     test_audits();
+    test_alloc_failures();
     test_composite_and_bce();
+    t_scratch_remove();
     return t_done("test_audits");
 }

@@ -194,14 +194,11 @@ static sal_status run_method(rctx *c, double tol, au_result *r) {
 static sal_status run(rctx *c, const sal_audit_method *meths, int nm, sal_audit *a) {
     const sal_randomization_opts *o = c->o;
     int64_t N = c->x->dim[0];
-    int64_t *target = sal_malloc((size_t)N * sizeof *target);
-    a->rnd.layer = sal_calloc((size_t)c->L, sizeof *a->rnd.layer);
-    if (!target || !a->rnd.layer) {
-        sal_free(target);
-        return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    }
+    if (!(a->rnd.layer = sal_calloc((size_t)c->L, sizeof *a->rnd.layer))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int q = 0; q < c->L; q++, a->rnd.nlayer++)
         if (!(a->rnd.layer[q] = sal_strdup(c->m->node[c->layer[c->L - 1 - q]].name))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    int64_t *target = sal_malloc((size_t)N * sizeof *target);
+    if (!target) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     a->rnd.mode = c->mode, a->rnd.scaled = o->scaled != 0, a->rnd.sigma = o->sigma > 0 ? o->sigma : 0.01;
     c->target = target;
     sal_tensor y = {0};
