@@ -926,11 +926,10 @@ static sal_status run_dtd(sal_xctx *c) {
     SAL_TRY(sal_param_choice(c, "domain", domains, &dom));
     SAL_TRY(sal_param_choice(c, "pattern", kinds, &kind));
     if (root == 2) {
-        const char *path = sal_param(c, "patterns");
-        if (!*path)
+        if (!*sal_param(c, "patterns") && !c->patterns)
             return sal_fail(SAL_ERR_ARG, "method %s: root=pattern needs patterns=FILE (made by `saliency patterns`)",
                             c->meth->name);
-        return sal_pattern_run(c, true, path, kind);
+        return sal_pattern_run(c, true, kind);
     }
     sal_lrp_rule zplus = {SAL_LRP_ALPHA_BETA, 1, 0};
     sal_lrp_config cfg = config_all(root == 1 ? (sal_lrp_rule){SAL_LRP_ZERO, 0, 0} : zplus);
@@ -946,10 +945,15 @@ static sal_status run_dtd(sal_xctx *c) {
     return run_config(c, &cfg);
 }
 
+static bool dtd_needs_patterns(const sal_xctx *c) {
+    return !strcmp(sal_param(c, "root"), "pattern") && !*sal_param(c, "patterns");
+}
+
 const sal_method sal_method_deep_taylor = {
     .name = "deep_taylor",
     .summary = "Deep Taylor decomposition: z+ in hidden layers, zb / w^2 / z+ at the input by domain; root=zero "
                "gives LRP-0, root=pattern PatternAttribution (Montavon et al. 2017; Kindermans et al. 2018)",
     .params = k_p_dtd,
     .run = run_dtd,
+    .needs_patterns = dtd_needs_patterns,
 };

@@ -80,7 +80,8 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
 enum { SAL_PATTERN_AUTO = 0, SAL_PATTERN_RELU, SAL_PATTERN_LINEAR };
 
 /* The pattern methods on c: PatternNet (backward through the patterns) or PatternAttribution
- * (through w * a). path: the patterns file; kind: SAL_PATTERN_*. */
-sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, int kind);
+ * (through w * a), with the patterns of the file named by the `patterns` parameter, else those in
+ * memory (c->patterns). kind: SAL_PATTERN_*. */
+sal_status sal_pattern_run(sal_xctx *c, bool attribution, int kind);
 
 #endif

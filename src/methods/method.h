@@ -19,6 +19,9 @@ typedef struct sal_method {
     const char *summary; /* one line, with the paper */
     const sal_param_spec *params; /* terminated by {NULL} */
     sal_status (*run)(sal_xctx *c);
+    /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
+     * sal_method_needs_patterns on a context holding only the parameters. */
+    bool (*needs_patterns)(const sal_xctx *c);
 } sal_method;
 
 #define SAL_MAX_METRICS 16
@@ -38,6 +41,7 @@ struct sal_xctx {
     const uint64_t *stream; /* per sample: the id its random streams derive from (sampling.h); NULL:
                                its index. A wrapper (SmoothGrad) sets it for the rows it hands on,
                                so nested random methods do not depend on the chunking either */
+    const sal_patterns *patterns; /* optional patterns in memory (sal_explain_opts.patterns) */
     sal_tensor out;         /* OUT: the attribution, shaped as x */
     sal_tensor layer_out;   /* OUT, optional: a map at a layer's resolution */
     char layer[128];        /* the layer used, for layer methods */

@@ -2,7 +2,6 @@
  * cross-entropy), SGD with momentum or Adam. */
 #include "graph/exec.h"
 #include <math.h>
-#include <unistd.h>
 
 sal_train_opts sal_train_defaults(void) {
     return (sal_train_opts){.opt = SAL_OPT_ADAM, .lr = 1e-3f, .momentum = 0.9f, .epochs = 5, .batch = 64,
@@ -120,11 +119,12 @@ static sal_status sigmoid_bce(const sal_tensor *logits, const float *t, sal_tens
     return SAL_OK;
 }
 
-static void progress(int epoch, int epochs, int64_t done, int64_t total, double loss) {
-    int w = 30, fill = (int)(w * done / (total ? total : 1));
-    fprintf(stderr, "\repoch %d/%d [%.*s%*s] %3d%% loss %.4f", epoch, epochs, fill,
-            "==============================", w - fill, "", (int)(100 * done / (total ? total : 1)), loss);
-    if (done == total) fputc('\n', stderr);
+/* The progress callback: "epoch E/EPOCHS", samples done of the epoch's, the mean loss so far. */
+static void progress(const sal_train_opts *o, int epoch, int64_t done, int64_t total, double loss) {
+    char what[48], detail[48];
+    snprintf(what, sizeof what, "epoch %d/%d", epoch, o->epochs);
+    snprintf(detail, sizeof detail, "loss %.4f", loss);
+    o->progress(o->progress_user, what, done, total, detail);
 }
 
 sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, const sal_train_opts *o) {
@@ -164,7 +164,6 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
     sal_rng rng;
     sal_rng_seed(&rng, o->seed);
     for (int64_t i = 0; i < N; i++) perm[i] = i;
-    bool bar = o->progress && isatty(2);
     float lr = o->lr;
     int64_t step = 0;
     const int64_t *labels = bce ? NULL : y->data;
@@ -222,7 +221,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
                     }
                 }
             }
-            if (bar && (nb % 8 == 0 || b0 + b == N)) progress(ep, o->epochs, b0 + b, N, sum / (double)(nb + 1));
+            if (o->progress && (nb % 8 == 0 || b0 + b == N)) progress(o, ep, b0 + b, N, sum / (double)(nb + 1));
         }
         if (st == SAL_OK && o->on_epoch) o->on_epoch(o->user, ep, nb ? sum / (double)nb : 0);
         lr *= o->lr_decay;
