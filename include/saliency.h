@@ -252,6 +252,12 @@ typedef struct sal_explain_opts {
     const sal_patterns *patterns; /* optional: signal patterns of this model (sal_patterns_estimate) for
                                    the methods that read them (sal_method_needs_patterns); a `patterns`
                                    file parameter, when given, is used instead. Borrowed. */
+    const char *fallback;       /* optional: a method that needs forward passes only (lime, kernel_shap,
+                                   rise, sobol, occlusion) to explain with when `method` cannot run on
+                                   this graph (it fails with SAL_ERR_UNSUPPORTED: a node without a
+                                   gradient or without a rule of the method). Parameters
+                                   "fallback.KEY=VALUE" are the fallback's. The explanation says so
+                                   (sal_explanation_fallback, and "fallback" in the JSON). */
 } sal_explain_opts;
 
 typedef struct sal_explanation sal_explanation;
@@ -270,6 +276,10 @@ const sal_tensor *sal_explanation_layer_map(const sal_explanation *e);
  * The last one is the default. Writes up to max node indices to nodes (see sal_model_node_name) and
  * the total to *count. */
 sal_status sal_cam_layers(const sal_session *s, int *nodes /* OUT */, int max, int *count /* OUT */);
+/* The method that made the map: sal_explain_opts.method, or its fallback when that stood in. */
+const char *sal_explanation_method(const sal_explanation *e);
+/* When the fallback stood in: why the method asked for could not run (one line); else NULL. */
+const char *sal_explanation_fallback(const sal_explanation *e);
 /* Targets used, per sample, and the explained output value (logit or probability). */
 const int64_t *sal_explanation_targets(const sal_explanation *e);
 const float *sal_explanation_outputs(const sal_explanation *e);

@@ -5,8 +5,8 @@
 # demo then leaves the cat out and the browser test skips, each saying so.
 set -eu
 pkgs=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
-      libopenblas-dev libopenblas0-openmp libdnnl-dev libpng-dev zlib1g-dev libfftw3-dev
-      python3-torch python3-onnx python3-numpy dataset-fashion-mnist)
+      libopenblas-dev libopenblas0-openmp liblapacke-dev libdnnl-dev libpng-dev zlib1g-dev libfftw3-dev
+      python3-torch python3-onnx python3-numpy python3-scipy dataset-fashion-mnist)
 optional=(python3-skimage chromium)
 [ -n "${SAL_DEPS_EXTRA:-}" ] && pkgs+=($SAL_DEPS_EXTRA)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -22,6 +22,9 @@ typedef struct sal_method {
     /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
      * sal_method_needs_patterns on a context holding only the parameters. */
     bool (*needs_patterns)(const sal_xctx *c);
+    /* Needs forward passes only (occlusion and the black-box methods): it runs on any graph the
+     * forward pass runs, and can stand in for a method that lacks a backward rule (--fallback). */
+    bool black_box;
 } sal_method;
 
 #define SAL_MAX_METRICS 16
@@ -66,6 +69,10 @@ sal_status sal_param_choice(const sal_xctx *c, const char *name, const char *con
 void sal_metric(sal_xctx *c, const char *key, double v);
 
 /* ---- building blocks ---- */
+/* The baseline of every sample, shaped as c->x, from the parameters `baseline` (zero, black,
+ * uniform, blur, mean: the mean of the reference data, or a .npy file), `sigma` (blur) and `seed`
+ * (uniform); a method calling it declares all three (integrated.c). */
+sal_status sal_method_baseline(const sal_xctx *c, sal_tensor *base);
 /* Seed for the backward pass from outputs y (B,K): one-hot at target[b] for logits, or the gradient
  * of the softmax probability of target[b] when c->prob. Also returns each row's explained value. */
 sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,
