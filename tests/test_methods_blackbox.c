@@ -7,7 +7,8 @@
  *     (forward passes of the test) equal exact=true, and sampled KernelSHAP approaches them;
  *   - RISE on a model that reads one patch puts its maximum there; Sobol's total indices of an
  *     additive model are c_s^2 / sum c^2, and exactly 0 for a segment the model ignores;
- *   - the same seed gives the same bytes at chunk 1, 5 and the default; another seed differs;
+ *   - the same seed gives the same bytes; chunks 1 and 5 agree to rounding; another seed differs;
+ *   - input invariance on Kindermans et al.'s shifted twin with baseline=black, not with zero;
  *   - SLIC on images with known regions: segments never straddle a region edge, are connected and
  *     numbered 0 .. K-1; the other segment kinds by their definitions; a user's label file;
  *   - --fallback: a method without a rule for a node gives way to kernel_shap, said in the JSON;
@@ -50,8 +51,9 @@ static sal_model *linear_model(int ndim, const int64_t *shape, int64_t K, const 
     return t_finish(g, "y");
 }
 
-/* (N, shape...) -> Flatten -> Gemm -> act -> Gemm -> Relu -> Gemm (3 outputs), weights from seed. */
-static sal_model *mlp(int ndim, const int64_t *shape, const char *act, uint64_t seed) {
+/* (N, shape...) -> Flatten -> Gemm -> act -> Gemm -> Relu -> Gemm (3 outputs), weights from seed;
+ * the first bias less W1 shift when shift != 0 (Kindermans et al.'s twin for inputs x + shift). */
+static sal_model *mlp_shifted(int ndim, const int64_t *shape, const char *act, uint64_t seed, float shift) {
     sal_rng r;
     sal_rng_seed(&r, seed);
     int64_t D = 1, dim[SAL_MAX_DIMS] = {-1}, H = 16;
@@ -61,6 +63,8 @@ static sal_model *mlp(int ndim, const int64_t *shape, const char *act, uint64_t 
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, ndim + 1, dim) == SAL_OK);
     t_node(g, "Flatten", NULL, 1, (const char *[]){"x"}, "f", 0, NULL);
     sal_tensor w1 = t_rand(&r, 2, (int64_t[]){H, D}, 2.0f / sqrtf((float)D)), b1 = t_rand(&r, 1, (int64_t[]){H}, 0.3f);
+    for (int64_t h = 0; h < H && shift != 0; h++)
+        for (int64_t e = 0; e < D; e++) sal_f32(&b1)[h] -= sal_f32(&w1)[h * D + e] * shift;
     gemm(g, "f", "h1", &w1, &b1, "fc1");
     t_node(g, act, NULL, 1, (const char *[]){"h1"}, "a1", 0, NULL);
     sal_tensor w2 = t_rand(&r, 2, (int64_t[]){H, H}, 1.5f / sqrtf((float)H)), b2 = t_rand(&r, 1, (int64_t[]){H}, 0.3f);
@@ -69,6 +73,10 @@ static sal_model *mlp(int ndim, const int64_t *shape, const char *act, uint64_t 
     sal_tensor w3 = t_rand(&r, 2, (int64_t[]){3, H}, 1.0f / sqrtf((float)H)), b3 = t_rand(&r, 1, (int64_t[]){3}, 0.1f);
     gemm(g, "a2", "y", &w3, &b3, "fc3");
     return t_finish(g, "y");
+}
+
+static sal_model *mlp(int ndim, const int64_t *shape, const char *act, uint64_t seed) {
+    return mlp_shifted(ndim, shape, act, seed, 0);
 }
 
 static sal_tensor uniform(sal_rng *r, int ndim, const int64_t *dim, float lo, float hi) {
@@ -473,6 +481,38 @@ static void test_determinism(void) {
     sal_model_free(m);
 }
 
+/* ---- input invariance (Kindermans et al.) ---- */
+
+/* A twin network whose first bias absorbs a shift of the input by -1 computes the same function;
+ * with baseline=black (the data minimum moves with the data) every black-box method gives the same
+ * map on x and x - 1; with baseline=zero LIME and KernelSHAP do not. */
+static void test_invariance(void) {
+    sal_model *m1 = mlp(3, (int64_t[]){1, 8, 8}, "Relu", 13), *m2 = mlp_shifted(3, (int64_t[]){1, 8, 8}, "Relu", 13, -1);
+    sal_rng r;
+    sal_rng_seed(&r, 6);
+    sal_tensor x = uniform(&r, 4, (int64_t[]){2, 1, 8, 8}, 0, 1), xs = tens(4, x.dim);
+    for (int e = 0; e < 128; e++) sal_f32(&xs)[e] = sal_f32(&x)[e] - 1;
+    static const char *const ms[][2] = {{"lime", "samples=100"}, {"kernel_shap", "samples=100"}, {"rise", "masks=100"},
+                                        {"sobol", "designs=8"}};
+    for (int k = 0; k < 4; k++)
+        for (int zero = 0; zero < 2; zero++) {
+            if (zero && k >= 2) continue;
+            const char *b = zero ? "baseline=zero" : "baseline=black";
+            sal_explanation *e1 = explain(m1, &x, ms[k][0], (xopt){.cls = 1}, 2, ms[k][1], b);
+            sal_explanation *e2 = explain(m2, &xs, ms[k][0], (xopt){.cls = 1}, 2, ms[k][1], b);
+            double d = 0, mx = 1e-30;
+            for (int e = 0; e1 && e2 && e < 128; e++) {
+                d = fmax(d, fabs(sal_f32(sal_explanation_map(e1))[e] - sal_f32(sal_explanation_map(e2))[e]));
+                mx = fmax(mx, fabs(sal_f32(sal_explanation_map(e1))[e]));
+            }
+            CHECK(e1 && e2 && (zero ? d > 0.1 * mx : d < 1e-4 * mx), "%s %s: the shifted twin's map differs by %g of %g",
+                  ms[k][0], b, d, mx);
+            sal_explanation_free(e1), sal_explanation_free(e2);
+        }
+    sal_tensor_free(&x), sal_tensor_free(&xs);
+    sal_model_free(m1), sal_model_free(m2);
+}
+
 /* ---- segments ---- */
 
 /* Whether every label is 4-connected, and labels are 0 .. k-1 with every one used. */
@@ -732,6 +772,7 @@ int main(void) {
     test_rise();
     test_sobol();
     test_determinism();
+    test_invariance();
     test_slic();
     test_segment_kinds();
     test_fallback();

@@ -180,7 +180,8 @@ static int64_t auto_chunk(const sal_xctx *c) {
     for (int v = 0; v < m->nval; v++)
         if (m->val[v].kind != SAL_VAL_CONST && c->s->act[v].data)
             bytes += (double)sal_tensor_numel(&c->s->act[v]) * (double)sal_dtype_size(c->s->act[v].dtype);
-    double per_row = 2 * bytes / (double)(c->x->dim[0] > 0 ? c->x->dim[0] : 1); /* and the gradients */
+    /* and as much again for the gradients, unless the method makes forward passes only */
+    double per_row = (c->meth->black_box ? 1 : 2) * bytes / (double)(c->x->dim[0] > 0 ? c->x->dim[0] : 1);
     double k = per_row > 0 ? (256.0 * (1 << 20)) / per_row : 64;
     return k >= 64 ? 64 : k < 1 ? 1 : (int64_t)k;
 }
