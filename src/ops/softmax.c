@@ -34,7 +34,8 @@ static sal_status sm_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
-/* Shifting by the maximum keeps exp from overflowing; sums in double. */
+/* Shifting by the maximum keeps exp from overflowing; each exponential is taken once, in float
+ * (within an ulp), and summed in double. */
 static sal_status sm_forward(sal_opctx *c, bool logsm) {
     sm_plan p;
     SAL_TRY(sm_plan_make(c, &p));
@@ -47,12 +48,14 @@ static sal_status sm_forward(sal_opctx *c, bool logsm) {
         float m = -INFINITY;
         for (int64_t j = 0; j < p.len; j++) m = fmaxf(m, x[base + j * s]);
         double sum = 0;
-        for (int64_t j = 0; j < p.len; j++) sum += exp((double)x[base + j * s] - m);
         if (logsm) {
+            for (int64_t j = 0; j < p.len; j++) sum += expf(x[base + j * s] - m);
             double ls = log(sum);
             for (int64_t j = 0; j < p.len; j++) y[base + j * s] = (float)((double)x[base + j * s] - m - ls);
         } else {
-            for (int64_t j = 0; j < p.len; j++) y[base + j * s] = (float)(exp((double)x[base + j * s] - m) / sum);
+            for (int64_t j = 0; j < p.len; j++) sum += y[base + j * s] = expf(x[base + j * s] - m);
+            float r = (float)(1.0 / sum);
+            for (int64_t j = 0; j < p.len; j++) y[base + j * s] *= r;
         }
     }
     return SAL_OK;
