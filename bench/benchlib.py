@@ -131,6 +131,26 @@ def run_torch(model_dir, model, method, batch, reps, warmup=2, impl='plain', env
     return run(cmd, env=env, timeout=timeout, verbose=verbose)
 
 
+def export(model_dir, models, timeout=1800):
+    """Exports the missing models (bench/models.py), each in a process of its own; returns
+    {name: error} for those that failed."""
+    failed = {}
+    for name in models:
+        if all(os.path.exists(os.path.join(model_dir, name + ext)) for ext in ('.onnx', '.pt')):
+            continue
+        print('exporting %s into %s ...' % (name, model_dir))
+        sys.stdout.flush()
+        try:
+            p = subprocess.run([PYTHON, os.path.join(HERE, 'models.py'), model_dir, '--export-only', '--models', name],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+            if p.returncode != 0:
+                lines = [l for l in p.stdout.strip().splitlines() if l.strip()]
+                failed[name] = 'export failed: ' + (lines[-1] if lines else 'exit %d' % p.returncode)
+        except subprocess.TimeoutExpired:
+            failed[name] = 'export timed out after %d s' % timeout
+    return failed
+
+
 def loadavg():
     try:
         return '%.2f %.2f %.2f' % os.getloadavg()
@@ -148,6 +168,11 @@ def fmt_ms(r):
 def fmt_mb(r, key):
     v = r.get(key)
     return '-' if not isinstance(v, float) else '%.1f' % v if v < 10 else '%.0f' % v
+
+
+def fmt_pair(ours, theirs, key):
+    """'ours/theirs' of a memory figure, in MB."""
+    return '%s/%s' % (fmt_mb(ours, key), fmt_mb(theirs, key))
 
 
 def ratio(ours, theirs):

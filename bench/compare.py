@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os
 import platform
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -84,20 +83,17 @@ def main():
     print('Captum: %s' % (captum or 'not found (CAPTUM_SRC unset): IG and guided backprop in plain PyTorch'))
     print('reps: %d (IG on %s: %d), warm-up: %d (those: 1), IG steps: %d, target class %d' %
           (a.reps, a.slow_models, a.slow_reps, a.warmup, a.steps, a.target))
-    print('exporting the missing models into %s ...' % model_dir)
-    sys.stdout.flush()
-    p = subprocess.run([benchlib.PYTHON, os.path.join(benchlib.HERE, 'models.py'), model_dir, '--export-only',
-                        '--models', ','.join(models)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode != 0:
-        print(p.stdout)
-        sys.exit('compare.py: export failed')
+    failed = benchlib.export(model_dir, models)
     print()
 
     t = benchlib.Table([('model', 12, '<'), ('batch', 5, '>'), ('method', 15, '<'), ('ours ms', 9, '>'),
                         ('torch ms', 9, '>'), ('torch/ours', 10, '>'), ('ours lib MB', 11, '>'),
-                        ('ours RSS MB', 11, '>'), ('torch RSS MB', 12, '>'), ('torch impl', 10, '<')])
+                        ('RSS MB ours/torch', 16, '>'), ('max RSS ours/torch', 17, '>'), ('torch impl', 10, '<')])
     blas = None
     for model in models:
+        if model in failed:
+            t.row([model, '', '', 'error', 'error'], [('export', failed[model])])
+            continue
         for b in batches:
             if b > 1 and model not in IMAGE:
                 continue
@@ -119,7 +115,7 @@ def main():
                 errors = [(who, r['error']) for who, r in (('ours', ours), ('torch', theirs)) if 'error' in r]
                 t.row([model, b, SHORT[method], benchlib.fmt_ms(ours) or 'error', benchlib.fmt_ms(theirs) or 'error',
                        benchlib.ratio(ours, theirs), benchlib.fmt_mb(ours, 'lib_peak_mb'),
-                       benchlib.fmt_mb(ours, 'maxrss_mb'), benchlib.fmt_mb(theirs, 'maxrss_mb'),
+                       benchlib.fmt_pair(ours, theirs, 'call_rss_mb'), benchlib.fmt_pair(ours, theirs, 'maxrss_mb'),
                        str(theirs.get('impl', '-')).replace('_', ' ')], errors)
     print()
     print('load average at end: %s' % benchlib.loadavg())
@@ -131,8 +127,9 @@ included); torch: PyTorch %s, 2 threads, the same weights (MODEL_DIR/NAME.pt), t
 gradient: d logit / d input (torch.autograd.grad, as Captum's Saliency). IG: integrated gradients, zero
 baseline, Gauss-Legendre steps (Captum's default rule). torch/ours: how many times faster we are.
 ours lib MB: the most the library held during a call above the loaded model (session buffers
-included); RSS MB: the process's peak resident memory (getrusage), weights and runtime included
-(a bare PyTorch process holds about 250 MB).''' % torch_version())
+included). RSS MB: each process's resident peak during the calls (VmHWM, reset once the model is
+loaded), weights and runtime included (a bare PyTorch process holds about 250 MB); max RSS: its peak
+over its life (getrusage), the peak of loading the model included.''' % torch_version())
     return 0
 
 

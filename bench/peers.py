@@ -23,7 +23,6 @@ with a timeout; a failure prints its error under the row and the run goes on.
 import argparse
 import datetime
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -91,17 +90,16 @@ def main():
     print('reps: %d (IG on %s: %d), warm-up: %d (those: 1), IG steps: %d, target class %d' %
           (a.reps, a.slow_models, a.slow_reps, a.warmup, a.steps, a.target))
     sys.stdout.flush()
-    p = subprocess.run([benchlib.PYTHON, os.path.join(benchlib.HERE, 'models.py'), model_dir, '--export-only',
-                        '--models', ','.join(models)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode != 0:
-        print(p.stdout)
-        sys.exit('peers.py: export failed')
+    failed = benchlib.export(model_dir, models)
     print()
 
     t = benchlib.Table([('model', 8, '<'), ('batch', 5, '>'), ('method', 18, '<'), ('ours ms', 9, '>'),
                         ('peer ms', 9, '>'), ('peer/ours', 9, '>'), ('ours lib MB', 11, '>'),
-                        ('ours RSS MB', 11, '>'), ('peer RSS MB', 11, '>'), ('peer impl', 9, '<')])
+                        ('RSS MB ours/peer', 15, '>'), ('max RSS ours/peer', 16, '>'), ('peer impl', 9, '<')])
     for model in models:
+        if model in failed:
+            t.row([model, '', '', 'error', 'error'], [('export', failed[model])])
+            continue
         large = model in LARGE
         for b in ([int(x) for x in a.batches.split(',')] if large else [1]):
             for method in methods:
@@ -126,7 +124,7 @@ def main():
                 errors = [(who, r['error']) for who, r in (('ours', ours), (peer, theirs)) if 'error' in r]
                 t.row([model, b, label, benchlib.fmt_ms(ours) or 'error', benchlib.fmt_ms(theirs) or 'error',
                        benchlib.ratio(ours, theirs), benchlib.fmt_mb(ours, 'lib_peak_mb'),
-                       benchlib.fmt_mb(ours, 'maxrss_mb'), benchlib.fmt_mb(theirs, 'maxrss_mb'),
+                       benchlib.fmt_pair(ours, theirs, 'call_rss_mb'), benchlib.fmt_pair(ours, theirs, 'maxrss_mb'),
                        str(theirs.get('impl', '-')).replace('_', ' ')], errors)
     print()
     print('load average at end: %s' % benchlib.loadavg())
@@ -137,8 +135,10 @@ peer: Captum or Zennit on PyTorch, 2 threads, the same weights, the class given 
 and hooks made once outside the timed calls. peer/ours: how many times faster we are. Grad-CAM at
 the last spatial layer, upsampled bilinearly to the input; LRP epsilon-gamma-box with low 0, high 1
 (Zennit applies its box rule to the first convolution only, so on the MLP it is epsilon everywhere).
-ours lib MB: the most the library held during a call above the loaded model; RSS MB: the process's
-peak resident memory (getrusage), weights and runtime included.''')
+ours lib MB: the most the library held during a call above the loaded model (session buffers
+included). RSS MB: each process's resident peak during the calls (VmHWM, reset once the model is
+loaded), weights and runtime included (a bare PyTorch process holds about 250 MB); max RSS: its peak
+over its life (getrusage), the peak of loading the model included.''')
     return 0
 
 

@@ -11,7 +11,8 @@ IMPL:   plain  (autograd and hooks written here; forward, gradient, gradient_x_i
         captum (needs the Captum source on PYTHONPATH), zennit (the LRP composites),
         auto   (captum when importable, else plain; zennit for the LRP composites)
 Prints ms_per_img (median of the timed calls, per image), min_ms_per_img, reps, impl, load_rss_mb
-(the process's resident peak once the model is loaded) and maxrss_mb (its peak at the end, from
+(the process's resident peak once the model is loaded), call_rss_mb (its resident peak during the
+calls, warm-up included, from VmHWM reset after loading) and maxrss_mb (its peak over its life, from
 getrusage); or error=MESSAGE with exit status 1.
 
 Every method explains class --target (default 0) for every sample, given up front, so PyTorch
@@ -28,6 +29,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_rss_peak():
+    """Restarts the resident peak (VmHWM) from the current size, so that the peak of the calls is not
+    that of loading (the state dict and the initial weights held at once)."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
+def rss_peak_mb():
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:')) / 1024
+    except (OSError, StopIteration):
+        return float('nan')
 
 
 def relu_modules(model):
@@ -217,6 +236,7 @@ def main():
         x = torch.rand(a.batch, *models.MODELS[a.model][1])
         load_rss = rss_mb()
         fn, what = make_method(a, model, x, impl)
+        reset_rss_peak()
         for _ in range(a.warmup):
             fn()
         ts = []
@@ -229,8 +249,8 @@ def main():
         msg = ' '.join(('%s: %s' % (type(e).__name__, e)).split())
         print('error=' + msg[:300])
         return 1
-    print('ms_per_img=%.4f min_ms_per_img=%.4f reps=%d load_rss_mb=%.1f maxrss_mb=%.1f impl=%s' %
-          (1e3 * ts[len(ts) // 2] / a.batch, 1e3 * ts[0] / a.batch, a.reps, load_rss, rss_mb(),
+    print('ms_per_img=%.4f min_ms_per_img=%.4f reps=%d load_rss_mb=%.1f call_rss_mb=%.1f maxrss_mb=%.1f impl=%s' %
+          (1e3 * ts[len(ts) // 2] / a.batch, 1e3 * ts[0] / a.batch, a.reps, load_rss, rss_peak_mb(), rss_mb(),
            what.replace(' ', '_')))
     return 0
 
