@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+
 import torch
 import torch.nn as nn
 

@@ -25,6 +25,8 @@ import datetime
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from compare import cpu_name  # noqa: E402
@@ -131,10 +133,11 @@ def main():
     print('''
 ms: median wall time per image of --reps calls after --warmup untimed ones, each configuration in a
 fresh process. ours: sal_explain on a reused session (its forward pass for the targets included);
-peer: Captum or Zennit on PyTorch, 2 threads, the same weights, the class given up front, objects
-and hooks made once outside the timed calls. peer/ours: how many times faster we are. Grad-CAM at
-the last spatial layer, upsampled bilinearly to the input; LRP epsilon-gamma-box with low 0, high 1
-(Zennit applies its box rule to the first convolution only, so on the MLP it is epsilon everywhere).
+peer: Captum or Zennit on PyTorch, 2 threads, the same weights, the class given up front, Captum's
+objects and Zennit's hooks made once outside the timed calls. peer/ours: how many times faster we
+are. Grad-CAM at the last spatial layer, upsampled bilinearly to the input; LRP epsilon-gamma-box
+with low 0, high 1 (Zennit applies its box rule to the first convolution only, so on the MLP it is
+epsilon everywhere).
 ours lib MB: the most the library held during a call above the loaded model (session buffers
 included). RSS MB: each process's resident peak during the calls (VmHWM, reset once the model is
 loaded), weights and runtime included (a bare PyTorch process holds about 250 MB); max RSS: its peak

@@ -22,6 +22,8 @@ import argparse
 import os
 import resource
 import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
