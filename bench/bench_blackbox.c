@@ -80,7 +80,8 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/%s.onnx", dir, jb->model);
         sal_model *m;
         if (sal_model_load(path, &m) != SAL_OK) {
-            fprintf(stderr, "bench_blackbox: %s (run bench/models.py %s first)\n", sal_last_error(), dir);
+            fprintf(stderr, "bench_blackbox: %s (run bench/models.py %s --models cnn,vgg16 --export-only first)\n",
+                    sal_last_error(), dir);
             return 1;
         }
         bool vgg = !strcmp(jb->model, "vgg16");

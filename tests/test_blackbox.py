@@ -5,6 +5,7 @@
     of tests/torch/export_models.py on (N,3,16,16), the 1-D sequence CNN on (N,4,40)): maps shaped
     as the input, finite, the JSON's method and checks; KernelSHAP over a --segments file sums, per
     sample, to f(x) - f(0) as PyTorch computes it;
+  - the same on a model of the zoo, torchvision's SqueezeNet 1.1 (random weights, 64 x 64);
   - --fallback: LRP on an ONNX graph with Exp (built with onnx.helper) gives way to kernel_shap,
     said on stderr and in the JSON.
 Prints one line per check and "N passed, M failed"; exits non-zero on any failure."""
@@ -101,6 +102,43 @@ def main():
               "(off by %.2g)" % err)
     else:
         check(False, "KernelSHAP over a --segments file on the ResNet")
+
+    # ---- a model of the zoo: torchvision's SqueezeNet 1.1 (random weights, 10 classes, 64 x 64) ----
+    # Every method on it; KernelSHAP from sampled coalitions (exact=false) over 8 patches given as a
+    # file still sums, per sample, to f_t(x) - f_t(0) as PyTorch computes it.
+    try:
+        import torchvision
+    except ImportError:
+        torchvision = None
+        print("skip SqueezeNet 1.1: python3-torchvision is not installed")
+    if torchvision is not None:
+        torch.manual_seed(7)
+        net = torchvision.models.squeezenet1_1(weights=None, num_classes=10).eval()
+        g = torch.Generator().manual_seed(7)
+        xs = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 72, 72, generator=g), 9, 1)  # smooth: regions for SLIC
+        zp, zx = os.path.join(tmp, "squeezenet.onnx"), os.path.join(tmp, "squeezenet_x.npy")
+        torch.onnx.export(net, xs[:1], zp, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, opset_version=13)
+        np.save(zx, xs.numpy())
+        for method, extra in params.items():
+            a, j, _ = explain(zp, zx, method, *extra)
+            ok = a is not None and a.shape == tuple(xs.shape) and np.isfinite(a).all() and np.abs(a).max() > 0
+            ok = ok and j["method"] == method and j["checks"]["all_finite"]
+            check(ok, "%s on torchvision's SqueezeNet 1.1 (2, 3, 64, 64): map shaped as the input, finite, not all 0"
+                  % method)
+        lab = (np.arange(64)[:, None] // 32) * 4 + np.arange(64)[None, :] // 16
+        np.save(os.path.join(tmp, "labels64.npy"), lab.astype(np.int64))
+        a, j, _ = explain(zp, zx, "kernel_shap", "--segments", os.path.join(tmp, "labels64.npy"), "--target", "3",
+                          "--param", "exact=false", "--param", "samples=64")
+        if a is not None:
+            with torch.no_grad():
+                fx, f0 = net(xs)[:, 3].double().numpy(), net(torch.zeros_like(xs))[:, 3].double().numpy()
+            seg = np.array([[a[i, 0][lab == s][0] for s in range(8)] for i in range(2)])
+            err = np.abs(seg.sum(1) - (fx - f0)).max()
+            check(j["checks"]["exact_samples"] == 0 and err < 1e-4 * max(1, np.abs(fx - f0).max()),
+                  "KernelSHAP (sampled) on SqueezeNet sums to PyTorch's f(x) - f(0) (off by %.2g)" % err)
+        else:
+            check(False, "KernelSHAP over a --segments file on SqueezeNet")
 
     # ---- --fallback on a graph with Exp ----
     import onnx

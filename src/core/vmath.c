@@ -5,7 +5,9 @@
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
 
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The clones are static, behind plain exported functions: clang before 16 names the resolver of a
+ * target_clones function NAME.ifunc, so calls from other files to NAME would not link. */
+#define CLONES static __attribute__((target_clones("avx512f", "avx2", "default")))
 
 static inline float bits_to_float(int32_t i) {
     float f;
@@ -32,7 +34,7 @@ static inline float exp1(float x) {
     return e * bits_to_float((h + 127) << 23) * bits_to_float((k - h + 127) << 23);
 }
 
-CLONES void sal_vexp(float *y, const float *x, int64_t n) {
+CLONES void vexp(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = exp1(x[i]);
 }
@@ -67,7 +69,10 @@ static inline float erf1(float x) {
     return a < 0.5f ? small : big;
 }
 
-CLONES void sal_verf(float *y, const float *x, int64_t n) {
+CLONES void verf(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = erf1(x[i]);
 }
+
+void sal_vexp(float *y, const float *x, int64_t n) { vexp(y, x, n); }
+void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
