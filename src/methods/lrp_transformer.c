@@ -68,14 +68,13 @@ static bool elementwise(const sal_node *n) {
 }
 
 /* The only input of n that varies, or -1 when none or several do. */
-static int sole_varying(const sal_model *m, const bool *vary, const sal_node *n) {
+static int sole_varying(const bool *vary, const sal_node *n) {
     int k = -1;
     for (int j = 0; j < n->nin; j++)
         if (n->in[j] >= 0 && vary[n->in[j]]) {
             if (k >= 0) return -1;
             k = j;
         }
-    (void)m;
     return k;
 }
 
@@ -85,7 +84,7 @@ static bool gate_of(const sal_model *m, const bool *vary, int g, int a) {
         if (g == a) return true;
         if (m->val[g].kind != SAL_VAL_NODE) return false;
         const sal_node *n = &m->node[m->val[g].producer];
-        int k = elementwise(n) ? sole_varying(m, vary, n) : -1;
+        int k = elementwise(n) ? sole_varying(vary, n) : -1;
         if (k < 0) return false;
         g = n->in[k];
     }
@@ -98,7 +97,7 @@ static bool from_softmax(const sal_model *m, const bool *vary, int v) {
         if (m->val[v].kind != SAL_VAL_NODE) return false;
         const sal_node *n = &m->node[m->val[v].producer];
         if (sal_node_is(n, SAL_OP_Softmax)) return true;
-        int k = sal_node_has(n, SAL_TR_ROUTE) ? sole_varying(m, vary, n) : -1;
+        int k = sal_node_has(n, SAL_TR_ROUTE) ? sole_varying(vary, n) : -1;
         if (k < 0) return false;
         v = n->in[k];
     }

@@ -143,7 +143,7 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
     const sal_model *m = c->m;
     bool rect = mode == M_RECTGRAD || mode == M_RECTGRAD_MOD;
     relu_state st = {.base = {.method = c->meth->name, .supported = rect ? k_supported_rect : k_supported},
-                     .mode = mode, .n = c->x->dim[0]};
+                     .mode = mode, .n = c->x ? c->x->dim[0] : 0};
     if (rect) SAL_TRY(sal_param_float(c, "tau", 0, 100, &st.q));
     sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
     if (!rules) return sal_fail(SAL_ERR_NOMEM, "out of memory");

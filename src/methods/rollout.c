@@ -67,6 +67,17 @@ static sal_status find_layers(const sal_xctx *c, attn_layer *out, int *nl, int64
     if (!*nl)
         return sal_fail(SAL_ERR_UNSUPPORTED, "%s has no softmax attention (a Softmax over (tokens, tokens) weights "
                         "feeding a MatMul or Einsum): attention rollout needs a ViT-style model", m->path);
+    /* the attended tokens must be the model's token sequence: some (N, T, C) value carries it */
+    bool seq = false;
+    for (int v = 0; v < m->nval && !seq; v++) {
+        const sal_tensor *t = &c->s->act[v];
+        seq = m->val[v].kind == SAL_VAL_NODE && t->data && t->dtype == SAL_F32 && t->ndim == 3 && t->dim[0] == N &&
+              t->dim[1] == *T;
+    }
+    if (!seq)
+        return sal_node_fail(&m->node[out[0].node], SAL_ERR_UNSUPPORTED, "attends over %lld tokens, but no (N, %lld, C) "
+                             "token sequence carries them through the model (attention within windows?), which "
+                             "attention rollout does not model", (long long)*T, (long long)*T);
     return SAL_OK;
 }
 

@@ -85,6 +85,8 @@ sal_status sal_target_resolve(sal_xctx *c, const sal_explain_opts *o, sal_tensor
         return sal_fail(SAL_ERR_SHAPE, "output '%s' of %s has shape %s: explaining needs a float output with the batch "
                         "(%lld) as its first axis", out_name(c), m->path, sal_shape_str(y->ndim, y->dim, b, sizeof b),
                         (long long)N);
+    if (o->target_mask && o->target != SAL_TARGET_MASK)
+        return sal_fail(SAL_ERR_ARG, "target mask given, but the target mode is not SAL_TARGET_MASK");
     c->region = o->target == SAL_TARGET_SUM || o->target == SAL_TARGET_MASK;
     if (c->region) {
         if (c->prob)

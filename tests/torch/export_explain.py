@@ -163,13 +163,19 @@ def build(name):
     raise SystemExit("unknown model " + name)
 
 
-def export(out, name):
+def make(name):
+    """The model in eval mode with its weights, its input shape, opset and output names."""
     m, shape, opset, outs = build(name)
     m.eval()
     with torch.no_grad():  # zero-initialized parameters (ViT's head and class token, biases) drawn too
         for p in m.parameters():
             if p.abs().sum() == 0:
                 p.normal_(0, 0.1)
+    return m, shape, opset, outs
+
+
+def export(out, name):
+    m, shape, opset, outs = make(name)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(shape, generator=g)
     path = os.path.join(out, name + ".onnx")
