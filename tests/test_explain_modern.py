@@ -11,6 +11,8 @@ from tests/torch/export_explain.py (nothing downloaded).
   - ViT and Swin: Grad-CAM (tokens=auto) gives a map of the patch grid's size; gradient,
     integrated_gradients, gradcam, lrp_epsilon_plus and occlusion run; methods without a rule refuse
     naming the node and its op; rollout refuses Swin's windowed attention naming the node;
+  - every method of `saliency methods` on every model either gives a finite map or refuses in one
+    line naming the node and its op (never a silent skip);
   - U-Net: --target sum and --target-mask give autograd's gradients of sum(y) and sum(M y) for
     either output (--output-name); a mask over the whole map equals --target sum; targets that do not
     fit fail with one line naming the argument;
@@ -18,6 +20,7 @@ from tests/torch/export_explain.py (nothing downloaded).
 Run with Debian's /usr/bin/python3; SAL_BUILD names the build folder. Prints "N passed, M failed"."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,6 +150,39 @@ def explain(P, model, method, *extra, out="a.npy"):
     return rc, err, (np.load(P(out)) if rc == 0 else None), js
 
 
+def sweep(P):
+    """Every method on every model (the U-Net with --target-mask) gives a finite map, or refuses in one line: naming the node and its op when it has no rule for it, or,
+    for attention rollout without attention, the model. Never a silent skip."""
+    rc, out, err = cli("methods")
+    names = [ln_ for ln_ in out.splitlines() if ln_ and not ln_.startswith(" ")]
+    check(rc == 0 and len(names) > 30 and "attention_rollout" in names, "saliency methods: %s" % err)
+    patterns = {}
+    for model in ("vit", "vit14", "swin", "unet"):
+        rc, _, err = cli("patterns", P(model + ".onnx"), "--data", P(model + "_x.npy"), "--out", P(model + "_p.npz"))
+        patterns[model] = rc == 0
+        check(rc == 0 or ("node '" in err and "(MatMul)" in err), "%s patterns: %s" % (model, err))
+    ran = {}
+    for model, tg in (("vit", ()), ("vit14", ()), ("swin", ()), ("unet", ("--target-mask", P("unet_mask.npy")))):
+        for method in names:
+            extra = ()
+            if method in ("smoothgrad", "gradient_shap"):
+                extra = ("--param", "samples=2", "--data", P(model + "_x.npy"))
+            if method in ("patternnet", "pattern_attribution"):
+                if not patterns[model]:
+                    continue  # refused above, naming the node
+                extra = ("--param", "patterns=" + P(model + "_p.npz"))
+            rc, err, a, _ = explain(P, model, method, *extra, *tg)
+            ok = rc == 0 and a.shape == np.load(P(model + "_x.npy")).shape and np.isfinite(a).all()
+            refused = rc != 0 and "\n" not in err and (
+                re.search(r"node '[^']+' \([A-Za-z]+\)", err) is not None
+                or (method == "attention_rollout" and "has no softmax attention" in err))
+            check(ok or refused, "%s %s: neither a map nor a refusal naming the node: %s" % (model, method, err))
+            ran[model] = ran.get(model, 0) + ok
+    # most methods run on each model (the ReLU-rule methods and DeepLIFT refuse LayerNorm)
+    want = {"vit": 26, "vit14": 26, "swin": 25, "unet": 33}
+    check(all(ran.get(k, 0) >= v for k, v in want.items()), "methods that ran: %s, want %s" % (ran, want))
+
+
 def run_tests(P):
     # ---- ViT against PyTorch ----
     m = export_explain.make("vit")[0]
@@ -186,6 +222,7 @@ def run_tests(P):
                 node, op = "/Div", "Div"  # the decomposed norm's division by its deviation
             check(rc != 0 and "node '" in err and node in err and "(%s)" % op in err,
                   "%s %s should refuse naming the node: %s" % (model, method, err))
+    sweep(P)
     rc, err, _, _ = explain(P, "swin", "attention_rollout")
     check(rc != 0 and "attn/Softmax' (Softmax)" in err and "windows" in err, "swin rollout: %s" % err)
     rc, out, err = cli("info", P("vit.onnx"), "--rules", "lrp_epsilon_plus")
