@@ -162,9 +162,12 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
         default: rules[i] = sal_rule_reject; break;
         }
     }
-    static const char *const own[] = {"max(0, backward signal) (deconvnet)", "gradient where input and signal are "
-                                      "positive (guided)", "gradient where a*g exceeds its percentile (RectGrad)",
-                                      "gradient where |a*g| exceeds its percentile (RectGrad_Mod)"};
+    static const char *const own[] = {
+        "max(0, backward signal) (deconvnet)",
+        "gradient where input and signal are positive (guided)",
+        "gradient where a*g exceeds its percentile (RectGrad)",
+        "gradient where |a*g| exceeds its percentile (RectGrad_Mod)",
+    };
     sal_status s = SAL_OK;
     for (int i = 0; c->rules && i < m->nnode && s == SAL_OK; i++) s = sal_rule_describe(c, i, rules[i], own[mode]);
     if (!c->rules) s = sal_rule_grad(c, c->s, c->x, c->target, rules, &st, &c->out, NULL);
