@@ -5,9 +5,9 @@
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
 
-/* The clones are static, behind plain exported functions: clang before 16 names the resolver of a
- * target_clones function NAME.ifunc, so calls from other files to NAME would not link. */
-#define CLONES static __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The clones are static and the exported functions plain wrappers: clang 14 names the resolver of
+ * an external target_clones function differently from GCC, so calls from other files do not link. */
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
 
 static inline float bits_to_float(int32_t i) {
     float f;
@@ -40,6 +40,8 @@ CLONES void vexp(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = exp1(x[i]);
 }
+
+void sal_vexp(float *y, const float *x, int64_t n) { vexp(y, x, n); }
 
 /* erf: below 0.5 in magnitude its Taylor series to x^15 (the next term is under 1e-9 of erf(x));
  * above, 1 - erfc with erfc from the Chebyshev fit of Numerical Recipes (relative error below
@@ -76,5 +78,4 @@ CLONES void verf(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = erf1(x[i]);
 }
 
-void sal_vexp(float *y, const float *x, int64_t n) { vexp(y, x, n); }
 void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
