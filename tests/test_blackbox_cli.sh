@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `saliency explain --method lime|kernel_shap|rise|sobol` on the trained MLP and CNN: maps shaped as
 # the input and finite, the JSON's parameters and checks, --segments (the map is constant on each
-# segment and KernelSHAP's values sum to f(x) - f(baseline)), --fallback refused for a gradient
-# method, and one-line messages for bad segment files.
+# segment and KernelSHAP's values sum to f(x) - f(baseline), also for the summed output of
+# --target sum), --fallback refused for a gradient method, and one-line messages for bad segment
+# files.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -52,6 +53,22 @@ lab = np.load(d + '/quad.npy')
 const = all(np.ptp(a[i, 0][lab == s]) == 0 for i in range(2) for s in range(4))
 sys.exit(0 if const and j["checks"]["exact_samples"] == 2 and j["checks"]["efficiency_delta"] < 1e-5
          and j["params"]["segments"].endswith("quad.npy") else 1)
+PYEOF
+
+# region targets (--target sum): exact Shapley values of the quadrants sum to the summed output's
+# f(x) - f(0), f(0) read from another method's JSON on zeros
+"$PY" -c "import sys, numpy as np; np.save(sys.argv[1], np.zeros((2, 1, 28, 28), np.float32))" "$tmp/zeros.npy"
+"$bin" explain "$tmp/cnn.onnx" --input "$tmp/x.npy" --method kernel_shap --segments "$tmp/quad.npy" --target sum \
+    --out "$tmp/s.npy" --json "$tmp/s.json" 2> "$tmp/err.txt" || bad "kernel_shap --target sum: $(cat "$tmp/err.txt")"
+"$bin" explain "$tmp/cnn.onnx" --input "$tmp/zeros.npy" --method gradient --target sum --out "$tmp/g0.npy" \
+    --json "$tmp/g0.json" 2> "$tmp/err.txt" || bad "gradient --target sum on zeros: $(cat "$tmp/err.txt")"
+"$PY" - "$tmp" <<'PYEOF' && ok || bad "kernel_shap --target sum: the quadrants' values sum to f(x) - f(0)"
+import json, sys, numpy as np
+d = sys.argv[1]
+a, j, j0, lab = np.load(d + '/s.npy'), json.load(open(d + '/s.json')), json.load(open(d + '/g0.json')), np.load(d + '/quad.npy')
+phi = np.array([[a[i, 0][lab == s][0] for s in range(4)] for i in range(2)])
+want = np.array(j["outputs"]) - np.array(j0["outputs"])
+sys.exit(0 if j["target"] == "sum" and np.abs(phi.sum(1) - want).max() < 1e-4 * max(1, np.abs(want).max()) else 1)
 PYEOF
 
 # refusals: one line, exit 1, no output file
