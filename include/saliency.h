@@ -583,13 +583,22 @@ typedef struct sal_class_sensitivity_opts {
     int figure_samples;              /* samples whose maps the result keeps for the figure; 0: 4 */
 } sal_class_sensitivity_opts;
 
-/* Pointing games. */
+/* Pointing games: the plane whose maximum points. */
+typedef enum {
+    SAL_POINT_ENERGY = 0, /* sum over channels of |map| (Zhang et al., TorchRay) */
+    SAL_POINT_MAXABS,     /* max over channels of |map| (TorchRay's gradient saliency) */
+    SAL_POINT_SUM,        /* the signed sum over channels */
+} sal_point_map;
+
 typedef struct sal_pointing_opts {
     sal_audit_common common;
     const sal_tensor *masks;         /* (N, H, W) holding class + 1 per pixel (0: background), or
                                         (N, K, H, W) with non-zero inside class k's objects; required */
     const sal_tensor *labels;        /* (N, K) multi-hot (float or int); required */
-    int radius;                      /* a hit may lie this many pixels from the mask; 0: exact */
+    double radius;                   /* a hit lies closer than this many pixels to the object;
+                                        0: TorchRay's 15 pixels at 224 x 224, scaled with the image's
+                                        shorter side; < 0: on the object itself */
+    sal_point_map reduce;            /* how channels become one plane; 0: energy */
 } sal_pointing_opts;
 
 typedef enum { SAL_REPLACE_VALUE = 0, SAL_REPLACE_BLUR, SAL_REPLACE_NOISE } sal_replace;

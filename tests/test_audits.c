@@ -465,6 +465,119 @@ static void test_audits(void) {
     sal_model_free(m);
 }
 
+/* The pointing game as TorchRay plays it, on a linear model whose gradient map for class k is its
+ * weight row: class 0 has +1 at (10,10) and -2 at (40,40), class 1 +3 at (20,20) and -1 at (30,30).
+ * The maximum of the energy |map| points at (40,40) and (20,20), that of the signed map at (10,10)
+ * and (20,20). Objects: class 0 one pixel at (40,43), class 1 at (20,23), 3 pixels away. On 56 x 56
+ * TorchRay's 15 pixels at 224 become 3.75: both hit (9 < 14.06); with radius 3 (9 < 9 fails) or
+ * on the object itself, neither does. */
+static void test_pointing_torchray(void) {
+    enum { S = 56, P = S * S };
+    static float w[P * 2];
+    memset(w, 0, sizeof w);
+    w[(10 * S + 10) * 2 + 0] = 1, w[(40 * S + 40) * 2 + 0] = -2;
+    w[(20 * S + 20) * 2 + 1] = 3, w[(30 * S + 30) * 2 + 1] = -1;
+    sal_model *m = NULL;
+    SAL_ASSERT(sal_graph_create("point", &m) == SAL_OK);
+    CHECK_OK(sal_graph_add_input(m, "x", SAL_F32, 4, (int64_t[]){-1, 1, S, S}));
+    t_const(m, "w", 2, (int64_t[]){P, 2}, w);
+    t_const(m, "b", 1, (int64_t[]){2}, (const float[]){0, 1}); /* at x = 0 the top class is 1 */
+    t_node(m, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(m, "Gemm", "fc", 3, (const char *[]){"f", "w", "b"}, "y", 0, NULL);
+    m = t_finish(m, "y");
+    sal_tensor x = {0}, masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){1, 1, S, S}));
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){1, S, S}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){1, 2}));
+    ((int64_t *)masks.data)[40 * S + 43] = 1, ((int64_t *)masks.data)[20 * S + 23] = 2;
+    sal_f32(&labels)[0] = sal_f32(&labels)[1] = 1;
+    sal_audit_method grad = {"gradient", 0, NULL};
+    const struct {
+        double radius;
+        sal_point_map how;
+        double acc, racc;
+    } cases[] = {
+        {0, SAL_POINT_ENERGY, 1, 0.5},   /* the restricted game shows class 1's map for both */
+        {0, SAL_POINT_SUM, 0.5, 0.5},    /* class 0's signed maximum is far from its object */
+        {0, SAL_POINT_MAXABS, 1, 0.5},   /* one channel: max |.| is the energy */
+        {3, SAL_POINT_ENERGY, 0, 0},     /* strictly closer than the radius */
+        {3.01, SAL_POINT_ENERGY, 1, 0.5},
+        {-1, SAL_POINT_ENERGY, 0, 0},    /* on the object itself */
+    };
+    for (size_t i = 0; m && i < sizeof cases / sizeof cases[0]; i++) {
+        sal_pointing_opts po = {.common = {.methods = &grad, .nmethods = 1}, .masks = &masks, .labels = &labels,
+                                .radius = cases[i].radius, .reduce = cases[i].how};
+        sal_audit *a = NULL;
+        CHECK_OK(sal_audit_pointing(m, &x, &po, &a));
+        if (!a) continue;
+        double acc = sal_audit_metric(a, 0, "pointing_accuracy"), racc = sal_audit_metric(a, 0, "restricted_accuracy");
+        CHECK(acc == cases[i].acc && racc == cases[i].racc && sal_audit_metric(a, 0, "pointing_class_mean") == acc,
+              "pointing case %zu (radius %g, map %d): accuracy %g, restricted %g; want %g, %g", i, cases[i].radius,
+              (int)cases[i].how, acc, racc, cases[i].acc, cases[i].racc);
+        if (i == 0) {
+            char *js = NULL;
+            CHECK_OK(sal_audit_json(a, &js));
+            CHECK(js && strstr(js, "\"radius\": 3.75") && strstr(js, "\"map\": \"energy\""), "pointing JSON:\n%s",
+                  js ? js : "");
+            free(js);
+        }
+        sal_audit_free(a);
+    }
+    sal_tensor_free(&x);
+    sal_tensor_free(&masks);
+    sal_tensor_free(&labels);
+    sal_model_free(m);
+}
+
+/* A model whose output ignores its input: every gradient map is zero, so no correlation, ranking
+ * or maximum is defined. Each audit says "undetermined" (the pass key null), never a verdict. */
+static void test_undetermined(void) {
+    enum { S = 12, P = S * S };
+    static float w[P * 3];
+    memset(w, 0, sizeof w);
+    sal_model *m = NULL;
+    SAL_ASSERT(sal_graph_create("flat", &m) == SAL_OK);
+    CHECK_OK(sal_graph_add_input(m, "x", SAL_F32, 4, (int64_t[]){-1, 1, S, S}));
+    t_const(m, "w", 2, (int64_t[]){P, 3}, w);
+    t_const(m, "b", 1, (int64_t[]){3}, (const float[]){0, 1, 2});
+    t_node(m, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(m, "Gemm", "fc", 3, (const char *[]){"f", "w", "b"}, "y", 0, NULL);
+    m = t_finish(m, "y");
+    sal_rng r;
+    sal_rng_seed(&r, 4);
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){3, 1, S, S}, 1.0f), masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){3, S, S}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){3, 3}));
+    for (int i = 0; i < 3 * P; i++) ((int64_t *)masks.data)[i] = 1 + i % 3;
+    for (int i = 0; i < 9; i++) sal_f32(&labels)[i] = 1;
+    sal_audit_method grad = {"gradient", 0, NULL};
+    sal_audit_common c = {.methods = &grad, .nmethods = 1, .seed = 1};
+    for (int kind = 0; kind < 4 && m; kind++) {
+        sal_audit *a = NULL;
+        const char *key = kind == 0 ? "class_sensitive" : kind == 1 ? "class_sensitive" : kind == 2 ? "faithful" : "sensitive";
+        if (kind == 0) CHECK_OK(sal_audit_class_sensitivity(m, &x, &(sal_class_sensitivity_opts){.common = c}, &a));
+        else if (kind == 1)
+            CHECK_OK(sal_audit_pointing(m, &x, &(sal_pointing_opts){.common = c, .masks = &masks, .labels = &labels}, &a));
+        else if (kind == 2) CHECK_OK(sal_audit_faithfulness(m, &x, &(sal_faithfulness_opts){.common = c, .steps = 4}, &a));
+        else CHECK_OK(sal_audit_randomization(m, &x, &(sal_randomization_opts){.common = c}, &a));
+        if (!a) continue;
+        char *js = NULL;
+        CHECK_OK(sal_audit_json(a, &js));
+        char want[64];
+        snprintf(want, sizeof want, "\"%s\": null", key);
+        /* randomization: the trained model's map is zero, so no step compares */
+        CHECK(sal_audit_outcome(a, 0) == SAL_VERDICT_UNDETERMINED && !strncmp(sal_audit_verdict(a, 0), "undetermined (", 14) &&
+                  isnan(sal_audit_metric(a, 0, key)) && js && strstr(js, want) && sal_audit_violations(a) == 0,
+              "%s: %s", au_kind_name[a->kind], sal_audit_verdict(a, 0));
+        free(js);
+        sal_audit_free(a);
+    }
+    sal_tensor_free(&x);
+    sal_tensor_free(&masks);
+    sal_tensor_free(&labels);
+    sal_model_free(m);
+}
+
 /* Every audit and writer under an allocation failure at every step: out of memory, never a crash
  * or a leak (the sanitizer build checks leaks), and the audit completes once allocations succeed. */
 static void test_alloc_failures(void) {
@@ -595,6 +708,8 @@ int main(void) {
     test_hog();
     test_shifted_models();
     test_audits();
+    test_pointing_torchray();
+    test_undetermined();
     test_alloc_failures();
     test_composite_and_bce();
     t_scratch_remove();

@@ -126,6 +126,10 @@ static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, 
     au_metric(r, "max_abs_diff", s.maxad);
     au_metric(r, "spearman", au_mean_get(&s.sp));
     au_metric(r, "ssim", au_mean_get(&s.ss));
+    if (isnan(s.maxnd)) {
+        au_undetermined(r, "invariant", "the maps' difference is not a number");
+        return SAL_OK;
+    }
     au_metric_bool(r, "invariant", inv);
     au_verdict(r, inv ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (max normalized difference %.3g %s tolerance %g)",
                inv ? "invariant" : "not invariant", s.maxnd, inv ? "<=" : ">", tol);

@@ -62,7 +62,10 @@ static void top_pointing(sal_sbuf *b, const sal_audit *a) {
     sal_sb_printf(b, ",\n  \"trials\": %lld,\n  \"images\": %lld,\n  \"top_class_labelled\": ", (long long)a->pt.trials,
                   (long long)a->pt.images);
     sal_sb_num(b, a->pt.top_labelled);
-    sal_sb_printf(b, ",\n  \"radius\": %d", a->pt.radius);
+    static const char *const how[] = {"energy", "max_abs", "sum"};
+    sal_sb_printf(b, ",\n  \"radius\": ");
+    sal_sb_num(b, a->pt.radius);
+    sal_sb_printf(b, ",\n  \"map\": \"%s\"", how[a->pt.reduce]);
 }
 
 static void top_faithfulness(sal_sbuf *b, const sal_audit *a) {

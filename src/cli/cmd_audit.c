@@ -46,7 +46,10 @@ static const char k_help[] =
     "  --sigma S\n"
     "pointing:\n"
     "  --masks M.npy       (N,H,W) class + 1 per pixel (0: background), or (N,K,H,W)\n"
-    "  --labels Y.npy      (N,K) multi-hot     --radius R   pixels of slack around a mask (default 0)\n"
+    "  --labels Y.npy      (N,K) multi-hot\n"
+    "  --radius R          a hit lies closer than R pixels to the object (default: TorchRay's 15 at 224,\n"
+    "                      scaled with the image; a negative R: on the object itself)\n"
+    "  --point-map energy|max_abs|sum   the plane the maximum is taken on (default energy: sum of |map|)\n"
     "faithfulness:\n"
     "  --steps N           points per curve (default 20)\n"
     "  --replace value[:V]|blur[:SIGMA]|noise[:SD]   what removed pixels become (default value:0;\n"
@@ -77,7 +80,7 @@ typedef struct {
     sal_randomization_opts rnd;
     const char *mode, *init;
     sal_pointing_opts pt;
-    const char *masks, *labels;
+    const char *masks, *labels, *point_map;
     sal_faithfulness_opts fa;
     const char *replace, *occ[64];
     int nocc;
@@ -163,7 +166,8 @@ static bool audit_option(cli_args *a, audit_args *g) {
     else if (cli_is(a, "--sigma")) g->rnd.sigma = cli_double(a);
     else if (cli_is(a, "--masks")) g->masks = cli_value(a);
     else if (cli_is(a, "--labels")) g->labels = cli_value(a);
-    else if (cli_is(a, "--radius")) g->pt.radius = (int)cli_long(a, 0, 1 << 20);
+    else if (cli_is(a, "--radius")) g->pt.radius = cli_double(a);
+    else if (cli_is(a, "--point-map")) g->point_map = cli_value(a);
     else if (cli_is(a, "--steps")) g->fa.steps = (int)cli_long(a, 1, 10000);
     else if (cli_is(a, "--replace")) g->replace = cli_value(a);
     else if (cli_is(a, "--occlusion-param")) {
@@ -231,7 +235,7 @@ static int check(audit_args *g) {
         {g->shift_img, "--shift-image", INVARIANCE}, {g->target_img, "--target-image", INVARIANCE},
         {g->save_shift, "--save-shift", INVARIANCE}, {g->save_model, "--save-model", INVARIANCE},
         {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION}, {g->masks, "--masks", POINTING},
-        {g->labels, "--labels", POINTING}, {g->replace, "--replace", FAITHFULNESS},
+        {g->labels, "--labels", POINTING}, {g->point_map, "--point-map", POINTING}, {g->replace, "--replace", FAITHFULNESS},
         {g->nocc ? "" : NULL, "--occlusion-param", FAITHFULNESS},
     };
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
@@ -274,6 +278,13 @@ static int choices(audit_args *g) {
     if (g->init) {
         if (!strcmp(g->init, "scaled")) g->rnd.scaled = 1;
         else if (strcmp(g->init, "gaussian")) return cli_error("audit", "--init must be gaussian or scaled, not '%s'", g->init);
+    }
+    if (g->point_map) {
+        static const char *const how[] = {"energy", "max_abs", "sum"};
+        int k = 0;
+        while (k < 3 && strcmp(g->point_map, how[k])) k++;
+        if (k == 3) return cli_error("audit", "--point-map must be energy, max_abs or sum, not '%s'", g->point_map);
+        g->pt.reduce = (sal_point_map)k;
     }
     if (g->replace) {
         const char *r = g->replace, *colon = strchr(r, ':');
