@@ -499,12 +499,14 @@ double sal_pearson(const float *a, const float *b, int64_t n);
  * `range` (> 0); mean over the window positions that fit inside the image. */
 sal_status sal_ssim(const float *a, const float *b, int h, int w, double range, double *out /* OUT */);
 
-/* Histograms of oriented gradients (Dalal & Triggs 2005): centred [-1,0,1] gradients (edge pixels
- * repeated), unsigned orientations in `bins` bins over [0, 180) with votes split linearly between
- * the two nearest bin centres, cells of cell x cell pixels, blocks of block x block cells moved one
- * cell at a time, each block L2-Hys normalised (L2, clipped at 0.2, L2 again). Zero fields are
- * defaults: bins 9, block 2, cell adapted to the image: max(2, round(min(h, w) / 8)) (28 -> 4,
- * 224 -> 28; Dalal & Triggs used 8-pixel cells on 64x128 windows). */
+/* Histograms of oriented gradients (Dalal & Triggs 2005) as scikit-image's `hog` computes them,
+ * with its defaults: [-1, 0, 1] gradients (zero on the border rows and columns), unsigned
+ * orientations in `bins` bins over [0, 180) (hard binning: each pixel votes its magnitude into one
+ * bin), the mean per cell of cell x cell pixels, blocks of block x block cells moved one cell at a
+ * time, each block L2-Hys normalised (L2 with eps 1e-5, clipped at 0.2, L2 again). Zero fields are
+ * skimage's defaults: bins 9, cell 8, block 3. cell < 0 adapts the cell to the image instead:
+ * max(2, round(min(h, w) / 8)) (28 -> 4, 224 -> 28). Agrees with skimage.feature.hog to 1e-5
+ * (tests/test_hog_skimage.py). */
 typedef struct sal_hog_opts {
     int cell, block, bins;
 } sal_hog_opts;
