@@ -569,6 +569,10 @@ typedef struct sal_audit_common {
 typedef struct sal_invariance_opts {
     sal_audit_common common;
     const sal_tensor *shift;         /* one sample's shape; required */
+    int own_decisions;               /* evaluate f2's maps with f2's own activations beyond its first
+                                        layer; default (0): with f1's, which f2 computes equal up to
+                                        rounding, so every ReLU and max-pool decision is f1's
+                                        (docs/audits.md: exact ties) */
 } sal_invariance_opts;
 
 /* Parameter randomization. */

@@ -55,6 +55,7 @@ struct sal_audit {
     struct {
         double max_abs_diff, max_rel_diff, shift_min, shift_max;
         int64_t same_predictions;
+        bool own; /* f2 evaluated with its own activations, not f1's beyond the first layer */
     } inv;
     struct {
         int nlayer, mode;

@@ -40,6 +40,8 @@ static const char k_help[] =
     "                      sample --sample of X (default 0), clipped to [-clip, clip]\n"
     "  --clip C            default 0.3     --target-scale S   strength of s (default: max |grad x input|)\n"
     "  --save-shift M.npy  write the shift     --save-model F2.onnx   write the shifted model\n"
+    "  --own-decisions     f2's maps from its own activations (default: f1's beyond the first layer, equal\n"
+    "                      up to rounding, so rounding cannot break f1's exact max-pool ties differently)\n"
     "randomization:\n"
     "  --mode cascading|independent|both   (default both)\n"
     "  --init gaussian|scaled   N(0, sigma^2) (default, sigma 0.01) or N(0, 2/fan_in) with zero biases\n"
@@ -76,6 +78,7 @@ typedef struct {
     /* invariance: one of the shifts */
     const char *shift_v, *checker, *shift_img, *target_img, *save_shift, *save_model;
     double amp, clip, tscale;
+    bool own;
     long xsample;
     sal_randomization_opts rnd;
     const char *mode, *init;
@@ -161,6 +164,7 @@ static bool audit_option(cli_args *a, audit_args *g) {
     else if (cli_is(a, "--target-scale")) g->tscale = cli_double(a);
     else if (cli_is(a, "--save-shift")) g->save_shift = cli_value(a);
     else if (cli_is(a, "--save-model")) g->save_model = cli_value(a);
+    else if (cli_is(a, "--own-decisions")) g->own = true;
     else if (cli_is(a, "--mode")) g->mode = cli_value(a);
     else if (cli_is(a, "--init")) g->init = cli_value(a);
     else if (cli_is(a, "--sigma")) g->rnd.sigma = cli_double(a);
@@ -234,6 +238,7 @@ static int check(audit_args *g) {
         {g->shift_v, "--shift", INVARIANCE}, {g->checker, "--checkerboard", INVARIANCE},
         {g->shift_img, "--shift-image", INVARIANCE}, {g->target_img, "--target-image", INVARIANCE},
         {g->save_shift, "--save-shift", INVARIANCE}, {g->save_model, "--save-model", INVARIANCE},
+        {g->own ? "" : NULL, "--own-decisions", INVARIANCE},
         {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION}, {g->masks, "--masks", POINTING},
         {g->labels, "--labels", POINTING}, {g->point_map, "--point-map", POINTING}, {g->replace, "--replace", FAITHFULNESS},
         {g->nocc ? "" : NULL, "--occlusion-param", FAITHFULNESS},
@@ -362,7 +367,7 @@ static int run(audit_args *g, sal_model *m, const sal_tensor *x, sal_audit **rep
         if (g->save_shift) st = sal_npy_write(g->save_shift, &shift);
         if (st == SAL_OK && g->save_model) st = sal_model_shifted(m, &shift, &f2);
         if (st == SAL_OK && g->save_model) st = sal_model_save(f2, g->save_model);
-        sal_invariance_opts io = {.common = g->common, .shift = &shift};
+        sal_invariance_opts io = {.common = g->common, .shift = &shift, .own_decisions = g->own};
         if (st == SAL_OK) st = sal_audit_invariance(m, x, &io, rep);
         break;
     }

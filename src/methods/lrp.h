@@ -79,6 +79,10 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
  * output and the linear one elsewhere (the output layer), or one kind everywhere. */
 enum { SAL_PATTERN_AUTO = 0, SAL_PATTERN_RELU, SAL_PATTERN_LINEAR };
 
+/* A copy of p made the patterns of model m (its hash): the invariance audit gives the shifted
+ * model f2 the patterns of f1, whose nodes it shares by name (docs/audits.md). */
+sal_status sal_patterns_for_model(const sal_patterns *p, const sal_model *m, sal_patterns **out);
+
 /* The pattern methods on c: PatternNet (backward through the patterns) or PatternAttribution
  * (through w * a), with the patterns of the file named by the `patterns` parameter, else those in
  * memory (c->patterns). kind: SAL_PATTERN_*. */
