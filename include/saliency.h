@@ -186,6 +186,12 @@ const char *sal_model_output_name(const sal_model *m, int i);
 /* Declared input shape; a dynamic dimension (the batch) reads -1. */
 void sal_model_input_shape(const sal_model *m, int i, int *ndim /* OUT */, int64_t *dim /* OUT */);
 int64_t sal_model_param_count(const sal_model *m);
+/* What output 0 holds, from the op that gives it (reshapes and Identity looked through): scores
+ * (logits: any other op), probabilities (a Softmax over the classes, or a Sigmoid per class) or
+ * log-probabilities (LogSoftmax). Explaining the probability (`prob`) of a model whose output is
+ * one takes that output as it is, without a second softmax. */
+typedef enum { SAL_OUTPUT_SCORES = 0, SAL_OUTPUT_SOFTMAX, SAL_OUTPUT_SIGMOID, SAL_OUTPUT_LOG_SOFTMAX } sal_output_kind;
+sal_output_kind sal_model_output_kind(const sal_model *m);
 int64_t sal_model_opset(const sal_model *m);
 const char *sal_model_producer(const sal_model *m);
 
@@ -282,6 +288,9 @@ sal_status sal_explanation_json(const sal_explanation *e, char **json /* OUT, fr
 int sal_method_count(void);
 const char *sal_method_name(int i);
 const char *sal_method_summary(int i);  /* one line with the paper */
+/* For methods defined on logits, why (one line), else NULL: on a model whose output already is a
+ * probability (sal_model_output_kind) they explain something else than their paper says. */
+const char *sal_method_logits_note(int i);
 int sal_method_nparams(int i);
 /* Parameter k of method i: its name, default ("" = none) and a one-line description. */
 void sal_method_param(int i, int k, const char **name, const char **def, const char **help);

@@ -458,7 +458,10 @@ static void test_guided_gradcam(void) {
     sal_model_free(m);
 }
 
-/* Score-CAM by hand: one forward pass per channel and sample, on the input masked by that channel. */
+/* Score-CAM by hand, as Wang et al.'s code computes it: one forward pass per channel and sample on
+ * the input masked by that channel (upsampled, scaled to [0, 1]), the channel weighted by the
+ * softmax over the classes of that pass's outputs at the target (weights=output: the logit itself),
+ * the weighted sum upsampled and then clipped at zero. */
 static void test_scorecam(void) {
     sal_model *m = cam_net();
     if (!m) return;
@@ -472,7 +475,7 @@ static void test_scorecam(void) {
     sal_tensor A = {0}, one = {0};
     CHECK_OK(sal_tensor_copy(&A, sal_session_value(s, "A")));
     CHECK_OK(sal_tensor_alloc(&one, SAL_F32, 4, (int64_t[]){1, C, 6, 6}));
-    double want[N * S] = {0};
+    double want[N * S] = {0}, want_out[N * S] = {0};
     for (int64_t i = 0; i < N; i++)
         for (int64_t k = 0; k < K; k++) {
             const float *ak = sal_f32(&A) + (i * K + k) * S;
@@ -485,17 +488,66 @@ static void test_scorecam(void) {
                 for (int j = 0; j < SX; j++)
                     sal_f32(&one)[ch * SX + j] = sal_f32(&x)[(i * C + ch) * SX + j] * (mask[j] - lo) / (hi - lo);
             CHECK_OK(sal_forward(s, 1, &one, outs));
-            double w = sal_f32(outs[0])[cls[i]];
-            for (int j = 0; j < S; j++) want[i * S + j] += w * ak[j];
+            const float *z = sal_f32(outs[0]);
+            int64_t Kc = outs[0]->dim[1];
+            double mx = z[0], sum = 0;
+            for (int64_t q = 1; q < Kc; q++) mx = fmax(mx, z[q]);
+            for (int64_t q = 0; q < Kc; q++) sum += exp(z[q] - mx);
+            double w = exp(z[cls[i]] - mx) / sum, wl = z[cls[i]];
+            for (int j = 0; j < S; j++) want[i * S + j] += w * ak[j], want_out[i * S + j] += wl * ak[j];
         }
-    for (int j = 0; j < N * S; j++) want[j] = want[j] > 0 ? want[j] : 0;
-    const char *params[] = {"upsample=none"};
+    for (int j = 0; j < N * S; j++) want[j] = want[j] > 0 ? want[j] : 0, want_out[j] = want_out[j] > 0 ? want_out[j] : 0;
+    const char *params[] = {"upsample=none", "weights=output"};
     sal_explanation *e = explain(m, &x, "scorecam", cls, 1, params, 3); /* chunks of 3 split the 8 passes */
     if (e) check_close("Score-CAM by hand", sal_f32(sal_explanation_layer_map(e)), want, N * S, 1e-5 * fmax(1, max_abs(want, N * S)));
+    sal_explanation_free(e);
+    e = explain(m, &x, "scorecam", cls, 2, params, 3);
+    if (e) check_close("Score-CAM, logit weights", sal_f32(sal_explanation_layer_map(e)), want_out, N * S,
+                       1e-5 * fmax(1, max_abs(want_out, N * S)));
     sal_explanation_free(e);
     sal_tensor_free(&A);
     sal_tensor_free(&one);
     sal_session_free(s);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
+/* Score-CAM's ReLU comes after upsampling (the authors' code): with logit weights of both signs,
+ * the map is ReLU(upsample(signed layer map)), which differs from upsampling the clipped map where
+ * the sign changes between layer positions. */
+static void test_scorecam_relu_order(void) {
+    tb b;
+    tb_start(&b, "x", 4, (int64_t[]){-1, 2, 8, 8}, 3);
+    tb_conv(&b, "conv", "x", "c", 2, 3);
+    tb_unary(&b, "Relu", "relu", "c", "r");
+    tb_pool(&b, "pool", "r", "A", 2);
+    tb_unary(&b, "GlobalAveragePool", "gap", "A", "g");
+    tb_unary(&b, "Flatten", "flat", "g", "f");
+    tb_dense(&b, "fc", "f", "logits", 3, 2);
+    sal_model *m = tb_finish(&b, "logits");
+    if (!m) return;
+    enum { N = 2, S = 16, SX = 64 };
+    int64_t cls[N] = {0, 1};
+    sal_tensor x = rand_input(17, 4, (int64_t[]){N, 2, 8, 8});
+    const char *signed_p[] = {"weights=output", "relu=false"}, *clip_p[] = {"weights=output"};
+    sal_explanation *e0 = explain(m, &x, "scorecam", cls, 2, signed_p, 0), *e1 = explain(m, &x, "scorecam", cls, 1, clip_p, 0);
+    if (e0 && e1) {
+        const float *lm = sal_f32(sal_explanation_layer_map(e0));
+        int neg = 0, pos = 0;
+        for (int j = 0; j < N * S; j++) neg += lm[j] < 0, pos += lm[j] > 0;
+        CHECK(neg && pos, "the test needs a signed map of both signs (%d negative, %d positive)", neg, pos);
+        double want[N * SX];
+        float got[N * SX];
+        for (int64_t i = 0; i < N; i++) {
+            float up[SX];
+            CHECK_OK(sal_resample_linear(lm + i * S, 1, 2, (int64_t[]){4, 4}, up, (int64_t[]){8, 8}));
+            for (int j = 0; j < SX; j++) want[i * SX + j] = up[j] > 0 ? up[j] : 0;
+            memcpy(got + i * SX, sal_f32(sal_explanation_map(e1)) + i * 2 * SX, sizeof(float) * SX);
+        }
+        check_close("Score-CAM, ReLU after upsampling", got, want, N * SX, 1e-5 * fmax(1, max_abs(want, N * SX)));
+    }
+    sal_explanation_free(e0);
+    sal_explanation_free(e1);
     sal_tensor_free(&x);
     sal_model_free(m);
 }
@@ -642,6 +694,7 @@ int main(void) {
     test_cumulative();
     test_guided_gradcam();
     test_scorecam();
+    test_scorecam_relu_order();
     test_fullgrad();
     test_errors();
     test_alloc_failures();

@@ -17,6 +17,7 @@ typedef struct {
     sal_tensor R;            /* the replacements of x (N, ...) */
     int64_t C, H, W, HW, row, steps, chunk, B, fs;
     bool prob;
+    bool softmax; /* prob of a model whose output is not a probability yet */
     double lo, hi;
     sal_tensor batch, A, O;  /* the curves' inputs, a batch's maps, the occlusion maps (N, ...) */
     float *scores, *plane, *oplane;
@@ -53,7 +54,7 @@ static sal_status score_batch(fctx *c, int64_t rows, int64_t t) {
         if (z->ndim != 2 || z->dim[1] <= t)
             return sal_fail(SAL_ERR_SHAPE, "faithfulness needs (batch, classes) outputs from %s", c->m->path);
         for (int64_t i = 0; i < n; i++) c->tg[i] = t;
-        au_scores(z, c->tg, c->prob, c->scores + r0);
+        au_scores(z, c->tg, c->softmax, c->scores + r0);
     }
     return SAL_OK;
 }
@@ -285,6 +286,8 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
     if (o->steps < 0 || o->steps > 10000) return sal_fail(SAL_ERR_ARG, "faithfulness steps must be in 1..10000");
     int64_t N = x->dim[0];
     fctx c = {.m = m, .x = x, .o = o, .row = au_row(x), .steps = o->steps > 0 ? o->steps : 20, .prob = co->prob != 0,
+              .softmax = co->prob && sal_model_output_kind(m) != SAL_OUTPUT_SOFTMAX &&
+                         sal_model_output_kind(m) != SAL_OUTPUT_SIGMOID,
               .chunk = co->chunk > 0 ? co->chunk : 64, .B = co->batch > 0 ? co->batch : 16};
     au_geom(x, &c.C, &c.H, &c.W);
     c.HW = c.H * c.W;

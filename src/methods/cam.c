@@ -170,6 +170,7 @@ typedef struct {
     float *mask; /* (Sx) */
     bool *skip;  /* (N, K): constant channels give no mask */
     float *w;    /* (N, K) */
+    bool softmax; /* weights: the softmax over the classes of the masked input's outputs */
 } score_u;
 
 static sal_status score_make(void *up, int64_t i, int64_t k, float *row, sal_rng *r) {
@@ -189,16 +190,36 @@ static sal_status score_make(void *up, int64_t i, int64_t k, float *row, sal_rng
     return SAL_OK;
 }
 
-static void score_take(void *up, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
-    (void)r;
-    (void)row, (void)g;
+/* A chunk's weights: the explained output of each masked input, or (Wang et al.'s code) its class
+ * probability, the softmax over the classes of its outputs (the outputs themselves when the model
+ * gives probabilities). */
+static sal_status score_after(void *up, const sal_chunk *ch) {
     score_u *u = up;
-    u->w[i * u->K + k] = u->skip[i * u->K + k] ? 0.0f : value;
+    const sal_tensor *y = &ch->s->act[ch->s->m->output[0]];
+    int64_t Kc = y->dim[1];
+    for (int64_t r = 0; r < ch->n; r++) {
+        int64_t i = (ch->r0 + r) / u->K, k = (ch->r0 + r) % u->K, t = ch->target[r];
+        double v = ch->value[r];
+        if (u->softmax && !u->c->out_prob) {
+            const float *z = sal_f32(y) + r * Kc;
+            double mx = z[0], sum = 0;
+            for (int64_t q = 1; q < Kc; q++) mx = fmax(mx, z[q]);
+            for (int64_t q = 0; q < Kc; q++) sum += exp((double)z[q] - mx);
+            v = exp((double)z[t] - mx) / sum;
+        } else if (u->softmax) {
+            v = sal_f32(y)[r * Kc + t];
+        }
+        u->w[i * u->K + k] = u->skip[i * u->K + k] ? 0.0f : (float)v;
+    }
+    return SAL_OK;
 }
 
 static sal_status run_scorecam(sal_xctx *c) {
     cam_opts o;
     SAL_TRY(cam_params(c, AGG_GRADCAM, true, &o));
+    static const char *const weights[] = {"softmax", "output", NULL};
+    int wk;
+    SAL_TRY(sal_param_choice(c, "weights", weights, &wk));
     SAL_TRY(sal_layer_forward(c));
     sal_layer L;
     SAL_TRY(sal_layer_resolve(c, sal_param(c, "layer"), &L));
@@ -206,7 +227,7 @@ static sal_status run_scorecam(sal_xctx *c) {
     SAL_TRY(sal_tensor_copy(&A, &c->s->act[L.val]));
     const sal_tensor *x = c->x;
     int64_t N = A.dim[0], K = A.dim[1], S = sal_spatial_size(&A);
-    score_u u = {.c = c, .A = sal_f32(&A), .K = K, .S = S, .nd = A.ndim - 2, .sdim = A.dim + 2};
+    score_u u = {.c = c, .A = sal_f32(&A), .K = K, .S = S, .nd = A.ndim - 2, .sdim = A.dim + 2, .softmax = wk == 0};
     sal_status st = SAL_OK;
     if ((st = sal_map_check(c, c->layer, A.ndim - 2)) == SAL_OK) { /* masks live at the input's resolution */
         u.C = x->dim[1];
@@ -219,7 +240,7 @@ static sal_status run_scorecam(sal_xctx *c) {
         u.w = sal_calloc((size_t)(N * K), sizeof *u.w);
         if (!map || !u.mask || !u.skip || !u.w) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     }
-    sal_batched b = {.per_sample = K, .make = score_make, .take = score_take, .u = &u, .forward_only = true};
+    sal_batched b = {.per_sample = K, .make = score_make, .after = score_after, .u = &u, .forward_only = true};
     if (st == SAL_OK) st = sal_run_batched(c, &b);
     if (st == SAL_OK) {
         for (int64_t n = 0; n < N; n++) {
@@ -230,10 +251,15 @@ static sal_status run_scorecam(sal_xctx *c) {
                 float w = u.w[n * K + k];
                 for (int64_t s = 0; s < S; s++) mp[s] += w * a[s];
             }
-            if (o.relu)
-                for (int64_t s = 0; s < S; s++) mp[s] = mp[s] > 0 ? mp[s] : 0.0f;
         }
         st = finish(c, &A, map, o.up);
+    }
+    /* the ReLU after upsampling, as the authors' code applies it (linear upsampling commutes with
+     * the channel sum, so this is ReLU(sum_k w_k upsampled A_k)); the layer map gets it too */
+    for (int t = 0; st == SAL_OK && o.relu && t < 2; t++) {
+        sal_tensor *m = t ? &c->layer_out : &c->out;
+        float *v = sal_f32(m);
+        for (int64_t i = 0, n = sal_tensor_numel(m); i < n; i++) v[i] = v[i] > 0 ? v[i] : 0.0f;
     }
     sal_free(map);
     sal_free(u.mask);
@@ -308,6 +334,12 @@ static sal_status run_cumulative_gradmid(sal_xctx *c) { return run_cumulative(c,
                              "repeated over channels); none: keep the layer's resolution"}
 
 static const sal_param_spec k_cam[] = {P_LAYER, P_RELU, P_UPSAMPLE, {NULL, NULL, NULL}};
+static const sal_param_spec k_score[] = {
+    P_LAYER, P_RELU, P_UPSAMPLE,
+    {"weights", "softmax", "channel weights: softmax (the target's probability over the classes on the masked input, "
+                           "Wang et al.'s code) or output (the explained output itself: logit, or probability with "
+                           "--output prob)"},
+    {NULL, NULL, NULL}};
 static const sal_param_spec k_pos[] = {P_LAYER, P_UPSAMPLE, {NULL, NULL, NULL}};
 static const sal_param_spec k_guided[] = {P_LAYER, P_RELU, {NULL, NULL, NULL}};
 static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
@@ -349,8 +381,8 @@ const sal_method sal_method_xgradcam = {
 
 const sal_method sal_method_scorecam = {
     .name = "scorecam",
-    .summary = "channels weighted by the output on the input masked by each (Wang et al. 2020, Score-CAM)",
-    .params = k_cam,
+    .summary = "channels weighted by the class probability on the input masked by each (Wang et al. 2020, Score-CAM)",
+    .params = k_score,
     .run = run_scorecam,
 };
 

@@ -507,4 +507,6 @@ const sal_method sal_method_deeplift = {
     .summary = "contributions of x - reference through Rescale/RevealCancel multipliers (Shrikumar et al. 2017)",
     .params = k_params,
     .run = run_deeplift,
+    .logits = "it explains the logits before an output Softmax (the paper's adjustment for softmax layers) and refuses "
+              "--output prob",
 };

@@ -677,7 +677,7 @@ typedef struct {
 
 static sal_status lrp_pass(void *u, sal_chunk *ch) {
     const lrp_job *j = u;
-    SAL_TRY(sal_lrp_backward(ch->s, ch->x, ch->target, j->c->prob, j->rules, j->user, ch->value));
+    SAL_TRY(sal_lrp_backward(ch->s, ch->x, ch->target, j->c->prob && !j->c->out_prob, j->rules, j->user, ch->value));
     ch->g = &ch->s->grad[ch->s->m->input[0]];
     return SAL_OK;
 }
@@ -713,6 +713,10 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
 }
 
 /* ---- the methods ---- */
+
+static const char k_lrp_logits[] =
+    "relevance starts from the explained value and passes an output Softmax unchanged, so on a model that "
+    "outputs probabilities it conserves the probability, not the logit (the LRP papers explain logits)";
 
 #define P_RULE                                                                                           \
     {"rule", "", "NODE_OR_PATTERN=RULE[:params] for Gemm/MatMul/Conv nodes, repeatable, tried before the " \
@@ -849,6 +853,7 @@ const sal_method sal_method_lrp_0 = {
     .summary = "LRP-0 (z-rule) everywhere; equals gradient x input on bias-free ReLU nets (Bach et al. 2015)",
     .params = k_p_plain,
     .run = run_lrp0,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_epsilon = {
@@ -856,6 +861,7 @@ const sal_method sal_method_lrp_epsilon = {
     .summary = "LRP-epsilon everywhere: eps absorbs weak and contradictory relevance (Bach et al. 2015)",
     .params = k_p_eps,
     .run = run_eps,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_gamma = {
@@ -863,6 +869,7 @@ const sal_method sal_method_lrp_gamma = {
     .summary = "LRP-gamma everywhere: positive contributions favoured by gamma (Montavon et al. 2019)",
     .params = k_p_gamma,
     .run = run_gamma,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_alpha_beta = {
@@ -870,6 +877,7 @@ const sal_method sal_method_lrp_alpha_beta = {
     .summary = "LRP-alpha-beta everywhere; alpha 1 beta 0 is excitation backprop (Bach et al. 2015)",
     .params = k_p_ab,
     .run = run_ab,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_zplus = {
@@ -877,6 +885,7 @@ const sal_method sal_method_lrp_zplus = {
     .summary = "LRP z+ (alpha 1, beta 0) everywhere: Deep Taylor's rule for ReLU layers (Montavon et al. 2017)",
     .params = k_p_plain,
     .run = run_zplus,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_epsilon_plus = {
@@ -884,6 +893,7 @@ const sal_method sal_method_lrp_epsilon_plus = {
     .summary = "composite: epsilon on dense layers, z+ on convolutions (Zennit's EpsilonPlus)",
     .params = k_p_comp,
     .run = run_eplus,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_epsilon_gamma_box = {
@@ -891,6 +901,7 @@ const sal_method sal_method_lrp_epsilon_gamma_box = {
     .summary = "composite: zb on the first layer, gamma on convolutions, epsilon on dense layers (Zennit's EpsilonGammaBox)",
     .params = k_p_egb,
     .run = run_egb,
+    .logits = k_lrp_logits,
 };
 
 const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
@@ -898,6 +909,7 @@ const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
     .summary = "composite: epsilon on dense layers, alpha2-beta1 on convolutions (Zennit's EpsilonAlpha2Beta1)",
     .params = k_p_comp,
     .run = run_ea2b1,
+    .logits = k_lrp_logits,
 };
 
 /* ---- Deep Taylor decomposition ---- */
@@ -956,4 +968,5 @@ const sal_method sal_method_deep_taylor = {
     .params = k_p_dtd,
     .run = run_dtd,
     .needs_patterns = dtd_needs_patterns,
+    .logits = k_lrp_logits,
 };
