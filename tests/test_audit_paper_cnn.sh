@@ -2,10 +2,10 @@
 # Kindermans et al.'s verdicts on the demo's CNN (2 x (conv 3x3 padded, ReLU, max-pool), dense 128,
 # dense 10) trained on Fashion-MNIST, for the three shifts of the paper: the constant m = -1, a
 # checkerboard (4-pixel cells, amplitude 1) and the targeted "cat" (chelsea.png from python3-skimage,
-# sections 3-4). On a ReLU/max-pool network the gradient, guided backprop, DeconvNet, RectGrad and
+# sections 3-4). On a ReLU/max-pool network the gradient, guided backprop, DeconvNet, RectGrad (output=gradient) and
 # PatternNet are invariant to every shift (they read only weights and f1's activations, which f2
 # shares), and so are PatternAttribution and Deep Taylor with its root point (their patterns are
-# covariances); gradient x input, LRP-0 / Deep Taylor with the zero root and integrated gradients
+# covariances); gradient x input, RectGrad's default output (times the input), LRP-0 / Deep Taylor with the zero root and integrated gradients
 # from zero are not; integrated gradients from the black baseline and SmoothGrad over the gradient
 # are invariant to the constant shift (SmoothGrad's noise scale follows the input range, which a
 # structured shift widens: the paper does not say, and neither do we). Black images of Fashion-MNIST give the first
@@ -46,7 +46,8 @@ specs=(
     "gradient|inv|inv|inv|"
     "guided_backprop|inv|inv|inv|"
     "deconvnet|inv|inv|inv|"
-    "rectgrad|inv|inv|inv|"
+    "rectgrad(output=gradient)|inv|inv|inv|output=gradient"
+    "rectgrad|not|not|not|"
     "patternnet|inv|inv|inv|"
     "pattern_attribution|inv|inv|inv|"
     "deep_taylor(root=pattern)|inv|inv|inv|root=pattern"

@@ -223,11 +223,25 @@ static void test_relu_rules(void) {
                 double want[5 * 6];
                 for (int64_t i = 0; i < N; i++)
                     hand_rule(&n, sal_f32(&x) + i * D, t, cases[k].mode, cases[k].q, want + i * D);
-                double err = rel_err(got, want, N * D);
+                /* RectGrad's map is the rectified gradient times the input (Kim et al.'s code) unless
+                 * output=gradient */
+                bool rect = cases[k].mode >= H_RECT;
+                double wx[5 * 6];
+                for (int64_t i = 0; i < N * D; i++) wx[i] = rect ? want[i] * sal_f32(&x)[i] : want[i];
+                double err = rel_err(got, wx, N * D);
                 CHECK(err < 1e-4, "%s %s on a %s MLP, target %d: worst relative error %g", cases[k].method,
                       cases[k].param ? cases[k].param : "", acts[ai], t, err);
                 if (cases[k].q == 100 && cases[k].mode == H_RECT)
                     CHECK(max_abs(got, N * D) == 0, "rectgrad tau=100 lets nothing through (max %g)", max_abs(got, N * D));
+                sal_explanation_free(e.e);
+                if (!rect) continue;
+                const char *pg[2] = {"output=gradient", cases[k].param};
+                e = explain(m, &x, cases[k].method, cases[k].param ? 2 : 1, pg, t, false);
+                CHECK(e.st == SAL_OK, "%s output=gradient", cases[k].method);
+                if (e.st != SAL_OK) continue;
+                err = rel_err(sal_f32(sal_explanation_map(e.e)), want, N * D);
+                CHECK(err < 1e-4, "%s %s output=gradient, target %d: worst relative error %g", cases[k].method,
+                      cases[k].param ? cases[k].param : "", t, err);
                 sal_explanation_free(e.e);
             }
         }
