@@ -45,6 +45,10 @@ typedef struct {
     const char *const *user;  /* "PATTERN[,PATTERN...]=RULE": glob over node names or op types, or
                                  @input, @conv, @dense */
     bool maxpool_proportional;
+    bool zennit;              /* z+, alpha-beta and gamma as Zennit computes them: the bias of a group's sign
+                                 joins its denominator, gamma also covers negative inputs and outputs */
+    bool first_conv;          /* `first` goes to the first Conv node in graph order (Zennit's first_map),
+                                 not to the linear nodes that read the input */
     double stabilizer;        /* added with the sign of the denominator where no epsilon is given */
     double lo, hi;            /* the box of zb rules without bounds */
 } sal_lrp_config;
