@@ -687,12 +687,92 @@ static void test_alloc_failures(void) {
     sal_model_free(m);
 }
 
+/* Counterfactual Grad-CAM (Selvaraju et al.; the lecture's "Guided Grad-CAM and Counterfactual
+ * Explanation"): the weights of -G give ReLU(-(Grad-CAM before its ReLU)); guided Grad-CAM gates guided
+ * backprop with that map. The per-sample check on a linear net in closed form: x (2x2) -> 1x1 conv
+ * (identity, the layer) -> dense w = (1, -3, 1, -3): G = w, alpha = mean(-w) = 1, the map is x itself;
+ * pixels >= half the map's maximum are set to the range's low end 0 and the logit changes by
+ * -sum_removed w x. */
+static void test_counterfactual(void) {
+    sal_model *m = pp_net(false);
+    if (!m) return;
+    int64_t cls[2] = {1, 0};
+    sal_tensor x = rand_input(12, 4, (int64_t[]){2, 1, 5, 5});
+    const char *cf[] = {"counterfactual=true"}, *lin[] = {"relu=false", "upsample=none"},
+               *cfn[] = {"counterfactual=true", "upsample=none"};
+    sal_explanation *c1 = explain(m, &x, "gradcam", cls, 2, cfn, 0), *g0 = explain(m, &x, "gradcam", cls, 2, lin, 0);
+    sal_explanation *cu = explain(m, &x, "gradcam", cls, 1, cf, 0), *gb = explain(m, &x, "guided_backprop", cls, 0, NULL, 0);
+    sal_explanation *gg = explain(m, &x, "guided_gradcam", cls, 1, cf, 0);
+    if (c1 && g0 && cu && gb && gg) {
+        const sal_tensor *l = sal_explanation_map(g0);
+        int64_t n = sal_tensor_numel(l);
+        double want[64] = {0}, pos = 0;
+        for (int64_t i = 0; i < n && i < 64; i++) want[i] = fmax(0, -(double)sal_f32(l)[i]), pos += want[i];
+        check_close("counterfactual Grad-CAM = ReLU(-Grad-CAM before its ReLU)", sal_f32(sal_explanation_map(c1)), want,
+                    n, 1e-7);
+        CHECK(pos > 0, "the counterfactual map is zero everywhere: a weak test");
+        const float *a = sal_f32(sal_explanation_map(cu)), *b = sal_f32(sal_explanation_map(gb));
+        double gw[50];
+        for (int i = 0; i < 50; i++) gw[i] = (double)a[i] * b[i];
+        check_close("counterfactual guided Grad-CAM = counterfactual Grad-CAM x guided backprop",
+                    sal_f32(sal_explanation_map(gg)), gw, 50, 1e-7);
+        CHECK(sal_explanation_metric(gg, "counterfactual_checked") >= 0, "guided Grad-CAM runs the check");
+    }
+    sal_explanation_free(c1);
+    sal_explanation_free(g0);
+    sal_explanation_free(cu);
+    sal_explanation_free(gb);
+    sal_explanation_free(gg);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+
+    /* the check, in closed form */
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<cf>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 2, 2}) == SAL_OK);
+    t_const(g, "k", 4, (int64_t[]){1, 1, 1, 1}, (const float[]){1});
+    t_const(g, "w", 2, (int64_t[]){2, 4}, (const float[]){1, -3, 1, -3, 0, 0, 0, 0});
+    SAL_ASSERT(sal_graph_add_node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, 1, (const char *[]){"A"}, 1,
+                                  (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){1, 1})}) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_node(g, "Flatten", "flat", 1, (const char *[]){"A"}, 1, (const char *[]){"f"}, 0, NULL) ==
+               SAL_OK);
+    SAL_ASSERT(sal_graph_add_node(g, "Gemm", "fc", 2, (const char *[]){"f", "w"}, 1, (const char *[]){"y"}, 1,
+                                  (sal_attr[]){sal_attr_make_int("transB", 1)}) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_output(g, "y") == SAL_OK);
+    SAL_ASSERT(sal_graph_finalize(g) == SAL_OK);
+    float xv[12] = {0.2f, 2, 0.2f, 2, /* the -3 pixels go: +12 */ 2, 0.2f, 2, 0.2f, /* the +1 pixels go: -4 */ 0, 0, 0, 0};
+    sal_tensor x3 = t_tensor_of(4, (int64_t[]){3, 1, 2, 2}, xv);
+    sal_explain_opts o = {.method = "gradcam", .nparams = 2, .params = (const char *[]){"counterfactual=true", "layer=A"},
+                          .target = SAL_TARGET_INDEX, .classes = (int64_t[]){0, 0, 0}, .nclasses = 3, .data_lo = 0,
+                          .data_hi = 3};
+    sal_explanation *e = NULL;
+    CHECK_OK(sal_explain(g, &x3, &o, &e));
+    if (e) {
+        CHECK(sal_explanation_metric(e, "counterfactual_raised") == 1 && sal_explanation_metric(e, "counterfactual_checked") == 2 &&
+                  fabs(sal_explanation_metric(e, "counterfactual_mean_change") - 4) < 1e-5,
+              "counterfactual check: raised %g of %g, mean change %g (want 1 of 2, 4)",
+              sal_explanation_metric(e, "counterfactual_raised"), sal_explanation_metric(e, "counterfactual_checked"),
+              sal_explanation_metric(e, "counterfactual_mean_change"));
+        char *js = NULL;
+        double d[2] = {0, 0};
+        const char *p = NULL;
+        if (sal_explanation_json(e, &js) == SAL_OK) p = strstr(js, "\"counterfactual_score_change\": [");
+        CHECK(p && sscanf(p + 32, "%lf, %lf, null]", &d[0], &d[1]) == 2 && fabs(d[0] - 12) < 1e-5 && fabs(d[1] + 4) < 1e-5,
+              "per-sample score changes %s (want 12, -4, null)", p ? p : "missing");
+        free(js);
+    }
+    sal_explanation_free(e);
+    sal_tensor_free(&x3);
+    sal_model_free(g);
+}
+
 int main(void) {
     test_resample();
     test_cam_closed_form();
     test_formulas();
     test_cumulative();
     test_guided_gradcam();
+    test_counterfactual();
     test_scorecam();
     test_scorecam_relu_order();
     test_fullgrad();

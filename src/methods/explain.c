@@ -102,7 +102,18 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
         sal_sb_printf(&b, ": ");
         sal_sb_num(&b, c->mval[i]);
     }
-    sal_sb_printf(&b, "}\n}\n");
+    sal_sb_printf(&b, "}");
+    if (c->series) {
+        sal_sb_printf(&b, ",\n  \"per_sample\": {");
+        sal_sb_str(&b, c->series_key);
+        sal_sb_printf(&b, ": [");
+        for (int64_t i = 0; i < e->n; i++) {
+            sal_sb_printf(&b, "%s", i ? ", " : "");
+            sal_sb_num(&b, c->series[i]);
+        }
+        sal_sb_printf(&b, "]}");
+    }
+    sal_sb_printf(&b, "\n}\n");
     if (b.oom) {
         sal_sb_free(&b);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
@@ -303,6 +314,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     sal_explanation_free(e);
     sal_tensor_free(&c.out);
     sal_tensor_free(&c.layer_out);
+    sal_free(c.series);
     if (c.s != o->session) sal_session_free(c.s);
     sal_free(c.target);
     sal_free(value);

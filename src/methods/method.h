@@ -53,6 +53,8 @@ struct sal_xctx {
     int nmetric;
     char mkey[SAL_MAX_METRICS][48];
     double mval[SAL_MAX_METRICS];
+    char series_key[48];    /* OUT, optional: one figure per sample (a per-sample check), listed in */
+    double *series;         /* the JSON under "per_sample"; sal_malloc'd (N), freed by sal_explain */
 };
 
 const sal_method *sal_method_lookup(const char *name);
