@@ -23,7 +23,7 @@ typedef struct {
 typedef struct {
     const char *kind, *cite, *differ; /* HTML */
     const char *col;                  /* what the paper's column holds */
-    const char *ours;                 /* our metric shown beside it (NULL: our verdict) */
+    const char *ours, *ours2;         /* our metric(s) shown beside it (NULL: our verdict) */
     double scale;                     /* ours times this is in the paper's units */
     const char *order_key;            /* our metric the orderings compare (NULL: by verdict) */
     const char *order_what;           /* what an ordering says, e.g. "correlates more" */
@@ -126,21 +126,21 @@ static const p_source k_sources[] = {
      "Kindermans et al., <i>The (Un)reliability of Saliency Methods</i>: the verdicts of sections 3-4 "
      "(figures 2-6) for the constant shift m = -1, the checkerboard and the targeted &ldquo;cat&rdquo;.",
      "Their network is the same 3 x 1024 ReLU MLP on MNIST in [0, 1]; ours is trained for fewer epochs.",
-     "paper's verdict", NULL, 1, NULL, NULL, NULL, k_kind_rows, N_(k_kind_rows), NULL, 0},
+     "paper's verdict", NULL, NULL, 1, NULL, NULL, NULL, k_kind_rows, N_(k_kind_rows), NULL, 0},
     {"class-sensitivity",
      "Khakzar et al., <i>Rethinking Positive Aggregation and Propagation of Gradients in Gradient-based "
      "Saliency Methods</i>, tables 2 and 4: Spearman correlation of HOG features between the max- and "
      "min-class maps (higher: less class-sensitive).",
      "They explain VGG-16 on PASCAL VOC07 images; our networks are small MLPs and CNNs on 28 x 28 MNIST and "
      "Fashion-MNIST digits and garments, whose maps hold a single HOG block.",
-     "paper (Spearman HOG)", "hog_spearman", 1, "hog_spearman", "correlates more between classes than", "", k_cs_rows,
+     "paper (Spearman HOG)", "hog_spearman", NULL, 1, "hog_spearman", "correlates more between classes than", "", k_cs_rows,
      N_(k_cs_rows), k_cs_orders, N_(k_cs_orders)},
     {"pointing",
      "Khakzar et al., tables 1 and 3: pointing / restricted pointing accuracy (%); a class-sensitive "
      "method loses accuracy in the restricted game.",
-     "They play on VGG-16 and PASCAL VOC07's multi-object images; ours is a small CNN on composites of "
-     "Fashion-MNIST items.",
-     "paper: pointing / restricted (%)", "pointing_accuracy", 100, "gap", "loses more in the restricted game than",
+     "They play on VGG-16 and PASCAL VOC07's multi-object images; ours is a small CNN on composite images "
+     "of a few MNIST digits or Fashion-MNIST items (the demo's: MNIST digits, 32 x 32).",
+     "paper: pointing / restricted (%)", "pointing_accuracy", "restricted_accuracy", 100, "gap", "loses more in the restricted game than",
      ", pointing minus restricted:",
      k_pg_rows, N_(k_pg_rows), k_pg_orders, N_(k_pg_orders)},
     {"pointing",
@@ -150,8 +150,8 @@ static const p_source k_sources[] = {
      "baseline (69.6 / 69.6) are not methods here; Grad-CAM and contrastive excitation backprop lead RISE, "
      "the gradient and the centre baseline on ResNet50, while on VGG16 RISE edges Grad-CAM.",
      "Their networks are ImageNet-scale VGG16 and ResNet50 on natural images; ours is a small CNN on "
-     "composites of Fashion-MNIST items, with the tolerance scaled to the image.",
-     "TorchRay: VGG16 / ResNet50 (%)", "pointing_class_mean", 100, "pointing_class_mean", "points better than",
+     "composite images of a few MNIST digits or Fashion-MNIST items, with the tolerance scaled to the image.",
+     "TorchRay: VGG16 / ResNet50 (%)", "pointing_class_mean", NULL, 100, "pointing_class_mean", "points better than",
      " VGG16; ResNet50 agrees:",
      k_tr_rows, N_(k_tr_rows), k_tr_orders, N_(k_tr_orders)},
     {"randomization",
@@ -159,7 +159,7 @@ static const p_source k_sources[] = {
      "propagation and positive aggregation survive randomization, their counterparts do not.",
      "They randomize VGG-16 on 1000 ImageNet images; our networks are small MLPs and CNNs on 28 x 28 images, "
      "where the first layer holds much of what a map shows.",
-     "paper", NULL, 1, NULL, NULL, NULL, k_rnd_rows, N_(k_rnd_rows), NULL, 0},
+     "paper", NULL, NULL, 1, NULL, NULL, NULL, k_rnd_rows, N_(k_rnd_rows), NULL, 0},
 };
 
 /* Whether result r is the configuration row p names. */
@@ -216,10 +216,15 @@ static void source_block(sal_sbuf *h, const p_source *s, const sal_audit *au, in
         const p_row *p = &s->rows[k];
         const au_result *r = find_row(au, p);
         sal_sb_printf(h, "<tr><td class=\"l\">");
-        rp_esc(h, r ? r->label : p->method);
+        if (r) rp_esc(h, r->label);
+        else if (p->key) sal_sb_printf(h, "%s(%s=%s)", p->method, p->key, p->val);
+        else rp_esc(h, p->method);
         sal_sb_printf(h, "</td><td class=\"l\">%s</td><td class=\"l\">%s</td><td>", p->name, p->paper);
         if (!r) sal_sb_printf(h, "not run");
-        else if (s->ours) num(h, metric_of(r, s->ours), s->scale);
+        else if (s->ours) {
+            num(h, metric_of(r, s->ours), s->scale);
+            if (s->ours2) sal_sb_printf(h, " / "), num(h, metric_of(r, s->ours2), s->scale);
+        }
         else rp_esc(h, r->verdict ? r->verdict : "");
         sal_sb_printf(h, "</td>");
         if (by_verdict) {
