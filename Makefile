@@ -29,7 +29,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps data test test-c test-scripts demo bench clean
+.PHONY: all deps data test test-c test-scripts demo bench bench-compare bench-peers clean
 all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
 
 # Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
@@ -78,9 +78,21 @@ test: deps data all
 demo: deps data all
 	@BUILD=$(BUILD) scripts/demo.sh
 
+# Benchmarks (docs/performance.md). SAL_DEPS_BENCH adds their optional packages (tcmalloc, which
+# PyTorch is timed with). COMPARE_ARGS / PEERS_ARGS pass options, e.g. COMPARE_ARGS="--models cnn".
 bench: deps all
+	@SAL_DEPS_BENCH=1 scripts/deps.sh
 	$(PY) bench/models.py $(BUILD)/bench/models
 	$(BUILD)/bench/bench $(BUILD)/bench/models
+
+bench-compare: deps all
+	@SAL_DEPS_BENCH=1 scripts/deps.sh
+	$(PY) bench/compare.py --build $(BUILD) $(COMPARE_ARGS)
+
+# Captum and Zennit from CAPTUM_SRC / ZENNIT_SRC (bench/peers.py says how to get them).
+bench-peers: deps all
+	@SAL_DEPS_BENCH=1 scripts/deps.sh
+	$(PY) bench/peers.py --build $(BUILD) $(PEERS_ARGS)
 
 clean:
 	rm -rf $(BUILD)

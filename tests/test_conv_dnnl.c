@@ -1,8 +1,9 @@
 /* Convolution through oneDNN (src/ops/conv_dnnl.c) against our own kernels (conv.c), which
  * test_ops_conv.c checks against direct loops and finite differences: forward, input, weight and
  * bias gradients, for 1-D to 3-D shapes, strides, dilations, asymmetric pads, groups, depthwise,
- * with and without bias, Winograd-shaped 3x3 layers, and a gradient that must add to another (the
- * input also read by a second node). Each case must really run through oneDNN (its call counter
+ * with and without bias, Winograd-shaped 3x3 layers, a gradient that must add to another (the
+ * input also read by a second node), and a chain Conv -> Relu -> Conv whose inner gradients arrive
+ * in fresh buffers that the kernels write instead of adding to (sal_op.bwd_writes). Each case must really run through oneDNN (its call counter
  * moves), and the default mode must leave small layers to our kernels. */
 #include "ops/conv_dnnl.h"
 #include "testutil.h"
@@ -101,6 +102,43 @@ static double relerr(const sal_tensor *a, const sal_tensor *b) {
     return e / m;
 }
 
+/* x -> Conv(16->16) -> Relu -> Conv(16->8), gradient with respect to x: Relu's and the second
+ * Conv's input gradients are fresh buffers. */
+static void test_chain(sal_rng *r) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<chain>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 16, 10, 10}) == SAL_OK);
+    sal_tensor W1 = t_rand(r, 4, (int64_t[]){16, 16, 3, 3}, 0.3f), W2 = t_rand(r, 4, (int64_t[]){8, 16, 3, 3}, 0.3f);
+    SAL_ASSERT(sal_graph_add_const(g, "w1", &W1) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_const(g, "w2", &W2) == SAL_OK);
+    for (int i = 0; i < 2; i++) {
+        sal_attr at[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+        t_node(g, "Conv", i ? "c2" : "c1", 2, (const char *[]){i ? "a" : "x", i ? "w2" : "w1"}, i ? "y" : "h", 1, at);
+        if (!i) t_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
+    }
+    t_finish(g, "y");
+    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 16, 10, 10}, 1), dx[2] = {{0}};
+    for (int mode = 0; mode < 2; mode++) {
+        sal_conv_dnnl_mode(mode ? SAL_DNNL_ALL : SAL_DNNL_OFF);
+        sal_session *s;
+        const sal_tensor *y, *gx;
+        CHECK_OK(sal_session_new(g, &s));
+        CHECK_OK(sal_forward(s, 1, &x, &y));
+        sal_rng rs;
+        sal_rng_seed(&rs, 5);
+        sal_tensor seed = t_rand(&rs, y->ndim, y->dim, 1);
+        for (int rep = 0; rep < 2; rep++) CHECK_OK(sal_input_gradient(s, &seed, &gx)); /* reused buffers too */
+        sal_tensor_copy(&dx[mode], gx);
+        sal_tensor_free(&seed);
+        sal_session_free(s);
+    }
+    CHECK(relerr(&dx[1], &dx[0]) < 1e-5, "chain through fresh buffers: oneDNN against ours %.2g", relerr(&dx[1], &dx[0]));
+    sal_tensor_free(&dx[0]);
+    sal_tensor_free(&dx[1]);
+    sal_tensor_free(&x);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -129,6 +167,7 @@ int main(void) {
         sal_tensor_free(&x);
         sal_model_free(g);
     }
+    test_chain(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},

@@ -116,7 +116,55 @@ static void test_blur(void) {
     sal_alloc_fail_after(0);
 }
 
+/* Error of got against the double reference in units of the float spacing at the reference (the
+ * spacing of the smallest normal below it, so subnormal results count absolute error). */
+static double ulps(float got, double ref) {
+    double a = fabs(ref) < 1.1754943508222875e-38 ? 1.1754943508222875e-38 : fabs(ref);
+    return fabs((double)got - ref) / (ldexp(1.0, ilogb(a) - 23));
+}
+
+/* sal_vexp and sal_verf against libm in double over their whole range, special values, and in
+ * place; lengths that leave a vector tail. */
+static void test_vmath(void) {
+    enum { N = 2000003 };
+    float *x = malloc(sizeof *x * N), *y = malloc(sizeof *y * N);
+    for (int i = 0; i < N; i++) x[i] = -110.0f + 205.0f * (float)i / (N - 1);
+    sal_vexp(y, x, N);
+    double worst = 0, at = 0;
+    int noinf = 0;
+    for (int i = 0; i < N; i++) {
+        double ref = exp((double)x[i]);
+        if (ref > 3.4028234663852886e38) {
+            noinf += !(isinf(y[i]) && y[i] > 0);
+            continue;
+        }
+        double u = ulps(y[i], ref);
+        if (u > worst) worst = u, at = x[i];
+    }
+    CHECK(worst <= 2.0, "sal_vexp: %.2f ulps at x = %g", worst, at);
+    CHECK(noinf == 0, "sal_vexp: %d results above FLT_MAX are not +inf", noinf);
+    for (int i = 0; i < N; i++) x[i] = -6.0f + 12.0f * (float)i / (N - 1);
+    memcpy(y, x, sizeof *y * N);
+    sal_verf(y, y, N); /* in place */
+    worst = 0;
+    for (int i = 0; i < N; i++) {
+        double u = fabs((double)y[i] - erf((double)x[i])) / fmax(fabs(erf((double)x[i])), 1e-30);
+        if (u > worst) worst = u, at = x[i];
+    }
+    CHECK(worst < 3e-7, "sal_verf: relative error %.3g at x = %g", worst, at);
+    float sp[7] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f}, e[7], f[7];
+    sal_vexp(e, sp, 7);
+    sal_verf(f, sp, 7);
+    CHECK(isnan(e[0]) && isinf(e[1]) && e[2] == 0 && e[3] == 1 && e[4] == 1 && e[5] == 1, "exp of NaN, inf, -inf, 0");
+    CHECK(isnan(f[0]) && f[1] == 1 && f[2] == -1 && f[3] == 0 && f[5] > 0 && fabs(f[5] / 1.1283791670955126e-30 - 1) < 1e-6 &&
+              f[6] < 0,
+          "erf of NaN, inf, -inf, 0, tiny: %g %g %g %g %g", f[0], f[1], f[2], f[3], f[5]);
+    free(x);
+    free(y);
+}
+
 int main(void) {
+    test_vmath();
     test_row_size();
     test_percentile();
     test_blur();

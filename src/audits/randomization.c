@@ -26,6 +26,7 @@ static void randomize_layer(sal_model *m, int node, const sal_randomization_opts
 /* Copies the parameters of node `node` from src into dst (same graph). */
 static void restore_layer(sal_model *dst, const sal_model *src, int node) {
     const sal_node *n = &dst->node[node];
+    sal_model_weights_changed(dst);
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
         if (v < 0 || !dst->val[v].param) continue;

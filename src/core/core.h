@@ -64,6 +64,11 @@ sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src);
 /* Elements per sample of x: the product of all dims but the first (1 for a rank-1 tensor). */
 int64_t sal_row_size(const sal_tensor *x);
 
+/* ---- vectorized elementwise math (vmath.c): y[i] = exp(x[i]), erf(x[i]) within a few ulps,
+ * NaN kept, overflow to infinity and gradual underflow as libm; y may equal x ---- */
+void sal_vexp(float *y, const float *x, int64_t n);
+void sal_verf(float *y, const float *x, int64_t n);
+
 /* ---- numerics shared by methods, audits, feature visualization and heatmaps (numeric.c) ---- */
 /* The q-th percentile (q in [0, 100]) of v[0..n), interpolating linearly between order statistics
  * (numpy's default): q = 0 gives the minimum, 100 the maximum; 0 when n <= 0. Sorts v. */

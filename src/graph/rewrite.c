@@ -500,6 +500,7 @@ sal_status sal_model_set_twin(sal_model *f2, const sal_model *f1, const sal_tens
 
 void sal_reinit_params(sal_model *m, int node, bool scaled, double sigma, uint64_t seed) {
     const sal_node *n = &m->node[node];
+    sal_model_weights_changed(m);
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
         if (v < 0 || !m->val[v].param) continue;

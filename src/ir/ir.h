@@ -72,6 +72,11 @@ struct sal_model {
      * the values beyond the first linear node, which f2 computes equal up to rounding (exec.c). */
     const struct sal_model *twin;
     sal_tensor twin_shift;
+    /* Bumped by everything that changes parameter values in place (a training step, re-drawn
+     * weights): kernels that keep a transformed copy of a weight (oneDNN's blocked or Winograd
+     * layouts) redo it when the version moved. Code that writes weights must call
+     * sal_model_weights_changed. */
+    uint64_t version;
 };
 
 /* ---- attributes ---- */
@@ -88,5 +93,7 @@ sal_attr sal_attr_make_int(const char *name, int64_t v);
 sal_attr sal_attr_make_float(const char *name, float v);
 sal_attr sal_attr_make_ints(const char *name, int n, const int64_t *v);
 sal_attr sal_attr_make_string(const char *name, const char *s);
+
+static inline void sal_model_weights_changed(struct sal_model *m) { m->version++; }
 
 #endif

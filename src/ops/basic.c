@@ -17,19 +17,28 @@ static sal_status relu_forward(sal_opctx *c) {
 }
 
 static sal_status relu_backward(sal_opctx *c) {
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    if (!c->din[0]) return SAL_OK;
+    if (!c->dout[0]) { /* not reached: a fresh buffer still needs its zeros */
+        if (c->din_fresh & 1) memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        return SAL_OK;
+    }
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
+    if (c->din_fresh & 1) {
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    } else {
+#pragma omp parallel for if (n > 65536)
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    }
     return SAL_OK;
 }
 
 const sal_op sal_op_Relu = {
     SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x1,
 };
 
 /* Copy forward, add backward: shared by every op that only reinterprets the shape. */

@@ -494,11 +494,13 @@ static sal_status conv_backward(sal_opctx *c) {
           *dB = bias && c->din[2] ? sal_f32(c->din[2]) : NULL;
     sal_conv_shape k;
     dnnl_shape(&q, &k);
+    bool fresh = dX && (c->din_fresh & 1);
     if ((dX || dW || dB) && sal_conv_dnnl_wanted(&k)) {
         bool done;
-        SAL_TRY(sal_conv_dnnl_backward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), bias, dY, dX, dW, dB, &done));
+        SAL_TRY(sal_conv_dnnl_backward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), bias, dY, dX, fresh, dW, dB, &done));
         if (done) return SAL_OK;
     }
+    if (fresh) memset(dX, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0])); /* our kernels add */
     if (dB) bias_grad(dB, dY, q.N, q.M, q.w.out_sz);
     return conv_bwd_run(c->n, c->ws, &q, sal_in_f(c, 0), sal_in_f(c, 1), dY, dX, dW);
 }
@@ -506,7 +508,7 @@ static sal_status conv_backward(sal_opctx *c) {
 const sal_op sal_op_Conv = {
     SAL_OP_HEAD(Conv), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x1,
 };
 
 /* ---- ConvTranspose ---- */

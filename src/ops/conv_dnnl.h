@@ -30,8 +30,10 @@ bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
  * our own. Keeps primitives in the node's state in c->ws. */
 sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
                                  const float *B, float *Y, bool *done);
-/* dX, dW, dB (each may be NULL) += the gradients for dY. */
+/* dX, dW, dB (each may be NULL) += the gradients for dY; with dx_fresh, dX = its gradient (dX's
+ * old contents are not read). */
 sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
-                                  bool bias, const float *dY, float *dX, float *dW, float *dB, bool *done);
+                                  bool bias, const float *dY, float *dX, bool dx_fresh, float *dW, float *dB,
+                                  bool *done);
 
 #endif

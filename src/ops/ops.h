@@ -32,6 +32,8 @@ typedef struct sal_opctx {
     sal_tensor *const *out;  /* NULL for an omitted optional output */
     sal_tensor *const *din;  /* backward: ADD dL/d in[i] here; NULL when not wanted */
     sal_tensor *const *dout; /* backward: dL/d out[i]; NULL when no gradient reached it (zero) */
+    unsigned din_fresh;      /* backward: bit i, din[i] is uninitialized and the op must write it
+                              * whole instead of adding (only for inputs in op->bwd_writes) */
     sal_scratch *ws;
 } sal_opctx;
 
@@ -85,6 +87,9 @@ typedef struct sal_op {
     /* forward writes every element of every output, so they are not zeroed first (a pass over
      * every activation saved per call; only for kernels checked to do so) */
     bool overwrites;
+    /* backward can write din[i] whole instead of adding (bit i), which saves zeroing a gradient
+     * buffer and reading it back: the walker says which buffers are fresh in din_fresh */
+    unsigned bwd_writes;
 } sal_op;
 
 /* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its

@@ -202,6 +202,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
             sum += loss;
             step++;
             double bc1 = 1 - pow(0.9, (double)step), bc2 = 1 - pow(0.999, (double)step);
+            sal_model_weights_changed(m);
             for (int v = 0; v < m->nval; v++) {
                 if (!wrt[v]) continue;
                 float *p = sal_f32(&m->val[v].t), *g = sal_f32(&s->grad[v]), *a = sal_f32(&m1[v]);
