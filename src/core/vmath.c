@@ -5,7 +5,9 @@
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
 
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The clones are static and the exported functions plain wrappers: clang 14 names the resolver of
+ * an external target_clones function differently from GCC, so calls from other files do not link. */
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
 
 static inline float bits_to_float(int32_t i) {
     float f;
@@ -32,10 +34,12 @@ static inline float exp1(float x) {
     return e * bits_to_float((h + 127) << 23) * bits_to_float((k - h + 127) << 23);
 }
 
-CLONES void sal_vexp(float *y, const float *x, int64_t n) {
+CLONES void vexp(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = exp1(x[i]);
 }
+
+void sal_vexp(float *y, const float *x, int64_t n) { vexp(y, x, n); }
 
 /* erf: below 0.5 in magnitude its Taylor series to x^15 (the next term is under 1e-9 of erf(x));
  * above, 1 - erfc with erfc from the Chebyshev fit of Numerical Recipes (relative error below
@@ -67,7 +71,9 @@ static inline float erf1(float x) {
     return a < 0.5f ? small : big;
 }
 
-CLONES void sal_verf(float *y, const float *x, int64_t n) {
+CLONES void verf(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = erf1(x[i]);
 }
+
+void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
