@@ -667,9 +667,12 @@ static void test_alloc_failures(void) {
     if (!m) return;
     sal_tensor x = rand_input(4, 4, (int64_t[]){2, 2, 6, 6});
     int64_t cls[2] = {0, 1};
-    const char *methods[] = {"gradcam", "scorecam", "cumulative_gradcam", "fullgrad", "guided_gradcam"};
-    for (int i = 0; i < 5; i++) {
-        sal_explain_opts o = {.method = methods[i], .target = SAL_TARGET_INDEX, .classes = cls, .nclasses = 2, .chunk = 3};
+    const char *methods[] = {"gradcam", "scorecam", "cumulative_gradcam", "fullgrad", "guided_gradcam", "gradcam",
+                             "guided_gradcam"};
+    const char *cf[] = {"counterfactual=true"}; /* the last two: with the per-sample check */
+    for (int i = 0; i < 7; i++) {
+        sal_explain_opts o = {.method = methods[i], .target = SAL_TARGET_INDEX, .classes = cls, .nclasses = 2, .chunk = 3,
+                              .nparams = i >= 5, .params = cf};
         int k, fails = 0;
         for (k = 1; k < 2000; k++) {
             sal_explanation *e = NULL;
