@@ -25,6 +25,9 @@ typedef struct sal_method {
     /* Needs forward passes only (occlusion and the black-box methods): it runs on any graph the
      * forward pass runs, and can stand in for a method that lacks a backward rule (--fallback). */
     bool black_box;
+    /* Why the method is defined on logits, for models whose output is a probability (NULL: it is
+     * not): sal_explain records it in the JSON and the CLI prints it. */
+    const char *logits;
     /* Whether run() supports describe mode (sal_xctx.rules): it decides a rule per node. */
     bool describes;
 } sal_method;
@@ -38,6 +41,8 @@ struct sal_xctx {
     const sal_tensor *x;   /* (N, ...) the model's input */
     int64_t *target;       /* (N) class per sample */
     bool prob;             /* explain softmax probabilities instead of logits */
+    bool out_prob;         /* the model's output already is a probability (a Softmax or Sigmoid
+                              ends it): `prob` takes it as it is, with no second softmax */
     int nkv;               /* user parameters, checked against meth->params */
     const char *const *key, *const *val;
     const sal_tensor *data; /* optional (M, ...) reference data */
@@ -60,6 +65,8 @@ struct sal_xctx {
     int nmetric;
     char mkey[SAL_MAX_METRICS][48];
     double mval[SAL_MAX_METRICS];
+    char series_key[48];    /* OUT, optional: one figure per sample (a per-sample check), listed in */
+    double *series;         /* the JSON under "per_sample"; sal_malloc'd (N), freed by sal_explain */
 };
 
 const sal_method *sal_method_lookup(const char *name);
