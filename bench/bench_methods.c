@@ -4,8 +4,10 @@
  *
  * usage: bench_methods [MODEL_DIR] [--model NAME] [--method NAME] [--batch B] [--reps R]
  * On VGG16 occlusion uses 16x16 windows with stride 16 (4x4/2 would mean 12100 forward passes per
- * image); every other method runs with its defaults. Methods that need inputs we do not give
- * (pattern files) or cannot apply (layer methods on the MLP) print their error instead. */
+ * image), and the black-box methods (lime, kernel_shap, rise, sobol: thousands of forward passes
+ * each) are left to bench_blackbox; every other method runs with its defaults. Methods that need
+ * inputs we do not give (pattern files) or cannot apply (layer methods on the MLP) print their error
+ * instead. */
 #include "graph/exec.h"
 #include <math.h>
 
@@ -66,6 +68,11 @@ int main(int argc, char **argv) {
             for (int k = 0; k < sal_method_count(); k++) {
                 const char *name = sal_method_name(k);
                 if (only_method && strcmp(only_method, name)) continue;
+                if (vgg && (!strcmp(name, "lime") || !strcmp(name, "kernel_shap") || !strcmp(name, "rise") ||
+                            !strcmp(name, "sobol"))) {
+                    printf("%-6s %5d %-28s %12s %12s  %s\n", models[mi].name, b, name, "-", "-", "see bench_blackbox");
+                    continue;
+                }
                 const char *params[2];
                 int np = 0;
                 if (vgg && !strcmp(name, "occlusion")) params[np++] = "window=16", params[np++] = "stride=16";

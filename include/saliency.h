@@ -262,6 +262,12 @@ typedef struct sal_explain_opts {
     const sal_patterns *patterns; /* optional: signal patterns of this model (sal_patterns_estimate) for
                                    the methods that read them (sal_method_needs_patterns); a `patterns`
                                    file parameter, when given, is used instead. Borrowed. */
+    const char *fallback;       /* optional: a method that needs forward passes only (lime, kernel_shap,
+                                   rise, sobol, occlusion) to explain with when `method` cannot run on
+                                   this graph (it fails with SAL_ERR_UNSUPPORTED: a node without a
+                                   gradient or without a rule of the method). Parameters
+                                   "fallback.KEY=VALUE" are the fallback's. The explanation says so
+                                   (sal_explanation_fallback, and "fallback" in the JSON). */
     const char *output_name;    /* the output to explain, by name; NULL: the model's first */
     const sal_tensor *target_mask; /* SAL_TARGET_MASK: float32 weights that broadcast (NumPy rules) to
                                    the explained output: one sample's shape, the whole output with a
@@ -287,6 +293,10 @@ const sal_tensor *sal_explanation_layer_map(const sal_explanation *e);
  * The last one is the default. Writes up to max node indices to nodes (see sal_model_node_name) and
  * the total to *count. */
 sal_status sal_cam_layers(const sal_session *s, int *nodes /* OUT */, int max, int *count /* OUT */);
+/* The method that made the map: sal_explain_opts.method, or its fallback when that stood in. */
+const char *sal_explanation_method(const sal_explanation *e);
+/* When the fallback stood in: why the method asked for could not run (one line); else NULL. */
+const char *sal_explanation_fallback(const sal_explanation *e);
 /* Targets used, per sample (-1 for region targets), and the explained output value (logit,
  * probability, or the region's sum). */
 const int64_t *sal_explanation_targets(const sal_explanation *e);

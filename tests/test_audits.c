@@ -1,6 +1,7 @@
 /* Audits: similarity metrics against hand-computed values, the shifted-model construction
  * (f2(x + m) = f1(x) for Gemm, MatMul and Conv first layers, constant and checkerboard shifts), the
- * audits end to end on small models, composite images and multi-label training. */
+ * audits end to end on small models (the black-box methods among them), composite images and
+ * multi-label training. */
 #include "testutil.h"
 #include "audits/audit.h"
 
@@ -463,6 +464,71 @@ static void test_audits(void) {
     sal_model_free(m);
 }
 
+/* The black-box methods join every audit: the default method list holds them; on the MLP each
+ * audit runs them to a verdict; with baseline=black they are input-invariant (the "black" baseline
+ * moves with the shifted data), KernelSHAP from zero is not; one whose parameters cannot be met
+ * (a segment file that does not exist) is skipped with the reason, the others still run. */
+static void test_blackbox_audits(void) {
+    sal_audit_method *list = NULL;
+    int n = 0, found = 0;
+    CHECK_OK(au_methods(&(sal_audit_common){0}, &list, &n));
+    static const char *const bb[] = {"lime", "kernel_shap", "rise", "sobol"};
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++) found += !strcmp(list[i].name, bb[k]);
+    CHECK(found == 4, "the default method list holds %d of the 4 black-box methods", found);
+    sal_free(list);
+
+    sal_tensor x = {0}, y = {0}, shift = {0};
+    sal_model *m = small_mlp(&x, &y);
+    if (!m) return;
+    sal_tensor xa = au_rows(&x, 0, 4);
+    CHECK_OK(sal_tensor_alloc(&shift, SAL_F32, 3, (int64_t[]){1, 6, 6}));
+    for (int i = 0; i < 36; i++) sal_f32(&shift)[i] = -1;
+    const char *li[] = {"samples=64", "baseline=black"}, *ks[] = {"samples=64", "baseline=black"},
+               *ri[] = {"masks=64", "baseline=black"}, *so[] = {"designs=8", "baseline=black"},
+               *kz[] = {"samples=64", "baseline=zero"}, *bad[] = {"segments=/nonexistent/labels.npy"};
+    sal_audit_method meths[] = {{"lime", 2, li}, {"kernel_shap", 2, ks}, {"rise", 2, ri}, {"sobol", 2, so},
+                                {"kernel_shap", 2, kz}, {"lime", 1, bad}};
+    sal_invariance_opts o = {.common = {.methods = meths, .nmethods = 6, .seed = 2, .batch = 4}, .shift = &shift};
+    sal_audit *a = NULL;
+    CHECK_OK(sal_audit_invariance(m, &xa, &o, &a));
+    if (a) {
+        for (int i = 0; i < 5; i++)
+            CHECK(sal_audit_outcome(a, i) == (i < 4 ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL), "invariance, %s: %s",
+                  sal_audit_label(a, i), sal_audit_verdict(a, i));
+        CHECK(sal_audit_skipped(a, 5) && strstr(sal_audit_verdict(a, 5), "skipped: ") &&
+                  strstr(sal_audit_verdict(a, 5), "/nonexistent/labels.npy"),
+              "a segment file that does not exist: %s", sal_audit_verdict(a, 5));
+        sal_audit_free(a);
+    }
+    sal_audit_common p = {.methods = meths, .nmethods = 4, .seed = 3, .batch = 4};
+    sal_tensor masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){4, 6, 6}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){4, 4}));
+    for (int i = 0; i < 4; i++) {
+        for (int pix = 0; pix < 36; pix++) ((int64_t *)masks.data)[i * 36 + pix] = (pix / 6 >= 3) * 2 + (pix % 6 >= 3) + 1;
+        sal_f32(&labels)[i * 4 + i] = 1;
+    }
+    for (int kind = 0; kind < 4; kind++) {
+        sal_status st;
+        if (kind == 0) st = sal_audit_randomization(m, &xa, &(sal_randomization_opts){.common = p}, &a);
+        else if (kind == 1) st = sal_audit_class_sensitivity(m, &xa, &(sal_class_sensitivity_opts){.common = p}, &a);
+        else if (kind == 2) st = sal_audit_faithfulness(m, &xa, &(sal_faithfulness_opts){.common = p, .steps = 6}, &a);
+        else st = sal_audit_pointing(m, &xa, &(sal_pointing_opts){.common = p, .masks = &masks, .labels = &labels}, &a);
+        CHECK(st == SAL_OK, "audit %d: %s", kind, sal_last_error());
+        for (int i = 0; a && i < 4; i++) {
+            sal_verdict v = sal_audit_outcome(a, i);
+            CHECK(v == SAL_VERDICT_PASS || v == SAL_VERDICT_FAIL, "%s, %s: %s", au_kind_name[a->kind],
+                  sal_audit_label(a, i), sal_audit_verdict(a, i));
+        }
+        sal_audit_free(a);
+        a = NULL;
+    }
+    sal_tensor *t[] = {&x, &y, &shift, &masks, &labels};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
+    sal_model_free(m);
+}
+
 /* The pointing game as TorchRay plays it, on a linear model whose gradient map for class k is its
  * weight row: class 0 has +1 at (10,10) and -2 at (40,40), class 1 +3 at (20,20) and -1 at (30,30).
  * The maximum of the energy |map| points at (40,40) and (20,20), that of the signed map at (10,10)
@@ -706,6 +772,7 @@ int main(void) {
     test_hog();
     test_shifted_models();
     test_audits();
+    test_blackbox_audits();
     test_pointing_torchray();
     test_undetermined();
     test_alloc_failures();

@@ -9,6 +9,13 @@ static const char k_help[] =
     "  --param KEY=VALUE     a method parameter (repeatable); `saliency methods` lists them\n"
     "  --rule NODE=RULE      LRP methods: shorthand for --param rule=NODE=RULE (repeatable; first match\n"
     "                        wins), e.g. --rule 'conv*=gamma:0.25' --rule '*=epsilon:1e-6'\n"
+    "  --segments S.npy      black-box methods (lime, kernel_shap, sobol): integer labels per element\n"
+    "                        (the input's shape, one sample's, or the spatial plane's); shorthand for\n"
+    "                        --param segments=S.npy\n"
+    "  --fallback NAME       when the method cannot run on this graph (a node without a gradient or\n"
+    "                        without a rule of the method), explain with NAME instead (lime,\n"
+    "                        kernel_shap, rise, sobol or occlusion); says so, and the JSON records it.\n"
+    "                        --param fallback.KEY=VALUE sets the fallback's parameters\n"
     "  --target T            max (predicted class, default), min, a class K, K1,K2,... per sample, or\n"
     "                        sum: the sum of the whole output (segmentation and detection maps)\n"
     "  --target-mask M.npy   the sum of the output weighted by M, which broadcasts to the output (a\n"
@@ -32,6 +39,7 @@ int cmd_explain(int argc, char **argv) {
     cli_heatmap_opts ho = {.heat.colorbar = 1, .batched = 1};
     const char *params[64];
     static char rules[64][272]; /* "rule=" + the --rule values, which params point into */
+    static char segs[1040];     /* "segments=" + the --segments path */
     int nr = 0;
     sal_explain_opts o = {0};
     int np = 0;
@@ -50,6 +58,15 @@ int cmd_explain(int argc, char **argv) {
         else if (cli_is(&a, "--output-name")) o.output_name = cli_value(&a);
         else if (cli_is(&a, "--range")) range = cli_value(&a);
         else if (cli_is(&a, "--chunk")) o.chunk = cli_long(&a, 1, 1 << 20);
+        else if (cli_is(&a, "--fallback")) o.fallback = cli_value(&a);
+        else if (cli_is(&a, "--segments")) {
+            const char *v = cli_value(&a);
+            if (a.error) return 1;
+            if (np == 64) return cli_error("explain", "too many --param and --rule options");
+            if (snprintf(segs, sizeof segs, "segments=%s", v) >= (int)sizeof segs)
+                return cli_error("explain", "--segments '%s' is too long", v);
+            params[np++] = segs;
+        }
         else if (cli_is(&a, "--param")) {
             if (np == 64) return cli_error("explain", "too many --param and --rule options");
             params[np++] = cli_value(&a);
@@ -123,6 +140,9 @@ int cmd_explain(int argc, char **argv) {
     o.data = data ? &d : NULL;
     o.target_mask = tmask ? &mk : NULL;
     if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
+    if (sal_explanation_fallback(e))
+        fprintf(stderr, "saliency explain: %s cannot run on %s (%s); explained with %s instead (--fallback)\n",
+                o.method, path, sal_explanation_fallback(e), sal_explanation_method(e));
     sal_output_kind ok = sal_model_output_kind(m);
     for (int i = 0; i < sal_method_count() && (ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID); i++)
         if (!strcmp(sal_method_name(i), o.method) && sal_method_logits_note(i))

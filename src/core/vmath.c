@@ -31,7 +31,9 @@ static inline float exp1(float x) {
     p = p * r + 5.0000001201e-1f;
     float e = p * r * r + r + 1.0f;
     int32_t k = (int32_t)n, h = k / 2;
-    return e * bits_to_float((h + 127) << 23) * bits_to_float((k - h + 127) << 23);
+    /* unsigned shifts: a NaN input makes k INT_MIN, whose exponent field would be negative */
+    return e * bits_to_float((int32_t)((uint32_t)(h + 127) << 23)) *
+           bits_to_float((int32_t)((uint32_t)(k - h + 127) << 23));
 }
 
 CLONES void vexp(float *y, const float *x, int64_t n) {

@@ -11,6 +11,9 @@ struct sal_explanation {
     char mkey[SAL_MAX_METRICS][48];
     double mval[SAL_MAX_METRICS];
     char *json;
+    const char *method;      /* the method that made the map */
+    const char *replaced;    /* the method asked for, when the fallback stood in for it; else NULL */
+    char reason[512];        /* why it could not run */
 };
 
 void sal_explanation_free(sal_explanation *e) {
@@ -26,6 +29,8 @@ void sal_explanation_free(sal_explanation *e) {
 const sal_tensor *sal_explanation_map(const sal_explanation *e) { return &e->map; }
 const sal_tensor *sal_explanation_layer_map(const sal_explanation *e) { return e->layer_map.data ? &e->layer_map : NULL; }
 const int64_t *sal_explanation_targets(const sal_explanation *e) { return e->targets; }
+const char *sal_explanation_method(const sal_explanation *e) { return e->method; }
+const char *sal_explanation_fallback(const sal_explanation *e) { return e->replaced ? e->reason : NULL; }
 const float *sal_explanation_outputs(const sal_explanation *e) { return e->outputs; }
 
 double sal_explanation_metric(const sal_explanation *e, const char *name) {
@@ -75,7 +80,15 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
             sal_sb_printf(&b, ": ");
             sal_sb_str(&b, c->val[i]);
         }
-    sal_sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"output_name\": ",
+    sal_sb_printf(&b, "}");
+    if (e->replaced) { /* --fallback: the method asked for could not run, and why */
+        sal_sb_printf(&b, ",\n  \"fallback\": {\"replaced\": ");
+        sal_sb_str(&b, e->replaced);
+        sal_sb_printf(&b, ", \"reason\": ");
+        sal_sb_str(&b, e->reason);
+        sal_sb_printf(&b, "}");
+    }
+    sal_sb_printf(&b, ",\n  \"output\": \"%s\",\n  \"output_name\": ",
                   c->region    ? "value"
                   : c->out_prob ? (c->prob ? "probability (the model's own output)" : "the model's output (a probability)")
                   : c->prob     ? "probability"
@@ -128,11 +141,13 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
 
 /* ---- checks before running ---- */
 
-static sal_status check_params(const sal_xctx *c) {
+/* fallback.KEY=VALUE parameters belong to the fallback method (sal_explain_opts.fallback). */
+static sal_status check_params(const sal_xctx *c, bool fallback) {
     bool has_inner = false;
     for (const sal_param_spec *p = c->meth->params; p->name; p++) has_inner |= !strcmp(p->name, "inner");
     for (int i = 0; i < c->nkv; i++) {
         if (has_inner && !strncmp(c->key[i], "inner.", 6)) continue;
+        if (fallback && !strncmp(c->key[i], "fallback.", 9)) continue;
         bool known = false;
         for (const sal_param_spec *p = c->meth->params; p->name && !known; p++) known = !strcmp(p->name, c->key[i]);
         if (known) continue;
@@ -186,7 +201,8 @@ static int64_t auto_chunk(const sal_xctx *c) {
     for (int v = 0; v < m->nval; v++)
         if (m->val[v].kind != SAL_VAL_CONST && c->s->act[v].data)
             bytes += (double)sal_tensor_numel(&c->s->act[v]) * (double)sal_dtype_size(c->s->act[v].dtype);
-    double per_row = 2 * bytes / (double)(c->x->dim[0] > 0 ? c->x->dim[0] : 1); /* and the gradients */
+    /* and as much again for the gradients, unless the method makes forward passes only */
+    double per_row = (c->meth->black_box ? 1 : 2) * bytes / (double)(c->x->dim[0] > 0 ? c->x->dim[0] : 1);
     double k = per_row > 0 ? (256.0 * (1 << 20)) / per_row : 64;
     return k >= 64 ? 64 : k < 1 ? 1 : (int64_t)k;
 }
@@ -242,7 +258,27 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     c.nkv = o->nparams;
     c.key = keys;
     c.val = vals;
-    if (st == SAL_OK) st = check_params(&c);
+    /* the fallback: a black-box method, with the fallback.KEY=VALUE parameters */
+    const sal_method *fb = o->fallback ? sal_method_lookup(o->fallback) : NULL;
+    const char *fkeys[64], *fvals[64];
+    int nfb = 0;
+    if (st == SAL_OK && o->fallback && (!fb || !fb->black_box)) {
+        char list[256] = "";
+        for (int i = 0; i < sal_method_count(); i++) {
+            const sal_method *mm = sal_method_lookup(sal_method_name(i));
+            size_t k = strlen(list);
+            if (mm->black_box) snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", mm->name);
+        }
+        st = sal_fail(SAL_ERR_ARG, "fallback '%s' must be a method that needs forward passes only: %s", o->fallback,
+                      list);
+    }
+    for (int i = 0; st == SAL_OK && fb && i < o->nparams; i++)
+        if (!strncmp(keys[i], "fallback.", 9)) fkeys[nfb] = keys[i] + 9, fvals[nfb++] = vals[i];
+    if (st == SAL_OK) st = check_params(&c, fb != NULL);
+    if (st == SAL_OK && fb) {
+        sal_xctx f = {.meth = fb, .nkv = nfb, .key = fkeys, .val = fvals};
+        st = check_params(&f, false);
+    }
     sal_explanation *e = sal_calloc(1, sizeof *e);
     c.target = sal_calloc((size_t)N, sizeof *c.target);
     float *value = sal_calloc((size_t)N, sizeof *value);
@@ -263,7 +299,8 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         st = sal_target_seed(&c, &c.s->act[c.outv], c.target, &seed, value);
         sal_tensor_free(&seed);
     }
-    if (st == SAL_OK) {
+    bool ran = st == SAL_OK;
+    if (ran) {
         input_range(&c, o);
         st = meth->run(&c);
         /* name the method once: parameter messages already start with "method NAME:" */
@@ -271,11 +308,27 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         snprintf(pre, sizeof pre, "method %s:", meth->name);
         if (st != SAL_OK && strncmp(sal_last_error(), pre, strlen(pre))) st = sal_wrap(st, "method %s", meth->name);
     }
+    if (e) e->method = meth->name;
+    /* a method that cannot run on this graph (a node without a gradient or without a rule of the
+     * method) gives way to the fallback, which needs forward passes only */
+    if (ran && st == SAL_ERR_UNSUPPORTED && fb && !meth->black_box) {
+        snprintf(e->reason, sizeof e->reason, "%s", sal_last_error());
+        e->replaced = meth->name;
+        e->method = fb->name;
+        c.meth = fb, c.nkv = nfb, c.key = fkeys, c.val = fvals;
+        c.nmetric = 0, c.layer[0] = '\0';
+        sal_tensor_free(&c.layer_out);
+        st = fb->run(&c);
+        char pre[160];
+        snprintf(pre, sizeof pre, "method %s:", fb->name);
+        if (st != SAL_OK && strncmp(sal_last_error(), pre, strlen(pre)))
+            st = sal_wrap(st, "method %s (the fallback for %s)", fb->name, meth->name);
+    }
     bool finite = true;
     if (st == SAL_OK) {
         const float *a = sal_f32(&c.out);
         for (int64_t i = 0, n = sal_tensor_numel(&c.out); i < n && finite; i++) finite = isfinite(a[i]);
-        if (!finite) st = sal_fail(SAL_ERR_NUMERIC, "method %s produced non-finite attributions", meth->name);
+        if (!finite) st = sal_fail(SAL_ERR_NUMERIC, "method %s produced non-finite attributions", e->method);
     }
     if (st == SAL_OK) {
         e->map = c.out;

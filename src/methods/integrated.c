@@ -59,8 +59,8 @@ static void quadrature(int rule, int64_t n, double *alpha, double *w) {
 
 /* ---- baselines ---- */
 
-enum { BASE_ZERO, BASE_BLACK, BASE_UNIFORM, BASE_BLUR };
-static const char *const k_bases[] = {"zero", "black", "uniform", "blur", NULL};
+enum { BASE_ZERO, BASE_BLACK, BASE_UNIFORM, BASE_BLUR, BASE_MEAN };
+static const char *const k_bases[] = {"zero", "black", "uniform", "blur", "mean", NULL};
 
 /* Gaussian blur of x over its spatial axes: the last two of (N, C..., H, W), the last of (N, C, L). */
 static sal_status blur_baseline(const sal_xctx *c, double sigma, sal_tensor *base) {
@@ -104,8 +104,30 @@ static sal_status file_baseline(const sal_xctx *c, const char *path, sal_tensor 
     return st;
 }
 
-/* The baseline of every sample, shaped as x. */
-static sal_status make_baseline(const sal_xctx *c, sal_tensor *base) {
+/* Every sample gets the per-element mean of the reference data. */
+static sal_status mean_baseline(const sal_xctx *c, sal_tensor *base) {
+    const sal_tensor *x = c->x, *d = c->data;
+    if (!d)
+        return sal_fail(SAL_ERR_ARG, "method %s: baseline=mean needs reference data: give --data D.npy "
+                                     "(sal_explain_opts.data)", c->meth->name);
+    int64_t row = sal_row_size(x);
+    if (d->dtype != SAL_F32 || d->ndim < 1 || d->dim[0] < 1 || sal_row_size(d) != row) {
+        char a[160], b[160];
+        return sal_fail(SAL_ERR_SHAPE, "method %s: baseline=mean: reference data %s does not hold samples of the "
+                        "input's size %s", c->meth->name, sal_shape_str(d->ndim, d->dim, a, sizeof a),
+                        sal_shape_str(x->ndim, x->dim, b, sizeof b));
+    }
+    double *m = sal_calloc((size_t)row, sizeof *m);
+    sal_status st = m ? sal_tensor_alloc(base, SAL_F32, x->ndim, x->dim) : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < d->dim[0] && st == SAL_OK; i++)
+        for (int64_t e = 0; e < row; e++) m[e] += sal_f32(d)[i * row + e];
+    for (int64_t i = 0; i < x->dim[0] && st == SAL_OK; i++)
+        for (int64_t e = 0; e < row; e++) sal_f32(base)[i * row + e] = (float)(m[e] / (double)d->dim[0]);
+    sal_free(m);
+    return st;
+}
+
+sal_status sal_method_baseline(const sal_xctx *c, sal_tensor *base) {
     double sigma = 0;
     uint64_t seed = 0;
     SAL_TRY(sal_param_float(c, "sigma", 0, 1000, &sigma));
@@ -118,10 +140,12 @@ static sal_status make_baseline(const sal_xctx *c, sal_tensor *base) {
     if (kind < 0) {
         if (len > 4 && !strcmp(v + len - 4, ".npy")) return file_baseline(c, v, base);
         return sal_fail(SAL_ERR_ARG,
-                        "method %s: parameter baseline=%s must be zero, black, uniform, blur or a path to a .npy file",
+                        "method %s: parameter baseline=%s must be zero, black, uniform, blur, mean or a path to a "
+                        ".npy file",
                         c->meth->name, v);
     }
     if (kind == BASE_BLUR) return blur_baseline(c, sigma, base);
+    if (kind == BASE_MEAN) return mean_baseline(c, base);
     const sal_tensor *x = c->x;
     SAL_TRY(sal_tensor_alloc(base, SAL_F32, x->ndim, x->dim));
     float *b = sal_f32(base);
@@ -195,7 +219,7 @@ static sal_status run_ig(sal_xctx *c) {
     const sal_tensor *x = c->x;
     int64_t N = x->dim[0], row = sal_row_size(x);
     sal_tensor base = {0};
-    SAL_TRY(make_baseline(c, &base));
+    SAL_TRY(sal_method_baseline(c, &base));
     ig_job j = {.x = sal_f32(x), .base = sal_f32(&base), .row = row};
     double *alpha = sal_malloc((size_t)steps * sizeof *alpha), *w = sal_malloc((size_t)steps * sizeof *w);
     j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
@@ -240,7 +264,7 @@ static sal_status run_ig(sal_xctx *c) {
 static const sal_param_spec k_ig_params[] = {
     {"baseline", "zero",
      "reference input x0: zero, black (every element = the data minimum), uniform (seeded, in the data range), "
-     "blur (Gaussian blur of x, see sigma) or a .npy file (one sample's shape, or the input's)"},
+     "blur (Gaussian blur of x, see sigma), mean (of --data) or a .npy file (one sample's shape, or the input's)"},
     {"steps", "50", "gradient evaluations along the path (points of the quadrature rule)"},
     {"rule", "gauss_legendre",
      "quadrature: riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gauss_legendre"},

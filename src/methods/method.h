@@ -22,6 +22,9 @@ typedef struct sal_method {
     /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
      * sal_method_needs_patterns on a context holding only the parameters. */
     bool (*needs_patterns)(const sal_xctx *c);
+    /* Needs forward passes only (occlusion and the black-box methods): it runs on any graph the
+     * forward pass runs, and can stand in for a method that lacks a backward rule (--fallback). */
+    bool black_box;
     /* Why the method is defined on logits, for models whose output is a probability (NULL: it is
      * not): sal_explain records it in the JSON and the CLI prints it. */
     const char *logits;
@@ -85,6 +88,10 @@ void sal_metric(sal_xctx *c, const char *key, double v);
 sal_status sal_rule_line(const sal_xctx *c, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- building blocks ---- */
+/* The baseline of every sample, shaped as c->x, from the parameters `baseline` (zero, black,
+ * uniform, blur, mean: the mean of the reference data, or a .npy file), `sigma` (blur) and `seed`
+ * (uniform); a method calling it declares all three (integrated.c). */
+sal_status sal_method_baseline(const sal_xctx *c, sal_tensor *base);
 /* The explained output's value in model m: c->outv for c->m, else the value of the same name (a
  * rewritten copy such as LRP's canonized model keeps the names). */
 int sal_explained(const sal_xctx *c, const sal_model *m);

@@ -148,4 +148,5 @@ const sal_method sal_method_occlusion = {
     .summary = "output drop when a sliding window is covered, averaged per element (Zeiler & Fergus 2014)",
     .params = k_occ_params,
     .run = run_occlusion,
+    .black_box = true,
 };
