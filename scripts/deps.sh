@@ -6,7 +6,7 @@
 set -eu
 pkgs=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
       libopenblas-dev libopenblas0-openmp libpng-dev zlib1g-dev libfftw3-dev
-      python3-torch python3-onnx python3-numpy dataset-fashion-mnist)
+      python3-torch python3-torchvision python3-onnx python3-numpy dataset-fashion-mnist)
 optional=(python3-skimage chromium)
 [ -n "${SAL_DEPS_EXTRA:-}" ] && pkgs+=($SAL_DEPS_EXTRA)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
