@@ -34,12 +34,12 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "torch"))
 
 # models of `make test`: different op families, small inputs (about 15 s once exported)
-SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "resnet18_op9",
+SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "resnet18_op9", "heatmap",
           "mobilenet_v3_small", "vit_tiny", "vit_tiny_op17", "unet", "unet_op9", "dbnet"]
 # ...of which these need ops other branches add (flip: empty this set once they are merged)
 PENDING = {"mobilenet_v3_small", "vit_tiny", "vit_tiny_op17", "unet", "unet_op9", "dbnet"}
 # subset models also checked through `saliency explain` (the full run checks every model)
-EXPLAIN_SUBSET = {"resnet18", "unet"}
+EXPLAIN_SUBSET = {"resnet18", "heatmap", "unet"}
 
 LOGIT_TOL, GRAD_TOL, CORR_MIN = 1e-4, 1e-3, 0.999
 
@@ -92,8 +92,16 @@ def explain_check(cli, d, meta, tmp):
     if a.shape != g.shape:
         return None, None, "explain wrote shape %s, autograd's is %s" % (a.shape, g.shape)
     rel = float(np.abs(a - g).max() / max(np.abs(g).max(), 1e-30))
-    corr = min(float(np.corrcoef(a[i].ravel(), g[i].ravel())[0, 1]) for i in range(len(g)))
-    return rel, corr, None
+    return rel, min(correlation(a[i].ravel(), g[i].ravel()) for i in range(len(g))), None
+
+
+def correlation(a, b):
+    """Pearson correlation as torch_compare computes it: 1 when both are constant, 0 when one is."""
+    da, db = a - a.mean(), b - b.mean()
+    saa, sbb = float((da * da).sum()), float((db * db).sum())
+    if saa == 0 or sbb == 0:
+        return 1.0 if saa == sbb else 0.0
+    return float((da * db).sum()) / (saa * sbb) ** 0.5
 
 
 def run_model(name, meta, d, tool, cli, missing, want_explain, tmp):
@@ -105,7 +113,8 @@ def run_model(name, meta, d, tool, cli, missing, want_explain, tmp):
         row["note"] = "PyTorch 1.13 cannot export it: " + meta["export_error"]
         return row
     t0 = time.time()
-    args = [tool] + (["--near-ties"] if meta.get("near_ties") else []) + [d]
+    ties = meta.get("near_ties", 0) + meta.get("near_kinks", 0)
+    args = [tool] + (["--near-ties"] if ties else []) + [d]
     r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     row["log"] = r.stdout
     sm = re.search(r"^summary logits=(\S+) grad=(\S+) corr=(\S+) criterion=(\S+) result=(\S+)", r.stdout, re.M)
@@ -122,7 +131,8 @@ def run_model(name, meta, d, tool, cli, missing, want_explain, tmp):
     row["logits"], row["grad"], corr = float(sm.group(1)), float(sm.group(2)), float(sm.group(3))
     ok = r.returncode == 0
     if sm.group(4) == "correlation":
-        row["note"] = "gradient by correlation %.5f: %d max-pool near-ties in the reference" % (corr, meta["near_ties"])
+        row["note"] = "gradient by correlation %.5f: near-ties in the reference (%d max-pool, %d kink)" % (
+            corr, meta["near_ties"], meta["near_kinks"])
     elif not ok:
         row["note"] = "mismatch (gradient correlation %.5f)" % corr
     if want_explain:
@@ -134,7 +144,7 @@ def run_model(name, meta, d, tool, cli, missing, want_explain, tmp):
         else:
             row["explain"] = rel
             if not rel <= GRAD_TOL:
-                if meta.get("near_ties") and ecorr >= CORR_MIN:
+                if ties and ecorr >= CORR_MIN:
                     row["note"] += ("; " if row["note"] else "") + "explain by correlation %.5f" % ecorr
                 else:
                     ok = False
@@ -227,20 +237,24 @@ def main(argv):
             if row["status"] == "FAIL" and row["load"] == "ok":
                 print("    " + row["log"].rstrip().replace("\n", "\n    "))
 
-        # negative control: the tool and the explain check must catch a wrong seed (targets + 1)
-        ref = next((r for r in rows if r["ok"] and not metas[r["name"]]["dense"]), None)
-        if ref is not None:
-            import numpy as np
-            src, bad = os.path.join(cache, ref["name"]), os.path.join(tmp, "bad")
+        # negative control: the tool and the explain check must catch a wrong seed (targets + 1),
+        # on the first classifier and the first dense model that pass
+        import numpy as np
+        for dense in (False, True):
+            ref = next((r for r in rows if r["ok"] and metas[r["name"]]["dense"] == dense), None)
+            if ref is None:
+                continue
+            meta = metas[ref["name"]]
+            src, bad = os.path.join(cache, ref["name"]), os.path.join(tmp, "bad_" + ref["name"])
             os.makedirs(bad)
             for f in ("model.onnx", "x.npy", "logits.npy", "grad.npy"):
                 os.symlink(os.path.join(src, f), os.path.join(bad, f))
             t = np.load(os.path.join(src, "targets.npy"))
-            np.save(os.path.join(bad, "targets.npy"), (t + 1) % metas[ref["name"]]["output_shape"][1])
+            np.save(os.path.join(bad, "targets.npy"), (t + 1) % meta["output_shape"][1])
             r = subprocess.run([tool, "--near-ties", bad], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                universal_newlines=True)
             ok = r.returncode == 1 and "result=MISMATCH" in r.stdout
-            rel, _, err = explain_check(cli, bad, dict(metas[ref["name"]]), tmp)
+            rel, _, err = explain_check(cli, bad, meta, tmp)
             ok2 = err is None and rel > GRAD_TOL
             for good, what in ((ok, "torch_compare"), (ok2, "the explain check")):
                 passed += good

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The model zoo: torchvision's architectures and a few hand-built dense models, exported to ONNX
-with seeded random weights, with PyTorch's outputs and input gradients as references.
+with seeded random weights, with PyTorch's outputs and input gradients as references (computed in
+float64 on the float32 weights and inputs).
 
 For each model it writes, into OUT/<name>/:
   model.onnx   torch.onnx.export in eval mode, the opset of the table (13 unless the name says
@@ -14,22 +15,28 @@ For each model it writes, into OUT/<name>/:
                (tests/tools/torch_compare.c seeds the same: a one-hot row, or a one-hot channel
                over every position)
   meta.json    what was exported: opset, input shape, kind, node and op counts, parameters, the
-               near-ties of max-pool windows in the reference pass (see below), export time, and
-               the hash of this script; or export_error when PyTorch cannot export the model.
+               near-ties of the reference pass (see below), how far PyTorch's own float32
+               output and gradient are from the float64 reference (torch_f32_*_rel), export
+               time, and the hash of this script; or export_error when PyTorch cannot export it.
 
 Usage: export_zoo.py OUT [--force] [NAME ...]   (default: every model; --list prints the table)
 A model whose meta.json carries this script's hash is not exported again unless --force.
 
-Max-pool near-ties: where the two largest inputs of a max-pool window differ by less than
-TIE_REL of the largest magnitude in that tensor, a float summation order other than PyTorch's can
-pick the other one, and the gradient goes elsewhere. Such windows are counted during the
-reference pass and recorded as `near_ties`. Exact ties are not counted: they are copies of one
-value (an earlier overlapping max-pool or a nearest upsampling hands the same element to
-neighbouring positions, a ReLU its zeros), and either choice sends the gradient to the same
-source, or nowhere; the comparison then accepts a per-sample correlation
->= 0.999 when the element-wise check fails (and says so). Run with Debian's python3 (torch 1.13,
-torchvision 0.14).
+Near-ties: where the two largest inputs of a max-pool window differ by less than TIE_REL of the
+largest magnitude in that tensor, or an activation's input lies that close to a kink (ReLU at 0,
+ReLU6 and Hardtanh at their bounds, Hardswish/Hardsigmoid at +-3), a float32 computation can
+fall on the other side and send the gradient elsewhere (a deep float32 network computes its
+activations to a few 1e-5 of their scale; PyTorch's own float32 gradient moves by up to 7 % of
+its scale on resnet50 that way). The reference pass counts them
+(`near_ties` for max-pools, `near_kinks` for activations); the comparison then accepts a
+per-sample correlation >= 0.999 when the element-wise gradient check fails, and says so.
+Exact ties are not counted: they are copies of one value (an earlier overlapping max-pool or a
+nearest upsampling hands the same element to neighbouring positions), and either choice sends the
+gradient to the same source.
+
+Run with Debian's python3 (torch 1.13, torchvision 0.14).
 """
+import copy
 import hashlib
 import json
 import os
@@ -41,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-TIE_REL = 1e-5
+TIE_REL = 1e-4
 SCRIPT_HASH = hashlib.sha1(open(os.path.abspath(__file__), "rb").read()).hexdigest()[:12]
 
 
@@ -121,6 +128,23 @@ class DBHead(nn.Module):
         p = self.prob(fused)
         t = self.thresh(fused)
         return torch.cat([p, t, torch.sigmoid(50.0 * (p - t))], 1)
+
+
+class HeatmapHead(nn.Module):
+    """A CenterNet-style heat-map head without upsampling: (N, 4, H/4, W/4) from Conv, BatchNorm
+    (kept as a node: a 1x1 conv on a residual sum is not fused), ReLU, MaxPool and a strided conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = conv_bn(3, 8)
+        self.b = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+        self.skip = nn.Conv2d(8, 16, 1, 2)
+        self.bn = nn.BatchNorm2d(16)
+        self.head = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        a = F.max_pool2d(self.a(x), 2)
+        return self.head(F.relu(self.bn(self.b(a) + self.skip(a))))
 
 
 class DenseOut(nn.Module):
@@ -221,6 +245,7 @@ MODELS = {
     "fcn_resnet50": spec(tv_seg("fcn_resnet50"), dense=True, batch=2),
     "deeplabv3_mobilenet_v3_large": spec(tv_seg("deeplabv3_mobilenet_v3_large"), dense=True, batch=2),
     "lraspp_mobilenet_v3_large": spec(tv_seg("lraspp_mobilenet_v3_large"), dense=True, batch=2),
+    "heatmap": spec(HeatmapHead, 32, dense=True),
     "unet": spec(UNet, 32, dense=True),
     "dbnet": spec(DBHead, 64, dense=True),
     # exporter idioms of other opsets
@@ -236,39 +261,49 @@ MODELS = {
 
 # ---- weights ----
 
-def randomize(model, gen, size):
-    """Random weights beyond the constructors' own. BatchNorm layers get the statistics of a random
-    batch (a forward pass in training mode), then shifted and scaled, and random affine
-    parameters: statistics left at identity would hide a wrong formula, and statistics unrelated
-    to the activations would drown the signal (GoogLeNet's 0.01-std convolutions then give
-    near-constant maps, whose max-pools nearly tie everywhere). Every parameter the constructor
+def randomize(model, gen, xcal):
+    """Random weights beyond the constructors' own. BatchNorm layers get random affine parameters,
+    then the statistics of the batch xcal (BatchNorm alone in training mode), mildly shifted and
+    scaled: statistics left at identity would hide a wrong formula, and statistics unrelated to
+    the activations would drown the signal (GoogLeNet's 0.01-std convolutions then give
+    near-constant maps, whose max-pools nearly tie everywhere) or let it grow without bound
+    through deep stacks (EfficientNet's logits reached 1e5, where float32 rounding alone moved
+    them by 0.5 %). Every parameter the constructor
     made constant (zero classifier heads, class tokens, LayerNorm's ones, ConvNeXt's 1e-6 layer
     scales) is drawn too, so no formula hides behind an identity or a zero."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
+        for m in bns:
+            if m.affine:
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
         for p in model.parameters():
             if p.numel() > 1 and float(p.std()) == 0.0:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
         if bns:
-            for m in bns:
+            # in float64, so the weights do not depend on the thread count: the reference
+            # gradient can sit within 1e-7 of a kink (see near-ties below)
+            m64 = copy.deepcopy(model).double().eval()
+            bn64 = [m for m in m64.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            for m in bn64:  # batch statistics in BatchNorm alone; dropout and stochastic depth stay off
                 m.reset_running_stats()
                 m.momentum = None  # a cumulative average: one pass gives that batch's statistics
-            model.train()
-            model(torch.randn(4, 3, size, size, generator=gen))
-            for m in bns:
+                m.train()
+            m64(xcal.double())
+            for m, m6 in zip(bns, bn64):
+                m.running_mean.copy_(m6.running_mean)
+                m.running_var.copy_(m6.running_var)
+            for m in bns:  # mild: the layers after each were calibrated on its output
                 c = m.num_features
-                m.running_mean.add_(torch.randn(c, generator=gen) * 0.2 * m.running_var.sqrt())
-                m.running_var.mul_(torch.rand(c, generator=gen) * 0.7 + 0.7)
-                if m.affine:
-                    m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                    m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
+                m.running_mean.add_(torch.randn(c, generator=gen) * 0.1 * m.running_var.sqrt())
+                m.running_var.mul_(torch.rand(c, generator=gen) * 0.45 + 0.8)
     model.eval()
 
 
-# ---- max-pool near-ties ----
+# ---- near-ties: where float rounding alone can move the gradient ----
 
 def window_near_ties(t, out, k, s, p):
-    """Windows of a 2-D max-pool over t (output out) whose two largest values are nearly equal."""
+    """Windows of a 2-D max-pool over t (output out) whose two largest values nearly tie."""
     k = (k, k) if isinstance(k, int) else tuple(k)
     s = k if s is None or (not isinstance(s, int) and len(s) == 0) else ((s, s) if isinstance(s, int) else tuple(s))
     p = (p, p) if isinstance(p, int) else tuple(p)
@@ -280,29 +315,53 @@ def window_near_ties(t, out, k, s, p):
     if w.shape[-1] < 2:
         return 0
     top = w.topk(2, dim=-1).values
-    scale = float(t.abs().max())
     gap = top[..., 0] - top[..., 1]
-    return int(((gap > 0) & (gap <= TIE_REL * scale)).sum())
+    return int(((gap > 0) & (gap <= TIE_REL * float(t.abs().max()))).sum())
+
+
+def near_kinks(t, kinks):
+    """Elements of t within TIE_REL of its largest magnitude from a kink of an activation."""
+    scale = TIE_REL * float(t.abs().max())
+    n = 0
+    for k in kinks:
+        gap = (t - k).abs()
+        n += int(((gap > 0) & (gap <= scale)).sum())
+    return n
 
 
 def count_near_ties(model, x):
-    """Runs the model once with F.max_pool2d wrapped (nn.MaxPool2d calls it too)."""
-    ties = [0]
-    orig = F.max_pool2d
+    """Runs the model once with the non-smooth functions wrapped (the modules call them too):
+    returns (max-pool windows, activation inputs) that nearly tie."""
+    ties, kinks = [0], [0]
+    orig = {k: getattr(F, k) for k in ("max_pool2d", "relu", "relu6", "hardtanh", "leaky_relu", "hardsigmoid",
+                                       "hardswish")}
 
     def mp2(t, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-        out = orig(t, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        out = orig["max_pool2d"](t, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
         if dilation in (1, (1, 1)) and t.dim() == 4:
             ties[0] += window_near_ties(t, out[0] if return_indices else out, kernel_size, stride, padding)
         return out
 
+    def kinked(name, kinks_of):
+        def f(t, *a, **kw):
+            kinks[0] += near_kinks(t, kinks_of(*a, **kw))  # before an in-place version changes t
+            return orig[name](t, *a, **kw)
+        return f
+
     F.max_pool2d = mp2
+    F.relu = kinked("relu", lambda *a, **kw: [0.0])
+    F.relu6 = kinked("relu6", lambda *a, **kw: [0.0, 6.0])
+    F.hardtanh = kinked("hardtanh", lambda min_val=-1.0, max_val=1.0, *a, **kw: [min_val, max_val])
+    F.leaky_relu = kinked("leaky_relu", lambda *a, **kw: [0.0])
+    F.hardsigmoid = kinked("hardsigmoid", lambda *a, **kw: [-3.0, 3.0])
+    F.hardswish = kinked("hardswish", lambda *a, **kw: [-3.0, 3.0])
     try:
         with torch.no_grad():
             model(x)
     finally:
-        F.max_pool2d = orig
-    return ties[0]
+        for k, v in orig.items():
+            setattr(F, k, v)
+    return ties[0], kinks[0]
 
 
 # ---- export ----
@@ -315,6 +374,14 @@ def op_counts(path):
     for n in m.graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return counts
+
+
+def output_and_grad(model, x, t):
+    """The output for x and d(sum_i out[i, t_i]) / dx (summed over positions for dense outputs)."""
+    xg = x.clone().requires_grad_(True)
+    y = model(xg)
+    y[torch.arange(len(t)), t].sum().backward()
+    return y.detach(), xg.grad.detach()
 
 
 def export(name, out_root, seed=1234):
@@ -333,19 +400,26 @@ def export(name, out_root, seed=1234):
         gen = torch.Generator().manual_seed(base)
         model = sp["build"]()
         n, size = sp["batch"], sp["size"]
-        randomize(model, gen, size)
         x = (torch.rand(n, 3, size, size, generator=gen) - 0.45) / 0.225
+        # BatchNorm statistics from x and as many other images (in a trained network they fit
+        # its inputs; drawn from another batch, 2x2 maps of deep stages stay unnormalized)
+        randomize(model, gen, torch.cat([x, (torch.rand(n, 3, size, size, generator=gen) - 0.45) / 0.225]))
         meta["input_shape"] = list(x.shape)
         meta["params"] = sum(p.numel() for p in model.parameters())
-        meta["near_ties"] = count_near_ties(model, x)
-
-        xg = x.clone().requires_grad_(True)
-        y = model(xg)
-        classes = y.shape[1]
+        # the reference: autograd in float64 on the float32 weights and input. PyTorch's own
+        # float32 result is no better a reference than ours: where an activation sits next to a
+        # kink its gradient depends on the summation order (even on the thread count)
+        m64 = copy.deepcopy(model).double()
+        x64 = x.double()
+        meta["near_ties"], meta["near_kinks"] = count_near_ties(m64, x64)
+        y32 = model(x).detach()
+        classes = y32.shape[1]
         t = torch.randint(0, classes, (n,), generator=gen)
-        sel = y[torch.arange(n), t]  # (N,) or (N, H, W)
-        sel.sum().backward()
+        y, g = output_and_grad(m64, x64, t)
+        g32 = output_and_grad(model, x, t)[1].double()
         meta["output_shape"] = list(y.shape)
+        meta["torch_f32_output_rel"] = float((y32.double() - y).abs().max() / y.abs().max())
+        meta["torch_f32_grad_rel"] = float((g32 - g).abs().max() / g.abs().max())
 
         path = os.path.join(d, "model.onnx")
         torch.onnx.export(model, x, path, input_names=["x"], output_names=["y"],
@@ -355,9 +429,9 @@ def export(name, out_root, seed=1234):
         meta["ops"] = counts
         meta["nodes"] = sum(counts.values())
         np.save(os.path.join(d, "x.npy"), x.numpy().astype(np.float32))
-        np.save(os.path.join(d, "logits.npy"), y.detach().numpy().astype(np.float32))
+        np.save(os.path.join(d, "logits.npy"), y.numpy().astype(np.float32))
         np.save(os.path.join(d, "targets.npy"), t.numpy().astype(np.int64))
-        np.save(os.path.join(d, "grad.npy"), xg.grad.numpy().astype(np.float32))
+        np.save(os.path.join(d, "grad.npy"), g.numpy().astype(np.float32))
     except Exception as e:  # noqa: BLE001  (the table reports what PyTorch cannot export)
         meta["export_error"] = ("%s: %s" % (type(e).__name__, e)).splitlines()[0][:300]
     meta["export_seconds"] = round(time.time() - t0, 1)
@@ -405,8 +479,9 @@ def main(argv):
         if "export_error" in meta:
             print("NOEXPORT %s (%.1fs): %s" % (n, meta["export_seconds"], meta["export_error"]), flush=True)
         else:
-            print("exported %s (%.1fs, %d nodes, near-ties %d): %s" % (
-                n, meta["export_seconds"], meta["nodes"], meta["near_ties"], " ".join(sorted(meta["ops"]))),
+            print("exported %s (%.1fs, %d nodes, near-ties %d + %d): %s" % (
+                n, meta["export_seconds"], meta["nodes"], meta["near_ties"], meta["near_kinks"],
+                " ".join(sorted(meta["ops"]))),
                 flush=True)
     return 0
 
