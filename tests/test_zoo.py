@@ -33,8 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "torch"))
 
-# models of `make test`: different op families, small inputs (about 15 s once exported)
-SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "resnet18_op9", "heatmap",
+# models of `make test`: different op families, small inputs
+SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "heatmap",
           "mobilenet_v3_small", "vit_tiny", "vit_tiny_op17", "unet", "unet_op9", "dbnet"]
 # ...of which these need ops other branches add (flip: empty this set once they are merged)
 PENDING = {"mobilenet_v3_small", "vit_tiny", "vit_tiny_op17", "unet", "unet_op9", "dbnet"}
