@@ -131,8 +131,9 @@ def run_model(name, meta, d, tool, cli, missing, want_explain, tmp):
     row["logits"], row["grad"], corr = float(sm.group(1)), float(sm.group(2)), float(sm.group(3))
     ok = r.returncode == 0
     if sm.group(4) == "correlation":
-        row["note"] = "gradient by correlation %.5f: near-ties in the reference (%d max-pool, %d kink)" % (
-            corr, meta["near_ties"], meta["near_kinks"])
+        row["note"] = ("gradient by correlation %.5f: near-ties in the reference (%d max-pool, %d kink; "
+                       "PyTorch's own float32 gradient is off by %.1e)" % (
+                           corr, meta["near_ties"], meta["near_kinks"], meta.get("torch_f32_grad_rel", float("nan"))))
     elif not ok:
         row["note"] = "mismatch (gradient correlation %.5f)" % corr
     if want_explain:
