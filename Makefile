@@ -10,7 +10,7 @@ SAN ?= 0
 
 OPT ?= -O2 -g
 CFLAGS := $(OPT) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
-LDLIBS = -lprotobuf-c -lpng -lfftw3f -lz -lm -ldl -lpthread
+LDLIBS = -ldnnl -lprotobuf-c -lpng -lfftw3f -lz -lm -ldl -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -30,7 +30,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps data test test-zoo test-c test-scripts demo bench clean
+.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers clean
 all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
 
 # Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
@@ -83,9 +83,21 @@ test-zoo: deps all
 demo: deps data all
 	@BUILD=$(BUILD) scripts/demo.sh
 
+# Benchmarks (docs/performance.md). SAL_DEPS_BENCH adds their optional packages (tcmalloc, which
+# PyTorch is timed with). COMPARE_ARGS / PEERS_ARGS pass options, e.g. COMPARE_ARGS="--models cnn".
 bench: deps all
+	@SAL_DEPS_BENCH=1 scripts/deps.sh
 	$(PY) bench/models.py $(BUILD)/bench/models
 	$(BUILD)/bench/bench $(BUILD)/bench/models
+
+bench-compare: deps all
+	@SAL_DEPS_BENCH=1 scripts/deps.sh
+	$(PY) bench/compare.py --build $(BUILD) $(COMPARE_ARGS)
+
+# Captum and Zennit from CAPTUM_SRC / ZENNIT_SRC (bench/peers.py says how to get them).
+bench-peers: deps all
+	@SAL_DEPS_BENCH=1 scripts/deps.sh
+	$(PY) bench/peers.py --build $(BUILD) $(PEERS_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,5 +1,5 @@
-/* Benchmark: forward and forward+input-gradient time per image of the MLP, the CNN and a
- * VGG16-shaped network, with achieved GFLOP/s next to the sgemm rate measured in the same run, and
+/* Benchmark: forward and forward+input-gradient time per image of the MLP, the CNN, a
+ * VGG16-shaped network and torchvision's ResNet-50, MobileNetV2 and ViT-B/16 (224x224), with achieved GFLOP/s next to the sgemm rate measured in the same run, and
  * PyTorch's times on the same ONNX models (bench/models.py) when available.
  *
  * usage: bench [MODEL_DIR] [--quick]      (make bench runs it with build/bench/models) */
@@ -38,12 +38,12 @@ static void count_flops(const sal_session *s, double *conv, double *dense) {
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         const sal_tensor *y = &s->act[n->out[0]];
-        if (!strcmp(n->op_type, "Conv")) {
+        if (sal_node_is(n, SAL_OP_Conv)) {
             const sal_tensor *w = &s->act[n->in[1]];
             double k = 1;
             for (int d = 1; d < w->ndim; d++) k *= (double)w->dim[d];
             *conv += 2.0 * (double)sal_tensor_numel(y) * k;
-        } else if (!strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul")) {
+        } else if (sal_node_is(n, SAL_OP_Gemm) || sal_node_is(n, SAL_OP_MatMul)) {
             const sal_tensor *x = &s->act[n->in[0]];
             *dense += 2.0 * (double)sal_tensor_numel(y) * (double)x->dim[x->ndim - 1];
         }
@@ -56,7 +56,7 @@ static double conv_time(sal_session *s) {
     double t = 0;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
-        if (strcmp(n->op_type, "Conv")) continue;
+        if (!sal_node_is(n, SAL_OP_Conv)) continue;
         sal_tensor *in[8], *out[4];
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = &s->act[n->out[k]];
@@ -95,12 +95,14 @@ int main(int argc, char **argv) {
     }
     double peak = sgemm_rate(1024);
     printf("BLAS: %s\nsgemm 1024^3: %.1f GFLOP/s (this run)\n\n", sal_blas_info(), peak);
-    printf("%-6s %5s %12s %12s %10s %10s %10s %12s %12s\n", "model", "batch", "fwd ms/img", "grad ms/img",
+    printf("%-12s %5s %12s %12s %10s %10s %10s %12s %12s\n", "model", "batch", "fwd ms/img", "grad ms/img",
            "fwd GF/s", "conv GF/s", "conv/sgemm", "torch fwd", "torch grad");
     static const struct {
         const char *name;
         int batches[2];
-    } models[] = {{"mlp", {1, 16}}, {"cnn", {1, 16}}, {"vgg16", {1, 4}}};
+        bool large; /* 3 timed runs */
+    } models[] = {{"mlp", {1, 16}, false},      {"cnn", {1, 16}, false},         {"vgg16", {1, 4}, true},
+                  {"resnet50", {1, 4}, true}, {"mobilenet_v2", {1, 4}, false}, {"vit_b_16", {1, 4}, true}};
     int rc = 0;
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         char path[1024];
@@ -112,7 +114,7 @@ int main(int argc, char **argv) {
             continue;
         }
         for (int bi = 0; bi < 2; bi++) {
-            int b = models[mi].batches[bi], nd, reps = !strcmp(models[mi].name, "vgg16") || quick ? 3 : 50;
+            int b = models[mi].batches[bi], nd, reps = models[mi].large || quick ? 3 : 50;
             int64_t dim[SAL_MAX_DIMS];
             sal_model_input_shape(m, 0, &nd, dim);
             dim[0] = b;
@@ -142,7 +144,7 @@ int main(int argc, char **argv) {
             double pf = torch_ms(dir, key);
             snprintf(key, sizeof key, "%s_b%d_gradient", models[mi].name, b);
             double pg = torch_ms(dir, key);
-            printf("%-6s %5d %12.4f %12.4f %10.1f", models[mi].name, b, 1e3 * f / b, 1e3 * g / b,
+            printf("%-12s %5d %12.4f %12.4f %10.1f", models[mi].name, b, 1e3 * f / b, 1e3 * g / b,
                    (conv + dense) / f * 1e-9);
             if (conv > 0) printf(" %10.1f %9.0f%%", conv / c * 1e-9, 100 * conv / c * 1e-9 / peak);
             else printf(" %10s %10s", "-", "-");
@@ -154,8 +156,8 @@ int main(int argc, char **argv) {
         }
         sal_model_free(m);
     }
-    printf("\nms/img: median wall time per image; GF/s: multiply-adds x2 of Conv/Gemm per second;\n"
-           "torch: PyTorch %s on the same ONNX models' architectures, 2 threads (nan: not measured)\n",
-           "1.13");
+    printf("\nms/img: median wall time per image; GF/s: multiply-adds x2 of Conv/Gemm/MatMul per second;\n"
+           "torch: PyTorch 1.13 on the same models and weights, 2 threads, tcmalloc and the OpenMP OpenBLAS,\n"
+           "one configuration per process (bench/models.py; nan: not measured)\n");
     return rc;
 }

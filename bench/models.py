@@ -1,19 +1,22 @@
 #!/usr/bin/python3
-"""Exports the benchmark models (the paper's MLP, the small CNN, a VGG16-shaped network) to ONNX
-and times PyTorch on them (2 threads), so bench.c can compare on the same models and machine.
+"""The benchmark models: the paper's MLP, the small CNN, VGG16 and torchvision's ResNet-50,
+MobileNetV2 and ViT-B/16 (random weights, seeded), exported once to ONNX with their weights beside
+them (NAME.pt), so that every PyTorch process times exactly the network we time.
 
-usage: bench/models.py OUT_DIR [--quick]
-Writes OUT_DIR/{mlp,cnn,vgg16}.onnx and OUT_DIR/torch.txt ("key milliseconds-per-image" lines).
+usage: bench/models.py OUT_DIR [--quick] [--models a,b,...] [--export-only]
+Exports the missing OUT_DIR/NAME.{onnx,pt}, then (unless --export-only) times PyTorch's forward and
+input gradient on them, one configuration per process (bench/torch_worker.py, in the environment of
+bench/benchlib.py), and writes OUT_DIR/torch.txt ("NAME_bB_forward ms-per-image" lines) for
+build/bench/bench. Default models: all six.
 """
+import argparse
 import os
 import sys
-import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 import torch
 import torch.nn as nn
-
-torch.set_num_threads(2)
-torch.manual_seed(0)
 
 
 def mlp():
@@ -40,46 +43,81 @@ def vgg16():
                          nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1000))
 
 
-def timeit(fn, reps):
-    fn()  # warm up
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    ts.sort()
-    return ts[len(ts) // 2]
+def torchvision_model(name):
+    def make():
+        import torchvision
+        return getattr(torchvision.models, name)(weights=None)
+    return make
+
+
+# name: (builder, input shape without the batch, batches timed, large)
+MODELS = {
+    'mlp': (mlp, (1, 28, 28), (1, 16), False),
+    'cnn': (cnn, (1, 28, 28), (1, 16), False),
+    'vgg16': (vgg16, (3, 224, 224), (1, 4), True),
+    'resnet50': (torchvision_model('resnet50'), (3, 224, 224), (1, 4), True),
+    'mobilenet_v2': (torchvision_model('mobilenet_v2'), (3, 224, 224), (1, 4), False),
+    'vit_b_16': (torchvision_model('vit_b_16'), (3, 224, 224), (1, 4), True),
+}
+
+
+def build(name):
+    """The architecture with its seeded initial weights, in eval mode."""
+    torch.manual_seed(0)
+    return MODELS[name][0]().eval()
+
+
+def export(name, out):
+    """Writes OUT/NAME.onnx and OUT/NAME.pt (the same weights) unless both exist."""
+    onnx_path, pt_path = os.path.join(out, name + '.onnx'), os.path.join(out, name + '.pt')
+    if os.path.exists(onnx_path) and os.path.exists(pt_path):
+        return
+    os.makedirs(out, exist_ok=True)
+    model = build(name)
+    shape = MODELS[name][1]
+    tmp = onnx_path + '.tmp'  # a killed export leaves no half file behind
+    torch.onnx.export(model, torch.zeros(1, *shape), tmp, input_names=['input'], output_names=['logits'],
+                      dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, opset_version=13)
+    torch.save(model.state_dict(), pt_path + '.tmp')
+    os.replace(tmp, onnx_path)
+    os.replace(pt_path + '.tmp', pt_path)
+
+
+def load(name, out):
+    """The PyTorch model with the weights exported to OUT/NAME.onnx."""
+    model = MODELS[name][0]()
+    model.load_state_dict(torch.load(os.path.join(out, name + '.pt')))
+    return model.eval()
 
 
 def main():
-    out = sys.argv[1]
-    quick = '--quick' in sys.argv
-    os.makedirs(out, exist_ok=True)
-    specs = [('mlp', mlp, (1, 28, 28), [1, 16]), ('cnn', cnn, (1, 28, 28), [1, 16]),
-             ('vgg16', vgg16, (3, 224, 224), [1, 4])]
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('out', help='folder of the exported models (build/bench/models)')
+    ap.add_argument('--quick', action='store_true', help='3 timed calls per configuration')
+    ap.add_argument('--models', default=','.join(MODELS), help='comma-separated names')
+    ap.add_argument('--export-only', action='store_true', help='export, do not time PyTorch')
+    a = ap.parse_args()
+    out, names = a.out, a.models.split(',')
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        sys.exit('models.py: unknown model %s (known: %s)' % (', '.join(unknown), ', '.join(MODELS)))
+    for name in names:
+        print('exporting %s' % name, file=sys.stderr)
+        export(name, out)
+    if a.export_only:
+        return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchlib
     lines = []
-    for name, make, shape, batches in specs:
-        model = make().eval()
-        path = os.path.join(out, name + '.onnx')
-        if not os.path.exists(path):
-            torch.onnx.export(model, torch.zeros(1, *shape), path, input_names=['input'], output_names=['logits'],
-                              dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, opset_version=13)
-        for b in batches:
-            x = torch.rand(b, *shape)
-            reps = 3 if name == 'vgg16' or quick else 30
-
-            def fwd():
-                with torch.no_grad():
-                    model(x)
-
-            def grad():  # the input gradient only, as Captum's Saliency asks for it
-                xi = x.clone().requires_grad_(True)
-                torch.autograd.grad(model(xi)[:, 0].sum(), xi)
-
-            lines.append('%s_b%d_forward %.4f' % (name, b, 1e3 * timeit(fwd, reps) / b))
-            lines.append('%s_b%d_gradient %.4f' % (name, b, 1e3 * timeit(grad, reps) / b))
-            print(lines[-2], file=sys.stderr)
-            print(lines[-1], file=sys.stderr)
+    for name in names:
+        for b in MODELS[name][2]:
+            reps = 3 if a.quick else 10 if MODELS[name][3] else 30
+            for what in ('forward', 'gradient'):
+                r = benchlib.run_torch(out, name, what, b, reps, timeout=1800)
+                key = '%s_b%d_%s' % (name, b, what)
+                ms = r.get('ms_per_img', float('nan'))
+                print('%s %.4f%s' % (key, ms, '  (' + r['error'] + ')' if 'error' in r else ''), file=sys.stderr)
+                lines.append('%s %.4f' % (key, ms))
     with open(os.path.join(out, 'torch.txt'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
 

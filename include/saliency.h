@@ -38,6 +38,15 @@ const char *sal_status_string(sal_status st);
 /* Message of the last failure in this thread. Never NULL; "" when none. */
 const char *sal_last_error(void);
 
+/* ---- progress ---------------------------------------------------------------------------- */
+
+/* The library prints nothing. Long operations (pattern estimation, training, audits) report their
+ * progress through this callback when their options give one: `what` names the operation or its
+ * stage ("patterns", "epoch 2/5", "invariance"), done of total units so far (done == total once at
+ * the end of the stage), detail a short note (the method being audited, the loss; never NULL).
+ * Called from the calling thread, possibly often: the callee decides what to draw and how often. */
+typedef void (*sal_progress_fn)(void *user, const char *what, int64_t done, int64_t total, const char *detail);
+
 /* ---- memory ---------------------------------------------------------------------------- */
 
 /* A process-wide budget on the memory the library holds at once (every allocation it makes is
@@ -55,13 +64,14 @@ void sal_memory_reset_peak(void);
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 
-typedef enum { SAL_F32 = 1, SAL_I64 = 7 } sal_dtype; /* values follow ONNX TensorProto.DataType */
+/* Values follow ONNX TensorProto.DataType. BOOL holds one byte per element, 0 or 1. */
+typedef enum { SAL_F32 = 1, SAL_I64 = 7, SAL_BOOL = 9 } sal_dtype;
 
 typedef struct sal_tensor {
     sal_dtype dtype;
     int ndim;
     int64_t dim[SAL_MAX_DIMS];
-    void *data; /* float * or int64_t * */
+    void *data; /* float *, int64_t * or uint8_t * (BOOL) */
     size_t cap; /* bytes owned by this tensor; 0 when data is borrowed */
 } sal_tensor;
 
@@ -73,7 +83,9 @@ void sal_tensor_free(sal_tensor *t);
 int64_t sal_tensor_numel(const sal_tensor *t);
 static inline float *sal_f32(const sal_tensor *t) { return (float *)t->data; }
 
-/* NPY files (version 1.0/2.0, little-endian float32 or int64 C order; float64 is converted). */
+/* NPY files (version 1.0/2.0, little-endian float32 or int64 C order; float64 is converted).
+ * Writing also takes bool tensors ('|b1'), such as a model's mask outputs; reading refuses them, as
+ * callers of sal_npy_read expect float32 or int64 data. */
 sal_status sal_npy_read(const char *path, sal_tensor *out /* OUT */);
 /* Writes to a temporary file in the same folder, then renames: never leaves a partial file. */
 sal_status sal_npy_write(const char *path, const sal_tensor *t);
@@ -213,6 +225,9 @@ sal_status sal_input_gradient(sal_session *s, const sal_tensor *seed,
 
 /* ---- attribution ------------------------------------------------------------------------- */
 
+/* Signal patterns of a model (PatternNet, PatternAttribution): see "signal patterns" below. */
+typedef struct sal_patterns sal_patterns;
+
 /* Which output to explain, per sample. */
 typedef enum {
     SAL_TARGET_MAX = 0, /* the predicted (highest-scoring) class */
@@ -234,6 +249,9 @@ typedef struct sal_explain_opts {
                                    as keep a pass's activations and gradients near 256 MiB, at most 64 */
     sal_session *session;       /* optional: a session on the same model to reuse across calls, so
                                    repeated explanations keep their buffers; NULL: a fresh one */
+    const sal_patterns *patterns; /* optional: signal patterns of this model (sal_patterns_estimate) for
+                                   the methods that read them (sal_method_needs_patterns); a `patterns`
+                                   file parameter, when given, is used instead. Borrowed. */
 } sal_explain_opts;
 
 typedef struct sal_explanation sal_explanation;
@@ -267,6 +285,10 @@ const char *sal_method_summary(int i);  /* one line with the paper */
 int sal_method_nparams(int i);
 /* Parameter k of method i: its name, default ("" = none) and a one-line description. */
 void sal_method_param(int i, int k, const char **name, const char **def, const char **help);
+/* Whether method `name` with these "key=value" parameters reads signal patterns and names no
+ * patterns file (PatternNet and PatternAttribution without patterns=FILE, Deep Taylor with
+ * root=pattern): then sal_explain needs sal_explain_opts.patterns. 0 for unknown methods. */
+int sal_method_needs_patterns(const char *name, int nparams, const char *const *params);
 
 /* ---- signal patterns (PatternNet, PatternAttribution) ---- */
 
@@ -279,12 +301,11 @@ void sal_method_param(int i, int k, const char **name, const char **def, const c
  *   relu    a_k = (E+[x y_k] - E+[x] E+[y_k]) / w_k^T (same),  E+ over the samples where y_k > 0.
  * A unit whose denominator vanishes (no positive outputs, no variance) gets a zero pattern and is
  * counted as degenerate. Sums are accumulated in double. */
-typedef struct sal_patterns sal_patterns;
-
 typedef struct sal_patterns_opts {
     int64_t batch;  /* samples per forward pass (bounds memory); 0: 64 */
     int64_t limit;  /* use at most this many samples; 0: all */
-    int progress;   /* draw a progress bar on stderr (only when it is a terminal) */
+    sal_progress_fn progress; /* optional: "patterns", samples done of the samples used */
+    void *progress_user;
 } sal_patterns_opts;
 
 /* Estimates patterns of m from data (N, ...) in memory; source describes it for the file. o may be
@@ -349,7 +370,8 @@ typedef struct sal_train_opts {
     uint64_t seed;
     float lr_decay;     /* lr is multiplied by this after every epoch */
     int shift;          /* augmentation: translate (N,C,H,W) images by up to this many pixels */
-    int progress;       /* draw a progress bar on stderr (only when it is a terminal) */
+    sal_progress_fn progress; /* optional: "epoch E/EPOCHS", samples done of the epoch's, "loss L" */
+    void *progress_user;
     sal_loss loss;      /* default SAL_LOSS_SOFTMAX */
     /* Called after every epoch with the mean training loss; may be NULL. */
     void (*on_epoch)(void *user, int epoch, double loss);
@@ -523,37 +545,58 @@ typedef struct sal_audit_method {
     const char *const *params; /* "key=value" */
 } sal_audit_method;
 
-typedef enum { SAL_REPLACE_VALUE = 0, SAL_REPLACE_BLUR, SAL_REPLACE_NOISE } sal_replace;
-
-/* Options of every audit; zero fields are defaults. */
-typedef struct sal_audit_opts {
+/* What every audit takes; zero fields are defaults. */
+typedef struct sal_audit_common {
     int nmethods;
     const sal_audit_method *methods; /* NULL / 0: every method of the table with its defaults */
-    const sal_tensor *data;          /* optional reference data (M, ...): gradient_shap baselines and the
-                                        input range; without it the range is that of the audited x */
+    const sal_tensor *data;          /* optional reference data (M, ...): gradient_shap baselines, the
+                                        input range and the samples patterns are estimated from; without
+                                        it the audited x plays that role */
     const char *model_name, *data_name; /* for the report ("" when NULL) */
     uint64_t seed;                   /* every random choice of the audit (not the methods' own seeds) */
     int64_t batch;                   /* samples per sal_explain call; 0: 16 */
     int64_t chunk;                   /* sal_explain_opts.chunk */
     int prob;                        /* explain softmax probabilities instead of logits */
     double tol;                      /* verdict threshold; 0: the audit's default (docs/audits.md) */
-    int progress;                    /* progress bar on stderr when it is a terminal */
-    const char *figure;              /* a PNG grid of maps to write, or NULL */
-    const char *plot;                /* randomization, faithfulness: a PNG of the curves, or NULL */
-    int64_t figure_sample;           /* the sample it shows (0: the first) */
-    int figure_samples;              /* class-sensitivity: samples shown; 0: 4 */
+    int64_t figure_sample;           /* the sample whose maps the result keeps for sal_audit_figure */
+    sal_progress_fn progress;        /* optional: the audit's name, units done, the method's label */
+    void *progress_user;
+} sal_audit_common;
 
-    /* invariance */
+/* Input invariance. */
+typedef struct sal_invariance_opts {
+    sal_audit_common common;
     const sal_tensor *shift;         /* one sample's shape; required */
-    /* randomization */
+} sal_invariance_opts;
+
+/* Parameter randomization. */
+typedef struct sal_randomization_opts {
+    sal_audit_common common;
     int mode;                        /* bit 1: cascading (top layer down), bit 2: independent; 0: both */
     int scaled;                      /* weights from N(0, 2 / fan_in) instead of N(0, sigma^2) */
     double sigma;                    /* 0: 0.01 */
-    /* pointing: masks (N, H, W) holding class + 1 per pixel (0: background), or (N, K, H, W) with
-       non-zero inside class k's objects; labels (N, K) multi-hot (float or int) */
-    const sal_tensor *masks, *labels;
+} sal_randomization_opts;
+
+/* Class sensitivity. */
+typedef struct sal_class_sensitivity_opts {
+    sal_audit_common common;
+    int figure_samples;              /* samples whose maps the result keeps for the figure; 0: 4 */
+} sal_class_sensitivity_opts;
+
+/* Pointing games. */
+typedef struct sal_pointing_opts {
+    sal_audit_common common;
+    const sal_tensor *masks;         /* (N, H, W) holding class + 1 per pixel (0: background), or
+                                        (N, K, H, W) with non-zero inside class k's objects; required */
+    const sal_tensor *labels;        /* (N, K) multi-hot (float or int); required */
     int radius;                      /* a hit may lie this many pixels from the mask; 0: exact */
-    /* faithfulness */
+} sal_pointing_opts;
+
+typedef enum { SAL_REPLACE_VALUE = 0, SAL_REPLACE_BLUR, SAL_REPLACE_NOISE } sal_replace;
+
+/* Faithfulness. */
+typedef struct sal_faithfulness_opts {
+    sal_audit_common common;
     int steps;                       /* points of each curve after the start; 0: 20 */
     sal_replace replace;
     double value;                    /* SAL_REPLACE_VALUE: the fill (0); NAN: the range's low end */
@@ -562,9 +605,11 @@ typedef struct sal_audit_opts {
                                         0: 0.3 */
     int nocc_params;                 /* the occlusion map compared with, "key=value" */
     const char *const *occ_params;
-} sal_audit_opts;
+} sal_faithfulness_opts;
 
-/* A finished audit: one result per method (and parameter set), in the order given. */
+/* A finished audit: one result per method (and parameter set), in the order given, holding numbers
+ * (metrics, curves), verdicts with their reasons and the maps of the figure sample. The audits
+ * compute; sal_audit_json, sal_audit_csv, sal_audit_figure and sal_audit_plot write. */
 typedef struct sal_audit sal_audit;
 
 /* Input invariance (Kindermans et al.): builds f2 = sal_model_shifted(m, o->shift), reports
@@ -572,7 +617,7 @@ typedef struct sal_audit sal_audit;
  * of f2 at x + shift (same targets; data-dependent references taken from the shifted data).
  * Metrics: max_norm_diff (max |A1 - A2| / max |A1| over the samples), spearman, ssim (means over the
  * samples), invariant (max_norm_diff <= tol, default 0.01). */
-sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const sal_invariance_opts *o,
                                 sal_audit **out /* OUT */);
 /* Parameter randomization (Adebayo et al. 2018): re-initializes the weights of the layers (Gemm,
  * MatMul, Conv) from the top down, cumulatively (cascading) and one at a time (independent), and
@@ -580,31 +625,40 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
  * Pearson and Spearman of HOG features. Verdict "sensitive" when the Spearman of HOG averaged over
  * the cascade's steps (over the independent layers when only that mode runs) is below tol
  * (default 0.5). */
-sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+sal_status sal_audit_randomization(const sal_model *m, const sal_tensor *x, const sal_randomization_opts *o,
                                    sal_audit **out /* OUT */);
 /* Class sensitivity (Rebuffi et al. 2020): maps for the highest- and lowest-scoring class of each
  * sample, their Spearman of HOG features and plain Spearman, averaged. Verdict "class-sensitive"
  * when the mean Spearman of HOG is below tol (default 0.5). */
-sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+sal_status sal_audit_class_sensitivity(const sal_model *m, const sal_tensor *x, const sal_class_sensitivity_opts *o,
                                        sal_audit **out /* OUT */);
 /* Pointing game (Zhang et al. 2018) and restricted pointing game (Khakzar et al. 2021) on images x
  * (N, C, H, W) with o->masks and o->labels. Verdict "class-sensitive" when the pointing accuracy
  * exceeds the restricted one by more than tol (default 0.05). */
-sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal_pointing_opts *o,
                               sal_audit **out /* OUT */);
 /* Faithfulness: deletion and insertion curves (most- and least-relevant first) with their areas,
  * AOPC (Samek et al. 2017), a random-order reference, and the Spearman correlation of each map with
  * an occlusion map. Verdict "faithful" when deleting the most relevant pixels first lowers the
  * output faster than a random order: AOPC(most relevant first) > AOPC(random) + tol (default 0). */
-sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o,
+sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const sal_faithfulness_opts *o,
                                   sal_audit **out /* OUT */);
 void sal_audit_free(sal_audit *a);
 
-/* Results: count, label ("integrated_gradients(baseline=black)"), verdict ("invariant", "not
- * invariant", ..., or "skipped: <reason>" when the method could not run on this model or data),
- * and named metrics (NAN if absent). Owned by a. */
+/* The outcome of one result. */
+typedef enum {
+    SAL_VERDICT_PASS = 0,     /* invariant, sensitive, class-sensitive, faithful */
+    SAL_VERDICT_FAIL,         /* a violation */
+    SAL_VERDICT_UNDETERMINED, /* no similarity could be computed */
+    SAL_VERDICT_SKIPPED,      /* the method could not run on this model or data */
+} sal_verdict;
+
+/* Results: count, label ("integrated_gradients(baseline=black)"), outcome, verdict with its reason
+ * ("invariant (max normalized difference ...)", ..., or "skipped: <reason>"), and named metrics
+ * (NAN if absent). Owned by a. */
 int sal_audit_count(const sal_audit *a);
 const char *sal_audit_label(const sal_audit *a, int i);
+sal_verdict sal_audit_outcome(const sal_audit *a, int i);
 const char *sal_audit_verdict(const sal_audit *a, int i);
 int sal_audit_skipped(const sal_audit *a, int i);
 double sal_audit_metric(const sal_audit *a, int i, const char *name);
@@ -614,6 +668,15 @@ int sal_audit_violations(const sal_audit *a);
  * audits that draw curves). free() them. */
 sal_status sal_audit_json(const sal_audit *a, char **json /* OUT */);
 sal_status sal_audit_csv(const sal_audit *a, char **csv /* OUT */);
+/* A PNG grid of the maps the audit kept (one row per method that ran; docs/audits.md describes
+ * each audit's columns), written atomically. Fails for invariance and randomization when
+ * common.figure_sample was out of range (pointing and faithfulness show sample 0 instead), and for
+ * invariance when no method ran; the other audits then write nothing, as randomization does
+ * without its cascading mode (the figure shows the cascade). */
+sal_status sal_audit_figure(const sal_audit *a, const char *path);
+/* A PNG chart of the curves of the randomization (Spearman of HOG per layer randomized) and
+ * faithfulness (deletion and insertion) audits; other audits have none and fail with SAL_ERR_ARG. */
+sal_status sal_audit_plot(const sal_audit *a, const char *path);
 
 /* Multi-object images for the pointing game: `count` canvases of h x w, each holding `items` (or
  * between items and items_max) items of x (M, 1, ih, iw) cropped to their non-zero pixels and placed

@@ -289,6 +289,24 @@ static sal_model *small_mlp(sal_tensor *x, sal_tensor *y) {
     return m;
 }
 
+/* What the progress callback saw. */
+typedef struct {
+    int calls, ends;
+    bool ok; /* done never went backwards nor past total, and total never changed */
+    int64_t done, total;
+    char what[32];
+} progress_log;
+
+static void on_progress(void *user, const char *what, int64_t done, int64_t total, const char *detail) {
+    progress_log *p = user;
+    if (!p->calls) p->ok = true, p->total = total;
+    p->ok &= done >= p->done && done <= total && total == p->total && detail != NULL;
+    p->done = done;
+    p->ends += done == total;
+    p->calls++;
+    snprintf(p->what, sizeof p->what, "%s", what);
+}
+
 static void test_audits(void) {
     sal_tensor x = {0}, y = {0}, shift = {0};
     sal_model *m = small_mlp(&x, &y);
@@ -303,18 +321,34 @@ static void test_audits(void) {
         {"integrated_gradients", 2, ig_zero}, {"smoothgrad", 1, sg}, {"smoothgrad", 2, sg_gi}, {"gradient_shap", 0, NULL},
     };
     const bool invariant[] = {true, false, true, false, true, false};
-    sal_audit_opts o = {.methods = meths, .nmethods = 7, .model_name = "mlp", .data_name = "synthetic", .seed = 2,
-                        .batch = 4, .shift = &shift};
+    progress_log pl = {0};
+    sal_invariance_opts o = {.common = {.methods = meths, .nmethods = 7, .model_name = "mlp", .data_name = "synthetic",
+                                        .seed = 2, .batch = 4, .progress = on_progress, .progress_user = &pl},
+                             .shift = &shift};
     sal_audit *a = NULL;
     CHECK_OK(sal_audit_invariance(m, &xa, &o, &a));
+    /* progress: the audit's name, never backwards, done = total once at the end */
+    CHECK(pl.calls > 2 && pl.ok && pl.ends == 1 && !strcmp(pl.what, "invariance") && pl.total == 7 * 6,
+          "progress: %d calls, ok %d, %d ends, '%s', total %lld", pl.calls, pl.ok, pl.ends, pl.what, (long long)pl.total);
     if (a) {
         CHECK(sal_audit_count(a) == 7, "%d results", sal_audit_count(a));
         for (int i = 0; i < 6; i++) {
             double v = sal_audit_metric(a, i, "invariant");
             CHECK(!sal_audit_skipped(a, i) && v == invariant[i], "%s: %s", sal_audit_label(a, i), sal_audit_verdict(a, i));
+            CHECK(sal_audit_outcome(a, i) == (invariant[i] ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL), "%s: outcome %d",
+                  sal_audit_label(a, i), (int)sal_audit_outcome(a, i));
         }
-        CHECK(sal_audit_skipped(a, 6) && strstr(sal_audit_verdict(a, 6), "skipped: ") &&
-              strstr(sal_audit_verdict(a, 6), "--data"), "gradient_shap without data: %s", sal_audit_verdict(a, 6));
+        CHECK(sal_audit_skipped(a, 6) && sal_audit_outcome(a, 6) == SAL_VERDICT_SKIPPED &&
+              strstr(sal_audit_verdict(a, 6), "skipped: ") && strstr(sal_audit_verdict(a, 6), "--data"),
+              "gradient_shap without data: %s", sal_audit_verdict(a, 6));
+        /* the numbers are the result's: gradient's maps of f1 and f2 agree to rounding */
+        CHECK(a->res[0].maps[0].data && a->res[0].maps[1].data && sal_tensor_numel(&a->res[0].maps[0]) == 36,
+              "the figure sample's maps are kept");
+        CHECK_OK(sal_audit_figure(a, t_tmp("inv.png")));
+        sal_tensor png = {0};
+        CHECK_OK(sal_png_read(t_tmp("inv.png"), &png));
+        sal_tensor_free(&png);
+        CHECK_FAILS(sal_audit_plot(a, t_tmp("never.png")), SAL_ERR_ARG, "draws no curves");
         CHECK(sal_audit_violations(a) == 3, "%d violations", sal_audit_violations(a));
         CHECK(!strcmp(sal_audit_label(a, 2), "integrated_gradients(baseline=black,steps=16)"), "label %s",
               sal_audit_label(a, 2));
@@ -332,16 +366,32 @@ static void test_audits(void) {
         sal_audit_free(a);
     }
     /* with reference data gradient_shap runs too (on data shifted alike for f2) */
-    o.methods = meths + 6, o.nmethods = 1, o.data = &x;
+    o.common.methods = meths + 6, o.common.nmethods = 1, o.common.data = &x, o.common.progress = NULL;
     CHECK_OK(sal_audit_invariance(m, &xa, &o, &a));
     if (a) CHECK(!sal_audit_skipped(a, 0), "gradient_shap with data: %s", sal_audit_verdict(a, 0));
     sal_audit_free(a);
-    o.data = NULL;
+    o.common.data = NULL;
+    /* PatternNet gets patterns estimated for f1 and for f2, in memory; f2 absorbs the shift in its
+     * bias, so its patterns and maps are f1's (the method is invariant) */
+    sal_audit_method pat[] = {{"patternnet", 0, NULL}, {"pattern_attribution", 0, NULL}};
+    o.common.methods = pat, o.common.nmethods = 2;
+    CHECK_OK(sal_audit_invariance(m, &xa, &o, &a));
+    if (a) {
+        for (int i = 0; i < 2; i++)
+            CHECK(sal_audit_outcome(a, i) == SAL_VERDICT_PASS && a->res[i].patterns, "%s: %s", sal_audit_label(a, i),
+                  sal_audit_verdict(a, i));
+        char *js = NULL;
+        CHECK_OK(sal_audit_json(a, &js));
+        CHECK(js && strstr(js, "\"patterns\": \"estimated by the audit"), "the JSON says the patterns were estimated");
+        free(js);
+    }
+    sal_audit_free(a);
 
     /* the other audits run and report their metrics */
     sal_audit_method two[] = {{"gradient", 0, NULL}, {"gradient_x_input", 0, NULL}};
-    sal_audit_opts p = {.methods = two, .nmethods = 2, .seed = 3, .batch = 4, .steps = 6};
-    CHECK_OK(sal_audit_randomization(m, &xa, &p, &a));
+    sal_audit_common p = {.methods = two, .nmethods = 2, .seed = 3, .batch = 4};
+    sal_randomization_opts ro = {.common = p};
+    CHECK_OK(sal_audit_randomization(m, &xa, &ro, &a));
     if (a) {
         double v = sal_audit_metric(a, 0, "final_hog_spearman");
         CHECK(isfinite(v) && v < 0.5, "gradient after full randomization: Spearman of HOG %g", v);
@@ -352,18 +402,35 @@ static void test_audits(void) {
         for (const char *c = csv; c && *c; c++) lines += *c == '\n';
         CHECK(lines == 1 + 2 * 2 * 5, "randomization CSV has %d lines", lines);
         free(csv);
+        /* the curves are numbers in the result: step 0 compares the map with itself, and the
+         * cascade's mean is the mean of its steps */
+        const double *cv = a->res[0].curve;
+        double mean = 0;
+        for (int s = 1; s <= 4; s++) mean += cv[s * AU_NSIM + AU_HOG_S] / 4;
+        CHECK(a->rnd.nlayer == 4 && cv[AU_HOG_S] == 1 &&
+                  fabs(mean - sal_audit_metric(a, 0, "cascading_mean_hog_spearman")) < 1e-12,
+              "randomization curves: %d layers, mean %g", a->rnd.nlayer, mean);
+        CHECK_OK(sal_audit_plot(a, t_tmp("rand-plot.png")));
+        CHECK_OK(sal_audit_figure(a, t_tmp("rand-fig.png")));
         sal_audit_free(a);
     }
-    CHECK_OK(sal_audit_class_sensitivity(m, &xa, &p, &a));
+    CHECK_OK(sal_audit_class_sensitivity(m, &xa, &(sal_class_sensitivity_opts){.common = p}, &a));
     if (a) {
         CHECK(isfinite(sal_audit_metric(a, 0, "spearman")), "class sensitivity spearman");
         sal_audit_free(a);
     }
-    CHECK_OK(sal_audit_faithfulness(m, &xa, &p, &a));
+    sal_faithfulness_opts fo = {.common = p, .steps = 6};
+    CHECK_OK(sal_audit_faithfulness(m, &xa, &fo, &a));
     if (a) {
         double mo = sal_audit_metric(a, 0, "aopc_morf"), lo = sal_audit_metric(a, 0, "aopc_lerf");
         CHECK(mo > lo, "deleting the most relevant pixels first changes more (AOPC %g vs %g)", mo, lo);
         CHECK(isfinite(sal_audit_metric(a, 0, "occlusion_spearman")), "occlusion correlation");
+        /* AOPC from the mean deletion curve: the mean over steps of v[0] - v[s] is linear in v */
+        const double *del = a->res[0].curve + AU_DEL_MORF * 7;
+        double ao = 0;
+        for (int s = 0; s <= 6; s++) ao += (del[0] - del[s]) / 7;
+        CHECK(fabs(ao - mo) < 1e-9 * fmax(1, fabs(mo)), "AOPC %g from the mean curve, %g reported", ao, mo);
+        CHECK_OK(sal_audit_plot(a, t_tmp("faith-plot.png")));
         sal_audit_free(a);
     }
     /* pointing: masks that put class k in quarter k of every image */
@@ -375,25 +442,90 @@ static void test_audits(void) {
         sal_f32(&labels)[i * 4 + i % 4] = 1;
         sal_f32(&labels)[i * 4 + (i + 1) % 4] = 1;
     }
-    p.masks = &masks, p.labels = &labels;
-    CHECK_OK(sal_audit_pointing(m, &xa, &p, &a));
+    sal_pointing_opts po = {.common = p, .masks = &masks, .labels = &labels};
+    CHECK_OK(sal_audit_pointing(m, &xa, &po, &a));
     if (a) {
         CHECK(sal_audit_metric(a, 0, "trials") == 12, "12 pointing trials, got %g", sal_audit_metric(a, 0, "trials"));
         double acc = sal_audit_metric(a, 0, "pointing_accuracy");
         CHECK(acc >= 0 && acc <= 1, "pointing accuracy %g", acc);
         sal_audit_free(a);
     }
-    p.labels = &y; /* int labels (N) are not multi-hot */
-    CHECK_FAILS(sal_audit_pointing(m, &xa, &p, &a), SAL_ERR_SHAPE, "multi-hot");
+    po.labels = &y; /* int labels (N) are not multi-hot */
+    CHECK_FAILS(sal_audit_pointing(m, &xa, &po, &a), SAL_ERR_SHAPE, "multi-hot");
     sal_tensor_free(&masks);
     sal_tensor_free(&labels);
     /* an unknown method is an error, not a skip */
     sal_audit_method bogus = {"no_such_method", 0, NULL};
     p.methods = &bogus, p.nmethods = 1;
-    CHECK_FAILS(sal_audit_class_sensitivity(m, &xa, &p, &a), SAL_ERR_ARG, "unknown method 'no_such_method'");
+    CHECK_FAILS(sal_audit_class_sensitivity(m, &xa, &(sal_class_sensitivity_opts){.common = p}, &a), SAL_ERR_ARG,
+                "unknown method 'no_such_method'");
     sal_tensor_free(&shift);
     sal_tensor_free(&x);
     sal_tensor_free(&y);
+    sal_model_free(m);
+}
+
+/* Every audit and writer under an allocation failure at every step: out of memory, never a crash
+ * or a leak (the sanitizer build checks leaks), and the audit completes once allocations succeed. */
+static void test_alloc_failures(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 9);
+    /* a tiny MLP: x (N,1,4,4) -> Flatten -> Gemm 16x6 -> Relu -> Gemm 6x3 */
+    sal_model *m = NULL;
+    SAL_ASSERT(sal_graph_create("tiny", &m) == SAL_OK);
+    CHECK_OK(sal_graph_add_input(m, "x", SAL_F32, 4, (int64_t[]){-1, 1, 4, 4}));
+    sal_tensor w1 = t_rand(&r, 2, (int64_t[]){16, 6}, 0.5f), w2 = t_rand(&r, 2, (int64_t[]){6, 3}, 0.5f);
+    t_const(m, "w1", 2, w1.dim, sal_f32(&w1));
+    t_const(m, "w2", 2, w2.dim, sal_f32(&w2));
+    t_const(m, "b1", 1, (int64_t[]){6}, (const float[]){0.1f, -0.1f, 0.2f, 0, 0.1f, 0.3f});
+    sal_tensor_free(&w1);
+    sal_tensor_free(&w2);
+    t_node(m, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(m, "Gemm", "fc1", 3, (const char *[]){"f", "w1", "b1"}, "h", 0, NULL);
+    t_node(m, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
+    t_node(m, "Gemm", "fc2", 2, (const char *[]){"a", "w2"}, "y", 0, NULL);
+    m = t_finish(m, "y");
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){2, 1, 4, 4}, 1.0f), shift = {0}, masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&shift, SAL_F32, 3, (int64_t[]){1, 4, 4}));
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){2, 4, 4}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){2, 3}));
+    for (int i = 0; i < 16; i++) sal_f32(&shift)[i] = 0.5f, ((int64_t *)masks.data)[i] = ((int64_t *)masks.data)[16 + i] = 1 + i % 3;
+    sal_f32(&labels)[0] = sal_f32(&labels)[4] = 1;
+    sal_audit_method meths[] = {{"gradient", 0, NULL}, {"patternnet", 0, NULL}};
+    sal_audit_common c = {.methods = meths, .nmethods = 2, .batch = 2};
+    for (int kind = 0; kind < 5 && m; kind++) {
+        long k = 1;
+        for (; k < 200000; k++) {
+            sal_audit *a = NULL;
+            char *js = NULL, *csv = NULL;
+            sal_alloc_fail_after(k);
+            sal_status st;
+            if (kind == 0) st = sal_audit_invariance(m, &x, &(sal_invariance_opts){.common = c, .shift = &shift}, &a);
+            else if (kind == 1) st = sal_audit_randomization(m, &x, &(sal_randomization_opts){.common = c}, &a);
+            else if (kind == 2) st = sal_audit_class_sensitivity(m, &x, &(sal_class_sensitivity_opts){.common = c}, &a);
+            else if (kind == 3)
+                st = sal_audit_pointing(m, &x, &(sal_pointing_opts){.common = c, .masks = &masks, .labels = &labels}, &a);
+            else st = sal_audit_faithfulness(m, &x, &(sal_faithfulness_opts){.common = c, .steps = 2}, &a);
+            if (st == SAL_OK) st = sal_audit_json(a, &js);
+            if (st == SAL_OK) st = sal_audit_csv(a, &csv);
+            if (st == SAL_OK) st = sal_audit_figure(a, t_tmp("alloc.png"));
+            sal_alloc_fail_after(0);
+            free(js);
+            free(csv);
+            bool ran = a && !sal_audit_skipped(a, 0) && !sal_audit_skipped(a, 1);
+            sal_audit_free(a);
+            if (st == SAL_OK) {
+                CHECK(ran, "audit %d: a method was skipped when allocations succeeded", kind);
+                break;
+            }
+            CHECK(st == SAL_ERR_NOMEM, "audit %d, allocation %ld: %s (%s)", kind, k, sal_status_string(st), sal_last_error());
+            if (st != SAL_ERR_NOMEM) break;
+        }
+        CHECK(k > 20 && k < 200000, "audit %d: %ld allocations walked", kind, k);
+        printf("  alloc sweep: %s, %ld allocations\n", au_kind_name[kind], k);
+    }
+    sal_tensor *t[] = {&x, &shift, &masks, &labels};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
     sal_model_free(m);
 }
 
@@ -457,11 +589,14 @@ static void test_composite_and_bce(void) {
 }
 
 int main(void) {
+    t_scratch_make("sal_test_audits");
     test_correlations();
     test_ssim();
     test_hog();
     test_shifted_models();
     test_audits();
+    test_alloc_failures();
     test_composite_and_bce();
+    t_scratch_remove();
     return t_done("test_audits");
 }

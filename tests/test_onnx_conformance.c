@@ -82,6 +82,12 @@ static int count_files(const char *dir, const char *prefix) {
     }
 }
 
+static double elem(const sal_tensor *t, int64_t i) {
+    return t->dtype == SAL_I64 ? (double)((int64_t *)t->data)[i]
+           : t->dtype == SAL_BOOL ? ((uint8_t *)t->data)[i]
+                                   : sal_f32(t)[i];
+}
+
 /* Compares one output; on a mismatch writes why into why. */
 static bool same_tensor(const char *name, const sal_tensor *got, const sal_tensor *want, char *why, size_t n) {
     char a[200], b[200];
@@ -104,6 +110,10 @@ static bool same_tensor(const char *name, const sal_tensor *got, const sal_tenso
             x = (double)((int64_t *)got->data)[i];
             y = (double)((int64_t *)want->data)[i];
             ok = ((int64_t *)got->data)[i] == ((int64_t *)want->data)[i];
+        } else if (want->dtype == SAL_BOOL) {
+            x = ((uint8_t *)got->data)[i];
+            y = ((uint8_t *)want->data)[i];
+            ok = x == y;
         } else {
             x = sal_f32(got)[i];
             y = sal_f32(want)[i];
@@ -115,8 +125,7 @@ static bool same_tensor(const char *name, const sal_tensor *got, const sal_tenso
         if (!ok && nbad++ == 0) first = i;
     }
     if (nbad) {
-        double x = want->dtype == SAL_I64 ? (double)((int64_t *)got->data)[first] : sal_f32(got)[first];
-        double y = want->dtype == SAL_I64 ? (double)((int64_t *)want->data)[first] : sal_f32(want)[first];
+        double x = elem(got, first), y = elem(want, first);
         fmt(why, n, "output '%s': %lld of %lld values differ; first at flat index %lld: got %.9g, expected %.9g "
                  "(largest abs difference %.3g)", name, (long long)nbad, (long long)numel, (long long)first, x, y, worst);
         return false;

@@ -458,6 +458,18 @@ static void test_file(void) {
     sal_explanation *e = NULL;
     CHECK_FAILS(sal_explain(m2, &x, &o, &e), SAL_ERR_ARG, "was estimated for another model");
     CHECK_OK(sal_explain(m, &x, &o, &e));
+    /* patterns in memory give the map the file gives, bit for bit; they are checked by hash too */
+    sal_explain_opts om = {.method = "patternnet", .patterns = p};
+    sal_explanation *em = NULL;
+    CHECK_OK(sal_explain(m, &x, &om, &em));
+    if (e && em)
+        CHECK(!memcmp(sal_explanation_map(e)->data, sal_explanation_map(em)->data, sizeof(float) * 64 * 3),
+              "patterns in memory and from the file differ");
+    sal_explanation_free(em);
+    em = NULL;
+    CHECK_FAILS(sal_explain(m2, &x, &om, &em), SAL_ERR_ARG, "the patterns in memory were estimated for another model");
+    om.patterns = NULL;
+    CHECK_FAILS(sal_explain(m, &x, &om, &em), SAL_ERR_ARG, "needs patterns=FILE");
     sal_explanation_free(e);
     e = NULL;
     o.params = (const char *[]){"patterns=/nonexistent/p.pat"};
@@ -487,6 +499,45 @@ done:
 }
 
 /* ---- 4. BatchNormalization folded before estimation and explanation ---- */
+
+/* Which configurations read patterns without naming a file; and estimation reports its progress. */
+static void log_progress(void *user, const char *what, int64_t done, int64_t total, const char *detail) {
+    int64_t *seen = user;
+    int i = 0;
+    while (i < 7 && seen[i] >= 0) i++;
+    seen[i] = !strcmp(what, "patterns") && total == 50 && detail && !*detail ? done : -2;
+    seen[i + 1] = -1;
+}
+
+static void test_needs_and_progress(void) {
+    CHECK(sal_method_needs_patterns("patternnet", 0, NULL) && sal_method_needs_patterns("pattern_attribution", 0, NULL),
+          "the pattern methods read patterns");
+    CHECK(!sal_method_needs_patterns("patternnet", 1, (const char *[]){"patterns=a.pat"}), "a file is named");
+    CHECK(!sal_method_needs_patterns("deep_taylor", 0, NULL), "deep_taylor's default root reads none");
+    CHECK(sal_method_needs_patterns("deep_taylor", 2, (const char *[]){"root=zero", "root=pattern"}),
+          "deep_taylor root=pattern (the last value given wins)");
+    CHECK(!sal_method_needs_patterns("gradient", 0, NULL) && !sal_method_needs_patterns("no_such", 0, NULL) &&
+              !sal_method_needs_patterns(NULL, 0, NULL),
+          "other and unknown methods read none");
+    sal_rng rng;
+    sal_rng_seed(&rng, 7);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<p>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 3}) == SAL_OK);
+    float W[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
+    gemm(g, "fc", "x", "y", 4, 3, W, NULL, true);
+    sal_model *m = t_finish(g, "y");
+    sal_tensor x = t_rand(&rng, 2, (int64_t[]){50, 3}, 1.0f);
+    int64_t seen[8] = {-1}, n = 0;
+    sal_patterns *p = NULL;
+    CHECK_OK(sal_patterns_estimate(m, &x, NULL, &(sal_patterns_opts){.batch = 16, .progress = log_progress, .progress_user = seen}, &p));
+    for (int i = 0; i < 8 && seen[i] >= 0; i++) n++;
+    CHECK(n == 4 && seen[0] == 16 && seen[1] == 32 && seen[2] == 48 && seen[3] == 50, "progress: %lld calls, last %lld",
+          (long long)n, n ? (long long)seen[n - 1] : -1LL);
+    sal_patterns_free(p);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
 
 static void test_batchnorm(void) {
     sal_rng rng;
@@ -677,6 +728,7 @@ int main(void) {
     test_closed_forms();
     test_conv_closed_form();
     test_file();
+    test_needs_and_progress();
     test_batchnorm();
     test_input_invariance();
     test_alloc_failures();

@@ -5,6 +5,7 @@
 #include "testutil.h"
 #include "io/io.h"
 #include "report/json.h"
+#include "report/report.h"
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -168,6 +169,46 @@ static void make_inputs(void) {
     CHECK_OK(sal_png_write(t_tmp("in/audits/hero.png"), 4, 3, 3, px));
 }
 
+/* Audit files read back into the result struct: the curves, metrics and outcomes as numbers. */
+static void test_load(void) {
+    rj_value v;
+    sal_audit *a = NULL;
+    CHECK_OK(rj_parse(k_rand, strlen(k_rand), "rand", &v));
+    CHECK_OK(rp_audit_load(&v, &a));
+    if (a) {
+        const au_result *r = &a->res[0], *g = &a->res[1];
+        CHECK(a->kind == AU_RANDOMIZATION && a->nres == 2 && a->tol == 0.5 && a->seed == 3, "randomization header");
+        CHECK(r->npoint == 3 && r->curve[1 * AU_NSIM + AU_SPEAR_ABS] == 0.6 && isnan(r->curve[2 * AU_NSIM + AU_SSIM]) &&
+                  r->curve[(3 + 2) * AU_NSIM + AU_HOG_S] == 0.2 && isnan(r->curve[(3 + 1) * AU_NSIM + AU_SPEAR]),
+              "randomization curves: the cascade's and the independent layers' points, null and missing as NAN");
+        CHECK(a->rnd.nlayer == 2 && !strcmp(a->rnd.layer[0], "fc") && !strcmp(a->rnd.layer[1], "c2") && a->rnd.mode == 3,
+              "the cascade's layers, top first");
+        CHECK(r->outcome == SAL_VERDICT_PASS && g->outcome == SAL_VERDICT_FAIL && g->npoint == 2 &&
+                  au_metric_get(g, "final_hog_spearman") == 0.9 && r->nmetric == 4 && r->mbool[3],
+              "outcomes and metrics");
+    }
+    sal_audit_free(a);
+    rj_free(&v);
+    CHECK_OK(rj_parse(k_faith, strlen(k_faith), "faith", &v));
+    CHECK_OK(rp_audit_load(&v, &a));
+    if (a) {
+        const au_result *r = &a->res[0];
+        CHECK(a->kind == AU_FAITHFULNESS && r->npoint == 4 && r->curve[AU_INS_MORF * 4 + 2] == 3 && a->fa.steps == 3 &&
+                  a->fa.curve[AU_DEL_MORF * 4 + 1] == 3 && a->fa.aopc == 0.5,
+              "faithfulness curves and the random order's");
+    }
+    sal_audit_free(a);
+    rj_free(&v);
+    CHECK_OK(rj_parse(k_inv, strlen(k_inv), "inv", &v));
+    CHECK_OK(rp_audit_load(&v, &a));
+    if (a)
+        CHECK(a->res[1].outcome == SAL_VERDICT_FAIL && a->res[2].outcome == SAL_VERDICT_SKIPPED &&
+                  !strcmp(a->res[2].verdict, "skipped: no spatial layer <here>") && isnan(au_metric_get(&a->res[1], "ssim")),
+              "invariance outcomes, skip reason, a null metric");
+    sal_audit_free(a);
+    rj_free(&v);
+}
+
 static void test_report(void) {
     make_inputs();
     int n = -1;
@@ -272,6 +313,7 @@ static void test_report(void) {
 int main(void) {
     t_scratch_make("sal_test_report");
     test_json();
+    test_load();
     test_report();
     t_scratch_remove();
     return t_done("test_report");

@@ -457,7 +457,7 @@ static void test_hostile_graphs(void) {
         expect_load_fail("IR version", p, SAL_ERR_UNSUPPORTED, want, NULL);
     }
     mp->ir_version = ir0;
-    const int64_t ops[] = {INT64_MIN, 0, 8, 18, INT64_MAX};
+    const int64_t ops[] = {INT64_MIN, 0, 8, 22, INT64_MAX};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         mp->opset_import[0]->version = ops[i];
         pack(mp, p);

@@ -14,6 +14,19 @@ static float *params(const sal_model *m, int64_t *n) {
     return p;
 }
 
+/* Progress: each epoch ends once at done == total, the stage names the epoch. */
+typedef struct {
+    int calls, ends;
+    char last[32];
+} progress_log;
+
+static void on_progress(void *user, const char *what, int64_t done, int64_t total, const char *detail) {
+    progress_log *p = user;
+    p->calls++;
+    p->ends += done == total && total == 300 && !strncmp(detail, "loss ", 5);
+    snprintf(p->last, sizeof p->last, "%s", what);
+}
+
 int main(void) {
     sal_dataset d;
     CHECK_OK(sal_dataset_load("mnist", &d));
@@ -40,7 +53,12 @@ int main(void) {
     o.epochs = 1;
     CHECK_OK(sal_model_build("mlp", 10, 5, &b));
     CHECK_OK(sal_model_build("mlp", 10, 5, &c));
+    progress_log pl = {0};
+    o.progress = on_progress, o.progress_user = &pl;
     CHECK_OK(sal_train(b, &d.train_x, &d.train_y, &o));
+    CHECK(pl.ends == 1 && pl.calls >= 2 && !strcmp(pl.last, "epoch 1/1"), "training progress: %d calls, %d ends, '%s'",
+          pl.calls, pl.ends, pl.last);
+    o.progress = NULL;
     CHECK_OK(sal_train(c, &d.train_x, &d.train_y, &o));
     int64_t nb, nc;
     float *pb = params(b, &nb), *pc = params(c, &nc);

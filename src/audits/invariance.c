@@ -26,204 +26,172 @@ static sal_status check_batch(const char *what, const sal_tensor *x, const sal_t
 }
 
 typedef struct {
-    sal_tensor a1, a2; /* the figure sample's maps */
-} fig_maps;
+    const sal_model *m, *f2;
+    const sal_tensor *x, *xs, *ds; /* x, x + shift, data + shift (NULL without data) */
+    const sal_audit_common *o;
+    const int64_t *target;         /* f1's predictions, explained on both models */
+    int64_t B, C, H, W;
+    double lo1, hi1, lo2, hi2;     /* the reference ranges of f1 and f2 */
+    float *p1, *p2;                /* channel-summed planes */
+    sal_tensor A1, A2;
+    au_patcache pc1, pc2;
+    au_progress pr;
+} ictx;
 
-sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const sal_audit_opts *o, sal_audit **out) {
+/* f2(x + m) = f1(x): the largest differences of the outputs, how often the predictions agree, and
+ * f1's predictions as targets. */
+static sal_status model_check(const ictx *c, sal_audit *a, const sal_tensor *shift, int64_t *target) {
+    sal_tensor y1 = {0}, y2 = {0};
+    sal_status st = au_outputs(c->m, c->x, c->B, &y1);
+    if (st == SAL_OK) st = au_outputs(c->f2, c->xs, c->B, &y2);
+    int64_t K = y1.dim[1], agree = 0, N = c->x->dim[0];
+    double mad = 0, big = 0;
+    for (int64_t i = 0; st == SAL_OK && i < N; i++) {
+        const float *z1 = sal_f32(&y1) + i * K, *z2 = sal_f32(&y2) + i * K;
+        int64_t b1 = 0, b2 = 0;
+        for (int64_t k = 0; k < K; k++) {
+            mad = fmax(mad, fabs((double)z1[k] - z2[k]));
+            big = fmax(big, fabs((double)z1[k]));
+            if (z1[k] > z1[b1]) b1 = k;
+            if (z2[k] > z2[b2]) b2 = k;
+        }
+        target[i] = b1;
+        agree += b1 == b2;
+    }
+    a->inv.max_abs_diff = mad;
+    a->inv.max_rel_diff = big > 0 ? mad / big : mad;
+    a->inv.same_predictions = agree;
+    double slo = INFINITY, shi = -INFINITY;
+    for (int64_t k = 0, n = sal_tensor_numel(shift); k < n; k++)
+        slo = fmin(slo, sal_f32(shift)[k]), shi = fmax(shi, sal_f32(shift)[k]);
+    a->inv.shift_min = slo, a->inv.shift_max = shi;
+    sal_tensor_free(&y1);
+    sal_tensor_free(&y2);
+    return st;
+}
+
+typedef struct {
+    double maxnd, maxad;
+    au_mean sp, ss;
+} icmp;
+
+/* Adds one sample's pair of maps to the comparison. */
+static void compare(ictx *c, const float *a1, const float *a2, icmp *s) {
+    int64_t row = au_row(c->x), HW = c->H * c->W;
+    double md = 0, big = 0;
+    for (int64_t k = 0; k < row; k++) {
+        md = fmax(md, fabs((double)a1[k] - a2[k]));
+        big = fmax(big, fabs((double)a1[k]));
+    }
+    s->maxad = fmax(s->maxad, md);
+    s->maxnd = fmax(s->maxnd, big > 0 ? md / big : md > 0 ? INFINITY : 0);
+    au_mean_add(&s->sp, sal_spearman(a1, a2, row));
+    au_plane(a1, c->C, HW, false, c->p1);
+    au_plane(a2, c->C, HW, false, c->p2);
+    double lo = INFINITY, hi = -INFINITY, v = NAN;
+    for (int64_t k = 0; k < HW; k++) lo = fmin(lo, fmin(c->p1[k], c->p2[k])), hi = fmax(hi, fmax(c->p1[k], c->p2[k]));
+    if (sal_ssim(c->p1, c->p2, (int)c->H, (int)c->W, hi > lo ? hi - lo : 1, &v) == SAL_OK) au_mean_add(&s->ss, v);
+}
+
+/* One method: its maps of f1 at x and of f2 at x + m, compared sample by sample. */
+static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, double tol, au_result *r) {
+    int64_t N = c->x->dim[0], row = au_row(c->x);
+    icmp s = {0};
+    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
+        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+        sal_tensor xb = au_rows(c->x, i0, n), xsb = au_rows(c->xs, i0, n);
+        const sal_tensor *data = c->o->data;
+        au_xopts e1 = {.meth = meth, .target = SAL_TARGET_INDEX, .classes = c->target + i0, .data = data,
+                       .lo = c->lo1, .hi = c->hi1, .chunk = c->o->chunk, .prob = c->o->prob, .pc = &c->pc1,
+                       .pdata = data ? data : c->x};
+        au_xopts e2 = e1; /* f2's references and patterns come from the shifted data */
+        e2.data = c->ds, e2.pc = &c->pc2, e2.pdata = data ? c->ds : c->xs, e2.lo = c->lo2, e2.hi = c->hi2;
+        bool p1 = false, p2 = false;
+        sal_status st = au_explain(c->m, &xb, &e1, &c->A1, &p1);
+        if (st != SAL_OK) return au_skip(r, st, NULL);
+        if ((st = au_explain(c->f2, &xsb, &e2, &c->A2, &p2)) != SAL_OK) return au_skip(r, st, "on the shifted model");
+        r->patterns |= p1 || p2;
+        for (int64_t i = 0; i < n; i++) {
+            const float *a1 = sal_f32(&c->A1) + i * row, *a2 = sal_f32(&c->A2) + i * row;
+            compare(c, a1, a2, &s);
+            if (i0 + i == fs) {
+                SAL_TRY(au_keep_row(&r->maps[0], c->x, a1));
+                SAL_TRY(au_keep_row(&r->maps[1], c->x, a2));
+            }
+        }
+        au_progress_step(&c->pr, n, r->label);
+    }
+    bool inv = s.maxnd <= tol;
+    au_metric(r, "max_norm_diff", s.maxnd);
+    au_metric(r, "max_abs_diff", s.maxad);
+    au_metric(r, "spearman", au_mean_get(&s.sp));
+    au_metric(r, "ssim", au_mean_get(&s.ss));
+    au_metric_bool(r, "invariant", inv);
+    au_verdict(r, inv ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (max normalized difference %.3g %s tolerance %g)",
+               inv ? "invariant" : "not invariant", s.maxnd, inv ? "<=" : ">", tol);
+    return SAL_OK;
+}
+
+/* The model check, the inputs of the figure and every method's comparison into a. */
+static sal_status run(ictx *c, const sal_invariance_opts *o, const sal_audit_method *meths, int nm, sal_audit *a) {
+    int64_t N = c->x->dim[0], fs = a->fig_sample;
+    int64_t *target = sal_malloc((size_t)N * sizeof *target);
+    if (!target) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    c->target = target;
+    sal_status st = model_check(c, a, o->shift, target);
+    /* reference ranges: of the data (or x), and of the shifted data for f2 */
+    au_range(o->common.data ? o->common.data : c->x, &c->lo1, &c->hi1);
+    au_range(o->common.data ? c->ds : c->xs, &c->lo2, &c->hi2);
+    if (st == SAL_OK && fs >= 0) st = au_keep_row(&a->inputs[0], c->x, sal_f32(c->x) + fs * au_row(c->x));
+    if (st == SAL_OK && fs >= 0) st = au_keep_row(&a->inputs[1], c->x, sal_f32(c->xs) + fs * au_row(c->x));
+    au_progress_start(&c->pr, &o->common, "invariance", (int64_t)nm * N);
+    for (int j = 0; j < nm && st == SAL_OK; j++) {
+        if ((st = au_result_init(&a->res[j], &meths[j])) != SAL_OK) break;
+        st = run_method(c, &meths[j], fs, a->tol, &a->res[j]);
+        c->pr.done = (int64_t)(j + 1) * N;
+    }
+    au_progress_end(&c->pr);
+    sal_free(target);
+    return st;
+}
+
+sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const sal_invariance_opts *o, sal_audit **out) {
     *out = NULL;
+    const sal_audit_common *co = &o->common;
     if (!o->shift) return sal_fail(SAL_ERR_ARG, "the invariance audit needs a shift");
     SAL_TRY(check_batch("the input", x, o->shift));
-    if (o->data) SAL_TRY(check_batch("the reference data", o->data, o->shift));
-    int64_t N = x->dim[0], row = au_row(x), B = o->batch > 0 ? o->batch : 16;
-    int64_t fs = o->figure_sample;
-    if (o->figure && (fs < 0 || fs >= N))
-        return sal_fail(SAL_ERR_ARG, "figure sample %lld is out of range (%lld samples)", (long long)fs, (long long)N);
-    double tol = o->tol > 0 ? o->tol : 0.01;
+    if (co->data) SAL_TRY(check_batch("the reference data", co->data, o->shift));
     sal_audit_method *meths = NULL;
     int nm = 0;
-    SAL_TRY(au_methods(o, &meths, &nm));
+    SAL_TRY(au_methods(co, &meths, &nm));
     sal_audit *a = NULL;
     sal_model *f2 = NULL;
-    sal_tensor xs = {0}, ds = {0}, y1 = {0}, y2 = {0}, A1 = {0}, A2 = {0};
-    fig_maps *fig = NULL;
-    int64_t *target = sal_malloc((size_t)N * sizeof *target);
-    int64_t C, H, W;
-    au_geom(x, &C, &H, &W);
-    float *p1 = NULL, *p2 = NULL;
-    sal_status st = target ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    if (st == SAL_OK) st = au_report_new("invariance", o, nm, &a);
+    sal_tensor xs = {0}, ds = {0};
+    ictx c = {.m = m, .x = x, .xs = &xs, .ds = co->data ? &ds : NULL, .o = co, .B = co->batch > 0 ? co->batch : 16};
+    au_geom(x, &c.C, &c.H, &c.W);
+    c.p1 = sal_malloc((size_t)(c.H * c.W) * sizeof *c.p1);
+    c.p2 = sal_malloc((size_t)(c.H * c.W) * sizeof *c.p2);
+    sal_status st = c.p1 && c.p2 ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) st = au_audit_new(AU_INVARIANCE, co, nm, 2, 2, &a);
     if (st == SAL_OK) {
-        a->tol = tol;
-        fig = sal_calloc((size_t)nm, sizeof *fig);
-        p1 = sal_malloc((size_t)(H * W) * sizeof *p1);
-        p2 = sal_malloc((size_t)(H * W) * sizeof *p2);
-        if (!fig || !p1 || !p2) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        a->tol = co->tol > 0 ? co->tol : 0.01;
+        a->samples = x->dim[0];
+        if (a->fig_sample < 0 || a->fig_sample >= x->dim[0]) a->fig_sample = -1;
+        st = sal_model_shifted(m, o->shift, &f2);
     }
-    if (st == SAL_OK) st = sal_model_shifted(m, o->shift, &f2);
+    c.f2 = f2;
     if (st == SAL_OK) st = shifted_copy(x, o->shift, &xs);
-    if (st == SAL_OK && o->data) st = shifted_copy(o->data, o->shift, &ds);
-    /* the model check: f2(x + m) = f1(x) */
-    if (st == SAL_OK) st = au_outputs(m, x, B, &y1);
-    if (st == SAL_OK) st = au_outputs(f2, &xs, B, &y2);
-    if (st == SAL_OK) {
-        double mad = 0, big = 0;
-        int64_t K = y1.dim[1], agree = 0;
-        for (int64_t i = 0; i < N; i++) {
-            const float *z1 = sal_f32(&y1) + i * K, *z2 = sal_f32(&y2) + i * K;
-            int64_t b1 = 0, b2 = 0;
-            for (int64_t k = 0; k < K; k++) {
-                mad = fmax(mad, fabs((double)z1[k] - z2[k]));
-                big = fmax(big, fabs((double)z1[k]));
-                if (z1[k] > z1[b1]) b1 = k;
-                if (z2[k] > z2[b2]) b2 = k;
-            }
-            target[i] = b1;
-            agree += b1 == b2;
-        }
-        sal_sb_printf(&a->top, ",\n  \"model_check\": {\"max_abs_diff\": ");
-        sal_sb_num(&a->top, mad);
-        sal_sb_printf(&a->top, ", \"max_rel_diff\": ");
-        sal_sb_num(&a->top, big > 0 ? mad / big : mad);
-        sal_sb_printf(&a->top, ", \"same_predictions\": %lld, \"samples\": %lld}", (long long)agree, (long long)N);
-        double slo = INFINITY, shi = -INFINITY;
-        for (int64_t k = 0, n = sal_tensor_numel(o->shift); k < n; k++)
-            slo = fmin(slo, sal_f32(o->shift)[k]), shi = fmax(shi, sal_f32(o->shift)[k]);
-        sal_sb_printf(&a->top, ",\n  \"shift\": {\"min\": ");
-        sal_sb_num(&a->top, slo);
-        sal_sb_printf(&a->top, ", \"max\": ");
-        sal_sb_num(&a->top, shi);
-        sal_sb_printf(&a->top, "}");
-    }
-    /* reference ranges: of the data (or x), and of the shifted data for f2 */
-    double lo1 = 0, hi1 = 0, lo2 = 0, hi2 = 0;
-    if (st == SAL_OK) {
-        au_range(o->data ? o->data : x, &lo1, &hi1);
-        au_range(o->data ? &ds : &xs, &lo2, &hi2);
-    }
-    au_patcache pc1 = {0}, pc2 = {0};
-    au_progress pr;
-    au_progress_start(&pr, o->progress, "invariance", (int64_t)nm * N);
-    for (int j = 0; j < nm && st == SAL_OK; j++) {
-        au_result *r = &a->res[j];
-        if ((st = au_result_init(r, &meths[j])) != SAL_OK) break;
-        double maxnd = 0, maxad = 0;
-        au_mean sp = {0}, ss = {0};
-        bool failed = false;
-        for (int64_t i0 = 0; i0 < N && !failed; i0 += B) {
-            int64_t n = N - i0 < B ? N - i0 : B;
-            sal_tensor xb = au_rows(x, i0, n), xsb = au_rows(&xs, i0, n);
-            au_xopts e1 = {.meth = &meths[j], .target = SAL_TARGET_INDEX, .classes = target + i0, .data = o->data,
-                           .lo = lo1, .hi = hi1, .chunk = o->chunk, .prob = o->prob, .pc = &pc1,
-                           .pdata = o->data ? o->data : x};
-            au_xopts e2 = e1;
-            e2.data = o->data ? &ds : NULL;
-            e2.pc = &pc2, e2.pdata = o->data ? &ds : &xs; /* f2's patterns come from the shifted data */
-            e2.lo = lo2, e2.hi = hi2;
-            sal_status s1 = au_explain(m, &xb, &e1, &A1, NULL);
-            sal_status s2 = s1 == SAL_OK ? au_explain(f2, &xsb, &e2, &A2, NULL) : s1;
-            if (s1 != SAL_OK || s2 != SAL_OK) {
-                if ((s1 != SAL_OK ? s1 : s2) == SAL_ERR_NOMEM) {
-                    st = SAL_ERR_NOMEM;
-                    break;
-                }
-                char why[600];
-                snprintf(why, sizeof why, "%s%s", s1 != SAL_OK ? "" : "on the shifted model: ", sal_last_error());
-                au_skip(r, why);
-                failed = true;
-                break;
-            }
-            for (int64_t i = 0; i < n; i++) {
-                const float *a1 = sal_f32(&A1) + i * row, *a2 = sal_f32(&A2) + i * row;
-                double md = 0, big = 0;
-                for (int64_t k = 0; k < row; k++) {
-                    md = fmax(md, fabs((double)a1[k] - a2[k]));
-                    big = fmax(big, fabs((double)a1[k]));
-                }
-                maxad = fmax(maxad, md);
-                maxnd = fmax(maxnd, big > 0 ? md / big : md > 0 ? INFINITY : 0);
-                au_mean_add(&sp, sal_spearman(a1, a2, row));
-                au_plane(a1, C, H * W, false, p1);
-                au_plane(a2, C, H * W, false, p2);
-                double lo = INFINITY, hi = -INFINITY, s = NAN;
-                for (int64_t k = 0; k < H * W; k++)
-                    lo = fmin(lo, fmin(p1[k], p2[k])), hi = fmax(hi, fmax(p1[k], p2[k]));
-                if (sal_ssim(p1, p2, (int)H, (int)W, hi > lo ? hi - lo : 1, &s) == SAL_OK) au_mean_add(&ss, s);
-                if (o->figure && i0 + i == fs) {
-                    int64_t one[SAL_MAX_DIMS];
-                    memcpy(one, x->dim, sizeof one);
-                    one[0] = 1;
-                    if ((st = sal_tensor_alloc(&fig[j].a1, SAL_F32, x->ndim, one)) != SAL_OK ||
-                        (st = sal_tensor_alloc(&fig[j].a2, SAL_F32, x->ndim, one)) != SAL_OK)
-                        break;
-                    memcpy(fig[j].a1.data, a1, (size_t)row * sizeof(float));
-                    memcpy(fig[j].a2.data, a2, (size_t)row * sizeof(float));
-                }
-            }
-            au_progress_step(&pr, n, r->label);
-            if (st != SAL_OK) break;
-        }
-        if (st != SAL_OK) break;
-        if (failed) {
-            au_progress_step(&pr, 0, r->label);
-            continue;
-        }
-        if (pc1.used) sal_sb_printf(&r->extra, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
-        pc1.used = pc2.used = false;
-        bool inv = maxnd <= tol;
-        au_metric(r, "max_norm_diff", maxnd);
-        au_metric(r, "max_abs_diff", maxad);
-        au_metric(r, "spearman", au_mean_get(&sp));
-        au_metric(r, "ssim", au_mean_get(&ss));
-        au_metric_bool(r, "invariant", inv);
-        au_verdict(r, !inv, "%s (max normalized difference %.3g %s tolerance %g)", inv ? "invariant" : "not invariant",
-                   maxnd, inv ? "<=" : ">", tol);
-    }
-    au_progress_end(&pr);
-    au_patcache_free(&pc1);
-    au_patcache_free(&pc2);
-    /* the figure: rows = methods; input, map of f1, shifted input, map of f2 (as the paper's figures) */
-    if (st == SAL_OK && o->figure) {
-        int rows = 0;
-        for (int j = 0; j < nm; j++) rows += !a->res[j].skipped && fig[j].a1.data;
-        if (!rows) {
-            st = sal_fail(SAL_ERR_ARG, "no method ran, so there is no figure to draw (%s)", o->figure);
-        } else {
-            sal_grid_tile *t = sal_calloc((size_t)rows * 4, sizeof *t);
-            const char **labels = sal_calloc((size_t)rows, sizeof *labels);
-            sal_tensor x1 = au_rows(x, fs, 1), x2 = au_rows(&xs, fs, 1);
-            if (!t || !labels) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
-            for (int j = 0, r = 0; j < nm && st == SAL_OK; j++) {
-                if (a->res[j].skipped || !fig[j].a1.data) continue;
-                labels[r] = a->res[j].label;
-                t[r * 4 + 0].image = &x1;
-                t[r * 4 + 1].map = &fig[j].a1;
-                t[r * 4 + 2].image = &x2;
-                t[r * 4 + 3].map = &fig[j].a2;
-                r++;
-            }
-            static const char *const cols[4] = {"input", "f1 map", "shifted input", "f2 map"};
-            sal_grid_opts go = {.share = SAL_SHARE_ROW, .row_labels = labels, .col_labels = cols};
-            go.heat.scale = H * W <= 64 * 64 ? 4 : 1;
-            if (st == SAL_OK) st = sal_png_grid(o->figure, rows, 4, t, &go);
-            sal_free(t);
-            sal_free(labels);
-        }
-    }
-    for (int j = 0; fig && j < nm; j++) {
-        sal_tensor_free(&fig[j].a1);
-        sal_tensor_free(&fig[j].a2);
-    }
-    sal_free(fig);
-    sal_free(p1);
-    sal_free(p2);
-    sal_free(target);
+    if (st == SAL_OK && co->data) st = shifted_copy(co->data, o->shift, &ds);
+    if (st == SAL_OK) st = run(&c, o, meths, nm, a);
+    au_patcache_free(&c.pc1);
+    au_patcache_free(&c.pc2);
+    sal_free(c.p1);
+    sal_free(c.p2);
     sal_free(meths);
     sal_tensor_free(&xs);
     sal_tensor_free(&ds);
-    sal_tensor_free(&y1);
-    sal_tensor_free(&y2);
-    sal_tensor_free(&A1);
-    sal_tensor_free(&A2);
+    sal_tensor_free(&c.A1);
+    sal_tensor_free(&c.A2);
     sal_model_free(f2);
     if (st != SAL_OK) {
         sal_audit_free(a);

@@ -37,6 +37,16 @@ int cli_fail(const char *cmd, sal_status st);
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool cli_wants_help(int argc, char **argv);
 
+/* A progress bar for the library's sal_progress_fn callbacks (pass cli_progress and a cli_bar),
+ * drawn on stderr only when it is a terminal, at most ten times a second. */
+typedef struct {
+    bool keep;        /* leave each finished stage's bar on its line (else erase it) */
+    const char *unit; /* show "done/total UNIT, Ns left" (NULL: not) */
+    char what[64];    /* the stage drawn */
+    double t0, last;
+} cli_bar;
+void cli_progress(void *user, const char *what, int64_t done, int64_t total, const char *detail);
+
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -57,12 +57,31 @@ static const char k_help[] =
 #define MAX_METHODS 256
 #define MAX_PARAMS 512
 
+enum { INVARIANCE, RANDOMIZATION, CLASS, POINTING, FAITHFULNESS };
+static const char *const k_audits[] = {"invariance", "randomization", "class-sensitivity", "pointing", "faithfulness"};
+
+/* What the command line asks for. */
 typedef struct {
+    int which;
+    const char *path, *in, *data, *json, *csv, *figure, *plot, *methods;
+    long limit;
+    bool fail_on, quiet;
+    sal_audit_common common;
     sal_audit_method meth[MAX_METHODS];
     const char *param[MAX_PARAMS];
-    int start[MAX_METHODS];
-    int nm, np;
-} method_list;
+    int start[MAX_METHODS], nm, np;
+    /* invariance: one of the shifts */
+    const char *shift_v, *checker, *shift_img, *target_img, *save_shift, *save_model;
+    double amp, clip, tscale;
+    long xsample;
+    sal_randomization_opts rnd;
+    const char *mode, *init;
+    sal_pointing_opts pt;
+    const char *masks, *labels;
+    sal_faithfulness_opts fa;
+    const char *replace, *occ[64];
+    int nocc;
+} audit_args;
 
 static bool is_file(const char *p) {
     struct stat sb;
@@ -98,17 +117,14 @@ static int load_image(const char *path, sal_tensor *out) {
     return 0;
 }
 
-static int print_table(const char *audit, const sal_audit *a) {
-    static const char *const keys[][4] = {
-        {"invariance", "max_norm_diff", "spearman", "ssim"},
-        {"randomization", "cascading_mean_hog_spearman", "final_hog_spearman", "final_spearman_abs"},
-        {"class-sensitivity", "hog_spearman", "spearman", "hog_pearson"},
-        {"pointing", "pointing_accuracy", "restricted_accuracy", "gap"},
-        {"faithfulness", "aopc_morf", "deletion_morf_auc", "occlusion_spearman"},
+static int print_table(int which, const sal_audit *a) {
+    static const char *const keys[][3] = {
+        {"max_norm_diff", "spearman", "ssim"},
+        {"cascading_mean_hog_spearman", "final_hog_spearman", "final_spearman_abs"},
+        {"hog_spearman", "spearman", "hog_pearson"},
+        {"pointing_accuracy", "restricted_accuracy", "gap"},
+        {"aopc_morf", "deletion_morf_auc", "occlusion_spearman"},
     };
-    int row = 0;
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(keys[i][0], audit)) row = i;
     int w = 6;
     for (int i = 0; i < sal_audit_count(a); i++) {
         int l = (int)strlen(sal_audit_label(a, i));
@@ -116,12 +132,12 @@ static int print_table(const char *audit, const sal_audit *a) {
     }
     if (w > 60) w = 60;
     printf("%-*s", w, "method");
-    for (int k = 1; k < 4; k++) printf("  %14.14s", keys[row][k]);
+    for (int k = 0; k < 3; k++) printf("  %14.14s", keys[which][k]);
     printf("  verdict\n");
     for (int i = 0; i < sal_audit_count(a); i++) {
         printf("%-*.*s", w, w, sal_audit_label(a, i));
-        for (int k = 1; k < 4; k++) {
-            double v = sal_audit_metric(a, i, keys[row][k]);
+        for (int k = 0; k < 3; k++) {
+            double v = sal_audit_metric(a, i, keys[which][k]);
             if (isfinite(v)) printf("  %14.6g", v);
             else printf("  %14s", "-");
         }
@@ -130,181 +146,281 @@ static int print_table(const char *audit, const sal_audit *a) {
     return 0;
 }
 
-int cmd_audit(int argc, char **argv) {
-    if (argc < 3 || cli_wants_help(argc, argv)) {
-        fputs(k_help, argc < 3 && !cli_wants_help(argc, argv) ? stderr : stdout);
-        return argc < 3 && !cli_wants_help(argc, argv);
-    }
-    const char *audit = argv[2];
-    static const char *const audits[] = {"invariance", "randomization", "class-sensitivity", "pointing", "faithfulness"};
-    int which = -1;
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(audit, audits[i])) which = i;
-    if (which < 0)
-        return cli_error("audit", "unknown audit '%s' (invariance, randomization, class-sensitivity, pointing, "
-                         "faithfulness)", audit);
-    const char *path = NULL, *in = NULL, *data = NULL, *json = NULL, *csv = NULL, *methods = NULL;
-    const char *shift_v = NULL, *checker = NULL, *shift_img = NULL, *target_img = NULL, *save_shift = NULL;
-    const char *save_model = NULL, *masks = NULL, *labels = NULL, *replace = NULL, *mode = NULL, *init = NULL;
-    double amp = 1, clip = 0.3, tscale = 0;
-    long limit = 0, xsample = 0;
-    bool fail_on = false, quiet = false;
-    static method_list ml;
-    memset(&ml, 0, sizeof ml);
-    const char *occ[64];
-    int nocc = 0;
-    sal_audit_opts o = {.seed = 1};
+/* One option of an audit; false when it is none of them. */
+static bool audit_option(cli_args *a, audit_args *g) {
+    if (cli_is(a, "--shift")) g->shift_v = cli_value(a);
+    else if (cli_is(a, "--checkerboard")) g->checker = cli_value(a);
+    else if (cli_is(a, "--shift-image")) g->shift_img = cli_value(a);
+    else if (cli_is(a, "--amp")) g->amp = cli_double(a);
+    else if (cli_is(a, "--target-image")) g->target_img = cli_value(a);
+    else if (cli_is(a, "--sample")) g->xsample = cli_long(a, 0, 1L << 40);
+    else if (cli_is(a, "--clip")) g->clip = cli_double(a);
+    else if (cli_is(a, "--target-scale")) g->tscale = cli_double(a);
+    else if (cli_is(a, "--save-shift")) g->save_shift = cli_value(a);
+    else if (cli_is(a, "--save-model")) g->save_model = cli_value(a);
+    else if (cli_is(a, "--mode")) g->mode = cli_value(a);
+    else if (cli_is(a, "--init")) g->init = cli_value(a);
+    else if (cli_is(a, "--sigma")) g->rnd.sigma = cli_double(a);
+    else if (cli_is(a, "--masks")) g->masks = cli_value(a);
+    else if (cli_is(a, "--labels")) g->labels = cli_value(a);
+    else if (cli_is(a, "--radius")) g->pt.radius = (int)cli_long(a, 0, 1 << 20);
+    else if (cli_is(a, "--steps")) g->fa.steps = (int)cli_long(a, 1, 10000);
+    else if (cli_is(a, "--replace")) g->replace = cli_value(a);
+    else if (cli_is(a, "--occlusion-param")) {
+        if (g->nocc < 64) g->occ[g->nocc++] = cli_value(a);
+        else a->error = cli_error("audit", "too many --occlusion-param options");
+    } else return false;
+    return true;
+}
+
+/* The options every audit shares; 0 done, 1 after printing an error. */
+static int parse(int argc, char **argv, audit_args *g) {
+    sal_audit_common *o = &g->common;
     cli_args a = cli_args_start(argc, argv, 3);
     while (cli_next(&a)) {
-        if (cli_is(&a, "--input")) in = cli_value(&a);
-        else if (cli_is(&a, "--data")) data = cli_value(&a);
-        else if (cli_is(&a, "--limit")) limit = cli_long(&a, 1, 1L << 40);
-        else if (cli_is(&a, "--json")) json = cli_value(&a);
-        else if (cli_is(&a, "--csv")) csv = cli_value(&a);
-        else if (cli_is(&a, "--figure")) o.figure = cli_value(&a);
-        else if (cli_is(&a, "--figure-sample")) o.figure_sample = cli_long(&a, 0, 1L << 40);
-        else if (cli_is(&a, "--plot")) o.plot = cli_value(&a);
-        else if (cli_is(&a, "--tol")) o.tol = cli_double(&a);
-        else if (cli_is(&a, "--seed")) o.seed = (uint64_t)cli_long(&a, 0, 0x7fffffffL);
-        else if (cli_is(&a, "--batch")) o.batch = cli_long(&a, 1, 1 << 20);
-        else if (cli_is(&a, "--chunk")) o.chunk = cli_long(&a, 1, 1 << 20);
-        else if (cli_is(&a, "--fail-on-violation")) fail_on = true;
-        else if (cli_is(&a, "--quiet")) quiet = true;
-        else if (cli_is(&a, "--methods")) methods = cli_value(&a);
+        if (cli_is(&a, "--input")) g->in = cli_value(&a);
+        else if (cli_is(&a, "--data")) g->data = cli_value(&a);
+        else if (cli_is(&a, "--limit")) g->limit = cli_long(&a, 1, 1L << 40);
+        else if (cli_is(&a, "--json")) g->json = cli_value(&a);
+        else if (cli_is(&a, "--csv")) g->csv = cli_value(&a);
+        else if (cli_is(&a, "--figure")) g->figure = cli_value(&a);
+        else if (cli_is(&a, "--figure-sample")) o->figure_sample = cli_long(&a, 0, 1L << 40);
+        else if (cli_is(&a, "--plot")) g->plot = cli_value(&a);
+        else if (cli_is(&a, "--tol")) o->tol = cli_double(&a);
+        else if (cli_is(&a, "--seed")) o->seed = (uint64_t)cli_long(&a, 0, 0x7fffffffL);
+        else if (cli_is(&a, "--batch")) o->batch = cli_long(&a, 1, 1 << 20);
+        else if (cli_is(&a, "--chunk")) o->chunk = cli_long(&a, 1, 1 << 20);
+        else if (cli_is(&a, "--fail-on-violation")) g->fail_on = true;
+        else if (cli_is(&a, "--quiet")) g->quiet = true;
+        else if (cli_is(&a, "--methods")) g->methods = cli_value(&a);
         else if (cli_is(&a, "--method")) {
-            if (ml.nm == MAX_METHODS) return cli_error("audit", "too many --method options (at most %d)", MAX_METHODS);
-            ml.meth[ml.nm].name = cli_value(&a);
-            ml.start[ml.nm++] = ml.np;
+            if (g->nm == MAX_METHODS) return cli_error("audit", "too many --method options (at most %d)", MAX_METHODS);
+            g->meth[g->nm].name = cli_value(&a);
+            g->start[g->nm++] = g->np;
         } else if (cli_is(&a, "--param")) {
             const char *v = cli_value(&a);
-            if (!ml.nm && !a.error) return cli_error("audit", "--param %s must follow the --method it belongs to", v);
-            if (ml.np == MAX_PARAMS) return cli_error("audit", "too many --param options");
-            ml.param[ml.np++] = v;
+            if (!g->nm && !a.error) return cli_error("audit", "--param %s must follow the --method it belongs to", v);
+            if (g->np == MAX_PARAMS) return cli_error("audit", "too many --param options");
+            g->param[g->np++] = v;
         } else if (cli_is(&a, "--output")) {
             const char *v = cli_value(&a);
-            if (!strcmp(v, "prob")) o.prob = 1;
+            if (!strcmp(v, "prob")) o->prob = 1;
             else if (strcmp(v, "logit") && !a.error) return cli_error("audit", "--output must be logit or prob, not '%s'", v);
-        }
-        /* invariance */
-        else if (cli_is(&a, "--shift")) shift_v = cli_value(&a);
-        else if (cli_is(&a, "--checkerboard")) checker = cli_value(&a);
-        else if (cli_is(&a, "--shift-image")) shift_img = cli_value(&a);
-        else if (cli_is(&a, "--amp")) amp = cli_double(&a);
-        else if (cli_is(&a, "--target-image")) target_img = cli_value(&a);
-        else if (cli_is(&a, "--sample")) xsample = cli_long(&a, 0, 1L << 40);
-        else if (cli_is(&a, "--clip")) clip = cli_double(&a);
-        else if (cli_is(&a, "--target-scale")) tscale = cli_double(&a);
-        else if (cli_is(&a, "--save-shift")) save_shift = cli_value(&a);
-        else if (cli_is(&a, "--save-model")) save_model = cli_value(&a);
-        /* randomization */
-        else if (cli_is(&a, "--mode")) mode = cli_value(&a);
-        else if (cli_is(&a, "--init")) init = cli_value(&a);
-        else if (cli_is(&a, "--sigma")) o.sigma = cli_double(&a);
-        /* pointing */
-        else if (cli_is(&a, "--masks")) masks = cli_value(&a);
-        else if (cli_is(&a, "--labels")) labels = cli_value(&a);
-        else if (cli_is(&a, "--radius")) o.radius = (int)cli_long(&a, 0, 1 << 20);
-        /* faithfulness */
-        else if (cli_is(&a, "--steps")) o.steps = (int)cli_long(&a, 1, 10000);
-        else if (cli_is(&a, "--replace")) replace = cli_value(&a);
-        else if (cli_is(&a, "--occlusion-param")) {
-            if (nocc == 64) return cli_error("audit", "too many --occlusion-param options");
-            occ[nocc++] = cli_value(&a);
-        } else if (!a.opt && !path) path = a.pos;
+        } else if (audit_option(&a, g)) {
+        } else if (!a.opt && !g->path) g->path = a.pos;
         else return cli_unknown(&a, "audit");
     }
     if (a.error) return 1;
-    if (!path) return cli_error("audit", "missing MODEL.onnx (see saliency audit --help)");
-    if (!in) return cli_error("audit", "missing --input X.npy (or a data set name)");
-    if (o.tol < 0 || !isfinite(o.tol)) return cli_error("audit", "--tol must be a non-negative number");
-    if (o.sigma < 0 || !isfinite(o.sigma)) return cli_error("audit", "--sigma must be positive");
-    if (ml.nm && methods) return cli_error("audit", "give either --method (with its --param) or --methods, not both");
-    /* options that belong to one audit only */
+    if (!g->path) return cli_error("audit", "missing MODEL.onnx (see saliency audit --help)");
+    if (!g->in) return cli_error("audit", "missing --input X.npy (or a data set name)");
+    if (o->tol < 0 || !isfinite(o->tol)) return cli_error("audit", "--tol must be a non-negative number");
+    if (g->rnd.sigma < 0 || !isfinite(g->rnd.sigma)) return cli_error("audit", "--sigma must be positive");
+    if (g->nm && g->methods) return cli_error("audit", "give either --method (with its --param) or --methods, not both");
+    return 0;
+}
+
+/* Options that belong to one audit only, and the methods: --method NAME [--param K=V]..., --methods
+ * all|A,B, or every method by default. */
+static int check(audit_args *g) {
     const struct {
         const void *set;
         const char *opt;
         int audit;
     } only[] = {
-        {shift_v, "--shift", 0}, {checker, "--checkerboard", 0}, {shift_img, "--shift-image", 0},
-        {target_img, "--target-image", 0}, {save_shift, "--save-shift", 0}, {save_model, "--save-model", 0},
-        {mode, "--mode", 1}, {init, "--init", 1}, {masks, "--masks", 3}, {labels, "--labels", 3},
-        {replace, "--replace", 4}, {nocc ? "" : NULL, "--occlusion-param", 4},
+        {g->shift_v, "--shift", INVARIANCE}, {g->checker, "--checkerboard", INVARIANCE},
+        {g->shift_img, "--shift-image", INVARIANCE}, {g->target_img, "--target-image", INVARIANCE},
+        {g->save_shift, "--save-shift", INVARIANCE}, {g->save_model, "--save-model", INVARIANCE},
+        {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION}, {g->masks, "--masks", POINTING},
+        {g->labels, "--labels", POINTING}, {g->replace, "--replace", FAITHFULNESS},
+        {g->nocc ? "" : NULL, "--occlusion-param", FAITHFULNESS},
     };
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
-        if (only[i].set && only[i].audit != which)
-            return cli_error("audit", "%s belongs to the %s audit, not %s", only[i].opt, audits[only[i].audit], audit);
-    if (o.plot && which != 1 && which != 4)
+        if (only[i].set && only[i].audit != g->which)
+            return cli_error("audit", "%s belongs to the %s audit, not %s", only[i].opt, k_audits[only[i].audit],
+                             k_audits[g->which]);
+    if (g->plot && g->which != RANDOMIZATION && g->which != FAITHFULNESS)
         return cli_error("audit", "--plot draws the curves of the randomization and faithfulness audits");
-    /* methods: --method NAME [--param K=V]..., --methods all|A,B, or every method by default */
     static char mbuf[4096];
-    if (methods && strcmp(methods, "all")) {
-        snprintf(mbuf, sizeof mbuf, "%s", methods);
+    if (g->methods && strcmp(g->methods, "all")) {
+        snprintf(mbuf, sizeof mbuf, "%s", g->methods);
         for (char *tok = strtok(mbuf, ","); tok; tok = strtok(NULL, ",")) {
-            if (ml.nm == MAX_METHODS) return cli_error("audit", "too many methods in --methods");
-            ml.meth[ml.nm++].name = tok;
+            if (g->nm == MAX_METHODS) return cli_error("audit", "too many methods in --methods");
+            g->meth[g->nm++].name = tok;
         }
-        if (!ml.nm) return cli_error("audit", "--methods needs 'all' or a list of method names");
+        if (!g->nm) return cli_error("audit", "--methods needs 'all' or a list of method names");
     }
-    for (int i = 0; i < ml.nm; i++) {
-        int end = i + 1 < ml.nm ? ml.start[i + 1] : ml.np;
-        if (methods) end = ml.start[i]; /* names from --methods take no parameters */
-        ml.meth[i].params = ml.param + ml.start[i];
-        ml.meth[i].nparams = end - ml.start[i];
+    for (int i = 0; i < g->nm; i++) {
+        int end = i + 1 < g->nm ? g->start[i + 1] : g->np;
+        if (g->methods) end = g->start[i]; /* names from --methods take no parameters */
+        g->meth[i].params = g->param + g->start[i];
+        g->meth[i].nparams = end - g->start[i];
         bool known = false;
-        for (int k = 0; k < sal_method_count() && !known; k++) known = !strcmp(sal_method_name(k), ml.meth[i].name);
-        if (!known) return cli_error("audit", "unknown method '%s' (saliency methods lists them)", ml.meth[i].name);
+        for (int k = 0; k < sal_method_count() && !known; k++) known = !strcmp(sal_method_name(k), g->meth[i].name);
+        if (!known) return cli_error("audit", "unknown method '%s' (saliency methods lists them)", g->meth[i].name);
     }
-    o.methods = ml.nm ? ml.meth : NULL;
-    o.nmethods = ml.nm;
-    o.nocc_params = nocc;
-    o.occ_params = occ;
-    o.model_name = path;
-    o.progress = 1;
-    if (mode) {
-        if (!strcmp(mode, "cascading")) o.mode = 1;
-        else if (!strcmp(mode, "independent")) o.mode = 2;
-        else if (!strcmp(mode, "both")) o.mode = 3;
-        else return cli_error("audit", "--mode must be cascading, independent or both, not '%s'", mode);
+    g->common.methods = g->nm ? g->meth : NULL;
+    g->common.nmethods = g->nm;
+    return 0;
+}
+
+/* The audit-specific choices given as words. */
+static int choices(audit_args *g) {
+    if (g->mode) {
+        if (!strcmp(g->mode, "cascading")) g->rnd.mode = 1;
+        else if (!strcmp(g->mode, "independent")) g->rnd.mode = 2;
+        else if (!strcmp(g->mode, "both")) g->rnd.mode = 3;
+        else return cli_error("audit", "--mode must be cascading, independent or both, not '%s'", g->mode);
     }
-    if (init) {
-        if (!strcmp(init, "scaled")) o.scaled = 1;
-        else if (strcmp(init, "gaussian")) return cli_error("audit", "--init must be gaussian or scaled, not '%s'", init);
+    if (g->init) {
+        if (!strcmp(g->init, "scaled")) g->rnd.scaled = 1;
+        else if (strcmp(g->init, "gaussian")) return cli_error("audit", "--init must be gaussian or scaled, not '%s'", g->init);
     }
-    if (replace) {
-        const char *colon = strchr(replace, ':');
-        size_t k = colon ? (size_t)(colon - replace) : strlen(replace);
+    if (g->replace) {
+        const char *r = g->replace, *colon = strchr(r, ':');
+        size_t k = colon ? (size_t)(colon - r) : strlen(r);
         double v = NAN;
-        if (colon) {
-            char *end;
-            v = strtod(colon + 1, &end);
-            if (end == colon + 1 || *end || !isfinite(v))
-                return cli_error("audit", "--replace %s: '%s' is not a number", replace, colon + 1);
-        }
-        if (k == 5 && !strncmp(replace, "value", 5)) o.replace = SAL_REPLACE_VALUE, o.value = colon ? v : 0;
-        else if (k == 4 && !strncmp(replace, "blur", 4)) o.replace = SAL_REPLACE_BLUR, o.blur_sigma = colon ? v : 0;
-        else if (k == 5 && !strncmp(replace, "noise", 5)) o.replace = SAL_REPLACE_NOISE, o.noise = colon ? v : 0;
-        else return cli_error("audit", "--replace must be value[:V], blur[:SIGMA] or noise[:SD], not '%s'", replace);
-        if ((o.replace != SAL_REPLACE_VALUE && colon && !(v > 0)))
-            return cli_error("audit", "--replace %s: the blur sigma or noise level must be positive", replace);
+        char *end;
+        if (colon && ((v = strtod(colon + 1, &end)), end == colon + 1 || *end || !isfinite(v)))
+            return cli_error("audit", "--replace %s: '%s' is not a number", r, colon + 1);
+        sal_faithfulness_opts *f = &g->fa;
+        if (k == 5 && !strncmp(r, "value", 5)) f->replace = SAL_REPLACE_VALUE, f->value = colon ? v : 0;
+        else if (k == 4 && !strncmp(r, "blur", 4)) f->replace = SAL_REPLACE_BLUR, f->blur_sigma = colon ? v : 0;
+        else if (k == 5 && !strncmp(r, "noise", 5)) f->replace = SAL_REPLACE_NOISE, f->noise = colon ? v : 0;
+        else return cli_error("audit", "--replace must be value[:V], blur[:SIGMA] or noise[:SD], not '%s'", r);
+        if (f->replace != SAL_REPLACE_VALUE && colon && !(v > 0))
+            return cli_error("audit", "--replace %s: the blur sigma or noise level must be positive", r);
     }
-    if (which == 0) {
-        int nshift = !!shift_v + !!checker + !!shift_img + !!target_img;
-        if (nshift != 1)
+    if (g->which == INVARIANCE) {
+        if (!!g->shift_v + !!g->checker + !!g->shift_img + !!g->target_img != 1)
             return cli_error("audit", "invariance needs exactly one of --shift, --checkerboard, --shift-image, "
                              "--target-image");
-        if (!(clip > 0)) return cli_error("audit", "--clip must be positive");
+        if (!(g->clip > 0)) return cli_error("audit", "--clip must be positive");
     }
-    if (which == 3 && (!masks || !labels)) return cli_error("audit", "pointing needs --masks M.npy and --labels Y.npy");
+    if (g->which == POINTING && (!g->masks || !g->labels))
+        return cli_error("audit", "pointing needs --masks M.npy and --labels Y.npy");
+    return 0;
+}
 
-    sal_model *m = NULL, *f2 = NULL;
-    sal_tensor x = {0}, d = {0}, shift = {0}, img = {0}, mk = {0}, lb = {0};
-    sal_audit *rep = NULL;
+/* The invariance audit's shift, shaped as one sample of x, into shift (img: scratch). 0, or 1 after
+ * printing the error. */
+static int make_shift(const audit_args *g, const sal_model *m, const sal_tensor *x, sal_tensor *img, sal_tensor *shift) {
+    const int64_t *sdim = x->dim + 1;
+    int sn = x->ndim - 1;
+    sal_status st;
+    if (g->shift_v) {
+        char *end;
+        double v = strtod(g->shift_v, &end);
+        if (end == g->shift_v || *end || !isfinite(v)) return cli_error("audit", "--shift must be a number, not '%s'", g->shift_v);
+        if ((st = sal_tensor_alloc(shift, SAL_F32, sn, sdim)) != SAL_OK) return cli_fail("audit", st);
+        for (int64_t i = 0; i < sal_tensor_numel(shift); i++) sal_f32(shift)[i] = (float)v;
+        return 0;
+    }
+    if (g->checker) {
+        char *end;
+        long cell = strtol(g->checker, &end, 10);
+        double amp = *end == ',' ? strtod(end + 1, &end) : NAN;
+        if (*end || cell < 1 || cell > 1 << 20 || !isfinite(amp))
+            return cli_error("audit", "--checkerboard must read CELL,AMPLITUDE (e.g. 4,0.5), not '%s'", g->checker);
+        st = sal_shift_checkerboard(sn, sdim, (int)cell, amp, shift);
+        return st == SAL_OK ? 0 : cli_fail("audit", st);
+    }
+    const char *file = g->shift_img ? g->shift_img : g->target_img;
+    if (g->target_img && g->xsample >= x->dim[0])
+        return cli_error("audit", "--sample %ld is out of range (%lld samples)", g->xsample, (long long)x->dim[0]);
+    if (load_image(file, img)) return 1;
+    if (g->shift_img) {
+        st = sal_shift_image(img, sn, sdim, g->amp, shift);
+    } else {
+        sal_tensor one = *x;
+        one.cap = 0, one.dim[0] = 1;
+        one.data = sal_f32(x) + g->xsample * (sal_tensor_numel(x) / x->dim[0]);
+        st = sal_shift_targeted(m, &one, img, g->tscale, g->clip, shift);
+    }
+    return st == SAL_OK ? 0 : cli_error("audit", "%s: %s", file, sal_last_error());
+}
+
+/* Runs the audit g asks for on m and x. 0, or 1 after printing the error. */
+static int run(audit_args *g, sal_model *m, const sal_tensor *x, sal_audit **rep) {
+    sal_tensor shift = {0}, img = {0}, mk = {0}, lb = {0};
+    sal_model *f2 = NULL;
+    sal_status st = SAL_OK;
+    int rc = 0;
+    switch (g->which) {
+    case INVARIANCE: {
+        if ((rc = make_shift(g, m, x, &img, &shift))) break;
+        if (g->save_shift) st = sal_npy_write(g->save_shift, &shift);
+        if (st == SAL_OK && g->save_model) st = sal_model_shifted(m, &shift, &f2);
+        if (st == SAL_OK && g->save_model) st = sal_model_save(f2, g->save_model);
+        sal_invariance_opts io = {.common = g->common, .shift = &shift};
+        if (st == SAL_OK) st = sal_audit_invariance(m, x, &io, rep);
+        break;
+    }
+    case RANDOMIZATION:
+        g->rnd.common = g->common;
+        st = sal_audit_randomization(m, x, &g->rnd, rep);
+        break;
+    case CLASS: st = sal_audit_class_sensitivity(m, x, &(sal_class_sensitivity_opts){.common = g->common}, rep); break;
+    case POINTING:
+        if ((st = sal_npy_read(g->masks, &mk)) != SAL_OK || (st = sal_npy_read(g->labels, &lb)) != SAL_OK) break;
+        if (g->limit && mk.ndim >= 1 && g->limit < mk.dim[0]) mk.dim[0] = g->limit;
+        if (g->limit && lb.ndim >= 1 && g->limit < lb.dim[0]) lb.dim[0] = g->limit;
+        g->pt.common = g->common, g->pt.masks = &mk, g->pt.labels = &lb;
+        st = sal_audit_pointing(m, x, &g->pt, rep);
+        break;
+    default:
+        g->fa.common = g->common, g->fa.nocc_params = g->nocc, g->fa.occ_params = g->occ;
+        st = sal_audit_faithfulness(m, x, &g->fa, rep);
+    }
+    if (!rc && st != SAL_OK) rc = cli_fail("audit", st);
+    sal_model_free(f2);
+    sal_tensor *t[] = {&shift, &img, &mk, &lb};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
+    return rc;
+}
+
+/* The files asked for, and the table. */
+static int write_outputs(const audit_args *g, const sal_audit *rep) {
     char *js = NULL, *cs = NULL;
+    sal_status st = SAL_OK;
+    if (g->json && (st = sal_audit_json(rep, &js)) == SAL_OK) st = sal_write_file(g->json, js, strlen(js));
+    if (st == SAL_OK && g->csv && (st = sal_audit_csv(rep, &cs)) == SAL_OK) st = sal_write_file(g->csv, cs, strlen(cs));
+    if (st == SAL_OK && g->figure) st = sal_audit_figure(rep, g->figure);
+    if (st == SAL_OK && g->plot) st = sal_audit_plot(rep, g->plot);
+    free(js);
+    free(cs);
+    if (st != SAL_OK) return cli_fail("audit", st);
+    if (!g->quiet) print_table(g->which, rep);
+    return 0;
+}
+
+int cmd_audit(int argc, char **argv) {
+    if (argc < 3 || cli_wants_help(argc, argv)) {
+        fputs(k_help, argc < 3 && !cli_wants_help(argc, argv) ? stderr : stdout);
+        return argc < 3 && !cli_wants_help(argc, argv);
+    }
+    static audit_args g;
+    memset(&g, 0, sizeof g);
+    g.which = -1, g.amp = 1, g.clip = 0.3, g.common.seed = 1;
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(argv[2], k_audits[i])) g.which = i;
+    if (g.which < 0)
+        return cli_error("audit", "unknown audit '%s' (invariance, randomization, class-sensitivity, pointing, "
+                         "faithfulness)", argv[2]);
+    if (parse(argc, argv, &g) || check(&g) || choices(&g)) return 1;
+    cli_bar bar = {0};
+    g.common.model_name = g.path;
+    g.common.progress = cli_progress, g.common.progress_user = &bar;
+    sal_model *m = NULL;
+    sal_tensor x = {0}, d = {0};
+    sal_audit *rep = NULL;
     int rc = 1;
-    sal_status st = sal_model_load(path, &m);
-    if (st == SAL_OK) st = load_array(in, true, &x);
-    if (st == SAL_OK && data) st = load_array(data, false, &d);
-    if (st != SAL_OK) goto fail;
+    sal_status st = sal_model_load(g.path, &m);
+    if (st == SAL_OK) st = load_array(g.in, true, &x);
+    if (st == SAL_OK && g.data) st = load_array(g.data, false, &d);
+    if (st != SAL_OK) {
+        cli_fail("audit", st);
+        goto done;
+    }
     int nd;
     int64_t dim[SAL_MAX_DIMS];
     sal_model_input_shape(m, 0, &nd, dim);
@@ -314,111 +430,33 @@ int cmd_audit(int argc, char **argv) {
         x.ndim++;
     }
     if (x.dtype != SAL_F32 || x.ndim < 2 || x.dim[0] < 1) {
-        cli_error("audit", "%s: the input must be a float batch (N, ...)", in);
+        cli_error("audit", "%s: the input must be a float batch (N, ...)", g.in);
         goto done;
     }
-    if (limit && limit < x.dim[0]) x.dim[0] = limit;
-    o.data = data ? &d : NULL;
-    o.data_name = data ? data : in;
-    if (which == 0) {
-        const int64_t *sdim = x.dim + 1;
-        int sn = x.ndim - 1;
-        if (shift_v) {
-            char *end;
-            double v = strtod(shift_v, &end);
-            if (end == shift_v || *end || !isfinite(v)) {
-                cli_error("audit", "--shift must be a number, not '%s'", shift_v);
-                goto done;
-            }
-            if ((st = sal_tensor_alloc(&shift, SAL_F32, sn, sdim)) != SAL_OK) goto fail;
-            for (int64_t i = 0; i < sal_tensor_numel(&shift); i++) sal_f32(&shift)[i] = (float)v;
-        } else if (checker) {
-            char *end;
-            long cell = strtol(checker, &end, 10);
-            double amp2 = *end == ',' ? strtod(end + 1, &end) : NAN;
-            if (*end || cell < 1 || cell > 1 << 20 || !isfinite(amp2)) {
-                cli_error("audit", "--checkerboard must read CELL,AMPLITUDE (e.g. 4,0.5), not '%s'", checker);
-                goto done;
-            }
-            if ((st = sal_shift_checkerboard(sn, sdim, (int)cell, amp2, &shift)) != SAL_OK) goto fail;
-        } else if (shift_img) {
-            if (load_image(shift_img, &img)) goto done;
-            if ((st = sal_shift_image(&img, sn, sdim, amp, &shift)) != SAL_OK) {
-                cli_error("audit", "%s: %s", shift_img, sal_last_error());
-                goto done;
-            }
-        } else {
-            if (xsample >= x.dim[0]) {
-                cli_error("audit", "--sample %ld is out of range (%lld samples)", xsample, (long long)x.dim[0]);
-                goto done;
-            }
-            if (load_image(target_img, &img)) goto done;
-            sal_tensor one = x;
-            one.cap = 0;
-            one.dim[0] = 1;
-            one.data = sal_f32(&x) + xsample * (sal_tensor_numel(&x) / x.dim[0]);
-            if ((st = sal_shift_targeted(m, &one, &img, tscale, clip, &shift)) != SAL_OK) {
-                cli_error("audit", "%s: %s", target_img, sal_last_error());
-                goto done;
-            }
-        }
-        o.shift = &shift;
-        if (save_shift && (st = sal_npy_write(save_shift, &shift)) != SAL_OK) goto fail;
-        if (save_model) {
-            if ((st = sal_model_shifted(m, &shift, &f2)) != SAL_OK) goto fail;
-            if ((st = sal_model_save(f2, save_model)) != SAL_OK) goto fail;
-        }
-        st = sal_audit_invariance(m, &x, &o, &rep);
-    } else if (which == 1) {
-        st = sal_audit_randomization(m, &x, &o, &rep);
-    } else if (which == 2) {
-        st = sal_audit_class_sensitivity(m, &x, &o, &rep);
-    } else if (which == 3) {
-        if ((st = sal_npy_read(masks, &mk)) != SAL_OK || (st = sal_npy_read(labels, &lb)) != SAL_OK) goto fail;
-        if (limit && mk.ndim >= 1 && limit < mk.dim[0]) mk.dim[0] = limit;
-        if (limit && lb.ndim >= 1 && limit < lb.dim[0]) lb.dim[0] = limit;
-        o.masks = &mk;
-        o.labels = &lb;
-        st = sal_audit_pointing(m, &x, &o, &rep);
-    } else {
-        st = sal_audit_faithfulness(m, &x, &o, &rep);
+    if (g.limit && g.limit < x.dim[0]) x.dim[0] = g.limit;
+    if (g.figure && (g.which == INVARIANCE || g.which == RANDOMIZATION) && g.common.figure_sample >= x.dim[0]) {
+        cli_error("audit", "figure sample %lld is out of range (%lld samples)", (long long)g.common.figure_sample,
+                  (long long)x.dim[0]);
+        goto done;
     }
-    if (st != SAL_OK) goto fail;
+    g.common.data = g.data ? &d : NULL;
+    g.common.data_name = g.data ? g.data : g.in;
+    if (run(&g, m, &x, &rep)) goto done;
     int ran = 0;
     for (int i = 0; i < sal_audit_count(rep); i++) {
-        if (!sal_audit_skipped(rep, i)) {
-            ran++;
-            continue;
-        }
-        if (ml.nm) /* a method the user named: say why it did not run */
+        if (!sal_audit_skipped(rep, i)) ran++;
+        else if (g.nm) /* a method the user named: say why it did not run */
             fprintf(stderr, "saliency audit: %s %s\n", sal_audit_label(rep, i), sal_audit_verdict(rep, i));
     }
     if (!ran) { /* nothing was audited: an error, and no report */
         cli_error("audit", "no method could run on this model and data (see the reasons above)");
         goto done;
     }
-    if (json) {
-        if ((st = sal_audit_json(rep, &js)) != SAL_OK || (st = sal_write_file(json, js, strlen(js))) != SAL_OK) goto fail;
-    }
-    if (csv) {
-        if ((st = sal_audit_csv(rep, &cs)) != SAL_OK || (st = sal_write_file(csv, cs, strlen(cs))) != SAL_OK) goto fail;
-    }
-    if (!quiet) print_table(audit, rep);
-    rc = fail_on && sal_audit_violations(rep) ? 2 : 0;
-    goto done;
-fail:
-    cli_fail("audit", st);
+    if (!write_outputs(&g, rep)) rc = g.fail_on && sal_audit_violations(rep) ? 2 : 0;
 done:
-    free(js);
-    free(cs);
     sal_audit_free(rep);
     sal_model_free(m);
-    sal_model_free(f2);
     sal_tensor_free(&x);
     sal_tensor_free(&d);
-    sal_tensor_free(&shift);
-    sal_tensor_free(&img);
-    sal_tensor_free(&mk);
-    sal_tensor_free(&lb);
     return rc;
 }

@@ -246,7 +246,8 @@ static int get_model(demo *d, const model_spec *sp, const sal_tensor *x, const s
         if ((st = sal_model_build(sp->arch, sp->nclasses, 1, &m)) != SAL_OK) return cli_fail("demo", st);
         sal_train_opts o = sal_train_defaults();
         o.epochs = sp->epochs, o.batch = sp->batch, o.lr = sp->lr, o.lr_decay = sp->lr_decay, o.shift = sp->shift;
-        o.seed = 1, o.progress = 1, o.loss = sp->bce ? SAL_LOSS_BCE : SAL_LOSS_SOFTMAX;
+        cli_bar bar = {.keep = true};
+        o.seed = 1, o.progress = cli_progress, o.progress_user = &bar, o.loss = sp->bce ? SAL_LOSS_BCE : SAL_LOSS_SOFTMAX;
         st = sal_train(m, x, y, &o);
         if (st == SAL_OK) st = sal_accuracy(m, tx, ty, &acc);
         if (st == SAL_OK) st = sal_model_save(m, path);
@@ -284,27 +285,31 @@ typedef struct {
     const char *stem, *model_name, *title, *short_title, *note, *caption;
 } audit_spec;
 
-/* Runs one audit, writes STEM.json, STEM.csv and the figure STEM.png, and records it. */
-static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sal_tensor *x, sal_audit_opts *o) {
+/* Runs one audit, writes STEM.json, STEM.csv and the figure STEM.png, and records it. opts is the
+ * audit's options struct (sal_invariance_opts, ...), whose first member is the common part. */
+static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sal_tensor *x, void *opts) {
     char json[1200], csv[1200], fig[1200];
     snprintf(json, sizeof json, "%s/%s.json", d->audits_dir, as->stem);
     snprintf(csv, sizeof csv, "%s/%s.csv", d->audits_dir, as->stem);
     snprintf(fig, sizeof fig, "%s/%s.png", d->audits_dir, as->stem);
+    sal_audit_common *o = opts;
+    cli_bar bar = {0};
     o->methods = d->meth, o->nmethods = d->nm;
-    o->figure = fig, o->model_name = as->model_name, o->seed = 1, o->progress = 1;
+    o->model_name = as->model_name, o->seed = 1, o->progress = cli_progress, o->progress_user = &bar;
     printf("== %s (%lld samples, %d methods)\n", as->title, (long long)x->dim[0], d->nm);
     fflush(stdout);
     double t0 = now();
     sal_audit *a = NULL;
     sal_status st;
     switch (as->kind) {
-    case A_INVARIANCE: st = sal_audit_invariance(m, x, o, &a); break;
-    case A_RANDOMIZATION: st = sal_audit_randomization(m, x, o, &a); break;
-    case A_CLASS: st = sal_audit_class_sensitivity(m, x, o, &a); break;
-    case A_POINTING: st = sal_audit_pointing(m, x, o, &a); break;
-    default: st = sal_audit_faithfulness(m, x, o, &a); break;
+    case A_INVARIANCE: st = sal_audit_invariance(m, x, opts, &a); break;
+    case A_RANDOMIZATION: st = sal_audit_randomization(m, x, opts, &a); break;
+    case A_CLASS: st = sal_audit_class_sensitivity(m, x, opts, &a); break;
+    case A_POINTING: st = sal_audit_pointing(m, x, opts, &a); break;
+    default: st = sal_audit_faithfulness(m, x, opts, &a); break;
     }
     char *js = NULL, *cs = NULL;
+    if (st == SAL_OK) st = sal_audit_figure(a, fig);
     if (st == SAL_OK) st = sal_audit_json(a, &js);
     if (st == SAL_OK) st = sal_audit_csv(a, &cs);
     if (st == SAL_OK) st = sal_write_file(json, js, strlen(js));
@@ -320,15 +325,12 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
     snprintf(r->stem, sizeof r->stem, "%s", as->stem);
     snprintf(r->what, sizeof r->what, "%s", as->short_title);
     snprintf(r->model, sizeof r->model, "%s", as->model_name);
-    for (int i = 0; i < sal_audit_count(a); i++)
-        r->skip += sal_audit_skipped(a, i) || !strncmp(sal_audit_verdict(a, i), "undetermined", 12);
-    r->fail = sal_audit_violations(a);
-    r->pass = sal_audit_count(a) - r->skip - r->fail;
-    /* per method: audits passed of those that ran (the audit's boolean verdict metric) */
-    static const char *const pass_key[] = {"invariant", "sensitive", "class_sensitive", "class_sensitive", "faithful"};
+    /* per method: audits passed of those that ran and reached a verdict */
     for (int i = 0; i < sal_audit_count(a); i++) {
-        double ok = sal_audit_metric(a, i, pass_key[as->kind]);
-        if (sal_audit_skipped(a, i) || !isfinite(ok) || !strncmp(sal_audit_verdict(a, i), "undetermined", 12)) continue;
+        sal_verdict v = sal_audit_outcome(a, i);
+        r->pass += v == SAL_VERDICT_PASS, r->fail += v == SAL_VERDICT_FAIL;
+        r->skip += v == SAL_VERDICT_SKIPPED || v == SAL_VERDICT_UNDETERMINED;
+        if (v != SAL_VERDICT_PASS && v != SAL_VERDICT_FAIL) continue;
         int t = 0;
         while (t < d->ntally && strcmp(d->tally[t].label, sal_audit_label(a, i))) t++;
         if (t == d->ntally) {
@@ -336,7 +338,7 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
             snprintf(d->tally[t].label, sizeof d->tally[t].label, "%s", sal_audit_label(a, i));
             d->ntally++;
         }
-        d->tally[t].pass += ok != 0, d->tally[t].ran++;
+        d->tally[t].pass += v == SAL_VERDICT_PASS, d->tally[t].ran++;
     }
     r->secs = now() - t0;
     printf("   %d pass, %d fail, %d skipped (%.1f s)\n", r->pass, r->fail, r->skip, r->secs);
@@ -588,7 +590,7 @@ static int run(demo *d, const char *cat_opt) {
     int64_t n_inv = q ? 4 : 16, n_rand = q ? 3 : 4, n_cls = q ? 4 : 12, n_faith = q ? 3 : 8, n_ref = q ? 128 : 512;
     sal_tensor mt = rows(&mn.test_x, 0, n_inv), mref = rows(&mn.train_x, 0, n_ref);
     sal_tensor ft = rows(&fm.test_x, 0, n_cls), fref = rows(&fm.train_x, 0, n_ref);
-    sal_audit_opts o = {.data = &mref, .data_name = "MNIST held-out digits"};
+    sal_invariance_opts o = {.common = {.data = &mref, .data_name = "MNIST held-out digits"}};
     /* invariance: the constant shift m = -1 ([0, 1] -> [-1, 0]) */
     if ((st = sal_tensor_alloc(&shift, SAL_F32, 3, (int64_t[]){1, 28, 28})) != SAL_OK) {
         rc = cli_fail("demo", st);
@@ -633,7 +635,6 @@ static int run(demo *d, const char *cat_opt) {
             goto done;
         }
         o.shift = &shift;
-        o.figure_sample = 0;
         audit_spec a3 = {A_INVARIANCE, "invariance-cat", "mlp-mnist", "Input invariance: the targeted \"cat\" shift",
                          "invariance: cat",
                          "The paper's section 4: m = s / (df1(x)/dx) - x for the first digit x and a target s, a "
@@ -647,33 +648,35 @@ static int run(demo *d, const char *cat_opt) {
     } else {
         goto done;
     }
-    o.shift = NULL;
-    o.figure_sample = 0;
     /* randomization */
     sal_tensor mr = rows(&mn.test_x, 0, n_rand), fr = rows(&fm.test_x, 0, n_rand);
     audit_spec a4 = {A_RANDOMIZATION, "randomization-mlp", "mlp-mnist", "Parameter randomization: MLP on MNIST",
                      "randomization: MLP", NULL,
                      "Left: the trained model's map; then the maps after randomizing the layers from the top down."};
-    if ((rc = run_audit(d, &a4, mlp, &mr, &o))) goto done;
-    sal_audit_opts of = {.data = &fref, .data_name = "Fashion-MNIST held-out images"};
+    sal_audit_common c_mnist = {.data = &mref, .data_name = "MNIST held-out digits"};
+    sal_audit_common c_fashion = {.data = &fref, .data_name = "Fashion-MNIST held-out images"};
+    sal_randomization_opts rm = {.common = c_mnist}, rf = {.common = c_fashion};
+    if ((rc = run_audit(d, &a4, mlp, &mr, &rm))) goto done;
     audit_spec a5 = {A_RANDOMIZATION, "randomization-cnn", "cnn-fashion", "Parameter randomization: CNN on Fashion-MNIST",
                      "randomization: CNN", NULL, a4.caption};
-    if ((rc = run_audit(d, &a5, cnn, &fr, &of))) goto done;
+    if ((rc = run_audit(d, &a5, cnn, &fr, &rf))) goto done;
     /* class sensitivity */
     sal_tensor mc = rows(&mn.test_x, 0, n_cls);
     audit_spec a6 = {A_CLASS, "class-sensitivity-mlp", "mlp-mnist", "Class sensitivity: MLP on MNIST",
                      "class sensitivity: MLP", NULL,
                      "For each of four digits: the map for the top class, then the map for the bottom class."};
-    if ((rc = run_audit(d, &a6, mlp, &mc, &o))) goto done;
+    sal_class_sensitivity_opts csm = {.common = c_mnist}, csf = {.common = c_fashion};
+    if ((rc = run_audit(d, &a6, mlp, &mc, &csm))) goto done;
     audit_spec a7 = {A_CLASS, "class-sensitivity-cnn", "cnn-fashion", "Class sensitivity: CNN on Fashion-MNIST",
                      "class sensitivity: CNN", NULL,
                      "For each of four images: the map for the top class, then the map for the bottom class."};
-    if ((rc = run_audit(d, &a7, cnn, &ft, &of))) goto done;
+    if ((rc = run_audit(d, &a7, cnn, &ft, &csf))) goto done;
     /* pointing games on held-out composites */
     sal_tensor cref = rows(&cx, 0, n_ref);
     int64_t n_point = q ? 12 : 16;
     sal_tensor px = rows(&tx, 0, n_point), pm = rows(&tm, 0, n_point), py = rows(&ty, 0, n_point);
-    sal_audit_opts op = {.data = &cref, .data_name = "held-out composite images", .masks = &pm, .labels = &py};
+    sal_pointing_opts op = {.common = {.data = &cref, .data_name = "held-out composite images"}, .masks = &pm,
+                            .labels = &py};
     audit_spec a8 = {A_POINTING, "pointing", "cnn-composite", "Pointing games: multi-label CNN on composite images",
                      "pointing games", NULL,
                      "One composite image. Rows: methods; columns: the image, the maps for each of its labelled "
@@ -682,8 +685,7 @@ static int run(demo *d, const char *cat_opt) {
     if ((rc = run_audit(d, &a8, multi, &px, &op))) goto done;
     /* faithfulness */
     sal_tensor mf = rows(&mn.test_x, 0, n_faith), ff = rows(&fm.test_x, 0, n_faith);
-    sal_audit_opts oq = o;
-    oq.steps = q ? 10 : 20;
+    sal_faithfulness_opts oq = {.common = c_mnist, .steps = q ? 10 : 20};
     static const char faith_cap[] =
         "One test image. Rows: the occlusion map (the reference each method is ranked against) and the methods; "
         "columns: the image, the map, and the image with its 10%, 25% and 50% most relevant pixels (by that map) "
@@ -691,8 +693,7 @@ static int run(demo *d, const char *cat_opt) {
     audit_spec a9 = {A_FAITHFULNESS, "faithfulness-mlp", "mlp-mnist", "Faithfulness: MLP on MNIST", "faithfulness: MLP",
                      NULL, faith_cap};
     if ((rc = run_audit(d, &a9, mlp, &mf, &oq))) goto done;
-    sal_audit_opts ofq = of;
-    ofq.steps = oq.steps;
+    sal_faithfulness_opts ofq = {.common = c_fashion, .steps = oq.steps};
     audit_spec a10 = {A_FAITHFULNESS, "faithfulness-cnn", "cnn-fashion", "Faithfulness: CNN on Fashion-MNIST",
                       "faithfulness: CNN", NULL, faith_cap};
     if ((rc = run_audit(d, &a10, cnn, &ff, &ofq))) goto done;

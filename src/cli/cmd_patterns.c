@@ -42,7 +42,8 @@ static bool ends_with(const char *s, const char *suf) {
 int cmd_patterns(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
     const char *path = NULL, *data = NULL, *out = NULL, *info = NULL;
-    sal_patterns_opts o = {.progress = 1};
+    cli_bar bar = {.keep = true, .unit = "samples"};
+    sal_patterns_opts o = {.progress = cli_progress, .progress_user = &bar};
     cli_args a = cli_args_start(argc, argv, 2);
     while (cli_next(&a)) {
         if (cli_is(&a, "--data")) data = cli_value(&a);
@@ -50,7 +51,7 @@ int cmd_patterns(int argc, char **argv) {
         else if (cli_is(&a, "--info")) info = cli_value(&a);
         else if (cli_is(&a, "--batch")) o.batch = cli_long(&a, 1, 1 << 20);
         else if (cli_is(&a, "--limit")) o.limit = cli_long(&a, 2, 0x7fffffffL);
-        else if (cli_is(&a, "--quiet")) o.progress = 0;
+        else if (cli_is(&a, "--quiet")) o.progress = NULL;
         else if (!a.opt && !path) path = a.pos;
         else return cli_unknown(&a, "patterns");
     }

@@ -37,7 +37,8 @@ int cmd_train(int argc, char **argv) {
     sal_train_opts o = sal_train_defaults();
     double lr = -1;
     long limit = 0;
-    o.progress = 1;
+    cli_bar bar = {.keep = true};
+    o.progress = cli_progress, o.progress_user = &bar;
     o.on_epoch = on_epoch;
     cli_args a = cli_args_start(argc, argv, 2);
     while (cli_next(&a)) {

@@ -50,6 +50,8 @@ const char *sal_bytes_str(uint64_t n, char *buf, size_t len);
 /* Product of dims with overflow and sign checks; false if negative or over the limit. */
 bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out);
 size_t sal_dtype_size(sal_dtype dt);
+/* "float32", "int64", "bool" ("unknown (N)" for anything else), for messages. */
+const char *sal_dtype_name(sal_dtype dt);
 /* Tensor sharing another's data (never freed through the view). */
 /* sal_tensor_alloc without the zeroing, for outputs a kernel overwrites whole. */
 sal_status sal_tensor_alloc_raw(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t *dim);
@@ -59,6 +61,23 @@ bool sal_tensor_same_shape(const sal_tensor *a, const sal_tensor *b);
 const char *sal_shape_str(int ndim, const int64_t *dim, char *buf, size_t n);
 /* Copies shape and data, reusing dst's buffer when possible. */
 sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src);
+/* Elements per sample of x: the product of all dims but the first (1 for a rank-1 tensor). */
+int64_t sal_row_size(const sal_tensor *x);
+
+/* ---- vectorized elementwise math (vmath.c): y[i] = exp(x[i]), erf(x[i]) within a few ulps,
+ * NaN kept, overflow to infinity and gradual underflow as libm; y may equal x ---- */
+void sal_vexp(float *y, const float *x, int64_t n);
+void sal_verf(float *y, const float *x, int64_t n);
+
+/* ---- numerics shared by methods, audits, feature visualization and heatmaps (numeric.c) ---- */
+/* The q-th percentile (q in [0, 100]) of v[0..n), interpolating linearly between order statistics
+ * (numpy's default): q = 0 gives the minimum, 100 the maximum; 0 when n <= 0. Sorts v. */
+double sal_percentile(float *v, int64_t n, double q);
+/* Gaussian blur of `planes` planes of H x W floats, along W and then along H (H = 1: signals):
+ * kernel exp(-d^2 / (2 sigma^2)) for |d| <= ceil(3 sigma), normalized to sum 1, computed and summed
+ * in double; taps beyond an edge repeat the edge value, so a constant plane stays constant.
+ * sigma <= 0 copies. dst may be src. Fails only when out of memory. */
+sal_status sal_gauss_blur(const float *src, float *dst, int64_t planes, int64_t H, int64_t W, double sigma);
 
 /* String -> int map (open addressing). */
 typedef struct {

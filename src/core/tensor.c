@@ -17,7 +17,19 @@ bool sal_shape_numel(int ndim, const int64_t *dim, int64_t *out) {
     return true;
 }
 
-size_t sal_dtype_size(sal_dtype dt) { return dt == SAL_I64 ? 8 : 4; }
+size_t sal_dtype_size(sal_dtype dt) { return dt == SAL_I64 ? 8 : dt == SAL_BOOL ? 1 : 4; }
+
+const char *sal_dtype_name(sal_dtype dt) {
+    switch (dt) {
+    case SAL_F32: return "float32";
+    case SAL_I64: return "int64";
+    case SAL_BOOL: return "bool";
+    }
+    /* a value no tensor should hold: a thread-local buffer keeps the message meaningful */
+    static _Thread_local char buf[32];
+    snprintf(buf, sizeof buf, "unknown (%d)", (int)dt);
+    return buf;
+}
 
 int64_t sal_tensor_numel(const sal_tensor *t) {
     int64_t n = 0;
@@ -89,6 +101,12 @@ bool sal_tensor_same_shape(const sal_tensor *a, const sal_tensor *b) {
     for (int i = 0; i < a->ndim; i++)
         if (a->dim[i] != b->dim[i]) return false;
     return true;
+}
+
+int64_t sal_row_size(const sal_tensor *x) {
+    int64_t r = 1;
+    for (int d = 1; d < x->ndim; d++) r *= x->dim[d];
+    return r;
 }
 
 sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src) {

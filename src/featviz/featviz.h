@@ -106,8 +106,6 @@ void fv_resample(const float *x, float *y, int64_t C, int rank, const int64_t *s
 /* gx += the adjoint of fv_resample applied to gy. */
 void fv_resample_adjoint(const float *gy, float *gx, int64_t C, int rank, const int64_t *sp, const fv_affine *T,
                          bool replicate);
-/* Gaussian blur of each channel over the spatial dimensions, edges replicated. tmp: S floats. */
-void fv_blur(float *x, int64_t C, int rank, const int64_t *sp, double sigma, float *tmp);
 /* Euclidean projection of v (n) onto the probability simplex. tmp: n floats. */
 void fv_simplex(float *v, int64_t n, int64_t stride, float *tmp);
 /* Total variation sum over neighbours of (dx^2 + dy^2 + eps)^(beta/2) of one image (C,sp), its

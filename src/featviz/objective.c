@@ -445,7 +445,7 @@ sal_status sal_objective_values(const sal_model *m, const sal_objective *o, cons
         return sal_fail(SAL_ERR_ARG, "objectives need a model with one input (%s has %d)", m->path, m->ninput);
     if (x->dtype != SAL_F32 || x->ndim < 1)
         return sal_fail(SAL_ERR_ARG, "objective values: the samples must be float (N, ...)");
-    const int64_t N = x->dim[0], row = N ? sal_tensor_numel(x) / N : 0;
+    const int64_t N = x->dim[0], row = sal_row_size(x);
     if (o->rows && o->rows != N)
         return sal_fail(SAL_ERR_SHAPE, "objective '%s' holds targets for %lld samples, %lld given", o->text,
                         (long long)o->rows, (long long)N);

@@ -68,31 +68,6 @@ void fv_resample_adjoint(const float *gy, float *gx, int64_t C, int rank, const 
     }
 }
 
-void fv_blur(float *x, int64_t C, int rank, const int64_t *sp, double sigma, float *tmp) {
-    if (!(sigma > 0) || rank < 1) return;
-    enum { RMAX = 64 };
-    int R = (int)ceil(3 * sigma);
-    if (R > RMAX) R = RMAX;
-    float k[2 * RMAX + 1];
-    double sum = 0;
-    for (int i = -R; i <= R; i++) sum += (k[i + R] = (float)exp(-0.5 * i * i / (sigma * sigma)));
-    for (int i = 0; i <= 2 * R; i++) k[i] = (float)(k[i] / sum);
-    const int64_t S = rank == 2 ? sp[0] * sp[1] : sp[0];
-    for (int64_t c = 0; c < C; c++) {
-        float *xc = x + c * S;
-        for (int axis = 0; axis < rank; axis++) { /* separable: one pass per axis */
-            const int64_t n = sp[axis], stride = axis == rank - 1 ? 1 : sp[1];
-            memcpy(tmp, xc, (size_t)S * sizeof *tmp);
-            for (int64_t o = 0; o < S; o++) {
-                const int64_t pos = (o / stride) % n;
-                float v = 0;
-                for (int i = -R; i <= R; i++) v += k[i + R] * tmp[o + (clampi(pos + i, n) - pos) * stride];
-                xc[o] = v;
-            }
-        }
-    }
-}
-
 static int desc(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x < y) - (x > y);

@@ -394,7 +394,8 @@ static sal_status step(run *r, int t, double *objective, double *loss) {
     project(r);
     if (o->blur_every > 0 && (t + 1) % o->blur_every == 0) {
         fv_param_image(&r->par, r->P, r->x);
-        for (int64_t b = 0; b < r->B; b++) fv_blur(r->x + b * r->E, r->C, r->rank, r->sp, o->blur_sigma, r->tmp);
+        int64_t H = r->rank == 2 ? r->sp[0] : 1, W = r->rank == 2 ? r->sp[1] : r->sp[0];
+        SAL_TRY(sal_gauss_blur(r->x, r->x, r->B * r->C, H, W, o->blur_sigma));
         fv_param_inverse(&r->par, r->x, r->P);
         project(r);
     }

@@ -56,14 +56,24 @@ void sal_session_free(sal_session *s) {
     sal_free(s->has_grad);
     sal_free(s->need);
     sal_free(s->reached);
+    sal_free(s->prof);
     sal_scratch_free(&s->ws);
     sal_free(s);
+}
+
+sal_status sal_session_profile(sal_session *s, bool on) {
+    sal_free(s->prof);
+    s->prof = on ? sal_calloc(2 * (size_t)s->m->nnode + 1, sizeof *s->prof) : NULL;
+    return !on || s->prof ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
 }
 
 static sal_status check_input(const sal_model *m, int i, const sal_tensor *x) {
     const sal_value *v = &m->val[m->input[i]];
     char a[160], b[160];
-    bool ok = x->ndim == v->t.ndim && x->dtype == v->t.dtype;
+    if (x->dtype != v->t.dtype)
+        return sal_fail(SAL_ERR_SHAPE, "input '%s' expects %s data, got %s", v->name, sal_dtype_name(v->t.dtype),
+                        sal_dtype_name(x->dtype));
+    bool ok = x->ndim == v->t.ndim;
     for (int d = 0; ok && d < x->ndim; d++) ok = v->t.dim[d] < 0 || v->t.dim[d] == x->dim[d];
     if (!ok)
         return sal_fail(SAL_ERR_SHAPE, "input '%s' expects shape %s (-1 = any), got %s", v->name,
@@ -83,7 +93,9 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         sal_tensor *in[n->nin + 1], *out[n->nout + 1];
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->act[n->out[k]] : NULL;
+        double t0 = s->prof ? sal_now() : 0;
         SAL_TRY(sal_run_node(m, n, in, out, &s->ws));
+        if (s->prof) s->prof[i] += sal_now() - t0;
     }
     s->forward_done = true;
     return SAL_OK;
@@ -156,13 +168,22 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         for (int k = 0; k < n->nin; k++) wanted |= n->in[k] >= 0 && s->need[n->in[k]];
         if (!reached || !wanted) continue;
         sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
+        sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
+        unsigned fresh = 0;
         for (int k = 0; k < n->nin; k++) {
             int v = n->in[k];
             in[k] = v >= 0 ? &s->act[v] : NULL;
             din[k] = NULL;
             if (v < 0 || !s->need[v] || s->act[v].dtype != SAL_F32) continue;
             if (!s->has_grad[v]) {
-                SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+                /* the first gradient into v: an op that writes it whole gets it unzeroed, unless
+                 * the node reads v twice (both slots would share the buffer) */
+                bool once = true;
+                for (int j = 0; j < n->nin; j++) once &= j == k || n->in[j] != v;
+                bool raw = !rule && k < 32 && (n->op->bwd_writes >> k & 1) && once;
+                SAL_TRY(raw ? sal_tensor_alloc_raw(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim)
+                            : sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+                if (raw) fresh |= 1u << k;
                 s->has_grad[v] = true;
             }
             din[k] = &s->grad[v];
@@ -172,9 +193,14 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
             out[k] = v >= 0 ? &s->act[v] : NULL;
             dout[k] = v >= 0 && s->reached[v] ? &s->grad[v] : NULL;
         }
-        if (all_empty(out, n->nout)) continue; /* no gradient flows through nothing (see all_empty) */
-        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .ws = &s->ws};
-        sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
+        if (all_empty(out, n->nout)) { /* no gradient flows through nothing (see all_empty) */
+            for (int k = 0; k < n->nin; k++)
+                if (fresh >> k & 1) memset(din[k]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(din[k]));
+            continue;
+        }
+        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
+                       .ws = &s->ws};
+        double t0 = s->prof ? sal_now() : 0;
         if (rule) {
             SAL_TRY(rule(&c, o->user));
         } else {
@@ -182,6 +208,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
                 return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "has no gradient");
             SAL_TRY(n->op->backward(&c));
         }
+        if (s->prof) s->prof[m->nnode + i] += sal_now() - t0;
         for (int k = 0; k < n->nin; k++)
             if (din[k]) s->reached[n->in[k]] = true;
     }

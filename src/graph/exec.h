@@ -18,7 +18,12 @@ struct sal_session {
     bool *need;       /* scratch: value leads to a wanted gradient */
     bool forward_done;
     sal_scratch ws;
+    double *prof; /* per node: seconds in forward, then in backward (2 nnode); NULL: not timed */
 };
+
+/* Times every node of every later pass into s->prof (summed until switched off): where a model's
+ * time goes, for benchmarks. */
+sal_status sal_session_profile(sal_session *s, bool on);
 
 /* Runs one node on given tensors: infer, allocate outputs, forward. */
 sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,

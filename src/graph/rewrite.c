@@ -489,6 +489,7 @@ sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_mo
 
 void sal_reinit_params(sal_model *m, int node, bool scaled, double sigma, uint64_t seed) {
     const sal_node *n = &m->node[node];
+    sal_model_weights_changed(m);
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
         if (v < 0 || !m->val[v].param) continue;

@@ -300,8 +300,8 @@ sal_status sal_npy_read_buffer(const unsigned char *data, size_t len, const char
 sal_status sal_npy_write(const char *path, const sal_tensor *t) {
     if (!path || !t) return sal_fail(SAL_ERR_ARG, "sal_npy_write: NULL argument");
     int64_t numel;
-    if (t->dtype != SAL_F32 && t->dtype != SAL_I64)
-        return sal_fail(SAL_ERR_ARG, "%s: cannot write a tensor of dtype %d", path, (int)t->dtype);
+    if (t->dtype != SAL_F32 && t->dtype != SAL_I64 && t->dtype != SAL_BOOL)
+        return sal_fail(SAL_ERR_ARG, "%s: cannot write a tensor of dtype %s", path, sal_dtype_name(t->dtype));
     if (!sal_shape_numel(t->ndim, t->dim, &numel))
         return sal_fail(SAL_ERR_ARG, "%s: cannot write a tensor with an invalid shape", path);
     if (numel > 0 && !t->data) return sal_fail(SAL_ERR_ARG, "%s: tensor has no data", path);
@@ -309,7 +309,7 @@ sal_status sal_npy_write(const char *path, const sal_tensor *t) {
     /* dict, padded with spaces and a final '\n' so the data starts on a 64-byte boundary */
     char hdr[512];
     int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     t->dtype == SAL_F32 ? "<f4" : "<i8");
+                     t->dtype == SAL_F32 ? "<f4" : t->dtype == SAL_I64 ? "<i8" : "|b1");
     for (int i = 0; i < t->ndim; i++)
         n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%lld,%s", (long long)t->dim[i],
                       i + 1 < t->ndim ? " " : "");

@@ -9,11 +9,16 @@
 #include <sys/stat.h>
 
 #define OPSET_MIN 9
-#define OPSET_MAX 17
+#define OPSET_MAX 21
 /* IR 3 introduced opset imports; IR 10 is the newest the format has defined so far. */
 #define IR_MIN 3
 #define IR_MAX 10
 #define EXPORT_IR 8
+
+_Static_assert((int)SAL_F32 == (int)ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+                   (int)SAL_I64 == (int)ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
+                   (int)SAL_BOOL == (int)ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
+               "sal_dtype uses ONNX's numbers");
 
 typedef Onnx__TensorProto TensorProto;
 typedef Onnx__AttributeProto AttributeProto;
@@ -54,6 +59,36 @@ static uint32_t le32(const uint8_t *p) {
 
 static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
 
+/* IEEE half precision bits to float: every half value (subnormals, infinities, NaN) is exact. */
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, e = h >> 10 & 0x1f, m = h & 0x3ff, u;
+    if (e == 0x1f) {
+        u = sign | 0x7f800000u | m << 13; /* infinity or NaN, payload kept */
+    } else if (e) {
+        u = sign | (e + 112) << 23 | m << 13; /* rebias 15 -> 127 */
+    } else {
+        float f = ldexpf((float)m, -24); /* subnormal (or zero): m * 2^-24 exactly */
+        memcpy(&u, &f, 4);
+        u |= sign;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* bfloat16 is the upper half of a float32. */
+static float bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Element i of a FLOAT16 or BFLOAT16 tensor: raw little-endian, or one value per int32_data entry. */
+static uint16_t bits16(const TensorProto *tp, const uint8_t *raw, int64_t i) {
+    return raw ? (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8) : (uint16_t)(uint32_t)tp->int32_data[i];
+}
+
 /* TensorProto -> sal_tensor. `what` names the tensor in messages ("initializer 'w'"). */
 static sal_status tensor_from_proto(const TensorProto *tp, const char *path, const char *what, sal_tensor *out) {
     memset(out, 0, sizeof *out);
@@ -84,15 +119,20 @@ static sal_status tensor_from_proto(const TensorProto *tp, const char *path, con
     int dt = tp->has_data_type ? tp->data_type : 0;
     sal_dtype sdt;
     size_t esz, ntyped;
+    /* float16 and bfloat16 are widened to float32: everything is computed in float32 */
     switch (dt) {
     case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: sdt = SAL_F32, esz = 4, ntyped = tp->n_float_data; break;
     case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: sdt = SAL_F32, esz = 8, ntyped = tp->n_double_data; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: sdt = SAL_F32, esz = 2, ntyped = tp->n_int32_data; break;
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: sdt = SAL_I64, esz = 8, ntyped = tp->n_int64_data; break;
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: sdt = SAL_I64, esz = 4, ntyped = tp->n_int32_data; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: sdt = SAL_BOOL, esz = 1, ntyped = tp->n_int32_data; break;
     default:
         return sal_fail(SAL_ERR_UNSUPPORTED,
-                        "%s: %s has data type %s; only FLOAT, DOUBLE, INT32 and INT64 tensors are supported", path,
-                        what, sal_onnx_dtype_name(dt));
+                        "%s: %s has data type %s; only FLOAT, FLOAT16, BFLOAT16, DOUBLE, INT32, INT64 and BOOL tensors "
+                        "are supported",
+                        path, what, sal_onnx_dtype_name(dt));
     }
     if (tp->has_raw_data) {
         if (tp->raw_data.len != (size_t)numel * esz)
@@ -108,8 +148,12 @@ static sal_status tensor_from_proto(const TensorProto *tp, const char *path, con
     const uint8_t *raw = tp->has_raw_data ? tp->raw_data.data : NULL;
     float *f = sdt == SAL_F32 ? out->data : NULL;
     int64_t *q = sdt == SAL_I64 ? out->data : NULL;
+    uint8_t *b = sdt == SAL_BOOL ? out->data : NULL;
     for (int64_t i = 0; i < numel; i++) {
         switch (dt) {
+        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: f[i] = half_to_float(bits16(tp, raw, i)); break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: f[i] = bf16_to_float(bits16(tp, raw, i)); break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: b[i] = (raw ? raw[i] : tp->int32_data[i]) != 0; break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
             if (raw) {
                 uint32_t u = le32(raw + 4 * i);
@@ -407,14 +451,21 @@ static sal_status value_elem_type(const importer *im, const ValueInfoProto *vi, 
     return SAL_OK;
 }
 
+/* Element types of graph inputs and outputs; sal_dtype shares ONNX's numbers for them. */
+static bool io_type_ok(int et) {
+    return et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+           et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+}
+
 static sal_status import_input(importer *im, const ValueInfoProto *vi) {
     const char *name = vi->name;
     int et;
     SAL_TRY(value_elem_type(im, vi, "input", &et));
-    /* int64 inputs carry indices and shapes (Gather, Reshape); everything else must be float */
-    if (et != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && et != ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
-        return sal_fail(SAL_ERR_UNSUPPORTED, "%s: input '%s' has data type %s; only FLOAT and INT64 inputs are supported",
-                        im->path, name, et ? sal_onnx_dtype_name(et) : "(none given)");
+    /* int64 inputs carry indices and shapes (Gather, Reshape), bool ones masks; the rest is float */
+    if (!io_type_ok(et))
+        return sal_fail(SAL_ERR_UNSUPPORTED,
+                        "%s: input '%s' has data type %s; only FLOAT, INT64 and BOOL inputs are supported", im->path,
+                        name, et ? sal_onnx_dtype_name(et) : "(none given)");
     const Onnx__TensorShapeProto *sh = vi->type->tensor_type->shape;
     if (!sh)
         return sal_fail(SAL_ERR_UNSUPPORTED, "%s: input '%s' declares no shape; inputs of unknown rank are not supported",
@@ -442,8 +493,7 @@ static sal_status import_input(importer *im, const ValueInfoProto *vi) {
         return sal_fail(SAL_ERR_FORMAT, "%s: input '%s' has shape %s, whose size overflows", im->path, name,
                         sal_shape_str((int)sh->n_dim, dim, sb, sizeof sb));
     }
-    sal_status st = sal_graph_add_input(im->g, name, et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? SAL_F32 : SAL_I64,
-                                        (int)sh->n_dim, dim);
+    sal_status st = sal_graph_add_input(im->g, name, (sal_dtype)et, (int)sh->n_dim, dim);
     if (st != SAL_OK && !strstr(sal_last_error(), im->path)) st = sal_wrap(st, "%s", im->path);
     return st;
 }
@@ -458,7 +508,7 @@ static void record_output_type(sal_model *g, const ValueInfoProto *vi, int et) {
                                            : NULL;
     if (v < 0 || g->val[v].kind != SAL_VAL_NODE || !et || !sh || sh->n_dim > SAL_MAX_DIMS) return;
     sal_tensor *t = &g->val[v].t;
-    t->dtype = et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? SAL_I64 : SAL_F32;
+    t->dtype = (sal_dtype)et;
     t->ndim = (int)sh->n_dim;
     for (size_t i = 0; i < sh->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
@@ -621,9 +671,10 @@ static sal_status import_model(importer *im, const Onnx__ModelProto *mp) {
                 return sal_fail(SAL_ERR_FORMAT, "%s: graph output '%s' is listed twice", path, vi->name);
         int et;
         SAL_TRY(value_elem_type(im, vi, "output", &et));
-        if (et && et != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && et != ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
-            return sal_fail(SAL_ERR_UNSUPPORTED, "%s: output '%s' has data type %s; only FLOAT and INT64 outputs are supported",
-                            path, vi->name, sal_onnx_dtype_name(et));
+        if (et && !io_type_ok(et))
+            return sal_fail(SAL_ERR_UNSUPPORTED,
+                            "%s: output '%s' has data type %s; only FLOAT, INT64 and BOOL outputs are supported", path,
+                            vi->name, sal_onnx_dtype_name(et));
         sal_status st = sal_graph_add_output(g, vi->name);
         if (st != SAL_OK) return sal_wrap(st, "%s", path);
         record_output_type(g, vi, et);
@@ -732,7 +783,7 @@ static TensorProto *tensor_to_proto(arena *a, const sal_tensor *t, const char *n
     if (!(tp->dims = ar_new(a, (size_t)(t->ndim + 1) * sizeof *tp->dims))) return NULL;
     for (int i = 0; i < t->ndim; i++) tp->dims[i] = t->dim[i];
     tp->has_data_type = 1;
-    tp->data_type = t->dtype == SAL_I64 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tp->data_type = (int32_t)t->dtype; /* sal_dtype uses ONNX's numbers */
     size_t esz = sal_dtype_size(t->dtype), n = (size_t)sal_tensor_numel(t), bytes = n * esz;
     tp->has_raw_data = 1;
     tp->raw_data.len = bytes;
@@ -790,7 +841,7 @@ static ValueInfoProto *value_info(arena *a, const char *name, sal_dtype dt, int 
     tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
     tp->tensor_type = tt;
     tt->has_elem_type = 1;
-    tt->elem_type = dt == SAL_I64 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->elem_type = (int32_t)dt;
     if (ndim < 0) return vi; /* shape unknown */
     tt->shape = sh;
     sh->n_dim = (size_t)ndim;

@@ -67,6 +67,11 @@ struct sal_model {
     char *producer; /* producer_name of the file, or "saliency" */
     char *path;     /* file it came from, for messages ("<built>" otherwise) */
     bool finalized;
+    /* Bumped by everything that changes parameter values in place (a training step, re-drawn
+     * weights): kernels that keep a transformed copy of a weight (oneDNN's blocked or Winograd
+     * layouts) redo it when the version moved. Code that writes weights must call
+     * sal_model_weights_changed. */
+    uint64_t version;
 };
 
 /* ---- attributes ---- */
@@ -83,5 +88,7 @@ sal_attr sal_attr_make_int(const char *name, int64_t v);
 sal_attr sal_attr_make_float(const char *name, float v);
 sal_attr sal_attr_make_ints(const char *name, int n, const int64_t *v);
 sal_attr sal_attr_make_string(const char *name, const char *s);
+
+static inline void sal_model_weights_changed(struct sal_model *m) { m->version++; }
 
 #endif

@@ -172,7 +172,8 @@ typedef struct {
     float *w;    /* (N, K) */
 } score_u;
 
-static sal_status score_make(void *up, int64_t i, int64_t k, float *row) {
+static sal_status score_make(void *up, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
     score_u *u = up;
     SAL_TRY(sal_resample_linear(u->A + (i * u->K + k) * u->S, 1, u->nd, u->sdim, u->mask, u->c->x->dim + 2));
     float lo = INFINITY, hi = -INFINITY;
@@ -188,7 +189,8 @@ static sal_status score_make(void *up, int64_t i, int64_t k, float *row) {
     return SAL_OK;
 }
 
-static void score_take(void *up, int64_t i, int64_t k, const float *row, const float *g, float value) {
+static void score_take(void *up, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)r;
     (void)row, (void)g;
     score_u *u = up;
     u->w[i * u->K + k] = u->skip[i * u->K + k] ? 0.0f : value;

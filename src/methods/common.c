@@ -1,5 +1,6 @@
 /* Shared pieces of the methods: the table, parameters, target seeds, batched gradient passes. */
 #include "method.h"
+#include "sampling.h"
 #include <errno.h>
 #include <math.h>
 
@@ -125,12 +126,6 @@ void sal_metric(sal_xctx *c, const char *key, double v) {
     c->mval[c->nmetric++] = v;
 }
 
-int64_t sal_row_size(const sal_tensor *x) {
-    int64_t r = 1;
-    for (int d = 1; d < x->ndim; d++) r *= x->dim[d];
-    return r;
-}
-
 /* ---- targets and gradients ---- */
 
 sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,
@@ -168,7 +163,7 @@ sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t
 
 sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x, const int64_t *target,
                          const sal_rule_fn *rules, void *user, sal_tensor *g, float *value) {
-    const sal_model *m = c->m;
+    const sal_model *m = s->m; /* c->m, or a rewritten copy of it (LRP's canonization) */
     sal_tensor seed = {0};
     SAL_TRY(sal_exec_forward_reuse(s, x));
     int out = m->output[0];
@@ -180,41 +175,84 @@ sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x,
     return st;
 }
 
+/* The pass a chunk gets unless its run brings its own: forward only, or the backward pass with
+ * rules from the target seed; g and seed are the run's buffers. */
+static sal_status default_pass(const sal_xctx *c, const sal_batched *b, sal_chunk *ch, sal_tensor *g,
+                               sal_tensor *seed) {
+    if (!b->forward_only) {
+        SAL_TRY(sal_rule_grad(c, ch->s, ch->x, ch->target, b->rules, b->rule_user, g, ch->value));
+        ch->g = g;
+        return SAL_OK;
+    }
+    SAL_TRY(sal_exec_forward(ch->s, ch->x));
+    return sal_target_seed(c, &ch->s->act[ch->s->m->output[0]], ch->target, seed, ch->value);
+}
+
+/* Rows of the chunk made by b->make into buf, shaped as c->x with n rows. */
+static sal_status make_rows(const sal_xctx *c, const sal_batched *b, int64_t per, const sal_chunk *ch,
+                            sal_tensor *buf) {
+    const sal_tensor *x = c->x;
+    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(x);
+    memcpy(dim, x->dim, sizeof dim);
+    dim[0] = ch->n;
+    SAL_TRY(sal_tensor_alloc(buf, SAL_F32, x->ndim, dim));
+    for (int64_t r = 0; r < ch->n; r++) {
+        int64_t i = (ch->r0 + r) / per, k = (ch->r0 + r) % per;
+        sal_rng rng;
+        if (b->seeded) sal_rng_stream(&rng, b->seed, sal_stream_id(c, i), k, per);
+        SAL_TRY(b->make(b->u, i, k, sal_f32(buf) + r * row, b->seeded ? &rng : NULL));
+    }
+    return SAL_OK;
+}
+
 sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
     const sal_tensor *x = c->x;
-    int64_t N = x->dim[0], row = sal_row_size(x), total = N * b->per_sample;
-    int64_t chunk = c->chunk > 0 ? c->chunk : 64;
-    sal_tensor xb = {0}, g = {0}, seed = {0};
-    int64_t *tg = sal_malloc((size_t)chunk * sizeof *tg);
+    int64_t per = b->per_sample > 0 ? b->per_sample : 1, N = b->samples > 0 ? b->samples : x->dim[0];
+    int64_t total = N * per, chunk = c->chunk > 0 ? c->chunk : 64;
+    SAL_ASSERT((b->fill || b->make || per == 1) && (b->pass || c->target)); /* the default pass seeds targets */
+    if (chunk > total) chunk = total > 0 ? total : 1;
+    sal_tensor buf = {0}, view = {0}, g = {0}, seed = {0};
+    int64_t *tg = c->target ? sal_malloc((size_t)chunk * sizeof *tg) : NULL;
+    uint64_t *ids = sal_malloc((size_t)chunk * sizeof *ids);
     float *val = sal_malloc((size_t)chunk * sizeof *val);
-    sal_status st = tg && val ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    int64_t dim[SAL_MAX_DIMS];
-    memcpy(dim, x->dim, sizeof dim);
+    sal_status st = (tg || !c->target) && ids && val ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int64_t r0 = 0; r0 < total && st == SAL_OK; r0 += chunk) {
-        int64_t B = total - r0 < chunk ? total - r0 : chunk;
-        dim[0] = B;
-        if ((st = sal_tensor_alloc(&xb, SAL_F32, x->ndim, dim)) != SAL_OK) break;
-        for (int64_t r = 0; r < B && st == SAL_OK; r++) {
-            int64_t i = (r0 + r) / b->per_sample, k = (r0 + r) % b->per_sample;
-            tg[r] = c->target[i];
-            st = b->make(b->u, i, k, sal_f32(&xb) + r * row);
+        sal_chunk ch = {.r0 = r0, .n = total - r0 < chunk ? total - r0 : chunk, .target = tg, .stream = ids,
+                        .s = b->s ? b->s : c->s, .value = val};
+        for (int64_t r = 0; r < ch.n; r++) {
+            int64_t i = (r0 + r) / per, k = (r0 + r) % per;
+            if (tg) tg[r] = c->target[i];
+            ids[r] = sal_stream_child(c, i, k, per);
         }
-        if (st != SAL_OK) break;
-        if (b->forward_only) {
-            if ((st = sal_exec_forward(c->s, &xb)) != SAL_OK) break;
-            st = sal_target_seed(c, &c->s->act[c->m->output[0]], tg, &seed, val);
-        } else {
-            st = sal_rule_grad(c, c->s, &xb, tg, b->rules, b->rule_user, &g, val);
+        if (b->fill) {
+            st = b->fill(b->u, r0, ch.n, &buf, &view);
+            ch.x = &view;
+        } else if (b->make) {
+            st = make_rows(c, b, per, &ch, &buf);
+            ch.x = &buf;
+        } else { /* the rows of x, borrowed */
+            view = sal_tensor_view(x);
+            view.data = sal_f32(x) + r0 * sal_row_size(x);
+            view.dim[0] = ch.n;
+            ch.x = &view;
         }
-        for (int64_t r = 0; r < B && st == SAL_OK; r++) {
-            int64_t i = (r0 + r) / b->per_sample, k = (r0 + r) % b->per_sample;
-            b->take(b->u, i, k, sal_f32(&xb) + r * row, b->forward_only ? NULL : sal_f32(&g) + r * row, val[r]);
+        if (st == SAL_OK && b->before) st = b->before(b->u, &ch);
+        if (st == SAL_OK) st = b->pass ? b->pass(b->u, &ch) : default_pass(c, b, &ch, &g, &seed);
+        int64_t row = sal_row_size(ch.x);
+        for (int64_t r = 0; r < ch.n && st == SAL_OK && b->take; r++) {
+            int64_t i = (r0 + r) / per, k = (r0 + r) % per;
+            sal_rng rng;
+            if (b->seeded) sal_rng_stream(&rng, b->seed, sal_stream_id(c, i), k, per);
+            b->take(b->u, i, k, sal_f32(ch.x) + r * row, ch.g ? sal_f32(ch.g) + r * row : NULL, val[r],
+                    b->seeded ? &rng : NULL);
         }
+        if (st == SAL_OK && b->after) st = b->after(b->u, &ch);
     }
-    sal_tensor_free(&xb);
+    sal_tensor_free(&buf);
     sal_tensor_free(&g);
     sal_tensor_free(&seed);
     sal_free(tg);
+    sal_free(ids);
     sal_free(val);
     return st;
 }

@@ -377,13 +377,56 @@ static sal_status make_reference(const sal_xctx *c, sal_tensor *ref) {
 static const char k_supported[] = "Relu, LeakyRelu, Sigmoid, Tanh, Clip, MaxPool, GlobalMaxPool, a Softmax or "
                                   "LogSoftmax giving the model output, and linear ops";
 
-/* The rows [r0, r0 + B) of t into out. */
-static sal_status take_rows(const sal_tensor *t, int64_t r0, int64_t B, sal_tensor *out) {
-    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(t);
-    memcpy(dim, t->dim, sizeof dim);
-    dim[0] = B;
-    SAL_TRY(sal_tensor_alloc(out, SAL_F32, t->ndim, dim));
-    memcpy(out->data, sal_f32(t) + r0 * row, (size_t)(B * row) * sizeof(float));
+/* One DeepLIFT run: the rules' state, the reference pass's session and the completeness figures. */
+typedef struct {
+    sal_xctx *c;
+    dl_state *st;
+    sal_session *ref;
+    const sal_tensor *x0; /* (N, ...) the reference of every sample */
+    int zv;               /* the explained value: the output, or the logits under an output softmax */
+    bool softmax_out;
+    double worst, worst_rel;
+} dl_job;
+
+/* The reference rows of the chunk, forward on their own session, so each rule sees both passes. */
+static sal_status dl_before(void *u, const sal_chunk *ch) {
+    const dl_job *j = u;
+    sal_tensor rb = sal_tensor_view(j->x0);
+    rb.data = sal_f32(j->x0) + ch->r0 * sal_row_size(j->x0);
+    rb.dim[0] = ch->n;
+    return sal_exec_forward(j->ref, &rb);
+}
+
+/* attribution = multiplier * (x - x0); completeness against the output difference. */
+static sal_status dl_after(void *u, const sal_chunk *ch) {
+    dl_job *j = u;
+    const sal_model *m = j->c->m;
+    for (int v = 0; v < m->nval; v++) { /* multipliers no weighted sum took (none normally) */
+        sal_tensor_free(&j->st->pos[v]);
+        sal_tensor_free(&j->st->neg[v]);
+    }
+    const sal_tensor *z = &ch->s->act[j->zv], *z0 = &j->ref->act[j->zv];
+    int64_t K = z->dim[1], row = sal_row_size(ch->x);
+    for (int64_t b = 0; b < ch->n; b++) {
+        float *a = sal_f32(&j->c->out) + (ch->r0 + b) * row;
+        const float *gb = sal_f32(ch->g) + b * row, *xr = sal_f32(ch->x) + b * row;
+        const float *rr = sal_f32(j->x0) + (ch->r0 + b) * row;
+        double sum = 0, want = 0;
+        for (int64_t i = 0; i < row; i++) {
+            a[i] = gb[i] * (xr[i] - rr[i]);
+            sum += a[i];
+        }
+        const float *zb = sal_f32(z) + b * K, *z0b = sal_f32(z0) + b * K;
+        int64_t t = ch->target[b];
+        want = (double)zb[t] - z0b[t];
+        if (j->softmax_out) {
+            double mean = 0;
+            for (int64_t k = 0; k < K; k++) mean += (double)zb[k] - z0b[k];
+            want -= mean / (double)K;
+        }
+        j->worst = fmax(j->worst, fabs(sum - want));
+        j->worst_rel = fmax(j->worst_rel, fabs(sum - want) / fmax(fabs(want), 1e-12));
+    }
     return SAL_OK;
 }
 
@@ -403,7 +446,7 @@ static sal_status run_deeplift(sal_xctx *c) {
     st.neg = sal_calloc((size_t)m->nval + 1, sizeof *st.neg);
     st.split = sal_calloc((size_t)m->nnode + 1, 1);
     sal_session *ref = NULL;
-    sal_tensor x0 = {0}, xb = {0}, rb = {0}, g = {0};
+    sal_tensor x0 = {0};
     sal_status s = rules && st.pos && st.neg && st.split ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; s == SAL_OK && i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
@@ -426,46 +469,13 @@ static sal_status run_deeplift(sal_xctx *c) {
     if (s == SAL_OK) s = sal_session_new(m, &ref);
     st.ref = ref;
     if (s == SAL_OK) s = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
-    int64_t N = c->x->dim[0], row = sal_row_size(c->x), chunk = c->chunk > 0 ? c->chunk : 64;
-    double worst = 0, worst_rel = 0;
-    for (int64_t r0 = 0; s == SAL_OK && r0 < N; r0 += chunk) {
-        int64_t B = N - r0 < chunk ? N - r0 : chunk;
-        s = take_rows(c->x, r0, B, &xb);
-        if (s == SAL_OK) s = take_rows(&x0, r0, B, &rb);
-        if (s == SAL_OK) s = sal_exec_forward(ref, &rb);
-        if (s == SAL_OK) s = sal_rule_grad(c, c->s, &xb, c->target + r0, rules, &st, &g, NULL);
-        for (int v = 0; v < m->nval; v++) { /* multipliers no weighted sum took (none normally) */
-            sal_tensor_free(&st.pos[v]);
-            sal_tensor_free(&st.neg[v]);
-        }
-        if (s != SAL_OK) break;
-        /* attribution = multiplier * (x - x0); completeness against the output difference */
-        int zv = softmax_out ? m->node[prod].in[0] : out;
-        const sal_tensor *z = &c->s->act[zv], *z0 = &ref->act[zv];
-        int64_t K = z->dim[1];
-        for (int64_t b = 0; b < B; b++) {
-            float *a = sal_f32(&c->out) + (r0 + b) * row;
-            const float *gb = sal_f32(&g) + b * row, *xr = sal_f32(&xb) + b * row, *rr = sal_f32(&rb) + b * row;
-            double sum = 0, want = 0;
-            for (int64_t i = 0; i < row; i++) {
-                a[i] = gb[i] * (xr[i] - rr[i]);
-                sum += a[i];
-            }
-            const float *zb = sal_f32(z) + b * K, *z0b = sal_f32(z0) + b * K;
-            int64_t t = c->target[r0 + b];
-            want = (double)zb[t] - z0b[t];
-            if (softmax_out) {
-                double mean = 0;
-                for (int64_t k = 0; k < K; k++) mean += (double)zb[k] - z0b[k];
-                want -= mean / (double)K;
-            }
-            worst = fmax(worst, fabs(sum - want));
-            worst_rel = fmax(worst_rel, fabs(sum - want) / fmax(fabs(want), 1e-12));
-        }
-    }
+    dl_job j = {.c = c, .st = &st, .ref = ref, .x0 = &x0, .zv = softmax_out ? m->node[prod].in[0] : out,
+                .softmax_out = softmax_out};
+    sal_batched b = {.rules = rules, .rule_user = &st, .before = dl_before, .after = dl_after, .u = &j};
+    if (s == SAL_OK) s = sal_run_batched(c, &b);
     if (s == SAL_OK) {
-        sal_metric(c, "completeness_delta", worst);
-        sal_metric(c, "completeness_rel", worst_rel);
+        sal_metric(c, "completeness_delta", j.worst);
+        sal_metric(c, "completeness_rel", j.worst_rel);
         if (st.reveal) {
             int split = 0, single = 0;
             for (int i = 0; i < m->nnode; i++) split += st.split[i] == 1, single += st.split[i] == 2;
@@ -475,9 +485,6 @@ static sal_status run_deeplift(sal_xctx *c) {
     }
     sal_session_free(ref);
     sal_tensor_free(&x0);
-    sal_tensor_free(&xb);
-    sal_tensor_free(&rb);
-    sal_tensor_free(&g);
     if (st.pos)
         for (int v = 0; v < m->nval; v++) sal_tensor_free(&st.pos[v]);
     if (st.neg)

@@ -170,13 +170,31 @@ static int64_t auto_chunk(const sal_xctx *c) {
     return k >= 64 ? 64 : k < 1 ? 1 : (int64_t)k;
 }
 
+int sal_method_needs_patterns(const char *name, int nparams, const char *const *params) {
+    const sal_method *meth = name ? sal_method_lookup(name) : NULL;
+    if (!meth || !meth->needs_patterns || nparams < 0 || nparams > 64) return 0;
+    char keys[64][64];
+    const char *key[64], *val[64];
+    int n = 0;
+    for (int i = 0; i < nparams; i++) { /* keys no method declares (too long, no '=') cannot matter */
+        const char *eq = params[i] ? strchr(params[i], '=') : NULL;
+        size_t k = eq ? (size_t)(eq - params[i]) : 0;
+        if (!eq || k >= sizeof keys[0]) continue;
+        memcpy(keys[n], params[i], k);
+        keys[n][k] = '\0';
+        key[n] = keys[n], val[n++] = eq + 1;
+    }
+    sal_xctx c = {.meth = meth, .nkv = n, .key = key, .val = val};
+    return meth->needs_patterns(&c);
+}
+
 sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explain_opts *o, sal_explanation **out) {
     *out = NULL;
     const sal_method *meth = o->method ? sal_method_lookup(o->method) : NULL;
     if (!meth) return sal_fail(SAL_ERR_ARG, "unknown method '%s' (saliency methods lists them)", o->method ? o->method : "");
     SAL_TRY(check_input(m, x));
     sal_xctx c = {.m = m, .meth = meth, .x = x, .prob = o->prob != 0, .data = o->data,
-                  .chunk = o->chunk > 0 ? o->chunk : 64};
+                  .chunk = o->chunk > 0 ? o->chunk : 64, .patterns = o->patterns};
     int64_t N = x->dim[0];
     /* split "key=value" parameters */
     char **kv = sal_calloc((size_t)o->nparams * 2 + 2, sizeof *kv);

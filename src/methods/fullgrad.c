@@ -116,7 +116,7 @@ static void bias_product(const float *g, const sal_tensor *y, const bias_term *t
  * channels into (N, spatial) (or kept (N, D)), then added into acc at the input's resolution. */
 static sal_status add_processed(const sal_xctx *c, const char *name, float *T, const sal_tensor *y, float *acc,
                                 float *small) {
-    int64_t N = y->dim[0], row = sal_tensor_numel(y) / N;
+    int64_t N = y->dim[0], row = sal_row_size(y);
     for (int64_t i = 0; i < N * row; i++) T[i] = fabsf(T[i]);
     sal_minmax_rows(T, N, row);
     if (y->ndim == 2) {
@@ -141,7 +141,7 @@ static sal_status add_processed(const sal_xctx *c, const char *name, float *T, c
 static sal_status run_fullgrad(sal_xctx *c) {
     const sal_model *m = c->m;
     const sal_tensor *x = c->x;
-    int64_t N = x->dim[0], X = sal_tensor_numel(x) / N, Sx = x->ndim > 2 ? sal_spatial_size(x) : X;
+    int64_t N = x->dim[0], X = sal_row_size(x), Sx = x->ndim > 2 ? sal_spatial_size(x) : X;
     SAL_TRY(sal_layer_forward(c));
     bias_term *bt = sal_calloc((size_t)m->nnode + 1, sizeof *bt);
     int *vals = sal_calloc((size_t)m->nnode + 1, sizeof *vals);

@@ -62,22 +62,6 @@ static void quadrature(int rule, int64_t n, double *alpha, double *w) {
 enum { BASE_ZERO, BASE_BLACK, BASE_UNIFORM, BASE_BLUR };
 static const char *const k_bases[] = {"zero", "black", "uniform", "blur", NULL};
 
-/* Blurs (outer, len, inner) along the middle axis with kernel k[-r..r] (k points at the centre);
- * out-of-range taps repeat the edge value, so a constant image stays constant. */
-static void blur_axis(float *dst, const float *src, int64_t outer, int64_t len, int64_t inner, const double *k,
-                      int64_t r) {
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t l = 0; l < len; l++)
-            for (int64_t in = 0; in < inner; in++) {
-                double s = 0;
-                for (int64_t d = -r; d <= r; d++) {
-                    int64_t q = l + d < 0 ? 0 : l + d >= len ? len - 1 : l + d;
-                    s += k[d] * src[(o * len + q) * inner + in];
-                }
-                dst[(o * len + l) * inner + in] = (float)s;
-            }
-}
-
 /* Gaussian blur of x over its spatial axes: the last two of (N, C..., H, W), the last of (N, C, L). */
 static sal_status blur_baseline(const sal_xctx *c, double sigma, sal_tensor *base) {
     const sal_tensor *x = c->x;
@@ -87,26 +71,10 @@ static sal_status blur_baseline(const sal_xctx *c, double sigma, sal_tensor *bas
                         "method %s: baseline=blur needs spatial axes, (N,C,L) or (N,C,H,W) inputs; the input is %s",
                         c->meth->name, sal_shape_str(x->ndim, x->dim, b, sizeof b));
     }
-    SAL_TRY(sal_tensor_copy(base, x));
-    if (sigma == 0) return SAL_OK;
-    int64_t r = (int64_t)ceil(3 * sigma), n = sal_tensor_numel(x);
     int64_t W = x->dim[x->ndim - 1], H = x->ndim >= 4 ? x->dim[x->ndim - 2] : 1;
-    double *k = sal_malloc((size_t)(2 * r + 1) * sizeof *k);
-    float *tmp = sal_malloc((size_t)n * sizeof *tmp);
-    if (!k || !tmp) {
-        sal_free(k);
-        sal_free(tmp);
-        return sal_fail(SAL_ERR_NOMEM, "method %s: out of memory for the blur baseline", c->meth->name);
-    }
-    double sum = 0;
-    for (int64_t d = -r; d <= r; d++) sum += k[d + r] = exp(-(double)(d * d) / (2 * sigma * sigma));
-    for (int64_t d = 0; d <= 2 * r; d++) k[d] /= sum;
-    blur_axis(tmp, sal_f32(x), n / W, W, 1, k + r, r);
-    if (H > 1) blur_axis(sal_f32(base), tmp, n / (H * W), H, W, k + r, r);
-    else memcpy(sal_f32(base), tmp, (size_t)n * sizeof *tmp);
-    sal_free(k);
-    sal_free(tmp);
-    return SAL_OK;
+    SAL_TRY(sal_tensor_alloc(base, SAL_F32, x->ndim, x->dim));
+    sal_status st = sal_gauss_blur(sal_f32(x), sal_f32(base), sal_tensor_numel(x) / (H * W), H, W, sigma);
+    return st == SAL_OK ? SAL_OK : sal_wrap(st, "method %s: baseline=blur", c->meth->name);
 }
 
 /* A baseline from an NPY file: the shape of one sample (with or without a batch axis of 1) is
@@ -160,7 +128,7 @@ static sal_status make_baseline(const sal_xctx *c, sal_tensor *base) {
     int64_t row = sal_row_size(x);
     for (int64_t i = 0; i < x->dim[0]; i++) {
         sal_rng r;
-        sal_rng_stream(&r, seed, i, 0, 1);
+        sal_rng_stream(&r, seed, sal_stream_id(c, i), 0, 1);
         for (int64_t e = 0; e < row; e++) {
             float *p = b + i * row + e;
             if (kind == BASE_BLACK) *p = (float)c->lo;
@@ -180,7 +148,8 @@ typedef struct {
     float *ends;             /* (N, 2): f(x), f(base) */
 } ig_job;
 
-static sal_status ig_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status ig_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
     const ig_job *j = u;
     const float *x = j->x + i * j->row, *b = j->base + i * j->row;
     float a = (float)j->alpha[k];
@@ -188,20 +157,23 @@ static sal_status ig_make(void *u, int64_t i, int64_t k, float *row) {
     return SAL_OK;
 }
 
-static void ig_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+static void ig_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)r;
     (void)row, (void)value;
     const ig_job *j = u;
     double *acc = j->acc + i * j->row, w = j->w[k];
     for (int64_t e = 0; e < j->row; e++) acc[e] += w * g[e];
 }
 
-static sal_status ends_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status ends_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
     const ig_job *j = u;
     memcpy(row, (k ? j->base : j->x) + i * j->row, (size_t)j->row * sizeof *row);
     return SAL_OK;
 }
 
-static void ends_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+static void ends_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)r;
     (void)row, (void)g;
     ((ig_job *)u)->ends[2 * i + k] = value;
 }
@@ -288,16 +260,15 @@ const sal_method sal_method_integrated_gradients = {
 
 typedef struct {
     const float *x, *data; /* (N, row), (M, row) */
-    int64_t row, M, samples;
+    int64_t row, M;
     double sigma; /* noise added to x, absolute */
-    uint64_t seed;
-    double *acc; /* (N, row) */
+    double *acc;  /* (N, row) */
 } gs_job;
 
-/* Draw k of sample i: a data row as baseline and a point alpha on the path. The noise follows in
- * the same stream, element by element, so make and take regenerate identical draws. */
-static const float *gs_draw(const gs_job *j, int64_t i, int64_t k, sal_rng *r, float *alpha) {
-    sal_rng_stream(r, j->seed, i, k, j->samples);
+/* The draw of a (sample, variant) pair from its stream r: a data row as baseline and a point alpha
+ * on the path. The noise follows in the same stream, element by element; make and take get the
+ * stream afresh, so they regenerate identical draws. */
+static const float *gs_draw(const gs_job *j, sal_rng *r, float *alpha) {
     const float *b = j->data + (int64_t)(sal_rng_u64(r) % (uint64_t)j->M) * j->row;
     *alpha = (float)sal_rng_uniform(r);
     return b;
@@ -307,23 +278,22 @@ static float gs_noisy(const gs_job *j, sal_rng *r, float x) {
     return j->sigma > 0 ? x + (float)(j->sigma * sal_rng_normal(r)) : x;
 }
 
-static sal_status gs_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status gs_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)k;
     const gs_job *j = u;
-    sal_rng r;
     float a;
-    const float *b = gs_draw(j, i, k, &r, &a), *x = j->x + i * j->row;
-    for (int64_t e = 0; e < j->row; e++) row[e] = b[e] + a * (gs_noisy(j, &r, x[e]) - b[e]);
+    const float *b = gs_draw(j, r, &a), *x = j->x + i * j->row;
+    for (int64_t e = 0; e < j->row; e++) row[e] = b[e] + a * (gs_noisy(j, r, x[e]) - b[e]);
     return SAL_OK;
 }
 
-static void gs_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
-    (void)row, (void)value;
+static void gs_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)k, (void)row, (void)value;
     const gs_job *j = u;
-    sal_rng r;
     float a;
-    const float *b = gs_draw(j, i, k, &r, &a), *x = j->x + i * j->row;
+    const float *b = gs_draw(j, r, &a), *x = j->x + i * j->row;
     double *acc = j->acc + i * j->row;
-    for (int64_t e = 0; e < j->row; e++) acc[e] += (double)(gs_noisy(j, &r, x[e]) - b[e]) * g[e];
+    for (int64_t e = 0; e < j->row; e++) acc[e] += (double)(gs_noisy(j, r, x[e]) - b[e]) * g[e];
 }
 
 /* attribution = E_{b ~ data, alpha ~ U[0,1], eps ~ N(0, s^2)} [(x' - b) * grad f(b + alpha (x' - b))],
@@ -348,11 +318,11 @@ static sal_status run_gradient_shap(sal_xctx *c) {
                         sal_shape_str(x->ndim, x->dim, b, sizeof b));
     }
     int64_t N = x->dim[0], row = sal_row_size(x);
-    gs_job j = {.x = sal_f32(x), .data = sal_f32(d), .row = row, .M = d->dim[0], .samples = samples,
-                .sigma = noise * (c->hi - c->lo), .seed = seed};
+    gs_job j = {.x = sal_f32(x), .data = sal_f32(d), .row = row, .M = d->dim[0],
+                .sigma = noise * (c->hi - c->lo)};
     j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
     sal_status st = j.acc ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    sal_batched b = {.per_sample = samples, .make = gs_make, .take = gs_take, .u = &j};
+    sal_batched b = {.per_sample = samples, .make = gs_make, .take = gs_take, .u = &j, .seeded = true, .seed = seed};
     if (st == SAL_OK) st = sal_run_batched(c, &b);
     if (st == SAL_OK) st = sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim);
     if (st == SAL_OK)

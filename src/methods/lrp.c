@@ -665,43 +665,49 @@ sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *
     return st;
 }
 
+/* One relevance run: the rules, and the conservation figures gathered row by row. */
+typedef struct {
+    sal_xctx *c;
+    const sal_rule_fn *rules;
+    void *user;
+    bool conservation;
+    double ratio_sum, worst;
+    int64_t counted;
+} lrp_job;
+
+static sal_status lrp_pass(void *u, sal_chunk *ch) {
+    const lrp_job *j = u;
+    SAL_TRY(sal_lrp_backward(ch->s, ch->x, ch->target, j->c->prob, j->rules, j->user, ch->value));
+    ch->g = &ch->s->grad[ch->s->m->input[0]];
+    return SAL_OK;
+}
+
+static void lrp_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)k, (void)row, (void)r;
+    lrp_job *j = u;
+    int64_t n = sal_row_size(&j->c->out);
+    memcpy(sal_f32(&j->c->out) + i * n, g, sizeof(float) * (size_t)n);
+    if (!j->conservation) return;
+    double sum = 0;
+    for (int64_t e = 0; e < n; e++) sum += g[e];
+    if (fabs(value) < 1e-12) return; /* nothing to conserve */
+    double q = sum / value;
+    j->ratio_sum += q;
+    j->worst = fmax(j->worst, fabs(q - 1));
+    j->counted++;
+}
+
 sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rules, void *user, bool conservation) {
-    const sal_tensor *x = c->x;
-    int64_t N = x->dim[0], row = sal_row_size(x), chunk = c->chunk > 0 ? c->chunk : 64;
-    sal_session *own = NULL, *s = c->s;
-    if (m != c->m) {
-        SAL_TRY(sal_session_new(m, &own));
-        s = own;
+    sal_session *own = NULL;
+    if (m != c->m) SAL_TRY(sal_session_new(m, &own));
+    lrp_job j = {.c = c, .rules = rules, .user = user, .conservation = conservation};
+    sal_batched b = {.s = own, .pass = lrp_pass, .take = lrp_take, .u = &j};
+    sal_status st = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
+    if (st == SAL_OK) st = sal_run_batched(c, &b);
+    if (st == SAL_OK && conservation && j.counted) {
+        sal_metric(c, "relevance_conservation", j.ratio_sum / (double)j.counted);
+        sal_metric(c, "relevance_conservation_worst", j.worst);
     }
-    float *val = sal_malloc((size_t)(chunk < N ? chunk : N) * sizeof *val);
-    sal_status st = val ? sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim) : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    double ratio_sum = 0, worst = 0;
-    int64_t counted = 0;
-    for (int64_t r0 = 0; r0 < N && st == SAL_OK; r0 += chunk) {
-        int64_t B = N - r0 < chunk ? N - r0 : chunk;
-        sal_tensor xb = *x; /* a view of rows [r0, r0 + B) */
-        xb.data = sal_f32(x) + r0 * row;
-        xb.dim[0] = B;
-        xb.cap = 0;
-        st = sal_lrp_backward(s, &xb, c->target + r0, c->prob, rules, user, val);
-        if (st != SAL_OK) break;
-        const float *g = sal_f32(&s->grad[m->input[0]]);
-        memcpy(sal_f32(&c->out) + r0 * row, g, sizeof(float) * (size_t)(B * row));
-        for (int64_t b = 0; b < B && conservation; b++) {
-            double sum = 0;
-            for (int64_t j = 0; j < row; j++) sum += g[b * row + j];
-            if (fabs(val[b]) < 1e-12) continue; /* nothing to conserve */
-            double q = sum / val[b];
-            ratio_sum += q;
-            worst = fmax(worst, fabs(q - 1));
-            counted++;
-        }
-    }
-    if (st == SAL_OK && conservation && counted) {
-        sal_metric(c, "relevance_conservation", ratio_sum / (double)counted);
-        sal_metric(c, "relevance_conservation_worst", worst);
-    }
-    sal_free(val);
     sal_session_free(own);
     return st;
 }
@@ -920,11 +926,10 @@ static sal_status run_dtd(sal_xctx *c) {
     SAL_TRY(sal_param_choice(c, "domain", domains, &dom));
     SAL_TRY(sal_param_choice(c, "pattern", kinds, &kind));
     if (root == 2) {
-        const char *path = sal_param(c, "patterns");
-        if (!*path)
+        if (!*sal_param(c, "patterns") && !c->patterns)
             return sal_fail(SAL_ERR_ARG, "method %s: root=pattern needs patterns=FILE (made by `saliency patterns`)",
                             c->meth->name);
-        return sal_pattern_run(c, true, path, kind);
+        return sal_pattern_run(c, true, kind);
     }
     sal_lrp_rule zplus = {SAL_LRP_ALPHA_BETA, 1, 0};
     sal_lrp_config cfg = config_all(root == 1 ? (sal_lrp_rule){SAL_LRP_ZERO, 0, 0} : zplus);
@@ -940,10 +945,15 @@ static sal_status run_dtd(sal_xctx *c) {
     return run_config(c, &cfg);
 }
 
+static bool dtd_needs_patterns(const sal_xctx *c) {
+    return !strcmp(sal_param(c, "root"), "pattern") && !*sal_param(c, "patterns");
+}
+
 const sal_method sal_method_deep_taylor = {
     .name = "deep_taylor",
     .summary = "Deep Taylor decomposition: z+ in hidden layers, zb / w^2 / z+ at the input by domain; root=zero "
                "gives LRP-0, root=pattern PatternAttribution (Montavon et al. 2017; Kindermans et al. 2018)",
     .params = k_p_dtd,
     .run = run_dtd,
+    .needs_patterns = dtd_needs_patterns,
 };

@@ -68,8 +68,8 @@ const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node);
 sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
                             const sal_rule_fn *rules, void *user, float *value);
 
-/* Runs sal_lrp_backward over c->x in chunks of c->chunk rows on model m (c->m or a canonized copy
- * of it) and writes c->out. conservation: report the metrics relevance_conservation (mean over
+/* Runs sal_lrp_backward over c->x through sal_run_batched (chunks of c->chunk rows) on model m
+ * (c->m or a canonized copy of it) and writes c->out. conservation: report the metrics relevance_conservation (mean over
  * samples of sum(map) / explained value) and relevance_conservation_worst (largest |ratio - 1|). */
 sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rules, void *user, bool conservation);
 
@@ -80,7 +80,8 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
 enum { SAL_PATTERN_AUTO = 0, SAL_PATTERN_RELU, SAL_PATTERN_LINEAR };
 
 /* The pattern methods on c: PatternNet (backward through the patterns) or PatternAttribution
- * (through w * a). path: the patterns file; kind: SAL_PATTERN_*. */
-sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, int kind);
+ * (through w * a), with the patterns of the file named by the `patterns` parameter, else those in
+ * memory (c->patterns). kind: SAL_PATTERN_*. */
+sal_status sal_pattern_run(sal_xctx *c, bool attribution, int kind);
 
 #endif

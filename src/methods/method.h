@@ -19,6 +19,9 @@ typedef struct sal_method {
     const char *summary; /* one line, with the paper */
     const sal_param_spec *params; /* terminated by {NULL} */
     sal_status (*run)(sal_xctx *c);
+    /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
+     * sal_method_needs_patterns on a context holding only the parameters. */
+    bool (*needs_patterns)(const sal_xctx *c);
 } sal_method;
 
 #define SAL_MAX_METRICS 16
@@ -35,6 +38,10 @@ struct sal_xctx {
     const sal_tensor *data; /* optional (M, ...) reference data */
     double lo, hi;          /* input range */
     int64_t chunk;          /* rows per batched pass */
+    const uint64_t *stream; /* per sample: the id its random streams derive from (sampling.h); NULL:
+                               its index. A wrapper (SmoothGrad) sets it for the rows it hands on,
+                               so nested random methods do not depend on the chunking either */
+    const sal_patterns *patterns; /* optional patterns in memory (sal_explain_opts.patterns) */
     sal_tensor out;         /* OUT: the attribution, shaped as x */
     sal_tensor layer_out;   /* OUT, optional: a map at a layer's resolution */
     char layer[128];        /* the layer used, for layer methods */
@@ -69,23 +76,45 @@ sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t
 sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x, const int64_t *target,
                          const sal_rule_fn *rules, void *user, sal_tensor *g, float *value);
 
-/* Runs per_sample variants of every sample through the network in chunks of at most c->chunk rows
- * (memory is bounded by the chunk, not by the number of variants):
- *   make(u, i, k, row)          fills the input row of variant k of sample i;
- *   take(u, i, k, row, g, v)    receives that row, its gradient (NULL when forward_only) and the
- *                               explained output value. */
+/* ---- the batch driver ----
+ * sal_run_batched runs per_sample variants (rows) of every sample through the network in chunks
+ * of at most c->chunk rows, so memory is bounded by the chunk, not by the number of variants.
+ * Row r of the run is variant r % per_sample of sample r / per_sample. Per chunk it
+ *   1. makes the input: make() per row, fill() for the whole chunk, or else the rows of c->x
+ *      themselves (a view, per_sample 1);
+ *   2. calls before() (e.g. DeepLIFT's reference pass);
+ *   3. runs the pass: pass(), or by default the forward pass (forward_only) or the backward pass
+ *      with `rules` from the target seed (sal_rule_grad) on session s (NULL: c->s);
+ *   4. hands each row to take(), then the chunk to after() (per-chunk accumulation).
+ * A seeded run gives make and take the random stream of their (sample, variant) pair, the same
+ * for any chunking (sampling.h). Every hook is optional. */
 typedef struct {
-    int64_t per_sample;
-    sal_status (*make)(void *u, int64_t i, int64_t k, float *row);
-    void (*take)(void *u, int64_t i, int64_t k, const float *row, const float *g, float value);
-    void *u;
+    int64_t r0, n;          /* rows [r0, r0 + n) of the run */
+    const sal_tensor *x;    /* the chunk's input (n, ...) */
+    int64_t *target;        /* per row: its sample's target (NULL when c->target is) */
+    const uint64_t *stream; /* per row: a stream id for a method run on the row (sal_xctx.stream) */
+    sal_session *s;         /* the session of the pass */
+    const sal_tensor *g;    /* after the pass: the result at the input, shaped as x; NULL: none */
+    float *value;           /* per row: the explained output, after the pass */
+} sal_chunk;
+
+typedef struct {
+    int64_t per_sample; /* rows per sample; 0 means 1 */
+    int64_t samples;    /* 0: c->x->dim[0] */
+    sal_status (*make)(void *u, int64_t i, int64_t k, float *row, sal_rng *r); /* r: NULL unless seeded */
+    sal_status (*fill)(void *u, int64_t r0, int64_t n, sal_tensor *buf, sal_tensor *x); /* x: a view, or buf */
+    bool seeded;
+    uint64_t seed;
     bool forward_only;
     const sal_rule_fn *rules; /* per node, or NULL */
     void *rule_user;
+    sal_session *s;
+    sal_status (*before)(void *u, const sal_chunk *ch);
+    sal_status (*pass)(void *u, sal_chunk *ch); /* sets ch->g when it has a result at the input */
+    void (*take)(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r);
+    sal_status (*after)(void *u, const sal_chunk *ch);
+    void *u;
 } sal_batched;
 sal_status sal_run_batched(sal_xctx *c, const sal_batched *b);
-
-/* Elements per sample of x (product of all dims but the first). */
-int64_t sal_row_size(const sal_tensor *x);
 
 #endif

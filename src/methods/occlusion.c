@@ -61,7 +61,8 @@ typedef struct {
     float *val; /* (N, 1 + nwin): f(x), then f(x with window w filled) */
 } occ_job;
 
-static sal_status occ_make(void *u, int64_t i, int64_t k, float *row) {
+static sal_status occ_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
     const occ_job *j = u;
     memcpy(row, j->x + i * j->row, (size_t)j->row * sizeof *row);
     if (k == 0) return SAL_OK;
@@ -72,7 +73,8 @@ static sal_status occ_make(void *u, int64_t i, int64_t k, float *row) {
     return SAL_OK;
 }
 
-static void occ_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value) {
+static void occ_take(void *u, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
+    (void)r;
     (void)row, (void)g;
     const occ_job *j = u;
     j->val[i * (1 + j->nwin) + k] = value;

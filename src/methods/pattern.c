@@ -20,7 +20,6 @@
 #include "relu_rules.h"
 #include <errno.h>
 #include <math.h>
-#include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "patterns files are written little-endian as the host stores numbers: port the byte order first"
@@ -192,14 +191,6 @@ static int64_t finish_kind(const acc *a, const float *W, bool relu, float *out) 
     return degen;
 }
 
-static void progress_bar(int64_t done, int64_t total, double t0) {
-    int w = 30, fill = (int)(w * done / (total ? total : 1));
-    double el = sal_now() - t0, eta = done ? el * (double)(total - done) / (double)done : 0;
-    fprintf(stderr, "\rpatterns [%.*s%*s] %3d%% %lld/%lld samples, %.0fs left ", fill, "==============================",
-            w - fill, "", (int)(100 * done / (total ? total : 1)), (long long)done, (long long)total, eta);
-    if (done == total) fputc('\n', stderr);
-}
-
 /* One source of batches: rows of a tensor in memory, or of a streamed NPY file. */
 typedef struct {
     const sal_tensor *mem;
@@ -224,6 +215,35 @@ static sal_status next_batch(source *src, int64_t n, sal_tensor *buf, sal_tensor
     return SAL_OK;
 }
 
+/* One estimation: batches of the source run forward through sal_run_batched, and every linear
+ * node's sums take each batch's activations. */
+typedef struct {
+    source *src;
+    acc *accs;
+    int na;
+    est_scratch *w;
+    const sal_patterns_opts *o;
+    int64_t N;
+} est_job;
+
+static sal_status est_fill(void *u, int64_t r0, int64_t n, sal_tensor *buf, sal_tensor *x) {
+    (void)r0; /* the source keeps its own place */
+    return next_batch(((est_job *)u)->src, n, buf, x);
+}
+
+static sal_status est_pass(void *u, sal_chunk *ch) {
+    est_job *j = u;
+    SAL_TRY(sal_exec_forward(ch->s, ch->x));
+    for (int k = 0; k < j->na; k++) SAL_TRY(acc_add(&j->accs[k], ch->s, j->w));
+    return SAL_OK;
+}
+
+static sal_status est_after(void *u, const sal_chunk *ch) {
+    const est_job *j = u;
+    if (j->o->progress) j->o->progress(j->o->progress_user, "patterns", ch->r0 + ch->n, j->N, "");
+    return SAL_OK;
+}
+
 static sal_status estimate(const sal_model *m0, source *src, int64_t total, const char *desc, const sal_patterns_opts *o,
                            sal_patterns **out) {
     *out = NULL;
@@ -242,21 +262,15 @@ static sal_status estimate(const sal_model *m0, source *src, int64_t total, cons
     int na = 0;
     est_scratch w;
     memset(&w, 0, sizeof w);
-    sal_tensor buf = {0}, xb;
     sal_patterns *p = NULL;
     sal_status st = accs ? sal_session_new(m, &s) : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->nnode && st == SAL_OK; i++)
         if (sal_lin_is_linear(&m->node[i])) st = acc_init(m, i, &accs[na++]);
     if (st == SAL_OK && na == 0) st = sal_fail(SAL_ERR_ARG, "%s has no Gemm, MatMul or Conv node to estimate patterns for", m->path);
-    bool bar = o->progress && isatty(2);
-    double t0 = sal_now();
-    for (int64_t r0 = 0; r0 < N && st == SAL_OK; r0 += B) {
-        int64_t b = N - r0 < B ? N - r0 : B;
-        if ((st = next_batch(src, b, &buf, &xb)) != SAL_OK) break;
-        if ((st = sal_exec_forward(s, &xb)) != SAL_OK) break;
-        for (int k = 0; k < na && st == SAL_OK; k++) st = acc_add(&accs[k], s, &w);
-        if (bar) progress_bar(r0 + b, N, t0);
-    }
+    est_job job = {.src = src, .accs = accs, .na = na, .w = &w, .o = o, .N = N};
+    sal_xctx ec = {.m = m, .s = s, .chunk = B};
+    sal_batched run = {.samples = N, .fill = est_fill, .pass = est_pass, .after = est_after, .u = &job};
+    if (st == SAL_OK) st = sal_run_batched(&ec, &run);
     if (st == SAL_OK) {
         p = sal_calloc(1, sizeof *p);
         if (p) p->node = sal_calloc((size_t)na, sizeof *p->node);
@@ -288,7 +302,6 @@ static sal_status estimate(const sal_model *m0, source *src, int64_t total, cons
     sal_tensor_free(&w.mask);
     sal_tensor_free(&w.ones);
     sal_tensor_free(&w.dw);
-    sal_tensor_free(&buf);
     sal_session_free(s);
     sal_model_free(cm);
     return st;
@@ -525,16 +538,19 @@ static bool relu_follows(const sal_model *m, const sal_node *n) {
     return readers > 0;
 }
 
-sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, int kind) {
-    const char *meth = c->meth->name;
-    sal_patterns *pt = NULL;
-    SAL_TRY(sal_patterns_load(path, &pt));
+sal_status sal_pattern_run(sal_xctx *c, bool attribution, int kind) {
+    const char *meth = c->meth->name, *path = sal_param(c, "patterns");
+    sal_patterns *own = NULL;
+    if (*path) SAL_TRY(sal_patterns_load(path, &own));
+    const sal_patterns *pt = own ? own : c->patterns;
+    if (!pt) return sal_fail(SAL_ERR_ARG, "method %s: needs patterns=FILE (made by `saliency patterns`) or patterns in memory", meth);
+    if (!own) path = "the patterns in memory";
     uint64_t h = sal_model_hash(c->m);
     if (pt->hash != h) {
-        sal_status st = sal_fail(SAL_ERR_ARG, "method %s: %s was estimated for another model (model hash %016llx; %s has "
-                                 "%016llx): run `saliency patterns` on this model",
-                                 meth, path, (unsigned long long)pt->hash, c->m->path, (unsigned long long)h);
-        sal_patterns_free(pt);
+        sal_status st = sal_fail(SAL_ERR_ARG, "method %s: %s %s estimated for another model (model hash %016llx; %s "
+                                 "has %016llx): run `saliency patterns` on this model", meth, path, own ? "was" : "were",
+                                 (unsigned long long)pt->hash, c->m->path, (unsigned long long)h);
+        sal_patterns_free(own);
         return st;
     }
     sal_model *cm = NULL;
@@ -571,8 +587,8 @@ sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, int 
             for (int k = 0; k < pt->n && !A; k++)
                 if (!strcmp(pt->node[k].name, n->name)) A = &pt->node[k].a[relu ? 1 : 0];
             if (!A || !sal_tensor_same_shape(A, W)) {
-                st = sal_fail(SAL_ERR_FORMAT, "method %s: %s has no pattern %sfor node '%s' (%s) of %s", meth, path,
-                              A ? "of the weight's shape " : "", n->name, n->op_type, c->m->path);
+                st = sal_fail(SAL_ERR_FORMAT, "method %s: %s %s no pattern %sfor node '%s' (%s) of %s", meth, path,
+                              own ? "has" : "have", A ? "of the weight's shape " : "", n->name, n->op_type, c->m->path);
                 break;
             }
             if ((st = sal_tensor_copy(&ps.eff[i], A)) != SAL_OK) break;
@@ -597,7 +613,7 @@ sal_status sal_pattern_run(sal_xctx *c, bool attribution, const char *path, int 
     sal_free(ps.roles);
     sal_free(fn);
     sal_model_free(cm);
-    sal_patterns_free(pt);
+    sal_patterns_free(own);
     return st;
 }
 
@@ -612,15 +628,15 @@ static sal_status run_pat(sal_xctx *c, bool attribution) {
     static const char *const kinds[] = {"auto", "relu", "linear", NULL};
     int kind;
     SAL_TRY(sal_param_choice(c, "pattern", kinds, &kind));
-    const char *path = sal_param(c, "patterns");
-    if (!*path)
+    if (!*sal_param(c, "patterns") && !c->patterns)
         return sal_fail(SAL_ERR_ARG, "method %s: needs patterns=FILE, made by `saliency patterns MODEL --data DATA --out FILE`",
                         c->meth->name);
-    return sal_pattern_run(c, attribution, path, kind);
+    return sal_pattern_run(c, attribution, kind);
 }
 
 static sal_status run_patternnet(sal_xctx *c) { return run_pat(c, false); }
 static sal_status run_pattern_attribution(sal_xctx *c) { return run_pat(c, true); }
+static bool needs_file(const sal_xctx *c) { return !*sal_param(c, "patterns"); }
 
 const sal_method sal_method_patternnet = {
     .name = "patternnet",
@@ -628,6 +644,7 @@ const sal_method sal_method_patternnet = {
                "(Kindermans et al. 2018)",
     .params = k_p_pat,
     .run = run_patternnet,
+    .needs_patterns = needs_file,
 };
 
 const sal_method sal_method_pattern_attribution = {
@@ -636,4 +653,5 @@ const sal_method sal_method_pattern_attribution = {
                "(Kindermans et al. 2018)",
     .params = k_p_pat,
     .run = run_pattern_attribution,
+    .needs_patterns = needs_file,
 };

@@ -86,21 +86,6 @@ static sal_status rule_leaky(sal_opctx *c, void *user) {
     return SAL_OK;
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* The q-th percentile of v[0..n) with linear interpolation between order statistics (numpy's
- * default), so q = 0 is the minimum and q = 100 the maximum. Sorts v. */
-static double percentile(float *v, int64_t n, double q) {
-    qsort(v, (size_t)n, sizeof *v, cmp_float);
-    double pos = q / 100.0 * (double)(n - 1);
-    int64_t lo = (int64_t)floor(pos);
-    if (lo >= n - 1) return v[n - 1];
-    return v[lo] + (pos - (double)lo) * ((double)v[lo + 1] - v[lo]);
-}
-
 /* Kim et al. 2019: keep the gradient g of a ReLU output a where its importance a*g exceeds tau, the
  * q-th percentile of a*g over the layer for that sample; Khakzar et al. 2020 (RectGrad_Mod) use
  * |a*g| instead so that strongly negative evidence flows too. a >= 0, so for tau >= 0 the units the
@@ -132,7 +117,7 @@ static sal_status rule_rectgrad(sal_opctx *c, void *user) {
         const float *ab = a + b * row, *gb = dy + b * row;
         float *db = dx + b * row;
         for (int64_t i = 0; i < row; i++) st->buf[i] = mod ? fabsf(ab[i] * gb[i]) : ab[i] * gb[i];
-        double tau = percentile(st->buf, row, st->q);
+        double tau = sal_percentile(st->buf, row, st->q);
         for (int64_t i = 0; i < row; i++) {
             float s = mod ? fabsf(ab[i] * gb[i]) : ab[i] * gb[i];
             if (ab[i] > 0.0f && s > tau) db[i] += gb[i];

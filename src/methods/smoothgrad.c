@@ -90,8 +90,58 @@ static void fold_metrics(sal_xctx *c, const sal_xctx *sub) {
     }
 }
 
+/* One SmoothGrad run: the inner method's sub-context and the running moments of its maps. */
+typedef struct {
+    sal_xctx *c, sub;
+    const sal_method *in;
+    const float *x; /* (N, row) */
+    int64_t N, row, S;
+    double sigma;
+    moments mo, ml;
+} sg_job;
+
+/* Copy k of sample i: x_i + eps, eps ~ N(0, sigma^2) elementwise from the pair's stream r. */
+static sal_status sg_make(void *u, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)k;
+    const sg_job *j = u;
+    const float *src = j->x + i * j->row;
+    for (int64_t e = 0; e < j->row; e++) row[e] = j->sigma > 0 ? src[e] + (float)(j->sigma * sal_rng_normal(r)) : src[e];
+    return SAL_OK;
+}
+
+/* The inner method, through its own run(), on the chunk of noisy copies. */
+static sal_status sg_pass(void *u, sal_chunk *ch) {
+    sg_job *j = u;
+    j->sub.x = ch->x;
+    j->sub.target = ch->target;
+    j->sub.stream = ch->stream;
+    j->sub.nmetric = 0;
+    char pre[80];
+    snprintf(pre, sizeof pre, "method %s:", j->in->name);
+    sal_status st = j->in->run(&j->sub);
+    if (st != SAL_OK)
+        return strncmp(sal_last_error(), pre, strlen(pre)) ? sal_wrap(st, "method %s", j->in->name) : st;
+    if (!sal_tensor_same_shape(&j->sub.out, ch->x))
+        return sal_fail(SAL_ERR_INTERNAL, "method %s: its map is not shaped as its input", j->in->name);
+    return SAL_OK;
+}
+
+static sal_status sg_after(void *u, const sal_chunk *ch) {
+    sg_job *j = u;
+    SAL_TRY(moments_add(&j->mo, j->N, &j->sub.out, ch->r0, j->S));
+    if (j->sub.layer_out.data) { /* layer methods: smooth the layer map too */
+        if (j->sub.layer_out.dim[0] != ch->n)
+            return sal_fail(SAL_ERR_INTERNAL, "method %s: its layer map has a wrong batch size", j->in->name);
+        SAL_TRY(moments_add(&j->ml, j->N, &j->sub.layer_out, ch->r0, j->S));
+        memcpy(j->c->layer, j->sub.layer, sizeof j->c->layer);
+    }
+    fold_metrics(j->c, &j->sub);
+    return SAL_OK;
+}
+
 /* attribution = combine_{k=1..S} A_inner(x + eps_k), eps_k ~ N(0, (noise (hi - lo))^2), where
- * combine is the mean, the mean of squares or the variance. */
+ * combine is the mean, the mean of squares or the variance. The noisy copies run in chunks
+ * through sal_run_batched, each chunk as the inner method's input. */
 static sal_status run_smoothgrad(sal_xctx *c) {
     long samples;
     double noise;
@@ -107,66 +157,25 @@ static sal_status run_smoothgrad(sal_xctx *c) {
         return sal_fail(SAL_ERR_ARG, "method %s: parameter inner=%s is not a method (saliency methods lists them)",
                         c->meth->name, iname);
     const sal_tensor *x = c->x;
-    int64_t N = x->dim[0], row = sal_row_size(x), S = samples, total = N * S;
-    int64_t chunk = c->chunk > 0 ? c->chunk : 64;
     const char **skey = sal_calloc((size_t)c->nkv + 1, sizeof *skey);
     const char **sval = sal_calloc((size_t)c->nkv + 1, sizeof *sval);
-    sal_xctx sub = {.m = c->m, .meth = in, .s = c->s, .prob = c->prob, .data = c->data, .lo = c->lo, .hi = c->hi,
-                    .chunk = c->chunk, .key = skey, .val = sval};
-    sal_tensor xb = {0};
-    sub.x = &xb;
-    sub.target = sal_malloc((size_t)chunk * sizeof *sub.target);
-    moments mo = {0}, ml = {0};
-    sal_status st = skey && sval && sub.target ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sg_job j = {.c = c, .in = in, .x = sal_f32(x), .N = x->dim[0], .row = sal_row_size(x), .S = samples,
+                .sigma = noise * (c->hi - c->lo),
+                .sub = {.m = c->m, .meth = in, .s = c->s, .prob = c->prob, .data = c->data, .lo = c->lo,
+                        .hi = c->hi, .chunk = c->chunk, .key = skey, .val = sval}};
+    sal_status st = skey && sval ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->nkv && st == SAL_OK; i++)
-        if (!strncmp(c->key[i], "inner.", 6)) skey[sub.nkv] = c->key[i] + 6, sval[sub.nkv++] = c->val[i];
-    if (st == SAL_OK) st = check_inner(c, in, sub.nkv, skey);
-    double sigma = noise * (c->hi - c->lo);
-    int64_t dim[SAL_MAX_DIMS];
-    memcpy(dim, x->dim, sizeof dim);
-    char pre[80];
-    snprintf(pre, sizeof pre, "method %s:", in->name);
-    for (int64_t r0 = 0; r0 < total && st == SAL_OK; r0 += chunk) {
-        int64_t B = total - r0 < chunk ? total - r0 : chunk;
-        dim[0] = B;
-        if ((st = sal_tensor_alloc(&xb, SAL_F32, x->ndim, dim)) != SAL_OK) break;
-        for (int64_t r = 0; r < B; r++) {
-            int64_t i = (r0 + r) / S, k = (r0 + r) % S;
-            const float *src = sal_f32(x) + i * row;
-            float *dst = sal_f32(&xb) + r * row;
-            sal_rng g;
-            sal_rng_stream(&g, seed, i, k, S);
-            for (int64_t e = 0; e < row; e++)
-                dst[e] = sigma > 0 ? src[e] + (float)(sigma * sal_rng_normal(&g)) : src[e];
-            sub.target[r] = c->target[i];
-        }
-        sub.nmetric = 0;
-        if ((st = in->run(&sub)) != SAL_OK) {
-            if (strncmp(sal_last_error(), pre, strlen(pre))) st = sal_wrap(st, "method %s", in->name);
-            break;
-        }
-        if (!sal_tensor_same_shape(&sub.out, &xb)) {
-            st = sal_fail(SAL_ERR_INTERNAL, "method %s: its map is not shaped as its input", in->name);
-            break;
-        }
-        st = moments_add(&mo, N, &sub.out, r0, S);
-        if (st == SAL_OK && sub.layer_out.data) { /* layer methods: smooth the layer map too */
-            if (sub.layer_out.dim[0] != B)
-                st = sal_fail(SAL_ERR_INTERNAL, "method %s: its layer map has a wrong batch size", in->name);
-            else
-                st = moments_add(&ml, N, &sub.layer_out, r0, S);
-            memcpy(c->layer, sub.layer, sizeof c->layer);
-        }
-        fold_metrics(c, &sub);
-    }
-    if (st == SAL_OK) st = moments_finish(&mo, variant, N, S, x, &c->out);
-    if (st == SAL_OK && ml.s) st = moments_finish(&ml, variant, N, S, &sub.layer_out, &c->layer_out);
-    moments_free(&mo);
-    moments_free(&ml);
-    sal_tensor_free(&xb);
-    sal_tensor_free(&sub.out);
-    sal_tensor_free(&sub.layer_out);
-    sal_free(sub.target);
+        if (!strncmp(c->key[i], "inner.", 6)) skey[j.sub.nkv] = c->key[i] + 6, sval[j.sub.nkv++] = c->val[i];
+    if (st == SAL_OK) st = check_inner(c, in, j.sub.nkv, skey);
+    sal_batched b = {.per_sample = samples, .make = sg_make, .seeded = true, .seed = seed, .pass = sg_pass,
+                     .after = sg_after, .u = &j};
+    if (st == SAL_OK) st = sal_run_batched(c, &b);
+    if (st == SAL_OK) st = moments_finish(&j.mo, variant, j.N, j.S, x, &c->out);
+    if (st == SAL_OK && j.ml.s) st = moments_finish(&j.ml, variant, j.N, j.S, &j.sub.layer_out, &c->layer_out);
+    moments_free(&j.mo);
+    moments_free(&j.ml);
+    sal_tensor_free(&j.sub.out);
+    sal_tensor_free(&j.sub.layer_out);
     sal_free(skey);
     sal_free(sval);
     return st;

@@ -17,19 +17,28 @@ static sal_status relu_forward(sal_opctx *c) {
 }
 
 static sal_status relu_backward(sal_opctx *c) {
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    if (!c->din[0]) return SAL_OK;
+    if (!c->dout[0]) { /* not reached: a fresh buffer still needs its zeros */
+        if (c->din_fresh & 1) memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        return SAL_OK;
+    }
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
+    if (c->din_fresh & 1) {
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    } else {
+#pragma omp parallel for if (n > 65536)
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    }
     return SAL_OK;
 }
 
 const sal_op sal_op_Relu = {
     SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x1,
 };
 
 /* Copy forward, add backward: shared by every op that only reinterprets the shape. */
@@ -72,8 +81,6 @@ const sal_op sal_op_Flatten = {
 static sal_status identity_infer(sal_opctx *c) {
     if (!c->in[0]) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input 0 is missing");
     sal_same_shape(c, 0, 0);
-    if (c->n->nout > 1 && c->out[1])
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "the mask output of Dropout is not supported");
     return SAL_OK;
 }
 
@@ -82,8 +89,39 @@ const sal_op sal_op_Identity = {
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
 };
 
-/* Inference only: ratio and training_mode inputs are accepted and ignored. */
+/* Inference only: the input passes through and the optional mask (bool, opset 10 on) is all true,
+ * as ONNX defines it outside training. The ratio input is ignored; a training_mode input (opset 12
+ * on) must be a constant false. */
+static sal_status dropout_init(sal_node *n, const sal_model *g) {
+    if (n->nout > 1 && n->out[1] >= 0 && g->opset < 10)
+        return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "the mask output is supported from opset 10 on (bool)");
+    if (n->nin > 2 && n->in[2] >= 0) {
+        const sal_value *t = &g->val[n->in[2]];
+        bool off = t->kind == SAL_VAL_CONST && t->t.dtype == SAL_BOOL && sal_tensor_numel(&t->t) == 1 &&
+                   !((const uint8_t *)t->t.data)[0];
+        if (!off)
+            return sal_node_fail(n, SAL_ERR_UNSUPPORTED,
+                                 "training_mode must be a constant false: training mode is not supported (inference only)");
+    }
+    return SAL_OK;
+}
+
+static sal_status dropout_infer(sal_opctx *c) {
+    SAL_TRY(identity_infer(c));
+    if (c->n->nout > 1 && c->out[1]) {
+        sal_same_shape(c, 1, 0);
+        c->out[1]->dtype = SAL_BOOL;
+    }
+    return SAL_OK;
+}
+
+static sal_status dropout_forward(sal_opctx *c) {
+    SAL_TRY(sal_copy_forward(c));
+    if (c->n->nout > 1 && c->out[1]) memset(c->out[1]->data, 1, (size_t)sal_tensor_numel(c->out[1]));
+    return SAL_OK;
+}
+
 const sal_op sal_op_Dropout = {
     SAL_OP_HEAD(Dropout), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 2,
-    .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+    .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = sal_copy_backward,
 };

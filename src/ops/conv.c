@@ -11,7 +11,16 @@
  * W[g]^T dY[n,g] back through the taps (col2im). Neighbouring chunks scatter into shared input rows,
  * so even chunks run first, then odd ones.
  * Groups of one input channel (depthwise convolutions) use direct loops: their products are too thin
- * for sgemm to pay. */
+ * for sgemm to pay.
+ *
+ * ConvTranspose is the adjoint of a convolution: its forward is Conv's backward into the data (the
+ * col2im path above) and its backward into the data is Conv's forward, on a geometry whose input
+ * is the transposed convolution's output. Its weights (C_in, C_out/g, k...) are that convolution's
+ * (M, C/g, k...) as they are, so the kernels serve both ops unchanged.
+ *
+ * Conv layers with a few million multiply-adds or more run through oneDNN instead (conv_dnnl.c),
+ * which leaves to these kernels what it declines. */
+#include "conv_dnnl.h"
 #include "window.h"
 #include <limits.h>
 #include <omp.h>
@@ -50,6 +59,19 @@ static sal_status conv_init(sal_node *n, const sal_model *g) {
     return SAL_OK;
 }
 
+/* The derived sizes of a geometry whose N, C, M, G, Cg, Mg and window are set. */
+static sal_status conv_geom_finish(const sal_node *n, conv_geom *q) {
+    const sal_win *w = &q->w;
+    q->Kc = q->Cg * w->k_sz;
+    q->rows = w->out[0] * w->out[1];
+    if (q->Kc > INT_MAX || w->out_sz > INT_MAX || q->M > INT_MAX || q->Kc * w->out[2] > INT_MAX)
+        return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "convolution too large for 32-bit matrix sizes");
+    q->one = w->k_sz == 1;
+    for (int j = 0; j < 3; j++) q->one &= w->s[j] == 1 && w->pb[j] == 0 && w->in[j] == w->out[j];
+    q->direct = q->Cg == 1 && q->G > 1;
+    return SAL_OK;
+}
+
 static sal_status conv_plan(const sal_opctx *c, conv_geom *q) {
     const conv_p *p = c->n->p;
     SAL_TRY(sal_need_f32(c, 0, -1));
@@ -77,16 +99,8 @@ static sal_status conv_plan(const sal_opctx *c, conv_geom *q) {
             return sal_node_fail(c->n, SAL_ERR_SHAPE, "bias has %lld entries for %lld output channels",
                                  (long long)c->in[2]->dim[0], (long long)q->M);
     }
-    sal_win *w = &q->w;
-    SAL_TRY(sal_win_plan(c->n, &p->wa, X->ndim - 2, X->dim + 2, W->dim + 2, w));
-    q->Kc = q->Cg * w->k_sz;
-    q->rows = w->out[0] * w->out[1];
-    if (q->Kc > INT_MAX || w->out_sz > INT_MAX || q->M > INT_MAX || q->Kc * w->out[2] > INT_MAX)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "convolution too large for 32-bit matrix sizes");
-    q->one = w->k_sz == 1;
-    for (int j = 0; j < 3; j++) q->one &= w->s[j] == 1 && w->pb[j] == 0 && w->pe[j] == 0;
-    q->direct = q->Cg == 1 && q->G > 1;
-    return SAL_OK;
+    SAL_TRY(sal_win_plan(c->n, &p->wa, X->ndim - 2, X->dim + 2, W->dim + 2, &q->w));
+    return conv_geom_finish(c->n, q);
 }
 
 /* Chunks of output rows: at most COL_CHUNK floats of columns each, and enough of them that every
@@ -228,9 +242,9 @@ static void chunk_rows(const conv_geom *q, int64_t k, int64_t *r0, int64_t *r1) 
     *r1 = (k + 1) * q->rows / q->nch;
 }
 
-/* Columns [r0*OW, r1*OW) of Y[n,g] = W[g] X[n,g] for chunk k; col: this thread's buffer. */
+/* Columns [r0*OW, r1*OW) of Y[n,g] = W[g] X[n,g] (+ beta Y[n,g]) for chunk k; col: this thread's buffer. */
 static void fwd_chunk(const conv_geom *q, const float *X, const float *Wt, float *Y, int64_t n, int64_t g, int64_t k,
-                      float *col) {
+                      float *col, float beta) {
     const sal_win *w = &q->w;
     const int64_t P = w->out_sz, OW = w->out[2];
     const int Mg = (int)q->Mg, Kc = (int)q->Kc;
@@ -241,11 +255,11 @@ static void fwd_chunk(const conv_geom *q, const float *X, const float *Wt, float
     chunk_rows(q, k, &r0, &r1);
     int pc = (int)((r1 - r0) * OW);
     if (q->one) { /* X[n,g] (Cg, P) is the column matrix */
-        sal_sgemm(false, false, Mg, pc, Kc, 1.0f, wg, Kc, x + r0 * OW, (int)P, 0.0f, y + r0 * OW, (int)P);
+        sal_sgemm(false, false, Mg, pc, Kc, 1.0f, wg, Kc, x + r0 * OW, (int)P, beta, y + r0 * OW, (int)P);
         return;
     }
     im2col(w, x, q->Cg, r0, r1, col);
-    sal_sgemm(false, false, Mg, pc, Kc, 1.0f, wg, Kc, col, pc, 0.0f, y + r0 * OW, (int)P);
+    sal_sgemm(false, false, Mg, pc, Kc, 1.0f, wg, Kc, col, pc, beta, y + r0 * OW, (int)P);
 }
 
 /* Chunk k of dW[g] += dY[n,g] col^T and dX[n,g] += col2im(W[g]^T dY[n,g]); dX or dW may be NULL. */
@@ -313,67 +327,46 @@ static void direct_bwd(const sal_win *w, const float *x, const float *wm, const 
     }
 }
 
-static sal_status conv_forward(sal_opctx *c) {
-    conv_geom q;
-    SAL_TRY(conv_plan(c, &q));
+/* Y (N, M, P) = conv(X, W), or += with acc; no bias. */
+static sal_status conv_fwd_run(const sal_node *node, sal_scratch *ws, const conv_geom *qq, const float *X,
+                               const float *Wt, float *Y, bool acc) {
+    conv_geom q = *qq;
     const sal_win *w = &q.w;
-    const float *X = sal_in_f(c, 0), *Wt = sal_in_f(c, 1);
-    const float *B = c->n->nin > 2 && c->in[2] ? sal_in_f(c, 2) : NULL;
-    float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
     const int64_t P = w->out_sz, work = q.N * q.M * P * q.Kc;
     (void)work; /* only read by OpenMP */
     if (q.direct) { /* the direct loops accumulate */
-        memset(Y, 0, sizeof *Y * (size_t)(q.N * q.M * P));
+        if (!acc) memset(Y, 0, sizeof *Y * (size_t)(q.N * q.M * P));
 #pragma omp parallel for schedule(static) if (work > PAR_WORK)
         for (int64_t it = 0; it < q.N * q.M; it++) {
             int64_t n = it / q.M, m = it % q.M;
             direct_fwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, Y + it * P);
         }
-    } else {
-        int nt = omp_get_max_threads();
-        conv_chunks(&q, nt, false);
-        const int64_t nch = q.nch, items = q.N * q.G * nch;
-        bool par = nt > 1 && items > 1 && work > PAR_WORK;
-        size_t colbytes = sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1);
-        float *col = q.colsz ? sal_scratch_get(c->ws, 0, colbytes) : NULL;
-        if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
-        (void)par;
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t it = 0; it < items; it++) {
-            int64_t i = it / nch;
-            fwd_chunk(&q, X, Wt, Y, i / q.G, i % q.G, it % nch, col ? col + omp_get_thread_num() * q.colsz : NULL);
-        }
+        return SAL_OK;
     }
-    if (B) {
-#pragma omp parallel for schedule(static) if (q.N * q.M * P > 65536)
-        for (int64_t it = 0; it < q.N * q.M; it++) {
-            float *y = Y + it * P, b = B[it % q.M];
-            for (int64_t i = 0; i < P; i++) y[i] += b;
-        }
+    int nt = omp_get_max_threads();
+    conv_chunks(&q, nt, false);
+    const int64_t nch = q.nch, items = q.N * q.G * nch;
+    bool par = nt > 1 && items > 1 && work > PAR_WORK;
+    size_t colbytes = sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1);
+    float *col = q.colsz ? sal_scratch_get(ws, 0, colbytes) : NULL;
+    if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t i = it / nch;
+        fwd_chunk(&q, X, Wt, Y, i / q.G, i % q.G, it % nch, col ? col + omp_get_thread_num() * q.colsz : NULL,
+                  acc ? 1.0f : 0.0f);
     }
     return SAL_OK;
 }
 
-static sal_status conv_backward(sal_opctx *c) {
-    conv_geom q;
-    SAL_TRY(conv_plan(c, &q));
-    if (!c->dout[0]) return SAL_OK;
+/* dX += conv^T(dY; W) and dW += the correlation of dY with X; either may be NULL (X is only read
+ * for dW). */
+static sal_status conv_bwd_run(const sal_node *node, sal_scratch *ws, const conv_geom *qq, const float *X,
+                               const float *Wt, const float *dY, float *dX, float *dW) {
+    conv_geom q = *qq;
     const sal_win *w = &q.w;
-    const float *X = sal_in_f(c, 0), *Wt = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
-    float *dX = c->din[0] ? sal_f32(c->din[0]) : NULL, *dW = c->din[1] ? sal_f32(c->din[1]) : NULL;
-    float *dB = c->n->nin > 2 && c->in[2] && c->din[2] ? sal_f32(c->din[2]) : NULL;
     const int64_t P = w->out_sz, wsz = q.M * q.Kc;
-    if (dB) {
-#pragma omp parallel for schedule(static) if (q.N * q.M * P > 65536)
-        for (int64_t m = 0; m < q.M; m++) {
-            float acc = 0.0f;
-            for (int64_t n = 0; n < q.N; n++) {
-                const float *dy = dY + (n * q.M + m) * P;
-                for (int64_t i = 0; i < P; i++) acc += dy[i];
-            }
-            dB[m] += acc;
-        }
-    }
     if (!dX && !dW) return SAL_OK;
     if (q.direct) {
         const int64_t work = q.N * q.M * P * q.Kc;
@@ -403,11 +396,11 @@ static sal_status conv_backward(sal_opctx *c) {
      * one (sample, group) run in sequence. */
     int mode = q.one || !dX ? 0 : w->out[0] == 1 ? 1 : 2;
     bool par = nt > 1 && (mode == 2 ? ng : ng * nch) > 1 && work > PAR_WORK;
-    float *col = q.colsz ? sal_scratch_get(c->ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1)) : NULL;
-    if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
+    float *col = q.colsz ? sal_scratch_get(ws, 0, sizeof(float) * (size_t)q.colsz * (size_t)(par ? nt : 1)) : NULL;
+    if (q.colsz && !col) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
     /* in parallel, each thread sums its share of dW privately; the sums are added to dW at the end */
-    float *dwt = dW && par ? sal_scratch_get(c->ws, 1, sizeof(float) * (size_t)wsz * (size_t)nt) : NULL;
-    if (dW && par && !dwt) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Conv)", c->n->name);
+    float *dwt = dW && par ? sal_scratch_get(ws, 1, sizeof(float) * (size_t)wsz * (size_t)nt) : NULL;
+    if (dW && par && !dwt) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
 #pragma omp parallel if (par)
     {
         int t = omp_get_thread_num();
@@ -440,8 +433,222 @@ static sal_status conv_backward(sal_opctx *c) {
     return SAL_OK;
 }
 
+/* Y[n, m, :] += B[m] */
+static void add_bias(float *Y, const float *B, int64_t N, int64_t M, int64_t P) {
+#pragma omp parallel for schedule(static) if (N * M * P > 65536)
+    for (int64_t it = 0; it < N * M; it++) {
+        float *y = Y + it * P, b = B[it % M];
+        for (int64_t i = 0; i < P; i++) y[i] += b;
+    }
+}
+
+/* dB[m] += sum of dY[n, m, :] */
+static void bias_grad(float *dB, const float *dY, int64_t N, int64_t M, int64_t P) {
+#pragma omp parallel for schedule(static) if (N * M * P > 65536)
+    for (int64_t m = 0; m < M; m++) {
+        float acc = 0.0f;
+        for (int64_t n = 0; n < N; n++) {
+            const float *dy = dY + (n * M + m) * P;
+            for (int64_t i = 0; i < P; i++) acc += dy[i];
+        }
+        dB[m] += acc;
+    }
+}
+
+/* The shape oneDNN sees. */
+static void dnnl_shape(const conv_geom *q, sal_conv_shape *k) {
+    const sal_win *w = &q->w;
+    memset(k, 0, sizeof *k);
+    k->nsp = w->nsp;
+    k->N = q->N, k->C = q->C, k->M = q->M, k->G = q->G;
+    for (int j = 0; j < 3; j++) {
+        k->in[j] = w->in[j], k->out[j] = w->out[j], k->k[j] = w->k[j], k->s[j] = w->s[j], k->d[j] = w->d[j];
+        k->pb[j] = w->pb[j], k->pe[j] = w->pe[j];
+    }
+}
+
+static sal_status conv_forward(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(conv_plan(c, &q));
+    const float *B = c->n->nin > 2 && c->in[2] ? sal_in_f(c, 2) : NULL;
+    float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
+    sal_conv_shape k;
+    dnnl_shape(&q, &k);
+    if (sal_conv_dnnl_wanted(&k)) {
+        bool done;
+        SAL_TRY(sal_conv_dnnl_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, &done));
+        if (done) return SAL_OK;
+    }
+    SAL_TRY(conv_fwd_run(c->n, c->ws, &q, sal_in_f(c, 0), sal_in_f(c, 1), Y, false));
+    if (B) add_bias(Y, B, q.N, q.M, q.w.out_sz);
+    return SAL_OK;
+}
+
+static sal_status conv_backward(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(conv_plan(c, &q));
+    if (!c->dout[0]) return SAL_OK;
+    const float *dY = sal_f32(c->dout[0]);
+    bool bias = c->n->nin > 2 && c->in[2];
+    float *dX = c->din[0] ? sal_f32(c->din[0]) : NULL, *dW = c->din[1] ? sal_f32(c->din[1]) : NULL,
+          *dB = bias && c->din[2] ? sal_f32(c->din[2]) : NULL;
+    sal_conv_shape k;
+    dnnl_shape(&q, &k);
+    bool fresh = dX && (c->din_fresh & 1);
+    if ((dX || dW || dB) && sal_conv_dnnl_wanted(&k)) {
+        bool done;
+        SAL_TRY(sal_conv_dnnl_backward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), bias, dY, dX, fresh, dW, dB, &done));
+        if (done) return SAL_OK;
+    }
+    if (fresh) memset(dX, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0])); /* our kernels add */
+    if (dB) bias_grad(dB, dY, q.N, q.M, q.w.out_sz);
+    return conv_bwd_run(c->n, c->ws, &q, sal_in_f(c, 0), sal_in_f(c, 1), dY, dX, dW);
+}
+
 const sal_op sal_op_Conv = {
     SAL_OP_HEAD(Conv), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x1,
+};
+
+/* ---- ConvTranspose ---- */
+
+typedef struct {
+    sal_win_attr wa;
+    int64_t group;
+    int nop, nos; /* entries of output_padding and output_shape */
+    int64_t opad[3], oshape[3];
+} convt_p;
+
+static sal_status convt_init(sal_node *n, const sal_model *g) {
+    (void)g;
+    convt_p *p = sal_calloc(1, sizeof *p);
+    if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    n->p = p;
+    SAL_TRY(sal_win_parse(n, false, false, &p->wa));
+    p->group = sal_attr_int(n, "group", 1);
+    if (p->group < 1) return sal_node_fail(n, SAL_ERR_FORMAT, "group must be positive, got %lld", (long long)p->group);
+    int k = 0;
+    const int64_t *v = sal_attr_ints(n, "output_padding", &k);
+    if (v && (k < 1 || k > 3)) return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "output_padding has %d entries", k);
+    for (int i = 0; v && i < k; i++) {
+        if (v[i] < 0 || v[i] > ((int64_t)1 << 40)) return sal_node_fail(n, SAL_ERR_FORMAT, "output_padding out of range");
+        p->opad[i] = v[i];
+    }
+    p->nop = v ? k : 0;
+    v = sal_attr_ints(n, "output_shape", &k);
+    if (v && (k < 1 || k > 5)) return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "output_shape has %d entries", k);
+    /* the spatial shape; some exporters write the whole (N, C, ...) shape */
+    int off = v && k > 3 ? k - (k - 2) : 0;
+    for (int i = 0; v && i + off < k; i++) {
+        if (v[i + off] < 1 || v[i + off] > ((int64_t)1 << 40)) return sal_node_fail(n, SAL_ERR_FORMAT, "output_shape out of range");
+        p->oshape[i] = v[i + off];
+    }
+    p->nos = v ? k - off : 0;
+    return SAL_OK;
+}
+
+/* The geometry of the convolution whose adjoint this node is: its input is our output (N, C_out,
+ * out...), its output our input (N, C_in, in...). Output sizes as in ONNX: out = s (in - 1) +
+ * output_padding + (k - 1) d + 1 - pads, or output_shape, or in * s with SAME_*; in the last two
+ * cases the pads follow, split as ONNX specifies: the odd one at the end with SAME_UPPER, else at
+ * the start. An output_shape beyond the full size leaves its last positions to the bias. */
+static sal_status convt_plan(const sal_opctx *c, conv_geom *q) {
+    const convt_p *p = c->n->p;
+    const sal_win_attr *a = &p->wa;
+    SAL_TRY(sal_need_f32(c, 0, -1));
+    const sal_tensor *X = c->in[0];
+    char b1[160], b2[160];
+    if (X->ndim < 3 || X->ndim > 5)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input X has shape %s; expected (N, C, L), (N, C, H, W) or "
+                             "(N, C, D, H, W)", sal_shape_str(X->ndim, X->dim, b1, sizeof b1));
+    SAL_TRY(sal_need_f32(c, 1, X->ndim));
+    const sal_tensor *W = c->in[1];
+    int nsp = X->ndim - 2;
+    memset(q, 0, sizeof *q);
+    q->N = X->dim[0], q->M = X->dim[1], q->G = p->group;
+    if (W->dim[0] != q->M || q->M % q->G)
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "X %s and W %s do not fit group = %lld",
+                             sal_shape_str(X->ndim, X->dim, b1, sizeof b1), sal_shape_str(W->ndim, W->dim, b2, sizeof b2),
+                             (long long)q->G);
+    q->Cg = W->dim[1], q->C = q->Cg * q->G, q->Mg = q->M / q->G;
+    if (c->n->nin > 2 && c->in[2]) {
+        SAL_TRY(sal_need_f32(c, 2, 1));
+        if (c->in[2]->dim[0] != q->C)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "bias has %lld entries for %lld output channels",
+                                 (long long)c->in[2]->dim[0], (long long)q->C);
+    }
+    if ((a->nsp && a->nsp != nsp) || (p->nop && p->nop != nsp) || (p->nos && p->nos != nsp))
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "attributes describe another number of spatial dimensions than "
+                             "the input's %d", nsp);
+    sal_win *w = &q->w;
+    w->nsp = nsp;
+    w->in_sz = w->out_sz = w->k_sz = 1;
+    for (int j = 0; j < 3; j++) {
+        int i = j - (3 - nsp);
+        w->in[j] = w->out[j] = w->k[j] = w->s[j] = w->d[j] = 1;
+        w->pb[j] = w->pe[j] = 0;
+        if (i < 0) continue;
+        int64_t in = X->dim[2 + i], k = W->dim[2 + i], s = a->has_s ? a->s[i] : 1, d = a->has_d ? a->d[i] : 1;
+        if (a->has_k && a->k[i] != k)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "kernel_shape[%d] = %lld but the weights have %lld", i,
+                                 (long long)a->k[i], (long long)k);
+        if (k - 1 > ((int64_t)1 << 40) / d || in < 1)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d: input %lld, kernel %lld dilated by %lld",
+                                 i, (long long)in, (long long)k, (long long)d);
+        int64_t full = s * (in - 1) + p->opad[i] + (k - 1) * d + 1, out, pb = 0, pe = 0;
+        if (p->nos || a->autopad == SAL_AUTOPAD_SAME_UPPER || a->autopad == SAL_AUTOPAD_SAME_LOWER) {
+            out = p->nos ? p->oshape[i] : in * s;
+            int64_t tot = full - out > 0 ? full - out : 0;
+            pb = a->autopad == SAL_AUTOPAD_SAME_UPPER ? tot / 2 : tot - tot / 2;
+            pe = tot - pb;
+        } else {
+            if (a->autopad == SAL_AUTOPAD_NOTSET && a->has_pads) pb = a->pads[i], pe = a->pads[nsp + i];
+            out = full - pb - pe;
+        }
+        if (out < 1)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d would have size %lld", i, (long long)out);
+        w->in[j] = out, w->out[j] = in, w->k[j] = k, w->s[j] = s, w->d[j] = d, w->pb[j] = pb, w->pe[j] = pe;
+        w->in_sz *= out, w->out_sz *= in, w->k_sz *= k;
+    }
+    return conv_geom_finish(c->n, q);
+}
+
+static sal_status convt_infer(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(convt_plan(c, &q));
+    sal_tensor *o = c->out[0];
+    o->dtype = SAL_F32;
+    o->ndim = c->in[0]->ndim;
+    o->dim[0] = q.N;
+    o->dim[1] = q.C;
+    for (int i = 0; i < q.w.nsp; i++) o->dim[2 + i] = q.w.in[3 - q.w.nsp + i];
+    return SAL_OK;
+}
+
+/* Y (zeroed) += conv^T(X); the convolution's data input is not read, Y stands in for it */
+static sal_status convt_forward(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(convt_plan(c, &q));
+    float *Y = sal_out_f(c, 0);
+    SAL_TRY(conv_bwd_run(c->n, c->ws, &q, Y, sal_in_f(c, 1), sal_in_f(c, 0), Y, NULL));
+    if (c->n->nin > 2 && c->in[2]) add_bias(Y, sal_in_f(c, 2), q.N, q.C, q.w.in_sz);
+    return SAL_OK;
+}
+
+/* dX += conv(dY); dW += the correlation of X with dY, which is Conv's with the roles exchanged */
+static sal_status convt_backward(sal_opctx *c) {
+    conv_geom q;
+    SAL_TRY(convt_plan(c, &q));
+    if (!c->dout[0]) return SAL_OK;
+    const float *dY = sal_f32(c->dout[0]), *Wt = sal_in_f(c, 1);
+    if (c->n->nin > 2 && c->in[2] && c->din[2]) bias_grad(sal_f32(c->din[2]), dY, q.N, q.C, q.w.in_sz);
+    if (c->din[0]) SAL_TRY(conv_fwd_run(c->n, c->ws, &q, dY, Wt, sal_f32(c->din[0]), true));
+    if (c->din[1]) SAL_TRY(conv_bwd_run(c->n, c->ws, &q, dY, Wt, sal_in_f(c, 0), NULL, sal_f32(c->din[1])));
+    return SAL_OK;
+}
+
+const sal_op sal_op_ConvTranspose = {
+    SAL_OP_HEAD(ConvTranspose), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
+    .init = convt_init, .infer = convt_infer, .forward = convt_forward, .backward = convt_backward,
 };

@@ -1,71 +1,69 @@
-/* Add, Sub, Mul, Div with numpy broadcasting, on float32 and int64 (shape arithmetic). */
+/* Add, Sub, Mul, Div with numpy broadcasting, on float32 and int64 (shape arithmetic), and the
+ * broadcasting plan (sal_bcast) that the other elementwise files share. */
 #include "ops.h"
 
 typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV } bin_kind;
 
-/* The output's index space with each operand's element strides (0 along broadcast dimensions).
- * Size-1 dimensions are dropped and runs of dimensions that both operands walk contiguously are
- * merged, so the innermost loop is as long as possible. */
-typedef struct {
-    int r;
-    int64_t dim[SAL_MAX_DIMS], sa[SAL_MAX_DIMS], sb[SAL_MAX_DIMS];
-    int64_t n, inner, na, nb;
-} bin_plan;
+/* ---- numpy broadcasting, shared by the elementwise ops of other files (ops.h) ---- */
 
-static sal_status bin_plan_make(const sal_opctx *c, bin_plan *p) {
-    const sal_tensor *A = c->in[0], *B = c->in[1];
+sal_status sal_bcast_shape(const sal_opctx *c, int nop, const sal_tensor *const *t, int *ndim, int64_t *dim) {
+    sal_tensor acc = {.ndim = 0}, next;
+    for (int k = 0; k < nop; k++, acc = next) {
+        if (!sal_broadcast_shape(&acc, t[k], &next.ndim, next.dim)) {
+            char a[160], b[160];
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "shapes %s and %s do not broadcast",
+                                 sal_shape_str(acc.ndim, acc.dim, a, sizeof a),
+                                 sal_shape_str(t[k]->ndim, t[k]->dim, b, sizeof b));
+        }
+    }
+    *ndim = acc.ndim;
+    memcpy(dim, acc.dim, sizeof acc.dim);
+    return SAL_OK;
+}
+
+sal_status sal_bcast_make(const sal_opctx *c, int nop, const sal_tensor *const *t, sal_bcast *p) {
+    SAL_ASSERT(nop >= 1 && nop <= SAL_BC_MAX);
     int nd;
-    int64_t od[SAL_MAX_DIMS];
-    if (!sal_broadcast_shape(A, B, &nd, od)) {
-        char a[160], b[160];
-        return sal_node_fail(c->n, SAL_ERR_SHAPE, "shapes %s and %s do not broadcast",
-                             sal_shape_str(A->ndim, A->dim, a, sizeof a), sal_shape_str(B->ndim, B->dim, b, sizeof b));
-    }
-    int64_t sa[SAL_MAX_DIMS], sb[SAL_MAX_DIMS], acca = 1, accb = 1;
-    for (int i = nd - 1; i >= 0; i--) {
-        int ia = i - (nd - A->ndim), ib = i - (nd - B->ndim);
-        int64_t da = ia >= 0 ? A->dim[ia] : 1, db = ib >= 0 ? B->dim[ib] : 1;
-        sa[i] = da == 1 ? 0 : acca;
-        sb[i] = db == 1 ? 0 : accb;
-        acca *= da;
-        accb *= db;
-    }
+    int64_t od[SAL_MAX_DIMS], st[SAL_BC_MAX][SAL_MAX_DIMS], acc[SAL_BC_MAX];
+    SAL_TRY(sal_bcast_shape(c, nop, t, &nd, od));
     memset(p, 0, sizeof *p);
-    p->na = acca;
-    p->nb = accb;
+    p->nop = nop;
+    for (int k = 0; k < nop; k++) {
+        acc[k] = 1;
+        for (int i = nd - 1; i >= 0; i--) {
+            int j = i - (nd - t[k]->ndim);
+            int64_t d = j >= 0 ? t[k]->dim[j] : 1;
+            st[k][i] = d == 1 ? 0 : acc[k];
+            acc[k] *= d;
+        }
+        p->numel[k] = acc[k];
+    }
     p->n = 1;
     for (int i = 0; i < nd; i++) {
         p->n *= od[i];
         if (od[i] == 1) continue;
-        int k = p->r - 1;
-        if (k >= 0 && p->sa[k] == sa[i] * od[i] && p->sb[k] == sb[i] * od[i]) {
-            p->dim[k] *= od[i];
-            p->sa[k] = sa[i];
-            p->sb[k] = sb[i];
-            continue;
+        int r = p->r - 1;
+        bool merge = r >= 0;
+        for (int k = 0; k < nop && merge; k++) merge = p->st[k][r] == st[k][i] * od[i];
+        if (merge) {
+            p->dim[r] *= od[i];
+        } else {
+            r = p->r++;
+            p->dim[r] = od[i];
         }
-        p->dim[p->r] = od[i];
-        p->sa[p->r] = sa[i];
-        p->sb[p->r] = sb[i];
-        p->r++;
+        for (int k = 0; k < nop; k++) p->st[k][r] = st[k][i];
     }
     if (p->r == 0) { /* every dimension is 1: one element */
         p->r = 1;
         p->dim[0] = 1;
     }
     p->inner = p->dim[p->r - 1];
+    p->nouter = p->n / p->inner;
     return SAL_OK;
 }
 
-/* Operand offsets of the first element of inner run o. */
-static inline void bin_offsets(const bin_plan *p, int64_t o, int64_t *oa, int64_t *ob) {
-    *oa = *ob = 0;
-    for (int k = p->r - 2; k >= 0; k--) {
-        int64_t i = o % p->dim[k];
-        o /= p->dim[k];
-        *oa += i * p->sa[k];
-        *ob += i * p->sb[k];
-    }
+static sal_status bin_plan_make(const sal_opctx *c, sal_bcast *p) {
+    return sal_bcast_make(c, 2, (const sal_tensor *const[]){c->in[0], c->in[1]}, p);
 }
 
 static sal_status bin_infer(sal_opctx *c) {
@@ -73,14 +71,10 @@ static sal_status bin_infer(sal_opctx *c) {
     if (!A || !B) return sal_node_fail(c->n, SAL_ERR_FORMAT, "needs two inputs");
     if ((A->dtype != SAL_F32 && A->dtype != SAL_I64) || A->dtype != B->dtype)
         return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
-                             "inputs have data types %d and %d; only two float32 or two int64 are supported",
-                             (int)A->dtype, (int)B->dtype);
+                             "inputs have data types %s and %s; only two float32 or two int64 are supported",
+                             sal_dtype_name(A->dtype), sal_dtype_name(B->dtype));
     sal_tensor *o = c->out[0];
-    if (!sal_broadcast_shape(A, B, &o->ndim, o->dim)) {
-        char a[160], b[160];
-        return sal_node_fail(c->n, SAL_ERR_SHAPE, "shapes %s and %s do not broadcast",
-                             sal_shape_str(A->ndim, A->dim, a, sizeof a), sal_shape_str(B->ndim, B->dim, b, sizeof b));
-    }
+    SAL_TRY(sal_bcast_shape(c, 2, (const sal_tensor *const[]){A, B}, &o->ndim, o->dim));
     o->dtype = A->dtype;
     return SAL_OK;
 }
@@ -89,10 +83,10 @@ static sal_status bin_infer(sal_opctx *c) {
     do {                                                                                           \
         const T *a_ = (const T *)c->in[0]->data, *b_ = (const T *)c->in[1]->data;                  \
         T *y_ = (T *)c->out[0]->data;                                                              \
-        _Pragma("omp parallel for if (p.n > 65536)") for (int64_t o = 0; o < nouter; o++) {       \
-            int64_t oa, ob;                                                                        \
-            bin_offsets(&p, o, &oa, &ob);                                                          \
-            const T *x_ = a_ + oa, *z_ = b_ + ob;                                                  \
+        _Pragma("omp parallel for if (p.n > 65536)") for (int64_t o = 0; o < p.nouter; o++) {     \
+            int64_t off[SAL_BC_MAX];                                                               \
+            sal_bcast_at(&p, o, off);                                                              \
+            const T *x_ = a_ + off[0], *z_ = b_ + off[1];                                          \
             T *yy_ = y_ + o * p.inner;                                                             \
             for (int64_t j = 0; j < p.inner; j++) {                                                \
                 T x = x_[j * ia], z = z_[j * ib];                                                  \
@@ -102,10 +96,10 @@ static sal_status bin_infer(sal_opctx *c) {
     } while (0)
 
 static sal_status bin_forward(sal_opctx *c, bin_kind k) {
-    bin_plan p;
+    sal_bcast p;
     SAL_TRY(bin_plan_make(c, &p));
     if (p.n == 0) return SAL_OK;
-    int64_t nouter = p.n / p.inner, ia = p.sa[p.r - 1], ib = p.sb[p.r - 1];
+    int64_t ia = p.st[0][p.r - 1], ib = p.st[1][p.r - 1];
     if (c->in[0]->dtype == SAL_F32) {
         switch (k) {
         case BIN_ADD: BIN_LOOP(float, x + z); break;
@@ -117,7 +111,7 @@ static sal_status bin_forward(sal_opctx *c, bin_kind k) {
     }
     if (k == BIN_DIV) { /* integer division by zero is undefined behaviour in C: refuse it */
         const int64_t *b = c->in[1]->data;
-        for (int64_t i = 0; i < p.nb; i++)
+        for (int64_t i = 0; i < p.numel[1]; i++)
             if (b[i] == 0) return sal_node_fail(c->n, SAL_ERR_NUMERIC, "int64 division by zero");
     }
     /* wrap-around instead of signed-overflow UB on forged shape values */
@@ -132,16 +126,16 @@ static sal_status bin_forward(sal_opctx *c, bin_kind k) {
 
 /* dL/dA or dL/dB (which = 0 or 1). Runs in parallel only when the operand is not broadcast, as
  * otherwise several outputs add into one element. */
-static void bin_grad(const sal_opctx *c, const bin_plan *p, bin_kind k, int which) {
+static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int which) {
     const float *a = sal_in_f(c, 0), *b = sal_in_f(c, 1), *dy = sal_f32(c->dout[0]);
     float *d = sal_f32(c->din[which]);
-    int64_t nouter = p->n / p->inner, ia = p->sa[p->r - 1], ib = p->sb[p->r - 1];
-#pragma omp parallel for if (p->n > 65536 && (which ? p->nb : p->na) == p->n)
-    for (int64_t o = 0; o < nouter; o++) {
-        int64_t oa, ob;
-        bin_offsets(p, o, &oa, &ob);
-        const float *g = dy + o * p->inner, *x = a + oa, *z = b + ob;
-        float *dd = d + (which ? ob : oa);
+    int64_t ia = p->st[0][p->r - 1], ib = p->st[1][p->r - 1];
+#pragma omp parallel for if (p->n > 65536 && p->numel[which] == p->n)
+    for (int64_t o = 0; o < p->nouter; o++) {
+        int64_t off[SAL_BC_MAX];
+        sal_bcast_at(p, o, off);
+        const float *g = dy + o * p->inner, *x = a + off[0], *z = b + off[1];
+        float *dd = d + off[which];
         int64_t s = which ? ib : ia;
         for (int64_t j = 0; j < p->inner; j++) {
             float v = g[j];
@@ -162,7 +156,7 @@ static void bin_grad(const sal_opctx *c, const bin_plan *p, bin_kind k, int whic
 
 static sal_status bin_backward(sal_opctx *c, bin_kind k) {
     if (!c->dout[0] || c->in[0]->dtype != SAL_F32) return SAL_OK;
-    bin_plan p;
+    sal_bcast p;
     SAL_TRY(bin_plan_make(c, &p));
     if (p.n == 0) return SAL_OK;
     for (int w = 0; w < 2; w++)

@@ -122,6 +122,8 @@ const sal_op sal_op_Gemm = {
 
 /* ---- MatMul: numpy semantics, batch dimensions broadcast ---- */
 
+#define MM_PAR_WORK (1 << 20) /* multiply-adds below which batches run on one thread */
+
 typedef struct {
     int64_t M, K, N, nbatch;
     int bnd; /* rank of the broadcast batch shape */
@@ -199,6 +201,9 @@ static sal_status mm_forward(sal_opctx *c) {
                   (int)d.N);
         return SAL_OK;
     }
+    /* batched products (attention's heads): the batches share out the threads, each product on one
+     * (sgemm inside a parallel region runs single-threaded); small ones are not worth a thread */
+#pragma omp parallel for schedule(static) if (d.nbatch > 1 && d.nbatch * d.M * d.N * d.K > MM_PAR_WORK)
     for (int64_t b = 0; b < d.nbatch; b++) {
         int64_t oa, ob;
         mm_offsets(&d, b, &oa, &ob);
@@ -213,6 +218,27 @@ static sal_status mm_backward(sal_opctx *c) {
     SAL_TRY(mm_plan(c, &d));
     if (!c->dout[0]) return SAL_OK;
     const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
+    /* A (batch..., M, K) with a 2-D B: one product over all rows each, as forward */
+    if (d.bnd > 0 && d.bstr[d.bnd - 1] == 0 && c->in[1]->ndim <= 2 && !d.a1) {
+        int rows = (int)(d.nbatch * d.M);
+        if (c->din[0])
+            sal_sgemm(false, true, rows, (int)d.K, (int)d.N, 1.0f, dY, (int)d.N, B, (int)d.N, 1.0f, sal_f32(c->din[0]),
+                      (int)d.K);
+        if (c->din[1])
+            sal_sgemm(true, false, (int)d.K, (int)d.N, rows, 1.0f, A, (int)d.K, dY, (int)d.N, 1.0f, sal_f32(c->din[1]),
+                      (int)d.N);
+        return SAL_OK;
+    }
+    /* each batch's dA is its own; dB may be shared by broadcast batches, so those run in order */
+    bool shared_a = false, shared_b = false; /* an operand broadcast over some batch axis */
+    for (int i = 0; i < d.bnd; i++) {
+        shared_a |= d.bdim[i] > 1 && d.astr[i] == 0;
+        shared_b |= d.bdim[i] > 1 && d.bstr[i] == 0;
+    }
+    bool par = d.nbatch > 1 && d.nbatch * d.M * d.N * d.K > MM_PAR_WORK && !(c->din[0] && shared_a) &&
+               !(c->din[1] && shared_b);
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t b = 0; b < d.nbatch; b++) {
         int64_t oa, ob;
         mm_offsets(&d, b, &oa, &ob);

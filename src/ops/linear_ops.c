@@ -1,6 +1,6 @@
 /* Linear nodes with exchangeable weights: see linear_ops.h. Each primitive runs the node's own op
  * (forward or backward) on an opctx whose weight, bias and data slots point at the caller's
- * tensors; nothing here knows how Gemm or Conv compute. */
+ * tensors; nothing here knows how Gemm, Conv or ConvTranspose compute. */
 #include "linear_ops.h"
 
 bool sal_lin_is_linear(const sal_node *n) { return sal_node_has(n, SAL_TR_LINEAR); }
@@ -8,6 +8,10 @@ bool sal_lin_is_linear(const sal_node *n) { return sal_node_has(n, SAL_TR_LINEAR
 int64_t sal_lin_fan_in(const sal_node *n, const sal_tensor *w) {
     if (w->ndim < 2) return 1;
     if (sal_node_is(n, SAL_OP_Conv)) return sal_tensor_numel(w) / w->dim[0];
+    if (sal_node_is(n, SAL_OP_ConvTranspose)) { /* W (C_in, C_out/g, k...): the weights of one output channel */
+        int64_t per = w->dim[1] * sal_attr_int(n, "group", 1);
+        return per > 0 ? sal_tensor_numel(w) / per : 1;
+    }
     if (sal_node_is(n, SAL_OP_Gemm) && sal_attr_int(n, "transB", 0)) return w->dim[1];
     return w->dim[0];
 }
@@ -19,7 +23,8 @@ static bool is_const(const sal_model *g, const sal_node *n, int k) {
 sal_status sal_lin_roles_of(const sal_model *g, const sal_node *n, sal_lin_roles *r) {
     if (!sal_lin_is_linear(n)) return sal_node_fail(n, SAL_ERR_INTERNAL, "is not a linear node");
     *r = (sal_lin_roles){.x = 0, .w = 1, .b = -1, .w_unit_axis = -1, .y_unit_axis = -1};
-    bool mm = sal_node_is(n, SAL_OP_MatMul), conv = sal_node_is(n, SAL_OP_Conv);
+    bool mm = sal_node_is(n, SAL_OP_MatMul), convt = sal_node_is(n, SAL_OP_ConvTranspose);
+    bool conv = sal_node_is(n, SAL_OP_Conv) || convt;
     if (!conv && is_const(g, n, 0) && !is_const(g, n, 1)) r->x = 1, r->w = 0; /* W x rather than x W */
     if (!is_const(g, n, r->w) || is_const(g, n, r->x))
         return sal_node_fail(n, SAL_ERR_UNSUPPORTED,
@@ -30,8 +35,8 @@ sal_status sal_lin_roles_of(const sal_model *g, const sal_node *n, sal_lin_roles
         r->b = 2;
     }
     const sal_tensor *W = &g->val[n->in[r->w]].t;
-    if (conv) {
-        r->w_unit_axis = 0;
+    if (conv) { /* W (M, C/g, k...) for Conv, (C_in, C_out/g, k...) for ConvTranspose */
+        r->w_unit_axis = convt ? 1 : 0;
         r->y_unit_axis = 1;
     } else if (!mm) {
         float alpha = sal_attr_float(n, "alpha", 1.0f), beta = sal_attr_float(n, "beta", 1.0f);
@@ -87,7 +92,7 @@ sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_ro
     SAL_TRY(n->op->infer(&k.c));
     sal_status st = sal_tensor_alloc(z, SAL_F32, z->ndim, z->dim);
     if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
-    /* forwards may accumulate (Conv's depthwise loops) and a reused buffer is not zeroed */
+    /* forwards may accumulate (Conv's depthwise loops, ConvTranspose) and a reused buffer is not zeroed */
     memset(z->data, 0, sizeof(float) * (size_t)sal_tensor_numel(z));
     return n->op->forward(&k.c);
 }

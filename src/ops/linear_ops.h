@@ -1,4 +1,4 @@
-/* Linear nodes (Gemm, MatMul, Conv) as operators with exchangeable weights.
+/* Linear nodes (Gemm, MatMul, Conv, ConvTranspose) as operators with exchangeable weights.
  *
  * LRP, Deep Taylor and the pattern methods all need the same two things from a linear node, with a
  * weight tensor W' that is not the node's own (w+, w^2, w + gamma w+, a pattern, w * a):
@@ -6,9 +6,9 @@
  *   transposed  out += W'^T r              the node's backward with respect to its data operand
  * and, for estimating patterns, the backward with respect to the weights:
  *   correlate   dW += sum over samples (and positions) of r (x)^T, shaped as W.
- * All three run the op's own forward and backward (Gemm and MatMul through sgemm, Conv through
- * im2col + sgemm) on substituted inputs, so one LRP implementation serves dense layers and
- * convolutions alike and every rule inherits the ops' speed, threading and shape checks. */
+ * All three run the op's own forward and backward (Gemm and MatMul through sgemm, Conv and
+ * ConvTranspose through im2col + sgemm) on substituted inputs, so one LRP implementation serves
+ * dense layers and convolutions alike and every rule inherits the ops' speed, threading and shape checks. */
 #ifndef SAL_LINEAR_OPS_H
 #define SAL_LINEAR_OPS_H
 
@@ -20,15 +20,17 @@ typedef struct {
     int w;     /* the weight operand (a constant) */
     int b;     /* the additive bias, or -1 */
     /* Output units, for patterns: W's axis that indexes them and the output's axis that does
-     * (Conv: W (M, C/g, k...) axis 0, Y (N, M, ...) axis 1; Gemm/MatMul: the last axis of Y). */
+     * (Conv: W (M, C/g, k...) axis 0, Y (N, M, ...) axis 1; ConvTranspose: W (C_in, C_out/g, k...)
+     * axis 1, within each group, Y axis 1; Gemm/MatMul: the last axis of Y). */
     int w_unit_axis, y_unit_axis;
 } sal_lin_roles;
 
-/* Whether n is a Gemm, MatMul or Conv node. */
+/* Whether n is a Gemm, MatMul, Conv or ConvTranspose node (trait LINEAR). */
 bool sal_lin_is_linear(const sal_node *n);
 
-/* Inputs feeding one output unit through weight tensor w of linear node n: (O, I/g, k...) for Conv,
- * (N, K) with transB or (K, N) for Gemm and MatMul; 1 for a bias or other vector. */
+/* Inputs feeding one output unit through weight tensor w of linear node n (the weights of one
+ * output channel): (O, I/g, k...) for Conv, (I, O/g, k...) for ConvTranspose, (N, K) with transB or
+ * (K, N) for Gemm and MatMul; 1 for a bias or other vector. */
 int64_t sal_lin_fan_in(const sal_node *n, const sal_tensor *w);
 
 /* The roles of n's inputs in g: the weight must be a constant and the data operand not. Gemm with a
@@ -42,7 +44,7 @@ sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_ro
                          const sal_tensor *W, const sal_tensor *b, sal_tensor *z, sal_scratch *ws);
 
 /* out += W^T rz: rz has the output's shape, out the shape of x (x gives the geometry; its values
- * are not read by Gemm, MatMul or Conv). */
+ * are not read by Gemm, MatMul, Conv or ConvTranspose). */
 sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
                               const sal_tensor *W, const sal_tensor *rz, sal_tensor *out, sal_scratch *ws);
 

@@ -5,11 +5,20 @@
 
 #include "ir/ir.h"
 
-/* Per-call scratch buffers, reused across calls: slot k keeps its largest allocation. */
+/* Per-call scratch buffers, reused across calls: slot k keeps its largest allocation. A session's
+ * scratch also keeps per-node state that an op builds once and reuses (oneDNN primitives for a
+ * shape), indexed by node and freed with the scratch. */
 #define SAL_SCRATCH_SLOTS 8
+typedef struct {
+    const void *node; /* the node it belongs to: a scratch reused with another model starts afresh */
+    void *p;
+    void (*free)(void *p);
+} sal_node_state;
 typedef struct {
     void *buf[SAL_SCRATCH_SLOTS];
     size_t cap[SAL_SCRATCH_SLOTS];
+    sal_node_state *state;
+    int nstate;
 } sal_scratch;
 /* Buffer of at least `bytes` (contents undefined); NULL with a message set on failure. */
 void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes);
@@ -23,6 +32,8 @@ typedef struct sal_opctx {
     sal_tensor *const *out;  /* NULL for an omitted optional output */
     sal_tensor *const *din;  /* backward: ADD dL/d in[i] here; NULL when not wanted */
     sal_tensor *const *dout; /* backward: dL/d out[i]; NULL when no gradient reached it (zero) */
+    unsigned din_fresh;      /* backward: bit i, din[i] is uninitialized and the op must write it
+                              * whole instead of adding (only for inputs in op->bwd_writes) */
     sal_scratch *ws;
 } sal_opctx;
 
@@ -45,12 +56,13 @@ enum {
     SAL_TR_ADDITIVE = 1u << 2,    /* linear in the inputs of lin_in jointly: sums, means, average pools */
     SAL_TR_MULTILINEAR = 1u << 3, /* linear in each input of lin_in while the others are fixed, and
                                    * in bias_in additively (Mul, Div, Gemm, Conv, BatchNormalization) */
-    SAL_TR_LINEAR = 1u << 4,      /* a layer with a weight operand: Gemm, MatMul, Conv (linear_ops.h) */
+    SAL_TR_LINEAR = 1u << 4,      /* a layer with a weight operand: Gemm, MatMul, Conv, ConvTranspose
+                                   * (linear_ops.h) */
     SAL_TR_ARITH = 1u << 5,       /* elementwise binary arithmetic with broadcasting: Add, Sub, Mul, Div */
     SAL_TR_MONOTONE = 1u << 6,    /* elementwise activation, monotone non-decreasing */
     SAL_TR_MAXPOOL = 1u << 7,     /* maximum over windows (or globally) */
     SAL_TR_AVGPOOL = 1u << 8,     /* average over windows (or globally) */
-    SAL_TR_NORM = 1u << 9,        /* normalization by statistics (BatchNormalization) */
+    SAL_TR_NORM = 1u << 9,        /* normalization by statistics (BatchNormalization, LayerNormalization) */
     SAL_TR_SOFTMAX = 1u << 10,    /* Softmax, LogSoftmax */
 };
 
@@ -75,7 +87,14 @@ typedef struct sal_op {
     /* forward writes every element of every output, so they are not zeroed first (a pass over
      * every activation saved per call; only for kernels checked to do so) */
     bool overwrites;
+    /* backward can write din[i] whole instead of adding (bit i), which saves zeroing a gradient
+     * buffer and reading it back: the walker says which buffers are fresh in din_fresh */
+    unsigned bwd_writes;
 } sal_op;
+
+/* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its
+ * state there with the function that frees it. NULL with a message set on failure. */
+sal_node_state *sal_node_state_of(const sal_opctx *c);
 
 /* Opens a table entry: its id and name from the X-macro, so neither can drift from oplist.h. */
 #define SAL_OP_HEAD(X) .id = SAL_OP_##X, .name = #X
@@ -113,6 +132,30 @@ sal_status sal_need_f32(const sal_opctx *c, int i, int rank);
 void sal_same_shape(sal_opctx *c, int i, int j);
 /* Numpy-style broadcasting of two shapes into out; false if incompatible. */
 bool sal_broadcast_shape(const sal_tensor *a, const sal_tensor *b, int *ndim, int64_t *dim);
+/* Numpy broadcasting of up to SAL_BC_MAX operands (elementwise.c): the output's index space with
+ * each operand's element strides (0 along broadcast dimensions). Size-1 dimensions are dropped and
+ * runs of dimensions that every operand walks contiguously are merged, so the inner loop is as long
+ * as possible; its stride is st[k][r - 1] (0 or 1). Loops run over nouter runs of inner elements. */
+#define SAL_BC_MAX 3
+typedef struct {
+    int r, nop;
+    int64_t dim[SAL_MAX_DIMS], st[SAL_BC_MAX][SAL_MAX_DIMS];
+    int64_t n, inner, nouter;
+    int64_t numel[SAL_BC_MAX]; /* elements of each operand: n when it is not broadcast */
+} sal_bcast;
+/* The broadcast shape of t[0..nop), or a failure naming the node. */
+sal_status sal_bcast_shape(const sal_opctx *c, int nop, const sal_tensor *const *t, int *ndim, int64_t *dim);
+sal_status sal_bcast_make(const sal_opctx *c, int nop, const sal_tensor *const *t, sal_bcast *p);
+/* Element offsets of every operand at the start of inner run o. */
+static inline void sal_bcast_at(const sal_bcast *p, int64_t o, int64_t *off) {
+    for (int k = 0; k < p->nop; k++) off[k] = 0;
+    for (int i = p->r - 2; i >= 0; i--) {
+        int64_t j = o % p->dim[i];
+        o /= p->dim[i];
+        for (int k = 0; k < p->nop; k++) off[k] += j * p->st[k][i];
+    }
+}
+
 /* Forward that copies in[0] to out[0] and backward that adds dout[0] to din[0]: for ops that only
  * reinterpret a shape (Flatten, Reshape, Identity, ...). */
 sal_status sal_copy_forward(sal_opctx *c);

@@ -43,7 +43,7 @@ static sal_status pad_plan(const sal_opctx *c, pad_geom *q) {
     const sal_tensor *X = c->in[0];
     if (!X) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input 0 is missing");
     if (X->dtype != SAL_F32 && X->dtype != SAL_I64)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "data type %d is not supported", (int)X->dtype);
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "data type %s is not supported", sal_dtype_name(X->dtype));
     memset(q, 0, sizeof *q);
     q->rank = X->ndim;
     const int64_t *pads = p->pads;

@@ -153,7 +153,13 @@ static void avgpool_plane(const sal_win *w, const win1 *const t[3], bool count_p
 static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     sal_win w;
     SAL_TRY(pool_plan(c, &w));
-    if (backward && (!c->din[0] || !c->dout[0])) return SAL_OK;
+    if (backward && !c->din[0]) return SAL_OK;
+    /* a fresh gradient buffer (sal_op.bwd_writes) is zeroed plane by plane below, while in cache */
+    const bool fresh = backward && (c->din_fresh & 1);
+    if (backward && !c->dout[0]) {
+        if (fresh) memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        return SAL_OK;
+    }
     const pool_p *p = c->n->p;
     const float *X = sal_in_f(c, 0), *dY = backward ? sal_f32(c->dout[0]) : NULL;
     float *Y = backward ? NULL : sal_out_f(c, 0), *dX = backward ? sal_f32(c->din[0]) : NULL;
@@ -168,6 +174,7 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
         const float *x = X + pl * w.in_sz;
         float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
         const float *dy = dY ? dY + pl * w.out_sz : NULL;
+        if (fresh) memset(dx, 0, sizeof *dx * (size_t)w.in_sz);
         if (avg) avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
         else if (fast) maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy);
         else maxpool_plane(&w, t, x, y, dx, dy);
@@ -183,12 +190,13 @@ static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true
 const sal_op sal_op_MaxPool = {
     SAL_OP_HEAD(MaxPool), .traits = SAL_TR_MAXPOOL, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
     .init = maxpool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x1,
 };
 
 const sal_op sal_op_AveragePool = {
     SAL_OP_HEAD(AveragePool), .traits = SAL_TR_AVGPOOL | SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .init = avgpool_init, .infer = pool_infer, .forward = avgpool_forward, .backward = avgpool_backward,
+    .bwd_writes = 0x1,
 };
 
 /* ---- global pooling: (N, C, ...) -> (N, C, 1, ...) ---- */

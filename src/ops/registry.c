@@ -63,15 +63,41 @@ void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes) {
 
 void sal_scratch_free(sal_scratch *ws) {
     for (int i = 0; i < SAL_SCRATCH_SLOTS; i++) sal_free(ws->buf[i]);
+    for (int i = 0; i < ws->nstate; i++)
+        if (ws->state[i].p) ws->state[i].free(ws->state[i].p);
+    sal_free(ws->state);
     memset(ws, 0, sizeof *ws);
+}
+
+sal_node_state *sal_node_state_of(const sal_opctx *c) {
+    sal_scratch *ws = c->ws;
+    int i = (int)(c->n - c->g->node);
+    SAL_ASSERT(i >= 0 && i < c->g->nnode);
+    if (i >= ws->nstate) {
+        int n = c->g->nnode;
+        sal_node_state *st = sal_realloc(ws->state, sizeof *st * (size_t)n);
+        if (!st) {
+            sal_fail(SAL_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        memset(st + ws->nstate, 0, sizeof *st * (size_t)(n - ws->nstate));
+        ws->state = st;
+        ws->nstate = n;
+    }
+    sal_node_state *s = &ws->state[i];
+    if (s->node != c->n) { /* another model's node at this index */
+        if (s->p) s->free(s->p);
+        *s = (sal_node_state){.node = c->n};
+    }
+    return s;
 }
 
 sal_status sal_need_f32(const sal_opctx *c, int i, int rank) {
     const sal_tensor *t = c->in[i];
     if (!t) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input %d is missing", i);
     if (t->dtype != SAL_F32)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input %d has data type %d; only float32 is supported", i,
-                             (int)t->dtype);
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input %d has data type %s; only float32 is supported", i,
+                             sal_dtype_name(t->dtype));
     if (rank >= 0 && t->ndim != rank) {
         char b[160];
         return sal_node_fail(c->n, SAL_ERR_SHAPE, "input %d has shape %s; expected rank %d", i,

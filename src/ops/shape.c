@@ -1,6 +1,6 @@
 /* Shape manipulation: Shape, Gather, Unsqueeze, Squeeze, Concat, Reshape, Transpose, Slice, Cast,
- * ConstantOfShape, Expand, Range. Data may be float32 or int64: the int64 case is the shape
- * arithmetic of exported models (x.view(x.size(0), -1) becomes Shape, Gather, Unsqueeze, Concat,
+ * ConstantOfShape, Expand, Range. Data may be float32, int64 or bool (masks); the int64 case is the
+ * shape arithmetic of exported models (x.view(x.size(0), -1) becomes Shape, Gather, Unsqueeze, Concat,
  * Reshape), which runs at every call because the batch size is only known then. */
 #include "ops.h"
 #include <math.h>
@@ -18,9 +18,10 @@ static sal_status no_grad(sal_opctx *c) {
 static sal_status need_any(const sal_opctx *c, int i) {
     const sal_tensor *t = c->in[i];
     if (!t) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input %d is missing", i);
-    if (t->dtype != SAL_F32 && t->dtype != SAL_I64)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "input %d has data type %d; only float32 and int64 are supported",
-                             i, (int)t->dtype);
+    if (t->dtype != SAL_F32 && t->dtype != SAL_I64 && t->dtype != SAL_BOOL)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
+                             "input %d has data type %s; only float32, int64 and bool are supported", i,
+                             sal_dtype_name(t->dtype));
     return SAL_OK;
 }
 
@@ -29,7 +30,8 @@ static sal_status need_i64_vec(const sal_opctx *c, int i, const char *what, cons
     const sal_tensor *t = c->in[i];
     if (!t) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input %d (%s) is missing", i, what);
     if (t->dtype != SAL_I64)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "%s must be int64, got data type %d", what, (int)t->dtype);
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "%s must be int64, got data type %s", what,
+                             sal_dtype_name(t->dtype));
     if (t->ndim > 1) return sal_node_fail(c->n, SAL_ERR_SHAPE, "%s must be 1-D, got rank %d", what, t->ndim);
     *v = t->data;
     *n = sal_tensor_numel(t);
@@ -110,7 +112,8 @@ static inline int64_t view_offset(const view_plan *v, int64_t o) {
 static void view_gather(const view_plan *v, void *dst, const void *src, size_t es) {
     int64_t inner = v->dim[v->r - 1], s = v->st[v->r - 1], nouter = inner ? v->n / inner : 0;
     if (es == 8) VIEW_COPY(int64_t);
-    else VIEW_COPY(float);
+    else if (es == 4) VIEW_COPY(float);
+    else VIEW_COPY(uint8_t);
 }
 
 static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy) {
@@ -175,7 +178,8 @@ static sal_status gather_plan_make(const sal_opctx *c, gather_plan *p) {
     const sal_tensor *x = c->in[0], *ix = c->in[1];
     if (!ix) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input 1 (indices) is missing");
     if (ix->dtype != SAL_I64)
-        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "indices must be int64, got data type %d", (int)ix->dtype);
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "indices must be int64, got data type %s",
+                             sal_dtype_name(ix->dtype));
     if (x->ndim < 1) return sal_node_fail(c->n, SAL_ERR_SHAPE, "data must have rank >= 1");
     if (x->ndim - 1 + ix->ndim > SAL_MAX_DIMS)
         return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "the output would have rank %d (at most %d supported)",
@@ -355,9 +359,10 @@ static sal_status concat_infer(sal_opctx *c) {
         for (int d = 0; ok && d < x->ndim; d++) ok = d == axis || x->dim[d] == x0->dim[d];
         if (!ok) {
             char a[160], b[160];
-            return sal_node_fail(c->n, SAL_ERR_SHAPE, "input %d %s (type %d) does not fit input 0 %s (type %d) along axis %lld",
-                                 i, sal_shape_str(x->ndim, x->dim, a, sizeof a), (int)x->dtype,
-                                 sal_shape_str(x0->ndim, x0->dim, b, sizeof b), (int)x0->dtype, (long long)axis);
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "input %d %s (%s) does not fit input 0 %s (%s) along axis %lld", i,
+                                 sal_shape_str(x->ndim, x->dim, a, sizeof a), sal_dtype_name(x->dtype),
+                                 sal_shape_str(x0->ndim, x0->dim, b, sizeof b), sal_dtype_name(x0->dtype),
+                                 (long long)axis);
         }
         o->dim[axis] += x->dim[axis];
     }
@@ -676,14 +681,14 @@ const sal_op sal_op_Expand = {
     .infer = expand_infer, .forward = expand_forward, .backward = expand_backward,
 };
 
-/* ---- Cast between float32 and int64 ---- */
+/* ---- Cast between float32, int64 and bool ---- */
 
 static sal_status cast_init(sal_node *n, const sal_model *g) {
     (void)g;
     int64_t to = sal_attr_int(n, "to", 0);
-    if (to != SAL_F32 && to != SAL_I64)
-        return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "cast to data type %lld (only FLOAT=1 and INT64=7 are supported)",
-                             (long long)to);
+    if (to != SAL_F32 && to != SAL_I64 && to != SAL_BOOL)
+        return sal_node_fail(n, SAL_ERR_UNSUPPORTED,
+                             "cast to data type %lld (only FLOAT=1, INT64=7 and BOOL=9 are supported)", (long long)to);
     return SAL_OK;
 }
 
@@ -699,20 +704,23 @@ static sal_status cast_forward(sal_opctx *c) {
     sal_tensor *y = c->out[0];
     int64_t n = sal_tensor_numel(x);
     if (x->dtype == y->dtype) return sal_copy_forward(c);
-    if (x->dtype == SAL_I64) {
-        const int64_t *a = x->data;
-        float *b = y->data;
-        for (int64_t i = 0; i < n; i++) b[i] = (float)a[i];
-        return SAL_OK;
-    }
-    const float *a = x->data;
-    int64_t *b = y->data;
+    const float *xf = x->dtype == SAL_F32 ? x->data : NULL;
+    const int64_t *xi = x->dtype == SAL_I64 ? x->data : NULL;
+    const uint8_t *xb = x->dtype == SAL_BOOL ? x->data : NULL;
     for (int64_t i = 0; i < n; i++) {
-        /* out-of-range float to integer conversion is undefined behaviour in C */
-        if (!(a[i] >= -9.2233720368547758e18f && a[i] < 9.2233720368547758e18f))
-            return sal_node_fail(c->n, SAL_ERR_NUMERIC, "value %g at flat index %lld does not fit int64", (double)a[i],
-                                 (long long)i);
-        b[i] = (int64_t)a[i]; /* truncates toward zero */
+        if (y->dtype == SAL_BOOL) { /* nonzero is true, NaN included (as in numpy) */
+            ((uint8_t *)y->data)[i] = xf ? xf[i] != 0.0f : xi[i] != 0;
+        } else if (y->dtype == SAL_F32) {
+            sal_f32(y)[i] = xi ? (float)xi[i] : (float)xb[i];
+        } else if (xb) {
+            ((int64_t *)y->data)[i] = xb[i];
+        } else {
+            /* out-of-range float to integer conversion is undefined behaviour in C */
+            if (!(xf[i] >= -9.2233720368547758e18f && xf[i] < 9.2233720368547758e18f))
+                return sal_node_fail(c->n, SAL_ERR_NUMERIC, "value %g at flat index %lld does not fit int64",
+                                     (double)xf[i], (long long)i);
+            ((int64_t *)y->data)[i] = (int64_t)xf[i]; /* truncates toward zero */
+        }
     }
     return SAL_OK;
 }
@@ -735,9 +743,10 @@ static sal_status cos_init(sal_node *n, const sal_model *g) {
     if (!a) return SAL_OK;
     if (a->type != SAL_ATTR_TENSOR || sal_tensor_numel(&a->t) != 1 || !a->t.data)
         return sal_node_fail(n, SAL_ERR_FORMAT, "value must be a tensor of one element");
-    if (a->t.dtype != SAL_F32 && a->t.dtype != SAL_I64)
-        return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "value has data type %d; only float32 and int64 are supported",
-                             (int)a->t.dtype);
+    if (a->t.dtype != SAL_F32 && a->t.dtype != SAL_I64 && a->t.dtype != SAL_BOOL)
+        return sal_node_fail(n, SAL_ERR_UNSUPPORTED,
+                             "value has data type %s; only float32, int64 and bool are supported",
+                             sal_dtype_name(a->t.dtype));
     return SAL_OK;
 }
 
@@ -763,10 +772,8 @@ static sal_status cos_forward(sal_opctx *c) {
     sal_tensor *o = c->out[0];
     int64_t n = sal_tensor_numel(o);
     if (!a) return SAL_OK; /* float zeros, as allocated */
-    if (o->dtype == SAL_F32)
-        for (int64_t i = 0; i < n; i++) sal_f32(o)[i] = sal_f32(&a->t)[0];
-    else
-        for (int64_t i = 0; i < n; i++) ((int64_t *)o->data)[i] = ((const int64_t *)a->t.data)[0];
+    size_t es = sal_dtype_size(o->dtype);
+    for (int64_t i = 0; i < n; i++) memcpy((char *)o->data + (size_t)i * es, a->t.data, es);
     return SAL_OK;
 }
 
@@ -781,6 +788,8 @@ static sal_status range_count(const sal_opctx *c, int64_t *count) {
     static const char *const names[] = {"start", "limit", "delta"};
     for (int i = 0; i < 3; i++) {
         SAL_TRY(need_any(c, i));
+        if (c->in[i]->dtype == SAL_BOOL)
+            return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "%s is bool; only float32 and int64 are supported", names[i]);
         if (c->in[i]->dtype != c->in[0]->dtype)
             return sal_node_fail(c->n, SAL_ERR_ARG, "start, limit and delta differ in data type");
         if (sal_tensor_numel(c->in[i]) != 1) return sal_node_fail(c->n, SAL_ERR_SHAPE, "%s must be a scalar", names[i]);

@@ -34,25 +34,49 @@ static sal_status sm_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
-/* Shifting by the maximum keeps exp from overflowing; sums in double. */
+/* Shifting by the maximum keeps exp from overflowing; each exponential is taken once, in float
+ * (within an ulp), and summed in double. */
 static sal_status sm_forward(sal_opctx *c, bool logsm) {
     sm_plan p;
     SAL_TRY(sm_plan_make(c, &p));
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t nvec = p.outer * p.inner;
+    if (p.inner == 1) { /* contiguous vectors (the last axis, as attention's): vectorized exp */
+#pragma omp parallel for if (nvec * p.len > 65536)
+        for (int64_t v = 0; v < nvec; v++) {
+            const float *xv = x + v * p.len;
+            float *yv = y + v * p.len, m = -INFINITY;
+            for (int64_t j = 0; j < p.len; j++) m = fmaxf(m, xv[j]);
+            for (int64_t j = 0; j < p.len; j++) yv[j] = xv[j] - m;
+            sal_vexp(yv, yv, p.len);
+            double sum = 0;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < p.len; j++) sum += yv[j];
+            if (logsm) {
+                float ls = (float)log(sum);
+                for (int64_t j = 0; j < p.len; j++) yv[j] = xv[j] - m - ls;
+            } else {
+                float r = (float)(1.0 / sum);
+                for (int64_t j = 0; j < p.len; j++) yv[j] *= r;
+            }
+        }
+        return SAL_OK;
+    }
 #pragma omp parallel for if (nvec * p.len > 65536)
     for (int64_t v = 0; v < nvec; v++) {
         int64_t base = (v / p.inner) * p.len * p.inner + v % p.inner, s = p.inner;
         float m = -INFINITY;
         for (int64_t j = 0; j < p.len; j++) m = fmaxf(m, x[base + j * s]);
         double sum = 0;
-        for (int64_t j = 0; j < p.len; j++) sum += exp((double)x[base + j * s] - m);
         if (logsm) {
+            for (int64_t j = 0; j < p.len; j++) sum += expf(x[base + j * s] - m);
             double ls = log(sum);
             for (int64_t j = 0; j < p.len; j++) y[base + j * s] = (float)((double)x[base + j * s] - m - ls);
         } else {
-            for (int64_t j = 0; j < p.len; j++) y[base + j * s] = (float)(exp((double)x[base + j * s] - m) / sum);
+            for (int64_t j = 0; j < p.len; j++) sum += y[base + j * s] = expf(x[base + j * s] - m);
+            float r = (float)(1.0 / sum);
+            for (int64_t j = 0; j < p.len; j++) y[base + j * s] *= r;
         }
     }
     return SAL_OK;

@@ -143,7 +143,8 @@ static bool metric_text(sal_sbuf *b, const char *kind, const char *key) {
 
 typedef struct {
     char *dir, *stem;          /* the JSON is dir/stem.json */
-    rj_value doc;
+    rj_value doc;              /* the file; its top-level members describe the setting */
+    sal_audit *au;             /* its results, outcomes, metrics and curves as numbers (load.c) */
     const kind_info *kind;
     const rj_value *meta;      /* the manifest's entry, or NULL */
     char *figure;              /* name of the copied figure grid in the output, or NULL */
@@ -292,6 +293,7 @@ static sal_status scan(rp_ctx *c, const char *dir) {
                 if (a->stem) memcpy(a->stem, names[i], len), a->stem[len] = 0;
                 a->kind = find_kind(rj_getstr(&v, "audit", ""));
                 if (!a->dir || !a->stem) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+                if (st == SAL_OK) st = rp_audit_load(&a->doc, &a->au);
             }
         } else {
             rj_free(&v); /* some other JSON file */
@@ -363,21 +365,10 @@ static const char k_css[] =
     "footer{color:var(--muted);font-size:12.5px;padding:10px 6vw 30px}\n"
     "a{color:var(--accent)}\n";
 
-/* "pass", "fail", "skip" or "unk" for result r of an audit. */
-static const char *outcome(const kind_info *k, const rj_value *r) {
-    if (rj_num(rj_get(r, "skipped")) == 1) return "skip";
-    const char *v = rj_getstr(r, "verdict", "");
-    if (!strncmp(v, "skipped", 7)) return "skip";
-    if (!strncmp(v, "undetermined", 12)) return "unk";
-    double ok = k ? rj_getnum(r, k->pass_key) : NAN;
-    if (isfinite(ok)) return ok != 0 ? "pass" : "fail";
-    if (!strncmp(v, "not ", 4) || !strncmp(v, "in", 2)) return "fail";
-    return *v ? "pass" : "unk";
-}
-
-static const char *result_label(const rj_value *r) {
-    const char *l = rj_getstr(r, "label", NULL);
-    return l && *l ? l : rj_getstr(r, "method", "?");
+/* The CSS class of an outcome. */
+static const char *outcome(const au_result *r) {
+    static const char *const cls[] = {"pass", "fail", "unk", "skip"};
+    return cls[r->outcome];
 }
 
 /* The audit's title: the manifest's, else the audit's name and its model. */
@@ -409,27 +400,32 @@ static void fmt_num(sal_sbuf *b, double v) {
 
 /* Scalar metric names of an audit's results, in the order of the first result that ran. */
 static int metric_keys(const rp_audit *a, const char **keys, int max) {
-    const rj_value *res = rj_get(&a->doc, "results"), *first = NULL;
-    for (int i = 0; i < res->n && !first; i++)
-        if (strcmp(outcome(a->kind, &res->items[i]), "skip")) first = &res->items[i];
+    const au_result *first = NULL;
+    for (int i = 0; i < a->au->nres && !first; i++)
+        if (au_ran(&a->au->res[i])) first = &a->au->res[i];
     int n = 0;
     if (first && a->kind && a->kind->columns[0]) {
         for (int k = 0; k < 8 && a->kind->columns[k] && n < max; k++)
-            if (rj_get(first, a->kind->columns[k])) keys[n++] = a->kind->columns[k];
+            for (int q = 0; q < first->nmetric; q++)
+                if (!strcmp(first->mkey[q], a->kind->columns[k])) keys[n++] = a->kind->columns[k];
         return n;
     }
-    for (int k = 0; first && k < first->n && n < max; k++) {
-        const char *key = first->keys[k];
-        rj_type t = first->items[k].type;
-        if (!strcmp(key, "skipped") || (a->kind && !strcmp(key, a->kind->pass_key))) continue;
-        if (t == RJ_NUM || t == RJ_BOOL || t == RJ_NULL) keys[n++] = key;
-    }
+    for (int k = 0; first && k < first->nmetric && n < max; k++)
+        if (!a->kind || strcmp(first->mkey[k], a->kind->pass_key)) keys[n++] = first->mkey[k];
     return n;
 }
 
+/* Metric `key` of result r: its value, and whether it is a boolean. */
+static double metric(const au_result *r, const char *key, bool *is_bool) {
+    *is_bool = false;
+    for (int k = 0; k < r->nmetric; k++)
+        if (!strcmp(r->mkey[k], key)) return *is_bool = r->mbool[k], r->mval[k];
+    return NAN;
+}
+
 /* Verdict badge; the whole verdict (with its reason, which restates the metrics) is its tooltip. */
-static void verdict_cell(sal_sbuf *b, const kind_info *k, const rj_value *r) {
-    const char *v = rj_getstr(r, "verdict", ""), *cls = outcome(k, r), *paren = strstr(v, " (");
+static void verdict_cell(sal_sbuf *b, const au_result *r) {
+    const char *v = r->verdict, *cls = outcome(r), *paren = strstr(v, " (");
     const char *colon = !strncmp(v, "skipped:", 8) ? v + 8 : NULL;
     size_t head = colon ? 7 : paren ? (size_t)(paren - v) : strlen(v);
     sal_sb_printf(b, "<td class=\"l verdict\"><span class=\"badge %s\" title=\"", cls);
@@ -451,8 +447,7 @@ static sal_status write_svg(rp_ctx *c, const char *stem, const char *what, sal_s
 /* The bar chart of the audit's main metric. */
 static sal_status bars(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
     const kind_info *k = a->kind;
-    const rj_value *res = rj_get(&a->doc, "results");
-    int n = res->n;
+    int n = a->au->nres;
     const char **labels = sal_calloc((size_t)n + 1, sizeof *labels);
     double *v = sal_calloc((size_t)n + 1, sizeof *v), *v2 = sal_calloc((size_t)n + 1, sizeof *v2);
     int *good = sal_calloc((size_t)n + 1, sizeof *good);
@@ -460,15 +455,14 @@ static sal_status bars(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
         sal_free(labels), sal_free(v), sal_free(v2), sal_free(good);
         return sal_fail(SAL_ERR_NOMEM, "out of memory");
     }
-    double lo = 0, hi = k->bounded ? 1 : 0, tol = rj_getnum(&a->doc, "tolerance");
+    double lo = 0, hi = k->bounded ? 1 : 0, tol = a->au->tol;
     bool any2 = false;
     for (int i = 0; i < n; i++) {
-        const rj_value *r = &res->items[i];
-        const char *o = outcome(k, r);
-        labels[i] = result_label(r);
-        v[i] = rj_getnum(r, k->bar_key);
-        v2[i] = k->bar_key2 ? rj_getnum(r, k->bar_key2) : NAN;
-        good[i] = !strcmp(o, "pass") ? 1 : !strcmp(o, "fail") ? 0 : -1;
+        const au_result *r = &a->au->res[i];
+        labels[i] = r->label;
+        v[i] = au_metric_get(r, k->bar_key);
+        v2[i] = k->bar_key2 ? au_metric_get(r, k->bar_key2) : NAN;
+        good[i] = r->outcome == SAL_VERDICT_PASS ? 1 : r->outcome == SAL_VERDICT_FAIL ? 0 : -1;
         for (int q = 0; q < 2; q++) {
             double x = q ? v2[i] : v[i];
             if (!isfinite(x)) continue;
@@ -479,7 +473,7 @@ static sal_status bars(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
     double thr = NAN;
     char thr_label[96] = "";
     if (!strcmp(k->name, "faithfulness")) {
-        thr = rj_getnum(rj_get(&a->doc, "random"), "aopc");
+        thr = a->au->fa.aopc;
         snprintf(thr_label, sizeof thr_label, "random order %.3g", thr);
     } else if (!strcmp(k->name, "pointing")) {
         thr = NAN; /* the verdict compares the two bars */
@@ -518,26 +512,23 @@ static const char *const k_colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7
 
 /* Small multiples of the randomization curves: one panel per method. */
 static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
-    static const char *const keys[] = {"hog_spearman", "spearman_abs", "spearman", "ssim"};
+    static const int keys[] = {AU_HOG_S, AU_SPEAR_ABS, AU_SPEAR, AU_SSIM};
     static const char *const names[] = {"Spearman of HOG (cascading)", "Spearman of |map| (cascading)",
                                         "Spearman (cascading)", "SSIM (cascading)"};
-    const rj_value *res = rj_get(&a->doc, "results");
-    double tol = rj_getnum(&a->doc, "tolerance"), ylo = -0.2;
+    const sal_audit *au = a->au;
+    double tol = au->tol, ylo = -0.2;
     /* one y range for all panels: down to the lowest correlation seen */
-    for (int i = 0; i < res->n; i++)
-        for (int md = 0; md < 2; md++) {
-            const rj_value *arr = rj_get(&res->items[i], md ? "independent" : "cascading");
-            for (int s = 0; arr && arr->type == RJ_ARR && s < arr->n; s++)
-                for (int k = 0; k < 4; k++) {
-                    double v = rj_getnum(&arr->items[s], keys[k]);
-                    if (isfinite(v) && v < ylo) ylo = floor(v * 5) / 5;
-                }
+    for (int i = 0; i < au->nres; i++)
+        for (int64_t q = 0, n = (int64_t)2 * au->res[i].npoint * AU_NSIM; au->res[i].curve && q < n; q++) {
+            double v = au->res[i].curve[q];
+            if (q % AU_NSIM != AU_HOG_P && isfinite(v) && v < ylo) ylo = floor(v * 5) / 5;
         }
     bool any = false;
     sal_status st = SAL_OK;
-    for (int i = 0; i < res->n && st == SAL_OK; i++) {
-        const rj_value *r = &res->items[i], *cas = rj_get(r, "cascading"), *ind = rj_get(r, "independent");
-        if (!cas || cas->type != RJ_ARR || cas->n < 2) continue;
+    for (int i = 0; i < au->nres && st == SAL_OK; i++) {
+        const au_result *r = &au->res[i];
+        int L = r->npoint;
+        if (!r->curve || !(au->rnd.mode & 1) || L < 2) continue;
         if (!any) {
             sal_sb_printf(h, "<h3>Similarity to the trained model's map as layers are randomized</h3>\n<div class=\"key\">");
             for (int k = 0; k < 4; k++) sal_sb_printf(h, "<span><i style=\"border-color:%s\"></i>%s</span>", k_colors[k], names[k]);
@@ -545,26 +536,24 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h
                          "randomized alone</span></div>\n<div class=\"panels\">\n", k_colors[0]);
             any = true;
         }
-        int L = cas->n;
         double *y = sal_calloc((size_t)L * 5, sizeof *y);
         const char **ticks = sal_calloc((size_t)L, sizeof *ticks);
         if (!y || !ticks) {
             sal_free(y), sal_free(ticks);
             return sal_fail(SAL_ERR_NOMEM, "out of memory");
         }
+        const double *cas = r->curve, *ind = r->curve + (size_t)L * AU_NSIM;
         for (int s = 0; s < L; s++) {
-            const rj_value *p = rj_at(cas, s);
-            for (int k = 0; k < 4; k++) y[k * L + s] = rj_getnum(p, keys[k]);
-            y[4 * L + s] = ind && ind->type == RJ_ARR && s < ind->n ? rj_getnum(rj_at(ind, s), "hog_spearman") : NAN;
-            const char *lay = rj_getstr(p, "layer", "");
-            ticks[s] = s == 0 ? "trained" : lay;
+            for (int k = 0; k < 4; k++) y[k * L + s] = cas[s * AU_NSIM + keys[k]];
+            y[4 * L + s] = au->rnd.mode & 2 ? ind[s * AU_NSIM + AU_HOG_S] : NAN;
+            ticks[s] = s == 0 ? "trained" : s <= au->rnd.nlayer ? au->rnd.layer[s - 1] : "";
         }
         rp_series sr[5];
         for (int k = 0; k < 5; k++)
             sr[k] = (rp_series){.name = k < 4 ? names[k] : "Spearman of HOG, each layer alone", .y = y + k * L, .n = L,
                                 .color = k_colors[k < 4 ? k : 0], .width = k == 0 ? 2.6 : k == 4 ? 1.4 : 1.5,
                                 .dash = k == 4 ? 1 : 0};
-        rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "randomized from the top down to",
+        rp_chart ch = {.w = 300, .h = 200, .title = r->label, .xlabel = "randomized from the top down to",
                        .xlo = 0, .xhi = L - 1, .ylo = ylo, .yhi = 1, .xticks = ticks, .nxticks = L, .yref = tol,
                        .yref_label = "threshold"};
         sal_sbuf svg = {0};
@@ -576,7 +565,7 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h
             sal_sb_printf(h, "<img src=\"");
             rp_url(h, name);
             sal_sb_printf(h, "\" alt=\"randomization curves of ");
-            rp_esc(h, result_label(r));
+            rp_esc(h, r->label);
             sal_sb_printf(h, "\">\n");
         }
         sal_free(y), sal_free(ticks);
@@ -587,36 +576,28 @@ static sal_status randomization_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h
 
 /* Small multiples of the deletion and insertion curves. */
 static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h) {
-    static const char *const keys[] = {"deletion_morf", "deletion_lerf", "insertion_morf", "insertion_lerf"};
     static const char *const names[] = {"deletion, most relevant first", "deletion, least relevant first",
                                         "insertion, most relevant first", "insertion, least relevant first"};
     static const char *const colors[] = {"#d1495b", "#0072b2", "#2e9e6b", "#9d7bd8"};
-    const rj_value *res = rj_get(&a->doc, "results"), *rnd = rj_get(rj_get(&a->doc, "random"), "deletion");
+    const sal_audit *au = a->au;
+    int nr = au->fa.curve ? (int)au->fa.steps + 1 : 0; /* the random order's deletion curve */
+    const double *rnd = nr ? au->fa.curve + AU_DEL_MORF * nr : NULL;
     /* one y range for all panels, so they compare */
     double lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < res->n; i++) {
-        const rj_value *cv = rj_get(&res->items[i], "curves");
-        for (int k = 0; k < 4; k++) {
-            const rj_value *arr = rj_get(cv, keys[k]);
-            for (int s = 0; arr && arr->type == RJ_ARR && s < arr->n; s++) {
-                double v = rj_num(&arr->items[s]);
-                if (isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
-            }
-        }
-    }
-    for (int s = 0; rnd && rnd->type == RJ_ARR && s < rnd->n; s++) {
-        double v = rj_num(&rnd->items[s]);
-        if (isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
-    }
+    for (int i = 0; i < au->nres; i++)
+        for (int q = 0; au->res[i].curve && q < AU_NCURVE * au->res[i].npoint; q++)
+            if (isfinite(au->res[i].curve[q])) lo = fmin(lo, au->res[i].curve[q]), hi = fmax(hi, au->res[i].curve[q]);
+    for (int s = 0; s < nr; s++)
+        if (isfinite(rnd[s])) lo = fmin(lo, rnd[s]), hi = fmax(hi, rnd[s]);
     if (!(hi >= lo)) return SAL_OK;
     double pad = (hi - lo) * 0.05 + 1e-9;
     lo -= pad, hi += pad;
     bool any = false;
     sal_status st = SAL_OK;
     const char *output = rj_getstr(&a->doc, "output", "output");
-    for (int i = 0; i < res->n && st == SAL_OK; i++) {
-        const rj_value *r = &res->items[i], *cv = rj_get(r, "curves");
-        if (!cv || cv->type != RJ_OBJ) continue;
+    for (int i = 0; i < au->nres && st == SAL_OK; i++) {
+        const au_result *r = &au->res[i];
+        if (!r->curve) continue;
         if (!any) {
             sal_sb_printf(h, "<h3>Deletion and insertion curves</h3>\n<div class=\"key\">");
             for (int k = 0; k < 4; k++)
@@ -630,21 +611,22 @@ static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h)
         double *xs[5] = {0};
         int ns = 0;
         for (int k = 0; k < 5 && st == SAL_OK; k++) {
-            const rj_value *arr = k < 4 ? rj_get(cv, keys[k]) : rnd;
-            if (!arr || arr->type != RJ_ARR || arr->n < 2) continue;
-            double *xy = sal_malloc((size_t)arr->n * 2 * sizeof *xy);
+            int n = k < 4 ? r->npoint : nr;
+            const double *v = k < 4 ? r->curve + k * r->npoint : rnd;
+            if (n < 2) continue;
+            double *xy = sal_malloc((size_t)n * 2 * sizeof *xy);
             if (!xy) {
                 st = sal_fail(SAL_ERR_NOMEM, "out of memory");
                 break;
             }
             xs[ns] = xy;
-            for (int s = 0; s < arr->n; s++) xy[s] = (double)s / (arr->n - 1), xy[arr->n + s] = rj_num(&arr->items[s]);
-            sr[ns++] = (rp_series){.name = k < 4 ? names[k] : "deletion in random order", .x = xy, .y = xy + arr->n,
-                                   .n = arr->n, .color = k < 4 ? colors[k] : "#888", .width = k == 0 ? 2.4 : 1.5,
+            for (int s = 0; s < n; s++) xy[s] = (double)s / (n - 1), xy[n + s] = v[s];
+            sr[ns++] = (rp_series){.name = k < 4 ? names[k] : "deletion in random order", .x = xy, .y = xy + n, .n = n,
+                                   .color = k < 4 ? colors[k] : "#888", .width = k == 0 ? 2.4 : 1.5,
                                    .dash = k == 4 ? 1 : k == 1 || k == 3 ? 2 : 0};
         }
         if (st == SAL_OK) {
-            rp_chart ch = {.w = 300, .h = 200, .title = result_label(r), .xlabel = "fraction of pixels replaced",
+            rp_chart ch = {.w = 300, .h = 200, .title = r->label, .xlabel = "fraction of pixels replaced",
                            .ylabel = output, .xlo = 0, .xhi = 1, .ylo = lo, .yhi = hi, .yref = NAN};
             sal_sbuf svg = {0};
             rp_svg_lines(&svg, &ch, sr, ns);
@@ -655,7 +637,7 @@ static sal_status faithfulness_panels(rp_ctx *c, const rp_audit *a, sal_sbuf *h)
                 sal_sb_printf(h, "<img src=\"");
                 rp_url(h, name);
                 sal_sb_printf(h, "\" alt=\"deletion and insertion curves of ");
-                rp_esc(h, result_label(r));
+                rp_esc(h, r->label);
                 sal_sb_printf(h, "\">\n");
             }
         }
@@ -710,11 +692,11 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, sal_sbuf *h) {
         sal_sb_printf(h, "</p>\n");
     }
     /* counts */
-    const rj_value *res = rj_get(&a->doc, "results");
+    const sal_audit *au = a->au;
     int np = 0, nf = 0, ns = 0;
-    for (int i = 0; i < res->n; i++) {
-        const char *o = outcome(k, &res->items[i]);
-        np += !strcmp(o, "pass"), nf += !strcmp(o, "fail"), ns += !strcmp(o, "skip") || !strcmp(o, "unk");
+    for (int i = 0; i < au->nres; i++) {
+        sal_verdict v = au->res[i].outcome;
+        np += v == SAL_VERDICT_PASS, nf += v == SAL_VERDICT_FAIL, ns += v == SAL_VERDICT_SKIPPED || v == SAL_VERDICT_UNDETERMINED;
     }
     sal_sb_printf(h, "<div class=\"cards\"><div class=\"card\"><b style=\"color:var(--good)\">%d</b><span>pass</span></div>"
                  "<div class=\"card\"><b style=\"color:var(--bad)\">%d</b><span>fail</span></div>"
@@ -735,7 +717,7 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, sal_sbuf *h) {
                      "alt=\"diverging colour bar\"><span>maps with both signs</span><img src=\"legend-sequential.svg\" "
                      "alt=\"sequential colour bar\"><span>maps of one sign (magnitude)</span></div>\n");
     }
-    if (k && res->n) st = bars(c, a, h);
+    if (k && au->nres) st = bars(c, a, h);
     if (st == SAL_OK && k && !strcmp(k->name, "randomization")) st = randomization_panels(c, a, h);
     if (st == SAL_OK && k && !strcmp(k->name, "faithfulness")) st = faithfulness_panels(c, a, h);
     /* the verdict table */
@@ -744,26 +726,27 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, sal_sbuf *h) {
     sal_sb_printf(h, "<h3>Verdicts</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">method</th>");
     for (int q = 0; q < nk; q++) sal_sb_printf(h, "<th>"), rp_esc(h, keys[q]), sal_sb_printf(h, "</th>");
     sal_sb_printf(h, "<th class=\"l\">verdict</th></tr>\n");
-    for (int i = 0; i < res->n; i++) {
-        const rj_value *r = &res->items[i];
-        bool skip = !strcmp(outcome(k, r), "skip");
+    for (int i = 0; i < au->nres; i++) {
+        const au_result *r = &au->res[i];
+        bool skip = !au_ran(r);
         sal_sb_printf(h, "<tr><td class=\"l\">");
-        rp_esc(h, result_label(r));
+        rp_esc(h, r->label);
         sal_sb_printf(h, "</td>");
-        const char *why = rj_getstr(r, "verdict", "");
+        const char *why = r->verdict;
         if (skip && nk > 0) { /* the reason, across the metric columns */
             sal_sb_printf(h, "<td class=\"l why\" colspan=\"%d\" style=\"white-space:normal\">", nk);
             rp_esc(h, !strncmp(why, "skipped: ", 9) ? why + 9 : why);
             sal_sb_printf(h, "</td>");
         }
         for (int q = 0; q < nk && !skip; q++) {
-            const rj_value *v = rj_get(r, keys[q]);
+            bool is_bool;
+            double v = metric(r, keys[q], &is_bool);
             sal_sb_printf(h, "<td>");
-            if (v && v->type == RJ_BOOL) sal_sb_printf(h, "%s", v->num != 0 ? "yes" : "no");
-            else fmt_num(h, rj_num(v));
+            if (is_bool) sal_sb_printf(h, "%s", v != 0 ? "yes" : "no");
+            else fmt_num(h, v);
             sal_sb_printf(h, "</td>");
         }
-        verdict_cell(h, k, r);
+        verdict_cell(h, r);
         sal_sb_printf(h, "</tr>\n");
     }
     sal_sb_printf(h, "</table></div>\n");
@@ -802,13 +785,13 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, sal_sbuf *h) {
 /* Rows: every method label in the order first seen; columns: the audits. */
 static sal_status matrix(const rp_ctx *c, sal_sbuf *h) {
     int cap = 0, n = 0;
-    for (int i = 0; i < c->na; i++) cap += rj_get(&c->a[i].doc, "results")->n;
+    for (int i = 0; i < c->na; i++) cap += c->a[i].au->nres;
     const char **rows = sal_calloc((size_t)cap + 1, sizeof *rows);
     if (!rows) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->na; i++) {
-        const rj_value *res = rj_get(&c->a[i].doc, "results");
-        for (int k = 0; k < res->n; k++) {
-            const char *l = result_label(&res->items[k]);
+        const sal_audit *au = c->a[i].au;
+        for (int k = 0; k < au->nres; k++) {
+            const char *l = au->res[k].label;
             bool seen = false;
             for (int q = 0; q < n && !seen; q++) seen = !strcmp(rows[q], l);
             if (!seen) rows[n++] = l;
@@ -832,17 +815,18 @@ static sal_status matrix(const rp_ctx *c, sal_sbuf *h) {
         sal_sb_printf(h, "</td>");
         int pass = 0, ran = 0;
         for (int i = 0; i < c->na; i++) {
-            const rj_value *res = rj_get(&c->a[i].doc, "results"), *r = NULL;
-            for (int k = 0; k < res->n && !r; k++)
-                if (!strcmp(result_label(&res->items[k]), rows[q])) r = &res->items[k];
+            const sal_audit *au = c->a[i].au;
+            const au_result *r = NULL;
+            for (int k = 0; k < au->nres && !r; k++)
+                if (!strcmp(au->res[k].label, rows[q])) r = &au->res[k];
             if (!r) {
                 sal_sb_printf(h, "<td></td>");
                 continue;
             }
-            const char *o = outcome(c->a[i].kind, r);
-            pass += !strcmp(o, "pass"), ran += !strcmp(o, "pass") || !strcmp(o, "fail");
+            const char *o = outcome(r);
+            pass += r->outcome == SAL_VERDICT_PASS, ran += r->outcome == SAL_VERDICT_PASS || r->outcome == SAL_VERDICT_FAIL;
             sal_sb_printf(h, "<td><span class=\"cell %s\" title=\"", o);
-            rp_esc(h, rj_getstr(r, "verdict", ""));
+            rp_esc(h, r->verdict);
             sal_sb_printf(h, "\">%s</span></td>", !strcmp(o, "pass") ? "&#10003;" : !strcmp(o, "fail") ? "&#10007;"
                                               : !strcmp(o, "skip") ? "&ndash;" : "?");
         }
@@ -1044,6 +1028,7 @@ sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_r
     if (st == SAL_OK && naudits) *naudits = c.na;
     for (int i = 0; i < c.na; i++) {
         rj_free(&c.a[i].doc);
+        sal_audit_free(c.a[i].au);
         sal_free(c.a[i].dir);
         sal_free(c.a[i].stem);
         sal_free(c.a[i].figure);

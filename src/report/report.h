@@ -4,6 +4,11 @@
 #define SAL_REPORT_H
 
 #include "audits/audit.h"
+#include "json.h"
+
+/* An audit's JSON (as sal_audit_json writes it) read back into the audits' result struct (load.c):
+ * labels, outcomes, verdicts, metrics and curves as numbers. Fails only when out of memory. */
+sal_status rp_audit_load(const rj_value *doc, sal_audit **out /* OUT */);
 
 /* Text escaped for HTML and SVG (&, <, >, ", '). */
 void rp_esc(sal_sbuf *b, const char *s);

@@ -2,7 +2,6 @@
  * cross-entropy), SGD with momentum or Adam. */
 #include "graph/exec.h"
 #include <math.h>
-#include <unistd.h>
 
 sal_train_opts sal_train_defaults(void) {
     return (sal_train_opts){.opt = SAL_OPT_ADAM, .lr = 1e-3f, .momentum = 0.9f, .epochs = 5, .batch = 64,
@@ -52,10 +51,9 @@ static sal_status check_data(const sal_model *m, const sal_tensor *x, const sal_
 
 /* Copies samples idx[0..b) of x into xb (b, ...). */
 static sal_status gather(const sal_tensor *x, const int64_t *idx, int64_t b, sal_tensor *xb) {
-    int64_t dim[SAL_MAX_DIMS], row = 1;
+    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(x);
     memcpy(dim, x->dim, sizeof dim);
     dim[0] = b;
-    for (int d = 1; d < x->ndim; d++) row *= x->dim[d];
     SAL_TRY(sal_tensor_alloc(xb, x->dtype, x->ndim, dim));
     size_t es = sal_dtype_size(x->dtype);
     for (int64_t i = 0; i < b; i++)
@@ -121,11 +119,12 @@ static sal_status sigmoid_bce(const sal_tensor *logits, const float *t, sal_tens
     return SAL_OK;
 }
 
-static void progress(int epoch, int epochs, int64_t done, int64_t total, double loss) {
-    int w = 30, fill = (int)(w * done / (total ? total : 1));
-    fprintf(stderr, "\repoch %d/%d [%.*s%*s] %3d%% loss %.4f", epoch, epochs, fill,
-            "==============================", w - fill, "", (int)(100 * done / (total ? total : 1)), loss);
-    if (done == total) fputc('\n', stderr);
+/* The progress callback: "epoch E/EPOCHS", samples done of the epoch's, the mean loss so far. */
+static void progress(const sal_train_opts *o, int epoch, int64_t done, int64_t total, double loss) {
+    char what[48], detail[48];
+    snprintf(what, sizeof what, "epoch %d/%d", epoch, o->epochs);
+    snprintf(detail, sizeof detail, "loss %.4f", loss);
+    o->progress(o->progress_user, what, done, total, detail);
 }
 
 sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, const sal_train_opts *o) {
@@ -151,8 +150,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
     wrt = sal_calloc((size_t)m->nval, sizeof *wrt);
     m1 = sal_calloc((size_t)m->nval, sizeof *m1);
     m2 = sal_calloc((size_t)m->nval, sizeof *m2);
-    int64_t row = 1;
-    for (int d = 1; d < x->ndim; d++) row *= x->dim[d];
+    int64_t row = sal_row_size(x);
     tmp = sal_malloc((size_t)row * sizeof *tmp);
     if (!perm || !lab || !wrt || !m1 || !m2 || !tmp) {
         st = sal_fail(SAL_ERR_NOMEM, "out of memory preparing training");
@@ -166,7 +164,6 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
     sal_rng rng;
     sal_rng_seed(&rng, o->seed);
     for (int64_t i = 0; i < N; i++) perm[i] = i;
-    bool bar = o->progress && isatty(2);
     float lr = o->lr;
     int64_t step = 0;
     const int64_t *labels = bce ? NULL : y->data;
@@ -205,6 +202,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
             sum += loss;
             step++;
             double bc1 = 1 - pow(0.9, (double)step), bc2 = 1 - pow(0.999, (double)step);
+            sal_model_weights_changed(m);
             for (int v = 0; v < m->nval; v++) {
                 if (!wrt[v]) continue;
                 float *p = sal_f32(&m->val[v].t), *g = sal_f32(&s->grad[v]), *a = sal_f32(&m1[v]);
@@ -224,7 +222,7 @@ sal_status sal_train(sal_model *m, const sal_tensor *x, const sal_tensor *y, con
                     }
                 }
             }
-            if (bar && (nb % 8 == 0 || b0 + b == N)) progress(ep, o->epochs, b0 + b, N, sum / (double)(nb + 1));
+            if (o->progress && (nb % 8 == 0 || b0 + b == N)) progress(o, ep, b0 + b, N, sum / (double)(nb + 1));
         }
         if (st == SAL_OK && o->on_epoch) o->on_epoch(o->user, ep, nb ? sum / (double)nb : 0);
         lr *= o->lr_decay;

@@ -55,20 +55,9 @@ sal_status viz_reduce(const char *path, const char *what, const sal_tensor *map,
     return SAL_OK;
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 double viz_abs_percentile(const float *v, int64_t n, double pct, float *scratch) {
-    if (n <= 0) return 0;
     for (int64_t i = 0; i < n; i++) scratch[i] = fabsf(v[i]);
-    qsort(scratch, (size_t)n, sizeof *scratch, cmp_float);
-    double pos = pct / 100 * (double)(n - 1);
-    int64_t lo = (int64_t)floor(pos);
-    if (lo >= n - 1) return scratch[n - 1];
-    double f = pos - (double)lo;
-    return scratch[lo] + f * ((double)scratch[lo + 1] - scratch[lo]);
+    return sal_percentile(scratch, n, pct);
 }
 
 double viz_clip_value(const float *v, int64_t n, double pct, float *scratch) {

@@ -1,0 +1,140 @@
+/* One configuration of the side-by-side comparison (bench/compare.py, bench/peers.py): times our
+ * forward pass or one method on one model at one batch size, in a process of its own, and prints
+ * one line of key=value pairs for the driver to read.
+ *
+ * usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]
+ *                      [--target C] [--seed S]
+ * METHOD is `forward` (sal_forward on a session) or a method of `saliency methods`, run through
+ * sal_explain on a reused session (its forward pass for the targets included). --target C explains
+ * class C for every sample (default: the predicted class). The input is uniform in [0, 1).
+ *
+ * Prints: ms_per_img (median of the timed calls, per image), min_ms_per_img, reps, lib_peak_mb (the
+ * most memory the library held during a call above what it held before: the session's buffers and
+ * the method's, not the model's weights), call_rss_mb (the process's resident peak during the calls,
+ * warm-up included: weights, code and all, from VmHWM reset after loading), maxrss_mb (the process's
+ * resident peak over its life, loading included, from getrusage), load_s (model loading), blas; or
+ * error=MESSAGE and exit status 1. */
+#include "graph/exec.h"
+#include <math.h>
+#include <sys/resource.h>
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The resident peak (VmHWM) restarts from the current resident size, so that the peak of the calls
+ * is not the peak of loading (the ONNX file, its parsed form and the weights held at once). */
+static void reset_rss_peak(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double rss_peak_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = NAN;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]"
+                    " [--target C] [--seed S]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) return usage();
+    const char *path = argv[1], *method = argv[2];
+    const char *params[64];
+    int np = 0, batch = 1, reps = 10, warmup = 2, seed = 1;
+    long long target = -1;
+    for (int i = 3; i < argc; i++) {
+        if (i + 1 >= argc) return usage();
+        if (!strcmp(argv[i], "--param") && np < 64) params[np++] = argv[++i];
+        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--target")) target = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--seed")) seed = atoi(argv[++i]);
+        else return usage();
+    }
+    if (batch < 1 || reps < 1 || reps > 1000 || warmup < 0) return usage();
+    bool fwd = !strcmp(method, "forward"), known = fwd;
+    for (int k = 0; k < sal_method_count() && !known; k++) known = !strcmp(method, sal_method_name(k));
+    if (!known) {
+        printf("error=unknown method '%s'\n", method);
+        return 1;
+    }
+    /* every resource starts empty so that one cleanup serves every exit */
+    sal_model *m = NULL;
+    sal_session *sess = NULL;
+    sal_tensor x = {0}, data = {0};
+    double *t = calloc((size_t)reps, sizeof *t);
+    const char *stage = "loading";
+    double t0 = sal_now();
+    sal_status st = t ? sal_model_load(path, &m) : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    double load_s = sal_now() - t0;
+    int nd;
+    int64_t dim[SAL_MAX_DIMS];
+    if (st == SAL_OK) {
+        stage = "input";
+        sal_model_input_shape(m, 0, &nd, dim);
+        dim[0] = batch;
+        st = sal_tensor_alloc(&x, SAL_F32, nd, dim);
+        dim[0] = 8; /* data rows for the methods that draw baselines from data (gradient SHAP) */
+        if (st == SAL_OK) st = sal_tensor_alloc(&data, SAL_F32, nd, dim);
+    }
+    if (st == SAL_OK) {
+        sal_rng r;
+        sal_rng_seed(&r, (uint64_t)seed);
+        for (int64_t i = 0, n = sal_tensor_numel(&x); i < n; i++) sal_f32(&x)[i] = (float)sal_rng_uniform(&r);
+        for (int64_t i = 0, n = sal_tensor_numel(&data); i < n; i++) sal_f32(&data)[i] = (float)sal_rng_uniform(&r);
+        stage = "session";
+        st = sal_session_new(m, &sess);
+    }
+    int64_t cls = target;
+    sal_explain_opts o = {.method = method, .nparams = np, .params = params, .data = &data, .session = sess};
+    if (target >= 0) o.target = SAL_TARGET_INDEX, o.classes = &cls, o.nclasses = 1;
+    size_t peak = 0;
+    if (st == SAL_OK) stage = method;
+    reset_rss_peak();
+    for (int rep = -warmup; rep < reps && st == SAL_OK; rep++) {
+        size_t base = sal_memory_in_use();
+        sal_memory_reset_peak();
+        double s0 = sal_now();
+        if (fwd) {
+            const sal_tensor *y;
+            st = sal_forward(sess, 1, &x, &y);
+        } else {
+            sal_explanation *e = NULL;
+            st = sal_explain(m, &x, &o, &e);
+            sal_explanation_free(e);
+        }
+        if (rep >= 0) t[rep] = sal_now() - s0;
+        size_t p = sal_memory_peak() - base;
+        if (p > peak) peak = p;
+    }
+    if (st == SAL_OK) {
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("ms_per_img=%.4f min_ms_per_img=%.4f reps=%d lib_peak_mb=%.1f call_rss_mb=%.1f maxrss_mb=%.1f "
+               "load_s=%.2f blas=%s\n", 1e3 * t[reps / 2] / batch, 1e3 * t[0] / batch, reps, (double)peak / (1 << 20),
+               rss_peak_mb(), (double)ru.ru_maxrss / 1024, load_s, sal_blas_info());
+    } else {
+        printf("error=%s: %s\n", stage, sal_last_error());
+    }
+    free(t);
+    sal_session_free(sess);
+    sal_tensor_free(&x);
+    sal_tensor_free(&data);
+    sal_model_free(m);
+    return st == SAL_OK ? 0 : 1;
+}

@@ -1,0 +1,39 @@
+/* Convolution through oneDNN (conv_dnnl.c), used by conv.c for layers large enough to pay for it. */
+#ifndef SAL_CONV_DNNL_H
+#define SAL_CONV_DNNL_H
+
+#include "ops.h"
+
+/* One convolution's shape; zero it before filling (it is compared bytewise). Spatial arrays are
+ * right-aligned in 3 entries like sal_win's; nsp is the real spatial rank. */
+typedef struct {
+    int nsp;
+    bool bias;
+    int64_t N, C, M, G;
+    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} sal_conv_shape;
+
+typedef struct sal_conv_dnnl sal_conv_dnnl;
+
+/* Which convolutions oneDNN runs: none, the large ones (the default), all it accepts (tests). */
+enum { SAL_DNNL_OFF, SAL_DNNL_AUTO, SAL_DNNL_ALL };
+/* Sets the mode (mode < 0: leaves it) and returns the previous one. Not thread-safe: for tests and
+ * benchmarks. The environment variable SAL_DNNL=0 or SAL_DNNL=all sets it at the first use. */
+int sal_conv_dnnl_mode(int mode);
+/* Number of oneDNN convolution primitives run so far (forward and backward), for tests. */
+long sal_conv_dnnl_calls(void);
+
+/* Whether oneDNN should run this convolution: it loaded, SAL_DNNL is not 0, and the layer is large. */
+bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
+
+/* Y = conv(X, W) + B (B may be NULL). *done false (and SAL_OK): oneDNN has no kernel for it, run
+ * our own. Keeps primitives in the node's state in c->ws. */
+sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
+                                 const float *B, float *Y, bool *done);
+/* dX, dW, dB (each may be NULL) += the gradients for dY; with dx_fresh, dX = its gradient (dX's
+ * old contents are not read). */
+sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
+                                  bool bias, const float *dY, float *dX, bool dx_fresh, float *dW, float *dB,
+                                  bool *done);
+
+#endif
