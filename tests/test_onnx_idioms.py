@@ -10,9 +10,7 @@ also listed as graph inputs (IR 3 exporters), which stay constants.
 
 Each model runs through `saliency run` against a numpy float64 reference (1e-5 of the largest
 magnitude) and `saliency explain --method gradient` against central finite differences of that
-reference (1e-3). PENDING lists the cases whose ops are merged from other branches; until then
-their failures print XFAIL and do not count (SAL_ZOO_STRICT=1 makes them count; empty the set
-once the ops are in). Run with Debian's /usr/bin/python3. Prints "N passed, M failed".
+reference (1e-3). Run with Debian's /usr/bin/python3. Prints "N passed, M failed".
 """
 import os
 import subprocess
@@ -26,13 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("SAL_BUILD", "build")
 CLI = os.path.join(BUILD if os.path.isabs(BUILD) else os.path.join(ROOT, BUILD), "saliency")
-# cases that need ops from other branches (flip: empty once merged): Resize and Upsample; Cast to
-# INT32 (tf2onnx's shape arithmetic), which src/ops/shape.c refuses so far
-PENDING = {"resize_nearest_scales_op11", "resize_nearest_sizes_op13", "resize_linear_scales_op13",
-           "resize_op10", "upsample_op9", "tf2onnx_shape_int32"}
-STRICT = os.environ.get("SAL_ZOO_STRICT") == "1"
-
-passed = failed = xfail = 0
+passed = failed = 0
 rng = np.random.default_rng(7)
 
 
@@ -89,14 +81,10 @@ def sh(args):
 
 
 def report(name, ok, msg):
-    global passed, failed, xfail
-    pending = name in PENDING and not STRICT
+    global passed, failed
     if ok:
         passed += 1
-        print("%s %s%s" % ("XPASS" if pending else "ok  ", name, " (passes now: remove it from PENDING)" if pending else ""))
-    elif pending:
-        xfail += 1
-        print("XFAIL %s (pending ops): %s" % (name, msg))
+        print("ok   %s" % name)
     else:
         failed += 1
         print("FAIL %s: %s" % (name, msg))
@@ -449,8 +437,6 @@ def main():
         for case in (case_constant_nodes, case_clip, case_reshape, case_resize, case_opset_forms, case_names,
                      case_tf2onnx_shape_int32, case_inits_as_inputs):
             case(tmp)
-    if xfail:
-        print("%d expected failures (pending ops)" % xfail)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

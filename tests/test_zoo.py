@@ -15,10 +15,7 @@ Exports are cached in $SAL_ZOO_CACHE (default $SAL_BUILD/zoo) and made again onl
 export_zoo.py changes. Prints a table (model, opset, nodes, op types, load, output error,
 gradient error, CLI explain error, seconds, status) and "N passed, M failed". A model that cannot
 load because the library lacks an op is a FAIL naming the ops it lacks (from src/ops/oplist.h).
-
-PENDING names the subset's models that need ops not merged yet. In the subset run their failures
-print as XFAIL and do not count, a pass prints XPASS (and counts); SAL_ZOO_STRICT=1, --full, or
-emptying PENDING makes them count like the rest. Run with Debian's /usr/bin/python3.
+Run with Debian's /usr/bin/python3.
 """
 import json
 import os
@@ -34,12 +31,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "torch"))
 
 # models of `make test`: different op families, small inputs
-SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "heatmap",
-          "mobilenet_v3_small", "vit_tiny", "vit_tiny_op17", "unet", "unet_op9", "dbnet"]
-# ...of which these need ops other branches add (flip: empty this set once they are merged)
-PENDING = {"mobilenet_v3_small", "vit_tiny", "vit_tiny_op17", "unet", "unet_op9", "dbnet"}
+SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "heatmap", "mobilenet_v3_small", "vit_tiny",
+          "vit_tiny_op17", "swin_tiny", "unet", "unet_op9", "dbnet"]
 # subset models also checked through `saliency explain` (the full run checks every model)
-EXPLAIN_SUBSET = {"resnet18", "heatmap", "unet"}
+EXPLAIN_SUBSET = {"resnet18", "heatmap", "swin_tiny", "unet"}
 
 LOGIT_TOL, GRAD_TOL, CORR_MIN = 1e-4, 1e-3, 0.999
 
@@ -165,7 +160,6 @@ def fmt(v):
 def main(argv):
     full = "--full" in argv
     names = [a for a in argv[1:] if not a.startswith("--")]
-    strict = full or os.environ.get("SAL_ZOO_STRICT") == "1"
     build = os.environ.get("SAL_BUILD", "build")
     build = build if os.path.isabs(build) else os.path.join(ROOT, build)
     tool = os.path.join(build, "tools", "torch_compare")
@@ -202,7 +196,7 @@ def main(argv):
         metas[n] = meta
     print("exports ready in %.1fs (cache %s)" % (time.time() - t0, cache), flush=True)
 
-    passed = failed = xfail = noexport = 0
+    passed = failed = noexport = 0
     rows = []
     tmp = tempfile.mkdtemp(prefix="sal_zoo.")
     hdr = "%-30s %5s %5s %5s %-4s %8s %8s %8s %6s  %s" % ("model", "opset", "nodes", "types", "load", "output",
@@ -215,22 +209,12 @@ def main(argv):
             missing = set(meta.get("ops", {})) - have
             want_explain = full or n in EXPLAIN_SUBSET
             row = run_model(n, meta, d, tool, cli, missing, want_explain, tmp)
-            pending = n in PENDING and not strict
             if row["status"] == "NOEXPORT":
                 noexport += 1
             elif row["ok"]:
                 passed += 1
-                if pending:
-                    row["status"] = "XPASS"
-                    row["note"] += ("; " if row["note"] else "") + "passes now: remove it from PENDING in tests/test_zoo.py"
-            elif pending:
-                xfail += 1
-                row["status"] = "XFAIL"
-                row["note"] = "pending ops: " + row["note"]
             else:
                 failed += 1
-            if pending and not missing and row["status"] == "XFAIL":
-                row["note"] += " (every op is registered now: remove it from PENDING)"
             rows.append(row)
             print("%-30s %5s %5s %5s %-4s %8s %8s %8s %6.1f  %-8s %s" % (
                 n, row["opset"] or "-", row["nodes"] or "-", row["types"] or "-", row["load"], fmt(row["logits"]),
@@ -272,8 +256,8 @@ def main(argv):
     if lacking:
         print("ops the failing models lack: " + "; ".join(
             "%s (%d: %s)" % (op, len(ms), " ".join(ms)) for op, ms in sorted(lacking.items())))
-    print("zoo: %d models: %d ok, %d failed, %d expected failures (pending ops), %d not exportable by PyTorch"
-          % (len(rows), sum(r["ok"] for r in rows), sum(r["status"] == "FAIL" for r in rows), xfail, noexport))
+    print("zoo: %d models: %d ok, %d failed, %d not exportable by PyTorch"
+          % (len(rows), sum(r["ok"] for r in rows), sum(r["status"] == "FAIL" for r in rows), noexport))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
