@@ -3,7 +3,7 @@
  * one line of key=value pairs for the driver to read.
  *
  * usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]
- *                      [--target C] [--seed S]
+ *                      [--target C] [--seed S] [--chunk K]   (K: rows per pass of batched methods; 0 = auto)
  * METHOD is `forward` (sal_forward on a session) or a method of `saliency methods`, run through
  * sal_explain on a reused session (its forward pass for the targets included). --target C explains
  * class C for every sample (default: the predicted class). The input is uniform in [0, 1).
@@ -45,7 +45,7 @@ static double rss_peak_mb(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]"
-                    " [--target C] [--seed S]\n");
+                    " [--target C] [--seed S] [--chunk K]\n");
     return 2;
 }
 
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     if (argc < 3) return usage();
     const char *path = argv[1], *method = argv[2];
     const char *params[64];
-    int np = 0, batch = 1, reps = 10, warmup = 2, seed = 1;
+    int np = 0, batch = 1, reps = 10, warmup = 2, seed = 1, chunk = 0;
     long long target = -1;
     for (int i = 3; i < argc; i++) {
         if (i + 1 >= argc) return usage();
@@ -63,6 +63,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--target")) target = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--seed")) seed = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[++i]);
         else return usage();
     }
     if (batch < 1 || reps < 1 || reps > 1000 || warmup < 0) return usage();
@@ -100,7 +101,8 @@ int main(int argc, char **argv) {
         st = sal_session_new(m, &sess);
     }
     int64_t cls = target;
-    sal_explain_opts o = {.method = method, .nparams = np, .params = params, .data = &data, .session = sess};
+    sal_explain_opts o = {.method = method, .nparams = np, .params = params, .data = &data, .session = sess,
+                          .chunk = chunk};
     if (target >= 0) o.target = SAL_TARGET_INDEX, o.classes = &cls, o.nclasses = 1;
     size_t peak = 0;
     if (st == SAL_OK) stage = method;
