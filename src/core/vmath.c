@@ -5,7 +5,10 @@
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
 
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The clones are static and called through plain exported functions: clang 14 names an exported
+ * target_clones function's resolver `f.ifunc`, so callers in other files that see a plain
+ * declaration would not link. */
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
 
 static inline float bits_to_float(int32_t i) {
     float f;
@@ -28,14 +31,18 @@ static inline float exp1(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float e = p * r * r + r + 1.0f;
-    int32_t k = (int32_t)n, h = k / 2;
-    return e * bits_to_float((h + 127) << 23) * bits_to_float((k - h + 127) << 23);
+    /* NaN (e is NaN already) takes k = 0: converting NaN to an integer is undefined behaviour */
+    int32_t k = (int32_t)(n == n ? n : 0.0f), h = k / 2;
+    uint32_t s1 = (uint32_t)(h + 127) << 23, s2 = (uint32_t)(k - h + 127) << 23; /* unsigned: no UB on NaN's k */
+    return e * bits_to_float((int32_t)s1) * bits_to_float((int32_t)s2);
 }
 
-CLONES void sal_vexp(float *y, const float *x, int64_t n) {
+CLONES void vexp(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = exp1(x[i]);
 }
+
+void sal_vexp(float *y, const float *x, int64_t n) { vexp(y, x, n); }
 
 /* erf: below 0.5 in magnitude its Taylor series to x^15 (the next term is under 1e-9 of erf(x));
  * above, 1 - erfc with erfc from the Chebyshev fit of Numerical Recipes (relative error below
@@ -67,7 +74,9 @@ static inline float erf1(float x) {
     return a < 0.5f ? small : big;
 }
 
-CLONES void sal_verf(float *y, const float *x, int64_t n) {
+CLONES void verf(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = erf1(x[i]);
 }
+
+void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
