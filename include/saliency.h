@@ -233,6 +233,10 @@ typedef enum {
     SAL_TARGET_MAX = 0, /* the predicted (highest-scoring) class */
     SAL_TARGET_MIN,     /* the lowest-scoring class */
     SAL_TARGET_INDEX,   /* classes given in sal_explain_opts.classes */
+    /* Region targets, for outputs that are not (batch, classes) scores: segmentation and detection
+     * maps, any dense output. The explained value of a sample is a sum over its output: */
+    SAL_TARGET_SUM,     /* of every element */
+    SAL_TARGET_MASK,    /* of every element times sal_explain_opts.target_mask */
 } sal_target_mode;
 
 typedef struct sal_explain_opts {
@@ -252,11 +256,18 @@ typedef struct sal_explain_opts {
     const sal_patterns *patterns; /* optional: signal patterns of this model (sal_patterns_estimate) for
                                    the methods that read them (sal_method_needs_patterns); a `patterns`
                                    file parameter, when given, is used instead. Borrowed. */
+    const char *output_name;    /* the output to explain, by name; NULL: the model's first */
+    const sal_tensor *target_mask; /* SAL_TARGET_MASK: float32 weights that broadcast (NumPy rules) to
+                                   the explained output: one sample's shape, the whole output with a
+                                   batch axis of N or 1, or trailing axes such as (H, W). Borrowed. */
 } sal_explain_opts;
 
 typedef struct sal_explanation sal_explanation;
 
-/* Computes attributions of x (N, ...) for the model's first input and output. */
+/* Computes attributions of x (N, ...) for the model's first input and its first output (or
+ * o->output_name). A target that does not fit the output (a class outside it, class targets on an
+ * output that is not (batch, classes), a mask that does not broadcast to it, probabilities of a
+ * region) fails with SAL_ERR_ARG or SAL_ERR_SHAPE and a message naming the argument. */
 sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explain_opts *o,
                        sal_explanation **out /* OUT */);
 void sal_explanation_free(sal_explanation *e);
@@ -270,7 +281,8 @@ const sal_tensor *sal_explanation_layer_map(const sal_explanation *e);
  * The last one is the default. Writes up to max node indices to nodes (see sal_model_node_name) and
  * the total to *count. */
 sal_status sal_cam_layers(const sal_session *s, int *nodes /* OUT */, int max, int *count /* OUT */);
-/* Targets used, per sample, and the explained output value (logit or probability). */
+/* Targets used, per sample (-1 for region targets), and the explained output value (logit,
+ * probability, or the region's sum). */
 const int64_t *sal_explanation_targets(const sal_explanation *e);
 const float *sal_explanation_outputs(const sal_explanation *e);
 /* A named check or figure the method reports (e.g. "completeness_delta"); NAN if absent. */
@@ -289,6 +301,15 @@ void sal_method_param(int i, int k, const char **name, const char **def, const c
  * patterns file (PatternNet and PatternAttribution without patterns=FILE, Deep Taylor with
  * root=pattern): then sal_explain needs sal_explain_opts.patterns. 0 for unknown methods. */
 int sal_method_needs_patterns(const char *name, int nparams, const char *const *params);
+/* The backward rule every node of m gets from method `name` with these "key=value" parameters, for
+ * the methods that decide one per node (the LRP family, deep_taylor, deconvnet, guided_backprop,
+ * rectgrad, rectgrad_mod, deeplift), when explaining output_name (NULL: the first output): one line
+ * of text per node in execution order ("rule epsilon:1e-06", "identity: relevance passes through",
+ * "refused: lrp_epsilon has no rule for Sqrt", ...). Other methods fail with SAL_ERR_ARG saying so.
+ * *rules gets sal_model_num_nodes(m) strings; free them with sal_method_rules_free. */
+sal_status sal_method_rules(const sal_model *m, const char *name, int nparams, const char *const *params,
+                            const char *output_name, char ***rules /* OUT */);
+void sal_method_rules_free(char **rules, int n);
 
 /* ---- signal patterns (PatternNet, PatternAttribution) ---- */
 

@@ -9,7 +9,11 @@ static const char k_help[] =
     "  --param KEY=VALUE     a method parameter (repeatable); `saliency methods` lists them\n"
     "  --rule NODE=RULE      LRP methods: shorthand for --param rule=NODE=RULE (repeatable; first match\n"
     "                        wins), e.g. --rule 'conv*=gamma:0.25' --rule '*=epsilon:1e-6'\n"
-    "  --target T            max (predicted class, default), min, a class K, or K1,K2,... per sample\n"
+    "  --target T            max (predicted class, default), min, a class K, K1,K2,... per sample, or\n"
+    "                        sum: the sum of the whole output (segmentation and detection maps)\n"
+    "  --target-mask M.npy   the sum of the output weighted by M, which broadcasts to the output (a\n"
+    "                        sample's shape, the whole output, or trailing axes such as (H, W))\n"
+    "  --output-name NAME    the model output to explain (default: the first)\n"
     "  --output logit|prob   explain the logit (default) or the softmax probability\n"
     "  --data D.npy          reference data for data-dependent baselines and the input range\n"
     "  --range LO,HI         the input range (default: from --data, else from X)\n"
@@ -24,7 +28,7 @@ static const char k_help[] =
 int cmd_explain(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
     const char *path = NULL, *in = NULL, *out = NULL, *json = NULL, *data = NULL, *target = "max", *range = NULL;
-    const char *png = NULL, *layer_out = NULL;
+    const char *png = NULL, *layer_out = NULL, *tmask = NULL;
     cli_heatmap_opts ho = {.heat.colorbar = 1, .batched = 1};
     const char *params[64];
     static char rules[64][272]; /* "rule=" + the --rule values, which params point into */
@@ -42,6 +46,8 @@ int cmd_explain(int argc, char **argv) {
         else if (cli_is(&a, "--overlay")) ho.heat.overlay = 1;
         else if (cli_is(&a, "--data")) data = cli_value(&a);
         else if (cli_is(&a, "--target")) target = cli_value(&a);
+        else if (cli_is(&a, "--target-mask")) tmask = cli_value(&a);
+        else if (cli_is(&a, "--output-name")) o.output_name = cli_value(&a);
         else if (cli_is(&a, "--range")) range = cli_value(&a);
         else if (cli_is(&a, "--chunk")) o.chunk = cli_long(&a, 1, 1 << 20);
         else if (cli_is(&a, "--param")) {
@@ -70,7 +76,11 @@ int cmd_explain(int argc, char **argv) {
     o.nparams = np;
     o.params = params;
     int64_t classes[4096];
-    if (!strcmp(target, "max")) o.target = SAL_TARGET_MAX;
+    if (tmask && strcmp(target, "max"))
+        return cli_error("explain", "--target-mask replaces --target: give one of them");
+    if (tmask) o.target = SAL_TARGET_MASK;
+    else if (!strcmp(target, "sum")) o.target = SAL_TARGET_SUM;
+    else if (!strcmp(target, "max")) o.target = SAL_TARGET_MAX;
     else if (!strcmp(target, "min")) o.target = SAL_TARGET_MIN;
     else {
         o.target = SAL_TARGET_INDEX;
@@ -79,7 +89,8 @@ int cmd_explain(int argc, char **argv) {
             char *end;
             long k = strtol(p, &end, 10);
             if (end == p || k < 0 || (*end && *end != ',') || o.nclasses == 4096)
-                return cli_error("explain", "--target must be max, min, a class index or a list K1,K2,...: '%s'", target);
+                return cli_error("explain", "--target must be max, min, sum, a class index or a list K1,K2,...: '%s'",
+                                 target);
             classes[o.nclasses++] = k;
             p = *end ? end + 1 : end;
         }
@@ -92,13 +103,14 @@ int cmd_explain(int argc, char **argv) {
             return cli_error("explain", "--range must be LO,HI with LO < HI: '%s'", range);
     }
     sal_model *m = NULL;
-    sal_tensor x = {0}, d = {0};
+    sal_tensor x = {0}, d = {0}, mk = {0};
     sal_explanation *e = NULL;
     char *js = NULL;
     int rc = 1;
     sal_status st = sal_model_load(path, &m);
     if (st == SAL_OK) st = sal_npy_read(in, &x);
     if (st == SAL_OK && data) st = sal_npy_read(data, &d);
+    if (st == SAL_OK && tmask) st = sal_npy_read(tmask, &mk);
     if (st != SAL_OK) goto fail;
     int nd;
     int64_t dim[SAL_MAX_DIMS];
@@ -109,6 +121,7 @@ int cmd_explain(int argc, char **argv) {
         x.ndim++;
     }
     o.data = data ? &d : NULL;
+    o.target_mask = tmask ? &mk : NULL;
     if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
     if ((st = sal_npy_write(out, sal_explanation_map(e))) != SAL_OK) goto fail;
     if (layer_out) {
@@ -135,6 +148,7 @@ done:
     sal_explanation_free(e);
     sal_tensor_free(&x);
     sal_tensor_free(&d);
+    sal_tensor_free(&mk);
     sal_model_free(m);
     return rc;
 }

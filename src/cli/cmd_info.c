@@ -2,9 +2,24 @@
 #include "cli.h"
 
 static const char k_help[] =
-    "usage: saliency info MODEL.onnx [--batch N]\n\n"
+    "usage: saliency info MODEL.onnx [--batch N]\n"
+    "       saliency info MODEL.onnx --rules METHOD [--param KEY=VALUE ...] [--output-name NAME]\n\n"
     "Prints the model's inputs, outputs, nodes (name, op, output shapes) and parameter count.\n"
-    "Shapes come from a forward pass on zeros at batch N (default 1).\n";
+    "Shapes come from a forward pass on zeros at batch N (default 1).\n"
+    "With --rules, prints instead the backward rule every node gets from METHOD (the LRP methods,\n"
+    "deep_taylor, deconvnet, guided_backprop, rectgrad, rectgrad_mod, deeplift) with its parameters.\n";
+
+/* --rules METHOD: a table of node, op and rule. */
+static int print_rules(const sal_model *m, const char *method, int np, const char *const *params, const char *out) {
+    char **rules = NULL;
+    sal_status st = sal_method_rules(m, method, np, params, out, &rules);
+    if (st != SAL_OK) return cli_fail("info", st);
+    printf("%-4s %-40s %-20s %s\n", "#", "node", "op", "rule");
+    for (int i = 0; i < sal_model_num_nodes(m); i++)
+        printf("%-4d %-40s %-20s %s\n", i, sal_model_node_name(m, i), sal_model_node_op(m, i), rules[i]);
+    sal_method_rules_free(rules, sal_model_num_nodes(m));
+    return 0;
+}
 
 static void print_shape(const sal_tensor *t) {
     printf("(");
@@ -14,19 +29,32 @@ static void print_shape(const sal_tensor *t) {
 
 int cmd_info(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
-    const char *path = NULL;
+    const char *path = NULL, *rules = NULL, *outname = NULL, *params[64];
+    int np = 0;
     long batch = 1;
     cli_args a = cli_args_start(argc, argv, 2);
     while (cli_next(&a)) {
         if (cli_is(&a, "--batch")) batch = cli_long(&a, 1, 1 << 20);
+        else if (cli_is(&a, "--rules")) rules = cli_value(&a);
+        else if (cli_is(&a, "--output-name")) outname = cli_value(&a);
+        else if (cli_is(&a, "--param")) {
+            if (np == 64) return cli_error("info", "too many --param options");
+            params[np++] = cli_value(&a);
+        }
         else if (!a.opt && !path) path = a.pos;
         else return cli_unknown(&a, "info");
     }
     if (a.error) return 1;
     if (!path) return cli_error("info", "missing MODEL.onnx (see saliency info --help)");
     sal_model *m;
+    if ((np || outname) && !rules) return cli_error("info", "--param and --output-name go with --rules METHOD");
     sal_status st = sal_model_load(path, &m);
     if (st != SAL_OK) return cli_fail("info", st);
+    if (rules) {
+        int rc = print_rules(m, rules, np, params, outname);
+        sal_model_free(m);
+        return rc;
+    }
     printf("model     %s\nproducer  %s\nopset     %lld\nparams    %lld\n", path, sal_model_producer(m),
            (long long)sal_model_opset(m), (long long)sal_model_param_count(m));
     /* a dry run on zeros gives every value's shape */

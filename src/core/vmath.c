@@ -5,9 +5,8 @@
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
 
-/* The clones are static and called through plain exported functions: clang 14 names an exported
- * target_clones function's resolver `f.ifunc`, so callers in other files that see a plain
- * declaration would not link. */
+/* The clones are static and the exported functions plain wrappers: clang 14 names the resolver of
+ * an external target_clones function differently from GCC, so calls from other files do not link. */
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
 
 static inline float bits_to_float(int32_t i) {

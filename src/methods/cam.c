@@ -89,18 +89,27 @@ typedef struct {
 static sal_status cam_run(sal_xctx *c, cam_opts o) {
     SAL_TRY(sal_layer_forward(c));
     sal_layer L;
-    SAL_TRY(sal_layer_resolve(c, sal_param(c, "layer"), &L));
-    if (o.up) SAL_TRY(sal_map_check(c, c->layer, c->s->act[L.val].ndim - 2)); /* before the backward pass */
+    sal_tokens tk;
+    SAL_TRY(sal_layer_resolve_tokens(c, sal_param(c, "layer"), sal_param(c, "tokens"), &L, &tk));
+    if (o.up) SAL_TRY(sal_map_check(c, c->layer, tk.on ? 2 : c->s->act[L.val].ndim - 2)); /* before the backward pass */
     SAL_TRY(sal_layer_grads(c, 1, &L.val, false, NULL));
     const sal_tensor *A = &c->s->act[L.val], *G = &c->s->grad[L.val];
+    sal_tensor Ag = {0}, Gg = {0}; /* token layers as (N, C, h, w) */
+    sal_status st = SAL_OK;
+    if (tk.on && (st = sal_tokens_grid(&tk, A, &Ag)) == SAL_OK && (st = sal_tokens_grid(&tk, G, &Gg)) == SAL_OK)
+        A = &Ag, G = &Gg;
     int64_t N = A->dim[0], K = A->dim[1], S = sal_spatial_size(A);
-    float *map = sal_malloc((size_t)(N * S) * sizeof(float));
-    if (!map) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    aggregate(o.agg, sal_f32(A), sal_f32(G), N, K, S, map);
-    if (o.relu)
-        for (int64_t i = 0; i < N * S; i++) map[i] = map[i] > 0 ? map[i] : 0.0f;
-    sal_status st = finish(c, A, map, o.up);
+    float *map = st == SAL_OK ? sal_malloc((size_t)(N * S) * sizeof(float)) : NULL;
+    if (st == SAL_OK && !map) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) {
+        aggregate(o.agg, sal_f32(A), sal_f32(G), N, K, S, map);
+        if (o.relu)
+            for (int64_t i = 0; i < N * S; i++) map[i] = map[i] > 0 ? map[i] : 0.0f;
+        st = finish(c, A, map, o.up);
+    }
     sal_free(map);
+    sal_tensor_free(&Ag);
+    sal_tensor_free(&Gg);
     return st;
 }
 
@@ -201,9 +210,10 @@ static sal_status run_scorecam(sal_xctx *c) {
     SAL_TRY(cam_params(c, AGG_GRADCAM, true, &o));
     SAL_TRY(sal_layer_forward(c));
     sal_layer L;
-    SAL_TRY(sal_layer_resolve(c, sal_param(c, "layer"), &L));
+    sal_tokens tk;
+    SAL_TRY(sal_layer_resolve_tokens(c, sal_param(c, "layer"), sal_param(c, "tokens"), &L, &tk));
     sal_tensor A = {0};
-    SAL_TRY(sal_tensor_copy(&A, &c->s->act[L.val]));
+    SAL_TRY(tk.on ? sal_tokens_grid(&tk, &c->s->act[L.val], &A) : sal_tensor_copy(&A, &c->s->act[L.val]));
     const sal_tensor *x = c->x;
     int64_t N = A.dim[0], K = A.dim[1], S = sal_spatial_size(&A);
     score_u u = {.c = c, .A = sal_f32(&A), .K = K, .S = S, .nd = A.ndim - 2, .sdim = A.dim + 2};
@@ -248,7 +258,7 @@ static sal_status run_scorecam(sal_xctx *c) {
 static sal_status run_cumulative(sal_xctx *c, cam_agg agg) {
     SAL_TRY(sal_layer_forward(c));
     int n;
-    SAL_TRY(sal_layer_candidates(c->s, NULL, 0, &n));
+    SAL_TRY(sal_layer_candidates_to(c->s, sal_explained(c, c->m), NULL, 0, &n));
     if (!n)
         return sal_fail(SAL_ERR_UNSUPPORTED,
                         "%s has no layer with a spatial output (N, C, H, W...) leading to the explained output; "
@@ -261,14 +271,29 @@ static sal_status run_cumulative(sal_xctx *c, cam_agg agg) {
     float *acc = sal_calloc((size_t)(N * Sx), sizeof *acc), *big = sal_malloc((size_t)(N * Sx) * sizeof *big);
     float *map = NULL;
     sal_status st = l && vals && acc && big ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    if (st == SAL_OK) st = sal_layer_candidates(c->s, l, n, &n);
+    if (st == SAL_OK) st = sal_layer_candidates_to(c->s, sal_explained(c, c->m), l, n, &n);
+    sal_tokens *tk = sal_calloc((size_t)n + 1, sizeof *tk);
+    sal_tensor Ag = {0}, Gg = {0};
+    if (st == SAL_OK && !tk) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    /* the layers whose maps can be drawn on the input: as many spatial dims, or tokens on a grid
+     * (tokens=auto); a transformer's other values (window partitions, class tokens) are counted */
+    int nr = 0, ncand = n;
     for (int i = 0; st == SAL_OK && i < n; i++) {
-        vals[i] = l[i].val;
-        st = sal_map_check(c, c->m->node[l[i].node].name, c->s->act[l[i].val].ndim - 2);
+        st = sal_tokens_of(c, "auto", c->m->node[l[i].node].name, &c->s->act[l[i].val], &tk[nr]);
+        if (st == SAL_OK && (tk[nr].on || c->s->act[l[i].val].ndim == x->ndim)) l[nr] = l[i], vals[nr] = l[i].val, nr++;
     }
+    n = nr;
+    if (st == SAL_OK && !n)
+        st = sal_fail(SAL_ERR_UNSUPPORTED, "%s: none of its %d layer candidates has a map with the input's spatial "
+                      "dims or tokens on a grid", c->m->path, ncand);
+    for (int i = 0; st == SAL_OK && i < n; i++)
+        st = sal_map_check(c, c->m->node[l[i].node].name, tk[i].on ? 2 : c->s->act[l[i].val].ndim - 2);
     if (st == SAL_OK) st = sal_layer_grads(c, n, vals, false, NULL);
     for (int i = 0; st == SAL_OK && i < n; i++) {
         const sal_tensor *A = &c->s->act[l[i].val], *G = &c->s->grad[l[i].val];
+        if (tk[i].on && (st = sal_tokens_grid(&tk[i], A, &Ag)) == SAL_OK && (st = sal_tokens_grid(&tk[i], G, &Gg)) == SAL_OK)
+            A = &Ag, G = &Gg;
+        if (st != SAL_OK) break;
         int64_t K = A->dim[1], S = sal_spatial_size(A);
         float *p = sal_realloc(map, (size_t)(N * S) * sizeof *map);
         if (!p) {
@@ -285,8 +310,12 @@ static sal_status run_cumulative(sal_xctx *c, cam_agg agg) {
     if (st == SAL_OK) {
         snprintf(c->layer, sizeof c->layer, "all");
         sal_metric(c, "layers", n);
+        sal_metric(c, "layers_unreadable", ncand - n);
     }
     sal_free(l);
+    sal_free(tk);
+    sal_tensor_free(&Ag);
+    sal_tensor_free(&Gg);
     sal_free(vals);
     sal_free(acc);
     sal_free(big);
@@ -307,9 +336,13 @@ static sal_status run_cumulative_gradmid(sal_xctx *c) { return run_cumulative(c,
     {"upsample", "bilinear", "bilinear: resample the map to the input size (A.npy shaped as the input, the map "  \
                              "repeated over channels); none: keep the layer's resolution"}
 
-static const sal_param_spec k_cam[] = {P_LAYER, P_RELU, P_UPSAMPLE, {NULL, NULL, NULL}};
-static const sal_param_spec k_pos[] = {P_LAYER, P_UPSAMPLE, {NULL, NULL, NULL}};
-static const sal_param_spec k_guided[] = {P_LAYER, P_RELU, {NULL, NULL, NULL}};
+#define P_TOKENS                                                                                           \
+    {"tokens", "auto", "a (N, tokens, C) layer of a transformer read as an h x w grid: auto (when the tokens "   \
+                       "after 0 to 8 leading ones, class tokens, tile the input's aspect), HxW, or none"}
+
+static const sal_param_spec k_cam[] = {P_LAYER, P_RELU, P_UPSAMPLE, P_TOKENS, {NULL, NULL, NULL}};
+static const sal_param_spec k_pos[] = {P_LAYER, P_UPSAMPLE, P_TOKENS, {NULL, NULL, NULL}};
+static const sal_param_spec k_guided[] = {P_LAYER, P_RELU, P_TOKENS, {NULL, NULL, NULL}};
 static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
 
 const sal_method sal_method_gradcam = {

@@ -130,6 +130,7 @@ void sal_metric(sal_xctx *c, const char *key, double v) {
 
 sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,
                            float *value) {
+    if (c->region) return sal_region_seed(c, y, target, seed, value);
     if (y->ndim != 2 || y->dtype != SAL_F32) {
         char b[160];
         return sal_fail(SAL_ERR_SHAPE, "explaining needs (batch, classes) outputs; %s gives %s", c->m->path,
@@ -166,7 +167,7 @@ sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x,
     const sal_model *m = s->m; /* c->m, or a rewritten copy of it (LRP's canonization) */
     sal_tensor seed = {0};
     SAL_TRY(sal_exec_forward_reuse(s, x));
-    int out = m->output[0];
+    int out = sal_explained(c, m);
     sal_status st = sal_target_seed(c, &s->act[out], target, &seed, value);
     sal_backward_opts bo = {.rule = rules, .user = user};
     if (st == SAL_OK) st = sal_exec_backward(s, 1, &out, &seed, &bo);
@@ -185,7 +186,7 @@ static sal_status default_pass(const sal_xctx *c, const sal_batched *b, sal_chun
         return SAL_OK;
     }
     SAL_TRY(sal_exec_forward(ch->s, ch->x));
-    return sal_target_seed(c, &ch->s->act[ch->s->m->output[0]], ch->target, seed, ch->value);
+    return sal_target_seed(c, &ch->s->act[sal_explained(c, ch->s->m)], ch->target, seed, ch->value);
 }
 
 /* Rows of the chunk made by b->make into buf, shaped as c->x with n rows. */

@@ -418,7 +418,13 @@ static sal_status dl_after(void *u, const sal_chunk *ch) {
         }
         const float *zb = sal_f32(z) + b * K, *z0b = sal_f32(z0) + b * K;
         int64_t t = ch->target[b];
-        want = (double)zb[t] - z0b[t];
+        if (j->c->region) { /* the region's weighted sum */
+            int64_t zr = sal_row_size(z);
+            const float *w = j->c->mask ? j->c->mask + (j->c->mask_rows > 1 ? t : 0) * zr : NULL;
+            for (int64_t e = 0; e < zr; e++) want += (w ? w[e] : 1.0) * ((double)sal_f32(z)[b * zr + e] - sal_f32(z0)[b * zr + e]);
+        } else {
+            want = (double)zb[t] - z0b[t];
+        }
         if (j->softmax_out) {
             double mean = 0;
             for (int64_t k = 0; k < K; k++) mean += (double)zb[k] - z0b[k];
@@ -438,8 +444,11 @@ static sal_status run_deeplift(sal_xctx *c) {
     if (c->prob)
         return sal_fail(SAL_ERR_UNSUPPORTED, "explains logits, not softmax probabilities: the paper takes "
                                              "contributions to the layer before the softmax");
-    int out = m->output[0], prod = m->val[out].kind == SAL_VAL_NODE ? m->val[out].producer : -1;
+    int out = sal_explained(c, m), prod = m->val[out].kind == SAL_VAL_NODE ? m->val[out].producer : -1;
     bool softmax_out = prod >= 0 && sal_rule_kind_of(&m->node[prod]) == SAL_RK_SOFTMAX;
+    if (softmax_out && c->region)
+        return sal_fail(SAL_ERR_UNSUPPORTED, "explains the logits under an output softmax, which needs a class target, "
+                                             "not a region");
     dl_state st = {.base = {.method = c->meth->name, .supported = k_supported}, .reveal = variant == 1, .s = c->s};
     sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
     st.pos = sal_calloc((size_t)m->nval + 1, sizeof *st.pos);
@@ -465,15 +474,21 @@ static sal_status run_deeplift(sal_xctx *c) {
         default: rules[i] = sal_rule_reject; break;
         }
     }
-    if (s == SAL_OK) s = make_reference(c, &x0);
-    if (s == SAL_OK) s = sal_session_new(m, &ref);
+    for (int i = 0; c->rules && i < m->nnode && s == SAL_OK; i++)
+        s = sal_rule_describe(c, i, rules[i], rules[i] == dl_softmax_out ? "softmax at the output: logits, mean-centred"
+                              : rules[i] == dl_maxpool ? "max pooling: the window's difference to one input"
+                              : rules[i] == dl_weighted ? "RevealCancel split of the weighted sum"
+                                                        : "Rescale: (y - y0) / (x - x0)");
+    bool go = !c->rules; /* describe mode stops here */
+    if (s == SAL_OK && go) s = make_reference(c, &x0);
+    if (s == SAL_OK && go) s = sal_session_new(m, &ref);
     st.ref = ref;
-    if (s == SAL_OK) s = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
+    if (s == SAL_OK && go) s = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
     dl_job j = {.c = c, .st = &st, .ref = ref, .x0 = &x0, .zv = softmax_out ? m->node[prod].in[0] : out,
                 .softmax_out = softmax_out};
     sal_batched b = {.rules = rules, .rule_user = &st, .before = dl_before, .after = dl_after, .u = &j};
-    if (s == SAL_OK) s = sal_run_batched(c, &b);
-    if (s == SAL_OK) {
+    if (s == SAL_OK && go) s = sal_run_batched(c, &b);
+    if (s == SAL_OK && go) {
         sal_metric(c, "completeness_delta", j.worst);
         sal_metric(c, "completeness_rel", j.worst_rel);
         if (st.reveal) {
@@ -507,4 +522,5 @@ const sal_method sal_method_deeplift = {
     .summary = "contributions of x - reference through Rescale/RevealCancel multipliers (Shrikumar et al. 2017)",
     .params = k_params,
     .run = run_deeplift,
+    .describes = true,
 };

@@ -75,7 +75,10 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
             sal_sb_printf(&b, ": ");
             sal_sb_str(&b, c->val[i]);
         }
-    sal_sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"targets\": [", c->prob ? "probability" : "logit");
+    sal_sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"output_name\": ",
+                  c->region ? "value" : c->prob ? "probability" : "logit");
+    sal_sb_str(&b, c->m->val[sal_explained(c, c->m)].name);
+    sal_sb_printf(&b, ",\n  \"target\": \"%s\",\n  \"targets\": [", !c->region ? "class" : c->mask ? "mask" : "sum");
     for (int64_t i = 0; i < e->n; i++) sal_sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
     sal_sb_printf(&b, "],\n  \"outputs\": [");
     for (int64_t i = 0; i < e->n; i++) {
@@ -233,30 +236,11 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
     if (st == SAL_OK && o->chunk <= 0) c.chunk = auto_chunk(&c);
     if (st == SAL_OK) st = sal_exec_check_outputs(c.s); /* NaN logits would pick arbitrary targets */
-    if (st == SAL_OK) { /* resolve targets on the model's own outputs */
-        const sal_tensor *y = &c.s->act[m->output[0]];
-        if (y->ndim != 2) {
-            char b[160];
-            st = sal_fail(SAL_ERR_SHAPE, "explaining needs (batch, classes) outputs; %s gives %s", m->path,
-                          sal_shape_str(y->ndim, y->dim, b, sizeof b));
-        }
-        for (int64_t i = 0; i < N && st == SAL_OK; i++) {
-            const float *z = sal_f32(y) + i * y->dim[1];
-            int64_t best = 0;
-            if (o->target == SAL_TARGET_INDEX) {
-                if (!o->classes || (o->nclasses != 1 && o->nclasses != N)) {
-                    st = sal_fail(SAL_ERR_ARG, "give one target class, or one per sample (%lld)", (long long)N);
-                    break;
-                }
-                best = o->classes[o->nclasses == 1 ? 0 : i];
-            } else {
-                for (int64_t k = 1; k < y->dim[1]; k++)
-                    if (o->target == SAL_TARGET_MAX ? z[k] > z[best] : z[k] < z[best]) best = k;
-            }
-            c.target[i] = best;
-        }
+    sal_tensor mask = {0};
+    if (st == SAL_OK) st = sal_target_resolve(&c, o, &mask); /* on the model's own outputs */
+    if (st == SAL_OK) {
         sal_tensor seed = {0};
-        if (st == SAL_OK) st = sal_target_seed(&c, y, c.target, &seed, value);
+        st = sal_target_seed(&c, &c.s->act[c.outv], c.target, &seed, value);
         sal_tensor_free(&seed);
     }
     if (st == SAL_OK) {
@@ -280,6 +264,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         memset(&c.layer_out, 0, sizeof c.layer_out);
         e->n = N;
         e->targets = c.target;
+        for (int64_t i = 0; i < N && c.region; i++) e->targets[i] = -1; /* no class */
         e->outputs = value;
         c.target = NULL;
         value = NULL;
@@ -293,6 +278,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         e = NULL;
     }
     sal_explanation_free(e);
+    sal_tensor_free(&mask);
     sal_tensor_free(&c.out);
     sal_tensor_free(&c.layer_out);
     if (c.s != o->session) sal_session_free(c.s);

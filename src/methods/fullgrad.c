@@ -1,10 +1,11 @@
 /* FullGrad (Srinivas & Fleuret 2019). A network of affine maps and piecewise-linear, positively
  * homogeneous nonlinearities (ReLU, max pooling) splits its output exactly into
  *   f(x) = sum(df/dx * x) + sum_l sum(df/dz_l * b_l)
- * over the input and every bias b_l added at a node output z_l (Conv, Gemm and BatchNormalization
- * offsets, Add/Sub of a constant). The map post-processes every term with psi (|.|, scaled to [0, 1]
- * per sample, summed over channels, upsampled to the input) and adds them; terms of non-spatial
- * layers (dense biases) enter only the sum. That unprocessed sum is checked against the output:
+ * over the input and every bias b_l added at a node output z_l (Conv, Gemm, BatchNormalization,
+ * Layer-, Instance- and GroupNormalization offsets, Add/Sub of a constant). The map post-processes
+ * every term with psi (|.|, scaled to [0, 1] per sample, summed over channels, upsampled to the
+ * input) and adds them; a transformer's token layers are drawn on their patch grid (tokens=auto),
+ * terms of non-spatial layers (dense biases) enter only the sum. That unprocessed sum is checked against the output:
  * metric completeness_delta, the largest |sum - f(x)| over the samples. */
 #include "layer.h"
 #include <math.h>
@@ -32,7 +33,16 @@ static sal_status find_bias(const sal_session *s, int i, bias_term *t, bool *has
     float scale = 1;
     bool per_channel = false;
     bool bn = sal_node_is(n, SAL_OP_BatchNormalization);
-    if (sal_node_is(n, SAL_OP_Conv) && n->nin > 2 && n->in[2] >= 0) {
+    bool gn = sal_node_is(n, SAL_OP_GroupNormalization) && n->nin > 2 && is_const(m, n->in[2]);
+    if (sal_node_is(n, SAL_OP_LayerNormalization) && n->nin > 2 && is_const(m, n->in[2])) {
+        src = &s->act[n->in[2]]; /* the normalized axes' shape: lines up from the right */
+    } else if ((sal_node_is(n, SAL_OP_InstanceNormalization) && n->nin > 2 && is_const(m, n->in[2])) ||
+               (gn && y->ndim >= 2 && sal_tensor_numel(&s->act[n->in[2]]) == y->dim[1])) {
+        src = &s->act[n->in[2]];
+        per_channel = true;
+    } else if (gn) { /* opset 18: one bias per group, expanded to its channels below */
+        per_channel = true;
+    } else if (sal_node_is(n, SAL_OP_Conv) && n->nin > 2 && n->in[2] >= 0) {
         src = &s->act[n->in[2]];
         per_channel = true;
     } else if (bn) {
@@ -64,7 +74,15 @@ static sal_status find_bias(const sal_session *s, int i, bias_term *t, bool *has
         if (t->dim[d] != 1 && t->dim[d] != od)
             return sal_node_fail(n, SAL_ERR_SHAPE, "FullGrad: bias does not broadcast to the output");
     }
-    if (bn) { /* y = a x + (B - a mean), a = scale / sqrt(var + eps) */
+    if (gn && !src) {
+        const sal_tensor *b = &s->act[n->in[2]];
+        int64_t K = y->dim[1], G = sal_tensor_numel(b);
+        if (b->dtype != SAL_F32 || G < 1 || K % G) return sal_node_fail(n, SAL_ERR_SHAPE, "FullGrad: bias per group does not fit");
+        t->b = sal_malloc((size_t)K * sizeof(float));
+        if (!t->b) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        t->own = true;
+        for (int64_t k = 0; k < K; k++) t->b[k] = sal_f32(b)[k / (K / G)];
+    } else if (bn) { /* y = a x + (B - a mean), a = scale / sqrt(var + eps) */
         int64_t K = y->dim[1];
         const float *sc = sal_f32(&s->act[n->in[1]]), *b = sal_f32(&s->act[n->in[2]]),
                     *mu = sal_f32(&s->act[n->in[3]]), *var = sal_f32(&s->act[n->in[4]]);
@@ -191,14 +209,25 @@ static sal_status run_fullgrad(sal_xctx *c) {
             for (int64_t j = 0; j < row; j++) sum += T[n * row + j];
             total[n] += sum;
         }
-        if (y->ndim != x->ndim || y->ndim < 3) continue; /* a dense layer's bias has no place in the image */
-        p = sal_realloc(small, (size_t)(N * sal_spatial_size(y)) * sizeof *small);
+        const char *name = m->node[m->val[bt[b].val].producer].name;
+        sal_tokens tk = {0};
+        sal_tensor Tv = {.dtype = SAL_F32, .ndim = y->ndim, .data = T}, grid = {0};
+        memcpy(Tv.dim, y->dim, sizeof Tv.dim);
+        if (y->ndim == 3 && x->ndim == 4 && (st = sal_tokens_of(c, "auto", name, y, &tk)) != SAL_OK) break;
+        /* a transformer's token layer is drawn on its patch grid; a dense layer's bias has no place
+         * in the image */
+        if (!tk.on && (y->ndim != x->ndim || y->ndim < 3)) continue;
+        if (tk.on && (st = sal_tokens_grid(&tk, &Tv, &grid)) != SAL_OK) break;
+        const sal_tensor *yy = tk.on ? &grid : y;
+        p = sal_realloc(small, (size_t)(N * sal_spatial_size(yy)) * sizeof *small);
         if (!p) {
+            sal_tensor_free(&grid);
             st = sal_fail(SAL_ERR_NOMEM, "out of memory");
             break;
         }
         small = p;
-        st = add_processed(c, m->node[m->val[bt[b].val].producer].name, T, y, acc, small);
+        st = add_processed(c, name, tk.on ? sal_f32(&grid) : T, yy, acc, small);
+        sal_tensor_free(&grid);
     }
     if (st == SAL_OK) st = sal_map_spread(c, acc, &c->out);
     if (st == SAL_OK && complete) {

@@ -15,13 +15,17 @@ static bool is_spatial(const sal_tensor *t, int64_t batch) {
 }
 
 sal_status sal_layer_candidates(const sal_session *s, sal_layer *out, int max, int *count) {
+    return sal_layer_candidates_to(s, s->m->output[0], out, max, count);
+}
+
+sal_status sal_layer_candidates_to(const sal_session *s, int outv, sal_layer *out, int max, int *count) {
     const sal_model *m = s->m;
     *count = 0;
     if (!s->forward_done) return sal_fail(SAL_ERR_ARG, "choosing a layer needs a forward pass first");
     /* reach[v]: v lies on a path to output 0, so the explained output has a gradient there */
     bool *reach = sal_calloc((size_t)m->nval, sizeof *reach);
     if (!reach) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    reach[m->output[0]] = true;
+    reach[outv] = true;
     for (int i = m->nnode - 1; i >= 0; i--) {
         const sal_node *n = &m->node[i];
         bool any = false;
@@ -71,10 +75,10 @@ sal_status sal_layer_resolve(sal_xctx *c, const char *spec, sal_layer *out) {
     const sal_model *m = c->m;
     const sal_session *s = c->s;
     int n;
-    SAL_TRY(sal_layer_candidates(s, NULL, 0, &n));
+    SAL_TRY(sal_layer_candidates_to(s, sal_explained(c, m), NULL, 0, &n));
     sal_layer *l = sal_calloc((size_t)n + 1, sizeof *l);
     if (!l) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    sal_status st = sal_layer_candidates(s, l, n, &n);
+    sal_status st = sal_layer_candidates_to(s, sal_explained(c, m), l, n, &n);
     char list[400];
     candidate_list(m, l, n, list, sizeof list);
     if (st != SAL_OK) goto done;
@@ -121,6 +125,101 @@ sal_status sal_layer_resolve(sal_xctx *c, const char *spec, sal_layer *out) {
 done:
     if (st == SAL_OK) snprintf(c->layer, sizeof c->layer, "%s", m->node[out->node].name);
     sal_free(l);
+    return st;
+}
+
+/* ---- token layers ---- */
+
+sal_status sal_tokens_of(const sal_xctx *c, const char *spec, const char *layer, const sal_tensor *A, sal_tokens *t) {
+    *t = (sal_tokens){0};
+    const sal_tensor *x = c->x;
+    char b[160];
+    if (!strcmp(spec, "none")) return SAL_OK;
+    if (!strcmp(spec, "auto")) {
+        if (A->ndim != 3 || x->ndim != 4) return SAL_OK;
+        int64_t T = A->dim[1], H = x->dim[2], W = x->dim[3];
+        for (int64_t k = 0; k <= 8 && k < T - 1; k++) {
+            int64_t n = T - k;
+            /* h w = n with h W = w H: h = sqrt(n H / W) */
+            int64_t h = (int64_t)llround(sqrt((double)n * (double)H / (double)W));
+            for (int64_t hh = h > 1 ? h - 1 : 1; hh <= h + 1; hh++) {
+                if (n % hh) continue;
+                int64_t ww = n / hh;
+                if (hh * W == ww * H) {
+                    *t = (sal_tokens){true, k, hh, ww};
+                    return SAL_OK;
+                }
+            }
+        }
+        return SAL_OK;
+    }
+    long long h, w;
+    char end;
+    if (sscanf(spec, "%lldx%lld%c", &h, &w, &end) != 2 || h < 1 || w < 1)
+        return sal_fail(SAL_ERR_ARG, "method %s: parameter tokens=%s must be auto, none or HxW (e.g. 14x14)",
+                        c->meth->name, spec);
+    if (A->ndim != 3 || A->dim[1] < h * w)
+        return sal_fail(SAL_ERR_SHAPE, "method %s: layer '%s' has shape %s: tokens=%s needs (N, tokens, channels) with "
+                        "at least %lld tokens", c->meth->name, layer, sal_shape_str(A->ndim, A->dim, b, sizeof b), spec,
+                        h * w);
+    *t = (sal_tokens){true, A->dim[1] - h * w, h, w};
+    return SAL_OK;
+}
+
+sal_status sal_tokens_grid(const sal_tokens *t, const sal_tensor *A, sal_tensor *out) {
+    int64_t N = A->dim[0], T = A->dim[1], C = A->dim[2], S = t->h * t->w;
+    SAL_TRY(sal_tensor_alloc(out, SAL_F32, 4, (int64_t[]){N, C, t->h, t->w}));
+    const float *a = sal_f32(A);
+    float *o = sal_f32(out);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S; s++)
+            for (int64_t ch = 0; ch < C; ch++) o[(n * C + ch) * S + s] = a[(n * T + t->prefix + s) * C + ch];
+    return SAL_OK;
+}
+
+/* Whether the gradient at token layer v is non-zero anywhere on its grid. */
+static bool grid_reached(const sal_tensor *G, const sal_tokens *t) {
+    int64_t N = G->dim[0], T = G->dim[1], C = G->dim[2];
+    for (int64_t n = 0; n < N; n++) {
+        const float *g = sal_f32(G) + (n * T + t->prefix) * C;
+        for (int64_t i = 0; i < (T - t->prefix) * C; i++)
+            if (g[i] != 0) return true;
+    }
+    return false;
+}
+
+sal_status sal_layer_resolve_tokens(sal_xctx *c, const char *spec, const char *tokens, sal_layer *out,
+                                    sal_tokens *t) {
+    SAL_TRY(sal_layer_resolve(c, spec, out));
+    SAL_TRY(sal_tokens_of(c, tokens, c->layer, &c->s->act[out->val], t));
+    if ((*spec && strcmp(spec, "auto")) || !t->on) return SAL_OK;
+    /* the default is a token layer: every token layer of the same reading, gradients in one pass */
+    int n;
+    SAL_TRY(sal_layer_candidates_to(c->s, sal_explained(c, c->m), NULL, 0, &n));
+    sal_layer *l = sal_calloc((size_t)n + 1, sizeof *l);
+    sal_tokens *tk = sal_calloc((size_t)n + 1, sizeof *tk);
+    int *vals = sal_calloc((size_t)n + 1, sizeof *vals), nv = 0;
+    sal_status st = l && tk && vals ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) st = sal_layer_candidates_to(c->s, sal_explained(c, c->m), l, n, &n);
+    for (int i = 0; st == SAL_OK && i < n; i++) {
+        st = sal_tokens_of(c, tokens, c->m->node[l[i].node].name, &c->s->act[l[i].val], &tk[nv]);
+        if (st == SAL_OK && tk[nv].on) l[nv] = l[i], vals[nv++] = l[i].val;
+    }
+    if (st == SAL_OK) st = sal_layer_grads(c, nv, vals, false, NULL);
+    int pick = -1;
+    for (int i = nv - 1; st == SAL_OK && i >= 0 && pick < 0; i--)
+        if (grid_reached(&c->s->grad[vals[i]], &tk[i])) pick = i;
+    if (st == SAL_OK && pick < 0)
+        st = sal_fail(SAL_ERR_UNSUPPORTED, "%s: the explained output's gradient reaches the grid of no token layer",
+                      c->m->path);
+    if (st == SAL_OK) {
+        *out = l[pick];
+        *t = tk[pick];
+        snprintf(c->layer, sizeof c->layer, "%s", c->m->node[out->node].name);
+    }
+    sal_free(l);
+    sal_free(tk);
+    sal_free(vals);
     return st;
 }
 
@@ -197,7 +296,7 @@ sal_status sal_layer_grads(sal_xctx *c, int nv, const int *vals, bool input, flo
     if (!wrt) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < nv; i++) wrt[vals[i]] = true;
     if (input) wrt[m->input[0]] = true;
-    int out = m->output[0];
+    int out = sal_explained(c, m);
     sal_tensor seed = {0};
     sal_status st = sal_target_seed(c, &c->s->act[out], c->target, &seed, value);
     sal_backward_opts bo = {.wrt = wrt};
@@ -213,7 +312,8 @@ sal_status sal_map_check(const sal_xctx *c, const char *layer, int nd) {
         char b[160];
         return sal_fail(SAL_ERR_SHAPE,
                         "layer '%s' has %d spatial dims but the input %s has %d, so its map cannot be resampled to "
-                        "the input (upsample=none keeps the layer's resolution)",
+                        "the input (upsample=none keeps the layer's resolution; a (N, tokens, channels) layer is "
+                        "read on a grid with tokens=auto or tokens=HxW)",
                         layer, nd, sal_shape_str(x->ndim, x->dim, b, sizeof b), x->ndim > 2 ? x->ndim - 2 : 0);
     }
     return SAL_OK;

@@ -15,11 +15,31 @@ typedef struct {
  * output 0, in execution order (the last is the default). Writes up to max of them to out (may be
  * NULL) and the total to *count. */
 sal_status sal_layer_candidates(const sal_session *s, sal_layer *out, int max, int *count);
+/* The same for the explained output value outv instead of output 0. */
+sal_status sal_layer_candidates_to(const sal_session *s, int outv, sal_layer *out, int max, int *count);
 
 /* Resolves the layer named spec (a node name, else a value name; "auto" or "" = the default, the
  * last candidate) after a forward
  * pass on c->s, and records its node name in c->layer. Fails naming the layer and the candidates. */
 sal_status sal_layer_resolve(sal_xctx *c, const char *spec, sal_layer *out);
+
+/* ---- token layers (N, T, C) of transformers, read as (N, C, h, w) maps ---- */
+typedef struct {
+    bool on;
+    int64_t prefix, h, w; /* leading tokens skipped (class, distillation), then an h x w grid */
+} sal_tokens;
+/* How layer value A (named layer) is read under the tokens parameter spec: "none" never as tokens;
+ * "HxW" as tokens on that grid (the leading T - H W tokens skipped); "auto" as tokens when A has
+ * rank 3, the input is an image (N, C, H, W), and T - k = h w for the smallest k in 0..8 with h : w
+ * = H : W. Fails naming the layer when a given grid does not fit. */
+sal_status sal_tokens_of(const sal_xctx *c, const char *spec, const char *layer, const sal_tensor *A, sal_tokens *t);
+/* out := A (N, T, C) as (N, C, h, w), the prefix tokens dropped. */
+sal_status sal_tokens_grid(const sal_tokens *t, const sal_tensor *A, sal_tensor *out);
+/* sal_layer_resolve under the tokens parameter: with layer auto, when the default layer is a token
+ * layer, the last token layer whose grid the explained output's gradient reaches (a ViT's last
+ * blocks feed the head through the class token alone, so their patch tokens get no gradient). */
+sal_status sal_layer_resolve_tokens(sal_xctx *c, const char *spec, const char *tokens, sal_layer *out,
+                                    sal_tokens *t);
 
 /* Linear interpolation of rows maps of nd spatial dims (rows, in[0], ..., in[nd-1]) to
  * (rows, out[0], ...), one axis at a time (bilinear for nd = 2), with half-pixel centres and edge

@@ -127,7 +127,10 @@ const char *sal_lrp_rule_str(const sal_lrp_rule *r, char *buf, size_t n) {
 
 /* ---- the plan: a rule per node ---- */
 
-typedef enum { NK_ROUTE = 0, NK_PASS, NK_ZRULE, NK_AFFINE_IN, NK_POOLPROP, NK_LIN, NK_REJECT } node_kind;
+typedef enum {
+    NK_ROUTE = 0, NK_PASS, NK_ZRULE, NK_AFFINE_IN, NK_POOLPROP, NK_LIN, NK_REJECT,
+    NK_NORM, NK_PROD, NK_SMAX, NK_NONE, /* lrp_transformer.c's rules; NK_NONE: no relevance reaches it */
+} node_kind;
 
 #define NTMP 8
 
@@ -138,6 +141,8 @@ struct sal_lrp_plan {
     sal_lrp_rule *rule;
     sal_lin_roles *roles;
     unsigned char *kind;
+    sal_lrp_flow flow;
+    int attention;
     double stab, lo, hi;
     /* scratch, reused across nodes and calls: modified weights, inputs and bias of up to two
      * terms, a denominator, the scaled relevance, a transposed product, per-input temporaries */
@@ -379,13 +384,14 @@ static sal_status rule_pass(sal_opctx *c, void *user) {
 
 /* The share of each varying input k of a node z = f(x) that is linear in what varies:
  * R_k = x_k * (d z / d x_k)^T (R / z), from the op's own backward on R / z. */
-static sal_status share_by_backward(sal_lrp_plan *p, sal_opctx *c, const sal_op *op, const sal_tensor *z) {
+static sal_status share_masked(sal_lrp_plan *p, sal_opctx *c, const sal_op *op, const sal_tensor *z, unsigned mask,
+                               const double *coef) {
     if (c->n->nin > NTMP || c->n->nout > NTMP) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "too many inputs");
     SAL_TRY(stabilized(c->n, c->dout[0], z, p->stab, 1.0, &p->s));
     sal_tensor *din[NTMP] = {0}, *dout[NTMP] = {0};
     dout[0] = &p->s;
     for (int k = 0; k < c->n->nin; k++)
-        if (c->din[k]) {
+        if (c->din[k] && (mask >> k & 1)) {
             SAL_TRY(zeroed(&p->tin[k], c->in[k]));
             din[k] = &p->tin[k];
         }
@@ -394,9 +400,19 @@ static sal_status share_by_backward(sal_lrp_plan *p, sal_opctx *c, const sal_op 
     c2.dout = dout;
     if (!op->backward) return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "has no gradient");
     SAL_TRY(op->backward(&c2));
-    for (int k = 0; k < c->n->nin; k++)
-        if (c->din[k]) add_product(c->din[k], c->in[k], &p->tin[k]);
+    for (int k = 0; k < c->n->nin; k++) {
+        if (!din[k]) continue;
+        if (coef && coef[k] != 1) {
+            float *t = sal_f32(&p->tin[k]);
+            for (int64_t e = 0, n = sal_tensor_numel(&p->tin[k]); e < n; e++) t[e] *= (float)coef[k];
+        }
+        add_product(c->din[k], c->in[k], &p->tin[k]);
+    }
     return SAL_OK;
+}
+
+static sal_status share_by_backward(sal_lrp_plan *p, sal_opctx *c, const sal_op *op, const sal_tensor *z) {
+    return share_masked(p, c, op, z, ~0u, NULL);
 }
 
 static sal_status rule_zrule(sal_opctx *c, void *user) {
@@ -446,9 +462,49 @@ static sal_status rule_poolprop(sal_opctx *c, void *user) {
 static sal_status rule_reject(sal_opctx *c, void *user) {
     sal_lrp_plan *p = user;
     return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED,
-                         "%s has no rule for %s (LRP has rules for Gemm, MatMul, Conv, monotone activations, sums, "
-                         "pooling, BatchNormalization and shape ops)",
+                         "%s has no rule for %s (LRP has rules for Gemm, MatMul, Conv, ConvTranspose, activations, "
+                         "sums, pooling, normalizations, softmax attention, products and shape ops)",
                          p->method, c->n->op_type);
+}
+
+/* ---- products, gates, attention, normalizations (see lrp_transformer.c) ---- */
+
+/* Nothing reaches the node but the zeros of operands held constant downstream. */
+static sal_status rule_none(sal_opctx *c, void *user) {
+    (void)c, (void)user;
+    return SAL_OK;
+}
+
+static sal_status rule_norm(sal_opctx *c, void *user) {
+    const sal_lrp_plan *p = user;
+    return sal_lrp_norm(c, p->stab);
+}
+
+/* The z-rule of a product with the held operands constant; the k operands that vary share each
+ * term equally (AttnLRP's uniform rule), a bias that varies keeps its own share. */
+static sal_status rule_prod(sal_opctx *c, void *user) {
+    sal_lrp_plan *p = user;
+    if (!c->dout[0]) return SAL_OK;
+    const sal_op *op = c->n->op;
+    unsigned held = p->flow.held[node_index(c)], want = sal_din_mask(c) & ~held;
+    double coef[NTMP];
+    int k = 0;
+    for (int j = 0; j < c->n->nin && j < NTMP; j++) k += (want >> j) & (op->lin_in >> j) & 1;
+    for (int j = 0; j < c->n->nin; j++) {
+        if (!(want >> j & 1)) continue;
+        if (!((op->lin_in | op->bias_in) >> j & 1))
+            return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "%s: input %d depends on the input and the node is not "
+                                 "linear in it, which no LRP rule covers", p->method, j);
+        if (j < NTMP) coef[j] = op->lin_in >> j & 1 ? 1.0 / (k ? k : 1) : 1.0;
+    }
+    return share_masked(p, c, op, c->out[0], want, coef);
+}
+
+/* AttnLRP's softmax rule, R_i = x_i (R_i - s_i sum_j R_j): the z-rule form x * J^T (R / s). */
+static sal_status rule_smax(sal_opctx *c, void *user) {
+    sal_lrp_plan *p = user;
+    if (!c->dout[0] || !c->din[0]) return SAL_OK;
+    return share_by_backward(p, c, c->n->op, c->out[0]);
 }
 
 /* ---- building a plan ---- */
@@ -501,6 +557,13 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
     p->stab = cfg->stabilizer;
     p->lo = cfg->lo;
     p->hi = cfg->hi;
+    p->attention = cfg->attention;
+    int outv = cfg->out_name ? sal_graph_find(m, cfg->out_name) : m->output[0];
+    if (outv < 0) {
+        st = sal_fail(SAL_ERR_ARG, "%s has no value '%s' to explain", m->path, cfg->out_name);
+        goto done;
+    }
+    if ((st = sal_lrp_flow_make(m, outv, cfg->attention, &p->flow)) != SAL_OK) goto done;
     /* user entries are checked up front, so a typo fails before any work */
     for (int u = 0; u < cfg->nuser; u++) {
         char pats[256];
@@ -516,8 +579,23 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
         else if (sal_node_has(n, SAL_TR_MONOTONE)) k = NK_PASS;
         else if (sal_node_has(n, SAL_TR_ADDITIVE | SAL_TR_MULTILINEAR)) k = NK_ZRULE;
         else if (sal_node_has(n, SAL_TR_MAXPOOL)) k = cfg->maxpool_proportional ? NK_POOLPROP : NK_ROUTE;
-        else if (sal_node_has(n, SAL_TR_SOFTMAX) && n->out[0] == m->output[0]) k = NK_PASS;
+        else if (sal_node_has(n, SAL_TR_SOFTMAX) && n->out[0] == outv) k = NK_PASS;
         else k = NK_REJECT;
+        /* activations that are not monotone pass relevance as the monotone ones do (AttnLRP's
+         * identity rule); normalizations and softmax attention have their rules; products of two
+         * activations and operands held constant take rule_prod */
+        if (k == NK_REJECT && (sal_node_is(n, SAL_OP_Gelu) || sal_node_is(n, SAL_OP_HardSwish) ||
+                               sal_node_is(n, SAL_OP_Mish) || sal_node_is(n, SAL_OP_PRelu)))
+            k = NK_PASS;
+        else if (k == NK_REJECT && sal_node_has(n, SAL_TR_NORM)) k = NK_NORM;
+        else if (k == NK_REJECT && sal_node_is(n, SAL_OP_Softmax) && cfg->attention == SAL_ATTN_ATTNLRP) k = NK_SMAX;
+        if ((k == NK_ZRULE || k == NK_LIN) && sal_node_has(n, SAL_TR_MULTILINEAR)) {
+            int nv = 0;
+            for (int j = 0; j < n->nin && j < 31; j++)
+                nv += (n->op->lin_in >> j & 1) && n->in[j] >= 0 && p->flow.vary[n->in[j]];
+            if (p->flow.held[i] || (nv >= 2 && k == NK_ZRULE)) k = NK_PROD;
+        }
+        if (!p->flow.live[i]) k = NK_NONE;
         /* values reached from the input through shape ops, and elementwise shifts and scalings by
          * constants (an input normalization), are what the first layer reads */
         bool all_raw = k == NK_ROUTE, any = false;
@@ -546,11 +624,15 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
         case NK_AFFINE_IN: p->fn[i] = rule_affine_in; break;
         case NK_POOLPROP: p->fn[i] = rule_poolprop; break;
         case NK_REJECT: p->fn[i] = rule_reject; break;
+        case NK_NORM: p->fn[i] = rule_norm; break;
+        case NK_PROD: p->fn[i] = rule_prod; break;
+        case NK_SMAX: p->fn[i] = rule_smax; break;
+        case NK_NONE: p->fn[i] = rule_none; break;
         case NK_LIN: {
             sal_lin_roles r;
-            if (sal_lin_roles_of(m, n, &r) != SAL_OK) { /* e.g. a product of two activations */
-                p->kind[i] = NK_REJECT;
-                p->fn[i] = rule_reject;
+            if (sal_lin_roles_of(m, n, &r) != SAL_OK) { /* a product of two activations: the uniform rule */
+                p->kind[i] = NK_PROD;
+                p->fn[i] = rule_prod;
                 break;
             }
             p->roles[i] = r;
@@ -615,6 +697,7 @@ void sal_lrp_plan_free(sal_lrp_plan *p) {
     sal_free(p->rule);
     sal_free(p->roles);
     sal_free(p->kind);
+    sal_lrp_flow_free(&p->flow);
     sal_free(p);
 }
 
@@ -624,45 +707,58 @@ const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node) {
     return node >= 0 && node < p->m->nnode && p->kind[node] == NK_LIN ? &p->rule[node] : NULL;
 }
 
+const char *sal_lrp_plan_describe(const sal_lrp_plan *p, int i, char *buf, size_t n) {
+    static const char *const why[] = {"", "a gate of the other operand", "attention weights (CP-LRP)",
+                                      "the divisor (a normalization's statistic)"};
+    const sal_node *nd = &p->m->node[i];
+    char r[64];
+    int held = -1;
+    for (int k = 0; k < nd->nin && k < 32 && held < 0; k++)
+        if (p->flow.held[i] >> k & 1) held = k;
+    switch ((node_kind)p->kind[i]) {
+    case NK_ROUTE: snprintf(buf, n, "routed by its gradient"); break;
+    case NK_PASS: snprintf(buf, n, "identity: relevance passes through"); break;
+    case NK_ZRULE: snprintf(buf, n, "z-rule: each varying input's share"); break;
+    case NK_AFFINE_IN: snprintf(buf, n, "identity: an input normalization"); break;
+    case NK_POOLPROP: snprintf(buf, n, "proportional to the window's values"); break;
+    case NK_LIN: snprintf(buf, n, "rule %s", sal_lrp_rule_str(&p->rule[i], r, sizeof r)); break;
+    case NK_REJECT: snprintf(buf, n, "refused: no LRP rule for %s", nd->op_type); break;
+    case NK_NORM: snprintf(buf, n, "z-rule with the statistics held constant (AttnLRP)"); break;
+    case NK_SMAX: snprintf(buf, n, "AttnLRP softmax rule: x (R - s sum R)"); break;
+    case NK_NONE: {
+        bool vary = false;
+        for (int k = 0; k < nd->nin; k++) vary |= nd->in[k] >= 0 && p->flow.vary[nd->in[k]];
+        snprintf(buf, n, "%s", vary ? "none: no relevance reaches it (held constant downstream)"
+                                    : "none: no float path from the input (constants, shapes)");
+        break;
+    }
+    case NK_PROD:
+        if (held >= 0)
+            snprintf(buf, n, "z-rule with input %d held constant: %s", held, why[p->flow.why[i] < 4 ? p->flow.why[i] : 0]);
+        else snprintf(buf, n, "uniform (AttnLRP): each term's share split equally between its operands");
+        break;
+    }
+    return buf;
+}
+
 /* ---- running ---- */
 
-sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
-                            const sal_rule_fn *rules, void *user, float *value) {
-    const sal_model *m = s->m;
+sal_status sal_lrp_backward_c(const sal_xctx *c, sal_session *s, const sal_tensor *x, const int64_t *target,
+                              const sal_rule_fn *rules, void *user, float *value) {
     SAL_TRY(sal_exec_forward_reuse(s, x)); /* sal_explain's pass to pick the targets, usually */
-    int out = m->output[0];
-    const sal_tensor *y = &s->act[out];
-    if (y->dtype != SAL_F32 || y->ndim != 2) {
-        char b[160];
-        return sal_fail(SAL_ERR_SHAPE, "explaining needs (batch, classes) outputs; %s gives %s", m->path,
-                        sal_shape_str(y->ndim, y->dim, b, sizeof b));
-    }
-    int64_t B = y->dim[0], K = y->dim[1];
+    int out = sal_explained(c, s->m);
     sal_tensor seed = {0};
-    SAL_TRY(zeroed(&seed, y));
-    sal_status st = SAL_OK;
-    for (int64_t b = 0; b < B && st == SAL_OK; b++) {
-        const float *z = sal_f32(y) + b * K;
-        int64_t t = target[b];
-        if (t < 0 || t >= K) {
-            st = sal_fail(SAL_ERR_ARG, "target class %lld is out of range: the model has %lld outputs", (long long)t,
-                          (long long)K);
-            break;
-        }
-        double v = z[t];
-        if (prob) { /* relevance starts as the probability, placed on the target's logit */
-            double mx = z[0], sum = 0;
-            for (int64_t k = 1; k < K; k++) mx = fmax(mx, z[k]);
-            for (int64_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);
-            v = exp((double)z[t] - mx) / sum;
-        }
-        sal_f32(&seed)[b * K + t] = (float)v;
-        if (value) value[b] = (float)v;
-    }
+    sal_status st = sal_relevance_seed(c, &s->act[out], target, &seed, value);
     sal_backward_opts bo = {.rule = rules, .user = user};
     if (st == SAL_OK) st = sal_exec_backward(s, 1, &out, &seed, &bo);
     sal_tensor_free(&seed);
     return st;
+}
+
+sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
+                            const sal_rule_fn *rules, void *user, float *value) {
+    sal_xctx c = {.m = s->m, .x = x, .prob = prob, .outv = s->m->output[0]};
+    return sal_lrp_backward_c(&c, s, x, target, rules, user, value);
 }
 
 /* One relevance run: the rules, and the conservation figures gathered row by row. */
@@ -677,7 +773,7 @@ typedef struct {
 
 static sal_status lrp_pass(void *u, sal_chunk *ch) {
     const lrp_job *j = u;
-    SAL_TRY(sal_lrp_backward(ch->s, ch->x, ch->target, j->c->prob, j->rules, j->user, ch->value));
+    SAL_TRY(sal_lrp_backward_c(j->c, ch->s, ch->x, ch->target, j->rules, j->user, ch->value));
     ch->g = &ch->s->grad[ch->s->m->input[0]];
     return SAL_OK;
 }
@@ -720,6 +816,9 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
                  "or @input, @conv, @dense)"}
 #define P_MAXPOOL {"maxpool", "winner", "max pooling: winner (all to the maximum) or proportional (to the window's values)"}
 #define P_STAB {"stabilizer", "1e-6", "added to denominators with their sign where a rule has no epsilon"}
+#define P_ATTN                                                                                              \
+    {"attention", "constant", "softmax attention: constant (attention weights held constant, CP-LRP) or attnlrp " \
+                              "(AttnLRP's softmax rule, relevance on into queries and keys)"}
 #define P_EPS {"epsilon", "0.25", "epsilon of the epsilon rule"}
 /* the composites default to Zennit's epsilon, so that their maps compare */
 #define P_EPS_C {"epsilon", "1e-6", "epsilon of the epsilon rule on dense layers"}
@@ -744,6 +843,9 @@ static sal_status run_config(sal_xctx *c, sal_lrp_config *cfg) {
     int pi;
     SAL_TRY(sal_param_choice(c, "maxpool", pool, &pi));
     SAL_TRY(sal_param_float(c, "stabilizer", 0, 1e6, &cfg->stabilizer));
+    static const char *const attn[] = {"constant", "attnlrp", NULL};
+    SAL_TRY(sal_param_choice(c, "attention", attn, &cfg->attention));
+    cfg->out_name = c->m->val[sal_explained(c, c->m)].name;
     cfg->method = c->meth->name;
     cfg->user = user;
     cfg->nuser = nu;
@@ -757,7 +859,13 @@ static sal_status run_config(sal_xctx *c, sal_lrp_config *cfg) {
     const sal_model *m = cm ? cm : c->m;
     sal_lrp_plan *p = NULL;
     sal_status st = sal_lrp_plan_new(m, cfg, &p);
-    if (st == SAL_OK) st = sal_lrp_drive(c, m, sal_lrp_plan_rules(p), p, true);
+    for (int i = 0; st == SAL_OK && c->rules && i < c->m->nnode; i++) { /* describe mode */
+        int j = sal_graph_find_node(m, c->m->node[i].name);
+        char buf[200];
+        st = j >= 0 ? sal_rule_line(c, i, "%s", sal_lrp_plan_describe(p, j, buf, sizeof buf))
+                    : sal_rule_line(c, i, "folded into the linear node before it (canonization)");
+    }
+    if (st == SAL_OK && !c->rules) st = sal_lrp_drive(c, m, sal_lrp_plan_rules(p), p, true);
     if (st == SAL_OK) sal_metric(c, "batchnorm_folded", nfold);
     sal_lrp_plan_free(p);
     sal_model_free(cm);
@@ -774,15 +882,15 @@ static sal_status read_box(sal_xctx *c, sal_lrp_config *cfg) {
     return SAL_OK;
 }
 
-static const sal_param_spec k_p_plain[] = {P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_eps[] = {P_EPS, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_gamma[] = {P_GAMMA, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_plain[] = {P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_eps[] = {P_EPS, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_gamma[] = {P_GAMMA, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
 static const sal_param_spec k_p_ab[] = {
     {"alpha", "2", "weight of the positive contributions"},
     {"beta", "1", "weight of the negative contributions (alpha - beta must be 1)"},
-    P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_comp[] = {P_EPS_C, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_egb[] = {P_EPS_C, P_GAMMA, P_LOW, P_HIGH, P_RULE, P_MAXPOOL, P_STAB, {NULL, NULL, NULL}};
+    P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_comp[] = {P_EPS_C, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_egb[] = {P_EPS_C, P_GAMMA, P_LOW, P_HIGH, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
 
 static sal_status run_lrp0(sal_xctx *c) {
     sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_ZERO, 0, 0});
@@ -849,6 +957,7 @@ const sal_method sal_method_lrp_0 = {
     .summary = "LRP-0 (z-rule) everywhere; equals gradient x input on bias-free ReLU nets (Bach et al. 2015)",
     .params = k_p_plain,
     .run = run_lrp0,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_epsilon = {
@@ -856,6 +965,7 @@ const sal_method sal_method_lrp_epsilon = {
     .summary = "LRP-epsilon everywhere: eps absorbs weak and contradictory relevance (Bach et al. 2015)",
     .params = k_p_eps,
     .run = run_eps,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_gamma = {
@@ -863,6 +973,7 @@ const sal_method sal_method_lrp_gamma = {
     .summary = "LRP-gamma everywhere: positive contributions favoured by gamma (Montavon et al. 2019)",
     .params = k_p_gamma,
     .run = run_gamma,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_alpha_beta = {
@@ -870,6 +981,7 @@ const sal_method sal_method_lrp_alpha_beta = {
     .summary = "LRP-alpha-beta everywhere; alpha 1 beta 0 is excitation backprop (Bach et al. 2015)",
     .params = k_p_ab,
     .run = run_ab,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_zplus = {
@@ -877,6 +989,7 @@ const sal_method sal_method_lrp_zplus = {
     .summary = "LRP z+ (alpha 1, beta 0) everywhere: Deep Taylor's rule for ReLU layers (Montavon et al. 2017)",
     .params = k_p_plain,
     .run = run_zplus,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_epsilon_plus = {
@@ -884,6 +997,7 @@ const sal_method sal_method_lrp_epsilon_plus = {
     .summary = "composite: epsilon on dense layers, z+ on convolutions (Zennit's EpsilonPlus)",
     .params = k_p_comp,
     .run = run_eplus,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_epsilon_gamma_box = {
@@ -891,6 +1005,7 @@ const sal_method sal_method_lrp_epsilon_gamma_box = {
     .summary = "composite: zb on the first layer, gamma on convolutions, epsilon on dense layers (Zennit's EpsilonGammaBox)",
     .params = k_p_egb,
     .run = run_egb,
+    .describes = true,
 };
 
 const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
@@ -898,6 +1013,7 @@ const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
     .summary = "composite: epsilon on dense layers, alpha2-beta1 on convolutions (Zennit's EpsilonAlpha2Beta1)",
     .params = k_p_comp,
     .run = run_ea2b1,
+    .describes = true,
 };
 
 /* ---- Deep Taylor decomposition ---- */
@@ -914,6 +1030,7 @@ static const sal_param_spec k_p_dtd[] = {
     P_RULE,
     P_MAXPOOL,
     P_STAB,
+    P_ATTN,
     {NULL, NULL, NULL},
 };
 
@@ -926,6 +1043,9 @@ static sal_status run_dtd(sal_xctx *c) {
     SAL_TRY(sal_param_choice(c, "domain", domains, &dom));
     SAL_TRY(sal_param_choice(c, "pattern", kinds, &kind));
     if (root == 2) {
+        if (c->rules)
+            return sal_fail(SAL_ERR_ARG, "method %s: root=pattern takes its rules from the patterns (w * a at every "
+                            "linear node, PatternAttribution's)", c->meth->name);
         if (!*sal_param(c, "patterns") && !c->patterns)
             return sal_fail(SAL_ERR_ARG, "method %s: root=pattern needs patterns=FILE (made by `saliency patterns`)",
                             c->meth->name);
@@ -956,4 +1076,5 @@ const sal_method sal_method_deep_taylor = {
     .params = k_p_dtd,
     .run = run_dtd,
     .needs_patterns = dtd_needs_patterns,
+    .describes = true,
 };

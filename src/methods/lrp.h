@@ -36,6 +36,10 @@ sal_status sal_lrp_rule_parse(const char *spec, sal_lrp_rule *r);
 const char *sal_lrp_rule_str(const sal_lrp_rule *r, char *buf, size_t n);
 
 /* What a method assigns, before the user's `rule` entries (tried first; the first match wins). */
+/* Softmax attention (lrp_transformer.c): attention weights held constant (CP-LRP), or relevance
+ * through the softmax by AttnLRP's rule. */
+enum { SAL_ATTN_CONSTANT = 0, SAL_ATTN_ATTNLRP };
+
 typedef struct {
     const char *method;       /* for messages */
     bool has_first;           /* linear nodes that read the model input (through shape-only ops) get */
@@ -47,6 +51,8 @@ typedef struct {
     bool maxpool_proportional;
     double stabilizer;        /* added with the sign of the denominator where no epsilon is given */
     double lo, hi;            /* the box of zb rules without bounds */
+    int attention;            /* SAL_ATTN_* */
+    const char *out_name;     /* the explained output; NULL: the model's first */
 } sal_lrp_config;
 
 typedef struct sal_lrp_plan sal_lrp_plan;
@@ -59,6 +65,25 @@ void sal_lrp_plan_free(sal_lrp_plan *p);
 const sal_rule_fn *sal_lrp_plan_rules(const sal_lrp_plan *p);
 /* The rule given to linear node i (NULL for other nodes), for reports and tests. */
 const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node);
+/* What node i gets, in words ("epsilon:1e-06", "z-rule", "uniform: 1/2 of each term to each operand",
+ * ...), into buf. */
+const char *sal_lrp_plan_describe(const sal_lrp_plan *p, int node, char *buf, size_t n);
+
+/* ---- how relevance flows through products, gates, attention and normalizations
+ * (lrp_transformer.c) ---- */
+enum { SAL_HELD_NONE = 0, SAL_HELD_GATE, SAL_HELD_ATTENTION, SAL_HELD_DIVISOR };
+typedef struct {
+    bool *vary;          /* per value: depends on the model input through float arithmetic */
+    bool *live;          /* per node: relevance from the explained output reaches it */
+    unsigned *held;      /* per node: bit k, operand k is held constant */
+    unsigned char *why;  /* per node: SAL_HELD_* */
+} sal_lrp_flow;
+/* The analysis of m for the explained output value out (attention: SAL_ATTN_*). */
+sal_status sal_lrp_flow_make(const sal_model *m, int out, int attention, sal_lrp_flow *f);
+void sal_lrp_flow_free(sal_lrp_flow *f);
+/* Layer-, Instance- and GroupNormalization with their statistics held constant: the z-rule of the
+ * layer made linear (stab: the denominators' stabilizer). */
+sal_status sal_lrp_norm(sal_opctx *c, double stab);
 
 /* Forward of x (B, ...) on s (skipped when s's last forward pass was on these very values), seed
  * R = the explained output (logit, or softmax probability when prob) at target[b] of output 0,
@@ -67,6 +92,10 @@ const sal_lrp_rule *sal_lrp_plan_rule(const sal_lrp_plan *p, int node);
  * gets the seeds when not NULL. */
 sal_status sal_lrp_backward(sal_session *s, const sal_tensor *x, const int64_t *target, bool prob,
                             const sal_rule_fn *rules, void *user, float *value);
+
+/* The same for the target of c (any output, class or region targets; lrp_pass's call). */
+sal_status sal_lrp_backward_c(const sal_xctx *c, sal_session *s, const sal_tensor *x, const int64_t *target,
+                              const sal_rule_fn *rules, void *user, float *value);
 
 /* Runs sal_lrp_backward over c->x through sal_run_batched (chunks of c->chunk rows) on model m
  * (c->m or a canonized copy of it) and writes c->out. conservation: report the metrics relevance_conservation (mean over

@@ -22,6 +22,8 @@ typedef struct sal_method {
     /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
      * sal_method_needs_patterns on a context holding only the parameters. */
     bool (*needs_patterns)(const sal_xctx *c);
+    /* Whether run() supports describe mode (sal_xctx.rules): it decides a rule per node. */
+    bool describes;
 } sal_method;
 
 #define SAL_MAX_METRICS 16
@@ -42,6 +44,13 @@ struct sal_xctx {
                                its index. A wrapper (SmoothGrad) sets it for the rows it hands on,
                                so nested random methods do not depend on the chunking either */
     const sal_patterns *patterns; /* optional patterns in memory (sal_explain_opts.patterns) */
+    int outv;               /* the explained output: a value of m (target.c) */
+    bool region;            /* a region target (sum or mask): target[i] then holds the sample whose
+                               mask row applies, not a class */
+    const float *mask;      /* region: weights (mask_rows, mask_row) over a sample's output; NULL: sum */
+    int64_t mask_rows, mask_row; /* rows: 1 (one mask for every sample) or N; row: a sample's output size */
+    char **rules;           /* describe mode (sal_method_rules): a method with per-node rules writes the
+                               rule of each node of m here (sal_strdup'd) instead of running; x is NULL */
     sal_tensor out;         /* OUT: the attribution, shaped as x */
     sal_tensor layer_out;   /* OUT, optional: a map at a layer's resolution */
     char layer[128];        /* the layer used, for layer methods */
@@ -65,7 +74,26 @@ sal_status sal_param_choice(const sal_xctx *c, const char *name, const char *con
 /* Records a reported figure (completeness delta, ...). */
 void sal_metric(sal_xctx *c, const char *key, double v);
 
+/* Describe mode: line i := text for node i of c->m (nothing when c->rules is NULL). */
+sal_status sal_rule_line(const sal_xctx *c, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---- building blocks ---- */
+/* The explained output's value in model m: c->outv for c->m, else the value of the same name (a
+ * rewritten copy such as LRP's canonized model keeps the names). */
+int sal_explained(const sal_xctx *c, const sal_model *m);
+/* Whether value v of m is the explained output. */
+static inline bool sal_is_explained(const sal_xctx *c, const sal_model *m, int v) { return v >= 0 && v == sal_explained(c, m); }
+/* Picks the output (o->output_name), checks the target against it and fills c->out, c->target,
+ * c->region and c->mask (into mask, owned by the caller) after the forward pass on c->s. target.c */
+sal_status sal_target_resolve(sal_xctx *c, const sal_explain_opts *o, sal_tensor *mask);
+/* Region targets: the seed (mask rows, or ones) and each row's explained value, the weighted sum of
+ * its output. y (B, ...) is the explained output; target[b] the sample of row b. target.c */
+sal_status sal_region_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,
+                           float *value);
+/* The relevance seed of LRP-like methods: the explained output's value placed where the gradient
+ * seed is (the logit, or the probability on the target's logit), or mask * y for region targets. */
+sal_status sal_relevance_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,
+                              float *value);
 /* Seed for the backward pass from outputs y (B,K): one-hot at target[b] for logits, or the gradient
  * of the softmax probability of target[b] when c->prob. Also returns each row's explained value. */
 sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t *target, sal_tensor *seed,

@@ -572,7 +572,7 @@ sal_status sal_pattern_run(sal_xctx *c, bool attribution, int kind) {
         case SAL_RK_RELU:
         case SAL_RK_MAXPOOL:
         case SAL_RK_GMAXPOOL: fn[i] = NULL; break; /* the gradient: gated by the forward pass */
-        case SAL_RK_SOFTMAX: fn[i] = n->out[0] == m->output[0] ? rule_output_pass : sal_rule_reject; break;
+        case SAL_RK_SOFTMAX: fn[i] = sal_is_explained(c, m, n->out[0]) ? rule_output_pass : sal_rule_reject; break;
         case SAL_RK_PRODUCT: {
             if (!sal_lin_is_linear(n)) {
                 fn[i] = sal_rule_linear; /* Mul, Div, an unfolded BatchNormalization: checked when reached */

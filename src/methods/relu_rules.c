@@ -45,6 +45,14 @@ sal_status sal_rule_reject(sal_opctx *c, void *user) {
                          c->n->op_type, b->supported);
 }
 
+sal_status sal_rule_describe(const sal_xctx *c, int i, sal_rule_fn fn, const char *own) {
+    const sal_node *n = &c->m->node[i];
+    if (fn == sal_rule_reject) return sal_rule_line(c, i, "refused: %s has no rule for %s", c->meth->name, n->op_type);
+    if (fn == sal_rule_linear) return sal_rule_line(c, i, "gradient, while linear in what depends on the input");
+    if (fn) return sal_rule_line(c, i, "%s", own);
+    return sal_rule_line(c, i, "gradient");
+}
+
 /* ---- the ReLU rules ---- */
 
 typedef enum { M_DECONV, M_GUIDED, M_RECTGRAD, M_RECTGRAD_MOD } relu_mode;
@@ -135,7 +143,7 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
     const sal_model *m = c->m;
     bool rect = mode == M_RECTGRAD || mode == M_RECTGRAD_MOD;
     relu_state st = {.base = {.method = c->meth->name, .supported = rect ? k_supported_rect : k_supported},
-                     .mode = mode, .n = c->x->dim[0]};
+                     .mode = mode, .n = c->x ? c->x->dim[0] : 0};
     if (rect) SAL_TRY(sal_param_float(c, "tau", 0, 100, &st.q));
     sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
     if (!rules) return sal_fail(SAL_ERR_NOMEM, "out of memory");
@@ -150,11 +158,19 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
         /* RectGrad's importance a*g assumes a >= 0: not defined for LeakyReLU */
         case SAL_RK_LEAKY: rules[i] = rect ? sal_rule_reject : rule_leaky; break;
         /* a softmax giving the output is explained as with `prob`: its gradient, then the rules */
-        case SAL_RK_SOFTMAX: rules[i] = n->out[0] == m->output[0] ? NULL : sal_rule_reject; break;
+        case SAL_RK_SOFTMAX: rules[i] = sal_is_explained(c, m, n->out[0]) ? NULL : sal_rule_reject; break;
         default: rules[i] = sal_rule_reject; break;
         }
     }
-    sal_status s = sal_rule_grad(c, c->s, c->x, c->target, rules, &st, &c->out, NULL);
+    static const char *const own[] = {
+        "max(0, backward signal) (deconvnet)",
+        "gradient where input and signal are positive (guided)",
+        "gradient where a*g exceeds its percentile (RectGrad)",
+        "gradient where |a*g| exceeds its percentile (RectGrad_Mod)",
+    };
+    sal_status s = SAL_OK;
+    for (int i = 0; c->rules && i < m->nnode && s == SAL_OK; i++) s = sal_rule_describe(c, i, rules[i], own[mode]);
+    if (!c->rules) s = sal_rule_grad(c, c->s, c->x, c->target, rules, &st, &c->out, NULL);
     sal_free(rules);
     sal_free(st.buf);
     return s;
@@ -180,6 +196,7 @@ const sal_method sal_method_deconvnet = {
     .summary = "ReLUs pass max(0, backward signal), ignoring the forward mask (Zeiler & Fergus 2014)",
     .params = k_none,
     .run = run_deconvnet,
+    .describes = true,
 };
 
 const sal_method sal_method_guided_backprop = {
@@ -187,6 +204,7 @@ const sal_method sal_method_guided_backprop = {
     .summary = "ReLUs pass the gradient only where input and gradient are positive (Springenberg et al. 2015)",
     .params = k_none,
     .run = run_guided,
+    .describes = true,
 };
 
 const sal_method sal_method_rectgrad = {
@@ -194,6 +212,7 @@ const sal_method sal_method_rectgrad = {
     .summary = "ReLUs pass the gradient where a*g exceeds a per-layer percentile (Kim et al. 2019, RectGrad)",
     .params = k_rect,
     .run = run_rectgrad,
+    .describes = true,
 };
 
 const sal_method sal_method_rectgrad_mod = {
@@ -201,4 +220,5 @@ const sal_method sal_method_rectgrad_mod = {
     .summary = "RectGrad thresholding |a*g|, letting negative evidence through (Khakzar et al. 2020)",
     .params = k_rect_mod,
     .run = run_rectgrad_mod,
+    .describes = true,
 };

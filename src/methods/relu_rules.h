@@ -33,5 +33,8 @@ sal_status sal_rule_linear(sal_opctx *c, void *user);
 /* Fails naming the node, its op and the method. Runs only when the walker reaches the node, so a
  * nonlinearity off the path from input to explained output does not stop a method. */
 sal_status sal_rule_reject(sal_opctx *c, void *user);
+/* Describe mode (sal_xctx.rules): the line of node i, which gets rule fn; own names the method's
+ * own rules for its activations ("ReLU: ..."). */
+sal_status sal_rule_describe(const sal_xctx *c, int i, sal_rule_fn fn, const char *own);
 
 #endif

@@ -162,7 +162,8 @@ static sal_status run_smoothgrad(sal_xctx *c) {
     sg_job j = {.c = c, .in = in, .x = sal_f32(x), .N = x->dim[0], .row = sal_row_size(x), .S = samples,
                 .sigma = noise * (c->hi - c->lo),
                 .sub = {.m = c->m, .meth = in, .s = c->s, .prob = c->prob, .data = c->data, .lo = c->lo,
-                        .hi = c->hi, .chunk = c->chunk, .key = skey, .val = sval}};
+                        .hi = c->hi, .chunk = c->chunk, .key = skey, .val = sval, .outv = c->outv,
+                        .region = c->region, .mask = c->mask, .mask_rows = c->mask_rows, .mask_row = c->mask_row}};
     sal_status st = skey && sval ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->nkv && st == SAL_OK; i++)
         if (!strncmp(c->key[i], "inner.", 6)) skey[j.sub.nkv] = c->key[i] + 6, sval[j.sub.nkv++] = c->val[i];
