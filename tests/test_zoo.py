@@ -4,7 +4,7 @@ a few hand-built dense models (seeded random weights, eval mode, dynamic batch) 
 folder; for each model, $SAL_BUILD/tools/torch_compare checks the outputs (1e-4 of the largest
 reference magnitude) and the input gradients (1e-3) against autograd at batch N and batch 1, and
 `saliency explain --method gradient` through the CLI must give autograd's gradient too (within
-1e-3; for dense outputs on the model with a spatial ReduceSum appended, which is the sum that
+1e-3; dense outputs with --target-mask selecting channel targets[i] of sample i, the sum that
 grad.npy differentiates).
 
   tests/test_zoo.py            the subset that `make test` runs (SUBSET below)
@@ -45,40 +45,22 @@ def registered_ops():
         return set(re.findall(r"^SAL_OP\((\w+)\)", f.read(), re.M)) | {"Constant"}
 
 
-def summed_model(d, meta):
-    """model.onnx with ReduceSum over the spatial axes appended, so a dense (N, C, H, W) output
-    becomes (N, C) and `explain --target` seeds exactly what grad.npy differentiates."""
-    path = os.path.join(d, "model_sum.onnx")
-    if os.path.exists(path):
-        return path
-    import onnx
-    from onnx import helper, TensorProto
-    m = onnx.load(os.path.join(d, "model.onnx"))
-    g = m.graph
-    y = g.output[0].name
-    axes = list(range(2, len(meta["output_shape"])))
-    if meta["opset"] >= 13:
-        g.initializer.append(helper.make_tensor("zoo_sum_axes", TensorProto.INT64, [len(axes)], axes))
-        node = helper.make_node("ReduceSum", [y, "zoo_sum_axes"], ["y_sum"], keepdims=0, name="zoo_sum")
-    else:
-        node = helper.make_node("ReduceSum", [y], ["y_sum"], axes=axes, keepdims=0, name="zoo_sum")
-    g.node.append(node)
-    del g.output[:]
-    g.output.append(helper.make_tensor_value_info("y_sum", TensorProto.FLOAT, ["batch", meta["output_shape"][1]]))
-    onnx.save(m, path + ".tmp")
-    os.replace(path + ".tmp", path)
-    return path
-
-
 def explain_check(cli, d, meta, tmp):
     """Relative error and worst per-sample correlation of `saliency explain --method gradient`
-    against grad.npy, or an error message."""
+    against grad.npy, or an error message. Dense outputs are explained with --target-mask: ones on
+    channel targets[i] of sample i, the sum that grad.npy differentiates."""
     import numpy as np
-    model = summed_model(d, meta) if meta["dense"] else os.path.join(d, "model.onnx")
     targets = np.load(os.path.join(d, "targets.npy"))
     out = os.path.join(tmp, "a.npy")
-    r = subprocess.run([cli, "explain", model, "--input", os.path.join(d, "x.npy"), "--method", "gradient",
-                        "--target", ",".join(str(int(t)) for t in targets), "--out", out],
+    if meta["dense"]:
+        mask = np.zeros([len(targets)] + meta["output_shape"][1:], np.float32)
+        mask[np.arange(len(targets)), targets] = 1
+        np.save(os.path.join(tmp, "mask.npy"), mask)
+        target = ["--target-mask", os.path.join(tmp, "mask.npy")]
+    else:
+        target = ["--target", ",".join(str(int(t)) for t in targets)]
+    r = subprocess.run([cli, "explain", os.path.join(d, "model.onnx"), "--input", os.path.join(d, "x.npy"),
+                        "--method", "gradient", "--out", out] + target,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     if r.returncode != 0:
         return None, None, r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "exit %d" % r.returncode
