@@ -121,3 +121,72 @@ fuzz-targets: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/%: fuzz/%.c fuzz/targets.h $(BUILD)/libsaliency.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
+
+# ---- install (docs/install.md) ----
+# `make install` (PREFIX, DESTDIR, LIBDIR, ...): the CLI, the header, the static library, the shared
+# library (PIC objects in $(BUILD)/pic, exporting only the header's functions), saliency.pc and the
+# man pages, which scripts/man.sh writes from the CLI's --help and the header's comments. `make deb`
+# builds the Debian packages of debian/ in $(BUILD)/deb and runs lintian on them.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+VERSION := $(shell sed -n 's/^\#define SAL_VERSION "\(.*\)"/\1/p' include/saliency.h)
+SHLIB := $(BUILD)/libsaliency.so.$(VERSION)
+PIC_OBJ := $(LIB_OBJ:$(BUILD)/obj/%=$(BUILD)/pic/%)
+
+.PHONY: shared man install uninstall deb
+shared: $(SHLIB)
+man: $(BUILD)/man/saliency.1
+test: shared man # tests/test_install.sh installs them
+
+$(BUILD)/pic/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -fPIC -w -c $< -o $@
+
+# The version script exports the functions the header declares (its static inline ones aside).
+$(BUILD)/libsaliency.map: include/saliency.h
+	@mkdir -p $(BUILD)
+	{ echo '{ global:'; $(CC) -E -P $< | grep -v 'static inline' | grep -oE '\bsal_[a-z0-9_]+ *\(' | \
+	  tr -d '( ' | sort -u | sed 's/.*/    &;/'; echo '  local: *; };'; } > $@
+
+$(SHLIB): $(PIC_OBJ) $(BUILD)/libsaliency.map
+	$(CC) -shared -Wl,-soname,libsaliency.so.0 -Wl,--version-script=$(BUILD)/libsaliency.map \
+	  $(if $(filter 1,$(SAN)),,-Wl,--no-undefined) $(LDFLAGS) $(PIC_OBJ) $(LDLIBS) -o $@
+
+$(BUILD)/man/saliency.1: $(BUILD)/saliency scripts/man.sh include/saliency.h
+	scripts/man.sh $(BUILD)/saliency include/saliency.h $(BUILD)/man
+
+install: $(BUILD)/saliency $(BUILD)/libsaliency.a $(SHLIB) $(BUILD)/man/saliency.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(BUILD)/saliency $(DESTDIR)$(BINDIR)/
+	install -m 644 include/saliency.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/libsaliency.a $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/libsaliency.so.0
+	ln -sf libsaliency.so.0 $(DESTDIR)$(LIBDIR)/libsaliency.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	  saliency.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/saliency.pc
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(BUILD)/man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/saliency $(DESTDIR)$(INCLUDEDIR)/saliency.h $(DESTDIR)$(LIBDIR)/libsaliency.* \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/saliency.pc $(DESTDIR)$(MANDIR)/man1/saliency.1 \
+	  $(DESTDIR)$(MANDIR)/man1/saliency-*.1 $(DESTDIR)$(MANDIR)/man3/libsaliency.3
+
+# A copy of the tracked (and new, unignored) files is packaged, so the tree stays clean.
+deb:
+	@SAL_DEPS_EXTRA="debhelper lintian" scripts/deps.sh
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/saliency-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - | tar -xf - -C $(BUILD)/deb/saliency-$(VERSION)
+	cd $(BUILD)/deb/saliency-$(VERSION) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(BUILD)/deb/*.changes
+
+-include $(shell find $(BUILD)/pic -name '*.d' 2>/dev/null)

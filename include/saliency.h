@@ -186,6 +186,12 @@ const char *sal_model_output_name(const sal_model *m, int i);
 /* Declared input shape; a dynamic dimension (the batch) reads -1. */
 void sal_model_input_shape(const sal_model *m, int i, int *ndim /* OUT */, int64_t *dim /* OUT */);
 int64_t sal_model_param_count(const sal_model *m);
+/* What output 0 holds, from the op that gives it (reshapes and Identity looked through): scores
+ * (logits: any other op), probabilities (a Softmax over the classes, or a Sigmoid per class) or
+ * log-probabilities (LogSoftmax). Explaining the probability (`prob`) of a model whose output is
+ * one takes that output as it is, without a second softmax. */
+typedef enum { SAL_OUTPUT_SCORES = 0, SAL_OUTPUT_SOFTMAX, SAL_OUTPUT_SIGMOID, SAL_OUTPUT_LOG_SOFTMAX } sal_output_kind;
+sal_output_kind sal_model_output_kind(const sal_model *m);
 int64_t sal_model_opset(const sal_model *m);
 const char *sal_model_producer(const sal_model *m);
 
@@ -294,6 +300,9 @@ sal_status sal_explanation_json(const sal_explanation *e, char **json /* OUT, fr
 int sal_method_count(void);
 const char *sal_method_name(int i);
 const char *sal_method_summary(int i);  /* one line with the paper */
+/* For methods defined on logits, why (one line), else NULL: on a model whose output already is a
+ * probability (sal_model_output_kind) they explain something else than their paper says. */
+const char *sal_method_logits_note(int i);
 int sal_method_nparams(int i);
 /* Parameter k of method i: its name, default ("" = none) and a one-line description. */
 void sal_method_param(int i, int k, const char **name, const char **def, const char **help);
@@ -520,12 +529,14 @@ double sal_pearson(const float *a, const float *b, int64_t n);
  * `range` (> 0); mean over the window positions that fit inside the image. */
 sal_status sal_ssim(const float *a, const float *b, int h, int w, double range, double *out /* OUT */);
 
-/* Histograms of oriented gradients (Dalal & Triggs 2005): centred [-1,0,1] gradients (edge pixels
- * repeated), unsigned orientations in `bins` bins over [0, 180) with votes split linearly between
- * the two nearest bin centres, cells of cell x cell pixels, blocks of block x block cells moved one
- * cell at a time, each block L2-Hys normalised (L2, clipped at 0.2, L2 again). Zero fields are
- * defaults: bins 9, block 2, cell adapted to the image: max(2, round(min(h, w) / 8)) (28 -> 4,
- * 224 -> 28; Dalal & Triggs used 8-pixel cells on 64x128 windows). */
+/* Histograms of oriented gradients (Dalal & Triggs 2005) as scikit-image's `hog` computes them,
+ * with its defaults: [-1, 0, 1] gradients (zero on the border rows and columns), unsigned
+ * orientations in `bins` bins over [0, 180) (hard binning: each pixel votes its magnitude into one
+ * bin), the mean per cell of cell x cell pixels, blocks of block x block cells moved one cell at a
+ * time, each block L2-Hys normalised (L2 with eps 1e-5, clipped at 0.2, L2 again). Zero fields are
+ * skimage's defaults: bins 9, cell 8, block 3. cell < 0 adapts the cell to the image instead:
+ * max(2, round(min(h, w) / 8)) (28 -> 4, 224 -> 28). Agrees with skimage.feature.hog to 1e-5
+ * (tests/test_hog_skimage.py). */
 typedef struct sal_hog_opts {
     int cell, block, bins;
 } sal_hog_opts;
@@ -588,6 +599,10 @@ typedef struct sal_audit_common {
 typedef struct sal_invariance_opts {
     sal_audit_common common;
     const sal_tensor *shift;         /* one sample's shape; required */
+    int own_decisions;               /* evaluate f2's maps with f2's own activations beyond its first
+                                        layer; default (0): with f1's, which f2 computes equal up to
+                                        rounding, so every ReLU and max-pool decision is f1's
+                                        (docs/audits.md: exact ties) */
 } sal_invariance_opts;
 
 /* Parameter randomization. */
@@ -604,13 +619,22 @@ typedef struct sal_class_sensitivity_opts {
     int figure_samples;              /* samples whose maps the result keeps for the figure; 0: 4 */
 } sal_class_sensitivity_opts;
 
-/* Pointing games. */
+/* Pointing games: the plane whose maximum points. */
+typedef enum {
+    SAL_POINT_ENERGY = 0, /* sum over channels of |map| (Zhang et al., TorchRay) */
+    SAL_POINT_MAXABS,     /* max over channels of |map| (TorchRay's gradient saliency) */
+    SAL_POINT_SUM,        /* the signed sum over channels */
+} sal_point_map;
+
 typedef struct sal_pointing_opts {
     sal_audit_common common;
     const sal_tensor *masks;         /* (N, H, W) holding class + 1 per pixel (0: background), or
                                         (N, K, H, W) with non-zero inside class k's objects; required */
     const sal_tensor *labels;        /* (N, K) multi-hot (float or int); required */
-    int radius;                      /* a hit may lie this many pixels from the mask; 0: exact */
+    double radius;                   /* a hit lies closer than this many pixels to the object;
+                                        0: TorchRay's 15 pixels at 224 x 224, scaled with the image's
+                                        shorter side; < 0: on the object itself */
+    sal_point_map reduce;            /* how channels become one plane; 0: energy */
 } sal_pointing_opts;
 
 typedef enum { SAL_REPLACE_VALUE = 0, SAL_REPLACE_BLUR, SAL_REPLACE_NOISE } sal_replace;

@@ -4,8 +4,6 @@
 #include "testutil.h"
 #include "audits/audit.h"
 
-static const float k_sqrt_half = 0.70710678f;
-
 static void test_correlations(void) {
     /* rho = 1 - 6 sum d^2 / (n (n^2 - 1)): d = (-1, 1, -1, 1, 0), sum d^2 = 4 -> 1 - 24/120 = 0.8 */
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {2, 1, 4, 3, 5};
@@ -53,11 +51,12 @@ static void test_ssim(void) {
     CHECK_FAILS(sal_ssim(a, b, 16, 16, 0, &s), SAL_ERR_ARG, "positive range");
 }
 
+/* HOG as scikit-image computes it (the Python test compares with skimage itself); here closed
+ * forms on 4x4 images, one 4-pixel cell, one block. */
 static void test_hog(void) {
-    /* a vertical edge: columns 0 0 1 1. Centred differences with repeated edges give gx = 1 in
-     * columns 1 and 2 (8 pixels), angle 0, which lies halfway between the centres of bin 0 (10
-     * degrees) and bin 8 (170): 4 votes each. L2: 4/sqrt(32) = 0.707, clipped to 0.2, renormalised:
-     * 0.707 again. */
+    /* a vertical edge: columns 0 0 1 1. g_col = 1 in columns 1 and 2 of every row (skimage zeroes
+     * only the border columns of g_col and the border rows of g_row): 8 pixels at angle 0, all in
+     * bin 0 (hard binning). One bin: L2-Hys gives 1. */
     float img[16];
     for (int i = 0; i < 16; i++) img[i] = (float)(i % 4 >= 2);
     sal_hog_opts o = {.cell = 4, .block = 1, .bins = 9};
@@ -65,25 +64,18 @@ static void test_hog(void) {
     int64_t n;
     CHECK_OK(sal_hog(img, 4, 4, &o, f, &n));
     CHECK(n == 9, "HOG length %lld", (long long)n);
-    for (int k = 0; k < 9; k++) {
-        float want = k == 0 || k == 8 ? k_sqrt_half : 0;
-        CHECK(fabsf(f[k] - want) < 1e-4f, "vertical edge bin %d: %g, want %g", k, (double)f[k], (double)want);
-    }
-    /* a horizontal edge: gradient at 90 degrees, the centre of bin 4: a single bin, normalised to 1 */
+    for (int k = 0; k < 9; k++) CHECK(fabsf(f[k] - (k == 0)) < 1e-6f, "vertical edge bin %d: %g", k, (double)f[k]);
+    /* a horizontal edge: gradient at 90 degrees, bin 4 = [80, 100) */
     for (int i = 0; i < 16; i++) img[i] = (float)(i / 4 >= 2);
     CHECK_OK(sal_hog(img, 4, 4, &o, f, &n));
-    for (int k = 0; k < 9; k++) CHECK(fabsf(f[k] - (k == 4)) < 1e-4f, "horizontal edge bin %d: %g", k, (double)f[k]);
-    /* a ramp I = x + y: per axis the differences are (1, 2, 2, 1). Pixels where both are equal vote
-     * at 45 degrees (bins 1 and 2, weights 1/4 and 3/4) with |g| = sqrt(2) (4 pixels) or 2 sqrt(2)
-     * (4 pixels); gx = 2, gy = 1 votes at 26.57 degrees (bins 0, 1: 0.172, 0.828) with |g| = sqrt(5)
-     * (4 pixels), and the transpose at 63.43 (bins 2, 3: 0.328, 0.672). Then L2-Hys. */
+    for (int k = 0; k < 9; k++) CHECK(fabsf(f[k] - (k == 4)) < 1e-6f, "horizontal edge bin %d: %g", k, (double)f[k]);
+    /* a ramp I = x + y: inner pixels (2, 2) at 45 degrees (bin 2, |g| = 2 sqrt 2), inner rows on the
+     * border columns (0, 2) at 90 (bin 4), border rows at inner columns (2, 0) at 0 (bin 0), 4 pixels
+     * each, the corners nothing; cell means over 16 pixels, then L2-Hys. */
     for (int y = 0; y < 4; y++)
         for (int x = 0; x < 4; x++) img[y * 4 + x] = (float)(x + y);
-    double h[9] = {0}, m45 = 4 * sqrt(2.0) + 4 * 2 * sqrt(2.0), m26 = 4 * sqrt(5.0);
-    double p26 = atan2(1, 2) * 180 / M_PI / 20 - 0.5, p63 = atan2(2, 1) * 180 / M_PI / 20 - 0.5;
-    h[1] += m45 * 0.25, h[2] += m45 * 0.75;
-    h[0] += m26 * (1 - p26), h[1] += m26 * p26;
-    h[2] += m26 * (1 - (p63 - 2)), h[3] += m26 * (p63 - 2);
+    double h[9] = {0};
+    h[0] = 4 * 2.0 / 16, h[2] = 4 * 2 * sqrt(2.0) / 16, h[4] = 4 * 2.0 / 16;
     for (int pass = 0; pass < 2; pass++) {
         double ss = 0;
         for (int k = 0; k < 9; k++) ss += h[k] * h[k];
@@ -93,13 +85,16 @@ static void test_hog(void) {
         }
     }
     CHECK_OK(sal_hog(img, 4, 4, &o, f, &n));
-    for (int k = 0; k < 9; k++) CHECK(fabs(f[k] - h[k]) < 1e-4, "ramp bin %d: %g, want %g", k, (double)f[k], h[k]);
-    /* defaults: 28x28 -> 4-pixel cells, 7x7 cells, 6x6 blocks of 2x2 cells x 9 bins */
+    for (int k = 0; k < 9; k++) CHECK(fabs(f[k] - h[k]) < 1e-6, "ramp bin %d: %g, want %g", k, (double)f[k], h[k]);
+    /* skimage's defaults: 8-pixel cells, 3x3-cell blocks: 28x28 holds 3x3 cells, one block of 81 */
     CHECK_OK(sal_hog(img, 28, 28, NULL, NULL, &n));
-    CHECK(n == 6 * 6 * 4 * 9, "HOG length of 28x28: %lld", (long long)n);
+    CHECK(n == 81, "HOG length of 28x28: %lld", (long long)n);
     CHECK_OK(sal_hog(img, 224, 224, NULL, NULL, &n));
-    CHECK(n == 7 * 7 * 4 * 9, "HOG length of 224x224 (28-pixel cells): %lld", (long long)n);
-    CHECK_FAILS(sal_hog(img, 3, 3, NULL, NULL, &n), SAL_ERR_SHAPE, "fewer than a block");
+    CHECK(n == 26 * 26 * 81, "HOG length of 224x224: %lld", (long long)n);
+    /* cells adapted to the image on request: 28 -> 4-pixel cells, 7x7 cells, 5x5 blocks */
+    CHECK_OK(sal_hog(img, 28, 28, &(sal_hog_opts){.cell = -1}, NULL, &n));
+    CHECK(n == 5 * 5 * 81, "HOG length of 28x28 with adapted cells: %lld", (long long)n);
+    CHECK_FAILS(sal_hog(img, 16, 16, NULL, NULL, &n), SAL_ERR_SHAPE, "fewer than a block");
 }
 
 /* max |f2(x + m) - f1(x)| relative to max |f1(x)|, over the batch x */
@@ -393,8 +388,11 @@ static void test_audits(void) {
     sal_randomization_opts ro = {.common = p};
     CHECK_OK(sal_audit_randomization(m, &xa, &ro, &a));
     if (a) {
-        double v = sal_audit_metric(a, 0, "final_hog_spearman");
-        CHECK(isfinite(v) && v < 0.5, "gradient after full randomization: Spearman of HOG %g", v);
+        /* 6x6 maps hold no 3x3 block of 8-pixel cells: no HOG, so |maps| decide */
+        double v = sal_audit_metric(a, 0, "final_spearman_abs");
+        CHECK(isnan(sal_audit_metric(a, 0, "final_hog_spearman")) && isfinite(v) && v < 0.5 &&
+                  strstr(sal_audit_verdict(a, 0), "Spearman of |maps|"),
+              "gradient after full randomization: Spearman of |maps| %g (%s)", v, sal_audit_verdict(a, 0));
         char *csv = NULL;
         CHECK_OK(sal_audit_csv(a, &csv));
         /* 2 methods x 2 modes x (4 layers + the trained model) rows, and a header */
@@ -406,9 +404,9 @@ static void test_audits(void) {
          * cascade's mean is the mean of its steps */
         const double *cv = a->res[0].curve;
         double mean = 0;
-        for (int s = 1; s <= 4; s++) mean += cv[s * AU_NSIM + AU_HOG_S] / 4;
-        CHECK(a->rnd.nlayer == 4 && cv[AU_HOG_S] == 1 &&
-                  fabs(mean - sal_audit_metric(a, 0, "cascading_mean_hog_spearman")) < 1e-12,
+        for (int s = 1; s <= 4; s++) mean += cv[s * AU_NSIM + AU_SPEAR_ABS] / 4;
+        CHECK(a->rnd.nlayer == 4 && cv[AU_SPEAR_ABS] == 1 &&
+                  fabs(mean - sal_audit_metric(a, 0, "cascading_mean_spearman_abs")) < 1e-12,
               "randomization curves: %d layers, mean %g", a->rnd.nlayer, mean);
         CHECK_OK(sal_audit_plot(a, t_tmp("rand-plot.png")));
         CHECK_OK(sal_audit_figure(a, t_tmp("rand-fig.png")));
@@ -462,6 +460,119 @@ static void test_audits(void) {
     sal_tensor_free(&shift);
     sal_tensor_free(&x);
     sal_tensor_free(&y);
+    sal_model_free(m);
+}
+
+/* The pointing game as TorchRay plays it, on a linear model whose gradient map for class k is its
+ * weight row: class 0 has +1 at (10,10) and -2 at (40,40), class 1 +3 at (20,20) and -1 at (30,30).
+ * The maximum of the energy |map| points at (40,40) and (20,20), that of the signed map at (10,10)
+ * and (20,20). Objects: class 0 one pixel at (40,43), class 1 at (20,23), 3 pixels away. On 56 x 56
+ * TorchRay's 15 pixels at 224 become 3.75: both hit (9 < 14.06); with radius 3 (9 < 9 fails) or
+ * on the object itself, neither does. */
+static void test_pointing_torchray(void) {
+    enum { S = 56, P = S * S };
+    static float w[P * 2];
+    memset(w, 0, sizeof w);
+    w[(10 * S + 10) * 2 + 0] = 1, w[(40 * S + 40) * 2 + 0] = -2;
+    w[(20 * S + 20) * 2 + 1] = 3, w[(30 * S + 30) * 2 + 1] = -1;
+    sal_model *m = NULL;
+    SAL_ASSERT(sal_graph_create("point", &m) == SAL_OK);
+    CHECK_OK(sal_graph_add_input(m, "x", SAL_F32, 4, (int64_t[]){-1, 1, S, S}));
+    t_const(m, "w", 2, (int64_t[]){P, 2}, w);
+    t_const(m, "b", 1, (int64_t[]){2}, (const float[]){0, 1}); /* at x = 0 the top class is 1 */
+    t_node(m, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(m, "Gemm", "fc", 3, (const char *[]){"f", "w", "b"}, "y", 0, NULL);
+    m = t_finish(m, "y");
+    sal_tensor x = {0}, masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){1, 1, S, S}));
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){1, S, S}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){1, 2}));
+    ((int64_t *)masks.data)[40 * S + 43] = 1, ((int64_t *)masks.data)[20 * S + 23] = 2;
+    sal_f32(&labels)[0] = sal_f32(&labels)[1] = 1;
+    sal_audit_method grad = {"gradient", 0, NULL};
+    const struct {
+        double radius;
+        sal_point_map how;
+        double acc, racc;
+    } cases[] = {
+        {0, SAL_POINT_ENERGY, 1, 0.5},   /* the restricted game shows class 1's map for both */
+        {0, SAL_POINT_SUM, 0.5, 0.5},    /* class 0's signed maximum is far from its object */
+        {0, SAL_POINT_MAXABS, 1, 0.5},   /* one channel: max |.| is the energy */
+        {3, SAL_POINT_ENERGY, 0, 0},     /* strictly closer than the radius */
+        {3.01, SAL_POINT_ENERGY, 1, 0.5},
+        {-1, SAL_POINT_ENERGY, 0, 0},    /* on the object itself */
+    };
+    for (size_t i = 0; m && i < sizeof cases / sizeof cases[0]; i++) {
+        sal_pointing_opts po = {.common = {.methods = &grad, .nmethods = 1}, .masks = &masks, .labels = &labels,
+                                .radius = cases[i].radius, .reduce = cases[i].how};
+        sal_audit *a = NULL;
+        CHECK_OK(sal_audit_pointing(m, &x, &po, &a));
+        if (!a) continue;
+        double acc = sal_audit_metric(a, 0, "pointing_accuracy"), racc = sal_audit_metric(a, 0, "restricted_accuracy");
+        CHECK(acc == cases[i].acc && racc == cases[i].racc && sal_audit_metric(a, 0, "pointing_class_mean") == acc,
+              "pointing case %zu (radius %g, map %d): accuracy %g, restricted %g; want %g, %g", i, cases[i].radius,
+              (int)cases[i].how, acc, racc, cases[i].acc, cases[i].racc);
+        if (i == 0) {
+            char *js = NULL;
+            CHECK_OK(sal_audit_json(a, &js));
+            CHECK(js && strstr(js, "\"radius\": 3.75") && strstr(js, "\"map\": \"energy\""), "pointing JSON:\n%s",
+                  js ? js : "");
+            free(js);
+        }
+        sal_audit_free(a);
+    }
+    sal_tensor_free(&x);
+    sal_tensor_free(&masks);
+    sal_tensor_free(&labels);
+    sal_model_free(m);
+}
+
+/* A model whose output ignores its input: every gradient map is zero, so no correlation, ranking
+ * or maximum is defined. Each audit says "undetermined" (the pass key null), never a verdict. */
+static void test_undetermined(void) {
+    enum { S = 12, P = S * S };
+    static float w[P * 3];
+    memset(w, 0, sizeof w);
+    sal_model *m = NULL;
+    SAL_ASSERT(sal_graph_create("flat", &m) == SAL_OK);
+    CHECK_OK(sal_graph_add_input(m, "x", SAL_F32, 4, (int64_t[]){-1, 1, S, S}));
+    t_const(m, "w", 2, (int64_t[]){P, 3}, w);
+    t_const(m, "b", 1, (int64_t[]){3}, (const float[]){0, 1, 2});
+    t_node(m, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(m, "Gemm", "fc", 3, (const char *[]){"f", "w", "b"}, "y", 0, NULL);
+    m = t_finish(m, "y");
+    sal_rng r;
+    sal_rng_seed(&r, 4);
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){3, 1, S, S}, 1.0f), masks = {0}, labels = {0};
+    CHECK_OK(sal_tensor_alloc(&masks, SAL_I64, 3, (int64_t[]){3, S, S}));
+    CHECK_OK(sal_tensor_alloc(&labels, SAL_F32, 2, (int64_t[]){3, 3}));
+    for (int i = 0; i < 3 * P; i++) ((int64_t *)masks.data)[i] = 1 + i % 3;
+    for (int i = 0; i < 9; i++) sal_f32(&labels)[i] = 1;
+    sal_audit_method grad = {"gradient", 0, NULL};
+    sal_audit_common c = {.methods = &grad, .nmethods = 1, .seed = 1};
+    for (int kind = 0; kind < 4 && m; kind++) {
+        sal_audit *a = NULL;
+        const char *key = kind == 0 ? "class_sensitive" : kind == 1 ? "class_sensitive" : kind == 2 ? "faithful" : "sensitive";
+        if (kind == 0) CHECK_OK(sal_audit_class_sensitivity(m, &x, &(sal_class_sensitivity_opts){.common = c}, &a));
+        else if (kind == 1)
+            CHECK_OK(sal_audit_pointing(m, &x, &(sal_pointing_opts){.common = c, .masks = &masks, .labels = &labels}, &a));
+        else if (kind == 2) CHECK_OK(sal_audit_faithfulness(m, &x, &(sal_faithfulness_opts){.common = c, .steps = 4}, &a));
+        else CHECK_OK(sal_audit_randomization(m, &x, &(sal_randomization_opts){.common = c}, &a));
+        if (!a) continue;
+        char *js = NULL;
+        CHECK_OK(sal_audit_json(a, &js));
+        char want[64];
+        snprintf(want, sizeof want, "\"%s\": null", key);
+        /* randomization: the trained model's map is zero, so no step compares */
+        CHECK(sal_audit_outcome(a, 0) == SAL_VERDICT_UNDETERMINED && !strncmp(sal_audit_verdict(a, 0), "undetermined (", 14) &&
+                  isnan(sal_audit_metric(a, 0, key)) && js && strstr(js, want) && sal_audit_violations(a) == 0,
+              "%s: %s", au_kind_name[a->kind], sal_audit_verdict(a, 0));
+        free(js);
+        sal_audit_free(a);
+    }
+    sal_tensor_free(&x);
+    sal_tensor_free(&masks);
+    sal_tensor_free(&labels);
     sal_model_free(m);
 }
 
@@ -595,6 +706,8 @@ int main(void) {
     test_hog();
     test_shifted_models();
     test_audits();
+    test_pointing_torchray();
+    test_undetermined();
     test_alloc_failures();
     test_composite_and_bce();
     t_scratch_remove();

@@ -50,8 +50,81 @@ static void test_auto_chunk(void) {
     sal_model_free(g);
 }
 
+/* A model whose output already is a probability: y = Softmax(W x) (or Sigmoid(W x), or logits
+ * z = W x). With `prob` the explained value is y_t itself and the gradient is the closed form
+ * W^T J e_t with J the Softmax's (or Sigmoid's) Jacobian, not that of a second softmax over y;
+ * LRP starts its relevance at y_t; the faithfulness audit scores y_t. */
+static void test_probability_outputs(void) {
+    enum { D = 5, K = 3 };
+    const float W[K * D] = {0.5f, -1, 0.3f, 0.8f, -0.2f, -0.7f, 0.4f, 0.9f, -0.1f, 0.6f, 0.2f, 0.1f, -0.5f, 0.7f, -0.9f};
+    const float xv[D] = {0.3f, 0.9f, -0.4f, 0.2f, 0.6f};
+    const char *ops[3] = {NULL, "Softmax", "Sigmoid"};
+    const sal_output_kind kinds[3] = {SAL_OUTPUT_SCORES, SAL_OUTPUT_SOFTMAX, SAL_OUTPUT_SIGMOID};
+    sal_tensor x = t_tensor_of(2, (int64_t[]){1, D}, xv);
+    for (int v = 0; v < 3; v++) {
+        sal_model *g;
+        CHECK_OK(sal_graph_create("prob", &g));
+        CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}));
+        t_const(g, "W", 2, (int64_t[]){K, D}, W);
+        sal_attr at[1] = {sal_attr_make_int("transB", 1)};
+        t_node(g, "Gemm", "fc", 2, (const char *[]){"x", "W"}, v ? "z" : "y", 1, at);
+        if (v) t_node(g, ops[v], "out", 1, (const char *[]){"z"}, "y", 0, NULL);
+        g = t_finish(g, "y");
+        CHECK(sal_model_output_kind(g) == kinds[v], "output kind %d, want %d", (int)sal_model_output_kind(g), (int)kinds[v]);
+        /* closed forms in double: z, the probabilities p, dp_t/dx */
+        double z[K], p[K], mx = -1e300, sum = 0;
+        for (int k = 0; k < K; k++) {
+            z[k] = 0;
+            for (int d = 0; d < D; d++) z[k] += (double)W[k * D + d] * xv[d];
+            mx = fmax(mx, z[k]);
+        }
+        for (int k = 0; k < K; k++) sum += exp(z[k] - mx);
+        for (int k = 0; k < K; k++) p[k] = v == 2 ? 1 / (1 + exp(-z[k])) : exp(z[k] - mx) / sum;
+        int64_t t = 1;
+        double want_g[D];
+        for (int d = 0; d < D; d++) {
+            want_g[d] = 0;
+            for (int k = 0; k < K; k++) {
+                double dpdz = v == 2 ? (k == t) * p[t] * (1 - p[t]) : p[t] * ((k == t) - p[k]);
+                want_g[d] += dpdz * W[k * D + d];
+            }
+        }
+        sal_explain_opts o = {.method = "gradient", .prob = 1, .target = SAL_TARGET_INDEX, .classes = &t, .nclasses = 1};
+        sal_explanation *e = NULL;
+        CHECK_OK(sal_explain(g, &x, &o, &e));
+        if (e) {
+            CHECK(fabs(sal_explanation_outputs(e)[0] - p[t]) < 1e-6, "model %d: prob value %g, want %g", v,
+                  (double)sal_explanation_outputs(e)[0], p[t]);
+            double err = 0;
+            for (int d = 0; d < D; d++) err = fmax(err, fabs(sal_f32(sal_explanation_map(e))[d] - want_g[d]));
+            CHECK(err < 1e-6, "model %d: gradient of the probability off by %g", v, err);
+            char *js = NULL;
+            CHECK_OK(sal_explanation_json(e, &js));
+            CHECK(js && strstr(js, v ? "\"output\": \"probability (the model's own output)\"" : "\"output\": \"probability\""),
+                  "model %d JSON:\n%s", v, js ? js : "");
+            free(js);
+        }
+        sal_explanation_free(e);
+        /* LRP starts from the explained value: the probability itself, and says it is defined on logits */
+        o.method = "lrp_0";
+        CHECK_OK(sal_explain(g, &x, &o, &e));
+        if (e) {
+            CHECK(fabs(sal_explanation_outputs(e)[0] - p[t]) < 1e-6, "model %d: LRP's prob seed %g, want %g", v,
+                  (double)sal_explanation_outputs(e)[0], p[t]);
+            char *js = NULL;
+            CHECK_OK(sal_explanation_json(e, &js));
+            CHECK(js && (strstr(js, "\"logits_note\"") != NULL) == (v != 0), "model %d: logits note", v);
+            free(js);
+        }
+        sal_explanation_free(e);
+        sal_model_free(g);
+    }
+    sal_tensor_free(&x);
+}
+
 int main(void) {
     test_auto_chunk();
+    test_probability_outputs();
     sal_model *m, *other;
     CHECK_OK(sal_model_build("mlp", 10, 3, &m));
     CHECK_OK(sal_model_build("mlp", 10, 4, &other));

@@ -8,6 +8,9 @@ modified weights W_t applied to modified inputs x_t (one term per (W_t, x_t) pai
     z = sum_t layer(x_t; W_t) (+ bias),  s = coef * R / (z + eps sign z),  R_in = sum_t x_t * (d z / d x_t)^T s
 with rules 0/epsilon (W, x), gamma (W + g W+, x; bias b + g b+), alpha-beta (alpha over (W+, x+), (W-, x-);
 -beta over (W-, x+), (W+, x-); no bias), zb (W, x), (W+, -low), (W-, -high), w^2 (W^2, 1), flat (1, 1);
+the composites' default variant uses Zennit's rules.py instead: alpha-beta / z+ with b+ in the positive and
+b- in the negative group, and gamma as (W + g W+, x+), (W + g W-, x-) with b + g b+ where the output is > 0,
+(W + g W-, x+), (W + g W+, x-) with b + g b- where it is < 0 (its first convolution gets zb);
 ReLU passes relevance, max pooling sends it to the window's maximum, average pooling and the residual
 Add share it by the z-rule, and BatchNorm is folded into the conv before it. Patterns are read from the
 file `saliency patterns` writes (parsing its documented layout and checking its checksum), and PatternNet
@@ -79,14 +82,22 @@ def lrp_linear(fwd, W, b, x, R, rule, lo=0.0, hi=1.0):
         groups = [([(W, x)], b, 1.0)]
         if kind == "epsilon":
             eps = rule[1]
+    elif kind == "gamma" and "zennit" in rule:
+        g = rule[1]
+        up, un = W + g * pos, W + g * neg
+        with torch.no_grad():
+            y = fwd(x, W, b)
+        groups = [([(up, xp), (un, xn)], b + g * b.clamp(min=0), 1.0, (y > 0).to(y)),
+                  ([(un, xp), (up, xn)], b + g * b.clamp(max=0), 1.0, (y < 0).to(y))]
     elif kind == "gamma":
         g = rule[1]
         groups = [([(W + g * pos, x)], None if b is None else b + g * b.clamp(min=0), 1.0)]
     elif kind == "alpha_beta":
         a, bt = rule[1], rule[2]
-        groups = [([(pos, xp), (neg, xn)], None, a)]
+        zen = "zennit" in rule
+        groups = [([(pos, xp), (neg, xn)], b.clamp(min=0) if zen else None, a)]
         if bt > 0:
-            groups.append(([(neg, xp), (pos, xn)], None, -bt))
+            groups.append(([(neg, xp), (pos, xn)], b.clamp(max=0) if zen else None, -bt))
     elif kind == "zb":
         groups = [([(W, x), (pos, -lo * one), (neg, -hi * one)], None, 1.0)]
     elif kind == "wsquare":
@@ -96,13 +107,15 @@ def lrp_linear(fwd, W, b, x, R, rule, lo=0.0, hi=1.0):
     else:
         raise ValueError(kind)
     rin = torch.zeros_like(x)
-    for terms, bias, coef in groups:
+    for terms, bias, coef, *mask in groups:
         xs, z = [], 0
         for i, (wt, xt) in enumerate(terms):
             xt = xt.detach().clone().requires_grad_(True)
             xs.append(xt)
             z = z + fwd(xt, wt, bias if i == 0 else None)
         s = coef * R / stab(z.detach(), eps)
+        if mask:
+            s = s * mask[0]
         gs = torch.autograd.grad(z, xs, s)
         for xt, gr in zip(xs, gs):
             rin = rin + xt.detach() * gr
@@ -185,6 +198,8 @@ EPS = ("epsilon", 1e-6)
 ZPLUS = ("alpha_beta", 1.0, 0.0)
 A2B1 = ("alpha_beta", 2.0, 1.0)
 GAMMA = ("gamma", 0.25)
+ZPLUS_Z, A2B1_Z, GAMMA_Z = ZPLUS + ("zennit",), A2B1 + ("zennit",), GAMMA + ("zennit",)
+MONTAVON = ["--param", "variant=montavon"]
 ZB = ("zb",)
 
 
@@ -199,9 +214,12 @@ def composites(convs, denses, first):
     user = assign(("flat",), ("epsilon", 0.05))
     user["c2"] = ("gamma", 0.1)
     return [
-        ("lrp_epsilon_plus", [], assign(ZPLUS, EPS)),
-        ("lrp_epsilon_gamma_box", [], assign(GAMMA, EPS, ZB)),
-        ("lrp_epsilon_alpha2_beta1", [], assign(A2B1, EPS)),
+        ("lrp_epsilon_plus", [], assign(ZPLUS_Z, EPS)),
+        ("lrp_epsilon_gamma_box", [], assign(GAMMA_Z, EPS, ZB)),
+        ("lrp_epsilon_alpha2_beta1", [], assign(A2B1_Z, EPS)),
+        ("lrp_epsilon_plus", MONTAVON, assign(ZPLUS, EPS)),
+        ("lrp_epsilon_gamma_box", MONTAVON, assign(GAMMA, EPS, ZB)),
+        ("lrp_epsilon_alpha2_beta1", MONTAVON, assign(A2B1, EPS)),
         ("lrp_0", ["--rule", "/c2/*=gamma:0.1", "--rule", "Conv=flat", "--rule", "*=epsilon:0.05"], user),
         ("deep_taylor", [], assign(ZPLUS, ZPLUS, ZB)),
     ]

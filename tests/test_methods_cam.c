@@ -458,7 +458,10 @@ static void test_guided_gradcam(void) {
     sal_model_free(m);
 }
 
-/* Score-CAM by hand: one forward pass per channel and sample, on the input masked by that channel. */
+/* Score-CAM by hand, as Wang et al.'s code computes it: one forward pass per channel and sample on
+ * the input masked by that channel (upsampled, scaled to [0, 1]), the channel weighted by the
+ * softmax over the classes of that pass's outputs at the target (weights=output: the logit itself),
+ * the weighted sum upsampled and then clipped at zero. */
 static void test_scorecam(void) {
     sal_model *m = cam_net();
     if (!m) return;
@@ -472,7 +475,7 @@ static void test_scorecam(void) {
     sal_tensor A = {0}, one = {0};
     CHECK_OK(sal_tensor_copy(&A, sal_session_value(s, "A")));
     CHECK_OK(sal_tensor_alloc(&one, SAL_F32, 4, (int64_t[]){1, C, 6, 6}));
-    double want[N * S] = {0};
+    double want[N * S] = {0}, want_out[N * S] = {0};
     for (int64_t i = 0; i < N; i++)
         for (int64_t k = 0; k < K; k++) {
             const float *ak = sal_f32(&A) + (i * K + k) * S;
@@ -485,17 +488,66 @@ static void test_scorecam(void) {
                 for (int j = 0; j < SX; j++)
                     sal_f32(&one)[ch * SX + j] = sal_f32(&x)[(i * C + ch) * SX + j] * (mask[j] - lo) / (hi - lo);
             CHECK_OK(sal_forward(s, 1, &one, outs));
-            double w = sal_f32(outs[0])[cls[i]];
-            for (int j = 0; j < S; j++) want[i * S + j] += w * ak[j];
+            const float *z = sal_f32(outs[0]);
+            int64_t Kc = outs[0]->dim[1];
+            double mx = z[0], sum = 0;
+            for (int64_t q = 1; q < Kc; q++) mx = fmax(mx, z[q]);
+            for (int64_t q = 0; q < Kc; q++) sum += exp(z[q] - mx);
+            double w = exp(z[cls[i]] - mx) / sum, wl = z[cls[i]];
+            for (int j = 0; j < S; j++) want[i * S + j] += w * ak[j], want_out[i * S + j] += wl * ak[j];
         }
-    for (int j = 0; j < N * S; j++) want[j] = want[j] > 0 ? want[j] : 0;
-    const char *params[] = {"upsample=none"};
+    for (int j = 0; j < N * S; j++) want[j] = want[j] > 0 ? want[j] : 0, want_out[j] = want_out[j] > 0 ? want_out[j] : 0;
+    const char *params[] = {"upsample=none", "weights=output"};
     sal_explanation *e = explain(m, &x, "scorecam", cls, 1, params, 3); /* chunks of 3 split the 8 passes */
     if (e) check_close("Score-CAM by hand", sal_f32(sal_explanation_layer_map(e)), want, N * S, 1e-5 * fmax(1, max_abs(want, N * S)));
+    sal_explanation_free(e);
+    e = explain(m, &x, "scorecam", cls, 2, params, 3);
+    if (e) check_close("Score-CAM, logit weights", sal_f32(sal_explanation_layer_map(e)), want_out, N * S,
+                       1e-5 * fmax(1, max_abs(want_out, N * S)));
     sal_explanation_free(e);
     sal_tensor_free(&A);
     sal_tensor_free(&one);
     sal_session_free(s);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
+/* Score-CAM's ReLU comes after upsampling (the authors' code): with logit weights of both signs,
+ * the map is ReLU(upsample(signed layer map)), which differs from upsampling the clipped map where
+ * the sign changes between layer positions. */
+static void test_scorecam_relu_order(void) {
+    tb b;
+    tb_start(&b, "x", 4, (int64_t[]){-1, 2, 8, 8}, 3);
+    tb_conv(&b, "conv", "x", "c", 2, 3);
+    tb_unary(&b, "Relu", "relu", "c", "r");
+    tb_pool(&b, "pool", "r", "A", 2);
+    tb_unary(&b, "GlobalAveragePool", "gap", "A", "g");
+    tb_unary(&b, "Flatten", "flat", "g", "f");
+    tb_dense(&b, "fc", "f", "logits", 3, 2);
+    sal_model *m = tb_finish(&b, "logits");
+    if (!m) return;
+    enum { N = 2, S = 16, SX = 64 };
+    int64_t cls[N] = {0, 1};
+    sal_tensor x = rand_input(17, 4, (int64_t[]){N, 2, 8, 8});
+    const char *signed_p[] = {"weights=output", "relu=false"}, *clip_p[] = {"weights=output"};
+    sal_explanation *e0 = explain(m, &x, "scorecam", cls, 2, signed_p, 0), *e1 = explain(m, &x, "scorecam", cls, 1, clip_p, 0);
+    if (e0 && e1) {
+        const float *lm = sal_f32(sal_explanation_layer_map(e0));
+        int neg = 0, pos = 0;
+        for (int j = 0; j < N * S; j++) neg += lm[j] < 0, pos += lm[j] > 0;
+        CHECK(neg && pos, "the test needs a signed map of both signs (%d negative, %d positive)", neg, pos);
+        double want[N * SX];
+        float got[N * SX];
+        for (int64_t i = 0; i < N; i++) {
+            float up[SX];
+            CHECK_OK(sal_resample_linear(lm + i * S, 1, 2, (int64_t[]){4, 4}, up, (int64_t[]){8, 8}));
+            for (int j = 0; j < SX; j++) want[i * SX + j] = up[j] > 0 ? up[j] : 0;
+            memcpy(got + i * SX, sal_f32(sal_explanation_map(e1)) + i * 2 * SX, sizeof(float) * SX);
+        }
+        check_close("Score-CAM, ReLU after upsampling", got, want, N * SX, 1e-5 * fmax(1, max_abs(want, N * SX)));
+    }
+    sal_explanation_free(e0);
+    sal_explanation_free(e1);
     sal_tensor_free(&x);
     sal_model_free(m);
 }
@@ -615,9 +667,12 @@ static void test_alloc_failures(void) {
     if (!m) return;
     sal_tensor x = rand_input(4, 4, (int64_t[]){2, 2, 6, 6});
     int64_t cls[2] = {0, 1};
-    const char *methods[] = {"gradcam", "scorecam", "cumulative_gradcam", "fullgrad", "guided_gradcam"};
-    for (int i = 0; i < 5; i++) {
-        sal_explain_opts o = {.method = methods[i], .target = SAL_TARGET_INDEX, .classes = cls, .nclasses = 2, .chunk = 3};
+    const char *methods[] = {"gradcam", "scorecam", "cumulative_gradcam", "fullgrad", "guided_gradcam", "gradcam",
+                             "guided_gradcam"};
+    const char *cf[] = {"counterfactual=true"}; /* the last two: with the per-sample check */
+    for (int i = 0; i < 7; i++) {
+        sal_explain_opts o = {.method = methods[i], .target = SAL_TARGET_INDEX, .classes = cls, .nclasses = 2, .chunk = 3,
+                              .nparams = i >= 5, .params = cf};
         int k, fails = 0;
         for (k = 1; k < 2000; k++) {
             sal_explanation *e = NULL;
@@ -635,13 +690,94 @@ static void test_alloc_failures(void) {
     sal_model_free(m);
 }
 
+/* Counterfactual Grad-CAM (Selvaraju et al.; the lecture's "Guided Grad-CAM and Counterfactual
+ * Explanation"): the weights of -G give ReLU(-(Grad-CAM before its ReLU)); guided Grad-CAM gates guided
+ * backprop with that map. The per-sample check on a linear net in closed form: x (2x2) -> 1x1 conv
+ * (identity, the layer) -> dense w = (1, -3, 1, -3): G = w, alpha = mean(-w) = 1, the map is x itself;
+ * pixels >= half the map's maximum are set to the range's low end 0 and the logit changes by
+ * -sum_removed w x. */
+static void test_counterfactual(void) {
+    sal_model *m = pp_net(false);
+    if (!m) return;
+    int64_t cls[2] = {1, 0};
+    sal_tensor x = rand_input(12, 4, (int64_t[]){2, 1, 5, 5});
+    const char *cf[] = {"counterfactual=true"}, *lin[] = {"relu=false", "upsample=none"},
+               *cfn[] = {"counterfactual=true", "upsample=none"};
+    sal_explanation *c1 = explain(m, &x, "gradcam", cls, 2, cfn, 0), *g0 = explain(m, &x, "gradcam", cls, 2, lin, 0);
+    sal_explanation *cu = explain(m, &x, "gradcam", cls, 1, cf, 0), *gb = explain(m, &x, "guided_backprop", cls, 0, NULL, 0);
+    sal_explanation *gg = explain(m, &x, "guided_gradcam", cls, 1, cf, 0);
+    if (c1 && g0 && cu && gb && gg) {
+        const sal_tensor *l = sal_explanation_map(g0);
+        int64_t n = sal_tensor_numel(l);
+        double want[64] = {0}, pos = 0;
+        for (int64_t i = 0; i < n && i < 64; i++) want[i] = fmax(0, -(double)sal_f32(l)[i]), pos += want[i];
+        check_close("counterfactual Grad-CAM = ReLU(-Grad-CAM before its ReLU)", sal_f32(sal_explanation_map(c1)), want,
+                    n, 1e-7);
+        CHECK(pos > 0, "the counterfactual map is zero everywhere: a weak test");
+        const float *a = sal_f32(sal_explanation_map(cu)), *b = sal_f32(sal_explanation_map(gb));
+        double gw[50];
+        for (int i = 0; i < 50; i++) gw[i] = (double)a[i] * b[i];
+        check_close("counterfactual guided Grad-CAM = counterfactual Grad-CAM x guided backprop",
+                    sal_f32(sal_explanation_map(gg)), gw, 50, 1e-7);
+        CHECK(sal_explanation_metric(gg, "counterfactual_checked") >= 0, "guided Grad-CAM runs the check");
+    }
+    sal_explanation_free(c1);
+    sal_explanation_free(g0);
+    sal_explanation_free(cu);
+    sal_explanation_free(gb);
+    sal_explanation_free(gg);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+
+    /* the check, in closed form */
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<cf>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 2, 2}) == SAL_OK);
+    t_const(g, "k", 4, (int64_t[]){1, 1, 1, 1}, (const float[]){1});
+    t_const(g, "w", 2, (int64_t[]){2, 4}, (const float[]){1, -3, 1, -3, 0, 0, 0, 0});
+    SAL_ASSERT(sal_graph_add_node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, 1, (const char *[]){"A"}, 1,
+                                  (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){1, 1})}) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_node(g, "Flatten", "flat", 1, (const char *[]){"A"}, 1, (const char *[]){"f"}, 0, NULL) ==
+               SAL_OK);
+    SAL_ASSERT(sal_graph_add_node(g, "Gemm", "fc", 2, (const char *[]){"f", "w"}, 1, (const char *[]){"y"}, 1,
+                                  (sal_attr[]){sal_attr_make_int("transB", 1)}) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_output(g, "y") == SAL_OK);
+    SAL_ASSERT(sal_graph_finalize(g) == SAL_OK);
+    float xv[12] = {0.2f, 2, 0.2f, 2, /* the -3 pixels go: +12 */ 2, 0.2f, 2, 0.2f, /* the +1 pixels go: -4 */ 0, 0, 0, 0};
+    sal_tensor x3 = t_tensor_of(4, (int64_t[]){3, 1, 2, 2}, xv);
+    sal_explain_opts o = {.method = "gradcam", .nparams = 2, .params = (const char *[]){"counterfactual=true", "layer=A"},
+                          .target = SAL_TARGET_INDEX, .classes = (int64_t[]){0, 0, 0}, .nclasses = 3, .data_lo = 0,
+                          .data_hi = 3};
+    sal_explanation *e = NULL;
+    CHECK_OK(sal_explain(g, &x3, &o, &e));
+    if (e) {
+        CHECK(sal_explanation_metric(e, "counterfactual_raised") == 1 && sal_explanation_metric(e, "counterfactual_checked") == 2 &&
+                  fabs(sal_explanation_metric(e, "counterfactual_mean_change") - 4) < 1e-5,
+              "counterfactual check: raised %g of %g, mean change %g (want 1 of 2, 4)",
+              sal_explanation_metric(e, "counterfactual_raised"), sal_explanation_metric(e, "counterfactual_checked"),
+              sal_explanation_metric(e, "counterfactual_mean_change"));
+        char *js = NULL;
+        double d[2] = {0, 0};
+        const char *p = NULL;
+        if (sal_explanation_json(e, &js) == SAL_OK) p = strstr(js, "\"counterfactual_score_change\": [");
+        CHECK(p && sscanf(p + 32, "%lf, %lf, null]", &d[0], &d[1]) == 2 && fabs(d[0] - 12) < 1e-5 && fabs(d[1] + 4) < 1e-5,
+              "per-sample score changes %s (want 12, -4, null)", p ? p : "missing");
+        free(js);
+    }
+    sal_explanation_free(e);
+    sal_tensor_free(&x3);
+    sal_model_free(g);
+}
+
 int main(void) {
     test_resample();
     test_cam_closed_form();
     test_formulas();
     test_cumulative();
     test_guided_gradcam();
+    test_counterfactual();
     test_scorecam();
+    test_scorecam_relu_order();
     test_fullgrad();
     test_errors();
     test_alloc_failures();

@@ -43,6 +43,7 @@ typedef struct {
 typedef struct {
     sal_lrp_kind kind;
     double a, b;
+    bool zennit; /* z+ / alpha-beta / gamma as Zennit's rules.py computes them */
 } hrule;
 
 static double stab(double z, double eps) { return z >= 0 ? z + eps : z - eps; }
@@ -54,13 +55,22 @@ static void hand_rule(const dmat *M, const double *x, const double *R, hrule r, 
     for (int k = 0; k < M->K; k++) {
         const double *w = M->W + k * M->D;
         const unsigned char *cn = M->conn + k * M->D;
-        double c[128], c2[128], z = 0, z2 = 0;
+        double c[128], c2[128], z = 0, z2 = 0, y = M->b[k];
+        for (int j = 0; j < M->D; j++) y += x[j] * w[j];
         for (int j = 0; j < M->D; j++) {
             double wp = w[j] > 0 ? w[j] : 0, wn = w[j] < 0 ? w[j] : 0, xw = x[j] * w[j];
             switch (r.kind) {
             case SAL_LRP_ZERO:
             case SAL_LRP_EPSILON: c[j] = xw; break;
-            case SAL_LRP_GAMMA: c[j] = x[j] * (w[j] + r.a * wp); break;
+            case SAL_LRP_GAMMA:
+                if (r.zennit) { /* Zennit's Gamma: the output's sign picks which contributions gamma favours */
+                    double xp = x[j] > 0 ? x[j] : 0, xn = x[j] < 0 ? x[j] : 0;
+                    double up = w[j] + r.a * wp, un = w[j] + r.a * wn;
+                    c[j] = y > 0 ? xp * up + xn * un : y < 0 ? xp * un + xn * up : 0;
+                } else {
+                    c[j] = x[j] * (w[j] + r.a * wp);
+                }
+                break;
             case SAL_LRP_ALPHA_BETA:
                 c[j] = xw > 0 ? xw : 0;
                 c2[j] = xw < 0 ? xw : 0;
@@ -73,7 +83,10 @@ static void hand_rule(const dmat *M, const double *x, const double *R, hrule r, 
             z += c[j];
         }
         if (r.kind == SAL_LRP_ZERO || r.kind == SAL_LRP_EPSILON) z += M->b[k];
-        if (r.kind == SAL_LRP_GAMMA) z += M->b[k] + r.a * (M->b[k] > 0 ? M->b[k] : 0);
+        double bp = M->b[k] > 0 ? M->b[k] : 0, bn = M->b[k] < 0 ? M->b[k] : 0;
+        if (r.kind == SAL_LRP_GAMMA && !r.zennit) z += M->b[k] + r.a * bp;
+        if (r.kind == SAL_LRP_GAMMA && r.zennit) z += y > 0 ? M->b[k] + r.a * bp : M->b[k] + r.a * bn;
+        if (r.kind == SAL_LRP_ALPHA_BETA && r.zennit) z += bp, z2 += bn; /* Zennit: the bias of the group's sign */
         double e = r.kind == SAL_LRP_EPSILON ? r.a : eps_stab;
         if (r.kind == SAL_LRP_ALPHA_BETA) {
             for (int j = 0; j < M->D; j++) {
@@ -162,15 +175,15 @@ static const struct {
     const char *spec;
     hrule r;
 } k_rules[] = {
-    {"0", {SAL_LRP_ZERO, 0, 0}},
-    {"epsilon:0.1", {SAL_LRP_EPSILON, 0.1, 0}},
-    {"gamma:0.25", {SAL_LRP_GAMMA, 0.25, 0}},
-    {"alpha_beta:2:1", {SAL_LRP_ALPHA_BETA, 2, 1}},
-    {"alpha1beta0", {SAL_LRP_ALPHA_BETA, 1, 0}},
-    {"zplus", {SAL_LRP_ALPHA_BETA, 1, 0}},
-    {"zb:-1.5:2", {SAL_LRP_ZB, -1.5, 2}},
-    {"wsquare", {SAL_LRP_WSQUARE, 0, 0}},
-    {"flat", {SAL_LRP_FLAT, 0, 0}},
+    {"0", {SAL_LRP_ZERO, 0, 0, false}},
+    {"epsilon:0.1", {SAL_LRP_EPSILON, 0.1, 0, false}},
+    {"gamma:0.25", {SAL_LRP_GAMMA, 0.25, 0, false}},
+    {"alpha_beta:2:1", {SAL_LRP_ALPHA_BETA, 2, 1, false}},
+    {"alpha1beta0", {SAL_LRP_ALPHA_BETA, 1, 0, false}},
+    {"zplus", {SAL_LRP_ALPHA_BETA, 1, 0, false}},
+    {"zb:-1.5:2", {SAL_LRP_ZB, -1.5, 2, false}},
+    {"wsquare", {SAL_LRP_WSQUARE, 0, 0, false}},
+    {"flat", {SAL_LRP_FLAT, 0, 0, false}},
 };
 
 /* x -> lin (a Gemm or a Conv given as M) -> relu -> flatten -> fc -> logits; fc by LRP-0, lin by r.
@@ -182,7 +195,7 @@ static void hand_two_layers(const dmat *M, const dmat *F, const double *x, int t
     for (int k = 0; k < M->K; k++) a[k] = z[k] > 0 ? z[k] : 0;
     dmat_forward(F, a, y);
     for (int k = 0; k < F->K; k++) R[k] = k == t ? y[t] : 0;
-    hand_rule(F, a, R, (hrule){SAL_LRP_ZERO, 0, 0}, 0, 0, 1e-6, Ra);
+    hand_rule(F, a, R, (hrule){SAL_LRP_ZERO, 0, 0, false}, 0, 0, 1e-6, Ra);
     hand_rule(M, x, Ra, r, lo, hi, 1e-6, map);
 }
 
@@ -260,6 +273,43 @@ static void test_rules_dense_and_conv(void) {
                   k_rules[q].spec, net ? "dense" : "conv", worst);
             sal_explanation_free(e);
         }
+    }
+    /* the composites against Zennit's rule formulas (hand_rule with zennit) and Montavon's variant: on
+     * an MLP Zennit's composites give the first dense layer epsilon (its box goes to convolutions) */
+    static const struct {
+        int net; /* 0: conv, 1: dense */
+        const char *method;
+        const char *p[3];
+        hrule r;
+    } comp[] = {
+        {0, "lrp_epsilon_plus", {NULL}, {SAL_LRP_ALPHA_BETA, 1, 0, true}},
+        {0, "lrp_epsilon_plus", {"variant=montavon"}, {SAL_LRP_ALPHA_BETA, 1, 0, false}},
+        {0, "lrp_epsilon_alpha2_beta1", {NULL}, {SAL_LRP_ALPHA_BETA, 2, 1, true}},
+        {0, "lrp_epsilon_alpha2_beta1", {"variant=montavon"}, {SAL_LRP_ALPHA_BETA, 2, 1, false}},
+        {0, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2"}, {SAL_LRP_ZB, -1.5, 2, true}},
+        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25"}, {SAL_LRP_GAMMA, 0.25, 0, true}},
+        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25", "variant=montavon"}, {SAL_LRP_GAMMA, 0.25, 0, false}},
+        {1, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2"}, {SAL_LRP_EPSILON, 1e-6, 0, true}},
+        {1, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2", "variant=montavon"}, {SAL_LRP_ZB, -1.5, 2, false}},
+        {1, "lrp_epsilon_plus", {NULL}, {SAL_LRP_EPSILON, 1e-6, 0, true}},
+    };
+    for (size_t q = 0; q < sizeof comp / sizeof comp[0]; q++) {
+        int np = 0, net = comp[q].net;
+        while (np < 3 && comp[q].p[np]) np++;
+        int64_t t = 1;
+        sal_explanation *e = explain(net ? dnet : cnet, net ? &xd : &xc, comp[q].method, np, comp[q].p, t);
+        CHECK(e != NULL, "%s %s: explain failed", comp[q].method, np ? comp[q].p[np - 1] : "");
+        if (!e) continue;
+        double worst = 0;
+        for (int b = 0; b < N; b++) {
+            double x[128], map[128];
+            for (int j = 0; j < C * H * H; j++) x[j] = sal_f32(&xc)[b * C * H * H + j];
+            hand_two_layers(net ? Md : Mc, F, x, (int)t, comp[q].r, -1.5, 2, map);
+            worst = fmax(worst, rel_err(sal_f32(sal_explanation_map(e)) + b * C * H * H, map, C * H * H));
+        }
+        CHECK(worst < 2e-4, "%s %s %s on the %s net: relative error %.3g against the hand computation", comp[q].method,
+              np ? comp[q].p[0] : "", np > 1 ? comp[q].p[np - 1] : "", net ? "dense" : "conv", worst);
+        sal_explanation_free(e);
     }
     free(Mc);
     free(Md);
@@ -511,8 +561,8 @@ static void test_zb_closed_form(void) {
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 2, (int64_t[]){N, D}) == SAL_OK);
     for (int i = 0; i < N * D; i++) sal_f32(&x)[i] = (float)(sal_rng_uniform(&rng) * 3 - 1); /* in [-1, 2] */
     /* the box from --range, through the composite (its first layer is zb) and through a rule entry */
-    const char *pr[] = {"low=-1", "high=2"};
-    sal_explanation *e = explain(m, &x, "lrp_epsilon_gamma_box", 2, pr, 0);
+    const char *pr[] = {"low=-1", "high=2", "variant=montavon"}; /* Zennit's composite gives a dense layer epsilon */
+    sal_explanation *e = explain(m, &x, "lrp_epsilon_gamma_box", 3, pr, 0);
     const char *pu[] = {"rule=fc=zb:-1:2"};
     sal_explanation *e2 = explain(m, &x, "lrp_0", 1, pu, 0);
     for (int n = 0; n < N && e && e2; n++) {
@@ -731,9 +781,11 @@ static void test_composites(void) {
     sal_tensor x = {0};
     SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){2, 1, 8, 8}) == SAL_OK);
     for (int i = 0; i < 128; i++) sal_f32(&x)[i] = (float)sal_rng_uniform(&rng);
-    same_maps("epsilon_plus", m, &x, "lrp_epsilon_plus", 0, NULL, "lrp_0", 2,
+    /* Montavon's variants equal plain rule entries (Zennit's are checked by hand above) */
+    same_maps("epsilon_plus", m, &x, "lrp_epsilon_plus", 1, (const char *[]){"variant=montavon"}, "lrp_0", 2,
               (const char *[]){"rule=Conv=zplus", "rule=*=epsilon:1e-6"});
-    same_maps("epsilon_alpha2_beta1", m, &x, "lrp_epsilon_alpha2_beta1", 1, (const char *[]){"epsilon=0.01"}, "lrp_0", 2,
+    same_maps("epsilon_alpha2_beta1", m, &x, "lrp_epsilon_alpha2_beta1", 2,
+              (const char *[]){"epsilon=0.01", "variant=montavon"}, "lrp_0", 2,
               (const char *[]){"rule=@conv=alpha2beta1", "rule=@dense=epsilon:0.01"});
     same_maps("epsilon_gamma_box", m, &x, "lrp_epsilon_gamma_box", 3,
               (const char *[]){"low=0", "high=1", "gamma=0.5"}, "lrp_0", 3,

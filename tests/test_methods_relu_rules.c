@@ -223,11 +223,25 @@ static void test_relu_rules(void) {
                 double want[5 * 6];
                 for (int64_t i = 0; i < N; i++)
                     hand_rule(&n, sal_f32(&x) + i * D, t, cases[k].mode, cases[k].q, want + i * D);
-                double err = rel_err(got, want, N * D);
+                /* RectGrad's map is the rectified gradient times the input (Kim et al.'s code) unless
+                 * output=gradient */
+                bool rect = cases[k].mode >= H_RECT;
+                double wx[5 * 6];
+                for (int64_t i = 0; i < N * D; i++) wx[i] = rect ? want[i] * sal_f32(&x)[i] : want[i];
+                double err = rel_err(got, wx, N * D);
                 CHECK(err < 1e-4, "%s %s on a %s MLP, target %d: worst relative error %g", cases[k].method,
                       cases[k].param ? cases[k].param : "", acts[ai], t, err);
                 if (cases[k].q == 100 && cases[k].mode == H_RECT)
                     CHECK(max_abs(got, N * D) == 0, "rectgrad tau=100 lets nothing through (max %g)", max_abs(got, N * D));
+                sal_explanation_free(e.e);
+                if (!rect) continue;
+                const char *pg[2] = {"output=gradient", cases[k].param};
+                e = explain(m, &x, cases[k].method, cases[k].param ? 2 : 1, pg, t, false);
+                CHECK(e.st == SAL_OK, "%s output=gradient", cases[k].method);
+                if (e.st != SAL_OK) continue;
+                err = rel_err(sal_f32(sal_explanation_map(e.e)), want, N * D);
+                CHECK(err < 1e-4, "%s %s output=gradient, target %d: worst relative error %g", cases[k].method,
+                      cases[k].param ? cases[k].param : "", t, err);
                 sal_explanation_free(e.e);
             }
         }
@@ -621,6 +635,18 @@ static void test_deeplift_cnn(void) {
                 sal_explanation_free(e.e);
             }
         }
+    /* Captum's max-pool rule (overlapping, padded and global windows) gives our contributions */
+    run_t ec = explain(m, &x, "deeplift", 1, (const char *[]){"maxpool=captum"}, 1, false),
+          eo = explain(m, &x, "deeplift", 0, NULL, 1, false);
+    CHECK(ec.st == SAL_OK && eo.st == SAL_OK, "deeplift maxpool=captum on the CNN");
+    if (ec.st == SAL_OK && eo.st == SAL_OK) {
+        double d = 0, mx = max_abs(sal_f32(sal_explanation_map(eo.e)), 5 * 128);
+        for (int64_t i = 0; i < 5 * 128; i++)
+            d = fmax(d, fabs(sal_f32(sal_explanation_map(ec.e))[i] - sal_f32(sal_explanation_map(eo.e))[i]));
+        CHECK(d <= 1e-5 * mx && mx > 0, "maxpool=captum and conserving differ by %g (largest %g)", d, mx);
+    }
+    sal_explanation_free(ec.e);
+    sal_explanation_free(eo.e);
     /* chunks of 2 rows give the same map as one pass */
     sal_explain_opts o = {.method = "deeplift", .target = SAL_TARGET_MAX, .chunk = 2};
     sal_explanation *e1 = NULL, *e2 = NULL;
@@ -646,7 +672,11 @@ static void test_deeplift_cnn(void) {
     sal_model_free(m);
 }
 
-/* Max pooling by hand: one window, the three cases of dl_max_window. */
+/* Max pooling by hand: one window, the three cases of dl_max_window, under each maxpool= mode.
+ * conserving: the window's difference dy = max x - max x0 to x's argmax a if the maximum rose, to
+ * x0's argmax b if it fell; gradient: multiplier 1 at a, so a gets x[a] - x0[a]; captum: element
+ * multipliers u / (x - x0) with u[a] = max(y, y0) - y0, u[b] = y - max(y, y0), the gradient where
+ * x = x0 (the same contributions as conserving). */
 static void test_deeplift_maxpool_cases(void) {
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<gmax>", &g) == SAL_OK);
@@ -662,29 +692,42 @@ static void test_deeplift_maxpool_cases(void) {
     close(fd);
     char bp[128];
     snprintf(bp, sizeof bp, "baseline=%s", path);
+    static const char *const modes[] = {"maxpool=conserving", "maxpool=captum", "maxpool=gradient"};
     struct {
-        float x[3], x0[3], want[3];
+        float x[3], x0[3], want[3][3]; /* per mode */
     } cases[] = {
-        {{3, 1, 0}, {1, 2, 0}, {1, 0, 0}},     /* max rose 2 -> 3: credit x's argmax, dy = 1 */
-        {{3, 0, 0}, {0, 5, 0}, {0, -2, 0}},    /* max fell 5 -> 3: credit the reference's argmax */
-        {{1, 0.5f, 0}, {1, 0, 0}, {0, 0, 0}},  /* unchanged max */
+        /* max rose 2 -> 3: conserving and captum credit x's argmax with dy = 1; the gradient gives it 3 - 1 */
+        {{3, 1, 0}, {1, 2, 0}, {{1, 0, 0}, {1, 0, 0}, {2, 0, 0}}},
+        /* max fell 5 -> 3: the reference's argmax gets dy = -2; the gradient still goes to x's argmax */
+        {{3, 0, 0}, {0, 5, 0}, {{0, -2, 0}, {0, -2, 0}, {3, 0, 0}}},
+        /* unchanged max */
+        {{1, 0.5f, 0}, {1, 0, 0}, {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}}},
     };
     for (int k = 0; k < 3; k++) {
         sal_tensor x = t_tensor_of(3, (int64_t[]){1, 1, 3}, cases[k].x), x0 = t_tensor_of(3, (int64_t[]){1, 1, 3}, cases[k].x0);
         CHECK_OK(sal_npy_write(path, &x0));
-        run_t e = explain(g, &x, "deeplift", 1, (const char *[]){bp}, 0, false);
-        CHECK(e.st == SAL_OK, "deeplift on a max");
-        if (e.st == SAL_OK) {
-            const float *a = sal_f32(sal_explanation_map(e.e));
-            CHECK(fabsf(a[0] - cases[k].want[0]) < 1e-6 && fabsf(a[1] - cases[k].want[1]) < 1e-6 &&
-                      fabsf(a[2] - cases[k].want[2]) < 1e-6,
-                  "max case %d: got (%g, %g, %g), want (%g, %g, %g)", k, a[0], a[1], a[2], cases[k].want[0],
-                  cases[k].want[1], cases[k].want[2]);
+        for (int md = 0; md < 3; md++) {
+            run_t e = explain(g, &x, "deeplift", 2, (const char *[]){bp, modes[md]}, 0, false);
+            CHECK(e.st == SAL_OK, "deeplift %s on a max", modes[md]);
+            if (e.st != SAL_OK) continue;
+            const float *a = sal_f32(sal_explanation_map(e.e)), *w = cases[k].want[md];
+            CHECK(fabsf(a[0] - w[0]) < 1e-6 && fabsf(a[1] - w[1]) < 1e-6 && fabsf(a[2] - w[2]) < 1e-6,
+                  "max case %d, %s: got (%g, %g, %g), want (%g, %g, %g)", k, modes[md], a[0], a[1], a[2], w[0], w[1],
+                  w[2]);
+            if (k == 0 && md == 2) /* the gradient mode does not conserve: the map sums to 2, f(x) - f(x0) = 1 */
+                CHECK(fabs(sal_explanation_metric(e.e, "completeness_delta") - 1) < 1e-6,
+                      "maxpool=gradient reports completeness_delta %g, want 1",
+                      sal_explanation_metric(e.e, "completeness_delta"));
+            sal_explanation_free(e.e);
         }
-        sal_explanation_free(e.e);
         sal_tensor_free(&x);
         sal_tensor_free(&x0);
     }
+    sal_tensor x = t_tensor_of(3, (int64_t[]){1, 1, 3}, cases[0].x);
+    run_t e = explain(g, &x, "deeplift", 1, (const char *[]){"maxpool=rescale"}, 0, false);
+    CHECK(e.st == SAL_ERR_ARG && strstr(sal_last_error(), "maxpool"), "maxpool=rescale is refused: %s", sal_last_error());
+    sal_explanation_free(e.e);
+    sal_tensor_free(&x);
     remove(path);
     sal_model_free(g);
 }

@@ -722,8 +722,77 @@ static void test_alloc_failures(void) {
     sal_model_free(m);
 }
 
+/* A convolution whose output reaches its ReLU through an Add of a constant (the invariance audit's
+ * shifted model after a padded first convolution adds its shift that way) has the units of that
+ * Add's output: a per-channel constant c there is the bias b + c of the same convolution, so
+ * both models must get the same patterns of both kinds, the two-component one in auto mode, and
+ * the same PatternNet map. */
+static void test_shift_add(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 31);
+    sal_tensor w = t_rand(&r, 4, (int64_t[]){3, 1, 3, 3}, 0.5f), w2 = t_rand(&r, 2, (int64_t[]){2, 3 * 36}, 0.3f);
+    float b[3] = {0.1f, -0.2f, 0.05f}, c[3] = {0.3f, -0.1f, -0.25f}, bc[3];
+    for (int k = 0; k < 3; k++) bc[k] = b[k] + c[k];
+    sal_model *ms[2];
+    for (int v = 0; v < 2; v++) {
+        SAL_ASSERT(sal_graph_create(v ? "conv+add" : "conv", &ms[v]) == SAL_OK);
+        sal_model *g = ms[v];
+        CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 6, 6}));
+        t_const(g, "w", 4, w.dim, sal_f32(&w));
+        t_const(g, "b", 1, (int64_t[]){3}, v ? b : bc);
+        t_const(g, "w2", 2, w2.dim, sal_f32(&w2));
+        sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){3, 3}),
+                          sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+        t_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, v ? "z0" : "z", 2, at);
+        if (v) {
+            t_const(g, "c", 4, (int64_t[]){1, 3, 1, 1}, c);
+            t_node(g, "Add", "shift", 2, (const char *[]){"z0", "c"}, "z", 0, NULL);
+        }
+        t_node(g, "Relu", "relu", 1, (const char *[]){"z"}, "a", 0, NULL);
+        t_node(g, "Flatten", "flat", 1, (const char *[]){"a"}, "f", 0, NULL);
+        sal_attr at2[1] = {sal_attr_make_int("transB", 1)};
+        t_node(g, "Gemm", "fc", 2, (const char *[]){"f", "w2"}, "y", 1, at2);
+        ms[v] = t_finish(g, "y");
+    }
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){40, 1, 6, 6}, 1.0f);
+    sal_patterns *p[2] = {NULL, NULL};
+    for (int v = 0; v < 2; v++) CHECK_OK(sal_patterns_estimate(ms[v], &x, "x", NULL, &p[v]));
+    if (p[0] && p[1]) {
+        int i0 = pattern_index(p[0], "conv"), i1 = pattern_index(p[1], "conv");
+        for (int k = 0; k < 2 && i0 >= 0 && i1 >= 0; k++) {
+            const sal_tensor *a = sal_patterns_tensor(p[0], i0, k), *a1 = sal_patterns_tensor(p[1], i1, k);
+            double d = 0, big = 0;
+            for (int64_t e = 0; e < sal_tensor_numel(a); e++)
+                d = fmax(d, fabs(sal_f32(a)[e] - sal_f32(a1)[e])), big = fmax(big, fabs(sal_f32(a)[e]));
+            CHECK(d <= 1e-5 * big, "%s pattern of a conv before an Add of a constant: off by %g of %g",
+                  k ? "two-component" : "linear", d, big);
+        }
+        sal_explain_opts o = {.method = "patternnet", .target = SAL_TARGET_MAX};
+        sal_explanation *e[2] = {NULL, NULL};
+        for (int v = 0; v < 2; v++) {
+            o.patterns = p[v];
+            CHECK_OK(sal_explain(ms[v], &x, &o, &e[v]));
+        }
+        if (e[0] && e[1]) {
+            const sal_tensor *m0 = sal_explanation_map(e[0]), *m1 = sal_explanation_map(e[1]);
+            double d = 0, big = 0;
+            for (int64_t k = 0; k < sal_tensor_numel(m0); k++)
+                d = fmax(d, fabs(sal_f32(m0)[k] - sal_f32(m1)[k])), big = fmax(big, fabs(sal_f32(m0)[k]));
+            CHECK(d <= 1e-5 * big, "PatternNet through an Add of a constant: off by %g of %g", d, big);
+        }
+        for (int v = 0; v < 2; v++) sal_explanation_free(e[v]);
+    }
+    for (int v = 0; v < 2; v++) {
+        sal_patterns_free(p[v]);
+        sal_model_free(ms[v]);
+    }
+    sal_tensor *t[] = {&w, &w2, &x};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
+}
+
 int main(void) {
     t_scratch_make("sal_test_patterns");
+    test_shift_add();
     test_signal_distractor();
     test_closed_forms();
     test_conv_closed_form();

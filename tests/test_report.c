@@ -310,11 +310,57 @@ static void test_report(void) {
     CHECK(tmpfiles == 0, "%d temporary files left", tmpfiles);
 }
 
+/* The papers beside us: Khakzar et al.'s table 4 and orderings next to a class-sensitivity audit,
+ * Kindermans et al.'s verdicts next to an invariance audit whose shift the manifest names, and
+ * Khakzar et al.'s randomization findings. */
+static void test_papers(void) {
+    static const char cs[] =
+        "{\"audit\": \"class-sensitivity\", \"model\": \"m\", \"data\": \"d\", \"seed\": 1, \"tolerance\": 0.5,\n"
+        " \"results\": [{\"method\": \"gradient\", \"label\": \"gradient\", \"params\": {}, \"skipped\": false,\n"
+        "  \"hog_spearman\": 0.3, \"class_sensitive\": true, \"verdict\": \"class-sensitive\"},\n"
+        " {\"method\": \"guided_backprop\", \"label\": \"guided_backprop\", \"params\": {}, \"skipped\": false,\n"
+        "  \"hog_spearman\": 0.8, \"class_sensitive\": false, \"verdict\": \"not class-sensitive\"},\n"
+        " {\"method\": \"lrp_0\", \"label\": \"lrp_0\", \"params\": {}, \"skipped\": false,\n"
+        "  \"hog_spearman\": 0.5, \"class_sensitive\": false, \"verdict\": \"not class-sensitive\"},\n"
+        " {\"method\": \"lrp_zplus\", \"label\": \"lrp_zplus\", \"params\": {}, \"skipped\": false,\n"
+        "  \"hog_spearman\": 0.4, \"class_sensitive\": true, \"verdict\": \"class-sensitive\"}]}\n";
+    SAL_ASSERT(mkdir(t_tmp("pin"), 0777) == 0);
+    write_text(t_tmp("pin/cs.json"), cs);
+    write_text(t_tmp("pin/inv.json"), k_inv);
+    write_text(t_tmp("pin/rand.json"), k_rand);
+    write_text(t_tmp("pin/manifest.json"), "{\"audits\": [{\"file\": \"inv.json\", \"paper_shift\": \"checkerboard\"}]}");
+    CHECK_OK(sal_report_write(t_tmp("pin"), t_tmp("pout"), NULL, NULL));
+    char *html = slurp(t_tmp("pout/index.html"));
+    CHECK(html != NULL, "index.html written");
+    if (!html) return;
+    CHECK(count(html, "<h3>The papers beside us</h3>") == 3, "a papers block per audit (%d)",
+          count(html, "<h3>The papers beside us</h3>"));
+    /* class sensitivity: table 4's figures, two orderings checked, one reproduced */
+    CHECK(strstr(html, "<td class=\"l\">Guided Backprop</td><td class=\"l\">0.99</td><td>0.80</td>") != NULL,
+          "Khakzar et al.'s 0.99 beside our 0.80");
+    CHECK(strstr(html, "Guided Backprop correlates more between classes than Gradients (paper 0.99 vs 0.44): ours 0.80 "
+                       "vs 0.30, reproduced") != NULL,
+          "an ordering reproduced");
+    CHECK(strstr(html, "(paper 0.99 vs 0.59): ours 0.40 vs 0.50, not reproduced") != NULL, "an ordering not reproduced");
+    CHECK(strstr(html, "We reproduce 1 of the 2 orderings we could check.") != NULL, "the count of orderings");
+    CHECK(strstr(html, "<td class=\"l\">fullgrad</td><td class=\"l\">FullGrad</td><td class=\"l\">0.48</td><td>not run</td>"),
+          "a method that did not run");
+    /* invariance under the checkerboard: gradient invariant (paper: invariant), gradient x input not (paper: not) */
+    CHECK(strstr(html, "Our verdicts agree with the paper's for 2 of 2 methods it decides.") != NULL,
+          "invariance verdicts compared for the manifest's shift");
+    /* randomization: gradient sensitive, guided backprop insensitive, as Khakzar et al. find */
+    const char *rs = strstr(html, "Khakzar et al., section 4 and figures 4-5");
+    CHECK(rs && strstr(rs, "Our verdicts agree with the paper's for 2 of 2 methods it decides."),
+          "randomization findings compared");
+    sal_free(html);
+}
+
 int main(void) {
     t_scratch_make("sal_test_report");
     test_json();
     test_load();
     test_report();
+    test_papers();
     t_scratch_remove();
     return t_done("test_report");
 }

@@ -3,6 +3,7 @@
  * unfolded model, re-drawn weights and the model hash. The shifted model has its own tests in
  * test_audits.c. */
 #include "graph/rewrite.h"
+#include "graph/exec.h"
 #include "testutil.h"
 
 #define NCAT 40 /* more inputs than any fixed-size array the old rebuild loops had */
@@ -200,10 +201,100 @@ static void test_reinit(void) {
     sal_model_free(m);
 }
 
+/* The invariance audit's twin: f2 (the shifted model of a padded CNN, so an Add after the first
+ * convolution carries the shift) runs f1 at input - m beside it and takes f1's activations for the
+ * values both compute alike. On an image whose black background gives the first convolution exact
+ * ties, every such activation of f2 at x + m is then f1's at (x + m) - m bit for bit, f2's own first
+ * convolution still runs, and the input gradients of both models agree bit for bit; without the
+ * twin they need not (that is the point). */
+static void test_twin(void) {
+    sal_model *f1 = NULL, *f2 = NULL;
+    CHECK_OK(sal_model_build("cnn:1x12x12", 4, 3, &f1));
+    sal_rng r;
+    sal_rng_seed(&r, 5);
+    sal_tensor x = {0}, xs = {0}, x1 = {0}, m = {0}, seed = {0};
+    CHECK_OK(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){2, 1, 12, 12}));
+    for (int n = 0; n < 2; n++) /* a bright patch on black */
+        for (int y = 3; y < 8; y++)
+            for (int c = 4; c < 9; c++) sal_f32(&x)[n * 144 + y * 12 + c] = 0.05f + 0.9f * (float)sal_rng_uniform(&r);
+    CHECK_OK(sal_shift_checkerboard(3, (int64_t[]){1, 12, 12}, 3, -0.7, &m));
+    for (int i = 0; i < 144; i++) sal_f32(&m)[i] -= 0.3f;
+    CHECK_OK(sal_tensor_copy(&xs, &x));
+    for (int i = 0; i < 288; i++) sal_f32(&xs)[i] += sal_f32(&m)[i % 144];
+    CHECK_OK(sal_tensor_copy(&x1, &xs));
+    for (int i = 0; i < 288; i++) sal_f32(&x1)[i] -= sal_f32(&m)[i % 144];
+    CHECK_OK(sal_model_shifted(f1, &m, &f2));
+    CHECK_OK(sal_model_set_twin(f2, f1, &m));
+    sal_session *s1 = NULL, *s2 = NULL;
+    CHECK_OK(sal_session_new(f1, &s1));
+    CHECK_OK(sal_session_new(f2, &s2));
+    if (!s1 || !s2) goto done;
+    CHECK(s2->twin && s2->twin_of, "a session of f2 has no twin");
+    CHECK_OK(sal_exec_forward(s1, &x1));
+    CHECK_OK(sal_exec_forward(s2, &xs));
+    int shared = 0, own = 0;
+    for (int v = 0; v < f2->nval; v++) {
+        if (f2->val[v].kind != SAL_VAL_NODE) continue;
+        int u = sal_strmap_get(&f1->names, f2->val[v].name);
+        if (u < 0) { /* the convolution's own output before the Add: f2's, not replaced */
+            own++;
+            CHECK((!s2->twin_of || s2->twin_of[v] < 0) && strstr(f2->val[v].name, "_unshifted"), "value '%s' has no twin",
+                  f2->val[v].name);
+            continue;
+        }
+        shared++;
+        const sal_tensor *a = &s1->act[u], *b = &s2->act[v];
+        CHECK(sal_tensor_same_shape(a, b) && !memcmp(a->data, b->data, sizeof(float) * (size_t)sal_tensor_numel(a)),
+              "value '%s': f2's activation is not f1's bit for bit", f2->val[v].name);
+    }
+    CHECK(own == 1 && shared == f1->nnode, "%d values shared, %d f2's own (want %d, 1)", shared, own, f1->nnode);
+    /* input gradients from the same seed: f2's first layer has f1's weights, every decision is f1's */
+    int out1 = f1->output[0], out2 = f2->output[0];
+    CHECK_OK(sal_tensor_alloc(&seed, SAL_F32, 2, (int64_t[]){2, 4}));
+    sal_f32(&seed)[1] = sal_f32(&seed)[4 + 2] = 1;
+    CHECK_OK(sal_exec_backward(s1, 1, &out1, &seed, NULL));
+    CHECK_OK(sal_exec_backward(s2, 1, &out2, &seed, NULL));
+    const sal_tensor *g1 = &s1->grad[f1->input[0]], *g2 = &s2->grad[f2->input[0]];
+    CHECK(!memcmp(g1->data, g2->data, sizeof(float) * 288), "input gradients differ: %g", maxdiff(g1, g2));
+    /* the outputs are f2's function: within rounding of f1 at x */
+    sal_tensor y1 = run(f1, &x);
+    CHECK(maxdiff(&y1, &s2->act[out2]) < 1e-5, "f2(x + m) with the twin: %g from f1(x)", maxdiff(&y1, &s2->act[out2]));
+    sal_tensor_free(&y1);
+    /* removed: sessions of f2 run on their own */
+    CHECK_OK(sal_model_set_twin(f2, f1, NULL));
+    sal_session *s3 = NULL;
+    CHECK_OK(sal_session_new(f2, &s3));
+    CHECK(s3 && !s3->twin, "a session after the twin was removed still has one");
+    sal_session_free(s3);
+    /* every allocation of a twinned session failing in turn: an error, no leak */
+    CHECK_OK(sal_model_set_twin(f2, f1, &m));
+    long k = 1;
+    for (; k < 1000; k++) {
+        sal_session *s = NULL;
+        sal_alloc_fail_after(k);
+        sal_status st = sal_session_new(f2, &s);
+        if (st == SAL_OK) st = sal_exec_forward(s, &xs);
+        sal_alloc_fail_after(0);
+        sal_session_free(s);
+        if (st == SAL_OK) break;
+        CHECK(st == SAL_ERR_NOMEM, "allocation %ld: %s", k, sal_last_error());
+        if (st != SAL_ERR_NOMEM) break;
+    }
+    CHECK(k > 5 && k < 1000, "twin session: %ld allocations walked", k);
+done:
+    sal_session_free(s1);
+    sal_session_free(s2);
+    sal_tensor *t[] = {&x, &xs, &x1, &m, &seed};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
+    sal_model_free(f2);
+    sal_model_free(f1);
+}
+
 int main(void) {
     test_copy_any_arity();
     test_edits();
     test_canonize();
     test_reinit();
+    test_twin();
     return t_done("test_rewrite");
 }

@@ -55,6 +55,7 @@ struct sal_audit {
     struct {
         double max_abs_diff, max_rel_diff, shift_min, shift_max;
         int64_t same_predictions;
+        bool own; /* f2 evaluated with its own activations, not f1's beyond the first layer */
     } inv;
     struct {
         int nlayer, mode;
@@ -67,8 +68,9 @@ struct sal_audit {
     } cls;
     struct {
         int64_t trials, images, fk[3], top; /* fk: the figure's classes; top: its top class */
-        int nfk, radius;
-        double top_labelled;
+        int nfk;
+        double radius, top_labelled;
+        sal_point_map reduce;
     } pt;
     struct {
         bool prob, have_occ;
@@ -94,6 +96,11 @@ void au_metric_bool(au_result *r, const char *key, bool v);
 double au_metric_get(const au_result *r, const char *key); /* NAN when absent */
 /* Sets the outcome and the verdict (printf-style). */
 void au_verdict(au_result *r, sal_verdict outcome, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* No verdict: the score it would rest on is undefined (a correlation of a constant map, a ranking
+ * of maps that rank nothing). The pass key gets null and the verdict reads "undetermined (<why>)". */
+void au_undetermined(au_result *r, const char *pass_key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Whether the n values are all equal (NaN-free): such a map ranks no element above another. */
+bool au_constant(const float *v, int64_t n);
 /* After a method failed with st: out of memory ends the audit (returns st); anything else marks the
  * result skipped with the message of the failure (after prefix: when not NULL) and returns SAL_OK. */
 sal_status au_skip(au_result *r, sal_status st, const char *prefix);

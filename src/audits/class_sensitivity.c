@@ -20,6 +20,7 @@ typedef struct {
 static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, au_result *r) {
     int64_t N = c->x->dim[0], row = au_row(c->x);
     au_mean sp = {0}, hs = {0}, hp = {0}, same = {0};
+    int64_t undefined = 0; /* samples where neither correlation is defined (a constant map) */
     for (int64_t i0 = 0; i0 < N; i0 += c->B) {
         int64_t n = N - i0 < c->B ? N - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
@@ -40,6 +41,7 @@ static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, 
             au_mean_add(&hs, s[AU_HOG_S]);
             au_mean_add(&hp, s[AU_HOG_P]);
             au_mean_add(&same, !memcmp(a1, a2, (size_t)row * sizeof *a1));
+            undefined += !isfinite(s[AU_HOG_S]) && !isfinite(s[AU_SPEAR]);
             int64_t q = i0 + i;
             if (q < c->nfig) {
                 SAL_TRY(au_keep_row(&r->maps[2 * q], c->x, a1));
@@ -53,12 +55,20 @@ static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, 
     au_metric(r, "hog_spearman", score);
     au_metric(r, "hog_pearson", au_mean_get(&hp));
     au_metric(r, "identical_fraction", au_mean_get(&same));
+    au_metric(r, "undefined_samples", (double)undefined);
+    if (!isfinite(shown)) {
+        /* a correlation with a constant map (e.g. a CAM that the final ReLU zeroes for the bottom
+         * class) is undefined: no number to compare with the threshold */
+        au_undetermined(r, "class_sensitive", "the correlation of the max- and min-class maps is undefined for all %lld "
+                        "samples: one of the two maps is constant (often all zero)", (long long)N);
+        return SAL_OK;
+    }
     bool sens = shown < tol;
     au_metric_bool(r, "class_sensitive", sens);
     au_verdict(r, sens ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL,
-               "%s (mean %s between the max- and min-class maps %.3g %s threshold %g)",
+               "%s (mean %s between the max- and min-class maps %.3g %s threshold %g%s)",
                sens ? "class-sensitive" : "not class-sensitive", isfinite(score) ? "Spearman of HOG" : "Spearman",
-               shown, sens ? "<" : ">=", tol);
+               shown, sens ? "<" : ">=", tol, undefined ? "; samples with a constant map left out" : "");
     return SAL_OK;
 }
 

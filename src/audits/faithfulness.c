@@ -17,6 +17,7 @@ typedef struct {
     sal_tensor R;            /* the replacements of x (N, ...) */
     int64_t C, H, W, HW, row, steps, chunk, B, fs;
     bool prob;
+    bool softmax; /* prob of a model whose output is not a probability yet */
     double lo, hi;
     sal_tensor batch, A, O;  /* the curves' inputs, a batch's maps, the occlusion maps (N, ...) */
     float *scores, *plane, *oplane;
@@ -53,7 +54,7 @@ static sal_status score_batch(fctx *c, int64_t rows, int64_t t) {
         if (z->ndim != 2 || z->dim[1] <= t)
             return sal_fail(SAL_ERR_SHAPE, "faithfulness needs (batch, classes) outputs from %s", c->m->path);
         for (int64_t i = 0; i < n; i++) c->tg[i] = t;
-        au_scores(z, c->tg, c->prob, c->scores + r0);
+        au_scores(z, c->tg, c->softmax, c->scores + r0);
     }
     return SAL_OK;
 }
@@ -181,6 +182,7 @@ static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_au
     int64_t N = c->x->dim[0], S = c->steps, npt = AU_NCURVE * (S + 1), row = c->row;
     au_mean occ = {0};
     double sums[AU_NCURVE] = {0}, ao_m = 0, ao_l = 0;
+    int64_t flat = 0; /* constant maps: they rank no pixel above another */
     for (int64_t k = 0; k < npt; k++) c->mean[k] = 0;
     for (int64_t i0 = 0; i0 < N; i0 += c->B) {
         int64_t n = N - i0 < c->B ? N - i0 : c->B;
@@ -196,6 +198,7 @@ static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_au
         for (int64_t q = 0; q < n; q++) {
             int64_t i = i0 + q;
             rank(sal_f32(&c->A) + q * row, c->C, c->HW, c->plane, c->kv, c->order);
+            flat += au_constant(c->plane, c->HW);
             if (i == c->fs) SAL_TRY(au_keep_row(&r->maps[0], c->x, sal_f32(&c->A) + q * row));
             SAL_TRY(curves(c, i, c->target[i], c->order, c->cv));
             for (int k = 0; k < AU_NCURVE; k++) sums[k] += auc(c->cv + k * (S + 1), S);
@@ -223,6 +226,12 @@ static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_au
     au_metric(r, "aopc_lerf", ao_l);
     au_metric(r, "aopc_random", r_aopc);
     au_metric(r, "occlusion_spearman", au_mean_get(&occ));
+    au_metric(r, "constant_maps", (double)flat);
+    if (flat == N || !isfinite(ao_m) || !isfinite(r_aopc)) {
+        au_undetermined(r, "faithful", flat == N ? "every map is constant, so it orders no pixel before another"
+                                                 : "the AOPC is not a number");
+        return SAL_OK;
+    }
     bool faithful = ao_m > r_aopc + tol;
     au_metric_bool(r, "faithful", faithful);
     au_verdict(r, faithful ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (AOPC most relevant first %.4g %s random order %.4g%s)",
@@ -277,6 +286,8 @@ sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const
     if (o->steps < 0 || o->steps > 10000) return sal_fail(SAL_ERR_ARG, "faithfulness steps must be in 1..10000");
     int64_t N = x->dim[0];
     fctx c = {.m = m, .x = x, .o = o, .row = au_row(x), .steps = o->steps > 0 ? o->steps : 20, .prob = co->prob != 0,
+              .softmax = co->prob && sal_model_output_kind(m) != SAL_OUTPUT_SOFTMAX &&
+                         sal_model_output_kind(m) != SAL_OUTPUT_SIGMOID,
               .chunk = co->chunk > 0 ? co->chunk : 64, .B = co->batch > 0 ? co->batch : 16};
     au_geom(x, &c.C, &c.H, &c.W);
     c.HW = c.H * c.W;

@@ -1,6 +1,8 @@
 /* Input invariance (Kindermans et al., "The (un)reliability of saliency methods", sections 2-4):
  * a model f2 that sees x + m but computes exactly f1(x) should get the same explanation. */
 #include "audit.h"
+#include "graph/rewrite.h"
+#include "methods/lrp.h"
 
 /* x + shift for every sample of x (or of data). */
 static sal_status shifted_copy(const sal_tensor *x, const sal_tensor *shift, sal_tensor *out) {
@@ -10,6 +12,16 @@ static sal_status shifted_copy(const sal_tensor *x, const sal_tensor *shift, sal
     const float *m = sal_f32(shift);
     for (int64_t i = 0; i < N; i++)
         for (int64_t k = 0; k < row; k++) p[i * row + k] += m[k];
+    return SAL_OK;
+}
+
+/* xs - shift for every sample, as the twin computes it (graph/exec.c). */
+static sal_status unshifted(const sal_tensor *xs, const sal_tensor *shift, sal_tensor *out) {
+    SAL_TRY(sal_tensor_copy(out, xs));
+    int64_t row = sal_tensor_numel(shift), n = sal_tensor_numel(xs);
+    float *p = sal_f32(out);
+    const float *m = sal_f32(shift);
+    for (int64_t i = 0; i < n; i++) p[i] -= m[i % row];
     return SAL_OK;
 }
 
@@ -26,12 +38,17 @@ static sal_status check_batch(const char *what, const sal_tensor *x, const sal_t
 }
 
 typedef struct {
-    const sal_model *m, *f2;
+    const sal_model *m;
+    sal_model *f2;
     const sal_tensor *x, *xs, *ds; /* x, x + shift, data + shift (NULL without data) */
+    const sal_tensor *x1;          /* where f1 is explained: x, or (x + shift) - shift with f1's
+                                      activations given to f2 (the point the twin runs f1 at) */
     const sal_audit_common *o;
     const int64_t *target;         /* f1's predictions, explained on both models */
     int64_t B, C, H, W;
     double lo1, hi1, lo2, hi2;     /* the reference ranges of f1 and f2 */
+    sal_tensor x1own;
+    bool own;                      /* f2 on its own activations and patterns */
     float *p1, *p2;                /* channel-summed planes */
     sal_tensor A1, A2;
     au_patcache pc1, pc2;
@@ -99,7 +116,7 @@ static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, 
     icmp s = {0};
     for (int64_t i0 = 0; i0 < N; i0 += c->B) {
         int64_t n = N - i0 < c->B ? N - i0 : c->B;
-        sal_tensor xb = au_rows(c->x, i0, n), xsb = au_rows(c->xs, i0, n);
+        sal_tensor xb = au_rows(c->x1, i0, n), xsb = au_rows(c->xs, i0, n);
         const sal_tensor *data = c->o->data;
         au_xopts e1 = {.meth = meth, .target = SAL_TARGET_INDEX, .classes = c->target + i0, .data = data,
                        .lo = c->lo1, .hi = c->hi1, .chunk = c->o->chunk, .prob = c->o->prob, .pc = &c->pc1,
@@ -109,6 +126,10 @@ static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, 
         bool p1 = false, p2 = false;
         sal_status st = au_explain(c->m, &xb, &e1, &c->A1, &p1);
         if (st != SAL_OK) return au_skip(r, st, NULL);
+        if (p1 && !c->own && !c->pc2.p) { /* f2 gets f1's patterns (see twin_patterns) */
+            SAL_TRY(sal_patterns_for_model(c->pc1.p, c->f2, &c->pc2.p));
+            c->pc2.hash = sal_model_hash(c->f2);
+        }
         if ((st = au_explain(c->f2, &xsb, &e2, &c->A2, &p2)) != SAL_OK) return au_skip(r, st, "on the shifted model");
         r->patterns |= p1 || p2;
         for (int64_t i = 0; i < n; i++) {
@@ -126,6 +147,10 @@ static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, 
     au_metric(r, "max_abs_diff", s.maxad);
     au_metric(r, "spearman", au_mean_get(&s.sp));
     au_metric(r, "ssim", au_mean_get(&s.ss));
+    if (isnan(s.maxnd)) {
+        au_undetermined(r, "invariant", "the maps' difference is not a number");
+        return SAL_OK;
+    }
     au_metric_bool(r, "invariant", inv);
     au_verdict(r, inv ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (max normalized difference %.3g %s tolerance %g)",
                inv ? "invariant" : "not invariant", s.maxnd, inv ? "<=" : ">", tol);
@@ -139,6 +164,14 @@ static sal_status run(ictx *c, const sal_invariance_opts *o, const sal_audit_met
     if (!target) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     c->target = target;
     sal_status st = model_check(c, a, o->shift, target);
+    /* the model check ran f2 on its own; the maps take f1's activations beyond the first layer, so
+     * that rounding cannot break f1's exact ties differently (sal_model_set_twin) */
+    a->inv.own = c->own = o->own_decisions != 0;
+    if (st == SAL_OK && !a->inv.own) st = sal_model_set_twin(c->f2, c->m, o->shift);
+    /* and f1 is explained where the twin runs it: at (x + m) - m, x up to the rounding of the two
+     * additions, so that f2's maps and f1's rest on the very same activations */
+    if (st == SAL_OK && !a->inv.own) st = unshifted(c->xs, o->shift, &c->x1own);
+    if (st == SAL_OK && !a->inv.own) c->x1 = &c->x1own;
     /* reference ranges: of the data (or x), and of the shifted data for f2 */
     au_range(o->common.data ? o->common.data : c->x, &c->lo1, &c->hi1);
     au_range(o->common.data ? c->ds : c->xs, &c->lo2, &c->hi2);
@@ -167,7 +200,8 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
     sal_audit *a = NULL;
     sal_model *f2 = NULL;
     sal_tensor xs = {0}, ds = {0};
-    ictx c = {.m = m, .x = x, .xs = &xs, .ds = co->data ? &ds : NULL, .o = co, .B = co->batch > 0 ? co->batch : 16};
+    ictx c = {.m = m, .x = x, .x1 = x, .xs = &xs, .ds = co->data ? &ds : NULL, .o = co,
+              .B = co->batch > 0 ? co->batch : 16};
     au_geom(x, &c.C, &c.H, &c.W);
     c.p1 = sal_malloc((size_t)(c.H * c.W) * sizeof *c.p1);
     c.p2 = sal_malloc((size_t)(c.H * c.W) * sizeof *c.p2);
@@ -190,6 +224,7 @@ sal_status sal_audit_invariance(const sal_model *m, const sal_tensor *x, const s
     sal_free(meths);
     sal_tensor_free(&xs);
     sal_tensor_free(&ds);
+    sal_tensor_free(&c.x1own);
     sal_tensor_free(&c.A1);
     sal_tensor_free(&c.A2);
     sal_model_free(f2);

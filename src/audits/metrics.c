@@ -87,11 +87,16 @@ sal_status sal_ssim(const float *a, const float *b, int h, int w, double range, 
     return SAL_OK;
 }
 
+/* scikit-image's hog (skimage/feature/_hog.py, _hoghistogram.pyx, version 0.19), step by step, so
+ * that a descriptor agrees with it to rounding: gradients [-1, 0, 1] in the image's float32 with 0
+ * on the border rows and columns; orientation atan2(g_row, g_col) in degrees modulo 180 (numpy's
+ * remainder) with *hard* binning, bin b = [b w, (b + 1) w); each cell's histogram is the mean of
+ * its pixels' magnitudes per bin; blocks L2-Hys normalised in double (eps 1e-5), stored as float. */
 sal_status sal_hog(const float *img, int h, int w, const sal_hog_opts *o, float *feat, int64_t *n) {
     *n = 0;
-    int cell = o && o->cell > 0 ? o->cell : 0, block = o && o->block > 0 ? o->block : 2,
+    int cell = o && o->cell ? o->cell : 8, block = o && o->block > 0 ? o->block : 3,
         bins = o && o->bins > 0 ? o->bins : 9;
-    if (!cell) {
+    if (cell < 0) { /* adapted to the image: an 8 x 8 grid of cells, as 8-pixel cells on 64 pixels */
         int side = h < w ? h : w;
         cell = (side + 4) / 8;
         if (cell < 2) cell = 2;
@@ -104,49 +109,60 @@ sal_status sal_hog(const float *img, int h, int w, const sal_hog_opts *o, float 
     *n = nb * per;
     if (!feat) return SAL_OK;
     double *hist = sal_calloc((size_t)ch * (size_t)cw * (size_t)bins, sizeof *hist);
-    if (!hist) return sal_fail(SAL_ERR_NOMEM, "out of memory for HOG");
+    float *tot = sal_malloc((size_t)bins * sizeof *tot);
+    if (!hist || !tot) {
+        sal_free(hist);
+        sal_free(tot);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory for HOG");
+    }
     const double width = 180.0 / bins;
-    for (int y = 0; y < ch * cell; y++)
-        for (int x = 0; x < cw * cell; x++) {
-            int xl = x > 0 ? x - 1 : 0, xr = x + 1 < w ? x + 1 : w - 1;
-            int yu = y > 0 ? y - 1 : 0, yd = y + 1 < h ? y + 1 : h - 1;
-            double gx = (double)img[y * w + xr] - img[y * w + xl], gy = (double)img[yd * w + x] - img[yu * w + x];
-            double mag = sqrt(gx * gx + gy * gy);
-            if (mag == 0) continue;
-            double ang = atan2(gy, gx) * 180.0 / M_PI; /* (-180, 180]; unsigned: fold into [0, 180) */
-            if (ang < 0) ang += 180;
-            if (ang >= 180) ang -= 180;
-            /* bin b is centred at (b + 0.5) * width; split between the two nearest centres (wrapping) */
-            double pos = ang / width - 0.5;
-            int b0 = (int)floor(pos);
-            double f = pos - b0;
-            int lo = (b0 + bins) % bins, hi = (b0 + 1) % bins;
-            double *hc = hist + ((size_t)(y / cell) * (size_t)cw + (size_t)(x / cell)) * (size_t)bins;
-            hc[lo] += mag * (1 - f);
-            hc[hi] += mag * f;
+    for (int cy = 0; cy < ch; cy++)
+        for (int cx = 0; cx < cw; cx++) {
+            for (int b = 0; b < bins; b++) tot[b] = 0; /* skimage sums a cell in single precision */
+            for (int y = cy * cell; y < (cy + 1) * cell; y++)
+                for (int x = cx * cell; x < (cx + 1) * cell; x++) {
+                    float gy = y > 0 && y < h - 1 ? img[(y + 1) * w + x] - img[(y - 1) * w + x] : 0.0f;
+                    float gx = x > 0 && x < w - 1 ? img[y * w + x + 1] - img[y * w + x - 1] : 0.0f;
+                    double ang = fmod(atan2(gy, gx) * (180.0 / M_PI), 180.0);
+                    ang = ang != 0 ? (ang < 0 ? ang + 180.0 : ang) : 0.0;
+                    int b = (int)(ang / width); /* then skimage's own test: width b <= ang < width (b + 1) */
+                    if (b > 0 && ang < width * b) b--;
+                    else if (ang >= width * (b + 1)) b++;
+                    if (b >= bins) continue; /* 180 itself, after rounding, lies in no bin */
+                    tot[b] = (float)((double)tot[b] + hypot(gx, gy));
+                }
+            double *hc = hist + ((size_t)cy * (size_t)cw + (size_t)cx) * (size_t)bins;
+            for (int b = 0; b < bins; b++) hc[b] = tot[b] / (float)(cell * cell);
         }
+    sal_free(tot);
     int64_t k = 0;
-    const double eps2 = 1e-10; /* (1e-5)^2: keeps an empty block at zero instead of 0/0 */
+    const double eps2 = 1e-10; /* (1e-5)^2, skimage's eps: keeps an empty block at zero */
+    double *v = sal_malloc((size_t)per * sizeof *v);
+    if (!v) {
+        sal_free(hist);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory for HOG");
+    }
     for (int by = 0; by + block <= ch; by++)
         for (int bx = 0; bx + block <= cw; bx++) {
-            float *v = feat + k;
             int64_t m = 0;
             for (int i = 0; i < block; i++)
                 for (int j = 0; j < block; j++)
                     for (int t = 0; t < bins; t++)
-                        v[m++] = (float)hist[((size_t)(by + i) * (size_t)cw + (size_t)(bx + j)) * (size_t)bins + (size_t)t];
+                        v[m++] = hist[((size_t)(by + i) * (size_t)cw + (size_t)(bx + j)) * (size_t)bins + (size_t)t];
             /* L2-Hys: normalise, clip at 0.2, normalise again */
             for (int pass = 0; pass < 2; pass++) {
                 double ss = 0;
-                for (int64_t q = 0; q < per; q++) ss += (double)v[q] * v[q];
-                double s = 1 / sqrt(ss + eps2);
+                for (int64_t q = 0; q < per; q++) ss += v[q] * v[q];
+                double s = sqrt(ss + eps2);
                 for (int64_t q = 0; q < per; q++) {
-                    v[q] = (float)(v[q] * s);
-                    if (pass == 0 && v[q] > 0.2f) v[q] = 0.2f;
+                    v[q] /= s;
+                    if (pass == 0 && v[q] > 0.2) v[q] = 0.2;
                 }
             }
+            for (int64_t q = 0; q < per; q++) feat[k + q] = (float)v[q];
             k += per;
         }
+    sal_free(v);
     sal_free(hist);
     return SAL_OK;
 }

@@ -1,26 +1,32 @@
 /* Pointing game (Zhang et al. 2018) and restricted pointing game (Khakzar et al. 2021) on images
  * holding several labelled objects: does the maximum of the map for class k fall on an object of
  * class k? The restricted game asks the same of the single map of the top class: when it scores
- * as well, the maps do not depend on the class asked for. */
+ * as well, the maps do not depend on the class asked for. As TorchRay's benchmark (Fong et al.'s
+ * reference code of the game): the maximum of the map's energy, within 15 pixels of the object at
+ * 224 x 224 (scaled here with the image). */
 #include "audit.h"
 
 typedef struct {
     const sal_tensor *masks;
     bool labelmap; /* (N,H,W) of class + 1, else (N,K,H,W) */
     int64_t K, H, W;
-    int radius;
+    double radius;  /* a hit lies strictly closer than this to an object pixel */
+    sal_point_map reduce;
 } masks_t;
 
 static double mask_at(const sal_tensor *t, int64_t idx) {
     return t->dtype == SAL_I64 ? (double)((const int64_t *)t->data)[idx] : (double)sal_f32(t)[idx];
 }
 
-/* Is there a pixel of class k within radius of (y, x) in sample i's mask? */
+/* Is there a pixel of class k closer than the radius to (y, x) in sample i's mask? TorchRay's test:
+ * dy^2 + dx^2 < radius^2. */
 static bool hit(const masks_t *mk, int64_t i, int64_t k, int64_t y, int64_t x) {
-    int r = mk->radius;
+    int64_t r = (int64_t)ceil(mk->radius);
+    double r2 = mk->radius * mk->radius;
     for (int64_t yy = y - r; yy <= y + r; yy++)
         for (int64_t xx = x - r; xx <= x + r; xx++) {
-            if (yy < 0 || yy >= mk->H || xx < 0 || xx >= mk->W || (yy - y) * (yy - y) + (xx - x) * (xx - x) > r * r) continue;
+            if (yy < 0 || yy >= mk->H || xx < 0 || xx >= mk->W || (double)((yy - y) * (yy - y) + (xx - x) * (xx - x)) >= r2)
+                continue;
             double v = mk->labelmap ? mask_at(mk->masks, (i * mk->H + yy) * mk->W + xx)
                                     : mask_at(mk->masks, ((i * mk->K + k) * mk->H + yy) * mk->W + xx);
             if (mk->labelmap ? v == (double)(k + 1) : v != 0) return true;
@@ -28,13 +34,30 @@ static bool hit(const masks_t *mk, int64_t i, int64_t k, int64_t y, int64_t x) {
     return false;
 }
 
-/* Position of the largest value of the channel-summed map (first one on ties). */
-static void argmax(const float *map, int64_t C, int64_t H, int64_t W, float *plane, int64_t *y, int64_t *x) {
-    au_plane(map, C, H * W, false, plane);
+/* The plane whose maximum points: the energy sum_c |a_c| (default), max_c |a_c| (TorchRay's
+ * gradient saliency) or the signed sum over channels. */
+static void point_plane(const float *map, int64_t C, int64_t HW, sal_point_map how, float *plane) {
+    if (how != SAL_POINT_MAXABS) {
+        au_plane(map, C, HW, how == SAL_POINT_ENERGY, plane);
+        return;
+    }
+    for (int64_t p = 0; p < HW; p++) {
+        float m = 0;
+        for (int64_t c = 0; c < C; c++) m = fmaxf(m, fabsf(map[c * HW + p]));
+        plane[p] = m;
+    }
+}
+
+/* Position of the largest value of the plane (the first one on ties, as torch.argmax); whether the
+ * plane is constant (then that position says nothing). */
+static bool argmax(const masks_t *mk, const float *map, int64_t C, float *plane, int64_t *y, int64_t *x) {
+    int64_t H = mk->H, W = mk->W;
+    point_plane(map, C, H * W, mk->reduce, plane);
     int64_t b = 0;
     for (int64_t p = 1; p < H * W; p++)
         if (plane[p] > plane[b]) b = p;
     *y = b / W, *x = b % W;
+    return au_constant(plane, H * W);
 }
 
 static double label_at(const sal_tensor *t, int64_t i, int64_t k) {
@@ -52,13 +75,17 @@ static sal_status check(const sal_tensor *x, const sal_pointing_opts *o, masks_t
     if (lt->ndim != 2 || lt->dim[0] != N || lt->dim[1] < 1)
         return sal_fail(SAL_ERR_SHAPE, "labels %s must be multi-hot (N, K) with N = %lld",
                         sal_shape_str(lt->ndim, lt->dim, a1, sizeof a1), (long long)N);
-    *mk = (masks_t){.masks = mt, .K = lt->dim[1], .H = H, .W = W, .radius = o->radius};
+    /* TorchRay: 15 pixels on images resized to 224 on their shorter side */
+    double r = o->radius > 0 ? o->radius : o->radius < 0 ? 0.5 : 15.0 * (double)(H < W ? H : W) / 224.0;
+    *mk = (masks_t){.masks = mt, .K = lt->dim[1], .H = H, .W = W, .radius = r, .reduce = o->reduce};
     if (mt->ndim == 3 && mt->dim[0] == N && mt->dim[1] == H && mt->dim[2] == W) mk->labelmap = true;
     else if (!(mt->ndim == 4 && mt->dim[0] == N && mt->dim[1] == mk->K && mt->dim[2] == H && mt->dim[3] == W))
         return sal_fail(SAL_ERR_SHAPE, "masks %s must be (N, H, W) class + 1 per pixel or (N, K, H, W) for images %s "
                         "and %lld classes", sal_shape_str(mt->ndim, mt->dim, a1, sizeof a1),
                         sal_shape_str(x->ndim, x->dim, a2, sizeof a2), (long long)mk->K);
-    if (o->radius < 0) return sal_fail(SAL_ERR_ARG, "the pointing radius must be non-negative");
+    if (!isfinite(o->radius)) return sal_fail(SAL_ERR_ARG, "the pointing radius must be a number");
+    if (o->reduce < SAL_POINT_ENERGY || o->reduce > SAL_POINT_SUM)
+        return sal_fail(SAL_ERR_ARG, "unknown pointing map reduction %d", (int)o->reduce);
     return SAL_OK;
 }
 
@@ -73,6 +100,7 @@ typedef struct {
     int nfk;
     double lo, hi;
     float *plane;
+    int64_t *kcount;         /* per class: hits and trials of both games (4 K) */
     sal_tensor xb, A;
     au_patcache pc;
     au_progress pr;
@@ -84,9 +112,19 @@ static au_xopts xopts(pctx *c, const sal_audit_method *meth, const int64_t *clas
                       .hi = c->hi, .chunk = c->o->chunk, .prob = c->o->prob, .pc = &c->pc, .pdata = data ? data : c->x};
 }
 
-/* The pointing game: one map per (sample, labelled class) pair; *hits counts those on target. */
-static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, int64_t *hits) {
-    int64_t C = c->x->dim[1], H = c->mk.H, W = c->mk.W, row = au_row(c->x);
+/* Hits and trials of one game, in all and per class, and the maps that were constant. */
+typedef struct {
+    int64_t hits, flat, *khits, *ktrials;
+} tally;
+
+static void score(pctx *c, tally *t, int64_t i, int64_t k, int64_t y, int64_t x) {
+    bool h = hit(&c->mk, i, k, y, x);
+    t->hits += h, t->khits[k] += h, t->ktrials[k]++;
+}
+
+/* The pointing game: one map per (sample, labelled class) pair. */
+static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, tally *t) {
+    int64_t C = c->x->dim[1], row = au_row(c->x);
     for (int64_t p0 = 0; p0 < c->npair; p0 += c->B) {
         int64_t n = c->npair - p0 < c->B ? c->npair - p0 : c->B;
         SAL_TRY(au_gather(c->x, c->ps + p0, n, &c->xb));
@@ -97,8 +135,8 @@ static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, int6
         r->patterns |= est;
         for (int64_t q = 0; q < n; q++) {
             int64_t yy, xx, i = c->ps[p0 + q], k = c->pk[p0 + q];
-            argmax(sal_f32(&c->A) + q * row, C, H, W, c->plane, &yy, &xx);
-            *hits += hit(&c->mk, i, k, yy, xx);
+            t->flat += argmax(&c->mk, sal_f32(&c->A) + q * row, C, c->plane, &yy, &xx);
+            score(c, t, i, k, yy, xx);
             for (int f = 0; i == c->fs && f < c->nfk; f++)
                 if (k == c->fk[f]) SAL_TRY(au_keep_row(&r->maps[f], c->x, sal_f32(&c->A) + q * row));
         }
@@ -108,8 +146,8 @@ static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, int6
 }
 
 /* The restricted game: only the top class's map, scored against every labelled class. */
-static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r, int64_t *hits) {
-    int64_t N = c->x->dim[0], C = c->x->dim[1], H = c->mk.H, W = c->mk.W, row = au_row(c->x);
+static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r, tally *t) {
+    int64_t N = c->x->dim[0], C = c->x->dim[1], row = au_row(c->x);
     for (int64_t i0 = 0; i0 < N; i0 += c->B) {
         int64_t n = N - i0 < c->B ? N - i0 : c->B;
         sal_tensor xv = au_rows(c->x, i0, n);
@@ -120,9 +158,9 @@ static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r
         r->patterns |= est;
         for (int64_t q = 0; q < n; q++) {
             int64_t yy, xx, i = i0 + q;
-            argmax(sal_f32(&c->A) + q * row, C, H, W, c->plane, &yy, &xx);
+            t->flat += argmax(&c->mk, sal_f32(&c->A) + q * row, C, c->plane, &yy, &xx);
             for (int64_t k = 0; k < c->mk.K; k++)
-                if (label_at(c->labels, i, k) >= 0.5) *hits += hit(&c->mk, i, k, yy, xx);
+                if (label_at(c->labels, i, k) >= 0.5) score(c, t, i, k, yy, xx);
             if (i == c->fs) SAL_TRY(au_keep_row(&r->maps[c->nfk], c->x, sal_f32(&c->A) + q * row));
         }
         au_progress_step(&c->pr, n, r->label);
@@ -130,18 +168,37 @@ static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r
     return SAL_OK;
 }
 
+/* Zhang et al.'s and TorchRay's summary: the mean over classes of each class's hit rate (classes
+ * without trials left out). */
+static double class_mean(const pctx *c, const tally *t) {
+    double s = 0;
+    int64_t n = 0;
+    for (int64_t k = 0; k < c->mk.K; k++)
+        if (t->ktrials[k]) s += (double)t->khits[k] / (double)t->ktrials[k], n++;
+    return n ? s / (double)n : NAN;
+}
+
 static sal_status run_method(pctx *c, const sal_audit_method *meth, double tol, au_result *r) {
-    int64_t hits = 0, rhits = 0;
-    SAL_TRY(game(c, meth, r, &hits));
-    if (au_ran(r)) SAL_TRY(restricted(c, meth, r, &rhits));
+    int64_t K = c->mk.K;
+    for (int64_t k = 0; k < 4 * K; k++) c->kcount[k] = 0;
+    tally g = {.khits = c->kcount, .ktrials = c->kcount + K}, rg = {.khits = c->kcount + 2 * K, .ktrials = c->kcount + 3 * K};
+    SAL_TRY(game(c, meth, r, &g));
+    if (au_ran(r)) SAL_TRY(restricted(c, meth, r, &rg));
     if (!au_ran(r)) return SAL_OK;
-    double acc = (double)hits / (double)c->npair, racc = (double)rhits / (double)c->npair, gap = acc - racc;
+    double acc = (double)g.hits / (double)c->npair, racc = (double)rg.hits / (double)c->npair, gap = acc - racc;
     au_metric(r, "pointing_accuracy", acc);
     au_metric(r, "restricted_accuracy", racc);
     au_metric(r, "gap", gap);
-    au_metric(r, "hits", (double)hits);
-    au_metric(r, "restricted_hits", (double)rhits);
+    au_metric(r, "pointing_class_mean", class_mean(c, &g));
+    au_metric(r, "restricted_class_mean", class_mean(c, &rg));
+    au_metric(r, "hits", (double)g.hits);
+    au_metric(r, "restricted_hits", (double)rg.hits);
     au_metric(r, "trials", (double)c->npair);
+    au_metric(r, "constant_maps", (double)(g.flat + rg.flat));
+    if (g.flat == c->npair) {
+        au_undetermined(r, "class_sensitive", "every map is constant, so its maximum points nowhere in particular");
+        return SAL_OK;
+    }
     bool sens = gap > tol;
     au_metric_bool(r, "class_sensitive", sens);
     au_verdict(r, sens ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (pointing %.3f vs restricted %.3f: gap %.3g %s %g)",
@@ -156,7 +213,8 @@ static sal_status prepare(pctx *c, sal_audit *a) {
     c->pk = sal_malloc((size_t)c->npair * sizeof *c->pk);
     c->top = sal_malloc((size_t)N * sizeof *c->top);
     c->plane = sal_malloc((size_t)(c->mk.H * c->mk.W) * sizeof *c->plane);
-    if (!c->ps || !c->pk || !c->top || !c->plane) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    c->kcount = sal_malloc((size_t)(4 * K) * sizeof *c->kcount);
+    if (!c->ps || !c->pk || !c->top || !c->plane || !c->kcount) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     int64_t np = 0, top_in = 0; /* how often the top class is one of the image's labels */
     for (int64_t i = 0; i < N; i++)
         for (int64_t k = 0; k < K; k++)
@@ -169,7 +227,7 @@ static sal_status prepare(pctx *c, sal_audit *a) {
     if (st == SAL_OK) au_argmax(&y, c->top);
     sal_tensor_free(&y);
     for (int64_t i = 0; st == SAL_OK && i < N; i++) top_in += c->top[i] < K && label_at(c->labels, i, c->top[i]) >= 0.5;
-    a->pt.trials = c->npair, a->pt.images = N, a->pt.radius = c->mk.radius;
+    a->pt.trials = c->npair, a->pt.images = N, a->pt.radius = c->mk.radius, a->pt.reduce = c->mk.reduce;
     a->pt.top_labelled = (double)top_in / (double)N;
     /* the figure: one sample, per method its maps for up to three of its labelled classes and the
      * top class's map, the one the restricted game scores */
@@ -215,6 +273,7 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
     sal_free(c.pk);
     sal_free(c.top);
     sal_free(c.plane);
+    sal_free(c.kcount);
     sal_free(meths);
     sal_tensor_free(&c.xb);
     sal_tensor_free(&c.A);

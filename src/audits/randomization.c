@@ -155,13 +155,15 @@ static void summarize(const rctx *c, double tol, au_result *r) {
     bool hog = isfinite(score);
     if (!hog) score = au_metric_get(r, mode & 1 ? "cascading_mean_spearman_abs" : "independent_mean_spearman_abs");
     bool sens = score < tol;
+    if (!isfinite(score)) {
+        au_undetermined(r, "sensitive", "no similarity is defined at any step: the maps are constant (often all "
+                        "zero)");
+        return;
+    }
     au_metric_bool(r, "sensitive", sens);
-    if (!isfinite(score))
-        au_verdict(r, SAL_VERDICT_UNDETERMINED, "undetermined (no similarity could be computed)");
-    else
-        au_verdict(r, sens ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (%s %s %.3g %s threshold %g)",
-                   sens ? "sensitive" : "insensitive", mode & 1 ? "mean over the cascade" : "mean independent",
-                   hog ? "Spearman of HOG" : "Spearman of |maps|", score, sens ? "<" : ">=", tol);
+    au_verdict(r, sens ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (%s %s %.3g %s threshold %g)",
+               sens ? "sensitive" : "insensitive", mode & 1 ? "mean over the cascade" : "mean independent",
+               hog ? "Spearman of HOG" : "Spearman of |maps|", score, sens ? "<" : ">=", tol);
 }
 
 /* One method: the trained model's maps, then the curves of both modes. */

@@ -111,6 +111,22 @@ void au_verdict(au_result *r, sal_verdict outcome, const char *fmt, ...) {
     r->outcome = outcome;
 }
 
+void au_undetermined(au_result *r, const char *pass_key, const char *fmt, ...) {
+    char buf[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    au_metric(r, pass_key, NAN);
+    au_verdict(r, SAL_VERDICT_UNDETERMINED, "undetermined (%s)", buf);
+}
+
+bool au_constant(const float *v, int64_t n) {
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] != v[0]) return false;
+    return true;
+}
+
 sal_status au_skip(au_result *r, sal_status st, const char *prefix) {
     if (st == SAL_ERR_NOMEM) return st;
     const char *why = sal_last_error();

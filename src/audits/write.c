@@ -37,6 +37,7 @@ static void top_invariance(sal_sbuf *b, const sal_audit *a) {
     sal_sb_num(b, a->inv.max_rel_diff);
     sal_sb_printf(b, ", \"same_predictions\": %lld, \"samples\": %lld}", (long long)a->inv.same_predictions,
                   (long long)a->samples);
+    sal_sb_printf(b, ",\n  \"f2_activations\": \"%s\"", a->inv.own ? "its own" : "f1's beyond the first layer");
     sal_sb_printf(b, ",\n  \"shift\": {\"min\": ");
     sal_sb_num(b, a->inv.shift_min);
     sal_sb_printf(b, ", \"max\": ");
@@ -62,7 +63,10 @@ static void top_pointing(sal_sbuf *b, const sal_audit *a) {
     sal_sb_printf(b, ",\n  \"trials\": %lld,\n  \"images\": %lld,\n  \"top_class_labelled\": ", (long long)a->pt.trials,
                   (long long)a->pt.images);
     sal_sb_num(b, a->pt.top_labelled);
-    sal_sb_printf(b, ",\n  \"radius\": %d", a->pt.radius);
+    static const char *const how[] = {"energy", "max_abs", "sum"};
+    sal_sb_printf(b, ",\n  \"radius\": ");
+    sal_sb_num(b, a->pt.radius);
+    sal_sb_printf(b, ",\n  \"map\": \"%s\"", how[a->pt.reduce]);
 }
 
 static void top_faithfulness(sal_sbuf *b, const sal_audit *a) {
@@ -163,7 +167,10 @@ static void result_json(sal_sbuf *b, const sal_audit *a, const au_result *r) {
         else sal_sb_num(b, r->mval[k]);
     }
     if (au_ran(r) && r->patterns)
-        sal_sb_printf(b, ",\n      \"patterns\": \"estimated by the audit for each model from its reference data\"");
+        sal_sb_printf(b, ",\n      \"patterns\": \"%s\"",
+                      a->kind == AU_INVARIANCE && !a->inv.own
+                          ? "estimated by the audit for f1 from its reference data; f2 uses f1's"
+                          : "estimated by the audit for each model from its reference data");
     if (au_ran(r) && r->curve && a->kind == AU_RANDOMIZATION) curves_randomization(b, a, r);
     if (au_ran(r) && r->curve && a->kind == AU_FAITHFULNESS) curves_faithfulness(b, r);
     sal_sb_printf(b, ",\n      \"verdict\": ");

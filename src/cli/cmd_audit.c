@@ -40,13 +40,18 @@ static const char k_help[] =
     "                      sample --sample of X (default 0), clipped to [-clip, clip]\n"
     "  --clip C            default 0.3     --target-scale S   strength of s (default: max |grad x input|)\n"
     "  --save-shift M.npy  write the shift     --save-model F2.onnx   write the shifted model\n"
+    "  --own-decisions     f2's maps from its own activations (default: f1's beyond the first layer, equal\n"
+    "                      up to rounding, so rounding cannot break f1's exact max-pool ties differently)\n"
     "randomization:\n"
     "  --mode cascading|independent|both   (default both)\n"
     "  --init gaussian|scaled   N(0, sigma^2) (default, sigma 0.01) or N(0, 2/fan_in) with zero biases\n"
     "  --sigma S\n"
     "pointing:\n"
     "  --masks M.npy       (N,H,W) class + 1 per pixel (0: background), or (N,K,H,W)\n"
-    "  --labels Y.npy      (N,K) multi-hot     --radius R   pixels of slack around a mask (default 0)\n"
+    "  --labels Y.npy      (N,K) multi-hot\n"
+    "  --radius R          a hit lies closer than R pixels to the object (default: TorchRay's 15 at 224,\n"
+    "                      scaled with the image; a negative R: on the object itself)\n"
+    "  --point-map energy|max_abs|sum   the plane the maximum is taken on (default energy: sum of |map|)\n"
     "faithfulness:\n"
     "  --steps N           points per curve (default 20)\n"
     "  --replace value[:V]|blur[:SIGMA]|noise[:SD]   what removed pixels become (default value:0;\n"
@@ -73,11 +78,12 @@ typedef struct {
     /* invariance: one of the shifts */
     const char *shift_v, *checker, *shift_img, *target_img, *save_shift, *save_model;
     double amp, clip, tscale;
+    bool own;
     long xsample;
     sal_randomization_opts rnd;
     const char *mode, *init;
     sal_pointing_opts pt;
-    const char *masks, *labels;
+    const char *masks, *labels, *point_map;
     sal_faithfulness_opts fa;
     const char *replace, *occ[64];
     int nocc;
@@ -158,12 +164,14 @@ static bool audit_option(cli_args *a, audit_args *g) {
     else if (cli_is(a, "--target-scale")) g->tscale = cli_double(a);
     else if (cli_is(a, "--save-shift")) g->save_shift = cli_value(a);
     else if (cli_is(a, "--save-model")) g->save_model = cli_value(a);
+    else if (cli_is(a, "--own-decisions")) g->own = true;
     else if (cli_is(a, "--mode")) g->mode = cli_value(a);
     else if (cli_is(a, "--init")) g->init = cli_value(a);
     else if (cli_is(a, "--sigma")) g->rnd.sigma = cli_double(a);
     else if (cli_is(a, "--masks")) g->masks = cli_value(a);
     else if (cli_is(a, "--labels")) g->labels = cli_value(a);
-    else if (cli_is(a, "--radius")) g->pt.radius = (int)cli_long(a, 0, 1 << 20);
+    else if (cli_is(a, "--radius")) g->pt.radius = cli_double(a);
+    else if (cli_is(a, "--point-map")) g->point_map = cli_value(a);
     else if (cli_is(a, "--steps")) g->fa.steps = (int)cli_long(a, 1, 10000);
     else if (cli_is(a, "--replace")) g->replace = cli_value(a);
     else if (cli_is(a, "--occlusion-param")) {
@@ -230,8 +238,9 @@ static int check(audit_args *g) {
         {g->shift_v, "--shift", INVARIANCE}, {g->checker, "--checkerboard", INVARIANCE},
         {g->shift_img, "--shift-image", INVARIANCE}, {g->target_img, "--target-image", INVARIANCE},
         {g->save_shift, "--save-shift", INVARIANCE}, {g->save_model, "--save-model", INVARIANCE},
+        {g->own ? "" : NULL, "--own-decisions", INVARIANCE},
         {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION}, {g->masks, "--masks", POINTING},
-        {g->labels, "--labels", POINTING}, {g->replace, "--replace", FAITHFULNESS},
+        {g->labels, "--labels", POINTING}, {g->point_map, "--point-map", POINTING}, {g->replace, "--replace", FAITHFULNESS},
         {g->nocc ? "" : NULL, "--occlusion-param", FAITHFULNESS},
     };
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
@@ -274,6 +283,13 @@ static int choices(audit_args *g) {
     if (g->init) {
         if (!strcmp(g->init, "scaled")) g->rnd.scaled = 1;
         else if (strcmp(g->init, "gaussian")) return cli_error("audit", "--init must be gaussian or scaled, not '%s'", g->init);
+    }
+    if (g->point_map) {
+        static const char *const how[] = {"energy", "max_abs", "sum"};
+        int k = 0;
+        while (k < 3 && strcmp(g->point_map, how[k])) k++;
+        if (k == 3) return cli_error("audit", "--point-map must be energy, max_abs or sum, not '%s'", g->point_map);
+        g->pt.reduce = (sal_point_map)k;
     }
     if (g->replace) {
         const char *r = g->replace, *colon = strchr(r, ':');
@@ -351,7 +367,7 @@ static int run(audit_args *g, sal_model *m, const sal_tensor *x, sal_audit **rep
         if (g->save_shift) st = sal_npy_write(g->save_shift, &shift);
         if (st == SAL_OK && g->save_model) st = sal_model_shifted(m, &shift, &f2);
         if (st == SAL_OK && g->save_model) st = sal_model_save(f2, g->save_model);
-        sal_invariance_opts io = {.common = g->common, .shift = &shift};
+        sal_invariance_opts io = {.common = g->common, .shift = &shift, .own_decisions = g->own};
         if (st == SAL_OK) st = sal_audit_invariance(m, x, &io, rep);
         break;
     }

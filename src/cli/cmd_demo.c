@@ -283,6 +283,7 @@ typedef enum { A_INVARIANCE, A_RANDOMIZATION, A_CLASS, A_POINTING, A_FAITHFULNES
 typedef struct {
     audit_kind kind;
     const char *stem, *model_name, *title, *short_title, *note, *caption;
+    const char *paper_shift; /* invariance: which of Kindermans et al.'s shifts (the report compares verdicts) */
 } audit_spec;
 
 /* Runs one audit, writes STEM.json, STEM.csv and the figure STEM.png, and records it. opts is the
@@ -353,6 +354,7 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
     sb_str(&d->audits, as->short_title);
     if (as->note) sb_printf(&d->audits, ", \"note\": "), sb_str(&d->audits, as->note);
     if (as->caption) sb_printf(&d->audits, ", \"figure_caption\": "), sb_str(&d->audits, as->caption);
+    if (as->paper_shift) sb_printf(&d->audits, ", \"paper_shift\": "), sb_str(&d->audits, as->paper_shift);
     sb_printf(&d->audits, "}");
     return 0;
 }
@@ -604,7 +606,8 @@ static int run(demo *d, const char *cat_opt) {
                      "methods stay the same; multiplying by the input or integrating from a zero baseline carries "
                      "the shift into the map.",
                      "Columns: the input x, the map of f1 at x, the shifted input x + m (drawn stretched, so it looks "
-                     "the same), the map of f2 at x + m. Each row shares one colour scale."};
+                     "the same), the map of f2 at x + m. Each row shares one colour scale.",
+                     "constant"};
     if ((rc = run_audit(d, &a1, mlp, &mt, &o))) goto done;
     /* a checkerboard */
     sal_tensor_free(&shift);
@@ -616,7 +619,7 @@ static int run(demo *d, const char *cat_opt) {
     audit_spec a2 = {A_INVARIANCE, "invariance-checkerboard", "mlp-mnist",
                      "Input invariance: checkerboard shift (4-pixel cells, amplitude 1)", "invariance: checkerboard",
                      "The paper's figure 4: the shift is an image of checkered boxes. Methods that depend on a "
-                     "reference point or on the input itself show the boxes.", NULL};
+                     "reference point or on the input itself show the boxes.", NULL, "checkerboard"};
     if ((rc = run_audit(d, &a2, mlp, &mt, &o))) goto done;
     /* the targeted cat */
     const char *catp = cat_opt;
@@ -641,7 +644,7 @@ static int run(demo *d, const char *cat_opt) {
                          "photograph of a cat (chelsea.png from scikit-image, 28x28 grey, centred so that it is "
                          "signed, at 0.3 times the 30th percentile of |df1/dx|), clipped to [-0.3, 0.3] as in the "
                          "paper. The model's decisions do not change; the maps that depend on the input do.",
-                         "The first row is the digit the shift was built for."};
+                         "The first row is the digit the shift was built for.", "cat"};
         if ((rc = run_audit(d, &a3, mlp, &mt, &o))) goto done;
         if ((rc = cat_figure(d, mlp, &xhat, &cat))) goto done;
         have_cat = true;
@@ -652,24 +655,24 @@ static int run(demo *d, const char *cat_opt) {
     sal_tensor mr = rows(&mn.test_x, 0, n_rand), fr = rows(&fm.test_x, 0, n_rand);
     audit_spec a4 = {A_RANDOMIZATION, "randomization-mlp", "mlp-mnist", "Parameter randomization: MLP on MNIST",
                      "randomization: MLP", NULL,
-                     "Left: the trained model's map; then the maps after randomizing the layers from the top down."};
+                     "Left: the trained model's map; then the maps after randomizing the layers from the top down.", NULL};
     sal_audit_common c_mnist = {.data = &mref, .data_name = "MNIST held-out digits"};
     sal_audit_common c_fashion = {.data = &fref, .data_name = "Fashion-MNIST held-out images"};
     sal_randomization_opts rm = {.common = c_mnist}, rf = {.common = c_fashion};
     if ((rc = run_audit(d, &a4, mlp, &mr, &rm))) goto done;
     audit_spec a5 = {A_RANDOMIZATION, "randomization-cnn", "cnn-fashion", "Parameter randomization: CNN on Fashion-MNIST",
-                     "randomization: CNN", NULL, a4.caption};
+                     "randomization: CNN", NULL, a4.caption, NULL};
     if ((rc = run_audit(d, &a5, cnn, &fr, &rf))) goto done;
     /* class sensitivity */
     sal_tensor mc = rows(&mn.test_x, 0, n_cls);
     audit_spec a6 = {A_CLASS, "class-sensitivity-mlp", "mlp-mnist", "Class sensitivity: MLP on MNIST",
                      "class sensitivity: MLP", NULL,
-                     "For each of four digits: the map for the top class, then the map for the bottom class."};
+                     "For each of four digits: the map for the top class, then the map for the bottom class.", NULL};
     sal_class_sensitivity_opts csm = {.common = c_mnist}, csf = {.common = c_fashion};
     if ((rc = run_audit(d, &a6, mlp, &mc, &csm))) goto done;
     audit_spec a7 = {A_CLASS, "class-sensitivity-cnn", "cnn-fashion", "Class sensitivity: CNN on Fashion-MNIST",
                      "class sensitivity: CNN", NULL,
-                     "For each of four images: the map for the top class, then the map for the bottom class."};
+                     "For each of four images: the map for the top class, then the map for the bottom class.", NULL};
     if ((rc = run_audit(d, &a7, cnn, &ft, &csf))) goto done;
     /* pointing games on held-out composites */
     sal_tensor cref = rows(&cx, 0, n_ref);
@@ -681,7 +684,7 @@ static int run(demo *d, const char *cat_opt) {
                      "pointing games", NULL,
                      "One composite image. Rows: methods; columns: the image, the maps for each of its labelled "
                      "classes, and the map of the top class (the one the restricted game scores). A class-sensitive "
-                     "method moves its maximum onto the object of the class asked for."};
+                     "method moves its maximum onto the object of the class asked for.", NULL};
     if ((rc = run_audit(d, &a8, multi, &px, &op))) goto done;
     /* faithfulness */
     sal_tensor mf = rows(&mn.test_x, 0, n_faith), ff = rows(&fm.test_x, 0, n_faith);
@@ -691,11 +694,11 @@ static int run(demo *d, const char *cat_opt) {
         "columns: the image, the map, and the image with its 10%, 25% and 50% most relevant pixels (by that map) "
         "replaced, as the deletion curve sees them. A faithful map removes what the prediction needs first.";
     audit_spec a9 = {A_FAITHFULNESS, "faithfulness-mlp", "mlp-mnist", "Faithfulness: MLP on MNIST", "faithfulness: MLP",
-                     NULL, faith_cap};
+                     NULL, faith_cap, NULL};
     if ((rc = run_audit(d, &a9, mlp, &mf, &oq))) goto done;
     sal_faithfulness_opts ofq = {.common = c_fashion, .steps = oq.steps};
     audit_spec a10 = {A_FAITHFULNESS, "faithfulness-cnn", "cnn-fashion", "Faithfulness: CNN on Fashion-MNIST",
-                      "faithfulness: CNN", NULL, faith_cap};
+                      "faithfulness: CNN", NULL, faith_cap, NULL};
     if ((rc = run_audit(d, &a10, cnn, &ff, &ofq))) goto done;
 
     /* the manifest and the report */

@@ -123,6 +123,11 @@ int cmd_explain(int argc, char **argv) {
     o.data = data ? &d : NULL;
     o.target_mask = tmask ? &mk : NULL;
     if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
+    sal_output_kind ok = sal_model_output_kind(m);
+    for (int i = 0; i < sal_method_count() && (ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID); i++)
+        if (!strcmp(sal_method_name(i), o.method) && sal_method_logits_note(i))
+            fprintf(stderr, "saliency explain: note: %s outputs probabilities; %s is defined on logits: %s\n", path,
+                    o.method, sal_method_logits_note(i));
     if ((st = sal_npy_write(out, sal_explanation_map(e))) != SAL_OK) goto fail;
     if (layer_out) {
         const sal_tensor *lm = sal_explanation_layer_map(e);
@@ -161,6 +166,7 @@ int cmd_methods(int argc, char **argv) {
     if (argc > 2) return cli_error("methods", "takes no arguments");
     for (int i = 0; i < sal_method_count(); i++) {
         printf("%s\n    %s\n", sal_method_name(i), sal_method_summary(i));
+        if (sal_method_logits_note(i)) printf("    on a model that outputs probabilities: %s\n", sal_method_logits_note(i));
         for (int k = 0; k < sal_method_nparams(i); k++) {
             const char *name, *def, *help;
             sal_method_param(i, k, &name, &def, &help);

@@ -85,6 +85,17 @@ int cmd_info(int argc, char **argv) {
         if (t) print_shape(t);
         printf("\n");
     }
+    static const char *const kinds[] = {"scores (logits)", "probabilities (Softmax)", "probabilities per class (Sigmoid)",
+                                        "log-probabilities (LogSoftmax)"};
+    sal_output_kind ok = sal_model_output_kind(m);
+    printf("outputs   %s\n", kinds[ok]);
+    if (ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID) {
+        printf("          --output prob takes them as they are (no second softmax), and --output logit explains\n"
+               "          them too: the logits lie inside the model. Methods defined on logits:");
+        for (int i = 0, k = 0; i < sal_method_count(); i++)
+            if (sal_method_logits_note(i)) printf("%s %s", k++ ? "," : "", sal_method_name(i));
+        printf(" (saliency methods says why)\n");
+    }
     printf("\n%-4s %-28s %-20s %s\n", "#", "node", "op", shapes ? "output shapes" : "outputs");
     for (int i = 0; i < sal_model_num_nodes(m); i++) {
         printf("%-4d %-28s %-20s ", i, sal_model_node_name(m, i), sal_model_node_op(m, i));

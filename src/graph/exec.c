@@ -25,6 +25,38 @@ sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const
     return n->op->forward(&c);
 }
 
+/* The values of a shifted model f2 that its twin f1 computes alike: every node output with a
+ * namesake among f1's node outputs, except those reached from the input through routing ops only
+ * (the reshapes before the first linear node see x + m in f2 and x in f1). */
+static sal_status twin_plan(sal_session *s) {
+    const sal_model *m = s->m, *t = m->twin;
+    bool *pre = sal_calloc((size_t)m->nval + 1, sizeof *pre);
+    s->twin_of = sal_malloc(((size_t)m->nval + 1) * sizeof *s->twin_of);
+    if (!pre || !s->twin_of) {
+        sal_free(pre);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
+    }
+    for (int i = 0; i < m->ninput; i++) pre[m->input[i]] = true;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        bool routed = sal_node_has(n, SAL_TR_ROUTE), any = false;
+        for (int k = 0; k < n->nin; k++) {
+            int v = n->in[k];
+            if (v < 0 || m->val[v].kind == SAL_VAL_CONST) continue;
+            any = true;
+            routed &= pre[v];
+        }
+        for (int k = 0; routed && any && k < n->nout; k++)
+            if (n->out[k] >= 0) pre[n->out[k]] = true;
+    }
+    for (int v = 0; v < m->nval; v++) {
+        int u = m->val[v].kind == SAL_VAL_NODE && !pre[v] ? sal_strmap_get(&t->names, m->val[v].name) : -1;
+        s->twin_of[v] = u >= 0 && t->val[u].kind == SAL_VAL_NODE ? u : -1;
+    }
+    sal_free(pre);
+    return sal_session_new(t, &s->twin);
+}
+
 sal_status sal_session_new(const sal_model *m, sal_session **out) {
     *out = NULL;
     if (!m || !m->finalized) return sal_fail(SAL_ERR_ARG, "sal_session_new: model is not finalized");
@@ -43,6 +75,11 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     }
     for (int v = 0; v < m->nval; v++)
         if (m->val[v].kind == SAL_VAL_CONST) s->act[v] = sal_tensor_view(&m->val[v].t);
+    sal_status st = m->twin ? twin_plan(s) : SAL_OK;
+    if (st != SAL_OK) {
+        sal_session_free(s);
+        return st;
+    }
     *out = s;
     return SAL_OK;
 }
@@ -58,6 +95,9 @@ void sal_session_free(sal_session *s) {
     sal_free(s->reached);
     sal_free(s->prof);
     sal_scratch_free(&s->ws);
+    sal_session_free(s->twin);
+    sal_tensor_free(&s->twin_in);
+    sal_free(s->twin_of);
     sal_free(s);
 }
 
@@ -81,6 +121,32 @@ static sal_status check_input(const sal_model *m, int i, const sal_tensor *x) {
     return SAL_OK;
 }
 
+/* The twin's forward pass at input - shift (one input: sal_model_set_twin checks it). */
+static sal_status twin_forward(sal_session *s, const sal_tensor *x) {
+    const sal_tensor *m = &s->m->twin_shift;
+    int64_t row = sal_tensor_numel(m), n = sal_tensor_numel(x);
+    if (x->dtype != SAL_F32 || !row || n % row)
+        return sal_fail(SAL_ERR_SHAPE, "the shifted model's input does not fit its shift");
+    SAL_TRY(sal_tensor_copy(&s->twin_in, x));
+    float *p = sal_f32(&s->twin_in);
+    const float *d = sal_f32(m);
+    for (int64_t i = 0; i < n; i++) p[i] -= d[i % row];
+    return sal_exec_forward(s->twin, &s->twin_in);
+}
+
+/* Whether every output of node n takes the twin's activation; then they are copied in. */
+static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
+    *done = false;
+    for (int k = 0; k < n->nout; k++) {
+        int v = n->out[k], u = v >= 0 ? s->twin_of[v] : -1;
+        if (v >= 0 && (u < 0 || !s->twin->act[u].data)) return SAL_OK;
+    }
+    for (int k = 0; k < n->nout; k++)
+        if (n->out[k] >= 0) SAL_TRY(sal_tensor_copy(&s->act[n->out[k]], &s->twin->act[s->twin_of[n->out[k]]]));
+    *done = true;
+    return SAL_OK;
+}
+
 sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
     const sal_model *m = s->m;
     s->forward_done = false;
@@ -88,8 +154,12 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         SAL_TRY(check_input(m, i, &inputs[i]));
         SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
     }
+    if (s->twin) SAL_TRY(twin_forward(s, &inputs[0]));
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
+        bool done = false;
+        if (s->twin) SAL_TRY(from_twin(s, n, &done));
+        if (done) continue;
         sal_tensor *in[n->nin + 1], *out[n->nout + 1];
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->act[n->out[k]] : NULL;

@@ -18,6 +18,11 @@ struct sal_session {
     bool *need;       /* scratch: value leads to a wanted gradient */
     bool forward_done;
     sal_scratch ws;
+    /* m->twin set: a session of the twin, the twin's input and, per value, the twin value whose
+     * activation replaces it (-1: none) */
+    struct sal_session *twin;
+    sal_tensor twin_in;
+    int *twin_of;
     double *prof; /* per node: seconds in forward, then in backward (2 nnode); NULL: not timed */
 };
 

@@ -45,6 +45,7 @@ void sal_model_free(sal_model *g) {
     sal_free(g->input);
     sal_free(g->output);
     sal_strmap_free(&g->names);
+    sal_tensor_free(&g->twin_shift);
     sal_free(g->producer);
     sal_free(g->path);
     sal_free(g);

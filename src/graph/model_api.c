@@ -27,6 +27,19 @@ int64_t sal_model_param_count(const sal_model *m) {
     return n;
 }
 
+sal_output_kind sal_model_output_kind(const sal_model *m) {
+    int v = m->noutput ? m->output[0] : -1;
+    for (int hops = 0; v >= 0 && m->val[v].kind == SAL_VAL_NODE && hops < m->nnode; hops++) {
+        const sal_node *n = &m->node[m->val[v].producer];
+        if (sal_node_is(n, SAL_OP_Softmax)) return SAL_OUTPUT_SOFTMAX;
+        if (sal_node_is(n, SAL_OP_LogSoftmax)) return SAL_OUTPUT_LOG_SOFTMAX;
+        if (sal_node_is(n, SAL_OP_Sigmoid)) return SAL_OUTPUT_SIGMOID;
+        if (!sal_node_has(n, SAL_TR_VIEW) || n->nin < 1) break; /* a reshape keeps what it carries */
+        v = n->in[0];
+    }
+    return SAL_OUTPUT_SCORES;
+}
+
 int64_t sal_model_opset(const sal_model *m) { return m->opset; }
 const char *sal_model_producer(const sal_model *m) { return m->producer; }
 int sal_model_num_nodes(const sal_model *m) { return m->nnode; }

@@ -485,6 +485,17 @@ sal_status sal_model_shifted(const sal_model *m, const sal_tensor *shift, sal_mo
     return st;
 }
 
+sal_status sal_model_set_twin(sal_model *f2, const sal_model *f1, const sal_tensor *shift) {
+    f2->twin = NULL;
+    sal_tensor_free(&f2->twin_shift);
+    if (!shift) return SAL_OK;
+    if (f2->ninput != 1 || f1->ninput != 1 || shift->dtype != SAL_F32)
+        return sal_fail(SAL_ERR_ARG, "a twin needs single-input models and a float32 shift");
+    SAL_TRY(sal_tensor_copy(&f2->twin_shift, shift));
+    f2->twin = f1;
+    return SAL_OK;
+}
+
 /* ---- re-drawn weights ---- */
 
 void sal_reinit_params(sal_model *m, int node, bool scaled, double sigma, uint64_t seed) {

@@ -50,6 +50,15 @@ void sal_fresh_name(const sal_model *m, const sal_model *g, const char *base, co
  * use m itself. The folded node keeps its name and takes over the normalization's output. */
 sal_status sal_canonize(const sal_model *m, sal_model **out, int *nfolded);
 
+/* Makes f2, the shifted model of f1 (sal_model_shifted, same shift), evaluate with f1's activations
+ * beyond its first linear node: every session of f2 then runs f1 at input - shift beside it and
+ * copies f1's values for the nodes both models share (by value name), so every decision downstream
+ * (ReLU states, max-pool argmaxes, RectGrad thresholds) is f1's bit for bit, although f2's first
+ * layer, weights and input stay its own. The values are the same numbers up to float rounding, which
+ * would otherwise break f1's exact ties differently. f1 must outlive f2's sessions; shift NULL
+ * removes the twin. */
+sal_status sal_model_set_twin(sal_model *f2, const sal_model *f1, const sal_tensor *shift);
+
 /* Re-draws every parameter of node `node` of m (a copy it owns): from N(0, sigma^2), or with
  * scaled, weights from N(0, 2 / fan_in) and zero biases. Input k's stream is seeded by seed + k. */
 void sal_reinit_params(sal_model *m, int node, bool scaled, double sigma, uint64_t seed);

@@ -67,6 +67,11 @@ struct sal_model {
     char *producer; /* producer_name of the file, or "saliency" */
     char *path;     /* file it came from, for messages ("<built>" otherwise) */
     bool finalized;
+    /* The invariance audit's shifted model f2 may carry its original f1 (sal_model_set_twin): then
+     * every session of f2 runs f1 at input - twin_shift beside it and takes f1's activations for
+     * the values beyond the first linear node, which f2 computes equal up to rounding (exec.c). */
+    const struct sal_model *twin;
+    sal_tensor twin_shift;
     /* Bumped by everything that changes parameter values in place (a training step, re-drawn
      * weights): kernels that keep a transformed copy of a weight (oneDNN's blocked or Winograd
      * layouts) redo it when the version moved. Code that writes weights must call

@@ -7,6 +7,8 @@
  *   xgradcam     w_k = sum(A_k G_k) / sum(A_k)                           (Fu et al. 2020)
  *   scorecam     w_k = f(x * upsampled, normalised A_k): no gradient     (Wang et al. 2020)
  *   guided_gradcam   upsampled Grad-CAM times guided backprop            (Selvaraju et al. 2017)
+ *   counterfactual=true (gradcam, guided_gradcam): the weights of -G, the regions whose removal
+ *   should raise the class score; a per-sample check removes them and measures it
  * and Khakzar et al. 2020's positive-aggregation variants, which take |.| before summing:
  *   gradcam_pos  sum_k |w_k A_k|        gradmid  sum_k |G_k|
  *   cumulative_gradcam / cumulative_gradmid: those maps at every layer, each normalised to [0, 1]
@@ -82,7 +84,7 @@ static sal_status finish(sal_xctx *c, const sal_tensor *A, const float *map, boo
 
 typedef struct {
     cam_agg agg;
-    bool relu, up;
+    bool relu, up, negate;
 } cam_opts;
 
 /* Grad-CAM and the gradient-weighted relatives at one layer. */
@@ -103,6 +105,8 @@ static sal_status cam_run(sal_xctx *c, cam_opts o) {
     if (st == SAL_OK && !map) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     if (st == SAL_OK) {
         aggregate(o.agg, sal_f32(A), sal_f32(G), N, K, S, map);
+        if (o.negate) /* Grad-CAM is linear in G: the weights of -G give minus the map */
+            for (int64_t i = 0; i < N * S; i++) map[i] = -map[i];
         if (o.relu)
             for (int64_t i = 0; i < N * S; i++) map[i] = map[i] > 0 ? map[i] : 0.0f;
         st = finish(c, A, map, o.up);
@@ -118,6 +122,7 @@ static sal_status cam_params(sal_xctx *c, cam_agg agg, bool has_relu, cam_opts *
     int up = 0;
     o->agg = agg;
     o->relu = false;
+    o->negate = false;
     if (has_relu) SAL_TRY(sal_param_bool(c, "relu", &o->relu));
     SAL_TRY(sal_param_choice(c, "upsample", k_upsample, &up));
     o->up = up == 0;
@@ -130,7 +135,84 @@ static sal_status run_with(sal_xctx *c, cam_agg agg, bool has_relu) {
     return cam_run(c, o);
 }
 
-static sal_status run_gradcam(sal_xctx *c) { return run_with(c, AGG_GRADCAM, true); }
+/* ---- counterfactual Grad-CAM (Selvaraju et al. 2017, section on counterfactual explanations):
+ * the map of -G marks regions that speak against the class, so removing them should raise its
+ * score. The check: per sample, the pixels where the upsampled map reaches cf_threshold times its
+ * maximum take the input range's low end; both inputs run forward; the JSON gets the score's
+ * change per sample, the number of samples where it rose and of those checked (a map that marks
+ * nothing is not checked). ---- */
+
+typedef struct {
+    const sal_xctx *c;
+    const float *map; /* c->out, shaped as x */
+    int64_t D;
+    double thr;
+    double *score; /* (N, 2): the explained output on x, on x with the region removed */
+    bool *empty;   /* (N): the map marks nothing */
+} cf_u;
+
+static sal_status cf_make(void *up, int64_t i, int64_t k, float *row, sal_rng *r) {
+    (void)r;
+    cf_u *u = up;
+    const float *x = sal_f32(u->c->x) + i * u->D, *m = u->map + i * u->D;
+    float mx = 0;
+    for (int64_t j = 0; j < u->D; j++) mx = fmaxf(mx, m[j]);
+    u->empty[i] = !(mx > 0);
+    float fill = (float)u->c->lo, cut = (float)(u->thr * mx);
+    for (int64_t j = 0; j < u->D; j++) row[j] = k == 1 && mx > 0 && m[j] >= cut ? fill : x[j];
+    return SAL_OK;
+}
+
+static sal_status cf_after(void *up, const sal_chunk *ch) {
+    cf_u *u = up;
+    for (int64_t r = 0; r < ch->n; r++) u->score[ch->r0 + r] = ch->value[r]; /* row i * 2 + k */
+    return SAL_OK;
+}
+
+static sal_status cf_check(sal_xctx *c, double thr) {
+    int64_t N = c->x->dim[0];
+    cf_u u = {.c = c, .map = sal_f32(&c->out), .D = sal_tensor_numel(c->x) / N, .thr = thr};
+    u.score = sal_malloc((size_t)(2 * N) * sizeof *u.score);
+    u.empty = sal_calloc((size_t)N, sizeof *u.empty);
+    c->series = sal_malloc((size_t)N * sizeof *c->series);
+    sal_status st = u.score && u.empty && c->series ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_batched b = {.per_sample = 2, .make = cf_make, .after = cf_after, .u = &u, .forward_only = true};
+    if (st == SAL_OK) st = sal_run_batched(c, &b);
+    if (st == SAL_OK) {
+        int raised = 0, checked = 0;
+        double sum = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double d = u.score[2 * i + 1] - u.score[2 * i];
+            c->series[i] = u.empty[i] ? NAN : d;
+            if (u.empty[i]) continue;
+            checked++;
+            raised += d > 0;
+            sum += d;
+        }
+        snprintf(c->series_key, sizeof c->series_key, "counterfactual_score_change");
+        sal_metric(c, "counterfactual_raised", raised);
+        sal_metric(c, "counterfactual_checked", checked);
+        sal_metric(c, "counterfactual_mean_change", checked ? sum / checked : NAN);
+    }
+    sal_free(u.score);
+    sal_free(u.empty);
+    return st;
+}
+
+/* counterfactual and cf_threshold; the check needs the map at the input's resolution */
+static sal_status cf_params(sal_xctx *c, bool *neg, double *thr) {
+    SAL_TRY(sal_param_bool(c, "counterfactual", neg));
+    return sal_param_float(c, "cf_threshold", 0, 1, thr);
+}
+
+static sal_status run_gradcam(sal_xctx *c) {
+    cam_opts o;
+    double thr;
+    SAL_TRY(cam_params(c, AGG_GRADCAM, true, &o));
+    SAL_TRY(cf_params(c, &o.negate, &thr));
+    SAL_TRY(cam_run(c, o));
+    return o.negate && o.up ? cf_check(c, thr) : SAL_OK;
+}
 static sal_status run_gradcam_pp(sal_xctx *c) { return run_with(c, AGG_GRADCAM_PP, true); }
 static sal_status run_layercam(sal_xctx *c) { return run_with(c, AGG_LAYERCAM, true); }
 static sal_status run_xgradcam(sal_xctx *c) { return run_with(c, AGG_XGRADCAM, true); }
@@ -143,8 +225,11 @@ static sal_status run_guided_gradcam(sal_xctx *c) {
     const sal_method *gb = sal_method_lookup("guided_backprop");
     if (!gb) return sal_fail(SAL_ERR_UNSUPPORTED, "needs the guided_backprop method, which this build lacks");
     cam_opts o = {.agg = AGG_GRADCAM, .up = true};
+    double thr;
     SAL_TRY(sal_param_bool(c, "relu", &o.relu));
+    SAL_TRY(cf_params(c, &o.negate, &thr));
     SAL_TRY(cam_run(c, o));
+    if (o.negate) SAL_TRY(cf_check(c, thr)); /* on the Grad-CAM map, which marks the region */
     /* guided backprop on its own context: its parameters are its defaults, its outputs ours to free */
     sal_xctx sub = *c;
     sub.meth = gb;
@@ -153,6 +238,7 @@ static sal_status run_guided_gradcam(sal_xctx *c) {
     memset(&sub.out, 0, sizeof sub.out);
     memset(&sub.layer_out, 0, sizeof sub.layer_out);
     sub.nmetric = 0;
+    sub.series = NULL;
     sal_status st = gb->run(&sub);
     if (st != SAL_OK) st = sal_wrap(st, "guided_backprop");
     else if (!sal_tensor_same_shape(&sub.out, &c->out))
@@ -179,6 +265,7 @@ typedef struct {
     float *mask; /* (Sx) */
     bool *skip;  /* (N, K): constant channels give no mask */
     float *w;    /* (N, K) */
+    bool softmax; /* weights: the softmax over the classes of the masked input's outputs */
 } score_u;
 
 static sal_status score_make(void *up, int64_t i, int64_t k, float *row, sal_rng *r) {
@@ -198,16 +285,36 @@ static sal_status score_make(void *up, int64_t i, int64_t k, float *row, sal_rng
     return SAL_OK;
 }
 
-static void score_take(void *up, int64_t i, int64_t k, const float *row, const float *g, float value, sal_rng *r) {
-    (void)r;
-    (void)row, (void)g;
+/* A chunk's weights: the explained output of each masked input, or (Wang et al.'s code) its class
+ * probability, the softmax over the classes of its outputs (the outputs themselves when the model
+ * gives probabilities). */
+static sal_status score_after(void *up, const sal_chunk *ch) {
     score_u *u = up;
-    u->w[i * u->K + k] = u->skip[i * u->K + k] ? 0.0f : value;
+    const sal_tensor *y = &ch->s->act[ch->s->m->output[0]];
+    int64_t Kc = y->dim[1];
+    for (int64_t r = 0; r < ch->n; r++) {
+        int64_t i = (ch->r0 + r) / u->K, k = (ch->r0 + r) % u->K, t = ch->target[r];
+        double v = ch->value[r];
+        if (u->softmax && !u->c->out_prob) {
+            const float *z = sal_f32(y) + r * Kc;
+            double mx = z[0], sum = 0;
+            for (int64_t q = 1; q < Kc; q++) mx = fmax(mx, z[q]);
+            for (int64_t q = 0; q < Kc; q++) sum += exp((double)z[q] - mx);
+            v = exp((double)z[t] - mx) / sum;
+        } else if (u->softmax) {
+            v = sal_f32(y)[r * Kc + t];
+        }
+        u->w[i * u->K + k] = u->skip[i * u->K + k] ? 0.0f : (float)v;
+    }
+    return SAL_OK;
 }
 
 static sal_status run_scorecam(sal_xctx *c) {
     cam_opts o;
     SAL_TRY(cam_params(c, AGG_GRADCAM, true, &o));
+    static const char *const weights[] = {"softmax", "output", NULL};
+    int wk;
+    SAL_TRY(sal_param_choice(c, "weights", weights, &wk));
     SAL_TRY(sal_layer_forward(c));
     sal_layer L;
     sal_tokens tk;
@@ -216,7 +323,7 @@ static sal_status run_scorecam(sal_xctx *c) {
     SAL_TRY(tk.on ? sal_tokens_grid(&tk, &c->s->act[L.val], &A) : sal_tensor_copy(&A, &c->s->act[L.val]));
     const sal_tensor *x = c->x;
     int64_t N = A.dim[0], K = A.dim[1], S = sal_spatial_size(&A);
-    score_u u = {.c = c, .A = sal_f32(&A), .K = K, .S = S, .nd = A.ndim - 2, .sdim = A.dim + 2};
+    score_u u = {.c = c, .A = sal_f32(&A), .K = K, .S = S, .nd = A.ndim - 2, .sdim = A.dim + 2, .softmax = wk == 0};
     sal_status st = SAL_OK;
     if ((st = sal_map_check(c, c->layer, A.ndim - 2)) == SAL_OK) { /* masks live at the input's resolution */
         u.C = x->dim[1];
@@ -229,7 +336,7 @@ static sal_status run_scorecam(sal_xctx *c) {
         u.w = sal_calloc((size_t)(N * K), sizeof *u.w);
         if (!map || !u.mask || !u.skip || !u.w) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     }
-    sal_batched b = {.per_sample = K, .make = score_make, .take = score_take, .u = &u, .forward_only = true};
+    sal_batched b = {.per_sample = K, .make = score_make, .after = score_after, .u = &u, .forward_only = true};
     if (st == SAL_OK) st = sal_run_batched(c, &b);
     if (st == SAL_OK) {
         for (int64_t n = 0; n < N; n++) {
@@ -240,10 +347,15 @@ static sal_status run_scorecam(sal_xctx *c) {
                 float w = u.w[n * K + k];
                 for (int64_t s = 0; s < S; s++) mp[s] += w * a[s];
             }
-            if (o.relu)
-                for (int64_t s = 0; s < S; s++) mp[s] = mp[s] > 0 ? mp[s] : 0.0f;
         }
         st = finish(c, &A, map, o.up);
+    }
+    /* the ReLU after upsampling, as the authors' code applies it (linear upsampling commutes with
+     * the channel sum, so this is ReLU(sum_k w_k upsampled A_k)); the layer map gets it too */
+    for (int t = 0; st == SAL_OK && o.relu && t < 2; t++) {
+        sal_tensor *m = t ? &c->layer_out : &c->out;
+        float *v = sal_f32(m);
+        for (int64_t i = 0, n = sal_tensor_numel(m); i < n; i++) v[i] = v[i] > 0 ? v[i] : 0.0f;
     }
     sal_free(map);
     sal_free(u.mask);
@@ -336,19 +448,32 @@ static sal_status run_cumulative_gradmid(sal_xctx *c) { return run_cumulative(c,
     {"upsample", "bilinear", "bilinear: resample the map to the input size (A.npy shaped as the input, the map "  \
                              "repeated over channels); none: keep the layer's resolution"}
 
+#define P_CF                                                                                                      \
+    {"counterfactual", "false", "true: weights from the negated gradient, marking regions whose removal should "   \
+                                "raise the class score (and checking that per sample)"},                           \
+    {"cf_threshold", "0.5", "counterfactual check: pixels where the map reaches this fraction of its maximum are " \
+                            "removed (set to the input range's low end)"}
 #define P_TOKENS                                                                                           \
     {"tokens", "auto", "a (N, tokens, C) layer of a transformer read as an h x w grid: auto (when the tokens "   \
                        "after 0 to 8 leading ones, class tokens, tile the input's aspect), HxW, or none"}
 
 static const sal_param_spec k_cam[] = {P_LAYER, P_RELU, P_UPSAMPLE, P_TOKENS, {NULL, NULL, NULL}};
+static const sal_param_spec k_gradcam[] = {P_LAYER, P_RELU, P_UPSAMPLE, P_TOKENS, P_CF, {NULL, NULL, NULL}};
+static const sal_param_spec k_score[] = {
+    P_LAYER, P_RELU, P_UPSAMPLE, P_TOKENS,
+    {"weights", "softmax", "channel weights: softmax (the target's probability over the classes on the masked input, "
+                           "Wang et al.'s code) or output (the explained output itself: logit, or probability with "
+                           "--output prob)"},
+    {NULL, NULL, NULL}};
 static const sal_param_spec k_pos[] = {P_LAYER, P_UPSAMPLE, P_TOKENS, {NULL, NULL, NULL}};
-static const sal_param_spec k_guided[] = {P_LAYER, P_RELU, P_TOKENS, {NULL, NULL, NULL}};
+static const sal_param_spec k_guided[] = {P_LAYER, P_RELU, P_TOKENS, P_CF, {NULL, NULL, NULL}};
 static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
 
 const sal_method sal_method_gradcam = {
     .name = "gradcam",
-    .summary = "ReLU(sum_k mean(dF/dA_k) A_k) at a layer (Selvaraju et al. 2017, Grad-CAM)",
-    .params = k_cam,
+    .summary = "ReLU(sum_k mean(dF/dA_k) A_k) at a layer (Selvaraju et al. 2017, Grad-CAM); counterfactual=true "
+               "negates the gradient",
+    .params = k_gradcam,
     .run = run_gradcam,
 };
 
@@ -382,8 +507,8 @@ const sal_method sal_method_xgradcam = {
 
 const sal_method sal_method_scorecam = {
     .name = "scorecam",
-    .summary = "channels weighted by the output on the input masked by each (Wang et al. 2020, Score-CAM)",
-    .params = k_cam,
+    .summary = "channels weighted by the class probability on the input masked by each (Wang et al. 2020, Score-CAM)",
+    .params = k_score,
     .run = run_scorecam,
 };
 

@@ -26,6 +26,7 @@ int sal_method_count(void) { return (int)(sizeof k_methods / sizeof k_methods[0]
 static const sal_method *method_at(int i) { return i >= 0 && i < sal_method_count() ? k_methods[i] : NULL; }
 const char *sal_method_name(int i) { return method_at(i) ? k_methods[i]->name : NULL; }
 const char *sal_method_summary(int i) { return method_at(i) ? k_methods[i]->summary : NULL; }
+const char *sal_method_logits_note(int i) { return method_at(i) ? k_methods[i]->logits : NULL; }
 
 int sal_method_nparams(int i) {
     int n = 0;
@@ -145,7 +146,7 @@ sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t
         if (t < 0 || t >= K)
             return sal_fail(SAL_ERR_ARG, "target class %lld is out of range: the model has %lld outputs", (long long)t,
                             (long long)K);
-        if (!c->prob) {
+        if (!c->prob || c->out_prob) { /* a logit, or a probability the model gives itself */
             g[t] = 1.0f;
             if (value) value[b] = z[t];
             continue;

@@ -8,7 +8,9 @@
  *    (Gemm, Conv, MatMul with constant weights): dx is split into its positive and negative terms
  *    dx+ and dx-, each gets its own multiplier, and the weighted sum sends each term's multiplier
  *    back to the inputs whose terms made it up;
- *  - MaxPool, GlobalMaxPool: each window's difference goes to one input (see dl_max_window);
+ *  - MaxPool, GlobalMaxPool: each window's difference goes to one input (see dl_max_window), or
+ *    maxpool=captum (Captum's rule, element by element) or maxpool=gradient (the authors' code's
+ *    default mode: the gradient as multiplier, which does not conserve);
  *  - a Softmax or LogSoftmax giving the model output: the paper's adjustment for softmax layers: explain the
  *    logits, normalized by subtracting the mean contribution over classes.
  * Attribution = multiplier at the input * (x - x0); its sum equals the output difference (completeness). */
@@ -19,9 +21,12 @@
 /* Below this |x - x0| a multiplier would divide noise by noise; the gradient is its limit. */
 #define DL_EPS 1e-7
 
+enum { MP_CONSERVING, MP_GRADIENT, MP_CAPTUM };
+
 typedef struct {
     sal_rule_base base;
     bool reveal;
+    int maxpool; /* MP_* */
     const sal_session *s, *ref; /* the explained pass and the reference pass */
     sal_tensor *pos, *neg;      /* per value (RevealCancel): dout * m+ and dout * m-, left for the weighted
                                  * sum that produced the value */
@@ -250,12 +255,28 @@ done:
  * (as Captum does), and when it fell we credit b, the input that was on top at the reference: either
  * way the multiplier dy / dx lies in [0, 1], as Rescale gives for a ReLU, and the window's
  * contribution is exactly dy. Where that dx is below DL_EPS so is dy: the gradient. */
-static void dl_max_window(const float *x, const float *x0, const int64_t *idx, int64_t n, float g, float *dx) {
+/* maxpool=gradient: dx[a] += g (Shrikumar et al.'s MaxPoolDeepLiftMode.gradient, their default).
+ * maxpool=captum: Captum's maxpool(): u[a] += g (max(y, y0) - y0), u[b] += g (y - max(y, y0)) and the
+ * gradient ga[a] += g, then per element m = u / (x - x0), or ga where |x - x0| < 1e-10 (dl_maxpool).
+ * Its contributions are ours; only the fallback differs (per element, to the gradient). */
+static void dl_max_window(int mode, const float *x, const float *x0, const int64_t *idx, int64_t n, float g, float *dx,
+                          double *u, double *ga) {
     if (n == 0) return;
     int64_t a = idx[0], b = idx[0];
     for (int64_t t = 1; t < n; t++) {
         if (x[idx[t]] > x[a]) a = idx[t];
         if (x0[idx[t]] > x0[b]) b = idx[t];
+    }
+    if (mode == MP_GRADIENT) {
+        dx[a] += g;
+        return;
+    }
+    if (mode == MP_CAPTUM) {
+        double y = x[a], y0 = x0[b], top = fmax(y, y0);
+        u[a] += g * (top - y0);
+        u[b] += g * (y - top);
+        ga[a] += g;
+        return;
     }
     double dy = (double)x[a] - x0[b], ra = (double)x[a] - x0[a], rb = (double)x[b] - x0[b];
     int64_t r = dy >= 0 ? a : b;
@@ -280,36 +301,51 @@ static sal_status dl_maxpool(sal_opctx *c, void *user) {
         SAL_TRY(sal_win_parse(c->n, true, true, &wa));
         SAL_TRY(sal_win_plan(c->n, &wa, X->ndim - 2, X->dim + 2, NULL, &w));
     }
+    int mode = st->maxpool;
     int64_t *idx = sal_malloc((size_t)((global ? w.in_sz : w.k_sz) + 1) * sizeof *idx);
-    if (!idx) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    double *u = mode == MP_CAPTUM ? sal_malloc((size_t)(2 * w.in_sz + 1) * sizeof *u) : NULL;
+    if (!idx || (mode == MP_CAPTUM && !u)) {
+        sal_free(idx);
+        sal_free(u);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    }
+    double *ga = u ? u + w.in_sz : NULL;
     const int64_t planes = X->dim[0] * X->dim[1];
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = sal_f32(X) + pl * w.in_sz, *x0 = sal_f32(X0) + pl * w.in_sz;
         const float *g = sal_f32(c->dout[0]) + pl * w.out_sz;
         float *dx = sal_f32(c->din[0]) + pl * w.in_sz;
+        if (u) memset(u, 0, sizeof *u * (size_t)(2 * w.in_sz));
         if (global) {
             for (int64_t i = 0; i < w.in_sz; i++) idx[i] = i;
-            dl_max_window(x, x0, idx, w.in_sz, g[0], dx);
-            continue;
-        }
-        int64_t o[3], j = 0;
-        for (o[0] = 0; o[0] < w.out[0]; o[0]++)
-            for (o[1] = 0; o[1] < w.out[1]; o[1]++)
-                for (o[2] = 0; o[2] < w.out[2]; o[2]++, j++) {
-                    int64_t lo[3], hi[3], base[3], n = 0;
-                    for (int q = 0; q < 3; q++) {
-                        base[q] = o[q] * w.s[q] - w.pb[q];
-                        sal_win_range(base[q], w.d[q], w.k[q], w.in[q], &lo[q], &hi[q]);
+            dl_max_window(mode, x, x0, idx, w.in_sz, g[0], dx, u, ga);
+        } else {
+            int64_t o[3], j = 0;
+            for (o[0] = 0; o[0] < w.out[0]; o[0]++)
+                for (o[1] = 0; o[1] < w.out[1]; o[1]++)
+                    for (o[2] = 0; o[2] < w.out[2]; o[2]++, j++) {
+                        int64_t lo[3], hi[3], base[3], n = 0;
+                        for (int q = 0; q < 3; q++) {
+                            base[q] = o[q] * w.s[q] - w.pb[q];
+                            sal_win_range(base[q], w.d[q], w.k[q], w.in[q], &lo[q], &hi[q]);
+                        }
+                        for (int64_t a = lo[0]; a < hi[0]; a++)
+                            for (int64_t b = lo[1]; b < hi[1]; b++)
+                                for (int64_t e = lo[2]; e < hi[2]; e++)
+                                    idx[n++] = ((base[0] + a * w.d[0]) * w.in[1] + base[1] + b * w.d[1]) * w.in[2] +
+                                               base[2] + e * w.d[2];
+                        /* a window wholly in the padding has n = 0 */
+                        dl_max_window(mode, x, x0, idx, n, g[j], dx, u, ga);
                     }
-                    for (int64_t a = lo[0]; a < hi[0]; a++)
-                        for (int64_t b = lo[1]; b < hi[1]; b++)
-                            for (int64_t e = lo[2]; e < hi[2]; e++)
-                                idx[n++] = ((base[0] + a * w.d[0]) * w.in[1] + base[1] + b * w.d[1]) * w.in[2] +
-                                           base[2] + e * w.d[2];
-                    dl_max_window(x, x0, idx, n, g[j], dx); /* a window wholly in the padding has n = 0 */
-                }
+        }
+        if (u) /* Captum divides the unpooled differences by the element's own difference */
+            for (int64_t i = 0; i < w.in_sz; i++) {
+                double d = (double)x[i] - x0[i];
+                dx[i] += (float)(fabs(d) < 1e-10 ? ga[i] : u[i] / d);
+            }
     }
     sal_free(idx);
+    sal_free(u);
     return SAL_OK;
 }
 
@@ -439,8 +475,10 @@ static sal_status dl_after(void *u, const sal_chunk *ch) {
 static sal_status run_deeplift(sal_xctx *c) {
     const sal_model *m = c->m;
     static const char *const variants[] = {"rescale", "revealcancel", NULL};
-    int variant;
+    static const char *const pools[] = {"conserving", "gradient", "captum", NULL};
+    int variant, pool;
     SAL_TRY(sal_param_choice(c, "variant", variants, &variant));
+    SAL_TRY(sal_param_choice(c, "maxpool", pools, &pool));
     if (c->prob)
         return sal_fail(SAL_ERR_UNSUPPORTED, "explains logits, not softmax probabilities: the paper takes "
                                              "contributions to the layer before the softmax");
@@ -449,7 +487,8 @@ static sal_status run_deeplift(sal_xctx *c) {
     if (softmax_out && c->region)
         return sal_fail(SAL_ERR_UNSUPPORTED, "explains the logits under an output softmax, which needs a class target, "
                                              "not a region");
-    dl_state st = {.base = {.method = c->meth->name, .supported = k_supported}, .reveal = variant == 1, .s = c->s};
+    dl_state st = {.base = {.method = c->meth->name, .supported = k_supported}, .reveal = variant == 1,
+                   .maxpool = pool, .s = c->s};
     sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
     st.pos = sal_calloc((size_t)m->nval + 1, sizeof *st.pos);
     st.neg = sal_calloc((size_t)m->nval + 1, sizeof *st.neg);
@@ -514,6 +553,9 @@ static sal_status run_deeplift(sal_xctx *c) {
 static const sal_param_spec k_params[] = {
     {"baseline", "zero", "reference input: zero, black (the input range's low end) or an NPY file"},
     {"variant", "rescale", "rule at nonlinearities: rescale or revealcancel"},
+    {"maxpool", "conserving", "max pooling: conserving (the window's difference to the argmax of x if the maximum "
+                              "rose, of the reference if it fell), captum (Captum's rule, per element) or gradient "
+                              "(the authors' code's default: the gradient, not conserving)"},
     {NULL, NULL, NULL},
 };
 
@@ -522,5 +564,7 @@ const sal_method sal_method_deeplift = {
     .summary = "contributions of x - reference through Rescale/RevealCancel multipliers (Shrikumar et al. 2017)",
     .params = k_params,
     .run = run_deeplift,
+    .logits = "it explains the logits before an output Softmax (the paper's adjustment for softmax layers) and refuses "
+              "--output prob",
     .describes = true,
 };

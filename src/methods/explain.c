@@ -76,7 +76,10 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
             sal_sb_str(&b, c->val[i]);
         }
     sal_sb_printf(&b, "},\n  \"output\": \"%s\",\n  \"output_name\": ",
-                  c->region ? "value" : c->prob ? "probability" : "logit");
+                  c->region    ? "value"
+                  : c->out_prob ? (c->prob ? "probability (the model's own output)" : "the model's output (a probability)")
+                  : c->prob     ? "probability"
+                                : "logit");
     sal_sb_str(&b, c->m->val[sal_explained(c, c->m)].name);
     sal_sb_printf(&b, ",\n  \"target\": \"%s\",\n  \"targets\": [", !c->region ? "class" : c->mask ? "mask" : "sum");
     for (int64_t i = 0; i < e->n; i++) sal_sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
@@ -88,6 +91,10 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
     sal_sb_printf(&b, "],\n  \"shape\": [");
     for (int d = 0; d < e->map.ndim; d++) sal_sb_printf(&b, "%s%lld", d ? ", " : "", (long long)e->map.dim[d]);
     sal_sb_printf(&b, "]");
+    if (c->out_prob && c->meth->logits) { /* the model outputs probabilities; this method is defined on logits */
+        sal_sb_printf(&b, ",\n  \"logits_note\": ");
+        sal_sb_str(&b, c->meth->logits);
+    }
     if (c->layer[0]) {
         sal_sb_printf(&b, ",\n  \"layer\": ");
         sal_sb_str(&b, c->layer);
@@ -99,7 +106,18 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
         sal_sb_printf(&b, ": ");
         sal_sb_num(&b, c->mval[i]);
     }
-    sal_sb_printf(&b, "}\n}\n");
+    sal_sb_printf(&b, "}");
+    if (c->series) {
+        sal_sb_printf(&b, ",\n  \"per_sample\": {");
+        sal_sb_str(&b, c->series_key);
+        sal_sb_printf(&b, ": [");
+        for (int64_t i = 0; i < e->n; i++) {
+            sal_sb_printf(&b, "%s", i ? ", " : "");
+            sal_sb_num(&b, c->series[i]);
+        }
+        sal_sb_printf(&b, "]}");
+    }
+    sal_sb_printf(&b, "\n}\n");
     if (b.oom) {
         sal_sb_free(&b);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
@@ -196,7 +214,9 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     const sal_method *meth = o->method ? sal_method_lookup(o->method) : NULL;
     if (!meth) return sal_fail(SAL_ERR_ARG, "unknown method '%s' (saliency methods lists them)", o->method ? o->method : "");
     SAL_TRY(check_input(m, x));
+    sal_output_kind ok = sal_model_output_kind(m);
     sal_xctx c = {.m = m, .meth = meth, .x = x, .prob = o->prob != 0, .data = o->data,
+                  .out_prob = ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID,
                   .chunk = o->chunk > 0 ? o->chunk : 64, .patterns = o->patterns};
     int64_t N = x->dim[0];
     /* split "key=value" parameters */
@@ -281,6 +301,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     sal_tensor_free(&mask);
     sal_tensor_free(&c.out);
     sal_tensor_free(&c.layer_out);
+    sal_free(c.series);
     if (c.s != o->session) sal_session_free(c.s);
     sal_free(c.target);
     sal_free(value);

@@ -256,4 +256,6 @@ const sal_method sal_method_fullgrad = {
                "(Srinivas & Fleuret 2019)",
     .params = k_none,
     .run = run_fullgrad,
+    .logits = "its completeness (input and bias terms summing to the output) holds for a ReLU network's logits, not "
+              "through an output Softmax or Sigmoid (completeness_delta shows by how much)",
 };

@@ -144,6 +144,7 @@ struct sal_lrp_plan {
     sal_lrp_flow flow;
     int attention;
     double stab, lo, hi;
+    bool zennit;
     /* scratch, reused across nodes and calls: modified weights, inputs and bias of up to two
      * terms, a denominator, the scaled relevance, a transposed product, per-input temporaries */
     sal_tensor w[2], x[2], bias, z, zt, s, tmp, tin[NTMP];
@@ -184,19 +185,22 @@ static void add_product(sal_tensor *out, const sal_tensor *a, const sal_tensor *
 
 /* ---- linear nodes ---- */
 
-typedef enum { W_ID, W_POS, W_NEG, W_GAMMA, W_SQUARE, W_ONE } wmod;
+typedef enum { W_ID, W_POS, W_NEG, W_GAMMA, W_GAMMA_NEG, W_SQUARE, W_ONE } wmod;
 typedef enum { X_ID, X_POS, X_NEG, X_CONST, X_SHIFT } xmod;
 typedef struct {
     wmod w;
     xmod x;
     float v; /* X_CONST: x' = v; X_SHIFT: x' = x - v */
 } term;
-/* z = sum of the terms' W' x' (+ the bias when bias != 0); R_in += coef * x' (W'^T (R / z)) per term */
+/* z = sum of the terms' W' x' (+ the bias b' when bias); R_in += coef * x' (W'^T (R / z)) per term,
+ * only at outputs of the given sign (Zennit's gamma) when sign != 0 */
 typedef struct {
     term t[2];
     int nt;
-    int bias; /* 0: none, 1: b, 2: b + gamma b+ */
+    bool bias;
+    wmod bmod; /* b' */
     double coef;
+    int sign;
 } group;
 
 /* One loop per modification, so that each vectorizes: they run over whole weight tensors per call. */
@@ -214,6 +218,10 @@ static void mod_values(const float *restrict w, float *restrict o, int64_t n, wm
     case W_GAMMA:
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) o[i] = w[i] + gamma * (w[i] > 0.0f ? w[i] : 0.0f);
+        break;
+    case W_GAMMA_NEG:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) o[i] = w[i] + gamma * (w[i] < 0.0f ? w[i] : 0.0f);
         break;
     case W_SQUARE:
 #pragma omp simd
@@ -298,7 +306,7 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
     }
     if (first < 0) return SAL_OK; /* no contribution at all: the relevance has nowhere to go */
     const sal_tensor *bias = NULL;
-    if (gp->bias && b) SAL_TRY(mod_weight(b, gp->bias == 2 ? W_GAMMA : W_ID, gamma, &p->bias, &bias));
+    if (gp->bias && b) SAL_TRY(mod_weight(b, gp->bmod, gamma, &p->bias, &bias));
     for (int k = 0; k < gp->nt; k++) {
         if (!use[k]) continue;
         SAL_TRY(mod_weight(W, gp->t[k].w, gamma, &p->w[k], &wt[k]));
@@ -315,6 +323,12 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
         }
     }
     SAL_TRY(stabilized(n, R, &p->z, eps, gp->coef, &p->s));
+    if (gp->sign) {
+        float *restrict sv = sal_f32(&p->s);
+        const float *restrict y = sal_f32(c->out[0]);
+        for (int64_t i = 0, m = sal_tensor_numel(&p->s); i < m; i++)
+            if (!(gp->sign > 0 ? y[i] > 0.0f : y[i] < 0.0f)) sv[i] = 0.0f;
+    }
     for (int k = 0; k < gp->nt; k++) {
         if (!use[k]) continue;
         SAL_TRY(zeroed(&p->tmp, x));
@@ -348,22 +362,30 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
     int ng = 1;
     memset(g, 0, sizeof g);
     switch (rl->kind) {
-    case SAL_LRP_GAMMA: g[0] = (group){{{W_GAMMA, X_ID, 0}}, 1, 2, 1}; break;
+    case SAL_LRP_GAMMA:
+        if (p->zennit) { /* Zennit's Gamma: outputs > 0 favour positive contributions, outputs < 0 negative ones */
+            g[0] = (group){{{W_GAMMA, X_POS, 0}, {W_GAMMA_NEG, X_NEG, 0}}, 2, true, W_GAMMA, 1, 1};
+            g[1] = (group){{{W_GAMMA_NEG, X_POS, 0}, {W_GAMMA, X_NEG, 0}}, 2, true, W_GAMMA_NEG, 1, -1};
+            ng = 2;
+        } else {
+            g[0] = (group){{{W_GAMMA, X_ID, 0}}, 1, true, W_GAMMA, 1, 0};
+        }
+        break;
     case SAL_LRP_ALPHA_BETA:
-        /* (x w)+ = x+ w+ + x- w-, (x w)- = x+ w- + x- w+ */
-        g[0] = (group){{{W_POS, X_POS, 0}, {W_NEG, X_NEG, 0}}, 2, 0, rl->a};
-        g[1] = (group){{{W_NEG, X_POS, 0}, {W_POS, X_NEG, 0}}, 2, 0, -rl->b};
+        /* (x w)+ = x+ w+ + x- w-, (x w)- = x+ w- + x- w+; Zennit adds b+ to the first, b- to the second */
+        g[0] = (group){{{W_POS, X_POS, 0}, {W_NEG, X_NEG, 0}}, 2, p->zennit, W_POS, rl->a, 0};
+        g[1] = (group){{{W_NEG, X_POS, 0}, {W_POS, X_NEG, 0}}, 2, p->zennit, W_NEG, -rl->b, 0};
         ng = rl->b > 0 ? 2 : 1;
         break;
     case SAL_LRP_ZB: {
         /* x w - low w+ - high w- = (x - low) w+ + (x - high) w-: two products instead of three */
         double lo = isnan(rl->a) ? p->lo : rl->a, hi = isnan(rl->a) ? p->hi : rl->b;
-        g[0] = (group){{{W_POS, X_SHIFT, (float)lo}, {W_NEG, X_SHIFT, (float)hi}}, 2, 0, 1};
+        g[0] = (group){{{W_POS, X_SHIFT, (float)lo}, {W_NEG, X_SHIFT, (float)hi}}, 2, false, W_ID, 1, 0};
         has_pos = has_neg = true; /* the shifted inputs have both signs whatever x has */
         break;
     }
-    case SAL_LRP_WSQUARE: g[0] = (group){{{W_SQUARE, X_CONST, 1}}, 1, 0, 1}; break;
-    case SAL_LRP_FLAT: g[0] = (group){{{W_ONE, X_CONST, 1}}, 1, 0, 1}; break;
+    case SAL_LRP_WSQUARE: g[0] = (group){{{W_SQUARE, X_CONST, 1}}, 1, false, W_ID, 1, 0}; break;
+    case SAL_LRP_FLAT: g[0] = (group){{{W_ONE, X_CONST, 1}}, 1, false, W_ID, 1, 0}; break;
     default: return sal_node_fail(c->n, SAL_ERR_INTERNAL, "unexpected LRP rule %d", (int)rl->kind);
     }
     for (int k = 0; k < ng; k++)
@@ -555,6 +577,7 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
     p->m = m;
     p->method = cfg->method;
     p->stab = cfg->stabilizer;
+    p->zennit = cfg->zennit;
     p->lo = cfg->lo;
     p->hi = cfg->hi;
     p->attention = cfg->attention;
@@ -571,6 +594,7 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
         if ((st = entry_parse(cfg->user[u], pats, sizeof pats, &r)) != SAL_OK) goto done;
     }
     for (int i = 0; i < m->ninput; i++) raw[m->input[i]] = true;
+    bool conv_seen = false;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         node_kind k;
@@ -637,7 +661,9 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
             }
             p->roles[i] = r;
             p->fn[i] = rule_lin;
-            bool first = raw[n->in[r.x]];
+            bool first = raw[n->in[r.x]], conv = sal_node_is(n, SAL_OP_Conv);
+            bool special = cfg->first_conv ? conv && !conv_seen : first;
+            conv_seen |= conv;
             bool set = false;
             for (int u = 0; u < cfg->nuser && !set; u++) {
                 char pats[256];
@@ -648,7 +674,7 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
                     hit[u] = set = true;
                 }
             }
-            if (!set) p->rule[i] = first && cfg->has_first ? cfg->first : sal_node_is(n, SAL_OP_Conv) ? cfg->conv : cfg->dense;
+            if (!set) p->rule[i] = special && cfg->has_first ? cfg->first : conv ? cfg->conv : cfg->dense;
             break;
         }
         }
@@ -810,6 +836,10 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
 
 /* ---- the methods ---- */
 
+static const char k_lrp_logits[] =
+    "relevance starts from the explained value and passes an output Softmax unchanged, so on a model that "
+    "outputs probabilities it conserves the probability, not the logit (the LRP papers explain logits)";
+
 #define P_RULE                                                                                           \
     {"rule", "", "NODE_OR_PATTERN=RULE[:params] for Gemm/MatMul/Conv nodes, repeatable, tried before the " \
                  "method's own assignment; first match wins (patterns: globs over node names or op types, "  \
@@ -889,8 +919,14 @@ static const sal_param_spec k_p_ab[] = {
     {"alpha", "2", "weight of the positive contributions"},
     {"beta", "1", "weight of the negative contributions (alpha - beta must be 1)"},
     P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_comp[] = {P_EPS_C, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
-static const sal_param_spec k_p_egb[] = {P_EPS_C, P_GAMMA, P_LOW, P_HIGH, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
+#define P_VARIANT                                                                                                 \
+    {"variant", "zennit", "zennit: the rules of Zennit's composite of this name (z+ and alpha-beta with the bias of "  \
+                          "their sign, gamma generalized to negative inputs and outputs, zb on the first convolution " \
+                          "only); montavon: bias-free z+ and alpha-beta, gamma as in Montavon et al. 2019, zb on the " \
+                          "first layer of any kind"}
+static const sal_param_spec k_p_comp[] = {P_EPS_C, P_VARIANT, P_RULE, P_MAXPOOL, P_STAB, P_ATTN, {NULL, NULL, NULL}};
+static const sal_param_spec k_p_egb[] = {P_EPS_C, P_GAMMA, P_LOW, P_HIGH, P_VARIANT, P_RULE, P_MAXPOOL, P_STAB, P_ATTN,
+                                         {NULL, NULL, NULL}};
 
 static sal_status run_lrp0(sal_xctx *c) {
     sal_lrp_config cfg = config_all((sal_lrp_rule){SAL_LRP_ZERO, 0, 0});
@@ -929,12 +965,18 @@ static sal_status run_zplus(sal_xctx *c) {
 }
 
 /* Composites as Zennit names them: dense layers epsilon, convolutions z+ (or alpha2-beta1, or
- * gamma), the first layer zb. */
+ * gamma), zb on the first convolution, each rule as Zennit computes it (variant=zennit); or
+ * Montavon et al.'s bias-free z+ / alpha-beta, gamma on x as it is, zb on the first layer of any
+ * kind (variant=montavon). */
 static sal_status run_composite(sal_xctx *c, sal_lrp_rule conv, bool box) {
+    static const char *const variants[] = {"zennit", "montavon", NULL};
+    int v;
     double e;
+    SAL_TRY(sal_param_choice(c, "variant", variants, &v));
     SAL_TRY(sal_param_float(c, "epsilon", 0, 1e30, &e));
     sal_lrp_rule eps = {SAL_LRP_EPSILON, e, 0};
-    sal_lrp_config cfg = {.first = eps, .conv = conv, .dense = eps, .lo = NAN, .hi = NAN};
+    sal_lrp_config cfg = {.first = eps, .conv = conv, .dense = eps, .lo = NAN, .hi = NAN, .zennit = v == 0,
+                          .first_conv = v == 0};
     if (box) {
         cfg.has_first = true;
         cfg.first = (sal_lrp_rule){SAL_LRP_ZB, NAN, NAN};
@@ -957,6 +999,7 @@ const sal_method sal_method_lrp_0 = {
     .summary = "LRP-0 (z-rule) everywhere; equals gradient x input on bias-free ReLU nets (Bach et al. 2015)",
     .params = k_p_plain,
     .run = run_lrp0,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -965,6 +1008,7 @@ const sal_method sal_method_lrp_epsilon = {
     .summary = "LRP-epsilon everywhere: eps absorbs weak and contradictory relevance (Bach et al. 2015)",
     .params = k_p_eps,
     .run = run_eps,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -973,6 +1017,7 @@ const sal_method sal_method_lrp_gamma = {
     .summary = "LRP-gamma everywhere: positive contributions favoured by gamma (Montavon et al. 2019)",
     .params = k_p_gamma,
     .run = run_gamma,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -981,6 +1026,7 @@ const sal_method sal_method_lrp_alpha_beta = {
     .summary = "LRP-alpha-beta everywhere; alpha 1 beta 0 is excitation backprop (Bach et al. 2015)",
     .params = k_p_ab,
     .run = run_ab,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -989,6 +1035,7 @@ const sal_method sal_method_lrp_zplus = {
     .summary = "LRP z+ (alpha 1, beta 0) everywhere: Deep Taylor's rule for ReLU layers (Montavon et al. 2017)",
     .params = k_p_plain,
     .run = run_zplus,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -997,14 +1044,17 @@ const sal_method sal_method_lrp_epsilon_plus = {
     .summary = "composite: epsilon on dense layers, z+ on convolutions (Zennit's EpsilonPlus)",
     .params = k_p_comp,
     .run = run_eplus,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
 const sal_method sal_method_lrp_epsilon_gamma_box = {
     .name = "lrp_epsilon_gamma_box",
-    .summary = "composite: zb on the first layer, gamma on convolutions, epsilon on dense layers (Zennit's EpsilonGammaBox)",
+    .summary = "composite: zb on the first convolution, gamma on the others, epsilon on dense layers (Zennit's "
+               "EpsilonGammaBox)",
     .params = k_p_egb,
     .run = run_egb,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -1013,6 +1063,7 @@ const sal_method sal_method_lrp_epsilon_alpha2_beta1 = {
     .summary = "composite: epsilon on dense layers, alpha2-beta1 on convolutions (Zennit's EpsilonAlpha2Beta1)",
     .params = k_p_comp,
     .run = run_ea2b1,
+    .logits = k_lrp_logits,
     .describes = true,
 };
 
@@ -1076,5 +1127,6 @@ const sal_method sal_method_deep_taylor = {
     .params = k_p_dtd,
     .run = run_dtd,
     .needs_patterns = dtd_needs_patterns,
+    .logits = k_lrp_logits,
     .describes = true,
 };

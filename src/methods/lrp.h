@@ -49,6 +49,10 @@ typedef struct {
     const char *const *user;  /* "PATTERN[,PATTERN...]=RULE": glob over node names or op types, or
                                  @input, @conv, @dense */
     bool maxpool_proportional;
+    bool zennit;              /* z+, alpha-beta and gamma as Zennit computes them: the bias of a group's sign
+                                 joins its denominator, gamma also covers negative inputs and outputs */
+    bool first_conv;          /* `first` goes to the first Conv node in graph order (Zennit's first_map),
+                                 not to the linear nodes that read the input */
     double stabilizer;        /* added with the sign of the denominator where no epsilon is given */
     double lo, hi;            /* the box of zb rules without bounds */
     int attention;            /* SAL_ATTN_* */
@@ -107,6 +111,10 @@ sal_status sal_lrp_drive(sal_xctx *c, const sal_model *m, const sal_rule_fn *rul
 /* Which pattern each linear node uses: the two-component (ReLU) one where only ReLUs read its
  * output and the linear one elsewhere (the output layer), or one kind everywhere. */
 enum { SAL_PATTERN_AUTO = 0, SAL_PATTERN_RELU, SAL_PATTERN_LINEAR };
+
+/* A copy of p made the patterns of model m (its hash): the invariance audit gives the shifted
+ * model f2 the patterns of f1, whose nodes it shares by name (docs/audits.md). */
+sal_status sal_patterns_for_model(const sal_patterns *p, const sal_model *m, sal_patterns **out);
 
 /* The pattern methods on c: PatternNet (backward through the patterns) or PatternAttribution
  * (through w * a), with the patterns of the file named by the `patterns` parameter, else those in

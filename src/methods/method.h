@@ -22,6 +22,9 @@ typedef struct sal_method {
     /* Whether this configuration reads patterns and names no file for them (NULL: never); run by
      * sal_method_needs_patterns on a context holding only the parameters. */
     bool (*needs_patterns)(const sal_xctx *c);
+    /* Why the method is defined on logits, for models whose output is a probability (NULL: it is
+     * not): sal_explain records it in the JSON and the CLI prints it. */
+    const char *logits;
     /* Whether run() supports describe mode (sal_xctx.rules): it decides a rule per node. */
     bool describes;
 } sal_method;
@@ -35,6 +38,8 @@ struct sal_xctx {
     const sal_tensor *x;   /* (N, ...) the model's input */
     int64_t *target;       /* (N) class per sample */
     bool prob;             /* explain softmax probabilities instead of logits */
+    bool out_prob;         /* the model's output already is a probability (a Softmax or Sigmoid
+                              ends it): `prob` takes it as it is, with no second softmax */
     int nkv;               /* user parameters, checked against meth->params */
     const char *const *key, *const *val;
     const sal_tensor *data; /* optional (M, ...) reference data */
@@ -57,6 +62,8 @@ struct sal_xctx {
     int nmetric;
     char mkey[SAL_MAX_METRICS][48];
     double mval[SAL_MAX_METRICS];
+    char series_key[48];    /* OUT, optional: one figure per sample (a per-sample check), listed in */
+    double *series;         /* the JSON under "per_sample"; sal_malloc'd (N), freed by sal_explain */
 };
 
 const sal_method *sal_method_lookup(const char *name);

@@ -68,6 +68,24 @@ int64_t sal_patterns_degenerate(const sal_patterns *p, int i, int relu) {
 
 /* ---- estimation ---- */
 
+/* The value a linear node's units are: its output, or, when that output feeds nothing but an Add of
+ * a constant, the Add's output. The invariance audit's f2 adds its shift correction that way after
+ * a padded first convolution (a bias that varies with position, graph/rewrite.c), and the units
+ * are what the ReLU after it gates: both the pattern's regime (y > 0) and its kind (relu_follows)
+ * must be read there, or f2's first layer gets other patterns than f1's. */
+static int unit_value(const sal_model *m, const sal_node *n) {
+    int v = n->out[0], reader = -1, readers = 0;
+    for (int i = 0; i < m->noutput; i++)
+        if (m->output[i] == v) return v;
+    for (int i = 0; i < m->nnode; i++)
+        for (int k = 0; k < m->node[i].nin; k++)
+            if (m->node[i].in[k] == v) reader = i, readers++;
+    if (readers != 1 || !sal_node_is(&m->node[reader], SAL_OP_Add) || m->node[reader].nin != 2) return v;
+    const sal_node *a = &m->node[reader];
+    int other = a->in[0] == v ? a->in[1] : a->in[0];
+    return other >= 0 && m->val[other].kind == SAL_VAL_CONST && a->out[0] >= 0 ? a->out[0] : v;
+}
+
 /* Sums for one linear node. Element e of W belongs to unit k at position j within the unit. */
 typedef struct {
     int node;
@@ -131,7 +149,7 @@ typedef struct {
 static sal_status acc_add(acc *a, sal_session *s, est_scratch *w) {
     const sal_model *m = s->m;
     const sal_node *n = &m->node[a->node];
-    const sal_tensor *x = &s->act[n->in[a->r.x]], *y = &s->act[n->out[0]], *W = &m->val[n->in[a->r.w]].t;
+    const sal_tensor *x = &s->act[n->in[a->r.x]], *y = &s->act[unit_value(m, n)], *W = &m->val[n->in[a->r.w]].t;
     int ua = a->r.y_unit_axis >= y->ndim ? y->ndim - 1 : a->r.y_unit_axis;
     if (ua < 0 || y->dim[ua] != a->units)
         return sal_node_fail(n, SAL_ERR_SHAPE, "output axis %d does not index the weight's %lld units", ua, (long long)a->units);
@@ -317,6 +335,32 @@ sal_status sal_patterns_estimate(const sal_model *m, const sal_tensor *data, con
     char shp[160];
     snprintf(d, sizeof d, "%s %s", desc ? desc : "<memory>", sal_shape_str(data->ndim, data->dim, shp, sizeof shp));
     return estimate(m, &src, data->dim[0], d, o, out);
+}
+
+sal_status sal_patterns_for_model(const sal_patterns *p, const sal_model *m, sal_patterns **out) {
+    *out = NULL;
+    sal_patterns *q = sal_calloc(1, sizeof *q);
+    if (!q) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    q->hash = sal_model_hash(m);
+    q->samples = p->samples;
+    q->source = sal_strdup(p->source ? p->source : "");
+    q->node = sal_calloc((size_t)p->n + 1, sizeof *q->node);
+    sal_status st = q->source && q->node ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == SAL_OK && i < p->n; i++) {
+        pat_node *a = &q->node[q->n++];
+        const pat_node *b = &p->node[i];
+        a->name = sal_strdup(b->name);
+        a->op = sal_strdup(b->op);
+        a->degen[0] = b->degen[0], a->degen[1] = b->degen[1];
+        st = a->name && a->op ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+        for (int t = 0; st == SAL_OK && t < 2; t++) st = sal_tensor_copy(&a->a[t], &b->a[t]);
+    }
+    if (st != SAL_OK) {
+        sal_patterns_free(q);
+        return st;
+    }
+    *out = q;
+    return SAL_OK;
 }
 
 sal_status sal_patterns_estimate_npy(const sal_model *m, const char *path, const sal_patterns_opts *o,
@@ -526,7 +570,7 @@ static sal_status rule_output_pass(sal_opctx *c, void *user) {
 /* Whether only ReLUs read node n's output: then its units are gated and the two-component pattern
  * describes them. */
 static bool relu_follows(const sal_model *m, const sal_node *n) {
-    int v = n->out[0], readers = 0;
+    int v = unit_value(m, n), readers = 0;
     for (int i = 0; i < m->noutput; i++)
         if (m->output[i] == v) return false;
     for (int i = 0; i < m->nnode; i++)

@@ -144,7 +144,14 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
     bool rect = mode == M_RECTGRAD || mode == M_RECTGRAD_MOD;
     relu_state st = {.base = {.method = c->meth->name, .supported = rect ? k_supported_rect : k_supported},
                      .mode = mode, .n = c->x ? c->x->dim[0] : 0};
-    if (rect) SAL_TRY(sal_param_float(c, "tau", 0, 100, &st.q));
+    bool gx = false;
+    if (rect) {
+        static const char *const outs[] = {"gradient_x_input", "gradient", NULL};
+        int k;
+        SAL_TRY(sal_param_float(c, "tau", 0, 100, &st.q));
+        SAL_TRY(sal_param_choice(c, "output", outs, &k));
+        gx = k == 0;
+    }
     sal_rule_fn *rules = sal_calloc((size_t)m->nnode + 1, sizeof *rules);
     if (!rules) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->nnode; i++) {
@@ -171,6 +178,13 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
     sal_status s = SAL_OK;
     for (int i = 0; c->rules && i < m->nnode && s == SAL_OK; i++) s = sal_rule_describe(c, i, rules[i], own[mode]);
     if (!c->rules) s = sal_rule_grad(c, c->s, c->x, c->target, rules, &st, &c->out, NULL);
+    /* Kim et al.'s code returns the rectified gradient times the input (their attribution map;
+     * Khakzar et al.'s experiments use it): output=gradient_x_input, the default */
+    if (s == SAL_OK && gx && !c->rules) {
+        float *a = sal_f32(&c->out);
+        const float *x = sal_f32(c->x);
+        for (int64_t i = 0, n = sal_tensor_numel(&c->out); i < n; i++) a[i] *= x[i];
+    }
     sal_free(rules);
     sal_free(st.buf);
     return s;
@@ -182,12 +196,17 @@ static sal_status run_rectgrad(sal_xctx *c) { return run_relu_method(c, M_RECTGR
 static sal_status run_rectgrad_mod(sal_xctx *c) { return run_relu_method(c, M_RECTGRAD_MOD); }
 
 static const sal_param_spec k_none[] = {{NULL, NULL, NULL}};
+#define P_RECT_OUT                                                                                           \
+    {"output", "gradient_x_input", "gradient_x_input: the rectified gradient times the input (Kim et al.'s code); " \
+                                   "gradient: the rectified gradient itself"}
 static const sal_param_spec k_rect[] = {
     {"tau", "98", "percentile (0 to 100) of the layer's a*g per sample below which a ReLU blocks the gradient"},
+    P_RECT_OUT,
     {NULL, NULL, NULL},
 };
 static const sal_param_spec k_rect_mod[] = {
     {"tau", "98", "percentile (0 to 100) of the layer's |a*g| per sample below which a ReLU blocks the gradient"},
+    P_RECT_OUT,
     {NULL, NULL, NULL},
 };
 
@@ -209,7 +228,8 @@ const sal_method sal_method_guided_backprop = {
 
 const sal_method sal_method_rectgrad = {
     .name = "rectgrad",
-    .summary = "ReLUs pass the gradient where a*g exceeds a per-layer percentile (Kim et al. 2019, RectGrad)",
+    .summary = "ReLUs pass the gradient where a*g exceeds a per-layer percentile, times the input (Kim et al. 2019, "
+               "RectGrad)",
     .params = k_rect,
     .run = run_rectgrad,
     .describes = true,

@@ -119,6 +119,8 @@ static sal_status sg_pass(void *u, sal_chunk *ch) {
     char pre[80];
     snprintf(pre, sizeof pre, "method %s:", j->in->name);
     sal_status st = j->in->run(&j->sub);
+    sal_free(j->sub.series); /* an inner method's per-sample check describes noisy copies: dropped */
+    j->sub.series = NULL;
     if (st != SAL_OK)
         return strncmp(sal_last_error(), pre, strlen(pre)) ? sal_wrap(st, "method %s", j->in->name) : st;
     if (!sal_tensor_same_shape(&j->sub.out, ch->x))
@@ -161,8 +163,8 @@ static sal_status run_smoothgrad(sal_xctx *c) {
     const char **sval = sal_calloc((size_t)c->nkv + 1, sizeof *sval);
     sg_job j = {.c = c, .in = in, .x = sal_f32(x), .N = x->dim[0], .row = sal_row_size(x), .S = samples,
                 .sigma = noise * (c->hi - c->lo),
-                .sub = {.m = c->m, .meth = in, .s = c->s, .prob = c->prob, .data = c->data, .lo = c->lo,
-                        .hi = c->hi, .chunk = c->chunk, .key = skey, .val = sval, .outv = c->outv,
+                .sub = {.m = c->m, .meth = in, .s = c->s, .prob = c->prob, .out_prob = c->out_prob, .data = c->data,
+                        .lo = c->lo, .hi = c->hi, .chunk = c->chunk, .key = skey, .val = sval, .outv = c->outv,
                         .region = c->region, .mask = c->mask, .mask_rows = c->mask_rows, .mask_row = c->mask_row}};
     sal_status st = skey && sval ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->nkv && st == SAL_OK; i++)

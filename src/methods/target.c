@@ -169,7 +169,7 @@ sal_status sal_relevance_seed(const sal_xctx *c, const sal_tensor *y, const int6
         const float *z = sal_f32(y) + b * K;
         int64_t t = target[b];
         double v = z[t];
-        if (c->prob) { /* the probability, placed on the target's logit */
+        if (c->prob && !c->out_prob) { /* the probability (the model's own when it gives one), on the target's logit */
             double mx = z[0], sum = 0;
             for (int64_t k = 1; k < K; k++) mx = fmax(mx, z[k]);
             for (int64_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);

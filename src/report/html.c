@@ -750,6 +750,7 @@ static sal_status audit_section(rp_ctx *c, rp_audit *a, int idx, sal_sbuf *h) {
         sal_sb_printf(h, "</tr>\n");
     }
     sal_sb_printf(h, "</table></div>\n");
+    if (k) rp_papers(h, k->name, au, rj_getstr(a->meta, "paper_shift", NULL));
     /* what the numbers mean */
     sal_sb_printf(h, "<dl class=\"metrics\">\n");
     for (int q = 0; q < nk; q++) {

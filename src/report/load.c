@@ -71,6 +71,20 @@ static sal_status load_result(const rj_value *r, au_kind kind, au_result *out) {
     out->label = dup(*label ? label : method);
     out->verdict = dup(rj_getstr(r, "verdict", ""));
     if (!out->method || !out->label || !out->verdict) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    /* "params": {"key": "value"} as given, back to "key=value" (the papers' rows match on them) */
+    const rj_value *pv = rj_get(r, "params");
+    if (pv && pv->type == RJ_OBJ && pv->n > 0) {
+        if (!(out->params = sal_calloc((size_t)pv->n, sizeof *out->params))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        for (int k = 0; k < pv->n; k++, out->nparams++) {
+            sal_sbuf b = {0};
+            sal_sb_printf(&b, "%s=%s", pv->keys[k], rj_str(&pv->items[k], ""));
+            if (b.oom || !b.s) {
+                sal_sb_free(&b);
+                return sal_fail(SAL_ERR_NOMEM, "out of memory");
+            }
+            out->params[k] = b.s;
+        }
+    }
     out->outcome = outcome_of(kind, r);
     out->patterns = rj_get(r, "patterns") != NULL;
     load_metrics(r, out);

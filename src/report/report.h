@@ -53,6 +53,12 @@ typedef struct {
 } rp_bars;
 void rp_svg_bars(sal_sbuf *b, const rp_bars *c);
 
+/* The papers' own results beside an audit's (papers.c): for audits of `kind`, a table per paper
+ * with its figures or verdicts next to ours, and which of its orderings ours reproduce. shift:
+ * the invariance audit's shift as the paper names it ("constant", "checkerboard", "cat"), or NULL.
+ * Writes nothing when none of the paper's methods ran. */
+void rp_papers(sal_sbuf *h, const char *kind, const sal_audit *au, const char *shift);
+
 /* A colour bar of the heatmaps' colormap with its labels (the legend of the figure grids). */
 void rp_svg_colorbar(sal_sbuf *b, sal_cmap kind);
 
