@@ -1,4 +1,5 @@
-# saliency: `make` builds the library and CLI, `make test` runs every test, `make demo` the main job.
+# saliency: `make` builds the library and CLI, `make test` runs every test, `make demo` the main job,
+# `make test-zoo` the whole model zoo against PyTorch.
 # Out-of-tree builds: `make BUILD=build-asan SAN=1 test` builds and tests with ASan+UBSan;
 # OPT sets the optimisation flags (default -O2 -g).
 
@@ -29,7 +30,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps data test test-c test-scripts demo bench bench-compare bench-peers clean
+.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers clean
 all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
 
 # Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
@@ -74,6 +75,10 @@ data: deps
 
 test: deps data all
 	@BUILD=$(BUILD) PY=$(PY) scripts/run-tests.sh
+
+# every model of tests/torch/export_zoo.py against PyTorch (exports cached in $(BUILD)/zoo)
+test-zoo: deps all
+	SAL_BUILD=$(BUILD) $(PY) tests/test_zoo.py --full
 
 demo: deps data all
 	@BUILD=$(BUILD) scripts/demo.sh

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Checks the Debian packages the project needs; installs the missing ones when run as root,
 # otherwise prints the exact apt-get line and fails. The optional ones (the demo's cat picture,
-# the report's browser test, torchvision's SqueezeNet in tests/test_blackbox.py) are installed as
+# the report's browser test) are installed as
 # root too, but their absence only gets a note: the demo then leaves the cat out and the tests
 # skip, each saying so. SAL_DEPS_BENCH=1 (the bench targets) adds the benchmarks' optional
 # packages: tcmalloc, which PyTorch is timed with.
 set -eu
 pkgs=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
       libopenblas-dev libopenblas0-openmp liblapacke-dev libdnnl-dev libpng-dev zlib1g-dev libfftw3-dev
-      python3-torch python3-onnx python3-numpy python3-scipy dataset-fashion-mnist)
-optional=(python3-skimage chromium python3-torchvision)
+      python3-torch python3-torchvision python3-onnx python3-numpy python3-scipy dataset-fashion-mnist)
+optional=(python3-skimage chromium)
 [ -n "${SAL_DEPS_BENCH:-}" ] && optional+=(libtcmalloc-minimal4)
 [ -n "${SAL_DEPS_EXTRA:-}" ] && pkgs+=($SAL_DEPS_EXTRA)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

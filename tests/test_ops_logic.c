@@ -282,6 +282,30 @@ static void test_dropout(void) {
     CHECK_OK(sal_graph_add_output(g, "y"));
     CHECK_FAILS(sal_graph_finalize(g), SAL_ERR_UNSUPPORTED, "node 'd' (Dropout): training_mode must be a constant false");
     sal_model_free(g);
+
+    /* training mode with a constant ratio 0 changes nothing (torchvision's Swin exports it);
+     * with ratio 0.1 it is refused */
+    for (int k = 0; k < 2; k++) {
+        SAL_ASSERT(sal_graph_create("<dropout>", &g) == SAL_OK);
+        SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, DIMS(2, 2)) == SAL_OK);
+        sal_tensor on = tbool(0, NULL, (uint8_t[]){1}), ratio = tf32(0, NULL, (float[]){k ? 0.1f : 0.0f});
+        SAL_ASSERT(sal_graph_add_const(g, "r", &ratio) == SAL_OK);
+        SAL_ASSERT(sal_graph_add_const(g, "t", &on) == SAL_OK);
+        CHECK_OK(sal_graph_add_node(g, "Dropout", "d", 3, (const char *[]){"x", "r", "t"}, 1, (const char *[]){"y"}, 0,
+                                    NULL));
+        CHECK_OK(sal_graph_add_output(g, "y"));
+        if (k) {
+            CHECK_FAILS(sal_graph_finalize(g), SAL_ERR_UNSUPPORTED, "or the ratio a constant 0");
+        } else {
+            CHECK_OK(sal_graph_finalize(g));
+            CHECK_OK(sal_session_new(g, &s));
+            CHECK_OK(sal_exec_forward(s, &x));
+            CHECK(!memcmp(s->act[sal_graph_find(g, "y")].data, x.data, 4 * sizeof(float)),
+                  "Dropout in training mode with ratio 0 passes the input");
+            sal_session_free(s);
+        }
+        sal_model_free(g);
+    }
     sal_tensor_free(&x);
 }
 

@@ -368,6 +368,52 @@ static void test_pow(void) {
     for (size_t i = 0; i < sizeof fr / sizeof *fr; i++) sal_tensor_free(fr[i]);
 }
 
+/* ---- Mod ---- */
+
+static void test_mod(void) {
+    /* float fmod: A = B (q + f) with f in [0.2, 0.8], so finite differences stay clear of the jumps
+     * at whole quotients; B broadcast over rows, both differentiated */
+    sal_tensor b = tpos(1, DIMS(4), true), a = tf32(2, DIMS(3, 4), NULL);
+    for (int64_t i = 0; i < 12; i++)
+        sal_f32(&a)[i] = sal_f32(&b)[i % 4] * ((float)(i % 7) - 3.0f + 0.2f + 0.6f * (float)sal_rng_uniform(&R));
+    sal_attr fa[1] = {sal_attr_make_int("fmod", 1)};
+    gc("Mod", 2, (sal_tensor[]){a, b}, BOOLS(false, false), 1, fa);
+
+    /* values: fmod = 0 takes the divisor's sign (Python's -7 % 3 == 2), fmod = 1 the dividend's (C) */
+    sal_tensor ai = ti64(1, DIMS(6), (int64_t[]){-7, 7, -7, 7, 6, -6}), bi = ti64(1, DIMS(6), (int64_t[]){3, -3, -3, 3, 3, 3});
+    sal_tensor y = {0};
+    CHECK_OK(run1("Mod", 2, (sal_tensor[]){ai, bi}, NULL, 0, NULL, &y, NULL, NULL));
+    CHECK(y.dtype == SAL_I64 && !memcmp(y.data, (int64_t[]){2, -2, -1, 1, 0, 0}, 6 * sizeof(int64_t)),
+          "int64 Mod as Python's %%");
+    sal_attr fi[1] = {sal_attr_make_int("fmod", 1)};
+    CHECK_OK(run1("Mod", 2, (sal_tensor[]){ai, bi}, NULL, 1, fi, &y, NULL, NULL));
+    CHECK(y.dtype == SAL_I64 && !memcmp(y.data, (int64_t[]){-1, 1, -1, 1, 0, 0}, 6 * sizeof(int64_t)),
+          "int64 Mod with fmod = 1 as C's %%");
+
+    /* PyTorch's fmod gradients: dA = 1, dB = -trunc(A / B) */
+    sal_tensor af = tf32(1, DIMS(3), (float[]){7.5f, -7.5f, 1.0f}), bf = tf32(1, DIMS(3), (float[]){2, 2, -0.75f});
+    sal_tensor seed = tf32(1, DIMS(3), (float[]){1, 1, 1}), d[2] = {{0}};
+    sal_attr fg[1] = {sal_attr_make_int("fmod", 1)};
+    CHECK_OK(run1("Mod", 2, (sal_tensor[]){af, bf}, BOOLS(false, false), 1, fg, &y, &seed, d));
+    CHECK(y.data && d[0].data && d[1].data && sal_f32(&y)[0] == 1.5f && sal_f32(&y)[1] == -1.5f &&
+              sal_f32(&y)[2] == 0.25f && sal_f32(&d[0])[0] == 1 && sal_f32(&d[0])[2] == 1 && sal_f32(&d[1])[0] == -3 &&
+              sal_f32(&d[1])[1] == 3 && sal_f32(&d[1])[2] == 1,
+          "float fmod values and gradients");
+
+    /* refusals: float without fmod, integer division by zero, mixed types */
+    CHECK_FAILS(run1("Mod", 2, (sal_tensor[]){af, bf}, NULL, 0, NULL, &y, NULL, NULL), SAL_ERR_FORMAT,
+                "node 'n' (Mod): float inputs need fmod = 1");
+    sal_tensor zero = ti64(1, DIMS(6), (int64_t[]){1, 1, 0, 1, 1, 1});
+    CHECK_FAILS(run1("Mod", 2, (sal_tensor[]){ai, zero}, NULL, 0, NULL, &y, NULL, NULL), SAL_ERR_NUMERIC,
+                "integer division by zero at flat index 2");
+    sal_tensor b3 = ti64(1, DIMS(3), (int64_t[]){1, 2, 3});
+    sal_attr fm[1] = {sal_attr_make_int("fmod", 1)};
+    CHECK_FAILS(run1("Mod", 2, (sal_tensor[]){af, b3}, NULL, 1, fm, &y, NULL, NULL), SAL_ERR_UNSUPPORTED,
+                "data types float32 and int64");
+    sal_tensor *fr[] = {&ai, &bi, &y, &af, &bf, &seed, &d[0], &d[1], &zero, &b3};
+    for (size_t i = 0; i < sizeof fr / sizeof *fr; i++) sal_tensor_free(fr[i]);
+}
+
 /* ---- Sum, Mean, Min, Max ---- */
 
 static void test_variadic_grads(void) {
@@ -462,7 +508,7 @@ static void test_many_inputs(void) {
 static void test_traits(void) {
     static const char *monotone[] = {"HardSigmoid", "Elu", "Selu", "Softplus"};
     static const char *plain[] = {"HardSwish", "Mish", "Gelu", "PRelu", "Erf", "Exp", "Log", "Sqrt",
-                                  "Reciprocal", "Pow", "Abs", "Min", "Max"};
+                                  "Reciprocal", "Pow", "Mod", "Abs", "Min", "Max"};
     for (size_t i = 0; i < sizeof monotone / sizeof *monotone; i++)
         CHECK(sal_op_lookup(monotone[i]) && sal_op_lookup(monotone[i])->traits == SAL_TR_MONOTONE, "%s is MONOTONE",
               monotone[i]);
@@ -520,6 +566,7 @@ int main(void) {
     test_int64_unary();
     test_prelu();
     test_pow();
+    test_mod();
     test_variadic_grads();
     test_variadic_values();
     test_many_inputs();

@@ -552,8 +552,25 @@ static void test_cast_cos_expand_range(void) {
     sal_attr to1[1] = {sal_attr_make_int("to", 1)};
     CHECK_OK(run1(13, "Cast", 1, &i, NULL, 1, to1, &y, NULL, NULL));
     CHECK(y.dtype == SAL_F32 && sal_f32(&y)[0] == 5 && sal_f32(&y)[1] == -3, "Cast int64 to float");
+    /* INT32 is held as int64 with int32's range (tf2onnx's shape arithmetic) */
     sal_attr to6[1] = {sal_attr_make_int("to", 6)};
-    CHECK_FAILS(run1(13, "Cast", 1, &f, NULL, 1, to6, &y, NULL, NULL), SAL_ERR_UNSUPPORTED, "data type 6");
+    CHECK_OK(run1(13, "Cast", 1, &f, NULL, 1, to6, &y, NULL, NULL));
+    CHECK(i64_is(&y, 4, DIMS(1, -2, 0, 3)), "Cast float to int32");
+    sal_tensor big = VEC(2147483647, -2147483648LL), over = VEC(5, 2147483648LL);
+    sal_tensor fbig = tf32(1, DIMS(2), (float[]){-2147483648.0f, 2147483648.0f});
+    sal_attr to6b[1] = {sal_attr_make_int("to", 6)}, to6c[1] = {sal_attr_make_int("to", 6)},
+             to6d[1] = {sal_attr_make_int("to", 6)};
+    CHECK_OK(run1(13, "Cast", 1, &big, NULL, 1, to6b, &y, NULL, NULL));
+    CHECK(i64_is(&y, 2, DIMS(2147483647, -2147483648LL)), "Cast int64 to int32 at its bounds");
+    CHECK_FAILS(run1(13, "Cast", 1, &over, NULL, 1, to6c, &y, NULL, NULL), SAL_ERR_NUMERIC,
+                "value 2147483648 at flat index 1 does not fit int32");
+    CHECK_FAILS(run1(13, "Cast", 1, &fbig, NULL, 1, to6d, &y, NULL, NULL), SAL_ERR_NUMERIC,
+                "at flat index 1 does not fit int32");
+    sal_attr to10[1] = {sal_attr_make_int("to", 10)};
+    CHECK_FAILS(run1(13, "Cast", 1, &f, NULL, 1, to10, &y, NULL, NULL), SAL_ERR_UNSUPPORTED, "data type 10");
+    sal_tensor_free(&big);
+    sal_tensor_free(&over);
+    sal_tensor_free(&fbig);
     sal_tensor nan = tf32(1, DIMS(1), (float[]){NAN});
     sal_attr to7b[1] = {sal_attr_make_int("to", 7)};
     CHECK_FAILS(run1(13, "Cast", 1, &nan, NULL, 1, to7b, &y, NULL, NULL), SAL_ERR_NUMERIC, "does not fit");

@@ -1,7 +1,7 @@
-/* Reductions (Max, Min, L2, SumSquare), ArgMax/ArgMin, Split, Tile, CumSum, Einsum and the layer,
- * instance and group normalizations: gradients against finite differences, forward passes against
- * hand-computed values or direct loops written here, opset variants against each other, traits,
- * and the refusals that must name the node. */
+/* Reductions (Max, Min, L2, SumSquare), ArgMax/ArgMin, Split, Tile, ScatterND, CumSum, Einsum and
+ * the layer, instance and group normalizations: gradients against finite differences, forward
+ * passes against hand-computed values or direct loops written here, opset variants against each
+ * other, traits, and the refusals that must name the node. */
 #include "opcheck.h"
 
 static sal_rng R;
@@ -34,6 +34,7 @@ static void test_traits(void) {
     } want[] = {
         {"Split", SAL_TR_ROUTE, 0},
         {"Tile", SAL_TR_ROUTE, 0},
+        {"ScatterND", SAL_TR_ROUTE, 0},
         {"CumSum", SAL_TR_ADDITIVE, 0x1},
         {"Einsum", SAL_TR_MULTILINEAR, 0x3},
         {"LayerNormalization", SAL_TR_NORM, 0},
@@ -453,6 +454,49 @@ static void test_norms(void) {
     FREE(&x, &w, &b, &y[0], &y[1], &y[2], &want, &xi, &s3, &b3, &xg, &s2, &b2, &s4, &b4);
 }
 
+/* ---- ScatterND ---- */
+
+static void test_scatternd(void) {
+    /* data (3, 2, 2); two whole rows named by 1-tuples, and single elements by 3-tuples (one negative) */
+    sal_tensor x = tf32(3, DIMS(3, 2, 2), (float[]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+    sal_tensor i1 = ti64(2, DIMS(2, 1), (int64_t[]){2, 0}), u1 = tf32(3, DIMS(2, 2, 2), (float[]){20, 21, 22, 23, 30, 31, 32, 33});
+    sal_tensor seed = tf32(3, DIMS(3, 2, 2), NULL), y = {0}, dx = {0}, du = {0};
+    for (int i = 0; i < 12; i++) sal_f32(&seed)[i] = (float)(100 + i);
+    CHECK_OK(run1(13, "ScatterND", 3, (sal_tensor[]){x, i1, u1}, NULL, 0, NULL, &y, &seed, &dx));
+    float want[] = {30, 31, 32, 33, 4, 5, 6, 7, 20, 21, 22, 23};
+    CHECK(y.data && !memcmp(y.data, want, sizeof want), "ScatterND replaces whole slices");
+    float wdx[] = {0, 0, 0, 0, 104, 105, 106, 107, 0, 0, 0, 0};
+    CHECK(dx.data && !memcmp(dx.data, wdx, sizeof wdx), "ScatterND: data gets the gradient where nothing was written");
+    /* the gradient of updates: seed read back at the positions written */
+    const sal_tensor *sd[1] = {&seed};
+    CHECK_OK(oc_run((oc_node){13, "ScatterND", 3, 1, (sal_tensor[]){x, i1, u1}, NULL, 0, NULL}, &y, sd, 2, &du));
+    float wdu[] = {108, 109, 110, 111, 100, 101, 102, 103};
+    CHECK(du.data && !memcmp(du.data, wdu, sizeof wdu), "ScatterND: updates get the gradient of their positions");
+    sal_tensor i3 = ti64(2, DIMS(2, 3), (int64_t[]){1, 0, 1, -1, 1, 0}), u3 = tf32(1, DIMS(2), (float[]){-1, -2});
+    CHECK_OK(run1(13, "ScatterND", 3, (sal_tensor[]){x, i3, u3}, NULL, 0, NULL, &y, NULL, NULL));
+    CHECK(y.data && sal_f32(&y)[5] == -1 && sal_f32(&y)[10] == -2 && sal_f32(&y)[4] == 4, "ScatterND of elements");
+    gc(13, "ScatterND", 3, (sal_tensor[]){trand(3, DIMS(3, 2, 2)), ti64(2, DIMS(2, 1), (int64_t[]){2, 0}), trand(3, DIMS(2, 2, 2))},
+       NULL, 1, 0, NULL);
+    /* int64 data (Swin's attention masks are built this way) */
+    sal_tensor xi = ti64(2, DIMS(2, 2), (int64_t[]){0, 0, 0, 0}), ii = ti64(2, DIMS(1, 2), (int64_t[]){1, 1});
+    sal_tensor ui = ti64(1, DIMS(1), (int64_t[]){7});
+    CHECK_OK(run1(13, "ScatterND", 3, (sal_tensor[]){xi, ii, ui}, NULL, 0, NULL, &y, NULL, NULL));
+    CHECK(y.dtype == SAL_I64 && !memcmp(y.data, (int64_t[]){0, 0, 0, 7}, 4 * sizeof(int64_t)), "ScatterND on int64");
+    /* refusals naming the node: a slice written twice, an index out of range, updates of the wrong
+     * shape, a reduction */
+    sal_tensor dup = ti64(2, DIMS(2, 1), (int64_t[]){1, -2}), out = ti64(2, DIMS(2, 1), (int64_t[]){1, 3});
+    CHECK_FAILS(run1(13, "ScatterND", 3, (sal_tensor[]){x, dup, u1}, NULL, 0, NULL, &y, NULL, NULL), SAL_ERR_ARG,
+                "node 'n' (ScatterND): index tuple 1 names a slice already written");
+    CHECK_FAILS(run1(13, "ScatterND", 3, (sal_tensor[]){x, out, u1}, NULL, 0, NULL, &y, NULL, NULL), SAL_ERR_ARG,
+                "index tuple 1 is out of range");
+    CHECK_FAILS(run1(13, "ScatterND", 3, (sal_tensor[]){x, i1, u3}, NULL, 0, NULL, &y, NULL, NULL), SAL_ERR_SHAPE,
+                "updates (2) do not fit indices (2,1) into data (3,2,2)");
+    sal_attr red[1] = {sal_attr_make_string("reduction", "add")};
+    CHECK_FAILS(run1(16, "ScatterND", 3, (sal_tensor[]){x, i1, u1}, NULL, 1, red, &y, NULL, NULL), SAL_ERR_UNSUPPORTED,
+                "reduction 'add' is not supported");
+    FREE(&x, &i1, &u1, &seed, &y, &dx, &du, &i3, &u3, &xi, &ii, &ui, &dup, &out);
+}
+
 /* ---- every backward adds to the gradient an input already has ---- */
 
 static void test_accumulate(void) {
@@ -463,6 +507,8 @@ static void test_accumulate(void) {
     sal_attr a1[1] = {sal_attr_make_int("axis", 1)};
     oc_accumulates((oc_node){13, "Split", 2, 2, (sal_tensor[]){x, sp}, NULL, 1, a1}, 1);
     oc_accumulates((oc_node){13, "Tile", 2, 1, (sal_tensor[]){x, rep}, NULL, 0, NULL}, 1);
+    sal_tensor si = ti64(2, DIMS(1, 1), (int64_t[]){1}), su = trand(3, DIMS(1, 6, 4));
+    oc_accumulates((oc_node){13, "ScatterND", 3, 1, (sal_tensor[]){x, si, su}, NULL, 0, NULL}, 1);
     sal_tensor a0 = ti64(0, NULL, (int64_t[]){1});
     sal_attr ex[2] = {sal_attr_make_int("exclusive", 1), sal_attr_make_int("reverse", 1)};
     oc_accumulates((oc_node){14, "CumSum", 2, 1, (sal_tensor[]){x, a0}, NULL, 2, ex}, 1);
@@ -470,7 +516,7 @@ static void test_accumulate(void) {
     oc_accumulates((oc_node){13, "InstanceNormalization", 3, 1, (sal_tensor[]){x, c6, b6}, BOOLS(false, true, true), 0, NULL}, 1);
     sal_attr g[1] = {sal_attr_make_int("num_groups", 2)};
     oc_accumulates((oc_node){18, "GroupNormalization", 3, 1, (sal_tensor[]){x, s2, s2}, BOOLS(false, true, true), 1, g}, 1);
-    FREE(&x, &ax, &sp, &rep, &c6, &b6, &w4, &b4, &s2, &a0);
+    FREE(&x, &ax, &sp, &rep, &c6, &b6, &w4, &b4, &s2, &a0, &si, &su);
 }
 
 int main(void) {
@@ -482,6 +528,7 @@ int main(void) {
     test_argmax();
     test_split();
     test_tile();
+    test_scatternd();
     test_cumsum();
     test_einsum();
     test_norms();

@@ -10,16 +10,32 @@ static const char k_help[] =
 
 #define MAXIO 16
 
-/* "NAME=FILE" or "FILE": splits into name (possibly NULL) and file. */
-static const char *split(const char *arg, char *name, size_t n) {
+/* "NAME=FILE" or "FILE": splits into name ("" when none) and file. Exporters put '=' and '/' in
+ * names (tf2onnx's "serving_default/input:0"), so a prefix that names something of the model
+ * (known()) wins at any '='; otherwise the text before the first '=' is a name unless it has a '/'
+ * (then the whole argument is a path), and an unknown name is the caller's error to report. */
+static const char *split(const char *arg, char *name, size_t n, bool (*known)(const void *, const char *),
+                         const void *ctx) {
+    for (const char *eq = strchr(arg, '='); eq; eq = strchr(eq + 1, '=')) {
+        snprintf(name, n, "%.*s", (int)(eq - arg), arg);
+        if (known(ctx, name)) return eq + 1;
+    }
     const char *eq = strchr(arg, '=');
-    if (!eq || strchr(arg, '/') < eq) {
+    if (!eq || memchr(arg, '/', (size_t)(eq - arg))) {
         name[0] = '\0';
         return arg;
     }
     snprintf(name, n, "%.*s", (int)(eq - arg), arg);
     return eq + 1;
 }
+
+static bool is_input(const void *m, const char *name) {
+    for (int i = 0; i < sal_model_num_inputs(m); i++)
+        if (!strcmp(sal_model_input_name(m, i), name)) return true;
+    return false;
+}
+
+static bool is_value(const void *s, const char *name) { return sal_session_value(s, name) != NULL; }
 
 int cmd_run(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
@@ -50,7 +66,7 @@ int cmd_run(int argc, char **argv) {
     }
     for (int i = 0; i < nin; i++) {
         char name[256];
-        const char *file = split(ins[i], name, sizeof name);
+        const char *file = split(ins[i], name, sizeof name, is_input, m);
         int slot = i;
         if (*name) {
             for (slot = 0; slot < mi && strcmp(sal_model_input_name(m, slot), name); slot++) {}
@@ -83,7 +99,7 @@ int cmd_run(int argc, char **argv) {
     }
     for (int i = 0; i < nout; i++) {
         char name[256];
-        const char *file = split(outs[i], name, sizeof name);
+        const char *file = split(outs[i], name, sizeof name, is_value, s);
         const sal_tensor *t = y[0];
         if (*name && !(t = sal_session_value(s, name))) {
             cli_error("run", "%s has no value named '%s'", path, name);

@@ -30,10 +30,10 @@ static inline float exp1(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float e = p * r * r + r + 1.0f;
-    int32_t k = (int32_t)n, h = k / 2;
-    /* unsigned shifts: a NaN input makes k INT_MIN, whose exponent field would be negative */
-    return e * bits_to_float((int32_t)((uint32_t)(h + 127) << 23)) *
-           bits_to_float((int32_t)((uint32_t)(k - h + 127) << 23));
+    /* NaN (e is NaN already) takes k = 0: converting NaN to an integer is undefined behaviour */
+    int32_t k = (int32_t)(n == n ? n : 0.0f), h = k / 2;
+    uint32_t s1 = (uint32_t)(h + 127) << 23, s2 = (uint32_t)(k - h + 127) << 23; /* unsigned: no UB on NaN's k */
+    return e * bits_to_float((int32_t)s1) * bits_to_float((int32_t)s2);
 }
 
 CLONES void vexp(float *y, const float *x, int64_t n) {

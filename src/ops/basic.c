@@ -91,17 +91,24 @@ const sal_op sal_op_Identity = {
 
 /* Inference only: the input passes through and the optional mask (bool, opset 10 on) is all true,
  * as ONNX defines it outside training. The ratio input is ignored; a training_mode input (opset 12
- * on) must be a constant false. */
+ * on) must be a constant false, or come with a constant ratio 0, where training changes nothing
+ * (torchvision's Swin calls F.dropout(p=0.0) in its default training mode). */
+static bool const_scalar(const sal_model *g, const sal_node *n, int i, sal_dtype dt) {
+    if (n->nin <= i || n->in[i] < 0) return false;
+    const sal_value *t = &g->val[n->in[i]];
+    return t->kind == SAL_VAL_CONST && t->t.dtype == dt && sal_tensor_numel(&t->t) == 1;
+}
+
 static sal_status dropout_init(sal_node *n, const sal_model *g) {
     if (n->nout > 1 && n->out[1] >= 0 && g->opset < 10)
         return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "the mask output is supported from opset 10 on (bool)");
     if (n->nin > 2 && n->in[2] >= 0) {
-        const sal_value *t = &g->val[n->in[2]];
-        bool off = t->kind == SAL_VAL_CONST && t->t.dtype == SAL_BOOL && sal_tensor_numel(&t->t) == 1 &&
-                   !((const uint8_t *)t->t.data)[0];
-        if (!off)
+        bool off = const_scalar(g, n, 2, SAL_BOOL) && !((const uint8_t *)g->val[n->in[2]].t.data)[0];
+        bool p0 = const_scalar(g, n, 1, SAL_F32) && sal_f32(&g->val[n->in[1]].t)[0] == 0.0f;
+        if (!off && !p0)
             return sal_node_fail(n, SAL_ERR_UNSUPPORTED,
-                                 "training_mode must be a constant false: training mode is not supported (inference only)");
+                                 "training_mode must be a constant false, or the ratio a constant 0: training mode is "
+                                 "not supported (inference only)");
     }
     return SAL_OK;
 }

@@ -315,6 +315,86 @@ const sal_op sal_op_PRelu = {
     .infer = prelu_infer, .forward = prelu_forward, .backward = prelu_backward, .overwrites = true,
 };
 
+/* ---- Mod(A, B) with broadcasting, both float32 or both int64. fmod = 0 (integers only): the
+ * remainder takes the divisor's sign (Python's %); fmod = 1: the dividend's (C's fmod, %).
+ * Gradients (float32) as PyTorch's fmod: dA = 1, dB = -trunc(A / B). ---- */
+
+static sal_status mod_infer(sal_opctx *c) {
+    const sal_tensor *a = c->in[0], *b = c->in[1];
+    if (!a || !b) return sal_node_fail(c->n, SAL_ERR_FORMAT, "needs two inputs");
+    if (a->dtype != b->dtype || (a->dtype != SAL_F32 && a->dtype != SAL_I64))
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "inputs have data types %s and %s; both must be float32 or int64",
+                             sal_dtype_name(a->dtype), sal_dtype_name(b->dtype));
+    if (a->dtype == SAL_F32 && !sal_attr_int(c->n, "fmod", 0))
+        return sal_node_fail(c->n, SAL_ERR_FORMAT, "float inputs need fmod = 1");
+    sal_tensor *o = c->out[0];
+    SAL_TRY(sal_bcast_shape(c, 2, (const sal_tensor *const[]){a, b}, &o->ndim, o->dim));
+    o->dtype = a->dtype;
+    return SAL_OK;
+}
+
+static sal_status mod_forward(sal_opctx *c) {
+    sal_bcast p;
+    SAL_TRY(sal_bcast_make(c, 2, (const sal_tensor *const[]){c->in[0], c->in[1]}, &p));
+    int64_t ia = p.st[0][p.r - 1], ib = p.st[1][p.r - 1];
+    bool fm = sal_attr_int(c->n, "fmod", 0) != 0;
+    if (c->in[0]->dtype == SAL_F32) {
+        const float *a = sal_f32(c->in[0]), *b = sal_f32(c->in[1]);
+        float *y = sal_out_f(c, 0);
+#pragma omp parallel for if (p.n > PAR_MIN)
+        for (int64_t o = 0; o < p.nouter; o++) {
+            int64_t off[SAL_BC_MAX];
+            sal_bcast_at(&p, o, off);
+            for (int64_t j = 0; j < p.inner; j++) y[o * p.inner + j] = fmodf(a[off[0] + j * ia], b[off[1] + j * ib]);
+        }
+        return SAL_OK;
+    }
+    /* int64: shape arithmetic, small */
+    const int64_t *a = c->in[0]->data, *b = c->in[1]->data;
+    int64_t *y = c->out[0]->data;
+    for (int64_t o = 0; o < p.nouter; o++) {
+        int64_t off[SAL_BC_MAX];
+        sal_bcast_at(&p, o, off);
+        for (int64_t j = 0; j < p.inner; j++) {
+            int64_t u = a[off[0] + j * ia], v = b[off[1] + j * ib], k = o * p.inner + j;
+            if (v == 0) return sal_node_fail(c->n, SAL_ERR_NUMERIC, "integer division by zero at flat index %lld", (long long)k);
+            int64_t r = v == -1 ? 0 : u % v; /* INT64_MIN % -1 overflows in C */
+            y[k] = !fm && r != 0 && (r < 0) != (v < 0) ? r + v : r;
+        }
+    }
+    return SAL_OK;
+}
+
+static sal_status mod_backward(sal_opctx *c) {
+    if (!c->dout[0] || c->in[0]->dtype != SAL_F32) return SAL_OK;
+    sal_bcast p;
+    SAL_TRY(sal_bcast_make(c, 2, (const sal_tensor *const[]){c->in[0], c->in[1]}, &p));
+    int64_t ia = p.st[0][p.r - 1], ib = p.st[1][p.r - 1];
+    const float *a = sal_f32(c->in[0]), *b = sal_f32(c->in[1]), *dy = sal_f32(c->dout[0]);
+    for (int w = 0; w < 2; w++) {
+        float *d = c->din[w] ? sal_f32(c->din[w]) : NULL;
+        if (!d) continue;
+#pragma omp parallel for if (p.n > PAR_MIN && p.numel[w] == p.n)
+        for (int64_t o = 0; o < p.nouter; o++) {
+            int64_t off[SAL_BC_MAX];
+            sal_bcast_at(&p, o, off);
+            for (int64_t j = 0; j < p.inner; j++) {
+                float g = dy[o * p.inner + j];
+                if (w == 0)
+                    d[off[0] + j * ia] += g;
+                else
+                    d[off[1] + j * ib] -= g * truncf(a[off[0] + j * ia] / b[off[1] + j * ib]);
+            }
+        }
+    }
+    return SAL_OK;
+}
+
+const sal_op sal_op_Mod = {
+    SAL_OP_HEAD(Mod), .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
+    .infer = mod_infer, .forward = mod_forward, .backward = mod_backward, .overwrites = true,
+};
+
 /* ---- Pow: x^y with broadcasting. Base float32 or int64 (the output's type), exponent float32 or
  * int64. Gradients (float32 base) as PyTorch's pow_backward:
  *   d/dx = y x^(y-1), and 0 where y = 0 (also at x = 0);

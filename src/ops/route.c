@@ -1,6 +1,7 @@
-/* Split and Tile: ops that only move elements, for any element type (float32 data, or the int64
- * shape arithmetic of exported models). */
+/* Split, Tile and ScatterND: ops that only move elements, for any element type (float32 data, or the
+ * int64 shape arithmetic and masks of exported models). */
 #include "ops.h"
+#include <string.h>
 
 static sal_status need_data(const sal_opctx *c, int i) {
     if (!c->in[i]) return sal_node_fail(c->n, SAL_ERR_FORMAT, "input %d is missing", i);
@@ -215,4 +216,117 @@ const sal_op sal_op_Tile = {
     SAL_OP_HEAD(Tile), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = tile_infer, .forward = tile_forward, .backward = tile_backward,
     .overwrites = true,
+};
+
+/* ---- ScatterND(data, indices, updates): data with the slices that indices (..., k) names
+ * replaced by updates; no reduction (Swin's attention masks as exported). The gradient goes to
+ * data where nothing was written and to updates from the positions they were written to. A slice
+ * named twice would make the output depend on the order of writes, so it is an error. ---- */
+
+static sal_status scatternd_init(sal_node *n, const sal_model *g) {
+    (void)g;
+    const char *r = sal_attr_string(n, "reduction", "none");
+    if (strcmp(r, "none"))
+        return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "reduction '%s' is not supported (only 'none')", r);
+    return SAL_OK;
+}
+
+/* Slices: how many index tuples, the tuple length k, the elements per slice. */
+static sal_status scatternd_plan(const sal_opctx *c, int64_t *nidx, int64_t *k, int64_t *slice) {
+    for (int i = 0; i < 3; i++) SAL_TRY(need_data(c, i));
+    const sal_tensor *x = c->in[0], *ix = c->in[1], *u = c->in[2];
+    if (ix->dtype != SAL_I64 || ix->ndim < 1)
+        return sal_node_fail(c->n, SAL_ERR_ARG, "indices must be an int64 tensor of rank >= 1");
+    *k = ix->dim[ix->ndim - 1];
+    if (*k < 1 || *k > x->ndim)
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "index tuples of length %lld for data of rank %d", (long long)*k,
+                             x->ndim);
+    if (u->dtype != x->dtype)
+        return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "updates have data type %s, data %s",
+                             sal_dtype_name(u->dtype), sal_dtype_name(x->dtype));
+    /* updates' shape: indices.shape[:-1] + data.shape[k:] */
+    bool ok = u->ndim == ix->ndim - 1 + x->ndim - (int)*k;
+    for (int d = 0; ok && d < u->ndim; d++)
+        ok = u->dim[d] == (d < ix->ndim - 1 ? ix->dim[d] : x->dim[*k + d - (ix->ndim - 1)]);
+    if (!ok) {
+        char a[96], b[96], e[96];
+        return sal_node_fail(c->n, SAL_ERR_SHAPE, "updates %s do not fit indices %s into data %s",
+                             sal_shape_str(u->ndim, u->dim, a, sizeof a), sal_shape_str(ix->ndim, ix->dim, b, sizeof b),
+                             sal_shape_str(x->ndim, x->dim, e, sizeof e));
+    }
+    *nidx = sal_tensor_numel(ix) / *k;
+    *slice = 1;
+    for (int d = (int)*k; d < x->ndim; d++) *slice *= x->dim[d];
+    return SAL_OK;
+}
+
+static sal_status scatternd_infer(sal_opctx *c) {
+    int64_t nidx, k, slice;
+    SAL_TRY(scatternd_plan(c, &nidx, &k, &slice));
+    sal_same_shape(c, 0, 0);
+    return SAL_OK;
+}
+
+/* The first element of slice i in data, negative indices counted from the end; -1 out of range. */
+static int64_t scatternd_at(const sal_tensor *x, const int64_t *idx, int64_t k, int64_t slice) {
+    int64_t at = 0;
+    for (int64_t d = 0; d < k; d++) {
+        int64_t v = idx[d] < 0 ? idx[d] + x->dim[d] : idx[d];
+        if (v < 0 || v >= x->dim[d]) return -1;
+        at = at * x->dim[d] + v;
+    }
+    return at * slice;
+}
+
+static sal_status scatternd_forward(sal_opctx *c) {
+    int64_t nidx, k, slice;
+    SAL_TRY(scatternd_plan(c, &nidx, &k, &slice));
+    const sal_tensor *x = c->in[0], *u = c->in[2];
+    const int64_t *idx = c->in[1]->data;
+    size_t es = sal_dtype_size(x->dtype);
+    int64_t nslices = slice ? sal_tensor_numel(x) / slice : 0;
+    uint8_t *seen = sal_scratch_get(c->ws, 0, (size_t)nslices + 1);
+    if (!seen) return SAL_ERR_NOMEM;
+    memset(seen, 0, (size_t)nslices + 1);
+    memcpy(c->out[0]->data, x->data, (size_t)sal_tensor_numel(x) * es);
+    for (int64_t i = 0; i < nidx; i++) {
+        int64_t at = scatternd_at(x, idx + i * k, k, slice);
+        if (at < 0) return sal_node_fail(c->n, SAL_ERR_ARG, "index tuple %lld is out of range", (long long)i);
+        if (slice && seen[at / slice]++)
+            return sal_node_fail(c->n, SAL_ERR_ARG, "index tuple %lld names a slice already written", (long long)i);
+        memcpy((char *)c->out[0]->data + at * es, (const char *)u->data + i * slice * es, (size_t)slice * es);
+    }
+    return SAL_OK;
+}
+
+static sal_status scatternd_backward(sal_opctx *c) {
+    if (!c->dout[0] || c->out[0]->dtype != SAL_F32) return SAL_OK;
+    int64_t nidx, k, slice;
+    SAL_TRY(scatternd_plan(c, &nidx, &k, &slice));
+    const sal_tensor *x = c->in[0];
+    const int64_t *idx = c->in[1]->data;
+    const float *dy = sal_f32(c->dout[0]);
+    float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL, *du = c->din[2] ? sal_f32(c->din[2]) : NULL;
+    int64_t n = sal_tensor_numel(x);
+    float *keep = NULL;
+    if (dx) { /* dy with the written slices zeroed, then added */
+        if (!(keep = sal_scratch_get(c->ws, 0, (size_t)n * sizeof *keep + 1))) return SAL_ERR_NOMEM;
+        memcpy(keep, dy, (size_t)n * sizeof *keep);
+    }
+    for (int64_t i = 0; i < nidx; i++) {
+        int64_t at = scatternd_at(x, idx + i * k, k, slice);
+        if (at < 0) return sal_node_fail(c->n, SAL_ERR_ARG, "index tuple %lld is out of range", (long long)i);
+        for (int64_t j = 0; j < slice; j++) {
+            if (du) du[i * slice + j] += dy[at + j];
+            if (keep) keep[at + j] = 0.0f;
+        }
+    }
+    for (int64_t i = 0; dx && i < n; i++) dx[i] += keep[i];
+    return SAL_OK;
+}
+
+const sal_op sal_op_ScatterND = {
+    SAL_OP_HEAD(ScatterND), .traits = SAL_TR_ROUTE, .min_in = 3, .max_in = 3, .min_out = 1, .max_out = 1,
+    .init = scatternd_init, .infer = scatternd_infer, .forward = scatternd_forward,
+    .backward = scatternd_backward, .overwrites = true,
 };

@@ -683,19 +683,30 @@ const sal_op sal_op_Expand = {
 
 /* ---- Cast between float32, int64 and bool ---- */
 
+/* ONNX's INT32 (tf2onnx's shape arithmetic casts to it and back): held as int64, the type INT32
+ * initializers are widened to, with values checked to fit int32. */
+enum { ONNX_INT32 = 6 };
+
+static sal_dtype cast_to(const sal_node *n) {
+    int64_t to = sal_attr_int(n, "to", 0);
+    return to == ONNX_INT32 ? SAL_I64 : (sal_dtype)to;
+}
+
 static sal_status cast_init(sal_node *n, const sal_model *g) {
     (void)g;
     int64_t to = sal_attr_int(n, "to", 0);
-    if (to != SAL_F32 && to != SAL_I64 && to != SAL_BOOL)
+    if (to != SAL_F32 && to != SAL_I64 && to != SAL_BOOL && to != ONNX_INT32)
         return sal_node_fail(n, SAL_ERR_UNSUPPORTED,
-                             "cast to data type %lld (only FLOAT=1, INT64=7 and BOOL=9 are supported)", (long long)to);
+                             "cast to data type %lld (only FLOAT=1, INT32=6 (held as int64), INT64=7 and BOOL=9 are "
+                             "supported)",
+                             (long long)to);
     return SAL_OK;
 }
 
 static sal_status cast_infer(sal_opctx *c) {
     SAL_TRY(need_any(c, 0));
     sal_same_shape(c, 0, 0);
-    c->out[0]->dtype = (sal_dtype)sal_attr_int(c->n, "to", 0);
+    c->out[0]->dtype = cast_to(c->n);
     return SAL_OK;
 }
 
@@ -703,7 +714,17 @@ static sal_status cast_forward(sal_opctx *c) {
     const sal_tensor *x = c->in[0];
     sal_tensor *y = c->out[0];
     int64_t n = sal_tensor_numel(x);
-    if (x->dtype == y->dtype) return sal_copy_forward(c);
+    bool i32 = sal_attr_int(c->n, "to", 0) == ONNX_INT32;
+    /* the target's range: out-of-range float to integer conversion is undefined behaviour in C */
+    double lo = i32 ? -2147483648.0 : -9.2233720368547758e18, hi = i32 ? 2147483648.0 : 9.2233720368547758e18;
+    if (x->dtype == y->dtype) {
+        const int64_t *xi = x->data;
+        for (int64_t i = 0; i < n && i32; i++)
+            if (!(xi[i] >= lo && xi[i] < hi))
+                return sal_node_fail(c->n, SAL_ERR_NUMERIC, "value %lld at flat index %lld does not fit int32",
+                                     (long long)xi[i], (long long)i);
+        return sal_copy_forward(c);
+    }
     const float *xf = x->dtype == SAL_F32 ? x->data : NULL;
     const int64_t *xi = x->dtype == SAL_I64 ? x->data : NULL;
     const uint8_t *xb = x->dtype == SAL_BOOL ? x->data : NULL;
@@ -715,10 +736,9 @@ static sal_status cast_forward(sal_opctx *c) {
         } else if (xb) {
             ((int64_t *)y->data)[i] = xb[i];
         } else {
-            /* out-of-range float to integer conversion is undefined behaviour in C */
-            if (!(xf[i] >= -9.2233720368547758e18f && xf[i] < 9.2233720368547758e18f))
-                return sal_node_fail(c->n, SAL_ERR_NUMERIC, "value %g at flat index %lld does not fit int64",
-                                     (double)xf[i], (long long)i);
+            if (!(xf[i] >= lo && xf[i] < hi))
+                return sal_node_fail(c->n, SAL_ERR_NUMERIC, "value %g at flat index %lld does not fit %s",
+                                     (double)xf[i], (long long)i, i32 ? "int32" : "int64");
             ((int64_t *)y->data)[i] = (int64_t)xf[i]; /* truncates toward zero */
         }
     }

@@ -1,11 +1,26 @@
-/* torch_compare DIR: checks the library against PyTorch on one exported model.
+/* torch_compare [--near-ties] DIR: checks the library against PyTorch on one exported model.
  *
- * DIR holds what tests/torch/export_models.py writes: model.onnx, x.npy (a batch), logits.npy,
- * targets.npy (int64, one class per sample) and grad.npy = d(sum_i logits[i, targets[i]]) / dx.
- * Runs the model on x and compares the logits (max error within 1e-4 of the largest reference
- * magnitude), then the input gradient of the same one-hot seed (within 1e-3); then repeats both on
- * the first sample alone, which exercises the dynamic batch axis. Prints the worst errors; exits
- * 0 when everything matches, 1 on a mismatch, 2 when something cannot run at all. */
+ * DIR holds what tests/torch/export_models.py or export_zoo.py writes: model.onnx, x.npy (a
+ * batch), logits.npy (the model's output), targets.npy (int64, one per sample) and grad.npy, the
+ * input gradient of the seed below. Runs the model on x and compares the output (max error within
+ * 1e-4 of the largest reference magnitude), then the input gradient of the same seed (within
+ * 1e-3); then repeats both on the first sample alone, which exercises the dynamic batch axis.
+ *
+ * The seed: for (N, classes) outputs, one-hot at targets[i] in row i, so the gradient is
+ * d(sum_i out[i, targets[i]]) / dx. For dense outputs (N, C, ...), ones over the whole channel
+ * targets[i] of sample i, so it is d(sum_i sum_{positions} out[i, targets[i], ...]) / dx.
+ *
+ * --near-ties: the reference pass met max-pool windows whose two largest inputs nearly tie, or
+ * activation inputs next to a kink (export_zoo.py counts them), so float rounding alone can send
+ * the gradient elsewhere. When the element-wise gradient check fails, the per-sample Pearson
+ * correlation with the reference must then be >= 0.999 instead, and the tool says that this
+ * criterion decided.
+ *
+ * Prints the worst errors and a last line
+ *   summary logits=REL grad=REL corr=MIN criterion=elementwise|correlation result=match|MISMATCH
+ * (REL: worst error over the largest reference magnitude, over the batch and the single-sample
+ * run); exits 0 when everything matches, 1 on a mismatch, 2 when something cannot run at all
+ * (the message of the library, e.g. an op it lacks, is printed on the line before). */
 #include "saliency.h"
 #include <math.h>
 #include <stdbool.h>
@@ -14,11 +29,14 @@
 
 #define LOGIT_TOL 1e-4
 #define GRAD_TOL 1e-3
+#define CORR_MIN 0.999
 
 static int g_bad;
+static bool g_near_ties, g_by_corr;
+static double g_logit_rel, g_grad_rel, g_corr = 1;
 
-/* Compares n floats; reports the worst absolute error relative to the largest |ref|. */
-static void compare(const char *what, const float *got, const float *ref, int64_t n, double tol) {
+/* Worst absolute error of n floats relative to the largest |ref|; prints it and returns it. */
+static double compare(const char *what, const float *got, const float *ref, int64_t n, double tol) {
     double scale = 0, worst = 0;
     int64_t at = 0;
     for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
@@ -30,15 +48,30 @@ static void compare(const char *what, const float *got, const float *ref, int64_
         }
     }
     double rel = scale > 0 ? worst / scale : worst;
-    bool ok = rel <= tol;
+    if (isnan(worst)) rel = INFINITY;
     printf("  %-24s %s  worst |diff| %.3g at [%lld] (got %.7g, torch %.7g), max |torch| %.3g, relative %.2g (tol %.0e)\n",
-           what, ok ? "ok  " : "FAIL", worst, (long long)at, n ? got[at] : 0.0, n ? ref[at] : 0.0, scale, rel, tol);
-    if (!ok) g_bad++;
+           what, rel <= tol ? "ok  " : "FAIL", worst, (long long)at, n ? got[at] : 0.0, n ? ref[at] : 0.0, scale, rel,
+           tol);
+    return rel;
 }
 
-static bool same_shape(const sal_tensor *a, const sal_tensor *b) {
+/* Pearson correlation of two n-vectors in double; 1 when both are constant and equal. */
+static double correlation(const float *a, const float *b, int64_t n) {
+    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+    for (int64_t i = 0; i < n; i++) ma += a[i], mb += b[i];
+    ma /= (double)n, mb /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double da = a[i] - ma, db = b[i] - mb;
+        sab += da * db, saa += da * da, sbb += db * db;
+    }
+    if (saa == 0 && sbb == 0) return 1;
+    if (saa == 0 || sbb == 0) return 0;
+    return sab / sqrt(saa * sbb);
+}
+
+static bool same_shape(const sal_tensor *a, const sal_tensor *b, int from) {
     if (a->ndim != b->ndim) return false;
-    for (int i = 0; i < a->ndim; i++)
+    for (int i = from; i < a->ndim; i++)
         if (a->dim[i] != b->dim[i]) return false;
     return true;
 }
@@ -52,22 +85,23 @@ static int run(sal_session *s, const sal_tensor *x, const sal_tensor *logits, co
     char what[64];
     if (sal_forward(s, 1, x, out) != SAL_OK) {
         printf("  %s: forward failed: %s\n", label, sal_last_error());
-        return 1;
+        return 2;
     }
     const sal_tensor *y = out[0];
-    if (y->dtype != SAL_F32 || y->ndim != 2 || y->dim[0] != rows || y->dim[1] != logits->dim[1]) {
-        printf("  %s: output has shape ndim %d (%lld,%lld), want (%lld,%lld)\n", label, y->ndim,
-               (long long)(y->ndim > 0 ? y->dim[0] : -1), (long long)(y->ndim > 1 ? y->dim[1] : -1), (long long)rows,
-               (long long)logits->dim[1]);
+    if (y->dtype != SAL_F32 || y->dim[0] != rows || !same_shape(y, logits, 1)) {
+        printf("  %s: output has rank %d and %lld rows; the reference has rank %d (same axes past the batch)\n", label,
+               y->ndim, (long long)(y->ndim > 0 ? y->dim[0] : -1), logits->ndim);
         return 1;
     }
-    int64_t ncls = y->dim[1], per = sal_tensor_numel(x) / (rows ? rows : 1);
-    snprintf(what, sizeof what, "%s logits", label);
-    compare(what, sal_f32(y), sal_f32(logits), rows * ncls, LOGIT_TOL);
+    int64_t ncls = y->dim[1], plane = sal_tensor_numel(y) / (rows * ncls), per = sal_tensor_numel(x) / rows;
+    snprintf(what, sizeof what, "%s output", label);
+    double rel = compare(what, sal_f32(y), sal_f32(logits), rows * ncls * plane, LOGIT_TOL);
+    g_logit_rel = fmax(g_logit_rel, rel);
+    if (!(rel <= LOGIT_TOL)) g_bad++;
 
-    if (sal_tensor_alloc(&seed, SAL_F32, 2, y->dim) != SAL_OK) {
+    if (sal_tensor_alloc(&seed, SAL_F32, y->ndim, y->dim) != SAL_OK) {
         printf("  %s: %s\n", label, sal_last_error());
-        return 1;
+        return 2;
     }
     for (int64_t i = 0; i < rows; i++) {
         int64_t t = ((const int64_t *)targets->data)[i];
@@ -75,31 +109,51 @@ static int run(sal_session *s, const sal_tensor *x, const sal_tensor *logits, co
             printf("  %s: target %lld of sample %lld is not a class of %lld\n", label, (long long)t, (long long)i,
                    (long long)ncls);
             sal_tensor_free(&seed);
-            return 1;
+            return 2;
         }
-        sal_f32(&seed)[i * ncls + t] = 1.0f;
+        for (int64_t k = 0; k < plane; k++) sal_f32(&seed)[(i * ncls + t) * plane + k] = 1.0f;
     }
     sal_status st = sal_input_gradient(s, &seed, g);
     sal_tensor_free(&seed);
     if (st != SAL_OK) {
         printf("  %s: input gradient failed: %s\n", label, sal_last_error());
-        return 1;
+        return 2;
     }
-    if (!g[0] || !same_shape(g[0], x)) {
+    if (!g[0] || !same_shape(g[0], x, 0)) {
         printf("  %s: input gradient does not have the input's shape\n", label);
         return 1;
     }
     snprintf(what, sizeof what, "%s input gradient", label);
-    compare(what, sal_f32(g[0]), sal_f32(grad), rows * per, GRAD_TOL);
+    rel = compare(what, sal_f32(g[0]), sal_f32(grad), rows * per, GRAD_TOL);
+    g_grad_rel = fmax(g_grad_rel, rel);
+    double worst_corr = 1;
+    for (int64_t i = 0; i < rows; i++)
+        worst_corr = fmin(worst_corr, correlation(sal_f32(g[0]) + i * per, sal_f32(grad) + i * per, per));
+    if (isnan(worst_corr)) worst_corr = -1;
+    g_corr = fmin(g_corr, worst_corr);
+    printf("  %-24s %s  per-sample correlation >= %.7f\n", what, worst_corr >= CORR_MIN ? "ok  " : "low ", worst_corr);
+    if (!(rel <= GRAD_TOL)) {
+        if (g_near_ties && worst_corr >= CORR_MIN) {
+            g_by_corr = true;
+            printf("  %s: the element-wise check fails, but near-ties in the reference (max-pool windows, "
+                   "activation kinks) make the gradient ambiguous: accepted by correlation >= %.3f\n",
+                   label, CORR_MIN);
+        } else {
+            g_bad++;
+        }
+    }
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR   (DIR from tests/torch/export_models.py)\n", argv[0]);
+    int a = 1;
+    if (a < argc && !strcmp(argv[a], "--near-ties")) g_near_ties = true, a++;
+    if (argc - a != 1) {
+        fprintf(stderr, "usage: %s [--near-ties] DIR   (DIR from tests/torch/export_models.py or export_zoo.py)\n",
+                argv[0]);
         return 2;
     }
-    const char *dir = argv[1];
+    const char *dir = argv[a];
     char path[4096];
     sal_tensor x = {0}, logits = {0}, targets = {0}, grad = {0}, x1 = {0};
     sal_model *m = NULL;
@@ -116,9 +170,9 @@ int main(int argc, char **argv) {
             goto done;
         }
     }
-    if (x.dtype != SAL_F32 || x.ndim < 2 || logits.dtype != SAL_F32 || logits.ndim != 2 ||
+    if (x.dtype != SAL_F32 || x.ndim < 2 || logits.dtype != SAL_F32 || logits.ndim < 2 ||
         logits.dim[0] != x.dim[0] || targets.dtype != SAL_I64 || targets.ndim != 1 || targets.dim[0] != x.dim[0] ||
-        grad.dtype != SAL_F32 || !same_shape(&grad, &x) || x.dim[0] < 1) {
+        grad.dtype != SAL_F32 || !same_shape(&grad, &x, 0) || x.dim[0] < 1 || logits.dim[1] < 1) {
         printf("%s: reference files do not fit together\n", dir);
         goto done;
     }
@@ -141,7 +195,10 @@ int main(int argc, char **argv) {
         rc = run(s, &x1, &logits, &targets, &grad, "sample 0");
     }
     if (rc == 0) rc = g_bad ? 1 : 0;
-    printf("%s: %s\n", dir, rc == 0 ? "match" : "MISMATCH");
+    if (rc != 2)
+        printf("summary logits=%.3g grad=%.3g corr=%.7f criterion=%s result=%s\n", g_logit_rel, g_grad_rel, g_corr,
+               g_by_corr ? "correlation" : "elementwise", rc == 0 ? "match" : "MISMATCH");
+    printf("%s: %s\n", dir, rc == 0 ? "match" : rc == 1 ? "MISMATCH" : "cannot run");
 done:
     sal_session_free(s);
     sal_model_free(m);

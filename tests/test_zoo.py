@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""The model zoo against PyTorch: tests/torch/export_zoo.py exports torchvision's architectures and
+a few hand-built dense models (seeded random weights, eval mode, dynamic batch) into a cache
+folder; for each model, $SAL_BUILD/tools/torch_compare checks the outputs (1e-4 of the largest
+reference magnitude) and the input gradients (1e-3) against autograd at batch N and batch 1, and
+`saliency explain --method gradient` through the CLI must give autograd's gradient too (within
+1e-3; dense outputs with --target-mask selecting channel targets[i] of sample i, the sum that
+grad.npy differentiates).
+
+  tests/test_zoo.py            the subset that `make test` runs (SUBSET below)
+  tests/test_zoo.py --full     every model of export_zoo.py (`make test-zoo`)
+  tests/test_zoo.py NAME ...   these models
+
+Exports are cached in $SAL_ZOO_CACHE (default $SAL_BUILD/zoo) and made again only when
+export_zoo.py changes. Prints a table (model, opset, nodes, op types, load, output error,
+gradient error, CLI explain error, seconds, status) and "N passed, M failed". A model that cannot
+load because the library lacks an op is a FAIL naming the ops it lacks (from src/ops/oplist.h).
+Run with Debian's /usr/bin/python3.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "torch"))
+
+# models of `make test`: different op families, small inputs
+SUBSET = ["resnet18", "squeezenet1_1", "mobilenet_v2_op11", "heatmap", "mobilenet_v3_small", "vit_tiny",
+          "vit_tiny_op17", "swin_tiny", "unet", "unet_op9", "dbnet"]
+# subset models also checked through `saliency explain` (the full run checks every model)
+EXPLAIN_SUBSET = {"resnet18", "heatmap", "swin_tiny", "unet"}
+
+LOGIT_TOL, GRAD_TOL, CORR_MIN = 1e-4, 1e-3, 0.999
+
+
+def registered_ops():
+    """Op types the library runs: the registry plus Constant, which the importer folds."""
+    with open(os.path.join(ROOT, "src", "ops", "oplist.h")) as f:
+        return set(re.findall(r"^SAL_OP\((\w+)\)", f.read(), re.M)) | {"Constant"}
+
+
+def explain_check(cli, d, meta, tmp):
+    """Relative error and worst per-sample correlation of `saliency explain --method gradient`
+    against grad.npy, or an error message. Dense outputs are explained with --target-mask: ones on
+    channel targets[i] of sample i, the sum that grad.npy differentiates."""
+    import numpy as np
+    targets = np.load(os.path.join(d, "targets.npy"))
+    out = os.path.join(tmp, "a.npy")
+    if meta["dense"]:
+        mask = np.zeros([len(targets)] + meta["output_shape"][1:], np.float32)
+        mask[np.arange(len(targets)), targets] = 1
+        np.save(os.path.join(tmp, "mask.npy"), mask)
+        target = ["--target-mask", os.path.join(tmp, "mask.npy")]
+    else:
+        target = ["--target", ",".join(str(int(t)) for t in targets)]
+    r = subprocess.run([cli, "explain", os.path.join(d, "model.onnx"), "--input", os.path.join(d, "x.npy"),
+                        "--method", "gradient", "--out", out] + target,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if r.returncode != 0:
+        return None, None, r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "exit %d" % r.returncode
+    a = np.load(out).astype(np.float64)
+    g = np.load(os.path.join(d, "grad.npy")).astype(np.float64)
+    if a.shape != g.shape:
+        return None, None, "explain wrote shape %s, autograd's is %s" % (a.shape, g.shape)
+    rel = float(np.abs(a - g).max() / max(np.abs(g).max(), 1e-30))
+    return rel, min(correlation(a[i].ravel(), g[i].ravel()) for i in range(len(g))), None
+
+
+def correlation(a, b):
+    """Pearson correlation as torch_compare computes it: 1 when both are constant, 0 when one is."""
+    da, db = a - a.mean(), b - b.mean()
+    saa, sbb = float((da * da).sum()), float((db * db).sum())
+    if saa == 0 or sbb == 0:
+        return 1.0 if saa == sbb else 0.0
+    return float((da * db).sum()) / (saa * sbb) ** 0.5
+
+
+def run_model(name, meta, d, tool, cli, missing, want_explain, tmp):
+    """One row of the table: dict with the measures, ok (bool) and a note."""
+    row = {"name": name, "opset": meta.get("opset"), "nodes": meta.get("nodes"), "types": len(meta.get("ops", {})),
+           "load": "-", "logits": None, "grad": None, "explain": None, "ok": False, "note": ""}
+    if "export_error" in meta:
+        row["status"] = "NOEXPORT"
+        row["note"] = "PyTorch 1.13 cannot export it: " + meta["export_error"]
+        return row
+    t0 = time.time()
+    ties = meta.get("near_ties", 0) + meta.get("near_kinks", 0)
+    args = [tool] + (["--near-ties"] if ties else []) + [d]
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    row["log"] = r.stdout
+    sm = re.search(r"^summary logits=(\S+) grad=(\S+) corr=(\S+) criterion=(\S+) result=(\S+)", r.stdout, re.M)
+    if r.returncode == 2 or not sm:
+        row["load"] = "FAIL"
+        lines = r.stdout.strip().splitlines()
+        row["note"] = ("lacks " + ", ".join(sorted(missing))) if missing else (lines[-1] if lines else "no output")
+        if missing and lines:
+            row["note"] += " (%s)" % lines[0].split(": ", 1)[-1]
+        row["status"] = "FAIL"
+        row["seconds"] = time.time() - t0
+        return row
+    row["load"] = "ok"
+    row["logits"], row["grad"], corr = float(sm.group(1)), float(sm.group(2)), float(sm.group(3))
+    ok = r.returncode == 0
+    if sm.group(4) == "correlation":
+        row["note"] = ("gradient by correlation %.5f: near-ties in the reference (%d max-pool, %d kink; "
+                       "PyTorch's own float32 gradient is off by %.1e)" % (
+                           corr, meta["near_ties"], meta["near_kinks"], meta.get("torch_f32_grad_rel", float("nan"))))
+    elif not ok:
+        row["note"] = "mismatch (gradient correlation %.5f)" % corr
+    if want_explain:
+        rel, ecorr, err = explain_check(cli, d, meta, tmp)
+        if err:
+            ok = False
+            row["note"] += ("; " if row["note"] else "") + "explain: " + err
+            row["explain"] = float("nan")
+        else:
+            row["explain"] = rel
+            if not rel <= GRAD_TOL:
+                if ties and ecorr >= CORR_MIN:
+                    row["note"] += ("; " if row["note"] else "") + "explain by correlation %.5f" % ecorr
+                else:
+                    ok = False
+                    row["note"] += ("; " if row["note"] else "") + "explain differs (corr %.5f)" % ecorr
+    row["ok"] = ok
+    row["status"] = "ok" if ok else "FAIL"
+    row["seconds"] = time.time() - t0
+    return row
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    return "%.1e" % v if v == v else "err"
+
+
+def main(argv):
+    full = "--full" in argv
+    names = [a for a in argv[1:] if not a.startswith("--")]
+    build = os.environ.get("SAL_BUILD", "build")
+    build = build if os.path.isabs(build) else os.path.join(ROOT, build)
+    tool = os.path.join(build, "tools", "torch_compare")
+    cli = os.path.join(build, "saliency")
+    cache = os.environ.get("SAL_ZOO_CACHE", os.path.join(build, "zoo"))
+    for exe in (tool, cli):
+        if not os.access(exe, os.X_OK):
+            print("%s not found: build it first (make BUILD=%s)" % (exe, build))
+            print("0 passed, 1 failed")
+            return 1
+    import export_zoo  # needs torch: Debian's /usr/bin/python3
+    if names:
+        unknown = [n for n in names if n not in export_zoo.MODELS]
+        if unknown:
+            print("unknown models: %s (have: %s)" % (" ".join(unknown), " ".join(export_zoo.MODELS)))
+            return 2
+    else:
+        names = list(export_zoo.MODELS) if full else SUBSET
+    have = registered_ops()
+    os.makedirs(cache, exist_ok=True)
+
+    # exports first (one torch process; cached ones are reused)
+    metas = {}
+    t0 = time.time()
+    for n in names:
+        meta = export_zoo.cached(cache, n)
+        if meta is None:
+            import torch
+            torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+            meta = export_zoo.export(n, cache)
+            print("exported %s in %.1fs%s" % (n, meta["export_seconds"],
+                                               ": " + meta["export_error"] if "export_error" in meta else ""),
+                  flush=True)
+        metas[n] = meta
+    print("exports ready in %.1fs (cache %s)" % (time.time() - t0, cache), flush=True)
+
+    passed = failed = noexport = 0
+    rows = []
+    tmp = tempfile.mkdtemp(prefix="sal_zoo.")
+    hdr = "%-30s %5s %5s %5s %-4s %8s %8s %8s %6s  %s" % ("model", "opset", "nodes", "types", "load", "output",
+                                                         "gradient", "explain", "sec", "status")
+    print(hdr)
+    print("-" * len(hdr))
+    try:
+        for n in names:
+            meta, d = metas[n], os.path.join(cache, n)
+            missing = set(meta.get("ops", {})) - have
+            want_explain = full or n in EXPLAIN_SUBSET
+            row = run_model(n, meta, d, tool, cli, missing, want_explain, tmp)
+            if row["status"] == "NOEXPORT":
+                noexport += 1
+            elif row["ok"]:
+                passed += 1
+            else:
+                failed += 1
+            rows.append(row)
+            print("%-30s %5s %5s %5s %-4s %8s %8s %8s %6.1f  %-8s %s" % (
+                n, row["opset"] or "-", row["nodes"] or "-", row["types"] or "-", row["load"], fmt(row["logits"]),
+                fmt(row["grad"]), fmt(row["explain"]), row.get("seconds", 0.0), row["status"], row["note"]), flush=True)
+            if row["status"] == "FAIL" and row["load"] == "ok":
+                print("    " + row["log"].rstrip().replace("\n", "\n    "))
+
+        # negative control: the tool and the explain check must catch a wrong seed (targets + 1),
+        # on the first classifier and the first dense model that pass
+        import numpy as np
+        for dense in (False, True):
+            ref = next((r for r in rows if r["ok"] and metas[r["name"]]["dense"] == dense), None)
+            if ref is None:
+                continue
+            meta = metas[ref["name"]]
+            src, bad = os.path.join(cache, ref["name"]), os.path.join(tmp, "bad_" + ref["name"])
+            os.makedirs(bad)
+            for f in ("model.onnx", "x.npy", "logits.npy", "grad.npy"):
+                os.symlink(os.path.join(src, f), os.path.join(bad, f))
+            t = np.load(os.path.join(src, "targets.npy"))
+            np.save(os.path.join(bad, "targets.npy"), (t + 1) % meta["output_shape"][1])
+            r = subprocess.run([tool, "--near-ties", bad], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True)
+            ok = r.returncode == 1 and "result=MISMATCH" in r.stdout
+            rel, _, err = explain_check(cli, bad, meta, tmp)
+            ok2 = err is None and rel > GRAD_TOL
+            for good, what in ((ok, "torch_compare"), (ok2, "the explain check")):
+                passed += good
+                failed += not good
+                print("%s %s catches a wrong target on %s" % ("ok  " if good else "FAIL", what, ref["name"]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lacking = {}
+    for r in rows:
+        if r["load"] == "FAIL":
+            for op in set(metas[r["name"]].get("ops", {})) - have:
+                lacking.setdefault(op, []).append(r["name"])
+    if lacking:
+        print("ops the failing models lack: " + "; ".join(
+            "%s (%d: %s)" % (op, len(ms), " ".join(ms)) for op, ms in sorted(lacking.items())))
+    print("zoo: %d models: %d ok, %d failed, %d not exportable by PyTorch"
+          % (len(rows), sum(r["ok"] for r in rows), sum(r["status"] == "FAIL" for r in rows), noexport))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
