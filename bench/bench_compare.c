@@ -3,7 +3,9 @@
  * one line of key=value pairs for the driver to read.
  *
  * usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]
- *                      [--target C] [--seed S] [--chunk K]   (K: rows per pass of batched methods; 0 = auto)
+ *                      [--target C] [--seed S] [--chunk K] [--profile]
+ * (K: rows per pass of batched methods, 0 = auto; --profile: time per op type, forward and backward,
+ * summed over the timed calls, on stderr)
  * METHOD is `forward` (sal_forward on a session) or a method of `saliency methods`, run through
  * sal_explain on a reused session (its forward pass for the targets included). --target C explains
  * class C for every sample (default: the predicted class). The input is uniform in [0, 1).
@@ -45,8 +47,31 @@ static double rss_peak_mb(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]"
-                    " [--target C] [--seed S] [--chunk K]\n");
+                    " [--target C] [--seed S] [--chunk K] [--profile]\n");
     return 2;
+}
+
+/* Seconds per op type over the timed calls, forward and backward, largest first, on stderr. */
+static void print_profile(const sal_session *s) {
+    const sal_model *m = s->m;
+    const char *name[SAL_OP_COUNT] = {0};
+    double f[SAL_OP_COUNT] = {0}, b[SAL_OP_COUNT] = {0}, tot = 0;
+    for (int i = 0; i < m->nnode; i++) {
+        int k = m->node[i].op ? (int)m->node[i].op->id : -1;
+        if (k < 0 || k >= SAL_OP_COUNT) continue;
+        name[k] = m->node[i].op_type;
+        f[k] += s->prof[i], b[k] += s->prof[m->nnode + i];
+        tot += s->prof[i] + s->prof[m->nnode + i];
+    }
+    for (;;) {
+        int best = -1;
+        for (int k = 0; k < SAL_OP_COUNT; k++)
+            if (name[k] && (best < 0 || f[k] + b[k] > f[best] + b[best])) best = k;
+        if (best < 0) break;
+        fprintf(stderr, "%-20s fwd %9.2f ms  bwd %9.2f ms  %5.1f%%\n", name[best], 1e3 * f[best], 1e3 * b[best],
+                100 * (f[best] + b[best]) / (tot > 0 ? tot : 1));
+        name[best] = NULL;
+    }
 }
 
 int main(int argc, char **argv) {
@@ -55,7 +80,12 @@ int main(int argc, char **argv) {
     const char *params[64];
     int np = 0, batch = 1, reps = 10, warmup = 2, seed = 1, chunk = 0;
     long long target = -1;
+    bool profile = false;
     for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--profile")) {
+            profile = true;
+            continue;
+        }
         if (i + 1 >= argc) return usage();
         if (!strcmp(argv[i], "--param") && np < 64) params[np++] = argv[++i];
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
@@ -108,6 +138,7 @@ int main(int argc, char **argv) {
     if (st == SAL_OK) stage = method;
     reset_rss_peak();
     for (int rep = -warmup; rep < reps && st == SAL_OK; rep++) {
+        if (rep == 0 && profile) st = sal_session_profile(sess, true);
         size_t base = sal_memory_in_use();
         sal_memory_reset_peak();
         double s0 = sal_now();
@@ -130,6 +161,7 @@ int main(int argc, char **argv) {
         printf("ms_per_img=%.4f min_ms_per_img=%.4f reps=%d lib_peak_mb=%.1f call_rss_mb=%.1f maxrss_mb=%.1f "
                "load_s=%.2f blas=%s\n", 1e3 * t[reps / 2] / batch, 1e3 * t[0] / batch, reps, (double)peak / (1 << 20),
                rss_peak_mb(), (double)ru.ru_maxrss / 1024, load_s, sal_blas_info());
+        if (profile) print_profile(sess);
     } else {
         printf("error=%s: %s\n", stage, sal_last_error());
     }

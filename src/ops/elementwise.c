@@ -95,11 +95,28 @@ static sal_status bin_infer(sal_opctx *c) {
         }                                                                                          \
     } while (0)
 
+#define FLAT_LOOP(N, STMT)                                                                         \
+    do {                                                                                           \
+        const int64_t n_ = (N);                                                                    \
+        _Pragma("omp parallel for simd if (n_ > 65536)") for (int64_t i = 0; i < n_; i++) STMT;   \
+    } while (0)
+
 static sal_status bin_forward(sal_opctx *c, bin_kind k) {
     sal_bcast p;
     SAL_TRY(bin_plan_make(c, &p));
     if (p.n == 0) return SAL_OK;
     int64_t ia = p.st[0][p.r - 1], ib = p.st[1][p.r - 1];
+    if (c->in[0]->dtype == SAL_F32 && p.r == 1 && ia == 1 && ib == 1) { /* same shapes: flat, simd */
+        const float *a = sal_in_f(c, 0), *b = sal_in_f(c, 1);
+        float *y = sal_out_f(c, 0);
+        switch (k) {
+        case BIN_ADD: FLAT_LOOP(p.n, y[i] = a[i] + b[i]); break;
+        case BIN_SUB: FLAT_LOOP(p.n, y[i] = a[i] - b[i]); break;
+        case BIN_MUL: FLAT_LOOP(p.n, y[i] = a[i] * b[i]); break;
+        case BIN_DIV: FLAT_LOOP(p.n, y[i] = a[i] / b[i]); break;
+        }
+        return SAL_OK;
+    }
     if (c->in[0]->dtype == SAL_F32) {
         switch (k) {
         case BIN_ADD: BIN_LOOP(float, x + z); break;
@@ -130,6 +147,13 @@ static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int whi
     const float *a = sal_in_f(c, 0), *b = sal_in_f(c, 1), *dy = sal_f32(c->dout[0]);
     float *d = sal_f32(c->din[which]);
     int64_t ia = p->st[0][p->r - 1], ib = p->st[1][p->r - 1];
+    if (p->r == 1 && ia == 1 && ib == 1 && (k == BIN_ADD || k == BIN_SUB || k == BIN_MUL)) {
+        /* same shapes (residual adds, gates): flat, simd */
+        const float sign = k == BIN_SUB && which ? -1.0f : 1.0f, *o = which ? a : b;
+        if (k == BIN_MUL) FLAT_LOOP(p->n, d[i] += dy[i] * o[i]);
+        else FLAT_LOOP(p->n, d[i] += sign * dy[i]);
+        return;
+    }
 #pragma omp parallel for if (p->n > 65536 && p->numel[which] == p->n)
     for (int64_t o = 0; o < p->nouter; o++) {
         int64_t off[SAL_BC_MAX];
