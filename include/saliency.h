@@ -256,7 +256,7 @@ typedef struct sal_explain_opts {
     const sal_tensor *data;     /* optional data set (M, ...) for data-dependent baselines */
     double data_lo, data_hi;    /* input range; both 0: taken from data, else from the input */
     int64_t chunk;              /* samples per batched pass (steps, noise samples, windows); 0: as many
-                                   as keep a pass's activations and gradients near 256 MiB, at most 64 */
+                                   as keep a pass's activations and gradients near 512 MiB, at most 64 */
     sal_session *session;       /* optional: a session on the same model to reuse across calls, so
                                    repeated explanations keep their buffers; NULL: a fresh one */
     const sal_patterns *patterns; /* optional: signal patterns of this model (sal_patterns_estimate) for

@@ -18,16 +18,16 @@ static size_t ig_peak(const sal_model *m, const sal_tensor *x, int steps, int64_
     return peak;
 }
 
-/* The default chunk follows the model's activation size: a conv net whose rows hold about 7 MB of
- * activations and gradients runs integrated gradients in chunks of about 37 rows, so 4x the steps
+/* The default chunk follows the model's activation size: a conv net whose rows hold about 13 MB of
+ * activations and gradients runs integrated gradients in chunks of about 38 rows, so 4x the steps
  * costs no more memory, while a chunk of every step at once costs several times more. */
 static void test_auto_chunk(void) {
     sal_rng r;
     sal_rng_seed(&r, 3);
     sal_model *g;
     CHECK_OK(sal_graph_create("wide-conv", &g));
-    sal_tensor w = t_rand(&r, 4, (int64_t[]){16, 1, 3, 3}, 0.3f), b = t_rand(&r, 1, (int64_t[]){16}, 0.1f);
-    sal_tensor w2 = t_rand(&r, 2, (int64_t[]){3, 16}, 0.3f);
+    sal_tensor w = t_rand(&r, 4, (int64_t[]){32, 1, 3, 3}, 0.3f), b = t_rand(&r, 1, (int64_t[]){32}, 0.1f);
+    sal_tensor w2 = t_rand(&r, 2, (int64_t[]){3, 32}, 0.3f);
     CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 1, 160, 160}));
     CHECK_OK(sal_graph_add_const(g, "w", &w));
     CHECK_OK(sal_graph_add_const(g, "b", &b));

@@ -25,7 +25,7 @@ static const char k_help[] =
     "  --data D.npy          reference data for data-dependent baselines and the input range\n"
     "  --range LO,HI         the input range (default: from --data, else from X)\n"
     "  --chunk N             samples per batched pass (bounds memory; default: as many as keep a\n"
-    "                        pass near 256 MiB, at most 64)\n"
+    "                        pass near 512 MiB, at most 64)\n"
     "  --json FILE           method, parameters with defaults, targets, outputs and checks\n"
     "  --layer-out L.npy     layer methods (gradcam, ...): the map at the layer's resolution (N,1,h,w)\n"
     "  --png FILE            also draw the maps as a heatmap PNG (a grid for several samples;\n"

@@ -73,9 +73,21 @@ static sal_status rule_deconv_guided(sal_opctx *c, void *user) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
-    bool guided = st->mode == M_GUIDED;
-    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++)
-        if (dy[i] > 0.0f && (!guided || x[i] > 0.0f)) dx[i] += dy[i];
+    int64_t n = sal_tensor_numel(c->in[0]);
+    /* branch-free simd loops with unconditional loads (a branch per element mispredicts) */
+    if (st->mode == M_GUIDED) {
+#pragma omp parallel for simd if (n > 65536)
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i], v = x[i];
+            dx[i] += g > 0.0f && v > 0.0f ? g : 0.0f;
+        }
+    } else {
+#pragma omp parallel for simd if (n > 65536)
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dx[i] += g > 0.0f ? g : 0.0f;
+        }
+    }
     return SAL_OK;
 }
 

@@ -79,6 +79,14 @@ static sal_status bin_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
+#define BIN_INNER(T, EXPR, XA, ZB)                                                                 \
+    do {                                                                                           \
+        _Pragma("omp simd") for (int64_t j = 0; j < p.inner; j++) {                               \
+            T x = (XA), z = (ZB);                                                                  \
+            yy_[j] = (EXPR);                                                                       \
+        }                                                                                          \
+    } while (0)
+
 #define BIN_LOOP(T, EXPR)                                                                          \
     do {                                                                                           \
         const T *a_ = (const T *)c->in[0]->data, *b_ = (const T *)c->in[1]->data;                  \
@@ -88,10 +96,11 @@ static sal_status bin_infer(sal_opctx *c) {
             sal_bcast_at(&p, o, off);                                                              \
             const T *x_ = a_ + off[0], *z_ = b_ + off[1];                                          \
             T *yy_ = y_ + o * p.inner;                                                             \
-            for (int64_t j = 0; j < p.inner; j++) {                                                \
-                T x = x_[j * ia], z = z_[j * ib];                                                  \
-                yy_[j] = (EXPR);                                                                   \
-            }                                                                                      \
+            /* the common strides spelled out, so that the compiler vectorizes them */             \
+            if (ia == 1 && ib == 1) BIN_INNER(T, EXPR, x_[j], z_[j]);                              \
+            else if (ia == 1 && ib == 0) BIN_INNER(T, EXPR, x_[j], z_[0]);                         \
+            else if (ia == 0 && ib == 1) BIN_INNER(T, EXPR, x_[0], z_[j]);                         \
+            else BIN_INNER(T, EXPR, x_[j * ia], z_[j * ib]);                                       \
         }                                                                                          \
     } while (0)
 
