@@ -138,14 +138,17 @@ UNARY_OP(Gelu, 0, act_init, gelu(x, approx), gelu_grad(x, approx))
  * sal_vexp, in blocks that stay in the L1 cache. */
 #define VBLOCK 1024
 
-static sal_status erf_forward(sal_opctx *c) {
+/* y = f(x) block by block, the blocks spread over the threads */
+static sal_status vblock_forward(sal_opctx *c, void (*f)(float *, const float *, int64_t)) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
 #pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i += VBLOCK) sal_verf(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK);
+    for (int64_t i = 0; i < n; i += VBLOCK) f(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK);
     return SAL_OK;
 }
+
+static sal_status erf_forward(sal_opctx *c) { return vblock_forward(c, sal_verf); }
 
 static sal_status erf_backward(sal_opctx *c) { /* d erf = 2/sqrt(pi) exp(-x^2) */
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
@@ -163,14 +166,7 @@ static sal_status erf_backward(sal_opctx *c) { /* d erf = 2/sqrt(pi) exp(-x^2) *
     return SAL_OK;
 }
 
-static sal_status exp_forward(sal_opctx *c) {
-    const float *x = sal_in_f(c, 0);
-    float *y = sal_out_f(c, 0);
-    int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i += VBLOCK) sal_vexp(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK);
-    return SAL_OK;
-}
+static sal_status exp_forward(sal_opctx *c) { return vblock_forward(c, sal_vexp); }
 
 static sal_status exp_backward(sal_opctx *c) { /* d e^x = e^x = y */
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
