@@ -3,18 +3,8 @@
  * PyTorch's times on the same ONNX models (bench/models.py) when available.
  *
  * usage: bench [MODEL_DIR] [--quick]      (make bench runs it with build/bench/models) */
-#include "graph/exec.h"
-#include <math.h>
+#include "bench.h"
 
-static double median(double *t, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = x;
-        }
-    return t[n / 2];
-}
 
 /* GFLOP/s of sgemm M=N=K=n on this machine, now. */
 static double sgemm_rate(int n) {
@@ -28,7 +18,7 @@ static double sgemm_rate(int n) {
     free(a);
     free(b);
     free(c);
-    return 2.0 * n * n * n / median(t + 1, 6) * 1e-9;
+    return 2.0 * n * n * n / bench_median(t + 1, 6) * 1e-9;
 }
 
 /* Multiply-adds of Conv and Gemm/MatMul nodes after a forward pass, split by kind. */
@@ -137,7 +127,7 @@ int main(int argc, char **argv) {
                 tg[r] = sal_now() - t0;
                 tc[r] = conv_time(s);
             }
-            double conv, dense, f = median(tf, reps), g = median(tg, reps), c = median(tc, reps);
+            double conv, dense, f = bench_median(tf, reps), g = bench_median(tg, reps), c = bench_median(tc, reps);
             count_flops(s, &conv, &dense);
             char key[64];
             snprintf(key, sizeof key, "%s_b%d_forward", models[mi].name, b);

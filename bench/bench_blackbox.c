@@ -11,18 +11,8 @@
  * usage: bench_blackbox [MODEL_DIR] [--reps R] [--quick] [--only cnn|vgg16] [--chunk C]
  * --quick: 200 coalitions, 100 LIME masks, 8 Sobol designs and 50 RISE masks, one rep: a smoke run
  * that checks the program, not a measurement. Measure on a quiet machine. */
-#include "graph/exec.h"
-#include <math.h>
+#include "bench.h"
 
-static double median(double *t, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = x;
-        }
-    return t[n / 2];
-}
 
 /* Median seconds of one forward pass of `chunk` copies of the first sample of x, per row. */
 static double forward_per_row(sal_session *s, const sal_tensor *x, int64_t chunk, int reps) {
@@ -40,7 +30,7 @@ static double forward_per_row(sal_session *s, const sal_tensor *x, int64_t chunk
         t[k] = sal_now() - t0;
     }
     sal_tensor_free(&b);
-    return median(t, reps) / (double)chunk;
+    return bench_median(t, reps) / (double)chunk;
 }
 
 typedef struct {
@@ -134,7 +124,7 @@ int main(int argc, char **argv) {
             int64_t M = isnan(segs) ? 0 : (int64_t)segs, rows = v;
             if (!strcmp(jb->method, "kernel_shap")) rows = exact > 0 ? (int64_t)1 << M : 2 + v;
             if (!strcmp(jb->method, "sobol")) rows = v * (M + 2);
-            double per = forward_per_row(sess, &x, chunk, vgg ? 2 : 10), tm = median(t, runs);
+            double per = forward_per_row(sess, &x, chunk, vgg ? 2 : 10), tm = bench_median(t, runs);
             double fwd = per * (double)rows + per * (double)chunk; /* + the target pass, one row at chunk cost */
             char ps[160] = "";
             for (int i = 0; i < jb->nparams; i++)

@@ -16,14 +16,9 @@
  * warm-up included: weights, code and all, from VmHWM reset after loading), maxrss_mb (the process's
  * resident peak over its life, loading included, from getrusage), load_s (model loading), blas; or
  * error=MESSAGE and exit status 1. */
-#include "graph/exec.h"
-#include <math.h>
+#include "bench.h"
 #include <sys/resource.h>
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* The resident peak (VmHWM) restarts from the current resident size, so that the peak of the calls
  * is not the peak of loading (the ONNX file, its parsed form and the weights held at once). */
@@ -155,7 +150,7 @@ int main(int argc, char **argv) {
         if (p > peak) peak = p;
     }
     if (st == SAL_OK) {
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        qsort(t, (size_t)reps, sizeof *t, bench_cmp_double);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         printf("ms_per_img=%.4f min_ms_per_img=%.4f reps=%d lib_peak_mb=%.1f call_rss_mb=%.1f maxrss_mb=%.1f "

@@ -8,18 +8,8 @@
  * each) are left to bench_blackbox; every other method runs with its defaults. Methods that need
  * inputs we do not give (pattern files) or cannot apply (layer methods on the MLP) print their error
  * instead. */
-#include "graph/exec.h"
-#include <math.h>
+#include "bench.h"
 
-static double median(double *t, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = x;
-        }
-    return t[n / 2];
-}
 
 int main(int argc, char **argv) {
     const char *dir = "build/bench/models", *only_model = NULL, *only_method = NULL;
@@ -100,7 +90,7 @@ int main(int argc, char **argv) {
                 if (st != SAL_OK) {
                     printf("%-6s %5d %-28s %12s %12s  %.90s\n", models[mi].name, b, name, "-", "-", sal_last_error());
                 } else {
-                    printf("%-6s %5d %-28s %12.3f %12.1f  %s\n", models[mi].name, b, name, 1e3 * median(t, runs) / b,
+                    printf("%-6s %5d %-28s %12.3f %12.1f  %s\n", models[mi].name, b, name, 1e3 * bench_median(t, runs) / b,
                            (double)peak / (1 << 20), vgg && !strcmp(name, "occlusion") ? "window=16 stride=16" : "");
                 }
                 fflush(stdout);
