@@ -89,28 +89,48 @@ def _str(p):
 # ---- threads and memory ----------------------------------------------------------------------
 
 _threads_wanted = 0
-_thread_state = threading.local()
+
+
+def _default_threads():
+    prev = lib.sal_threads()
+    lib.sal_set_threads(0)
+    n = lib.sal_threads()
+    lib.sal_set_threads(prev)
+    return n
+
+
+_DEFAULT_THREADS = _default_threads()
 
 
 def set_threads(n):
-    """Threads the library computes with (its loops, OpenBLAS, oneDNN); 0 restores the default
-    (OMP_NUM_THREADS, else one per processor). Applies to calls from every Python thread."""
+    """Threads the library computes with (its loops, OpenBLAS, oneDNN) in calls from any Python
+    thread; 0 restores the default, the CLI's: OMP_NUM_THREADS, else one per processor. PyTorch
+    shares the OpenMP runtime but keeps its own setting: each call sets the count and restores it."""
     global _threads_wanted
+    if int(n) < 0:
+        raise ValueError("set_threads: n must be >= 0, not %r" % (n,))
     _threads_wanted = int(n)
-    _apply_threads()
 
 
 def threads():
-    """Threads the library computes with in calls from this thread."""
-    _apply_threads()
-    return lib.sal_threads()
+    """Threads the library computes with."""
+    return _threads_wanted or _DEFAULT_THREADS
 
 
-def _apply_threads():
-    # OpenMP keeps the setting per OS thread: each Python thread takes the wanted count before a call.
-    if getattr(_thread_state, "threads", 0) != _threads_wanted:
-        lib.sal_set_threads(_threads_wanted)
-        _thread_state.threads = _threads_wanted
+def _call(fn, *args):
+    """Calls fn with the thread count of set_threads (OpenMP keeps it per OS thread, and PyTorch
+    sets its own at import), restores the caller's, and raises on failure."""
+    want = _threads_wanted or _DEFAULT_THREADS
+    prev = lib.sal_threads()
+    if prev == want:
+        st = fn(*args)
+    else:
+        lib.sal_set_threads(want)
+        try:
+            st = fn(*args)
+        finally:
+            lib.sal_set_threads(prev)
+    _check(st)
 
 
 def set_memory_budget(nbytes):
@@ -133,8 +153,8 @@ def memory_peak():
 
 # ---- arrays ------------------------------------------------------------------------------------
 
-_DTYPES = {_lib.F32: np.float32, _lib.I64: np.int64, _lib.BOOL: np.bool_}
-_CODES = {np.dtype(np.float32): _lib.F32, np.dtype(np.int64): _lib.I64, np.dtype(np.bool_): _lib.BOOL}
+_DTYPES = {_lib.DT_F32: np.float32, _lib.DT_I64: np.int64, _lib.DT_BOOL: np.bool_}
+_CODES = {np.dtype(np.float32): _lib.DT_F32, np.dtype(np.int64): _lib.DT_I64, np.dtype(np.bool_): _lib.DT_BOOL}
 
 
 def _numpy(x, name):
@@ -562,8 +582,7 @@ class Model:
             arr[i] = inp.tensor(self._batch(x, i, "input %d" % i)).contents
         outs = (C.POINTER(_lib.Tensor) * max(1, lib.sal_model_num_outputs(m)))()
         s = self._session()
-        _apply_threads()
-        _check(lib.sal_forward(s, n, arr, outs))
+        _call(lib.sal_forward, s, n, arr, outs)
         if output is None:
             return _array(outs[0])
         names = [output] if isinstance(output, str) else list(output)
@@ -620,8 +639,7 @@ class Model:
         o.session = self._session()
         e = C.c_void_p()
         try:
-            _apply_threads()
-            _check(lib.sal_explain(self._p(), inp.tensor(a), C.byref(o), C.byref(e)))
+            _call(lib.sal_explain, self._p(), inp.tensor(a), C.byref(o), C.byref(e))
             if details:
                 return Explanation(e)
             return _array(lib.sal_explanation_map(e))
@@ -638,8 +656,7 @@ class Model:
         s = self._session()
         n = lib.sal_model_num_inputs(self._p())
         g = (C.POINTER(_lib.Tensor) * n)()
-        _apply_threads()
-        _check(lib.sal_input_gradient(s, _In().tensor(_f32(seed, "seed")), g))
+        _call(lib.sal_input_gradient, s, _In().tensor(_f32(seed, "seed")), g)
         return [_array(g[i]) for i in builtins.range(n)]
 
     def rules(self, method, output_name=None, **params):
@@ -766,8 +783,7 @@ def _run_audit(fn, model, x, opts, inp):
     a = model._batch(x)
     out = C.c_void_p()
     try:
-        _apply_threads()
-        _check(fn(model._p(), inp.tensor(a), C.byref(opts), C.byref(out)))
+        _call(fn, model._p(), inp.tensor(a), C.byref(opts), C.byref(out))
     finally:
         for k in inp.keep:
             if isinstance(k, _Params):
@@ -899,8 +915,7 @@ def composite(x, y, count=1000, size=(56, 56), items=2, items_max=None, scale=1,
                            threshold=float(threshold), seed=int(seed))
     yy = np.ascontiguousarray(_numpy(y, "y"), np.int64)
     outs = [_Owned(), _Owned(), _Owned()]
-    _apply_threads()
-    _check(lib.sal_composite(inp.tensor(_f32(x, "x")), inp.tensor(yy), C.byref(o), *[C.byref(t) for t in outs]))
+    _call(lib.sal_composite, inp.tensor(_f32(x, "x")), inp.tensor(yy), C.byref(o), *[C.byref(t) for t in outs])
     return tuple(t.take() for t in outs)
 
 
@@ -992,8 +1007,7 @@ def visualize(model, objective, *, data=None, init=None, scales=None, angles=Non
     obj, out = C.c_void_p(), C.c_void_p()
     _check(lib.sal_objective_parse(model._p(), _b(objective), C.byref(obj)))
     try:
-        _apply_threads()
-        _check(lib.sal_visualize(model._p(), obj, C.byref(o), C.byref(out)))
+        _call(lib.sal_visualize, model._p(), obj, C.byref(o), C.byref(out))
         return Visualization(out)
     finally:
         lib.sal_featviz_free(out)
@@ -1007,9 +1021,8 @@ def objective_values(model, objective, x, chunk=0):
     _check(lib.sal_objective_parse(model._p(), _b(objective), C.byref(obj)))
     try:
         vals = np.zeros(len(a), np.float32)
-        _apply_threads()
-        _check(lib.sal_objective_values(model._p(), obj, _In().tensor(a), int(chunk),
-                                        vals.ctypes.data_as(C.POINTER(C.c_float))))
+        _call(lib.sal_objective_values, model._p(), obj, _In().tensor(a), int(chunk),
+              vals.ctypes.data_as(C.POINTER(C.c_float)))
         return vals
     finally:
         lib.sal_objective_free(obj)

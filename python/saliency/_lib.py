@@ -9,7 +9,7 @@ import os
 
 SONAME = "libsaliency.so.0"
 MAX_DIMS = 8
-F32, I64, BOOL = 1, 7, 9
+DT_F32, DT_I64, DT_BOOL = 1, 7, 9
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
