@@ -1,8 +1,9 @@
 """Builds the package: pure Python (ctypes) plus, inside the saliency source tree, a copy of the
 shared library that `make shared` builds there, so the installed package needs nothing else.
 
-SALIENCY_BUILD names the build folder (default build); SALIENCY_BUNDLE=0 bundles no library (the
-package then loads the installed libsaliency.so.0: make install, or the Debian package)."""
+SALIENCY_BUILD names the build folder (default build); SALIENCY_LIB=FILE bundles that file instead
+of running make; SALIENCY_BUNDLE=0 bundles no library (the package then loads the installed
+libsaliency.so.0: make install, or the Debian package)."""
 import os
 import shutil
 import subprocess
@@ -20,6 +21,10 @@ class BuildPyWithLibrary(build_py):
         super().run()
         in_tree = os.path.exists(os.path.join(ROOT, "Makefile")) and os.path.exists(
             os.path.join(ROOT, "include", "saliency.h"))
+        given = os.environ.get("SALIENCY_LIB")
+        if given:  # a library built elsewhere (or by another make invocation)
+            shutil.copyfile(given, os.path.join(self.build_lib, "saliency", SONAME))
+            return
         if os.environ.get("SALIENCY_BUNDLE", "1") == "0" or not in_tree:
             return
         build = os.environ.get("SALIENCY_BUILD", "build")
