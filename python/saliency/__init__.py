@@ -479,6 +479,7 @@ class Model:
         self._ptr = C.c_void_p()
         _check(lib.sal_model_load(_b(self.path), C.byref(self._ptr)))
         self._local = threading.local()
+        self._shapes = {}
         self._sessions = []
         self._lock = threading.Lock()
 
@@ -523,9 +524,11 @@ class Model:
 
     def input_shape(self, i=0):
         """Declared shape of input i; the dynamic batch reads -1."""
-        nd, dim = C.c_int(), (C.c_int64 * _lib.MAX_DIMS)()
-        lib.sal_model_input_shape(self._p(), i, C.byref(nd), dim)
-        return tuple(dim[:nd.value])
+        if i not in self._shapes:
+            nd, dim = C.c_int(), (C.c_int64 * _lib.MAX_DIMS)()
+            lib.sal_model_input_shape(self._p(), i, C.byref(nd), dim)
+            self._shapes[i] = tuple(dim[:nd.value])
+        return self._shapes[i]
 
     def _batch(self, x, i=0, name="x"):
         a = _f32(x, name)
