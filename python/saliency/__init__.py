@@ -411,7 +411,8 @@ def methods():
 
 class _Params:
     """KEY=VALUE strings for the library: numbers and text as written, True/False as true/false, a
-    list as the key repeated (as repeated --param options), an array as a temporary NPY file."""
+    list as the key repeated (as repeated --param options: rule=["conv*=gamma:0.25", "*=epsilon"]),
+    an array as a temporary NPY file (baseline=, segments=)."""
 
     def __init__(self, params):
         self.dir = None
@@ -430,8 +431,9 @@ class _Params:
             p = os.path.join(self.dir, "%s%d.npy" % (k.replace(".", "_"), len(self.items)))
             save_npy(p, v)
             return p
-        if isinstance(v, (tuple, list)):
-            return ",".join(str(e) for e in v)
+        if isinstance(v, (tuple, dict, set)):
+            raise TypeError("parameter %s: give the text the method takes (saliency.methods() says which, e.g. "
+                            "window=\"4x4\"), not %r" % (k, v))
         return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
 
     def __len__(self):
