@@ -209,6 +209,14 @@ def run_checks(tmp):
             same_file(p("a.npy"), open(p("mine.npy"), "rb").read(), "save_npy")
             np.save(p("g.npy"), e.map)
             g1 = e.map
+    # signal patterns: the file and PatternAttribution's map
+    cli("patterns", onnx, "--data", p("ref.npy"), "--out", p("cli.pat"))
+    cli("explain", onnx, "--input", p("x.npy"), "--method", "pattern_attribution", "--param",
+        "patterns=" + p("cli.pat"), "--out", p("pa.npy"))
+    model.estimate_patterns(ref, p("py.pat"), source=p("ref.npy"))
+    same_file(p("cli.pat"), open(p("py.pat"), "rb").read(), "patterns file")
+    pa = model.explain(x, "pattern_attribution", patterns=p("py.pat"))
+    check(np.load(p("pa.npy")).tobytes() == pa.tobytes(), "pattern_attribution differs from the CLI's")
     # heatmaps: one sample overlaid, and a grid of maps beside their inputs
     cli("heatmap", p("g.npy"), "--input", p("x.npy"), "--sample", 1, "--overlay", "--out", p("h1.png"))
     same_file(p("h1.png"), saliency.heatmap(g1[1], x[1], overlay=True).png, "heatmap (overlay)")

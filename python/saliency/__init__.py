@@ -664,6 +664,18 @@ class Model:
         _call(lib.sal_input_gradient, s, _In().tensor(_f32(seed, "seed")), g)
         return [_array(g[i]) for i in builtins.range(n)]
 
+    def estimate_patterns(self, data, path, source="array"):
+        """Signal patterns of PatternNet and PatternAttribution estimated from data (N, ...), saved
+        to path (as `saliency patterns`); then explain(x, "pattern_attribution", patterns=path)."""
+        pat = C.c_void_p()
+        try:
+            _call(lib.sal_patterns_estimate, self._p(), _In().tensor(_f32(data, "data")), _b(source), None,
+                  C.byref(pat))
+            _check(lib.sal_patterns_save(pat, _b(path)))
+        finally:
+            lib.sal_patterns_free(pat)
+        return os.fspath(path)
+
     def rules(self, method, output_name=None, **params):
         """The backward rule each node gets from an LRP-family method: {node name: rule}."""
         ps = _Params(params)
