@@ -191,7 +191,8 @@ def run_checks(tmp):
     # byte for byte against the CLI
     cli("run", onnx, "--input", p("x.npy"), "--out", p("y.npy"))
     check(np.load(p("y.npy")).tobytes() == y.tobytes(), "run differs from the CLI's")
-    cases = [("gradient", {}, []), ("integrated_gradients", {"steps": 8, "baseline": "black"}, ["--data", p("ref.npy")]),
+    cases = [("gradient", {}, []),
+             ("integrated_gradients", {"steps": 8, "baseline": "black"}, ["--data", p("ref.npy")]),
              ("gradcam", {}, []), ("lrp_epsilon", {"epsilon": 0.01}, [])]
     for method, params, extra in cases:
         args = ["explain", onnx, "--input", p("x.npy"), "--method", method, "--out", p("a.npy"), "--json", p("a.json"),
@@ -228,7 +229,8 @@ def run_checks(tmp):
         "invariance": (["--shift", "-1"], lambda: saliency.audit_invariance(model, x, -1, methods=meths, **names)),
         "randomization": (["--mode", "cascading"],
                           lambda: saliency.audit_randomization(model, x, mode="cascading", methods=meths, **names)),
-        "faithfulness": (["--steps", "4"], lambda: saliency.audit_faithfulness(model, x, steps=4, methods=meths, **names)),
+        "faithfulness": (["--steps", "4"],
+                         lambda: saliency.audit_faithfulness(model, x, steps=4, methods=meths, **names)),
     }
     names = {"model_name": onnx, "data_name": p("x.npy")}
     os.makedirs(p("cli_audits"))
@@ -243,6 +245,9 @@ def run_checks(tmp):
         same_file(base + ".csv", r.csv, name + " CSV")
         same_file(base + ".png", r.figure().png, name + " figure")
         r.save(p("py_audits/" + name))
+    calls = []
+    saliency.audit_class_sensitivity(model, x, methods=["gradient"], progress=lambda *a: calls.append(a))
+    check(calls and calls[-1][1] == calls[-1][2] > 0 and isinstance(calls[-1][0], str), "progress: %s" % calls[-3:])
     cli("report", "--in", p("cli_audits"), "--out", p("cli_report"))
     page = saliency.report(p("py_report"), in_dir=p("py_audits"))
     same_file(p("cli_report/index.html"), open(page, "rb").read(), "report index.html")

@@ -321,7 +321,7 @@ class Heatmap(Figure):
 
     def _write(self, path):  # the layout of the CLI's cli_heatmap_png
         m, x, o, inp = self.map, self.image, _lib.HeatmapOpts.from_buffer_copy(self.opts), _In()
-        batched = m.ndim >= 4 or (m.ndim == 3 and x is not None and x.ndim == 4)
+        batched = m.ndim >= 4
         samples = list(m) if batched else [m]
         if samples[0].ndim not in (2, 3):
             raise ShapeError("heatmap: a sample of shape %s is not an (H,W) or (C,H,W) map" % (samples[0].shape,))
@@ -494,7 +494,11 @@ class Model:
             lib.sal_model_free(self._ptr)
             self._ptr = None
 
-    __del__ = close
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown: the library may be gone first)
+            pass
 
     def __enter__(self):
         return self
@@ -743,7 +747,7 @@ class AuditResult(dict):
         self.violations = lib.sal_audit_violations(ptr)
 
     def __del__(self):
-        if getattr(self, "_ptr", None):
+        if getattr(self, "_ptr", None) and lib:
             lib.sal_audit_free(self._ptr)
             self._ptr = None
 
@@ -767,17 +771,23 @@ class AuditResult(dict):
                 pass  # audits without maps to show (documented in sal_audit_figure)
 
 
-def _audit_common(model, x, methods, data, seed, batch, chunk, prob, tol, figure_sample, model_name, data_name, inp):
+def _audit_common(model, methods, data, seed, batch, chunk, prob, tol, figure_sample, model_name, data_name, progress,
+                  inp):
     c = _lib.AuditCommon(seed=int(seed), batch=int(batch), chunk=int(chunk), prob=int(bool(prob)), tol=float(tol),
                          figure_sample=int(figure_sample))
     c.model_name = _b(model.path if model_name is None else model_name)
     c.data_name = _b(data_name if data_name is not None else "array")
     if data is not None:
         c.data = inp.tensor(_f32(data, "data"))
+    if progress is not None:  # called from the computing thread, which takes the GIL for it
+        def cb(user, what, done, total, detail):
+            progress(_str(what), done, total, _str(detail))
+        c.progress = _lib.PROGRESS(cb)
+        inp.keep.append(c.progress)
     if methods is not None:
         if isinstance(methods, str):
             methods = methods.split(",")
-        known = set(methods_list())
+        known = set(_method_names())
         arr = (_lib.AuditMethod * len(methods))()
         for i, m in enumerate(methods):
             name, params = (m, {}) if isinstance(m, str) else (m[0], m[1])
@@ -792,7 +802,7 @@ def _audit_common(model, x, methods, data, seed, batch, chunk, prob, tol, figure
     return c
 
 
-def methods_list():
+def _method_names():
     return [_str(lib.sal_method_name(i)) for i in builtins.range(lib.sal_method_count())]
 
 
@@ -812,54 +822,57 @@ _COMMON_DOC = """
     Common arguments: methods (None: every method with its defaults; names, "a,b", or (name,
     {params}) pairs), data (reference samples), seed, batch (samples per explanation call), chunk,
     prob (explain softmax probabilities), tol (verdict threshold; 0: the audit's default),
-    figure_sample, and model_name / data_name as the report shows them. Returns an AuditResult:
+    figure_sample, model_name / data_name as the report shows them, and progress: a function
+    progress(what, done, total, detail) called as the audit goes. Returns an AuditResult:
     the JSON's dict, with .json, .csv, figure() and plot()."""
 
 
 def audit_invariance(model, x, shift, *, own_decisions=False, methods=None, data=None, seed=1, batch=0, chunk=0,
-                     prob=False, tol=0, figure_sample=0, model_name=None, data_name=None):
+                     prob=False, tol=0, figure_sample=0, model_name=None, data_name=None, progress=None):
     """Input invariance (Kindermans et al.): shift is a number (a constant shift, e.g. -1) or one
     sample's array (see shift_checkerboard, shift_image, shift_targeted)."""
     inp = _In()
     a = model._batch(x)
     if np.isscalar(shift):
         shift = np.full(a.shape[1:], shift, np.float32)
-    o = _lib.InvarianceOpts(common=_audit_common(model, a, methods, data, seed, batch, chunk, prob, tol,
-                                                 figure_sample, model_name, data_name, inp),
+    o = _lib.InvarianceOpts(common=_audit_common(model, methods, data, seed, batch, chunk, prob, tol,
+                                                 figure_sample, model_name, data_name, progress, inp),
                             own_decisions=int(bool(own_decisions)))
     o.shift = inp.tensor(_f32(shift, "shift"))
     return _run_audit(lib.sal_audit_invariance, model, a, o, inp)
 
 
 def audit_randomization(model, x, *, mode="both", init="gaussian", sigma=0, methods=None, data=None, seed=1,
-                        batch=0, chunk=0, prob=False, tol=0, figure_sample=0, model_name=None, data_name=None):
+                        batch=0, chunk=0, prob=False, tol=0, figure_sample=0, model_name=None, data_name=None,
+                        progress=None):
     """Parameter randomization (Adebayo et al.): mode cascading, independent or both; init gaussian
     (N(0, sigma^2), sigma 0.01 by default) or scaled (N(0, 2/fan_in))."""
     inp = _In()
-    o = _lib.RandomizationOpts(common=_audit_common(model, x, methods, data, seed, batch, chunk, prob, tol,
-                                                    figure_sample, model_name, data_name, inp),
+    o = _lib.RandomizationOpts(common=_audit_common(model, methods, data, seed, batch, chunk, prob, tol,
+                                                    figure_sample, model_name, data_name, progress, inp),
                                mode=_choice({"cascading": 1, "independent": 2, "both": 3}, mode, "mode"),
                                scaled=_choice({"gaussian": 0, "scaled": 1}, init, "init"), sigma=float(sigma))
     return _run_audit(lib.sal_audit_randomization, model, x, o, inp)
 
 
 def audit_class_sensitivity(model, x, *, figure_samples=0, methods=None, data=None, seed=1, batch=0, chunk=0,
-                            prob=False, tol=0, figure_sample=0, model_name=None, data_name=None):
+                            prob=False, tol=0, figure_sample=0, model_name=None, data_name=None, progress=None):
     """Class sensitivity (Rebuffi et al.): maps of the top and the bottom class must differ."""
     inp = _In()
-    o = _lib.ClassSensitivityOpts(common=_audit_common(model, x, methods, data, seed, batch, chunk, prob, tol,
-                                                       figure_sample, model_name, data_name, inp),
+    o = _lib.ClassSensitivityOpts(common=_audit_common(model, methods, data, seed, batch, chunk, prob, tol,
+                                                       figure_sample, model_name, data_name, progress, inp),
                                   figure_samples=int(figure_samples))
     return _run_audit(lib.sal_audit_class_sensitivity, model, x, o, inp)
 
 
 def audit_pointing(model, x, masks, labels, *, radius=0, point_map="energy", methods=None, data=None, seed=1,
-                   batch=0, chunk=0, prob=False, tol=0, figure_sample=0, model_name=None, data_name=None):
+                   batch=0, chunk=0, prob=False, tol=0, figure_sample=0, model_name=None, data_name=None,
+                   progress=None):
     """Pointing game and restricted pointing game: masks (N,H,W) class + 1 per pixel (or
     (N,K,H,W)), labels (N,K) multi-hot; point_map energy, max_abs or sum."""
     inp = _In()
-    o = _lib.PointingOpts(common=_audit_common(model, x, methods, data, seed, batch, chunk, prob, tol,
-                                               figure_sample, model_name, data_name, inp),
+    o = _lib.PointingOpts(common=_audit_common(model, methods, data, seed, batch, chunk, prob, tol,
+                                               figure_sample, model_name, data_name, progress, inp),
                           radius=float(radius), reduce=_choice({"energy": 0, "max_abs": 1, "sum": 2}, point_map,
                                                                "point_map"))
     mk = _numpy(masks, "masks")
@@ -870,15 +883,16 @@ def audit_pointing(model, x, masks, labels, *, radius=0, point_map="energy", met
 
 def audit_faithfulness(model, x, *, steps=0, replace="value", value=0.0, blur_sigma=0, noise=0,
                        occlusion_params=None, methods=None, data=None, seed=1, batch=0, chunk=0, prob=False, tol=0,
-                       figure_sample=0, model_name=None, data_name=None):
+                       figure_sample=0, model_name=None, data_name=None, progress=None):
     """Deletion and insertion curves, AOPC, agreement with occlusion: replace value (with value;
     NaN: the range's low end), blur (blur_sigma pixels) or noise (noise: a fraction of the range)."""
     inp = _In()
     ps = _Params(occlusion_params or {})
     inp.keep.append(ps)
-    o = _lib.FaithfulnessOpts(common=_audit_common(model, x, methods, data, seed, batch, chunk, prob, tol,
-                                                   figure_sample, model_name, data_name, inp),
-                              steps=int(steps), replace=_choice({"value": 0, "blur": 1, "noise": 2}, replace, "replace"),
+    o = _lib.FaithfulnessOpts(common=_audit_common(model, methods, data, seed, batch, chunk, prob, tol,
+                                                   figure_sample, model_name, data_name, progress, inp),
+                              steps=int(steps),
+                              replace=_choice({"value": 0, "blur": 1, "noise": 2}, replace, "replace"),
                               value=float(value), blur_sigma=float(blur_sigma), noise=float(noise),
                               nocc_params=len(ps), occ_params=ps.array)
     return _run_audit(lib.sal_audit_faithfulness, model, x, o, inp)

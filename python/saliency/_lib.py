@@ -138,7 +138,8 @@ C_NAMES = {Tensor: "sal_tensor", HeatmapOpts: "sal_heatmap_opts", GridTile: "sal
            ExplainOpts: "sal_explain_opts", AuditMethod: "sal_audit_method", AuditCommon: "sal_audit_common",
            InvarianceOpts: "sal_invariance_opts", RandomizationOpts: "sal_randomization_opts",
            ClassSensitivityOpts: "sal_class_sensitivity_opts", PointingOpts: "sal_pointing_opts",
-           FaithfulnessOpts: "sal_faithfulness_opts", CompositeOpts: "sal_composite_opts", ReportOpts: "sal_report_opts",
+           FaithfulnessOpts: "sal_faithfulness_opts", CompositeOpts: "sal_composite_opts",
+           ReportOpts: "sal_report_opts",
            Dataset: "sal_dataset", FeatvizOpts: "sal_featviz_opts"}
 
 P = C.c_void_p
