@@ -191,7 +191,8 @@ class _In:
         t.dim[:a.ndim] = a.shape
         t.data = a.ctypes.data if a.size else None
         t.cap = 0
-        self.keep += [a, t]
+        t.array = a  # the pointer keeps t alive, t the array: safe even when the _In is a temporary
+        self.keep.append(t)
         return C.pointer(t)
 
 
