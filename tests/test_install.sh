@@ -84,7 +84,7 @@ grep -q '"verdict"' "$tmp/audit.json" && ok || bad "audit example wrote no JSON 
 # dynamic loader's search and gives the installed CLI's forward pass.
 pyenv=(env -u SALIENCY_LIB SALIENCY_BUILD=no-such-build PYTHONPATH=python)
 readelf -d "$lib/libsaliency.so.0" | grep -q 'NEEDED.*libasan' &&
-    pyenv+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+    pyenv+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so) libstdc++.so.6" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
 "${pyenv[@]}" "$PY" -c "import saliency, sys, numpy as np
 assert saliency._lib.path == 'libsaliency.so.0', saliency._lib.path
 y = saliency.Model(sys.argv[1]).run(np.load(sys.argv[2]))

@@ -16,9 +16,11 @@
     the model still works afterwards; a memory budget too small raises MemoryBudgetError;
   - set_threads applies to every Python thread; another Python thread runs while explain computes
     (the GIL is released);
-  - a notebook-style script renders a heatmap through _repr_png_ and to_png.
+  - a notebook-style script renders a heatmap through _repr_png_ and to_png;
+  - at the end, with every object dropped, the library holds no memory (its own count).
 Under a sanitizer build (the library needs libasan) it re-runs itself with libasan preloaded and
 leak detection off (the interpreter keeps memory at exit by design). Prints "N passed, M failed"."""
+import gc
 import glob
 import json
 import os
@@ -43,7 +45,8 @@ def asan_reexec():
     if not LIBS or os.environ.get("SAL_PY_ASAN") or b"libasan.so" not in open(LIBS[-1], "rb").read():
         return
     asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-    env = dict(os.environ, SAL_PY_ASAN="1", LD_PRELOAD=asan,
+    # libstdc++ loaded at start too: ASan finds __cxa_throw only then, and PyTorch throws
+    env = dict(os.environ, SAL_PY_ASAN="1", LD_PRELOAD=asan + " libstdc++.so.6",
                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
@@ -151,6 +154,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sal_python.")
     try:
         run_checks(tmp)
+        # every model, session, explanation and audit freed once Python drops them: none left counted
+        gc.collect()
+        check(saliency.memory_in_use() == 0, "the library still holds %d bytes" % saliency.memory_in_use())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))

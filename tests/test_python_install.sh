@@ -22,7 +22,7 @@ print("FROM", saliency.__file__, saliency._lib.path)
 PY
 env=(env -u SALIENCY_LIB -u PYTHONPATH)
 if readelf -d "$so" | grep -q 'NEEDED.*libasan'; then # a sanitizer build: libasan first, the interpreter's leaks aside
-    env+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+    env+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so) libstdc++.so.6" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
 fi
 (cd "$tmp" && "${env[@]}" "$tmp/venv/bin/python" example.py > out.txt 2>&1) && ok || { bad "README example"; tail -20 "$tmp/out.txt"; }
 grep -q "^FROM $tmp/venv/.*/site-packages/saliency/__init__.py $tmp/venv/.*/saliency/libsaliency.so.0\$" "$tmp/out.txt" \
