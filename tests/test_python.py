@@ -7,8 +7,8 @@
     (gradient, integrated_gradients with data, gradcam, lrp_epsilon) and their JSON, save_npy's
     file, heatmaps (one overlaid sample; a grid beside the inputs), the invariance, randomization
     and faithfulness audits (JSON text, CSV, figure), the HTML report of those files, methods()
-    against `saliency methods`, composite() against `saliency data composite`, visualize() against
-    `saliency visualize`;
+    against `saliency methods`, composite() against `saliency data composite`, visualize() (plain, and robust with a
+    diverse batch) against `saliency visualize`, invert() against `saliency invert`;
   - float64, Fortran-ordered, integer and torch inputs give the float32 map; one sample without
     the batch axis gives that sample's row;
   - bad arrays (strings, complex, objects, NaN), wrong shapes, unknown methods, bad targets,
@@ -78,7 +78,10 @@ def check(cond, msg):
 
 
 def cli(*args):
-    r = subprocess.run([CLI] + [str(a) for a in args], capture_output=True, text=True)
+    # one thread on both sides (saliency.set_threads(1) below): how a sum splits over threads decides
+    # its last bits, and PyTorch, imported here, changes how the library's threads meet (docs/python.md)
+    r = subprocess.run([CLI] + [str(a) for a in args], capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
     if r.returncode:
         print("CLI failed:", " ".join(map(str, args)), r.stderr.strip())
     return r.returncode
@@ -165,6 +168,7 @@ def main():
 
 def run_checks(tmp):
     layouts(tmp)
+    saliency.set_threads(1)
     torch.manual_seed(0)
     net = Net().eval()
     rng = np.random.default_rng(1)
@@ -281,6 +285,15 @@ def run_checks(tmp):
     v = saliency.visualize(model, "logit:2", steps=6, seed=3)
     check(np.load(p("v.npy")).tobytes() == v.images.tobytes() and v.after[0] > v.before[0] and v.png,
           "visualize differs from the CLI's (or did not raise the logit)")
+
+    cli("invert", onnx, "--input", p("x.npy"), "--node", info["cam_layers"][-1], "--steps", 5, "--out", p("inv.npy"))
+    inv = saliency.invert(model, x, info["cam_layers"][-1], steps=5)
+    check(np.load(p("inv.npy")).tobytes() == inv.images.tobytes(), "invert differs from the CLI's")
+    cli("visualize", onnx, "--objective", "channel:%s:1" % info["cam_layers"][0], "--steps", 4, "--robust", "--batch", 2,
+        "--diversity", 0.5, "--out", p("rob.npy"))
+    rob = saliency.visualize(model, "channel:%s:1" % info["cam_layers"][0], steps=4, robust=True, batch=2,
+                             diversity=0.5)
+    check(np.load(p("rob.npy")).tobytes() == rob.images.tobytes(), "visualize robust=True differs from the CLI's")
 
     conversions(model, x, gmax, net)
     errors(model, x, p)

@@ -23,7 +23,7 @@ from ._lib import lib
 
 __version__ = "0.1.0"
 __all__ = ["Model", "Explanation", "Heatmap", "Figure", "AuditResult", "Visualization", "from_torch", "methods",
-           "heatmap", "grid", "audit_invariance", "audit_randomization", "audit_class_sensitivity", "audit_pointing",
+           "heatmap", "grid", "invert", "objective_values", "audit_invariance", "audit_randomization", "audit_class_sensitivity", "audit_pointing",
            "audit_faithfulness", "report", "visualize", "composite", "dataset", "shift_checkerboard", "shift_image",
            "shift_targeted", "read_npy", "save_npy", "read_png", "set_memory_budget", "memory_budget",
            "memory_in_use", "memory_peak", "set_threads", "threads", "SaliencyError", "ArgumentError", "FileError",
@@ -1008,42 +1008,79 @@ class Visualization(Figure):
 _FV_ENUMS = {"opt": {"adam": 1, "sgd": 0, "gd": 0}, "space": {"pixel": 0, "fourier": 1}}
 
 
-def visualize(model, objective, *, data=None, init=None, scales=None, angles=None, diversity_node=None, **opts):
+def visualize(model, objective, **opts):
     """Feature visualization (docs/feature-visualization.md): optimizes inputs that maximize an
     objective ("channel:conv2:3", "logit:7", "layer:c1 - 0.2*layer:c2", ...). opts are the fields
     of sal_featviz_opts: steps, lr, seed, batch, opt ("adam", "sgd"), space ("pixel", "fourier"),
     decay, decorrelate, init_sd, lo, hi, clip, l1, l2, center, tv, tv_beta, norm, blur_every,
-    blur_sigma, pad, fill, jitter, jitter2, diversity, ppm, snapshots; data, init, scales and angles
-    are arrays. Returns a Visualization."""
+    blur_sigma, pad, fill, jitter, jitter2, diversity, diversity_node, ppm, snapshots; data, init
+    (arrays), scales and angles (lists); robust=True is the CLI's --robust (Olah et al.'s
+    transformations scaled to the input). Returns a Visualization."""
+    obj = C.c_void_p()
+    _check(lib.sal_objective_parse(model._p(), _b(objective), C.byref(obj)))
+    try:
+        return _featviz(model, obj, opts)
+    finally:
+        lib.sal_objective_free(obj)
+
+
+def invert(model, x, node, **opts):
+    """Model inversion (Mahendran & Vedaldi, as `saliency invert`): inputs whose representation at
+    node matches that of x. opts as visualize's; total variation 0.01 by default, and the range
+    that of x unless data, lo and hi say otherwise."""
+    a = model._batch(x)
+    obj = C.c_void_p()
+    _check(lib.sal_objective_inversion(model._p(), _b(node), _In().tensor(a), C.byref(obj)))
+    opts.setdefault("tv", 0.01)
+    if opts.get("data") is None and "lo" not in opts and "hi" not in opts:
+        lo, hi = float(a.min()), float(a.max())
+        opts["lo"], opts["hi"] = lo, hi if hi > lo else lo + 1
+    try:
+        return _featviz(model, obj, opts)
+    finally:
+        lib.sal_objective_free(obj)
+
+
+def _featviz(model, obj, opts):
     inp = _In()
     o = lib.sal_featviz_defaults()
-    fields = {f[0]: f[1] for f in _lib.FeatvizOpts._fields_}
+    fields = dict(_lib.FeatvizOpts._fields_)
+    data, init = opts.pop("data", None), opts.pop("init", None)
+    lists = {k: opts.pop(k) for k in ("scales", "angles") if opts.get(k) is not None}
+    if opts.pop("robust", False):  # as the CLI: pad, jitter, scale, rotate, jitter again
+        shape = model.input_shape()
+        side = shape[2] if len(shape) in (3, 4) else -1
+        if side <= 0 and data is not None and np.ndim(data) == len(shape) >= 3:
+            side = np.shape(data)[2]
+        if side <= 0:
+            raise ValueError("robust=True needs (N,C,L) or (N,C,H,W) inputs of a known size")
+        o.pad = o.jitter = max(1, side // 14)
+        o.jitter2 = max(1, side // 28)
+        if len(shape) == 4:
+            lists = dict(scales=[1, 0.975, 1.025, 0.95, 1.05], angles=list(builtins.range(-5, 6)), **lists)
     for k, v in opts.items():
         if k in _FV_ENUMS:
             v = _choice(_FV_ENUMS[k], v, k)
-        elif k not in fields or k in ("data", "init", "scales", "nscales", "angles", "nangles", "diversity_node",
-                                      "on_step", "user"):
-            raise TypeError("visualize: unknown option %r" % k)
-        setattr(o, k, int(v) if fields.get(k) in (C.c_int, C.c_uint64) else v)
+        elif k not in fields or k in ("nscales", "nangles", "on_step", "user"):
+            raise TypeError("unknown feature visualization option %r" % k)
+        elif k == "diversity_node":
+            v = _b(v)
+        setattr(o, k, int(v) if fields[k] in (C.c_int, C.c_uint64) else v)
     if data is not None:
         o.data = inp.tensor(_f32(data, "data"))
     if init is not None:
-        o.init = inp.tensor(_f32(init, "init"))
-    for name, vals in (("scales", scales), ("angles", angles)):
-        if vals is not None:
-            arr = (C.c_float * len(vals))(*vals)
-            inp.keep.append(arr)
-            setattr(o, name, arr)
-            setattr(o, "n" + name, len(vals))
-    o.diversity_node = _b(diversity_node)
-    obj, out = C.c_void_p(), C.c_void_p()
-    _check(lib.sal_objective_parse(model._p(), _b(objective), C.byref(obj)))
+        o.init = inp.tensor(model._batch(init, 0, "init"))
+    for name, vals in lists.items():
+        arr = (C.c_float * len(vals))(*vals)
+        inp.keep.append(arr)
+        setattr(o, name, arr)
+        setattr(o, "n" + name, len(vals))
+    out = C.c_void_p()
     try:
         _call(lib.sal_visualize, model._p(), obj, C.byref(o), C.byref(out))
         return Visualization(out)
     finally:
         lib.sal_featviz_free(out)
-        lib.sal_objective_free(obj)
 
 
 def objective_values(model, objective, x, chunk=0):

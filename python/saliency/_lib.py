@@ -187,7 +187,7 @@ _SIGNATURES = {
     "sal_patterns_estimate": (ST, [P, T, S, P, PP]), "sal_patterns_load": (ST, [S, PP]),
     "sal_patterns_save": (ST, [P, S]), "sal_patterns_free": (None, [P]),
     "sal_dataset_load": (ST, [S, C.POINTER(Dataset)]), "sal_dataset_free": (None, [C.POINTER(Dataset)]),
-    "sal_objective_parse": (ST, [P, S, PP]), "sal_objective_free": (None, [P]), "sal_objective_text": (S, [P]),
+    "sal_objective_parse": (ST, [P, S, PP]), "sal_objective_inversion": (ST, [P, S, T, PP]), "sal_objective_free": (None, [P]), "sal_objective_text": (S, [P]),
     "sal_objective_values": (ST, [P, P, T, I64, C.POINTER(C.c_float)]),
     "sal_featviz_defaults": (FeatvizOpts, []), "sal_visualize": (ST, [P, P, C.POINTER(FeatvizOpts), PP]),
     "sal_featviz_free": (None, [P]), "sal_featviz_images": (T, [P]), "sal_featviz_snapshots": (T, [P]),
