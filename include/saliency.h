@@ -62,6 +62,15 @@ size_t sal_memory_peak(void);
 /* Restarts the peak from what is held now (to measure one operation's peak). */
 void sal_memory_reset_peak(void);
 
+/* ---- threads ------------------------------------------------------------------------------- */
+
+/* Threads of the library's parallel loops, and of OpenBLAS and oneDNN (which share its OpenMP
+ * pool), in calls made from the calling thread: OpenMP keeps this setting per thread, so a program
+ * calling from several threads sets it in each. n <= 0 restores the default: OMP_NUM_THREADS when
+ * set, else one per processor. */
+void sal_set_threads(int n);
+int sal_threads(void);
+
 /* ---- tensors ---------------------------------------------------------------------------- */
 
 /* Values follow ONNX TensorProto.DataType. BOOL holds one byte per element, 0 or 1. */
