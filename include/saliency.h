@@ -802,12 +802,14 @@ typedef struct sal_report_opts {
 } sal_report_opts;
 
 /* Reads the audit results in in_dir and in_dir/audits: every NAME.json that sal_audit_json wrote,
- * with NAME.png (its figure grid) and NAME.csv when present, and an optional manifest.json (titles,
+ * with NAME.png (its figure grid) and NAME.csv when present; the metric results that
+ * sal_metric_json wrote there or in in_dir/metrics (a table of methods against metrics, with their
+ * JSON and CSV); and an optional manifest.json (titles,
  * notes, models, extra figures). Writes out_dir/index.html (created with its parents) with those
  * files copied and SVG charts (verdict bars, randomization and deletion curves, colour bars) drawn
  * beside it: static HTML, no scripts, no network; the same inputs give the same bytes. Other JSON
  * files are ignored and unreadable ones listed at the page's foot. *naudits (may be NULL) gets the
- * number of audits shown. Fails when in_dir holds no audit results. o may be NULL. */
+ * number of audits shown. Fails when in_dir holds neither audit nor metric results. o may be NULL. */
 sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_report_opts *o,
                             int *naudits /* OUT */);
 
