@@ -17,7 +17,7 @@ static const char k_help[] =
     "  --metric-param KEY=VALUE   a parameter of the metric (repeatable; --list shows them)\n"
     "  --masks M.npy       localization: (N, H, W) or (N, 1, H, W), non-zero on the object\n"
     "  --output logit|prob score the logit (default) or the softmax probability of the predicted class\n"
-    "  --seed N            every random draw (default 1); values do not depend on --batch or --chunk\n"
+    "  --seed N            the metric's random draws (default 1): the same at any --batch and --chunk\n"
     "  --batch N           samples per explanation call (default 16)\n"
     "  --chunk N           rows per forward pass (default: sized to the model, at most 256)\n"
     "  --json FILE         results as JSON (saliency report shows them)   --csv FILE   one row per sample\n"
