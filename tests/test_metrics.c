@@ -116,6 +116,28 @@ static void test_faithfulness_linear(void) {
     sal_model_free(m);
 }
 
+/* Sufficiency: with f = (v^T x, -v^T x) the gradient's energy is |v| for either class, so every
+ * sample neighbours every other; x = c v with c = 1, 2, -1 predicts classes 0, 0, 1: the two of
+ * class 0 share their prediction with one neighbour of two, the third with none. */
+static void test_sufficiency(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 12);
+    float w[P * 2], b[2] = {0, 0}, c[3] = {1, 2, -1};
+    sal_tensor x = t_tensor_of(4, (int64_t[]){3, 1, S, S}, NULL);
+    for (int p = 0; p < P; p++) {
+        w[p * 2] = (float)sal_rng_normal(&r), w[p * 2 + 1] = -w[p * 2];
+        for (int i = 0; i < 3; i++) sal_f32(&x)[i * P + p] = c[i] * w[p * 2];
+    }
+    sal_model *m = linear(w, b, 2);
+    expect(m, &x, "sufficiency", "gradient", 0, NULL, NULL, (const double[]){0.5, 0.5, 0}, 0);
+    /* a distance nobody is within: no neighbours, no value */
+    sal_metric_result *res = run(m, &x, "sufficiency", "gradient", 1, (const char *[]){"distance=-1"}, NULL);
+    CHECK(res && isnan(sal_metric_result_mean(res, 0)), "sufficiency without neighbours: %g", res ? sal_metric_result_mean(res, 0) : 0);
+    sal_metric_result_free(res);
+    sal_model_free(m);
+    sal_tensor_free(&x);
+}
+
 /* Monotonicity and non-sensitivity on a linear model with chosen signs and zeros. */
 static void test_monotonicity(void) {
     float w[P * 2] = {0}, b[2] = {100, 0};
@@ -376,6 +398,7 @@ static void test_determinism(void) {
 int main(void) {
     test_faithfulness_linear();
     test_monotonicity();
+    test_sufficiency();
     test_localization_complexity();
     test_randomization();
     test_road();

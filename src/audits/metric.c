@@ -398,7 +398,7 @@ static void ctx_free(mt_ctx *c) {
     sal_session_free(c->s);
     sal_tensor_free(&c->batch), sal_tensor_free(&c->A2);
     sal_free(c->target), sal_free(c->y0), sal_free(c->mask), sal_free(c->scores), sal_free(c->top);
-    sal_free(c->logits), sal_free(c->rep);
+    sal_free(c->logits), sal_free(c->rep), sal_free(c->keep);
 }
 
 /* ---- the per-sample driver ---- */
@@ -445,6 +445,7 @@ static sal_status run_method(mt_ctx *c, mt_res *q, au_progress *pr) {
             if (isfinite(cv[k])) q->curve[k % np] += cv[k], cn[k % np]++;
         au_progress_step(pr, n, q->label);
     }
+    if (st == SAL_OK && c->mt->finish) st = c->mt->finish(c, q->v);
     for (int64_t k = 0; k < np; k++) q->curve[k] = cn[k] ? q->curve[k] / (double)cn[k] : NAN;
     sal_tensor_free(&A);
     sal_free(cv), sal_free(cn);

@@ -21,6 +21,9 @@ typedef struct {
     /* Scores samples i0 .. i0 + n - 1 whose maps are A (n rows) into v[q] and, with a curve, into
      * cv[q * npoint ...]. */
     sal_status (*run)(mt_ctx *c, int64_t i0, int64_t n, const float *A, double *v, double *cv);
+    /* For the one metric that compares samples with each other (sufficiency): after every slice ran,
+     * the values of all c->N samples into v from what run kept in c->keep. NULL for the others. */
+    sal_status (*finish)(mt_ctx *c, double *v);
 } mt_metric;
 
 extern const mt_metric mt_complexity[], mt_localization[], mt_faithfulness[], mt_robustness[], mt_randomization[],
@@ -49,6 +52,7 @@ struct mt_ctx {
     float *logits;            /* (rows, K) when mt_forward was asked for them */
     float *rep;               /* (rows, nrep) the representation asked for */
     int64_t nrep, cap;
+    uint8_t *keep;            /* sufficiency: each sample's binarized map (N, HW) */
     au_patcache pc;
 };
 

@@ -509,48 +509,91 @@ static sal_status run_road(mt_ctx *c, int64_t i0, int64_t n, const float *A, dou
     return st;
 }
 
+/* ---- sufficiency: samples with alike explanations should get alike predictions ---- */
+
+/* Keeps each sample's binarized map: the pixels whose energy is at least threshold x its largest. */
+static sal_status run_suff(mt_ctx *c, int64_t i0, int64_t n, const float *A, double *v, double *cv) {
+    (void)v, (void)cv;
+    if (!c->keep && !(c->keep = sal_calloc((size_t)(c->N * c->HW), 1))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    double *P = sal_malloc((size_t)c->HW * sizeof *P);
+    if (!P) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int64_t q = 0; q < n; q++) {
+        mt_plane(c, A + q * c->row, true, P);
+        double mx = 0;
+        for (int64_t p = 0; p < c->HW; p++) mx = fmax(mx, P[p]);
+        for (int64_t p = 0; p < c->HW; p++) c->keep[(i0 + q) * c->HW + p] = mx > 0 && P[p] >= c->p[0] * mx;
+    }
+    sal_free(P);
+    return SAL_OK;
+}
+
+/* Sufficiency (Dasgupta et al. 2022): the neighbours of sample i are the other samples whose
+ * binarized maps lie within Jaccard distance `distance` of its own; the value is the fraction of
+ * them predicted as i is (NAN without neighbours). */
+static sal_status suff_finish(mt_ctx *c, double *v) {
+    int64_t N = c->N, HW = c->HW;
+    for (int64_t i = 0; i < N; i++) {
+        double same = 0, nb = 0;
+        const uint8_t *bi = c->keep + i * HW;
+        for (int64_t j = 0; j < N; j++) {
+            if (j == i) continue;
+            const uint8_t *bj = c->keep + j * HW;
+            double in = 0, un = 0;
+            for (int64_t p = 0; p < HW; p++) in += bi[p] & bj[p], un += bi[p] | bj[p];
+            if (un > 0 && 1 - in / un <= c->p[1]) nb++, same += c->target[j] == c->target[i];
+        }
+        v[i] = nb > 0 ? same / nb : NAN;
+    }
+    return SAL_OK;
+}
+
 #define BASE {"baseline", "0", "value removed pixels take"}
 const mt_metric mt_faithfulness[] = {
     {"faithfulness_correlation", "faithfulness", "Pearson correlation of the map's sum on random subsets with the "
      "output's drop when they are removed (Bhatt et al. 2020)", 1, false,
      {{"subset", "0.1", "fraction of the pixels in a subset"}, {"runs", "100", "random subsets"}, BASE}, NULL, NULL, 0,
-     run_fcorr},
+     run_fcorr, NULL},
     {"faithfulness_estimate", "faithfulness", "Pearson correlation of each pixel group's relevance with the output's "
      "drop when it alone is removed (Alvarez-Melis & Jaakkola 2018)", 1, false,
-     {{"features_in_step", "1", "pixels per group"}, BASE}, NULL, NULL, 0, run_festimate},
+     {{"features_in_step", "1", "pixels per group"}, BASE}, NULL, NULL, 0, run_festimate, NULL},
     {"infidelity", "faithfulness", "mean squared difference between the map's sum on a random square and the output's "
      "drop when it is removed (Yeh et al. 2019)", -1, false,
      {{"patch", "0", "side of the squares; 0: a seventh of the image"}, {"runs", "50", "random squares"}, BASE}, NULL,
-     NULL, 0, run_infid},
+     NULL, 0, run_infid, NULL},
     {"monotonicity", "faithfulness", "1 when putting pixels back into the baseline image least relevant first never "
      "lowers the output (Arya et al. 2019)", 1, false, {{"features_in_step", "1", "pixels per step"}, BASE}, NULL, NULL,
-     0, run_mono},
+     0, run_mono, NULL},
     {"monotonicity_correlation", "faithfulness", "Spearman correlation of |relevance| with the output's variance when "
      "a pixel group is redrawn (Nguyen & Martinez 2020)", 1, false,
      {{"features_in_step", "1", "pixels per group"}, {"draws", "5", "uniform redraws per group"}}, NULL, NULL, 0,
-     run_monocorr},
+     run_monocorr, NULL},
     {"pixel_flipping", "faithfulness", "area under the output while pixels go to the baseline, most relevant first "
      "(Bach et al. 2015)", -1, false, {{"steps", "0", "points after the start; 0: one pixel per step"}, BASE},
-     "fraction of the pixels removed", np_flip, 0, run_flip},
+     "fraction of the pixels removed", np_flip, 0, run_flip, NULL},
     {"region_perturbation", "faithfulness", "AOPC while square regions are replaced by uniform noise, most relevant "
      "first (Samek et al. 2017)", 1, false,
      {{"patch", "0", "side of the regions; 0: a seventh of the image"}, {"regions", "0", "regions removed; 0: all"}},
-     "regions removed", np_tiles, 0, run_regpert},
+     "regions removed", np_tiles, 0, run_regpert, NULL},
     {"selectivity", "faithfulness", "area under the output while square regions go to the baseline, most relevant "
      "first (Montavon et al. 2018)", -1, false,
      {{"patch", "0", "side of the regions; 0: a seventh of the image"}, {"regions", "0", "regions removed; 0: all"}, BASE},
-     "regions removed", np_tiles, 0, run_select},
+     "regions removed", np_tiles, 0, run_select, NULL},
     {"irof", "faithfulness", "area over the class probability curve while superpixels are removed by mean relevance "
      "(Rieger & Hansen 2020)", 1, false,
-     {{"segments", "50", "SLIC superpixels"}, {"compactness", "10", "SLIC compactness"}}, NULL, NULL, 0, run_irof},
+     {{"segments", "50", "SLIC superpixels"}, {"compactness", "10", "SLIC compactness"}}, NULL, NULL, 0, run_irof, NULL},
     {"road", "faithfulness", "whether the prediction survives removing the most relevant pixels by noisy linear "
      "imputation, mean over removal levels (Rong et al. 2022)", -1, false,
      {{"steps", "9", "levels l / (steps + 1) of the pixels"}, {"noise", "0.01", "sd of the imputation's noise, "
-     "fraction of the input range"}}, "fraction of the pixels removed (l / (steps + 1))", np_road, 0, run_road},
+     "fraction of the input range"}}, "fraction of the pixels removed (l / (steps + 1))", np_road, 0, run_road, NULL},
     {"sensitivity_n", "faithfulness", "Pearson correlation of the map's sum on random subsets of n pixels with the "
      "output's drop, mean over n (Ancona et al. 2018)", 1, false,
      {{"levels", "10", "subset sizes n"}, {"runs", "100", "subsets per size"},
       {"max_fraction", "0.8", "the largest n as a fraction of the pixels"}, BASE},
-     "subset size n (fraction max_fraction l / levels of the pixels)", np_sens, 0, run_sens},
+     "subset size n (fraction max_fraction l / levels of the pixels)", np_sens, 0, run_sens, NULL},
+    {"sufficiency", "faithfulness", "fraction of the samples with a map alike (Jaccard distance of the binarized maps) "
+     "that get the same prediction (Dasgupta et al. 2022)", 1, false,
+     {{"threshold", "0.6", "a pixel is on at this fraction of the map's largest energy"},
+      {"distance", "0.5", "the largest Jaccard distance of a neighbour"}},
+     NULL, NULL, 0, run_suff, suff_finish},
 };
 const int mt_nfaithfulness = (int)(sizeof mt_faithfulness / sizeof mt_faithfulness[0]);

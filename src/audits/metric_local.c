@@ -75,11 +75,11 @@ static sal_status run_effective(mt_ctx *c, int64_t i0, int64_t n, const float *A
 
 const mt_metric mt_complexity[] = {
     {"sparseness", "complexity", "Gini index of |map| (Chalasani et al. 2020), 1: one element holds all", 1, false,
-     {{NULL}}, NULL, NULL, 0, run_sparseness},
+     {{NULL}}, NULL, NULL, 0, run_sparseness, NULL},
     {"complexity", "complexity", "entropy of the fractions |a_i| / sum |a| (Bhatt et al. 2020)", -1, false, {{NULL}},
-     NULL, NULL, 0, run_complexity},
+     NULL, NULL, 0, run_complexity, NULL},
     {"effective_complexity", "complexity", "elements with |a| above eps times the largest (Nguyen & Martinez 2020)",
-     -1, false, {{"eps", "1e-5", "threshold relative to max |a|"}}, NULL, NULL, 0, run_effective},
+     -1, false, {{"eps", "1e-5", "threshold relative to max |a|"}}, NULL, NULL, 0, run_effective, NULL},
 };
 const int mt_ncomplexity = (int)(sizeof mt_complexity / sizeof mt_complexity[0]);
 
@@ -243,19 +243,19 @@ RUN(run_wsl, wsl)
 
 const mt_metric mt_localization[] = {
     {"relevance_mass_accuracy", "localization", "share of |map| inside the mask (Arras et al. 2022)", 1, true, {{NULL}},
-     NULL, NULL, 0, run_mass},
+     NULL, NULL, 0, run_mass, NULL},
     {"relevance_rank_accuracy", "localization", "fraction of the K highest |map| pixels inside the mask of K pixels "
-     "(Arras et al. 2022)", 1, true, {{NULL}}, NULL, NULL, 0, run_rank},
+     "(Arras et al. 2022)", 1, true, {{NULL}}, NULL, NULL, 0, run_rank, NULL},
     {"attribution_localisation", "localization", "share of the positive map inside the mask (Kohlbrenner et al. 2020)",
-     1, true, {{NULL}}, NULL, NULL, 0, run_attr_loc},
+     1, true, {{NULL}}, NULL, NULL, 0, run_attr_loc, NULL},
     {"top_k_intersection", "localization", "fraction of the k highest |map| pixels inside the mask (Theiner et al. 2022)",
-     1, true, {{"k", "0", "pixels; 0: a tenth of them"}}, NULL, NULL, 0, run_topk},
+     1, true, {{"k", "0", "pixels; 0: a tenth of them"}}, NULL, NULL, 0, run_topk, NULL},
     {"auc", "localization", "ROC AUC of |map| as a detector of the mask's pixels (Fawcett 2006)", 1, true, {{NULL}},
-     NULL, NULL, 0, run_auc},
+     NULL, NULL, 0, run_auc, NULL},
     {"energy_pointing_game", "localization", "share of |map| inside the object's bounding box (Wang et al. 2020, "
-     "Score-CAM)", 1, true, {{NULL}}, NULL, NULL, 0, run_energy},
+     "Score-CAM)", 1, true, {{NULL}}, NULL, NULL, 0, run_energy, NULL},
     {"weakly_supervised_localization", "localization", "IoU of the box around the largest component above 15% of the "
      "map's maximum with the object's box (Selvaraju et al. 2017)", 1, true,
-     {{"threshold", "0.15", "fraction of the map's maximum"}}, NULL, NULL, 0.5, run_wsl},
+     {{"threshold", "0.15", "fraction of the map's maximum"}}, NULL, NULL, 0.5, run_wsl, NULL},
 };
 const int mt_nlocalization = (int)(sizeof mt_localization / sizeof mt_localization[0]);

@@ -193,12 +193,12 @@ const mt_metric mt_randomization[] = {
      false,
      {{"samples", "10", "noisy copies averaged; 0: the plain MPRT"}, {"noise", "0.1", "their sd, fraction of the input range"},
       {"sigma", "0.01", "sd of the random weights"}},
-     "layers randomized, top down", np_mprt, 0, run_smprt},
+     "layers randomized, top down", np_mprt, 0, run_smprt, NULL},
     {"efficient_mprt", "randomization", "entropy of the map's histogram on the fully randomized model over that on the "
      "trained one (Hedström et al. 2023)", 1, false,
-     {{"bins", "100", "histogram bins"}, {"sigma", "0.01", "sd of the random weights"}}, NULL, NULL, 0, run_emprt},
+     {{"bins", "100", "histogram bins"}, {"sigma", "0.01", "sd of the random weights"}}, NULL, NULL, 0, run_emprt, NULL},
     {"random_logit", "randomization", "SSIM of the maps for the predicted class and a random other class (Sixt et al. "
-     "2020)", -1, false, {{NULL}}, NULL, NULL, 0, run_rlogit},
+     "2020)", -1, false, {{NULL}}, NULL, NULL, 0, run_rlogit, NULL},
 };
 const int mt_nrandomization = (int)(sizeof mt_randomization / sizeof mt_randomization[0]);
 
@@ -289,14 +289,14 @@ static sal_status run_invar(mt_ctx *c, int64_t i0, int64_t n, const float *A, do
 
 const mt_metric mt_axiomatic[] = {
     {"completeness", "axiomatic", "|sum of the map - (f(x) - f(baseline))| (Sundararajan et al. 2017)", -1, false,
-     {{"baseline", "0", "the constant baseline image"}}, NULL, NULL, 0, run_complete},
+     {{"baseline", "0", "the constant baseline image"}}, NULL, NULL, 0, run_complete, NULL},
     {"non_sensitivity", "axiomatic", "pixel groups whose zero relevance disagrees with the output's sensitivity to them "
      "(Nguyen & Martinez 2020)", -1, false,
      {{"eps", "1e-5", "what counts as zero"}, {"baseline", "0", "value removed pixels take"},
       {"features_in_step", "1", "pixels per group"}},
-     NULL, NULL, 0, run_nonsens},
+     NULL, NULL, 0, run_nonsens, NULL},
     {"input_invariance", "axiomatic", "largest normalized map difference between f1 at x and f2 at x + shift, f2 "
      "absorbing the shift (Kindermans et al. 2019; the invariance audit)", -1, false,
-     {{"shift", "-1", "the constant shift"}}, NULL, NULL, 0, run_invar},
+     {{"shift", "-1", "the constant shift"}}, NULL, NULL, 0, run_invar, NULL},
 };
 const int mt_naxiomatic = (int)(sizeof mt_axiomatic / sizeof mt_axiomatic[0]);

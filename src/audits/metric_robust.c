@@ -101,25 +101,25 @@ RUN(run_rrs, RRS)
 const mt_metric mt_robustness[] = {
     {"max_sensitivity", "robustness", "largest ||a(x') - a(x)|| / ||a(x)|| over x' uniform in an L-inf ball (Yeh et al. "
      "2019)", -1, false, {SAMPLES, {"radius", "0.05", "the ball's radius, fraction of the input range"}}, NULL, NULL, 0,
-     run_maxsens},
+     run_maxsens, NULL},
     {"avg_sensitivity", "robustness", "mean ||a(x') - a(x)|| / ||a(x)|| over x' uniform in an L-inf ball (Yeh et al. "
      "2019)", -1, false, {SAMPLES, {"radius", "0.05", "the ball's radius, fraction of the input range"}}, NULL, NULL, 0,
-     run_avgsens},
+     run_avgsens, NULL},
     {"local_lipschitz_estimate", "robustness", "largest ||a(x) - a(x')||_2 / ||x - x'||_2 over Gaussian neighbours "
      "(Alvarez-Melis & Jaakkola 2018)", -1, false, {SAMPLES, {"sd", "0.1", "noise sd, fraction of the input range"}},
-     NULL, NULL, 0, run_lipschitz},
+     NULL, NULL, 0, run_lipschitz, NULL},
     {"continuity", "robustness", "largest ||a(x) - a(x')||_1 / ||x - x'||_2 over Gaussian neighbours (Montavon et al. "
-     "2018)", -1, false, {SAMPLES, {"sd", "0.1", "noise sd, fraction of the input range"}}, NULL, NULL, 0, run_continuity},
+     "2018)", -1, false, {SAMPLES, {"sd", "0.1", "noise sd, fraction of the input range"}}, NULL, NULL, 0, run_continuity, NULL},
     {"relative_input_stability", "robustness", "largest relative change of the map over the relative change of the "
      "input, neighbours of the same prediction (Agarwal et al. 2022)", -1, false,
-     {SAMPLES, {"sd", "0.05", "noise sd, fraction of the input range"}, EPS}, NULL, NULL, 0, run_ris},
+     {SAMPLES, {"sd", "0.05", "noise sd, fraction of the input range"}, EPS}, NULL, NULL, 0, run_ris, NULL},
     {"relative_output_stability", "robustness", "largest relative change of the map over the relative change of the "
      "logits (Agarwal et al. 2022)", -1, false, {SAMPLES, {"sd", "0.05", "noise sd, fraction of the input range"}, EPS},
-     NULL, NULL, 0, run_ros},
+     NULL, NULL, 0, run_ros, NULL},
     {"relative_representation_stability", "robustness", "largest relative change of the map over the relative change "
      "of an inner representation (Agarwal et al. 2022)", -1, false,
      {SAMPLES, {"sd", "0.05", "noise sd, fraction of the input range"}, EPS,
       {"layer", "", "the representation's value name; default: the input of the last linear layer"}},
-     NULL, NULL, 0, run_rrs},
+     NULL, NULL, 0, run_rrs, NULL},
 };
 const int mt_nrobustness = (int)(sizeof mt_robustness / sizeof mt_robustness[0]);
