@@ -294,7 +294,10 @@ double mt_spearman(const double *a, const double *b, int64_t n) {
     return r;
 }
 
-int64_t mt_count(double p, int64_t dflt) { return isfinite(p) && p > 0 ? (int64_t)llround(p) : dflt; }
+int64_t mt_count(double p, int64_t dflt) {
+    int64_t n = isfinite(p) && p > 0 ? (int64_t)llround(p < 1e6 ? p : 1e6) : dflt; /* steps, runs, ...: at most a million */
+    return n > 0 ? n : 1;
+}
 
 /* ---- setup ---- */
 

@@ -87,7 +87,7 @@ static inline void mt_set(const mt_ctx *c, float *row, int64_t p, float v) {
 /* Pearson correlation of doubles; NAN when undefined. Spearman: of their ranks. */
 double mt_pearson(const double *a, const double *b, int64_t n);
 double mt_spearman(const double *a, const double *b, int64_t n);
-/* The parameter as a count: p rounded, or dflt when p <= 0. */
+/* The parameter as a count: p rounded (at most a million), or dflt when p <= 0. */
 int64_t mt_count(double p, int64_t dflt);
 
 #endif

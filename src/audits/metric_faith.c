@@ -73,8 +73,8 @@ static void make_subset(const mt_ctx *c, int64_t r, float *row, void *u) {
  * subset and the output's drop when the subset goes to the baseline. */
 static sal_status run_fcorr(mt_ctx *c, int64_t i0, int64_t n, const float *A, double *v, double *cv) {
     (void)cv;
-    int64_t HW = c->HW, runs = mt_count(c->p[1], 100), k = (int64_t)llround(c->p[0] * (double)HW);
     if (!(c->p[0] > 0 && c->p[0] <= 1)) return sal_fail(SAL_ERR_ARG, "faithfulness_correlation: subset must be in (0, 1]");
+    int64_t HW = c->HW, runs = mt_count(c->p[1], 100), k = (int64_t)llround(c->p[0] * (double)HW);
     k = k < 1 ? 1 : k > HW ? HW : k;
     fs s = {.k = k, .base = (float)c->p[2]};
     int64_t *perm = sal_malloc((size_t)HW * sizeof *perm);
@@ -141,7 +141,7 @@ static int64_t sens_size(const mt_ctx *c, int64_t l, int64_t levels) {
     return k < 1 ? 1 : k > c->HW ? c->HW : k;
 }
 
-static int np_sens(const mt_ctx *c) { return (int)mt_count(c->p[0], 10); }
+static int np_sens(const mt_ctx *c) { return (int)mt_count(c->p[0], 10); } /* counts are capped at 1e6 */
 
 /* row r = l * runs + j: x with subset j of size n_l at the baseline; subsets of each level padded to
  * the largest size with the first pixel repeated */
@@ -155,8 +155,8 @@ static void make_sens(const mt_ctx *c, int64_t r, float *row, void *u) {
 /* Sensitivity-n (Ancona et al. 2018): for subset sizes n_l, the Pearson correlation over random
  * subsets of the map's sum on the subset and the output's drop; the value is the mean over sizes. */
 static sal_status run_sens(mt_ctx *c, int64_t i0, int64_t n, const float *A, double *v, double *cv) {
-    int64_t HW = c->HW, L = np_sens(c), runs = mt_count(c->p[1], 100), kmax = sens_size(c, L - 1, L);
     if (!(c->p[2] > 0 && c->p[2] <= 1)) return sal_fail(SAL_ERR_ARG, "sensitivity_n: max_fraction must be in (0, 1]");
+    int64_t HW = c->HW, L = np_sens(c), runs = mt_count(c->p[1], 100), kmax = sens_size(c, L - 1, L);
     fs s = {.k = kmax, .base = (float)c->p[3], .runs = runs, .nlev = L};
     int64_t *perm = sal_malloc((size_t)HW * sizeof *perm);
     double *sa = sal_malloc((size_t)(L * runs) * sizeof *sa), *d = sal_malloc((size_t)runs * sizeof *d);

@@ -221,6 +221,7 @@ static double wsl(const mt_ctx *c, int64_t i, const float *a, double *w) {
         if (size > best) best = size, memcpy(bb, b, sizeof b);
     }
     sal_free(lab), sal_free(stack);
+    if (!best) return NAN; /* a threshold at or above the maximum leaves no pixel */
     double iy = (double)((bb[2] < ob[2] ? bb[2] : ob[2]) - (bb[0] > ob[0] ? bb[0] : ob[0]) + 1),
            ix = (double)((bb[3] < ob[3] ? bb[3] : ob[3]) - (bb[1] > ob[1] ? bb[1] : ob[1]) + 1);
     double inter = iy > 0 && ix > 0 ? iy * ix : 0;
