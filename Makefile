@@ -17,6 +17,14 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 LDFLAGS += -fopenmp
 
+# MPI (docs/scaling.md): where mpicc is found the CLI can run as ranks of mpirun or srun (src/cli/mpi.c);
+# MPI=0 builds without it. Only the CLI links MPI: the library shards through callbacks.
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DSAL_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null || pkg-config --cflags mpich))
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs mpich)
+endif
+
 LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -51,7 +59,9 @@ $(BUILD)/libsaliency.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/saliency: $(CLI_OBJ) $(BUILD)/libsaliency.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(MPI_LIBS) -o $@
+
+$(BUILD)/obj/src/cli/mpi.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libsaliency.a
 	@mkdir -p $(dir $@)
