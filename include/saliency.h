@@ -272,6 +272,9 @@ typedef struct sal_explain_opts {
     const sal_tensor *target_mask; /* SAL_TARGET_MASK: float32 weights that broadcast (NumPy rules) to
                                    the explained output: one sample's shape, the whole output with a
                                    batch axis of N or 1, or trailing axes such as (H, W). Borrowed. */
+    int64_t first;              /* x holds rows first, first + 1, ... of a larger input explained in
+                                   batches: the random streams of its sample i are those of sample
+                                   first + i, as one call over the whole input draws them */
 } sal_explain_opts;
 
 typedef struct sal_explanation sal_explanation;
@@ -305,6 +308,16 @@ const float *sal_explanation_outputs(const sal_explanation *e);
 double sal_explanation_metric(const sal_explanation *e, const char *name);
 /* Everything as JSON: method, every parameter with defaults applied, targets, outputs, checks. */
 sal_status sal_explanation_json(const sal_explanation *e, char **json /* OUT, free() it */);
+
+/* Explanations of consecutive batches of one input (sal_explain_opts.first), in order, as one:
+ * maps, layer maps, targets, outputs and per-sample checks concatenated; checks over the samples
+ * combined by what they are (worst values: the largest, minima: the smallest, counts: summed, means:
+ * weighted by samples, properties of the model or method: the first part's). The JSON is the one
+ * of the whole. Parts from different settings fail with SAL_ERR_ARG. */
+sal_status sal_explanation_join(const sal_explanation *const *parts, int n, sal_explanation **out /* OUT */);
+/* An explanation as bytes (free() them) and back: to send it to another process. */
+sal_status sal_explanation_pack(const sal_explanation *e, void **bytes /* OUT */, size_t *size /* OUT */);
+sal_status sal_explanation_unpack(const void *bytes, size_t size, sal_explanation **out /* OUT */);
 
 /* The method table. */
 int sal_method_count(void);

@@ -57,7 +57,11 @@ void cli_mpi_start(void);
 const sal_shard *cli_shard(void);
 int cli_rank(void);
 int cli_nranks(void);
+bool cli_launched(void); /* started by mpirun or srun (any number of ranks, one included) */
 int cli_mpi_agree(const char *cmd, int rc);
+/* Collective: rank 0 receives every rank's n bytes (all[r] of sizes[r]; free each, all and sizes),
+ * the other ranks send theirs (*all NULL). One process: nothing (*all NULL). */
+sal_status cli_mpi_gather(const void *mine, size_t n, char ***all, size_t **sizes);
 int cli_mpi_finish(const char *cmd, int rc);
 void cli_mpi_end(void);
 

@@ -17,9 +17,11 @@ static struct {
     FILE *cap;       /* this rank's stderr while it runs (rank 0 replays it; see cli_mpi_finish) */
     int saved_fd;
     long cut, cut_end; /* the part of it that is this rank's own failure, replaced by the agreed one */
+    int nagree;        /* agreements so far (a command that ends before its first still agrees once) */
 } g = {.n = 1, .ended = -1, .saved_fd = -1, .cut = -1, .cut_end = -1};
 
 int cli_rank(void) { return g.rank; }
+bool cli_launched(void) { return g.inited; }
 int cli_nranks(void) { return g.n; }
 const sal_shard *cli_shard(void) { return g.on ? &g.shard : NULL; }
 
@@ -64,6 +66,69 @@ static sal_status allgatherv(void *user, void *buf, const size_t *count, const s
     return SAL_OK;
 }
 
+/* Point to point in pieces of 1 GiB (MPI counts are ints). */
+static sal_status send_bytes(const char *p, size_t n, int to) {
+    for (size_t done = 0; done < n; done += (size_t)1 << 30) {
+        size_t k = n - done < (size_t)1 << 30 ? n - done : (size_t)1 << 30;
+        sal_status st = mpi_status(MPI_Send(p + done, (int)k, MPI_BYTE, to, 7, MPI_COMM_WORLD), "send");
+        if (st != SAL_OK) return st;
+    }
+    return SAL_OK;
+}
+
+static sal_status recv_bytes(char *p, size_t n, int from) {
+    for (size_t done = 0; done < n; done += (size_t)1 << 30) {
+        size_t k = n - done < (size_t)1 << 30 ? n - done : (size_t)1 << 30;
+        sal_status st = mpi_status(MPI_Recv(p + done, (int)k, MPI_BYTE, from, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "receive");
+        if (st != SAL_OK) return st;
+    }
+    return SAL_OK;
+}
+#endif
+
+sal_status cli_mpi_gather(const void *mine, size_t n, char ***all, size_t **sizes) {
+    *all = NULL, *sizes = NULL;
+#ifdef SAL_MPI
+    if (!g.on) return SAL_OK;
+    uint64_t k = n, *sz = g.rank == 0 ? calloc((size_t)g.n, sizeof *sz) : NULL;
+    if (g.rank == 0 && !sz) return SAL_ERR_NOMEM; /* before any exchange: agreed at the next one */
+    sal_status gs = mpi_status(MPI_Gather(&k, 1, MPI_UINT64_T, sz, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "gather");
+    if (gs != SAL_OK) {
+        free(sz);
+        return gs;
+    }
+    /* rank 0 makes room for every part before anyone sends: a failure here is agreed, not a hang */
+    char **parts = NULL;
+    sal_status st = SAL_OK;
+    if (g.rank == 0) {
+        parts = calloc((size_t)g.n, sizeof *parts);
+        st = parts ? SAL_OK : SAL_ERR_NOMEM;
+        for (int r = 0; st == SAL_OK && r < g.n; r++)
+            if (!(parts[r] = malloc(sz[r] ? (size_t)sz[r] : 1))) st = SAL_ERR_NOMEM;
+    }
+    st = sal_shard_agree(&g.shard, st, "out of memory gathering the explanations");
+    for (int r = 1; st == SAL_OK && r < g.n; r++) {
+        if (g.rank == 0) st = recv_bytes(parts[r], (size_t)sz[r], r);
+        else if (g.rank == r) st = send_bytes(mine, n, 0);
+    }
+    if (st == SAL_OK && g.rank == 0 && n) memcpy(parts[0], mine, n);
+    if (st != SAL_OK || g.rank != 0) {
+        for (int r = 0; parts && r < g.n; r++) free(parts[r]);
+        free(parts);
+        free(sz);
+        return st;
+    }
+    *all = parts;
+    *sizes = (size_t *)sz; /* uint64_t and size_t: the same here (checked below) */
+    return SAL_OK;
+#else
+    (void)mine, (void)n;
+    return SAL_OK;
+#endif
+}
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "sizes travel as uint64");
+
+#ifdef SAL_MPI
 /* Launched by mpirun (OpenMPI, MPICH, PMIx) or srun? Only then is MPI started: a plain run of
  * the same binary stays one process and never touches MPI. */
 static bool launched(void) {
@@ -121,6 +186,7 @@ static char *captured(void) {
 int cli_mpi_agree(const char *cmd, int rc) {
     if (!g.on) return rc;
     if (g.ended >= 0) return 1; /* an exchange already ended the run on every rank */
+    g.nagree++;
     char msg[1000] = "failed", *text = rc == 1 ? captured() : NULL;
     if (text) {
         last_line(text, cmd, msg, sizeof msg);
@@ -140,8 +206,8 @@ int cli_mpi_agree(const char *cmd, int rc) {
 }
 
 int cli_mpi_finish(const char *cmd, int rc) {
-    (void)cmd;
     if (!g.on || !g.cap) return rc;
+    if (!g.nagree) rc = cli_mpi_agree(cmd, rc); /* it ended before agreeing: usage errors */
     char *text = captured();
     dup2(g.saved_fd, 2);
     close(g.saved_fd);
