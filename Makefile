@@ -38,7 +38,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers clean
+.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers bench-mpi clean
 all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
 
 # Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
@@ -108,6 +108,11 @@ bench-compare: deps all
 bench-peers: deps all
 	@SAL_DEPS_BENCH=1 scripts/deps.sh
 	$(PY) bench/peers.py --build $(BUILD) $(PEERS_ARGS)
+
+# The demo's audits under mpirun: one and two ranks against one process with two threads, and the
+# times predicted for more ranks (docs/scaling.md). Run it on a quiet machine.
+bench-mpi: deps data all
+	BUILD=$(BUILD) PY=$(PY) bench/mpi_scaling.sh
 
 clean:
 	rm -rf $(BUILD)
