@@ -57,6 +57,8 @@ static const char k_help[] =
     "  --replace value[:V]|blur[:SIGMA]|noise[:SD]   what removed pixels become (default value:0;\n"
     "                      noise SD is a fraction of the input range, default 0.3; blur sigma 3)\n"
     "  --occlusion-param KEY=VALUE   options of the occlusion map compared with (repeatable)\n"
+    "Under mpirun or srun the ranks share the batches and rank 0 writes the same files, to the byte\n"
+    "(docs/scaling.md).\n"
     "Exit status: 0 done (whatever the verdicts), 1 error, 2 a verdict failed with --fail-on-violation.\n";
 
 #define MAX_METHODS 256

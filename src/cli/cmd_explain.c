@@ -33,7 +33,8 @@ static const char k_help[] =
     "  --layer-out L.npy     layer methods (gradcam, ...): the map at the layer's resolution (N,1,h,w)\n"
     "  --png FILE            also draw the maps as a heatmap PNG (a grid for several samples;\n"
     "                        saliency heatmap draws them with more options)\n"
-    "  --overlay             with --png: draw each map over its input\n";
+    "  --overlay             with --png: draw each map over its input\n"
+    "Under mpirun or srun the ranks share the batches and rank 0 writes (docs/scaling.md).\n";
 
 /* x's rows [i0, i0 + n) as a view. */
 static sal_tensor rows(const sal_tensor *x, int64_t i0, int64_t n) {
