@@ -24,7 +24,7 @@ typedef struct {
     float *scores, *plane, *oplane;
     int64_t *tg, *target, *order;
     keyed *kv;
-    double *cv, *mean;       /* one sample's curves, their mean (AU_NCURVE * (steps + 1)) */
+    double *mean;            /* a method's mean curves (AU_NCURVE * (steps + 1)) */
     au_patcache pc;
     au_progress pr;
 } fctx;
@@ -159,7 +159,7 @@ static sal_status occlusion(fctx *c, sal_audit *a) {
     if (st == SAL_OK && sh.key < 0) {
         a->fa.have_occ = true;
         if (c->fs >= sh.lo && c->fs < sh.hi) st = au_keep_row(&a->fa.occ_map, c->x, sal_f32(&c->O) + c->fs * c->row);
-        if (st == SAL_OK) st = au_share_maps(&sh, &a->fa.occ_map, 1, c->x);
+        st = au_share_maps(&sh, st, &a->fa.occ_map, 1, c->x);
     }
     au_share_free(&sh);
     return st;
@@ -293,11 +293,10 @@ static sal_status prepare(fctx *c, sal_audit *a) {
     c->kv = sal_malloc((size_t)HW * sizeof *c->kv);
     c->plane = sal_malloc((size_t)HW * sizeof *c->plane);
     c->oplane = sal_malloc((size_t)HW * sizeof *c->oplane);
-    c->cv = sal_malloc((size_t)npt * sizeof *c->cv);
     c->mean = sal_malloc((size_t)npt * sizeof *c->mean);
     c->scores = sal_malloc((size_t)(npt > c->chunk ? npt : c->chunk) * sizeof *c->scores);
     c->tg = sal_malloc((size_t)c->chunk * sizeof *c->tg);
-    if (!c->target || !c->order || !c->kv || !c->plane || !c->oplane || !c->cv || !c->mean || !c->scores || !c->tg)
+    if (!c->target || !c->order || !c->kv || !c->plane || !c->oplane || !c->mean || !c->scores || !c->tg)
         return sal_fail(SAL_ERR_NOMEM, "out of memory");
     a->fa.prob = c->prob, a->fa.steps = c->steps;
     SAL_TRY(sal_session_new(c->m, &c->s));
@@ -318,7 +317,7 @@ static void fctx_free(fctx *c) {
     sal_session_free(c->s);
     sal_tensor *t[] = {&c->R, &c->batch, &c->A, &c->O};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
-    void *p[] = {c->scores, c->plane, c->oplane, c->tg, c->target, c->order, c->kv, c->cv, c->mean};
+    void *p[] = {c->scores, c->plane, c->oplane, c->tg, c->target, c->order, c->kv, c->mean};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) sal_free(p[i]);
 }
 

@@ -35,45 +35,46 @@ void au_share_skip(au_share *p, int64_t key) {
     if (p->key < 0) p->key = key;
 }
 
-/* Every process's rows of the table, to every process. */
-static sal_status share_values(au_share *p) {
+/* Every process's rows of the table, to every process (count, offset: scratch of nranks each). */
+static sal_status share_values(au_share *p, size_t *count, size_t *offset) {
     const sal_shard *s = p->s;
-    size_t *count = malloc(2 * (size_t)s->nranks * sizeof *count), *offset = count + s->nranks;
-    if (!count) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     for (int r = 0; r < s->nranks; r++) {
         int64_t lo, hi;
         part(p->n, p->B, r, s->nranks, &lo, &hi);
         count[r] = (size_t)(hi - lo) * (size_t)p->width * sizeof(double);
         offset[r] = (size_t)lo * (size_t)p->width * sizeof(double);
     }
-    sal_status st = s->allgatherv(s->user, p->v, count, offset);
-    free(count);
-    return st;
+    return s->allgatherv(s->user, p->v, count, offset);
 }
 
-sal_status au_share_maps(const au_share *p, sal_tensor *maps, int nmaps, const sal_tensor *x) {
+/* Between two collectives nothing may fail on one process alone: whatever needs memory is taken
+ * first, and its failure agreed (sal_shard_sync) before the next collective. */
+sal_status au_share_maps(const au_share *p, sal_status st, sal_tensor *maps, int nmaps, const sal_tensor *x) {
     const sal_shard *s = p->s;
-    if (!s || nmaps <= 0) return SAL_OK;
+    if (!s || nmaps <= 0) return st;
     int R = s->nranks;
     size_t row = (size_t)au_row(x) * sizeof(float);
     /* which process holds which map (the one that explained its sample), then the maps themselves */
     unsigned char *have = calloc((size_t)R * (size_t)nmaps, 1);
     size_t *count = malloc(2 * (size_t)R * sizeof *count), *offset = count ? count + R : NULL;
-    sal_status st = have && count ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    if (st == SAL_OK) {
+    if (st == SAL_OK && (!have || !count)) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    char *buf = NULL;
+    size_t total = 0;
+    if ((st = sal_shard_sync(s, st, NULL, NULL, 0)) == SAL_OK) {
         for (int k = 0; k < nmaps; k++) have[(size_t)s->rank * (size_t)nmaps + (size_t)k] = maps[k].data != NULL;
         for (int r = 0; r < R; r++) count[r] = (size_t)nmaps, offset[r] = (size_t)r * (size_t)nmaps;
         st = s->allgatherv(s->user, have, count, offset);
     }
-    char *buf = NULL;
-    size_t total = 0;
     for (int r = 0; st == SAL_OK && r < R; r++) {
         count[r] = 0;
         for (int k = 0; k < nmaps; k++) count[r] += have[(size_t)r * (size_t)nmaps + (size_t)k] ? row : 0;
         offset[r] = total;
         total += count[r];
     }
-    if (st == SAL_OK && !(buf = malloc(total ? total : 1))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) {
+        buf = malloc(total ? total : 1);
+        st = sal_shard_sync(s, buf ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory"), NULL, NULL, 0);
+    }
     if (st == SAL_OK) {
         char *q = buf + offset[s->rank];
         for (int k = 0; k < nmaps; k++)
@@ -99,8 +100,10 @@ sal_status au_share_end(au_share *p, sal_status st, au_result *r, int nmaps, con
     char text[1008] = "";
     int64_t key = p->key;
     if (key >= 0 && r && r->verdict) snprintf(text, sizeof text, "%s", r->verdict);
-    SAL_TRY(sal_shard_sync(p->s, st, &key, text, sizeof text));
-    if (key >= 0) { /* the skip a single process meets first: every process's verdict */
+    size_t *count = malloc(2 * (size_t)p->s->nranks * sizeof *count);
+    if (!count && st == SAL_OK) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    st = sal_shard_sync(p->s, st, &key, text, sizeof text);
+    if (st == SAL_OK && key >= 0) { /* the skip a single process meets first: every process's verdict */
         if (r) {
             r->nmetric = 0;
             r->patterns = false;
@@ -109,8 +112,10 @@ sal_status au_share_end(au_share *p, sal_status st, au_result *r, int nmaps, con
             au_verdict(r, SAL_VERDICT_SKIPPED, "%s", text);
         }
         p->key = key;
-        return SAL_OK;
+    } else if (st == SAL_OK && p->width > 0) {
+        st = share_values(p, count, count + p->s->nranks);
     }
-    if (p->width > 0) SAL_TRY(share_values(p));
-    return r ? au_share_maps(p, r->maps, nmaps, x) : SAL_OK;
+    free(count);
+    if (st != SAL_OK || key >= 0) return st;
+    return r ? au_share_maps(p, SAL_OK, r->maps, nmaps, x) : SAL_OK;
 }

@@ -253,12 +253,13 @@ static int explain_main(int argc, char **argv) {
     /* samples per sal_explain call: all at once, unless --batch; under mpirun or srun 16, whatever
      * the number of ranks, so that every rank count explains the same batches */
     if (!batch) batch = cli_launched() ? 16 : x.dim[0] > 0 ? x.dim[0] : 1;
-    if (x.dtype != SAL_F32 || x.ndim < 1 || x.dim[0] < 1) batch = 1; /* sal_explain says what is wrong */
-    else if (tmask && batch < x.dim[0]) {
+    if (x.dtype != SAL_F32 || x.ndim < 1 || x.dim[0] < 1) { /* sal_explain says what is wrong */
+        if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
+    } else if (tmask && batch < x.dim[0]) {
         cli_error("explain", "--target-mask explains all samples at once: leave out --batch (and mpirun)");
         goto done;
     }
-    if ((st = explain_share(m, &x, o, batch, &e)) != SAL_OK) goto fail;
+    if (!e && (st = explain_share(m, &x, o, batch, &e)) != SAL_OK) goto fail;
     if (cli_shard() && e && (st = sal_explanation_pack(e, &mine, &nmine)) != SAL_OK) goto fail;
     rc = 0;
     goto done;

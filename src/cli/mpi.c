@@ -90,9 +90,10 @@ sal_status cli_mpi_gather(const void *mine, size_t n, char ***all, size_t **size
     *all = NULL, *sizes = NULL;
 #ifdef SAL_MPI
     if (!g.on) return SAL_OK;
+    /* nothing may fail on one rank alone between two collectives: memory is taken, then agreed */
     uint64_t k = n, *sz = g.rank == 0 ? calloc((size_t)g.n, sizeof *sz) : NULL;
-    if (g.rank == 0 && !sz) return SAL_ERR_NOMEM; /* before any exchange: agreed at the next one */
-    sal_status gs = mpi_status(MPI_Gather(&k, 1, MPI_UINT64_T, sz, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "gather");
+    sal_status gs = sal_shard_agree(&g.shard, g.rank == 0 && !sz ? SAL_ERR_NOMEM : SAL_OK, "out of memory");
+    if (gs == SAL_OK) gs = mpi_status(MPI_Gather(&k, 1, MPI_UINT64_T, sz, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "gather");
     if (gs != SAL_OK) {
         free(sz);
         return gs;
