@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# saliency audit and saliency explain under mpirun (docs/scaling.md): every audit and an explanation
-# with 2 and 3 ranks (oversubscribed on two cores) against one process, byte for byte (the JSON's
+# saliency audit, explain and metric under mpirun (docs/scaling.md): every audit, an explanation and
+# six metrics with 2 and 3 ranks (oversubscribed on two cores) against one process, byte for byte (the JSON's
 # "ranks" aside, which must say 2 and 3); batches split unevenly (5 samples in batches of 2: ranks
 # get 2+1 and 1+1+1 batches); a skip only one rank meets; a rank that fails alone (a tiny memory
 # budget on it, given through mpirun's per-rank arguments) before and inside the collective part:
@@ -52,10 +52,10 @@ audit() { # tag all|some launcher... (the tag names the files; "some": three aud
     "$@" "$bin" explain m.onnx --input x.npy --method smoothgrad --param samples=3 --batch 2 --out $t-ex.npy --json $t-ex.json
 }
 # the same files, to the byte; the JSON's "ranks" says how many shared the work
-same() { # tag ranks files
-    local f g n=0
-    for f in one-*; do
-        g=$1-${f#one-}
+same() { # tag ranks files [prefix of the files]
+    local f g n=0 p=${4:-}
+    for f in ${p}one-*; do
+        g=$p$1-${f#${p}one-}
         [ -e "$g" ] || continue
         if [[ $f == *.json ]]; then
             grep -q "^  \"ranks\": $2,\$" "$g" || { bad "$g: no \"ranks\": $2"; continue; }
@@ -90,6 +90,51 @@ grep -q "non-finite" nan1.txt && cmp -s nan1.txt nan3.txt && ok || { bad "NaN sa
 mpi 2 "$bin" audit invariance m.onnx --input x.npy --bogus > /dev/null 2> use.txt
 [ $? -eq 1 ] && [ "$(grep -c . use.txt)" -eq 1 ] && grep -q "unknown option --bogus" use.txt && ok ||
     { bad "usage error under mpirun"; cat use.txt; }
+
+# saliency metric: six metrics of five families (a mean curve, random subsets, perturbed copies, a
+# complexity, a random class, and sufficiency, whose last step compares every sample's binarized map
+# with all others') under 2 and 3 ranks against one process; --batch 4 under 3 ranks leaves rank 0
+# without a batch (2 batches)
+metric() { # tag launcher...
+    local t=$1; shift
+    "$@" "$bin" metric pixel_flipping m.onnx --input x.npy --method gradient --method smoothgrad --param samples=3 \
+        --metric-param steps=6 --batch 2 --quiet --json mt-$t-pf.json --csv mt-$t-pf.csv &&
+    "$@" "$bin" metric faithfulness_correlation m.onnx --input x.npy --method gradient --metric-param runs=8 --seed 5 \
+        --batch 2 --quiet --json mt-$t-fc.json --csv mt-$t-fc.csv &&
+    "$@" "$bin" metric sufficiency m.onnx --input x.npy --method gradient --method lrp_epsilon --metric-param threshold=0.4 \
+        --metric-param distance=0.85 \
+        --batch 4 --quiet --json mt-$t-suf.json --csv mt-$t-suf.csv &&
+    { [ $t = two ] || "$@" "$bin" metric max_sensitivity m.onnx --input x.npy --method gradient --metric-param samples=3 \
+        --batch 2 --quiet --json mt-$t-ms.json; } &&
+    { [ $t = two ] || "$@" "$bin" metric sparseness m.onnx --input x.npy --method gradient --method lrp_epsilon \
+        --batch 4 --quiet --json mt-$t-sp.json; } &&
+    { [ $t = two ] || "$@" "$bin" metric random_logit m.onnx --input x.npy --method gradient --batch 2 --quiet \
+        --json mt-$t-rl.json; }
+}
+metric one && ok || bad "metric: one process"
+grep -q '^  "ranks": 1,$' mt-one-pf.json && ok || bad "metric, one process: no \"ranks\": 1"
+"$PY" - <<'PYEOF' && ok || bad "metric: results to compare (a curve, defined values, sufficiency's neighbours)"
+import json
+pf, suf = json.load(open('mt-one-pf.json')), json.load(open('mt-one-suf.json'))
+assert all(len(r['curve']) == 7 and r['defined'] == 5 for r in pf['results']), pf
+assert len(set(suf["results"][0]["per_sample"])) > 2, suf  # neighbours vary: the other shards' maps count
+PYEOF
+metric two mpi 2 && ok || bad "metric: mpirun -np 2"
+same two 2 6 mt-
+metric three mpi 3 && ok || bad "metric: mpirun -np 3"
+same three 3 9 mt-
+# a skip only the rank holding sample 4 meets (a NaN there) ends the metric as for one process
+"$bin" metric sparseness m.onnx --input xnan.npy --method gradient --batch 2 --json mnan.json > /dev/null 2> mnan1.txt
+[ $? -eq 1 ] && ok || bad "metric, NaN sample, one process: exit 1"
+mpi 3 "$bin" metric sparseness m.onnx --input xnan.npy --method gradient --batch 2 --json mnan.json > /dev/null 2> mnan3.txt
+[ $? -eq 1 ] && ok || bad "metric, NaN sample, 3 ranks: exit 1"
+grep -q "non-finite" mnan1.txt && cmp -s mnan1.txt mnan3.txt && ok || { bad "metric, NaN sample: messages differ"; cat mnan1.txt mnan3.txt; }
+[ ! -e mnan.json ] && ok || bad "metric, NaN sample: a JSON was written"
+# rank 2 alone cannot load the model: ranks 0 and 1 wait in the metric's first exchange, and end
+mpienv timeout 120 mpirun --quiet --oversubscribe -np 2 "$bin" metric sparseness m.onnx --input x.npy --json mf.json : \
+    -np 1 "$bin" --max-memory 1K metric sparseness m.onnx --input x.npy --json mf.json > /dev/null 2> mfail.txt
+[ $? -eq 1 ] && [ "$(grep -c . mfail.txt)" -eq 1 ] && grep -q "saliency metric: rank 2 of 3: .*memory budget" mfail.txt &&
+    [ ! -e mf.json ] && ok || { bad "metric, rank 2 failing: exit 1, one message, no file"; cat mfail.txt; }
 
 # rank 2 alone fails: its budget cannot hold the model (before the first exchange) or an
 # integrated-gradients pass (inside the audit); every rank stops, rank 0 names rank 2

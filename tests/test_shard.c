@@ -2,6 +2,8 @@
  * transport, so the library's side is tested on its own:
  *   - the class-sensitivity and faithfulness audits shared by 3 ranks (7 samples in batches of 2:
  *     2 + 1 + 1 batches) give every rank the JSON of one process, byte for byte, "ranks" aside;
+ *   - so do the metrics pixel_flipping (a mean curve) and sufficiency (every sample's binarized map
+ *     against all others', gathered; in batches of 4, so rank 0 has none);
  *   - sal_shard_agree: one failing rank ends every rank with its message and rank, a failure on
  *     every rank alike keeps the message as it is, and *ended says who;
  *   - explanations in batches (sal_explain_opts.first) joined equal the explanation of the whole:
@@ -53,17 +55,28 @@ typedef struct {
     sal_shard s;
     const sal_model *m;
     const sal_tensor *x;
-    int which;        /* 0 class sensitivity, 1 faithfulness, 2 agreement (rank 1 fails), 3 all fail */
+    int which;        /* 0 class sensitivity, 1 faithfulness, 2 agreement (rank 1 fails), 3 all fail,
+                         4 pixel_flipping, 5 sufficiency */
     char *json;       /* the audit's */
     sal_status st;
     char msg[1024];
 } job;
 
 static const char *const k_meth[] = {"samples=3"};
+static const char *const k_pf[] = {"steps=4"}, *const k_suf[] = {"threshold=0.4", "distance=0.85"};
 
 static sal_status run_audit(const sal_model *m, const sal_tensor *x, const sal_shard *s, int which, char **json) {
     sal_audit_method meth[2] = {{.name = "gradient"}, {.name = "smoothgrad", .nparams = 1, .params = k_meth}};
     sal_audit_common c = {.methods = meth, .nmethods = 2, .batch = 2, .seed = 3, .shard = s, .model_name = "m"};
+    if (which >= 4) { /* metrics */
+        sal_metric_result *mr = NULL;
+        c.batch = which == 4 ? 2 : 4;
+        sal_metric_opts mo = {.common = c, .params = which == 4 ? k_pf : k_suf, .nparams = which == 4 ? 1 : 2};
+        sal_status st = sal_metric_compute(m, x, which == 4 ? "pixel_flipping" : "sufficiency", &mo, &mr);
+        if (st == SAL_OK) st = sal_metric_json(mr, json);
+        sal_metric_result_free(mr);
+        return st;
+    }
     sal_audit *a = NULL;
     sal_status st = which == 0 ? sal_audit_class_sensitivity(m, x, &(sal_class_sensitivity_opts){.common = c}, &a)
                                : sal_audit_faithfulness(m, x, &(sal_faithfulness_opts){.common = c, .steps = 4}, &a);
@@ -74,7 +87,7 @@ static sal_status run_audit(const sal_model *m, const sal_tensor *x, const sal_s
 
 static void *rank_main(void *arg) {
     job *j = arg;
-    if (j->which <= 1) {
+    if (j->which <= 1 || j->which >= 4) {
         j->st = run_audit(j->m, j->x, &j->s, j->which, &j->json);
     } else {
         bool fails = j->which == 3 || j->p.rank == 1;
@@ -106,7 +119,8 @@ static void drop_ranks(char *js) {
 }
 
 static void audits(const sal_model *m, const sal_tensor *x) {
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < 6; which++) {
+        if (which == 2) which = 4; /* 2, 3: agreement() */
         char *one = NULL;
         CHECK_OK(run_audit(m, x, NULL, which, &one));
         CHECK(one && strstr(one, "\"ranks\": 1,"), "one process: \"ranks\": 1");

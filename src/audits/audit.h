@@ -194,6 +194,9 @@ void au_share_skip(au_share *p, int64_t key);
  * its verdict; p->key set), else shares the table's rows and r's first nmaps maps (x: their shape).
  * With one process: returns st. */
 sal_status au_share_end(au_share *p, sal_status st, au_result *r, int nmaps, const sal_tensor *x);
+/* Collective: st (this process's status so far) agreed, then every process's rows [lo, hi) of buf
+ * (n rows of size bytes each; a caller's own table) to every process. One process: returns st. */
+sal_status au_share_rows(const au_share *p, sal_status st, void *buf, size_t size);
 /* Collective: maps (one sample each, shaped as x) held by whichever process made them, to all;
  * st (this process's status so far) is agreed first. */
 sal_status au_share_maps(const au_share *p, sal_status st, sal_tensor *maps, int nmaps, const sal_tensor *x);

@@ -1,6 +1,7 @@
 /* Evaluation metrics: the table, the per-sample driver (explain a slice of samples, score each),
  * aggregation over the samples, JSON and CSV, and the helpers every family uses. */
 #include "metric.h"
+#include "core/shard.h"
 #include <stdlib.h>
 
 /* ---- the table ---- */
@@ -61,6 +62,7 @@ struct sal_metric_result {
     char *model, *data;
     uint64_t seed;
     int64_t N;
+    int ranks;               /* processes that shared the work (1: one) */
     bool prob;
     char *param[MT_MAX_PARAMS];
     int npoint, nres;
@@ -431,35 +433,65 @@ static sal_status res_init(mt_res *q, const sal_audit_method *m, int64_t N, int 
     return SAL_OK;
 }
 
-/* One method: slices of B samples through mt_samples, then the aggregate; a method that cannot run
- * is marked skipped with the reason. */
+/* One method: slices of B samples through mt_samples (under several processes, this process's
+ * share: au_share), each sample's value, curve and pattern flag into a table the processes
+ * exchange; then the table reduced in sample order, so the curves' sums and the aggregate are a
+ * single process's to the byte. A method that cannot run is marked skipped with the reason the
+ * first failing slice gives (of every process: the one a single process meets first). */
 static sal_status run_method(mt_ctx *c, mt_res *q, au_progress *pr) {
-    int64_t B = c->B, np = c->npoint;
+    int64_t B = c->B, np = c->npoint, W = np + 2; /* a row: value, patterns estimated, curve */
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, &c->o->common, c->N, B, (int)W));
     sal_tensor A = {0};
-    double *cv = sal_malloc((size_t)(B * (np ? np : 1)) * sizeof *cv);
-    int64_t *cn = np ? sal_calloc((size_t)np, sizeof *cn) : NULL;
-    sal_status st = cv && (!np || cn) ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    for (int64_t i0 = 0; i0 < c->N && st == SAL_OK; i0 += B) {
-        int64_t n = c->N - i0 < B ? c->N - i0 : B;
+    double *v = sal_malloc((size_t)B * sizeof *v), *cv = sal_malloc((size_t)(B * (np ? np : 1)) * sizeof *cv);
+    sal_status st = v && cv ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    char why[1008] = "";
+    int64_t key = -1; /* the first slice that failed */
+    for (int64_t i0 = sh.lo; i0 < sh.hi && st == SAL_OK && key < 0; i0 += B) {
+        int64_t n = sh.hi - i0 < B ? sh.hi - i0 : B;
         bool est = false;
-        st = mt_samples(c, i0, n, &A, q->v + i0, cv, &est);
-        q->patterns |= est;
-        for (int64_t k = 0; st == SAL_OK && k < n * np; k++)
-            if (isfinite(cv[k])) q->curve[k % np] += cv[k], cn[k % np]++;
+        st = mt_samples(c, i0, n, &A, v, cv, &est);
+        if (st != SAL_OK && st != SAL_ERR_NOMEM) {
+            key = i0, st = SAL_OK;
+            snprintf(why, sizeof why, "%s", sal_last_error());
+        }
+        for (int64_t k = 0; st == SAL_OK && key < 0 && k < n; k++) {
+            double *t = sh.v + (i0 + k) * W;
+            t[0] = v[k], t[1] = est;
+            memcpy(t + 2, cv + k * np, (size_t)np * sizeof *cv);
+        }
         au_progress_step(pr, n, q->label);
     }
-    if (st == SAL_OK && c->mt->finish) st = c->mt->finish(c, q->v);
-    for (int64_t k = 0; k < np; k++) q->curve[k] = cn[k] ? q->curve[k] / (double)cn[k] : NAN;
     sal_tensor_free(&A);
-    sal_free(cv), sal_free(cn);
-    if (st == SAL_OK) return aggregate(c->mt, c->N, q);
-    if (st == SAL_ERR_NOMEM) return st;
-    const char *why = sal_last_error();
-    sal_sbuf b = {0};
-    sal_sb_printf(&b, "skipped: %s", *why ? why : "failed");
-    q->skipped = b.s;
-    for (int64_t i = 0; i < c->N; i++) q->v[i] = NAN;
-    return b.oom ? sal_fail(SAL_ERR_NOMEM, "out of memory") : SAL_OK;
+    sal_free(v), sal_free(cv);
+    if (sh.s && (st = sal_shard_sync(sh.s, st, &key, why, sizeof why)) == SAL_OK && key < 0) {
+        st = au_share_rows(&sh, st, sh.v, (size_t)W * sizeof *sh.v);
+        /* sufficiency compares every sample's binarized map with all others': gather them too */
+        if (c->mt->finish && !c->keep && !(c->keep = sal_calloc((size_t)(c->N * c->HW), 1)) && st == SAL_OK)
+            st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        if (c->mt->finish) st = au_share_rows(&sh, st, c->keep, (size_t)c->HW);
+    }
+    if (st != SAL_OK || key >= 0) {
+        au_share_free(&sh);
+        if (st != SAL_OK) return st;
+        sal_sbuf b = {0};
+        sal_sb_printf(&b, "skipped: %s", *why ? why : "failed");
+        q->skipped = b.s;
+        return b.oom ? sal_fail(SAL_ERR_NOMEM, "out of memory") : SAL_OK;
+    }
+    int64_t *cn = np ? sal_calloc((size_t)np, sizeof *cn) : NULL;
+    if (np && !cn) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; st == SAL_OK && i < c->N; i++) {
+        const double *t = sh.v + i * W;
+        q->v[i] = t[0], q->patterns |= t[1] != 0;
+        for (int64_t k = 0; k < np; k++)
+            if (isfinite(t[2 + k])) q->curve[k] += t[2 + k], cn[k]++;
+    }
+    for (int64_t k = 0; st == SAL_OK && k < np; k++) q->curve[k] = cn[k] ? q->curve[k] / (double)cn[k] : NAN;
+    sal_free(cn);
+    au_share_free(&sh);
+    if (st == SAL_OK && c->mt->finish) st = c->mt->finish(c, q->v);
+    return st == SAL_OK ? aggregate(c->mt, c->N, q) : st;
 }
 
 sal_status sal_metric_compute(const sal_model *m, const sal_tensor *x, const char *name, const sal_metric_opts *o,
@@ -484,6 +516,7 @@ sal_status sal_metric_compute(const sal_model *m, const sal_tensor *x, const cha
     sal_status st = r ? setup(&c) : sal_fail(SAL_ERR_NOMEM, "out of memory");
     if (st == SAL_OK) {
         r->mt = mt, r->seed = co->seed, r->N = c.N, r->prob = co->prob != 0, r->npoint = c.npoint, r->nres = nm;
+        r->ranks = co->shard && co->shard->nranks > 1 ? co->shard->nranks : 1;
         r->model = sal_strdup(co->model_name ? co->model_name : "");
         r->data = sal_strdup(co->data_name ? co->data_name : "");
         r->res = sal_calloc((size_t)(nm > 0 ? nm : 1), sizeof *r->res);
@@ -538,8 +571,8 @@ sal_status sal_metric_json(const sal_metric_result *r, char **json) {
     sal_sb_str(&b, r->model);
     sal_sb_printf(&b, ",\n  \"data\": ");
     sal_sb_str(&b, r->data);
-    sal_sb_printf(&b, ",\n  \"seed\": %llu,\n  \"samples\": %lld,\n  \"output\": \"%s\",\n  \"params\": {",
-                  (unsigned long long)r->seed, (long long)r->N, r->prob ? "probability" : "logit");
+    sal_sb_printf(&b, ",\n  \"seed\": %llu,\n  \"samples\": %lld,\n  \"ranks\": %d,\n  \"output\": \"%s\",\n"
+                  "  \"params\": {", (unsigned long long)r->seed, (long long)r->N, r->ranks, r->prob ? "probability" : "logit");
     for (int k = 0; k < MT_MAX_PARAMS && mt->param[k][0]; k++) {
         sal_sb_printf(&b, "%s", k ? ", " : "");
         sal_sb_str(&b, mt->param[k][0]);

@@ -35,16 +35,30 @@ void au_share_skip(au_share *p, int64_t key) {
     if (p->key < 0) p->key = key;
 }
 
-/* Every process's rows of the table, to every process (count, offset: scratch of nranks each). */
-static sal_status share_values(au_share *p, size_t *count, size_t *offset) {
+/* Every process's rows [lo, hi) of buf (n rows of size bytes), to every process (count, offset:
+ * scratch of nranks each). */
+static sal_status share_rows(const au_share *p, void *buf, size_t size, size_t *count, size_t *offset) {
     const sal_shard *s = p->s;
     for (int r = 0; r < s->nranks; r++) {
         int64_t lo, hi;
         part(p->n, p->B, r, s->nranks, &lo, &hi);
-        count[r] = (size_t)(hi - lo) * (size_t)p->width * sizeof(double);
-        offset[r] = (size_t)lo * (size_t)p->width * sizeof(double);
+        count[r] = (size_t)(hi - lo) * size;
+        offset[r] = (size_t)lo * size;
     }
-    return s->allgatherv(s->user, p->v, count, offset);
+    return s->allgatherv(s->user, buf, count, offset);
+}
+
+static sal_status share_values(au_share *p, size_t *count, size_t *offset) {
+    return share_rows(p, p->v, (size_t)p->width * sizeof(double), count, offset);
+}
+
+sal_status au_share_rows(const au_share *p, sal_status st, void *buf, size_t size) {
+    if (!p->s) return st;
+    size_t *count = malloc(2 * (size_t)p->s->nranks * sizeof *count);
+    if (!count && st == SAL_OK) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if ((st = sal_shard_sync(p->s, st, NULL, NULL, 0)) == SAL_OK) st = share_rows(p, buf, size, count, count + p->s->nranks);
+    free(count);
+    return st;
 }
 
 /* Between two collectives nothing may fail on one process alone: whatever needs memory is taken

@@ -22,6 +22,8 @@ static const char k_help[] =
     "  --chunk N           rows per forward pass (default: sized to the model, at most 256)\n"
     "  --json FILE         results as JSON (saliency report shows them)   --csv FILE   one row per sample\n"
     "  --quiet             no table on stdout\n"
+    "Under mpirun or srun the ranks share the batches and rank 0 writes the same files, to the byte\n"
+    "(the JSON's \"ranks\" aside; docs/scaling.md).\n"
     "Exit status: 0 done, 1 error (bad arguments, or no method could run).\n";
 
 #define MAX_METHODS 256
@@ -156,31 +158,29 @@ static void table(const sal_metric_result *r) {
     }
 }
 
-int cmd_metric(int argc, char **argv) {
-    if (argc >= 3 && !strcmp(argv[2], "--list")) return list();
-    if (argc < 3 || cli_wants_help(argc, argv)) {
-        fputs(k_help, argc < 3 && !cli_wants_help(argc, argv) ? stderr : stdout);
-        return argc < 3 && !cli_wants_help(argc, argv);
-    }
+/* The metric on this process (its share under mpirun); rank 0 writes the files and prints. */
+static int metric_main(int argc, char **argv) {
     static metric_args g;
     memset(&g, 0, sizeof g);
     g.o.common.seed = 1;
-    if (parse(argc, argv, &g)) return 1;
-    cli_bar bar = {0};
-    g.o.common.model_name = g.path;
-    g.o.common.progress = cli_progress, g.o.common.progress_user = &bar;
     sal_model *m = NULL;
     sal_tensor x = {0}, d = {0}, mk = {0};
     sal_metric_result *r = NULL;
     char *js = NULL, *cs = NULL;
     int rc = 1;
-    sal_status st = sal_model_load(g.path, &m);
+    sal_status st = SAL_OK;
+    if (parse(argc, argv, &g)) goto agree;
+    cli_bar bar = {0};
+    g.o.common.model_name = g.path;
+    g.o.common.progress = cli_progress, g.o.common.progress_user = &bar;
+    g.o.common.shard = cli_shard();
+    st = sal_model_load(g.path, &m);
     if (st == SAL_OK) st = load_array(g.in, true, &x);
     if (st == SAL_OK && g.data) st = load_array(g.data, false, &d);
     if (st == SAL_OK && g.masks) st = sal_npy_read(g.masks, &mk);
     if (st != SAL_OK) {
         cli_fail("metric", st);
-        goto done;
+        goto agree;
     }
     int nd;
     int64_t dim[SAL_MAX_DIMS];
@@ -192,7 +192,7 @@ int cmd_metric(int argc, char **argv) {
     }
     if (x.dtype != SAL_F32 || x.ndim < 2 || x.dim[0] < 1) {
         cli_error("metric", "%s: the input must be a float batch (N, ...)", g.in);
-        goto done;
+        goto agree;
     }
     if (g.limit && g.limit < x.dim[0]) x.dim[0] = g.limit;
     g.o.common.data = g.data ? &d : NULL;
@@ -200,7 +200,7 @@ int cmd_metric(int argc, char **argv) {
     g.o.masks = g.masks ? &mk : NULL;
     if ((st = sal_metric_compute(m, &x, g.name, &g.o, &r)) != SAL_OK) {
         cli_fail("metric", st);
-        goto done;
+        goto agree;
     }
     int ran = 0;
     for (int i = 0; i < sal_metric_result_count(r); i++) {
@@ -210,17 +210,18 @@ int cmd_metric(int argc, char **argv) {
     }
     if (!ran) {
         cli_error("metric", "no method could run on this model and data (see the reasons above)");
-        goto done;
+        goto agree;
     }
-    if (g.json && (st = sal_metric_json(r, &js)) == SAL_OK) st = sal_write_file(g.json, js, strlen(js));
-    if (st == SAL_OK && g.csv && (st = sal_metric_csv(r, &cs)) == SAL_OK) st = sal_write_file(g.csv, cs, strlen(cs));
-    if (st != SAL_OK) {
-        cli_fail("metric", st);
-        goto done;
-    }
-    if (!g.quiet) table(r);
     rc = 0;
-done:
+agree: /* every rank's outcome, then rank 0's files (one process: as they are) */
+    rc = cli_mpi_agree("metric", rc);
+    if (!rc && cli_rank() == 0) {
+        if (g.json && (st = sal_metric_json(r, &js)) == SAL_OK) st = sal_write_file(g.json, js, strlen(js));
+        if (st == SAL_OK && g.csv && (st = sal_metric_csv(r, &cs)) == SAL_OK) st = sal_write_file(g.csv, cs, strlen(cs));
+        if (st != SAL_OK) rc = cli_fail("metric", st);
+        else if (!g.quiet) table(r);
+    }
+    rc = cli_mpi_agree("metric", rc);
     free(js);
     free(cs);
     sal_metric_result_free(r);
@@ -229,4 +230,14 @@ done:
     sal_tensor_free(&d);
     sal_tensor_free(&mk);
     return rc;
+}
+
+int cmd_metric(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[2], "--list")) return list();
+    if (argc < 3 || cli_wants_help(argc, argv)) {
+        fputs(k_help, argc < 3 && !cli_wants_help(argc, argv) ? stderr : stdout);
+        return argc < 3 && !cli_wants_help(argc, argv);
+    }
+    cli_mpi_start();
+    return cli_mpi_finish("metric", metric_main(argc, argv));
 }
