@@ -422,8 +422,9 @@ typedef struct sal_train_opts {
 sal_train_opts sal_train_defaults(void);
 
 /* Builds a freshly initialised architecture: "mlp" = 784-1024-1024-1024-10 ReLU, "cnn" = a small
- * conv net for 1x28x28 inputs; "mlp:HxW", "cnn:CxHxW" (...) take other input shapes. Weights come
- * from the seed. */
+ * conv net for 1x28x28 inputs; "mlp:HxW", "cnn:CxHxW" (...) take other input shapes; "seqcnn:4xL"
+ * (or "seqcnn:L") a Conv1D net for one-hot DNA (N, 4, L) (docs/sequences.md). Weights come from the
+ * seed. */
 sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_model **out /* OUT */);
 
 /* Trains on images (N,...): with softmax cross-entropy on int64 labels (N), or with opts->loss =
@@ -749,6 +750,63 @@ typedef struct sal_composite_opts {
 sal_status sal_composite(const sal_tensor *x, const sal_tensor *y, const sal_composite_opts *o,
                          sal_tensor *images /* OUT */, sal_tensor *labels /* OUT */,
                          sal_tensor *masks /* OUT */);
+
+/* ---- biological sequences (docs/sequences.md) ---------------------------------------------- */
+
+/* DNA is one-hot: (N, 4, L) with channels A, C, G, T, or (N, L, 4) (`axis` 2 below). N (unknown)
+ * reads as an all-zero column, or a uniform one (0.25 each) where the options say so. */
+
+/* Built-in motifs: position probability matrices written from published consensus sites (their
+ * sources in sal_dna_motif_source). ppm gets (width, 4) rows of A, C, G, T probabilities. */
+int sal_dna_motif_count(void);
+const char *sal_dna_motif_name(int i);
+const char *sal_dna_motif_source(int i);
+int sal_dna_motif_width(int i);
+int sal_dna_motif_lookup(const char *name); /* case-insensitive; -1 if unknown */
+sal_status sal_dna_motif_ppm(int i, sal_tensor *ppm /* OUT */);
+
+typedef enum {
+    SAL_DNA_TASK_CLASS = 0, /* one motif or none per sequence: class 0 (background) or k + 1 (motif k) */
+    SAL_DNA_TASK_MULTI,     /* each motif present with probability `presence`: (N, K) multi-hot labels */
+    SAL_DNA_TASK_AND,       /* two motifs: none, either or both equally often; class 1 iff both */
+} sal_dna_task;
+
+typedef struct sal_dna_opts {
+    int64_t count;
+    int64_t length;
+    double gc;          /* GC content of the background, in (0, 1) */
+    double cpg;         /* observed / expected CpG of the background in [0, 1] (1: no depletion) */
+    sal_dna_task task;
+    int nmotifs;
+    const int *motifs;  /* built-in motif indices, the task's motifs in order */
+    double presence;    /* SAL_DNA_TASK_MULTI; 0: 0.5 */
+    uint64_t seed;
+} sal_dna_opts;
+/* Simulated sequences: a first-order Markov background (base frequencies from gc, CG steps scaled
+ * by cpg), with motif instances drawn from the PPMs planted at random positions without overlap.
+ * x (N, 4, L) one-hot, y (N) int64 classes or (N, K) float32 multi-hot, masks (N, L) int64: k + 1
+ * on the positions of an instance of the task's motif k, 0 elsewhere. The same seed gives the same bytes. */
+sal_status sal_dna_simulate(const sal_dna_opts *o, sal_tensor *x /* OUT */, sal_tensor *y /* OUT */,
+                            sal_tensor *masks /* OUT */);
+
+typedef struct sal_fasta_opts {
+    int n_uniform;   /* N as 0.25 on every channel; default: all zero */
+    int length_last; /* (N, L, 4) instead of (N, 4, L) */
+} sal_fasta_opts;
+/* Reads FASTA: every record must have the same length; letters A, C, G, T, N in either case
+ * (anything else fails naming the file, line and letter). names (may be NULL) gets each record's
+ * first word (free with sal_fasta_names_free). o may be NULL. */
+sal_status sal_fasta_read(const char *path, const sal_fasta_opts *o, sal_tensor *x /* OUT */, char ***names /* OUT */,
+                          int64_t *count /* OUT */);
+void sal_fasta_names_free(char **names, int64_t n);
+/* Writes one-hot sequences (axis: 1 for (N, 4, L), 2 for (N, L, 4)) as FASTA, 60 letters a line,
+ * headers[i] or "seq<i>"; all-zero and uniform columns become N, anything not one-hot fails.
+ * Atomic. */
+sal_status sal_fasta_write(const char *path, const sal_tensor *x, int axis, const char *const *headers);
+/* `copies` dinucleotide shuffles of every sequence (Altschul & Erickson 1985): out (N * copies, ...)
+ * holds sample i's copies at rows i * copies ...; each keeps the sequence's dinucleotide counts,
+ * first and last letter; N columns count as a fifth letter. */
+sal_status sal_dna_shuffle(const sal_tensor *x, int axis, int64_t copies, uint64_t seed, sal_tensor *out /* OUT */);
 
 /* ---- the HTML report (docs/report.md) ------------------------------------------------------ */
 
