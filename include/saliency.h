@@ -313,6 +313,9 @@ const char *sal_method_summary(int i);  /* one line with the paper */
 /* For methods defined on logits, why (one line), else NULL: on a model whose output already is a
  * probability (sal_model_output_kind) they explain something else than their paper says. */
 const char *sal_method_logits_note(int i);
+/* Whether method i takes one-hot sequences only ((N, 4, L) or (N, L, 4): ism, deeplift_shap,
+ * hypothetical; docs/sequences.md). */
+int sal_method_sequence_only(int i);
 int sal_method_nparams(int i);
 /* Parameter k of method i: its name, default ("" = none) and a one-line description. */
 void sal_method_param(int i, int k, const char **name, const char **def, const char **help);
@@ -699,6 +702,24 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
  * output faster than a random order: AOPC(most relevant first) > AOPC(random) + tol (default 0). */
 sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const sal_faithfulness_opts *o,
                                   sal_audit **out /* OUT */);
+/* Motif recovery on one-hot sequences with planted motifs (sal_dna_simulate's masks): per sample,
+ * the positions ranked by their attribution score against the planted positions: AUROC and
+ * average precision (AUPRC), averaged over the samples holding both planted and background
+ * positions. Two reference rows follow the methods: the planted mask itself ("oracle", AUROC 1)
+ * and a random map. Verdict "recovers the planted motifs" when the mean AUROC >= 0.5 + tol
+ * (default 0.2). docs/sequences.md. */
+typedef enum {
+    SAL_POSITION_ABS = 0, /* sum over the bases of |attribution| (any method, ISM included) */
+    SAL_POSITION_OWN,     /* the attribution at the sequence's own base (sum of attribution x input) */
+    SAL_POSITION_SUM,     /* the signed sum over the bases */
+} sal_position_score;
+typedef struct sal_motif_opts {
+    sal_audit_common common;
+    const sal_tensor *masks;  /* (N, L) int64 or float: non-zero on planted positions; required */
+    sal_position_score score;
+    int axis;                 /* the bases' axis: 1 (N, 4, L), 2 (N, L, 4); 0: whichever has size 4 */
+} sal_motif_opts;
+sal_status sal_audit_motif(const sal_model *m, const sal_tensor *x, const sal_motif_opts *o, sal_audit **out /* OUT */);
 void sal_audit_free(sal_audit *a);
 
 /* The outcome of one result. */

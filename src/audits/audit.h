@@ -10,7 +10,7 @@
 #include <math.h>
 
 /* AU_NKINDS also stands for an audit this build does not know (read back by the report). */
-typedef enum { AU_INVARIANCE, AU_RANDOMIZATION, AU_CLASS_SENSITIVITY, AU_POINTING, AU_FAITHFULNESS, AU_NKINDS } au_kind;
+typedef enum { AU_INVARIANCE, AU_RANDOMIZATION, AU_CLASS_SENSITIVITY, AU_POINTING, AU_FAITHFULNESS, AU_MOTIF, AU_NKINDS } au_kind;
 extern const char *const au_kind_name[AU_NKINDS]; /* "invariance", ... as in the JSON */
 extern const char *const au_pass_key[AU_NKINDS];  /* the boolean metric of a passed verdict */
 

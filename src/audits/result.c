@@ -4,8 +4,9 @@
 #include <stdarg.h>
 
 const char *const au_kind_name[AU_NKINDS] = {"invariance", "randomization", "class-sensitivity", "pointing",
-                                             "faithfulness"};
-const char *const au_pass_key[AU_NKINDS] = {"invariant", "sensitive", "class_sensitive", "class_sensitive", "faithful"};
+                                             "faithfulness", "motif"};
+const char *const au_pass_key[AU_NKINDS] = {"invariant", "sensitive", "class_sensitive", "class_sensitive", "faithful",
+                                           "recovers_motifs"};
 const char *const au_sim_name[AU_NSIM] = {"spearman", "spearman_abs", "ssim", "hog_pearson", "hog_spearman"};
 const char *const au_curve_name[AU_NCURVE] = {"deletion_morf", "deletion_lerf", "insertion_morf", "insertion_lerf"};
 

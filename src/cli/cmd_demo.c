@@ -181,6 +181,7 @@ static int build_methods(demo *d, const char *only) {
     }
     for (int i = 0; i < sal_method_count() && d->nm < MAX_METHODS - 4; i++) {
         const char *name = sal_method_name(i);
+        if (sal_method_sequence_only(i)) continue; /* the image models' audits; the sequence section has its own */
         if (only) {
             size_t n = strlen(name);
             bool want = false;

@@ -531,4 +531,5 @@ const sal_method sal_method_ism = {
     .params = k_ism_params,
     .run = run_ism,
     .black_box = true,
+    .sequence = true,
 };

@@ -30,6 +30,8 @@ typedef struct sal_method {
     const char *logits;
     /* Whether run() supports describe mode (sal_xctx.rules): it decides a rule per node. */
     bool describes;
+    /* Takes one-hot sequences only, (N, 4, L) or (N, L, 4) (sequence.c, ism.c). */
+    bool sequence;
 } sal_method;
 
 #define SAL_MAX_METRICS 16

@@ -103,6 +103,7 @@ const sal_method sal_method_deeplift_shap = {
     .run = run_deeplift_shap,
     .logits = "it is DeepLIFT, which explains the logits before an output Softmax and refuses --output prob",
     .describes = true,
+    .sequence = true,
 };
 
 /* Hypothetical contributions: multipliers = the gradient, mean-centred over the four bases at each
@@ -149,4 +150,5 @@ const sal_method sal_method_hypothetical = {
                "projected onto the bases (tf-modisco, Shrikumar et al. 2018)",
     .params = k_hyp_params,
     .run = run_hypothetical,
+    .sequence = true,
 };
