@@ -830,6 +830,21 @@ sal_status sal_fasta_write(const char *path, const sal_tensor *x, int axis, cons
  * first and last letter; N columns count as a fifth letter. */
 sal_status sal_dna_shuffle(const sal_tensor *x, int axis, int64_t copies, uint64_t seed, sal_tensor *out /* OUT */);
 
+/* A sequence logo of one attribution track, (4, L) or (L, 4) (axis 1 or 2; a leading batch axis of 1
+ * is allowed), as SVG: the four letters stacked at each position, each as tall as its value,
+ * positive ones above the axis and negative ones below. Atomic. o may be NULL. */
+typedef struct sal_logo_opts {
+    int64_t start, end;  /* the positions drawn, [start, end); 0, 0: all */
+    double letter_width; /* pixels per position; 0: 12 */
+    double height;       /* of the plot; 0: 120 */
+    const char *title;   /* NULL: none */
+} sal_logo_opts;
+sal_status sal_logo_svg(const char *path, const sal_tensor *map, int axis, const sal_logo_opts *o);
+/* The motif audit's logos as one SVG: the figure sample's input (its own bases), a row per method
+ * that ran (its map, letters scaled per row) and a band marking the planted positions. Other
+ * audits fail with SAL_ERR_ARG. */
+sal_status sal_audit_logos(const sal_audit *a, const char *path);
+
 /* ---- the HTML report (docs/report.md) ------------------------------------------------------ */
 
 typedef struct sal_report_opts {

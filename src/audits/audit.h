@@ -85,6 +85,11 @@ struct sal_audit {
         char **occ;      /* its parameters */
         sal_tensor occ_map; /* of the figure sample */
     } fa;
+    struct {
+        int axis;         /* the bases' axis of the sequences */
+        int64_t L;
+        uint8_t *planted; /* the figure sample's planted positions (L) */
+    } mo;
 };
 
 /* A new result of the audit `kind` with nres result slots of nmaps maps each and ninputs inputs. */

@@ -6,6 +6,7 @@
  * methods: the planted mask itself (an oracle, AUROC 1) and a random map (AUROC about 0.5, average
  * precision about the planted fraction). docs/sequences.md. */
 #include "audit.h"
+#include "viz/viz.h"
 
 typedef struct {
     const sal_model *m;
@@ -168,6 +169,9 @@ sal_status sal_audit_motif(const sal_model *m, const sal_tensor *x, const sal_mo
         a->samples = c.N;
         a->fig_sample = c.fs;
         st = au_keep_row(&a->inputs[0], x, sal_f32(x) + c.fs * au_row(x));
+        a->mo.axis = c.axis, a->mo.L = c.L;
+        if (st == SAL_OK && !(a->mo.planted = sal_malloc((size_t)c.L))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        for (int64_t p = 0; st == SAL_OK && p < c.L; p++) a->mo.planted[p] = planted(&c, c.fs, p);
     }
     au_progress_start(&c.pr, co, "motif", (int64_t)nm * c.N);
     for (int j = 0; j < nm && st == SAL_OK; j++) {
@@ -188,4 +192,41 @@ sal_status sal_audit_motif(const sal_model *m, const sal_tensor *x, const sal_mo
     }
     *out = a;
     return SAL_OK;
+}
+
+/* ---- logos ---- */
+
+static void esc(sal_sbuf *b, const char *s) {
+    for (; *s; s++) sal_sb_printf(b, "%s", *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : (char[2]){*s, 0});
+}
+
+sal_status sal_audit_logos(const sal_audit *a, const char *path) {
+    if (a->kind != AU_MOTIF || !a->mo.planted) return sal_fail(SAL_ERR_ARG, "%s: only the motif audit draws logos", path);
+    int64_t L = a->mo.L;
+    int axis = a->mo.axis, rows = 1;
+    for (int i = 0; i < a->nres; i++) rows += au_ran(&a->res[i]) && a->res[i].maps[0].data;
+    double cw = L > 400 ? 3 : L > 200 ? 5 : 8, rh = 70, lab = 210, pad = 10, w = lab + cw * (double)L + pad;
+    sal_sbuf b = {0};
+    sal_sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n",
+                  w, rh * rows + 2 * pad, w, rh * rows + 2 * pad);
+    sal_sb_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    for (int64_t p = 0; p < L; p++) /* the planted positions, a band over every row */
+        if (a->mo.planted[p])
+            sal_sb_printf(&b, "<rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%.0f\" fill=\"#fde9a9\"/>\n",
+                          lab + cw * (double)p, pad, cw, rh * rows);
+    int row = 0;
+    const sal_tensor *in = &a->inputs[0];
+    for (int i = -1; i < a->nres; i++) {
+        const float *map = i < 0 ? sal_f32(in) : a->res[i].maps[0].data ? sal_f32(&a->res[i].maps[0]) : NULL;
+        if (i >= 0 && (!au_ran(&a->res[i]) || !map)) continue;
+        double y = pad + rh * row++;
+        sal_sb_printf(&b, "<text x=\"4\" y=\"%.0f\" font-family=\"sans-serif\" font-size=\"11\">", y + rh / 2 + 4);
+        esc(&b, i < 0 ? "sequence" : a->res[i].label);
+        sal_sb_printf(&b, "</text>\n");
+        sal_logo_draw(&b, map, axis, L, lab, y + 4, cw * (double)L, rh - 8, sal_logo_extent(map, axis, L));
+    }
+    sal_sb_printf(&b, "</svg>\n");
+    sal_status st = b.oom ? sal_fail(SAL_ERR_NOMEM, "out of memory") : sal_write_file(path, b.s, b.len);
+    sal_sb_free(&b);
+    return st;
 }

@@ -66,6 +66,7 @@ void sal_audit_free(sal_audit *a) {
     sal_free(a->fa.occ_err);
     free_strings(a->fa.occ, a->fa.nocc);
     sal_tensor_free(&a->fa.occ_map);
+    sal_free(a->mo.planted);
     sal_free(a);
 }
 

@@ -62,7 +62,9 @@ static const char k_help[] =
     "motif (docs/sequences.md):\n"
     "  --masks M.npy       (N, L) planted positions, non-zero on a motif (saliency data dna)\n"
     "  --position-score abs|own|sum   a position's score: sum over bases of |map| (default), the\n"
-    "                      map at the sequence's own base, or the signed sum";
+    "                      map at the sequence's own base, or the signed sum\n"
+    "  --logos FILE.svg    sequence logos of the --figure-sample: its bases, each method's map, the\n"
+    "                      planted positions shaded (the report shows NAME-logos.svg beside NAME.json)";
 
 #define MAX_METHODS 256
 #define MAX_PARAMS 512
@@ -94,7 +96,7 @@ typedef struct {
     const char *replace, *occ[64];
     int nocc;
     sal_motif_opts mo;
-    const char *pos_score;
+    const char *pos_score, *logos;
 } audit_args;
 
 static bool is_file(const char *p) {
@@ -182,6 +184,7 @@ static bool audit_option(cli_args *a, audit_args *g) {
     else if (cli_is(a, "--radius")) g->pt.radius = cli_double(a);
     else if (cli_is(a, "--point-map")) g->point_map = cli_value(a);
     else if (cli_is(a, "--position-score")) g->pos_score = cli_value(a);
+    else if (cli_is(a, "--logos")) g->logos = cli_value(a);
     else if (cli_is(a, "--steps")) g->fa.steps = (int)cli_long(a, 1, 10000);
     else if (cli_is(a, "--replace")) g->replace = cli_value(a);
     else if (cli_is(a, "--occlusion-param")) {
@@ -250,7 +253,7 @@ static int check(audit_args *g) {
         {g->save_shift, "--save-shift", INVARIANCE}, {g->save_model, "--save-model", INVARIANCE},
         {g->own ? "" : NULL, "--own-decisions", INVARIANCE},
         {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION},
-        {g->masks && g->which != MOTIF ? g->masks : NULL, "--masks", POINTING}, {g->pos_score, "--position-score", MOTIF},
+        {g->masks && g->which != MOTIF ? g->masks : NULL, "--masks", POINTING}, {g->pos_score, "--position-score", MOTIF}, {g->logos, "--logos", MOTIF},
         {g->labels, "--labels", POINTING}, {g->point_map, "--point-map", POINTING}, {g->replace, "--replace", FAITHFULNESS},
         {g->nocc ? "" : NULL, "--occlusion-param", FAITHFULNESS},
     };
@@ -259,7 +262,7 @@ static int check(audit_args *g) {
             return cli_error("audit", "%s belongs to the %s audit, not %s", only[i].opt, k_audits[only[i].audit],
                              k_audits[g->which]);
     if (g->figure && g->which == MOTIF)
-        return cli_error("audit", "the motif audit draws no figure grid (sequence logos: saliency logo)");
+        return cli_error("audit", "the motif audit draws no figure grid (sequence logos: --logos FILE.svg)");
     if (g->plot && g->which != RANDOMIZATION && g->which != FAITHFULNESS)
         return cli_error("audit", "--plot draws the curves of the randomization and faithfulness audits");
     static char mbuf[4096];
@@ -429,6 +432,7 @@ static int write_outputs(const audit_args *g, const sal_audit *rep) {
     if (st == SAL_OK && g->csv && (st = sal_audit_csv(rep, &cs)) == SAL_OK) st = sal_write_file(g->csv, cs, strlen(cs));
     if (st == SAL_OK && g->figure) st = sal_audit_figure(rep, g->figure);
     if (st == SAL_OK && g->plot) st = sal_audit_plot(rep, g->plot);
+    if (st == SAL_OK && g->logos) st = sal_audit_logos(rep, g->logos);
     free(js);
     free(cs);
     if (st != SAL_OK) return cli_fail("audit", st);

@@ -939,8 +939,8 @@ static sal_status build(rp_ctx *c, const sal_report_opts *o) {
     for (int i = 0; i < c->na; i++) {
         rp_audit *a = &c->a[i];
         char name[600];
-        static const char *const figs[] = {"%s.png", "%s-figure.png", "%s.figure.png"};
-        for (int k = 0; k < 3 && !a->figure; k++) {
+        static const char *const figs[] = {"%s.png", "%s-figure.png", "%s.figure.png", "%s-logos.svg"};
+        for (int k = 0; k < 4 && !a->figure; k++) {
             snprintf(name, sizeof name, figs[k], a->stem);
             char *p = path_join(a->dir, name);
             if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
