@@ -411,6 +411,100 @@ static void test_hypothetical(void) {
     sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&mk);
 }
 
+/* Every allocation of a run failing in turn: an error with a message, every byte given back. */
+typedef sal_status (*run_fn)(const void *u);
+
+static void sweep(const char *what, run_fn fn, const void *u) {
+    sal_status st = fn(u);
+    CHECK(st == SAL_OK, "%s: clean run: %s", what, sal_last_error());
+    size_t base = sal_memory_in_use();
+    long k, bad = 0;
+    for (k = 1; k < 200000 && st == SAL_OK; k++) {
+        sal_alloc_fail_after(k);
+        st = fn(u);
+        sal_alloc_fail_after(0);
+        if (st != SAL_OK && (!*sal_last_error() || st != SAL_ERR_NOMEM) && bad++ < 3)
+            fprintf(stderr, "%s: allocation %ld: %s (%s)\n", what, k, sal_status_string(st), sal_last_error());
+        if (sal_memory_in_use() != base && bad++ < 3)
+            fprintf(stderr, "%s: allocation %ld leaks %zd bytes\n", what, k, (ssize_t)(sal_memory_in_use() - base));
+        base = sal_memory_in_use();
+        if (st != SAL_OK) st = SAL_OK;
+        else break;
+    }
+    CHECK(!bad && k > 5, "%s: %ld allocations, each failure an out-of-memory error without leaks", what, k - 1);
+}
+
+typedef struct {
+    const sal_model *m;
+    const sal_tensor *x, *mk;
+    const char *method;
+    const char *const *params;
+    int np;
+} sweep_job;
+
+static sal_status sweep_explain(const void *u) {
+    const sweep_job *j = u;
+    sal_explain_opts o = {.method = j->method, .nparams = j->np, .params = j->params};
+    sal_explanation *e = NULL;
+    sal_status st = sal_explain(j->m, j->x, &o, &e);
+    sal_explanation_free(e);
+    return st;
+}
+
+static sal_status sweep_audit(const void *u) {
+    const sweep_job *j = u;
+    sal_audit_method am[2] = {{.name = "ism"}, {.name = "gradient"}};
+    sal_motif_opts o = {.common = {.nmethods = 2, .methods = am}, .masks = j->mk};
+    sal_audit *a = NULL;
+    sal_status st = sal_audit_motif(j->m, j->x, &o, &a);
+    sal_audit_free(a);
+    return st;
+}
+
+static sal_status sweep_data(const void *u) {
+    (void)u;
+    int ids[2] = {0, 1};
+    sal_dna_opts o = {.count = 4, .length = 40, .gc = 0.5, .cpg = 1, .nmotifs = 2, .motifs = ids, .task = SAL_DNA_TASK_AND};
+    sal_tensor x = {0}, y = {0}, mk = {0}, sh = {0};
+    sal_status st = sal_dna_simulate(&o, &x, &y, &mk);
+    if (st == SAL_OK) st = sal_dna_shuffle(&x, 1, 2, 1, &sh);
+    if (st == SAL_OK) st = sal_fasta_write(t_tmp("sweep.fa"), &x, 1, NULL);
+    sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&mk), sal_tensor_free(&sh);
+    char **names = NULL;
+    int64_t n = 0;
+    if (st == SAL_OK) st = sal_fasta_read(t_tmp("sweep.fa"), NULL, &x, &names, &n);
+    sal_fasta_names_free(names, n);
+    sal_tensor_free(&x);
+    return st;
+}
+
+static void test_alloc_failures(void) {
+    int ids[2] = {2, 3};
+    sal_dna_opts o = {.count = 2, .length = 32, .gc = 0.42, .cpg = 0.25, .nmotifs = 2, .motifs = ids, .seed = 4};
+    sal_tensor x = {0}, y = {0}, mk = {0};
+    CHECK_OK(sal_dna_simulate(&o, &x, &y, &mk));
+    sal_model *m = NULL;
+    CHECK_OK(sal_model_build("seqcnn:4x32", 3, 8, &m));
+    if (!m) return;
+    sweep("data, shuffle, FASTA", sweep_data, NULL);
+    sweep_job jobs[] = {
+        {m, &x, &mk, "ism", NULL, 0},
+        {m, &x, &mk, "ism", (const char *[]){"mode=full"}, 1},
+        {m, &x, &mk, "ism", (const char *[]){"mode=naive"}, 1},
+        {m, &x, &mk, "deeplift_shap", (const char *[]){"references=2"}, 1},
+        {m, &x, &mk, "hypothetical", (const char *[]){"multipliers=deeplift_shap", "references=2"}, 2},
+        {m, &x, &mk, "hypothetical", NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", jobs[i].method, jobs[i].np ? jobs[i].params[0] : "");
+        sweep(what, sweep_explain, &jobs[i]);
+    }
+    sweep("motif audit", sweep_audit, &jobs[0]);
+    sal_model_free(m);
+    sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&mk);
+}
+
 int main(void) {
     t_scratch_make("test_sequences");
     test_simulation();
@@ -418,6 +512,7 @@ int main(void) {
     test_fasta();
     test_ism();
     test_hypothetical();
+    test_alloc_failures();
     t_scratch_remove();
     return t_done("test_sequences");
 }

@@ -28,11 +28,12 @@ typedef struct {
 
 typedef struct {
     int n, nspatial; /* layers; the first nspatial act on (L, C) activations, position-major */
+    int cap;         /* entries of ly (a failed build may leave weights one past n) */
     ilayer *ly;
 } chain;
 
 static void chain_free(chain *ch) {
-    for (int i = 0; i < ch->n; i++) sal_free(ch->ly[i].w), sal_free(ch->ly[i].b);
+    for (int i = 0; ch->ly && i < ch->cap; i++) sal_free(ch->ly[i].w), sal_free(ch->ly[i].b);
     sal_free(ch->ly);
 }
 
@@ -42,10 +43,13 @@ static const sal_tensor *const_of(const sal_model *m, const sal_node *n, int k) 
     return v->kind == SAL_VAL_CONST && v->t.dtype == SAL_F32 ? &v->t : NULL;
 }
 
+static const char k_oom[] = "out of memory";
+
 /* Why the graph cannot run incrementally (NULL: it can), the chain built into ch. */
 static const char *chain_build(const sal_model *m, int outv, int64_t C0, int64_t L0, chain *ch) {
     ch->ly = sal_calloc((size_t)m->nnode + 1, sizeof *ch->ly);
-    if (!ch->ly) return "out of memory";
+    if (!ch->ly) return k_oom;
+    ch->cap = m->nnode + 1;
     int v = m->input[0];
     bool flat = false, vec = false;
     int64_t C = C0, L = L0;
@@ -80,7 +84,7 @@ static const char *chain_build(const sal_model *m, int outv, int64_t C0, int64_t
             y->l = (L + y->p0 + p1 - y->d * (y->k - 1) - 1) / y->s + 1;
             y->w = sal_malloc((size_t)(y->k * C * y->c) * sizeof *y->w);
             y->b = sal_calloc((size_t)y->c, sizeof *y->b);
-            if (!y->w || !y->b) return "out of memory";
+            if (!y->w || !y->b) return k_oom;
             for (int64_t o = 0; o < y->c; o++) {
                 for (int64_t c = 0; c < C; c++)
                     for (int64_t t = 0; t < y->k; t++) y->w[(t * C + c) * y->c + o] = sal_f32(W)[(o * C + c) * y->k + t];
@@ -109,7 +113,7 @@ static const char *chain_build(const sal_model *m, int outv, int64_t C0, int64_t
             y->kind = vec ? K_DENSE : K_DENSE1, y->c = nout, y->l = 1;
             y->w = sal_malloc((size_t)(nin * nout) * sizeof *y->w);
             y->b = sal_calloc((size_t)nout, sizeof *y->b);
-            if (!y->w || !y->b) return "out of memory";
+            if (!y->w || !y->b) return k_oom;
             /* dense1 reads the flattened (C, L) input at c * L + p; its weights go to [p][c][out] */
             for (int64_t f = 0; f < nin; f++)
                 for (int64_t h = 0; h < nout; h++) {
@@ -127,7 +131,7 @@ static const char *chain_build(const sal_model *m, int outv, int64_t C0, int64_t
             const sal_tensor *B = const_of(m, n, 1);
             if (!B || sal_tensor_numel(B) != C) return "an Add that is not a bias";
             y->kind = K_BIAS, y->c = C, y->l = 1;
-            if (!(y->b = sal_malloc((size_t)C * sizeof *y->b))) return "out of memory";
+            if (!(y->b = sal_malloc((size_t)C * sizeof *y->b))) return k_oom;
             memcpy(y->b, B->data, (size_t)C * sizeof *y->b);
         } else if ((!strcmp(op, "Softmax") || !strcmp(op, "Sigmoid")) && vec && n->out[0] == outv) {
             y->kind = !strcmp(op, "Softmax") ? K_SOFTMAX : K_SIGMOID, y->c = C, y->l = 1;
@@ -502,7 +506,8 @@ static sal_status run_ism(sal_xctx *c) {
         if (!why && c->prob && !c->out_prob && ch.ly[ch.n - 1].kind == K_SIGMOID) why = "probabilities of a sigmoid output";
     }
     sal_status st;
-    if (mode != 2 && !why) {
+    if (why == k_oom) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    else if (mode != 2 && !why) {
         st = run_chain(&j, &ch, mode == 1);
         sal_metric(c, "ism_incremental", mode == 0);
     } else {
