@@ -468,7 +468,9 @@ const char *sal_objective_text(const sal_objective *o);
 sal_status sal_objective_values(const sal_model *m, const sal_objective *o, const sal_tensor *x,
                                 int64_t chunk, float *values /* OUT, N entries */);
 
-typedef enum { SAL_SPACE_PIXEL = 0, SAL_SPACE_FOURIER } sal_space;
+/* SAL_SPACE_SOFTMAX: one-hot sequence models (N, C, L): the input is the softmax over the C letters
+ * of free logits at each position, a position probability matrix at every step (docs/sequences.md). */
+typedef enum { SAL_SPACE_PIXEL = 0, SAL_SPACE_FOURIER, SAL_SPACE_SOFTMAX } sal_space;
 
 /* Start from sal_featviz_defaults(). Penalties are means over a sample's elements, subtracted from
  * the objective; transforms are drawn per image and step, and resampled bilinearly (differentiably). */
@@ -505,6 +507,8 @@ typedef struct sal_featviz_opts {
     const char *diversity_node; /* its layer; NULL: the objective's first layer */
     int ppm;                  /* (N,C,L) one-hot inputs: project each position onto the probability
                                  simplex after every step (a position probability matrix) */
+    float entropy;            /* SAL_SPACE_SOFTMAX or ppm: weight of the mean entropy (nats) of the
+                                 positions' letter distributions, which pushes them toward one letter */
     int snapshots;            /* >= 2: keep images at that many steps spread evenly over the run */
     /* Called after every step with the mean objective and the mean regularized loss; may be NULL. */
     void (*on_step)(void *user, int step, double objective, double loss);
@@ -825,6 +829,11 @@ void sal_fasta_names_free(char **names, int64_t n);
  * headers[i] or "seq<i>"; all-zero and uniform columns become N, anything not one-hot fails.
  * Atomic. */
 sal_status sal_fasta_write(const char *path, const sal_tensor *x, int axis, const char *const *headers);
+/* Position probability matrices (N, 4, L) (each column a distribution over A, C, G, T, as
+ * sal_visualize's ppm and softmax parameterizations make them) as a MEME motif file (version 4,
+ * alphabet ACGT, uniform background), one motif per sample named names[i] or "ppm<i>". Columns
+ * that do not sum to 1 (within 1e-3) or hold a negative value fail. Atomic. */
+sal_status sal_meme_write(const char *path, const sal_tensor *ppm, const char *const *names);
 /* `copies` dinucleotide shuffles of every sequence (Altschul & Erickson 1985): out (N * copies, ...)
  * holds sample i's copies at rows i * copies ...; each keeps the sequence's dinucleotide counts,
  * first and last letter; N columns count as a fifth letter. */

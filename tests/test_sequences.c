@@ -3,6 +3,7 @@
  * forward passes, hypothetical contributions and DeepLIFT-SHAP against their identities. */
 #include "testutil.h"
 #include "io/io.h"
+#include "featviz/featviz.h"
 
 static sal_explanation *explain(const sal_model *m, const sal_tensor *x, const char *method, int np,
                                 const char *const *params) {
@@ -411,6 +412,95 @@ static void test_hypothetical(void) {
     sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&mk);
 }
 
+/* PPM optimization: the softmax parameterization's gradient against central differences, and on a
+ * linear model (score = sum w[c, l] x[c, l]) the optimum puts each position on its best letter;
+ * the MEME file holds the matrices. */
+static void test_ppm(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 21);
+    fv_param p;
+    int64_t sp[1] = {5};
+    CHECK_OK(fv_param_init(&p, FV_SOFTMAX, 2, 4, 1, sp, 1, NULL, false, 0, 1));
+    float P[40], x[40], g[40], gP[40], gcopy[40];
+    t_randv(&r, P, 40, 1), t_randv(&r, g, 40, 1);
+    fv_param_image(&p, P, x);
+    memcpy(gcopy, g, sizeof g);
+    fv_param_grad(&p, x, gcopy, gP);
+    double worst = 0, colsum = 0;
+    for (int i = 0; i < 40; i++) {
+        double f[2];
+        for (int k = 0; k < 2; k++) {
+            float Q[40], y[40];
+            memcpy(Q, P, sizeof Q);
+            Q[i] += k ? -1e-3f : 1e-3f;
+            fv_param_image(&p, Q, y);
+            f[k] = 0;
+            for (int e = 0; e < 40; e++) f[k] += (double)g[e] * y[e];
+        }
+        worst = fmax(worst, fabs((f[0] - f[1]) / 2e-3 - gP[i]));
+    }
+    for (int n = 0; n < 2; n++)
+        for (int l = 0; l < 5; l++) colsum = fmax(colsum, fabs(x[n * 20 + l] + x[n * 20 + 5 + l] + x[n * 20 + 10 + l] + x[n * 20 + 15 + l] - 1));
+    CHECK(worst < 2e-3 && colsum < 1e-6, "softmax parameterization: gradient off by %g, columns off 1 by %g", worst, colsum);
+    fv_param_free(&p);
+
+    sal_model *g0;
+    SAL_ASSERT(sal_graph_create(NULL, &g0) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g0, "x", SAL_F32, 3, (int64_t[]){-1, 4, 12}) == SAL_OK);
+    float w[48];
+    t_randv(&r, w, 48, 1);
+    t_const(g0, "w", 2, (int64_t[]){48, 1}, w);
+    t_node(g0, "Flatten", "flat", 1, (const char *[]){"x"}, "f", 0, NULL);
+    t_node(g0, "MatMul", "mm", 2, (const char *[]){"f", "w"}, "z", 0, NULL);
+    sal_model *m = t_finish(g0, "z");
+    sal_objective *obj = NULL;
+    CHECK_OK(sal_objective_parse(m, "logit:0", &obj));
+    sal_featviz_opts o = sal_featviz_defaults();
+    o.space = SAL_SPACE_SOFTMAX, o.entropy = 0.1f, o.steps = 300, o.lr = 0.2f;
+    sal_featviz *f = NULL;
+    CHECK_OK(sal_visualize(m, obj, &o, &f));
+    if (f) {
+        const sal_tensor *ppm = sal_featviz_images(f);
+        int wrong = 0;
+        double low = 1;
+        for (int l = 0; l < 12; l++) {
+            int best = 0, got = 0;
+            for (int c = 1; c < 4; c++) {
+                if (w[c * 12 + l] > w[best * 12 + l]) best = c;
+                if (sal_f32(ppm)[c * 12 + l] > sal_f32(ppm)[got * 12 + l]) got = c;
+            }
+            wrong += best != got;
+            low = fmin(low, sal_f32(ppm)[got * 12 + l]);
+        }
+        CHECK(!wrong && low > 0.8, "PPM optimization on a linear score: %d positions off their best letter, weakest %.3f", wrong, low);
+        const char *path = t_tmp("m.meme");
+        CHECK_OK(sal_meme_write(path, ppm, (const char *[]){"best"}));
+        FILE *fp = fopen(path, "r");
+        char line[256];
+        int rows = 0;
+        double err = 0;
+        bool head = false, motif = false;
+        while (fp && fgets(line, sizeof line, fp)) {
+            head |= !strcmp(line, "MEME version 4\n");
+            motif |= !strcmp(line, "MOTIF best\n");
+            double v[4];
+            if (sscanf(line, " %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]) == 4 && line[0] == ' ') {
+                for (int c = 0; c < 4 && rows < 12; c++) err = fmax(err, fabs(v[c] - sal_f32(ppm)[c * 12 + rows]));
+                rows++;
+            }
+        }
+        if (fp) fclose(fp);
+        CHECK(head && motif && rows == 12 && err < 1e-5, "MEME: header, motif name, 12 rows equal to the matrix (off by %g)", err);
+        sal_tensor bad = {0};
+        CHECK_OK(sal_tensor_alloc(&bad, SAL_F32, 3, (int64_t[]){1, 4, 2}));
+        CHECK_FAILS(sal_meme_write(path, &bad, NULL), SAL_ERR_NUMERIC, "sums to 0");
+        sal_tensor_free(&bad);
+    }
+    sal_featviz_free(f);
+    sal_objective_free(obj);
+    sal_model_free(m);
+}
+
 /* Every allocation of a run failing in turn: an error with a message, every byte given back. */
 typedef sal_status (*run_fn)(const void *u);
 
@@ -512,6 +602,7 @@ int main(void) {
     test_fasta();
     test_ism();
     test_hypothetical();
+    test_ppm();
     test_alloc_failures();
     t_scratch_remove();
     return t_done("test_sequences");

@@ -400,3 +400,36 @@ sal_status sal_dna_shuffle(const sal_tensor *x, int axis, int64_t copies, uint64
     sal_free(work);
     return st;
 }
+
+/* ---- MEME ---- */
+
+sal_status sal_meme_write(const char *path, const sal_tensor *ppm, const char *const *names) {
+    if (ppm->dtype != SAL_F32 || ppm->ndim != 3 || ppm->dim[1] != 4 || ppm->dim[0] < 1)
+        return sal_fail(SAL_ERR_SHAPE, "%s: MEME motifs need position probability matrices (N, 4, L)", path);
+    int64_t N = ppm->dim[0], L = ppm->dim[2];
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t p = 0; p < L; p++) {
+            double s = 0;
+            for (int b = 0; b < 4; b++) {
+                float v = sal_f32(ppm)[(i * 4 + b) * L + p];
+                if (!(v >= 0)) return sal_fail(SAL_ERR_NUMERIC, "%s: motif %lld, position %lld: probability %g", path, (long long)i, (long long)p, v);
+                s += v;
+            }
+            if (fabs(s - 1) > 1e-3)
+                return sal_fail(SAL_ERR_NUMERIC, "%s: motif %lld, position %lld sums to %g, not 1", path, (long long)i, (long long)p, s);
+        }
+    sal_outfile f;
+    SAL_TRY(sal_outfile_open(&f, path));
+    fprintf(f.fp, "MEME version 4\n\nALPHABET= ACGT\n\nstrands: +\n\nBackground letter frequencies\nA 0.25 C 0.25 G 0.25 T 0.25\n");
+    for (int64_t i = 0; i < N; i++) {
+        if (names && names[i]) fprintf(f.fp, "\nMOTIF %s\n", names[i]);
+        else fprintf(f.fp, "\nMOTIF ppm%lld\n", (long long)i);
+        fprintf(f.fp, "letter-probability matrix: alength= 4 w= %lld nsites= 20 E= 0\n", (long long)L);
+        for (int64_t p = 0; p < L; p++) {
+            double v[4], s = 0;
+            for (int b = 0; b < 4; b++) s += v[b] = sal_f32(ppm)[(i * 4 + b) * L + p];
+            fprintf(f.fp, " %.6f %.6f %.6f %.6f\n", v[0] / s, v[1] / s, v[2] / s, v[3] / s);
+        }
+    }
+    return sal_outfile_commit(&f);
+}
