@@ -742,8 +742,11 @@ const char *sal_audit_label(const sal_audit *a, int i);
 sal_verdict sal_audit_outcome(const sal_audit *a, int i);
 const char *sal_audit_verdict(const sal_audit *a, int i);
 int sal_audit_skipped(const sal_audit *a, int i);
+/* Whether result i is a reference row, not a method (the motif audit's oracle and random map). */
+int sal_audit_reference(const sal_audit *a, int i);
 double sal_audit_metric(const sal_audit *a, int i, const char *name);
-/* Results whose verdict is a failure (not invariant, insensitive, ...). Skipped ones do not count. */
+/* Results whose verdict is a failure (not invariant, insensitive, ...). Skipped ones and reference
+ * rows do not count. */
 int sal_audit_violations(const sal_audit *a);
 /* The report as JSON (docs/audits.md) and as CSV (one row per result, or per curve point for the
  * audits that draw curves). free() them. */

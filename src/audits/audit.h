@@ -35,6 +35,7 @@ typedef struct {
     double mval[AU_MAX_METRICS];
     bool mbool[AU_MAX_METRICS]; /* written as true/false */
     bool patterns;       /* the method ran on patterns the audit estimated */
+    bool reference;      /* a reference row, not a method (motif: the oracle and the random map) */
     int npoint;          /* points per curve: randomization L + 1 steps, faithfulness S + 1 */
     double *curve;       /* randomization: [mode: cascading, independent][step][AU_NSIM];
                             faithfulness: [AU_NCURVE][step] (means over the samples); else NULL */

@@ -129,6 +129,7 @@ static sal_status run_reference(mctx *c, bool oracle, double tol, au_result *r) 
         double a1, a2;
         if (rank_scores(c, i, c->score, &a1, &a2)) au_mean_add(&roc, a1), au_mean_add(&ap, a2), scored++;
     }
+    r->reference = true;
     r->label = sal_strdup(oracle ? "planted positions (oracle)" : "random map (reference)");
     r->method = sal_strdup(oracle ? "oracle" : "random");
     if (!r->label || !r->method) return sal_fail(SAL_ERR_NOMEM, "out of memory");

@@ -163,13 +163,15 @@ double au_metric_get(const au_result *r, const char *key) {
     return NAN;
 }
 
+int sal_audit_reference(const sal_audit *a, int i) { return a && i >= 0 && i < a->nres && a->res[i].reference; }
+
 double sal_audit_metric(const sal_audit *a, int i, const char *name) {
     return i >= 0 && i < a->nres ? au_metric_get(&a->res[i], name) : NAN;
 }
 
 int sal_audit_violations(const sal_audit *a) {
     int n = 0;
-    for (int i = 0; i < a->nres; i++) n += a->res[i].outcome == SAL_VERDICT_FAIL;
+    for (int i = 0; i < a->nres; i++) n += a->res[i].outcome == SAL_VERDICT_FAIL && !a->res[i].reference;
     return n;
 }
 

@@ -800,6 +800,7 @@ static sal_status matrix(const rp_ctx *c, sal_sbuf *h) {
         const sal_audit *au = c->a[i].au;
         for (int k = 0; k < au->nres; k++) {
             const char *l = au->res[k].label;
+            if (au->res[k].reference) continue; /* the motif audit's oracle and random map: its own table */
             bool seen = false;
             for (int q = 0; q < n && !seen; q++) seen = !strcmp(rows[q], l);
             if (!seen) rows[n++] = l;
