@@ -406,7 +406,7 @@ static int sequences(demo *d) {
     memcpy(saved, d->meth, sizeof saved);
     d->nm = q ? 3 : 10;
     memcpy(d->meth, q ? quick : full, (size_t)d->nm * sizeof *d->meth);
-    sal_tensor ax = rows(&tx, 0, q ? 12 : 48), am = rows(&tm, 0, ax.dim[0]);
+    sal_tensor ax = rows(&tx, 0, q ? 12 : 32), am = rows(&tm, 0, ax.dim[0]);
     sal_motif_opts mo = {.common = {.data_name = "held-out simulated sequences"}, .masks = &am};
     audit_spec as = {A_MOTIF, "motif", "seqcnn-dna", "Motif recovery: Conv1D model on simulated DNA", "motif recovery", NULL,
                      "One held-out sequence: its bases, then each method's map as a sequence logo (letters as tall as "
