@@ -1,4 +1,5 @@
-/* Built-in architectures, initialised from a seed: the Kindermans et al. MLP and a small CNN. */
+/* Built-in architectures, initialised from a seed: the Kindermans et al. MLP, a small CNN and a Conv1D
+ * net for one-hot DNA. */
 #include "graph/graph.h"
 #include <math.h>
 
@@ -170,12 +171,5 @@ sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_mo
     SAL_TRY(sal_graph_create(NULL, &g));
     sal_status st = sal_graph_add_input(g, "input", SAL_F32, 4, (int64_t[]){-1, in[0], in[1], in[2]});
     if (st == SAL_OK) st = mlp ? build_mlp(g, &r, nclasses, in[0] * in[1] * in[2]) : build_cnn(g, &r, nclasses, in);
-    if (st == SAL_OK) st = sal_graph_add_output(g, "logits");
-    if (st == SAL_OK) st = sal_graph_finalize(g);
-    if (st != SAL_OK) {
-        sal_model_free(g);
-        return st;
-    }
-    *out = g;
-    return SAL_OK;
+    return finish(g, st, out);
 }
