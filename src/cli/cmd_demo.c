@@ -78,7 +78,7 @@ typedef struct {
 } audit_row;
 
 typedef struct {
-    const char *out;
+    const char *out, *only; /* only: --methods, or NULL */
     bool quick, retrain;
     char models_dir[1024], audits_dir[1024], report_dir[1024];
     sal_audit_method meth[MAX_METHODS];
@@ -157,6 +157,7 @@ static const char k_quick_methods[] = "gradient,gradient_x_input,integrated_grad
 
 /* The method list: every method of the table with its defaults, plus the papers' variants. */
 static int build_methods(demo *d, const char *only) {
+    d->only = only;
     static const struct {
         const char *name, *params[3];
     } variants[] = {
@@ -406,6 +407,13 @@ static int sequences(demo *d) {
     memcpy(saved, d->meth, sizeof saved);
     d->nm = q ? 3 : 10;
     memcpy(d->meth, q ? quick : full, (size_t)d->nm * sizeof *d->meth);
+    static char names[1024];
+    if (d->only) { /* --methods: those, with their defaults (the names were checked) */
+        snprintf(names, sizeof names, "%s", d->only);
+        d->nm = 0;
+        for (char *sv, *t = strtok_r(names, ",", &sv); t && d->nm < MAX_METHODS; t = strtok_r(NULL, ",", &sv))
+            d->meth[d->nm++] = (sal_audit_method){.name = t};
+    }
     sal_tensor ax = rows(&tx, 0, q ? 12 : 32), am = rows(&tm, 0, ax.dim[0]);
     sal_motif_opts mo = {.common = {.data_name = "held-out simulated sequences"}, .masks = &am};
     audit_spec as = {A_MOTIF, "motif", "seqcnn-dna", "Motif recovery: Conv1D model on simulated DNA", "motif recovery", NULL,
