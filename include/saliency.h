@@ -263,7 +263,7 @@ typedef struct sal_explain_opts {
                                    the methods that read them (sal_method_needs_patterns); a `patterns`
                                    file parameter, when given, is used instead. Borrowed. */
     const char *fallback;       /* optional: a method that needs forward passes only (lime, kernel_shap,
-                                   rise, sobol, occlusion) to explain with when `method` cannot run on
+                                   rise, sobol, occlusion; ism on one-hot sequences) to explain with when `method` cannot run on
                                    this graph (it fails with SAL_ERR_UNSUPPORTED: a node without a
                                    gradient or without a rule of the method). Parameters
                                    "fallback.KEY=VALUE" are the fallback's. The explanation says so
