@@ -30,7 +30,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers clean
+.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers bench-metrics clean
 all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
 
 # Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
@@ -98,6 +98,11 @@ bench-compare: deps all
 bench-peers: deps all
 	@SAL_DEPS_BENCH=1 scripts/deps.sh
 	$(PY) bench/peers.py --build $(BUILD) $(PEERS_ARGS)
+
+# The metrics' benchmark (docs/metrics.md): pixel flipping and ROAD on the small CNN, 100 samples,
+# 36 method configurations. METRICS_ARGS passes options, e.g. METRICS_ARGS=--quick.
+bench-metrics: deps data all
+	$(BUILD)/bench/bench_metrics $(METRICS_ARGS)
 
 clean:
 	rm -rf $(BUILD)

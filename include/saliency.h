@@ -62,6 +62,15 @@ size_t sal_memory_peak(void);
 /* Restarts the peak from what is held now (to measure one operation's peak). */
 void sal_memory_reset_peak(void);
 
+/* ---- threads ------------------------------------------------------------------------------- */
+
+/* Threads of the library's parallel loops, and of OpenBLAS and oneDNN (which share its OpenMP
+ * pool), in calls made from the calling thread: OpenMP keeps this setting per thread, so a program
+ * calling from several threads sets it in each. n <= 0 restores the default: OMP_NUM_THREADS when
+ * set, else one per processor. */
+void sal_set_threads(int n);
+int sal_threads(void);
+
 /* ---- tensors ---------------------------------------------------------------------------- */
 
 /* Values follow ONNX TensorProto.DataType. BOOL holds one byte per element, 0 or 1. */
@@ -857,6 +866,51 @@ sal_status sal_logo_svg(const char *path, const sal_tensor *map, int axis, const
  * audits fail with SAL_ERR_ARG. */
 sal_status sal_audit_logos(const sal_audit *a, const char *path);
 
+/* ---- metrics: Quantus-style evaluation scores (docs/metrics.md) ----------------------------- */
+
+/* The metric table: name ("pixel_flipping", ...), family (faithfulness, robustness, localization,
+ * complexity, randomization, axiomatic), a one-line summary with its paper, and which way is
+ * better (1: higher, -1: lower, 0: neither). Each metric's parameters: name, default, help. */
+int sal_metric_count(void);
+const char *sal_metric_name(int i);
+const char *sal_metric_family(int i);
+const char *sal_metric_summary(int i);
+int sal_metric_better(int i);
+int sal_metric_nparams(int i);
+void sal_metric_param(int i, int k, const char **name, const char **def, const char **help);
+
+/* What sal_metric takes; zero fields are defaults. Targets are the model's predicted classes. */
+typedef struct sal_metric_opts {
+    sal_audit_common common;    /* methods, reference data, seed, batch (samples per explanation call),
+                                   chunk (rows per forward pass; 0: as many as keep a pass's activations
+                                   near 256 MiB, at most 256), prob (score the softmax probability),
+                                   progress */
+    const sal_tensor *masks;    /* localization: (N, H, W) or (N, 1, H, W), non-zero on the object */
+    int nparams;
+    const char *const *params;  /* the metric's own "key=value" (sal_metric_param) */
+} sal_metric_opts;
+
+/* The scores of one metric for every method of o->common: one value per sample (NAN where the
+ * metric is undefined for it) and their mean, standard deviation and median over the samples where
+ * it is defined; curves (per-step values) averaged over the samples for the metrics that draw one.
+ * Perturbed inputs go through forward passes of o->common.chunk rows; every random draw comes from
+ * a stream of (seed, metric, sample), so the values do not depend on the chunk or batch sizes. */
+typedef struct sal_metric_result sal_metric_result;
+sal_status sal_metric_compute(const sal_model *m, const sal_tensor *x, const char *name, const sal_metric_opts *o,
+                              sal_metric_result **out /* OUT */);
+void sal_metric_result_free(sal_metric_result *r);
+/* Results: one per method, as sal_audit_* numbers them. */
+int sal_metric_result_count(const sal_metric_result *r);
+const char *sal_metric_result_label(const sal_metric_result *r, int i);
+/* NULL when the method ran, else why not ("skipped: ..."). */
+const char *sal_metric_result_skipped(const sal_metric_result *r, int i);
+/* The mean over the samples where the value is defined (NAN if none); per-sample value s. */
+double sal_metric_result_mean(const sal_metric_result *r, int i);
+double sal_metric_result_sample(const sal_metric_result *r, int i, int64_t s);
+/* JSON (docs/metrics.md) and CSV (one row per method and sample). free() them. */
+sal_status sal_metric_json(const sal_metric_result *r, char **json /* OUT */);
+sal_status sal_metric_csv(const sal_metric_result *r, char **csv /* OUT */);
+
 /* ---- the HTML report (docs/report.md) ------------------------------------------------------ */
 
 typedef struct sal_report_opts {
@@ -864,12 +918,14 @@ typedef struct sal_report_opts {
 } sal_report_opts;
 
 /* Reads the audit results in in_dir and in_dir/audits: every NAME.json that sal_audit_json wrote,
- * with NAME.png (its figure grid) and NAME.csv when present, and an optional manifest.json (titles,
+ * with NAME.png (its figure grid) and NAME.csv when present; the metric results that
+ * sal_metric_json wrote there or in in_dir/metrics (a table of methods against metrics, with their
+ * JSON and CSV); and an optional manifest.json (titles,
  * notes, models, extra figures). Writes out_dir/index.html (created with its parents) with those
  * files copied and SVG charts (verdict bars, randomization and deletion curves, colour bars) drawn
  * beside it: static HTML, no scripts, no network; the same inputs give the same bytes. Other JSON
  * files are ignored and unreadable ones listed at the page's foot. *naudits (may be NULL) gets the
- * number of audits shown. Fails when in_dir holds no audit results. o may be NULL. */
+ * number of audits shown. Fails when in_dir holds neither audit nor metric results. o may be NULL. */
 sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_report_opts *o,
                             int *naudits /* OUT */);
 

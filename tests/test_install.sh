@@ -80,6 +80,17 @@ grep -q "^gradient  .* invariant" "$tmp/audit.txt" && grep -q "^gradient_x_input
     && ok || bad "audit example verdicts: $(cat "$tmp/audit.txt")"
 grep -q '"verdict"' "$tmp/audit.json" && ok || bad "audit example wrote no JSON report"
 
+# The Python package (not bundled, from the source tree) finds the installed library through the
+# dynamic loader's search and gives the installed CLI's forward pass.
+pyenv=(env -u SALIENCY_LIB SALIENCY_BUILD=no-such-build PYTHONPATH=python)
+readelf -d "$lib/libsaliency.so.0" | grep -q 'NEEDED.*libasan' &&
+    pyenv+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so) libstdc++.so.6" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+"${pyenv[@]}" "$PY" -c "import saliency, sys, numpy as np
+assert saliency._lib.path == 'libsaliency.so.0', saliency._lib.path
+y = saliency.Model(sys.argv[1]).run(np.load(sys.argv[2]))
+assert y.tobytes() == np.load(sys.argv[3]).tobytes()" "$tmp/m.onnx" "$tmp/x.npy" "$tmp/y.npy" > "$tmp/py.txt" 2>&1 \
+    && ok || { bad "Python package with the installed library"; tail -5 "$tmp/py.txt"; }
+
 # Man pages: one per command, holding every option of its --help; groff has nothing to say.
 commands=$("$cli" --help | awk '/^commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}')
 [ "$(echo "$commands" | wc -w)" -ge 10 ] && ok || bad "commands: $commands"

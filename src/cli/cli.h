@@ -58,6 +58,7 @@ int cmd_visualize(int argc, char **argv);
 int cmd_topk(int argc, char **argv);
 int cmd_invert(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_metric(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

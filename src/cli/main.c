@@ -18,6 +18,7 @@ static const struct {
     {"topk", cmd_topk, "the data samples that activate an objective most and least"},
     {"invert", cmd_invert, "model inversion: reconstruct inputs from a layer's representation"},
     {"audit", cmd_audit, "test whether explanations can be trusted: invariance, randomization, ..."},
+    {"metric", cmd_metric, "score methods by an evaluation metric: faithfulness, robustness, localization, ..."},
     {"data", cmd_data, "build data sets: multi-object composites with masks for the pointing game"},
     {"report", cmd_report, "an HTML report of audit results: verdicts, figures, curves"},
     {"demo", cmd_demo, "the papers end to end: train, audit every method, write the report"},

@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 static __typeof__(LAPACKE_dgelsd) *g_gelsd;
+static __typeof__(LAPACKE_dgbsv) *g_gbsv;
 static sal_status g_status = SAL_ERR_INTERNAL;
 static char g_err[512];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -30,8 +31,9 @@ static void load(void) {
         return;
     }
     g_gelsd = (__typeof__(LAPACKE_dgelsd) *)dlsym(h, "LAPACKE_dgelsd");
-    if (!g_gelsd) {
-        snprintf(g_err, sizeof g_err, "liblapacke lacks LAPACKE_dgelsd");
+    g_gbsv = (__typeof__(LAPACKE_dgbsv) *)dlsym(h, "LAPACKE_dgbsv");
+    if (!g_gelsd || !g_gbsv) {
+        snprintf(g_err, sizeof g_err, "liblapacke lacks LAPACKE_dgelsd or LAPACKE_dgbsv");
         return;
     }
     g_status = SAL_OK; /* the handle stays open for the life of the process */
@@ -60,5 +62,16 @@ sal_status sal_lapack_gelsd(int m, int n, double *A, double *b, double rcond, in
     if (info < 0) return bad_info("dgelsd", info);
     if (info > 0) return sal_fail(SAL_ERR_NUMERIC, "dgelsd: the SVD did not converge");
     if (rank) *rank = (int)r;
+    return SAL_OK;
+}
+
+sal_status sal_lapack_gbsv(int n, int kl, int ku, int nrhs, double *ab, double *b) {
+    SAL_TRY(sal_lapack_init());
+    lapack_int *piv = sal_malloc((size_t)(n > 0 ? n : 1) * sizeof *piv);
+    if (!piv) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    lapack_int info = g_gbsv(LAPACK_COL_MAJOR, n, kl, ku, nrhs, ab, 2 * kl + ku + 1, piv, b, n);
+    sal_free(piv);
+    if (info < 0) return bad_info("dgbsv", info);
+    if (info > 0) return sal_fail(SAL_ERR_NUMERIC, "dgbsv: the banded system is singular");
     return SAL_OK;
 }

@@ -13,4 +13,10 @@ sal_status sal_lapack_init(void);
  * values below rcond times the largest count as zero; *rank (may be NULL) gets the effective rank. */
 sal_status sal_lapack_gelsd(int m, int n, double *A, double *b, double rcond, int *rank);
 
+/* Solves the banded system A X = B (dgbsv, column-major): A (n, n) with kl sub- and ku
+ * super-diagonals in LAPACK's band storage ab (2 kl + ku + 1 rows, n columns: A[i][j] at
+ * ab[(kl + ku + i - j) + j (2 kl + ku + 1)]), overwritten by its LU factors; b (n, nrhs) holds B on
+ * entry and X on return. SAL_ERR_NUMERIC when A is singular. */
+sal_status sal_lapack_gbsv(int n, int kl, int ku, int nrhs, double *ab, double *b);
+
 #endif

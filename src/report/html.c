@@ -158,10 +158,19 @@ typedef struct {
     bool csv;                  /* stem.csv copied too */
 } rp_audit;
 
+/* A metric's results (saliency metric --json): dir/stem.json, and stem.csv when beside it. */
+typedef struct {
+    char *dir, *stem;
+    rj_value doc;
+    bool csv;
+} rp_metric;
+
 typedef struct {
     const char *in, *out;
     rp_audit *a;
     int na;
+    rp_metric *m;
+    int nm;
     rj_value manifest;
     char *manifest_dir;
     sal_sbuf notes;              /* HTML list items: files skipped and why */
@@ -302,6 +311,15 @@ static sal_status scan(rp_ctx *c, const char *dir) {
                 if (!a->dir || !a->stem) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
                 if (st == SAL_OK) st = rp_audit_load(&a->doc, &a->au);
             }
+        } else if (rj_getstr(&v, "metric", NULL) && rj_get(&v, "results") && rj_get(&v, "results")->type == RJ_ARR &&
+                   c->nm < MAX_AUDITS) {
+            rp_metric *mt = &c->m[c->nm++];
+            size_t len = strlen(names[i]) - 5;
+            mt->doc = v;
+            mt->dir = sal_strdup(dir);
+            mt->stem = sal_malloc(len + 1);
+            if (mt->stem) memcpy(mt->stem, names[i], len), mt->stem[len] = 0;
+            if (!mt->dir || !mt->stem) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
         } else {
             rj_free(&v); /* some other JSON file */
         }
@@ -846,6 +864,96 @@ static sal_status matrix(const rp_ctx *c, sal_sbuf *h) {
     return SAL_OK;
 }
 
+/* Methods against metrics (saliency metric): each cell the mean over the samples where the metric is
+ * defined, the best of each column in bold; hover for the sd, median and samples. */
+static sal_status metrics_section(rp_ctx *c, sal_sbuf *h) {
+    int cap = 0, n = 0;
+    for (int i = 0; i < c->nm; i++) cap += rj_get(&c->m[i].doc, "results")->n;
+    const char **rows = sal_calloc((size_t)cap + 1, sizeof *rows);
+    if (!rows) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->nm; i++) {
+        const rj_value *res = rj_get(&c->m[i].doc, "results");
+        for (int k = 0; k < res->n; k++) {
+            const char *l = rj_getstr(&res->items[k], "label", "?");
+            bool seen = false;
+            for (int q = 0; q < n && !seen; q++) seen = !strcmp(rows[q], l);
+            if (!seen) rows[n++] = l;
+        }
+    }
+    sal_sb_printf(h, "<section id=\"metrics\">\n<h2>Evaluation metrics</h2>\n<p class=\"sub\">Each row is an attribution "
+                 "method, each column a metric (<code>saliency metric</code>, docs/metrics.md): the mean over the samples "
+                 "where it is defined, &uarr; higher or &darr; lower is better, the best in bold. Hover a cell for the "
+                 "spread.</p>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">method</th>");
+    for (int i = 0; i < c->nm; i++) {
+        const char *better = rj_getstr(&c->m[i].doc, "better", "");
+        sal_sb_printf(h, "<th title=\"");
+        rp_esc(h, rj_getstr(&c->m[i].doc, "summary", ""));
+        sal_sb_printf(h, "\">");
+        rp_esc(h, rj_getstr(&c->m[i].doc, "metric", "?"));
+        sal_sb_printf(h, " %s<br><small>", !strcmp(better, "higher") ? "&uarr;" : !strcmp(better, "lower") ? "&darr;" : "");
+        rp_esc(h, rj_getstr(&c->m[i].doc, "family", ""));
+        sal_sb_printf(h, "</small></th>");
+    }
+    sal_sb_printf(h, "</tr>\n");
+    for (int q = 0; q < n; q++) {
+        sal_sb_printf(h, "<tr><td class=\"l\">");
+        rp_esc(h, rows[q]);
+        sal_sb_printf(h, "</td>");
+        for (int i = 0; i < c->nm; i++) {
+            const rj_value *res = rj_get(&c->m[i].doc, "results"), *r = NULL;
+            const char *better = rj_getstr(&c->m[i].doc, "better", "");
+            int sign = !strcmp(better, "higher") ? 1 : !strcmp(better, "lower") ? -1 : 0;
+            double best = NAN;
+            for (int k = 0; k < res->n; k++) {
+                double v = rj_getnum(&res->items[k], "mean");
+                if (!strcmp(rj_getstr(&res->items[k], "label", ""), rows[q])) r = &res->items[k];
+                if (sign && isfinite(v) && (isnan(best) || sign * v > sign * best)) best = v;
+            }
+            if (!r) {
+                sal_sb_printf(h, "<td></td>");
+                continue;
+            }
+            const char *sk = rj_getstr(r, "skipped", NULL);
+            double v = rj_getnum(r, "mean");
+            sal_sb_printf(h, "<td title=\"");
+            if (sk) rp_esc(h, sk);
+            else sal_sb_printf(h, "sd %.4g, median %.4g, defined for %.0f of %.0f samples", rj_getnum(r, "sd"),
+                               rj_getnum(r, "median"), rj_getnum(r, "defined"), rj_getnum(&c->m[i].doc, "samples"));
+            sal_sb_printf(h, "\">%s", !sk && v == best ? "<b>" : "");
+            fmt_num(h, sk ? NAN : v);
+            sal_sb_printf(h, "%s</td>", !sk && v == best ? "</b>" : "");
+        }
+        sal_sb_printf(h, "</tr>\n");
+    }
+    sal_sb_printf(h, "</table></div>\n<ul class=\"sub\">\n");
+    for (int i = 0; i < c->nm; i++) {
+        const rj_value *d = &c->m[i].doc, *pv = rj_get(d, "params");
+        sal_sb_printf(h, "<li><b>");
+        rp_esc(h, rj_getstr(d, "metric", "?"));
+        sal_sb_printf(h, "</b>: ");
+        rp_esc(h, rj_getstr(d, "summary", ""));
+        sal_sb_printf(h, "; %s of %.0f samples", rj_getstr(d, "output", "logit"), rj_getnum(d, "samples"));
+        for (int k = 0; pv && pv->type == RJ_OBJ && k < pv->n; k++) {
+            sal_sb_printf(h, ", ");
+            rp_esc(h, pv->keys[k]);
+            sal_sb_printf(h, "=");
+            rp_esc(h, rj_str(&pv->items[k], ""));
+        }
+        sal_sb_printf(h, " (<a href=\"");
+        rp_url(h, c->m[i].stem);
+        sal_sb_printf(h, ".json\">JSON</a>");
+        if (c->m[i].csv) {
+            sal_sb_printf(h, ", <a href=\"");
+            rp_url(h, c->m[i].stem);
+            sal_sb_printf(h, ".csv\">CSV</a>");
+        }
+        sal_sb_printf(h, ")</li>\n");
+    }
+    sal_sb_printf(h, "</ul>\n</section>\n");
+    sal_free(rows);
+    return SAL_OK;
+}
+
 /* The manifest's models and extra figures. */
 static sal_status manifest_parts(rp_ctx *c, sal_sbuf *h) {
     const rj_value *mf = &c->manifest, *figs = rj_get(mf, "figures"), *models = rj_get(mf, "models");
@@ -961,6 +1069,18 @@ static sal_status build(rp_ctx *c, const sal_report_opts *o) {
         sal_free(p);
         if (a->csv) SAL_TRY(copy_file(c, a->dir, name));
     }
+    for (int i = 0; i < c->nm; i++) {
+        rp_metric *mt = &c->m[i];
+        char name[600];
+        snprintf(name, sizeof name, "%s.json", mt->stem);
+        SAL_TRY(copy_file(c, mt->dir, name));
+        snprintf(name, sizeof name, "%s.csv", mt->stem);
+        char *p = path_join(mt->dir, name);
+        if (!p) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        mt->csv = is_file(p);
+        sal_free(p);
+        if (mt->csv) SAL_TRY(copy_file(c, mt->dir, name));
+    }
     /* order: the manifest's "order", else by kind, then by name */
     qsort(c->a, (size_t)c->na, sizeof *c->a, by_rank);
     /* legends */
@@ -993,7 +1113,9 @@ static sal_status build(rp_ctx *c, const sal_report_opts *o) {
     sal_sb_printf(&h, "</p>\n");
     const char *sub = rj_getstr(&c->manifest, "subtitle", NULL);
     if (sub) sal_sb_printf(&h, "<p>"), rp_esc(&h, sub), sal_sb_printf(&h, "</p>\n");
-    sal_sb_printf(&h, "</header>\n<nav><a href=\"#matrix\">Overview</a>");
+    sal_sb_printf(&h, "</header>\n<nav>");
+    if (c->na) sal_sb_printf(&h, "<a href=\"#matrix\">Overview</a>");
+    if (c->nm) sal_sb_printf(&h, "<a href=\"#metrics\">Metrics</a>");
     if (rj_get(&c->manifest, "figures")) sal_sb_printf(&h, "<a href=\"#highlights\">Highlights</a>");
     if (rj_get(&c->manifest, "models")) sal_sb_printf(&h, "<a href=\"#models\">Models</a>");
     for (int i = 0; i < c->na; i++) {
@@ -1003,7 +1125,8 @@ static sal_status build(rp_ctx *c, const sal_report_opts *o) {
     }
     sal_sb_printf(&h, "</nav>\n<main>\n");
     st = manifest_parts(c, &h);
-    if (st == SAL_OK) st = matrix(c, &h);
+    if (st == SAL_OK && c->na) st = matrix(c, &h);
+    if (st == SAL_OK && c->nm) st = metrics_section(c, &h);
     for (int i = 0; i < c->na && st == SAL_OK; i++) st = audit_section(c, &c->a[i], i, &h);
     if (st == SAL_OK) {
         sal_sb_printf(&h, "</main>\n<footer>\n");
@@ -1024,14 +1147,22 @@ sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_r
     if (!is_dir(in_dir)) return sal_fail(SAL_ERR_IO, "%s: not a folder", in_dir);
     rp_ctx c = {.in = in_dir, .out = out_dir};
     c.a = sal_calloc(MAX_AUDITS, sizeof *c.a);
-    if (!c.a) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    c.m = sal_calloc(MAX_AUDITS, sizeof *c.m);
+    if (!c.a || !c.m) {
+        sal_free(c.a), sal_free(c.m);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    }
     sal_status st = scan(&c, in_dir);
     char *sub = st == SAL_OK ? path_join(in_dir, "audits") : NULL;
     if (st == SAL_OK && !sub) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     if (st == SAL_OK && is_dir(sub)) st = scan(&c, sub);
     sal_free(sub);
-    if (st == SAL_OK && c.na == 0)
-        st = sal_fail(SAL_ERR_ARG, "%s holds no audit results (NAME.json files written by `saliency audit ... --json`)", in_dir);
+    sub = st == SAL_OK ? path_join(in_dir, "metrics") : NULL;
+    if (st == SAL_OK && !sub) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK && is_dir(sub)) st = scan(&c, sub);
+    sal_free(sub);
+    if (st == SAL_OK && c.na == 0 && c.nm == 0)
+        st = sal_fail(SAL_ERR_ARG, "%s holds no audit results and no metric results (NAME.json files written by `saliency audit ... --json` or `saliency metric ... --json`)", in_dir);
     if (st == SAL_OK && c.notes.oom) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     if (st == SAL_OK) st = build(&c, o);
     if (st == SAL_OK && naudits) *naudits = c.na;
@@ -1043,6 +1174,12 @@ sal_status sal_report_write(const char *in_dir, const char *out_dir, const sal_r
         sal_free(c.a[i].figure);
     }
     sal_free(c.a);
+    for (int i = 0; i < c.nm; i++) {
+        rj_free(&c.m[i].doc);
+        sal_free(c.m[i].dir);
+        sal_free(c.m[i].stem);
+    }
+    sal_free(c.m);
     rj_free(&c.manifest);
     sal_free(c.manifest_dir);
     sal_sb_free(&c.notes);
