@@ -17,6 +17,14 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 LDFLAGS += -fopenmp
 
+# MPI (docs/scaling.md): where mpicc is found the CLI can run as ranks of mpirun or srun (src/cli/mpi.c);
+# MPI=0 builds without it. Only the CLI links MPI: the library shards through callbacks.
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DSAL_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null || pkg-config --cflags mpich))
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs mpich)
+endif
+
 LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -30,7 +38,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers bench-metrics clean
+.PHONY: all deps data test test-zoo test-c test-scripts demo bench bench-compare bench-peers bench-metrics bench-mpi clean
 all: $(BUILD)/libsaliency.a $(BUILD)/saliency $(TESTS) $(TOOLS) $(BENCHES)
 
 # Generated protobuf-c bindings for Debian's onnx.proto (never copied into the repository).
@@ -51,7 +59,9 @@ $(BUILD)/libsaliency.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/saliency: $(CLI_OBJ) $(BUILD)/libsaliency.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(MPI_LIBS) -o $@
+
+$(BUILD)/obj/src/cli/mpi.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libsaliency.a
 	@mkdir -p $(dir $@)
@@ -103,6 +113,11 @@ bench-peers: deps all
 # 36 method configurations. METRICS_ARGS passes options, e.g. METRICS_ARGS=--quick.
 bench-metrics: deps data all
 	$(BUILD)/bench/bench_metrics $(METRICS_ARGS)
+
+# The demo's audits under mpirun: one and two ranks against one process with two threads, and the
+# times predicted for more ranks (docs/scaling.md). Run it on a quiet machine.
+bench-mpi: deps data all
+	BUILD=$(BUILD) PY=$(PY) bench/mpi_scaling.sh
 
 clean:
 	rm -rf $(BUILD)

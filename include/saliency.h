@@ -281,6 +281,9 @@ typedef struct sal_explain_opts {
     const sal_tensor *target_mask; /* SAL_TARGET_MASK: float32 weights that broadcast (NumPy rules) to
                                    the explained output: one sample's shape, the whole output with a
                                    batch axis of N or 1, or trailing axes such as (H, W). Borrowed. */
+    int64_t first;              /* x holds rows first, first + 1, ... of a larger input explained in
+                                   batches: the random streams of its sample i are those of sample
+                                   first + i, as one call over the whole input draws them */
 } sal_explain_opts;
 
 typedef struct sal_explanation sal_explanation;
@@ -314,6 +317,16 @@ const float *sal_explanation_outputs(const sal_explanation *e);
 double sal_explanation_metric(const sal_explanation *e, const char *name);
 /* Everything as JSON: method, every parameter with defaults applied, targets, outputs, checks. */
 sal_status sal_explanation_json(const sal_explanation *e, char **json /* OUT, free() it */);
+
+/* Explanations of consecutive batches of one input (sal_explain_opts.first), in order, as one:
+ * maps, layer maps, targets, outputs and per-sample checks concatenated; checks over the samples
+ * combined by what they are (worst values: the largest, minima: the smallest, counts: summed, means:
+ * weighted by samples, properties of the model or method: the first part's). The JSON is the one
+ * of the whole. Parts from different settings fail with SAL_ERR_ARG. */
+sal_status sal_explanation_join(const sal_explanation *const *parts, int n, sal_explanation **out /* OUT */);
+/* An explanation as bytes (free() them) and back: to send it to another process. */
+sal_status sal_explanation_pack(const sal_explanation *e, void **bytes /* OUT */, size_t *size /* OUT */);
+sal_status sal_explanation_unpack(const void *bytes, size_t size, sal_explanation **out /* OUT */);
 
 /* The method table. */
 int sal_method_count(void);
@@ -604,6 +617,31 @@ typedef struct sal_audit_method {
     const char *const *params; /* "key=value" */
 } sal_audit_method;
 
+/* Several processes sharing one audit (docs/scaling.md): process `rank` of `nranks` explains a
+ * contiguous share of the batches, and the processes exchange what each computed, so every one
+ * ends with the result a single process gets, to the byte. The library knows no transport: the
+ * caller passes two collective operations (the CLI's are MPI_Allgather and MPI_Allgatherv). Every
+ * process calls them at the same points, in the same order. */
+typedef struct sal_shard {
+    int rank, nranks;
+    /* Each process contributes `size` bytes (mine); all receives every process's, in rank order. */
+    sal_status (*allgather)(void *user, const void *mine, void *all, size_t size);
+    /* buf holds count[r] bytes of process r at offset[r]; each process fills its own part, and on
+     * return every part is filled on every process. */
+    sal_status (*allgatherv)(void *user, void *buf, const size_t *count, const size_t *offset);
+    void *user;
+    int *ended;      /* optional: set to the failing rank once an exchange reported a failure: the run
+                        has then ended on every process, and none may wait for another exchange */
+} sal_shard;
+
+/* Collective: every process of s reports st, with msg (NULL: sal_last_error()) when it failed.
+ * Every exchange of a sharded audit starts with the same agreement, so a process that failed on its
+ * own (and left the library early) meets its peers wherever they wait. Returns SAL_OK when all
+ * succeeded; else, on every process, the lowest failing rank's status, with its message for
+ * sal_last_error() ("rank R of N: ..."; without the rank when every process failed alike), and sets
+ * *s->ended. s NULL or one process: returns st. */
+sal_status sal_shard_agree(const sal_shard *s, sal_status st, const char *msg);
+
 /* What every audit takes; zero fields are defaults. */
 typedef struct sal_audit_common {
     int nmethods;
@@ -620,6 +658,8 @@ typedef struct sal_audit_common {
     int64_t figure_sample;           /* the sample whose maps the result keeps for sal_audit_figure */
     sal_progress_fn progress;        /* optional: the audit's name, units done, the method's label */
     void *progress_user;
+    const sal_shard *shard;          /* optional: this process's share of an audit run by several;
+                                        every process gets the whole result (its JSON says "ranks") */
 } sal_audit_common;
 
 /* Input invariance. */

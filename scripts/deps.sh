@@ -9,7 +9,8 @@ set -eu
 pkgs=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
       libopenblas-dev libopenblas0-openmp liblapacke-dev libdnnl-dev libpng-dev zlib1g-dev libfftw3-dev
       python3-torch python3-torchvision python3-onnx python3-numpy python3-scipy dataset-fashion-mnist
-      python3-pip python3-setuptools python3-wheel python3-venv)
+      python3-pip python3-setuptools python3-wheel python3-venv
+      openmpi-bin libopenmpi-dev)
 optional=(python3-skimage chromium)
 [ -n "${SAL_DEPS_BENCH:-}" ] && optional+=(libtcmalloc-minimal4)
 [ -n "${SAL_DEPS_EXTRA:-}" ] && pkgs+=($SAL_DEPS_EXTRA)

@@ -461,7 +461,8 @@ class Explanation:
         self.fallback = _str(lib.sal_explanation_fallback(ptr))
         js = C.c_void_p()
         _check(lib.sal_explanation_json(ptr, C.byref(js)))
-        self.json = _lib.take_string(js)
+        # "ranks" first, as the CLI writes it (one process here: docs/scaling.md)
+        self.json = '{\n  "ranks": 1,' + _lib.take_string(js)[1:]
         self.info = json.loads(self.json)
 
     def heatmap(self, image=None, **opts):
@@ -997,7 +998,8 @@ class Visualization(Figure):
                       if snap else None)
         js = C.c_void_p()
         _check(lib.sal_featviz_json(ptr, C.byref(js)))
-        self.json = _lib.take_string(js)
+        # "ranks" first, as the CLI writes it (one process here: docs/scaling.md)
+        self.json = '{\n  "ranks": 1,' + _lib.take_string(js)[1:]
         self.info = json.loads(self.json)
         png = None
         if self.images.ndim == 4:  # images: one row of tiles, about 112 pixels a side

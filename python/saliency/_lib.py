@@ -70,7 +70,7 @@ class ExplainOpts(C.Structure):
                 ("target", C.c_int), ("classes", C.POINTER(C.c_int64)), ("nclasses", C.c_int64), ("prob", C.c_int),
                 ("data", C.POINTER(Tensor)), ("data_lo", C.c_double), ("data_hi", C.c_double),
                 ("chunk", C.c_int64), ("session", C.c_void_p), ("patterns", C.c_void_p), ("fallback", C.c_char_p),
-                ("output_name", C.c_char_p), ("target_mask", C.POINTER(Tensor))]
+                ("output_name", C.c_char_p), ("target_mask", C.POINTER(Tensor)), ("first", C.c_int64)]
 
 
 class AuditMethod(C.Structure):
@@ -81,7 +81,7 @@ class AuditCommon(C.Structure):
     _fields_ = [("nmethods", C.c_int), ("methods", C.POINTER(AuditMethod)), ("data", C.POINTER(Tensor)),
                 ("model_name", C.c_char_p), ("data_name", C.c_char_p), ("seed", C.c_uint64), ("batch", C.c_int64),
                 ("chunk", C.c_int64), ("prob", C.c_int), ("tol", C.c_double), ("figure_sample", C.c_int64),
-                ("progress", PROGRESS), ("progress_user", C.c_void_p)]
+                ("progress", PROGRESS), ("progress_user", C.c_void_p), ("shard", C.c_void_p)]
 
 
 class InvarianceOpts(C.Structure):

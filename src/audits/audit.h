@@ -47,6 +47,7 @@ struct sal_audit {
     char *model, *data;
     uint64_t seed;
     double tol;
+    int ranks;           /* processes that shared the audit (1: one) */
     int nres;
     au_result *res;
     int nmaps, ninputs;
@@ -179,6 +180,29 @@ static inline void au_mean_add(au_mean *m, double v) {
     if (isfinite(v)) m->sum += v, m->n++;
 }
 static inline double au_mean_get(const au_mean *m) { return m->n ? m->sum / (double)m->n : NAN; }
+
+/* ---- several processes (share.c, sal_shard) ---- */
+/* The items [0, n) of a stage, run in batches of B: this process runs [lo, hi), whole batches, and
+ * writes `width` values per item into v (n rows, NAN until computed or shared). One process: all. */
+typedef struct {
+    const sal_shard *s;  /* NULL: one process */
+    int64_t n, B, lo, hi;
+    int width;
+    double *v;
+    int64_t key;         /* the first skip here: its position in a single process's order; -1: none */
+} au_share;
+sal_status au_share_init(au_share *p, const sal_audit_common *c, int64_t n, int64_t B, int width);
+void au_share_free(au_share *p);
+/* Notes a skip (after au_skip) at position key: stage * (n + 1) + first item of the batch. */
+void au_share_skip(au_share *p, int64_t key);
+/* Collective, once per method (or stage): agrees on failures (st: this process's, which ends the
+ * audit everywhere), makes the skip a single process meets first every process's (r skipped with
+ * its verdict; p->key set), else shares the table's rows and r's first nmaps maps (x: their shape).
+ * With one process: returns st. */
+sal_status au_share_end(au_share *p, sal_status st, au_result *r, int nmaps, const sal_tensor *x);
+/* Collective: maps (one sample each, shaped as x) held by whichever process made them, to all;
+ * st (this process's status so far) is agreed first. */
+sal_status au_share_maps(const au_share *p, sal_status st, sal_tensor *maps, int nmaps, const sal_tensor *x);
 
 /* ---- progress, through the caller's callback ---- */
 typedef struct {

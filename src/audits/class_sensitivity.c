@@ -16,13 +16,13 @@ typedef struct {
     au_progress pr;
 } cctx;
 
-/* One method: the maps of the top and the bottom class of every sample, compared. */
-static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, au_result *r) {
-    int64_t N = c->x->dim[0], row = au_row(c->x);
-    au_mean sp = {0}, hs = {0}, hp = {0}, same = {0};
-    int64_t undefined = 0; /* samples where neither correlation is defined (a constant map) */
-    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+enum { CS_SP, CS_HS, CS_HP, CS_SAME, CS_W }; /* per sample: similarities, identical maps */
+
+/* This process's batches of one method: the maps of the top and the bottom class, compared. */
+static sal_status explain_share(cctx *c, const sal_audit_method *meth, au_share *sh, au_result *r) {
+    int64_t row = au_row(c->x);
+    for (int64_t i0 = sh->lo; i0 < sh->hi; i0 += c->B) {
+        int64_t n = sh->hi - i0 < c->B ? sh->hi - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
         const sal_tensor *data = c->o->data;
         au_xopts xo = {.meth = meth, .target = SAL_TARGET_MAX, .data = data, .lo = c->lo, .hi = c->hi,
@@ -31,17 +31,17 @@ static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, 
         sal_status st = au_explain(c->m, &xb, &xo, &c->Amax, &p1);
         xo.target = SAL_TARGET_MIN;
         if (st == SAL_OK) st = au_explain(c->m, &xb, &xo, &c->Amin, &p2);
-        if (st != SAL_OK) return au_skip(r, st, NULL);
+        if (st != SAL_OK) {
+            au_share_skip(sh, i0);
+            return au_skip(r, st, NULL);
+        }
         r->patterns |= p1 || p2;
         for (int64_t i = 0; i < n; i++) {
             const float *a1 = sal_f32(&c->Amax) + i * row, *a2 = sal_f32(&c->Amin) + i * row;
-            double s[AU_NSIM];
+            double s[AU_NSIM], *v = sh->v + (i0 + i) * CS_W;
             au_similarity(a1, a2, c->C, c->H, c->W, c->work, s);
-            au_mean_add(&sp, s[AU_SPEAR]);
-            au_mean_add(&hs, s[AU_HOG_S]);
-            au_mean_add(&hp, s[AU_HOG_P]);
-            au_mean_add(&same, !memcmp(a1, a2, (size_t)row * sizeof *a1));
-            undefined += !isfinite(s[AU_HOG_S]) && !isfinite(s[AU_SPEAR]);
+            v[CS_SP] = s[AU_SPEAR], v[CS_HS] = s[AU_HOG_S], v[CS_HP] = s[AU_HOG_P];
+            v[CS_SAME] = !memcmp(a1, a2, (size_t)row * sizeof *a1);
             int64_t q = i0 + i;
             if (q < c->nfig) {
                 SAL_TRY(au_keep_row(&r->maps[2 * q], c->x, a1));
@@ -50,6 +50,30 @@ static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, 
         }
         au_progress_step(&c->pr, n, r->label);
     }
+    return SAL_OK;
+}
+
+/* One method: its maps (this process's share), shared, then the means over every sample. */
+static sal_status run_method(cctx *c, const sal_audit_method *meth, double tol, au_result *r) {
+    int64_t N = c->x->dim[0];
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, c->o, N, c->B, CS_W));
+    sal_status st = au_share_end(&sh, explain_share(c, meth, &sh, r), r, 2 * c->nfig, c->x);
+    if (st != SAL_OK || !au_ran(r)) {
+        au_share_free(&sh);
+        return st;
+    }
+    au_mean sp = {0}, hs = {0}, hp = {0}, same = {0};
+    int64_t undefined = 0; /* samples where neither correlation is defined (a constant map) */
+    for (int64_t i = 0; i < N; i++) {
+        const double *v = sh.v + i * CS_W;
+        au_mean_add(&sp, v[CS_SP]);
+        au_mean_add(&hs, v[CS_HS]);
+        au_mean_add(&hp, v[CS_HP]);
+        au_mean_add(&same, v[CS_SAME]);
+        undefined += !isfinite(v[CS_HS]) && !isfinite(v[CS_SP]);
+    }
+    au_share_free(&sh);
     double score = au_mean_get(&hs), shown = isfinite(score) ? score : au_mean_get(&sp);
     au_metric(r, "spearman", au_mean_get(&sp));
     au_metric(r, "hog_spearman", score);

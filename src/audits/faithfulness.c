@@ -3,6 +3,7 @@
  * and insertion), and the map should rank regions as occluding them does (the lecture notes' local
  * faithfulness via occlusion, Selvaraju et al.). */
 #include "audit.h"
+#include "core/shard.h"
 
 typedef struct {
     float v;
@@ -23,7 +24,7 @@ typedef struct {
     float *scores, *plane, *oplane;
     int64_t *tg, *target, *order;
     keyed *kv;
-    double *cv, *mean;       /* one sample's curves, their mean (AU_NCURVE * (steps + 1)) */
+    double *mean;            /* a method's mean curves (AU_NCURVE * (steps + 1)) */
     au_patcache pc;
     au_progress pr;
 } fctx;
@@ -123,41 +124,57 @@ static sal_status make_replacements(fctx *c, sal_audit *a) {
     return SAL_OK;
 }
 
-/* The occlusion map every method is ranked against, of every sample into c->O; when it cannot be
- * made, the reason goes into the result. */
+/* The occlusion map every method is ranked against, of this process's samples into their rows of
+ * c->O (the rows a method's share reads); when it cannot be made, the reason goes into the result. */
 static sal_status occlusion(fctx *c, sal_audit *a) {
     const sal_faithfulness_opts *o = c->o;
     int64_t N = c->x->dim[0];
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, &o->common, N, c->B, 0));
     a->fa.occ = sal_calloc((size_t)o->nocc_params + 1, sizeof *a->fa.occ);
-    if (!a->fa.occ) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    for (int k = 0; k < o->nocc_params; k++, a->fa.nocc++)
-        if (!(a->fa.occ[k] = sal_strdup(o->occ_params[k]))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    sal_status st = a->fa.occ ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int k = 0; st == SAL_OK && k < o->nocc_params; k++, a->fa.nocc++)
+        if (!(a->fa.occ[k] = sal_strdup(o->occ_params[k]))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
     sal_audit_method occ = {.name = "occlusion", .nparams = o->nocc_params, .params = o->occ_params};
     bool known = false;
     for (int k = 0; k < sal_method_count(); k++) known |= !strcmp(sal_method_name(k), "occlusion");
     sal_status so = known ? SAL_OK : sal_fail(SAL_ERR_UNSUPPORTED, "the method table has no occlusion method");
-    for (int64_t i0 = 0; i0 < N && so == SAL_OK; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+    if (st == SAL_OK) st = sal_tensor_alloc(&c->O, SAL_F32, c->x->ndim, c->x->dim);
+    for (int64_t i0 = sh.lo; i0 < sh.hi && so == SAL_OK && st == SAL_OK; i0 += c->B) {
+        int64_t n = sh.hi - i0 < c->B ? sh.hi - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
         au_xopts xo = {.meth = &occ, .target = SAL_TARGET_INDEX, .classes = c->target + i0, .data = o->common.data,
                        .lo = c->lo, .hi = c->hi, .chunk = o->common.chunk, .prob = o->common.prob};
         so = au_explain(c->m, &xb, &xo, &c->A, NULL);
-        if (so == SAL_OK && i0 == 0) so = sal_tensor_alloc(&c->O, SAL_F32, c->x->ndim, c->x->dim);
         if (so == SAL_OK) memcpy(sal_f32(&c->O) + i0 * c->row, c->A.data, (size_t)(n * c->row) * sizeof(float));
+        else sh.key = i0;
         au_progress_step(&c->pr, n, "occlusion map");
     }
-    if (so == SAL_ERR_NOMEM) return so;
-    if (so != SAL_OK) return (a->fa.occ_err = sal_strdup(sal_last_error())) ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    a->fa.have_occ = true;
-    return au_keep_row(&a->fa.occ_map, c->x, sal_f32(&c->O) + c->fs * c->row);
+    if (so == SAL_ERR_NOMEM) st = so;
+    /* the reason a single process meets first, on every process */
+    char why[1008] = "";
+    if (sh.key >= 0 || so != SAL_OK) sh.key = sh.key >= 0 ? sh.key : 0, snprintf(why, sizeof why, "%s", sal_last_error());
+    if (sh.s) st = sal_shard_sync(sh.s, st, &sh.key, why, sizeof why);
+    if (st == SAL_OK && sh.key >= 0 && !(a->fa.occ_err = sal_strdup(why))) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK && sh.key < 0) {
+        a->fa.have_occ = true;
+        if (c->fs >= sh.lo && c->fs < sh.hi) st = au_keep_row(&a->fa.occ_map, c->x, sal_f32(&c->O) + c->fs * c->row);
+        st = au_share_maps(&sh, st, &a->fa.occ_map, 1, c->x);
+    }
+    au_share_free(&sh);
+    return st;
 }
 
-/* The reference: pixels in a random order (seeded per sample). */
+/* The reference: pixels in a random order (seeded per sample); this process's samples' curves,
+ * shared, then their means. */
 static sal_status random_order(fctx *c, sal_audit *a) {
     int64_t N = c->x->dim[0], S = c->steps, HW = c->HW, npt = AU_NCURVE * (S + 1);
     double *rmean = a->fa.curve = sal_calloc((size_t)npt, sizeof *rmean), r_del = 0, r_ins = 0, r_aopc = 0;
     if (!rmean) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < N; i++) {
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, &c->o->common, N, c->B, (int)npt));
+    sal_status st = SAL_OK;
+    for (int64_t i = sh.lo; i < sh.hi && st == SAL_OK; i++) {
         sal_rng g;
         sal_rng_seed(&g, (c->o->common.seed + 1) * 0x2545f4914f6cdd1dull + (uint64_t)i);
         for (int64_t p = 0; p < HW; p++) c->order[p] = p;
@@ -165,27 +182,29 @@ static sal_status random_order(fctx *c, sal_audit *a) {
             int64_t q = (int64_t)(sal_rng_u64(&g) % (uint64_t)(p + 1)), t = c->order[p];
             c->order[p] = c->order[q], c->order[q] = t;
         }
-        SAL_TRY(curves(c, i, c->target[i], c->order, c->cv));
-        r_del += auc(c->cv + AU_DEL_MORF * (S + 1), S);
-        r_ins += auc(c->cv + AU_INS_MORF * (S + 1), S);
-        r_aopc += aopc(c->cv + AU_DEL_MORF * (S + 1), S);
-        for (int64_t k = 0; k < npt; k++) rmean[k] += c->cv[k] / (double)N;
+        st = curves(c, i, c->target[i], c->order, sh.v + i * npt);
         au_progress_step(&c->pr, 1, "random order");
     }
+    st = au_share_end(&sh, st, NULL, 0, c->x);
+    for (int64_t i = 0; i < N && st == SAL_OK; i++) {
+        const double *cv = sh.v + i * npt;
+        r_del += auc(cv + AU_DEL_MORF * (S + 1), S);
+        r_ins += auc(cv + AU_INS_MORF * (S + 1), S);
+        r_aopc += aopc(cv + AU_DEL_MORF * (S + 1), S);
+        for (int64_t k = 0; k < npt; k++) rmean[k] += cv[k] / (double)N;
+    }
     a->fa.del_auc = r_del / (double)N, a->fa.ins_auc = r_ins / (double)N, a->fa.aopc = r_aopc / (double)N;
-    return SAL_OK;
+    au_share_free(&sh);
+    return st;
 }
 
-/* One method: each sample's curves for its map's pixel order, their areas and AOPC, the rank
- * correlation with the occlusion map; the mean curves into r. */
-static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_audit *a, au_result *r) {
-    int64_t N = c->x->dim[0], S = c->steps, npt = AU_NCURVE * (S + 1), row = c->row;
-    au_mean occ = {0};
-    double sums[AU_NCURVE] = {0}, ao_m = 0, ao_l = 0;
-    int64_t flat = 0; /* constant maps: they rank no pixel above another */
-    for (int64_t k = 0; k < npt; k++) c->mean[k] = 0;
-    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+/* This process's share of one method: each sample's curves for its map's pixel order and the rank
+ * correlation with the occlusion map, into the table (a row: the curves, then FA_FLAT, FA_OCC). */
+enum { FA_FLAT, FA_OCC };
+static sal_status explain_share(fctx *c, const sal_audit_method *meth, const sal_audit *a, au_share *sh, au_result *r) {
+    int64_t npt = AU_NCURVE * (c->steps + 1), row = c->row;
+    for (int64_t i0 = sh->lo; i0 < sh->hi; i0 += c->B) {
+        int64_t n = sh->hi - i0 < c->B ? sh->hi - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
         const sal_tensor *data = c->o->common.data;
         au_xopts xo = {.meth = meth, .target = SAL_TARGET_INDEX, .classes = c->target + i0, .data = data, .lo = c->lo,
@@ -193,25 +212,52 @@ static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_au
                        .pdata = data ? data : c->x};
         bool est = false;
         sal_status st = au_explain(c->m, &xb, &xo, &c->A, &est);
-        if (st != SAL_OK) return au_skip(r, st, NULL);
+        if (st != SAL_OK) {
+            au_share_skip(sh, i0);
+            return au_skip(r, st, NULL);
+        }
         r->patterns |= est;
         for (int64_t q = 0; q < n; q++) {
             int64_t i = i0 + q;
+            double *v = sh->v + i * sh->width;
             rank(sal_f32(&c->A) + q * row, c->C, c->HW, c->plane, c->kv, c->order);
-            flat += au_constant(c->plane, c->HW);
+            v[npt + FA_FLAT] = au_constant(c->plane, c->HW);
             if (i == c->fs) SAL_TRY(au_keep_row(&r->maps[0], c->x, sal_f32(&c->A) + q * row));
-            SAL_TRY(curves(c, i, c->target[i], c->order, c->cv));
-            for (int k = 0; k < AU_NCURVE; k++) sums[k] += auc(c->cv + k * (S + 1), S);
-            ao_m += aopc(c->cv + AU_DEL_MORF * (S + 1), S);
-            ao_l += aopc(c->cv + AU_DEL_LERF * (S + 1), S);
-            for (int64_t k = 0; k < npt; k++) c->mean[k] += c->cv[k] / (double)N;
+            SAL_TRY(curves(c, i, c->target[i], c->order, v));
             if (a->fa.have_occ) {
                 au_plane(sal_f32(&c->O) + i * row, c->C, c->HW, false, c->oplane);
-                au_mean_add(&occ, sal_spearman(c->plane, c->oplane, c->HW));
+                v[npt + FA_OCC] = sal_spearman(c->plane, c->oplane, c->HW);
             }
         }
         au_progress_step(&c->pr, n, r->label);
     }
+    return SAL_OK;
+}
+
+/* One method: its share, shared; the areas, AOPC and mean curves over every sample into r. */
+static sal_status run_method(fctx *c, const sal_audit_method *meth, const sal_audit *a, au_result *r) {
+    int64_t N = c->x->dim[0], S = c->steps, npt = AU_NCURVE * (S + 1);
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, &c->o->common, N, c->B, (int)npt + 2));
+    sal_status st = au_share_end(&sh, explain_share(c, meth, a, &sh, r), r, 1, c->x);
+    if (st != SAL_OK || !au_ran(r)) {
+        au_share_free(&sh);
+        return st;
+    }
+    au_mean occ = {0};
+    double sums[AU_NCURVE] = {0}, ao_m = 0, ao_l = 0;
+    int64_t flat = 0; /* constant maps: they rank no pixel above another */
+    for (int64_t k = 0; k < npt; k++) c->mean[k] = 0;
+    for (int64_t i = 0; i < N; i++) {
+        const double *cv = sh.v + i * sh.width;
+        flat += cv[npt + FA_FLAT] != 0;
+        for (int k = 0; k < AU_NCURVE; k++) sums[k] += auc(cv + k * (S + 1), S);
+        ao_m += aopc(cv + AU_DEL_MORF * (S + 1), S);
+        ao_l += aopc(cv + AU_DEL_LERF * (S + 1), S);
+        for (int64_t k = 0; k < npt; k++) c->mean[k] += cv[k] / (double)N;
+        if (a->fa.have_occ) au_mean_add(&occ, cv[npt + FA_OCC]);
+    }
+    au_share_free(&sh);
     if (!(r->curve = sal_malloc((size_t)npt * sizeof *r->curve))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     memcpy(r->curve, c->mean, (size_t)npt * sizeof *r->curve);
     r->npoint = (int)(S + 1);
@@ -247,11 +293,10 @@ static sal_status prepare(fctx *c, sal_audit *a) {
     c->kv = sal_malloc((size_t)HW * sizeof *c->kv);
     c->plane = sal_malloc((size_t)HW * sizeof *c->plane);
     c->oplane = sal_malloc((size_t)HW * sizeof *c->oplane);
-    c->cv = sal_malloc((size_t)npt * sizeof *c->cv);
     c->mean = sal_malloc((size_t)npt * sizeof *c->mean);
     c->scores = sal_malloc((size_t)(npt > c->chunk ? npt : c->chunk) * sizeof *c->scores);
     c->tg = sal_malloc((size_t)c->chunk * sizeof *c->tg);
-    if (!c->target || !c->order || !c->kv || !c->plane || !c->oplane || !c->cv || !c->mean || !c->scores || !c->tg)
+    if (!c->target || !c->order || !c->kv || !c->plane || !c->oplane || !c->mean || !c->scores || !c->tg)
         return sal_fail(SAL_ERR_NOMEM, "out of memory");
     a->fa.prob = c->prob, a->fa.steps = c->steps;
     SAL_TRY(sal_session_new(c->m, &c->s));
@@ -272,7 +317,7 @@ static void fctx_free(fctx *c) {
     sal_session_free(c->s);
     sal_tensor *t[] = {&c->R, &c->batch, &c->A, &c->O};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) sal_tensor_free(t[i]);
-    void *p[] = {c->scores, c->plane, c->oplane, c->tg, c->target, c->order, c->kv, c->cv, c->mean};
+    void *p[] = {c->scores, c->plane, c->oplane, c->tg, c->target, c->order, c->kv, c->mean};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) sal_free(p[i]);
 }
 

@@ -87,35 +87,31 @@ static sal_status model_check(const ictx *c, sal_audit *a, const sal_tensor *shi
     return st;
 }
 
-typedef struct {
-    double maxnd, maxad;
-    au_mean sp, ss;
-} icmp;
+enum { IV_MD, IV_ND, IV_SP, IV_SS, IV_W }; /* per sample: largest difference, normalized, similarities */
 
-/* Adds one sample's pair of maps to the comparison. */
-static void compare(ictx *c, const float *a1, const float *a2, icmp *s) {
+/* One sample's pair of maps compared, into v. */
+static void compare(ictx *c, const float *a1, const float *a2, double *v) {
     int64_t row = au_row(c->x), HW = c->H * c->W;
     double md = 0, big = 0;
     for (int64_t k = 0; k < row; k++) {
         md = fmax(md, fabs((double)a1[k] - a2[k]));
         big = fmax(big, fabs((double)a1[k]));
     }
-    s->maxad = fmax(s->maxad, md);
-    s->maxnd = fmax(s->maxnd, big > 0 ? md / big : md > 0 ? INFINITY : 0);
-    au_mean_add(&s->sp, sal_spearman(a1, a2, row));
+    v[IV_MD] = md;
+    v[IV_ND] = big > 0 ? md / big : md > 0 ? INFINITY : 0;
+    v[IV_SP] = sal_spearman(a1, a2, row);
     au_plane(a1, c->C, HW, false, c->p1);
     au_plane(a2, c->C, HW, false, c->p2);
-    double lo = INFINITY, hi = -INFINITY, v = NAN;
+    double lo = INFINITY, hi = -INFINITY, s = NAN;
     for (int64_t k = 0; k < HW; k++) lo = fmin(lo, fmin(c->p1[k], c->p2[k])), hi = fmax(hi, fmax(c->p1[k], c->p2[k]));
-    if (sal_ssim(c->p1, c->p2, (int)c->H, (int)c->W, hi > lo ? hi - lo : 1, &v) == SAL_OK) au_mean_add(&s->ss, v);
+    v[IV_SS] = sal_ssim(c->p1, c->p2, (int)c->H, (int)c->W, hi > lo ? hi - lo : 1, &s) == SAL_OK ? s : NAN;
 }
 
-/* One method: its maps of f1 at x and of f2 at x + m, compared sample by sample. */
-static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, double tol, au_result *r) {
-    int64_t N = c->x->dim[0], row = au_row(c->x);
-    icmp s = {0};
-    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+/* This process's batches of one method: the maps of f1 at x and of f2 at x + m, compared. */
+static sal_status explain_share(ictx *c, const sal_audit_method *meth, int64_t fs, au_share *sh, au_result *r) {
+    int64_t row = au_row(c->x);
+    for (int64_t i0 = sh->lo; i0 < sh->hi; i0 += c->B) {
+        int64_t n = sh->hi - i0 < c->B ? sh->hi - i0 : c->B;
         sal_tensor xb = au_rows(c->x1, i0, n), xsb = au_rows(c->xs, i0, n);
         const sal_tensor *data = c->o->data;
         au_xopts e1 = {.meth = meth, .target = SAL_TARGET_INDEX, .classes = c->target + i0, .data = data,
@@ -125,16 +121,22 @@ static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, 
         e2.data = c->ds, e2.pc = &c->pc2, e2.pdata = data ? c->ds : c->xs, e2.lo = c->lo2, e2.hi = c->hi2;
         bool p1 = false, p2 = false;
         sal_status st = au_explain(c->m, &xb, &e1, &c->A1, &p1);
-        if (st != SAL_OK) return au_skip(r, st, NULL);
+        if (st != SAL_OK) {
+            au_share_skip(sh, i0);
+            return au_skip(r, st, NULL);
+        }
         if (p1 && !c->own && !c->pc2.p) { /* f2 gets f1's patterns (see twin_patterns) */
             SAL_TRY(sal_patterns_for_model(c->pc1.p, c->f2, &c->pc2.p));
             c->pc2.hash = sal_model_hash(c->f2);
         }
-        if ((st = au_explain(c->f2, &xsb, &e2, &c->A2, &p2)) != SAL_OK) return au_skip(r, st, "on the shifted model");
+        if ((st = au_explain(c->f2, &xsb, &e2, &c->A2, &p2)) != SAL_OK) {
+            au_share_skip(sh, i0);
+            return au_skip(r, st, "on the shifted model");
+        }
         r->patterns |= p1 || p2;
         for (int64_t i = 0; i < n; i++) {
             const float *a1 = sal_f32(&c->A1) + i * row, *a2 = sal_f32(&c->A2) + i * row;
-            compare(c, a1, a2, &s);
+            compare(c, a1, a2, sh->v + (i0 + i) * IV_W);
             if (i0 + i == fs) {
                 SAL_TRY(au_keep_row(&r->maps[0], c->x, a1));
                 SAL_TRY(au_keep_row(&r->maps[1], c->x, a2));
@@ -142,18 +144,41 @@ static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, 
         }
         au_progress_step(&c->pr, n, r->label);
     }
-    bool inv = s.maxnd <= tol;
-    au_metric(r, "max_norm_diff", s.maxnd);
-    au_metric(r, "max_abs_diff", s.maxad);
-    au_metric(r, "spearman", au_mean_get(&s.sp));
-    au_metric(r, "ssim", au_mean_get(&s.ss));
-    if (isnan(s.maxnd)) {
+    return SAL_OK;
+}
+
+/* One method: its comparisons (this process's share), shared, then summarized over every sample. */
+static sal_status run_method(ictx *c, const sal_audit_method *meth, int64_t fs, double tol, au_result *r) {
+    int64_t N = c->x->dim[0];
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, c->o, N, c->B, IV_W));
+    sal_status st = au_share_end(&sh, explain_share(c, meth, fs, &sh, r), r, 2, c->x);
+    if (st != SAL_OK || !au_ran(r)) {
+        au_share_free(&sh);
+        return st;
+    }
+    double maxnd = 0, maxad = 0;
+    au_mean sp = {0}, ss = {0};
+    for (int64_t i = 0; i < N; i++) {
+        const double *v = sh.v + i * IV_W;
+        maxad = fmax(maxad, v[IV_MD]);
+        maxnd = fmax(maxnd, v[IV_ND]);
+        au_mean_add(&sp, v[IV_SP]);
+        au_mean_add(&ss, v[IV_SS]);
+    }
+    au_share_free(&sh);
+    bool inv = maxnd <= tol;
+    au_metric(r, "max_norm_diff", maxnd);
+    au_metric(r, "max_abs_diff", maxad);
+    au_metric(r, "spearman", au_mean_get(&sp));
+    au_metric(r, "ssim", au_mean_get(&ss));
+    if (isnan(maxnd)) {
         au_undetermined(r, "invariant", "the maps' difference is not a number");
         return SAL_OK;
     }
     au_metric_bool(r, "invariant", inv);
     au_verdict(r, inv ? SAL_VERDICT_PASS : SAL_VERDICT_FAIL, "%s (max normalized difference %.3g %s tolerance %g)",
-               inv ? "invariant" : "not invariant", s.maxnd, inv ? "<=" : ">", tol);
+               inv ? "invariant" : "not invariant", maxnd, inv ? "<=" : ">", tol);
     return SAL_OK;
 }
 

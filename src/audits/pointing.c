@@ -123,20 +123,27 @@ static void score(pctx *c, tally *t, int64_t i, int64_t k, int64_t y, int64_t x)
 }
 
 /* The pointing game: one map per (sample, labelled class) pair. */
-static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, tally *t) {
+enum { PT_FLAT, PT_Y, PT_X, PT_W }; /* per pair or sample: a constant map, where its maximum lies */
+
+/* The pointing game on this process's (sample, class) pairs: where each pair's map peaks. */
+static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, au_share *sh) {
     int64_t C = c->x->dim[1], row = au_row(c->x);
-    for (int64_t p0 = 0; p0 < c->npair; p0 += c->B) {
-        int64_t n = c->npair - p0 < c->B ? c->npair - p0 : c->B;
+    for (int64_t p0 = sh->lo; p0 < sh->hi; p0 += c->B) {
+        int64_t n = sh->hi - p0 < c->B ? sh->hi - p0 : c->B;
         SAL_TRY(au_gather(c->x, c->ps + p0, n, &c->xb));
         au_xopts xo = xopts(c, meth, c->pk + p0);
         bool est = false;
         sal_status st = au_explain(c->m, &c->xb, &xo, &c->A, &est);
-        if (st != SAL_OK) return au_skip(r, st, NULL);
+        if (st != SAL_OK) {
+            au_share_skip(sh, p0);
+            return au_skip(r, st, NULL);
+        }
         r->patterns |= est;
         for (int64_t q = 0; q < n; q++) {
             int64_t yy, xx, i = c->ps[p0 + q], k = c->pk[p0 + q];
-            t->flat += argmax(&c->mk, sal_f32(&c->A) + q * row, C, c->plane, &yy, &xx);
-            score(c, t, i, k, yy, xx);
+            double *v = sh->v + (p0 + q) * PT_W;
+            v[PT_FLAT] = argmax(&c->mk, sal_f32(&c->A) + q * row, C, c->plane, &yy, &xx);
+            v[PT_Y] = (double)yy, v[PT_X] = (double)xx;
             for (int f = 0; i == c->fs && f < c->nfk; f++)
                 if (k == c->fk[f]) SAL_TRY(au_keep_row(&r->maps[f], c->x, sal_f32(&c->A) + q * row));
         }
@@ -145,22 +152,26 @@ static sal_status game(pctx *c, const sal_audit_method *meth, au_result *r, tall
     return SAL_OK;
 }
 
-/* The restricted game: only the top class's map, scored against every labelled class. */
-static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r, tally *t) {
-    int64_t N = c->x->dim[0], C = c->x->dim[1], row = au_row(c->x);
-    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+/* The restricted game on this process's samples: where the top class's map peaks (a skip noted in
+ * the game's share, after every pair). */
+static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r, au_share *sg, au_share *sh) {
+    int64_t C = c->x->dim[1], row = au_row(c->x);
+    for (int64_t i0 = sh->lo; i0 < sh->hi; i0 += c->B) {
+        int64_t n = sh->hi - i0 < c->B ? sh->hi - i0 : c->B;
         sal_tensor xv = au_rows(c->x, i0, n);
         au_xopts xo = xopts(c, meth, c->top + i0);
         bool est = false;
         sal_status st = au_explain(c->m, &xv, &xo, &c->A, &est);
-        if (st != SAL_OK) return au_skip(r, st, NULL);
+        if (st != SAL_OK) {
+            au_share_skip(sg, sg->n + 1 + i0);
+            return au_skip(r, st, NULL);
+        }
         r->patterns |= est;
         for (int64_t q = 0; q < n; q++) {
             int64_t yy, xx, i = i0 + q;
-            t->flat += argmax(&c->mk, sal_f32(&c->A) + q * row, C, c->plane, &yy, &xx);
-            for (int64_t k = 0; k < c->mk.K; k++)
-                if (label_at(c->labels, i, k) >= 0.5) score(c, t, i, k, yy, xx);
+            double *v = sh->v + i * PT_W;
+            v[PT_FLAT] = argmax(&c->mk, sal_f32(&c->A) + q * row, C, c->plane, &yy, &xx);
+            v[PT_Y] = (double)yy, v[PT_X] = (double)xx;
             if (i == c->fs) SAL_TRY(au_keep_row(&r->maps[c->nfk], c->x, sal_f32(&c->A) + q * row));
         }
         au_progress_step(&c->pr, n, r->label);
@@ -168,8 +179,21 @@ static sal_status restricted(pctx *c, const sal_audit_method *meth, au_result *r
     return SAL_OK;
 }
 
-/* Zhang et al.'s and TorchRay's summary: the mean over classes of each class's hit rate (classes
- * without trials left out). */
+/* Both games' tallies from the shared tables, in a single process's order. */
+static void tally_up(pctx *c, const au_share *sg, const au_share *sr, tally *g, tally *rg) {
+    for (int64_t p = 0; p < c->npair; p++) {
+        const double *v = sg->v + p * PT_W;
+        g->flat += v[PT_FLAT] != 0;
+        score(c, g, c->ps[p], c->pk[p], (int64_t)v[PT_Y], (int64_t)v[PT_X]);
+    }
+    for (int64_t i = 0; i < sr->n; i++) {
+        const double *v = sr->v + i * PT_W;
+        rg->flat += v[PT_FLAT] != 0;
+        for (int64_t k = 0; k < c->mk.K; k++)
+            if (label_at(c->labels, i, k) >= 0.5) score(c, rg, i, k, (int64_t)v[PT_Y], (int64_t)v[PT_X]);
+    }
+}
+
 static double class_mean(const pctx *c, const tally *t) {
     double s = 0;
     int64_t n = 0;
@@ -182,9 +206,22 @@ static sal_status run_method(pctx *c, const sal_audit_method *meth, double tol, 
     int64_t K = c->mk.K;
     for (int64_t k = 0; k < 4 * K; k++) c->kcount[k] = 0;
     tally g = {.khits = c->kcount, .ktrials = c->kcount + K}, rg = {.khits = c->kcount + 2 * K, .ktrials = c->kcount + 3 * K};
-    SAL_TRY(game(c, meth, r, &g));
-    if (au_ran(r)) SAL_TRY(restricted(c, meth, r, &rg));
-    if (!au_ran(r)) return SAL_OK;
+    au_share sg, sr;
+    sal_status st = au_share_init(&sg, c->o, c->npair, c->B, PT_W);
+    if (st == SAL_OK) st = au_share_init(&sr, c->o, c->x->dim[0], c->B, PT_W);
+    if (st != SAL_OK) {
+        au_share_free(&sg);
+        return st;
+    }
+    st = game(c, meth, r, &sg);
+    if (st == SAL_OK && au_ran(r)) st = restricted(c, meth, r, &sg, &sr);
+    /* the first skip of either game, the pairs' values; then the samples' values and the maps */
+    st = au_share_end(&sg, st, r, 0, c->x);
+    if (st == SAL_OK && au_ran(r)) st = au_share_end(&sr, SAL_OK, r, 4, c->x);
+    if (st == SAL_OK && au_ran(r)) tally_up(c, &sg, &sr, &g, &rg);
+    au_share_free(&sg);
+    au_share_free(&sr);
+    if (st != SAL_OK || !au_ran(r)) return st;
     double acc = (double)g.hits / (double)c->npair, racc = (double)rg.hits / (double)c->npair, gap = acc - racc;
     au_metric(r, "pointing_accuracy", acc);
     au_metric(r, "restricted_accuracy", racc);

@@ -58,52 +58,55 @@ static au_xopts xopts(rctx *c, au_patcache *pc, int64_t i0) {
                       .pdata = data ? data : c->x};
 }
 
-/* The trained model's maps of every sample into c->A0. */
-static sal_status original_maps(rctx *c, bool *estimated) {
-    int64_t N = c->x->dim[0], row = au_row(c->x);
-    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+/* The trained model's maps of this process's samples into their rows of c->A0. */
+static sal_status original_maps(rctx *c, au_share *sh, bool *estimated) {
+    int64_t row = au_row(c->x);
+    SAL_TRY(sal_tensor_alloc(&c->A0, SAL_F32, c->x->ndim, c->x->dim));
+    for (int64_t i0 = sh->lo; i0 < sh->hi; i0 += c->B) {
+        int64_t n = sh->hi - i0 < c->B ? sh->hi - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
         au_xopts xo = xopts(c, &c->pc0, i0);
         bool est = false;
-        SAL_TRY(au_explain(c->m, &xb, &xo, &c->A, &est));
+        sal_status st = au_explain(c->m, &xb, &xo, &c->A, &est);
+        if (st != SAL_OK) {
+            au_share_skip(sh, i0);
+            return st;
+        }
         *estimated |= est;
-        if (i0 == 0) SAL_TRY(sal_tensor_alloc(&c->A0, SAL_F32, c->x->ndim, c->x->dim));
         memcpy(sal_f32(&c->A0) + i0 * row, c->A.data, (size_t)(n * row) * sizeof(float));
     }
     return SAL_OK;
 }
 
-/* Mean similarities (AU_NSIM) of the maps of model mm to the trained model's, over all samples.
- * figmap (one sample) gets the figure sample's map when not NULL. */
-static sal_status compare(rctx *c, const sal_model *mm, double *met, sal_tensor *figmap, bool *estimated) {
-    int64_t N = c->x->dim[0], row = au_row(c->x);
-    au_mean mean[AU_NSIM] = {{0}};
-    for (int64_t i0 = 0; i0 < N; i0 += c->B) {
-        int64_t n = N - i0 < c->B ? N - i0 : c->B;
+/* Similarities (AU_NSIM) of the maps of model mm to the trained model's, for this process's
+ * samples, into column `col` of their rows of the table (a skip noted at stage `stage`). figmap (one
+ * sample) gets the figure sample's map when not NULL. */
+static sal_status compare(rctx *c, const sal_model *mm, au_share *sh, int col, int64_t stage, sal_tensor *figmap,
+                          bool *estimated) {
+    int64_t row = au_row(c->x);
+    for (int64_t i0 = sh->lo; i0 < sh->hi; i0 += c->B) {
+        int64_t n = sh->hi - i0 < c->B ? sh->hi - i0 : c->B;
         sal_tensor xb = au_rows(c->x, i0, n);
         au_xopts xo = xopts(c, &c->pcw, i0);
         bool est = false;
-        SAL_TRY(au_explain(mm, &xb, &xo, &c->A, &est));
+        sal_status st = au_explain(mm, &xb, &xo, &c->A, &est);
+        if (st != SAL_OK) {
+            au_share_skip(sh, stage * (sh->n + 1) + i0);
+            return st;
+        }
         *estimated |= est;
         for (int64_t i = 0; i < n; i++) {
-            double v[AU_NSIM];
-            au_similarity(sal_f32(&c->A0) + (i0 + i) * row, sal_f32(&c->A) + i * row, c->C, c->H, c->W, c->work, v);
-            for (int k = 0; k < AU_NSIM; k++) au_mean_add(&mean[k], v[k]);
+            au_similarity(sal_f32(&c->A0) + (i0 + i) * row, sal_f32(&c->A) + i * row, c->C, c->H, c->W, c->work,
+                          sh->v + (i0 + i) * sh->width + col);
             if (figmap && i0 + i == c->fs) SAL_TRY(au_keep_row(figmap, c->x, sal_f32(&c->A) + i * row));
         }
     }
-    for (int k = 0; k < AU_NSIM; k++) met[k] = au_mean_get(&mean[k]);
     return SAL_OK;
 }
 
-/* The curve of mode md (0 cascading, 1 independent): step 0 is the map compared with itself. */
-static sal_status run_mode(rctx *c, int md, au_result *r) {
+/* Mode md (0 cascading, 1 independent) on this process's samples: the table's columns of its steps. */
+static sal_status run_mode(rctx *c, int md, au_share *sh, au_result *r) {
     int L = c->L;
-    double *cv = r->curve + (size_t)md * (size_t)(L + 1) * AU_NSIM;
-    for (int k = 0; k < AU_NSIM; k++) cv[k] = 1;
-    for (int s = 1; s <= L; s++)
-        for (int k = 0; k < AU_NSIM; k++) cv[s * AU_NSIM + k] = NAN;
     if (!(c->mode & (1 << md))) return SAL_OK;
     sal_model *wm = NULL;
     SAL_TRY(sal_model_copy(c->m, &wm));
@@ -113,7 +116,8 @@ static sal_status run_mode(rctx *c, int md, au_result *r) {
         if (md == 1 && s > 1) restore_layer(wm, c->m, c->layer[l + 1]);
         randomize_layer(wm, c->layer[l], c->o, l);
         bool est = false;
-        st = compare(c, wm, cv + s * AU_NSIM, md == 0 && c->fs >= 0 ? &r->maps[s] : NULL, &est);
+        int64_t stage = 1 + (int64_t)md * L + (s - 1);
+        st = compare(c, wm, sh, (int)(stage - 1) * AU_NSIM, stage, md == 0 && c->fs >= 0 ? &r->maps[s] : NULL, &est);
         r->patterns |= est;
         au_progress_step(&c->pr, 1, r->label);
         if (st != SAL_OK) {
@@ -123,6 +127,21 @@ static sal_status run_mode(rctx *c, int md, au_result *r) {
     }
     sal_model_free(wm);
     return st;
+}
+
+/* The curves from the shared table: step 0 is the map compared with itself, a mode not run NAN. */
+static void curves(const rctx *c, const au_share *sh, double *curve) {
+    int L = c->L;
+    for (int md = 0; md < 2; md++) {
+        double *cv = curve + (size_t)md * (size_t)(L + 1) * AU_NSIM;
+        for (int k = 0; k < AU_NSIM; k++) cv[k] = 1;
+        for (int s = 1; s <= L; s++) {
+            au_mean mean[AU_NSIM] = {{0}};
+            for (int64_t i = 0; i < sh->n && (c->mode & (1 << md)); i++)
+                for (int k = 0; k < AU_NSIM; k++) au_mean_add(&mean[k], sh->v[i * sh->width + (md * L + s - 1) * AU_NSIM + k]);
+            for (int k = 0; k < AU_NSIM; k++) cv[s * AU_NSIM + k] = c->mode & (1 << md) ? au_mean_get(&mean[k]) : NAN;
+        }
+    }
 }
 
 /* Summaries: the fully randomized model and the mean over the cascade's steps (cascading), the
@@ -166,19 +185,30 @@ static void summarize(const rctx *c, double tol, au_result *r) {
                hog ? "Spearman of HOG" : "Spearman of |maps|", score, sens ? "<" : ">=", tol);
 }
 
-/* One method: the trained model's maps, then the curves of both modes. */
-static sal_status run_method(rctx *c, double tol, au_result *r) {
+/* This process's share of one method: the trained model's maps, then both modes. */
+static sal_status explain_share(rctx *c, au_share *sh, au_result *r) {
     bool est = false;
-    sal_status st = original_maps(c, &est);
+    sal_status st = original_maps(c, sh, &est);
     au_progress_step(&c->pr, 1, r->label);
     if (st != SAL_OK) return au_skip(r, st, NULL); /* a method that cannot run on this model */
     r->patterns = est;
-    if (c->fs >= 0) SAL_TRY(au_keep_row(&r->maps[0], c->x, sal_f32(&c->A0) + c->fs * au_row(c->x)));
-    r->npoint = c->L + 1;
-    r->curve = sal_malloc((size_t)2 * (size_t)(c->L + 1) * AU_NSIM * sizeof *r->curve);
-    if (!r->curve) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    for (int md = 0; md < 2 && st == SAL_OK && au_ran(r); md++) st = run_mode(c, md, r);
-    if (st == SAL_OK && au_ran(r)) summarize(c, tol, r);
+    if (c->fs >= sh->lo && c->fs < sh->hi) SAL_TRY(au_keep_row(&r->maps[0], c->x, sal_f32(&c->A0) + c->fs * au_row(c->x)));
+    for (int md = 0; md < 2 && st == SAL_OK && au_ran(r); md++) st = run_mode(c, md, sh, r);
+    return st;
+}
+
+/* One method: its share, shared, then the curves over every sample and the verdict. */
+static sal_status run_method(rctx *c, double tol, au_result *r) {
+    au_share sh;
+    SAL_TRY(au_share_init(&sh, &c->o->common, c->x->dim[0], c->B, 2 * c->L * AU_NSIM));
+    sal_status st = au_share_end(&sh, explain_share(c, &sh, r), r, c->fs >= 0 ? c->L + 1 : 0, c->x);
+    if (st == SAL_OK && au_ran(r)) {
+        r->npoint = c->L + 1;
+        r->curve = sal_malloc((size_t)2 * (size_t)(c->L + 1) * AU_NSIM * sizeof *r->curve);
+        if (!r->curve) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        else curves(c, &sh, r->curve), summarize(c, tol, r);
+    }
+    au_share_free(&sh);
     return st;
 }
 

@@ -20,6 +20,7 @@ sal_status au_audit_new(au_kind kind, const sal_audit_common *c, int nres, int n
     a->model = sal_strdup(c->model_name ? c->model_name : "");
     a->data = sal_strdup(c->data_name ? c->data_name : "");
     a->seed = c->seed;
+    a->ranks = c->shard && c->shard->nranks > 1 ? c->shard->nranks : 1;
     a->fig_asked = a->fig_sample = c->figure_sample;
     a->res = sal_calloc((size_t)(nres > 0 ? nres : 1), sizeof *a->res);
     a->nres = nres;

@@ -184,7 +184,7 @@ sal_status sal_audit_json(const sal_audit *a, char **json) {
     sal_sbuf b = {0};
     sal_sb_printf(&b, "{\n  \"audit\": ");
     sal_sb_str(&b, a->kind < AU_NKINDS ? au_kind_name[a->kind] : "unknown");
-    sal_sb_printf(&b, ",\n  \"version\": \"%s\",\n  \"model\": ", SAL_VERSION);
+    sal_sb_printf(&b, ",\n  \"version\": \"%s\",\n  \"ranks\": %d,\n  \"model\": ", SAL_VERSION, a->ranks);
     sal_sb_str(&b, a->model);
     sal_sb_printf(&b, ",\n  \"data\": ");
     sal_sb_str(&b, a->data);

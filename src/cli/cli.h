@@ -47,6 +47,24 @@ typedef struct {
 } cli_bar;
 void cli_progress(void *user, const char *what, int64_t done, int64_t total, const char *detail);
 
+/* Several processes (src/cli/mpi.c, docs/scaling.md): under mpirun or srun, in a build with MPI,
+ * cli_mpi_start makes this process one rank of many and holds its stderr back; cli_shard is what
+ * the library shards with (NULL: one process). cli_mpi_agree (collective) agrees on every rank's
+ * exit code (1: failed, with the last line it wrote to stderr as the message): 1 on every rank when
+ * any failed. cli_mpi_finish gives stderr back; rank 0 prints its notes, or the agreed message.
+ * Without MPI, or without a launcher: rank 0 of 1, and all of these do nothing. */
+void cli_mpi_start(void);
+const sal_shard *cli_shard(void);
+int cli_rank(void);
+int cli_nranks(void);
+bool cli_launched(void); /* started by mpirun or srun (any number of ranks, one included) */
+int cli_mpi_agree(const char *cmd, int rc);
+/* Collective: rank 0 receives every rank's n bytes (all[r] of sizes[r]; free each, all and sizes),
+ * the other ranks send theirs (*all NULL). One process: nothing (*all NULL). */
+sal_status cli_mpi_gather(const void *mine, size_t n, char ***all, size_t **sizes);
+int cli_mpi_finish(const char *cmd, int rc);
+void cli_mpi_end(void);
+
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -58,13 +58,15 @@ static const char k_help[] =
     "  --replace value[:V]|blur[:SIGMA]|noise[:SD]   what removed pixels become (default value:0;\n"
     "                      noise SD is a fraction of the input range, default 0.3; blur sigma 3)\n"
     "  --occlusion-param KEY=VALUE   options of the occlusion map compared with (repeatable)\n"
-    "Exit status: 0 done (whatever the verdicts), 1 error, 2 a verdict failed with --fail-on-violation.\n"
     "motif (docs/sequences.md):\n"
     "  --masks M.npy       (N, L) planted positions, non-zero on a motif (saliency data dna)\n"
     "  --position-score abs|own|sum   a position's score: sum over bases of |map| (default), the\n"
     "                      map at the sequence's own base, or the signed sum\n"
     "  --logos FILE.svg    sequence logos of the --figure-sample: its bases, each method's map, the\n"
-    "                      planted positions shaded (the report shows NAME-logos.svg beside NAME.json)";
+    "                      planted positions shaded (the report shows NAME-logos.svg beside NAME.json)\n"
+    "Under mpirun or srun the ranks share the batches and rank 0 writes the same files, to the byte\n"
+    "(docs/scaling.md).\n"
+    "Exit status: 0 done (whatever the verdicts), 1 error, 2 a verdict failed with --fail-on-violation.\n";
 
 #define MAX_METHODS 256
 #define MAX_PARAMS 512
@@ -440,33 +442,33 @@ static int write_outputs(const audit_args *g, const sal_audit *rep) {
     return 0;
 }
 
-int cmd_audit(int argc, char **argv) {
-    if (argc < 3 || cli_wants_help(argc, argv)) {
-        fputs(k_help, argc < 3 && !cli_wants_help(argc, argv) ? stderr : stdout);
-        return argc < 3 && !cli_wants_help(argc, argv);
-    }
+/* The audit on this process (its share under mpirun); rank 0 writes the files and prints. */
+static int audit_main(int argc, char **argv) {
     static audit_args g;
     memset(&g, 0, sizeof g);
     g.which = -1, g.amp = 1, g.clip = 0.3, g.common.seed = 1;
     for (int i = 0; i < NAUDITS; i++)
         if (!strcmp(argv[2], k_audits[i])) g.which = i;
-    if (g.which < 0)
-        return cli_error("audit", "unknown audit '%s' (invariance, randomization, class-sensitivity, pointing, "
-                         "faithfulness, motif)", argv[2]);
-    if (parse(argc, argv, &g) || check(&g) || choices(&g)) return 1;
-    cli_bar bar = {0};
-    g.common.model_name = g.path;
-    g.common.progress = cli_progress, g.common.progress_user = &bar;
     sal_model *m = NULL;
     sal_tensor x = {0}, d = {0};
     sal_audit *rep = NULL;
     int rc = 1;
+    if (g.which < 0) {
+        cli_error("audit", "unknown audit '%s' (invariance, randomization, class-sensitivity, pointing, "
+                  "faithfulness, motif)", argv[2]);
+        goto agree;
+    }
+    if (parse(argc, argv, &g) || check(&g) || choices(&g)) goto agree;
+    cli_bar bar = {0};
+    g.common.model_name = g.path;
+    g.common.progress = cli_progress, g.common.progress_user = &bar;
+    g.common.shard = cli_shard();
     sal_status st = sal_model_load(g.path, &m);
     if (st == SAL_OK) st = load_array(g.in, true, &x);
     if (st == SAL_OK && g.data) st = load_array(g.data, false, &d);
     if (st != SAL_OK) {
         cli_fail("audit", st);
-        goto done;
+        goto agree;
     }
     int nd;
     int64_t dim[SAL_MAX_DIMS];
@@ -478,17 +480,17 @@ int cmd_audit(int argc, char **argv) {
     }
     if (x.dtype != SAL_F32 || x.ndim < 2 || x.dim[0] < 1) {
         cli_error("audit", "%s: the input must be a float batch (N, ...)", g.in);
-        goto done;
+        goto agree;
     }
     if (g.limit && g.limit < x.dim[0]) x.dim[0] = g.limit;
     if (g.figure && (g.which == INVARIANCE || g.which == RANDOMIZATION) && g.common.figure_sample >= x.dim[0]) {
         cli_error("audit", "figure sample %lld is out of range (%lld samples)", (long long)g.common.figure_sample,
                   (long long)x.dim[0]);
-        goto done;
+        goto agree;
     }
     g.common.data = g.data ? &d : NULL;
     g.common.data_name = g.data ? g.data : g.in;
-    if (run(&g, m, &x, &rep)) goto done;
+    if (run(&g, m, &x, &rep)) goto agree;
     int ran = 0;
     for (int i = 0; i < sal_audit_count(rep); i++) {
         if (!sal_audit_skipped(rep, i)) ran++;
@@ -497,13 +499,26 @@ int cmd_audit(int argc, char **argv) {
     }
     if (!ran) { /* nothing was audited: an error, and no report */
         cli_error("audit", "no method could run on this model and data (see the reasons above)");
-        goto done;
+        goto agree;
     }
-    if (!write_outputs(&g, rep)) rc = g.fail_on && sal_audit_violations(rep) ? 2 : 0;
-done:
+    rc = 0;
+agree: /* every rank's outcome, then rank 0's files (one process: as they are) */
+    rc = cli_mpi_agree("audit", rc);
+    if (!rc && cli_rank() == 0) rc = write_outputs(&g, rep);
+    rc = cli_mpi_agree("audit", rc);
+    if (!rc) rc = g.fail_on && sal_audit_violations(rep) ? 2 : 0;
     sal_audit_free(rep);
     sal_model_free(m);
     sal_tensor_free(&x);
     sal_tensor_free(&d);
     return rc;
+}
+
+int cmd_audit(int argc, char **argv) {
+    if (argc < 3 || cli_wants_help(argc, argv)) {
+        fputs(k_help, argc < 3 && !cli_wants_help(argc, argv) ? stderr : stdout);
+        return argc < 3 && !cli_wants_help(argc, argv);
+    }
+    cli_mpi_start();
+    return cli_mpi_finish("audit", audit_main(argc, argv));
 }

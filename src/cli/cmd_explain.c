@@ -1,5 +1,6 @@
 /* saliency explain / saliency methods */
 #include "cli.h"
+#include <math.h>
 
 static const char k_help[] =
     "usage: saliency explain MODEL.onnx --input X.npy --method NAME --out A.npy [options]\n\n"
@@ -25,16 +26,123 @@ static const char k_help[] =
     "  --output logit|prob   explain the logit (default) or the softmax probability\n"
     "  --data D.npy          reference data for data-dependent baselines and the input range\n"
     "  --range LO,HI         the input range (default: from --data, else from X)\n"
+    "  --batch N             samples per explanation call (default: all at once; 16 under mpirun or\n"
+    "                        srun, where ranks share the batches: docs/scaling.md)\n"
     "  --chunk N             samples per batched pass (bounds memory; default: as many as keep a\n"
     "                        pass near 512 MiB, at most 64)\n"
     "  --json FILE           method, parameters with defaults, targets, outputs and checks\n"
     "  --layer-out L.npy     layer methods (gradcam, ...): the map at the layer's resolution (N,1,h,w)\n"
     "  --png FILE            also draw the maps as a heatmap PNG (a grid for several samples;\n"
     "                        saliency heatmap draws them with more options)\n"
-    "  --overlay             with --png: draw each map over its input\n";
+    "  --overlay             with --png: draw each map over its input\n"
+    "Under mpirun or srun the ranks share the batches and rank 0 writes (docs/scaling.md).\n";
 
-int cmd_explain(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
+/* x's rows [i0, i0 + n) as a view. */
+static sal_tensor rows(const sal_tensor *x, int64_t i0, int64_t n) {
+    sal_tensor v = *x;
+    v.cap = 0, v.dim[0] = n;
+    v.data = sal_f32(x) + i0 * (sal_tensor_numel(x) / x->dim[0]);
+    return v;
+}
+
+/* This rank's batches of x explained and joined into *e (NULL: it has none). The batches are those
+ * of one process with the same --batch: the same rows, streams and input range. */
+static sal_status explain_share(const sal_model *m, const sal_tensor *x, sal_explain_opts o, int64_t batch,
+                                sal_explanation **e) {
+    *e = NULL;
+    int64_t N = x->dim[0], nb = (N + batch - 1) / batch, R = cli_nranks(), r = cli_rank();
+    int64_t b0 = nb * r / R, b1 = nb * (r + 1) / R;
+    if (nb > 1 && o.data_lo == 0 && o.data_hi == 0 && !o.data) { /* the range of all of x, not of a batch */
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0, n = sal_tensor_numel(x); i < n; i++) lo = fmin(lo, sal_f32(x)[i]), hi = fmax(hi, sal_f32(x)[i]);
+        o.data_lo = lo, o.data_hi = hi > lo ? hi : lo + 1;
+    }
+    sal_explanation **parts = calloc((size_t)(b1 > b0 ? b1 - b0 : 1), sizeof *parts);
+    if (!parts) return SAL_ERR_NOMEM;
+    const int64_t *classes = o.classes;
+    sal_status st = SAL_OK;
+    for (int64_t b = b0; b < b1 && st == SAL_OK; b++) {
+        int64_t i0 = b * batch, n = N - i0 < batch ? N - i0 : batch;
+        sal_tensor xb = rows(x, i0, n);
+        o.first = i0;
+        if (classes && o.nclasses == N && N > 1) o.classes = classes + i0, o.nclasses = n;
+        st = sal_explain(m, &xb, &o, &parts[b - b0]);
+    }
+    if (st == SAL_OK && b1 - b0 == 1) *e = parts[0], parts[0] = NULL;
+    else if (st == SAL_OK && b1 > b0) st = sal_explanation_join((const sal_explanation *const *)parts, (int)(b1 - b0), e);
+    for (int64_t b = b0; b < b1; b++) sal_explanation_free(parts[b - b0]);
+    free(parts);
+    return st;
+}
+
+/* Every rank's share (packed in mine) to rank 0, joined there in rank order into *e. */
+static sal_status gather(sal_explanation **e, const void *mine, size_t n) {
+    char **all = NULL;
+    size_t *sizes = NULL;
+    sal_status st = cli_mpi_gather(mine, n, &all, &sizes);
+    if (st != SAL_OK || !all) return st; /* failed, or not rank 0 */
+    int R = cli_nranks(), np = 0;
+    sal_explanation **parts = calloc((size_t)R, sizeof *parts);
+    st = parts ? SAL_OK : SAL_ERR_NOMEM;
+    for (int r = 0; st == SAL_OK && r < R; r++)
+        if (sizes[r]) st = sal_explanation_unpack(all[r], sizes[r], &parts[np++]);
+    if (st == SAL_OK) {
+        sal_explanation_free(*e);
+        *e = NULL;
+        st = sal_explanation_join((const sal_explanation *const *)parts, np, e);
+    }
+    for (int i = 0; parts && i < np; i++) sal_explanation_free(parts[i]);
+    for (int r = 0; r < R; r++) free(all[r]);
+    free(parts);
+    free(all);
+    free(sizes);
+    return st;
+}
+
+/* The JSON of e with "ranks" first, as the audits record it. */
+static sal_status json_text(const sal_explanation *e, char **out) {
+    char *js = NULL;
+    sal_status st = sal_explanation_json(e, &js);
+    if (st != SAL_OK) return st;
+    size_t n = strlen(js);
+    *out = malloc(n + 32);
+    if (*out) snprintf(*out, n + 32, "{\n  \"ranks\": %d,%s", cli_nranks(), js + 1);
+    free(js);
+    return *out ? SAL_OK : SAL_ERR_NOMEM;
+}
+
+/* The files and notes of an explanation (rank 0). 0, or 1 after printing the error. */
+static int write_explanation(const sal_explanation *e, const sal_model *m, const sal_explain_opts *o, const char *path,
+                             const char *out, const char *layer_out, const char *png, const char *json,
+                             const sal_tensor *x, const char *in, const cli_heatmap_opts *ho) {
+    if (sal_explanation_fallback(e))
+        fprintf(stderr, "saliency explain: %s cannot run on %s (%s); explained with %s instead (--fallback)\n",
+                o->method, path, sal_explanation_fallback(e), sal_explanation_method(e));
+    sal_output_kind ok = sal_model_output_kind(m);
+    for (int i = 0; i < sal_method_count() && (ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID); i++)
+        if (!strcmp(sal_method_name(i), o->method) && sal_method_logits_note(i))
+            fprintf(stderr, "saliency explain: note: %s outputs probabilities; %s is defined on logits: %s\n", path,
+                    o->method, sal_method_logits_note(i));
+    sal_status st = sal_npy_write(out, sal_explanation_map(e));
+    if (st != SAL_OK) return cli_fail("explain", st);
+    if (layer_out) {
+        const sal_tensor *lm = sal_explanation_layer_map(e);
+        if (!lm)
+            return cli_error("explain", "method %s gives no layer map for --layer-out (gradcam and the other one-layer "
+                             "methods do)", o->method);
+        if ((st = sal_npy_write(layer_out, lm)) != SAL_OK) return cli_fail("explain", st);
+    }
+    if (png && cli_heatmap_png("explain", png, sal_explanation_map(e), out, ho->heat.overlay ? x : NULL, in, ho)) return 1;
+    if (json) {
+        char *js = NULL;
+        if ((st = json_text(e, &js)) == SAL_OK) st = sal_write_file(json, js, strlen(js));
+        free(js);
+        if (st != SAL_OK) return cli_fail("explain", st);
+    }
+    return 0;
+}
+
+static int explain_main(int argc, char **argv) {
     const char *path = NULL, *in = NULL, *out = NULL, *json = NULL, *data = NULL, *target = "max", *range = NULL;
     const char *png = NULL, *layer_out = NULL, *tmask = NULL;
     cli_heatmap_opts ho = {.heat.colorbar = 1, .batched = 1};
@@ -44,9 +152,11 @@ int cmd_explain(int argc, char **argv) {
     int nr = 0;
     sal_explain_opts o = {0};
     int np = 0;
+    int64_t batch = 0;
     cli_args a = cli_args_start(argc, argv, 2);
     while (cli_next(&a)) {
         if (cli_is(&a, "--input")) in = cli_value(&a);
+        else if (cli_is(&a, "--batch")) batch = cli_long(&a, 1, 1L << 40);
         else if (cli_is(&a, "--method")) o.method = cli_value(&a);
         else if (cli_is(&a, "--out")) out = cli_value(&a);
         else if (cli_is(&a, "--json")) json = cli_value(&a);
@@ -123,7 +233,8 @@ int cmd_explain(int argc, char **argv) {
     sal_model *m = NULL;
     sal_tensor x = {0}, d = {0}, mk = {0};
     sal_explanation *e = NULL;
-    char *js = NULL;
+    void *mine = NULL; /* this rank's share, packed for rank 0 */
+    size_t nmine = 0;
     int rc = 1;
     sal_status st = sal_model_load(path, &m);
     if (st == SAL_OK) st = sal_npy_read(in, &x);
@@ -140,43 +251,41 @@ int cmd_explain(int argc, char **argv) {
     }
     o.data = data ? &d : NULL;
     o.target_mask = tmask ? &mk : NULL;
-    if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
-    if (sal_explanation_fallback(e))
-        fprintf(stderr, "saliency explain: %s cannot run on %s (%s); explained with %s instead (--fallback)\n",
-                o.method, path, sal_explanation_fallback(e), sal_explanation_method(e));
-    sal_output_kind ok = sal_model_output_kind(m);
-    for (int i = 0; i < sal_method_count() && (ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID); i++)
-        if (!strcmp(sal_method_name(i), o.method) && sal_method_logits_note(i))
-            fprintf(stderr, "saliency explain: note: %s outputs probabilities; %s is defined on logits: %s\n", path,
-                    o.method, sal_method_logits_note(i));
-    if ((st = sal_npy_write(out, sal_explanation_map(e))) != SAL_OK) goto fail;
-    if (layer_out) {
-        const sal_tensor *lm = sal_explanation_layer_map(e);
-        if (!lm) {
-            cli_error("explain", "method %s gives no layer map for --layer-out (gradcam and the other one-layer "
-                      "methods do)", o.method);
-            goto done;
-        }
-        if ((st = sal_npy_write(layer_out, lm)) != SAL_OK) goto fail;
-    }
-    if (png && cli_heatmap_png("explain", png, sal_explanation_map(e), out, ho.heat.overlay ? &x : NULL, in, &ho))
+    /* samples per sal_explain call: all at once, unless --batch; under mpirun or srun 16, whatever
+     * the number of ranks, so that every rank count explains the same batches */
+    if (!batch) batch = cli_launched() ? 16 : x.dim[0] > 0 ? x.dim[0] : 1;
+    if (x.dtype != SAL_F32 || x.ndim < 1 || x.dim[0] < 1) { /* sal_explain says what is wrong */
+        if ((st = sal_explain(m, &x, &o, &e)) != SAL_OK) goto fail;
+    } else if (tmask && batch < x.dim[0]) {
+        cli_error("explain", "--target-mask explains all samples at once: leave out --batch (and mpirun)");
         goto done;
-    if (json) {
-        if ((st = sal_explanation_json(e, &js)) != SAL_OK) goto fail;
-        if ((st = sal_write_file(json, js, strlen(js))) != SAL_OK) goto fail;
     }
+    if (!e && (st = explain_share(m, &x, o, batch, &e)) != SAL_OK) goto fail;
+    if (cli_shard() && e && (st = sal_explanation_pack(e, &mine, &nmine)) != SAL_OK) goto fail;
     rc = 0;
     goto done;
 fail:
     cli_fail("explain", st);
 done:
-    free(js);
+    /* every rank's outcome; then the shares to rank 0, which writes */
+    rc = cli_mpi_agree("explain", rc);
+    if (!rc && cli_shard()) rc = (st = gather(&e, mine, nmine)) != SAL_OK ? cli_fail("explain", st) : 0;
+    rc = cli_mpi_agree("explain", rc);
+    if (!rc && cli_rank() == 0) rc = write_explanation(e, m, &o, path, out, layer_out, png, json, &x, in, &ho);
+    rc = cli_mpi_agree("explain", rc);
+    free(mine);
     sal_explanation_free(e);
     sal_tensor_free(&x);
     sal_tensor_free(&d);
     sal_tensor_free(&mk);
     sal_model_free(m);
     return rc;
+}
+
+int cmd_explain(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
+    cli_mpi_start();
+    return cli_mpi_finish("explain", explain_main(argc, argv));
 }
 
 int cmd_methods(int argc, char **argv) {

@@ -123,7 +123,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
-        if (!strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].fn(argc, argv);
+        if (!strcmp(argv[1], k_cmds[i].name)) {
+            int rc = k_cmds[i].fn(argc, argv);
+            cli_mpi_end();
+            return rc;
+        }
     fprintf(stderr, "saliency: unknown command '%s' (try saliency --help)\n", argv[1]);
     return 1;
 }

@@ -11,6 +11,12 @@ struct sal_explanation {
     char mkey[SAL_MAX_METRICS][48];
     double mval[SAL_MAX_METRICS];
     char *json;
+    /* what the JSON is made of, so that explanations of consecutive batches join into one
+     * (sal_explanation_join): the text before "targets", the text after "shape", the checks */
+    char *head, *mid;
+    bool finite;
+    char series_key[48];
+    double *series;          /* per sample, or NULL */
     const char *method;      /* the method that made the map */
     const char *replaced;    /* the method asked for, when the fallback stood in for it; else NULL */
     char reason[512];        /* why it could not run */
@@ -23,6 +29,9 @@ void sal_explanation_free(sal_explanation *e) {
     sal_free(e->targets);
     sal_free(e->outputs);
     sal_free(e->json);
+    sal_free(e->head);
+    sal_free(e->mid);
+    sal_free(e->series);
     sal_free(e);
 }
 
@@ -44,6 +53,47 @@ sal_status sal_explanation_json(const sal_explanation *e, char **json) {
     *json = malloc(n); /* the caller frees with free(), not through our allocator */
     if (!*json) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     memcpy(*json, e->json, n);
+    return SAL_OK;
+}
+
+/* The JSON from its parts: head, the per-sample arrays, the map's shape, mid, the checks. */
+static sal_status render_json(sal_explanation *e) {
+    sal_sbuf b = {0};
+    sal_sb_printf(&b, "%s", e->head);
+    for (int64_t i = 0; i < e->n; i++) sal_sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
+    sal_sb_printf(&b, "],\n  \"outputs\": [");
+    for (int64_t i = 0; i < e->n; i++) {
+        sal_sb_printf(&b, "%s", i ? ", " : "");
+        sal_sb_num(&b, e->outputs[i]);
+    }
+    sal_sb_printf(&b, "],\n  \"shape\": [");
+    for (int d = 0; d < e->map.ndim; d++) sal_sb_printf(&b, "%s%lld", d ? ", " : "", (long long)e->map.dim[d]);
+    sal_sb_printf(&b, "]%s", e->mid);
+    sal_sb_printf(&b, ",\n  \"checks\": {\"all_finite\": %s", e->finite ? "true" : "false");
+    for (int i = 0; i < e->nmetric; i++) {
+        sal_sb_printf(&b, ", ");
+        sal_sb_str(&b, e->mkey[i]);
+        sal_sb_printf(&b, ": ");
+        sal_sb_num(&b, e->mval[i]);
+    }
+    sal_sb_printf(&b, "}");
+    if (e->series) {
+        sal_sb_printf(&b, ",\n  \"per_sample\": {");
+        sal_sb_str(&b, e->series_key);
+        sal_sb_printf(&b, ": [");
+        for (int64_t i = 0; i < e->n; i++) {
+            sal_sb_printf(&b, "%s", i ? ", " : "");
+            sal_sb_num(&b, e->series[i]);
+        }
+        sal_sb_printf(&b, "]}");
+    }
+    sal_sb_printf(&b, "\n}\n");
+    if (b.oom) {
+        sal_sb_free(&b);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
+    }
+    sal_free(e->json);
+    e->json = b.s;
     return SAL_OK;
 }
 
@@ -95,48 +145,31 @@ static sal_status make_json(const sal_xctx *c, sal_explanation *e, bool finite) 
                                 : "logit");
     sal_sb_str(&b, c->m->val[sal_explained(c, c->m)].name);
     sal_sb_printf(&b, ",\n  \"target\": \"%s\",\n  \"targets\": [", !c->region ? "class" : c->mask ? "mask" : "sum");
-    for (int64_t i = 0; i < e->n; i++) sal_sb_printf(&b, "%s%lld", i ? ", " : "", (long long)e->targets[i]);
-    sal_sb_printf(&b, "],\n  \"outputs\": [");
-    for (int64_t i = 0; i < e->n; i++) {
-        sal_sb_printf(&b, "%s", i ? ", " : "");
-        sal_sb_num(&b, e->outputs[i]);
-    }
-    sal_sb_printf(&b, "],\n  \"shape\": [");
-    for (int d = 0; d < e->map.ndim; d++) sal_sb_printf(&b, "%s%lld", d ? ", " : "", (long long)e->map.dim[d]);
-    sal_sb_printf(&b, "]");
+    sal_sbuf m = {0}; /* what follows the shape */
     if (c->out_prob && c->meth->logits) { /* the model outputs probabilities; this method is defined on logits */
-        sal_sb_printf(&b, ",\n  \"logits_note\": ");
-        sal_sb_str(&b, c->meth->logits);
+        sal_sb_printf(&m, ",\n  \"logits_note\": ");
+        sal_sb_str(&m, c->meth->logits);
     }
     if (c->layer[0]) {
-        sal_sb_printf(&b, ",\n  \"layer\": ");
-        sal_sb_str(&b, c->layer);
+        sal_sb_printf(&m, ",\n  \"layer\": ");
+        sal_sb_str(&m, c->layer);
     }
-    sal_sb_printf(&b, ",\n  \"checks\": {\"all_finite\": %s", finite ? "true" : "false");
-    for (int i = 0; i < c->nmetric; i++) {
-        sal_sb_printf(&b, ", ");
-        sal_sb_str(&b, c->mkey[i]);
-        sal_sb_printf(&b, ": ");
-        sal_sb_num(&b, c->mval[i]);
-    }
-    sal_sb_printf(&b, "}");
-    if (c->series) {
-        sal_sb_printf(&b, ",\n  \"per_sample\": {");
-        sal_sb_str(&b, c->series_key);
-        sal_sb_printf(&b, ": [");
-        for (int64_t i = 0; i < e->n; i++) {
-            sal_sb_printf(&b, "%s", i ? ", " : "");
-            sal_sb_num(&b, c->series[i]);
-        }
-        sal_sb_printf(&b, "]}");
-    }
-    sal_sb_printf(&b, "\n}\n");
-    if (b.oom) {
+    if (b.oom || m.oom) {
         sal_sb_free(&b);
+        sal_sb_free(&m);
         return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
     }
-    e->json = b.s;
-    return SAL_OK;
+    e->head = b.s;
+    e->mid = m.s ? m.s : sal_strdup("");
+    e->finite = finite;
+    if (!e->mid) return sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");
+    if (c->series) {
+        snprintf(e->series_key, sizeof e->series_key, "%s", c->series_key);
+        if (!(e->series = sal_malloc((size_t)(e->n > 0 ? e->n : 1) * sizeof *e->series)))
+            return sal_fail(SAL_ERR_NOMEM, "out of memory");
+        memcpy(e->series, c->series, (size_t)e->n * sizeof *e->series);
+    }
+    return render_json(e);
 }
 
 /* ---- checks before running ---- */
@@ -236,9 +269,17 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
                   .out_prob = ok == SAL_OUTPUT_SOFTMAX || ok == SAL_OUTPUT_SIGMOID,
                   .chunk = o->chunk > 0 ? o->chunk : 64, .patterns = o->patterns};
     int64_t N = x->dim[0];
+    /* a batch of a larger input: its samples draw the streams of their places in the whole */
+    uint64_t *ids = o->first > 0 ? sal_malloc((size_t)N * sizeof *ids) : NULL;
+    if (o->first > 0 && !ids) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; ids && i < N; i++) ids[i] = (uint64_t)(o->first + i);
+    c.stream = ids;
     /* split "key=value" parameters */
     char **kv = sal_calloc((size_t)o->nparams * 2 + 2, sizeof *kv);
-    if (!kv) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (!kv) {
+        sal_free(ids);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    }
     sal_status st = SAL_OK;
     for (int i = 0; i < o->nparams && st == SAL_OK; i++) {
         const char *eq = strchr(o->params[i], '=');
@@ -361,5 +402,219 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     sal_free(value);
     for (int i = 0; i < o->nparams; i++) sal_free(kv[2 * i]);
     sal_free(kv);
+    sal_free(ids);
     return st;
+}
+
+/* ---- explanations in parts (batches, processes) ---- */
+
+/* How a check over samples combines across parts (its name says what it is). */
+typedef enum { JOIN_FIRST, JOIN_MAX, JOIN_MIN, JOIN_SUM, JOIN_MEAN } join_rule;
+
+static join_rule join_rule_of(const char *key) {
+    static const char *const sums[] = {"exact_samples", "underdetermined_samples", "counterfactual_raised",
+                                       "counterfactual_checked"};
+    static const char *const means[] = {"r2", "segments", "relevance_conservation", "counterfactual_mean_change"};
+    size_t n = strlen(key);
+    if (!strncmp(key, "inner.", 6)) return JOIN_MAX; /* SmoothGrad keeps its inner method's worst */
+    if ((n > 6 && !strcmp(key + n - 6, "_delta")) || (n > 4 && !strcmp(key + n - 4, "_rel")) ||
+        (n > 6 && !strcmp(key + n - 6, "_worst")))
+        return JOIN_MAX;
+    if (n > 4 && !strcmp(key + n - 4, "_min")) return JOIN_MIN;
+    for (size_t i = 0; i < sizeof sums / sizeof *sums; i++)
+        if (!strcmp(key, sums[i])) return JOIN_SUM;
+    for (size_t i = 0; i < sizeof means / sizeof *means; i++)
+        if (!strcmp(key, means[i])) return JOIN_MEAN;
+    return JOIN_FIRST; /* a property of the model or the method, the same for every part */
+}
+
+/* parts[k]'s rows of a per-sample tensor into out (rows of parts before it first). */
+static sal_status join_tensor(const sal_explanation *const *parts, int n, bool layer, sal_tensor *out) {
+    const sal_tensor *t0 = layer ? &parts[0]->layer_map : &parts[0]->map;
+    if (!t0->data) return SAL_OK;
+    int64_t dim[SAL_MAX_DIMS], rows = 0;
+    memcpy(dim, t0->dim, sizeof dim);
+    for (int k = 0; k < n; k++) {
+        const sal_tensor *t = layer ? &parts[k]->layer_map : &parts[k]->map;
+        if (!t->data || t->ndim != t0->ndim || sal_row_size(t) != sal_row_size(t0))
+            return sal_fail(SAL_ERR_SHAPE, "explanations to join differ in their maps' shapes");
+        rows += t->dim[0];
+    }
+    dim[0] = rows;
+    SAL_TRY(sal_tensor_alloc(out, t0->dtype, t0->ndim, dim));
+    size_t off = 0;
+    for (int k = 0; k < n; k++) {
+        const sal_tensor *t = layer ? &parts[k]->layer_map : &parts[k]->map;
+        size_t bytes = (size_t)sal_tensor_numel(t) * sal_dtype_size(t->dtype);
+        memcpy((char *)out->data + off, t->data, bytes);
+        off += bytes;
+    }
+    return SAL_OK;
+}
+
+sal_status sal_explanation_join(const sal_explanation *const *parts, int n, sal_explanation **out) {
+    *out = NULL;
+    if (n < 1) return sal_fail(SAL_ERR_ARG, "sal_explanation_join: no explanations to join");
+    const sal_explanation *p0 = parts[0];
+    int64_t N = 0;
+    for (int k = 0; k < n; k++) {
+        const sal_explanation *p = parts[k];
+        if (strcmp(p->head, p0->head) || strcmp(p->mid, p0->mid) || p->nmetric != p0->nmetric || !p->series != !p0->series)
+            return sal_fail(SAL_ERR_ARG, "sal_explanation_join: the explanations come from different settings");
+        for (int i = 0; i < p->nmetric; i++)
+            if (strcmp(p->mkey[i], p0->mkey[i])) return sal_fail(SAL_ERR_ARG, "sal_explanation_join: different checks");
+        N += p->n;
+    }
+    sal_explanation *e = sal_calloc(1, sizeof *e);
+    if (!e) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    e->n = N;
+    e->method = p0->method, e->replaced = p0->replaced;
+    memcpy(e->reason, p0->reason, sizeof e->reason);
+    memcpy(e->series_key, p0->series_key, sizeof e->series_key);
+    e->head = sal_strdup(p0->head);
+    e->mid = sal_strdup(p0->mid);
+    e->targets = sal_malloc((size_t)(N > 0 ? N : 1) * sizeof *e->targets);
+    e->outputs = sal_malloc((size_t)(N > 0 ? N : 1) * sizeof *e->outputs);
+    e->series = p0->series ? sal_malloc((size_t)(N > 0 ? N : 1) * sizeof *e->series) : NULL;
+    sal_status st = e->head && e->mid && e->targets && e->outputs && (e->series || !p0->series)
+                        ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (st == SAL_OK) st = join_tensor(parts, n, false, &e->map);
+    if (st == SAL_OK) st = join_tensor(parts, n, true, &e->layer_map);
+    e->finite = true;
+    e->nmetric = p0->nmetric;
+    memcpy(e->mkey, p0->mkey, sizeof e->mkey);
+    for (int k = 0, i0 = 0; st == SAL_OK && k < n; i0 += (int)parts[k]->n, k++) {
+        const sal_explanation *p = parts[k];
+        memcpy(e->targets + i0, p->targets, (size_t)p->n * sizeof *e->targets);
+        memcpy(e->outputs + i0, p->outputs, (size_t)p->n * sizeof *e->outputs);
+        if (p->series) memcpy(e->series + i0, p->series, (size_t)p->n * sizeof *e->series);
+        e->finite &= p->finite;
+    }
+    for (int i = 0; st == SAL_OK && i < e->nmetric; i++) {
+        join_rule r = join_rule_of(e->mkey[i]);
+        double v = p0->mval[i], w = 0, sum = 0;
+        for (int k = 0; k < n; k++) {
+            double x = parts[k]->mval[i], wk = (double)parts[k]->n;
+            if (r == JOIN_MAX) v = fmax(v, x);
+            else if (r == JOIN_MIN) v = fmin(v, x);
+            else if (r == JOIN_SUM) sum += x;
+            else if (r == JOIN_MEAN && isfinite(x)) sum += x * wk, w += wk;
+        }
+        e->mval[i] = r == JOIN_SUM ? sum : r == JOIN_MEAN ? (w > 0 ? sum / w : NAN) : v;
+    }
+    if (st == SAL_OK) st = render_json(e);
+    if (st != SAL_OK) {
+        sal_explanation_free(e);
+        return st;
+    }
+    *out = e;
+    return SAL_OK;
+}
+
+/* ---- an explanation as bytes ---- */
+
+typedef struct {
+    char method[64], replaced[64];
+    int64_t n, head, mid, nmetric, series, finite;
+    int64_t ndim, dim[SAL_MAX_DIMS], lndim, ldim[SAL_MAX_DIMS];
+} pack_hdr;
+
+static void put(char **q, const void *p, size_t n) {
+    if (n) memcpy(*q, p, n);
+    *q += n;
+}
+
+sal_status sal_explanation_pack(const sal_explanation *e, void **bytes, size_t *size) {
+    pack_hdr h = {.n = e->n, .head = (int64_t)strlen(e->head), .mid = (int64_t)strlen(e->mid), .nmetric = e->nmetric,
+                  .series = e->series != NULL, .finite = e->finite, .ndim = e->map.ndim, .lndim = e->layer_map.data ? e->layer_map.ndim : -1};
+    snprintf(h.method, sizeof h.method, "%s", e->method ? e->method : "");
+    snprintf(h.replaced, sizeof h.replaced, "%s", e->replaced ? e->replaced : "");
+    memcpy(h.dim, e->map.dim, sizeof h.dim);
+    memcpy(h.ldim, e->layer_map.dim, sizeof h.ldim);
+    size_t nmap = (size_t)sal_tensor_numel(&e->map) * sizeof(float);
+    size_t nlay = e->layer_map.data ? (size_t)sal_tensor_numel(&e->layer_map) * sizeof(float) : 0;
+    size_t n = sizeof h + (size_t)h.head + (size_t)h.mid + sizeof e->reason + sizeof e->series_key + sizeof e->mkey +
+               sizeof e->mval + (size_t)e->n * (sizeof *e->targets + sizeof *e->outputs + (e->series ? sizeof *e->series : 0)) +
+               nmap + nlay;
+    char *b = malloc(n), *q = b; /* the caller frees with free() */
+    if (!b) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    put(&q, &h, sizeof h);
+    put(&q, e->head, (size_t)h.head);
+    put(&q, e->mid, (size_t)h.mid);
+    put(&q, e->reason, sizeof e->reason);
+    put(&q, e->series_key, sizeof e->series_key);
+    put(&q, e->mkey, sizeof e->mkey);
+    put(&q, e->mval, sizeof e->mval);
+    put(&q, e->targets, (size_t)e->n * sizeof *e->targets);
+    put(&q, e->outputs, (size_t)e->n * sizeof *e->outputs);
+    if (e->series) put(&q, e->series, (size_t)e->n * sizeof *e->series);
+    put(&q, e->map.data, nmap);
+    if (nlay) put(&q, e->layer_map.data, nlay);
+    *bytes = b;
+    *size = n;
+    return SAL_OK;
+}
+
+/* The next n bytes of the packed explanation, or NULL when it is shorter. */
+static const char *take(const char **q, const char *end, size_t n) {
+    if ((size_t)(end - *q) < n) return NULL;
+    const char *p = *q;
+    *q += n;
+    return p;
+}
+
+sal_status sal_explanation_unpack(const void *bytes, size_t size, sal_explanation **out) {
+    *out = NULL;
+    const char *q = bytes, *end = q + size, *p;
+    pack_hdr h;
+    if (!(p = take(&q, end, sizeof h))) return sal_fail(SAL_ERR_FORMAT, "a packed explanation is truncated");
+    memcpy(&h, p, sizeof h);
+    if (h.n < 0 || h.head < 0 || h.mid < 0 || h.nmetric < 0 || h.nmetric > SAL_MAX_METRICS || h.ndim < 1 ||
+        h.ndim > SAL_MAX_DIMS || h.lndim > SAL_MAX_DIMS || h.head > (int64_t)size || h.mid > (int64_t)size)
+        return sal_fail(SAL_ERR_FORMAT, "a packed explanation is malformed");
+    h.method[sizeof h.method - 1] = h.replaced[sizeof h.replaced - 1] = '\0';
+    const sal_method *mm = sal_method_lookup(h.method), *mr = *h.replaced ? sal_method_lookup(h.replaced) : NULL;
+    if (!mm || (*h.replaced && !mr)) return sal_fail(SAL_ERR_FORMAT, "a packed explanation names an unknown method");
+    sal_explanation *e = sal_calloc(1, sizeof *e);
+    if (!e) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    e->n = h.n, e->nmetric = (int)h.nmetric, e->finite = h.finite != 0, e->method = mm->name, e->replaced = mr ? mr->name : NULL;
+    sal_status st = SAL_OK;
+    e->head = sal_malloc((size_t)h.head + 1);
+    e->mid = sal_malloc((size_t)h.mid + 1);
+    e->targets = sal_malloc((size_t)(h.n > 0 ? h.n : 1) * sizeof *e->targets);
+    e->outputs = sal_malloc((size_t)(h.n > 0 ? h.n : 1) * sizeof *e->outputs);
+    if (h.series) e->series = sal_malloc((size_t)(h.n > 0 ? h.n : 1) * sizeof *e->series);
+    if (!e->head || !e->mid || !e->targets || !e->outputs || (h.series && !e->series)) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+    struct { void *dst; size_t n; } f[] = {
+        {e->head, (size_t)h.head}, {e->mid, (size_t)h.mid}, {e->reason, sizeof e->reason},
+        {e->series_key, sizeof e->series_key}, {e->mkey, sizeof e->mkey}, {e->mval, sizeof e->mval},
+        {e->targets, (size_t)h.n * sizeof *e->targets}, {e->outputs, (size_t)h.n * sizeof *e->outputs},
+        {e->series, h.series ? (size_t)h.n * sizeof *e->series : 0},
+    };
+    for (size_t i = 0; st == SAL_OK && i < sizeof f / sizeof *f; i++) {
+        if (!(p = take(&q, end, f[i].n))) st = sal_fail(SAL_ERR_FORMAT, "a packed explanation is truncated");
+        else if (f[i].n) memcpy(f[i].dst, p, f[i].n);
+    }
+    if (st == SAL_OK) {
+        e->head[h.head] = e->mid[h.mid] = '\0';
+        e->reason[sizeof e->reason - 1] = e->series_key[sizeof e->series_key - 1] = '\0';
+        for (int i = 0; i < SAL_MAX_METRICS; i++) e->mkey[i][sizeof e->mkey[i] - 1] = '\0';
+        st = sal_tensor_alloc(&e->map, SAL_F32, (int)h.ndim, h.dim);
+    }
+    if (st == SAL_OK && !(p = take(&q, end, (size_t)sal_tensor_numel(&e->map) * sizeof(float))))
+        st = sal_fail(SAL_ERR_FORMAT, "a packed explanation is truncated");
+    if (st == SAL_OK) memcpy(e->map.data, p, (size_t)sal_tensor_numel(&e->map) * sizeof(float));
+    if (st == SAL_OK && h.lndim > 0) {
+        st = sal_tensor_alloc(&e->layer_map, SAL_F32, (int)h.lndim, h.ldim);
+        if (st == SAL_OK && !(p = take(&q, end, (size_t)sal_tensor_numel(&e->layer_map) * sizeof(float))))
+            st = sal_fail(SAL_ERR_FORMAT, "a packed explanation is truncated");
+        if (st == SAL_OK) memcpy(e->layer_map.data, p, (size_t)sal_tensor_numel(&e->layer_map) * sizeof(float));
+    }
+    if (st == SAL_OK) st = render_json(e);
+    if (st != SAL_OK) {
+        sal_explanation_free(e);
+        return st;
+    }
+    *out = e;
+    return SAL_OK;
 }
