@@ -213,8 +213,9 @@ sal_status sal_fasta_read(const char *path, const sal_fasta_opts *o, sal_tensor 
             }
             if (i == len) break;
             n++, cur = 0, rec_line = line;
-            while (i < len && data[i] != '\n') i++;
-            line++;
+            /* stop on the header's last byte: its '\n' (counted below) or the end of the file,
+             * where the check above must still run for this record */
+            while (i + 1 < len && data[i + 1] != '\n') i++;
             continue;
         }
         if (ch == '\n') { line++; continue; }
@@ -235,8 +236,9 @@ sal_status sal_fasta_read(const char *path, const sal_fasta_opts *o, sal_tensor 
     for (size_t i = 0; i < len && st == SAL_OK; i++) {
         int ch = data[i];
         if (ch == '>' && (i == 0 || data[i - 1] == '\n')) {
+            /* the header runs to the end of its line, as in pass 1 (a '\r' inside it is not its end) */
             size_t e = i + 1;
-            while (e < len && data[e] != '\n' && data[e] != '\r') e++;
+            while (e < len && data[e] != '\n') e++;
             r++, p = 0;
             if (nm) {
                 size_t s0 = i + 1, k = 0;
