@@ -17,7 +17,12 @@ out=${1:?usage: fuzz/make-corpus.sh OUTDIR [BUILD]}
 build=${2:-build}
 py=${PY:-/usr/bin/python3}
 cd "$(dirname "$0")/.."
-mkdir -p "$out"/{onnx,npy,idx,mnist_json,png}
+mkdir -p "$out"/{onnx,npy,idx,mnist_json,png,fasta}
+
+# ---- FASTA: records of equal length, lower case, N, CRLF, wrapped lines ----
+printf '>a first\nACGTN\nacg\n>b\nTTTTTGGG\n' > "$out/fasta/two.fa"
+printf '>x\r\nACGTACGTAC\r\nGT\r\n' > "$out/fasta/crlf.fa"
+printf '>only\nNNNN\n>n2\nnacg\n' > "$out/fasta/n.fa"
 
 # ---- ONNX: through the library's writer ----
 if [ -x "$build/tools/save_model" ]; then
@@ -249,6 +254,6 @@ if [ -x "$build/saliency" ]; then
     "$build/saliency" run "$out/onnx/mlp.onnx" --input "$out/npy/x26.npy" --out "$out/npy/ours_y.npy" > /dev/null 2>&1 ||
         echo "make-corpus: saliency run failed; no NPY written by the library" >&2
 fi
-for d in onnx npy idx mnist_json png; do
+for d in onnx npy idx mnist_json png fasta; do
     printf '%-11s %3d seeds\n' "$d" "$(find "$out/$d" -type f | wc -l)"
 done

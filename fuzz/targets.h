@@ -100,6 +100,32 @@ static inline void fuzz_one_mnist_json(const uint8_t *data, size_t size) {
     sal_tensor_free(&t);
 }
 
+/* ---- FASTA, through a memory-backed file; the first byte's low bit picks N as uniform ---- */
+static inline void fuzz_one_fasta(const uint8_t *data, size_t size) {
+    const char *path = fuzz_file(data, size);
+    if (!path) return;
+    sal_fasta_opts o = {.n_uniform = size > 0 && (data[0] & 1)};
+    sal_tensor t = {0};
+    char **names = NULL;
+    int64_t n = 0;
+    sal_status st = sal_fasta_read(path, &o, &t, &names, &n);
+    fuzz_check_result(st, &t);
+    if (st == SAL_OK) {
+        SAL_ASSERT(t.ndim == 3 && t.dim[0] == n && n >= 1 && t.dim[1] == 4 && t.dim[2] >= 1 && names);
+        int64_t L = t.dim[2];
+        for (int64_t i = 0; i < n; i++) {
+            SAL_ASSERT(names[i]);
+            for (int64_t p = 0; p < L; p++) { /* one-hot, or N: all zero or all 0.25 */
+                float s = 0;
+                for (int c = 0; c < 4; c++) s += sal_f32(&t)[(i * 4 + c) * L + p];
+                SAL_ASSERT(s == 1 || (s == 0 && !o.n_uniform));
+            }
+        }
+    }
+    sal_fasta_names_free(names, n);
+    sal_tensor_free(&t);
+}
+
 /* ---- PNG, through a memory-backed file ---- */
 static inline void fuzz_one_png(const uint8_t *data, size_t size) {
     const char *path = fuzz_file(data, size);

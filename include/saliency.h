@@ -272,7 +272,7 @@ typedef struct sal_explain_opts {
                                    the methods that read them (sal_method_needs_patterns); a `patterns`
                                    file parameter, when given, is used instead. Borrowed. */
     const char *fallback;       /* optional: a method that needs forward passes only (lime, kernel_shap,
-                                   rise, sobol, occlusion) to explain with when `method` cannot run on
+                                   rise, sobol, occlusion; ism on one-hot sequences) to explain with when `method` cannot run on
                                    this graph (it fails with SAL_ERR_UNSUPPORTED: a node without a
                                    gradient or without a rule of the method). Parameters
                                    "fallback.KEY=VALUE" are the fallback's. The explanation says so
@@ -335,6 +335,9 @@ const char *sal_method_summary(int i);  /* one line with the paper */
 /* For methods defined on logits, why (one line), else NULL: on a model whose output already is a
  * probability (sal_model_output_kind) they explain something else than their paper says. */
 const char *sal_method_logits_note(int i);
+/* Whether method i takes one-hot sequences only ((N, 4, L) or (N, L, 4): ism, deeplift_shap,
+ * hypothetical; docs/sequences.md). */
+int sal_method_sequence_only(int i);
 int sal_method_nparams(int i);
 /* Parameter k of method i: its name, default ("" = none) and a one-line description. */
 void sal_method_param(int i, int k, const char **name, const char **def, const char **help);
@@ -444,8 +447,9 @@ typedef struct sal_train_opts {
 sal_train_opts sal_train_defaults(void);
 
 /* Builds a freshly initialised architecture: "mlp" = 784-1024-1024-1024-10 ReLU, "cnn" = a small
- * conv net for 1x28x28 inputs; "mlp:HxW", "cnn:CxHxW" (...) take other input shapes. Weights come
- * from the seed. */
+ * conv net for 1x28x28 inputs; "mlp:HxW", "cnn:CxHxW" (...) take other input shapes; "seqcnn:4xL"
+ * (or "seqcnn:L") a Conv1D net for one-hot DNA (N, 4, L) (docs/sequences.md). Weights come from the
+ * seed. */
 sal_status sal_model_build(const char *arch, int nclasses, uint64_t seed, sal_model **out /* OUT */);
 
 /* Trains on images (N,...): with softmax cross-entropy on int64 labels (N), or with opts->loss =
@@ -486,7 +490,9 @@ const char *sal_objective_text(const sal_objective *o);
 sal_status sal_objective_values(const sal_model *m, const sal_objective *o, const sal_tensor *x,
                                 int64_t chunk, float *values /* OUT, N entries */);
 
-typedef enum { SAL_SPACE_PIXEL = 0, SAL_SPACE_FOURIER } sal_space;
+/* SAL_SPACE_SOFTMAX: one-hot sequence models (N, C, L): the input is the softmax over the C letters
+ * of free logits at each position, a position probability matrix at every step (docs/sequences.md). */
+typedef enum { SAL_SPACE_PIXEL = 0, SAL_SPACE_FOURIER, SAL_SPACE_SOFTMAX } sal_space;
 
 /* Start from sal_featviz_defaults(). Penalties are means over a sample's elements, subtracted from
  * the objective; transforms are drawn per image and step, and resampled bilinearly (differentiably). */
@@ -523,6 +529,8 @@ typedef struct sal_featviz_opts {
     const char *diversity_node; /* its layer; NULL: the objective's first layer */
     int ppm;                  /* (N,C,L) one-hot inputs: project each position onto the probability
                                  simplex after every step (a position probability matrix) */
+    float entropy;            /* SAL_SPACE_SOFTMAX or ppm: weight of the mean entropy (nats) of the
+                                 positions' letter distributions, which pushes them toward one letter */
     int snapshots;            /* >= 2: keep images at that many steps spread evenly over the run */
     /* Called after every step with the mean objective and the mean regularized loss; may be NULL. */
     void (*on_step)(void *user, int step, double objective, double loss);
@@ -747,6 +755,24 @@ sal_status sal_audit_pointing(const sal_model *m, const sal_tensor *x, const sal
  * output faster than a random order: AOPC(most relevant first) > AOPC(random) + tol (default 0). */
 sal_status sal_audit_faithfulness(const sal_model *m, const sal_tensor *x, const sal_faithfulness_opts *o,
                                   sal_audit **out /* OUT */);
+/* Motif recovery on one-hot sequences with planted motifs (sal_dna_simulate's masks): per sample,
+ * the positions ranked by their attribution score against the planted positions: AUROC and
+ * average precision (AUPRC), averaged over the samples holding both planted and background
+ * positions. Two reference rows follow the methods: the planted mask itself ("oracle", AUROC 1)
+ * and a random map. Verdict "recovers the planted motifs" when the mean AUROC >= 0.5 + tol
+ * (default 0.2). docs/sequences.md. */
+typedef enum {
+    SAL_POSITION_ABS = 0, /* sum over the bases of |attribution| (any method, ISM included) */
+    SAL_POSITION_OWN,     /* the attribution at the sequence's own base (sum of attribution x input) */
+    SAL_POSITION_SUM,     /* the signed sum over the bases */
+} sal_position_score;
+typedef struct sal_motif_opts {
+    sal_audit_common common;
+    const sal_tensor *masks;  /* (N, L) int64 or float: non-zero on planted positions; required */
+    sal_position_score score;
+    int axis;                 /* the bases' axis: 1 (N, 4, L), 2 (N, L, 4); 0: whichever has size 4 */
+} sal_motif_opts;
+sal_status sal_audit_motif(const sal_model *m, const sal_tensor *x, const sal_motif_opts *o, sal_audit **out /* OUT */);
 void sal_audit_free(sal_audit *a);
 
 /* The outcome of one result. */
@@ -765,8 +791,11 @@ const char *sal_audit_label(const sal_audit *a, int i);
 sal_verdict sal_audit_outcome(const sal_audit *a, int i);
 const char *sal_audit_verdict(const sal_audit *a, int i);
 int sal_audit_skipped(const sal_audit *a, int i);
+/* Whether result i is a reference row, not a method (the motif audit's oracle and random map). */
+int sal_audit_reference(const sal_audit *a, int i);
 double sal_audit_metric(const sal_audit *a, int i, const char *name);
-/* Results whose verdict is a failure (not invariant, insensitive, ...). Skipped ones do not count. */
+/* Results whose verdict is a failure (not invariant, insensitive, ...). Skipped ones and reference
+ * rows do not count. */
 int sal_audit_violations(const sal_audit *a);
 /* The report as JSON (docs/audits.md) and as CSV (one row per result, or per curve point for the
  * audits that draw curves). free() them. */
@@ -798,6 +827,84 @@ typedef struct sal_composite_opts {
 sal_status sal_composite(const sal_tensor *x, const sal_tensor *y, const sal_composite_opts *o,
                          sal_tensor *images /* OUT */, sal_tensor *labels /* OUT */,
                          sal_tensor *masks /* OUT */);
+
+/* ---- biological sequences (docs/sequences.md) ---------------------------------------------- */
+
+/* DNA is one-hot: (N, 4, L) with channels A, C, G, T, or (N, L, 4) (`axis` 2 below). N (unknown)
+ * reads as an all-zero column, or a uniform one (0.25 each) where the options say so. */
+
+/* Built-in motifs: position probability matrices written from published consensus sites (their
+ * sources in sal_dna_motif_source). ppm gets (width, 4) rows of A, C, G, T probabilities. */
+int sal_dna_motif_count(void);
+const char *sal_dna_motif_name(int i);
+const char *sal_dna_motif_source(int i);
+int sal_dna_motif_width(int i);
+int sal_dna_motif_lookup(const char *name); /* case-insensitive; -1 if unknown */
+sal_status sal_dna_motif_ppm(int i, sal_tensor *ppm /* OUT */);
+
+typedef enum {
+    SAL_DNA_TASK_CLASS = 0, /* one motif or none per sequence: class 0 (background) or k + 1 (motif k) */
+    SAL_DNA_TASK_MULTI,     /* each motif present with probability `presence`: (N, K) multi-hot labels */
+    SAL_DNA_TASK_AND,       /* two motifs: none, either or both equally often; class 1 iff both */
+} sal_dna_task;
+
+typedef struct sal_dna_opts {
+    int64_t count;
+    int64_t length;
+    double gc;          /* GC content the background draws its bases from, in (0, 1); the CpG
+                           depletion lowers the realized content a little (0.42 -> 0.40 at cpg 0.25) */
+    double cpg;         /* observed / expected CpG of the background in [0, 1] (1: no depletion) */
+    sal_dna_task task;
+    int nmotifs;
+    const int *motifs;  /* built-in motif indices, the task's motifs in order */
+    double presence;    /* SAL_DNA_TASK_MULTI; 0: 0.5 */
+    uint64_t seed;
+} sal_dna_opts;
+/* Simulated sequences: a first-order Markov background (base frequencies from gc, CG steps scaled
+ * by cpg), with motif instances drawn from the PPMs planted at random positions without overlap.
+ * x (N, 4, L) one-hot, y (N) int64 classes or (N, K) float32 multi-hot, masks (N, L) int64: k + 1
+ * on the positions of an instance of the task's motif k, 0 elsewhere. The same seed gives the same bytes. */
+sal_status sal_dna_simulate(const sal_dna_opts *o, sal_tensor *x /* OUT */, sal_tensor *y /* OUT */,
+                            sal_tensor *masks /* OUT */);
+
+typedef struct sal_fasta_opts {
+    int n_uniform;   /* N as 0.25 on every channel; default: all zero */
+    int length_last; /* (N, L, 4) instead of (N, 4, L) */
+} sal_fasta_opts;
+/* Reads FASTA: every record must have the same length; letters A, C, G, T, N in either case
+ * (anything else fails naming the file, line and letter). names (may be NULL) gets each record's
+ * first word (free with sal_fasta_names_free). o may be NULL. */
+sal_status sal_fasta_read(const char *path, const sal_fasta_opts *o, sal_tensor *x /* OUT */, char ***names /* OUT */,
+                          int64_t *count /* OUT */);
+void sal_fasta_names_free(char **names, int64_t n);
+/* Writes one-hot sequences (axis: 1 for (N, 4, L), 2 for (N, L, 4)) as FASTA, 60 letters a line,
+ * headers[i] or "seq<i>"; all-zero and uniform columns become N, anything not one-hot fails.
+ * Atomic. */
+sal_status sal_fasta_write(const char *path, const sal_tensor *x, int axis, const char *const *headers);
+/* Position probability matrices (N, 4, L) (each column a distribution over A, C, G, T, as
+ * sal_visualize's ppm and softmax parameterizations make them) as a MEME motif file (version 4,
+ * alphabet ACGT, uniform background), one motif per sample named names[i] or "ppm<i>". Columns
+ * that do not sum to 1 (within 1e-3) or hold a negative value fail. Atomic. */
+sal_status sal_meme_write(const char *path, const sal_tensor *ppm, const char *const *names);
+/* `copies` dinucleotide shuffles of every sequence (Altschul & Erickson 1985): out (N * copies, ...)
+ * holds sample i's copies at rows i * copies ...; each keeps the sequence's dinucleotide counts,
+ * first and last letter; N columns count as a fifth letter. */
+sal_status sal_dna_shuffle(const sal_tensor *x, int axis, int64_t copies, uint64_t seed, sal_tensor *out /* OUT */);
+
+/* A sequence logo of one attribution track, (4, L) or (L, 4) (axis 1 or 2; a leading batch axis of 1
+ * is allowed), as SVG: the four letters stacked at each position, each as tall as its value,
+ * positive ones above the axis and negative ones below. Atomic. o may be NULL. */
+typedef struct sal_logo_opts {
+    int64_t start, end;  /* the positions drawn, [start, end); 0, 0: all */
+    double letter_width; /* pixels per position; 0: 12 */
+    double height;       /* of the plot; 0: 120 */
+    const char *title;   /* NULL: none */
+} sal_logo_opts;
+sal_status sal_logo_svg(const char *path, const sal_tensor *map, int axis, const sal_logo_opts *o);
+/* The motif audit's logos as one SVG: the figure sample's input (its own bases), a row per method
+ * that ran (its map, letters scaled per row) and a band marking the planted positions. Other
+ * audits fail with SAL_ERR_ARG. */
+sal_status sal_audit_logos(const sal_audit *a, const char *path);
 
 /* ---- metrics: Quantus-style evaluation scores (docs/metrics.md) ----------------------------- */
 

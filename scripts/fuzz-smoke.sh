@@ -2,7 +2,7 @@
 # Builds the fuzz targets (make fuzz), makes their seed corpora (fuzz/make-corpus.sh) and runs each
 # target for SECONDS seconds, one after another:
 #
-#   scripts/fuzz-smoke.sh SECONDS [TARGET ...]     (targets: onnx npy idx mnist_json png; default all)
+#   scripts/fuzz-smoke.sh SECONDS [TARGET ...]     (targets: onnx npy idx mnist_json png fasta; default all)
 #
 # Environment: FUZZ_BUILD (default build-fuzz), BUILD (a normal build whose tools make the ONNX
 # seeds; default build), FUZZ_JOBS (make -j, default 2), FUZZ_NICE (nice level, default 0),
@@ -16,7 +16,7 @@ set -uo pipefail
 secs=${1:?usage: scripts/fuzz-smoke.sh SECONDS [TARGET ...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(onnx npy idx mnist_json png)
+[ ${#targets[@]} -eq 0 ] && targets=(onnx npy idx mnist_json png fasta)
 cd "$(dirname "$0")/.."
 root=$PWD
 fb=${FUZZ_BUILD:-build-fuzz}

@@ -152,7 +152,8 @@ def explain(P, model, method, *extra, out="a.npy"):
 
 def sweep(P):
     """Every method on every model (the U-Net with --target-mask) gives a finite map, or refuses in one line: naming the node and its op when it has no rule for it, or,
-    for attention rollout without attention, the model. Never a silent skip."""
+    for attention rollout without attention, the model; the sequence methods refuse inputs that are not
+    one-hot DNA. Never a silent skip."""
     rc, out, err = cli("methods")
     names = [ln_ for ln_ in out.splitlines() if ln_ and not ln_.startswith(" ")]
     check(rc == 0 and len(names) > 30 and "attention_rollout" in names, "saliency methods: %s" % err)
@@ -175,7 +176,8 @@ def sweep(P):
             ok = rc == 0 and a.shape == np.load(P(model + "_x.npy")).shape and np.isfinite(a).all()
             refused = rc != 0 and "\n" not in err and (
                 re.search(r"node '[^']+' \([A-Za-z]+\)", err) is not None
-                or (method == "attention_rollout" and "has no softmax attention" in err))
+                or (method == "attention_rollout" and "has no softmax attention" in err)
+                or (method in ("ism", "deeplift_shap", "hypothetical") and "needs one-hot sequences" in err))
             check(ok or refused, "%s %s: neither a map nor a refusal naming the node: %s" % (model, method, err))
             ran[model] = ran.get(model, 0) + ok
     # most methods run on each model (the ReLU-rule methods and DeepLIFT refuse LayerNorm)

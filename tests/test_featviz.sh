@@ -134,7 +134,7 @@ expect_fail "ppm" "$bin" visualize "$tmp/m.onnx" --objective logit:1 --ppm --ste
 expect_fail "--ppm" "$bin" visualize "$tmp/m.onnx" --objective logit:1 --csv "$tmp/x.csv"
 expect_fail "batch of 2" "$bin" visualize "$tmp/m.onnx" --objective channel:conv2:1 --diversity 1 --steps 2
 expect_fail "missing --objective" "$bin" visualize "$tmp/m.onnx"
-expect_fail "--space must be pixel or fourier" "$bin" visualize "$tmp/m.onnx" --objective logit:1 --space wavelet
+expect_fail "--space must be pixel, fourier or softmax" "$bin" visualize "$tmp/m.onnx" --objective logit:1 --space wavelet
 expect_fail "--scales" "$bin" visualize "$tmp/m.onnx" --objective logit:1 --scales 1,x
 expect_fail "missing.npy" "$bin" topk "$tmp/m.onnx" --data "$tmp/missing.npy" --objective logit:1
 expect_fail "not an integer" "$bin" topk "$tmp/m.onnx" --data "$tmp/x.npy" --objective logit:1 -k zero

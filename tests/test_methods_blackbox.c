@@ -712,7 +712,7 @@ static void test_fallback(void) {
           "no fallback when the method runs");
     sal_explanation_free(e);
     explain_fails(m, &x, "lrp_epsilon", (xopt){.fallback = "gradient"}, SAL_ERR_ARG,
-                  "fallback 'gradient' must be a method that needs forward passes only: occlusion, lime", 0);
+                  "fallback 'gradient' must be a method that needs forward passes only: occlusion, ism, lime", 0);
     explain_fails(m, &x, "lrp_epsilon", (xopt){.fallback = "kernel_shap"}, SAL_ERR_ARG,
                   "method kernel_shap has no parameter 'bogus'", 1, "fallback.bogus=1");
     explain_fails(m, &x, "lrp_epsilon", (xopt){0}, SAL_ERR_ARG, "has no parameter 'fallback.samples'", 1,

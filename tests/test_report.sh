@@ -61,7 +61,7 @@ check "every referenced file exists beside index.html" test $missing -eq 0
 # another run with the same models reuses them (only the gradient: quick)
 mkdir -p "$tmp/d2" && cp -r "$out/models" "$tmp/d2/"
 "$bin" demo --quick --out "$tmp/d2" --methods gradient > "$tmp/demo2.log" 2>&1
-check "a second run reuses the models (hash matched)" test "$(grep -c 'reused (hash matched)' "$tmp/demo2.log")" -eq 3
+check "a second run reuses the models (hash matched)" test "$(grep -c 'reused (hash matched)' "$tmp/demo2.log")" -eq 4
 echo corrupt >> "$tmp/d2/models/mlp-mnist.onnx"
 "$bin" demo --quick --out "$tmp/d2" --methods gradient > "$tmp/demo3.log" 2>&1
 check "a changed model file is retrained" grep -q "training mlp-mnist" "$tmp/demo3.log"

@@ -620,6 +620,7 @@ static void test_fuzz_regressions(void) {
     replay("idx", fuzz_one_idx);
     replay("mnist_json", fuzz_one_mnist_json);
     replay("png", fuzz_one_png);
+    replay("fasta", fuzz_one_fasta);
 }
 
 /* ---- non-finite weights and results ---- */

@@ -1007,15 +1007,16 @@ class Visualization(Figure):
         super().__init__(png)
 
 
-_FV_ENUMS = {"opt": {"adam": 1, "sgd": 0, "gd": 0}, "space": {"pixel": 0, "fourier": 1}}
+_FV_ENUMS = {"opt": {"adam": 1, "sgd": 0, "gd": 0}, "space": {"pixel": 0, "fourier": 1, "softmax": 2}}
 
 
 def visualize(model, objective, **opts):
     """Feature visualization (docs/feature-visualization.md): optimizes inputs that maximize an
     objective ("channel:conv2:3", "logit:7", "layer:c1 - 0.2*layer:c2", ...). opts are the fields
-    of sal_featviz_opts: steps, lr, seed, batch, opt ("adam", "sgd"), space ("pixel", "fourier"),
+    of sal_featviz_opts: steps, lr, seed, batch, opt ("adam", "sgd"), space ("pixel", "fourier",
+    "softmax": a position probability matrix for one-hot sequence models),
     decay, decorrelate, init_sd, lo, hi, clip, l1, l2, center, tv, tv_beta, norm, blur_every,
-    blur_sigma, pad, fill, jitter, jitter2, diversity, diversity_node, ppm, snapshots; data, init
+    blur_sigma, pad, fill, jitter, jitter2, diversity, diversity_node, ppm, entropy, snapshots; data, init
     (arrays), scales and angles (lists); robust=True is the CLI's --robust (Olah et al.'s
     transformations scaled to the input). Returns a Visualization."""
     obj = C.c_void_p()

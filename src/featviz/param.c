@@ -51,7 +51,7 @@ sal_status fv_param_init(fv_param *p, fv_space space, int64_t N, int64_t C, int 
     for (int d = 0; d < rank; d++) p->S *= (p->sp[d] = sp[d]);
     p->lo = lo;
     p->hi = hi;
-    if (space == FV_PIXEL) {
+    if (space == FV_PIXEL || space == FV_SOFTMAX) {
         p->np = N * C * p->S;
         return SAL_OK;
     }
@@ -112,8 +112,25 @@ static void mix(const float M[9], bool transpose, const float *x, float *y, int6
     }
 }
 
+/* Softmax over the C channels (stride S) of every position of every sample. */
+static void softmax_positions(const fv_param *p, const float *P, float *x) {
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t l = 0; l < p->S; l++) {
+            const float *z = P + n * p->C * p->S + l;
+            float *y = x + n * p->C * p->S + l, mx = z[0];
+            double s = 0;
+            for (int64_t c = 1; c < p->C; c++) mx = fmaxf(mx, z[c * p->S]);
+            for (int64_t c = 0; c < p->C; c++) s += exp((double)z[c * p->S] - mx);
+            for (int64_t c = 0; c < p->C; c++) y[c * p->S] = (float)(exp((double)z[c * p->S] - mx) / s);
+        }
+}
+
 void fv_param_image(fv_param *p, const float *P, float *x) {
     const int64_t CS = p->C * p->S;
+    if (p->space == FV_SOFTMAX) {
+        softmax_positions(p, P, x);
+        return;
+    }
     if (p->space == FV_PIXEL) {
         memcpy(x, P, (size_t)(p->N * CS) * sizeof *x);
         return;
@@ -138,6 +155,16 @@ void fv_param_image(fv_param *p, const float *P, float *x) {
 
 void fv_param_grad(fv_param *p, const float *x, float *gx, float *gP) {
     const int64_t CS = p->C * p->S;
+    if (p->space == FV_SOFTMAX) { /* the softmax's Jacobian: gP_c = x_c (g_c - sum_k x_k g_k) */
+        for (int64_t n = 0; n < p->N; n++)
+            for (int64_t l = 0; l < p->S; l++) {
+                int64_t o = n * CS + l;
+                double dot = 0;
+                for (int64_t c = 0; c < p->C; c++) dot += (double)x[o + c * p->S] * gx[o + c * p->S];
+                for (int64_t c = 0; c < p->C; c++) gP[o + c * p->S] = (float)(x[o + c * p->S] * (gx[o + c * p->S] - dot));
+            }
+        return;
+    }
     if (p->space == FV_PIXEL) {
         memcpy(gP, gx, (size_t)(p->N * CS) * sizeof *gP);
         return;
@@ -166,6 +193,10 @@ void fv_param_grad(fv_param *p, const float *x, float *gx, float *gP) {
 
 void fv_param_inverse(fv_param *p, const float *x, float *P) {
     const int64_t CS = p->C * p->S;
+    if (p->space == FV_SOFTMAX) { /* log-probabilities: the softmax of log x is x when x sums to 1 */
+        for (int64_t i = 0; i < p->N * CS; i++) P[i] = logf(x[i] > 1e-6f ? x[i] : 1e-6f);
+        return;
+    }
     if (p->space == FV_PIXEL) {
         memcpy(P, x, (size_t)(p->N * CS) * sizeof *P);
         return;
@@ -200,7 +231,7 @@ void fv_param_inverse(fv_param *p, const float *x, float *P) {
 
 void fv_param_noise(fv_param *p, float *P, float sd, sal_rng *r) {
     if (sd == 0) return;
-    if (p->space == FV_PIXEL) {
+    if (p->space == FV_PIXEL || p->space == FV_SOFTMAX) {
         for (int64_t i = 0; i < p->np; i++) P[i] += sd * (float)sal_rng_normal(r);
         return;
     }

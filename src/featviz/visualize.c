@@ -120,11 +120,11 @@ static sal_status check_opts(run *r) {
         return sal_fail(SAL_ERR_ARG, "visualize: lr must be positive and steps in [0, 1e7] (lr %g, steps %d)",
                         (double)o->lr, o->steps);
     if (o->opt != SAL_OPT_ADAM && o->opt != SAL_OPT_SGD) return sal_fail(SAL_ERR_ARG, "visualize: unknown optimizer");
-    if (o->space != SAL_SPACE_PIXEL && o->space != SAL_SPACE_FOURIER)
+    if (o->space != SAL_SPACE_PIXEL && o->space != SAL_SPACE_FOURIER && o->space != SAL_SPACE_SOFTMAX)
         return sal_fail(SAL_ERR_ARG, "visualize: unknown parameterization");
-    float w[] = {o->l1, o->l2, o->tv, o->norm, o->diversity, o->init_sd, o->blur_sigma};
-    const char *wn[] = {"l1", "l2", "tv", "norm", "diversity", "init_sd", "blur_sigma"};
-    for (int i = 0; i < 7; i++)
+    float w[] = {o->l1, o->l2, o->tv, o->norm, o->diversity, o->init_sd, o->blur_sigma, o->entropy};
+    const char *wn[] = {"l1", "l2", "tv", "norm", "diversity", "init_sd", "blur_sigma", "entropy"};
+    for (int i = 0; i < 8; i++)
         if (!(w[i] >= 0) || !isfinite(w[i])) return sal_fail(SAL_ERR_ARG, "visualize: %s must be >= 0, not %g", wn[i], (double)w[i]);
     if (!(o->tv_beta >= 1 && o->tv_beta <= 4)) return sal_fail(SAL_ERR_ARG, "visualize: tv_beta must be in [1, 4]");
     if (o->blur_every < 0 || (o->blur_every > 0 && !(o->blur_sigma > 0)))
@@ -146,6 +146,10 @@ static sal_status check_opts(run *r) {
         return sal_fail(SAL_ERR_UNSUPPORTED, "ppm needs sequence inputs (N,C,L) with one channel per letter");
     if ((o->ppm || o->norm > 0) && o->space != SAL_SPACE_PIXEL)
         return sal_fail(SAL_ERR_UNSUPPORTED, "ppm and the norm constraint need the pixel parameterization");
+    if (o->space == SAL_SPACE_SOFTMAX && r->ndim != 3)
+        return sal_fail(SAL_ERR_UNSUPPORTED, "the softmax parameterization needs sequence inputs (N,C,L), one channel per letter");
+    if (o->entropy > 0 && !o->ppm && o->space != SAL_SPACE_SOFTMAX)
+        return sal_fail(SAL_ERR_ARG, "visualize: the entropy penalty needs ppm or the softmax parameterization");
     if (o->diversity > 0 && r->B < 2) return sal_fail(SAL_ERR_ARG, "the diversity term needs a batch of 2 or more");
     if (o->init) {
         const sal_tensor *t = o->init;
@@ -168,7 +172,7 @@ static sal_status check_opts(run *r) {
 static sal_status data_range(run *r) {
     const sal_featviz_opts *o = &r->o;
     double lo = o->lo, hi = o->hi;
-    if (o->ppm) lo = 0, hi = 1;
+    if (o->ppm || o->space == SAL_SPACE_SOFTMAX) lo = 0, hi = 1;
     else if (lo == 0 && hi == 0 && o->data) {
         const sal_tensor *d = o->data;
         if (d->dtype != SAL_F32 || sal_tensor_numel(d) < 1) return sal_fail(SAL_ERR_ARG, "visualize: data must be float samples");
@@ -186,7 +190,9 @@ static sal_status data_range(run *r) {
         return sal_fail(SAL_ERR_ARG, "visualize: the data range [%g, %g] is empty", lo, hi);
     r->lo = (float)lo;
     r->hi = (float)hi;
-    r->fill = !isnan(o->fill) ? (float)o->fill : o->ppm ? 1.0f / (float)r->C : (float)((lo + hi) / 2);
+    r->fill = !isnan(o->fill)                           ? (float)o->fill
+              : o->ppm || o->space == SAL_SPACE_SOFTMAX ? 1.0f / (float)r->C
+                                                         : (float)((lo + hi) / 2);
     return SAL_OK;
 }
 
@@ -380,6 +386,13 @@ static sal_status step(run *r, int t, double *objective, double *loss) {
                 g[i] -= (float)((o->l1 * (d > 0 ? 1 : d < 0 ? -1 : 0) + 2 * o->l2 * d) / E);
             }
         if (o->tv > 0) pen += o->tv * fv_tv(x, g, -o->tv / E, r->C, r->rank, r->sp, o->tv_beta) / E;
+        if (o->entropy > 0) /* mean over positions of -sum_c x log x; d/dx = -(log x + 1) */
+            for (int64_t l = 0; l < r->S; l++)
+                for (int64_t c = 0; c < r->C; c++) {
+                    double v = x[c * r->S + l] > 1e-12f ? x[c * r->S + l] : 1e-12;
+                    pen -= o->entropy * v * log(v) / (double)r->S;
+                    g[c * r->S + l] += (float)(o->entropy * (log(v) + 1) / (double)r->S);
+                }
         mean += r->vals[b];
         total += r->vals[b] - pen;
     }
@@ -436,7 +449,7 @@ static sal_status make_json(const run *r, sal_featviz *f, double loss, double co
     sal_sb_printf(&b, "],\n  \"options\": {\"optimizer\": \"%s\", \"lr\": %.9g, \"steps\": %d, \"seed\": %llu, \"batch\": %lld",
        o->opt == SAL_OPT_ADAM ? "adam" : "gradient", (double)o->lr, o->steps, (unsigned long long)o->seed,
        (long long)r->B);
-    sal_sb_printf(&b, ", \"space\": \"%s\", \"decay\": %.9g, \"decorrelated\": %s", o->space == SAL_SPACE_FOURIER ? "fourier" : "pixel",
+    sal_sb_printf(&b, ", \"space\": \"%s\", \"decay\": %.9g, \"decorrelated\": %s", o->space == SAL_SPACE_FOURIER ? "fourier" : o->space == SAL_SPACE_SOFTMAX ? "softmax" : "pixel",
        (double)o->decay, r->par.colour ? "true" : "false");
     sal_sb_printf(&b, ", \"range\": [%.9g, %.9g], \"clip\": %s, \"init_sd\": %.9g", (double)r->lo, (double)r->hi,
        o->clip && !(o->norm > 0) ? "true" : "false", (double)o->init_sd);
@@ -450,7 +463,7 @@ static sal_status make_json(const run *r, sal_featviz *f, double loss, double co
     sal_sb_printf(&b, ", \"jitter2\": %d, \"diversity\": %.9g, \"diversity_layer\": ", o->jitter2, (double)o->diversity);
     if (r->div_val >= 0) sal_sb_str(&b, r->m->val[r->div_val].name);
     else sal_sb_printf(&b, "null");
-    sal_sb_printf(&b, ", \"ppm\": %s}", o->ppm ? "true" : "false");
+    sal_sb_printf(&b, ", \"ppm\": %s, \"entropy\": %.9g}", o->ppm ? "true" : "false", (double)o->entropy);
     sal_sb_printf(&b, ",\n  \"before\": ");
     sb_floats(&b, f->before, r->B);
     sal_sb_printf(&b, ",\n  \"after\": ");
@@ -503,7 +516,8 @@ static sal_status setup(run *r) {
         SAL_TRY(fv_colour_factor(o->data, chol));
         colour = true;
     }
-    SAL_TRY(fv_param_init(&r->par, o->space == SAL_SPACE_FOURIER ? FV_FOURIER : FV_PIXEL, r->B, r->C, r->rank, r->sp,
+    SAL_TRY(fv_param_init(&r->par, o->space == SAL_SPACE_FOURIER ? FV_FOURIER : o->space == SAL_SPACE_SOFTMAX ? FV_SOFTMAX : FV_PIXEL,
+                          r->B, r->C, r->rank, r->sp,
                           o->decay, colour ? chol : NULL, o->clip != 0, r->lo, r->hi));
     const size_t np = (size_t)r->par.np, nx = (size_t)(r->B * r->E);
     r->P = sal_calloc(np, sizeof *r->P);
@@ -523,7 +537,7 @@ static sal_status setup(run *r) {
     for (int64_t b = 0; b < r->B; b++)
         for (int64_t i = 0; i < r->E; i++)
             r->x[b * r->E + i] = o->init ? sal_f32(o->init)[(o->init->dim[0] == 1 ? 0 : b) * r->E + i]
-                                 : o->ppm ? 1.0f / (float)r->C
+                                 : o->ppm || o->space == SAL_SPACE_SOFTMAX ? 1.0f / (float)r->C
                                           : (r->lo + r->hi) / 2;
     fv_param_inverse(&r->par, r->x, r->P);
     sal_rng_seed(&r->rng, o->seed);

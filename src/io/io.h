@@ -45,4 +45,9 @@ void sal_npy_stream_close(sal_npy_stream *s);
 /* Reads a whole file (at most max_bytes) into a new buffer. */
 sal_status sal_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len);
 
+/* Sequences (dna.c): one-hot columns of a sequence into letters (out: L + 1 bytes), and one
+ * dinucleotide shuffle of symbols 0..4 (seq and out: L; work: L). */
+sal_status sal_dna_decode(const float *x, int64_t L, int axis, char *out);
+void sal_dinuc_shuffle(const uint8_t *seq, int64_t L, sal_rng *r, uint8_t *out, int64_t *work);
+
 #endif

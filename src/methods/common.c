@@ -27,6 +27,7 @@ static const sal_method *method_at(int i) { return i >= 0 && i < sal_method_coun
 const char *sal_method_name(int i) { return method_at(i) ? k_methods[i]->name : NULL; }
 const char *sal_method_summary(int i) { return method_at(i) ? k_methods[i]->summary : NULL; }
 const char *sal_method_logits_note(int i) { return method_at(i) ? k_methods[i]->logits : NULL; }
+int sal_method_sequence_only(int i) { return method_at(i) ? k_methods[i]->sequence : 0; }
 
 int sal_method_nparams(int i) {
     int n = 0;

@@ -422,6 +422,7 @@ typedef struct {
     int zv;               /* the explained value: the output, or the logits under an output softmax */
     bool softmax_out;
     double worst, worst_rel;
+    sal_tensor *mult;     /* optional: the multipliers at the input, shaped as x */
 } dl_job;
 
 /* The reference rows of the chunk, forward on their own session, so each rule sees both passes. */
@@ -447,6 +448,7 @@ static sal_status dl_after(void *u, const sal_chunk *ch) {
         float *a = sal_f32(&j->c->out) + (ch->r0 + b) * row;
         const float *gb = sal_f32(ch->g) + b * row, *xr = sal_f32(ch->x) + b * row;
         const float *rr = sal_f32(j->x0) + (ch->r0 + b) * row;
+        if (j->mult) memcpy(sal_f32(j->mult) + (ch->r0 + b) * row, gb, (size_t)row * sizeof *gb);
         double sum = 0, want = 0;
         for (int64_t i = 0; i < row; i++) {
             a[i] = gb[i] * (xr[i] - rr[i]);
@@ -472,7 +474,9 @@ static sal_status dl_after(void *u, const sal_chunk *ch) {
     return SAL_OK;
 }
 
-static sal_status run_deeplift(sal_xctx *c) {
+/* DeepLIFT of c->x against the references x0 (shaped as x; NULL: from the `baseline` parameter),
+ * into c->out; mult (optional) gets the multipliers at the input. */
+sal_status sal_deeplift_refs(sal_xctx *c, const sal_tensor *x0in, sal_tensor *mult) {
     const sal_model *m = c->m;
     static const char *const variants[] = {"rescale", "revealcancel", NULL};
     static const char *const pools[] = {"conserving", "gradient", "captum", NULL};
@@ -519,12 +523,13 @@ static sal_status run_deeplift(sal_xctx *c) {
                               : rules[i] == dl_weighted ? "RevealCancel split of the weighted sum"
                                                         : "Rescale: (y - y0) / (x - x0)");
     bool go = !c->rules; /* describe mode stops here */
-    if (s == SAL_OK && go) s = make_reference(c, &x0);
+    if (s == SAL_OK && go && !x0in) s = make_reference(c, &x0);
+    if (s == SAL_OK && go && mult) s = sal_tensor_alloc(mult, SAL_F32, c->x->ndim, c->x->dim);
     if (s == SAL_OK && go) s = sal_session_new(m, &ref);
     st.ref = ref;
     if (s == SAL_OK && go) s = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
-    dl_job j = {.c = c, .st = &st, .ref = ref, .x0 = &x0, .zv = softmax_out ? m->node[prod].in[0] : out,
-                .softmax_out = softmax_out};
+    dl_job j = {.c = c, .st = &st, .ref = ref, .x0 = x0in ? x0in : &x0, .zv = softmax_out ? m->node[prod].in[0] : out,
+                .softmax_out = softmax_out, .mult = mult};
     sal_batched b = {.rules = rules, .rule_user = &st, .before = dl_before, .after = dl_after, .u = &j};
     if (s == SAL_OK && go) s = sal_run_batched(c, &b);
     if (s == SAL_OK && go) {
@@ -549,6 +554,8 @@ static sal_status run_deeplift(sal_xctx *c) {
     sal_free(rules);
     return s;
 }
+
+static sal_status run_deeplift(sal_xctx *c) { return sal_deeplift_refs(c, NULL, NULL); }
 
 static const sal_param_spec k_params[] = {
     {"baseline", "zero", "reference input: zero, black (the input range's low end) or an NPY file"},

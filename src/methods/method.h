@@ -30,6 +30,8 @@ typedef struct sal_method {
     const char *logits;
     /* Whether run() supports describe mode (sal_xctx.rules): it decides a rule per node. */
     bool describes;
+    /* Takes one-hot sequences only, (N, 4, L) or (N, L, 4) (sequence.c, ism.c). */
+    bool sequence;
 } sal_method;
 
 #define SAL_MAX_METRICS 16
@@ -117,6 +119,11 @@ sal_status sal_target_seed(const sal_xctx *c, const sal_tensor *y, const int64_t
  * outputs when not NULL. */
 sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x, const int64_t *target,
                          const sal_rule_fn *rules, void *user, sal_tensor *g, float *value);
+
+/* DeepLIFT (deeplift.c) of c->x against references x0 shaped as c->x (NULL: its `baseline`
+ * parameter), with its parameters variant and maxpool read from c; c->out gets the contributions,
+ * mult (optional) the multipliers at the input, and c's metrics the completeness figures. */
+sal_status sal_deeplift_refs(sal_xctx *c, const sal_tensor *x0, sal_tensor *mult);
 
 /* ---- the batch driver ----
  * sal_run_batched runs per_sample variants (rows) of every sample through the network in chunks

@@ -109,6 +109,23 @@ static void maxpool_plane(const sal_win *w, const win1 *const t[3], const float 
  * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
  * Same tie rule (the first maximum in tap order) as maxpool_plane. */
 static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy) {
+    if (!dx) { /* forward: the same comparisons as selects, without the argmax, so they vectorize
+                * (branches on the data mispredict on masked and noisy inputs) */
+        for (int64_t oy = 0; oy < OH; oy++) {
+            const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+            float *yr = y + oy * OW;
+#pragma omp simd
+            for (int64_t ox = 0; ox < OW; ox++) {
+                float m = r0[2 * ox], v = r0[2 * ox + 1];
+                m = v > m ? v : m;
+                v = r1[2 * ox];
+                m = v > m ? v : m;
+                v = r1[2 * ox + 1];
+                yr[ox] = v > m ? v : m;
+            }
+        }
+        return;
+    }
     for (int64_t oy = 0; oy < OH; oy++) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         for (int64_t ox = 0; ox < OW; ox++) {
@@ -117,8 +134,7 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
             if (r0[2 * ox + 1] > m) m = r0[2 * ox + 1], b = 2 * ox + 1;
             if (r1[2 * ox] > m) m = r1[2 * ox], b = W + 2 * ox;
             if (r1[2 * ox + 1] > m) m = r1[2 * ox + 1], b = W + 2 * ox + 1;
-            if (!dx) y[oy * OW + ox] = m;
-            else dx[2 * oy * W + b] += dy[oy * OW + ox];
+            dx[2 * oy * W + b] += dy[oy * OW + ox];
         }
     }
 }

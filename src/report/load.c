@@ -22,7 +22,8 @@ static char *dup(const char *s) { return sal_strdup(s ? s : ""); }
 static void load_metrics(const rj_value *r, au_result *out) {
     for (int k = 0; k < r->n; k++) {
         const rj_value *v = &r->items[k];
-        if (!strcmp(r->keys[k], "skipped") || strlen(r->keys[k]) >= sizeof out->mkey[0]) continue;
+        if (!strcmp(r->keys[k], "skipped") || !strcmp(r->keys[k], "reference") || strlen(r->keys[k]) >= sizeof out->mkey[0])
+            continue;
         if (v->type == RJ_BOOL) au_metric_bool(out, r->keys[k], v->num != 0);
         else if (v->type == RJ_NUM || v->type == RJ_NULL) au_metric(out, r->keys[k], rj_num(v));
     }
@@ -87,6 +88,7 @@ static sal_status load_result(const rj_value *r, au_kind kind, au_result *out) {
     }
     out->outcome = outcome_of(kind, r);
     out->patterns = rj_get(r, "patterns") != NULL;
+    out->reference = rj_num(rj_get(r, "reference")) == 1;
     load_metrics(r, out);
     if (kind == AU_RANDOMIZATION) return load_randomization(r, out);
     if (kind == AU_FAITHFULNESS) return load_faithfulness(r, out);

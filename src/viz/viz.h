@@ -69,6 +69,12 @@ double viz_clip_value(const float *v, int64_t n, double pct, float *scratch);
 /* The whole heatmap picture, as sal_heatmap_png writes it. */
 sal_status viz_heatmap(const char *path, const sal_tensor *map, const sal_tensor *image,
                        const sal_heatmap_opts *o, viz_canvas *out);
+/* Sequence logos (logo.c): the largest stack of one track (4, L) or (L, 4) (axis 1 or 2) above or
+ * below its axis, and the track drawn into an SVG being built, in the box (x0, y0, w, h), letters
+ * scaled so that `extent` fills half the height. */
+double sal_logo_extent(const float *map, int axis, int64_t L);
+void sal_logo_draw(sal_sbuf *sb, const float *map, int axis, int64_t L, double x0, double y0, double w, double h,
+                   double extent);
 /* The whole grid picture, as sal_png_grid writes it. */
 sal_status viz_grid(const char *path, int rows, int cols, const sal_grid_tile *tiles, const sal_grid_opts *o,
                     viz_canvas *out);
