@@ -14,25 +14,6 @@
 #include "bench.h"
 
 
-/* Median seconds of one forward pass of `chunk` copies of the first sample of x, per row. */
-static double forward_per_row(sal_session *s, const sal_tensor *x, int64_t chunk, int reps) {
-    sal_tensor b = {0};
-    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(x);
-    memcpy(dim, x->dim, sizeof dim);
-    dim[0] = chunk;
-    SAL_ASSERT(sal_tensor_alloc(&b, SAL_F32, x->ndim, dim) == SAL_OK);
-    for (int64_t r = 0; r < chunk; r++) memcpy(sal_f32(&b) + r * row, sal_f32(x), (size_t)row * sizeof(float));
-    double t[64];
-    SAL_ASSERT(sal_exec_forward(s, &b) == SAL_OK); /* warm */
-    for (int k = 0; k < reps; k++) {
-        double t0 = sal_now();
-        SAL_ASSERT(sal_exec_forward(s, &b) == SAL_OK);
-        t[k] = sal_now() - t0;
-    }
-    sal_tensor_free(&b);
-    return bench_median(t, reps) / (double)chunk;
-}
-
 typedef struct {
     const char *model, *method, *params[4];
     int nparams;
@@ -124,7 +105,7 @@ int main(int argc, char **argv) {
             int64_t M = isnan(segs) ? 0 : (int64_t)segs, rows = v;
             if (!strcmp(jb->method, "kernel_shap")) rows = exact > 0 ? (int64_t)1 << M : 2 + v;
             if (!strcmp(jb->method, "sobol")) rows = v * (M + 2);
-            double per = forward_per_row(sess, &x, chunk, vgg ? 2 : 10), tm = bench_median(t, runs);
+            double per = bench_forward_per_row(sess, &x, 1, chunk, vgg ? 2 : 10), tm = bench_median(t, runs);
             double fwd = per * (double)rows + per * (double)chunk; /* + the target pass, one row at chunk cost */
             char ps[160] = "";
             for (int i = 0; i < jb->nparams; i++)

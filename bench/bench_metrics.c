@@ -16,22 +16,9 @@
 static double forward_per_row(const sal_model *m, const sal_tensor *x, int64_t chunk, int reps) {
     sal_session *s;
     SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
-    sal_tensor b = {0};
-    int64_t dim[SAL_MAX_DIMS], row = sal_row_size(x);
-    memcpy(dim, x->dim, sizeof dim);
-    dim[0] = chunk;
-    SAL_ASSERT(sal_tensor_alloc(&b, SAL_F32, x->ndim, dim) == SAL_OK);
-    for (int64_t r = 0; r < chunk; r++) memcpy(sal_f32(&b) + r * row, sal_f32(x) + (r % x->dim[0]) * row, (size_t)row * sizeof(float));
-    double t[64];
-    SAL_ASSERT(sal_exec_forward(s, &b) == SAL_OK); /* warm */
-    for (int k = 0; k < reps; k++) {
-        double t0 = sal_now();
-        SAL_ASSERT(sal_exec_forward(s, &b) == SAL_OK);
-        t[k] = sal_now() - t0;
-    }
-    sal_tensor_free(&b);
+    double per = bench_forward_per_row(s, x, x->dim[0], chunk, reps);
     sal_session_free(s);
-    return bench_median(t, reps) / (double)chunk;
+    return per;
 }
 
 int main(int argc, char **argv) {
@@ -75,7 +62,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < sal_method_count() && nm < 64; i++) {
         bool out = false;
         for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++) out |= !strcmp(sal_method_name(i), skip[k]);
-        if (!out) meths[nm++] = sal_method_name(i);
+        if (!out && !sal_method_sequence_only(i)) meths[nm++] = sal_method_name(i); /* images here */
     }
     if (quick) meths[0] = "gradient", meths[1] = "integrated_gradients", meths[2] = "lrp_epsilon", meths[3] = "gradcam", nm = 4;
     const char *pf_steps = quick ? "steps=28" : "steps=0";
@@ -115,11 +102,11 @@ int main(int argc, char **argv) {
             a = sal_now();
             st = sal_metric_compute(m, &x, names[k], &o, &r);
             double t = sal_now() - a, fwd = per * (double)(k == 0 ? pf_rows : road_rows);
-            bool ok = st == SAL_OK && !sal_metric_result_skipped(r, 0);
-            sal_metric_result_free(r);
+            const char *why = st != SAL_OK ? sal_last_error() : sal_metric_result_skipped(r, 0);
             tot[k] += t;
-            if (ok) printf(" %11.2f %9.2f %8.1f%%", t, fwd, 100 * (t - tm - fwd) / t);
-            else printf(" %11s %9s %9s", "failed", "", "");
+            if (!why) printf(" %11.2f %9.2f %8.1f%%", t, fwd, 100 * (t - tm - fwd) / t);
+            else fprintf(stderr, "%s %s: %s\n", meths[j], names[k], why), printf(" %11s %9s %9s", "failed", "", "");
+            sal_metric_result_free(r);
         }
         printf("\n");
         fflush(stdout);

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 cli_args cli_args_start(int argc, char **argv, int first) {
     return (cli_args){.argc = argc, .argv = argv, .i = first - 1};
@@ -90,4 +91,22 @@ bool cli_wants_help(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
     return false;
+}
+
+bool cli_is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+sal_status cli_load_array(const char *spec, bool test, sal_tensor *out) {
+    size_t n = strlen(spec);
+    if (cli_is_file(spec) || (n > 4 && !strcmp(spec + n - 4, ".npy"))) return sal_npy_read(spec, out);
+    sal_dataset d;
+    sal_status st = sal_dataset_load(spec, &d);
+    if (st != SAL_OK) return st;
+    sal_tensor *src = test && d.test_x.data ? &d.test_x : &d.train_x;
+    *out = *src;
+    memset(src, 0, sizeof *src);
+    sal_dataset_free(&d);
+    return SAL_OK;
 }

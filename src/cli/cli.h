@@ -36,6 +36,11 @@ int cli_fail(const char *cmd, sal_status st);
 /* Prints "saliency CMD: <formatted>" and returns 1. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool cli_wants_help(int argc, char **argv);
+/* Whether p names a regular file. */
+bool cli_is_file(const char *p);
+/* An .npy file, or a data set name (sal_dataset_load): its test part when `test` and it has one,
+ * else its training part. */
+sal_status cli_load_array(const char *spec, bool test, sal_tensor *out);
 
 /* A progress bar for the library's sal_progress_fn callbacks (pass cli_progress and a cli_bar),
  * drawn on stderr only when it is a terminal, at most ten times a second. */

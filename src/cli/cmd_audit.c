@@ -101,25 +101,6 @@ typedef struct {
     const char *pos_score, *logos;
 } audit_args;
 
-static bool is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* An .npy file, or a data set name (its test part when `test` and it has one, else its training part). */
-static sal_status load_array(const char *spec, bool test, sal_tensor *out) {
-    size_t n = strlen(spec);
-    if (is_file(spec) || (n > 4 && !strcmp(spec + n - 4, ".npy"))) return sal_npy_read(spec, out);
-    sal_dataset d;
-    sal_status st = sal_dataset_load(spec, &d);
-    if (st != SAL_OK) return st;
-    sal_tensor *src = test && d.test_x.data ? &d.test_x : &d.train_x;
-    *out = *src;
-    memset(src, 0, sizeof *src);
-    sal_dataset_free(&d);
-    return SAL_OK;
-}
-
 /* An image for a shift: a PNG, or an .npy (H,W) / (C,H,W) / (1,C,H,W). Returns 0, or 1 after
  * printing the error. */
 static int load_image(const char *path, sal_tensor *out) {
@@ -464,8 +445,8 @@ static int audit_main(int argc, char **argv) {
     g.common.progress = cli_progress, g.common.progress_user = &bar;
     g.common.shard = cli_shard();
     sal_status st = sal_model_load(g.path, &m);
-    if (st == SAL_OK) st = load_array(g.in, true, &x);
-    if (st == SAL_OK && g.data) st = load_array(g.data, false, &d);
+    if (st == SAL_OK) st = cli_load_array(g.in, true, &x);
+    if (st == SAL_OK && g.data) st = cli_load_array(g.data, false, &d);
     if (st != SAL_OK) {
         cli_fail("audit", st);
         goto agree;

@@ -115,10 +115,6 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
-static bool is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
 
 /* Rows [i0, i0 + n) of t, borrowed. */
 static sal_tensor rows(const sal_tensor *t, int64_t i0, int64_t n) {
@@ -694,7 +690,7 @@ static int run(demo *d, const char *cat_opt) {
     /* the targeted cat */
     const char *catp = cat_opt;
     for (size_t i = 0; !catp && i < sizeof k_cat_paths / sizeof k_cat_paths[0]; i++)
-        if (is_file(k_cat_paths[i])) catp = k_cat_paths[i];
+        if (cli_is_file(k_cat_paths[i])) catp = k_cat_paths[i];
     bool have_cat = false;
     if (!catp) {
         printf("== the cat: chelsea.png not found (apt-get install python3-skimage, or --cat FILE.png); skipped\n");
@@ -844,7 +840,7 @@ int cmd_demo(int argc, char **argv) {
     }
     if (a.error) return 1;
     if (strlen(d.out) > 900) return cli_error("demo", "--out path too long");
-    if (cat && !is_file(cat)) return cli_error("demo", "--cat %s: no such file", cat);
+    if (cat && !cli_is_file(cat)) return cli_error("demo", "--cat %s: no such file", cat);
     d.t0 = now();
     snprintf(d.models_dir, sizeof d.models_dir, "%s/models", d.out);
     snprintf(d.audits_dir, sizeof d.audits_dir, "%s/audits", d.out);

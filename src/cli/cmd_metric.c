@@ -29,25 +29,6 @@ static const char k_help[] =
 #define MAX_METHODS 256
 #define MAX_PARAMS 512
 
-static bool is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* An .npy file, or a data set name (its test part when it has one and test is set). */
-static sal_status load_array(const char *spec, bool test, sal_tensor *out) {
-    size_t n = strlen(spec);
-    if (is_file(spec) || (n > 4 && !strcmp(spec + n - 4, ".npy"))) return sal_npy_read(spec, out);
-    sal_dataset d;
-    sal_status st = sal_dataset_load(spec, &d);
-    if (st != SAL_OK) return st;
-    sal_tensor *src = test && d.test_x.data ? &d.test_x : &d.train_x;
-    *out = *src;
-    memset(src, 0, sizeof *src);
-    sal_dataset_free(&d);
-    return SAL_OK;
-}
-
 static int list(void) {
     const char *fam = "";
     for (int i = 0; i < sal_metric_count(); i++) {
@@ -175,8 +156,8 @@ static int metric_main(int argc, char **argv) {
     g.o.common.progress = cli_progress, g.o.common.progress_user = &bar;
     g.o.common.shard = cli_shard();
     st = sal_model_load(g.path, &m);
-    if (st == SAL_OK) st = load_array(g.in, true, &x);
-    if (st == SAL_OK && g.data) st = load_array(g.data, false, &d);
+    if (st == SAL_OK) st = cli_load_array(g.in, true, &x);
+    if (st == SAL_OK && g.data) st = cli_load_array(g.data, false, &d);
     if (st == SAL_OK && g.masks) st = sal_npy_read(g.masks, &mk);
     if (st != SAL_OK) {
         cli_fail("metric", st);
