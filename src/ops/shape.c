@@ -46,8 +46,10 @@ static sal_status norm_axis(const sal_opctx *c, int64_t axis, int rank, int64_t 
     return SAL_OK;
 }
 
+/* An empty tensor may declare dimensions whose product overflows: its strides are all 0 (never
+ * used to read), so that the views below never multiply huge numbers. */
 static void row_strides(const sal_tensor *t, int64_t *st) {
-    int64_t acc = 1;
+    int64_t acc = sal_tensor_numel(t) > 0;
     for (int i = t->ndim - 1; i >= 0; i--) {
         st[i] = acc;
         acc *= t->dim[i];
@@ -69,6 +71,11 @@ static void view_make(view_plan *v, int nd, const int64_t *dim, const int64_t *s
     v->base = base;
     v->n = 1;
     v->injective = true;
+    for (int i = 0; i < nd; i++)
+        if (dim[i] == 0) { /* empty: nothing to copy, and the other dimensions may be huge */
+            v->n = 0, v->r = 1, v->dim[0] = 1;
+            return;
+        }
     for (int i = 0; i < nd; i++) {
         v->n *= dim[i];
         if (dim[i] == 1) continue;
