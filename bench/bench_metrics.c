@@ -8,8 +8,8 @@
  * forward pass per row measured beside it (chunk 256), and the metric's overhead beyond maps and
  * forward passes.
  *
- * usage: bench_metrics [--samples N] [--quick] [--only pixel_flipping|road] [--chunk C]
- * --quick: 10 samples, 4 methods, 28 pixel-flipping steps: a smoke run, not a measurement.
+ * usage: bench_metrics [--samples N] [--quick] [--only pixel_flipping|road] [--chunk C] [--method M]
+ * --method: that one method only (repeatable). --quick: 10 samples, 4 methods, 28 pixel-flipping steps: a smoke run, not a measurement.
  * Needs MNIST (make data, or SAL_MNIST_DIR). Measure on a quiet machine. */
 #include "bench.h"
 
@@ -24,14 +24,17 @@ static double forward_per_row(const sal_model *m, const sal_tensor *x, int64_t c
 int main(int argc, char **argv) {
     long N = 100, chunk = 256;
     bool quick = false;
-    const char *only = NULL;
+    const char *only = NULL, *pick[16];
+    int npick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--samples") && i + 1 < argc) N = atol(argv[++i]);
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = atol(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--method") && i + 1 < argc && npick < 16) pick[npick++] = argv[++i];
         else if (!strcmp(argv[i], "--quick")) quick = true;
         else {
-            fprintf(stderr, "usage: bench_metrics [--samples N] [--quick] [--only pixel_flipping|road] [--chunk C]\n");
+            fprintf(stderr, "usage: bench_metrics [--samples N] [--quick] [--only pixel_flipping|road] [--chunk C] "
+                            "[--method M]...\n");
             return 1;
         }
     }
@@ -54,6 +57,8 @@ int main(int argc, char **argv) {
     SAL_ASSERT(sal_accuracy(m, &x, &y, &acc) == SAL_OK);
     printf("small CNN: trained in %.1f s, accuracy %.2f on the %lld samples scored\n", sal_now() - t0, acc,
            (long long)x.dim[0]);
+    sal_tensor ref = d.train_x; /* reference data: gradient_shap's baselines */
+    ref.dim[0] = ref.dim[0] < 100 ? ref.dim[0] : 100;
     double per = forward_per_row(m, &x, chunk, 10);
     printf("forward pass: %.4f ms per row at chunk %ld\n\n", 1e3 * per, chunk);
     static const char *const skip[] = {"attention_rollout", "lime", "kernel_shap"};
@@ -64,7 +69,8 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++) out |= !strcmp(sal_method_name(i), skip[k]);
         if (!out && !sal_method_sequence_only(i)) meths[nm++] = sal_method_name(i); /* images here */
     }
-    if (quick) meths[0] = "gradient", meths[1] = "integrated_gradients", meths[2] = "lrp_epsilon", meths[3] = "gradcam", nm = 4;
+    if (npick) memcpy(meths, pick, sizeof(char *) * (size_t)npick), nm = npick;
+    else if (quick) meths[0] = "gradient", meths[1] = "integrated_gradients", meths[2] = "lrp_epsilon", meths[3] = "gradcam", nm = 4;
     const char *pf_steps = quick ? "steps=28" : "steps=0";
     int64_t pf_rows = (quick ? 29 : 785) * x.dim[0], road_rows = 9 * x.dim[0];
     printf("%-26s %9s %11s %9s %9s %11s %9s %9s\n", "method (36 configurations)", "maps s", "flipping s", "fwd s",
@@ -72,7 +78,7 @@ int main(int argc, char **argv) {
     double tot[2] = {0}, tmaps = 0;
     for (int j = 0; j < nm; j++) {
         sal_audit_method am = {meths[j], 0, NULL};
-        sal_metric_opts o = {.common = {.methods = &am, .nmethods = 1, .seed = 1, .chunk = chunk, .batch = 16}};
+        sal_metric_opts o = {.common = {.methods = &am, .nmethods = 1, .data = &ref, .seed = 1, .chunk = chunk, .batch = 16}};
         /* the maps alone: the metric's own explanation calls, in the same slices */
         sal_metric_opts om = o;
         om.params = (const char *[]){"k=1"}, om.nparams = 1;
