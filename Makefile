@@ -110,7 +110,7 @@ bench-peers: deps all
 	$(PY) bench/peers.py --build $(BUILD) $(PEERS_ARGS)
 
 # The metrics' benchmark (docs/metrics.md): pixel flipping and ROAD on the small CNN, 100 samples,
-# 36 method configurations. METRICS_ARGS passes options, e.g. METRICS_ARGS=--quick.
+# 35 method configurations. METRICS_ARGS passes options, e.g. METRICS_ARGS=--quick.
 bench-metrics: deps data all
 	$(BUILD)/bench/bench_metrics $(METRICS_ARGS)
 

@@ -1,7 +1,7 @@
 /* Benchmark of the evaluation metrics (issue 19, docs/metrics.md): pixel flipping with one pixel per
  * step (784 steps) and ROAD (9 levels, noisy linear imputation) on the small CNN (`saliency train
  * --arch cnn`, trained here for one epoch on 4000 MNIST digits so the maps mean something), for
- * 100 held-out digits and 36 method configurations (every method of the table with its defaults,
+ * 100 held-out digits and 35 method configurations (every image method with its defaults,
  * but attention rollout, which needs attention, and LIME and KernelSHAP, whose own cost would
  * drown the metric's). Per configuration: the time of the method's maps alone, of each metric
  * (maps included), the forward passes the metric made (rows) and what they cost at the time of one
@@ -9,7 +9,8 @@
  * forward passes.
  *
  * usage: bench_metrics [--samples N] [--quick] [--only pixel_flipping|road] [--chunk C] [--method M]
- * --method: that one method only (repeatable). --quick: 10 samples, 4 methods, 28 pixel-flipping steps: a smoke run, not a measurement.
+ * --method: that method only (repeatable). --quick: 10 samples, 4 methods, 28 pixel-flipping
+ * steps: a smoke run, not a measurement.
  * Needs MNIST (make data, or SAL_MNIST_DIR). Measure on a quiet machine. */
 #include "bench.h"
 
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
     else if (quick) meths[0] = "gradient", meths[1] = "integrated_gradients", meths[2] = "lrp_epsilon", meths[3] = "gradcam", nm = 4;
     const char *pf_steps = quick ? "steps=28" : "steps=0";
     int64_t pf_rows = (quick ? 29 : 785) * x.dim[0], road_rows = 9 * x.dim[0];
-    printf("%-26s %9s %11s %9s %9s %11s %9s %9s\n", "method (36 configurations)", "maps s", "flipping s", "fwd s",
+    printf("%-26s %9s %11s %9s %9s %11s %9s %9s\n", "method", "maps s", "flipping s", "fwd s",
            "overhead", "ROAD s", "fwd s", "overhead");
     double tot[2] = {0}, tmaps = 0;
     for (int j = 0; j < nm; j++) {
