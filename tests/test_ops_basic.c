@@ -80,6 +80,58 @@ static void test_sparse_row(void) {
             }
 }
 
+/* sal_sgemm's general path: OpenBLAS for small products, oneDNN's sgemm from 2^17 multiply-adds
+ * with K >= 16 (src/core/blas.c). Both against a double loop, with transposes, leading dimensions
+ * wider than the matrices, alpha and beta (beta 0 must ignore a NaN in C), at one and two threads
+ * (neither library promises the same bits for both). */
+static void test_general(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 12);
+    CHECK_OK(sal_blas_init());
+    const int shapes[][3] = {{5, 7, 3}, {33, 20, 15}, {64, 96, 40}, {197, 230, 77}, {16, 300, 784}};
+    for (int si = 0; si < 5; si++)
+        for (int t = 0; t < 4; t++) {
+            int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], ta = t & 1, tb = t >> 1;
+            int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+            float *A = malloc(sizeof *A * (size_t)lda * (ta ? K : M)), *B = malloc(sizeof *B * (size_t)ldb * (tb ? N : K));
+            float *C0 = malloc(sizeof *C0 * (size_t)ldc * M), *C = malloc(sizeof *C * (size_t)ldc * M);
+            float *C1 = malloc(sizeof *C1 * (size_t)ldc * M);
+            for (int i = 0; i < lda * (ta ? K : M); i++) A[i] = (float)sal_rng_normal(&r);
+            for (int i = 0; i < ldb * (tb ? N : K); i++) B[i] = (float)sal_rng_normal(&r);
+            for (int i = 0; i < ldc * M; i++) C0[i] = (float)sal_rng_normal(&r);
+            const float betas[2] = {0.0f, 0.5f};
+            for (int bi = 0; bi < 2; bi++) {
+                memcpy(C, C0, sizeof *C * (size_t)ldc * M);
+                if (betas[bi] == 0.0f) C[0] = NAN;
+                memcpy(C1, C, sizeof *C * (size_t)ldc * M);
+                sal_set_threads(1);
+                sal_sgemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, betas[bi], C1, ldc);
+                sal_set_threads(2);
+                sal_sgemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, betas[bi], C, ldc);
+                sal_set_threads(0);
+                for (int th = 1; th <= 2; th++) {
+                    const float *Y = th == 1 ? C1 : C;
+                    double worst = 0;
+                    bool pad_kept = true;
+                    for (int i = 0; i < M; i++) {
+                        for (int j = 0; j < N; j++) {
+                            double acc = betas[bi] == 0.0f ? 0.0 : betas[bi] * (double)C0[i * ldc + j];
+                            for (int k = 0; k < K; k++)
+                                acc += 0.75 * (double)A[ta ? k * lda + i : i * lda + k] * B[tb ? j * ldb + k : k * ldb + j];
+                            worst = fmax(worst, fabs(acc - Y[i * ldc + j]) / (1.0 + fabs(acc)));
+                        }
+                        pad_kept &= Y[i * ldc + N] == C0[i * ldc + N];
+                    }
+                    /* float rounding grows with the sqrt of the terms summed */
+                    CHECK(worst < 4e-6 * sqrt(K), "sgemm M=%d N=%d K=%d transA=%d transB=%d beta=%g, %d threads: off by %g",
+                          M, N, K, ta, tb, (double)betas[bi], th, worst);
+                    CHECK(pad_kept, "sgemm M=%d N=%d K=%d: a column beyond N was written", M, N, K);
+                }
+            }
+            free(A), free(B), free(C0), free(C), free(C1);
+        }
+}
+
 static void gc(const char *op, int nin, sal_tensor *in, const bool *cst, int nattr, sal_attr *attr) {
     t_gradcheck((t_gradcheck_spec){.op = op, .nin = nin, .in = in, .is_const = cst, .nattr = nattr, .attr = attr, .seed = 3});
     for (int i = 0; i < nin; i++) sal_tensor_free(&in[i]);
@@ -121,6 +173,7 @@ int main(void) {
     sal_rng_seed(&r, 1);
     test_gemm_forward();
     test_sparse_row();
+    test_general();
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             sal_tensor in[3] = {t_rand(&r, 2, ta ? (int64_t[]){4, 3} : (int64_t[]){3, 4}, 1),

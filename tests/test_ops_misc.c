@@ -142,6 +142,12 @@ static void test_binary_grads(void) {
         /* both sides broadcast, the first operand has the lower rank */
         gc(ops[k], 2, (sal_tensor[]){trand(2, DIMS(3, 1)), div ? tpos(3, DIMS(2, 1, 4), true) : trand(3, DIMS(2, 1, 4))},
            BOOLS(false, false), 0, NULL);
+        /* LayerNorm's statistics (a value per row) on more elements than run on one thread: the rows
+         * then share out the threads, each summing its own row */
+        gc(ops[k], 2, (sal_tensor[]){trand(3, DIMS(2, 300, 128)), div ? tpos(3, DIMS(2, 300, 1), true) : trand(3, DIMS(2, 300, 1))},
+           BOOLS(false, false), 0, NULL);
+        gc(ops[k], 2, (sal_tensor[]){div ? tpos(3, DIMS(2, 300, 1), false) : trand(3, DIMS(2, 300, 1)), div ? tpos(3, DIMS(2, 300, 128), true) : trand(3, DIMS(2, 300, 128))},
+           BOOLS(false, false), 0, NULL);
         /* a scalar */
         gc(ops[k], 2, (sal_tensor[]){trand(2, DIMS(3, 5)), div ? tpos(0, NULL, true) : trand(0, NULL)},
            BOOLS(false, false), 0, NULL);

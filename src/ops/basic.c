@@ -84,6 +84,7 @@ static sal_status flatten_infer(sal_opctx *c) {
 const sal_op sal_op_Flatten = {
     SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+    .overwrites = true, /* every output element written */
 };
 
 static sal_status identity_infer(sal_opctx *c) {
@@ -95,6 +96,7 @@ static sal_status identity_infer(sal_opctx *c) {
 const sal_op sal_op_Identity = {
     SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* Inference only: the input passes through and the optional mask (bool, opset 10 on) is all true,

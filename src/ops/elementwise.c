@@ -150,12 +150,26 @@ static sal_status bin_forward(sal_opctx *c, bin_kind k) {
     return SAL_OK;
 }
 
-/* dL/dA or dL/dB (which = 0 or 1). Runs in parallel only when the operand is not broadcast, as
- * otherwise several outputs add into one element. */
+/* One run of the backward: EXPR (of g[j] and the operands' elements X(j), Z(j)) added to the
+ * operand's elements along the run, or, where the operand is constant along it (s == 0: a
+ * broadcast bias, LayerNorm's mean and deviation), summed first and added once. */
+#define GRAD_RUN(EXPR)                                                                             \
+    do {                                                                                           \
+        if (s == 0) {                                                                              \
+            float t_ = 0;                                                                          \
+            _Pragma("omp simd reduction(+ : t_)") for (int64_t j = 0; j < p->inner; j++) t_ += (EXPR); \
+            dd[0] += t_;                                                                           \
+        } else {                                                                                   \
+            _Pragma("omp simd") for (int64_t j = 0; j < p->inner; j++) dd[j * s] += (EXPR);        \
+        }                                                                                          \
+    } while (0)
+
+/* dL/dA or dL/dB (which = 0 or 1). Runs in parallel where no two runs add into one element: the
+ * operand is not broadcast, or it is constant along each run and each run has its own element. */
 static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int which) {
     const float *a = sal_in_f(c, 0), *b = sal_in_f(c, 1), *dy = sal_f32(c->dout[0]);
     float *d = sal_f32(c->din[which]);
-    int64_t ia = p->st[0][p->r - 1], ib = p->st[1][p->r - 1];
+    int64_t ia = p->st[0][p->r - 1], ib = p->st[1][p->r - 1], s = which ? ib : ia;
     if (p->r == 1 && ia == 1 && ib == 1 && (k == BIN_ADD || k == BIN_SUB || k == BIN_MUL)) {
         /* same shapes (residual adds, gates): flat, simd */
         const float sign = k == BIN_SUB && which ? -1.0f : 1.0f, *o = which ? a : b;
@@ -163,26 +177,33 @@ static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int whi
         else FLAT_LOOP(p->n, d[i] += sign * dy[i]);
         return;
     }
-#pragma omp parallel for if (p->n > 65536 && p->numel[which] == p->n)
+    bool par = p->n > 65536 && (p->numel[which] == p->n || (s == 0 && p->numel[which] == p->nouter));
+#pragma omp parallel for if (par)
     for (int64_t o = 0; o < p->nouter; o++) {
         int64_t off[SAL_BC_MAX];
         sal_bcast_at(p, o, off);
         const float *g = dy + o * p->inner, *x = a + off[0], *z = b + off[1];
         float *dd = d + off[which];
-        int64_t s = which ? ib : ia;
-        for (int64_t j = 0; j < p->inner; j++) {
-            float v = g[j];
-            switch (k) {
-            case BIN_ADD: break;
-            case BIN_SUB: v = which ? -v : v; break;
-            case BIN_MUL: v *= which ? x[j * ia] : z[j * ib]; break;
-            case BIN_DIV: {
-                float zz = z[j * ib];
-                v = which ? -v * x[j * ia] / (zz * zz) : v / zz;
-                break;
-            }
-            }
-            dd[j * s] += v;
+        /* the other operand's stride: 0 and 1 spelled out for the vectorizer */
+        int64_t io = which ? ia : ib;
+        const float *ot = which ? x : z;
+        switch (k) {
+        case BIN_ADD: GRAD_RUN(g[j]); break;
+        case BIN_SUB:
+            if (which) GRAD_RUN(-g[j]);
+            else GRAD_RUN(g[j]);
+            break;
+        case BIN_MUL:
+            if (io == 1) GRAD_RUN(g[j] * ot[j]);
+            else if (io == 0) GRAD_RUN(g[j] * ot[0]);
+            else GRAD_RUN(g[j] * ot[j * io]);
+            break;
+        case BIN_DIV:
+            if (!which && ib == 0) GRAD_RUN(g[j] / z[0]);
+            else if (!which) GRAD_RUN(g[j] / z[j * ib]);
+            else if (ib == 0 && ia == 1) GRAD_RUN(-g[j] * x[j] / (z[0] * z[0]));
+            else GRAD_RUN(-g[j] * x[j * ia] / (z[j * ib] * z[j * ib]));
+            break;
         }
     }
 }
@@ -203,6 +224,7 @@ static sal_status bin_backward(sal_opctx *c, bin_kind k) {
     const sal_op sal_op_##NAME = {                                                                 \
         SAL_OP_HEAD(NAME), .traits = __VA_ARGS__, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x2,   \
         .infer = bin_infer, .forward = NAME##_forward, .backward = NAME##_backward,               \
+        .overwrites = true,                                                                        \
     };
 
 BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)

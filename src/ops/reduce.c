@@ -146,20 +146,36 @@ static sal_status red_forward(sal_opctx *c, red_kind kind) {
     if (!acc) return sal_node_fail(c->n, SAL_ERR_NOMEM, "%s", sal_last_error());
     memset(acc, 0, (size_t)ny * sizeof *acc);
     bool sq = kind == RED_SUMSQ || kind == RED_L2;
-    for (int64_t o = 0; inner && o < p.n / inner; o++) {
-        double *a = acc + red_offset(&p, o);
-        const float *xx = x + o * inner;
-        if (s == 0) {
+    if (s == 0 && inner && p.n / inner == ny) { /* one contiguous run per output (LayerNorm's statistics) */
+#pragma omp parallel for if (p.n > 65536)
+        for (int64_t o = 0; o < ny; o++) {
+            const float *xx = x + o * inner;
             double t = 0;
-            if (sq)
+            if (sq) {
+#pragma omp simd reduction(+ : t)
                 for (int64_t j = 0; j < inner; j++) t += (double)xx[j] * xx[j];
-            else
+            } else {
+#pragma omp simd reduction(+ : t)
                 for (int64_t j = 0; j < inner; j++) t += xx[j];
-            a[0] += t;
-        } else if (sq) {
-            for (int64_t j = 0; j < inner; j++) a[j * s] += (double)xx[j] * xx[j];
-        } else {
-            for (int64_t j = 0; j < inner; j++) a[j * s] += xx[j];
+            }
+            acc[red_offset(&p, o)] = t;
+        }
+    } else {
+        for (int64_t o = 0; inner && o < p.n / inner; o++) {
+            double *a = acc + red_offset(&p, o);
+            const float *xx = x + o * inner;
+            if (s == 0) {
+                double t = 0;
+                if (sq)
+                    for (int64_t j = 0; j < inner; j++) t += (double)xx[j] * xx[j];
+                else
+                    for (int64_t j = 0; j < inner; j++) t += xx[j];
+                a[0] += t;
+            } else if (sq) {
+                for (int64_t j = 0; j < inner; j++) a[j * s] += (double)xx[j] * xx[j];
+            } else {
+                for (int64_t j = 0; j < inner; j++) a[j * s] += xx[j];
+            }
         }
     }
     /* a mean over no elements is 0/0 = NaN, as in numpy */
@@ -238,7 +254,7 @@ RED_FNS(l2, RED_L2)
 RED_FNS(max, RED_MAX)
 RED_FNS(min, RED_MIN)
 #define RED_ENTRY(NAME, FN) SAL_OP_HEAD(NAME), .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1, \
-    .infer = FN##_infer, .forward = FN##_forward, .backward = FN##_backward
+    .infer = FN##_infer, .forward = FN##_forward, .backward = FN##_backward, .overwrites = true
 
 const sal_op sal_op_ReduceSum = {RED_ENTRY(ReduceSum, sum), .traits = SAL_TR_ADDITIVE, .lin_in = 0x1};
 const sal_op sal_op_ReduceMean = {RED_ENTRY(ReduceMean, mean), .traits = SAL_TR_ADDITIVE, .lin_in = 0x1};

@@ -259,6 +259,7 @@ static sal_status gather_backward(sal_opctx *c) {
 const sal_op sal_op_Gather = {
     SAL_OP_HEAD(Gather), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = gather_infer, .forward = gather_forward, .backward = gather_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Unsqueeze and Squeeze: axes attribute before opset 13, int64 input from opset 13 ---- */
@@ -309,6 +310,7 @@ static sal_status unsqueeze_infer(sal_opctx *c) {
 const sal_op sal_op_Unsqueeze = {
     SAL_OP_HEAD(Unsqueeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = unsqueeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+    .overwrites = true, /* every output element written */
 };
 
 static sal_status squeeze_infer(sal_opctx *c) {
@@ -340,6 +342,7 @@ static sal_status squeeze_infer(sal_opctx *c) {
 const sal_op sal_op_Squeeze = {
     SAL_OP_HEAD(Squeeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = squeeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Concat ---- */
@@ -423,6 +426,7 @@ static sal_status concat_backward(sal_opctx *c) {
 const sal_op sal_op_Concat = {
     SAL_OP_HEAD(Concat), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1 << 16, .min_out = 1, .max_out = 1,
     .infer = concat_infer, .forward = concat_forward, .backward = concat_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Reshape: 0 copies the input's dim (unless allowzero), -1 takes what is left ---- */
@@ -479,6 +483,7 @@ static sal_status reshape_infer(sal_opctx *c) {
 const sal_op sal_op_Reshape = {
     SAL_OP_HEAD(Reshape), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = reshape_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Transpose ---- */
@@ -534,6 +539,7 @@ static sal_status transpose_backward(sal_opctx *c) {
 const sal_op sal_op_Transpose = {
     SAL_OP_HEAD(Transpose), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Slice: attributes starts/ends/axes before opset 10, inputs starts/ends/axes/steps after ---- */
@@ -626,6 +632,7 @@ static sal_status slice_backward(sal_opctx *c) {
 const sal_op sal_op_Slice = {
     SAL_OP_HEAD(Slice), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 5, .min_out = 1, .max_out = 1,
     .infer = slice_infer, .forward = slice_forward, .backward = slice_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Expand: bidirectional broadcast of the input with a shape ---- */
@@ -686,6 +693,7 @@ static sal_status expand_backward(sal_opctx *c) {
 const sal_op sal_op_Expand = {
     SAL_OP_HEAD(Expand), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = expand_infer, .forward = expand_forward, .backward = expand_backward,
+    .overwrites = true, /* every output element written */
 };
 
 /* ---- Cast between float32, int64 and bool ---- */
