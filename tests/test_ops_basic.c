@@ -80,7 +80,7 @@ static void test_sparse_row(void) {
             }
 }
 
-/* sal_sgemm's general path: OpenBLAS for small products, oneDNN's sgemm from 2^17 multiply-adds
+/* sal_sgemm's paths: OpenBLAS for small products, oneDNN's sgemm from 2^17 multiply-adds
  * with K >= 16 (src/core/blas.c). Both against a double loop, with transposes, leading dimensions
  * wider than the matrices, alpha and beta (beta 0 must ignore a NaN in C), at one and two threads
  * (neither library promises the same bits for both). */
@@ -88,8 +88,9 @@ static void test_general(void) {
     sal_rng r;
     sal_rng_seed(&r, 12);
     CHECK_OK(sal_blas_init());
-    const int shapes[][3] = {{5, 7, 3}, {33, 20, 15}, {64, 96, 40}, {197, 230, 77}, {16, 300, 784}};
-    for (int si = 0; si < 5; si++)
+    /* the first two: the matrix-vector paths (one row, one column) */
+    const int shapes[][3] = {{1, 70, 40}, {45, 1, 33}, {5, 7, 3}, {33, 20, 15}, {64, 96, 40}, {197, 230, 77}, {16, 300, 784}};
+    for (int si = 0; si < 7; si++)
         for (int t = 0; t < 4; t++) {
             int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], ta = t & 1, tb = t >> 1;
             int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;

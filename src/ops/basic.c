@@ -60,7 +60,11 @@ sal_status sal_copy_backward(sal_opctx *c) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
     const float *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
-    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) dx[i] += dy[i];
+    int64_t n = sal_tensor_numel(c->in[0]);
+    if (c->din_fresh & 1) memcpy(dx, dy, sizeof(float) * (size_t)n);
+    else
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
     return SAL_OK;
 }
 
@@ -85,6 +89,7 @@ const sal_op sal_op_Flatten = {
     SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
 
 static sal_status identity_infer(sal_opctx *c) {
@@ -97,6 +102,7 @@ const sal_op sal_op_Identity = {
     SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
 
 /* Inference only: the input passes through and the optional mask (bool, opset 10 on) is all true,

@@ -158,26 +158,34 @@ static sal_status bin_forward(sal_opctx *c, bin_kind k) {
         if (s == 0) {                                                                              \
             float t_ = 0;                                                                          \
             _Pragma("omp simd reduction(+ : t_)") for (int64_t j = 0; j < p->inner; j++) t_ += (EXPR); \
-            dd[0] += t_;                                                                           \
+            dd[0] = set ? t_ : dd[0] + t_;                                                         \
+        } else if (set) {                                                                          \
+            _Pragma("omp simd") for (int64_t j = 0; j < p->inner; j++) dd[j * s] = (EXPR);         \
         } else {                                                                                   \
             _Pragma("omp simd") for (int64_t j = 0; j < p->inner; j++) dd[j * s] += (EXPR);        \
         }                                                                                          \
     } while (0)
 
 /* dL/dA or dL/dB (which = 0 or 1). Runs in parallel where no two runs add into one element: the
- * operand is not broadcast, or it is constant along each run and each run has its own element. */
+ * operand is not broadcast, or it is constant along each run and each run has its own element; a
+ * fresh gradient buffer (sal_op.bwd_writes) is then set rather than added to, else zeroed first. */
 static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int which) {
     const float *a = sal_in_f(c, 0), *b = sal_in_f(c, 1), *dy = sal_f32(c->dout[0]);
     float *d = sal_f32(c->din[which]);
     int64_t ia = p->st[0][p->r - 1], ib = p->st[1][p->r - 1], s = which ? ib : ia;
+    bool once = p->numel[which] == p->n || (s == 0 && p->numel[which] == p->nouter); /* each element one run */
+    bool set = (c->din_fresh >> which & 1) && once;
+    if ((c->din_fresh >> which & 1) && !once) memset(d, 0, sizeof(float) * (size_t)p->numel[which]);
     if (p->r == 1 && ia == 1 && ib == 1 && (k == BIN_ADD || k == BIN_SUB || k == BIN_MUL)) {
         /* same shapes (residual adds, gates): flat, simd */
         const float sign = k == BIN_SUB && which ? -1.0f : 1.0f, *o = which ? a : b;
-        if (k == BIN_MUL) FLAT_LOOP(p->n, d[i] += dy[i] * o[i]);
+        if (k == BIN_MUL && set) FLAT_LOOP(p->n, d[i] = dy[i] * o[i]);
+        else if (k == BIN_MUL) FLAT_LOOP(p->n, d[i] += dy[i] * o[i]);
+        else if (set) FLAT_LOOP(p->n, d[i] = sign * dy[i]);
         else FLAT_LOOP(p->n, d[i] += sign * dy[i]);
         return;
     }
-    bool par = p->n > 65536 && (p->numel[which] == p->n || (s == 0 && p->numel[which] == p->nouter));
+    bool par = p->n > 65536 && once;
 #pragma omp parallel for if (par)
     for (int64_t o = 0; o < p->nouter; o++) {
         int64_t off[SAL_BC_MAX];
@@ -224,7 +232,7 @@ static sal_status bin_backward(sal_opctx *c, bin_kind k) {
     const sal_op sal_op_##NAME = {                                                                 \
         SAL_OP_HEAD(NAME), .traits = __VA_ARGS__, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x2,   \
         .infer = bin_infer, .forward = NAME##_forward, .backward = NAME##_backward,               \
-        .overwrites = true,                                                                        \
+        .overwrites = true, .bwd_writes = 0x3,                                                     \
     };
 
 BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)

@@ -91,23 +91,25 @@ static sal_status gemm_backward(sal_opctx *c) {
     if (!c->dout[0]) return SAL_OK;
     const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
     int lda = p->ta ? (int)M : (int)K, ldb = p->tb ? (int)K : (int)N;
+    /* a fresh gradient buffer (bwd_writes) is set by the product (beta 0) instead of added to */
     if (c->din[0]) {
-        float *dA = sal_f32(c->din[0]);
+        float *dA = sal_f32(c->din[0]), beta = c->din_fresh & 1 ? 0.0f : 1.0f;
         if (!p->ta) /* dA (M,K) = alpha dY op(B)^T */
-            sal_sgemm(false, !p->tb, (int)M, (int)K, (int)N, p->alpha, dY, (int)N, B, ldb, 1.0f, dA, (int)K);
+            sal_sgemm(false, !p->tb, (int)M, (int)K, (int)N, p->alpha, dY, (int)N, B, ldb, beta, dA, (int)K);
         else /* dA (K,M) = alpha op(B) dY^T */
-            sal_sgemm(p->tb, true, (int)K, (int)M, (int)N, p->alpha, B, ldb, dY, (int)N, 1.0f, dA, (int)M);
+            sal_sgemm(p->tb, true, (int)K, (int)M, (int)N, p->alpha, B, ldb, dY, (int)N, beta, dA, (int)M);
     }
     if (c->din[1]) {
-        float *dB = sal_f32(c->din[1]);
+        float *dB = sal_f32(c->din[1]), beta = c->din_fresh & 2 ? 0.0f : 1.0f;
         if (!p->tb) /* dB (K,N) = alpha op(A)^T dY */
-            sal_sgemm(!p->ta, false, (int)K, (int)N, (int)M, p->alpha, A, lda, dY, (int)N, 1.0f, dB, (int)N);
+            sal_sgemm(!p->ta, false, (int)K, (int)N, (int)M, p->alpha, A, lda, dY, (int)N, beta, dB, (int)N);
         else /* dB (N,K) = alpha dY^T op(A) */
-            sal_sgemm(true, p->ta, (int)N, (int)K, (int)M, p->alpha, dY, (int)N, A, lda, 1.0f, dB, (int)K);
+            sal_sgemm(true, p->ta, (int)N, (int)K, (int)M, p->alpha, dY, (int)N, A, lda, beta, dB, (int)K);
     }
     if (c->n->nin > 2 && c->in[2] && c->din[2]) {
         SAL_TRY(gemm_cstride(c, M, N, &rs, &cs));
         float *dC = sal_f32(c->din[2]);
+        if (c->din_fresh & 4) memset(dC, 0, sizeof(float) * (size_t)sal_tensor_numel(c->in[2]));
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) dC[i * rs + j * cs] += p->beta * dY[i * N + j];
     }
@@ -117,7 +119,7 @@ static sal_status gemm_backward(sal_opctx *c) {
 const sal_op sal_op_Gemm = {
     SAL_OP_HEAD(Gemm), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = gemm_init, .infer = gemm_infer, .forward = gemm_forward, .backward = gemm_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x7,
 };
 
 /* ---- MatMul: numpy semantics, batch dimensions broadcast ---- */
@@ -218,15 +220,18 @@ static sal_status mm_backward(sal_opctx *c) {
     SAL_TRY(mm_plan(c, &d));
     if (!c->dout[0]) return SAL_OK;
     const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1), *dY = sal_f32(c->dout[0]);
+    /* a fresh gradient buffer (bwd_writes) is set by the product (beta 0) where the product covers
+     * it once; an operand shared by broadcast batches is zeroed first and accumulated */
+    float beta_a = c->din_fresh & 1 ? 0.0f : 1.0f, beta_b = c->din_fresh & 2 ? 0.0f : 1.0f;
     /* A (batch..., M, K) with a 2-D B: one product over all rows each, as forward */
     if (d.bnd > 0 && d.bstr[d.bnd - 1] == 0 && c->in[1]->ndim <= 2 && !d.a1) {
         int rows = (int)(d.nbatch * d.M);
         if (c->din[0])
-            sal_sgemm(false, true, rows, (int)d.K, (int)d.N, 1.0f, dY, (int)d.N, B, (int)d.N, 1.0f, sal_f32(c->din[0]),
-                      (int)d.K);
+            sal_sgemm(false, true, rows, (int)d.K, (int)d.N, 1.0f, dY, (int)d.N, B, (int)d.N, beta_a,
+                      sal_f32(c->din[0]), (int)d.K);
         if (c->din[1])
-            sal_sgemm(true, false, (int)d.K, (int)d.N, rows, 1.0f, A, (int)d.K, dY, (int)d.N, 1.0f, sal_f32(c->din[1]),
-                      (int)d.N);
+            sal_sgemm(true, false, (int)d.K, (int)d.N, rows, 1.0f, A, (int)d.K, dY, (int)d.N, beta_b,
+                      sal_f32(c->din[1]), (int)d.N);
         return SAL_OK;
     }
     /* each batch's dA is its own; dB may be shared by broadcast batches, so those run in order */
@@ -234,6 +239,14 @@ static sal_status mm_backward(sal_opctx *c) {
     for (int i = 0; i < d.bnd; i++) {
         shared_a |= d.bdim[i] > 1 && d.astr[i] == 0;
         shared_b |= d.bdim[i] > 1 && d.bstr[i] == 0;
+    }
+    if (c->din[0] && shared_a && beta_a == 0.0f) {
+        memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        beta_a = 1.0f;
+    }
+    if (c->din[1] && shared_b && beta_b == 0.0f) {
+        memset(c->din[1]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[1]));
+        beta_b = 1.0f;
     }
     bool par = d.nbatch > 1 && d.nbatch * d.M * d.N * d.K > MM_PAR_WORK && !(c->din[0] && shared_a) &&
                !(c->din[1] && shared_b);
@@ -244,10 +257,10 @@ static sal_status mm_backward(sal_opctx *c) {
         mm_offsets(&d, b, &oa, &ob);
         const float *g = dY + b * d.M * d.N;
         if (c->din[0]) /* dA += dY B^T; broadcast batches accumulate */
-            sal_sgemm(false, true, (int)d.M, (int)d.K, (int)d.N, 1.0f, g, (int)d.N, B + ob, (int)d.N, 1.0f,
+            sal_sgemm(false, true, (int)d.M, (int)d.K, (int)d.N, 1.0f, g, (int)d.N, B + ob, (int)d.N, beta_a,
                       sal_f32(c->din[0]) + oa, (int)d.K);
         if (c->din[1]) /* dB += A^T dY */
-            sal_sgemm(true, false, (int)d.K, (int)d.N, (int)d.M, 1.0f, A + oa, (int)d.K, g, (int)d.N, 1.0f,
+            sal_sgemm(true, false, (int)d.K, (int)d.N, (int)d.M, 1.0f, A + oa, (int)d.K, g, (int)d.N, beta_b,
                       sal_f32(c->din[1]) + ob, (int)d.N);
     }
     return SAL_OK;
@@ -256,5 +269,5 @@ static sal_status mm_backward(sal_opctx *c) {
 const sal_op sal_op_MatMul = {
     SAL_OP_HEAD(MatMul), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
     .infer = mm_infer, .forward = mm_forward, .backward = mm_backward,
-    .overwrites = true,
+    .overwrites = true, .bwd_writes = 0x3,
 };

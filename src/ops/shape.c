@@ -123,19 +123,23 @@ static void view_gather(const view_plan *v, void *dst, const void *src, size_t e
     else VIEW_COPY(uint8_t);
 }
 
-static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy) {
+/* dsrc += dy through the view, or dsrc = dy (set: the view covers dsrc once, as a permutation). */
+static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy, bool set) {
     int64_t inner = v->dim[v->r - 1], s = v->st[v->r - 1], nouter = inner ? v->n / inner : 0;
 #pragma omp parallel for if (v->injective && v->n > PAR_MIN)
     for (int64_t o = 0; o < nouter; o++) {
         float *d = dsrc + view_offset(v, o);
         const float *g = dy + o * inner;
-        for (int64_t j = 0; j < inner; j++) d[j * s] += g[j];
+        if (set)
+            for (int64_t j = 0; j < inner; j++) d[j * s] = g[j];
+        else
+            for (int64_t j = 0; j < inner; j++) d[j * s] += g[j];
     }
 }
 
 static sal_status f32_view_backward(sal_opctx *c, const view_plan *v) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
-    view_scatter_add(v, sal_f32(c->din[0]), sal_f32(c->dout[0]));
+    view_scatter_add(v, sal_f32(c->din[0]), sal_f32(c->dout[0]), c->din_fresh & 1);
     return SAL_OK;
 }
 
@@ -311,6 +315,7 @@ const sal_op sal_op_Unsqueeze = {
     SAL_OP_HEAD(Unsqueeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = unsqueeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
 
 static sal_status squeeze_infer(sal_opctx *c) {
@@ -343,6 +348,7 @@ const sal_op sal_op_Squeeze = {
     SAL_OP_HEAD(Squeeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = squeeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
 
 /* ---- Concat ---- */
@@ -484,6 +490,7 @@ const sal_op sal_op_Reshape = {
     SAL_OP_HEAD(Reshape), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = reshape_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
 
 /* ---- Transpose ---- */
@@ -540,6 +547,7 @@ const sal_op sal_op_Transpose = {
     SAL_OP_HEAD(Transpose), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,  /* a permutation: its gradient covers the input once */
 };
 
 /* ---- Slice: attributes starts/ends/axes before opset 10, inputs starts/ends/axes/steps after ---- */

@@ -93,6 +93,7 @@ static sal_status sm_backward(sal_opctx *c, bool logsm) {
     SAL_TRY(sm_plan_make(c, &p));
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
+    const bool fresh = c->din_fresh & 1; /* dx not yet written: set it */
     int64_t nvec = p.outer * p.inner;
 #pragma omp parallel for if (nvec * p.len > 65536)
     for (int64_t v = 0; v < nvec; v++) {
@@ -104,7 +105,8 @@ static sal_status sm_backward(sal_opctx *c, bool logsm) {
         }
         for (int64_t j = 0; j < p.len; j++) {
             int64_t k = base + j * s;
-            dx[k] += logsm ? (float)(dy[k] - exp((double)y[k]) * dot) : (float)(y[k] * (dy[k] - dot));
+            float g = logsm ? (float)(dy[k] - exp((double)y[k]) * dot) : (float)(y[k] * (dy[k] - dot));
+            dx[k] = fresh ? g : dx[k] + g;
         }
     }
     return SAL_OK;
@@ -119,10 +121,12 @@ const sal_op sal_op_Softmax = {
     SAL_OP_HEAD(Softmax), .traits = SAL_TR_SOFTMAX, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = sm_infer, .forward = softmax_forward, .backward = softmax_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
 
 const sal_op sal_op_LogSoftmax = {
     SAL_OP_HEAD(LogSoftmax), .traits = SAL_TR_SOFTMAX, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = sm_infer, .forward = logsoftmax_forward, .backward = logsoftmax_backward,
     .overwrites = true, /* every output element written */
+    .bwd_writes = 0x1,
 };
