@@ -139,6 +139,47 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
     }
 }
 
+/* Forward of any 2-D max pooling without dilation (ResNet's 3x3, stride 2, padding 1) in two
+ * vectorized passes per output row: the maximum over the window's input rows into a row padded with
+ * -inf, then the maximum over each window's columns of it. tmp holds `len` floats (see
+ * maxpool_rows_len); a window over padding alone gives -inf, as maxpool_plane does. */
+static void maxpool_rows(const sal_win *w, const win1 *const t[3], const float *x, float *y, float *tmp,
+                         int64_t len) {
+    const int64_t W = w->in[2], OW = w->out[2], k = w->k[2], s = w->s[2], c0 = t[2][0].start;
+    const int64_t lo = c0 > 0 ? c0 : 0, hi = c0 + len < W ? c0 + len : W; /* input columns used */
+    for (const win1 *B = t[1]; B < t[1] + w->out[1]; B++, y += OW) {
+        if (B->lo >= B->hi) {
+            for (int64_t ox = 0; ox < OW; ox++) y[ox] = -INFINITY;
+            continue;
+        }
+        for (int64_t j = 0; j < len; j++) tmp[j] = -INFINITY;
+        const float *r = x + (B->start + B->lo) * W;
+        float *tc = tmp - c0;
+#pragma omp simd
+        for (int64_t c = lo; c < hi; c++) tc[c] = r[c];
+        for (int64_t b = B->lo + 1; b < B->hi; b++) {
+            r = x + (B->start + b) * W;
+#pragma omp simd
+            for (int64_t c = lo; c < hi; c++) tc[c] = r[c] > tc[c] ? r[c] : tc[c];
+        }
+#pragma omp simd
+        for (int64_t ox = 0; ox < OW; ox++) {
+            const float *q = tmp + ox * s;
+            float m = q[0];
+            for (int64_t e = 1; e < k; e++) m = q[e] > m ? q[e] : m;
+            y[ox] = m;
+        }
+    }
+}
+
+/* The padded row maxpool_rows needs, or 0 where it does not apply (dilation, 1-D and 3-D windows,
+ * rows too wide for the stack). */
+static int64_t maxpool_rows_len(const sal_win *w) {
+    if (w->nsp != 2 || w->d[1] != 1 || w->d[2] != 1 || w->out[2] < 1) return 0;
+    int64_t len = (w->out[2] - 1) * w->s[2] + w->k[2];
+    return len <= 4096 ? len : 0;
+}
+
 static bool is_2x2(const sal_win *w) {
     return w->nsp == 2 && w->k[1] == 2 && w->k[2] == 2 && w->s[1] == 2 && w->s[2] == 2 && w->d[1] == 1 &&
            w->d[2] == 1 && w->pb[1] == 0 && w->pb[2] == 0 && 2 * w->out[1] <= w->in[1] && 2 * w->out[2] <= w->in[2];
@@ -185,15 +226,23 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const win1 *t[3];
     win_table(&w, buf, t);
     const bool fast = !avg && is_2x2(&w);
+    const int64_t rows = !avg && !backward && !fast ? maxpool_rows_len(&w) : 0;
 #pragma omp parallel for schedule(static) if (planes * w.out_sz * w.k_sz > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = X + pl * w.in_sz;
         float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
         const float *dy = dY ? dY + pl * w.out_sz : NULL;
         if (fresh) memset(dx, 0, sizeof *dx * (size_t)w.in_sz);
-        if (avg) avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
-        else if (fast) maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy);
-        else maxpool_plane(&w, t, x, y, dx, dy);
+        if (avg) {
+            avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
+        } else if (fast) {
+            maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy);
+        } else if (rows) {
+            float tmp[rows];
+            maxpool_rows(&w, t, x, y, tmp, rows);
+        } else {
+            maxpool_plane(&w, t, x, y, dx, dy);
+        }
     }
     return SAL_OK;
 }
