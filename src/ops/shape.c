@@ -112,7 +112,8 @@ static inline int64_t view_offset(const view_plan *v, int64_t o) {
         _Pragma("omp parallel for if (v->n > PAR_MIN)") for (int64_t o = 0; o < nouter; o++) {    \
             const T *ss = s_ + view_offset(v, o);                                                  \
             T *dd = d_ + o * inner;                                                                \
-            for (int64_t j = 0; j < inner; j++) dd[j] = ss[j * s];                                 \
+            if (s == 1) memcpy(dd, ss, sizeof(T) * (size_t)inner); /* rows of a transpose */       \
+            else for (int64_t j = 0; j < inner; j++) dd[j] = ss[j * s];                            \
         }                                                                                          \
     } while (0)
 
@@ -130,8 +131,13 @@ static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy, b
     for (int64_t o = 0; o < nouter; o++) {
         float *d = dsrc + view_offset(v, o);
         const float *g = dy + o * inner;
-        if (set)
+        if (set && s == 1)
+            memcpy(d, g, sizeof(float) * (size_t)inner);
+        else if (set)
             for (int64_t j = 0; j < inner; j++) d[j * s] = g[j];
+        else if (s == 1)
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++) d[j] += g[j];
         else
             for (int64_t j = 0; j < inner; j++) d[j * s] += g[j];
     }
