@@ -163,12 +163,10 @@ static void maxpool_rows(const sal_win *w, const win1 *const t[3], const float *
             for (int64_t c = lo; c < hi; c++) tc[c] = r[c] > tc[c] ? r[c] : tc[c];
         }
 #pragma omp simd
-        for (int64_t ox = 0; ox < OW; ox++) {
-            const float *q = tmp + ox * s;
-            float m = q[0];
-            for (int64_t e = 1; e < k; e++) m = q[e] > m ? q[e] : m;
-            y[ox] = m;
-        }
+        for (int64_t ox = 0; ox < OW; ox++) y[ox] = tmp[ox * s];
+        for (int64_t e = 1; e < k; e++)
+#pragma omp simd
+            for (int64_t ox = 0; ox < OW; ox++) y[ox] = tmp[ox * s + e] > y[ox] ? tmp[ox * s + e] : y[ox];
     }
 }
 

@@ -46,10 +46,16 @@ static sal_status sm_forward(sal_opctx *c, bool logsm) {
 #pragma omp parallel for if (nvec * p.len > 65536)
         for (int64_t v = 0; v < nvec; v++) {
             const float *xv = x + v * p.len;
-            float *yv = y + v * p.len, m = -INFINITY;
-            /* NaNs are skipped as fmaxf would, in a form the compiler vectorizes */
-#pragma omp simd reduction(max : m)
-            for (int64_t j = 0; j < p.len; j++) m = xv[j] > m ? xv[j] : m;
+            float *yv = y + v * p.len, m = -INFINITY, mv[16];
+            /* sixteen running maxima, a form gcc and clang both vectorize; NaNs are skipped as
+             * fmaxf would */
+            for (int i = 0; i < 16; i++) mv[i] = -INFINITY;
+            int64_t j0 = 0;
+            for (; j0 + 16 <= p.len; j0 += 16)
+#pragma omp simd
+                for (int i = 0; i < 16; i++) mv[i] = xv[j0 + i] > mv[i] ? xv[j0 + i] : mv[i];
+            for (int64_t j = j0; j < p.len; j++) m = xv[j] > m ? xv[j] : m;
+            for (int i = 0; i < 16; i++) m = mv[i] > m ? mv[i] : m;
 #pragma omp simd
             for (int64_t j = 0; j < p.len; j++) yv[j] = xv[j] - m;
             sal_vexp(yv, yv, p.len);
