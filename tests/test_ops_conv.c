@@ -359,8 +359,49 @@ static void test_pool_case(sal_rng *r, const char *op, const char *what, cfg c) 
     gc(op, 1, &x, (bool[]){false}, na, at, 9);
 }
 
+/* MaxPool's backward where windows tie (inputs drawn from {0, 1, 2}): the gradient goes to the first
+ * maximum of each window in tap order, as in these direct loops; the row path for undilated 2-D
+ * windows (interior windows vectorized, edge windows apart) and the general loop must agree. */
+static void test_pool_ties(sal_rng *r, const char *what, cfg c) {
+    if (c.dh == 0) c.dh = c.dw = 1;
+    sal_tensor x = cfg_x(r, &c), y = {0}, seed = {0}, g = {0};
+    float *xv = sal_f32(&x);
+    for (int64_t i = 0, n = sal_tensor_numel(&x); i < n; i++) xv[i] = (float)(sal_rng_u64(r) % 3);
+    int64_t OH = out_len(c.H, c.KH, c.sh, c.dh, c.pt, c.pb, c.ceil), OW = out_len(c.W, c.KW, c.sw, c.dw, c.pl, c.pr, c.ceil);
+    CHECK_OK(sal_tensor_alloc(&seed, SAL_F32, 4, (int64_t[]){c.N, c.C, OH, OW}));
+    for (int64_t i = 0; i < c.N * c.C * OH * OW; i++) sal_f32(&seed)[i] = (float)sal_rng_normal(r);
+    sal_attr at[8];
+    int na = pool_attrs(&c, false, at);
+    sal_status st = run1("MaxPool", 13, 1, &x, (bool[]){false}, na, at, &y, &seed, &g);
+    CHECK(st == SAL_OK, "MaxPool ties %s: %s", what, sal_last_error());
+    if (st == SAL_OK) {
+        float *ref = sal_calloc((size_t)sal_tensor_numel(&x), sizeof *ref);
+        for (int64_t p = 0; p < c.N * c.C; p++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t best = -1;
+                    for (int64_t kh = 0; kh < c.KH; kh++)
+                        for (int64_t kw = 0; kw < c.KW; kw++) {
+                            int64_t ih = oh * c.sh - c.pt + kh * c.dh, iw = ow * c.sw - c.pl + kw * c.dw;
+                            if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                            int64_t i = (p * c.H + ih) * c.W + iw;
+                            if (best < 0 || xv[i] > xv[best]) best = i;
+                        }
+                    if (best >= 0) ref[best] += sal_f32(&seed)[(p * OH + oh) * OW + ow];
+                }
+        double d = max_abs_diff(ref, sal_f32(&g), sal_tensor_numel(&x));
+        CHECK(d < 1e-5, "MaxPool ties %s: gradient differs from the first-maximum rule by %g", what, d);
+        sal_free(ref);
+    }
+    sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&seed), sal_tensor_free(&g);
+}
+
 static void test_pools(sal_rng *r) {
     test_pool_case(r, "MaxPool", "3x3/2 pad 1", (cfg){.v = {2, 3, 9, 8, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
+    test_pool_ties(r, "3x3/2 pad 1", (cfg){.v = {2, 3, 21, 40, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
+    test_pool_ties(r, "3x3/2 ceil pad 1", (cfg){.v = {1, 2, 17, 23, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, .ceil = true});
+    test_pool_ties(r, "3x2/1 asymmetric pads", (cfg){.v = {1, 2, 9, 30, 0, 0, 3, 2, 1, 1, 1, 1, 1, 0, 2, 1}});
+    test_pool_ties(r, "dilated", (cfg){.v = {1, 2, 12, 15, 0, 0, 3, 3, 1, 2, 2, 2, 1, 1, 1, 1}});
     /* 2x2 stride 2 without padding takes a fast path: even and odd sizes, and ties (a constant
      * plane: the first tap wins, as in the general loop) */
     test_pool_case(r, "MaxPool", "2x2/2", (cfg){.v = {2, 3, 8, 6, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}});
