@@ -360,8 +360,9 @@ static void test_pool_case(sal_rng *r, const char *op, const char *what, cfg c) 
 }
 
 /* MaxPool's backward where windows tie (inputs drawn from {0, 1, 2}): the gradient goes to the first
- * maximum of each window in tap order, as in these direct loops; the row path for undilated 2-D
- * windows (interior windows vectorized, edge windows apart) and the general loop must agree. */
+ * maximum of each window in tap order, as in these direct loops, with padding, ceil mode and
+ * dilation; and the forward of the same inputs (the row path for undilated 2-D windows) gives the
+ * maxima. */
 static void test_pool_ties(sal_rng *r, const char *what, cfg c) {
     if (c.dh == 0) c.dh = c.dw = 1;
     sal_tensor x = cfg_x(r, &c), y = {0}, seed = {0}, g = {0};
@@ -391,6 +392,11 @@ static void test_pool_ties(sal_rng *r, const char *what, cfg c) {
                 }
         double d = max_abs_diff(ref, sal_f32(&g), sal_tensor_numel(&x));
         CHECK(d < 1e-5, "MaxPool ties %s: gradient differs from the first-maximum rule by %g", what, d);
+        float *ry = sal_malloc(sizeof(float) * (size_t)(c.N * c.C * OH * OW));
+        ref_pool(&c, false, xv, ry, OH, OW);
+        d = max_abs_diff(ry, sal_f32(&y), c.N * c.C * OH * OW);
+        CHECK(d == 0, "MaxPool ties %s: maxima differ from direct loops by %g", what, d);
+        sal_free(ry);
         sal_free(ref);
     }
     sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&seed), sal_tensor_free(&g);
