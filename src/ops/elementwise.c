@@ -150,9 +150,9 @@ static sal_status bin_forward(sal_opctx *c, bin_kind k) {
     return SAL_OK;
 }
 
-/* One run of the backward: EXPR (of g[j] and the operands' elements X(j), Z(j)) added to the
- * operand's elements along the run, or, where the operand is constant along it (s == 0: a
- * broadcast bias, LayerNorm's mean and deviation), summed first and added once. */
+/* One run of bin_grad: EXPR (of j) added to the operand's elements dd[j * s] along the run (set
+ * instead where `set`), or, where the operand is constant along it (s == 0: a broadcast bias,
+ * LayerNorm's mean and deviation), summed first and added once. */
 #define GRAD_RUN(EXPR)                                                                             \
     do {                                                                                           \
         if (s == 0) {                                                                              \

@@ -119,6 +119,19 @@ static sal_status red_noop_forward(sal_opctx *c, red_kind kind) {
     return SAL_OK;
 }
 
+/* The sum (of squares when sq) of n contiguous floats, in double. */
+static double run_sum(const float *x, int64_t n, bool sq) {
+    double t = 0;
+    if (sq) {
+#pragma omp simd reduction(+ : t)
+        for (int64_t j = 0; j < n; j++) t += (double)x[j] * x[j];
+    } else {
+#pragma omp simd reduction(+ : t)
+        for (int64_t j = 0; j < n; j++) t += x[j];
+    }
+    return t;
+}
+
 static sal_status red_forward(sal_opctx *c, red_kind kind) {
     red_plan p;
     SAL_TRY(red_plan_make(c, kind, &p));
@@ -148,29 +161,13 @@ static sal_status red_forward(sal_opctx *c, red_kind kind) {
     bool sq = kind == RED_SUMSQ || kind == RED_L2;
     if (s == 0 && inner && p.n / inner == ny) { /* one contiguous run per output (LayerNorm's statistics) */
 #pragma omp parallel for if (p.n > 65536)
-        for (int64_t o = 0; o < ny; o++) {
-            const float *xx = x + o * inner;
-            double t = 0;
-            if (sq) {
-#pragma omp simd reduction(+ : t)
-                for (int64_t j = 0; j < inner; j++) t += (double)xx[j] * xx[j];
-            } else {
-#pragma omp simd reduction(+ : t)
-                for (int64_t j = 0; j < inner; j++) t += xx[j];
-            }
-            acc[red_offset(&p, o)] = t;
-        }
+        for (int64_t o = 0; o < ny; o++) acc[red_offset(&p, o)] = run_sum(x + o * inner, inner, sq);
     } else {
         for (int64_t o = 0; inner && o < p.n / inner; o++) {
             double *a = acc + red_offset(&p, o);
             const float *xx = x + o * inner;
             if (s == 0) {
-                double t = 0;
-                if (sq)
-                    for (int64_t j = 0; j < inner; j++) t += (double)xx[j] * xx[j];
-                else
-                    for (int64_t j = 0; j < inner; j++) t += xx[j];
-                a[0] += t;
+                a[0] += run_sum(xx, inner, sq);
             } else if (sq) {
                 for (int64_t j = 0; j < inner; j++) a[j * s] += (double)xx[j] * xx[j];
             } else {
