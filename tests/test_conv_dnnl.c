@@ -139,6 +139,136 @@ static void test_chain(sal_rng *r) {
     sal_model_free(g);
 }
 
+
+/* ---- blocked layouts (graph/exec.c): a session that keeps activations in nChw16c between
+ * convolutions must compute exactly what a plain one does ----
+ * x -> c1 -> h1 -> Relu -> a1 -> c2 -> h2 -> Add(h2, a1) -> s1 -> Relu -> a2 -> c3 (1x1) -> h3
+ *   -> Add(h3, x) -> s2 -> Relu -> a3 -> GlobalAveragePool -> g -> Flatten -> Gemm -> y
+ * Add(h3, x) meets a plain model input: h3 must be converted there. */
+static sal_model *build_res(sal_rng *r) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<res>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 32, 12, 12}) == SAL_OK);
+    const char *w[3] = {"w1", "w2", "w3"};
+    for (int i = 0; i < 3; i++) {
+        sal_tensor W = t_rand(r, 4, (int64_t[]){32, 32, i == 2 ? 1 : 3, i == 2 ? 1 : 3}, i == 2 ? 0.2f : 0.08f);
+        SAL_ASSERT(sal_graph_add_const(g, w[i], &W) == SAL_OK);
+    }
+    sal_tensor B = t_rand(r, 1, (int64_t[]){32}, 0.3f), F = t_rand(r, 2, (int64_t[]){32, 10}, 0.3f);
+    SAL_ASSERT(sal_graph_add_const(g, "b1", &B) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_const(g, "f", &F) == SAL_OK);
+    sal_attr pad[2] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
+                       sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})}; /* nodes take them */
+    t_node(g, "Conv", "c1", 3, (const char *[]){"x", "w1", "b1"}, "h1", 1, pad);
+    t_node(g, "Relu", "r1", 1, (const char *[]){"h1"}, "a1", 0, NULL);
+    t_node(g, "Conv", "c2", 2, (const char *[]){"a1", "w2"}, "h2", 1, pad + 1);
+    t_node(g, "Add", "add1", 2, (const char *[]){"h2", "a1"}, "s1", 0, NULL);
+    t_node(g, "Relu", "r2", 1, (const char *[]){"s1"}, "a2", 0, NULL);
+    t_node(g, "Conv", "c3", 2, (const char *[]){"a2", "w3"}, "h3", 0, NULL);
+    t_node(g, "Add", "add2", 2, (const char *[]){"h3", "x"}, "s2", 0, NULL);
+    t_node(g, "Relu", "r3", 1, (const char *[]){"s2"}, "a3", 0, NULL);
+    t_node(g, "GlobalAveragePool", "gap", 1, (const char *[]){"a3"}, "g", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"g"}, "fl", 0, NULL);
+    t_node(g, "Gemm", "fc", 2, (const char *[]){"fl", "f"}, "y", 0, NULL);
+    return t_finish(g, "y");
+}
+
+/* Guided backpropagation at a ReLU, as a rule: rules see plain tensors whatever the session keeps. */
+static sal_status guided(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *y = sal_f32(c->out[0]), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    for (int64_t i = 0, n = sal_tensor_numel(c->out[0]); i < n; i++) dx[i] += y[i] > 0 && dy[i] > 0 ? dy[i] : 0;
+    return SAL_OK;
+}
+
+typedef struct {
+    sal_tensor y, a1, dx, da1, dw2, db1, gx, rx;
+    int nblk;
+} res_result;
+
+static void res_free(res_result *r) {
+    sal_tensor *t[] = {&r->y, &r->a1, &r->dx, &r->da1, &r->dw2, &r->db1, &r->gx, &r->rx};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) sal_tensor_free(t[i]);
+}
+
+/* Everything a session can be asked, with layouts on or off: output, an inner value, the input
+ * gradient (twice: reused buffers), gradients of an inner value and of weights, a rule pass. */
+static void res_run(const sal_model *g, const sal_tensor *x, bool layouts, res_result *o) {
+    sal_session *s;
+    CHECK_OK(sal_session_new(g, &s));
+    s->layouts = layouts;
+    int y = sal_graph_find(g, "y"), a1 = sal_graph_find(g, "a1"), vx = sal_graph_find(g, "x");
+    CHECK_OK(sal_exec_forward(s, x));
+    o->nblk = 0;
+    for (int v = 0; v < g->nval; v++) o->nblk += s->blk[v];
+    sal_tensor_copy(&o->y, &s->act[y]);
+    sal_rng r;
+    sal_rng_seed(&r, 9);
+    sal_tensor seed = t_rand(&r, s->act[y].ndim, s->act[y].dim, 1);
+    for (int rep = 0; rep < 2; rep++) CHECK_OK(sal_exec_backward(s, 1, &y, &seed, NULL));
+    sal_tensor_copy(&o->dx, &s->grad[vx]);
+    /* an inner value read through the API after a backward pass: plain, and its gradient too */
+    CHECK_OK(sal_exec_forward(s, x));
+    CHECK_OK(sal_exec_backward(s, 1, &y, &seed, NULL));
+    const sal_tensor *a = sal_session_value(s, "a1");
+    CHECK(a != NULL, "sal_session_value(a1)");
+    if (a) sal_tensor_copy(&o->a1, a);
+    sal_tensor_copy(&o->gx, &s->grad[vx]);
+    /* gradients of an inner value and of parameters */
+    bool *wrt = sal_calloc((size_t)g->nval, sizeof *wrt);
+    wrt[vx] = wrt[a1] = wrt[sal_graph_find(g, "w2")] = wrt[sal_graph_find(g, "b1")] = true;
+    CHECK_OK(sal_exec_forward(s, x));
+    sal_backward_opts bo = {.wrt = wrt};
+    CHECK_OK(sal_exec_backward(s, 1, &y, &seed, &bo));
+    sal_tensor_copy(&o->da1, &s->grad[a1]);
+    sal_tensor_copy(&o->dw2, &s->grad[sal_graph_find(g, "w2")]);
+    sal_tensor_copy(&o->db1, &s->grad[sal_graph_find(g, "b1")]);
+    /* a rule at one ReLU of the chain */
+    sal_rule_fn *rules = sal_calloc((size_t)g->nnode, sizeof *rules);
+    rules[sal_graph_find_node(g, "r2")] = guided;
+    CHECK_OK(sal_exec_forward(s, x));
+    sal_backward_opts ro = {.rule = rules};
+    CHECK_OK(sal_exec_backward(s, 1, &y, &seed, &ro));
+    sal_tensor_copy(&o->rx, &s->grad[vx]);
+    sal_free(rules);
+    sal_free(wrt);
+    sal_tensor_free(&seed);
+    sal_session_free(s);
+}
+
+static void test_blocked(sal_rng *r) {
+    sal_model *g = build_res(r);
+    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1);
+    res_result o[3];
+    memset(o, 0, sizeof o);
+    sal_conv_dnnl_mode(SAL_DNNL_ALL);
+    res_run(g, &x, false, &o[0]);
+    res_run(g, &x, true, &o[1]);
+    sal_conv_dnnl_mode(SAL_DNNL_OFF); /* our kernels: no oneDNN, so nothing is blocked */
+    res_run(g, &x, true, &o[2]);
+    sal_conv_dnnl_mode(SAL_DNNL_AUTO);
+    /* h1, a1, h2, s1, a2 blocked; h3 converted at Add(h3, x) */
+    CHECK(o[0].nblk == 0 && o[1].nblk == 5 && o[2].nblk == 0, "blocked values: %d plain, %d with layouts, %d ours",
+          o[0].nblk, o[1].nblk, o[2].nblk);
+    for (int k = 1; k < 3; k++) {
+        const res_result *a = &o[k], *b = &o[0];
+        double e[8] = {relerr(&a->y, &b->y), relerr(&a->a1, &b->a1), relerr(&a->dx, &b->dx), relerr(&a->gx, &b->gx),
+                       relerr(&a->da1, &b->da1), relerr(&a->dw2, &b->dw2), relerr(&a->db1, &b->db1),
+                       relerr(&a->rx, &b->rx)};
+        double worst = 0;
+        for (int i = 0; i < 8; i++) worst = fmax(worst, e[i]);
+        CHECK(worst < 1e-5, "%s against plain oneDNN: y %.2g a1 %.2g dx %.2g dx again %.2g da1 %.2g dw2 %.2g db1 %.2g "
+              "rule dx %.2g", k == 1 ? "layouts" : "our kernels", e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]);
+    }
+    /* the rule changed the gradient: the comparison above is not of two plain gradients */
+    CHECK(relerr(&o[1].rx, &o[1].dx) > 1e-3, "the guided rule made no difference");
+    for (int k = 0; k < 3; k++) res_free(&o[k]);
+    sal_tensor_free(&x);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -168,6 +298,7 @@ int main(void) {
         sal_model_free(g);
     }
     test_chain(&r);
+    test_blocked(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},

@@ -88,6 +88,13 @@ void *sal_malloc(size_t n) {
     return p;
 }
 
+void *sal_malloc64(size_t n) {
+    void *p = NULL;
+    if (inject() || !sal_budget_fits(n) || posix_memalign(&p, 64, n ? n : 1)) return NULL;
+    count(huge(p, n));
+    return p;
+}
+
 void *sal_calloc(size_t n, size_t size) {
     if (size && n > SIZE_MAX / size) return NULL;
     if (inject() || !sal_budget_fits(n * size)) return NULL;

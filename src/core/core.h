@@ -32,6 +32,8 @@ sal_status sal_wrap(sal_status st, const char *fmt, ...) __attribute__((format(p
 /* All library allocations go through these, so a memory budget and failure injection apply
  * everywhere. They return NULL on failure without setting a message; callers report. */
 void *sal_malloc(size_t n);
+/* sal_malloc on a 64-byte boundary (a cache line; oneDNN reads tensors in place), freed with sal_free. */
+void *sal_malloc64(size_t n);
 void *sal_calloc(size_t n, size_t size);
 void *sal_realloc(void *p, size_t n);
 void sal_free(void *p);

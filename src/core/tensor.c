@@ -60,7 +60,8 @@ static sal_status alloc(sal_tensor *t, sal_dtype dtype, int ndim, const int64_t 
             snprintf(what, sizeof what, "a tensor of shape %s", sal_shape_str(ndim, dim, sb, sizeof sb));
             return sal_budget_check(bytes, what);
         }
-        void *p = zero ? sal_calloc(1, bytes) : sal_malloc(bytes ? bytes : 1);
+        void *p = sal_malloc64(bytes);
+        if (p && zero) memset(p, 0, bytes);
         if (!p)
             return sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for a tensor of shape %s", bytes,
                             sal_shape_str(ndim, dim, sb, sizeof sb));

@@ -11,16 +11,22 @@ static bool all_empty(sal_tensor *const *t, int n) {
     return true;
 }
 
-sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,
-                        sal_tensor *const *out, sal_scratch *ws) {
-    sal_opctx c = {.g = g, .n = n, .in = in, .out = out, .ws = ws};
-    SAL_TRY(n->op->infer(&c));
+/* Allocates the inferred outputs of n: zeroed, unless the op overwrites them. */
+static sal_status alloc_outputs(const sal_node *n, sal_tensor *const *out) {
     for (int k = 0; k < n->nout; k++) {
         if (!out[k]) continue;
         sal_status st = n->op->overwrites ? sal_tensor_alloc_raw(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim)
                                           : sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
         if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
     }
+    return SAL_OK;
+}
+
+sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,
+                        sal_tensor *const *out, sal_scratch *ws) {
+    sal_opctx c = {.g = g, .n = n, .in = in, .out = out, .ws = ws};
+    SAL_TRY(n->op->infer(&c));
+    SAL_TRY(alloc_outputs(n, out));
     if (all_empty(out, n->nout)) return SAL_OK;
     return n->op->forward(&c);
 }
@@ -57,6 +63,83 @@ static sal_status twin_plan(sal_session *s) {
     return sal_session_new(t, &s->twin);
 }
 
+/* Values worth blocking: node outputs, not model outputs, whose every consumer can read them blocked
+ * (an elementwise SAL_BLK_SAME op, input 0 of a SAL_BLK_OWN one), and whose SAME consumers' outputs
+ * are such values too. Blocking any other value would only have it converted back at once. */
+static void blk_plan(sal_session *s) {
+    const sal_model *m = s->m;
+    unsigned char *cand = s->blk_cand;
+    for (int v = 0; v < m->nval; v++) cand[v] = m->val[v].kind == SAL_VAL_NODE;
+    for (int i = 0; i < m->noutput; i++) cand[m->output[i]] = 0;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] >= 0 && (n->op->blk == SAL_BLK_NONE || (n->op->blk == SAL_BLK_OWN && k > 0)))
+                cand[n->in[k]] = 0;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int i = 0; i < m->nnode; i++) {
+            const sal_node *n = &m->node[i];
+            bool all = n->op->blk == SAL_BLK_SAME;
+            for (int k = 0; all && k < n->nout; k++) all = n->out[k] < 0 || cand[n->out[k]];
+            for (int k = 0; !all && n->op->blk == SAL_BLK_SAME && k < n->nin; k++)
+                if (n->in[k] >= 0 && cand[n->in[k]]) cand[n->in[k]] = 0, changed = true;
+        }
+    }
+}
+
+/* t in plain order through the session's spare buffer, which takes t's old buffer in exchange. */
+static sal_status to_plain(sal_session *s, sal_tensor *t) {
+    SAL_TRY(sal_tensor_alloc_raw(&s->spare, SAL_F32, t->ndim, t->dim));
+    sal_blk_to_plain(sal_f32(&s->spare), sal_f32(t), t->dim);
+    sal_tensor old = *t;
+    *t = s->spare;
+    s->spare = old;
+    return SAL_OK;
+}
+
+sal_status sal_exec_unblock(sal_session *s, int v, bool grad) {
+    if (v < 0 || !s->blk[v]) return SAL_OK;
+    SAL_TRY(to_plain(s, &s->act[v]));
+    if (grad && s->has_grad[v]) SAL_TRY(to_plain(s, &s->grad[v]));
+    s->blk[v] = 0;
+    return SAL_OK;
+}
+
+/* Forward of node n with layouts: decides which inputs stay blocked and which outputs become so. */
+static sal_status run_blocked(sal_session *s, const sal_node *n, sal_opctx *c) {
+    const sal_op *op = n->op;
+    for (int k = 0; k < n->nin && k < 32; k++)
+        if (n->in[k] >= 0 && s->blk[n->in[k]]) c->blk_in |= 1u << k;
+    for (int k = 0; k < n->nout && k < 32; k++)
+        if (n->out[k] >= 0 && s->blk_cand[n->out[k]] && n->out[k] != s->plain_val) c->blk_want |= 1u << k;
+    SAL_TRY(op->infer(c));
+    bool keep = false;
+    if (c->blk_in && op->blk == SAL_BLK_SAME && c->blk_want == (1u << n->nout) - 1) {
+        keep = true; /* every non-scalar input blocked and shaped as the output */
+        for (int k = 0; keep && k < n->nin; k++) {
+            int v = n->in[k];
+            if (v >= 0 && !(sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v]))
+                keep = s->blk[v] && sal_tensor_same_shape(&s->act[v], c->out[0]);
+        }
+    } else if (c->blk_in) {
+        keep = op->blk == SAL_BLK_OWN && c->blk_in == 1 && op->blk_takes(c);
+    }
+    if (!keep) {
+        for (int k = 0; k < n->nin; k++) SAL_TRY(sal_exec_unblock(s, n->in[k], false));
+        c->blk_in = 0;
+    }
+    if (op->blk != SAL_BLK_OWN) c->blk_want = 0;
+    SAL_TRY(alloc_outputs(n, c->out));
+    if (all_empty(c->out, n->nout)) return SAL_OK;
+    SAL_TRY(op->forward(c));
+    for (int k = 0; k < n->nout; k++)
+        if (n->out[k] >= 0)
+            s->blk[n->out[k]] = op->blk == SAL_BLK_SAME ? keep : (c->blk_out >> k & 1);
+    return SAL_OK;
+}
+
 sal_status sal_session_new(const sal_model *m, sal_session **out) {
     *out = NULL;
     if (!m || !m->finalized) return sal_fail(SAL_ERR_ARG, "sal_session_new: model is not finalized");
@@ -69,12 +152,16 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     s->has_grad = sal_calloc((size_t)m->nval, sizeof *s->has_grad);
     s->need = sal_calloc((size_t)m->nval, sizeof *s->need);
     s->reached = sal_calloc((size_t)m->nval, sizeof *s->reached);
-    if (!s->act || !s->grad || !s->has_grad || !s->need || !s->reached) {
+    s->blk = sal_calloc((size_t)m->nval + 1, 1);
+    s->blk_cand = sal_calloc((size_t)m->nval + 1, 1);
+    s->plain_val = -1;
+    if (!s->act || !s->grad || !s->has_grad || !s->need || !s->reached || !s->blk || !s->blk_cand) {
         sal_session_free(s);
         return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
     }
     for (int v = 0; v < m->nval; v++)
         if (m->val[v].kind == SAL_VAL_CONST) s->act[v] = sal_tensor_view(&m->val[v].t);
+    blk_plan(s);
     sal_status st = m->twin ? twin_plan(s) : SAL_OK;
     if (st != SAL_OK) {
         sal_session_free(s);
@@ -93,6 +180,9 @@ void sal_session_free(sal_session *s) {
     sal_free(s->has_grad);
     sal_free(s->need);
     sal_free(s->reached);
+    sal_free(s->blk);
+    sal_free(s->blk_cand);
+    sal_tensor_free(&s->spare);
     sal_free(s->prof);
     sal_scratch_free(&s->ws);
     sal_session_free(s->twin);
@@ -155,6 +245,9 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
     }
     if (s->twin) SAL_TRY(twin_forward(s, &inputs[0]));
+    bool lay = s->layouts && !s->twin;
+    memset(s->blk, 0, (size_t)m->nval);
+    s->blk_used = lay;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         bool done = false;
@@ -164,7 +257,8 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->act[n->out[k]] : NULL;
         double t0 = s->prof ? sal_now() : 0;
-        SAL_TRY(sal_run_node(m, n, in, out, &s->ws));
+        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws};
+        SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
         if (s->prof) s->prof[i] += sal_now() - t0;
     }
     s->forward_done = true;
@@ -174,7 +268,7 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
-    if (in0 && s->forward_done && in0->data && x->data && in0->dtype == x->dtype && sal_tensor_same_shape(in0, x) &&
+    if (in0 && s->forward_done && s->blk_used == (s->layouts && !s->twin) && in0->data && x->data && in0->dtype == x->dtype && sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
         return SAL_OK;
     return sal_exec_forward(s, x);
@@ -184,6 +278,10 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
                              const sal_backward_opts *o) {
     const sal_model *m = s->m;
     if (!s->forward_done) return sal_fail(SAL_ERR_ARG, "backward pass requested before a forward pass");
+    /* wanted values and seeds are read and written plain by the caller */
+    for (int v = 0; o && o->wrt && v < m->nval; v++)
+        if (o->wrt[v]) SAL_TRY(sal_exec_unblock(s, v, false));
+    for (int i = 0; i < nseed; i++) SAL_TRY(sal_exec_unblock(s, seed_val[i], false));
     /* need[v]: a wanted gradient lies upstream of v (v itself wanted, or v feeds a node whose
      * input needs it). One forward sweep suffices as nodes are sorted. */
     for (int v = 0; v < m->nval; v++) {
@@ -239,6 +337,23 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         if (!reached || !wanted) continue;
         sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
         sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
+        /* rules and plain ops see plain tensors; an elementwise op needs all its values alike */
+        if (s->blk_used && (rule || n->op->blk != SAL_BLK_OWN)) {
+            bool any = false, all = true;
+            for (int k = 0; k < n->nin + n->nout; k++) {
+                int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
+                if (v < 0 || (k < n->nin && sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v])) continue;
+                any |= s->blk[v], all &= s->blk[v];
+            }
+            if (any && (rule || n->op->blk == SAL_BLK_NONE || !all))
+                for (int k = 0; k < n->nin + n->nout; k++)
+                    SAL_TRY(sal_exec_unblock(s, k < n->nin ? n->in[k] : n->out[k - n->nin], true));
+        }
+        unsigned bin = 0, bout = 0;
+        for (int k = 0; k < n->nin && k < 32; k++)
+            if (n->in[k] >= 0 && s->blk[n->in[k]]) bin |= 1u << k;
+        for (int k = 0; k < n->nout && k < 32; k++)
+            if (n->out[k] >= 0 && s->blk[n->out[k]]) bout |= 1u << k;
         unsigned fresh = 0;
         for (int k = 0; k < n->nin; k++) {
             int v = n->in[k];
@@ -269,6 +384,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
             continue;
         }
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
+                       .blk_in = n->op->blk == SAL_BLK_OWN ? bin : 0, .blk_out = n->op->blk == SAL_BLK_OWN ? bout : 0,
                        .ws = &s->ws};
         double t0 = s->prof ? sal_now() : 0;
         if (rule) {
@@ -329,7 +445,12 @@ sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs, co
                 return sal_fail(SAL_ERR_NUMERIC, "input '%s' has a non-finite value (%g) at flat index %lld",
                                 m->val[m->input[i]].name, (double)x[j], (long long)j);
     }
-    SAL_TRY(sal_exec_forward(s, inputs));
+    /* outputs are never blocked, and sal_session_value converts what it hands out */
+    bool lay = s->layouts;
+    s->layouts = true;
+    sal_status st = sal_exec_forward(s, inputs);
+    s->layouts = lay;
+    SAL_TRY(st);
     for (int i = 0; i < m->noutput; i++) outputs[i] = &s->act[m->output[i]];
     return sal_exec_check_outputs(s);
 }

@@ -24,11 +24,26 @@ struct sal_session {
     sal_tensor twin_in;
     int *twin_of;
     double *prof; /* per node: seconds in forward, then in backward (2 nnode); NULL: not timed */
+    /* Blocked layouts: with `layouts` set, forward passes keep activations between convolutions in
+     * oneDNN's nChw16c order (sal_blk_fits), which saves converting each convolution's input and
+     * output and their gradients (a third of ResNet-50's gradient time). Only callers that read
+     * nothing but model outputs, value `plain_val` and model-input gradients may set it;
+     * sal_session_value and backward rules see plain tensors regardless. */
+    bool layouts;
+    int plain_val;           /* kept plain (-1: none): the explained output */
+    bool blk_used;           /* the last forward pass ran with layouts */
+    unsigned char *blk;      /* per value: act (and grad) hold the blocked layout now */
+    unsigned char *blk_cand; /* per value: every consumer could take it blocked (fixed per model) */
+    sal_tensor spare;        /* the buffer a conversion to plain writes into, then swaps in */
 };
 
 /* Times every node of every later pass into s->prof (summed until switched off): where a model's
  * time goes, for benchmarks. */
 sal_status sal_session_profile(sal_session *s, bool on);
+
+/* Converts value v back to plain layout (its activation and, with grad, its gradient) if it is
+ * blocked; a no-op otherwise. */
+sal_status sal_exec_unblock(sal_session *s, int v, bool grad);
 
 /* Runs one node on given tensors: infer, allocate outputs, forward. */
 sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,

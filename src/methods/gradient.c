@@ -13,6 +13,7 @@ const sal_method sal_method_gradient = {
     .summary = "d output / d input (Simonyan et al. 2014, saliency maps)",
     .params = k_none,
     .run = run_gradient,
+    .plain_io = true,
 };
 
 /* Shrikumar et al. 2016: x * d f_t / d x; not invariant to a constant input shift. */
@@ -29,4 +30,5 @@ const sal_method sal_method_gradient_x_input = {
     .summary = "input times gradient (Shrikumar et al. 2016; Kindermans et al. 2016)",
     .params = k_none,
     .run = run_gxi,
+    .plain_io = true,
 };

@@ -278,6 +278,7 @@ const sal_method sal_method_integrated_gradients = {
     .summary = "path integral of gradients from a baseline, times (x - baseline) (Sundararajan et al. 2017)",
     .params = k_ig_params,
     .run = run_ig,
+    .plain_io = true,
 };
 
 /* ---- gradient SHAP / expected gradients ---- */
@@ -367,4 +368,5 @@ const sal_method sal_method_gradient_shap = {
     .summary = "expected gradients over data baselines (Lundberg & Lee 2017; Erion et al. 2021); needs --data",
     .params = k_gs_params,
     .run = run_gradient_shap,
+    .plain_io = true,
 };

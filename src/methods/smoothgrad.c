@@ -198,4 +198,5 @@ const sal_method sal_method_smoothgrad = {
     .summary = "average of a method over noisy copies of the input (Smilkov et al. 2017; VarGrad: Adebayo et al. 2018)",
     .params = k_sg_params,
     .run = run_smoothgrad,
+    .plain_io = true,
 };

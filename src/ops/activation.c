@@ -186,5 +186,5 @@ static sal_status clip_backward(sal_opctx *c) {
 const sal_op sal_op_Clip = {
     SAL_OP_HEAD(Clip), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 1,
     .infer = clip_infer, .forward = clip_forward, .backward = clip_backward,
-    .overwrites = true, .bwd_writes = 0x1,
+    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_SAME,
 };

@@ -46,7 +46,7 @@ static sal_status relu_backward(sal_opctx *c) {
 const sal_op sal_op_Relu = {
     SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
-    .overwrites = true, .bwd_writes = 0x1,
+    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_SAME,
 };
 
 /* Copy forward, add backward: shared by every op that only reinterprets the shape. */

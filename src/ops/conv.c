@@ -474,11 +474,13 @@ static sal_status conv_forward(sal_opctx *c) {
     float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
     sal_conv_shape k;
     dnnl_shape(&q, &k);
-    if (sal_conv_dnnl_wanted(&k)) {
-        bool done;
-        SAL_TRY(sal_conv_dnnl_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, &done));
+    if (sal_conv_dnnl_wanted(&k) || (c->blk_in & 1)) {
+        bool done, yb;
+        SAL_TRY(sal_conv_dnnl_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, &done, &yb));
+        c->blk_out = yb;
         if (done) return SAL_OK;
     }
+    if (c->blk_in & 1) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN declined a blocked input");
     SAL_TRY(conv_fwd_run(c->n, c->ws, &q, sal_in_f(c, 0), sal_in_f(c, 1), Y, false));
     if (B) add_bias(Y, B, q.N, q.M, q.w.out_sz);
     return SAL_OK;
@@ -495,20 +497,31 @@ static sal_status conv_backward(sal_opctx *c) {
     sal_conv_shape k;
     dnnl_shape(&q, &k);
     bool fresh = dX && (c->din_fresh & 1);
-    if ((dX || dW || dB) && sal_conv_dnnl_wanted(&k)) {
+    bool blk = (c->blk_in | c->blk_out) & 1;
+    if ((dX || dW || dB) && (sal_conv_dnnl_wanted(&k) || blk)) {
         bool done;
         SAL_TRY(sal_conv_dnnl_backward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), bias, dY, dX, fresh, dW, dB, &done));
         if (done) return SAL_OK;
     }
+    if (blk) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN declined blocked tensors");
     if (fresh) memset(dX, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0])); /* our kernels add */
     if (dB) bias_grad(dB, dY, q.N, q.M, q.w.out_sz);
     return conv_bwd_run(c->n, c->ws, &q, sal_in_f(c, 0), sal_in_f(c, 1), dY, dX, dW);
 }
 
+/* A blocked input stays so where oneDNN runs the layer both ways in that layout. */
+static bool conv_blk_takes(sal_opctx *c) {
+    conv_geom q;
+    sal_conv_shape k;
+    if (conv_plan(c, &q) != SAL_OK) return false;
+    dnnl_shape(&q, &k);
+    return sal_conv_dnnl_wanted(&k) && sal_conv_dnnl_takes_blocked(c, &k, c->n->nin > 2 && c->in[2]);
+}
+
 const sal_op sal_op_Conv = {
     SAL_OP_HEAD(Conv), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
-    .overwrites = true, .bwd_writes = 0x1,
+    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = conv_blk_takes,
 };
 
 /* ---- ConvTranspose ---- */

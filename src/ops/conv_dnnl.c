@@ -6,7 +6,10 @@
  * Primitives are built once per node and input shape and kept in the session's scratch; every
  * buffer (blocked copies, oneDNN's scratchpad) comes from our allocator, so the memory budget holds.
  * Backward accumulates as the walker requires: the reorders back to plain layout add to the
- * destination (a sum post-op) instead of overwriting it. */
+ * destination (a sum post-op) instead of overwriting it.
+ *
+ * In a session with blocked layouts (graph/exec.c) the activations and their gradients may come
+ * and go in nChw16c order: where that is the primitive's own layout, no reorder runs at all. */
 #include "conv_dnnl.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -44,11 +47,13 @@ static bool stream_ready(void) {
     return g_stream || dnnl_stream_create(&g_stream, g_eng, dnnl_stream_default_flags) == dnnl_success;
 }
 
-/* One reorder between a plain tensor and a blocked buffer (NULL when the layouts agree). */
+/* A reorder between two layouts, adding to the destination (a sum post-op) when `add`. */
 typedef struct {
     dnnl_primitive_t p;
-    dnnl_memory_desc_t md; /* the primitive's side */
+    dnnl_memory_desc_t from, to;
+    bool add;
 } reorder;
+enum { MAX_REORDERS = 16 };
 
 /* A weight in a primitive's layout, kept while the model's weights do not change: the node's own
  * constant at the model's version. Substituted weights (LRP's rules) are reordered every call. */
@@ -70,10 +75,11 @@ struct sal_conv_dnnl {
     sal_conv_shape key;
     bool ok;                          /* primitives exist for key */
     dnnl_memory_desc_t x, w, b, y;    /* plain layouts */
+    dnnl_memory_desc_t xb, yb;        /* X and Y blocked (nChw16c; valid when x_blk, y_blk) */
+    bool x_blk, y_blk;
     prim fwd, bwd_d, bwd_w;           /* bwd_* built on first use */
-    reorder x_in, w_in, y_out;        /* forward: X, W in; Y out */
-    reorder dy_d, w_d, dx_out, dx_set; /* backward data: dY, W in; dX out adding, or writing */
-    reorder x_w, dy_w, dw_out;        /* backward weights: X, dY in; dW out (adding) */
+    reorder ro[MAX_REORDERS];         /* built on first use */
+    int nro;
     wcache wf, wd;                    /* the weights reordered for forward and backward data */
     dnnl_memory_desc_t db;            /* backward weights' diff bias (plain) */
     bool no_bwd_d, no_bwd_w;          /* oneDNN declined: our kernels run those */
@@ -86,18 +92,12 @@ static void prim_free(prim *p) {
     memset(p, 0, sizeof *p);
 }
 
-static void reorder_free(reorder *r) {
-    if (r->p) dnnl_primitive_destroy(r->p);
-    r->p = NULL;
-}
-
 static void state_clear(sal_conv_dnnl *s) {
     prim_free(&s->fwd);
     prim_free(&s->bwd_d);
     prim_free(&s->bwd_w);
-    reorder *r[] = {&s->x_in, &s->w_in, &s->y_out, &s->dy_d, &s->w_d, &s->dx_out, &s->dx_set, &s->x_w, &s->dy_w,
-                    &s->dw_out};
-    for (size_t i = 0; i < sizeof r / sizeof *r; i++) reorder_free(r[i]);
+    for (int i = 0; i < s->nro; i++) dnnl_primitive_destroy(s->ro[i].p);
+    s->nro = 0;
     s->ok = s->no_bwd_d = s->no_bwd_w = false;
     s->wf.valid = s->wd.valid = false;
 }
@@ -114,11 +114,17 @@ static const dnnl_format_tag_t k_act_tag[4] = {0, dnnl_ncw, dnnl_nchw, dnnl_ncdh
 static const dnnl_format_tag_t k_wei_tag[4] = {0, dnnl_oiw, dnnl_oihw, dnnl_oidhw};
 static const dnnl_format_tag_t k_gwei_tag[4] = {0, dnnl_goiw, dnnl_goihw, dnnl_goidhw};
 
-/* A reorder from `from` to `to` (adding to the destination when `add`), or none when equal. */
-static bool reorder_make(reorder *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, bool add,
-                         const dnnl_memory_desc_t *keep) {
-    r->md = *keep;
-    if (!add && dnnl_memory_desc_equal(from, to)) return true;
+/* The reorder from `from` to `to` (adding to the destination when `add`), made on first use; NULL
+ * when it cannot be made. */
+static const reorder *reorder_get(sal_conv_dnnl *s, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                  bool add) {
+    for (int i = 0; i < s->nro; i++)
+        if (s->ro[i].add == add && dnnl_memory_desc_equal(&s->ro[i].from, from) &&
+            dnnl_memory_desc_equal(&s->ro[i].to, to))
+            return &s->ro[i];
+    if (s->nro == MAX_REORDERS) return NULL;
+    reorder *r = &s->ro[s->nro];
+    *r = (reorder){.from = *from, .to = *to, .add = add};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     bool ok = true;
@@ -133,7 +139,9 @@ static bool reorder_make(reorder *r, const dnnl_memory_desc_t *from, const dnnl_
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (ops) dnnl_post_ops_destroy(ops);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    return ok;
+    if (!ok) return NULL;
+    s->nro++;
+    return r;
 }
 
 static dnnl_primitive_attr_t user_scratchpad(void) {
@@ -225,10 +233,11 @@ static bool build_forward(sal_conv_dnnl *s, bool bias) {
         prim_free(&s->fwd);
     }
     if (!s->fwd.prim) return false;
-    return reorder_make(&s->x_in, &s->x, md_of(&s->fwd, dnnl_query_src_md), false, md_of(&s->fwd, dnnl_query_src_md)) &&
-           reorder_make(&s->w_in, &s->w, md_of(&s->fwd, dnnl_query_weights_md), false,
-                        md_of(&s->fwd, dnnl_query_weights_md)) &&
-           reorder_make(&s->y_out, md_of(&s->fwd, dnnl_query_dst_md), &s->y, false, md_of(&s->fwd, dnnl_query_dst_md));
+    s->x_blk = k->nsp == 2 && k->C % 16 == 0 &&
+               dnnl_memory_desc_init_by_tag(&s->xb, nd, xd, dnnl_f32, dnnl_nChw16c) == dnnl_success;
+    s->y_blk = k->nsp == 2 && k->M % 16 == 0 &&
+               dnnl_memory_desc_init_by_tag(&s->yb, nd, yd, dnnl_f32, dnnl_nChw16c) == dnnl_success;
+    return true;
 }
 
 /* Descriptors of s->key's tensors in whatever layout the kernel prefers. */
@@ -250,10 +259,7 @@ static bool build_bwd_data(sal_conv_dnnl *s) {
             dnnl_success ||
         !prim_make(&s->bwd_d, &cd, s->fwd.pd))
         return false;
-    const dnnl_memory_desc_t *dy = md_of(&s->bwd_d, dnnl_query_diff_dst_md), *w = md_of(&s->bwd_d, dnnl_query_weights_md),
-                             *dx = md_of(&s->bwd_d, dnnl_query_diff_src_md);
-    return reorder_make(&s->dy_d, &s->y, dy, false, dy) && reorder_make(&s->w_d, &s->w, w, false, w) &&
-           reorder_make(&s->dx_out, dx, &s->x, true, dx) && reorder_make(&s->dx_set, dx, &s->x, false, dx);
+    return true;
 }
 
 static bool build_bwd_weights(sal_conv_dnnl *s, bool bias) {
@@ -269,10 +275,20 @@ static bool build_bwd_weights(sal_conv_dnnl *s, bool bias) {
                                                             g.dil, g.pl, g.pr) != dnnl_success ||
         !prim_make(&s->bwd_w, &cd, s->fwd.pd))
         return false;
-    const dnnl_memory_desc_t *x = md_of(&s->bwd_w, dnnl_query_src_md), *dy = md_of(&s->bwd_w, dnnl_query_diff_dst_md),
-                             *dw = md_of(&s->bwd_w, dnnl_query_diff_weights_md);
-    return reorder_make(&s->x_w, &s->x, x, false, x) && reorder_make(&s->dy_w, &s->y, dy, false, dy) &&
-           reorder_make(&s->dw_out, dw, &s->w, true, dw);
+    return true;
+}
+
+/* Builds the backward primitives not yet tried; whether oneDNN runs both. */
+static bool bwd_ready(sal_conv_dnnl *s) {
+    if (!s->bwd_d.prim && !s->no_bwd_d && !build_bwd_data(s)) {
+        prim_free(&s->bwd_d);
+        s->no_bwd_d = true;
+    }
+    if (!s->bwd_w.prim && !s->no_bwd_w && !build_bwd_weights(s, s->key.bias)) {
+        prim_free(&s->bwd_w);
+        s->no_bwd_w = true;
+    }
+    return !s->no_bwd_d && !s->no_bwd_w;
 }
 
 /* ---- running ---- */
@@ -309,37 +325,38 @@ static void mems_free(mems *ms) {
 
 static bool run_reorder(const reorder *r, dnnl_memory_t from, dnnl_memory_t to) {
     dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    return dnnl_primitive_execute(r->p, g_stream, 2, a) == dnnl_success;
+    return r && dnnl_primitive_execute(r->p, g_stream, 2, a) == dnnl_success;
 }
 
-/* Memory for the primitive's side of r: the plain tensor itself when r is none, else a blocked
- * buffer from scratch slot `slot`, reordered from plain when `in`. */
-static dnnl_memory_t side(mems *ms, const reorder *r, const dnnl_memory_desc_t *plain_md, const float *plain,
-                          sal_scratch *ws, int slot, bool in) {
-    if (!r->p) return track(ms, mem(plain_md, (void *)plain));
-    void *buf = align64(sal_scratch_get(ws, slot, dnnl_memory_desc_get_size(&r->md) + 64));
+/* Memory in the primitive's layout pmd for the tensor `user` (in layout umd): the tensor itself when
+ * the layouts agree and `direct`, else a buffer from scratch slot `slot`, reordered from the tensor
+ * when `in`. */
+static dnnl_memory_t side(mems *ms, sal_conv_dnnl *s, const dnnl_memory_desc_t *umd, const float *user,
+                          const dnnl_memory_desc_t *pmd, sal_scratch *ws, int slot, bool in, bool direct) {
+    if (direct && dnnl_memory_desc_equal(umd, pmd)) return track(ms, mem(umd, (void *)user));
+    void *buf = align64(sal_scratch_get(ws, slot, dnnl_memory_desc_get_size(pmd) + 64));
     if (!buf) {
         ms->bad = true;
         return NULL;
     }
-    dnnl_memory_t m = track(ms, mem(&r->md, buf));
+    dnnl_memory_t m = track(ms, mem(pmd, buf));
     if (m && in) {
-        dnnl_memory_t p = track(ms, mem(plain_md, (void *)plain));
-        if (!p || !run_reorder(r, p, m)) ms->bad = true;
+        dnnl_memory_t p = track(ms, mem(umd, (void *)user));
+        if (!p || !run_reorder(reorder_get(s, umd, pmd, false), p, m)) ms->bad = true;
     }
     return m;
 }
 
-/* The weight W of node c->n in r's layout: from the cache when W is the node's own constant and the
+/* The weight W of node c->n in layout pmd: from the cache when W is the node's own constant and the
  * model's weights have not changed since it was filled. */
-static dnnl_memory_t weights(mems *ms, const sal_opctx *c, const reorder *r, const dnnl_memory_desc_t *plain_md,
+static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, const dnnl_memory_desc_t *pmd,
                              const float *W, wcache *wc, int slot) {
     int v = c->n->in[1];
     bool own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->g->val[v].t.data == W;
-    if (!r->p || !own) return side(ms, r, plain_md, W, c->ws, slot, true);
-    size_t need = dnnl_memory_desc_get_size(&r->md) + 64;
+    if (dnnl_memory_desc_equal(&s->w, pmd) || !own) return side(ms, s, &s->w, W, pmd, c->ws, slot, true, true);
+    size_t need = dnnl_memory_desc_get_size(pmd) + 64;
     if (wc->valid && wc->src == W && wc->version == c->g->version && wc->cap >= need)
-        return track(ms, mem(&r->md, align64(wc->buf)));
+        return track(ms, mem(pmd, align64(wc->buf)));
     wc->valid = false;
     if (wc->cap < need) {
         void *b = sal_malloc(need);
@@ -351,8 +368,8 @@ static dnnl_memory_t weights(mems *ms, const sal_opctx *c, const reorder *r, con
         wc->buf = b;
         wc->cap = need;
     }
-    dnnl_memory_t m = track(ms, mem(&r->md, align64(wc->buf))), p = track(ms, mem(plain_md, (void *)W));
-    if (!m || !p || !run_reorder(r, p, m)) {
+    dnnl_memory_t m = track(ms, mem(pmd, align64(wc->buf))), p = track(ms, mem(&s->w, (void *)W));
+    if (!m || !p || !run_reorder(reorder_get(s, &s->w, pmd, false), p, m)) {
         ms->bad = true;
         return NULL;
     }
@@ -360,11 +377,13 @@ static dnnl_memory_t weights(mems *ms, const sal_opctx *c, const reorder *r, con
     return m;
 }
 
-/* Moves the primitive's result into the plain tensor (adding, when r was built so). */
-static void back(mems *ms, const reorder *r, dnnl_memory_t blocked, const dnnl_memory_desc_t *plain_md, float *plain) {
-    if (!r->p || ms->bad) return;
-    dnnl_memory_t p = track(ms, mem(plain_md, plain));
-    if (!p || !run_reorder(r, blocked, p)) ms->bad = true;
+/* Moves the primitive's result m (layout pmd) into the tensor `user` (layout umd), adding to it when
+ * `add`; nothing to do when side() gave the tensor itself. */
+static void back(mems *ms, sal_conv_dnnl *s, dnnl_memory_t m, const dnnl_memory_desc_t *pmd,
+                 const dnnl_memory_desc_t *umd, float *user, bool add) {
+    if (ms->bad || (!add && dnnl_memory_desc_equal(umd, pmd))) return;
+    dnnl_memory_t p = track(ms, mem(umd, user));
+    if (!p || !run_reorder(reorder_get(s, pmd, umd, add), m, p)) ms->bad = true;
 }
 
 static bool run_prim(mems *ms, const prim *p, sal_scratch *ws, dnnl_exec_arg_t *args, int n) {
@@ -420,24 +439,40 @@ static sal_conv_dnnl *state_for(const sal_opctx *c, const sal_conv_shape *k, boo
     return s->ok ? s : NULL;
 }
 
+bool sal_conv_dnnl_takes_blocked(const sal_opctx *c, const sal_conv_shape *k, bool bias) {
+    sal_status st;
+    sal_conv_dnnl *s = state_for(c, k, bias, &st);
+    return s && s->x_blk && bwd_ready(s);
+}
+
+/* The layouts of X and Y as the session holds them. */
+static const dnnl_memory_desc_t *x_md(const sal_conv_dnnl *s, bool blk) { return blk ? &s->xb : &s->x; }
+static const dnnl_memory_desc_t *y_md(const sal_conv_dnnl *s, bool blk) { return blk ? &s->yb : &s->y; }
+
 sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
-                                 const float *B, float *Y, bool *done) {
-    *done = false;
+                                 const float *B, float *Y, bool *done, bool *y_blk) {
+    *done = *y_blk = false;
     sal_status st;
     sal_conv_dnnl *s = state_for(c, k, B != NULL, &st);
     if (!s) return st;
+    bool xb = c->blk_in & 1;
+    if (xb && !s->x_blk) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "blocked input the convolution cannot read");
+    /* Y blocked where the session wants it, the kernel writes it so, and the backward can read it */
+    const dnnl_memory_desc_t *dst = md_of(&s->fwd, dnnl_query_dst_md);
+    bool yb = (c->blk_want & 1) && s->y_blk && dnnl_memory_desc_equal(dst, &s->yb) && bwd_ready(s);
     mems ms = {0};
-    dnnl_memory_t x = side(&ms, &s->x_in, &s->x, X, c->ws, SL_SRC, true);
-    dnnl_memory_t w = weights(&ms, c, &s->w_in, &s->w, W, &s->wf, SL_WEI);
-    dnnl_memory_t y = side(&ms, &s->y_out, &s->y, Y, c->ws, SL_DST, false);
+    dnnl_memory_t x = side(&ms, s, x_md(s, xb), X, md_of(&s->fwd, dnnl_query_src_md), c->ws, SL_SRC, true, true);
+    dnnl_memory_t w = weights(&ms, s, c, md_of(&s->fwd, dnnl_query_weights_md), W, &s->wf, SL_WEI);
+    dnnl_memory_t y = side(&ms, s, y_md(s, yb), Y, dst, c->ws, SL_DST, false, true);
     dnnl_memory_t b = B ? track(&ms, mem(&s->b, (void *)B)) : NULL;
     dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}, {DNNL_ARG_BIAS, b}};
     bool ok = run_prim(&ms, &s->fwd, c->ws, a, B ? 4 : 3);
-    if (ok) back(&ms, &s->y_out, y, &s->y, Y);
+    if (ok) back(&ms, s, y, dst, y_md(s, yb), Y, false);
     ok = ok && !ms.bad && dnnl_stream_wait(g_stream) == dnnl_success;
     mems_free(&ms);
     if (!ok) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN convolution failed");
     *done = true;
+    *y_blk = yb;
     return SAL_OK;
 }
 
@@ -448,42 +483,42 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
     sal_status st;
     sal_conv_dnnl *s = state_for(c, k, bias, &st);
     if (!s) return st;
-    if (dX && !s->bwd_d.prim && !s->no_bwd_d && !build_bwd_data(s)) {
-        prim_free(&s->bwd_d);
-        s->no_bwd_d = true;
+    bwd_ready(s);
+    bool xb = c->blk_in & 1, yb = c->blk_out & 1;
+    if ((dX && s->no_bwd_d) || ((dW || dB) && s->no_bwd_w)) {
+        if (xb || yb) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "blocked tensors without a oneDNN backward");
+        return SAL_OK;
     }
-    if ((dW || dB) && !s->bwd_w.prim && !s->no_bwd_w && !build_bwd_weights(s, bias)) {
-        prim_free(&s->bwd_w);
-        s->no_bwd_w = true;
-    }
-    if ((dX && s->no_bwd_d) || ((dW || dB) && s->no_bwd_w)) return SAL_OK;
     mems ms = {0};
     bool ok = true;
     if (dX) {
-        dnnl_memory_t dy = side(&ms, &s->dy_d, &s->y, dY, c->ws, SL_DST, true);
-        dnnl_memory_t w = weights(&ms, c, &s->w_d, &s->w, W, &s->wd, SL_WEI);
-        /* a fresh dX in the primitive's own layout is written directly */
-        const reorder *out = dx_fresh ? &s->dx_set : &s->dx_out;
-        dnnl_memory_t dx = side(&ms, out, &s->x, dX, c->ws, SL_SRC, false);
+        const dnnl_memory_desc_t *dxm = md_of(&s->bwd_d, dnnl_query_diff_src_md);
+        dnnl_memory_t dy = side(&ms, s, y_md(s, yb), dY, md_of(&s->bwd_d, dnnl_query_diff_dst_md), c->ws, SL_DST,
+                                true, true);
+        dnnl_memory_t w = weights(&ms, s, c, md_of(&s->bwd_d, dnnl_query_weights_md), W, &s->wd, SL_WEI);
+        /* a fresh dX in the primitive's own layout is written directly; otherwise added to */
+        dnnl_memory_t dx = side(&ms, s, x_md(s, xb), dX, dxm, c->ws, SL_SRC, false, dx_fresh);
         dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dx}};
         ok = run_prim(&ms, &s->bwd_d, c->ws, a, 3);
-        if (ok) back(&ms, out, dx, &s->x, dX);
+        if (ok) back(&ms, s, dx, dxm, x_md(s, xb), dX, !dx_fresh);
         ok = ok && !ms.bad && dnnl_stream_wait(g_stream) == dnnl_success;
         mems_free(&ms);
     }
     if (ok && (dW || dB)) {
         /* dW and dB are written whole by the primitive: into scratch, then added */
-        dnnl_memory_t x = side(&ms, &s->x_w, &s->x, X, c->ws, SL_SRC, true);
-        dnnl_memory_t dy = side(&ms, &s->dy_w, &s->y, dY, c->ws, SL_DST, true);
-        void *wbuf = align64(sal_scratch_get(c->ws, SL_WEI, dnnl_memory_desc_get_size(&s->dw_out.md) + 64));
+        const dnnl_memory_desc_t *dwm = md_of(&s->bwd_w, dnnl_query_diff_weights_md);
+        dnnl_memory_t x = side(&ms, s, x_md(s, xb), X, md_of(&s->bwd_w, dnnl_query_src_md), c->ws, SL_SRC, true, true);
+        dnnl_memory_t dy = side(&ms, s, y_md(s, yb), dY, md_of(&s->bwd_w, dnnl_query_diff_dst_md), c->ws, SL_DST,
+                                true, true);
+        void *wbuf = align64(sal_scratch_get(c->ws, SL_WEI, dnnl_memory_desc_get_size(dwm) + 64));
         float *db = bias ? align64(sal_scratch_get(c->ws, SL_BIAS, sizeof(float) * (size_t)k->M + 64)) : NULL;
-        dnnl_memory_t dw = wbuf ? track(&ms, mem(&s->dw_out.md, wbuf)) : NULL;
+        dnnl_memory_t dw = wbuf ? track(&ms, mem(dwm, wbuf)) : NULL;
         dnnl_memory_t dbm = db ? track(&ms, mem(&s->db, db)) : NULL;
         ok = !ms.bad && dw && (!bias || dbm);
         dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_WEIGHTS, dw},
                                 {DNNL_ARG_DIFF_BIAS, dbm}};
         ok = ok && run_prim(&ms, &s->bwd_w, c->ws, a, bias ? 4 : 3);
-        if (ok && dW) back(&ms, &s->dw_out, dw, &s->w, dW);
+        if (ok && dW) back(&ms, s, dw, dwm, &s->w, dW, true);
         ok = ok && !ms.bad && dnnl_stream_wait(g_stream) == dnnl_success;
         if (ok && dB)
             for (int64_t m = 0; m < k->M; m++) dB[m] += db[m];

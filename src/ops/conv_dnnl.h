@@ -27,11 +27,16 @@ long sal_conv_dnnl_calls(void);
 bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
 
 /* Y = conv(X, W) + B (B may be NULL). *done false (and SAL_OK): oneDNN has no kernel for it, run
- * our own. Keeps primitives in the node's state in c->ws. */
+ * our own. Keeps primitives in the node's state in c->ws. X is blocked when bit 0 of c->blk_in is
+ * set; Y is written blocked (*y_blk) when bit 0 of c->blk_want is set and oneDNN's kernels, forward
+ * and backward, work in that layout. */
 sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
-                                 const float *B, float *Y, bool *done);
+                                 const float *B, float *Y, bool *done, bool *y_blk);
+/* Whether oneDNN runs this convolution, forward and backward, on a blocked X (sal_op.blk_takes). */
+bool sal_conv_dnnl_takes_blocked(const sal_opctx *c, const sal_conv_shape *k, bool bias);
 /* dX, dW, dB (each may be NULL) += the gradients for dY; with dx_fresh, dX = its gradient (dX's
- * old contents are not read). */
+ * old contents are not read). X and dX are blocked when bit 0 of c->blk_in is set, dY when bit 0
+ * of c->blk_out is. */
 sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
                                   bool bias, const float *dY, float *dX, bool dx_fresh, float *dW, float *dB,
                                   bool *done);

@@ -232,7 +232,7 @@ static sal_status bin_backward(sal_opctx *c, bin_kind k) {
     const sal_op sal_op_##NAME = {                                                                 \
         SAL_OP_HEAD(NAME), .traits = __VA_ARGS__, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x2,   \
         .infer = bin_infer, .forward = NAME##_forward, .backward = NAME##_backward,               \
-        .overwrites = true, .bwd_writes = 0x3,                                                     \
+        .overwrites = true, .bwd_writes = 0x3, .blk = SAL_BLK_SAME,                                \
     };
 
 BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)

@@ -34,8 +34,23 @@ typedef struct sal_opctx {
     sal_tensor *const *dout; /* backward: dL/d out[i]; NULL when no gradient reached it (zero) */
     unsigned din_fresh;      /* backward: bit i, din[i] is uninitialized and the op must write it
                               * whole instead of adding (only for inputs in op->bwd_writes) */
+    /* Blocked layouts (ops with blk == SAL_BLK_OWN only; see sal_blk_fits): bit i of blk_in, in[i]
+     * (and din[i]) hold oneDNN's nChw16c order; of blk_out, out[i] (and dout[i]) do. In a forward
+     * pass the op may write out[i] blocked when bit i of blk_want is set, and then sets bit i of
+     * blk_out; in a backward pass both are given. */
+    unsigned blk_in, blk_out, blk_want;
     sal_scratch *ws;
 } sal_opctx;
+
+/* How an op meets the blocked layout (nChw16c: channels in blocks of 16 innermost) in which a
+ * session may keep the activations between convolutions (graph/exec.c), instead of converting
+ * every convolution's input and output. */
+enum {
+    SAL_BLK_NONE, /* reads and writes plain tensors only: the executor converts blocked inputs first */
+    SAL_BLK_SAME, /* elementwise on operands of one shape (or scalars): indifferent to the order of
+                   * elements, so its output and gradients take its inputs' layout */
+    SAL_BLK_OWN,  /* handles blocked input 0 and output 0 itself when blk_takes says so */
+};
 
 /* Op ids, one per line of oplist.h in its order: SAL_OP_Conv, SAL_OP_Relu, ... */
 typedef enum {
@@ -90,6 +105,10 @@ typedef struct sal_op {
     /* backward can write din[i] whole instead of adding (bit i), which saves zeroing a gradient
      * buffer and reading it back: the walker says which buffers are fresh in din_fresh */
     unsigned bwd_writes;
+    unsigned char blk; /* SAL_BLK_* */
+    /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
+     * not, the executor converts them to plain first. */
+    bool (*blk_takes)(sal_opctx *c);
 } sal_op;
 
 /* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its
@@ -122,6 +141,14 @@ static inline unsigned sal_din_mask(const sal_opctx *c) {
         if (c->din[k]) m |= 1u << (k < 31 ? k : 31);
     return m;
 }
+
+/* Whether t can be held in the blocked layout: float32 (N, C, H, W) with C a multiple of 16, where
+ * nChw16c takes exactly as many elements as the plain layout. */
+bool sal_blk_fits(const sal_tensor *t);
+/* Element (n, c, h, w) of a blocked (N, C, H, W) tensor sits at
+ * ((n C/16 + c/16) H W + h W + w) 16 + c%16. Converts n elements between the layouts (src != dst). */
+void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim);
+void sal_blk_from_plain(float *dst, const float *src, const int64_t *dim);
 
 /* Helpers for op files. */
 static inline float *sal_in_f(const sal_opctx *c, int i) { return (float *)c->in[i]->data; }

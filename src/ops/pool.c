@@ -288,9 +288,47 @@ static void global_dims(const sal_opctx *c, int64_t *planes, int64_t *S) {
     for (int i = 2; i < x->ndim; i++) *S *= x->dim[i];
 }
 
+/* A blocked X (sal_blk_fits): planes of 16 channels, each pixel's 16 values together. */
+static void gavg_forward_blk(const sal_opctx *c, int64_t S) {
+    const sal_tensor *x = c->in[0];
+    int64_t nb = x->dim[0] * (x->dim[1] / 16);
+    const float *X = sal_in_f(c, 0);
+    float *Y = sal_out_f(c, 0), inv = 1.0f / (float)S;
+#pragma omp parallel for schedule(static) if (nb * S * 16 > 65536)
+    for (int64_t b = 0; b < nb; b++) {
+        float acc[16] = {0};
+        const float *p = X + b * 16 * S;
+        for (int64_t i = 0; i < S; i++)
+#pragma omp simd
+            for (int l = 0; l < 16; l++) acc[l] += p[i * 16 + l];
+        for (int l = 0; l < 16; l++) Y[b * 16 + l] = acc[l] * inv;
+    }
+}
+
+static void gavg_backward_blk(const sal_opctx *c, int64_t S) {
+    const sal_tensor *x = c->in[0];
+    int64_t nb = x->dim[0] * (x->dim[1] / 16);
+    const float *dY = sal_f32(c->dout[0]);
+    float *dX = sal_f32(c->din[0]);
+#pragma omp parallel for schedule(static) if (nb * S * 16 > 65536)
+    for (int64_t b = 0; b < nb; b++) {
+        float g[16], *p = dX + b * 16 * S;
+        for (int l = 0; l < 16; l++) g[l] = dY[b * 16 + l] / (float)S;
+        for (int64_t i = 0; i < S; i++)
+#pragma omp simd
+            for (int l = 0; l < 16; l++) p[i * 16 + l] += g[l];
+    }
+}
+
+static bool gavg_blk_takes(sal_opctx *c) { return sal_blk_fits(c->in[0]); }
+
 static sal_status gavg_forward(sal_opctx *c) {
     int64_t planes, S;
     global_dims(c, &planes, &S);
+    if (c->blk_in & 1) {
+        gavg_forward_blk(c, S);
+        return SAL_OK;
+    }
     const float *X = sal_in_f(c, 0);
     float *Y = sal_out_f(c, 0);
 #pragma omp parallel for schedule(static) if (planes * S > 65536)
@@ -307,6 +345,10 @@ static sal_status gavg_backward(sal_opctx *c) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
     int64_t planes, S;
     global_dims(c, &planes, &S);
+    if (c->blk_in & 1) {
+        gavg_backward_blk(c, S);
+        return SAL_OK;
+    }
     const float *dY = sal_f32(c->dout[0]);
     float *dX = sal_f32(c->din[0]);
 #pragma omp parallel for schedule(static) if (planes * S > 65536)
@@ -355,6 +397,7 @@ static sal_status gmax_backward(sal_opctx *c) {
 const sal_op sal_op_GlobalAveragePool = {
     SAL_OP_HEAD(GlobalAveragePool), .traits = SAL_TR_AVGPOOL | SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = global_infer, .forward = gavg_forward, .backward = gavg_backward,
+    .blk = SAL_BLK_OWN, .blk_takes = gavg_blk_takes,
 };
 
 const sal_op sal_op_GlobalMaxPool = {
