@@ -269,6 +269,44 @@ static void test_blocked(sal_rng *r) {
     sal_model_free(g);
 }
 
+/* Methods on a reused session: those that read only outputs and input gradients run blocked, the
+ * others (Grad-CAM reads an inner layer) plain, alternately on one session; all must agree with our
+ * own kernels, under which nothing is blocked. */
+static void test_blocked_methods(sal_rng *r) {
+    sal_model *g = build_res(r);
+    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1);
+    enum { NM = 6 };
+    const char *meth[NM] = {"gradient", "integrated_gradients", "gradcam", "smoothgrad", "occlusion", "gradient"};
+    const char *par[NM] = {NULL, "steps=8", NULL, "samples=4", "window=4", NULL};
+    const bool blocked[NM] = {true, true, false, true, true, true};
+    sal_tensor map[2][NM];
+    memset(map, 0, sizeof map);
+    for (int mode = 0; mode < 2; mode++) {
+        sal_conv_dnnl_mode(mode ? SAL_DNNL_ALL : SAL_DNNL_OFF);
+        sal_session *s;
+        CHECK_OK(sal_session_new(g, &s));
+        for (int i = 0; i < NM; i++) {
+            sal_explain_opts o = {.method = meth[i], .nparams = par[i] ? 1 : 0, .params = &par[i], .session = s};
+            sal_explanation *e = NULL;
+            CHECK_OK(sal_explain(g, &x, &o, &e));
+            if (e) sal_tensor_copy(&map[mode][i], sal_explanation_map(e));
+            sal_explanation_free(e);
+            int nblk = 0;
+            for (int v = 0; v < g->nval; v++) nblk += s->blk[v];
+            CHECK(mode ? (nblk > 0) == blocked[i] : nblk == 0, "%s (oneDNN %s): %d values left blocked", meth[i],
+                  mode ? "on" : "off", nblk);
+        }
+        sal_session_free(s);
+    }
+    sal_conv_dnnl_mode(SAL_DNNL_AUTO);
+    for (int i = 0; i < NM; i++)
+        CHECK(relerr(&map[1][i], &map[0][i]) < 1e-4, "%s: oneDNN (blocked: %d) against ours %.2g", meth[i], blocked[i],
+              relerr(&map[1][i], &map[0][i]));
+    for (int i = 0; i < NM; i++) sal_tensor_free(&map[0][i]), sal_tensor_free(&map[1][i]);
+    sal_tensor_free(&x);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -299,6 +337,7 @@ int main(void) {
     }
     test_chain(&r);
     test_blocked(&r);
+    test_blocked_methods(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},

@@ -113,7 +113,7 @@ static sal_status run_blocked(sal_session *s, const sal_node *n, sal_opctx *c) {
     for (int k = 0; k < n->nin && k < 32; k++)
         if (n->in[k] >= 0 && s->blk[n->in[k]]) c->blk_in |= 1u << k;
     for (int k = 0; k < n->nout && k < 32; k++)
-        if (n->out[k] >= 0 && s->blk_cand[n->out[k]] && n->out[k] != s->plain_val) c->blk_want |= 1u << k;
+        if (n->out[k] >= 0 && s->blk_cand[n->out[k]]) c->blk_want |= 1u << k;
     SAL_TRY(op->infer(c));
     bool keep = false;
     if (c->blk_in && op->blk == SAL_BLK_SAME && c->blk_want == (1u << n->nout) - 1) {
@@ -154,7 +154,6 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     s->reached = sal_calloc((size_t)m->nval, sizeof *s->reached);
     s->blk = sal_calloc((size_t)m->nval + 1, 1);
     s->blk_cand = sal_calloc((size_t)m->nval + 1, 1);
-    s->plain_val = -1;
     if (!s->act || !s->grad || !s->has_grad || !s->need || !s->reached || !s->blk || !s->blk_cand) {
         sal_session_free(s);
         return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");

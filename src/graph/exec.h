@@ -26,11 +26,10 @@ struct sal_session {
     double *prof; /* per node: seconds in forward, then in backward (2 nnode); NULL: not timed */
     /* Blocked layouts: with `layouts` set, forward passes keep activations between convolutions in
      * oneDNN's nChw16c order (sal_blk_fits), which saves converting each convolution's input and
-     * output and their gradients (a third of ResNet-50's gradient time). Only callers that read
-     * nothing but model outputs, value `plain_val` and model-input gradients may set it;
-     * sal_session_value and backward rules see plain tensors regardless. */
+     * output and their gradients (a third of ResNet-50's gradient time). Model inputs and outputs
+     * stay plain; only callers that read nothing else but model-input gradients may set it.
+     * sal_session_value, backward rules and wanted gradients see plain tensors regardless. */
     bool layouts;
-    int plain_val;           /* kept plain (-1: none): the explained output */
     bool blk_used;           /* the last forward pass ran with layouts */
     unsigned char *blk;      /* per value: act (and grad) hold the blocked layout now */
     unsigned char *blk_cand; /* per value: every consumer could take it blocked (fixed per model) */

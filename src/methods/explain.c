@@ -224,11 +224,6 @@ static void input_range(sal_xctx *c, const sal_explain_opts *o) {
     c->hi = hi > lo ? hi : lo + 1;
 }
 
-/* The default chunk of batched methods: as many rows as keep the activations and gradients of one
- * pass near 512 MiB, at most 64. Measured on the forward pass just made: a VGG16 image holds about
- * 120 MB of activations, so 64 integrated-gradient steps at once would need 15 GB; 2 rows read its
- * 500 MB of dense weights once for two (integrated gradients 7% faster than one row, 1.2 GB
- * resident in all); the MLP and the small CNN hold well under 1 MB and keep 64. */
 /* Whether c's method (and the method it wraps) lets the session keep activations blocked. */
 static bool plain_io(const sal_xctx *c) {
     if (c->meth->black_box) return true; /* forward passes only, read at the explained output */
@@ -243,6 +238,11 @@ static bool plain_io(const sal_xctx *c) {
     return true;
 }
 
+/* The default chunk of batched methods: as many rows as keep the activations and gradients of one
+ * pass near 512 MiB, at most 64. Measured on the forward pass just made: a VGG16 image holds about
+ * 120 MB of activations, so 64 integrated-gradient steps at once would need 15 GB; 2 rows read its
+ * 500 MB of dense weights once for two (integrated gradients 7% faster than one row, 1.2 GB
+ * resident in all); the MLP and the small CNN hold well under 1 MB and keep 64. */
 static int64_t auto_chunk(const sal_xctx *c) {
     const sal_model *m = c->m;
     double bytes = 0;
@@ -346,7 +346,6 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         else st = sal_session_new(m, &c.s);
     }
     bool lay = c.s ? c.s->layouts : false;
-    int plain_val = c.s ? c.s->plain_val : -1;
     if (c.s) c.s->layouts = plain_io(&c);
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
     if (st == SAL_OK && o->chunk <= 0) c.chunk = auto_chunk(&c);
@@ -414,7 +413,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     sal_tensor_free(&c.out);
     sal_tensor_free(&c.layer_out);
     sal_free(c.series);
-    if (c.s && c.s == o->session) c.s->layouts = lay, c.s->plain_val = plain_val;
+    if (c.s && c.s == o->session) c.s->layouts = lay;
     if (c.s != o->session) sal_session_free(c.s);
     sal_free(c.target);
     sal_free(value);

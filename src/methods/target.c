@@ -78,9 +78,6 @@ static sal_status expand_mask(const sal_xctx *c, const sal_tensor *M, const sal_
 sal_status sal_target_resolve(sal_xctx *c, const sal_explain_opts *o, sal_tensor *mask) {
     const sal_model *m = c->m;
     SAL_TRY(pick_output(m, o->output_name, &c->outv));
-    /* an inner value explained is read plain, now and in the method's forward passes */
-    SAL_TRY(sal_exec_unblock(c->s, c->outv, false));
-    c->s->plain_val = c->outv;
     const sal_tensor *y = &c->s->act[c->outv];
     int64_t N = c->x->dim[0];
     char b[160];
