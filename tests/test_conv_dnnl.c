@@ -173,13 +173,16 @@ static sal_model *build_res(sal_rng *r) {
     return t_finish(g, "y");
 }
 
-/* Guided backpropagation at a ReLU, as a rule: rules see plain tensors whatever the session keeps. */
+/* Guided backpropagation at a ReLU, scaled by channel, as a rule: rules see plain tensors whatever
+ * the session keeps (the channel of element i is read from its plain index). */
 static sal_status guided(sal_opctx *c, void *user) {
     (void)user;
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
     const float *y = sal_f32(c->out[0]), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
-    for (int64_t i = 0, n = sal_tensor_numel(c->out[0]); i < n; i++) dx[i] += y[i] > 0 && dy[i] > 0 ? dy[i] : 0;
+    const int64_t *d = c->out[0]->dim;
+    for (int64_t i = 0, n = sal_tensor_numel(c->out[0]); i < n; i++)
+        dx[i] += (y[i] > 0 && dy[i] > 0 ? dy[i] : 0) * (1 + 0.1f * (float)(i / (d[2] * d[3]) % d[1]));
     return SAL_OK;
 }
 
@@ -275,10 +278,11 @@ static void test_blocked(sal_rng *r) {
 static void test_blocked_methods(sal_rng *r) {
     sal_model *g = build_res(r);
     sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1);
-    enum { NM = 6 };
-    const char *meth[NM] = {"gradient", "integrated_gradients", "gradcam", "smoothgrad", "occlusion", "gradient"};
-    const char *par[NM] = {NULL, "steps=8", NULL, "samples=4", "window=4", NULL};
-    const bool blocked[NM] = {true, true, false, true, true, true};
+    enum { NM = 9 };
+    const char *meth[NM] = {"gradient", "integrated_gradients", "gradcam",    "smoothgrad", "occlusion",
+                            "guided_backprop", "rectgrad", "lrp_epsilon", "gradient"};
+    const char *par[NM] = {NULL, "steps=8", NULL, "samples=4", "window=4", NULL, "tau=50", NULL, NULL};
+    const bool blocked[NM] = {true, true, false, true, true, true, true, false, true};
     sal_tensor map[2][NM];
     memset(map, 0, sizeof map);
     for (int mode = 0; mode < 2; mode++) {

@@ -337,14 +337,15 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
         sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
         /* rules and plain ops see plain tensors; an elementwise op needs all its values alike */
-        if (s->blk_used && (rule || n->op->blk != SAL_BLK_OWN)) {
+        bool plain_rule = rule && !(o && o->rules_any_layout);
+        if (s->blk_used && (plain_rule || n->op->blk != SAL_BLK_OWN)) {
             bool any = false, all = true;
             for (int k = 0; k < n->nin + n->nout; k++) {
                 int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
                 if (v < 0 || (k < n->nin && sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v])) continue;
                 any |= s->blk[v], all &= s->blk[v];
             }
-            if (any && (rule || n->op->blk == SAL_BLK_NONE || !all))
+            if (any && (plain_rule || n->op->blk == SAL_BLK_NONE || !all))
                 for (int k = 0; k < n->nin + n->nout; k++)
                     SAL_TRY(sal_exec_unblock(s, k < n->nin ? n->in[k] : n->out[k - n->nin], true));
         }

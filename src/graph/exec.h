@@ -61,6 +61,10 @@ typedef struct {
     const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */
     const sal_rule_fn *rule; /* per node (NULL entries: the op's gradient); the array may be NULL */
     void *user;              /* passed to rules */
+    /* Every rule is indifferent to the order of elements within a sample (elementwise, a
+     * per-sample percentile, or the op's own gradient), so rules may run on blocked tensors like
+     * the ops; otherwise the walker converts a rule's values to plain first. */
+    bool rules_any_layout;
 } sal_backward_opts;
 
 /* Backpropagates seeds[i] (shaped as value seed_val[i]) through the last forward pass. Afterwards

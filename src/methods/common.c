@@ -171,7 +171,8 @@ sal_status sal_rule_grad(const sal_xctx *c, sal_session *s, const sal_tensor *x,
     SAL_TRY(sal_exec_forward_reuse(s, x));
     int out = sal_explained(c, m);
     sal_status st = sal_target_seed(c, &s->act[out], target, &seed, value);
-    sal_backward_opts bo = {.rule = rules, .user = user};
+    /* a plain_io method's rules are indifferent to blocked layouts (sal_method.plain_io) */
+    sal_backward_opts bo = {.rule = rules, .user = user, .rules_any_layout = c->meth && c->meth->plain_io};
     if (st == SAL_OK) st = sal_exec_backward(s, 1, &out, &seed, &bo);
     if (st == SAL_OK) st = sal_tensor_copy(g, &s->grad[m->input[0]]);
     sal_tensor_free(&seed);

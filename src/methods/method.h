@@ -32,9 +32,10 @@ typedef struct sal_method {
     bool describes;
     /* Takes one-hot sequences only, (N, 4, L) or (N, L, 4) (sequence.c, ism.c). */
     bool sequence;
-    /* Reads nothing of its session but the explained output and the input's gradient, and sets no
-     * backward rules: its session may keep activations in blocked layouts (graph/exec.h). A wrapper
-     * (SmoothGrad) qualifies when its inner method does. */
+    /* Reads nothing of its session but the explained output and the input's gradient, and its
+     * backward rules, if any, are indifferent to the order of elements within a sample (elementwise,
+     * per-sample percentiles, the ops' own gradients): its session may keep activations in blocked
+     * layouts (graph/exec.h). A wrapper (SmoothGrad) qualifies when its inner method does. */
     bool plain_io;
 } sal_method;
 

@@ -228,6 +228,7 @@ const sal_method sal_method_deconvnet = {
     .params = k_none,
     .run = run_deconvnet,
     .describes = true,
+    .plain_io = true,
 };
 
 const sal_method sal_method_guided_backprop = {
@@ -236,6 +237,7 @@ const sal_method sal_method_guided_backprop = {
     .params = k_none,
     .run = run_guided,
     .describes = true,
+    .plain_io = true,
 };
 
 const sal_method sal_method_rectgrad = {
@@ -245,6 +247,7 @@ const sal_method sal_method_rectgrad = {
     .params = k_rect,
     .run = run_rectgrad,
     .describes = true,
+    .plain_io = true,
 };
 
 const sal_method sal_method_rectgrad_mod = {
@@ -253,4 +256,5 @@ const sal_method sal_method_rectgrad_mod = {
     .params = k_rect_mod,
     .run = run_rectgrad_mod,
     .describes = true,
+    .plain_io = true,
 };
