@@ -311,6 +311,42 @@ static void test_blocked_methods(sal_rng *r) {
     sal_model_free(g);
 }
 
+/* Gradient buffers go back to a pool once used: the input gradient is the same as with every
+ * gradient kept, inner gradients are gone afterwards, and the session holds less. */
+static void test_grad_pool(sal_rng *r) {
+    sal_model *g = build_res(r);
+    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1), dx[2] = {{0}};
+    int y = sal_graph_find(g, "y"), vx = sal_graph_find(g, "x"), h1 = sal_graph_find(g, "h1");
+    size_t held[2];
+    for (int keep = 0; keep < 2; keep++) {
+        sal_session *s;
+        CHECK_OK(sal_session_new(g, &s));
+        s->keep_grads = keep;
+        size_t base = sal_memory_in_use();
+        sal_rng rs;
+        sal_rng_seed(&rs, 3);
+        sal_tensor seed = {0};
+        for (int rep = 0; rep < 3; rep++) {
+            CHECK_OK(sal_exec_forward(s, &x));
+            if (!rep) seed = t_rand(&rs, s->act[y].ndim, s->act[y].dim, 1);
+            CHECK_OK(sal_exec_backward(s, 1, &y, &seed, NULL));
+        }
+        held[keep] = sal_memory_in_use() - base;
+        CHECK(s->has_grad[h1] == keep && s->has_grad[vx], "keep_grads %d: inner gradient %s", keep,
+              s->has_grad[h1] ? "kept" : "dropped");
+        CHECK(keep || s->npool > 0, "no gradient buffer went back to the pool");
+        sal_tensor_copy(&dx[keep], &s->grad[vx]);
+        sal_tensor_free(&seed);
+        sal_session_free(s);
+    }
+    CHECK(relerr(&dx[0], &dx[1]) == 0, "input gradient with pooled buffers differs: %.2g", relerr(&dx[0], &dx[1]));
+    CHECK(held[0] < held[1], "pooled gradients hold %zu bytes, kept ones %zu", held[0], held[1]);
+    sal_tensor_free(&dx[0]);
+    sal_tensor_free(&dx[1]);
+    sal_tensor_free(&x);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -342,6 +378,7 @@ int main(void) {
     test_chain(&r);
     test_blocked(&r);
     test_blocked_methods(&r);
+    test_grad_pool(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},

@@ -54,6 +54,7 @@ static sal_session *relevance(const sal_model *m, const sal_tensor *x, int64_t t
     sal_lrp_config cfg = cfg0(attention);
     int64_t tg[8] = {t, t, t, t, t, t, t, t};
     SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
+    s->keep_grads = true; /* the relevance at inner values */
     sal_status st = sal_lrp_plan_new(m, &cfg, &p);
     if (st == SAL_OK) st = sal_lrp_backward(s, x, tg, false, sal_lrp_plan_rules(p), p, NULL);
     CHECK(st == SAL_OK, "LRP pass on %s: %s", m->path, sal_last_error());

@@ -334,6 +334,7 @@ static void relevance_sums(const sal_model *m, const sal_tensor *x, const sal_lr
     int64_t N = x->dim[0], tg[8];
     for (int b = 0; b < N; b++) tg[b] = t;
     SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
+    s->keep_grads = true; /* the relevance at inner values */
     sal_status st = sal_lrp_plan_new(m, cfg, &p);
     if (st == SAL_OK) st = sal_lrp_backward(s, x, tg, false, sal_lrp_plan_rules(p), p, seed);
     CHECK(st == SAL_OK, "LRP pass: %s", sal_last_error());
@@ -462,6 +463,7 @@ static void test_lrp0_conservation(void) {
     int64_t tg[4] = {1, 1, 1, 1};
     float seed[4];
     SAL_ASSERT(sal_session_new(mlpb, &s) == SAL_OK);
+    s->keep_grads = true; /* the relevance at inner values */
     CHECK_OK(sal_lrp_plan_new(mlpb, &ce, &p));
     CHECK_OK(sal_lrp_backward(s, &x, tg, false, sal_lrp_plan_rules(p), p, seed));
     const char *lin[3][3] = {{"x", "z1", "fc1.b"}, {"a1", "z2", "fc2.b"}, {"a2", "y", ""}};

@@ -182,6 +182,8 @@ void sal_session_free(sal_session *s) {
     sal_free(s->blk);
     sal_free(s->blk_cand);
     sal_tensor_free(&s->spare);
+    for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
+    sal_free(s->pool);
     sal_free(s->prof);
     sal_scratch_free(&s->ws);
     sal_session_free(s->twin);
@@ -273,6 +275,117 @@ sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     return sal_exec_forward(s, x);
 }
 
+/* Gradient buffers circulate through a pool: a value's gradient, once its producer has used it,
+ * gives its buffer back, and the next gradient to start takes the smallest pooled buffer that fits.
+ * A backward pass then holds the gradients live at one time rather than one per value, and later
+ * passes reuse the same buffers. */
+static void grad_release(sal_session *s, int v) {
+    sal_tensor *t = &s->grad[v];
+    s->has_grad[v] = false;
+    if (!t->cap) return;
+    if (s->npool == s->pool_cap) {
+        int cap = s->pool_cap ? 2 * s->pool_cap : 16;
+        sal_tensor *p = sal_realloc(s->pool, (size_t)cap * sizeof *p);
+        if (!p) return; /* the buffer stays with its value */
+        s->pool = p, s->pool_cap = cap;
+    }
+    s->pool[s->npool++] = *t;
+    memset(t, 0, sizeof *t);
+}
+
+/* Allocates grad[v] for value v's shape (zeroed unless raw), with a pooled buffer if its own is
+ * too small. */
+static sal_status grad_alloc(sal_session *s, int v, bool raw) {
+    sal_tensor *t = &s->grad[v];
+    size_t bytes = sizeof(float) * (size_t)sal_tensor_numel(&s->act[v]);
+    int best = -1;
+    for (int i = 0; t->cap < bytes && i < s->npool; i++)
+        if (s->pool[i].cap >= bytes && (best < 0 || s->pool[i].cap < s->pool[best].cap)) best = i;
+    if (best >= 0) {
+        sal_tensor own = *t;
+        *t = s->pool[best];
+        if (own.cap) s->pool[best] = own;
+        else s->pool[best] = s->pool[--s->npool];
+    }
+    return raw ? sal_tensor_alloc_raw(t, SAL_F32, s->act[v].ndim, s->act[v].dim)
+               : sal_tensor_alloc(t, SAL_F32, s->act[v].ndim, s->act[v].dim);
+}
+
+/* The backward step of node i: its rule or its op's gradient, into the gradients of its inputs. */
+static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *o) {
+    const sal_model *m = s->m;
+    const sal_node *n = &m->node[i];
+    bool reached = false, wanted = false;
+    /* a wanted value's zeroed buffer is not a gradient: running the node on it could turn 0
+     * into NaN (0/0 in Div's backward) in another input's gradient */
+    for (int k = 0; k < n->nout; k++) reached |= n->out[k] >= 0 && s->reached[n->out[k]];
+    for (int k = 0; k < n->nin; k++) wanted |= n->in[k] >= 0 && s->need[n->in[k]];
+    if (!reached || !wanted) return SAL_OK;
+    sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
+    sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
+    /* rules and plain ops see plain tensors; an elementwise op needs all its values alike */
+    bool plain_rule = rule && !(o && o->rules_any_layout);
+    if (s->blk_used && (plain_rule || n->op->blk != SAL_BLK_OWN)) {
+        bool any = false, all = true;
+        for (int k = 0; k < n->nin + n->nout; k++) {
+            int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
+            if (v < 0 || (k < n->nin && sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v])) continue;
+            any |= s->blk[v], all &= s->blk[v];
+        }
+        if (any && (plain_rule || n->op->blk == SAL_BLK_NONE || !all))
+            for (int k = 0; k < n->nin + n->nout; k++)
+                SAL_TRY(sal_exec_unblock(s, k < n->nin ? n->in[k] : n->out[k - n->nin], true));
+    }
+    unsigned bin = 0, bout = 0;
+    for (int k = 0; k < n->nin && k < 32; k++)
+        if (n->in[k] >= 0 && s->blk[n->in[k]]) bin |= 1u << k;
+    for (int k = 0; k < n->nout && k < 32; k++)
+        if (n->out[k] >= 0 && s->blk[n->out[k]]) bout |= 1u << k;
+    unsigned fresh = 0;
+    for (int k = 0; k < n->nin; k++) {
+        int v = n->in[k];
+        in[k] = v >= 0 ? &s->act[v] : NULL;
+        din[k] = NULL;
+        if (v < 0 || !s->need[v] || s->act[v].dtype != SAL_F32) continue;
+        if (!s->has_grad[v]) {
+            /* the first gradient into v: an op that writes it whole gets it unzeroed, unless
+             * the node reads v twice (both slots would share the buffer) */
+            bool once = true;
+            for (int j = 0; j < n->nin; j++) once &= j == k || n->in[j] != v;
+            bool raw = !rule && k < 32 && (n->op->bwd_writes >> k & 1) && once;
+            SAL_TRY(grad_alloc(s, v, raw));
+            if (raw) fresh |= 1u << k;
+            s->has_grad[v] = true;
+        }
+        din[k] = &s->grad[v];
+    }
+    for (int k = 0; k < n->nout; k++) {
+        int v = n->out[k];
+        out[k] = v >= 0 ? &s->act[v] : NULL;
+        dout[k] = v >= 0 && s->reached[v] ? &s->grad[v] : NULL;
+    }
+    if (all_empty(out, n->nout)) { /* no gradient flows through nothing (see all_empty) */
+        for (int k = 0; k < n->nin; k++)
+            if (fresh >> k & 1) memset(din[k]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(din[k]));
+        return SAL_OK;
+    }
+    sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
+                   .blk_in = n->op->blk == SAL_BLK_OWN ? bin : 0, .blk_out = n->op->blk == SAL_BLK_OWN ? bout : 0,
+                   .ws = &s->ws};
+    double t0 = s->prof ? sal_now() : 0;
+    if (rule) {
+        SAL_TRY(rule(&c, o->user));
+    } else {
+        if (!n->op->backward)
+            return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "has no gradient");
+        SAL_TRY(n->op->backward(&c));
+    }
+    if (s->prof) s->prof[m->nnode + i] += sal_now() - t0;
+    for (int k = 0; k < n->nin; k++)
+        if (din[k]) s->reached[n->in[k]] = true;
+    return SAL_OK;
+}
+
 sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, const sal_tensor *seeds,
                              const sal_backward_opts *o) {
     const sal_model *m = s->m;
@@ -300,13 +413,13 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
     for (int v = 0; v < m->nval; v++) {
         bool wanted = o && o->wrt ? o->wrt[v] : false;
         if (!wanted) continue;
-        SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+        SAL_TRY(grad_alloc(s, v, false));
         s->has_grad[v] = true;
     }
     if (!o || !o->wrt)
         for (int i = 0; i < m->ninput; i++) {
             int v = m->input[i];
-            SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+            SAL_TRY(grad_alloc(s, v, false));
             s->has_grad[v] = true;
         }
     for (int i = 0; i < nseed; i++) {
@@ -318,7 +431,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
                             sal_shape_str(s->act[v].ndim, s->act[v].dim, b, sizeof b));
         }
         if (!s->has_grad[v]) {
-            SAL_TRY(sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
+            SAL_TRY(grad_alloc(s, v, false));
             s->has_grad[v] = true;
         }
         s->reached[v] = true;
@@ -327,76 +440,13 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         for (int64_t j = 0, n = sal_tensor_numel(&seeds[i]); j < n; j++) g[j] += sd[j];
     }
     for (int i = m->nnode - 1; i >= 0; i--) {
+        SAL_TRY(backward_node(s, i, o));
+        if (s->keep_grads) continue;
+        /* the node was the last reader of its outputs' gradients: unless wanted, their buffers go
+         * back to the pool for the gradients still to come */
         const sal_node *n = &m->node[i];
-        bool reached = false, wanted = false;
-        /* a wanted value's zeroed buffer is not a gradient: running the node on it could turn 0
-         * into NaN (0/0 in Div's backward) in another input's gradient */
-        for (int k = 0; k < n->nout; k++) reached |= n->out[k] >= 0 && s->reached[n->out[k]];
-        for (int k = 0; k < n->nin; k++) wanted |= n->in[k] >= 0 && s->need[n->in[k]];
-        if (!reached || !wanted) continue;
-        sal_tensor *in[n->nin + 1], *out[n->nout + 1], *din[n->nin + 1], *dout[n->nout + 1];
-        sal_rule_fn rule = o && o->rule ? o->rule[i] : NULL;
-        /* rules and plain ops see plain tensors; an elementwise op needs all its values alike */
-        bool plain_rule = rule && !(o && o->rules_any_layout);
-        if (s->blk_used && (plain_rule || n->op->blk != SAL_BLK_OWN)) {
-            bool any = false, all = true;
-            for (int k = 0; k < n->nin + n->nout; k++) {
-                int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
-                if (v < 0 || (k < n->nin && sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v])) continue;
-                any |= s->blk[v], all &= s->blk[v];
-            }
-            if (any && (plain_rule || n->op->blk == SAL_BLK_NONE || !all))
-                for (int k = 0; k < n->nin + n->nout; k++)
-                    SAL_TRY(sal_exec_unblock(s, k < n->nin ? n->in[k] : n->out[k - n->nin], true));
-        }
-        unsigned bin = 0, bout = 0;
-        for (int k = 0; k < n->nin && k < 32; k++)
-            if (n->in[k] >= 0 && s->blk[n->in[k]]) bin |= 1u << k;
-        for (int k = 0; k < n->nout && k < 32; k++)
-            if (n->out[k] >= 0 && s->blk[n->out[k]]) bout |= 1u << k;
-        unsigned fresh = 0;
-        for (int k = 0; k < n->nin; k++) {
-            int v = n->in[k];
-            in[k] = v >= 0 ? &s->act[v] : NULL;
-            din[k] = NULL;
-            if (v < 0 || !s->need[v] || s->act[v].dtype != SAL_F32) continue;
-            if (!s->has_grad[v]) {
-                /* the first gradient into v: an op that writes it whole gets it unzeroed, unless
-                 * the node reads v twice (both slots would share the buffer) */
-                bool once = true;
-                for (int j = 0; j < n->nin; j++) once &= j == k || n->in[j] != v;
-                bool raw = !rule && k < 32 && (n->op->bwd_writes >> k & 1) && once;
-                SAL_TRY(raw ? sal_tensor_alloc_raw(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim)
-                            : sal_tensor_alloc(&s->grad[v], SAL_F32, s->act[v].ndim, s->act[v].dim));
-                if (raw) fresh |= 1u << k;
-                s->has_grad[v] = true;
-            }
-            din[k] = &s->grad[v];
-        }
-        for (int k = 0; k < n->nout; k++) {
-            int v = n->out[k];
-            out[k] = v >= 0 ? &s->act[v] : NULL;
-            dout[k] = v >= 0 && s->reached[v] ? &s->grad[v] : NULL;
-        }
-        if (all_empty(out, n->nout)) { /* no gradient flows through nothing (see all_empty) */
-            for (int k = 0; k < n->nin; k++)
-                if (fresh >> k & 1) memset(din[k]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(din[k]));
-            continue;
-        }
-        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
-                       .blk_in = n->op->blk == SAL_BLK_OWN ? bin : 0, .blk_out = n->op->blk == SAL_BLK_OWN ? bout : 0,
-                       .ws = &s->ws};
-        double t0 = s->prof ? sal_now() : 0;
-        if (rule) {
-            SAL_TRY(rule(&c, o->user));
-        } else {
-            if (!n->op->backward)
-                return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "has no gradient");
-            SAL_TRY(n->op->backward(&c));
-        }
-        if (s->prof) s->prof[m->nnode + i] += sal_now() - t0;
-        for (int k = 0; k < n->nin; k++)
-            if (din[k]) s->reached[n->in[k]] = true;
+        for (int k = 0; k < n->nout; k++)
+            if (n->out[k] >= 0 && !(o && o->wrt && o->wrt[n->out[k]])) grad_release(s, n->out[k]);
     }
     return SAL_OK;
 }

@@ -34,6 +34,10 @@ struct sal_session {
     unsigned char *blk;      /* per value: act (and grad) hold the blocked layout now */
     unsigned char *blk_cand; /* per value: every consumer could take it blocked (fixed per model) */
     sal_tensor spare;        /* the buffer a conversion to plain writes into, then swaps in */
+    bool keep_grads;         /* keep every value's gradient after a backward pass, not only the
+                              * wanted ones (tests of relevance at inner layers) */
+    sal_tensor *pool;        /* gradient buffers no value holds now (exec.c: grad_release) */
+    int npool, pool_cap;
 };
 
 /* Times every node of every later pass into s->prof (summed until switched off): where a model's
@@ -68,7 +72,8 @@ typedef struct {
 } sal_backward_opts;
 
 /* Backpropagates seeds[i] (shaped as value seed_val[i]) through the last forward pass. Afterwards
- * s->grad[v] holds the result for every wanted v (zero if no path reaches it). */
+ * s->grad[v] holds the result for every wanted v (zero if no path reaches it); the gradients of
+ * other node outputs are not kept (their buffers are reused within the pass). */
 sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, const sal_tensor *seeds,
                              const sal_backward_opts *o);
 
