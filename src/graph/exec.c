@@ -269,7 +269,9 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
-    if (in0 && s->forward_done && s->blk_used == (s->layouts && !s->twin) && in0->data && x->data && in0->dtype == x->dtype && sal_tensor_same_shape(in0, x) &&
+    bool same_layouts = s->blk_used == (s->layouts && !s->twin);
+    if (in0 && s->forward_done && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
+        sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
         return SAL_OK;
     return sal_exec_forward(s, x);

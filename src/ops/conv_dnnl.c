@@ -53,7 +53,7 @@ typedef struct {
     dnnl_memory_desc_t from, to;
     bool add;
 } reorder;
-enum { MAX_REORDERS = 16 };
+enum { MAX_REORDERS = 24 }; /* 15 distinct ones at most: X, Y, W, dY, dX, dW, plain or blocked */
 
 /* A weight in a primitive's layout, kept while the model's weights do not change: the node's own
  * constant at the model's version. Substituted weights (LRP's rules) are reordered every call. */
@@ -255,11 +255,9 @@ static bool build_bwd_data(sal_conv_dnnl *s) {
     geo g;
     geo_of(k, &g);
     dnnl_convolution_desc_t cd;
-    if (dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &xa, &wa, &ya, g.strides, g.dil, g.pl, g.pr) !=
-            dnnl_success ||
-        !prim_make(&s->bwd_d, &cd, s->fwd.pd))
-        return false;
-    return true;
+    return dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &xa, &wa, &ya, g.strides, g.dil, g.pl, g.pr) ==
+               dnnl_success &&
+           prim_make(&s->bwd_d, &cd, s->fwd.pd);
 }
 
 static bool build_bwd_weights(sal_conv_dnnl *s, bool bias) {
@@ -271,11 +269,9 @@ static bool build_bwd_weights(sal_conv_dnnl *s, bool bias) {
     geo_of(k, &g);
     s->db = s->b;
     dnnl_convolution_desc_t cd;
-    if (dnnl_dilated_convolution_backward_weights_desc_init(&cd, alg, &xa, &wa, bias ? &s->db : NULL, &ya, g.strides,
-                                                            g.dil, g.pl, g.pr) != dnnl_success ||
-        !prim_make(&s->bwd_w, &cd, s->fwd.pd))
-        return false;
-    return true;
+    return dnnl_dilated_convolution_backward_weights_desc_init(&cd, alg, &xa, &wa, bias ? &s->db : NULL, &ya,
+                                                               g.strides, g.dil, g.pl, g.pr) == dnnl_success &&
+           prim_make(&s->bwd_w, &cd, s->fwd.pd);
 }
 
 /* Builds the backward primitives not yet tried; whether oneDNN runs both. */

@@ -146,9 +146,9 @@ static inline unsigned sal_din_mask(const sal_opctx *c) {
  * nChw16c takes exactly as many elements as the plain layout. */
 bool sal_blk_fits(const sal_tensor *t);
 /* Element (n, c, h, w) of a blocked (N, C, H, W) tensor sits at
- * ((n C/16 + c/16) H W + h W + w) 16 + c%16. Converts n elements between the layouts (src != dst). */
+ * ((n C/16 + c/16) H W + h W + w) 16 + c%16. Writes the blocked tensor src of shape dim to dst in
+ * plain order (dst != src). */
 void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim);
-void sal_blk_from_plain(float *dst, const float *src, const int64_t *dim);
 
 /* Helpers for op files. */
 static inline float *sal_in_f(const sal_opctx *c, int i) { return (float *)c->in[i]->data; }
