@@ -107,6 +107,10 @@ sal_status sal_exec_unblock(sal_session *s, int v, bool grad) {
     return SAL_OK;
 }
 
+/* A scalar operand of an elementwise op (Clip's bounds, a constant factor) reads alike in either
+ * layout, so it neither needs nor stops blocking. */
+static bool plain_scalar(const sal_session *s, int v) { return sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v]; }
+
 /* Forward of node n with layouts: decides which inputs stay blocked and which outputs become so. */
 static sal_status run_blocked(sal_session *s, const sal_node *n, sal_opctx *c) {
     const sal_op *op = n->op;
@@ -120,7 +124,7 @@ static sal_status run_blocked(sal_session *s, const sal_node *n, sal_opctx *c) {
         keep = true; /* every non-scalar input blocked and shaped as the output */
         for (int k = 0; keep && k < n->nin; k++) {
             int v = n->in[k];
-            if (v >= 0 && !(sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v]))
+            if (v >= 0 && !plain_scalar(s, v))
                 keep = s->blk[v] && sal_tensor_same_shape(&s->act[v], c->out[0]);
         }
     } else if (c->blk_in) {
@@ -331,7 +335,7 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
         bool any = false, all = true;
         for (int k = 0; k < n->nin + n->nout; k++) {
             int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
-            if (v < 0 || (k < n->nin && sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v])) continue;
+            if (v < 0 || (k < n->nin && plain_scalar(s, v))) continue;
             any |= s->blk[v], all &= s->blk[v];
         }
         if (any && (plain_rule || n->op->blk == SAL_BLK_NONE || !all))
