@@ -107,7 +107,7 @@ static sal_status bin_infer(sal_opctx *c) {
 #define FLAT_LOOP(N, STMT)                                                                         \
     do {                                                                                           \
         const int64_t n_ = (N);                                                                    \
-        _Pragma("omp parallel for simd if (n_ > 65536)") for (int64_t i = 0; i < n_; i++) STMT;   \
+        _Pragma("omp parallel for simd if (parallel: n_ > 65536)") for (int64_t i = 0; i < n_; i++) STMT;   \
     } while (0)
 
 static sal_status bin_forward(sal_opctx *c, bin_kind k) {

@@ -173,7 +173,7 @@ static sal_status exp_backward(sal_opctx *c) { /* d e^x = e^x = y */
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for simd if (n > PAR_MIN)
+#pragma omp parallel for simd if (parallel: n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i];
     return SAL_OK;
 }
@@ -427,7 +427,7 @@ static sal_status pow_forward(sal_opctx *c) {
         float *y = sal_out_f(c, 0);
         if (sal_tensor_numel(E) == 1 && e[0] == 2.0f) { /* x^2 (LayerNorm's variance as exported): exact */
             int64_t n = sal_tensor_numel(X);
-#pragma omp parallel for simd if (n > PAR_MIN)
+#pragma omp parallel for simd if (parallel: n > PAR_MIN)
             for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
             return SAL_OK;
         }
@@ -470,7 +470,7 @@ static sal_status pow_backward(sal_opctx *c) {
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL, *de = c->din[1] ? sal_f32(c->din[1]) : NULL;
     if (dx && !de && E->dtype == SAL_F32 && sal_tensor_numel(E) == 1 && sal_f32(E)[0] == 2.0f) { /* d x^2 = 2x */
         int64_t n = sal_tensor_numel(X);
-#pragma omp parallel for simd if (n > PAR_MIN)
+#pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += 2.0f * x[i] * dy[i];
         return SAL_OK;
     }
