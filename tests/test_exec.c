@@ -423,6 +423,47 @@ static void test_params(void) {
     sal_model_free(g);
 }
 
+/* Gemm with transB keeps a transposed copy of its weight for batches of 8 rows or more
+ * (src/ops/linear.c): the product with and without it, and after the weights change. */
+static void test_gemm_copy(void) {
+    enum { M = 16, KI = 64, KO = 128 };
+    float a[M * KI], w[KO * KI], b[KO];
+    t_randv(&R, a, M * KI, 1);
+    t_randv(&R, w, KO * KI, 0.3f);
+    t_randv(&R, b, KO, 0.3f);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<gemm>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "a", SAL_F32, 2, DIMS(-1, KI)) == SAL_OK);
+    t_const(g, "w", 2, DIMS(KO, KI), w);
+    t_const(g, "b", 1, DIMS(KO), b);
+    sal_attr ga[1] = {sal_attr_make_int("transB", 1)};
+    t_node(g, "Gemm", "fc", 3, NAMES("a", "w", "b"), "y", 1, ga);
+    t_finish(g, "y");
+    sal_session *s;
+    SAL_ASSERT(sal_session_new(g, &s) == SAL_OK);
+    sal_tensor feed = t_tensor_of(2, DIMS(M, KI), a);
+    float *W = sal_f32(&g->val[sal_graph_find(g, "w")].t);
+    static double ref[M * KO];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < M; i++)
+            for (int o = 0; o < KO; o++) {
+                double z = b[o];
+                for (int k = 0; k < KI; k++) z += (double)a[i * KI + k] * W[o * KI + k];
+                ref[i * KO + o] = z;
+            }
+        for (int call = 0; call < 3; call++) { /* the copy is made on the second call */
+            CHECK_OK(sal_exec_forward(s, &feed));
+            CHECK(maxdiff(&s->act[sal_graph_find(g, "y")], ref, M * KO) < 1e-4,
+                  "Gemm transB, weights %d, call %d, against the product in double", round, call);
+        }
+        for (int e = 0; e < KO * KI; e++) W[e] = -0.5f * W[e] + 0.01f * (float)(e % 7);
+        sal_model_weights_changed(g);
+    }
+    sal_tensor_free(&feed);
+    sal_session_free(s);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng_seed(&R, 2024);
     t_randv(&R, X, N * D, 1);
@@ -434,5 +475,6 @@ int main(void) {
     test_seeds();
     test_fanout();
     test_params();
+    test_gemm_copy();
     return t_done("test_exec");
 }
