@@ -70,8 +70,8 @@ static sal_status gemm_infer(sal_opctx *c) {
  * as Gemm with transB, and oneDNN's sgemm runs products with B transposed 1.5 to 9x slower than
  * untransposed ones once A has 8 rows or more (50 x 1024 x 1024: 1.06 ms against 0.32; OpenBLAS,
  * which we use there instead, 0.48 ms): a batch of rows is worth one transposed copy of a weight of
- * moderate size. The copy is made on the second call at one weight version, so training, which
- * changes the weights after every forward pass, never pays for a transposition it cannot reuse. */
+ * moderate size. (Training renews it after every step; made on a later call instead, results would
+ * depend on how many calls came before.) */
 typedef struct {
     float *bt; /* NULL until made */
     const float *src;
@@ -102,13 +102,11 @@ static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N,
         ns->p = s;
         ns->free = gemm_state_free;
     }
-    bool seen = s->src == B && s->version == c->g->version;
-    if (seen && s->bt) return s->bt;
+    if (s->bt && s->src == B && s->version == c->g->version) return s->bt;
     sal_free(s->bt);
-    s->bt = NULL;
+    if (!(s->bt = sal_malloc((size_t)(N * K) * sizeof(float)))) return NULL;
     s->src = B;
     s->version = c->g->version;
-    if (!seen || !(s->bt = sal_malloc((size_t)(N * K) * sizeof(float)))) return NULL;
     for (int64_t j = 0; j < N; j++)
         for (int64_t k = 0; k < K; k++) s->bt[k * N + j] = B[j * K + k];
     return s->bt;
