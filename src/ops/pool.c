@@ -126,15 +126,26 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
         }
         return;
     }
+    /* backward: the same comparisons again, the gradient added to all four taps through selects
+     * (windows do not overlap, and a branch per tap mispredicts on noisy inputs) */
     for (int64_t oy = 0; oy < OH; oy++) {
-        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W, *g = dy + oy * OW;
+        float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
+#pragma omp simd
         for (int64_t ox = 0; ox < OW; ox++) {
-            int64_t b = 2 * ox;
-            float m = r0[b];
-            if (r0[2 * ox + 1] > m) m = r0[2 * ox + 1], b = 2 * ox + 1;
-            if (r1[2 * ox] > m) m = r1[2 * ox], b = W + 2 * ox;
-            if (r1[2 * ox + 1] > m) m = r1[2 * ox + 1], b = W + 2 * ox + 1;
-            dx[2 * oy * W + b] += dy[oy * OW + ox];
+            /* running maxima m1, m2 as in the forward pass; then from the last tap back, each
+             * tap that beat the maximum before it takes what gradient is left */
+            float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+            float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1, left = g[ox];
+            float g3 = v3 > m2 ? left : 0.0f;
+            left = v3 > m2 ? 0.0f : left;
+            float g2 = v2 > m1 ? left : 0.0f;
+            left = v2 > m1 ? 0.0f : left;
+            float g1 = v1 > v0 ? left : 0.0f;
+            d0[2 * ox] += v1 > v0 ? 0.0f : left;
+            d0[2 * ox + 1] += g1;
+            d1[2 * ox] += g2;
+            d1[2 * ox + 1] += g3;
         }
     }
 }
