@@ -4,7 +4,8 @@
  *
  * usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]
  *                      [--target C] [--seed S] [--chunk K] [--profile]
- * (K: rows per pass of batched methods, 0 = auto; --profile: time per op type, forward and backward,
+ * (K: rows per pass of batched methods, 0 = auto; --profile: time per op type (and per node of models
+ * of up to 40 nodes), forward and backward,
  * summed over the timed calls, on stderr)
  * METHOD is `forward` (sal_forward on a session) or a method of `saliency methods`, run through
  * sal_explain on a reused session (its forward pass for the targets included). --target C explains
@@ -67,6 +68,10 @@ static void print_profile(const sal_session *s) {
                 100 * (f[best] + b[best]) / (tot > 0 ? tot : 1));
         name[best] = NULL;
     }
+    if (m->nnode > 40) return;
+    for (int i = 0; i < m->nnode; i++) /* small models: per node too */
+        fprintf(stderr, "  %-30.30s fwd %9.2f ms  bwd %9.2f ms\n", m->node[i].name, 1e3 * s->prof[i],
+                1e3 * s->prof[m->nnode + i]);
 }
 
 int main(int argc, char **argv) {

@@ -149,6 +149,40 @@ static double output(const sal_model *m, const sal_tensor *x, int64_t i, int64_t
 static const char *k_rules[] = {"riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid",
                                 "gauss_legendre"};
 
+/* x (N,2,10,10) -> Conv 3x3 -> BatchNormalization -> Mul 0.7 -> Relu -> MaxPool 2x2 -> Conv 3x3
+ * -> Relu -> Flatten -> Gemm (4): an affine head of three nodes before the first ReLU. */
+static sal_model *bn_cnn(uint64_t seed) {
+    sal_rng r;
+    sal_rng_seed(&r, seed);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create(NULL, &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 2, 10, 10}) == SAL_OK);
+    const char *names[] = {"w1", "b1", "sc", "sh", "mu", "var", "w2", "k", "f", "fb"};
+    sal_tensor t[] = {t_rand(&r, 4, (int64_t[]){8, 2, 3, 3}, 0.4f), t_rand(&r, 1, (int64_t[]){8}, 0.2f),
+                      t_rand(&r, 1, (int64_t[]){8}, 1), t_rand(&r, 1, (int64_t[]){8}, 0.3f),
+                      t_rand(&r, 1, (int64_t[]){8}, 0.2f), t_rand(&r, 1, (int64_t[]){8}, 0.2f),
+                      t_rand(&r, 4, (int64_t[]){16, 8, 3, 3}, 0.2f), t_rand(&r, 1, (int64_t[]){1}, 0),
+                      t_rand(&r, 2, (int64_t[]){4, 16 * 25}, 0.1f), t_rand(&r, 1, (int64_t[]){4}, 0.1f)};
+    for (int e = 0; e < 8; e++) sal_f32(&t[5])[e] = 0.5f + fabsf(sal_f32(&t[5])[e]); /* variances */
+    sal_f32(&t[7])[0] = 0.7f;
+    for (int i = 0; i < 10; i++) SAL_ASSERT(sal_graph_add_const(g, names[i], &t[i]) == SAL_OK);
+    sal_attr pad[2] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
+                       sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    sal_attr tb[1] = {sal_attr_make_int("transB", 1)};
+    t_node(g, "Conv", "c1", 3, (const char *[]){"x", "w1", "b1"}, "h1", 1, pad);
+    t_node(g, "BatchNormalization", "bn", 5, (const char *[]){"h1", "sc", "sh", "mu", "var"}, "n1", 0, NULL);
+    t_node(g, "Mul", "scale", 2, (const char *[]){"n1", "k"}, "s1", 0, NULL);
+    t_node(g, "Relu", "r1", 1, (const char *[]){"s1"}, "a1", 0, NULL);
+    t_node(g, "MaxPool", "mp", 1, (const char *[]){"a1"}, "p1", 2, mp);
+    t_node(g, "Conv", "c2", 2, (const char *[]){"p1", "w2"}, "h2", 1, pad + 1);
+    t_node(g, "Relu", "r2", 1, (const char *[]){"h2"}, "a2", 0, NULL);
+    t_node(g, "Flatten", "fl", 1, (const char *[]){"a2"}, "v", 0, NULL);
+    t_node(g, "Gemm", "fc", 3, (const char *[]){"v", "f", "fb"}, "y", 1, tb);
+    return t_finish(g, "y");
+}
+
 /* ---- integrated gradients ---- */
 
 /* A linear model's gradient is constant, so every rule gives w_t (x - x0) whatever the steps. */
@@ -303,6 +337,66 @@ static void test_ig_quadrature(void) {
         sal_model_free(m);
     }
     sal_tensor_free(&x);
+}
+
+/* Integrated gradients through the affine front (sal_exec_front: the path's rows made at the front,
+ * one backward pass through the head) against its definition: the gradient method at every point
+ * of the path, weighted and summed here. Chunks of 4 rows split the samples' 6 steps. */
+static void test_ig_front(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 31);
+    enum { N = 3, STEPS = 6 };
+    sal_model *models[2] = {bn_cnn(8), mlp(2, (int64_t[]){4, 5}, 32, 4, 9, NULL)};
+    const char *front[2] = {"s1", "h1"};
+    for (int mi = 0; mi < 2; mi++) {
+        sal_model *m = models[mi];
+        const sal_tensor *in = &m->val[m->input[0]].t;
+        int64_t dim[SAL_MAX_DIMS], row = 1;
+        memcpy(dim, in->dim, sizeof dim);
+        dim[0] = N;
+        for (int d = 1; d < in->ndim; d++) row *= dim[d];
+        sal_session *s;
+        SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
+        int fv = sal_exec_front(s);
+        CHECK(fv == sal_graph_find(m, front[mi]), "model %d: the front is '%s', not '%s'", mi,
+              fv >= 0 ? m->val[fv].name : "none", front[mi]);
+        sal_session_free(s);
+        sal_tensor x = t_rand(&r, in->ndim, dim, 1), path = {0};
+        for (int b = 0; b < 2; b++) { /* baselines 0 and the black one, at lo = -0.4 */
+            float base = b ? -0.4f : 0;
+            dim[0] = N * STEPS;
+            SAL_ASSERT(sal_tensor_alloc(&path, SAL_F32, in->ndim, dim) == SAL_OK);
+            for (int64_t i = 0; i < N; i++)
+                for (int k = 0; k < STEPS; k++)
+                    for (int64_t e = 0; e < row; e++) {
+                        float a = ((float)k + 0.5f) / STEPS, xv = sal_f32(&x)[i * row + e];
+                        sal_f32(&path)[(i * STEPS + k) * row + e] = base + a * (xv - base);
+                    }
+            xopt o = {.cls = 2, .lo = b ? -0.4 : 0, .hi = 1};
+            sal_explanation *g = explain(m, &path, "gradient", o, 0);
+            float want[N * 5 * 200];
+            SAL_ASSERT(N * row <= (int64_t)(sizeof want / sizeof *want));
+            for (int64_t i = 0; g && i < N; i++)
+                for (int64_t e = 0; e < row; e++) {
+                    double sum = 0;
+                    for (int k = 0; k < STEPS; k++) sum += map(g)[(i * STEPS + k) * row + e];
+                    want[i * row + e] = (float)((sal_f32(&x)[i * row + e] - base) * sum / STEPS);
+                }
+            for (int c = 0; g && c < 2; c++) {
+                o.chunk = c ? 4 : 0;
+                sal_explanation *e = explain(m, &x, "integrated_gradients", o, 3, "rule=riemann_middle", "steps=6",
+                                             b ? "baseline=black" : "baseline=zero");
+                double d = e ? max_diff(map(e), want, N * row) : INFINITY, scale = max_abs(map(g), N * STEPS * row);
+                CHECK(d < 1e-5 * (1 + scale), "model %d, baseline %d, chunk %lld: IG through the front differs "
+                      "from the summed gradients by %g (scale %g)", mi, b, (long long)o.chunk, d, scale);
+                sal_explanation_free(e);
+            }
+            sal_explanation_free(g);
+        }
+        sal_tensor_free(&path);
+        sal_tensor_free(&x);
+        sal_model_free(m);
+    }
 }
 
 /* On a ReLU MLP the quadrature error shrinks with the steps; the reported delta matches an
@@ -834,6 +928,7 @@ int main(void) {
     test_ig_linear();
     test_ig_quadrature();
     test_ig_completeness();
+    test_ig_front();
     test_ig_blur();
     test_smoothgrad();
     test_occlusion();

@@ -144,6 +144,53 @@ static sal_status run_blocked(sal_session *s, const sal_node *n, sal_opctx *c) {
     return SAL_OK;
 }
 
+/* The affine front (exec.h: sal_exec_front) and each node's part. A node is in the head when it
+ * depends on the input only through head values and is affine in them: a routing op other than
+ * Cast, or linear in what varies (sal_node_linear_in: sums, one varying factor of a product, a
+ * layer's data input, with constant weights and biases). */
+static sal_status front_plan(sal_session *s) {
+    const sal_model *m = s->m;
+    s->front = -1;
+    s->part = sal_calloc((size_t)m->nnode + 1, 1);
+    unsigned char *dep = sal_calloc((size_t)m->nval + 1, 1); /* 1 a head value (or the input), 2 tail */
+    if (!s->part || !dep) {
+        sal_free(dep);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
+    }
+    if (m->ninput == 1 && !m->twin) dep[m->input[0]] = 1;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        unsigned vary = 0;
+        bool tail = false;
+        for (int k = 0; k < n->nin; k++) {
+            int v = n->in[k];
+            if (v < 0 || !dep[v]) continue;
+            tail |= dep[v] == 2 || k >= 32;
+            if (k < 32) vary |= 1u << k;
+        }
+        if (!vary && !tail) continue;
+        tail |= sal_node_is(n, SAL_OP_Cast) || !(sal_node_has(n, SAL_TR_ROUTE) || sal_node_linear_in(n, vary));
+        s->part[i] = tail ? 2 : 1;
+        for (int k = 0; k < n->nout; k++)
+            if (n->out[k] >= 0) dep[n->out[k]] = s->part[i];
+    }
+    /* the front: the one head value that tail nodes or the outputs read */
+    int front = -1, nfront = 0;
+    for (int v = 0; v < m->nval; v++) {
+        if (dep[v] != 1) continue;
+        bool read = false;
+        for (int i = 0; i < m->noutput; i++) read |= m->output[i] == v;
+        for (int i = 0; i < m->nnode && !read; i++)
+            for (int k = 0; s->part[i] == 2 && k < m->node[i].nin; k++) read |= m->node[i].in[k] == v;
+        if (read) front = v, nfront++;
+    }
+    if (nfront == 1 && m->val[front].kind == SAL_VAL_NODE) s->front = front;
+    sal_free(dep);
+    return SAL_OK;
+}
+
+int sal_exec_front(const sal_session *s) { return s->twin ? -1 : s->front; }
+
 sal_status sal_session_new(const sal_model *m, sal_session **out) {
     *out = NULL;
     if (!m || !m->finalized) return sal_fail(SAL_ERR_ARG, "sal_session_new: model is not finalized");
@@ -165,7 +212,8 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     for (int v = 0; v < m->nval; v++)
         if (m->val[v].kind == SAL_VAL_CONST) s->act[v] = sal_tensor_view(&m->val[v].t);
     blk_plan(s);
-    sal_status st = m->twin ? twin_plan(s) : SAL_OK;
+    sal_status st = front_plan(s);
+    if (st == SAL_OK && m->twin) st = twin_plan(s);
     if (st != SAL_OK) {
         sal_session_free(s);
         return st;
@@ -185,6 +233,7 @@ void sal_session_free(sal_session *s) {
     sal_free(s->reached);
     sal_free(s->blk);
     sal_free(s->blk_cand);
+    sal_free(s->part);
     sal_tensor_free(&s->spare);
     for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
     sal_free(s->pool);
@@ -242,19 +291,15 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
     return SAL_OK;
 }
 
-sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
+/* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan). */
+static sal_status run_nodes(sal_session *s, int skip) {
     const sal_model *m = s->m;
-    s->forward_done = false;
-    for (int i = 0; i < m->ninput; i++) {
-        SAL_TRY(check_input(m, i, &inputs[i]));
-        SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
-    }
-    if (s->twin) SAL_TRY(twin_forward(s, &inputs[0]));
     bool lay = s->layouts && !s->twin;
     memset(s->blk, 0, (size_t)m->nval);
     s->blk_used = lay;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
+        if (skip && s->part[i] == skip) continue;
         bool done = false;
         if (s->twin) SAL_TRY(from_twin(s, n, &done));
         if (done) continue;
@@ -267,14 +312,50 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         if (s->prof) s->prof[i] += sal_now() - t0;
     }
     s->forward_done = true;
+    s->partial = skip != 0;
     return SAL_OK;
+}
+
+sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
+    const sal_model *m = s->m;
+    s->forward_done = false;
+    for (int i = 0; i < m->ninput; i++) {
+        SAL_TRY(check_input(m, i, &inputs[i]));
+        SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
+    }
+    if (s->twin) SAL_TRY(twin_forward(s, &inputs[0]));
+    return run_nodes(s, 0);
+}
+
+sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x) {
+    SAL_ASSERT(sal_exec_front(s) >= 0);
+    s->forward_done = false;
+    SAL_TRY(check_input(s->m, 0, x));
+    SAL_TRY(sal_tensor_copy(&s->act[s->m->input[0]], x));
+    SAL_TRY(run_nodes(s, 2));
+    return sal_exec_unblock(s, s->front, false); /* handed out and given back plain */
+}
+
+sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f) {
+    SAL_ASSERT(sal_exec_front(s) >= 0);
+    sal_tensor *t = &s->act[s->front];
+    s->forward_done = false;
+    if (!t->data || f->dtype != SAL_F32 || f->ndim != t->ndim || f->ndim < 1 ||
+        memcmp(f->dim + 1, t->dim + 1, sizeof(int64_t) * (size_t)(f->ndim - 1))) {
+        char a[160], b[160];
+        return sal_fail(SAL_ERR_SHAPE, "a value of '%s' shaped %s does not fit its shape %s from the last pass",
+                        s->m->val[s->front].name, sal_shape_str(f->ndim, f->dim, a, sizeof a),
+                        sal_shape_str(t->ndim, t->dim, b, sizeof b));
+    }
+    if (f->data != t->data) SAL_TRY(sal_tensor_copy(t, f));
+    return run_nodes(s, 1);
 }
 
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
     bool same_layouts = s->blk_used == (s->layouts && !s->twin);
-    if (in0 && s->forward_done && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
+    if (in0 && s->forward_done && !s->partial && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
         sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
         return SAL_OK;
@@ -415,19 +496,6 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         for (int k = 0; k < n->nout; k++)
             if (n->out[k] >= 0) s->need[n->out[k]] |= any;
     }
-    /* wanted values get zeroed gradients even when no path reaches them */
-    for (int v = 0; v < m->nval; v++) {
-        bool wanted = o && o->wrt ? o->wrt[v] : false;
-        if (!wanted) continue;
-        SAL_TRY(grad_alloc(s, v, false));
-        s->has_grad[v] = true;
-    }
-    if (!o || !o->wrt)
-        for (int i = 0; i < m->ninput; i++) {
-            int v = m->input[i];
-            SAL_TRY(grad_alloc(s, v, false));
-            s->has_grad[v] = true;
-        }
     for (int i = 0; i < nseed; i++) {
         int v = seed_val[i];
         if (!sal_tensor_same_shape(&seeds[i], &s->act[v])) {
@@ -453,6 +521,15 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         const sal_node *n = &m->node[i];
         for (int k = 0; k < n->nout; k++)
             if (n->out[k] >= 0 && !(o && o->wrt && o->wrt[n->out[k]])) grad_release(s, n->out[k]);
+    }
+    /* wanted values get zeroed gradients when no path reached them; the others' first writer could
+     * write theirs whole (bwd_writes) instead of adding to zeros */
+    for (int v = 0; v < m->nval; v++) {
+        bool wanted = o && o->wrt ? o->wrt[v] : false;
+        for (int i = 0; !(o && o->wrt) && i < m->ninput; i++) wanted |= m->input[i] == v;
+        if (!wanted || s->has_grad[v]) continue;
+        SAL_TRY(grad_alloc(s, v, false));
+        s->has_grad[v] = true;
     }
     return SAL_OK;
 }

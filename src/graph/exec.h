@@ -38,6 +38,11 @@ struct sal_session {
                               * wanted ones (tests of relevance at inner layers) */
     sal_tensor *pool;        /* gradient buffers no value holds now (exec.c: grad_release) */
     int npool, pool_cap;
+    /* The affine front (sal_exec_front): its value or -1, and per node its part: 1 the head (affine
+     * in the input, up to the front), 2 the tail (the rest that depends on the input), 0 neither. */
+    int front;
+    unsigned char *part;
+    bool partial; /* the last forward pass ran one part only: its values are not one whole pass */
 };
 
 /* Times every node of every later pass into s->prof (summed until switched off): where a model's
@@ -60,6 +65,21 @@ sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x);
 /* After a forward pass: SAL_ERR_NUMERIC if a float model output holds NaN or Inf, naming the first
  * node (in execution order) that produced a non-finite value. */
 sal_status sal_exec_check_outputs(const sal_session *s);
+
+/* The affine front of a single-input model: the value F such that every node between the input and
+ * F is affine in the input (Conv, Gemm, BatchNormalization, sums, products with constants, routing
+ * ops), and every other node that depends on the input reads F and nothing else before it. Then
+ * F(x0 + a (x - x0)) = F(x0) + a (F(x) - F(x0)), and methods whose rows lie on one line through the
+ * input space (integrated gradients) run the head twice instead of once per row. -1 when there is
+ * no such value (the first node is not affine, the input also feeds elsewhere, a twin is set). */
+int sal_exec_front(const sal_session *s);
+/* Forward over the head only (the nodes up to the front, and those reading no input), from x. */
+sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x);
+/* Forward over the tail only (every node but the head's), from f, a value of the front shaped as
+ * the head's last pass made it but for the batch axis (or the session's value of the front itself,
+ * written in place: then nothing is copied). A backward pass after it reaches the front
+ * (wrt it); one after sal_exec_forward_head reaches the input from a seed at the front. */
+sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f);
 
 typedef struct {
     const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */
