@@ -272,6 +272,65 @@ static void test_blocked(sal_rng *r) {
     sal_model_free(g);
 }
 
+/* x (N,32,12,16) -> Conv 3x3 (w1, b1) -> Relu -> MaxPool 2x2 -> Conv 3x3 (w2) -> Relu -> MaxPool 2x2
+ * -> Flatten -> Gemm: the pools read blocked inputs, the first writes a blocked output for the
+ * convolution after it, the second a plain one for Flatten. Names as res_run reads them. */
+static sal_model *build_pool(sal_rng *r) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<pool>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 32, 12, 16}) == SAL_OK);
+    sal_tensor W1 = t_rand(r, 4, (int64_t[]){32, 32, 3, 3}, 0.08f), W2 = t_rand(r, 4, (int64_t[]){32, 32, 3, 3}, 0.08f);
+    sal_tensor B = t_rand(r, 1, (int64_t[]){32}, 0.3f), F = t_rand(r, 2, (int64_t[]){32 * 12, 10}, 0.3f);
+    SAL_ASSERT(sal_graph_add_const(g, "w1", &W1) == SAL_OK && sal_graph_add_const(g, "w2", &W2) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_const(g, "b1", &B) == SAL_OK && sal_graph_add_const(g, "f", &F) == SAL_OK);
+    sal_attr pad[2] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
+                       sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    sal_attr mp[4] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    t_node(g, "Conv", "c1", 3, (const char *[]){"x", "w1", "b1"}, "h1", 1, pad);
+    t_node(g, "Relu", "r1", 1, (const char *[]){"h1"}, "a1", 0, NULL);
+    t_node(g, "MaxPool", "mp1", 1, (const char *[]){"a1"}, "p1", 2, mp);
+    t_node(g, "Conv", "c2", 2, (const char *[]){"p1", "w2"}, "h2", 1, pad + 1);
+    t_node(g, "Relu", "r2", 1, (const char *[]){"h2"}, "a2", 0, NULL);
+    t_node(g, "MaxPool", "mp2", 1, (const char *[]){"a2"}, "p2", 2, mp + 2);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"p2"}, "fl", 0, NULL);
+    t_node(g, "Gemm", "fc", 2, (const char *[]){"fl", "f"}, "y", 0, NULL);
+    return t_finish(g, "y");
+}
+
+/* MaxPool on blocked inputs, against plain oneDNN and our kernels, as test_blocked does. */
+static void test_blocked_pool(sal_rng *r) {
+    sal_model *g = build_pool(r);
+    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 16}, 1);
+    res_result o[3];
+    memset(o, 0, sizeof o);
+    sal_conv_dnnl_mode(SAL_DNNL_ALL);
+    res_run(g, &x, false, &o[0]);
+    res_run(g, &x, true, &o[1]);
+    sal_conv_dnnl_mode(SAL_DNNL_OFF);
+    res_run(g, &x, true, &o[2]);
+    sal_conv_dnnl_mode(SAL_DNNL_AUTO);
+    /* h1, a1, p1, h2, a2; p2 is written plain for Flatten */
+    CHECK(o[0].nblk == 0 && o[1].nblk == 5 && o[2].nblk == 0, "pool net, blocked values: %d plain, %d with layouts, "
+          "%d ours", o[0].nblk, o[1].nblk, o[2].nblk);
+    for (int k = 1; k < 3; k++) {
+        const res_result *a = &o[k], *b = &o[0];
+        double e[8] = {relerr(&a->y, &b->y), relerr(&a->a1, &b->a1), relerr(&a->dx, &b->dx), relerr(&a->gx, &b->gx),
+                       relerr(&a->da1, &b->da1), relerr(&a->dw2, &b->dw2), relerr(&a->db1, &b->db1),
+                       relerr(&a->rx, &b->rx)};
+        double worst = 0;
+        for (int i = 0; i < 8; i++) worst = fmax(worst, e[i]);
+        CHECK(worst < 1e-5, "pool net, %s against plain oneDNN: y %.2g a1 %.2g dx %.2g dx again %.2g da1 %.2g "
+              "dw2 %.2g db1 %.2g rule dx %.2g", k == 1 ? "layouts" : "our kernels", e[0], e[1], e[2], e[3], e[4],
+              e[5], e[6], e[7]);
+    }
+    for (int k = 0; k < 3; k++) res_free(&o[k]);
+    sal_tensor_free(&x);
+    sal_model_free(g);
+}
+
 /* Methods on a reused session: those that read only outputs and input gradients run blocked, the
  * others (Grad-CAM reads an inner layer) plain, alternately on one session; all must agree with our
  * own kernels, under which nothing is blocked. */
@@ -377,6 +436,7 @@ int main(void) {
     }
     test_chain(&r);
     test_blocked(&r);
+    test_blocked_pool(&r);
     test_blocked_methods(&r);
     test_grad_pool(&r);
     /* the default leaves small layers to our kernels and takes large ones */

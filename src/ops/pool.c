@@ -150,6 +150,52 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
     }
 }
 
+/* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of 16 channels, each an H x W plane of
+ * pixels holding their 16 values together. Y is blocked too when oblk, else plain; dX is blocked
+ * like X. The same comparisons and tie rule, 16 channels a time. */
+static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
+                            bool oblk, float *dX, const float *dY, bool fresh) {
+    const int64_t step = oblk ? 1 : OH * OW; /* between a pixel's channels in Y */
+#pragma omp parallel for schedule(static) if (nb * H * W * 16 > 65536)
+    for (int64_t b = 0; b < nb; b++) {
+        const float *x = X + b * H * W * 16;
+        float *dx = dX ? dX + b * H * W * 16 : NULL;
+        if (fresh) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                int64_t i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
+                /* plain Y: channel b * 16 + l of the batch, as C = 16 * blocks per sample */
+                int64_t o = oblk ? ((b * OH + oy) * OW + ox) * 16 : (b * 16 * OH + oy) * OW + ox;
+                if (!dx) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        float m = x[i0 + l], v = x[i1 + l];
+                        m = v > m ? v : m;
+                        v = x[i2 + l];
+                        m = v > m ? v : m;
+                        v = x[i3 + l];
+                        Y[o + l * step] = v > m ? v : m;
+                    }
+                    continue;
+                }
+#pragma omp simd
+                for (int l = 0; l < 16; l++) { /* as maxpool_2x2's backward */
+                    float v0 = x[i0 + l], v1 = x[i1 + l], v2 = x[i2 + l], v3 = x[i3 + l];
+                    float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1, left = dY[o + l * step];
+                    float g3 = v3 > m2 ? left : 0.0f;
+                    left = v3 > m2 ? 0.0f : left;
+                    float g2 = v2 > m1 ? left : 0.0f;
+                    left = v2 > m1 ? 0.0f : left;
+                    float g1 = v1 > v0 ? left : 0.0f;
+                    dx[i0 + l] += v1 > v0 ? 0.0f : left;
+                    dx[i1 + l] += g1;
+                    dx[i2 + l] += g2;
+                    dx[i3 + l] += g3;
+                }
+            }
+    }
+}
+
 /* Forward of any 2-D max pooling without dilation (ResNet's 3x3, stride 2, padding 1) in two
  * vectorized passes per output row: the maximum over the window's input rows into a row padded
  * with -inf, then the maximum over each window's columns of it. tmp holds `len` floats (see
@@ -233,6 +279,18 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const float *X = sal_in_f(c, 0), *dY = backward ? sal_f32(c->dout[0]) : NULL;
     float *Y = backward ? NULL : sal_out_f(c, 0), *dX = backward ? sal_f32(c->din[0]) : NULL;
     const int64_t planes = c->in[0]->dim[0] * c->in[0]->dim[1];
+    if (c->blk_in & 1) { /* maxpool_blk_takes: 2x2/2 */
+        bool oblk = backward ? c->blk_out & 1 : c->blk_want & 1;
+        maxpool_2x2_blk(planes / 16, w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh);
+        if (!backward) c->blk_out = oblk;
+        return SAL_OK;
+    }
+    if (backward && (c->blk_out & 1)) { /* X made plain since (a wanted gradient), dY still blocked */
+        float *t = sal_scratch_get(c->ws, 1, sizeof(float) * (size_t)sal_tensor_numel(c->dout[0]));
+        if (!t) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+        sal_blk_to_plain(t, dY, c->dout[0]->dim);
+        dY = t;
+    }
     win1 *buf = sal_scratch_get(c->ws, 0, sizeof *buf * (size_t)(w.out[0] + w.out[1] + w.out[2]));
     if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     const win1 *t[3];
@@ -260,6 +318,12 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
 }
 
 static sal_status maxpool_forward(sal_opctx *c) { return pool_run(c, false, false); }
+/* 2x2 / stride 2 windows read a blocked X in place (VGG's and the small CNN's pools sit between
+ * convolutions); any other window has it converted first. */
+static bool maxpool_blk_takes(sal_opctx *c) {
+    sal_win w;
+    return (c->n->nout == 1 || !c->out[1]) && sal_blk_fits(c->in[0]) && pool_plan(c, &w) == SAL_OK && is_2x2(&w);
+}
 static sal_status maxpool_backward(sal_opctx *c) { return pool_run(c, false, true); }
 static sal_status avgpool_forward(sal_opctx *c) { return pool_run(c, true, false); }
 static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true); }
@@ -267,7 +331,7 @@ static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true
 const sal_op sal_op_MaxPool = {
     SAL_OP_HEAD(MaxPool), .traits = SAL_TR_MAXPOOL, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
     .init = maxpool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
-    .overwrites = true, .bwd_writes = 0x1,
+    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = maxpool_blk_takes,
 };
 
 const sal_op sal_op_AveragePool = {
