@@ -354,11 +354,22 @@ static void test_blocked_methods(sal_rng *r) {
             CHECK_OK(sal_explain(g, &x, &o, &e));
             if (e) sal_tensor_copy(&map[mode][i], sal_explanation_map(e));
             sal_explanation_free(e);
-            int nblk = 0;
-            for (int v = 0; v < g->nval; v++) nblk += s->blk[v];
+            int nblk = 0, nfused = 0;
+            for (int v = 0; v < g->nval; v++) nblk += s->blk[v], nfused += s->viewed_by[v] >= 0;
             CHECK(mode ? (nblk > 0) == blocked[i] : nblk == 0, "%s (oneDNN %s): %d values left blocked", meth[i],
                   mode ? "on" : "off", nblk);
+            /* c1 takes r1 (its only reader) where oneDNN runs it and the method reads no inner value */
+            CHECK(nfused == (mode && blocked[i]), "%s (oneDNN %s): %d ReLUs fused", meth[i], mode ? "on" : "off",
+                  nfused);
         }
+        /* after a fused pass, h1 holds r1's values: not handed out; a pass of sal_forward makes it again */
+        CHECK(!mode || !sal_session_value(s, "h1"), "a fused convolution's output handed out");
+        const sal_tensor *outs[1];
+        CHECK_OK(sal_forward(s, 1, &x, outs));
+        const sal_tensor *h1 = sal_session_value(s, "h1");
+        float lo = 0;
+        for (int64_t e = 0; h1 && e < sal_tensor_numel(h1); e++) lo = fminf(lo, sal_f32(h1)[e]);
+        CHECK(h1 && lo < 0, "h1 after sal_forward: %s, minimum %g", h1 ? "given" : "missing", lo);
         sal_session_free(s);
     }
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);

@@ -101,10 +101,26 @@ static sal_status to_plain(sal_session *s, sal_tensor *t) {
 
 sal_status sal_exec_unblock(sal_session *s, int v, bool grad) {
     if (v < 0 || !s->blk[v]) return SAL_OK;
-    SAL_TRY(to_plain(s, &s->act[v]));
-    if (grad && s->has_grad[v]) SAL_TRY(to_plain(s, &s->grad[v]));
-    s->blk[v] = 0;
+    /* a fused Relu's output views its input's activation: both are converted, as one */
+    int own = s->view_of[v] >= 0 ? s->view_of[v] : v, view = s->viewed_by[own];
+    SAL_TRY(to_plain(s, &s->act[own]));
+    if (view >= 0) s->act[view] = sal_tensor_view(&s->act[own]);
+    for (int k = 0; k < 2; k++) {
+        int u = k ? view : own;
+        if (u < 0) continue;
+        if (grad && s->has_grad[u]) SAL_TRY(to_plain(s, &s->grad[u]));
+        s->blk[u] = 0;
+    }
     return SAL_OK;
+}
+
+/* A Relu after a convolution that applied it: its output views the convolution's. */
+static void relu_view(sal_session *s, int h, int a) {
+    sal_tensor_free(&s->act[a]);
+    s->act[a] = sal_tensor_view(&s->act[h]);
+    s->blk[a] = s->blk[h];
+    s->view_of[a] = h;
+    s->viewed_by[h] = a;
 }
 
 /* A scalar operand of an elementwise op (Clip's bounds, a constant factor) reads alike in either
@@ -191,6 +207,37 @@ static sal_status front_plan(sal_session *s) {
 
 int sal_exec_front(const sal_session *s) { return s->twin ? -1 : s->front; }
 
+/* Convolutions that may take the ReLU after them (sal_session.fuse): the output read by one Relu
+ * and nothing else, not a model output. */
+static sal_status fuse_plan(sal_session *s) {
+    const sal_model *m = s->m;
+    s->fuse_to = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->fuse_to);
+    s->view_of = sal_malloc(((size_t)m->nval + 1) * sizeof *s->view_of);
+    s->viewed_by = sal_malloc(((size_t)m->nval + 1) * sizeof *s->viewed_by);
+    int *readers = sal_calloc((size_t)m->nval + 1, sizeof *readers);
+    if (!s->fuse_to || !s->view_of || !s->viewed_by || !readers) {
+        sal_free(readers);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
+    }
+    for (int v = 0; v < m->nval; v++) s->view_of[v] = s->viewed_by[v] = -1;
+    for (int i = 0; i < m->nnode; i++) s->fuse_to[i] = -1;
+    for (int i = 0; i < m->nnode; i++)
+        for (int k = 0; k < m->node[i].nin; k++)
+            if (m->node[i].in[k] >= 0) readers[m->node[i].in[k]]++;
+    for (int i = 0; i < m->noutput; i++) readers[m->output[i]] += 2;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *r = &m->node[i];
+        int h = r->nin > 0 ? r->in[0] : -1;
+        if (!sal_node_is(r, SAL_OP_Relu) || h < 0 || readers[h] != 1 || m->val[h].kind != SAL_VAL_NODE)
+            continue;
+        int p = m->val[h].producer;
+        if (sal_node_is(&m->node[p], SAL_OP_Conv) && m->node[p].out[0] == h && r->nout == 1 && r->out[0] >= 0)
+            s->fuse_to[p] = i;
+    }
+    sal_free(readers);
+    return SAL_OK;
+}
+
 sal_status sal_session_new(const sal_model *m, sal_session **out) {
     *out = NULL;
     if (!m || !m->finalized) return sal_fail(SAL_ERR_ARG, "sal_session_new: model is not finalized");
@@ -213,6 +260,7 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
         if (m->val[v].kind == SAL_VAL_CONST) s->act[v] = sal_tensor_view(&m->val[v].t);
     blk_plan(s);
     sal_status st = front_plan(s);
+    if (st == SAL_OK) st = fuse_plan(s);
     if (st == SAL_OK && m->twin) st = twin_plan(s);
     if (st != SAL_OK) {
         sal_session_free(s);
@@ -234,6 +282,9 @@ void sal_session_free(sal_session *s) {
     sal_free(s->blk);
     sal_free(s->blk_cand);
     sal_free(s->part);
+    sal_free(s->fuse_to);
+    sal_free(s->view_of);
+    sal_free(s->viewed_by);
     sal_tensor_free(&s->spare);
     for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
     sal_free(s->pool);
@@ -294,12 +345,15 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
 /* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan). */
 static sal_status run_nodes(sal_session *s, int skip) {
     const sal_model *m = s->m;
-    bool lay = s->layouts && !s->twin;
+    bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;
     memset(s->blk, 0, (size_t)m->nval);
     s->blk_used = lay;
+    s->fuse_used = fuse;
+    for (int v = 0; v < m->nval; v++) s->view_of[v] = s->viewed_by[v] = -1;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         if (skip && s->part[i] == skip) continue;
+        if (n->nout > 0 && n->out[0] >= 0 && s->view_of[n->out[0]] >= 0) continue; /* a Relu fused before */
         bool done = false;
         if (s->twin) SAL_TRY(from_twin(s, n, &done));
         if (done) continue;
@@ -307,8 +361,9 @@ static sal_status run_nodes(sal_session *s, int skip) {
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->act[n->out[k]] : NULL;
         double t0 = s->prof ? sal_now() : 0;
-        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws};
+        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = fuse && s->fuse_to[i] >= 0};
         SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
+        if (c.relu_done) relu_view(s, n->out[0], m->node[s->fuse_to[i]].out[0]);
         if (s->prof) s->prof[i] += sal_now() - t0;
     }
     s->forward_done = true;
@@ -354,7 +409,7 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f) {
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
-    bool same_layouts = s->blk_used == (s->layouts && !s->twin);
+    bool same_layouts = s->blk_used == (s->layouts && !s->twin) && s->fuse_used == (s->layouts && s->fuse && !s->twin);
     if (in0 && s->forward_done && !s->partial && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
         sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))

@@ -43,6 +43,15 @@ struct sal_session {
     int front;
     unsigned char *part;
     bool partial; /* the last forward pass ran one part only: its values are not one whole pass */
+    /* ReLU fused into convolutions: with `fuse` (and layouts), a Conv whose output h only a Relu
+     * reads writes max(h, 0) itself when its kernel can (oneDNN's post-op), and the Relu's output
+     * becomes a view of h, which then holds the Relu's values: alike for the Relu's backward
+     * (h > 0 where the ReLU passes) but not h's own. Only callers that read nothing but outputs and
+     * input gradients may set it; sal_session_value gives NULL for such an h. */
+    bool fuse, fuse_used;
+    int *fuse_to;           /* per node: the Relu node a Conv may take, or -1 (fixed per model) */
+    int *view_of;           /* per value: the value whose activation it views (-1: none) */
+    int *viewed_by;         /* per value: the value viewing its activation (-1: none) */
 };
 
 /* Times every node of every later pass into s->prof (summed until switched off): where a model's

@@ -81,6 +81,7 @@ const char *sal_model_node_output(const sal_model *m, int i, int k) {
 const sal_tensor *sal_session_value(const sal_session *s, const char *name) {
     int v = sal_graph_find(s->m, name);
     if (v < 0 || !s->forward_done || s->partial || !s->act[v].data) return NULL;
+    if (s->viewed_by[v] >= 0) return NULL; /* holds its ReLU's values (sal_session.fuse) */
     /* a value kept blocked is handed out plain: the session's layouts are its own business */
     if (sal_exec_unblock((sal_session *)s, v, true) != SAL_OK) return NULL;
     return &s->act[v];

@@ -342,7 +342,10 @@ static sal_status run_ig(sal_xctx *c) {
         j.w = w;
         sal_batched ends = {.per_sample = 2, .make = ends_make, .take = ends_take, .after = front_grab, .u = &j,
                             .forward_only = true};
+        bool fuse = c->s->fuse; /* the front's values are read: no ReLU fused into them */
+        c->s->fuse &= j.front < 0;
         st = sal_run_batched(c, &ends);
+        c->s->fuse = fuse;
     }
     if (st == SAL_OK && j.front >= 0) {
         st = front_path(c, &j);

@@ -475,9 +475,10 @@ static sal_status conv_forward(sal_opctx *c) {
     sal_conv_shape k;
     dnnl_shape(&q, &k);
     if (sal_conv_dnnl_wanted(&k) || (c->blk_in & 1)) {
-        bool done, yb;
-        SAL_TRY(sal_conv_dnnl_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, &done, &yb));
+        bool done, yb, relu = c->relu_want;
+        SAL_TRY(sal_conv_dnnl_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, &done, &yb, &relu));
         c->blk_out = yb;
+        c->relu_done = relu;
         if (done) return SAL_OK;
     }
     if (c->blk_in & 1) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN declined a blocked input");

@@ -78,6 +78,8 @@ struct sal_conv_dnnl {
     dnnl_memory_desc_t xb, yb;        /* X and Y blocked (nChw16c; valid when x_blk, y_blk) */
     bool x_blk, y_blk;
     prim fwd, bwd_d, bwd_w;           /* bwd_* built on first use */
+    prim fwd_relu;                    /* fwd with ReLU on its output, built on first use */
+    bool no_relu;                     /* oneDNN declined fwd_relu */
     reorder ro[MAX_REORDERS];         /* built on first use */
     int nro;
     wcache wf, wd;                    /* the weights reordered for forward and backward data */
@@ -94,11 +96,12 @@ static void prim_free(prim *p) {
 
 static void state_clear(sal_conv_dnnl *s) {
     prim_free(&s->fwd);
+    prim_free(&s->fwd_relu);
     prim_free(&s->bwd_d);
     prim_free(&s->bwd_w);
     for (int i = 0; i < s->nro; i++) dnnl_primitive_destroy(s->ro[i].p);
     s->nro = 0;
-    s->ok = s->no_bwd_d = s->no_bwd_w = false;
+    s->ok = s->no_bwd_d = s->no_bwd_w = s->no_relu = false;
     s->wf.valid = s->wd.valid = false;
 }
 
@@ -156,10 +159,17 @@ static dnnl_primitive_attr_t user_scratchpad(void) {
 
 /* A primitive of oneDNN's optimized kernels: its reference ("ref:") implementations are loops far
  * slower than ours (5.7 s for VGG16's first backward-data convolution), so they count as declined. */
-static bool prim_make(prim *p, const void *op_desc, const dnnl_primitive_desc_t hint) {
+static bool prim_make(prim *p, const void *op_desc, const dnnl_primitive_desc_t hint, bool relu) {
     dnnl_primitive_attr_t attr = user_scratchpad();
+    dnnl_post_ops_t ops = NULL;
     const char *impl = NULL;
-    bool ok = attr && dnnl_primitive_desc_create(&p->pd, op_desc, attr, g_eng, hint) == dnnl_success &&
+    bool ok = attr != NULL;
+    if (ok && relu)
+        ok = dnnl_post_ops_create(&ops) == dnnl_success &&
+             dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
+    if (ops) dnnl_post_ops_destroy(ops);
+    ok = ok && dnnl_primitive_desc_create(&p->pd, op_desc, attr, g_eng, hint) == dnnl_success &&
               dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
               strncmp(impl, "ref", 3) && dnnl_primitive_create(&p->prim, p->pd) == dnnl_success;
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -229,7 +239,7 @@ static bool build_forward(sal_conv_dnnl *s, bool bias) {
                                                        g.pr) != dnnl_success)
             continue;
         s->alg = a == 0 ? dnnl_convolution_winograd : dnnl_convolution_direct;
-        if (prim_make(&s->fwd, &cd, NULL)) break;
+        if (prim_make(&s->fwd, &cd, NULL, false)) break;
         prim_free(&s->fwd);
     }
     if (!s->fwd.prim) return false;
@@ -238,6 +248,20 @@ static bool build_forward(sal_conv_dnnl *s, bool bias) {
     s->y_blk = k->nsp == 2 && k->M % 16 == 0 &&
                dnnl_memory_desc_init_by_tag(&s->yb, nd, yd, dnnl_f32, dnnl_nChw16c) == dnnl_success;
     return true;
+}
+
+/* The forward primitive with a ReLU applied to its output (a post-op), in s->fwd's algorithm and
+ * layouts, so that everything around it stays as it is. */
+static bool build_fwd_relu(sal_conv_dnnl *s) {
+    const sal_conv_shape *k = &s->key;
+    geo g;
+    geo_of(k, &g);
+    dnnl_convolution_desc_t cd;
+    return dnnl_dilated_convolution_forward_desc_init(
+               &cd, dnnl_forward_training, s->alg, md_of(&s->fwd, dnnl_query_src_md),
+               md_of(&s->fwd, dnnl_query_weights_md), k->bias ? &s->b : NULL, md_of(&s->fwd, dnnl_query_dst_md),
+               g.strides, g.dil, g.pl, g.pr) == dnnl_success &&
+           prim_make(&s->fwd_relu, &cd, NULL, true);
 }
 
 /* Descriptors of s->key's tensors in whatever layout the kernel prefers. */
@@ -257,7 +281,7 @@ static bool build_bwd_data(sal_conv_dnnl *s) {
     dnnl_convolution_desc_t cd;
     return dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &xa, &wa, &ya, g.strides, g.dil, g.pl, g.pr) ==
                dnnl_success &&
-           prim_make(&s->bwd_d, &cd, s->fwd.pd);
+           prim_make(&s->bwd_d, &cd, s->fwd.pd, false);
 }
 
 static bool build_bwd_weights(sal_conv_dnnl *s, bool bias) {
@@ -271,7 +295,7 @@ static bool build_bwd_weights(sal_conv_dnnl *s, bool bias) {
     dnnl_convolution_desc_t cd;
     return dnnl_dilated_convolution_backward_weights_desc_init(&cd, alg, &xa, &wa, bias ? &s->db : NULL, &ya,
                                                                g.strides, g.dil, g.pl, g.pr) == dnnl_success &&
-           prim_make(&s->bwd_w, &cd, s->fwd.pd);
+           prim_make(&s->bwd_w, &cd, s->fwd.pd, false);
 }
 
 /* Builds the backward primitives not yet tried; whether oneDNN runs both. */
@@ -446,11 +470,14 @@ static const dnnl_memory_desc_t *x_md(const sal_conv_dnnl *s, bool blk) { return
 static const dnnl_memory_desc_t *y_md(const sal_conv_dnnl *s, bool blk) { return blk ? &s->yb : &s->y; }
 
 sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
-                                 const float *B, float *Y, bool *done, bool *y_blk) {
-    *done = *y_blk = false;
+                                 const float *B, float *Y, bool *done, bool *y_blk, bool *relu) {
+    bool want_relu = *relu;
+    *done = *y_blk = *relu = false;
     sal_status st;
     sal_conv_dnnl *s = state_for(c, k, B != NULL, &st);
     if (!s) return st;
+    if (want_relu && !s->fwd_relu.prim && !s->no_relu) s->no_relu = !build_fwd_relu(s);
+    const prim *fp = want_relu && s->fwd_relu.prim ? &s->fwd_relu : &s->fwd;
     bool xb = c->blk_in & 1;
     if (xb && !s->x_blk) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "blocked input the convolution cannot read");
     /* Y blocked where the session wants it, the kernel writes it so, and the backward can read it */
@@ -462,13 +489,14 @@ sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, co
     dnnl_memory_t y = side(&ms, s, y_md(s, yb), Y, dst, c->ws, SL_DST, false, true);
     dnnl_memory_t b = B ? track(&ms, mem(&s->b, (void *)B)) : NULL;
     dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}, {DNNL_ARG_BIAS, b}};
-    bool ok = run_prim(&ms, &s->fwd, c->ws, a, B ? 4 : 3);
+    bool ok = run_prim(&ms, fp, c->ws, a, B ? 4 : 3);
     if (ok) back(&ms, s, y, dst, y_md(s, yb), Y, false);
     ok = ok && !ms.bad && dnnl_stream_wait(g_stream) == dnnl_success;
     mems_free(&ms);
     if (!ok) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN convolution failed");
     *done = true;
     *y_blk = yb;
+    *relu = fp == &s->fwd_relu;
     return SAL_OK;
 }
 

@@ -29,9 +29,10 @@ bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
 /* Y = conv(X, W) + B (B may be NULL). *done false (and SAL_OK): oneDNN has no kernel for it, run
  * our own. Keeps primitives in the node's state in c->ws. X is blocked when bit 0 of c->blk_in is
  * set; Y is written blocked (*y_blk) when bit 0 of c->blk_want is set and oneDNN's kernels, forward
- * and backward, work in that layout. */
+ * and backward, work in that layout. *relu true on entry asks for max(Y, 0) instead, and on return
+ * says whether it was done. */
 sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
-                                 const float *B, float *Y, bool *done, bool *y_blk);
+                                 const float *B, float *Y, bool *done, bool *y_blk, bool *relu);
 /* Whether oneDNN runs this convolution, forward and backward, on a blocked X (sal_op.blk_takes). */
 bool sal_conv_dnnl_takes_blocked(const sal_opctx *c, const sal_conv_shape *k, bool bias);
 /* dX, dW, dB (each may be NULL) += the gradients for dY; with dx_fresh, dX = its gradient (dX's
