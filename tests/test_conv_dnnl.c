@@ -241,20 +241,20 @@ static void res_run(const sal_model *g, const sal_tensor *x, bool layouts, res_r
     sal_session_free(s);
 }
 
-static void test_blocked(sal_rng *r) {
-    sal_model *g = build_res(r);
-    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1);
+/* Model g (names as res_run reads them) on x with layouts on and off and on our own kernels: nblk
+ * values blocked with layouts, and everything res_run asks alike in the three. */
+static void blocked_check(const char *what, sal_model *g, sal_tensor *x, int nblk) {
     res_result o[3];
     memset(o, 0, sizeof o);
     sal_conv_dnnl_mode(SAL_DNNL_ALL);
-    res_run(g, &x, false, &o[0]);
-    res_run(g, &x, true, &o[1]);
+    res_run(g, x, false, &o[0]);
+    res_run(g, x, true, &o[1]);
     sal_conv_dnnl_mode(SAL_DNNL_OFF); /* our kernels: no oneDNN, so nothing is blocked */
-    res_run(g, &x, true, &o[2]);
+    res_run(g, x, true, &o[2]);
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
-    /* h1, a1, h2, s1, a2 blocked; h3 converted at Add(h3, x) */
-    CHECK(o[0].nblk == 0 && o[1].nblk == 5 && o[2].nblk == 0, "blocked values: %d plain, %d with layouts, %d ours",
-          o[0].nblk, o[1].nblk, o[2].nblk);
+    CHECK(o[0].nblk == 0 && o[1].nblk == nblk && o[2].nblk == 0,
+          "%s, blocked values: %d plain, %d with layouts (want %d), %d ours", what, o[0].nblk, o[1].nblk, nblk,
+          o[2].nblk);
     for (int k = 1; k < 3; k++) {
         const res_result *a = &o[k], *b = &o[0];
         double e[8] = {relerr(&a->y, &b->y), relerr(&a->a1, &b->a1), relerr(&a->dx, &b->dx), relerr(&a->gx, &b->gx),
@@ -262,12 +262,19 @@ static void test_blocked(sal_rng *r) {
                        relerr(&a->rx, &b->rx)};
         double worst = 0;
         for (int i = 0; i < 8; i++) worst = fmax(worst, e[i]);
-        CHECK(worst < 1e-5, "%s against plain oneDNN: y %.2g a1 %.2g dx %.2g dx again %.2g da1 %.2g dw2 %.2g db1 %.2g "
-              "rule dx %.2g", k == 1 ? "layouts" : "our kernels", e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]);
+        CHECK(worst < 1e-5, "%s, %s against plain oneDNN: y %.2g a1 %.2g dx %.2g dx again %.2g da1 %.2g dw2 %.2g "
+              "db1 %.2g rule dx %.2g", what, k == 1 ? "layouts" : "our kernels", e[0], e[1], e[2], e[3], e[4], e[5],
+              e[6], e[7]);
     }
     /* the rule changed the gradient: the comparison above is not of two plain gradients */
-    CHECK(relerr(&o[1].rx, &o[1].dx) > 1e-3, "the guided rule made no difference");
+    CHECK(relerr(&o[1].rx, &o[1].dx) > 1e-3, "%s: the guided rule made no difference", what);
     for (int k = 0; k < 3; k++) res_free(&o[k]);
+}
+
+static void test_blocked(sal_rng *r) {
+    sal_model *g = build_res(r);
+    sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1);
+    blocked_check("residual net", g, &x, 5); /* h1, a1, h2, s1, a2; h3 converted at Add(h3, x) */
     sal_tensor_free(&x);
     sal_model_free(g);
 }
@@ -300,33 +307,11 @@ static sal_model *build_pool(sal_rng *r) {
     return t_finish(g, "y");
 }
 
-/* MaxPool on blocked inputs, against plain oneDNN and our kernels, as test_blocked does. */
+/* MaxPool reading blocked inputs: the first writes a blocked output, the second a plain one. */
 static void test_blocked_pool(sal_rng *r) {
     sal_model *g = build_pool(r);
     sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 16}, 1);
-    res_result o[3];
-    memset(o, 0, sizeof o);
-    sal_conv_dnnl_mode(SAL_DNNL_ALL);
-    res_run(g, &x, false, &o[0]);
-    res_run(g, &x, true, &o[1]);
-    sal_conv_dnnl_mode(SAL_DNNL_OFF);
-    res_run(g, &x, true, &o[2]);
-    sal_conv_dnnl_mode(SAL_DNNL_AUTO);
-    /* h1, a1, p1, h2, a2; p2 is written plain for Flatten */
-    CHECK(o[0].nblk == 0 && o[1].nblk == 5 && o[2].nblk == 0, "pool net, blocked values: %d plain, %d with layouts, "
-          "%d ours", o[0].nblk, o[1].nblk, o[2].nblk);
-    for (int k = 1; k < 3; k++) {
-        const res_result *a = &o[k], *b = &o[0];
-        double e[8] = {relerr(&a->y, &b->y), relerr(&a->a1, &b->a1), relerr(&a->dx, &b->dx), relerr(&a->gx, &b->gx),
-                       relerr(&a->da1, &b->da1), relerr(&a->dw2, &b->dw2), relerr(&a->db1, &b->db1),
-                       relerr(&a->rx, &b->rx)};
-        double worst = 0;
-        for (int i = 0; i < 8; i++) worst = fmax(worst, e[i]);
-        CHECK(worst < 1e-5, "pool net, %s against plain oneDNN: y %.2g a1 %.2g dx %.2g dx again %.2g da1 %.2g "
-              "dw2 %.2g db1 %.2g rule dx %.2g", k == 1 ? "layouts" : "our kernels", e[0], e[1], e[2], e[3], e[4],
-              e[5], e[6], e[7]);
-    }
-    for (int k = 0; k < 3; k++) res_free(&o[k]);
+    blocked_check("pool net", g, &x, 5); /* h1, a1, p1, h2, a2; p2 plain for Flatten */
     sal_tensor_free(&x);
     sal_model_free(g);
 }

@@ -172,7 +172,7 @@ typedef struct {
     double *acc;             /* (N, row): sum_k w_k grad(base + alpha_k (x - base)) */
     float *ends;             /* (N, 2): f(x), f(base) */
     /* through the affine front (sal_exec_front): its value, row size and shape, F(x) and F(base)
-     * per sample (N, 2, frow), and the sum of w_k times the gradient at it (N, frow) */
+     * per sample (N, 2, frow), and the sum of w_k times the gradient there (N, frow) */
     const sal_xctx *c;
     int front;
     int64_t frow;
@@ -284,7 +284,8 @@ static sal_status front_pass(void *u, sal_chunk *ch) {
     const float *g = sal_f32(&s->grad[j->front]);
     for (int64_t r = 0; r < ch->n;) {
         int64_t i = (ch->r0 + r) / j->steps, n = 0;
-        for (; r + n < ch->n && (ch->r0 + r + n) / j->steps == i; n++) j->wk[n] = (float)j->w[(ch->r0 + r + n) % j->steps];
+        for (; r + n < ch->n && (ch->r0 + r + n) / j->steps == i; n++)
+            j->wk[n] = (float)j->w[(ch->r0 + r + n) % j->steps];
         sal_sgemm(false, false, 1, (int)j->frow, (int)n, 1.0f, j->wk, (int)n, g + r * j->frow, (int)j->frow, 1.0f,
                   j->facc + i * j->frow, (int)j->frow);
         r += n;
@@ -328,8 +329,7 @@ static sal_status run_ig(sal_xctx *c) {
     int64_t N = x->dim[0], row = sal_row_size(x);
     sal_tensor base = {0};
     SAL_TRY(sal_method_baseline(c, &base));
-    /* the front needs a backward pass without rules to the model input, which the chunks' session
-     * is (c->s) */
+    /* the chunks run on c->s (sal_run_batched's default session): its front is the one used */
     ig_job j = {.x = sal_f32(x), .base = sal_f32(&base), .row = row, .steps = steps, .c = c,
                 .front = sal_exec_front(c->s)};
     double *alpha = sal_malloc((size_t)steps * sizeof *alpha), *w = sal_malloc((size_t)steps * sizeof *w);
