@@ -104,45 +104,47 @@ static void maxpool_plane(const sal_win *w, const win1 *const t[3], const float 
             }
 }
 
+/* A 2x2 window's taps v0..v3 in order: the maximum, and (win4) each tap's share of the gradient g:
+ * all of it to the first maximum, as maxpool_plane's tie rule, found from the last tap back. Selects
+ * only, no branches: the loops over windows vectorize, and data-dependent branches mispredict on
+ * masked and noisy inputs. */
+static inline float max4(float v0, float v1, float v2, float v3) {
+    float m = v1 > v0 ? v1 : v0;
+    m = v2 > m ? v2 : m;
+    return v3 > m ? v3 : m;
+}
+
+static inline void win4(float v0, float v1, float v2, float v3, float g, float *g0, float *g1, float *g2, float *g3) {
+    float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1;
+    *g3 = v3 > m2 ? g : 0.0f;
+    g = v3 > m2 ? 0.0f : g;
+    *g2 = v2 > m1 ? g : 0.0f;
+    g = v2 > m1 ? 0.0f : g;
+    *g1 = v1 > v0 ? g : 0.0f;
+    *g0 = v1 > v0 ? 0.0f : g;
+}
+
 /* The common 2x2, stride 2 max pooling of a plane whose windows all lie inside it (no padding, and
  * floor mode or even sizes), without the general tap loops: about 5x faster, which matters as the
  * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
  * Same tie rule (the first maximum in tap order) as maxpool_plane. */
 static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy) {
-    if (!dx) { /* forward: the same comparisons as selects, without the argmax, so they vectorize
-                * (branches on the data mispredict on masked and noisy inputs) */
-        for (int64_t oy = 0; oy < OH; oy++) {
-            const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        if (!dx) {
             float *yr = y + oy * OW;
 #pragma omp simd
-            for (int64_t ox = 0; ox < OW; ox++) {
-                float m = r0[2 * ox], v = r0[2 * ox + 1];
-                m = v > m ? v : m;
-                v = r1[2 * ox];
-                m = v > m ? v : m;
-                v = r1[2 * ox + 1];
-                yr[ox] = v > m ? v : m;
-            }
+            for (int64_t ox = 0; ox < OW; ox++) yr[ox] = max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+            continue;
         }
-        return;
-    }
-    /* backward: the same comparisons again, the gradient added to all four taps through selects
-     * (windows do not overlap, and a branch per tap mispredicts on noisy inputs) */
-    for (int64_t oy = 0; oy < OH; oy++) {
-        const float *r0 = x + 2 * oy * W, *r1 = r0 + W, *g = dy + oy * OW;
+        /* windows do not overlap: each tap gets its share added */
+        const float *g = dy + oy * OW;
         float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
 #pragma omp simd
         for (int64_t ox = 0; ox < OW; ox++) {
-            /* running maxima m1, m2 as in the forward pass; then from the last tap back, each
-             * tap that beat the maximum before it takes what gradient is left */
-            float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
-            float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1, left = g[ox];
-            float g3 = v3 > m2 ? left : 0.0f;
-            left = v3 > m2 ? 0.0f : left;
-            float g2 = v2 > m1 ? left : 0.0f;
-            left = v2 > m1 ? 0.0f : left;
-            float g1 = v1 > v0 ? left : 0.0f;
-            d0[2 * ox] += v1 > v0 ? 0.0f : left;
+            float g0, g1, g2, g3;
+            win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1], g[ox], &g0, &g1, &g2, &g3);
+            d0[2 * ox] += g0;
             d0[2 * ox + 1] += g1;
             d1[2 * ox] += g2;
             d1[2 * ox + 1] += g3;
@@ -168,26 +170,14 @@ static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_
                 int64_t o = oblk ? ((b * OH + oy) * OW + ox) * 16 : (b * 16 * OH + oy) * OW + ox;
                 if (!dx) {
 #pragma omp simd
-                    for (int l = 0; l < 16; l++) {
-                        float m = x[i0 + l], v = x[i1 + l];
-                        m = v > m ? v : m;
-                        v = x[i2 + l];
-                        m = v > m ? v : m;
-                        v = x[i3 + l];
-                        Y[o + l * step] = v > m ? v : m;
-                    }
+                    for (int l = 0; l < 16; l++) Y[o + l * step] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
                     continue;
                 }
 #pragma omp simd
-                for (int l = 0; l < 16; l++) { /* as maxpool_2x2's backward */
-                    float v0 = x[i0 + l], v1 = x[i1 + l], v2 = x[i2 + l], v3 = x[i3 + l];
-                    float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1, left = dY[o + l * step];
-                    float g3 = v3 > m2 ? left : 0.0f;
-                    left = v3 > m2 ? 0.0f : left;
-                    float g2 = v2 > m1 ? left : 0.0f;
-                    left = v2 > m1 ? 0.0f : left;
-                    float g1 = v1 > v0 ? left : 0.0f;
-                    dx[i0 + l] += v1 > v0 ? 0.0f : left;
+                for (int l = 0; l < 16; l++) {
+                    float g0, g1, g2, g3;
+                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], dY[o + l * step], &g0, &g1, &g2, &g3);
+                    dx[i0 + l] += g0;
                     dx[i1 + l] += g1;
                     dx[i2 + l] += g2;
                     dx[i3 + l] += g3;
