@@ -602,7 +602,8 @@ static void occlusion_direct(const sal_model *m, const sal_tensor *x, int64_t t,
     int64_t N = x->dim[0], row = sal_tensor_numel(x) / N, P = row / (H * W);
     sal_tensor xc = {0};
     for (int64_t i = 0; i < N; i++) {
-        double sum[64] = {0}, cnt[64] = {0};
+        double sum[256] = {0}, cnt[256] = {0};
+        SAL_ASSERT(H * W <= 256);
         SAL_ASSERT(sal_tensor_alloc(&xc, SAL_F32, x->ndim, (int64_t[]){1, x->dim[1], x->dim[2], x->dim[3]}) == SAL_OK);
         xc.ndim = x->ndim;
         memcpy(sal_f32(&xc), sal_f32(x) + i * row, (size_t)row * 4);
@@ -689,6 +690,56 @@ static void test_occlusion(void) {
                 "one spatial axis");
     sal_tensor_free(&x);
     sal_model_free(m);
+}
+
+/* Occlusion through an MLP's first product (sal_exec_front_product): each window's row starts at
+ * the front from its sample's value plus the window's share of the product; against full passes,
+ * for any chunking, with rows too unlike their sample (a window of more than an eighth of the
+ * input) run in full instead. */
+static void test_occlusion_front(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 14);
+    sal_model *m = mlp(3, (int64_t[]){1, 12, 12}, 32, 3, 5, NULL), *cnn = bn_cnn(3);
+    sal_session *s;
+    int64_t N = 0;
+    float alpha = 0;
+    SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
+    CHECK(sal_exec_front_product(s, 144, &N, &alpha) && N == 32 && alpha == 1, "the MLP's head is not one product");
+    CHECK(!sal_exec_front_product(s, 145, &N, &alpha), "a product of 144 rows taken for 145 elements");
+    sal_session_free(s);
+    SAL_ASSERT(sal_session_new(cnn, &s) == SAL_OK);
+    CHECK(!sal_exec_front_product(s, 64, &N, &alpha), "a convolution taken for a product");
+    sal_session_free(s);
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){2, 1, 12, 12}, 1);
+    float want[288];
+    /* 3x3, stride 2 on 12: starts 0, 2, 4, 6, 8 and 9; 36 windows per sample */
+    const int64_t st[6] = {0, 2, 4, 6, 8, 9};
+    occlusion_direct(m, &x, 2, 12, 12, 3, 3, st, 6, st, 6, 0.25f, want);
+    for (int c = 0; c < 3; c++) {
+        int64_t chunk = (int64_t[]){0, 1, 5}[c];
+        sal_explanation *e =
+            explain(m, &x, "occlusion", (xopt){.cls = 2, .chunk = chunk}, 3, "window=3", "stride=2", "fill=0.25");
+        if (!e) continue;
+        CHECK(max_diff(map(e), want, 288) < 1e-5, "occlusion from the front, chunk %lld: differs from full passes "
+              "by %g", (long long)chunk, max_diff(map(e), want, 288));
+        CHECK(sal_explanation_metric(e, "rows_from_front") == 2 * 37, "chunk %lld: %g rows from the front, not 74",
+              (long long)chunk, sal_explanation_metric(e, "rows_from_front"));
+        sal_explanation_free(e);
+    }
+    /* 5x5 windows change 25 of 144 elements: full passes */
+    const int64_t st5[5] = {0, 2, 4, 6, 7};
+    occlusion_direct(m, &x, 2, 12, 12, 5, 5, st5, 5, st5, 5, 0.0f, want);
+    sal_explanation *e = explain(m, &x, "occlusion", (xopt){.cls = 2}, 2, "window=5", "stride=2");
+    if (e) {
+        CHECK(max_diff(map(e), want, 288) < 1e-5, "occlusion 5x5 differs from full passes by %g",
+              max_diff(map(e), want, 288));
+        CHECK(sal_explanation_metric(e, "rows_from_front") == 0, "5x5 windows: %g rows from the front",
+              sal_explanation_metric(e, "rows_from_front"));
+    }
+    sal_explanation_free(e);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+    sal_model_free(cnn);
 }
 
 /* ---- gradient SHAP ---- */
@@ -932,6 +983,7 @@ int main(void) {
     test_ig_blur();
     test_smoothgrad();
     test_occlusion();
+    test_occlusion_front();
     test_gradient_shap();
     test_chunks();
     test_shift_invariance();

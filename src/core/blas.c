@@ -104,6 +104,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void axpy4(i
     for (int j = 0; j < n; j++) c[j] += w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j];
 }
 
+void sal_axpy4(int n, float *c, const float *w, const float *const *r) { axpy4(n, c, w, r); }
+
 /* c (N) = alpha a B + beta c for a row a (K, stride inca) and row-major B (K,N), visiting only
  * the rows of B whose a[k] is not zero. Batch-1 dense layers are bound by reading B; after a ReLU
  * about half of a gradient's (or an activation's) entries are zero, and skipping their rows halves

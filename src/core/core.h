@@ -109,6 +109,8 @@ sal_status sal_blas_init(void);
 void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 const char *sal_blas_info(void);
+/* c[0..n) += w[0] r[0] + ... + w[3] r[3], with this CPU's widest vectors (AVX-512, AVX2) */
+void sal_axpy4(int n, float *c, const float *w, const float *const *r);
 
 double sal_now(void); /* monotonic seconds */
 

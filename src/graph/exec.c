@@ -1,5 +1,6 @@
 /* Forward tape and backward walker. */
 #include "exec.h"
+#include "ops/linear_ops.h"
 #include <math.h>
 
 /* A node whose outputs hold no elements has nothing to compute, forward or backward. Skipping it is
@@ -207,7 +208,22 @@ static sal_status front_plan(sal_session *s) {
 
 int sal_exec_front(const sal_session *s) { return s->twin ? -1 : s->front; }
 
-/* Convolutions that may take the ReLU after them (sal_session.fuse): the output read by one Relu
+const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float *alpha) {
+    int f = sal_exec_front(s);
+    const sal_model *m = s->m;
+    const sal_node *g = NULL;
+    for (int i = 0; i < m->nnode && f >= 0; i++) {
+        const sal_node *n = &m->node[i];
+        if (s->part[i] != 1) continue;
+        if (n->nout == 1 && n->out[0] == f && sal_node_is(n, SAL_OP_Gemm)) g = n;
+        else if (!sal_node_has(n, SAL_TR_VIEW)) return NULL;
+    }
+    if (!g) return NULL;
+    sal_opctx c = {.g = m, .n = g, .ws = &s->ws};
+    return sal_gemm_rows(&c, K, N, alpha);
+}
+
+/* Convolutions and Gemms that may take the ReLU after them (sal_session.fuse): the output read by one Relu
  * and nothing else, not a model output. */
 static sal_status fuse_plan(sal_session *s) {
     const sal_model *m = s->m;
@@ -231,7 +247,8 @@ static sal_status fuse_plan(sal_session *s) {
         if (!sal_node_is(r, SAL_OP_Relu) || h < 0 || readers[h] != 1 || m->val[h].kind != SAL_VAL_NODE)
             continue;
         int p = m->val[h].producer;
-        if (sal_node_is(&m->node[p], SAL_OP_Conv) && m->node[p].out[0] == h && r->nout == 1 && r->out[0] >= 0)
+        if ((sal_node_is(&m->node[p], SAL_OP_Conv) || sal_node_is(&m->node[p], SAL_OP_Gemm)) &&
+            m->node[p].out[0] == h && r->nout == 1 && r->out[0] >= 0)
             s->fuse_to[p] = i;
     }
     sal_free(readers);
@@ -361,7 +378,9 @@ static sal_status run_nodes(sal_session *s, int skip) {
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->act[n->in[k]] : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->act[n->out[k]] : NULL;
         double t0 = s->prof ? sal_now() : 0;
-        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = fuse && s->fuse_to[i] >= 0};
+        /* a Relu this pass skips is not fused: a head pass gives the front's own values */
+        bool relu = fuse && s->fuse_to[i] >= 0 && !(skip && s->part[s->fuse_to[i]] == skip);
+        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu};
         SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
         if (c.relu_done) relu_view(s, n->out[0], m->node[s->fuse_to[i]].out[0]);
         if (s->prof) s->prof[i] += sal_now() - t0;

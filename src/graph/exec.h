@@ -43,13 +43,14 @@ struct sal_session {
     int front;
     unsigned char *part;
     bool partial; /* the last forward pass ran one part only: its values are not one whole pass */
-    /* ReLU fused into convolutions: with `fuse` (and layouts), a Conv whose output h only a Relu
-     * reads writes max(h, 0) itself when its kernel can (oneDNN's post-op), and the Relu's output
+    /* ReLU fused into convolutions and Gemms: with `fuse` (and layouts), a Conv or Gemm whose
+     * output h only a Relu reads writes max(h, 0) itself when its kernel can (oneDNN's post-op; a
+     * Gemm in place after its product), and the Relu's output
      * becomes a view of h, which then holds the Relu's values: alike for the Relu's backward
      * (h > 0 where the ReLU passes) but not h's own. Only callers that read nothing but outputs and
      * input gradients may set it; sal_session_value gives NULL for such an h. */
     bool fuse, fuse_used;
-    int *fuse_to;           /* per node: the Relu node a Conv may take, or -1 (fixed per model) */
+    int *fuse_to;           /* per node: the Relu node a Conv or Gemm may take, or -1 (fixed per model) */
     int *view_of;           /* per value: the value whose activation it views (-1: none) */
     int *viewed_by;         /* per value: the value viewing its activation (-1: none) */
 };
@@ -89,6 +90,12 @@ sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x);
  * written in place: then nothing is copied). A backward pass after it reaches the front
  * (wrt it); one after sal_exec_forward_head reaches the input from a seed at the front. */
 sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f);
+/* The head as one product: when the head is a Gemm with constant weights (sal_gemm_rows) behind
+ * ops that keep the input's elements in order (Flatten, Reshape: an MLP's first Linear), op(B) as
+ * (K, N) rows for inputs of K elements per sample, and alpha; NULL otherwise. A row that differs
+ * from a sample in a few elements then has the front F(sample) + alpha (row - sample) op(B) summed
+ * over those elements alone (occlusion's windows, sal_batched.near). */
+const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float *alpha);
 
 typedef struct {
     const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */

@@ -209,6 +209,77 @@ static sal_status make_rows(const sal_xctx *c, const sal_batched *b, int64_t per
     return SAL_OK;
 }
 
+/* Rows near their sample (sal_batched.near) through a one-product head: F of every sample, then
+ * per chunk the front's rows F(sample) + alpha (row - sample) op(B) over the elements that differ. */
+typedef struct {
+    const float *b; /* op(B) as (K, N) rows; NULL: full passes */
+    int64_t K, N;
+    float alpha;
+    float *f;     /* F(sample) per sample (N floats each) */
+    int64_t rows; /* rows that ran from the front */
+} near_head;
+
+static sal_status near_begin(const sal_xctx *c, sal_session *s, near_head *h) {
+    const sal_tensor *x = c->x;
+    h->K = sal_row_size(x);
+    if (!(h->b = sal_exec_front_product(s, h->K, &h->N, &h->alpha))) return SAL_OK;
+    int front = sal_exec_front(s);
+    if (!(h->f = sal_malloc((size_t)(x->dim[0] * h->N) * sizeof *h->f))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    /* one sample at a time: F(sample) does not depend on how samples are split over chunks or ranks */
+    for (int64_t i = 0; i < x->dim[0]; i++) {
+        sal_tensor xi = sal_tensor_view(x);
+        xi.data = (float *)sal_f32(x) + i * h->K;
+        xi.dim[0] = 1;
+        SAL_TRY(sal_exec_forward_head(s, &xi));
+        const sal_tensor *t = &s->act[front];
+        if (t->dtype != SAL_F32 || t->ndim != 2 || t->dim[0] != 1 || t->dim[1] != h->N) {
+            h->b = NULL; /* not shaped as one product's rows: full passes */
+            return SAL_OK;
+        }
+        memcpy(h->f + i * h->N, sal_f32(t), (size_t)h->N * sizeof *h->f);
+    }
+    return SAL_OK;
+}
+
+/* The chunk's forward pass through the tail; *done false when its rows differ from their samples
+ * in more than an eighth of their elements (a full pass is then faster). */
+static sal_status near_pass(const sal_xctx *c, near_head *h, int64_t per, sal_chunk *ch, sal_tensor *seed,
+                            bool *done) {
+    const float *x = sal_f32(c->x), *rows = sal_f32(ch->x);
+    int64_t K = h->K, N = h->N, differ = 0;
+    for (int64_t r = 0; r < ch->n; r++) {
+        const float *a = rows + r * K, *a0 = x + (ch->r0 + r) / per * K;
+        for (int64_t j = 0; j < K; j++) differ += a[j] != a0[j];
+    }
+    *done = differ * 8 <= ch->n * K;
+    if (!*done) return SAL_OK;
+    sal_session *s = ch->s;
+    sal_tensor *f = &s->act[sal_exec_front(s)]; /* written in place (sal_exec_forward_tail) */
+    SAL_TRY(sal_tensor_alloc_raw(f, SAL_F32, 2, (int64_t[]){ch->n, N}));
+#pragma omp parallel for if (differ * N > 65536)
+    for (int64_t r = 0; r < ch->n; r++) {
+        int64_t i = (ch->r0 + r) / per;
+        const float *a = rows + r * K, *a0 = x + i * K;
+        float *o = sal_f32(f) + r * N;
+        memcpy(o, h->f + i * N, (size_t)N * sizeof *o);
+        /* four rows of op(B) per sweep over o: a quarter of its loads and stores */
+        const float *w[4];
+        float d[4];
+        int nd = 0;
+        for (int64_t j = 0; j <= K; j++) {
+            if (j < K && a[j] == a0[j]) continue;
+            if (j < K) w[nd] = h->b + j * N, d[nd++] = h->alpha * (a[j] - a0[j]);
+            if (nd < 4 && (j < K || !nd)) continue;
+            for (; nd < 4; nd++) w[nd] = w[0], d[nd] = 0.0f;
+            sal_axpy4((int)N, o, d, w);
+            nd = 0;
+        }
+    }
+    SAL_TRY(sal_exec_forward_tail(s, f));
+    h->rows += ch->n;
+    return sal_target_seed(c, &s->act[sal_explained(c, s->m)], ch->target, seed, ch->value);
+}
+
 sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
     const sal_tensor *x = c->x;
     int64_t per = b->per_sample > 0 ? b->per_sample : 1, N = b->samples > 0 ? b->samples : x->dim[0];
@@ -220,6 +291,9 @@ sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
     uint64_t *ids = sal_malloc((size_t)chunk * sizeof *ids);
     float *val = sal_malloc((size_t)chunk * sizeof *val);
     sal_status st = (tg || !c->target) && ids && val ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
+    near_head near = {0};
+    SAL_ASSERT(!b->near || (b->make && b->forward_only && !b->pass && !b->samples));
+    if (st == SAL_OK && b->near) st = near_begin(c, b->s ? b->s : c->s, &near);
     for (int64_t r0 = 0; r0 < total && st == SAL_OK; r0 += chunk) {
         sal_chunk ch = {.r0 = r0, .n = total - r0 < chunk ? total - r0 : chunk, .target = tg, .stream = ids,
                         .s = b->s ? b->s : c->s, .value = val};
@@ -241,7 +315,9 @@ sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
             ch.x = &view;
         }
         if (st == SAL_OK && b->before) st = b->before(b->u, &ch);
-        if (st == SAL_OK) st = b->pass ? b->pass(b->u, &ch) : default_pass(c, b, &ch, &g, &seed);
+        bool done = false;
+        if (st == SAL_OK && near.b) st = near_pass(c, &near, per, &ch, &seed, &done);
+        if (st == SAL_OK && !done) st = b->pass ? b->pass(b->u, &ch) : default_pass(c, b, &ch, &g, &seed);
         int64_t row = sal_row_size(ch.x);
         for (int64_t r = 0; r < ch.n && st == SAL_OK && b->take; r++) {
             int64_t i = (r0 + r) / per, k = (r0 + r) % per;
@@ -258,5 +334,7 @@ sal_status sal_run_batched(sal_xctx *c, const sal_batched *b) {
     sal_free(tg);
     sal_free(ids);
     sal_free(val);
+    sal_free(near.f);
+    if (st == SAL_OK && b->near) sal_metric(c, "rows_from_front", (double)near.rows);
     return st;
 }

@@ -160,6 +160,11 @@ typedef struct {
     bool seeded;
     uint64_t seed;
     bool forward_only;
+    /* forward_only rows made by make() that differ from their sample (row i of c->x) in a few
+     * elements: through a one-product head (sal_exec_front_product) only those elements' share of
+     * the product is computed, and the tail runs from the front (metric rows_from_front: how
+     * many rows did) */
+    bool near;
     const sal_rule_fn *rules; /* per node, or NULL */
     void *rule_user;
     sal_session *s;

@@ -109,7 +109,8 @@ static sal_status run_occlusion(sal_xctx *c) {
         positions(W, j.ww, sw, xs);
         j.ys = ys;
         j.xs = xs;
-        sal_batched b = {.per_sample = 1 + j.nwin, .make = occ_make, .take = occ_take, .u = &j, .forward_only = true};
+        sal_batched b = {.per_sample = 1 + j.nwin, .make = occ_make, .take = occ_take, .u = &j, .forward_only = true,
+                        .near = true};
         st = sal_run_batched(c, &b);
     }
     if (st == SAL_OK) st = sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim);

@@ -86,14 +86,10 @@ static void gemm_state_free(void *p) {
     sal_free(s);
 }
 
-/* B (N, K) transposed to (K, N) when worth it (see gemm_state); NULL: use B as it is. */
-static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N, const float *B) {
-    const gemm_p *p = c->n->p;
-    int v = c->n->in[1];
-    bool own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->g->val[v].t.data == B;
-    if (!p->tb || p->ta || !own || M < 8 || K < 16 || M * N * K < (1 << 17) ||
-        (size_t)(N * K) * sizeof(float) > GEMM_BT_MAX)
-        return NULL;
+/* The constant B (N, K) of c's node transposed to (K, N), kept in the node's state; NULL when too
+ * large or out of memory. */
+static const float *bt_kept(const sal_opctx *c, int64_t K, int64_t N, const float *B) {
+    if ((size_t)(N * K) * sizeof(float) > GEMM_BT_MAX) return NULL;
     sal_node_state *ns = sal_node_state_of(c);
     if (!ns) return NULL;
     gemm_state *s = ns->p;
@@ -107,20 +103,69 @@ static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N,
     if (!(s->bt = sal_malloc((size_t)(N * K) * sizeof(float)))) return NULL;
     s->src = B;
     s->version = c->g->version;
-    for (int64_t j = 0; j < N; j++)
-        for (int64_t k = 0; k < K; k++) s->bt[k * N + j] = B[j * K + k];
+    enum { T = 16 }; /* in tiles: a column-order write per element would take a cache line each */
+    for (int64_t j0 = 0; j0 < N; j0 += T)
+        for (int64_t k0 = 0; k0 < K; k0 += T)
+            for (int64_t j = j0; j < j0 + T && j < N; j++)
+                for (int64_t k = k0; k < k0 + T && k < K; k++) s->bt[k * N + j] = B[j * K + k];
     return s->bt;
+}
+
+/* B (N, K) transposed to (K, N) when worth it (see gemm_state); NULL: use B as it is. */
+static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N, const float *B) {
+    const gemm_p *p = c->n->p;
+    int v = c->n->in[1];
+    bool own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->g->val[v].t.data == B;
+    if (!p->tb || p->ta || !own || M < 8 || K < 16 || M * N * K < (1 << 17)) return NULL;
+    return bt_kept(c, K, N, B);
+}
+
+const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alpha) {
+    const sal_node *n = c->n;
+    const gemm_p *p = n->p;
+    if (!sal_node_is(n, SAL_OP_Gemm) || p->ta || n->nin < 2 || n->in[1] < 0) return NULL;
+    const sal_value *B = &c->g->val[n->in[1]], *C = n->nin > 2 && n->in[2] >= 0 ? &c->g->val[n->in[2]] : NULL;
+    if (B->kind != SAL_VAL_CONST || B->t.dtype != SAL_F32 || B->t.ndim != 2 || B->t.dim[p->tb] != K) return NULL;
+    if (C && (C->kind != SAL_VAL_CONST || (C->t.ndim == 2 && C->t.dim[0] != 1))) return NULL; /* a bias per row */
+    *N = B->t.dim[!p->tb];
+    *alpha = p->alpha;
+    return p->tb ? bt_kept(c, K, *N, sal_f32(&B->t)) : sal_f32(&B->t);
+}
+
+/* Y = max(Y + b, 0) with relu, else Y + b, per row: b a row of N (cs 1), one value (cs 0) or none. */
+static void gemm_epilogue(float *Y, int64_t M, int64_t N, const float *b, int64_t cs, float beta, bool relu) {
+#pragma omp parallel for if (M * N > 65536)
+    for (int64_t i = 0; i < M; i++) {
+        float *y = Y + i * N;
+        if (b && cs) {
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) y[j] += beta * b[j];
+        } else if (b) {
+            float v = beta * b[0];
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) y[j] += v;
+        }
+        if (relu) {
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+        }
+    }
 }
 
 static sal_status gemm_forward(sal_opctx *c) {
     const gemm_p *p = c->n->p;
     int64_t M, K, N, rs = 0, cs = 0;
     SAL_TRY(gemm_dims(c, &M, &K, &N));
-    const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1);
+    const float *A = sal_in_f(c, 0), *B = sal_in_f(c, 1), *C = NULL;
     float *Y = sal_out_f(c, 0), beta = 0.0f;
     if (c->n->nin > 2 && c->in[2] && p->beta != 0.0f) {
         SAL_TRY(gemm_cstride(c, M, N, &rs, &cs));
-        const float *C = sal_in_f(c, 2);
+        C = sal_in_f(c, 2);
+    }
+    /* a C that differs between rows is written first and the product added to it; a bias row is
+     * added after the product, in the pass that applies a fused ReLU (graph/exec.c: fuse) */
+    bool after = C && rs == 0;
+    if (C && !after) {
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) Y[i * N + j] = p->beta * C[i * rs + j * cs];
         beta = 1.0f;
@@ -129,6 +174,8 @@ static sal_status gemm_forward(sal_opctx *c) {
     if (Bt) sal_sgemm(false, false, (int)M, (int)N, (int)K, p->alpha, A, (int)K, Bt, (int)N, beta, Y, (int)N);
     else sal_sgemm(p->ta, p->tb, (int)M, (int)N, (int)K, p->alpha, A, p->ta ? (int)M : (int)K, B,
                    p->tb ? (int)K : (int)N, beta, Y, (int)N);
+    if (after || c->relu_want) gemm_epilogue(Y, M, N, after ? C : NULL, cs, p->beta, c->relu_want);
+    c->relu_done = c->relu_want;
     return SAL_OK;
 }
 

@@ -53,4 +53,11 @@ sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_l
 sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
                              const sal_tensor *W, const sal_tensor *rz, sal_tensor *dW, sal_scratch *ws);
 
+/* A Gemm node's product as rows: op(B) (K, N), B a constant, with its alpha (op(A) op(B) alpha + C
+ * beta), when transA is not set and C is constant and the same for every row; B itself, or for
+ * transB a transposed copy kept in c->ws (the node's state). NULL otherwise, or when the copy
+ * would exceed 32 MiB. Rows differing in a few elements then differ in the product by
+ * alpha (a' - a) op(B) over those elements (exec.h: sal_exec_front_product). */
+const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alpha);
+
 #endif

@@ -39,7 +39,7 @@ typedef struct sal_opctx {
      * pass the op may write out[i] blocked when bit i of blk_want is set, and then sets bit i of
      * blk_out; in a backward pass both are given. */
     unsigned blk_in, blk_out, blk_want;
-    /* Forward of a Conv whose output only a ReLU reads (graph/exec.c): relu_want asks for max(y, 0)
+    /* Forward of a Conv or Gemm whose output only a ReLU reads (graph/exec.c): relu_want asks for max(y, 0)
      * in its output instead, and the op sets relu_done when its kernel applied it. */
     bool relu_want, relu_done;
     sal_scratch *ws;
