@@ -430,7 +430,7 @@ typedef enum { JOIN_FIRST, JOIN_MAX, JOIN_MIN, JOIN_SUM, JOIN_MEAN } join_rule;
 
 static join_rule join_rule_of(const char *key) {
     static const char *const sums[] = {"exact_samples", "underdetermined_samples", "counterfactual_raised",
-                                       "counterfactual_checked"};
+                                       "counterfactual_checked", "rows_from_front"};
     static const char *const means[] = {"r2", "segments", "relevance_conservation", "counterfactual_mean_change"};
     size_t n = strlen(key);
     if (!strncmp(key, "inner.", 6)) return JOIN_MAX; /* SmoothGrad keeps its inner method's worst */
