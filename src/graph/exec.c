@@ -359,14 +359,16 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
     return SAL_OK;
 }
 
-/* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan). */
-static sal_status run_nodes(sal_session *s, int skip) {
+/* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan); front_relu: the
+ * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
+static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
     const sal_model *m = s->m;
     bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;
     memset(s->blk, 0, (size_t)m->nval);
     s->blk_used = lay;
     s->fuse_used = fuse;
     for (int v = 0; v < m->nval; v++) s->view_of[v] = s->viewed_by[v] = -1;
+    if (front_relu) relu_view(s, s->front, m->node[sal_exec_front_relu(s)].out[0]);
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         if (skip && s->part[i] == skip) continue;
@@ -398,7 +400,7 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
     }
     if (s->twin) SAL_TRY(twin_forward(s, &inputs[0]));
-    return run_nodes(s, 0);
+    return run_nodes(s, 0, false);
 }
 
 sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x) {
@@ -406,12 +408,18 @@ sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x) {
     s->forward_done = false;
     SAL_TRY(check_input(s->m, 0, x));
     SAL_TRY(sal_tensor_copy(&s->act[s->m->input[0]], x));
-    SAL_TRY(run_nodes(s, 2));
+    SAL_TRY(run_nodes(s, 2, false));
     return sal_exec_unblock(s, s->front, false); /* handed out and given back plain */
 }
 
-sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f) {
-    SAL_ASSERT(sal_exec_front(s) >= 0);
+int sal_exec_front_relu(const sal_session *s) {
+    int f = sal_exec_front(s);
+    if (f < 0 || !s->layouts || !s->fuse) return -1;
+    return s->fuse_to[s->m->val[f].producer];
+}
+
+sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_done) {
+    SAL_ASSERT(sal_exec_front(s) >= 0 && (!relu_done || sal_exec_front_relu(s) >= 0));
     sal_tensor *t = &s->act[s->front];
     s->forward_done = false;
     if (!t->data || f->dtype != SAL_F32 || f->ndim != t->ndim || f->ndim < 1 ||
@@ -422,7 +430,7 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f) {
                         sal_shape_str(t->ndim, t->dim, b, sizeof b));
     }
     if (f->data != t->data) SAL_TRY(sal_tensor_copy(t, f));
-    return run_nodes(s, 1);
+    return run_nodes(s, 1, relu_done);
 }
 
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {

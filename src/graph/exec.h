@@ -85,11 +85,15 @@ sal_status sal_exec_check_outputs(const sal_session *s);
 int sal_exec_front(const sal_session *s);
 /* Forward over the head only (the nodes up to the front, and those reading no input), from x. */
 sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x);
+/* The Relu that alone reads the front, when the session fuses ReLUs (sal_session.fuse); else -1.
+ * A caller that writes the front's rows may apply it (max(f, 0)) in the same pass. */
+int sal_exec_front_relu(const sal_session *s);
 /* Forward over the tail only (every node but the head's), from f, a value of the front shaped as
  * the head's last pass made it but for the batch axis (or the session's value of the front itself,
- * written in place: then nothing is copied). A backward pass after it reaches the front
- * (wrt it); one after sal_exec_forward_head reaches the input from a seed at the front. */
-sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f);
+ * written in place: then nothing is copied). relu_done: f holds max(F, 0) (sal_exec_front_relu),
+ * whose Relu then only views it, as when fused. A backward pass after it reaches the front (wrt
+ * it); one after sal_exec_forward_head reaches the input from a seed at the front. */
+sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_done);
 /* The head as one product: when the head is a Gemm with constant weights (sal_gemm_rows) behind
  * ops that keep the input's elements in order (Flatten, Reshape: an MLP's first Linear), op(B) as
  * (K, N) rows for inputs of K elements per sample, and alpha; NULL otherwise. A row that differs

@@ -256,6 +256,7 @@ static sal_status near_pass(const sal_xctx *c, near_head *h, int64_t per, sal_ch
     sal_session *s = ch->s;
     sal_tensor *f = &s->act[sal_exec_front(s)]; /* written in place (sal_exec_forward_tail) */
     SAL_TRY(sal_tensor_alloc_raw(f, SAL_F32, 2, (int64_t[]){ch->n, N}));
+    bool relu = sal_exec_front_relu(s) >= 0; /* the ReLU after the front, while a row is in cache */
 #pragma omp parallel for if (differ * N > 65536)
     for (int64_t r = 0; r < ch->n; r++) {
         int64_t i = (ch->r0 + r) / per;
@@ -274,8 +275,11 @@ static sal_status near_pass(const sal_xctx *c, near_head *h, int64_t per, sal_ch
             sal_axpy4((int)N, o, d, w);
             nd = 0;
         }
+        if (relu)
+#pragma omp simd
+            for (int64_t e = 0; e < N; e++) o[e] = o[e] > 0.0f ? o[e] : 0.0f;
     }
-    SAL_TRY(sal_exec_forward_tail(s, f));
+    SAL_TRY(sal_exec_forward_tail(s, f, relu));
     h->rows += ch->n;
     return sal_target_seed(c, &s->act[sal_explained(c, s->m)], ch->target, seed, ch->value);
 }

@@ -253,13 +253,22 @@ static sal_status front_fill(void *u, int64_t r0, int64_t n, sal_tensor *spare, 
     memcpy(dim, j->fshape.dim, sizeof dim);
     dim[0] = n;
     SAL_TRY(sal_tensor_alloc_raw(buf, SAL_F32, j->fshape.ndim, dim));
+    bool relu = sal_exec_front_relu(j->c->s) >= 0; /* the ReLU after the front, in the same pass */
 #pragma omp parallel for if (n * j->frow > 65536)
     for (int64_t r = 0; r < n; r++) {
         int64_t i = (r0 + r) / j->steps, k = (r0 + r) % j->steps;
         const float *fx = j->f + 2 * i * j->frow, *fb = fx + j->frow;
         float a = (float)j->alpha[k], *o = sal_f32(buf) + r * j->frow;
+        if (relu) {
 #pragma omp simd
-        for (int64_t e = 0; e < j->frow; e++) o[e] = fb[e] + a * (fx[e] - fb[e]);
+            for (int64_t e = 0; e < j->frow; e++) {
+                float v = fb[e] + a * (fx[e] - fb[e]);
+                o[e] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int64_t e = 0; e < j->frow; e++) o[e] = fb[e] + a * (fx[e] - fb[e]);
+        }
     }
     *x = sal_tensor_view(buf);
     return SAL_OK;
@@ -270,7 +279,7 @@ static sal_status front_pass(void *u, sal_chunk *ch) {
     ig_job *j = u;
     sal_session *s = ch->s;
     int out = sal_explained(j->c, s->m);
-    SAL_TRY(sal_exec_forward_tail(s, ch->x));
+    SAL_TRY(sal_exec_forward_tail(s, ch->x, sal_exec_front_relu(s) >= 0));
     SAL_TRY(sal_target_seed(j->c, &s->act[out], ch->target, &j->seed, ch->value));
     bool *wrt = sal_calloc((size_t)s->m->nval, sizeof *wrt);
     if (!wrt) return sal_fail(SAL_ERR_NOMEM, "out of memory");
