@@ -128,7 +128,8 @@ static inline void win4(float v0, float v1, float v2, float v3, float g, float *
  * floor mode or even sizes), without the general tap loops: about 5x faster, which matters as the
  * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
  * Same tie rule (the first maximum in tap order) as maxpool_plane. */
-static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy) {
+static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
+                        bool set) {
     for (int64_t oy = 0; oy < OH; oy++) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         if (!dx) {
@@ -137,9 +138,16 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
             for (int64_t ox = 0; ox < OW; ox++) yr[ox] = max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
             continue;
         }
-        /* windows do not overlap: each tap gets its share added */
+        /* windows do not overlap: each tap gets its share added, or set when they tile dx (set) */
         const float *g = dy + oy * OW;
         float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
+        if (set) {
+#pragma omp simd
+            for (int64_t ox = 0; ox < OW; ox++)
+                win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1], g[ox], &d0[2 * ox], &d0[2 * ox + 1],
+                     &d1[2 * ox], &d1[2 * ox + 1]);
+            continue;
+        }
 #pragma omp simd
         for (int64_t ox = 0; ox < OW; ox++) {
             float g0, g1, g2, g3;
@@ -158,11 +166,12 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
 static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
                             bool oblk, float *dX, const float *dY, bool fresh) {
     const int64_t step = oblk ? 1 : OH * OW; /* between a pixel's channels in Y */
+    const bool set = fresh && 2 * OH == H && 2 * OW == W; /* the windows tile dX: written whole */
 #pragma omp parallel for schedule(static) if (nb * H * W * 16 > 65536)
     for (int64_t b = 0; b < nb; b++) {
         const float *x = X + b * H * W * 16;
         float *dx = dX ? dX + b * H * W * 16 : NULL;
-        if (fresh) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
+        if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
         for (int64_t oy = 0; oy < OH; oy++)
             for (int64_t ox = 0; ox < OW; ox++) {
                 int64_t i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
@@ -171,6 +180,13 @@ static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_
                 if (!dx) {
 #pragma omp simd
                     for (int l = 0; l < 16; l++) Y[o + l * step] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
+                    continue;
+                }
+                if (set) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++)
+                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], dY[o + l * step], &dx[i0 + l], &dx[i1 + l],
+                             &dx[i2 + l], &dx[i3 + l]);
                     continue;
                 }
 #pragma omp simd
@@ -287,16 +303,18 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     win_table(&w, buf, t);
     const bool fast = !avg && is_2x2(&w);
     const int64_t rows = !avg && !backward && !fast ? maxpool_rows_len(&w) : 0;
+    /* 2x2 windows that tile the plane write a fresh gradient whole: no zeros first */
+    const bool set = fresh && fast && 2 * w.out[1] == w.in[1] && 2 * w.out[2] == w.in[2];
 #pragma omp parallel for schedule(static) if (planes * w.out_sz * w.k_sz > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = X + pl * w.in_sz;
         float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
         const float *dy = dY ? dY + pl * w.out_sz : NULL;
-        if (fresh) memset(dx, 0, sizeof *dx * (size_t)w.in_sz);
+        if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)w.in_sz);
         if (avg) {
             avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
         } else if (fast) {
-            maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy);
+            maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy, set);
         } else if (rows) {
             float tmp[rows];
             maxpool_rows(&w, t, x, y, tmp, rows);
