@@ -223,8 +223,8 @@ const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float
     return sal_gemm_rows(&c, K, N, alpha);
 }
 
-/* Convolutions and Gemms that may take the ReLU after them (sal_session.fuse): the output read by one Relu
- * and nothing else, not a model output. */
+/* Convolutions and Gemms that may take the ReLU after them (sal_session.fuse): the output read by
+ * one Relu and nothing else, not a model output. */
 static sal_status fuse_plan(sal_session *s) {
     const sal_model *m = s->m;
     s->fuse_to = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->fuse_to);

@@ -224,7 +224,8 @@ static sal_status near_begin(const sal_xctx *c, sal_session *s, near_head *h) {
     h->K = sal_row_size(x);
     if (!(h->b = sal_exec_front_product(s, h->K, &h->N, &h->alpha))) return SAL_OK;
     int front = sal_exec_front(s);
-    if (!(h->f = sal_malloc((size_t)(x->dim[0] * h->N) * sizeof *h->f))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
+    if (!(h->f = sal_malloc((size_t)(x->dim[0] * h->N) * sizeof *h->f)))
+        return sal_fail(SAL_ERR_NOMEM, "out of memory");
     /* one sample at a time: F(sample) does not depend on how samples are split over chunks or ranks */
     for (int64_t i = 0; i < x->dim[0]; i++) {
         sal_tensor xi = sal_tensor_view(x);
