@@ -339,6 +339,41 @@ static void test_ism(void) {
         sal_explanation_free(inc), sal_explanation_free(naive);
         sal_model_free(m);
     }
+    /* naive passes through a first product (Flatten, Gemm; a Tanh keeps the incremental path
+     * away): each substitution's row starts at the product's output (rows_from_front), against the
+     * same function with an Add of zeros before the Flatten, which makes the head no product */
+    {
+        sal_model *ms[2];
+        float w[16 * 384], b[16], w2[3 * 16], zero[1] = {0};
+        t_randv(&r, w, 16 * 384, 0.2f), t_randv(&r, b, 16, 0.1f), t_randv(&r, w2, 48, 0.5f);
+        for (int k = 0; k < 2; k++) {
+            sal_model *g;
+            SAL_ASSERT(sal_graph_create(NULL, &g) == SAL_OK);
+            SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 3, (int64_t[]){-1, 4, 96}) == SAL_OK);
+            t_const(g, "w", 2, (int64_t[]){16, 384}, w), t_const(g, "b", 1, (int64_t[]){16}, b);
+            t_const(g, "w2", 2, (int64_t[]){16, 3}, w2), t_const(g, "zero", 1, (int64_t[]){1}, zero);
+            if (k) t_node(g, "Add", "add", 2, (const char *[]){"x", "zero"}, "x0", 0, NULL);
+            t_node(g, "Flatten", "flat", 1, (const char *[]){k ? "x0" : "x"}, "f", 0, NULL);
+            sal_attr tb[1] = {sal_attr_make_int("transB", 1)};
+            t_node(g, "Gemm", "fc", 3, (const char *[]){"f", "w", "b"}, "h", 1, tb);
+            t_node(g, "Tanh", "tanh", 1, (const char *[]){"h"}, "a", 0, NULL);
+            t_node(g, "MatMul", "mm", 2, (const char *[]){"a", "w2"}, "z", 0, NULL);
+            ms[k] = t_finish(g, "z");
+        }
+        sal_explanation *near = explain(ms[0], &x, "ism", 1, (const char *[]){"mode=naive"});
+        sal_explanation *full = explain(ms[1], &x, "ism", 1, (const char *[]){"mode=naive"});
+        if (near && full) {
+            double scale, d = max_abs_diff(sal_explanation_map(near), sal_explanation_map(full), &scale);
+            CHECK(d <= 1e-5 * fmax(scale, 1), "ISM from the first product differs from full passes by %g (scale %g)",
+                  d, scale);
+            CHECK(sal_explanation_metric(near, "rows_from_front") > 3 * 3 * 96 &&
+                      sal_explanation_metric(full, "rows_from_front") == 0,
+                  "rows from the front: %g through the product, %g through the Add",
+                  sal_explanation_metric(near, "rows_from_front"), sal_explanation_metric(full, "rows_from_front"));
+        }
+        sal_explanation_free(near), sal_explanation_free(full);
+        sal_model_free(ms[0]), sal_model_free(ms[1]);
+    }
     sal_model_free(models[0]), sal_model_free(models[1]);
     sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&mk);
 }

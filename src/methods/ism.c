@@ -393,7 +393,9 @@ static sal_status run_naive(ism_job *j) {
     for (int64_t i = 0; i < N; i++)
         memmove(j->muts + i * per, j->muts + i * j->per, (size_t)per * sizeof *j->muts);
     j->per = per;
-    sal_batched b = {.per_sample = per, .make = naive_make, .take = naive_take, .u = j, .forward_only = true};
+    /* a substitution changes two elements: through a first product, rows start at its output */
+    sal_batched b = {.per_sample = per, .make = naive_make, .take = naive_take, .u = j, .forward_only = true,
+                     .near = true};
     SAL_TRY(sal_run_batched(c, &b));
     float *out = sal_f32(&c->out);
     for (int64_t i = 0; i < N; i++)
