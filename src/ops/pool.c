@@ -165,39 +165,52 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
  * like X. The same comparisons and tie rule, 16 channels a time. */
 static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
                             bool oblk, float *dX, const float *dY, bool fresh) {
-    const int64_t step = oblk ? 1 : OH * OW; /* between a pixel's channels in Y */
+    const int64_t step = OH * OW; /* between a channel's planes in a plain Y */
     const bool set = fresh && 2 * OH == H && 2 * OW == W; /* the windows tile dX: written whole */
 #pragma omp parallel for schedule(static) if (nb * H * W * 16 > 65536)
     for (int64_t b = 0; b < nb; b++) {
         const float *x = X + b * H * W * 16;
         float *dx = dX ? dX + b * H * W * 16 : NULL;
         if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
+        float t[32 * 16]; /* a plain Y or dY: a run of pixels' 16 channels, turned around once */
         for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox = 0; ox < OW; ox++) {
-                int64_t i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
-                /* plain Y: channel b * 16 + l of the batch, as C = 16 * blocks per sample */
-                int64_t o = oblk ? ((b * OH + oy) * OW + ox) * 16 : (b * 16 * OH + oy) * OW + ox;
-                if (!dx) {
-#pragma omp simd
-                    for (int l = 0; l < 16; l++) Y[o + l * step] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
-                    continue;
-                }
-                if (set) {
-#pragma omp simd
+            for (int64_t ox0 = 0; ox0 < OW; ox0 += 32) {
+                int64_t n = OW - ox0 < 32 ? OW - ox0 : 32;
+                /* plain: channel b * 16 + l of the batch, as C = 16 * blocks per sample */
+                int64_t p0 = (b * 16 * OH + oy) * OW + ox0;
+                if (!oblk && dx)
                     for (int l = 0; l < 16; l++)
-                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], dY[o + l * step], &dx[i0 + l], &dx[i1 + l],
-                             &dx[i2 + l], &dx[i3 + l]);
-                    continue;
-                }
+                        for (int64_t q = 0; q < n; q++) t[q * 16 + l] = dY[p0 + l * step + q];
+                for (int64_t q = 0; q < n; q++) {
+                    int64_t ox = ox0 + q, i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
+                    int64_t o = ((b * OH + oy) * OW + ox) * 16;
+                    if (!dx) {
+                        float *y = oblk ? Y + o : t + q * 16;
 #pragma omp simd
-                for (int l = 0; l < 16; l++) {
-                    float g0, g1, g2, g3;
-                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], dY[o + l * step], &g0, &g1, &g2, &g3);
-                    dx[i0 + l] += g0;
-                    dx[i1 + l] += g1;
-                    dx[i2 + l] += g2;
-                    dx[i3 + l] += g3;
+                        for (int l = 0; l < 16; l++) y[l] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
+                        continue;
+                    }
+                    const float *g = oblk ? dY + o : t + q * 16;
+                    if (set) {
+#pragma omp simd
+                        for (int l = 0; l < 16; l++)
+                            win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], g[l], &dx[i0 + l], &dx[i1 + l],
+                                 &dx[i2 + l], &dx[i3 + l]);
+                        continue;
+                    }
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        float g0, g1, g2, g3;
+                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], g[l], &g0, &g1, &g2, &g3);
+                        dx[i0 + l] += g0;
+                        dx[i1 + l] += g1;
+                        dx[i2 + l] += g2;
+                        dx[i3 + l] += g3;
+                    }
                 }
+                if (!oblk && !dx)
+                    for (int l = 0; l < 16; l++)
+                        for (int64_t q = 0; q < n; q++) Y[p0 + l * step + q] = t[q * 16 + l];
             }
     }
 }
