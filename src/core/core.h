@@ -70,6 +70,9 @@ int64_t sal_row_size(const sal_tensor *x);
  * NaN kept, overflow to infinity and gradual underflow as libm; y may equal x ---- */
 void sal_vexp(float *y, const float *x, int64_t n);
 void sal_verf(float *y, const float *x, int64_t n);
+/* GELU (tanh_form: ONNX's approximate="tanh"), and dx[i] += dy[i] GELU'(x[i]) */
+void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form);
+void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form);
 
 /* ---- numerics shared by methods, audits, feature visualization and heatmaps (numeric.c) ---- */
 /* The q-th percentile (q in [0, 100]) of v[0..n), interpolating linearly between order statistics

@@ -79,3 +79,47 @@ CLONES void verf(float *y, const float *x, int64_t n) {
 }
 
 void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
+
+/* GELU, exact (x Phi(x)) or with tanh as ONNX's approximate="tanh"; the gradient from x alone, so
+ * the backward needs no forward output. tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|). */
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+#define GELU_C 0.044715f
+
+static inline float tanh1(float u) {
+    float e = exp1(-2.0f * (u < 0 ? -u : u)), t = (1.0f - e) / (1.0f + e);
+    return u < 0 ? -t : t;
+}
+
+CLONES void vgelu(float *y, const float *x, int64_t n, bool tanh_form) {
+    if (tanh_form) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i];
+            y[i] = 0.5f * v * (1.0f + tanh1(GELU_K * (v + GELU_C * v * v * v)));
+        }
+        return;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erf1(x[i] * 0.70710678118654752f));
+}
+
+CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
+    if (tanh_form) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], t = tanh1(GELU_K * (v + GELU_C * v * v * v));
+            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v));
+        }
+        return;
+    }
+#pragma omp simd /* Phi(x) + x phi(x) */
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        dx[i] += dy[i] * (0.5f * (1.0f + erf1(v * 0.70710678118654752f)) + v * exp1(-0.5f * v * v) * 0.3989422804014327f);
+    }
+}
+
+void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form) { vgelu(y, x, n, tanh_form); }
+void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
+    vgelu_grad(dx, dy, x, n, tanh_form);
+}

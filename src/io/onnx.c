@@ -2,6 +2,7 @@
  * with bindings generated at build time from Debian's onnx.proto. */
 #include "io/onnx.h"
 #include "graph/exec.h"
+#include "graph/rewrite.h"
 #include "io/io.h"
 #include "onnx.pb-c.h"
 #include <limits.h>
@@ -434,6 +435,19 @@ done:
     return st;
 }
 
+/* The op a decomposition stands for (onnx_fuse.c), in place of its last node and named after it. */
+static sal_status import_fused(importer *im, const NodeProto *np, size_t idx, const sal_onnx_fusion *f) {
+    char *node = NULL;
+    SAL_TRY(unique_node_name(im, np, idx, &node));
+    bool ln = f->kind == SAL_FUSE_LAYERNORM;
+    sal_attr eps = sal_attr_make_float("epsilon", f->eps);
+    sal_status st = sal_graph_add_node(im->g, ln ? "LayerNormalization" : "Gelu", node, ln ? 3 : 1, f->in, 1,
+                                       (const char *const *)np->output, ln, &eps);
+    if (!ln) sal_attr_clear(&eps);
+    sal_free(node);
+    return st == SAL_OK || strstr(sal_last_error(), im->path) ? st : sal_wrap(st, "%s", im->path);
+}
+
 /* Elem type of a graph input or output; 0 when the file does not say. Non-tensor types fail. */
 static sal_status value_elem_type(const importer *im, const ValueInfoProto *vi, const char *role, int *et) {
     *et = 0;
@@ -662,7 +676,19 @@ static sal_status import_model(importer *im, const Onnx__ModelProto *mp) {
         if (v >= 0 && g->val[v].kind == SAL_VAL_CONST) continue;
         SAL_TRY(import_input(im, vi));
     }
-    for (size_t i = 0; i < gp->n_node; i++) SAL_TRY(import_node(im, gp->node[i], i));
+    /* constants first: the recognition of decomposed ops reads their values */
+    for (size_t i = 0; i < gp->n_node; i++)
+        if (gp->node[i]->op_type && !strcmp(gp->node[i]->op_type, "Constant")) SAL_TRY(import_node(im, gp->node[i], i));
+    sal_onnx_fusion *fz = sal_calloc(gp->n_node + 1, sizeof *fz);
+    if (!fz) return sal_fail(SAL_ERR_NOMEM, "%s: out of memory", path);
+    sal_status st = sal_onnx_find_fusions(gp, g, fz);
+    for (size_t i = 0; i < gp->n_node && st == SAL_OK; i++) {
+        const NodeProto *np = gp->node[i];
+        if ((np->op_type && !strcmp(np->op_type, "Constant")) || fz[i].kind == SAL_FUSE_SKIP) continue;
+        st = fz[i].kind == SAL_FUSE_NONE ? import_node(im, np, i) : import_fused(im, np, i, &fz[i]);
+    }
+    sal_free(fz);
+    SAL_TRY(st);
     for (size_t i = 0; i < gp->n_output; i++) {
         const ValueInfoProto *vi = gp->output[i];
         if (!vi->name || !*vi->name) return sal_fail(SAL_ERR_FORMAT, "%s: graph output %zu has no name", path, i);
@@ -679,7 +705,7 @@ static sal_status import_model(importer *im, const Onnx__ModelProto *mp) {
         if (st != SAL_OK) return sal_wrap(st, "%s", path);
         record_output_type(g, vi, et);
     }
-    sal_status st = sal_graph_finalize(g);
+    st = sal_graph_finalize(g);
     if (st != SAL_OK && !strstr(sal_last_error(), path)) st = sal_wrap(st, "%s", path);
     if (st == SAL_OK) st = check_constants_finite(g);
     return st;
@@ -931,6 +957,103 @@ static void fb_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     if (!f->err && len && fwrite(data, 1, len, f->fp) != len) f->err = true;
 }
 
+/* ---- LayerNormalization and Gelu in files of an opset that lacks them ----
+ * The importer loads PyTorch's opset-13 decompositions as these ops (onnx_fuse.c); a model saved
+ * at such an opset gets them back as the same nodes, so that other tools read the file. */
+
+typedef struct {
+    arena *a;
+    const sal_model *m;
+    Onnx__GraphProto *gp;
+} writer;
+
+/* How many nodes and scalar initializers node n becomes at the file's opset (1 and 0: as it is). */
+static int decomposed(const sal_node *n, int64_t opset, int *nconst) {
+    *nconst = 0;
+    if (sal_node_is(n, SAL_OP_LayerNormalization) && opset < 17 && n->nout == 1 && sal_attr_int(n, "axis", -1) == -1) {
+        *nconst = 2;
+        return n->nin > 2 && n->in[2] >= 0 ? 9 : 8;
+    }
+    if (sal_node_is(n, SAL_OP_Gelu) && opset < 20 && !strcmp(sal_attr_string(n, "approximate", "none"), "none")) {
+        *nconst = 3;
+        return 5;
+    }
+    return 1;
+}
+
+/* A name no value of the model has: the node's name and suffix. */
+static const char *fresh(writer *w, const sal_node *n, const char *suffix) {
+    char buf[600];
+    sal_fresh_name(w->m, NULL, n->name, suffix, buf, sizeof buf);
+    return ar_str(w->a, buf);
+}
+
+static const char *scalar_init(writer *w, const sal_node *n, const char *suffix, float v) {
+    const char *name = fresh(w, n, suffix);
+    sal_tensor *t = ar_new(w->a, sizeof *t);
+    float *d = ar_new(w->a, sizeof *d);
+    if (!name || !t || !d) return NULL;
+    *d = v;
+    t->dtype = SAL_F32;
+    t->data = d;
+    TensorProto *tp = tensor_to_proto(w->a, t, name);
+    if (!tp) return NULL;
+    w->gp->initializer[w->gp->n_initializer++] = tp;
+    return name;
+}
+
+static bool add_node(writer *w, const char *op, const sal_node *n, const char *suffix, const char *in0, const char *in1,
+                     const char *out, bool mean_last) {
+    NodeProto *np = ar_new(w->a, sizeof *np);
+    if (!np) return false;
+    onnx__node_proto__init(np);
+    np->op_type = (char *)op;
+    np->input = ar_new(w->a, 2 * sizeof *np->input);
+    np->output = ar_new(w->a, sizeof *np->output);
+    if (!np->input || !np->output || !(np->name = (char *)fresh(w, n, suffix))) return false;
+    np->input[0] = (char *)in0;
+    np->input[1] = (char *)in1;
+    np->n_input = in1 ? 2 : 1;
+    np->output[0] = (char *)out;
+    np->n_output = 1;
+    if (mean_last) { /* ReduceMean over the last axis: axes as an attribute before opset 18 */
+        static int64_t last = -1;
+        static const sal_attr axes = {.name = "axes", .type = SAL_ATTR_INTS, .n = 1, .ints = &last};
+        np->attribute = ar_new(w->a, sizeof *np->attribute);
+        if (!np->attribute || !(np->attribute[0] = attr_to_proto(w->a, &axes))) return false;
+        np->n_attribute = 1;
+    }
+    w->gp->node[w->gp->n_node++] = np;
+    return true;
+}
+
+/* The decomposition of node n (decomposed() > 1), with PyTorch's opset-13 nodes. */
+static bool write_decomposed(writer *w, const sal_node *n) {
+    const char *x = w->m->val[n->in[0]].name, *y = w->m->val[n->out[0]].name;
+#define V(S) fresh(w, n, S)
+    if (sal_node_is(n, SAL_OP_Gelu)) { /* x (erf(x / sqrt 2) + 1) / 2 */
+        const char *r2 = scalar_init(w, n, "/sqrt2", (float)M_SQRT2), *one = scalar_init(w, n, "/one", 1.0f);
+        const char *half = scalar_init(w, n, "/half", 0.5f), *a = V("/Div_out"), *e = V("/Erf_out");
+        const char *c = V("/Add_out"), *d = V("/Mul_out");
+        return r2 && one && half && a && e && c && d && add_node(w, "Div", n, "/Div", x, r2, a, false) &&
+               add_node(w, "Erf", n, "/Erf", a, NULL, e, false) && add_node(w, "Add", n, "/Add", e, one, c, false) &&
+               add_node(w, "Mul", n, "/Mul", x, c, d, false) && add_node(w, "Mul", n, "/Mul_1", d, half, y, false);
+    }
+    bool bias = n->nin > 2 && n->in[2] >= 0;
+    const char *two = scalar_init(w, n, "/two", 2.0f), *eps = scalar_init(w, n, "/eps", sal_attr_float(n, "epsilon", 1e-5f));
+    const char *mean = V("/ReduceMean_out"), *d = V("/Sub_out"), *sq = V("/Pow_out"), *var = V("/ReduceMean_1_out");
+    const char *ve = V("/Add_out"), *sd = V("/Sqrt_out"), *nr = V("/Div_out"), *sc = bias ? V("/Mul_out") : y;
+#undef V
+    return two && eps && mean && d && sq && var && ve && sd && nr && sc &&
+           add_node(w, "ReduceMean", n, "/ReduceMean", x, NULL, mean, true) &&
+           add_node(w, "Sub", n, "/Sub", x, mean, d, false) && add_node(w, "Pow", n, "/Pow", d, two, sq, false) &&
+           add_node(w, "ReduceMean", n, "/ReduceMean_1", sq, NULL, var, true) &&
+           add_node(w, "Add", n, "/Add", var, eps, ve, false) && add_node(w, "Sqrt", n, "/Sqrt", ve, NULL, sd, false) &&
+           add_node(w, "Div", n, "/Div", d, sd, nr, false) &&
+           add_node(w, "Mul", n, "/Mul", nr, w->m->val[n->in[1]].name, sc, false) &&
+           (!bias || add_node(w, "Add", n, "/Add_1", sc, w->m->val[n->in[2]].name, y, false));
+}
+
 /* Fills mp; false when out of memory. */
 static bool build_model(arena *a, const sal_model *m, Onnx__ModelProto *mp, const sal_dtype *odt, const int *ondim,
                         int64_t (*odim)[SAL_MAX_DIMS]) {
@@ -974,8 +1097,13 @@ static bool build_model(arena *a, const sal_model *m, Onnx__ModelProto *mp, cons
         for (int k = 0; k < m->node[i].nin; k++)
             if (m->node[i].in[k] >= 0) used[m->node[i].in[k]] = true;
     for (int i = 0; i < m->noutput; i++) used[m->output[i]] = true;
-    size_t ninit = 0;
+    size_t ninit = 0, nnode = 0;
     for (int v = 0; v < m->nval; v++) ninit += used[v] && m->val[v].kind == SAL_VAL_CONST;
+    for (int i = 0; i < m->nnode; i++) {
+        int nc;
+        nnode += (size_t)decomposed(&m->node[i], os->version, &nc);
+        ninit += (size_t)nc;
+    }
     if (!(gp->initializer = ar_new(a, (ninit + 1) * sizeof *gp->initializer))) return false;
     for (int v = 0; v < m->nval; v++) {
         if (!used[v] || m->val[v].kind != SAL_VAL_CONST) continue;
@@ -983,9 +1111,15 @@ static bool build_model(arena *a, const sal_model *m, Onnx__ModelProto *mp, cons
     }
 
     /* nodes, already in topological order */
-    if (!(gp->node = ar_new(a, (size_t)(m->nnode + 1) * sizeof *gp->node))) return false;
+    if (!(gp->node = ar_new(a, (nnode + 1) * sizeof *gp->node))) return false;
+    writer w = {a, m, gp};
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
+        int nc;
+        if (decomposed(n, os->version, &nc) > 1) {
+            if (!write_decomposed(&w, n)) return false;
+            continue;
+        }
         NodeProto *np = ar_new(a, sizeof *np);
         if (!np) return false;
         onnx__node_proto__init(np);

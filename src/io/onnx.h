@@ -20,4 +20,19 @@ sal_status sal_onnx_read_tensor(const char *path, sal_tensor *out /* OUT */);
 /* ONNX TensorProto.DataType name ("FLOAT", "BOOL", ...), or "type N" for unknown values. */
 const char *sal_onnx_dtype_name(int data_type);
 
+/* ---- decomposed LayerNorm and GELU, recognized at import (onnx_fuse.c) ---- */
+typedef enum { SAL_FUSE_NONE, SAL_FUSE_SKIP, SAL_FUSE_LAYERNORM, SAL_FUSE_GELU } sal_fuse_kind;
+
+/* What becomes of one node of the file: kept, folded into a later node (SKIP), or replaced by the
+ * fused op reading in[] (x, then scale and bias for LayerNormalization) with epsilon eps. */
+typedef struct {
+    sal_fuse_kind kind;
+    const char *in[3]; /* names owned by the file's protobuf */
+    float eps;
+} sal_onnx_fusion;
+
+struct Onnx__GraphProto;
+/* fz[0..n_node) for gp's nodes; g holds the file's constants (initializers, Constant nodes). */
+sal_status sal_onnx_find_fusions(const struct Onnx__GraphProto *gp, const sal_model *g, sal_onnx_fusion *fz);
+
 #endif

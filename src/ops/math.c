@@ -68,21 +68,6 @@ static inline float mish_grad(float x) {
     return t + x * sigmoidf(x) * (1.0f - t * t);
 }
 
-#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
-#define GELU_C 0.044715f
-
-static inline float gelu(float x, bool approx) {
-    if (!approx) return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
-}
-
-static inline float gelu_grad(float x, bool approx) {
-    if (!approx) /* Phi(x) + x phi(x) */
-        return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
-    float t = tanhf(GELU_K * (x + GELU_C * x * x * x));
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-}
-
 /* FWD computes y from x; DER the derivative from x and y; both may use the parameters a, b and
  * tanh of act_p (zero when the op has none). */
 #define UNARY_OP(NAME, TRAITS, INIT, FWD, DER)                                                     \
@@ -133,9 +118,8 @@ UNARY_OP(Selu, SAL_TR_MONOTONE, act_init, b * (x > 0.0f ? x : a * expm1f(x)), b 
 UNARY_OP(Softplus, SAL_TR_MONOTONE, NULL, softplusf(x), sigmoidf(x))
 /* x tanh(softplus(x)); not monotone (a dip near x = -1.2) */
 UNARY_OP(Mish, 0, NULL, x * tanhf(softplusf(x)), mish_grad(x))
-UNARY_OP(Gelu, 0, act_init, gelu(x, approx), gelu_grad(x, approx))
-/* Erf and Exp (GELU as exported, attention's exponentials) run on the vectorized sal_verf and
- * sal_vexp, in blocks that stay in the L1 cache. */
+/* Gelu, Erf and Exp (GELU as exported, attention's exponentials) run on the vectorized sal_vgelu,
+ * sal_verf and sal_vexp, in blocks that stay in the L1 cache. */
 #define VBLOCK 1024
 
 /* y = f(x) block by block, the blocks spread over the threads */
@@ -149,6 +133,32 @@ static sal_status vblock_forward(sal_opctx *c, void (*f)(float *, const float *,
 }
 
 static sal_status erf_forward(sal_opctx *c) { return vblock_forward(c, sal_verf); }
+
+static sal_status gelu_forward(sal_opctx *c) {
+    const bool tf = ((const act_p *)c->n->p)->tanh;
+    const float *x = sal_in_f(c, 0);
+    float *y = sal_out_f(c, 0);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i += VBLOCK) sal_vgelu(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf);
+    return SAL_OK;
+}
+
+static sal_status gelu_backward(sal_opctx *c) {
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const bool tf = ((const act_p *)c->n->p)->tanh;
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i += VBLOCK) sal_vgelu_grad(dx + i, dy + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf);
+    return SAL_OK;
+}
+
+const sal_op sal_op_Gelu = {
+    SAL_OP_HEAD(Gelu), .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    .init = act_init, .infer = f32_infer, .forward = gelu_forward, .backward = gelu_backward, .overwrites = true,
+};
 
 static sal_status erf_backward(sal_opctx *c) { /* d erf = 2/sqrt(pi) exp(-x^2) */
     if (!c->din[0] || !c->dout[0]) return SAL_OK;

@@ -204,14 +204,43 @@ static sal_status nrm_infer(sal_opctx *c, nrm_kind k) {
     return SAL_OK;
 }
 
+/* The row loops are compiled for AVX-512, AVX2 and the baseline; their double sums run in several
+ * lanes (omp simd reductions): one chain of dependent double adds bounded the scalar loops, 1.5 to
+ * 3.6 ns an element on ViT's rows of 768. */
+#define NRM_CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
+
 /* mean and 1/sqrt(var + eps) of row x (L elements) */
-static void nrm_stats(const float *x, int64_t L, float eps, double *mean, double *inv) {
+NRM_CLONES void nrm_stats(const float *x, int64_t L, float eps, double *mean, double *inv) {
     double s = 0, v = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < L; j++) s += x[j];
     double m = L ? s / (double)L : 0;
+#pragma omp simd reduction(+ : v)
     for (int64_t j = 0; j < L; j++) v += ((double)x[j] - m) * ((double)x[j] - m);
     *mean = m;
     *inv = 1.0 / sqrt((L ? v / (double)L : 0) + eps);
+}
+
+/* y = (x - m) inv w + b over a row with w and b per element */
+NRM_CLONES void ln_row(float *restrict y, const float *restrict x, int64_t L, float m, float inv,
+                       const float *restrict w, const float *restrict b) {
+#pragma omp simd
+    for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m) * inv * w[j] + b[j];
+}
+
+/* dx += inv (g - mean(g) - xhat mean(g xhat)) with g = dy w, over a row with w per element */
+NRM_CLONES void ln_row_backward(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t L,
+                                double m, double inv, const float *restrict w) {
+    double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int64_t j = 0; j < L; j++) {
+        double gw = (double)dy[j] * w[j];
+        sg += gw;
+        sgx += gw * ((double)x[j] - m) * inv;
+    }
+    const float fm = (float)m, fi = (float)inv, mg = (float)(sg / (double)L), mgx = (float)(sgx / (double)L);
+#pragma omp simd
+    for (int64_t j = 0; j < L; j++) dx[j] += fi * (dy[j] * w[j] - mg - (x[j] - fm) * fi * mgx);
 }
 
 /* A scale or bias as a strided vector: a missing bias reads 0, a scalar broadcasts (step 0). */
@@ -249,7 +278,11 @@ static sal_status nrm_forward(sal_opctx *c, nrm_kind k) {
         int64_t base = nrm_base(&p, k, r);
         for (int64_t s0 = 0; s0 < p.L; s0 += p.seg) {
             int64_t pi = base + s0 / p.seg * p.pstep;
-            if (p.seg == 1) { /* per element: layer normalization */
+            if (p.seg == 1 && W.step && B.step) { /* per element: layer normalization */
+                ln_row(yr, xr, p.L, (float)m, (float)inv, W.p, B.p);
+                break;
+            }
+            if (p.seg == 1) { /* a scalar w or b */
                 const float fm = (float)m, fi = (float)inv;
                 for (int64_t j = 0; j < p.L; j++) yr[j] = (xr[j] - fm) * fi * at(W, j) + at(B, j);
                 break;
@@ -284,6 +317,10 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
         const float *xr = x + r * p.L, *g = dy ? dy + r * p.L : NULL;
         nrm_stats(xr, p.L, eps, &mean[r], &inv[r]);
         double m = mean[r], iv = inv[r];
+        if (p.seg == 1 && W.step && g && !dm && !di) { /* layer normalization, w per element */
+            if (dx) ln_row_backward(dx + r * p.L, g, xr, p.L, m, iv, W.p);
+            continue;
+        }
         int64_t base = nrm_base(&p, k, r);
         double sg = 0, sgx = 0; /* sums of dy w and dy w xhat */
         for (int64_t s0 = 0; g && s0 < p.L; s0 += p.seg) {
