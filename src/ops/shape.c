@@ -542,11 +542,24 @@ static sal_status transpose_forward(sal_opctx *c) {
     return SAL_OK;
 }
 
+/* A fresh input gradient is dY transposed back: a gather through the inverse permutation writes dX
+ * in order and reads dY strided, where the scatter wrote dX strided, a cache line per element
+ * (twice the time on attention's K^T). */
 static sal_status transpose_backward(sal_opctx *c) {
     view_plan v;
     int64_t od[SAL_MAX_DIMS];
     SAL_TRY(transpose_view(c, &v, od));
-    return f32_view_backward(c, &v);
+    if (!(c->din_fresh & 1) || !c->din[0] || !c->dout[0]) return f32_view_backward(c, &v);
+    const sal_tensor *x = c->in[0];
+    int np = 0;
+    const int64_t *perm = sal_attr_ints(c->n, "perm", &np);
+    int64_t ost[SAL_MAX_DIMS], ist[SAL_MAX_DIMS], acc = 1;
+    for (int i = x->ndim - 1; i >= 0; i--) ost[i] = acc, acc *= od[i];
+    for (int i = 0; i < x->ndim; i++) ist[perm ? perm[i] : x->ndim - 1 - i] = ost[i]; /* input axis p[i] is output axis i */
+    view_plan inv;
+    view_make(&inv, x->ndim, x->dim, ist, 0);
+    view_gather(&inv, c->din[0]->data, c->dout[0]->data, sizeof(float));
+    return SAL_OK;
 }
 
 const sal_op sal_op_Transpose = {
