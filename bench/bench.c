@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
         int batches[2];
         bool large; /* 3 timed runs */
     } models[] = {{"mlp", {1, 16}, false},      {"cnn", {1, 16}, false},         {"vgg16", {1, 4}, true},
-                  {"resnet50", {1, 4}, true}, {"mobilenet_v2", {1, 4}, false}, {"vit_b_16", {1, 4}, true}};
+                  {"resnet50", {1, 4}, true}, {"mobilenet_v2", {1, 4}, false}, {"vit_b_16", {1, 4}, true},
+                  {"convnext_tiny", {1, 4}, false}, {"mobilenet_v3_large", {1, 4}, false}};
     int rc = 0;
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         char path[1024];

@@ -3,10 +3,10 @@
  * one line of key=value pairs for the driver to read.
  *
  * usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]
- *                      [--target C] [--seed S] [--chunk K] [--profile]
- * (K: rows per pass of batched methods, 0 = auto; --profile: time per op type (and per node of models
- * of up to 40 nodes), forward and backward,
- * summed over the timed calls, on stderr)
+ *                      [--target C] [--seed S] [--chunk K] [--profile] [--nodes N]
+ * (K: rows per pass of batched methods, 0 = auto; --profile: time per op type, forward and backward,
+ * summed over the timed calls, on stderr, and per node for the N slowest nodes: all of models of
+ * up to 40 nodes unless --nodes says)
  * METHOD is `forward` (sal_forward on a session) or a method of `saliency methods`, run through
  * sal_explain on a reused session (its forward pass for the targets included). --target C explains
  * class C for every sample (default: the predicted class). The input is uniform in [0, 1).
@@ -43,12 +43,13 @@ static double rss_peak_mb(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]"
-                    " [--target C] [--seed S] [--chunk K] [--profile]\n");
+                    " [--target C] [--seed S] [--chunk K] [--profile] [--nodes N]\n");
     return 2;
 }
 
-/* Seconds per op type over the timed calls, forward and backward, largest first, on stderr. */
-static void print_profile(const sal_session *s) {
+/* Seconds per op type over the timed calls, forward and backward, largest first, then the nodes
+ * nodes slowest nodes (in graph order), on stderr. */
+static void print_profile(const sal_session *s, int nodes) {
     const sal_model *m = s->m;
     const char *name[SAL_OP_COUNT] = {0};
     double f[SAL_OP_COUNT] = {0}, b[SAL_OP_COUNT] = {0}, tot = 0;
@@ -68,10 +69,23 @@ static void print_profile(const sal_session *s) {
                 100 * (f[best] + b[best]) / (tot > 0 ? tot : 1));
         name[best] = NULL;
     }
-    if (m->nnode > 40) return;
-    for (int i = 0; i < m->nnode; i++) /* small models: per node too */
-        fprintf(stderr, "  %-30.30s fwd %9.2f ms  bwd %9.2f ms\n", m->node[i].name, 1e3 * s->prof[i],
-                1e3 * s->prof[m->nnode + i]);
+    if (nodes < 0) nodes = m->nnode <= 40 ? m->nnode : 0;
+    double cut = -1; /* the nodes-th largest total: a node at or above it is printed */
+    for (int k = 0; k < nodes && k < m->nnode; k++) {
+        double next = -1;
+        for (int i = 0; i < m->nnode; i++) {
+            double t = s->prof[i] + s->prof[m->nnode + i];
+            if ((cut < 0 || t < cut) && t > next) next = t;
+        }
+        cut = next;
+    }
+    for (int i = 0; nodes > 0 && i < m->nnode; i++) {
+        const char *nm = m->node[i].name;
+        size_t len = strlen(nm);
+        if (s->prof[i] + s->prof[m->nnode + i] >= cut) /* the name's end: exporters' names share long prefixes */
+            fprintf(stderr, "  %-40.40s %-18.18s fwd %9.2f ms  bwd %9.2f ms\n", len > 40 ? nm + len - 40 : nm,
+                    m->node[i].op_type, 1e3 * s->prof[i], 1e3 * s->prof[m->nnode + i]);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -81,6 +95,7 @@ int main(int argc, char **argv) {
     int np = 0, batch = 1, reps = 10, warmup = 2, seed = 1, chunk = 0;
     long long target = -1;
     bool profile = false;
+    int nodes = -1;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--profile")) {
             profile = true;
@@ -94,6 +109,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--target")) target = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--seed")) seed = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--nodes")) nodes = atoi(argv[++i]);
         else return usage();
     }
     if (batch < 1 || reps < 1 || reps > 1000 || warmup < 0) return usage();
@@ -161,7 +177,7 @@ int main(int argc, char **argv) {
         printf("ms_per_img=%.4f min_ms_per_img=%.4f reps=%d lib_peak_mb=%.1f call_rss_mb=%.1f maxrss_mb=%.1f "
                "load_s=%.2f blas=%s\n", 1e3 * t[reps / 2] / batch, 1e3 * t[0] / batch, reps, (double)peak / (1 << 20),
                rss_peak_mb(), (double)ru.ru_maxrss / 1024, load_s, sal_blas_info());
-        if (profile) print_profile(sess);
+        if (profile) print_profile(sess, nodes);
     } else {
         printf("error=%s: %s\n", stage, sal_last_error());
     }

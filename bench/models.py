@@ -58,6 +58,8 @@ MODELS = {
     'resnet50': (torchvision_model('resnet50'), (3, 224, 224), (1, 4), True),
     'mobilenet_v2': (torchvision_model('mobilenet_v2'), (3, 224, 224), (1, 4), False),
     'vit_b_16': (torchvision_model('vit_b_16'), (3, 224, 224), (1, 4), True),
+    'convnext_tiny': (torchvision_model('convnext_tiny'), (3, 224, 224), (1, 4), False),
+    'mobilenet_v3_large': (torchvision_model('mobilenet_v3_large'), (3, 224, 224), (1, 4), False),
 }
 
 

@@ -365,11 +365,14 @@ static void bmm(const ein_plan *q, bool ta, bool tb, int M, int N, int K, const 
         return;
     }
     double work = (double)q->Bt * M * N * K;
-    bool par = q->Bt > 1 && work > (1 << 18) && (q->Bt >= omp_get_max_threads() || (double)M * N * K < (1 << 21));
-    (void)par;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t b = 0; b < q->Bt; b++)
-        sal_sgemm(ta, tb, M, N, K, 1.0f, A + b * sa, ta ? M : K, B + b * sb, tb ? K : N, beta, Y + b * sy, N);
+    if (q->Bt > 1 && work > (1 << 18) && (q->Bt >= omp_get_max_threads() || (double)M * N * K < (1 << 21))) {
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < q->Bt; b++)
+            sal_sgemm(ta, tb, M, N, K, 1.0f, A + b * sa, ta ? M : K, B + b * sb, tb ? K : N, beta, Y + b * sy, N);
+    } else { /* outside any parallel region: see linear.c's mm_forward_batch */
+        for (int64_t b = 0; b < q->Bt; b++)
+            sal_sgemm(ta, tb, M, N, K, 1.0f, A + b * sa, ta ? M : K, B + b * sb, tb ? K : N, beta, Y + b * sy, N);
+    }
 }
 
 static sal_status ein_nomem(const sal_opctx *c) { return sal_wrap(SAL_ERR_NOMEM, "node '%s' (Einsum)", c->n->name); }
