@@ -327,6 +327,7 @@ typedef struct {
     dnnl_memory_t m[16];
     int n;
     bool bad;
+    bool nomem; /* what went wrong was one of our allocations */
 } mems;
 
 static dnnl_memory_t track(mems *ms, dnnl_memory_t m) {
@@ -356,7 +357,7 @@ static dnnl_memory_t side(mems *ms, sal_conv_dnnl *s, const dnnl_memory_desc_t *
     if (direct && dnnl_memory_desc_equal(umd, pmd)) return track(ms, mem(umd, (void *)user));
     void *buf = align64(sal_scratch_get(ws, slot, dnnl_memory_desc_get_size(pmd) + 64));
     if (!buf) {
-        ms->bad = true;
+        ms->bad = ms->nomem = true;
         return NULL;
     }
     dnnl_memory_t m = track(ms, mem(pmd, buf));
@@ -381,7 +382,7 @@ static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, con
     if (wc->cap < need) {
         void *b = sal_malloc(need);
         if (!b) {
-            ms->bad = true;
+            ms->bad = ms->nomem = true;
             return NULL;
         }
         sal_free(wc->buf);
@@ -410,6 +411,7 @@ static bool run_prim(mems *ms, const prim *p, sal_scratch *ws, dnnl_exec_arg_t *
     if (ms->bad) return false;
     if (p->pad) {
         void *buf = align64(sal_scratch_get(ws, SL_PAD, p->pad + 64));
+        ms->nomem |= !buf;
         dnnl_memory_t m = buf ? track(ms, mem(md_of(p, dnnl_query_scratchpad_md), buf)) : NULL;
         if (!m) return false;
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, m};
@@ -493,6 +495,7 @@ sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, co
     if (ok) back(&ms, s, y, dst, y_md(s, yb), Y, false);
     ok = ok && !ms.bad && dnnl_stream_wait(g_stream) == dnnl_success;
     mems_free(&ms);
+    if (!ok && ms.nomem) return sal_node_fail(c->n, SAL_ERR_NOMEM, "out of memory");
     if (!ok) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN convolution failed");
     *done = true;
     *y_blk = yb;
@@ -536,6 +539,7 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
                                 true, true);
         void *wbuf = align64(sal_scratch_get(c->ws, SL_WEI, dnnl_memory_desc_get_size(dwm) + 64));
         float *db = bias ? align64(sal_scratch_get(c->ws, SL_BIAS, sizeof(float) * (size_t)k->M + 64)) : NULL;
+        ms.nomem |= !wbuf || (bias && !db);
         dnnl_memory_t dw = wbuf ? track(&ms, mem(dwm, wbuf)) : NULL;
         dnnl_memory_t dbm = db ? track(&ms, mem(&s->db, db)) : NULL;
         ok = !ms.bad && dw && (!bias || dbm);
@@ -548,6 +552,7 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
             for (int64_t m = 0; m < k->M; m++) dB[m] += db[m];
         mems_free(&ms);
     }
+    if (!ok && ms.nomem) return sal_node_fail(c->n, SAL_ERR_NOMEM, "out of memory");
     if (!ok) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN convolution backward failed");
     *done = true;
     return SAL_OK;
