@@ -1,5 +1,6 @@
 /* Benchmark: forward and forward+input-gradient time per image of the MLP, the CNN, a
- * VGG16-shaped network and torchvision's ResNet-50, MobileNetV2 and ViT-B/16 (224x224), with achieved GFLOP/s next to the sgemm rate measured in the same run, and
+ * VGG16-shaped network and torchvision's ResNet-50, MobileNetV2, ViT-B/16, ConvNeXt-T,
+ * MobileNetV3-Large and Swin-T (224x224), with achieved GFLOP/s next to the sgemm rate measured in the same run, and
  * PyTorch's times on the same ONNX models (bench/models.py) when available.
  *
  * usage: bench [MODEL_DIR] [--quick]      (make bench runs it with build/bench/models) */
@@ -93,7 +94,7 @@ int main(int argc, char **argv) {
         bool large; /* 3 timed runs */
     } models[] = {{"mlp", {1, 16}, false},      {"cnn", {1, 16}, false},         {"vgg16", {1, 4}, true},
                   {"resnet50", {1, 4}, true}, {"mobilenet_v2", {1, 4}, false}, {"vit_b_16", {1, 4}, true},
-                  {"convnext_tiny", {1, 4}, false}, {"mobilenet_v3_large", {1, 4}, false}};
+                  {"convnext_tiny", {1, 4}, false}, {"mobilenet_v3_large", {1, 4}, false}, {"swin_t", {1, 4}, false}};
     int rc = 0;
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         char path[1024];

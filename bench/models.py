@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """The benchmark models: the paper's MLP, the small CNN, VGG16 and torchvision's ResNet-50,
-MobileNetV2 and ViT-B/16 (random weights, seeded), exported once to ONNX with their weights beside
+MobileNetV2, ViT-B/16, ConvNeXt-T, MobileNetV3-Large and Swin-T (random weights, seeded), exported once to ONNX with their weights beside
 them (NAME.pt), so that every PyTorch process times exactly the network we time.
 
 usage: bench/models.py OUT_DIR [--quick] [--models a,b,...] [--export-only]
 Exports the missing OUT_DIR/NAME.{onnx,pt}, then (unless --export-only) times PyTorch's forward and
 input gradient on them, one configuration per process (bench/torch_worker.py, in the environment of
 bench/benchlib.py), and writes OUT_DIR/torch.txt ("NAME_bB_forward ms-per-image" lines) for
-build/bench/bench. Default models: all six.
+build/bench/bench. Default models: all nine.
 """
 import argparse
 import os
@@ -60,6 +60,7 @@ MODELS = {
     'vit_b_16': (torchvision_model('vit_b_16'), (3, 224, 224), (1, 4), True),
     'convnext_tiny': (torchvision_model('convnext_tiny'), (3, 224, 224), (1, 4), False),
     'mobilenet_v3_large': (torchvision_model('mobilenet_v3_large'), (3, 224, 224), (1, 4), False),
+    'swin_t': (torchvision_model('swin_t'), (3, 224, 224), (1, 4), False),
 }
 
 

@@ -361,6 +361,29 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
 
 /* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan); front_relu: the
  * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
+/* A reshape (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: SAL_TR_VIEW) of a plain
+ * value gives a view of its input, not a copy: 5% of a Swin-T gradient was such copies. The view
+ * is remade each time the node runs; nothing writes into a value once made (blocked values are
+ * converted into buffers of their own, and views are made of plain values only). A shifted model's
+ * twin copies values into place, so it keeps copies. */
+static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c) {
+    if (s->twin || !sal_node_has(n, SAL_TR_VIEW) || n->nin < 1 || n->in[0] < 0 || n->nout < 1 || n->out[0] < 0 ||
+        s->blk[n->in[0]])
+        return false;
+    for (int k = 1; k < n->nout; k++)
+        if (n->out[k] >= 0) return false; /* Dropout's mask */
+    sal_tensor *o = &s->act[n->out[0]];
+    sal_tensor_free(o); /* an owned buffer of an earlier pass */
+    if (n->op->infer(c) != SAL_OK || sal_tensor_numel(o) != sal_tensor_numel(&s->act[n->in[0]]) ||
+        o->dtype != s->act[n->in[0]].dtype)
+        return false; /* the copy then reports the error */
+    sal_tensor v = sal_tensor_view(&s->act[n->in[0]]);
+    v.ndim = o->ndim;
+    memcpy(v.dim, o->dim, sizeof v.dim);
+    *o = v;
+    return true;
+}
+
 static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
     const sal_model *m = s->m;
     bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;
@@ -383,7 +406,7 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
         /* a Relu this pass skips is not fused: a head pass gives the front's own values */
         bool relu = fuse && s->fuse_to[i] >= 0 && !(skip && s->part[s->fuse_to[i]] == skip);
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu};
-        SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
+        if (!view_node(s, n, &c)) SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
         if (c.relu_done) relu_view(s, n->out[0], m->node[s->fuse_to[i]].out[0]);
         if (s->prof) s->prof[i] += sal_now() - t0;
     }
