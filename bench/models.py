@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The benchmark models: the paper's MLP, the small CNN, VGG16 and torchvision's ResNet-50,
-MobileNetV2, ViT-B/16, ConvNeXt-T, MobileNetV3-Large and Swin-T (random weights, seeded), exported once to ONNX with their weights beside
-them (NAME.pt), so that every PyTorch process times exactly the network we time.
+MobileNetV2, ViT-B/16, ConvNeXt-T, MobileNetV3-Large and Swin-T (random weights, seeded), exported
+once to ONNX with their weights beside them (NAME.pt), so that every PyTorch process times exactly
+the network we time.
 
 usage: bench/models.py OUT_DIR [--quick] [--models a,b,...] [--export-only]
 Exports the missing OUT_DIR/NAME.{onnx,pt}, then (unless --export-only) times PyTorch's forward and
