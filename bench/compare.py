@@ -25,9 +25,11 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 
-ALL_MODELS = ['mlp', 'cnn', 'vgg16', 'resnet50', 'mobilenet_v2', 'vit_b_16', 'convnext_tiny', 'mobilenet_v3_large', 'swin_t']
+ALL_MODELS = ['mlp', 'cnn', 'vgg16', 'resnet50', 'mobilenet_v2', 'vit_b_16', 'convnext_tiny', 'mobilenet_v3_large',
+              'swin_t']
 LARGE = {'vgg16', 'resnet50', 'vit_b_16'}  # PyTorch's IG runs one sample's steps per pass (memory)
-IMAGE = {'vgg16', 'resnet50', 'mobilenet_v2', 'vit_b_16', 'convnext_tiny', 'mobilenet_v3_large', 'swin_t'}  # 224x224: batch 4 too
+# 224x224: batch 4 too
+IMAGE = {'vgg16', 'resnet50', 'mobilenet_v2', 'vit_b_16', 'convnext_tiny', 'mobilenet_v3_large', 'swin_t'}
 METHODS = ['forward', 'gradient', 'integrated_gradients', 'guided_backprop']
 SHORT = {'forward': 'forward', 'gradient': 'gradient', 'integrated_gradients': 'IG',
          'guided_backprop': 'guided backprop'}

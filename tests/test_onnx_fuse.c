@@ -46,7 +46,10 @@ static sal_model *build(const variant *v, bool ops, uint64_t seed) {
     t_randv(&rng, w, 36, 0.6f);
     t_randv(&rng, b, 6, 0.3f);
     t_randv(&rng, w3, 72, 0.4f);
-    for (int i = 0; i < 6; i++) gam[i] = 1.0f + 0.3f * (float)sal_rng_normal(&rng), bet[i] = 0.2f * (float)sal_rng_normal(&rng);
+    for (int i = 0; i < 6; i++) {
+        gam[i] = 1.0f + 0.3f * (float)sal_rng_normal(&rng);
+        bet[i] = 0.2f * (float)sal_rng_normal(&rng);
+    }
     t_const(g, "W", 2, (int64_t[]){6, 6}, w);
     t_const(g, "B", 1, (int64_t[]){6}, b);
     t_const(g, "W3", 2, (int64_t[]){3, 24}, w3);

@@ -115,7 +115,8 @@ CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bo
 #pragma omp simd /* Phi(x) + x phi(x) */
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        dx[i] += dy[i] * (0.5f * (1.0f + erf1(v * 0.70710678118654752f)) + v * exp1(-0.5f * v * v) * 0.3989422804014327f);
+        float phi = v * exp1(-0.5f * v * v) * 0.3989422804014327f;
+        dx[i] += dy[i] * (0.5f * (1.0f + erf1(v * 0.70710678118654752f)) + phi);
     }
 }
 

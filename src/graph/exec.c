@@ -359,8 +359,6 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
     return SAL_OK;
 }
 
-/* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan); front_relu: the
- * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
 /* A reshape (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: SAL_TR_VIEW) of a plain
  * value gives a view of its input, not a copy: 5% of a Swin-T gradient was such copies. The view
  * is remade each time the node runs; nothing writes into a value once made (blocked values are
@@ -384,6 +382,8 @@ static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c) {
     return true;
 }
 
+/* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan); front_relu: the
+ * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
 static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
     const sal_model *m = s->m;
     bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;

@@ -1040,7 +1040,8 @@ static bool write_decomposed(writer *w, const sal_node *n) {
                add_node(w, "Mul", n, "/Mul", x, c, d, false) && add_node(w, "Mul", n, "/Mul_1", d, half, y, false);
     }
     bool bias = n->nin > 2 && n->in[2] >= 0;
-    const char *two = scalar_init(w, n, "/two", 2.0f), *eps = scalar_init(w, n, "/eps", sal_attr_float(n, "epsilon", 1e-5f));
+    const char *two = scalar_init(w, n, "/two", 2.0f);
+    const char *eps = scalar_init(w, n, "/eps", sal_attr_float(n, "epsilon", 1e-5f));
     const char *mean = V("/ReduceMean_out"), *d = V("/Sub_out"), *sq = V("/Pow_out"), *var = V("/ReduceMean_1_out");
     const char *ve = V("/Add_out"), *sd = V("/Sqrt_out"), *nr = V("/Div_out"), *sc = bias ? V("/Mul_out") : y;
 #undef V

@@ -245,7 +245,7 @@ static bool plain_io(const sal_xctx *c) {
  * resident in all); the MLP and the small CNN hold well under 1 MB and keep 64. Methods of forward
  * passes only take up to 256 rows while a chunk's activations stay within 8 MiB (the L3 cache's
  * share): the MLP's occlusion (16 KB a row) reads its dense weights once for 170 windows instead of
- * three times, 2.85 -> 2.6 ms; the small CNN (150 KB a row) keeps 64, as 256 rows ran slower. */
+ * three times, 2.85 -> 2.55 ms; the small CNN (150 KB a row) keeps 64, as 256 rows ran slower. */
 static int64_t auto_chunk(const sal_xctx *c) {
     const sal_model *m = c->m;
     double bytes = 0;

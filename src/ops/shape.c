@@ -555,7 +555,8 @@ static sal_status transpose_backward(sal_opctx *c) {
     const int64_t *perm = sal_attr_ints(c->n, "perm", &np);
     int64_t ost[SAL_MAX_DIMS], ist[SAL_MAX_DIMS], acc = 1;
     for (int i = x->ndim - 1; i >= 0; i--) ost[i] = acc, acc *= od[i];
-    for (int i = 0; i < x->ndim; i++) ist[perm ? perm[i] : x->ndim - 1 - i] = ost[i]; /* input axis p[i] is output axis i */
+    for (int i = 0; i < x->ndim; i++) /* input axis p[i] is output axis i */
+        ist[perm ? perm[i] : x->ndim - 1 - i] = ost[i];
     view_plan inv;
     view_make(&inv, x->ndim, x->dim, ist, 0);
     view_gather(&inv, c->din[0]->data, c->dout[0]->data, sizeof(float));
