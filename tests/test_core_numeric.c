@@ -163,8 +163,52 @@ static void test_vmath(void) {
     free(y);
 }
 
+/* sal_vgelu and sal_vgelu_grad, exact and tanh forms, against their formulas in double: the exact
+ * form to a relative error of its terms (x Phi(x), and Phi(x) + |x| phi(x) for the gradient, which
+ * crosses zero) down the negative tail, where 1 + erf would cancel; the tanh form to its size. */
+static void test_vgelu(void) {
+    enum { N = 300007 };
+    float *x = malloc(sizeof *x * N), *y = malloc(sizeof *y * N), *dy = malloc(sizeof *dy * N), *dx = malloc(sizeof *dx * N);
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1), dy[i] = i % 2 ? 2.0f : -0.5f;
+    for (int tf = 0; tf < 2; tf++) {
+        sal_vgelu(y, x, N, tf);
+        memset(dx, 0, sizeof *dx * N);
+        sal_vgelu_grad(dx, dy, x, N, tf);
+        double worst = 0, wgrad = 0, at = 0, gat = 0;
+        for (int i = 0; i < N; i++) {
+            double v = x[i], cdf, pdf = exp(-0.5 * v * v) / sqrt(2 * M_PI), ref, dref, scale;
+            if (tf) {
+                double u = sqrt(2 / M_PI) * (v + 0.044715 * v * v * v), t = tanh(u);
+                cdf = 0.5 * (1 + t);
+                ref = v * cdf;
+                dref = cdf + 0.5 * v * (1 - t * t) * sqrt(2 / M_PI) * (1 + 3 * 0.044715 * v * v);
+                scale = fabs(v) + 1e-30; /* 1 + tanh cancels in the tail: error against x's size */
+            } else {
+                cdf = 0.5 * erfc(-v / sqrt(2.0));
+                ref = v * cdf;
+                dref = cdf + v * pdf;
+                scale = fabs(ref) + 1e-37;
+            }
+            double e = fabs(y[i] - ref) / scale;
+            double g = fabs(dx[i] / dy[i] - dref) / (tf ? 1.0 : cdf + fabs(v) * pdf + 1e-37);
+            if (e > worst) worst = e, at = v;
+            if (g > wgrad) wgrad = g, gat = v;
+        }
+        CHECK(worst < (tf ? 1e-6 : 5e-7), "sal_vgelu (tanh %d): relative error %.3g at x = %g", tf, worst, at);
+        CHECK(wgrad < (tf ? 2e-6 : 5e-7), "sal_vgelu_grad (tanh %d): relative error %.3g at x = %g", tf, wgrad, gat);
+        float d0 = dx[N / 3], d1 = dx[N - 5];
+        sal_vgelu_grad(dx, dy, x, N, tf);
+        CHECK(dx[N / 3] == 2 * d0 && dx[N - 5] == 2 * d1, "sal_vgelu_grad adds to dx: %g %g", dx[N / 3] / d0, dx[N - 5] / d1);
+    }
+    free(x);
+    free(y);
+    free(dy);
+    free(dx);
+}
+
 int main(void) {
     test_vmath();
+    test_vgelu();
     test_row_size();
     test_percentile();
     test_blur();

@@ -96,8 +96,7 @@ sal_status sal_blas_init(void) {
 const char *sal_blas_info(void) { return g_info; }
 
 /* c[0..n) += w0 r0 + w1 r1 + w2 r2 + w3 r3, compiled for AVX-512 and AVX2 as well, chosen at load */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void axpy4(int n, float *restrict c,
-                                                                                    const float *w, const float *const *r) {
+SAL_CLONES void axpy4(int n, float *restrict c, const float *w, const float *const *r) {
     const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
     float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
 #pragma omp simd

@@ -66,6 +66,12 @@ sal_status sal_tensor_copy(sal_tensor *dst, const sal_tensor *src);
 /* Elements per sample of x: the product of all dims but the first (1 for a rank-1 tensor). */
 int64_t sal_row_size(const sal_tensor *x);
 
+/* Hot loops compiled three times, picked at load: AVX-512 and AVX2 each with FMA (x86-64-v4, v3; the
+ * Makefile lets GCC contract a * b + c there, which ISO C mode otherwise forbids), and the baseline.
+ * Clone functions must be static: clang 14 names the resolver of an external one differently from
+ * GCC, so calls from other files do not link; export a plain wrapper instead. */
+#define SAL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static
+
 /* ---- vectorized elementwise math (vmath.c): y[i] = exp(x[i]), erf(x[i]) within a few ulps,
  * NaN kept, overflow to infinity and gradual underflow as libm; y may equal x ---- */
 void sal_vexp(float *y, const float *x, int64_t n);

@@ -5,10 +5,6 @@
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
 
-/* The clones are static and the exported functions plain wrappers: clang 14 names the resolver of
- * an external target_clones function differently from GCC, so calls from other files do not link. */
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
-
 static inline float bits_to_float(int32_t i) {
     float f;
     __builtin_memcpy(&f, &i, sizeof f);
@@ -36,27 +32,26 @@ static inline float exp1(float x) {
     return e * bits_to_float((int32_t)s1) * bits_to_float((int32_t)s2);
 }
 
-CLONES void vexp(float *y, const float *x, int64_t n) {
+SAL_CLONES void vexp(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = exp1(x[i]);
 }
 
 void sal_vexp(float *y, const float *x, int64_t n) { vexp(y, x, n); }
 
-/* erf: below 0.5 in magnitude its Taylor series to x^15 (the next term is under 1e-9 of erf(x));
- * above, 1 - erfc with erfc from the Chebyshev fit of Numerical Recipes (relative error below
- * 1.2e-7), whose exp is exp1. */
-static inline float erf1(float x) {
-    float a = x < 0 ? -x : x, z = x * x;
-    float s = -1.0f / 75600.0f; /* x^15 / (7! 15) with the sign, then down to x */
-    s = s * z + 1.0f / 9360.0f;
-    s = s * z - 1.0f / 1320.0f;
-    s = s * z + 1.0f / 216.0f;
-    s = s * z - 1.0f / 42.0f;
-    s = s * z + 1.0f / 10.0f;
-    s = s * z - 1.0f / 3.0f;
-    s = s * z + 1.0f;
-    float small = 1.1283791670955126f * x * s;
+/* e^(q - z - zl) for z exact and zl small beside it (z + zl a square known to twice float's
+ * precision): far out (z ~ 70 for GELU at x = -12) the float rounding of q - z - zl alone would cost
+ * 1e-5 of the result, so the rounding errors of both subtractions (Fast2Sum each, exact as |z| >=
+ * |q| and |q - z| >= |zl| wherever it matters) go into it as a first-order factor (left out for an
+ * infinite z, where they are NaN). */
+static inline float exp_sq(float q, float z, float zl) {
+    float s1 = q - z, s = s1 - zl, c = (q - (s1 + z)) + ((s1 - s) - zl);
+    return exp1(s) * (1.0f + (z < 1e30f ? c : 0.0f));
+}
+
+/* erfc(a) for a >= 0 from the Chebyshev fit of Numerical Recipes (relative error below 1.2e-7);
+ * z + zl is a^2 as exp_sq takes it. */
+static inline float erfc1(float a, float z, float zl) {
     float t = 1.0f / (1.0f + 0.5f * a);
     float q = 0.17087277f;
     q = q * t - 0.82215223f;
@@ -68,12 +63,38 @@ static inline float erf1(float x) {
     q = q * t + 0.37409196f;
     q = q * t + 1.00002368f;
     q = q * t - 1.26551223f;
-    float big = 1.0f - t * exp1(-z + q);
+    return t * exp_sq(q, z, zl);
+}
+
+/* x^2 / 2 = h + l, h exact: x's upper 12 significant bits (xh) square exactly, and so do the
+ * products with the lower part, so l is all that rounds. Needs no FMA, so every clone gets it. */
+static inline float half_sq(float x, float *l) {
+    int32_t b;
+    __builtin_memcpy(&b, &x, sizeof b);
+    float xh = bits_to_float(b & ~0xfff), xl = x - xh;
+    *l = xh * xl + 0.5f * xl * xl;
+    return 0.5f * xh * xh;
+}
+
+/* erf: below 0.5 in magnitude its Taylor series to x^15 (the next term is under 1e-9 of erf(x));
+ * above, 1 - erfc. */
+static inline float erf1(float x) {
+    float a = x < 0 ? -x : x, z = x * x;
+    float s = -1.0f / 75600.0f; /* x^15 / (7! 15) with the sign, then down to x */
+    s = s * z + 1.0f / 9360.0f;
+    s = s * z - 1.0f / 1320.0f;
+    s = s * z + 1.0f / 216.0f;
+    s = s * z - 1.0f / 42.0f;
+    s = s * z + 1.0f / 10.0f;
+    s = s * z - 1.0f / 3.0f;
+    s = s * z + 1.0f;
+    float small = 1.1283791670955126f * x * s;
+    float big = 1.0f - erfc1(a, z, 0.0f); /* 1 - erfc: erfc's rounding of a^2 is far below erf's ulp */
     big = x < 0 ? -big : big;
     return a < 0.5f ? small : big;
 }
 
-CLONES void verf(float *y, const float *x, int64_t n) {
+SAL_CLONES void verf(float *y, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = erf1(x[i]);
 }
@@ -85,12 +106,19 @@ void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_C 0.044715f
 
+/* Phi(x) = erfc(-x / sqrt 2) / 2, with z + zl = x^2 / 2 from half_sq: one branch in every lane,
+ * and Phi keeps its relative accuracy in the negative tail, where 1 + erf(x / sqrt 2) would cancel. */
+static inline float phi_cdf(float x, float z, float zl) {
+    float h = 0.5f * erfc1((x < 0 ? -x : x) * 0.70710678118654752f, z, zl); /* a^2 from x: a is rounded */
+    return x < 0 ? h : 1.0f - h;
+}
+
 static inline float tanh1(float u) {
     float e = exp1(-2.0f * (u < 0 ? -u : u)), t = (1.0f - e) / (1.0f + e);
     return u < 0 ? -t : t;
 }
 
-CLONES void vgelu(float *y, const float *x, int64_t n, bool tanh_form) {
+SAL_CLONES void vgelu(float *y, const float *x, int64_t n, bool tanh_form) {
     if (tanh_form) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
@@ -100,10 +128,13 @@ CLONES void vgelu(float *y, const float *x, int64_t n, bool tanh_form) {
         return;
     }
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erf1(x[i] * 0.70710678118654752f));
+    for (int64_t i = 0; i < n; i++) {
+        float zl, z = half_sq(x[i], &zl);
+        y[i] = x[i] * phi_cdf(x[i], z, zl);
+    }
 }
 
-CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
+SAL_CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
     if (tanh_form) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
@@ -114,9 +145,8 @@ CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bo
     }
 #pragma omp simd /* Phi(x) + x phi(x) */
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float phi = v * exp1(-0.5f * v * v) * 0.3989422804014327f;
-        dx[i] += dy[i] * (0.5f * (1.0f + erf1(v * 0.70710678118654752f)) + phi);
+        float v = x[i], zl, z = half_sq(v, &zl);
+        dx[i] += dy[i] * (phi_cdf(v, z, zl) + v * exp_sq(0.0f, z, zl) * 0.3989422804014327f);
     }
 }
 

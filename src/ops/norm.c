@@ -207,10 +207,9 @@ static sal_status nrm_infer(sal_opctx *c, nrm_kind k) {
 /* The row loops are compiled for AVX-512, AVX2 and the baseline; their double sums run in several
  * lanes (omp simd reductions): one chain of dependent double adds bounded the scalar loops, 1.5 to
  * 3.6 ns an element on ViT's rows of 768. */
-#define NRM_CLONES __attribute__((target_clones("avx512f", "avx2", "default"))) static
 
 /* mean and 1/sqrt(var + eps) of row x (L elements) */
-NRM_CLONES void nrm_stats(const float *x, int64_t L, float eps, double *mean, double *inv) {
+SAL_CLONES void nrm_stats(const float *x, int64_t L, float eps, double *mean, double *inv) {
     double s = 0, v = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < L; j++) s += x[j];
@@ -222,14 +221,14 @@ NRM_CLONES void nrm_stats(const float *x, int64_t L, float eps, double *mean, do
 }
 
 /* y = (x - m) inv w + b over a row with w and b per element */
-NRM_CLONES void ln_row(float *restrict y, const float *restrict x, int64_t L, float m, float inv,
+SAL_CLONES void ln_row(float *restrict y, const float *restrict x, int64_t L, float m, float inv,
                        const float *restrict w, const float *restrict b) {
 #pragma omp simd
     for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m) * inv * w[j] + b[j];
 }
 
 /* dx += inv (g - mean(g) - xhat mean(g xhat)) with g = dy w, over a row with w per element */
-NRM_CLONES void ln_row_backward(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t L,
+SAL_CLONES void ln_row_backward(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t L,
                                 double m, double inv, const float *restrict w) {
     double sg = 0, sgx = 0;
 #pragma omp simd reduction(+ : sg, sgx)
