@@ -503,6 +503,26 @@ static sal_status grad_alloc(sal_session *s, int v, bool raw) {
                : sal_tensor_alloc(t, SAL_F32, s->act[v].ndim, s->act[v].dim);
 }
 
+/* The input of node n (-1 if none) that takes over its output's gradient buffer (sal_op.bwd_pass):
+ * the output's gradient must be an owned buffer no one reads after this node (not kept, not
+ * wanted), the input's first gradient, of as many elements in the same layout, and the node must
+ * read that input once. Saves a copy of every residual and bias Add's gradient, and a buffer. */
+static int pass_input(const sal_session *s, const sal_node *n, const sal_backward_opts *o) {
+    int y = n->nout >= 1 ? n->out[0] : -1;
+    if (!n->op->bwd_pass || s->keep_grads || y < 0 || !s->reached[y] || !s->grad[y].cap || (o && o->wrt && o->wrt[y]))
+        return -1;
+    for (int k = 0; k < n->nin && k < 32; k++) {
+        int v = n->in[k];
+        if (!(n->op->bwd_pass >> k & 1) || v < 0 || !s->need[v] || s->has_grad[v] || s->act[v].dtype != SAL_F32 ||
+            s->blk[v] != s->blk[y] || sal_tensor_numel(&s->act[v]) != sal_tensor_numel(&s->act[y]))
+            continue;
+        bool once = true;
+        for (int j = 0; j < n->nin; j++) once &= j == k || n->in[j] != v;
+        if (once) return k;
+    }
+    return -1;
+}
+
 /* The backward step of node i: its rule or its op's gradient, into the gradients of its inputs. */
 static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *o) {
     const sal_model *m = s->m;
@@ -534,11 +554,12 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     for (int k = 0; k < n->nout && k < 32; k++)
         if (n->out[k] >= 0 && s->blk[n->out[k]]) bout |= 1u << k;
     unsigned fresh = 0;
+    int pass = rule ? -1 : pass_input(s, n, o);
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
         in[k] = v >= 0 ? &s->act[v] : NULL;
         din[k] = NULL;
-        if (v < 0 || !s->need[v] || s->act[v].dtype != SAL_F32) continue;
+        if (v < 0 || !s->need[v] || s->act[v].dtype != SAL_F32 || k == pass) continue;
         if (!s->has_grad[v]) {
             /* the first gradient into v: an op that writes it whole gets it unzeroed, unless
              * the node reads v twice (both slots would share the buffer) */
@@ -571,6 +592,16 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
         if (!n->op->backward)
             return sal_node_fail(n, SAL_ERR_UNSUPPORTED, "has no gradient");
         SAL_TRY(n->op->backward(&c));
+    }
+    if (pass >= 0) { /* after the op, which may read the output's gradient for its other inputs */
+        int v = n->in[pass];
+        sal_tensor *g = &s->grad[v], *d = &s->grad[n->out[0]];
+        sal_tensor_free(g);
+        *g = *d;
+        memset(d, 0, sizeof *d);
+        g->ndim = s->act[v].ndim;
+        memcpy(g->dim, s->act[v].dim, sizeof g->dim);
+        s->has_grad[v] = s->reached[v] = true;
     }
     if (s->prof) s->prof[m->nnode + i] += sal_now() - t0;
     for (int k = 0; k < n->nin; k++)

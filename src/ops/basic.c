@@ -89,7 +89,7 @@ const sal_op sal_op_Flatten = {
     SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1,
 };
 
 static sal_status identity_infer(sal_opctx *c) {
@@ -102,7 +102,7 @@ const sal_op sal_op_Identity = {
     SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1,
 };
 
 /* Inference only: the input passes through and the optional mask (bool, opset 10 on) is all true,
@@ -147,4 +147,5 @@ static sal_status dropout_forward(sal_opctx *c) {
 const sal_op sal_op_Dropout = {
     SAL_OP_HEAD(Dropout), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 2,
     .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = sal_copy_backward,
+    .bwd_pass = 0x1,
 };

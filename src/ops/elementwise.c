@@ -235,7 +235,7 @@ static sal_status bin_backward(sal_opctx *c, bin_kind k) {
         .overwrites = true, .bwd_writes = 0x3, .blk = SAL_BLK_SAME,                                \
     };
 
-BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)
-BIN_OP(Sub, BIN_SUB, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3)
+BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3, .bwd_pass = 0x3)
+BIN_OP(Sub, BIN_SUB, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3, .bwd_pass = 0x1)
 BIN_OP(Mul, BIN_MUL, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x3)
 BIN_OP(Div, BIN_DIV, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x1)

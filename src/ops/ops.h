@@ -108,6 +108,10 @@ typedef struct sal_op {
     /* backward can write din[i] whole instead of adding (bit i), which saves zeroing a gradient
      * buffer and reading it back: the walker says which buffers are fresh in din_fresh */
     unsigned bwd_writes;
+    /* bit i: input i's gradient is the output's, unchanged, whenever the two have as many elements
+     * (Add, Sub's first input, the reshapes): the executor hands the output's gradient buffer over
+     * to a first gradient of the input instead of copying it */
+    unsigned bwd_pass;
     unsigned char blk; /* SAL_BLK_* */
     /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
      * not, the executor converts them to plain first. */

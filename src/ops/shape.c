@@ -321,7 +321,7 @@ const sal_op sal_op_Unsqueeze = {
     SAL_OP_HEAD(Unsqueeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = unsqueeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1,
 };
 
 static sal_status squeeze_infer(sal_opctx *c) {
@@ -354,7 +354,7 @@ const sal_op sal_op_Squeeze = {
     SAL_OP_HEAD(Squeeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = squeeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1,
 };
 
 /* ---- Concat ---- */
@@ -496,7 +496,7 @@ const sal_op sal_op_Reshape = {
     SAL_OP_HEAD(Reshape), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = reshape_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1,
 };
 
 /* ---- Transpose ---- */
