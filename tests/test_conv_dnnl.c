@@ -339,18 +339,31 @@ static void test_blocked_methods(sal_rng *r) {
             CHECK_OK(sal_explain(g, &x, &o, &e));
             if (e) sal_tensor_copy(&map[mode][i], sal_explanation_map(e));
             sal_explanation_free(e);
-            int nblk = 0, nfused = 0;
-            for (int v = 0; v < g->nval; v++) nblk += s->blk[v], nfused += s->viewed_by[v] >= 0;
+            int nblk = 0, nfused = 0, ninplace = 0;
+            for (int v = 0; v < g->nval; v++) {
+                nblk += s->blk[v];
+                int w = s->viewed_by[v];
+                if (w < 0) continue;
+                nfused += sal_node_is(&g->node[g->val[w].producer], SAL_OP_Relu);
+                ninplace += sal_node_is(&g->node[g->val[w].producer], SAL_OP_Add);
+            }
             CHECK(mode ? (nblk > 0) == blocked[i] : nblk == 0, "%s (oneDNN %s): %d values left blocked", meth[i],
                   mode ? "on" : "off", nblk);
             /* c1 takes r1 (its only reader) where oneDNN runs it and the method reads no inner value */
             CHECK(nfused == (mode && blocked[i]), "%s (oneDNN %s): %d ReLUs fused", meth[i], mode ? "on" : "off",
                   nfused);
+            /* add1 and add2 write into h2 and h3 (their only readers) when nothing is blocked */
+            CHECK(ninplace == (!mode && blocked[i] ? 2 : 0), "%s (oneDNN %s): %d Adds in place", meth[i],
+                  mode ? "on" : "off", ninplace);
         }
         /* after a fused pass, h1 holds r1's values: not handed out; a pass of sal_forward makes it again */
         CHECK(!mode || !sal_session_value(s, "h1"), "a fused convolution's output handed out");
+        CHECK(mode || !sal_session_value(s, "h2"), "the output of a convolution an Add wrote into handed out");
         const sal_tensor *outs[1];
         CHECK_OK(sal_forward(s, 1, &x, outs));
+        CHECK(sal_session_value(s, "h2") && sal_session_value(s, "s1") &&
+                  sal_session_value(s, "h2")->data != sal_session_value(s, "s1")->data,
+              "h2 after sal_forward: not given, or s1's buffer");
         const sal_tensor *h1 = sal_session_value(s, "h1");
         float lo = 0;
         for (int64_t e = 0; h1 && e < sal_tensor_numel(h1); e++) lo = fminf(lo, sal_f32(h1)[e]);

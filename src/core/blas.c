@@ -11,10 +11,12 @@
  * convolutions use): measured here on AVX-512 it runs 7 to 25% faster than OpenBLAS's SkylakeX
  * kernels on transformer shapes (197 x 2304 x 768) and 1.5 to 5x on skinny ones (16 x 1024 x 784,
  * 128 x 10 x 3136), while OpenBLAS wins below about 2^17 multiply-adds or with K < 16 (dnnl's call
- * costs a few microseconds), and with B transposed unless A has a few rows (Linear layers exported
- * as Gemm with transB: 50 x 1000 x 1024 takes 1.2 ms on oneDNN, 0.54 on OpenBLAS; 4 x 1024 x 1024
- * 0.07 against 0.35). SAL_SGEMM=openblas keeps every product on OpenBLAS (for comparisons);
- * docs/performance.md has the figures. */
+ * costs a few microseconds), and with B transposed unless A has a few rows or many (Linear layers
+ * exported as Gemm with transB: 50 x 1000 x 1024 takes 1.2 ms on oneDNN, 0.54 on OpenBLAS; 4 x 1024
+ * x 1024 0.07 against 0.35; but the input gradients of ConvNeXt's pointwise layers, 12544 x 384 x 96,
+ * 2.3 ms against 3.5, and of 784 rows and K <= 1024, 2.3 against 2.5; with K = 3072 OpenBLAS wins
+ * again, 2.9 against 3.7 for 196 rows). SAL_SGEMM=openblas keeps every product on OpenBLAS (for
+ * comparisons); docs/performance.md has the figures. */
 #include "core.h"
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -173,7 +175,7 @@ void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const
                 transB ? 1 : ldb, beta, C, ldc);
         return;
     }
-    if (g_dnnl && K >= 16 && (int64_t)M * N * K >= (1 << 17) && (!transB || M < 8) &&
+    if (g_dnnl && K >= 16 && (int64_t)M * N * K >= (1 << 17) && (!transB || M < 8 || (M >= 768 && K <= 1024)) &&
         dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) ==
             dnnl_success)
         return;

@@ -124,6 +124,27 @@ static void relu_view(sal_session *s, int h, int a) {
     s->viewed_by[h] = a;
 }
 
+/* Node n writes its output into input k's buffer (sal_session.inplace_in) when its values there
+ * are plain f32 and as many; false leaves the node to run as usual (which reports a failing infer). */
+static bool inplace_node(sal_session *s, const sal_node *n, sal_opctx *c, int k, sal_status *st) {
+    int h = n->in[k], y = n->out[0];
+    for (int j = 0; j < n->nin; j++)
+        if (n->in[j] >= 0 && s->blk[n->in[j]]) return false;
+    sal_tensor *o = &s->act[y];
+    if (n->op->infer(c) != SAL_OK || o->dtype != SAL_F32 || s->act[h].dtype != SAL_F32 ||
+        sal_tensor_numel(o) != sal_tensor_numel(&s->act[h]))
+        return false;
+    sal_tensor v = sal_tensor_view(&s->act[h]);
+    v.ndim = o->ndim;
+    memcpy(v.dim, o->dim, sizeof v.dim);
+    sal_tensor_free(o); /* an owned buffer of an earlier pass */
+    *o = v;
+    s->view_of[y] = h;
+    s->viewed_by[h] = y;
+    *st = all_empty(c->out, n->nout) ? SAL_OK : n->op->forward(c);
+    return true;
+}
+
 /* A scalar operand of an elementwise op (Clip's bounds, a constant factor) reads alike in either
  * layout, so it neither needs nor stops blocking. */
 static bool plain_scalar(const sal_session *s, int v) { return sal_tensor_numel(&s->act[v]) == 1 && !s->blk[v]; }
@@ -228,15 +249,16 @@ const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float
 static sal_status fuse_plan(sal_session *s) {
     const sal_model *m = s->m;
     s->fuse_to = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->fuse_to);
+    s->inplace_in = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->inplace_in);
     s->view_of = sal_malloc(((size_t)m->nval + 1) * sizeof *s->view_of);
     s->viewed_by = sal_malloc(((size_t)m->nval + 1) * sizeof *s->viewed_by);
     int *readers = sal_calloc((size_t)m->nval + 1, sizeof *readers);
-    if (!s->fuse_to || !s->view_of || !s->viewed_by || !readers) {
+    if (!s->fuse_to || !s->inplace_in || !s->view_of || !s->viewed_by || !readers) {
         sal_free(readers);
         return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
     }
     for (int v = 0; v < m->nval; v++) s->view_of[v] = s->viewed_by[v] = -1;
-    for (int i = 0; i < m->nnode; i++) s->fuse_to[i] = -1;
+    for (int i = 0; i < m->nnode; i++) s->fuse_to[i] = s->inplace_in[i] = -1;
     for (int i = 0; i < m->nnode; i++)
         for (int k = 0; k < m->node[i].nin; k++)
             if (m->node[i].in[k] >= 0) readers[m->node[i].in[k]]++;
@@ -250,6 +272,17 @@ static sal_status fuse_plan(sal_session *s) {
         if ((sal_node_is(&m->node[p], SAL_OP_Conv) || sal_node_is(&m->node[p], SAL_OP_Gemm)) &&
             m->node[p].out[0] == h && r->nout == 1 && r->out[0] >= 0)
             s->fuse_to[p] = i;
+    }
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *r = &m->node[i];
+        if (!(sal_node_is(r, SAL_OP_Add) || sal_node_is(r, SAL_OP_Sub)) || r->nout != 1 || r->out[0] < 0) continue;
+        for (int k = 0; k < 2 && k < r->nin && s->inplace_in[i] < 0; k++) {
+            int h = r->in[k], p = h >= 0 && m->val[h].kind == SAL_VAL_NODE ? m->val[h].producer : -1;
+            if (p >= 0 && readers[h] == 1 && m->node[p].out[0] == h && s->fuse_to[p] < 0 &&
+                (sal_node_is(&m->node[p], SAL_OP_MatMul) || sal_node_is(&m->node[p], SAL_OP_Gemm) ||
+                 sal_node_is(&m->node[p], SAL_OP_Conv)))
+                s->inplace_in[i] = k;
+        }
     }
     sal_free(readers);
     return SAL_OK;
@@ -300,6 +333,7 @@ void sal_session_free(sal_session *s) {
     sal_free(s->blk_cand);
     sal_free(s->part);
     sal_free(s->fuse_to);
+    sal_free(s->inplace_in);
     sal_free(s->view_of);
     sal_free(s->viewed_by);
     sal_tensor_free(&s->spare);
@@ -406,7 +440,9 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
         /* a Relu this pass skips is not fused: a head pass gives the front's own values */
         bool relu = fuse && s->fuse_to[i] >= 0 && !(skip && s->part[s->fuse_to[i]] == skip);
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu};
-        if (!view_node(s, n, &c)) SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
+        sal_status st = SAL_OK;
+        if (fuse && s->inplace_in[i] >= 0 && inplace_node(s, n, &c, s->inplace_in[i], &st)) SAL_TRY(st);
+        else if (!view_node(s, n, &c)) SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
         if (c.relu_done) relu_view(s, n->out[0], m->node[s->fuse_to[i]].out[0]);
         if (s->prof) s->prof[i] += sal_now() - t0;
     }

@@ -51,6 +51,11 @@ struct sal_session {
      * input gradients may set it; sal_session_value gives NULL for such an h. */
     bool fuse, fuse_used;
     int *fuse_to;           /* per node: the Relu node a Conv or Gemm may take, or -1 (fixed per model) */
+    /* With `fuse`, an Add or Sub whose input h (a MatMul's, Gemm's or Conv's output that it alone
+     * reads) has as many elements as its output writes the output into h's buffer: a bias or
+     * residual add then takes no buffer of its own, and h (viewed, as a fused ReLU's) is not handed
+     * out. Neither op's backward reads h, nor does h's producer's. */
+    int *inplace_in;        /* per node: that input of an Add or Sub, or -1 (fixed per model) */
     int *view_of;           /* per value: the value whose activation it views (-1: none) */
     int *viewed_by;         /* per value: the value viewing its activation (-1: none) */
 };
