@@ -632,7 +632,7 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     if (pass >= 0) { /* after the op, which may read the output's gradient for its other inputs */
         int v = n->in[pass];
         sal_tensor *g = &s->grad[v], *d = &s->grad[n->out[0]];
-        sal_tensor_free(g);
+        grad_release(s, v); /* a buffer of an earlier pass goes back to the pool, to be reused */
         *g = *d;
         memset(d, 0, sizeof *d);
         g->ndim = s->act[v].ndim;
