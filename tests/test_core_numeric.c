@@ -168,7 +168,8 @@ static void test_vmath(void) {
  * crosses zero) down the negative tail, where 1 + erf would cancel; the tanh form to its size. */
 static void test_vgelu(void) {
     enum { N = 300007 };
-    float *x = malloc(sizeof *x * N), *y = malloc(sizeof *y * N), *dy = malloc(sizeof *dy * N), *dx = malloc(sizeof *dx * N);
+    float *x = malloc(sizeof *x * N), *y = malloc(sizeof *y * N);
+    float *dy = malloc(sizeof *dy * N), *dx = malloc(sizeof *dx * N);
     for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1), dy[i] = i % 2 ? 2.0f : -0.5f;
     for (int tf = 0; tf < 2; tf++) {
         sal_vgelu(y, x, N, tf);
@@ -198,7 +199,8 @@ static void test_vgelu(void) {
         CHECK(wgrad < (tf ? 2e-6 : 5e-7), "sal_vgelu_grad (tanh %d): relative error %.3g at x = %g", tf, wgrad, gat);
         float d0 = dx[N / 3], d1 = dx[N - 5];
         sal_vgelu_grad(dx, dy, x, N, tf);
-        CHECK(dx[N / 3] == 2 * d0 && dx[N - 5] == 2 * d1, "sal_vgelu_grad adds to dx: %g %g", dx[N / 3] / d0, dx[N - 5] / d1);
+        CHECK(dx[N / 3] == 2 * d0 && dx[N - 5] == 2 * d1, "sal_vgelu_grad adds to dx: %g %g", dx[N / 3] / d0,
+              dx[N - 5] / d1);
     }
     free(x);
     free(y);
