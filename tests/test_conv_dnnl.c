@@ -352,7 +352,9 @@ static void test_blocked_methods(sal_rng *r) {
             /* c1 takes r1 (its only reader) where oneDNN runs it and the method reads no inner value */
             CHECK(nfused == (mode && blocked[i]), "%s (oneDNN %s): %d ReLUs fused", meth[i], mode ? "on" : "off",
                   nfused);
-            /* add1 and add2 write into h2 and h3 (their only readers) when nothing is blocked */
+            /* add1 and add2 write into h2 and h3 (their only readers) for the methods that read
+             * nothing inner (those that block under oneDNN), when oneDNN is off and nothing is
+             * blocked; blocked inputs keep every Add out of place */
             CHECK(ninplace == (!mode && blocked[i] ? 2 : 0), "%s (oneDNN %s): %d Adds in place", meth[i],
                   mode ? "on" : "off", ninplace);
         }

@@ -124,6 +124,16 @@ static void relu_view(sal_session *s, int h, int a) {
     s->viewed_by[h] = a;
 }
 
+/* Output o, its shape inferred, becomes a view of src's buffer (as many elements): for the
+ * reshapes' views and the in-place Adds. */
+static void view_as(sal_tensor *o, const sal_tensor *src) {
+    sal_tensor v = sal_tensor_view(src);
+    v.ndim = o->ndim;
+    memcpy(v.dim, o->dim, sizeof v.dim);
+    sal_tensor_free(o); /* an owned buffer of an earlier pass */
+    *o = v;
+}
+
 /* Node n writes its output into input k's buffer (sal_session.inplace_in) when its values there
  * are plain f32 and as many; false leaves the node to run as usual (which reports a failing infer). */
 static bool inplace_node(sal_session *s, const sal_node *n, sal_opctx *c, int k, sal_status *st) {
@@ -134,11 +144,7 @@ static bool inplace_node(sal_session *s, const sal_node *n, sal_opctx *c, int k,
     if (n->op->infer(c) != SAL_OK || o->dtype != SAL_F32 || s->act[h].dtype != SAL_F32 ||
         sal_tensor_numel(o) != sal_tensor_numel(&s->act[h]))
         return false;
-    sal_tensor v = sal_tensor_view(&s->act[h]);
-    v.ndim = o->ndim;
-    memcpy(v.dim, o->dim, sizeof v.dim);
-    sal_tensor_free(o); /* an owned buffer of an earlier pass */
-    *o = v;
+    view_as(o, &s->act[h]);
     s->view_of[y] = h;
     s->viewed_by[h] = y;
     *st = all_empty(c->out, n->nout) ? SAL_OK : n->op->forward(c);
@@ -405,14 +411,10 @@ static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c) {
     for (int k = 1; k < n->nout; k++)
         if (n->out[k] >= 0) return false; /* Dropout's mask */
     sal_tensor *o = &s->act[n->out[0]];
-    sal_tensor_free(o); /* an owned buffer of an earlier pass */
     if (n->op->infer(c) != SAL_OK || sal_tensor_numel(o) != sal_tensor_numel(&s->act[n->in[0]]) ||
         o->dtype != s->act[n->in[0]].dtype)
         return false; /* the copy then reports the error */
-    sal_tensor v = sal_tensor_view(&s->act[n->in[0]]);
-    v.ndim = o->ndim;
-    memcpy(v.dim, o->dim, sizeof v.dim);
-    *o = v;
+    view_as(o, &s->act[n->in[0]]);
     return true;
 }
 
