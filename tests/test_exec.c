@@ -464,6 +464,146 @@ static void test_gemm_copy(void) {
     sal_model_free(g);
 }
 
+/* ---- 8. lean forward passes (sal_session.lean) ---- */
+
+enum { LN = 2, LT = 5, LD = 8, LK = 3 };
+
+/* One attention block and an MLP with a ReLU, as exported transformers have them: y = Gemm(Reshape(
+ * Relu(GELU(r W1 + b1) W2 + r))), r = Softmax(q k^T / sqrt(d)) v + x, q, k, v products of
+ * LayerNorm(x), the scale computed from the Shape of a value (as PyTorch exports it). */
+static sal_model *lean_net(void) {
+    float w[LD * LD], b[LD * LT * LK];
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<lean>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 3, DIMS(-1, LT, LD)) == SAL_OK);
+    const char *mats[] = {"Wq", "Wk", "Wv", "W1", "W2"};
+    for (int i = 0; i < 5; i++) {
+        t_randv(&R, w, LD * LD, 0.5f);
+        t_const(g, mats[i], 2, DIMS(LD, LD), w);
+    }
+    const char *vecs[] = {"gamma", "beta", "bq", "b1"};
+    for (int i = 0; i < 4; i++) {
+        t_randv(&R, b, LD, 0.3f);
+        b[0] += i == 0;
+        t_const(g, vecs[i], 1, DIMS(LD), b);
+    }
+    t_randv(&R, b, LD * LT * LK, 0.3f);
+    t_const(g, "Wo", 2, DIMS(LK, LT * LD), b);
+    sal_tensor idx = {0}, shp = {0};
+    SAL_ASSERT(sal_tensor_alloc(&idx, SAL_I64, 0, NULL) == SAL_OK && sal_tensor_alloc(&shp, SAL_I64, 1, DIMS(2)) == SAL_OK);
+    ((int64_t *)idx.data)[0] = 2;
+    ((int64_t *)shp.data)[0] = 0, ((int64_t *)shp.data)[1] = -1;
+    SAL_ASSERT(sal_graph_add_const(g, "two", &idx) == SAL_OK && sal_graph_add_const(g, "flat", &shp) == SAL_OK);
+    t_node(g, "LayerNormalization", "ln", 3, NAMES("x", "gamma", "beta"), "h", 0, NULL);
+    t_node(g, "MatMul", "mq", 2, NAMES("h", "Wq"), "q0", 0, NULL);
+    t_node(g, "Add", "bias_q", 2, NAMES("q0", "bq"), "q", 0, NULL);
+    t_node(g, "MatMul", "mk", 2, NAMES("h", "Wk"), "k", 0, NULL);
+    t_node(g, "MatMul", "mv", 2, NAMES("h", "Wv"), "v", 0, NULL);
+    t_node(g, "Transpose", "kt", 1, NAMES("k"), "kT", 1, (sal_attr[]){sal_attr_make_ints("perm", 3, DIMS(0, 2, 1))});
+    t_node(g, "MatMul", "qk", 2, NAMES("q", "kT"), "scores", 0, NULL);
+    t_node(g, "Shape", "shape", 1, NAMES("q"), "qshape", 0, NULL);
+    t_node(g, "Gather", "dim", 2, NAMES("qshape", "two"), "d", 0, NULL);
+    t_node(g, "Cast", "cast", 1, NAMES("d"), "df", 1, (sal_attr[]){sal_attr_make_int("to", 1)});
+    t_node(g, "Sqrt", "sqrt", 1, NAMES("df"), "scale", 0, NULL);
+    t_node(g, "Div", "div", 2, NAMES("scores", "scale"), "scaled", 0, NULL);
+    t_node(g, "Softmax", "softmax", 1, NAMES("scaled"), "attn", 1, (sal_attr[]){sal_attr_make_int("axis", -1)});
+    t_node(g, "MatMul", "av", 2, NAMES("attn", "v"), "o", 0, NULL);
+    t_node(g, "Add", "res1", 2, NAMES("o", "x"), "r", 0, NULL);
+    t_node(g, "MatMul", "fc1", 2, NAMES("r", "W1"), "u0", 0, NULL);
+    t_node(g, "Add", "bias1", 2, NAMES("u0", "b1"), "u", 0, NULL);
+    t_node(g, "Gelu", "gelu", 1, NAMES("u"), "gu", 0, NULL);
+    t_node(g, "MatMul", "fc2", 2, NAMES("gu", "W2"), "m", 0, NULL);
+    t_node(g, "Add", "res2", 2, NAMES("m", "r"), "a", 0, NULL);
+    t_node(g, "Relu", "relu", 1, NAMES("a"), "z", 0, NULL);
+    t_node(g, "Reshape", "reshape", 2, NAMES("z", "flat"), "zf", 0, NULL);
+    t_node(g, "Gemm", "head", 2, NAMES("zf", "Wo"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+    return t_finish(g, "y");
+}
+
+/* Guided backprop's rule as relu_rules.c has it, reading the ReLU's input, and its output too (as
+ * RectGrad's does). */
+static sal_status guided_rule(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *x = sal_in_f(c, 0), *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) dx[i] += x[i] > 0 && y[i] > 0 && dy[i] > 0 ? dy[i] : 0;
+    return SAL_OK;
+}
+
+/* A lean session gives the same input gradients, to the bit, as one that keeps every value, call
+ * after call, with the ops' gradients and with a rule at the ReLU; it holds less memory, drops the
+ * values no backward reads and keeps those that one does; its gradient matches central differences. */
+static void test_lean(void) {
+    sal_model *g = lean_net();
+    float xv[LN * LT * LD], sv[LN * LK];
+    t_randv(&R, xv, LN * LT * LD, 1);
+    t_randv(&R, sv, LN * LK, 1);
+    sal_tensor x = t_tensor_of(3, DIMS(LN, LT, LD), xv), seed = t_tensor_of(2, DIMS(LN, LK), sv);
+    int yv = sal_graph_find(g, "y"), xi = sal_graph_find(g, "x");
+    sal_rule_fn rules[32] = {0};
+    SAL_ASSERT(g->nnode <= 32);
+    rules[sal_graph_find_node(g, "relu")] = guided_rule;
+    CHECK(sal_graph_find_node(g, "shape") >= 0 && sal_graph_find_node(g, "bias_q") >= 0,
+          "the Shape and the bias Add are still in the graph"); /* not folded by finalizing */
+    sal_session *s[2];
+    float gr[2][2][2][LN * LT * LD]; /* per session, rule or not, call */
+    size_t peak[2] = {0, 0};
+    for (int l = 0; l < 2; l++) {
+        SAL_ASSERT(sal_session_new(g, &s[l]) == SAL_OK);
+        s[l]->layouts = s[l]->fuse = true;
+        s[l]->lean = l;
+        for (int rule = 0; rule < 2; rule++)
+            for (int call = 0; call < 2; call++) {
+                sal_backward_opts o = {.rule = rule ? rules : NULL};
+                size_t base = sal_memory_in_use();
+                sal_memory_reset_peak();
+                CHECK_OK(sal_exec_forward(s[l], &x));
+                CHECK_OK(sal_exec_backward(s[l], 1, &yv, &seed, &o));
+                if (!rule && !call) peak[l] = sal_memory_peak() - base; /* the first call allocates */
+                memcpy(gr[l][rule][call], s[l]->grad[xi].data, sizeof gr[l][rule][call]);
+            }
+    }
+    for (int rule = 0; rule < 2; rule++)
+        for (int call = 0; call < 2; call++)
+            CHECK(!memcmp(gr[0][rule][call], gr[1][rule][call], sizeof gr[0][rule][call]),
+                  "lean and full sessions, %s, call %d: the same input gradient", rule ? "guided rule" : "own gradients",
+                  call);
+    CHECK(memcmp(gr[1][0][1], gr[1][1][1], sizeof gr[1][0][1]), "the rule changes the gradient");
+    CHECK(peak[1] < peak[0], "lean session's peak %zu bytes, the full one's %zu", peak[1], peak[0]);
+    /* dropped: read by no backward (the LayerNorm's output and the first residual sum feed products
+     * with constants and sums, the scores a Div by a constant scale, the Softmax's input is not read
+     * by its gradient) */
+    const char *dropped[] = {"h", "scores", "scaled", "r", "gu"};
+    for (int i = 0; i < 5; i++)
+        CHECK(!sal_session_value(s[1], dropped[i]) && sal_session_value(s[0], dropped[i]),
+              "'%s' dropped by the lean session only", dropped[i]);
+    /* kept: LayerNorm's input, the attention's factors, GELU's input, the ReLU's input and output */
+    const char *kept[] = {"x", "q", "kT", "v", "attn", "u", "a", "y"};
+    for (int i = 0; i < 8; i++) CHECK(sal_session_value(s[1], kept[i]), "'%s' kept by the lean session", kept[i]);
+    /* central differences of <seed, y> in double, through the full session's forward passes */
+    double ref[LN * LT * LD];
+    for (int e = 0; e < LN * LT * LD; e++) {
+        float at[2] = {xv[e] + 1e-2f, xv[e] - 1e-2f};
+        double L[2];
+        for (int q = 0; q < 2; q++) {
+            sal_f32(&x)[e] = at[q];
+            SAL_ASSERT(sal_exec_forward(s[0], &x) == SAL_OK);
+            L[q] = t_loss(s[0], yv, sv);
+        }
+        sal_f32(&x)[e] = xv[e];
+        ref[e] = (L[0] - L[1]) / ((double)at[0] - at[1]);
+    }
+    CHECK_OK(sal_exec_forward(s[1], &x));
+    CHECK_OK(sal_exec_backward(s[1], 1, &yv, &seed, NULL));
+    CHECK(maxdiff(&s[1]->grad[xi], ref, LN * LT * LD) < 2e-2, "lean gradient against central differences: %g",
+          maxdiff(&s[1]->grad[xi], ref, LN * LT * LD));
+    for (int l = 0; l < 2; l++) sal_session_free(s[l]);
+    sal_tensor_free(&x);
+    sal_tensor_free(&seed);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng_seed(&R, 2024);
     t_randv(&R, X, N * D, 1);
@@ -476,5 +616,6 @@ int main(void) {
     test_fanout();
     test_params();
     test_gemm_copy();
+    test_lean();
     return t_done("test_exec");
 }

@@ -12,10 +12,50 @@ static bool all_empty(sal_tensor *const *t, int n) {
     return true;
 }
 
-/* Allocates the inferred outputs of n: zeroed, unless the op overwrites them. */
-static sal_status alloc_outputs(const sal_node *n, sal_tensor *const *out) {
+/* Buffers no value holds now: gradients done with, and the activations a lean forward pass has
+ * dropped (sal_session.lean). Only a buffer's data and capacity count here. pool_put moves t's
+ * buffer in (t keeps its shape, with data NULL); false when the pool cannot grow, and the buffer
+ * stays with t. */
+static bool pool_put(sal_session *s, sal_tensor *t) {
+    if (s->npool == s->pool_cap) {
+        int cap = s->pool_cap ? 2 * s->pool_cap : 16;
+        sal_tensor *p = sal_realloc(s->pool, (size_t)cap * sizeof *p);
+        if (!p) return false;
+        s->pool = p, s->pool_cap = cap;
+    }
+    s->pool[s->npool++] = (sal_tensor){.data = t->data, .cap = t->cap};
+    t->data = NULL;
+    t->cap = 0;
+    return true;
+}
+
+/* Gives t the smallest pooled buffer of at least `bytes` when its own is smaller; its own (if it
+ * owns one) goes to the pool in exchange. The caller then allocates t, which keeps that buffer.
+ * With `tight`, for a value that holds its buffer from call to call (one a lean pass keeps), a
+ * buffer more than a quarter larger is left for a larger value: taking any doubled the memory of
+ * ViT's kept activations. A buffer that goes back within the pass may be any larger. */
+static void pool_take(sal_session *s, sal_tensor *t, size_t bytes, bool tight) {
+    int best = -1;
+    for (int i = 0; t->cap < bytes && i < s->npool; i++)
+        if (s->pool[i].cap >= bytes && (!tight || s->pool[i].cap - bytes <= bytes / 4) &&
+            (best < 0 || s->pool[i].cap < s->pool[best].cap))
+            best = i;
+    if (best < 0) return;
+    sal_tensor own = *t;
+    t->data = s->pool[best].data;
+    t->cap = s->pool[best].cap;
+    if (own.cap) s->pool[best] = (sal_tensor){.data = own.data, .cap = own.cap};
+    else s->pool[best] = s->pool[--s->npool];
+}
+
+/* Allocates the inferred outputs of n: zeroed, unless the op overwrites them; from the pool of s
+ * in a lean pass (NULL: none). */
+static sal_status alloc_outputs(sal_session *s, const sal_node *n, sal_tensor *const *out) {
     for (int k = 0; k < n->nout; k++) {
         if (!out[k]) continue;
+        int64_t numel;
+        if (s && s->lean_used && sal_shape_numel(out[k]->ndim, out[k]->dim, &numel))
+            pool_take(s, out[k], (size_t)numel * sal_dtype_size(out[k]->dtype), s->drop_after[s->alias_of[n->out[k]]] < 0);
         sal_status st = n->op->overwrites ? sal_tensor_alloc_raw(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim)
                                           : sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
         if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
@@ -23,13 +63,17 @@ static sal_status alloc_outputs(const sal_node *n, sal_tensor *const *out) {
     return SAL_OK;
 }
 
+static sal_status run_node(sal_session *s, const sal_node *n, sal_opctx *c) {
+    SAL_TRY(n->op->infer(c));
+    SAL_TRY(alloc_outputs(s, n, c->out));
+    if (all_empty(c->out, n->nout)) return SAL_OK;
+    return n->op->forward(c);
+}
+
 sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const *in,
                         sal_tensor *const *out, sal_scratch *ws) {
     sal_opctx c = {.g = g, .n = n, .in = in, .out = out, .ws = ws};
-    SAL_TRY(n->op->infer(&c));
-    SAL_TRY(alloc_outputs(n, out));
-    if (all_empty(out, n->nout)) return SAL_OK;
-    return n->op->forward(&c);
+    return run_node(NULL, n, &c);
 }
 
 /* The values of a shifted model f2 that its twin f1 computes alike: every node output with a
@@ -104,8 +148,10 @@ sal_status sal_exec_unblock(sal_session *s, int v, bool grad) {
     if (v < 0 || !s->blk[v]) return SAL_OK;
     /* a fused Relu's output views its input's activation: both are converted, as one */
     int own = s->view_of[v] >= 0 ? s->view_of[v] : v, view = s->viewed_by[own];
-    SAL_TRY(to_plain(s, &s->act[own]));
-    if (view >= 0) s->act[view] = sal_tensor_view(&s->act[own]);
+    if (s->act[own].data) { /* not dropped by a lean pass */
+        SAL_TRY(to_plain(s, &s->act[own]));
+        if (view >= 0) s->act[view] = sal_tensor_view(&s->act[own]);
+    }
     for (int k = 0; k < 2; k++) {
         int u = k ? view : own;
         if (u < 0) continue;
@@ -179,7 +225,7 @@ static sal_status run_blocked(sal_session *s, const sal_node *n, sal_opctx *c) {
         c->blk_in = 0;
     }
     if (op->blk != SAL_BLK_OWN) c->blk_want = 0;
-    SAL_TRY(alloc_outputs(n, c->out));
+    SAL_TRY(alloc_outputs(s, n, c->out));
     if (all_empty(c->out, n->nout)) return SAL_OK;
     SAL_TRY(op->forward(c));
     for (int k = 0; k < n->nout; k++)
@@ -294,6 +340,82 @@ static sal_status fuse_plan(sal_session *s) {
     return SAL_OK;
 }
 
+static int alias_root(int *up, int v) {
+    while (up[v] != v) v = up[v] = up[up[v]];
+    return v;
+}
+
+/* What a lean forward pass may drop (sal_session.lean), fixed per model. A value is kept when a
+ * backward may read it (sal_op.bwd_known and its masks, with "wanted" read as "depends on a model
+ * input", which covers every gradient a lean caller asks for), when it is a model input or output,
+ * the affine front (read by later tail passes), or does not depend on the input (computed once,
+ * read by every pass). Values that may share a buffer (a reshape's view, a fused ReLU, an in-place
+ * Add) form one alias ring, kept when any of them is, and dropped after the last node that reads
+ * any of them. */
+static sal_status lean_plan(sal_session *s) {
+    const sal_model *m = s->m;
+    size_t nv = (size_t)m->nval + 1;
+    s->drop_after = sal_malloc(nv * sizeof *s->drop_after);
+    s->alias = sal_malloc(nv * sizeof *s->alias);
+    s->alias_of = sal_malloc(nv * sizeof *s->alias_of);
+    unsigned char *vary = sal_calloc(nv, 1), *keep = sal_calloc(nv, 1);
+    if (!s->drop_after || !s->alias || !s->alias_of || !vary || !keep) {
+        sal_free(vary);
+        sal_free(keep);
+        return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
+    }
+    int *last = s->drop_after, *up = s->alias_of;
+    for (int v = 0; v < m->nval; v++) last[v] = -1, up[v] = v;
+    for (int i = 0; i < m->ninput; i++) vary[m->input[i]] = keep[m->input[i]] = 1;
+    for (int i = 0; i < m->noutput; i++) keep[m->output[i]] = 1;
+    if (s->front >= 0) keep[s->front] = 1;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        const sal_op *op = n->op;
+        bool known = op->bwd_known || !op->backward; /* no backward (Shape): reads nothing */
+        unsigned vin = 0; /* inputs that vary; those past the 31st count as bit 31 */
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] >= 0 && vary[n->in[k]]) vin |= 1u << (k < 31 ? k : 31);
+        for (int k = 0; k < n->nin; k++) {
+            int v = n->in[k];
+            if (v < 0) continue;
+            last[v] = i;
+            unsigned b = 1u << (k < 31 ? k : 31);
+            keep[v] |= !known || k >= 31 || ((op->bwd_self & b) && vary[v]) || ((op->bwd_other & b) && (vin & ~b));
+        }
+        for (int k = 0; k < n->nout; k++) {
+            int v = n->out[k];
+            if (v < 0) continue;
+            last[v] = i; /* read by no one: dropped once made */
+            vary[v] = vin && !sal_node_is(n, SAL_OP_Shape); /* as need[] in sal_exec_backward */
+            keep[v] |= !known || k >= 31 || (op->bwd_out >> k & 1);
+        }
+        int a = n->nout > 0 ? n->out[0] : -1, b = -1;
+        if (sal_node_has(n, SAL_TR_VIEW) && n->nin > 0) b = n->in[0];
+        else if (s->inplace_in[i] >= 0) b = n->in[s->inplace_in[i]];
+        else if (s->fuse_to[i] >= 0) b = m->node[s->fuse_to[i]].out[0];
+        if (a >= 0 && b >= 0) up[alias_root(up, a)] = alias_root(up, b);
+    }
+    for (int v = 0; v < m->nval; v++) {
+        int r = alias_root(up, v);
+        keep[r] |= keep[v] || !vary[v] || m->val[v].kind != SAL_VAL_NODE;
+        if (last[v] > last[r]) last[r] = last[v];
+        s->alias[v] = v;
+    }
+    for (int v = 0; v < m->nval; v++) { /* the rings, and the node after which each root drops */
+        int r = alias_root(up, v);
+        if (v != r) s->alias[v] = s->alias[r], s->alias[r] = v;
+    }
+    for (int v = 0; v < m->nval; v++) {
+        int r = alias_root(up, v);
+        s->alias_of[v] = r;
+        if (v != r || keep[r]) last[v] = -1;
+    }
+    sal_free(vary);
+    sal_free(keep);
+    return SAL_OK;
+}
+
 sal_status sal_session_new(const sal_model *m, sal_session **out) {
     *out = NULL;
     if (!m || !m->finalized) return sal_fail(SAL_ERR_ARG, "sal_session_new: model is not finalized");
@@ -317,6 +439,7 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     blk_plan(s);
     sal_status st = front_plan(s);
     if (st == SAL_OK) st = fuse_plan(s);
+    if (st == SAL_OK) st = lean_plan(s);
     if (st == SAL_OK && m->twin) st = twin_plan(s);
     if (st != SAL_OK) {
         sal_session_free(s);
@@ -342,6 +465,9 @@ void sal_session_free(sal_session *s) {
     sal_free(s->inplace_in);
     sal_free(s->view_of);
     sal_free(s->viewed_by);
+    sal_free(s->drop_after);
+    sal_free(s->alias);
+    sal_free(s->alias_of);
     sal_tensor_free(&s->spare);
     for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
     sal_free(s->pool);
@@ -418,20 +544,45 @@ static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c) {
     return true;
 }
 
+/* In a lean pass, after node i: the buffers of the values that node i was the last to read (and of
+ * their aliases), when no backward reads them, go to the pool; the values keep their shapes. */
+static void drop_dead(sal_session *s, int i) {
+    const sal_node *n = &s->m->node[i];
+    for (int k = 0; k < n->nin + n->nout; k++) {
+        int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
+        int r = v >= 0 ? s->alias_of[v] : -1;
+        if (r < 0 || s->drop_after[r] != i) continue;
+        bool f32 = true; /* shape data (int64, bool) is small, and read by the next pass's shapes */
+        for (int u = s->alias[r];; u = s->alias[u]) {
+            f32 &= s->act[u].dtype == SAL_F32;
+            if (u == r) break;
+        }
+        for (int u = s->alias[r]; f32; u = s->alias[u]) {
+            if (s->act[u].cap) pool_put(s, &s->act[u]);
+            else s->act[u].data = NULL; /* a view */
+            if (u == r) break;
+        }
+    }
+}
+
 /* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan); front_relu: the
  * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
 static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
     const sal_model *m = s->m;
-    bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;
+    bool lay = s->layouts && !s->twin, fuse = lay && s->fuse, lean = s->lean && !s->twin;
     memset(s->blk, 0, (size_t)m->nval);
     s->blk_used = lay;
     s->fuse_used = fuse;
+    s->lean_used = lean;
     for (int v = 0; v < m->nval; v++) s->view_of[v] = s->viewed_by[v] = -1;
     if (front_relu) relu_view(s, s->front, m->node[sal_exec_front_relu(s)].out[0]);
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         if (skip && s->part[i] == skip) continue;
-        if (n->nout > 0 && n->out[0] >= 0 && s->view_of[n->out[0]] >= 0) continue; /* a Relu fused before */
+        if (n->nout > 0 && n->out[0] >= 0 && s->view_of[n->out[0]] >= 0) { /* a Relu fused before */
+            if (lean) drop_dead(s, i);
+            continue;
+        }
         bool done = false;
         if (s->twin) SAL_TRY(from_twin(s, n, &done));
         if (done) continue;
@@ -444,8 +595,9 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu};
         sal_status st = SAL_OK;
         if (fuse && s->inplace_in[i] >= 0 && inplace_node(s, n, &c, s->inplace_in[i], &st)) SAL_TRY(st);
-        else if (!view_node(s, n, &c)) SAL_TRY(lay ? run_blocked(s, n, &c) : sal_run_node(m, n, in, out, &s->ws));
+        else if (!view_node(s, n, &c)) SAL_TRY(lay ? run_blocked(s, n, &c) : run_node(s, n, &c));
         if (c.relu_done) relu_view(s, n->out[0], m->node[s->fuse_to[i]].out[0]);
+        if (lean) drop_dead(s, i);
         if (s->prof) s->prof[i] += sal_now() - t0;
     }
     s->forward_done = true;
@@ -497,7 +649,8 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
-    bool same_layouts = s->blk_used == (s->layouts && !s->twin) && s->fuse_used == (s->layouts && s->fuse && !s->twin);
+    bool same_layouts = s->blk_used == (s->layouts && !s->twin) && s->fuse_used == (s->layouts && s->fuse && !s->twin) &&
+                        s->lean_used == (s->lean && !s->twin);
     if (in0 && s->forward_done && !s->partial && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
         sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
@@ -505,38 +658,20 @@ sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     return sal_exec_forward(s, x);
 }
 
-/* Gradient buffers circulate through a pool: a value's gradient, once its producer has used it,
- * gives its buffer back, and the next gradient to start takes the smallest pooled buffer that fits.
- * A backward pass then holds the gradients live at one time rather than one per value, and later
- * passes reuse the same buffers. */
+/* Gradient buffers circulate through a pool (pool_put, pool_take): a value's gradient, once its
+ * producer has used it, gives its buffer back, and the next gradient to start takes the smallest
+ * pooled buffer that fits. A backward pass then holds the gradients live at one time rather than
+ * one per value, and later passes reuse the same buffers. */
 static void grad_release(sal_session *s, int v) {
-    sal_tensor *t = &s->grad[v];
     s->has_grad[v] = false;
-    if (!t->cap) return;
-    if (s->npool == s->pool_cap) {
-        int cap = s->pool_cap ? 2 * s->pool_cap : 16;
-        sal_tensor *p = sal_realloc(s->pool, (size_t)cap * sizeof *p);
-        if (!p) return; /* the buffer stays with its value */
-        s->pool = p, s->pool_cap = cap;
-    }
-    s->pool[s->npool++] = *t;
-    memset(t, 0, sizeof *t);
+    if (s->grad[v].cap && pool_put(s, &s->grad[v])) memset(&s->grad[v], 0, sizeof s->grad[v]);
 }
 
 /* Allocates grad[v] for value v's shape (zeroed unless raw), with a pooled buffer if its own is
  * too small. */
 static sal_status grad_alloc(sal_session *s, int v, bool raw) {
     sal_tensor *t = &s->grad[v];
-    size_t bytes = sizeof(float) * (size_t)sal_tensor_numel(&s->act[v]);
-    int best = -1;
-    for (int i = 0; t->cap < bytes && i < s->npool; i++)
-        if (s->pool[i].cap >= bytes && (best < 0 || s->pool[i].cap < s->pool[best].cap)) best = i;
-    if (best >= 0) {
-        sal_tensor own = *t;
-        *t = s->pool[best];
-        if (own.cap) s->pool[best] = own;
-        else s->pool[best] = s->pool[--s->npool];
-    }
+    pool_take(s, t, sizeof(float) * (size_t)sal_tensor_numel(&s->act[v]), false);
     return raw ? sal_tensor_alloc_raw(t, SAL_F32, s->act[v].ndim, s->act[v].dim)
                : sal_tensor_alloc(t, SAL_F32, s->act[v].ndim, s->act[v].dim);
 }
@@ -656,7 +791,9 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
         if (o->wrt[v]) SAL_TRY(sal_exec_unblock(s, v, false));
     for (int i = 0; i < nseed; i++) SAL_TRY(sal_exec_unblock(s, seed_val[i], false));
     /* need[v]: a wanted gradient lies upstream of v (v itself wanted, or v feeds a node whose
-     * input needs it). One forward sweep suffices as nodes are sorted. */
+     * input needs it). One forward sweep suffices as nodes are sorted. A Shape's output does not
+     * depend on its input's values: what is computed from it (attention's scale from the head
+     * size) needs no gradient, and its gradient would reach nothing. */
     for (int v = 0; v < m->nval; v++) {
         s->need[v] = o && o->wrt ? o->wrt[v] : false;
         s->has_grad[v] = s->reached[v] = false;
@@ -666,7 +803,7 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         bool any = false;
-        for (int k = 0; k < n->nin; k++) any |= n->in[k] >= 0 && s->need[n->in[k]];
+        for (int k = 0; k < n->nin && !sal_node_is(n, SAL_OP_Shape); k++) any |= n->in[k] >= 0 && s->need[n->in[k]];
         for (int k = 0; k < n->nout; k++)
             if (n->out[k] >= 0) s->need[n->out[k]] |= any;
     }

@@ -58,6 +58,17 @@ struct sal_session {
     int *inplace_in;        /* per node: that input of an Add or Sub, or -1 (fixed per model) */
     int *view_of;           /* per value: the value whose activation it views (-1: none) */
     int *viewed_by;         /* per value: the value viewing its activation (-1: none) */
+    /* With `lean`, a forward pass gives an activation's buffer to the pool as soon as the pass is
+     * done with it, unless a backward pass may read it (sal_op.bwd_known): a transformer's products,
+     * sums and transposes, a CNN's convolution inputs. Such a value keeps its shape with data NULL,
+     * and sal_session_value gives NULL for it. Only callers that read nothing but the outputs and
+     * input gradients, through the ops' own gradients or rules that read what the ops' read (the
+     * ReLU rules), may set it. Peak memory then follows the values a backward needs, and the
+     * forward pass reuses buffers that are still in the cache. */
+    bool lean, lean_used;
+    int *drop_after; /* per value: at an alias ring's root, the node after which it drops, or -1 */
+    int *alias;      /* per value: the next value of its alias ring (values that may share a buffer) */
+    int *alias_of;   /* per value: its ring's root */
 };
 
 /* Times every node of every later pass into s->prof (summed until switched off): where a model's

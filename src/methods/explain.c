@@ -349,8 +349,8 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         if (o->session) c.s = o->session;
         else st = sal_session_new(m, &c.s);
     }
-    bool lay = c.s ? c.s->layouts : false, fuse = c.s ? c.s->fuse : false;
-    if (c.s) c.s->layouts = c.s->fuse = plain_io(&c);
+    bool lay = c.s ? c.s->layouts : false, fuse = c.s ? c.s->fuse : false, lean = c.s ? c.s->lean : false;
+    if (c.s) c.s->layouts = c.s->fuse = c.s->lean = plain_io(&c);
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
     if (st == SAL_OK && o->chunk <= 0) c.chunk = auto_chunk(&c);
     if (st == SAL_OK) st = sal_exec_check_outputs(c.s); /* NaN logits would pick arbitrary targets */
@@ -417,7 +417,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     sal_tensor_free(&c.out);
     sal_tensor_free(&c.layer_out);
     sal_free(c.series);
-    if (c.s && c.s == o->session) c.s->layouts = lay, c.s->fuse = fuse;
+    if (c.s && c.s == o->session) c.s->layouts = lay, c.s->fuse = fuse, c.s->lean = lean;
     if (c.s != o->session) sal_session_free(c.s);
     sal_free(c.target);
     sal_free(value);

@@ -38,6 +38,7 @@ static sal_status leaky_backward(sal_opctx *c) {
 const sal_op sal_op_LeakyRelu = {
     SAL_OP_HEAD(LeakyRelu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = leaky_forward, .backward = leaky_backward,
+    .bwd_known = true, .bwd_self = 0x1,
 };
 
 /* ---- Sigmoid and Tanh: the gradient comes from the output ---- */
@@ -72,6 +73,7 @@ static sal_status sigmoid_backward(sal_opctx *c) {
 const sal_op sal_op_Sigmoid = {
     SAL_OP_HEAD(Sigmoid), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = sigmoid_forward, .backward = sigmoid_backward,
+    .bwd_known = true, .bwd_out = 0x1,
 };
 
 static sal_status tanh_forward(sal_opctx *c) {
@@ -96,6 +98,7 @@ static sal_status tanh_backward(sal_opctx *c) {
 const sal_op sal_op_Tanh = {
     SAL_OP_HEAD(Tanh), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = tanh_forward, .backward = tanh_backward,
+    .bwd_known = true, .bwd_out = 0x1,
 };
 
 /* ---- Clip: bounds are attributes before opset 11, optional scalar inputs from opset 11 ---- */
@@ -187,4 +190,5 @@ const sal_op sal_op_Clip = {
     SAL_OP_HEAD(Clip), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 1,
     .infer = clip_infer, .forward = clip_forward, .backward = clip_backward,
     .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_SAME,
+    .bwd_known = true, .bwd_self = 0x7, .bwd_other = 0x7, /* the input and the bounds, not the output */
 };

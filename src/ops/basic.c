@@ -47,6 +47,8 @@ const sal_op sal_op_Relu = {
     SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
     .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_SAME,
+    /* the input; the output too for the rules that replace its gradient (RectGrad reads it) */
+    .bwd_known = true, .bwd_self = 0x1, .bwd_out = 0x1,
 };
 
 /* Copy forward, add backward: shared by every op that only reinterprets the shape. */
@@ -86,7 +88,7 @@ static sal_status flatten_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Flatten = {
-    SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, SAL_BWD_ROUTE,
     .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
     .bwd_writes = 0x1, .bwd_pass = 0x1,
@@ -99,7 +101,7 @@ static sal_status identity_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Identity = {
-    SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, SAL_BWD_ROUTE,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
     .bwd_writes = 0x1, .bwd_pass = 0x1,
@@ -147,5 +149,5 @@ static sal_status dropout_forward(sal_opctx *c) {
 const sal_op sal_op_Dropout = {
     SAL_OP_HEAD(Dropout), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 3, .min_out = 1, .max_out = 2,
     .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = sal_copy_backward,
-    .bwd_pass = 0x1,
+    .bwd_pass = 0x1, SAL_BWD_ROUTE,
 };

@@ -268,7 +268,7 @@ static void bwd_chunk(const conv_geom *q, const float *X, const float *Wt, const
     const sal_win *w = &q->w;
     const int64_t P = w->out_sz, OW = w->out[2];
     const int Mg = (int)q->Mg, Kc = (int)q->Kc;
-    const float *x = X + (n * q->C + g * q->Cg) * w->in_sz; // (Cg, D, H, W)
+    const float *x = dW ? X + (n * q->C + g * q->Cg) * w->in_sz : NULL; // (Cg, D, H, W): only dW reads it
     const float *wg = Wt + g * q->Mg * q->Kc;              // (Mg, Kc)
     const float *dy = dY + (n * q->M + g * q->Mg) * P;     // (Mg, P)
     float *dx = dX ? dX + (n * q->C + g * q->Cg) * w->in_sz : NULL;
@@ -546,6 +546,7 @@ const sal_op sal_op_Conv = {
     SAL_OP_HEAD(Conv), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
     .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = conv_blk_takes,
+    .bwd_known = true, .bwd_self = 0x2, .bwd_other = 0x3, /* dX reads W; dW and dB read X (and W's pointer) */
 };
 
 /* ---- ConvTranspose ---- */

@@ -186,11 +186,13 @@ static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int whi
         return;
     }
     bool par = p->n > 65536 && once;
+    bool rx = which && k >= BIN_MUL, rz = k == BIN_DIV || (k == BIN_MUL && !which);
 #pragma omp parallel for if (par)
     for (int64_t o = 0; o < p->nouter; o++) {
         int64_t off[SAL_BC_MAX];
         sal_bcast_at(p, o, off);
-        const float *g = dy + o * p->inner, *x = a + off[0], *z = b + off[1];
+        /* only the operands the gradient reads: the others' data may be gone (sal_op.bwd_known) */
+        const float *g = dy + o * p->inner, *x = rx ? a + off[0] : NULL, *z = rz ? b + off[1] : NULL;
         float *dd = d + off[which];
         /* the other operand's stride: 0 and 1 spelled out for the vectorizer */
         int64_t io = which ? ia : ib;
@@ -235,7 +237,10 @@ static sal_status bin_backward(sal_opctx *c, bin_kind k) {
         .overwrites = true, .bwd_writes = 0x3, .blk = SAL_BLK_SAME,                                \
     };
 
-BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3, .bwd_pass = 0x3)
-BIN_OP(Sub, BIN_SUB, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3, .bwd_pass = 0x1)
-BIN_OP(Mul, BIN_MUL, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x3)
-BIN_OP(Div, BIN_DIV, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x1)
+/* What the gradients read (bin_grad): nothing of a sum; a product's other factor; a quotient's
+ * divisor, and its dividend for the divisor's gradient. */
+BIN_OP(Add, BIN_ADD, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3, .bwd_pass = 0x3, .bwd_known = true)
+BIN_OP(Sub, BIN_SUB, SAL_TR_ARITH | SAL_TR_ADDITIVE, .lin_in = 0x3, .bwd_pass = 0x1, .bwd_known = true)
+BIN_OP(Mul, BIN_MUL, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bwd_known = true, .bwd_other = 0x3)
+BIN_OP(Div, BIN_DIV, SAL_TR_ARITH | SAL_TR_MULTILINEAR, .lin_in = 0x1, .bwd_known = true, .bwd_self = 0x2,
+       .bwd_other = 0x3)

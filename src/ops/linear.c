@@ -214,7 +214,7 @@ static sal_status gemm_backward(sal_opctx *c) {
 const sal_op sal_op_Gemm = {
     SAL_OP_HEAD(Gemm), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = gemm_init, .infer = gemm_infer, .forward = gemm_forward, .backward = gemm_backward,
-    .overwrites = true, .bwd_writes = 0x7,
+    .overwrites = true, .bwd_writes = 0x7, .bwd_known = true, .bwd_other = 0x3, /* dA reads B, dB reads A */
 };
 
 /* ---- MatMul: numpy semantics, batch dimensions broadcast ---- */
@@ -380,5 +380,5 @@ static sal_status mm_backward(sal_opctx *c) {
 const sal_op sal_op_MatMul = {
     SAL_OP_HEAD(MatMul), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1, .param_mask = 0x3,
     .infer = mm_infer, .forward = mm_forward, .backward = mm_backward,
-    .overwrites = true, .bwd_writes = 0x3,
+    .overwrites = true, .bwd_writes = 0x3, .bwd_known = true, .bwd_other = 0x3, /* dA reads B, dB reads A */
 };

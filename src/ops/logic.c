@@ -82,6 +82,7 @@ static sal_status cmp_forward(sal_opctx *c, cmp_kind k) {
     const sal_op sal_op_##NAME = {                                                                 \
         SAL_OP_HEAD(NAME), .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,                   \
         .infer = NAME##_infer, .forward = NAME##_forward, .backward = no_grad, .overwrites = true,  \
+        .bwd_known = true,                                                                         \
     };
 
 CMP_OP(Equal, C_EQ)
@@ -115,7 +116,7 @@ static sal_status not_forward(sal_opctx *c) {
 
 const sal_op sal_op_Not = {
     SAL_OP_HEAD(Not), .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
-    .infer = not_infer, .forward = not_forward, .backward = no_grad, .overwrites = true,
+    .infer = not_infer, .forward = not_forward, .backward = no_grad, .overwrites = true, .bwd_known = true,
 };
 
 /* ---- Where(condition, X, Y): X where the condition holds, else Y; X and Y of any one type ---- */
@@ -190,4 +191,5 @@ static sal_status where_backward(sal_opctx *c) {
 const sal_op sal_op_Where = {
     SAL_OP_HEAD(Where), .traits = SAL_TR_ROUTE, .min_in = 3, .max_in = 3, .min_out = 1, .max_out = 1,
     .infer = where_infer, .forward = where_forward, .backward = where_backward, .overwrites = true,
+    .bwd_known = true, .bwd_other = 0x1, /* the condition */
 };

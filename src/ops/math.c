@@ -162,6 +162,7 @@ static sal_status gelu_backward(sal_opctx *c) {
 const sal_op sal_op_Gelu = {
     SAL_OP_HEAD(Gelu), .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .init = act_init, .infer = f32_infer, .forward = gelu_forward, .backward = gelu_backward, .overwrites = true,
+    .bwd_known = true, .bwd_self = 0x1,
 };
 
 static sal_status erf_backward(sal_opctx *c) { /* d erf = 2/sqrt(pi) exp(-x^2) */
@@ -195,11 +196,13 @@ static sal_status exp_backward(sal_opctx *c) { /* d e^x = e^x = y */
 const sal_op sal_op_Erf = {
     SAL_OP_HEAD(Erf), .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = f32_infer, .forward = erf_forward, .backward = erf_backward, .overwrites = true,
+    .bwd_known = true, .bwd_self = 0x1,
 };
 
 const sal_op sal_op_Exp = {
     SAL_OP_HEAD(Exp), .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = f32_infer, .forward = exp_forward, .backward = exp_backward, .overwrites = true,
+    .bwd_known = true, .bwd_out = 0x1,
 };
 UNARY_OP(Log, 0, NULL, logf(x), 1.0f / x)
 /* the gradient at 0 is infinite, as in PyTorch */

@@ -75,7 +75,7 @@ static sal_status bn_backward(sal_opctx *c) {
         double inv = 1.0 / sqrt((double)var[ch] + eps), a = sc[ch] * inv;
         double sdy = 0, sdyc = 0; /* sum dY, sum dY (x - mean) */
         for (int64_t n = 0; n < N; n++) {
-            const float *xx = x + (n * C + ch) * S, *g = dy + (n * C + ch) * S;
+            const float *xx = stats ? x + (n * C + ch) * S : NULL, *g = dy + (n * C + ch) * S;
             float *d = dx ? dx + (n * C + ch) * S : NULL;
             for (int64_t i = 0; i < S; i++) {
                 if (d) d[i] += (float)(a * g[i]);
@@ -96,6 +96,7 @@ static sal_status bn_backward(sal_opctx *c) {
 const sal_op sal_op_BatchNormalization = {
     SAL_OP_HEAD(BatchNormalization), .traits = SAL_TR_NORM | SAL_TR_MULTILINEAR, .lin_in = 0x1, .min_in = 5, .max_in = 5, .min_out = 1, .max_out = 5, .param_mask = 0x6,
     .init = bn_init, .infer = bn_infer, .forward = bn_forward, .backward = bn_backward,
+    .bwd_known = true, .bwd_self = 0x1e, .bwd_other = 0x1f, /* dX reads the statistics, not X */
 };
 
 /* ---- LayerNormalization, InstanceNormalization, GroupNormalization ----
@@ -383,7 +384,9 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
 NRM_FNS(ln, NRM_LAYER)
 NRM_FNS(in, NRM_INSTANCE)
 NRM_FNS(gn, NRM_GROUP)
+/* the backward recomputes the statistics from x: it reads the inputs, never the outputs */
 #define NRM_ENTRY(NAME, FN) SAL_OP_HEAD(NAME), .traits = SAL_TR_NORM, .min_out = 1, .param_mask = 0x6, \
+    .bwd_known = true, .bwd_self = 0x7, .bwd_other = 0x7, \
     .init = FN##_init, .infer = FN##_infer, .forward = FN##_forward, .backward = FN##_backward
 
 const sal_op sal_op_LayerNormalization = {NRM_ENTRY(LayerNormalization, ln), .min_in = 2, .max_in = 3, .max_out = 3};

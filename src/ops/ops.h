@@ -55,6 +55,10 @@ enum {
     SAL_BLK_OWN,  /* handles blocked input 0 and output 0 itself when blk_takes says so */
 };
 
+/* The backward of an op that moves elements (bwd_known): it reads its shape, index and axis
+ * inputs, never the data of input 0 or of its outputs. */
+#define SAL_BWD_ROUTE .bwd_known = true, .bwd_self = ~1u, .bwd_other = ~1u
+
 /* Op ids, one per line of oplist.h in its order: SAL_OP_Conv, SAL_OP_Relu, ... */
 typedef enum {
 #define SAL_OP(X) SAL_OP_##X,
@@ -112,6 +116,15 @@ typedef struct sal_op {
      * (Add, Sub's first input, the reshapes): the executor hands the output's gradient buffer over
      * to a first gradient of the input instead of copying it */
     unsigned bwd_pass;
+    /* What backward reads of the forward pass's values, so that a session may drop the rest as soon
+     * as the forward pass is done with them (graph/exec.c: sal_session.lean). Unless bwd_known, it
+     * may read every input and output. Otherwise it reads input i only where bit i of bwd_self is
+     * set and its own gradient is wanted (a nonlinearity), or where bit i of bwd_other is set and
+     * another input's gradient is wanted (a product's factors: a weight's gradient reads the data),
+     * and output i only where bit i of bwd_out is set; it forms no pointer into the data of any
+     * other input or output (their data may be NULL), only reads their shapes. */
+    bool bwd_known;
+    unsigned bwd_self, bwd_other, bwd_out;
     unsigned char blk; /* SAL_BLK_* */
     /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
      * not, the executor converts them to plain first. */

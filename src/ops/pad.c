@@ -203,5 +203,5 @@ static sal_status pad_backward(sal_opctx *c) {
 
 const sal_op sal_op_Pad = {
     SAL_OP_HEAD(Pad), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 4, .min_out = 1, .max_out = 1,
-    .init = pad_init, .infer = pad_infer, .forward = pad_forward, .backward = pad_backward,
+    .init = pad_init, .infer = pad_infer, .forward = pad_forward, .backward = pad_backward, SAL_BWD_ROUTE,
 };

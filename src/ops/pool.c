@@ -493,7 +493,7 @@ static sal_status gmax_backward(sal_opctx *c) {
 const sal_op sal_op_GlobalAveragePool = {
     SAL_OP_HEAD(GlobalAveragePool), .traits = SAL_TR_AVGPOOL | SAL_TR_ADDITIVE, .lin_in = 0x1, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = global_infer, .forward = gavg_forward, .backward = gavg_backward,
-    .blk = SAL_BLK_OWN, .blk_takes = gavg_blk_takes,
+    .blk = SAL_BLK_OWN, .blk_takes = gavg_blk_takes, .bwd_known = true,
 };
 
 const sal_op sal_op_GlobalMaxPool = {

@@ -130,7 +130,7 @@ static sal_status split_backward(sal_opctx *c) {
 const sal_op sal_op_Split = {
     SAL_OP_HEAD(Split), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 64,
     .init = split_init, .infer = split_infer, .forward = split_forward, .backward = split_backward,
-    .overwrites = true,
+    .overwrites = true, SAL_BWD_ROUTE,
 };
 
 /* ---- Tile: output dim i = input dim i * repeats[i]; out[j] = in[j mod dim] ---- */

@@ -181,7 +181,7 @@ static sal_status shape_forward(sal_opctx *c) {
 
 const sal_op sal_op_Shape = {
     SAL_OP_HEAD(Shape), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
-    .infer = shape_infer, .forward = shape_forward, .backward = no_grad,
+    .infer = shape_infer, .forward = shape_forward, .backward = no_grad, .bwd_known = true,
 };
 
 /* ---- Gather: data (outer, D, inner), indices of any shape, along one axis ---- */
@@ -270,6 +270,7 @@ const sal_op sal_op_Gather = {
     SAL_OP_HEAD(Gather), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = gather_infer, .forward = gather_forward, .backward = gather_backward,
     .overwrites = true, /* every output element written */
+    SAL_BWD_ROUTE,
 };
 
 /* ---- Unsqueeze and Squeeze: axes attribute before opset 13, int64 input from opset 13 ---- */
@@ -321,7 +322,7 @@ const sal_op sal_op_Unsqueeze = {
     SAL_OP_HEAD(Unsqueeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = unsqueeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1, .bwd_pass = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1, SAL_BWD_ROUTE,
 };
 
 static sal_status squeeze_infer(sal_opctx *c) {
@@ -354,7 +355,7 @@ const sal_op sal_op_Squeeze = {
     SAL_OP_HEAD(Squeeze), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = squeeze_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1, .bwd_pass = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1, SAL_BWD_ROUTE,
 };
 
 /* ---- Concat ---- */
@@ -439,6 +440,7 @@ const sal_op sal_op_Concat = {
     SAL_OP_HEAD(Concat), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1 << 16, .min_out = 1, .max_out = 1,
     .infer = concat_infer, .forward = concat_forward, .backward = concat_backward,
     .overwrites = true, /* every output element written */
+    .bwd_known = true,  /* reads no input: the axis is an attribute */
 };
 
 /* ---- Reshape: 0 copies the input's dim (unless allowzero), -1 takes what is left ---- */
@@ -496,7 +498,7 @@ const sal_op sal_op_Reshape = {
     SAL_OP_HEAD(Reshape), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = reshape_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1, .bwd_pass = 0x1,
+    .bwd_writes = 0x1, .bwd_pass = 0x1, SAL_BWD_ROUTE,
 };
 
 /* ---- Transpose ---- */
@@ -568,6 +570,7 @@ const sal_op sal_op_Transpose = {
     .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,
     .overwrites = true, /* every output element written */
     .bwd_writes = 0x1,  /* a permutation: its gradient covers the input once */
+    SAL_BWD_ROUTE,
 };
 
 /* ---- Slice: attributes starts/ends/axes before opset 10, inputs starts/ends/axes/steps after ---- */
@@ -661,6 +664,7 @@ const sal_op sal_op_Slice = {
     SAL_OP_HEAD(Slice), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 5, .min_out = 1, .max_out = 1,
     .infer = slice_infer, .forward = slice_forward, .backward = slice_backward,
     .overwrites = true, /* every output element written */
+    SAL_BWD_ROUTE,
 };
 
 /* ---- Expand: bidirectional broadcast of the input with a shape ---- */
@@ -722,6 +726,7 @@ const sal_op sal_op_Expand = {
     SAL_OP_HEAD(Expand), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = expand_infer, .forward = expand_forward, .backward = expand_backward,
     .overwrites = true, /* every output element written */
+    SAL_BWD_ROUTE,
 };
 
 /* ---- Cast between float32, int64 and bool ---- */
@@ -842,7 +847,7 @@ static sal_status cos_forward(sal_opctx *c) {
 
 const sal_op sal_op_ConstantOfShape = {
     SAL_OP_HEAD(ConstantOfShape), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
-    .init = cos_init, .infer = cos_infer, .forward = cos_forward, .backward = no_grad,
+    .init = cos_init, .infer = cos_infer, .forward = cos_forward, .backward = no_grad, .bwd_known = true,
 };
 
 /* ---- Range: start + i delta for i < ceil((limit - start) / delta) ---- */

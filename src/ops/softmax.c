@@ -127,12 +127,12 @@ const sal_op sal_op_Softmax = {
     SAL_OP_HEAD(Softmax), .traits = SAL_TR_SOFTMAX, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = sm_infer, .forward = softmax_forward, .backward = softmax_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_known = true, .bwd_out = 0x1, /* the output, not the input */
 };
 
 const sal_op sal_op_LogSoftmax = {
     SAL_OP_HEAD(LogSoftmax), .traits = SAL_TR_SOFTMAX, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = sm_infer, .forward = logsoftmax_forward, .backward = logsoftmax_backward,
     .overwrites = true, /* every output element written */
-    .bwd_writes = 0x1,
+    .bwd_writes = 0x1, .bwd_known = true, .bwd_out = 0x1,
 };
