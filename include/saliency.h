@@ -230,7 +230,9 @@ sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs,
                        const sal_tensor **outputs /* OUT, sal_model_num_outputs entries */);
 
 /* A value (any node output, input or constant) by name, as of the last forward pass; NULL if the
- * name is unknown or the value was not computed. Points into the session. */
+ * name is unknown or the value was not computed or not kept: a sal_explain on this session by a
+ * method that reads only outputs and input gradients keeps only the values its backward reads.
+ * After sal_forward every value is there. Points into the session. */
 const sal_tensor *sal_session_value(const sal_session *s, const char *name);
 
 /* Gradient of sum(seed * output[0]) with respect to each model input, after sal_forward.

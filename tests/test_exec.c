@@ -520,14 +520,13 @@ static sal_model *lean_net(void) {
     return t_finish(g, "y");
 }
 
-/* Guided backprop's rule as relu_rules.c has it, reading the ReLU's input, and its output too (as
- * RectGrad's does). */
+/* Guided backprop's rule as relu_rules.c has it, reading the ReLU's input. */
 static sal_status guided_rule(sal_opctx *c, void *user) {
     (void)user;
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
-    const float *x = sal_in_f(c, 0), *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
-    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) dx[i] += x[i] > 0 && y[i] > 0 && dy[i] > 0 ? dy[i] : 0;
+    for (int64_t i = 0, n = sal_tensor_numel(c->in[0]); i < n; i++) dx[i] += x[i] > 0 && dy[i] > 0 ? dy[i] : 0;
     return SAL_OK;
 }
 
@@ -571,14 +570,14 @@ static void test_lean(void) {
                   call);
     CHECK(memcmp(gr[1][0][1], gr[1][1][1], sizeof gr[1][0][1]), "the rule changes the gradient");
     CHECK(peak[1] < peak[0], "lean session's peak %zu bytes, the full one's %zu", peak[1], peak[0]);
-    /* dropped: read by no backward (the LayerNorm's output and the first residual sum feed products
-     * with constants and sums, the scores a Div by a constant scale, the Softmax's input is not read
-     * by its gradient) */
-    const char *dropped[] = {"h", "scores", "scaled", "r", "gu"};
-    for (int i = 0; i < 5; i++)
+    /* dropped: read by no backward (the LayerNorm's output, the first residual sum and the ReLU's
+     * output feed products with constants, sums and reshapes, the scores a Div by a constant scale,
+     * the Softmax's input is not read by its gradient) */
+    const char *dropped[] = {"h", "scores", "scaled", "r", "gu", "z"};
+    for (int i = 0; i < 6; i++)
         CHECK(!sal_session_value(s[1], dropped[i]) && sal_session_value(s[0], dropped[i]),
               "'%s' dropped by the lean session only", dropped[i]);
-    /* kept: LayerNorm's input, the attention's factors, GELU's input, the ReLU's input and output */
+    /* kept: LayerNorm's input, the attention's factors, GELU's input, the ReLU's input */
     const char *kept[] = {"x", "q", "kT", "v", "attn", "u", "a", "y"};
     for (int i = 0; i < 8; i++) CHECK(sal_session_value(s[1], kept[i]), "'%s' kept by the lean session", kept[i]);
     /* central differences of <seed, y> in double, through the full session's forward passes */

@@ -131,16 +131,21 @@ static sal_status rule_rectgrad(sal_opctx *c, void *user) {
         st->cap = row;
     }
     bool mod = st->mode == M_RECTGRAD_MOD;
-    const float *a = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
+    /* a = max(x, 0) from the input, which is what the ReLU's own gradient reads: a lean session
+     * keeps that and not the output (sal_op.bwd_known) */
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     for (int64_t b = 0; b < st->n && row > 0; b++) {
-        const float *ab = a + b * row, *gb = dy + b * row;
+        const float *xb = x + b * row, *gb = dy + b * row;
         float *db = dx + b * row;
-        for (int64_t i = 0; i < row; i++) st->buf[i] = mod ? fabsf(ab[i] * gb[i]) : ab[i] * gb[i];
+        for (int64_t i = 0; i < row; i++) {
+            float a = xb[i] > 0.0f ? xb[i] : 0.0f;
+            st->buf[i] = mod ? fabsf(a * gb[i]) : a * gb[i];
+        }
         double tau = sal_percentile(st->buf, row, st->q);
         for (int64_t i = 0; i < row; i++) {
-            float s = mod ? fabsf(ab[i] * gb[i]) : ab[i] * gb[i];
-            if (ab[i] > 0.0f && s > tau) db[i] += gb[i];
+            float a = xb[i] > 0.0f ? xb[i] : 0.0f, s = mod ? fabsf(a * gb[i]) : a * gb[i];
+            if (a > 0.0f && s > tau) db[i] += gb[i];
         }
     }
     return SAL_OK;

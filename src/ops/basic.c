@@ -47,8 +47,8 @@ const sal_op sal_op_Relu = {
     SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
     .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_SAME,
-    /* the input; the output too for the rules that replace its gradient (RectGrad reads it) */
-    .bwd_known = true, .bwd_self = 0x1, .bwd_out = 0x1,
+    /* the input, which the rules that replace its gradient (guided backprop, RectGrad) read too */
+    .bwd_known = true, .bwd_self = 0x1,
 };
 
 /* Copy forward, add backward: shared by every op that only reinterprets the shape. */
