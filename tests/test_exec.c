@@ -601,6 +601,26 @@ static void test_lean(void) {
     sal_tensor_free(&x);
     sal_tensor_free(&seed);
     sal_model_free(g);
+
+    /* a non-finite output is traced to its first node though the lean pass dropped that node's
+     * output: y = (x / 0) W, whose quotient only a product with a constant reads */
+    SAL_ASSERT(sal_graph_create("<lean-inf>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, DIMS(-1, 2)) == SAL_OK);
+    t_const(g, "zero", 1, DIMS(1), (float[]){0});
+    t_const(g, "W", 2, DIMS(2, 2), (float[]){1, 2, 3, 4});
+    t_node(g, "Div", "div", 2, NAMES("x", "zero"), "q", 0, NULL);
+    t_node(g, "MatMul", "mm", 2, NAMES("q", "W"), "y", 0, NULL);
+    t_finish(g, "y");
+    sal_session *si;
+    SAL_ASSERT(sal_session_new(g, &si) == SAL_OK);
+    si->lean = true;
+    sal_tensor xinf = t_tensor_of(2, DIMS(1, 2), (float[]){1, -1});
+    CHECK_OK(sal_exec_forward(si, &xinf));
+    CHECK(!sal_session_value(si, "q"), "the quotient dropped by the lean pass");
+    CHECK_FAILS(sal_exec_check_outputs(si), SAL_ERR_NUMERIC, "came from node 'div' (Div)");
+    sal_tensor_free(&xinf);
+    sal_session_free(si);
+    sal_model_free(g);
 }
 
 int main(void) {

@@ -55,7 +55,8 @@ static sal_status alloc_outputs(sal_session *s, const sal_node *n, sal_tensor *c
         if (!out[k]) continue;
         int64_t numel;
         if (s && s->lean_used && sal_shape_numel(out[k]->ndim, out[k]->dim, &numel))
-            pool_take(s, out[k], (size_t)numel * sal_dtype_size(out[k]->dtype), s->drop_after[s->alias_of[n->out[k]]] < 0);
+            pool_take(s, out[k], (size_t)numel * sal_dtype_size(out[k]->dtype),
+                      s->drop_after[s->alias_of[n->out[k]]] < 0);
         sal_status st = n->op->overwrites ? sal_tensor_alloc_raw(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim)
                                           : sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
         if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
@@ -855,12 +856,19 @@ static int64_t first_nonfinite(const sal_tensor *t) {
     return -1;
 }
 
-sal_status sal_exec_check_outputs(const sal_session *s) {
+sal_status sal_exec_check_outputs(sal_session *s) {
     const sal_model *m = s->m;
     int bad = -1;
     for (int i = 0; i < m->noutput && bad < 0; i++)
         if (first_nonfinite(&s->act[m->output[i]]) >= 0) bad = m->output[i];
     if (bad < 0) return SAL_OK;
+    if (s->lean_used && !s->partial) { /* the pass dropped values: again, keeping them all */
+        bool lean = s->lean;
+        s->lean = false;
+        sal_status st = run_nodes(s, 0, false);
+        s->lean = lean;
+        SAL_TRY(st);
+    }
     /* name where it started: the first node, in execution order, with a non-finite output */
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];

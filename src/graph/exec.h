@@ -89,8 +89,9 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs);
  * (same shape and bytes): sal_explain runs x forward to pick targets, and methods then reuse it. */
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x);
 /* After a forward pass: SAL_ERR_NUMERIC if a float model output holds NaN or Inf, naming the first
- * node (in execution order) that produced a non-finite value. */
-sal_status sal_exec_check_outputs(const sal_session *s);
+ * node (in execution order) that produced a non-finite value (after a lean pass, which dropped
+ * values, the pass runs again keeping them to find it). */
+sal_status sal_exec_check_outputs(sal_session *s);
 
 /* The affine front of a single-input model: the value F such that every node between the input and
  * F is affine in the input (Conv, Gemm, BatchNormalization, sums, products with constants, routing
