@@ -88,7 +88,8 @@ static sal_status flatten_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Flatten = {
-    SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, SAL_BWD_ROUTE,
+    SAL_OP_HEAD(Flatten), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_BWD_ROUTE,
     .infer = flatten_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
     .bwd_writes = 0x1, .bwd_pass = 0x1,
@@ -101,7 +102,8 @@ static sal_status identity_infer(sal_opctx *c) {
 }
 
 const sal_op sal_op_Identity = {
-    SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, SAL_BWD_ROUTE,
+    SAL_OP_HEAD(Identity), .traits = SAL_TR_ROUTE | SAL_TR_VIEW, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    SAL_BWD_ROUTE,
     .infer = identity_infer, .forward = sal_copy_forward, .backward = sal_copy_backward,
     .overwrites = true, /* every output element written */
     .bwd_writes = 0x1, .bwd_pass = 0x1,
