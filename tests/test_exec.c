@@ -490,7 +490,8 @@ static sal_model *lean_net(void) {
     t_randv(&R, b, LD * LT * LK, 0.3f);
     t_const(g, "Wo", 2, DIMS(LK, LT * LD), b);
     sal_tensor idx = {0}, shp = {0};
-    SAL_ASSERT(sal_tensor_alloc(&idx, SAL_I64, 0, NULL) == SAL_OK && sal_tensor_alloc(&shp, SAL_I64, 1, DIMS(2)) == SAL_OK);
+    SAL_ASSERT(sal_tensor_alloc(&idx, SAL_I64, 0, NULL) == SAL_OK);
+    SAL_ASSERT(sal_tensor_alloc(&shp, SAL_I64, 1, DIMS(2)) == SAL_OK);
     ((int64_t *)idx.data)[0] = 2;
     ((int64_t *)shp.data)[0] = 0, ((int64_t *)shp.data)[1] = -1;
     SAL_ASSERT(sal_graph_add_const(g, "two", &idx) == SAL_OK && sal_graph_add_const(g, "flat", &shp) == SAL_OK);
@@ -566,8 +567,8 @@ static void test_lean(void) {
     for (int rule = 0; rule < 2; rule++)
         for (int call = 0; call < 2; call++)
             CHECK(!memcmp(gr[0][rule][call], gr[1][rule][call], sizeof gr[0][rule][call]),
-                  "lean and full sessions, %s, call %d: the same input gradient", rule ? "guided rule" : "own gradients",
-                  call);
+                  "lean and full sessions, %s, call %d: the same input gradient",
+                  rule ? "guided rule" : "own gradients", call);
     CHECK(memcmp(gr[1][0][1], gr[1][1][1], sizeof gr[1][0][1]), "the rule changes the gradient");
     CHECK(peak[1] < peak[0], "lean session's peak %zu bytes, the full one's %zu", peak[1], peak[0]);
     /* dropped: read by no backward (the LayerNorm's output, the first residual sum and the ReLU's

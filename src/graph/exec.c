@@ -650,8 +650,8 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
-    bool same_layouts = s->blk_used == (s->layouts && !s->twin) && s->fuse_used == (s->layouts && s->fuse && !s->twin) &&
-                        s->lean_used == (s->lean && !s->twin);
+    bool same_layouts = s->blk_used == (s->layouts && !s->twin) &&
+                        s->fuse_used == (s->layouts && s->fuse && !s->twin) && s->lean_used == (s->lean && !s->twin);
     if (in0 && s->forward_done && !s->partial && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
         sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
