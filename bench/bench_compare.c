@@ -7,7 +7,8 @@
  * (K: rows per pass of batched methods, 0 = auto; --profile: time per op type, forward and backward,
  * summed over the timed calls, on stderr, and per node for the N slowest nodes: all of models of
  * up to 40 nodes unless --nodes says)
- * METHOD is `forward` (sal_forward on a session) or a method of `saliency methods`, run through
+ * METHOD is `forward` (sal_forward on a session that keeps only the outputs, sal_session_keep_values,
+ * as PyTorch's forward under no_grad keeps none) or a method of `saliency methods`, run through
  * sal_explain on a reused session (its forward pass for the targets included). --target C explains
  * class C for every sample (default: the predicted class). The input is uniform in [0, 1).
  *
@@ -145,6 +146,7 @@ int main(int argc, char **argv) {
         for (int64_t i = 0, n = sal_tensor_numel(&data); i < n; i++) sal_f32(&data)[i] = (float)sal_rng_uniform(&r);
         stage = "session";
         st = sal_session_new(m, &sess);
+        if (st == SAL_OK && fwd) sal_session_keep_values(sess, 0);
     }
     int64_t cls = target;
     sal_explain_opts o = {.method = method, .nparams = np, .params = params, .data = &data, .session = sess,

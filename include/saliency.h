@@ -229,10 +229,16 @@ void sal_session_free(sal_session *s);
 sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs,
                        const sal_tensor **outputs /* OUT, sal_model_num_outputs entries */);
 
+/* Whether sal_forward keeps every value (keep nonzero, the default) or, as an inference engine,
+ * only the model's inputs and outputs: each activation's buffer is then reused as soon as no later
+ * node reads it, so a pass holds a few activations at a time. While off, sal_session_value gives
+ * NULL for inner values and sal_input_gradient fails. */
+void sal_session_keep_values(sal_session *s, int keep);
+
 /* A value (any node output, input or constant) by name, as of the last forward pass; NULL if the
  * name is unknown or the value was not computed or not kept: a sal_explain on this session by a
- * method that reads only outputs and input gradients keeps only the values its backward reads.
- * After sal_forward every value is there. Points into the session. */
+ * method that reads only outputs and input gradients keeps only the values its backward reads, and
+ * sal_session_keep_values(s, false) only the outputs. Points into the session. */
 const sal_tensor *sal_session_value(const sal_session *s, const char *name);
 
 /* Gradient of sum(seed * output[0]) with respect to each model input, after sal_forward.

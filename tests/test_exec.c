@@ -552,7 +552,7 @@ static void test_lean(void) {
     for (int l = 0; l < 2; l++) {
         SAL_ASSERT(sal_session_new(g, &s[l]) == SAL_OK);
         s[l]->layouts = s[l]->fuse = true;
-        s[l]->lean = l;
+        s[l]->lean = l ? SAL_LEAN_GRAD : SAL_LEAN_OFF;
         for (int rule = 0; rule < 2; rule++)
             for (int call = 0; call < 2; call++) {
                 sal_backward_opts o = {.rule = rule ? rules : NULL};
@@ -598,6 +598,26 @@ static void test_lean(void) {
     CHECK_OK(sal_exec_backward(s[1], 1, &yv, &seed, NULL));
     CHECK(maxdiff(&s[1]->grad[xi], ref, LN * LT * LD) < 2e-2, "lean gradient against central differences: %g",
           maxdiff(&s[1]->grad[xi], ref, LN * LT * LD));
+    /* sal_forward keeping the outputs only: the same outputs to the bit, a lower peak, the inner
+     * values gone, and no gradient */
+    sal_session_keep_values(s[1], 0);
+    size_t base = sal_memory_in_use();
+    sal_memory_reset_peak();
+    const sal_tensor *y[2];
+    CHECK_OK(sal_forward(s[1], 1, &x, &y[1]));
+    size_t out_peak = sal_memory_peak() - base;
+    CHECK_OK(sal_forward(s[0], 1, &x, &y[0]));
+    CHECK(!memcmp(y[0]->data, y[1]->data, sizeof(float) * LN * LK), "outputs kept alone: the same outputs");
+    CHECK(out_peak < peak[1], "outputs kept alone: peak %zu bytes, lean for a gradient %zu", out_peak, peak[1]);
+    CHECK(!sal_session_value(s[1], "attn") && !sal_session_value(s[1], "u") && sal_session_value(s[1], "y") &&
+              sal_session_value(s[0], "attn"),
+          "outputs kept alone: inner values gone");
+    const sal_tensor *gx;
+    CHECK_FAILS(sal_input_gradient(s[1], &seed, &gx), SAL_ERR_ARG, "kept only the outputs");
+    sal_session_keep_values(s[1], 1);
+    CHECK_OK(sal_forward(s[1], 1, &x, &y[1]));
+    CHECK_OK(sal_input_gradient(s[1], &seed, &gx));
+    CHECK(!memcmp(gx->data, gr[0][0][0], sizeof gr[0][0][0]), "every value kept again: the gradient");
     for (int l = 0; l < 2; l++) sal_session_free(s[l]);
     sal_tensor_free(&x);
     sal_tensor_free(&seed);
@@ -614,7 +634,7 @@ static void test_lean(void) {
     t_finish(g, "y");
     sal_session *si;
     SAL_ASSERT(sal_session_new(g, &si) == SAL_OK);
-    si->lean = true;
+    si->lean = SAL_LEAN_GRAD;
     sal_tensor xinf = t_tensor_of(2, DIMS(1, 2), (float[]){1, -1});
     CHECK_OK(sal_exec_forward(si, &xinf));
     CHECK(!sal_session_value(si, "q"), "the quotient dropped by the lean pass");

@@ -48,6 +48,9 @@ static void pool_take(sal_session *s, sal_tensor *t, size_t bytes, bool tight) {
     else s->pool[best] = s->pool[--s->npool];
 }
 
+/* The drop table (lean_plan) of the last pass's kind of lean. */
+static const int *drops(const sal_session *s) { return s->lean_used == SAL_LEAN_OUT ? s->drop_out : s->drop_after; }
+
 /* Allocates the inferred outputs of n: zeroed, unless the op overwrites them; from the pool of s
  * in a lean pass (NULL: none). */
 static sal_status alloc_outputs(sal_session *s, const sal_node *n, sal_tensor *const *out) {
@@ -55,8 +58,7 @@ static sal_status alloc_outputs(sal_session *s, const sal_node *n, sal_tensor *c
         if (!out[k]) continue;
         int64_t numel;
         if (s && s->lean_used && sal_shape_numel(out[k]->ndim, out[k]->dim, &numel))
-            pool_take(s, out[k], (size_t)numel * sal_dtype_size(out[k]->dtype),
-                      s->drop_after[s->alias_of[n->out[k]]] < 0);
+            pool_take(s, out[k], (size_t)numel * sal_dtype_size(out[k]->dtype), drops(s)[s->alias_of[n->out[k]]] < 0);
         sal_status st = n->op->overwrites ? sal_tensor_alloc_raw(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim)
                                           : sal_tensor_alloc(out[k], out[k]->dtype, out[k]->ndim, out[k]->dim);
         if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
@@ -352,24 +354,26 @@ static int alias_root(int *up, int v) {
  * the affine front (read by later tail passes), or does not depend on the input (computed once,
  * read by every pass). Values that may share a buffer (a reshape's view, a fused ReLU, an in-place
  * Add) form one alias ring, kept when any of them is, and dropped after the last node that reads
- * any of them. */
+ * any of them. drop_out: the same for passes that keep only what is kept without any backward. */
 static sal_status lean_plan(sal_session *s) {
     const sal_model *m = s->m;
     size_t nv = (size_t)m->nval + 1;
     s->drop_after = sal_malloc(nv * sizeof *s->drop_after);
     s->alias = sal_malloc(nv * sizeof *s->alias);
     s->alias_of = sal_malloc(nv * sizeof *s->alias_of);
+    s->drop_out = sal_malloc(nv * sizeof *s->drop_out);
+    /* keep: bit 0 for a backward, bit 1 in any case */
     unsigned char *vary = sal_calloc(nv, 1), *keep = sal_calloc(nv, 1);
-    if (!s->drop_after || !s->alias || !s->alias_of || !vary || !keep) {
+    if (!s->drop_after || !s->alias || !s->alias_of || !s->drop_out || !vary || !keep) {
         sal_free(vary);
         sal_free(keep);
         return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
     }
     int *last = s->drop_after, *up = s->alias_of;
     for (int v = 0; v < m->nval; v++) last[v] = -1, up[v] = v;
-    for (int i = 0; i < m->ninput; i++) vary[m->input[i]] = keep[m->input[i]] = 1;
-    for (int i = 0; i < m->noutput; i++) keep[m->output[i]] = 1;
-    if (s->front >= 0) keep[s->front] = 1;
+    for (int i = 0; i < m->ninput; i++) vary[m->input[i]] = 1, keep[m->input[i]] = 3;
+    for (int i = 0; i < m->noutput; i++) keep[m->output[i]] = 3;
+    if (s->front >= 0) keep[s->front] = 3;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         const sal_op *op = n->op;
@@ -399,7 +403,7 @@ static sal_status lean_plan(sal_session *s) {
     }
     for (int v = 0; v < m->nval; v++) {
         int r = alias_root(up, v);
-        keep[r] |= keep[v] || !vary[v] || m->val[v].kind != SAL_VAL_NODE;
+        keep[r] |= keep[v] | (!vary[v] || m->val[v].kind != SAL_VAL_NODE ? 3 : 0);
         if (last[v] > last[r]) last[r] = last[v];
         s->alias[v] = v;
     }
@@ -410,6 +414,7 @@ static sal_status lean_plan(sal_session *s) {
     for (int v = 0; v < m->nval; v++) {
         int r = alias_root(up, v);
         s->alias_of[v] = r;
+        s->drop_out[v] = v != r || (keep[r] & 2) ? -1 : last[v];
         if (v != r || keep[r]) last[v] = -1;
     }
     sal_free(vary);
@@ -424,6 +429,7 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     sal_session *s = sal_calloc(1, sizeof *s);
     if (!s) return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
     s->m = m;
+    s->keep_values = true;
     s->act = sal_calloc((size_t)m->nval, sizeof *s->act);
     s->grad = sal_calloc((size_t)m->nval, sizeof *s->grad);
     s->has_grad = sal_calloc((size_t)m->nval, sizeof *s->has_grad);
@@ -467,6 +473,7 @@ void sal_session_free(sal_session *s) {
     sal_free(s->view_of);
     sal_free(s->viewed_by);
     sal_free(s->drop_after);
+    sal_free(s->drop_out);
     sal_free(s->alias);
     sal_free(s->alias_of);
     sal_tensor_free(&s->spare);
@@ -552,7 +559,7 @@ static void drop_dead(sal_session *s, int i) {
     for (int k = 0; k < n->nin + n->nout; k++) {
         int v = k < n->nin ? n->in[k] : n->out[k - n->nin];
         int r = v >= 0 ? s->alias_of[v] : -1;
-        if (r < 0 || s->drop_after[r] != i) continue;
+        if (r < 0 || drops(s)[r] != i) continue;
         bool f32 = true; /* shape data (int64, bool) is small, and read by the next pass's shapes */
         for (int u = s->alias[r];; u = s->alias[u]) {
             f32 &= s->act[u].dtype == SAL_F32;
@@ -570,7 +577,8 @@ static void drop_dead(sal_session *s, int i) {
  * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
 static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
     const sal_model *m = s->m;
-    bool lay = s->layouts && !s->twin, fuse = lay && s->fuse, lean = s->lean && !s->twin;
+    bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;
+    unsigned char lean = s->twin ? SAL_LEAN_OFF : s->lean;
     memset(s->blk, 0, (size_t)m->nval);
     s->blk_used = lay;
     s->fuse_used = fuse;
@@ -651,7 +659,8 @@ sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     const sal_model *m = s->m;
     const sal_tensor *in0 = m->ninput == 1 ? &s->act[m->input[0]] : NULL;
     bool same_layouts = s->blk_used == (s->layouts && !s->twin) &&
-                        s->fuse_used == (s->layouts && s->fuse && !s->twin) && s->lean_used == (s->lean && !s->twin);
+                        s->fuse_used == (s->layouts && s->fuse && !s->twin) &&
+                        s->lean_used == (s->twin ? SAL_LEAN_OFF : s->lean);
     if (in0 && s->forward_done && !s->partial && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
         sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
@@ -787,6 +796,9 @@ sal_status sal_exec_backward(sal_session *s, int nseed, const int *seed_val, con
                              const sal_backward_opts *o) {
     const sal_model *m = s->m;
     if (!s->forward_done) return sal_fail(SAL_ERR_ARG, "backward pass requested before a forward pass");
+    if (s->lean_used == SAL_LEAN_OUT)
+        return sal_fail(SAL_ERR_ARG, "backward pass requested after a forward pass that kept only the outputs "
+                                     "(sal_session_keep_values)");
     /* wanted values and seeds are read and written plain by the caller */
     for (int v = 0; o && o->wrt && v < m->nval; v++)
         if (o->wrt[v]) SAL_TRY(sal_exec_unblock(s, v, false));
@@ -863,8 +875,8 @@ sal_status sal_exec_check_outputs(sal_session *s) {
         if (first_nonfinite(&s->act[m->output[i]]) >= 0) bad = m->output[i];
     if (bad < 0) return SAL_OK;
     if (s->lean_used && !s->partial) { /* the pass dropped values: again, keeping them all */
-        bool lean = s->lean;
-        s->lean = false;
+        unsigned char lean = s->lean;
+        s->lean = SAL_LEAN_OFF;
         sal_status st = run_nodes(s, 0, false);
         s->lean = lean;
         SAL_TRY(st);
@@ -899,13 +911,18 @@ sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs, co
     }
     /* outputs are never blocked, and sal_session_value converts what it hands out */
     bool lay = s->layouts;
+    unsigned char lean = s->lean;
     s->layouts = true;
+    s->lean = s->keep_values ? SAL_LEAN_OFF : SAL_LEAN_OUT;
     sal_status st = sal_exec_forward(s, inputs);
     s->layouts = lay;
+    s->lean = lean;
     SAL_TRY(st);
     for (int i = 0; i < m->noutput; i++) outputs[i] = &s->act[m->output[i]];
     return sal_exec_check_outputs(s);
 }
+
+void sal_session_keep_values(sal_session *s, int keep) { s->keep_values = keep != 0; }
 
 sal_status sal_input_gradient(sal_session *s, const sal_tensor *seed, const sal_tensor **grads) {
     const sal_model *m = s->m;

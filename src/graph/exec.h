@@ -9,6 +9,13 @@
  * to replace the gradient at chosen nodes (guided backprop at ReLUs, LRP at linear nodes, ...). */
 typedef sal_status (*sal_rule_fn)(sal_opctx *c, void *user);
 
+/* sal_session.lean: what a forward pass keeps */
+enum {
+    SAL_LEAN_OFF,  /* every value */
+    SAL_LEAN_GRAD, /* what a backward pass may read */
+    SAL_LEAN_OUT,  /* the inputs and outputs only (sal_session_keep_values): no backward follows */
+};
+
 struct sal_session {
     const sal_model *m;
     sal_tensor *act;  /* per value: constants are views, inputs and node outputs owned */
@@ -65,8 +72,10 @@ struct sal_session {
      * input gradients, through the ops' own gradients or rules that read what the ops' read (the
      * ReLU rules), may set it. Peak memory then follows the values a backward needs, and the
      * forward pass reuses buffers that are still in the cache. */
-    bool lean, lean_used;
+    unsigned char lean, lean_used; /* SAL_LEAN_* */
+    bool keep_values;              /* sal_session_keep_values: sal_forward keeps every value */
     int *drop_after; /* per value: at an alias ring's root, the node after which it drops, or -1 */
+    int *drop_out;   /* the same when only the outputs are kept (SAL_LEAN_OUT) */
     int *alias;      /* per value: the next value of its alias ring (values that may share a buffer) */
     int *alias_of;   /* per value: its ring's root */
 };

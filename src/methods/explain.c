@@ -349,8 +349,12 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
         if (o->session) c.s = o->session;
         else st = sal_session_new(m, &c.s);
     }
-    bool lay = c.s ? c.s->layouts : false, fuse = c.s ? c.s->fuse : false, lean = c.s ? c.s->lean : false;
-    if (c.s) c.s->layouts = c.s->fuse = c.s->lean = plain_io(&c);
+    bool lay = c.s ? c.s->layouts : false, fuse = c.s ? c.s->fuse : false;
+    unsigned char lean = c.s ? c.s->lean : SAL_LEAN_OFF;
+    if (c.s) {
+        c.s->layouts = c.s->fuse = plain_io(&c);
+        c.s->lean = c.s->fuse ? SAL_LEAN_GRAD : SAL_LEAN_OFF;
+    }
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
     if (st == SAL_OK && o->chunk <= 0) c.chunk = auto_chunk(&c);
     if (st == SAL_OK) st = sal_exec_check_outputs(c.s); /* NaN logits would pick arbitrary targets */
