@@ -565,7 +565,7 @@ class Model:
         names = [_str(lib.sal_model_output_name(m, i)) for i in range(lib.sal_model_num_outputs(m))]
         out["outputs"] = [{"name": n, "shape": None} for n in names]
         try:
-            self.run(*[np.zeros([1 if d < 0 else d for d in i["shape"]], np.float32) for i in inputs])
+            self._forward([np.zeros([1 if d < 0 else d for d in i["shape"]], np.float32) for i in inputs], keep=True)
         except SaliencyError:
             return out  # shapes unknown (as the CLI's info says)
         s = self._session()
@@ -579,10 +579,9 @@ class Model:
             out["cam_layers"] = [nodes[i]["name"] for i in idx]
         return out
 
-    def run(self, *inputs, output=None):
-        """Forward pass: one array per model input (one sample without the batch axis is taken as a
-        batch of one). Returns output 0, or the value named `output` (any node output), or a dict
-        when `output` is a list of names."""
+    def _forward(self, inputs, keep):
+        """sal_forward on the model's session, keeping every value or (keep False) the outputs only,
+        whose pass reuses each activation's buffer once no later node reads it. The outputs."""
         m = self._p()
         n = lib.sal_model_num_inputs(m)
         if len(inputs) != n:
@@ -593,7 +592,19 @@ class Model:
             arr[i] = inp.tensor(self._batch(x, i, "input %d" % i)).contents
         outs = (C.POINTER(_lib.Tensor) * max(1, lib.sal_model_num_outputs(m)))()
         s = self._session()
-        _call(lib.sal_forward, s, n, arr, outs)
+        lib.sal_session_keep_values(s, 1 if keep else 0)
+        try:
+            _call(lib.sal_forward, s, n, arr, outs)
+        finally:
+            lib.sal_session_keep_values(s, 1)
+        return outs
+
+    def run(self, *inputs, output=None):
+        """Forward pass: one array per model input (one sample without the batch axis is taken as a
+        batch of one). Returns output 0, or the value named `output` (any node output), or a dict
+        when `output` is a list of names."""
+        outs = self._forward(inputs, keep=output is not None)
+        s = self._session()
         if output is None:
             return _array(outs[0])
         names = [output] if isinstance(output, str) else list(output)
@@ -663,7 +674,7 @@ class Model:
         """Gradient of sum(seed * output 0) with respect to each input (a list), after a forward
         pass on x (a single-input model) or on the tuple x."""
         xs = x if isinstance(x, tuple) else (x,)
-        self.run(*xs)
+        self._forward(xs, keep=True)
         s = self._session()
         n = lib.sal_model_num_inputs(self._p())
         g = (C.POINTER(_lib.Tensor) * n)()

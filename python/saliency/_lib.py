@@ -170,7 +170,7 @@ _SIGNATURES = {
     "sal_model_node_op": (S, [P, I]), "sal_model_node_num_inputs": (I, [P, I]),
     "sal_model_node_num_outputs": (I, [P, I]), "sal_model_node_input": (S, [P, I, I]),
     "sal_model_node_output": (S, [P, I, I]), "sal_model_hash": (C.c_uint64, [P]),
-    "sal_session_new": (ST, [P, PP]), "sal_session_free": (None, [P]),
+    "sal_session_new": (ST, [P, PP]), "sal_session_free": (None, [P]), "sal_session_keep_values": (None, [P, I]),
     "sal_forward": (ST, [P, I, T, C.POINTER(T)]), "sal_session_value": (T, [P, S]),
     "sal_input_gradient": (ST, [P, T, C.POINTER(T)]),
     "sal_explain": (ST, [P, T, C.POINTER(ExplainOpts), PP]), "sal_explanation_free": (None, [P]),

@@ -6,7 +6,8 @@ static const char k_help[] =
     "usage: saliency run MODEL.onnx --input [NAME=]X.npy ... --out [NAME=]Y.npy ...\n\n"
     "Runs a forward pass and writes outputs as NPY. --input is repeatable for models with several\n"
     "inputs (by name, or in order); --out without a name writes the first output. An input with\n"
-    "one dimension fewer than the model expects is taken as a single sample (batch 1).\n";
+    "one dimension fewer than the model expects is taken as a single sample (batch 1). Unless an\n"
+    "--out names a value, the pass keeps only the outputs, reusing each activation's memory.\n";
 
 #define MAXIO 16
 
@@ -93,7 +94,14 @@ int cmd_run(int argc, char **argv) {
             x[slot].ndim++;
         }
     }
-    if ((st = sal_session_new(m, &s)) != SAL_OK || (st = sal_forward(s, mi, x, y)) != SAL_OK) {
+    if ((st = sal_session_new(m, &s)) != SAL_OK) {
+        cli_fail("run", st);
+        goto done;
+    }
+    bool named = false; /* an --out NAME=FILE may ask for an inner value */
+    for (int i = 0; i < nout; i++) named |= strchr(outs[i], '=') != NULL;
+    if (!named) sal_session_keep_values(s, 0); /* the outputs alone: a few activations held at a time */
+    if ((st = sal_forward(s, mi, x, y)) != SAL_OK) {
         cli_fail("run", st);
         goto done;
     }
