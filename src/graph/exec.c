@@ -354,7 +354,8 @@ static int alias_root(int *up, int v) {
  * the affine front (read by later tail passes), or does not depend on the input (computed once,
  * read by every pass). Values that may share a buffer (a reshape's view, a fused ReLU, an in-place
  * Add) form one alias ring, kept when any of them is, and dropped after the last node that reads
- * any of them. drop_out: the same for passes that keep only what is kept without any backward. */
+ * any of them. drop_out: the same for passes that keep only the inputs, the outputs, the front and
+ * what does not depend on the input (SAL_LEAN_OUT: no backward follows). */
 static sal_status lean_plan(sal_session *s) {
     const sal_model *m = s->m;
     size_t nv = (size_t)m->nval + 1;
