@@ -186,7 +186,7 @@ static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int whi
         return;
     }
     bool par = p->n > 65536 && once;
-    bool rx = which && k >= BIN_MUL, rz = k == BIN_DIV || (k == BIN_MUL && !which);
+    bool rx = which && (k == BIN_MUL || k == BIN_DIV), rz = k == BIN_DIV || (k == BIN_MUL && !which);
 #pragma omp parallel for if (par)
     for (int64_t o = 0; o < p->nouter; o++) {
         int64_t off[SAL_BC_MAX];
