@@ -911,12 +911,14 @@ sal_status sal_forward(sal_session *s, int ninputs, const sal_tensor *inputs, co
                                 m->val[m->input[i]].name, (double)x[j], (long long)j);
     }
     /* outputs are never blocked, and sal_session_value converts what it hands out */
-    bool lay = s->layouts;
+    bool lay = s->layouts, fuse = s->fuse;
     unsigned char lean = s->lean;
     s->layouts = true;
     s->lean = s->keep_values ? SAL_LEAN_OFF : SAL_LEAN_OUT;
+    s->fuse = !s->keep_values; /* no inner value is handed out: a ReLU may go into its producer */
     sal_status st = sal_exec_forward(s, inputs);
     s->layouts = lay;
+    s->fuse = fuse;
     s->lean = lean;
     SAL_TRY(st);
     for (int i = 0; i < m->noutput; i++) outputs[i] = &s->act[m->output[i]];

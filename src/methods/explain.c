@@ -215,13 +215,15 @@ static void input_range(sal_xctx *c, const sal_explain_opts *o) {
     }
     const sal_tensor *t = o->data ? o->data : c->x;
     const float *p = sal_f32(t);
-    double lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0, n = sal_tensor_numel(t); i < n; i++) {
-        lo = fmin(lo, p[i]);
-        hi = fmax(hi, p[i]);
+    float lo = INFINITY, hi = -INFINITY; /* comparisons skip NaN, as fmin does, and vectorize */
+    const int64_t n = sal_tensor_numel(t);
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int64_t i = 0; i < n; i++) {
+        lo = p[i] < lo ? p[i] : lo;
+        hi = p[i] > hi ? p[i] : hi;
     }
     c->lo = lo;
-    c->hi = hi > lo ? hi : lo + 1;
+    c->hi = hi > lo ? hi : (double)lo + 1;
 }
 
 /* Whether c's method (and the method it wraps) lets the session keep activations blocked. */
