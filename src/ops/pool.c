@@ -128,7 +128,7 @@ static inline void win4(float v0, float v1, float v2, float v3, float g, float *
  * floor mode or even sizes), without the general tap loops: about 5x faster, which matters as the
  * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
  * Same tie rule (the first maximum in tap order) as maxpool_plane. */
-SAL_CLONES void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
+static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
                         bool set) {
     for (int64_t oy = 0; oy < OH; oy++) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
