@@ -16,7 +16,7 @@ typedef struct {
 } conv_case;
 
 static const conv_case k_cases[] = {
-    {"2-D 3x3 Winograd-shaped", 2, 2, 16, 32, 1, {12, 12}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},
+    {"2-D 3x3 Winograd-shaped", 2, 2, 16, 32, 1, {16, 16}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},
     {"2-D 3x3 no bias, batch 1", 2, 1, 24, 16, 1, {9, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, false},
     {"2-D stride 2, asymmetric pads", 2, 2, 3, 8, 1, {11, 10}, {3, 3}, {2, 2}, {1, 1}, {0, 1, 2, 1}, true},
     {"2-D dilation 2, 5x3 kernel", 2, 1, 4, 6, 1, {13, 12}, {5, 3}, {1, 1}, {2, 2}, {2, 1, 2, 1}, true},
@@ -456,5 +456,13 @@ int main(void) {
                    large = {.nsp = 2, .N = 1, .C = 64, .M = 64, .G = 1, .in = {1, 56, 56}, .out = {1, 56, 56},
                             .k = {1, 3, 3}};
     CHECK(!sal_conv_dnnl_wanted(&small) && sal_conv_dnnl_wanted(&large), "automatic choice by size");
+    /* Winograd from 32 output tiles of 4 x 4 (the first case: 2 x 4 x 4), direct below */
+    large.s[1] = large.s[2] = large.d[1] = large.d[2] = 1;
+    sal_conv_shape wino = large, few = large;
+    wino.N = 2, wino.C = 16, wino.M = 32, wino.out[1] = wino.out[2] = 16;
+    few.out[1] = few.out[2] = 14; /* 16 tiles */
+    CHECK(sal_conv_dnnl_winograd(&large) && sal_conv_dnnl_winograd(&wino) && !sal_conv_dnnl_winograd(&few) &&
+              !sal_conv_dnnl_winograd(&small),
+          "Winograd chosen by output tiles");
     return t_done("test_conv_dnnl");
 }

@@ -25,6 +25,8 @@ long sal_conv_dnnl_calls(void);
 
 /* Whether oneDNN should run this convolution: it loaded, SAL_DNNL is not 0, and the layer is large. */
 bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
+/* Whether it is tried first with Winograd's algorithm (3x3, stride 1, enough output tiles), else direct. */
+bool sal_conv_dnnl_winograd(const sal_conv_shape *k);
 
 /* Y = conv(X, W) + B (B may be NULL). *done false (and SAL_OK): oneDNN has no kernel for it, run
  * our own. Keeps primitives in the node's state in c->ws. X is blocked when bit 0 of c->blk_in is
