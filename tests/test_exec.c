@@ -363,6 +363,49 @@ static void test_fanout(void) {
     sal_model_free(g);
 }
 
+/* Dropout with its mask output named (torchvision's Swin): the output views its input, the mask
+ * is all true, and the gradient passes through. */
+static void test_dropout_view(void) {
+    enum { E = 3 };
+    float x[N * E], w[E * E], sy[N * E];
+    t_randv(&R, x, N * E, 1);
+    t_randv(&R, w, E * E, 1);
+    t_randv(&R, sy, N * E, 1);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<dropout>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, DIMS(-1, E)) == SAL_OK);
+    t_const(g, "W", 2, DIMS(E, E), w);
+    t_const(g, "two", 1, DIMS(1), (float[]){2});
+    t_node(g, "MatMul", "mm", 2, NAMES("x", "W"), "p", 0, NULL);
+    SAL_ASSERT(sal_graph_add_node(g, "Dropout", "drop", 1, NAMES("p"), 2, NAMES("d", "mask"), 0, NULL) == SAL_OK);
+    t_node(g, "Mul", "twice", 2, NAMES("d", "two"), "out", 0, NULL);
+    t_finish(g, "out");
+    sal_session *s;
+    SAL_ASSERT(sal_session_new(g, &s) == SAL_OK);
+    sal_tensor feed = t_tensor_of(2, DIMS(N, E), x), seed = t_tensor_of(2, DIMS(N, E), sy);
+    int outv = sal_graph_find(g, "out");
+    for (int pass = 0; pass < 2; pass++) { /* the second pass remakes the view and the mask */
+        CHECK_OK(sal_exec_forward(s, &feed));
+        const sal_tensor *p = sal_session_value(s, "p"), *d = sal_session_value(s, "d"), *mk = sal_session_value(s, "mask");
+        CHECK(p && d && p->data == d->data, "Dropout's output is not a view of its input");
+        bool all = mk && mk->dtype == SAL_BOOL && sal_tensor_same_shape(mk, p);
+        for (int64_t i = 0; all && i < sal_tensor_numel(mk); i++) all = ((const uint8_t *)mk->data)[i] == 1;
+        CHECK(all, "Dropout's mask: not all true, or misshapen");
+    }
+    CHECK_OK(sal_exec_backward(s, 1, &outv, &seed, NULL));
+    double dx[N * E]; /* dx = 2 s W^T */
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < E; i++) {
+            dx[n * E + i] = 0;
+            for (int j = 0; j < E; j++) dx[n * E + i] += 2.0 * sy[n * E + j] * w[i * E + j];
+        }
+    CHECK(maxdiff(grad(s, "x"), dx, N * E) < 1e-5, "Dropout: dL/dx against the closed form");
+    sal_tensor_free(&feed);
+    sal_tensor_free(&seed);
+    sal_session_free(s);
+    sal_model_free(g);
+}
+
 /* ---- 5. gradients of parameters ---- */
 
 static void test_params(void) {
@@ -654,6 +697,7 @@ int main(void) {
     test_rules();
     test_seeds();
     test_fanout();
+    test_dropout_view();
     test_params();
     test_gemm_copy();
     test_lean();

@@ -539,17 +539,24 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
  * is remade each time the node runs; nothing writes into a value once made (blocked values are
  * converted into buffers of their own, and views are made of plain values only). A shifted model's
  * twin copies values into place, so it keeps copies. */
-static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c) {
+static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c, sal_status *st) {
     if (s->twin || !sal_node_has(n, SAL_TR_VIEW) || n->nin < 1 || n->in[0] < 0 || n->nout < 1 || n->out[0] < 0 ||
         s->blk[n->in[0]])
         return false;
-    for (int k = 1; k < n->nout; k++)
-        if (n->out[k] >= 0) return false; /* Dropout's mask */
     sal_tensor *o = &s->act[n->out[0]];
     if (n->op->infer(c) != SAL_OK || sal_tensor_numel(o) != sal_tensor_numel(&s->act[n->in[0]]) ||
         o->dtype != s->act[n->in[0]].dtype)
         return false; /* the copy then reports the error */
     view_as(o, &s->act[n->in[0]]);
+    /* other outputs (Dropout's mask, torchvision's Swin names 24 of them): the op's forward fills
+     * them, and leaves the viewed first one as it is */
+    bool more = false;
+    for (int k = 1; k < n->nout && *st == SAL_OK; k++)
+        if (c->out[k]) {
+            more = true;
+            *st = sal_tensor_alloc_raw(c->out[k], c->out[k]->dtype, c->out[k]->ndim, c->out[k]->dim);
+        }
+    if (more && *st == SAL_OK) *st = n->op->forward(c);
     return true;
 }
 
@@ -605,7 +612,8 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
         sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu};
         sal_status st = SAL_OK;
         if (fuse && s->inplace_in[i] >= 0 && inplace_node(s, n, &c, s->inplace_in[i], &st)) SAL_TRY(st);
-        else if (!view_node(s, n, &c)) SAL_TRY(lay ? run_blocked(s, n, &c) : run_node(s, n, &c));
+        else if (view_node(s, n, &c, &st)) SAL_TRY(st);
+        else SAL_TRY(lay ? run_blocked(s, n, &c) : run_node(s, n, &c));
         if (c.relu_done) relu_view(s, n->out[0], m->node[s->fuse_to[i]].out[0]);
         if (lean) drop_dead(s, i);
         if (s->prof) s->prof[i] += sal_now() - t0;

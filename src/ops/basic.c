@@ -143,7 +143,7 @@ static sal_status dropout_infer(sal_opctx *c) {
 }
 
 static sal_status dropout_forward(sal_opctx *c) {
-    SAL_TRY(sal_copy_forward(c));
+    if (c->out[0]->data != c->in[0]->data) SAL_TRY(sal_copy_forward(c)); /* else a view (graph/exec.c) */
     if (c->n->nout > 1 && c->out[1]) memset(c->out[1]->data, 1, (size_t)sal_tensor_numel(c->out[1]));
     return SAL_OK;
 }
