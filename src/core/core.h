@@ -79,6 +79,10 @@ void sal_verf(float *y, const float *x, int64_t n);
 /* GELU (tanh_form: ONNX's approximate="tanh"), and dx[i] += dy[i] GELU'(x[i]) */
 void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form);
 void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form);
+/* Softmax (logsm: LogSoftmax) along `rows` rows of len contiguous floats, and Softmax's backward
+ * dx = y (dy - <dy, y>) set (fresh) or added; sums in double */
+void sal_vsoftmax(float *y, const float *x, int64_t rows, int64_t len, bool logsm);
+void sal_vsoftmax_grad(float *dx, const float *dy, const float *y, int64_t rows, int64_t len, bool fresh);
 
 /* ---- numerics shared by methods, audits, feature visualization and heatmaps (numeric.c) ---- */
 /* The q-th percentile (q in [0, 100]) of v[0..n), interpolating linearly between order statistics

@@ -4,6 +4,7 @@
  * and erff cost 5 to 20 ns an element. Both stay within a few float ulps of the exact values
  * (tests/test_core_numeric.c checks against libm in double over the whole range). */
 #include "core.h"
+#include <math.h>
 
 static inline float bits_to_float(int32_t i) {
     float f;
@@ -153,4 +154,61 @@ SAL_CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n
 void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form) { vgelu(y, x, n, tanh_form); }
 void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
     vgelu_grad(dx, dy, x, n, tanh_form);
+}
+
+/* Softmax along rows of len contiguous floats (attention's last axis): y = exp(x - max) / sum, the
+ * sum in double; logsm: x - max - log(sum). One pass per row after the maximum, so that short rows
+ * (Swin's 49) do not pay a call and a loop prologue per step. Maxima skip NaN as fmaxf would. */
+SAL_CLONES void vsoftmax(float *y, const float *x, int64_t rows, int64_t len, bool logsm) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xv = x + r * len;
+        float *yv = y + r * len, m = -INFINITY, mv[16];
+        for (int i = 0; i < 16; i++) mv[i] = -INFINITY;
+        int64_t j0 = 0;
+        for (; j0 + 16 <= len; j0 += 16)
+#pragma omp simd
+            for (int i = 0; i < 16; i++) mv[i] = xv[j0 + i] > mv[i] ? xv[j0 + i] : mv[i];
+        for (int64_t j = j0; j < len; j++) m = xv[j] > m ? xv[j] : m;
+        for (int i = 0; i < 16; i++) m = mv[i] > m ? mv[i] : m;
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < len; j++) {
+            float e = exp1(xv[j] - m);
+            if (!logsm) yv[j] = e;
+            sum += e;
+        }
+        if (logsm) {
+            float ls = (float)log(sum);
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++) yv[j] = xv[j] - m - ls;
+        } else {
+            float q = (float)(1.0 / sum);
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++) yv[j] *= q;
+        }
+    }
+}
+
+/* Softmax's backward along such rows: dx = y (dy - <dy, y>), the dot product in double; set
+ * (fresh) or added. */
+SAL_CLONES void vsoftmax_grad(float *dx, const float *dy, const float *y, int64_t rows, int64_t len, bool fresh) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *g = dy + r * len, *yv = y + r * len;
+        float *d = dx + r * len;
+        double dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t j = 0; j < len; j++) dot += (double)g[j] * yv[j];
+        if (fresh) {
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++) d[j] = (float)(yv[j] * (g[j] - dot));
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++) d[j] += (float)(yv[j] * (g[j] - dot));
+        }
+    }
+}
+
+void sal_vsoftmax(float *y, const float *x, int64_t rows, int64_t len, bool logsm) { vsoftmax(y, x, rows, len, logsm); }
+void sal_vsoftmax_grad(float *dx, const float *dy, const float *y, int64_t rows, int64_t len, bool fresh) {
+    vsoftmax_grad(dx, dy, y, rows, len, fresh);
 }

@@ -34,6 +34,18 @@ static sal_status sm_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
+/* Rows [0, nvec) of len contiguous floats through sal_vsoftmax (dy NULL) or sal_vsoftmax_grad, in
+ * blocks of rows that the threads share. */
+static void sm_rows(int64_t nvec, int64_t len, float *out, const float *a, const float *dy, bool logsm, bool fresh) {
+    const int64_t blk = len >= 4096 ? 1 : 4096 / len, nb = (nvec + blk - 1) / blk;
+#pragma omp parallel for if (nvec * len > 65536)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t r0 = b * blk, n = nvec - r0 < blk ? nvec - r0 : blk;
+        if (dy) sal_vsoftmax_grad(out + r0 * len, dy + r0 * len, a + r0 * len, n, len, fresh);
+        else sal_vsoftmax(out + r0 * len, a + r0 * len, n, len, logsm);
+    }
+}
+
 /* Shifting by the maximum keeps exp from overflowing; each exponential is taken once, in float
  * (within an ulp), and summed in double. */
 static sal_status sm_forward(sal_opctx *c, bool logsm) {
@@ -42,35 +54,8 @@ static sal_status sm_forward(sal_opctx *c, bool logsm) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t nvec = p.outer * p.inner;
-    if (p.inner == 1) { /* contiguous vectors (the last axis, as attention's): vectorized exp */
-#pragma omp parallel for if (nvec * p.len > 65536)
-        for (int64_t v = 0; v < nvec; v++) {
-            const float *xv = x + v * p.len;
-            float *yv = y + v * p.len, m = -INFINITY, mv[16];
-            /* sixteen running maxima, a form gcc and clang both vectorize; NaNs are skipped as
-             * fmaxf would */
-            for (int i = 0; i < 16; i++) mv[i] = -INFINITY;
-            int64_t j0 = 0;
-            for (; j0 + 16 <= p.len; j0 += 16)
-#pragma omp simd
-                for (int i = 0; i < 16; i++) mv[i] = xv[j0 + i] > mv[i] ? xv[j0 + i] : mv[i];
-            for (int64_t j = j0; j < p.len; j++) m = xv[j] > m ? xv[j] : m;
-            for (int i = 0; i < 16; i++) m = mv[i] > m ? mv[i] : m;
-#pragma omp simd
-            for (int64_t j = 0; j < p.len; j++) yv[j] = xv[j] - m;
-            sal_vexp(yv, yv, p.len);
-            double sum = 0;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t j = 0; j < p.len; j++) sum += yv[j];
-            if (logsm) {
-                float ls = (float)log(sum);
-                for (int64_t j = 0; j < p.len; j++) yv[j] = xv[j] - m - ls;
-            } else {
-                float r = (float)(1.0 / sum);
-#pragma omp simd
-                for (int64_t j = 0; j < p.len; j++) yv[j] *= r;
-            }
-        }
+    if (p.inner == 1) { /* contiguous vectors (the last axis, as attention's): vectorized kernels */
+        sm_rows(nvec, p.len, y, x, NULL, logsm, false);
         return SAL_OK;
     }
 #pragma omp parallel for if (nvec * p.len > 65536)
@@ -101,6 +86,10 @@ static sal_status sm_backward(sal_opctx *c, bool logsm) {
     float *dx = sal_f32(c->din[0]);
     const bool fresh = c->din_fresh & 1; /* dx not yet written: set it */
     int64_t nvec = p.outer * p.inner;
+    if (p.inner == 1 && !logsm) {
+        sm_rows(nvec, p.len, dx, y, dy, false, fresh);
+        return SAL_OK;
+    }
 #pragma omp parallel for if (nvec * p.len > 65536)
     for (int64_t v = 0; v < nvec; v++) {
         int64_t base = (v / p.inner) * p.len * p.inner + v % p.inner, s = p.inner;
