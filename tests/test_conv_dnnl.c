@@ -456,6 +456,14 @@ int main(void) {
                    large = {.nsp = 2, .N = 1, .C = 64, .M = 64, .G = 1, .in = {1, 56, 56}, .out = {1, 56, 56},
                             .k = {1, 3, 3}};
     CHECK(!sal_conv_dnnl_wanted(&small) && sal_conv_dnnl_wanted(&large), "automatic choice by size");
+    /* from 2M multiply-adds when the channels fill blocks of 16 and the kernel is not 1x1 */
+    sal_conv_shape cnn = {.nsp = 2, .N = 1, .C = 32, .M = 64, .G = 1, .in = {1, 14, 14}, .out = {1, 14, 14},
+                          .k = {1, 3, 3}},
+                   odd = cnn, one = cnn;
+    odd.C = 24; /* 2.7M */
+    one.k[1] = one.k[2] = 1, one.C = 32 * 9;
+    CHECK(sal_conv_dnnl_wanted(&cnn) && !sal_conv_dnnl_wanted(&odd) && !sal_conv_dnnl_wanted(&one),
+          "the choice between 2M and 4M multiply-adds");
     /* Winograd from 32 output tiles of 4 x 4 (the first case: 2 x 4 x 4), direct below */
     large.s[1] = large.s[2] = large.d[1] = large.d[2] = 1;
     sal_conv_shape wino = large, few = large;

@@ -432,10 +432,14 @@ bool sal_conv_dnnl_wanted(const sal_conv_shape *k) {
     if (!g_ok || g_mode == SAL_DNNL_OFF || k->N == 0) return false;
     if (g_mode == SAL_DNNL_ALL) return true;
     /* grouped and depthwise layers: oneDNN's kernels beat ours at any size (MobileNetV2 forward
-     * 12.5 -> 10.0 ms); otherwise, below a few million multiply-adds the reorders and calls cost
-     * more than they save (the small CNN's 3.6M-MAC layer) */
+     * 12.5 -> 10.0 ms); otherwise from 4M multiply-adds, and from 2M where the channels fill
+     * oneDNN's blocks of 16 and the kernel is wider than 1x1 (our 1x1 layers need no im2col): the
+     * small CNN's 3x3 layer of 3.6M, 32 -> 64 channels, takes half our time there (its gradient
+     * 0.21 -> 0.16 ms); below, and for MobileNetV3's layers of 40, 120 or 200 channels, the calls
+     * and reorders cost more than they save */
     if (k->G > 1) return true;
-    return k->N * k->M * k->out[0] * k->out[1] * k->out[2] * (k->C / k->G) * k->k[0] * k->k[1] * k->k[2] >= (1 << 22);
+    int64_t macs = k->N * k->M * k->out[0] * k->out[1] * k->out[2] * (k->C / k->G) * k->k[0] * k->k[1] * k->k[2];
+    return macs >= (1 << 22) || (macs >= (1 << 21) && k->C % 16 == 0 && k->M % 16 == 0 && k->k[0] * k->k[1] * k->k[2] > 1);
 }
 
 /* The node's state for shape k with its forward primitive, or NULL (oneDNN declined). */
