@@ -504,6 +504,31 @@ static void test_reshape_transpose(void) {
     gc("Transpose", 1, (sal_tensor[]){trand(3, DIMS(2, 3, 4))}, BOOLS(false), 0, NULL);
     sal_attr pc[1] = {sal_attr_make_ints("perm", 4, DIMS(0, 2, 3, 1))};
     gc("Transpose", 1, (sal_tensor[]){trand(4, DIMS(2, 3, 2, 4))}, BOOLS(false), 1, pc);
+    /* shapes that fill the 8 x 8 tiles of the 2-D transposes and leave edges, against index loops;
+     * the gradient (a transpose back) on one of them */
+    static const int64_t perms[3][4] = {{0, 2, 3, 1}, {0, 3, 1, 2}, {2, 3, 0, 1}};
+    for (int k = 0; k < 3; k++) {
+        const int64_t d[4] = {2, 19, 5, 7}, *pm = perms[k];
+        sal_tensor xt = trand(4, d), yt = {0};
+        sal_attr pp[1] = {sal_attr_make_ints("perm", 4, pm)};
+        CHECK_OK(run1(13, "Transpose", 1, &xt, NULL, 1, pp, &yt, NULL, NULL));
+        int64_t od[4], ist[4] = {d[1] * d[2] * d[3], d[2] * d[3], d[3], 1}, i[4], bad = 0, e = 0;
+        for (int a = 0; a < 4; a++) od[a] = d[pm[a]];
+        for (i[0] = 0; i[0] < od[0]; i[0]++)
+            for (i[1] = 0; i[1] < od[1]; i[1]++)
+                for (i[2] = 0; i[2] < od[2]; i[2]++)
+                    for (i[3] = 0; i[3] < od[3]; i[3]++, e++) {
+                        int64_t src = 0;
+                        for (int a = 0; a < 4; a++) src += i[a] * ist[pm[a]];
+                        bad += sal_f32(&yt)[e] != sal_f32(&xt)[src];
+                    }
+        CHECK(shape_is(&yt, 4, od) && bad == 0, "Transpose perm %d: %lld elements misplaced", k, (long long)bad);
+        if (k == 0) {
+            sal_attr pg[1] = {sal_attr_make_ints("perm", 4, pm)};
+            gc("Transpose", 1, (sal_tensor[]){trand(4, DIMS(1, 9, 4, 5))}, BOOLS(false), 1, pg);
+        }
+        sal_tensor_free(&xt), sal_tensor_free(&yt);
+    }
     sal_tensor *fr[] = {&x, &y, &bad1, &bad2, &bad3, &bad4, &e, &s0, &t, &w, &ti};
     for (size_t i = 0; i < sizeof fr / sizeof *fr; i++) sal_tensor_free(fr[i]);
 }
