@@ -1,0 +1,114 @@
+/* The products' floor of a model's forward pass and input gradient: every Conv, Gemm and MatMul
+ * (with constant weights) node's matrix products timed alone through sal_sgemm, warm, the best of
+ * --reps calls each: a convolution's forward W (M x K) times its columns (K x P) per sample and
+ * group, its input gradient W^T dY (K x M times M x P); a dense layer's forward and the product
+ * that takes its output gradient to its input, each in the faster of the weight's two layouts.
+ * Nothing else counts (im2col, pooling, activations, rules, bookkeeping), so no implementation
+ * built on these products at this machine's rates runs a forward pass or an input gradient in
+ * less than the sums printed. docs/performance.md sets them beside the peers' times.
+ *
+ * usage: bench_floor MODEL.onnx [--batch B] [--reps R] */
+#include "bench.h"
+#include <stdio.h>
+
+/* Best seconds of sgemm(ta, tb, M, N, K) over reps calls on buffers of random floats. */
+static double best_sgemm(bool ta, bool tb, int M, int N, int K, int reps) {
+    float *a = malloc(sizeof(float) * (size_t)M * (size_t)K), *b = malloc(sizeof(float) * (size_t)K * (size_t)N);
+    float *c = malloc(sizeof(float) * (size_t)M * (size_t)N);
+    SAL_ASSERT(a && b && c);
+    for (size_t i = 0; i < (size_t)M * (size_t)K; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)K * (size_t)N; i++) b[i] = (float)(i % 5) * 0.1f;
+    double best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = sal_now();
+        sal_sgemm(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c, N);
+        double t = sal_now() - t0;
+        if (t < best) best = t;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+/* The faster of a product with B as it is or transposed (a layout a weight may be kept in). */
+static double best_either(int M, int N, int K, int reps) {
+    double x = best_sgemm(false, false, M, N, K, reps), y = best_sgemm(false, true, M, N, K, reps);
+    return x < y ? x : y;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_floor MODEL.onnx [--batch B] [--reps R]\n");
+        return 2;
+    }
+    int batch = 1, reps = 2000;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    }
+    if (batch < 1 || reps < 1) {
+        fprintf(stderr, "bench_floor: --batch and --reps take positive numbers\n");
+        return 2;
+    }
+    sal_model *m = NULL;
+    sal_session *s = NULL;
+    sal_tensor x = {0};
+    int nd;
+    int64_t dim[SAL_MAX_DIMS];
+    sal_status st = sal_model_load(argv[1], &m);
+    if (st == SAL_OK) {
+        sal_model_input_shape(m, 0, &nd, dim);
+        dim[0] = batch;
+        st = sal_tensor_alloc(&x, SAL_F32, nd, dim);
+    }
+    if (st == SAL_OK) st = sal_session_new(m, &s);
+    if (st == SAL_OK) st = sal_exec_forward(s, &x); /* the values' shapes */
+    if (st != SAL_OK) {
+        fprintf(stderr, "bench_floor: %s\n", sal_last_error());
+        sal_session_free(s);
+        sal_model_free(m);
+        sal_tensor_free(&x);
+        return 1;
+    }
+    printf("%s, batch %d, sgemm best of %d calls: %s\n\n", argv[1], batch, reps, sal_blas_info());
+    printf("%-32s %-7s %-20s %10s %10s %9s\n", "node", "op", "products", "fwd us", "grad us", "GFLOP/s");
+    double fwd = 0, grad = 0;
+    for (int i = 0; i < m->nnode; i++) {
+        const sal_node *n = &m->node[i];
+        bool conv = sal_node_is(n, SAL_OP_Conv), gemm = sal_node_is(n, SAL_OP_Gemm), mm = sal_node_is(n, SAL_OP_MatMul);
+        if (!(conv || gemm || mm) || n->nin < 2 || n->in[1] < 0 || m->val[n->in[1]].kind != SAL_VAL_CONST) continue;
+        const sal_tensor *X = &s->act[n->in[0]], *W = &s->act[n->in[1]], *Y = &s->act[n->out[0]];
+        double tf, tb, macs;
+        char what[32];
+        if (conv) { /* per sample and group: (Mg x Kc) (Kc x P), and back (Kc x Mg) (Mg x P) */
+            int64_t G = sal_attr_int(n, "group", 1), Mg = W->dim[0] / G, Kc = 1, P = 1;
+            for (int d = 1; d < W->ndim; d++) Kc *= W->dim[d];
+            for (int d = 2; d < Y->ndim; d++) P *= Y->dim[d];
+            int64_t k = X->dim[0] * G;
+            tf = (double)k * best_sgemm(false, false, (int)Mg, (int)P, (int)Kc, reps);
+            tb = (double)k * best_sgemm(true, false, (int)Kc, (int)P, (int)Mg, reps);
+            macs = (double)k * (double)(Mg * P * Kc);
+            snprintf(what, sizeof what, "%lldx %lldx%lldx%lld", (long long)k, (long long)Mg, (long long)P,
+                     (long long)Kc);
+        } else { /* rows x K times K x N, and the output gradient back: rows x N times N x K */
+            if (W->ndim != 2) continue;
+            bool tb_ = gemm && sal_attr_int(n, "transB", 0);
+            int64_t K = W->dim[tb_ ? 1 : 0], N = W->dim[tb_ ? 0 : 1], rows = sal_tensor_numel(X) / K;
+            tf = best_either((int)rows, (int)N, (int)K, reps);
+            tb = best_either((int)rows, (int)K, (int)N, reps);
+            macs = (double)(rows * N * K);
+            snprintf(what, sizeof what, "%lldx%lldx%lld", (long long)rows, (long long)N, (long long)K);
+        }
+        const char *nm = n->name;
+        size_t len = strlen(nm);
+        printf("%-32.32s %-7s %-20s %10.2f %10.2f %9.0f\n", len > 32 ? nm + len - 32 : nm, n->op_type, what, 1e6 * tf,
+               1e6 * tb, 2 * macs / tf * 1e-9);
+        fwd += tf;
+        grad += tf + tb;
+    }
+    printf("\nproducts' floor per image: forward %.2f us, forward and input gradient %.2f us\n", 1e6 * fwd / batch,
+           1e6 * grad / batch);
+    sal_session_free(s);
+    sal_model_free(m);
+    sal_tensor_free(&x);
+    return 0;
+}
