@@ -172,9 +172,9 @@ SAL_CLONES void vsoftmax(float *y, const float *x, int64_t rows, int64_t len, bo
         for (int i = 0; i < 16; i++) m = mv[i] > m ? mv[i] : m;
         double sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < len; j++) {
+        for (int64_t j = 0; j < len; j++) { /* LogSoftmax overwrites these below */
             float e = exp1(xv[j] - m);
-            if (!logsm) yv[j] = e;
+            yv[j] = e;
             sum += e;
         }
         if (logsm) {

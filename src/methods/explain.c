@@ -215,9 +215,8 @@ static void input_range(sal_xctx *c, const sal_explain_opts *o) {
     }
     const sal_tensor *t = o->data ? o->data : c->x;
     const float *p = sal_f32(t);
-    float lo = INFINITY, hi = -INFINITY; /* comparisons skip NaN, as fmin does, and vectorize */
+    float lo = INFINITY, hi = -INFINITY; /* comparisons skip NaN, as fmin does, without its calls */
     const int64_t n = sal_tensor_numel(t);
-#pragma omp simd reduction(min : lo) reduction(max : hi)
     for (int64_t i = 0; i < n; i++) {
         lo = p[i] < lo ? p[i] : lo;
         hi = p[i] > hi ? p[i] : hi;
