@@ -386,7 +386,8 @@ static void test_dropout_view(void) {
     int outv = sal_graph_find(g, "out");
     for (int pass = 0; pass < 2; pass++) { /* the second pass remakes the view and the mask */
         CHECK_OK(sal_exec_forward(s, &feed));
-        const sal_tensor *p = sal_session_value(s, "p"), *d = sal_session_value(s, "d"), *mk = sal_session_value(s, "mask");
+        const sal_tensor *p = sal_session_value(s, "p"), *d = sal_session_value(s, "d");
+        const sal_tensor *mk = sal_session_value(s, "mask");
         CHECK(p && d && p->data == d->data, "Dropout's output is not a view of its input");
         bool all = mk && mk->dtype == SAL_BOOL && sal_tensor_same_shape(mk, p);
         for (int64_t i = 0; all && i < sal_tensor_numel(mk); i++) all = ((const uint8_t *)mk->data)[i] == 1;

@@ -211,7 +211,6 @@ static void dims_of(const sal_conv_shape *k, dnnl_dims_t x, dnnl_dims_t w, int *
     *wnd = o;
 }
 
-/* Builds the forward primitive for s->key: Winograd where oneDNN has it, direct otherwise. */
 /* Winograd's 4x4 output tiles pay where the batch has enough of them: at 16 (ResNet-50's 14 x 14
  * layers at batch 1, its 7 x 7 ones at batch 4, VGG16's last three at batch 1) direct kernels took
  * 0.6 to 0.7 of its time, at 49 and above Winograd takes 0.5 to 0.7 of theirs. */
@@ -221,6 +220,8 @@ bool sal_conv_dnnl_winograd(const sal_conv_shape *k) {
            k->d[1] == 1 && k->d[2] == 1 && k->C >= 16 && k->M >= 16 && tiles >= 32;
 }
 
+/* Builds the forward primitive for s->key: Winograd where sal_conv_dnnl_winograd says so and
+ * oneDNN has it, direct otherwise. */
 static bool build_forward(sal_conv_dnnl *s, bool bias) {
     const sal_conv_shape *k = &s->key;
     int nd = 2 + k->nsp, wnd;
@@ -439,7 +440,8 @@ bool sal_conv_dnnl_wanted(const sal_conv_shape *k) {
      * and reorders cost more than they save */
     if (k->G > 1) return true;
     int64_t macs = k->N * k->M * k->out[0] * k->out[1] * k->out[2] * (k->C / k->G) * k->k[0] * k->k[1] * k->k[2];
-    return macs >= (1 << 22) || (macs >= (1 << 21) && k->C % 16 == 0 && k->M % 16 == 0 && k->k[0] * k->k[1] * k->k[2] > 1);
+    bool blocks = k->C % 16 == 0 && k->M % 16 == 0, wide = k->k[0] * k->k[1] * k->k[2] > 1;
+    return macs >= (1 << 22) || (macs >= (1 << 21) && blocks && wide);
 }
 
 /* The node's state for shape k with its forward primitive, or NULL (oneDNN declined). */
