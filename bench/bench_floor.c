@@ -41,9 +41,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     int batch = 1, reps = 2000;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    for (int i = 2; i < argc; i += 2) {
+        bool b = !strcmp(argv[i], "--batch"), r = !strcmp(argv[i], "--reps");
+        if ((!b && !r) || i + 1 >= argc) {
+            fprintf(stderr, "bench_floor: unknown option or missing value: %s\n", argv[i]);
+            return 2;
+        }
+        *(b ? &batch : &reps) = atoi(argv[i + 1]);
     }
     if (batch < 1 || reps < 1) {
         fprintf(stderr, "bench_floor: --batch and --reps take positive numbers\n");
