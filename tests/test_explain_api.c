@@ -1,5 +1,6 @@
-/* The public explain API: a reused session gives the same bytes as a fresh one, a session of another
- * model is refused, targets resolve to max/min/given classes, and bad requests name their cause. */
+/* The public explain API: a reused session gives the same bytes as a fresh one (DeepLIFT's kept
+ * reference pass too, against a new reference and new weights), a session of another model is
+ * refused, targets resolve to max/min/given classes, and bad requests name their cause. */
 #include "testutil.h"
 
 /* Peak bytes of one sal_explain of integrated gradients with `steps` path points (chunk 0: the
@@ -122,9 +123,52 @@ static void test_probability_outputs(void) {
     sal_tensor_free(&x);
 }
 
+/* DeepLIFT keeps its reference pass's session with the caller's session: a second call against the
+ * same reference reuses its values, and a new reference or new weights must not. Each call on the
+ * reused session against the same call on a fresh one. */
+static void test_reference_reuse(void) {
+    sal_model *m;
+    CHECK_OK(sal_model_build("mlp", 10, 3, &m));
+    sal_rng r;
+    sal_rng_seed(&r, 5);
+    sal_tensor x = t_rand(&r, 4, (int64_t[]){2, 1, 28, 28}, 0.5f);
+    sal_session *s;
+    CHECK_OK(sal_session_new(m, &s));
+    const char *zero[] = {"baseline=zero"}, *black[] = {"baseline=black"};
+    const char *const *steps[] = {zero, zero, black, black};
+    float prev[2 * 784];
+    for (int k = 0; k < 4; k++) {
+        if (k == 3) { /* new weights: the reference's pass must run again */
+            for (int v = 0; v < m->nval; v++)
+                if (m->val[v].kind == SAL_VAL_CONST && m->val[v].t.ndim == 2)
+                    for (int64_t i = 0; i < sal_tensor_numel(&m->val[v].t); i++) sal_f32(&m->val[v].t)[i] *= 1.5f;
+            sal_model_weights_changed(m);
+        }
+        sal_explanation *a = NULL, *b = NULL;
+        sal_explain_opts o = {.method = "deeplift", .nparams = 1, .params = steps[k]};
+        CHECK_OK(sal_explain(m, &x, &o, &a));
+        o.session = s;
+        CHECK_OK(sal_explain(m, &x, &o, &b));
+        if (a && b) {
+            const float *fa = sal_f32(sal_explanation_map(a)), *fb = sal_f32(sal_explanation_map(b));
+            CHECK(!memcmp(fa, fb, sizeof prev), "deeplift %s, call %d: the kept reference pass changed the result",
+                  steps[k][0], k);
+            CHECK((k == 1) == !memcmp(fa, prev, sizeof prev), "deeplift call %d: %s the call before", k,
+                  k == 1 ? "differs from" : "equals");
+            memcpy(prev, fa, sizeof prev);
+        }
+        sal_explanation_free(a);
+        sal_explanation_free(b);
+    }
+    sal_tensor_free(&x);
+    sal_session_free(s);
+    sal_model_free(m);
+}
+
 int main(void) {
     test_auto_chunk();
     test_probability_outputs();
+    test_reference_reuse();
     sal_model *m, *other;
     CHECK_OK(sal_model_build("mlp", 10, 3, &m));
     CHECK_OK(sal_model_build("mlp", 10, 4, &other));

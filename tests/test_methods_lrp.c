@@ -281,40 +281,81 @@ static void test_rules_dense_and_conv(void) {
         const char *method;
         const char *p[3];
         hrule r;
+        bool pos; /* on |x|: inputs without negatives, where Zennit's Gamma takes three products */
     } comp[] = {
-        {0, "lrp_epsilon_plus", {NULL}, {SAL_LRP_ALPHA_BETA, 1, 0, true}},
-        {0, "lrp_epsilon_plus", {"variant=montavon"}, {SAL_LRP_ALPHA_BETA, 1, 0, false}},
-        {0, "lrp_epsilon_alpha2_beta1", {NULL}, {SAL_LRP_ALPHA_BETA, 2, 1, true}},
-        {0, "lrp_epsilon_alpha2_beta1", {"variant=montavon"}, {SAL_LRP_ALPHA_BETA, 2, 1, false}},
-        {0, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2"}, {SAL_LRP_ZB, -1.5, 2, true}},
-        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25"}, {SAL_LRP_GAMMA, 0.25, 0, true}},
-        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25", "variant=montavon"}, {SAL_LRP_GAMMA, 0.25, 0, false}},
-        {1, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2"}, {SAL_LRP_EPSILON, 1e-6, 0, true}},
-        {1, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2", "variant=montavon"}, {SAL_LRP_ZB, -1.5, 2, false}},
-        {1, "lrp_epsilon_plus", {NULL}, {SAL_LRP_EPSILON, 1e-6, 0, true}},
+        {0, "lrp_epsilon_plus", {NULL}, {SAL_LRP_ALPHA_BETA, 1, 0, true}, false},
+        {0, "lrp_epsilon_plus", {"variant=montavon"}, {SAL_LRP_ALPHA_BETA, 1, 0, false}, false},
+        {0, "lrp_epsilon_alpha2_beta1", {NULL}, {SAL_LRP_ALPHA_BETA, 2, 1, true}, false},
+        {0, "lrp_epsilon_alpha2_beta1", {"variant=montavon"}, {SAL_LRP_ALPHA_BETA, 2, 1, false}, false},
+        {0, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2"}, {SAL_LRP_ZB, -1.5, 2, true}, false},
+        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25"}, {SAL_LRP_GAMMA, 0.25, 0, true}, false},
+        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25", "variant=montavon"}, {SAL_LRP_GAMMA, 0.25, 0, false},
+         false},
+        {0, "lrp_epsilon_gamma_box", {"rule=conv=gamma:0.25"}, {SAL_LRP_GAMMA, 0.25, 0, true}, true},
+        {1, "lrp_epsilon_gamma_box", {"rule=h=gamma:0.5"}, {SAL_LRP_GAMMA, 0.5, 0, true}, true},
+        {1, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2"}, {SAL_LRP_EPSILON, 1e-6, 0, true}, false},
+        {1, "lrp_epsilon_gamma_box", {"low=-1.5", "high=2", "variant=montavon"}, {SAL_LRP_ZB, -1.5, 2, false}, false},
+        {1, "lrp_epsilon_plus", {NULL}, {SAL_LRP_EPSILON, 1e-6, 0, true}, false},
     };
+    sal_tensor xa = t_rand(&rng, 4, (int64_t[]){N, C, H, H}, 1.0f), xad = xa;
+    for (int64_t i = 0; i < N * C * H * H; i++) sal_f32(&xa)[i] = fabsf(sal_f32(&xa)[i]);
+    xad.ndim = 2;
+    xad.dim[1] = C * H * H;
+    xad.cap = 0; /* a view of xa */
     for (size_t q = 0; q < sizeof comp / sizeof comp[0]; q++) {
         int np = 0, net = comp[q].net;
         while (np < 3 && comp[q].p[np]) np++;
         int64_t t = 1;
-        sal_explanation *e = explain(net ? dnet : cnet, net ? &xd : &xc, comp[q].method, np, comp[q].p, t);
+        const sal_tensor *xin = comp[q].pos ? (net ? &xad : &xa) : (net ? &xd : &xc);
+        sal_explanation *e = explain(net ? dnet : cnet, xin, comp[q].method, np, comp[q].p, t);
         CHECK(e != NULL, "%s %s: explain failed", comp[q].method, np ? comp[q].p[np - 1] : "");
         if (!e) continue;
         double worst = 0;
         for (int b = 0; b < N; b++) {
             double x[128], map[128];
-            for (int j = 0; j < C * H * H; j++) x[j] = sal_f32(&xc)[b * C * H * H + j];
+            for (int j = 0; j < C * H * H; j++) x[j] = sal_f32(comp[q].pos ? &xa : &xc)[b * C * H * H + j];
             hand_two_layers(net ? Md : Mc, F, x, (int)t, comp[q].r, -1.5, 2, map);
             worst = fmax(worst, rel_err(sal_f32(sal_explanation_map(e)) + b * C * H * H, map, C * H * H));
         }
-        CHECK(worst < 2e-4, "%s %s %s on the %s net: relative error %.3g against the hand computation", comp[q].method,
-              np ? comp[q].p[0] : "", np > 1 ? comp[q].p[np - 1] : "", net ? "dense" : "conv", worst);
+        CHECK(worst < 2e-4, "%s %s %s on the %s net%s: relative error %.3g against the hand computation",
+              comp[q].method, np ? comp[q].p[0] : "", np > 1 ? comp[q].p[np - 1] : "", net ? "dense" : "conv",
+              comp[q].pos ? ", inputs >= 0" : "", worst);
         sal_explanation_free(e);
     }
+    /* Zennit's Gamma where the explained output itself may be negative (no ReLU after it): a single
+     * Gemm on inputs >= 0, every target, against hand_rule */
+    SAL_ASSERT(sal_graph_create("<fc>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 27}) == SAL_OK);
+    gemm(g, "fc", "x", "y", NF, 27, fw, fb);
+    sal_model *fnet = t_finish(g, "y");
+    sal_tensor xf = t_rand(&rng, 2, (int64_t[]){N, 27}, 1.0f);
+    for (int64_t i = 0; i < N * 27; i++) sal_f32(&xf)[i] = fabsf(sal_f32(&xf)[i]);
+    int neg = 0, pos = 0;
+    for (int64_t t = 0; t < NF; t++) {
+        sal_explanation *e = explain(fnet, &xf, "lrp_epsilon_gamma_box", 1, (const char *[]){"rule=fc=gamma:0.5"}, t);
+        CHECK(e != NULL, "Zennit's gamma on a single Gemm, target %d", (int)t);
+        if (!e) continue;
+        double worst = 0;
+        for (int b = 0; b < N; b++) {
+            double x[27], y[NF], R[NF] = {0}, map[27];
+            for (int j = 0; j < 27; j++) x[j] = sal_f32(&xf)[b * 27 + j];
+            dmat_forward(F, x, y);
+            R[t] = y[t];
+            neg += y[t] < 0, pos += y[t] > 0;
+            hand_rule(F, x, R, (hrule){SAL_LRP_GAMMA, 0.5, 0, true}, 0, 0, 1e-6, map);
+            worst = fmax(worst, rel_err(sal_f32(sal_explanation_map(e)) + b * 27, map, 27));
+        }
+        CHECK(worst < 2e-4, "Zennit's gamma on a single Gemm, target %d: relative error %.3g", (int)t, worst);
+        sal_explanation_free(e);
+    }
+    CHECK(neg > 0 && pos > 0, "the explained outputs take both signs (%d negative, %d positive)", neg, pos);
+    sal_tensor_free(&xf);
+    sal_model_free(fnet);
     free(Mc);
     free(Md);
     free(F);
     sal_tensor_free(&xc);
+    sal_tensor_free(&xa);
     sal_model_free(cnet);
     sal_model_free(dnet);
 }

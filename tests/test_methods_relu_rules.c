@@ -732,6 +732,75 @@ static void test_deeplift_maxpool_cases(void) {
     sal_model_free(g);
 }
 
+/* The 2x2 / stride 2 pooling (its own loop, dl_max_2x2) against the window rule by hand, on planes
+ * with a spare row and column and values on a coarse grid, so that x, the reference and both tie:
+ * conserving credits g dy to x's argmax a when the maximum rose or stayed (dy >= 0), else to the
+ * reference's argmax b, each the first maximum in tap order; gradient credits g (x[a] - x0[a]) to a. */
+static void test_deeplift_maxpool_2x2(void) {
+    enum { N = 2, C = 2, H = 5, W = 7, OH = 2, OW = 3, F = C * OH * OW };
+    sal_rng r;
+    sal_rng_seed(&r, 17);
+    float wt[3 * F], xv[N * C * H * W], rv[N * C * H * W];
+    for (int i = 0; i < 3 * F; i++) wt[i] = (float)(sal_rng_uniform(&r) - 0.5);
+    for (int i = 0; i < N * C * H * W; i++) {
+        xv[i] = 0.5f * (float)(int)(3 * sal_rng_uniform(&r));
+        rv[i] = 0.5f * (float)(int)(3 * sal_rng_uniform(&r));
+    }
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<pool2x2>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, W}) == SAL_OK);
+    add_const(g, "W", 2, (int64_t[]){3, F}, wt);
+    sal_attr p[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                     sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    add_node(g, "MaxPool", "pool", 1, (const char *[]){"x"}, "p", 2, p);
+    sal_attr f[1] = {sal_attr_make_int("axis", 1)};
+    add_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 1, f);
+    sal_attr tb[1] = {sal_attr_make_int("transB", 1)};
+    add_node(g, "Gemm", "fc", 2, (const char *[]){"f", "W"}, "y", 1, tb);
+    SAL_ASSERT(sal_graph_add_output(g, "y") == SAL_OK);
+    SAL_ASSERT(sal_graph_finalize(g) == SAL_OK);
+    char path[] = "/tmp/sal_dl_2x2_XXXXXX.npy";
+    int fd = mkstemps(path, 4);
+    SAL_ASSERT(fd >= 0);
+    close(fd);
+    sal_tensor x = t_tensor_of(4, (int64_t[]){N, C, H, W}, xv), x0 = t_tensor_of(4, (int64_t[]){N, C, H, W}, rv);
+    CHECK_OK(sal_npy_write(path, &x0));
+    char bp[128];
+    snprintf(bp, sizeof bp, "baseline=%s", path);
+    int ties = 0, fell = 0;
+    for (int md = 0; md < 2; md++) {
+        const char *mode = md ? "maxpool=gradient" : "maxpool=conserving";
+        run_t e = explain(g, &x, "deeplift", 2, (const char *[]){bp, mode}, 1, false);
+        CHECK(e.st == SAL_OK, "deeplift %s on a 2x2 pool", mode);
+        if (e.st != SAL_OK) continue;
+        double want[N * C * H * W] = {0}, err = 0;
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++)
+                for (int oy = 0; oy < OH; oy++)
+                    for (int ox = 0; ox < OW; ox++) {
+                        const int i0 = ((n * C + c) * H + 2 * oy) * W + 2 * ox, tap[4] = {i0, i0 + 1, i0 + W, i0 + W + 1};
+                        int a = tap[0], b = tap[0];
+                        for (int t = 1; t < 4; t++) {
+                            ties += xv[tap[t]] == xv[a] || rv[tap[t]] == rv[b];
+                            if (xv[tap[t]] > xv[a]) a = tap[t];
+                            if (rv[tap[t]] > rv[b]) b = tap[t];
+                        }
+                        double gw = wt[1 * F + (c * OH + oy) * OW + ox], dy = (double)xv[a] - rv[b];
+                        fell += dy < 0;
+                        if (md) want[a] += gw * ((double)xv[a] - rv[a]);
+                        else want[dy >= 0 ? a : b] += gw * dy;
+                    }
+        for (int i = 0; i < N * C * H * W; i++) err = fmax(err, fabs(sal_f32(sal_explanation_map(e.e))[i] - want[i]));
+        CHECK(err < 1e-6, "deeplift %s on a 2x2 pool against the window rule by hand: error %g", mode, err);
+        sal_explanation_free(e.e);
+    }
+    CHECK(ties > 0 && fell > 0, "the 2x2 case holds ties (%d) and falling maxima (%d)", ties, fell);
+    sal_tensor_free(&x);
+    sal_tensor_free(&x0);
+    remove(path);
+    sal_model_free(g);
+}
+
 /* Every allocation of a run failing in turn: a clean SAL_ERR_NOMEM each time (ASan checks leaks). */
 static void test_alloc_failures(void) {
     sal_rng r;
@@ -769,6 +838,7 @@ int main(void) {
     test_softmax_output();
     test_deeplift_cnn();
     test_deeplift_maxpool_cases();
+    test_deeplift_maxpool_2x2();
     test_alloc_failures();
     printf("deeplift completeness: worst |sum A - df| / max(1, |df|) %.3g; worst reported completeness_delta %.3g\n",
            g_worst_comp, g_worst_metric);

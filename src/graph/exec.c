@@ -483,6 +483,7 @@ void sal_session_free(sal_session *s) {
     sal_free(s->prof);
     sal_scratch_free(&s->ws);
     sal_session_free(s->twin);
+    sal_session_free(s->ref);
     sal_tensor_free(&s->twin_in);
     sal_free(s->twin_of);
     sal_free(s);
@@ -619,6 +620,7 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
         if (s->prof) s->prof[i] += sal_now() - t0;
     }
     s->forward_done = true;
+    s->fwd_version = m->version;
     s->partial = skip != 0;
     return SAL_OK;
 }
@@ -670,11 +672,17 @@ sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
     bool same_layouts = s->blk_used == (s->layouts && !s->twin) &&
                         s->fuse_used == (s->layouts && s->fuse && !s->twin) &&
                         s->lean_used == (s->twin ? SAL_LEAN_OFF : s->lean);
-    if (in0 && s->forward_done && !s->partial && same_layouts && in0->data && x->data && in0->dtype == x->dtype &&
-        sal_tensor_same_shape(in0, x) &&
+    if (in0 && s->forward_done && !s->partial && s->fwd_version == m->version && same_layouts && in0->data &&
+        x->data && in0->dtype == x->dtype && sal_tensor_same_shape(in0, x) &&
         !memcmp(in0->data, x->data, sal_dtype_size(x->dtype) * (size_t)sal_tensor_numel(x)))
         return SAL_OK;
     return sal_exec_forward(s, x);
+}
+
+sal_status sal_exec_ref_session(sal_session *s, sal_session **ref) {
+    if (!s->ref) SAL_TRY(sal_session_new(s->m, &s->ref));
+    *ref = s->ref;
+    return SAL_OK;
 }
 
 /* Gradient buffers circulate through a pool (pool_put, pool_take): a value's gradient, once its

@@ -24,6 +24,7 @@ struct sal_session {
     bool *reached;    /* scratch: a seed or a visited node's gradient arrived at v */
     bool *need;       /* scratch: value leads to a wanted gradient */
     bool forward_done;
+    uint64_t fwd_version; /* the model's weights (sal_model.version) in the last forward pass */
     sal_scratch ws;
     /* m->twin set: a session of the twin, the twin's input and, per value, the twin value whose
      * activation replaces it (-1: none) */
@@ -78,6 +79,10 @@ struct sal_session {
     int *drop_out;   /* the same when only the outputs are kept (SAL_LEAN_OUT) */
     int *alias;      /* per value: the next value of its alias ring (values that may share a buffer) */
     int *alias_of;   /* per value: its ring's root */
+    /* A second session of the model, kept with this one for methods that run a reference pass
+     * beside the explained one (DeepLIFT): repeated calls against the same reference then reuse
+     * its values (sal_exec_forward_reuse) and buffers. NULL until one asks (sal_exec_ref_session). */
+    struct sal_session *ref;
 };
 
 /* Times every node of every later pass into s->prof (summed until switched off): where a model's
@@ -95,8 +100,11 @@ sal_status sal_run_node(const sal_model *g, const sal_node *n, sal_tensor *const
 /* Forward with inputs in model-input order; checks their shapes. */
 sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs);
 /* The same for a single-input model, skipped when the session's last forward pass ran on x already
- * (same shape and bytes): sal_explain runs x forward to pick targets, and methods then reuse it. */
+ * (same shape and bytes, the same weights): sal_explain runs x forward to pick targets, and methods
+ * then reuse it. */
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x);
+/* s->ref, made on first use. */
+sal_status sal_exec_ref_session(sal_session *s, sal_session **ref);
 /* After a forward pass: SAL_ERR_NUMERIC if a float model output holds NaN or Inf, naming the first
  * node (in execution order) that produced a non-finite value (after a lean pass, which dropped
  * values, the pass runs again keeping them to find it). */

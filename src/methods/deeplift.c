@@ -274,14 +274,8 @@ done:
  * maxpool=captum: Captum's maxpool(): u[a] += g (max(y, y0) - y0), u[b] += g (y - max(y, y0)) and the
  * gradient ga[a] += g, then per element m = u / (x - x0), or ga where |x - x0| < 1e-10 (dl_maxpool).
  * Its contributions are ours; only the fallback differs (per element, to the gradient). */
-static void dl_max_window(int mode, const float *x, const float *x0, const int64_t *idx, int64_t n, float g, float *dx,
-                          double *u, double *ga) {
-    if (n == 0) return;
-    int64_t a = idx[0], b = idx[0];
-    for (int64_t t = 1; t < n; t++) {
-        if (x[idx[t]] > x[a]) a = idx[t];
-        if (x0[idx[t]] > x0[b]) b = idx[t];
-    }
+static inline void dl_max_credit(int mode, const float *x, const float *x0, int64_t a, int64_t b, float g, float *dx,
+                                 double *u, double *ga) {
     if (mode == MP_GRADIENT) {
         dx[a] += g;
         return;
@@ -297,6 +291,33 @@ static void dl_max_window(int mode, const float *x, const float *x0, const int64
     int64_t r = dy >= 0 ? a : b;
     double dr = dy >= 0 ? ra : rb;
     dx[r] += fabs(dr) >= DL_EPS ? (float)(g * (dy / dr)) : g;
+}
+
+static void dl_max_window(int mode, const float *x, const float *x0, const int64_t *idx, int64_t n, float g, float *dx,
+                          double *u, double *ga) {
+    if (n == 0) return;
+    int64_t a = idx[0], b = idx[0];
+    for (int64_t t = 1; t < n; t++) {
+        if (x[idx[t]] > x[a]) a = idx[t];
+        if (x0[idx[t]] > x0[b]) b = idx[t];
+    }
+    dl_max_credit(mode, x, x0, a, b, g, dx, u, ga);
+}
+
+/* The 2x2 / stride 2 windows of a plane W wide (sal_win_2x2), OH x OW of them: the same argmax in
+ * tap order without index lists (the general loop spent most of its time building them). */
+static void dl_max_2x2(int mode, const float *x, const float *x0, int64_t OH, int64_t OW, int64_t W, const float *g,
+                       float *dx, double *u, double *ga) {
+    for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            const int64_t i0 = 2 * oy * W + 2 * ox, tap[4] = {i0, i0 + 1, i0 + W, i0 + W + 1};
+            int64_t a = i0, b = i0;
+            for (int t = 1; t < 4; t++) {
+                if (x[tap[t]] > x[a]) a = tap[t];
+                if (x0[tap[t]] > x0[b]) b = tap[t];
+            }
+            dl_max_credit(mode, x, x0, a, b, g[oy * OW + ox], dx, u, ga);
+        }
 }
 
 static sal_status dl_maxpool(sal_opctx *c, void *user) {
@@ -319,6 +340,7 @@ static sal_status dl_maxpool(sal_opctx *c, void *user) {
     int mode = st->maxpool;
     int64_t *idx = sal_malloc((size_t)((global ? w.in_sz : w.k_sz) + 1) * sizeof *idx);
     double *u = mode == MP_CAPTUM ? sal_malloc((size_t)(2 * w.in_sz + 1) * sizeof *u) : NULL;
+    bool two = !global && sal_win_2x2(&w);
     /* each dimension's windows: first position and taps inside [lo, hi), tabulated once, so that
      * the window loop does no divisions (they were most of its time) */
     int64_t *tab = sal_malloc((size_t)(3 * (w.out[0] + w.out[1] + w.out[2]) + 1) * sizeof *tab), *t[3];
@@ -345,6 +367,8 @@ static sal_status dl_maxpool(sal_opctx *c, void *user) {
         if (global) {
             for (int64_t i = 0; i < w.in_sz; i++) idx[i] = i;
             dl_max_window(mode, x, x0, idx, w.in_sz, g[0], dx, u, ga);
+        } else if (two) {
+            dl_max_2x2(mode, x, x0, w.out[1], w.out[2], w.in[2], g, dx, u, ga);
         } else {
             int64_t o[3], j = 0;
             for (o[0] = 0; o[0] < w.out[0]; o[0]++)
@@ -449,13 +473,14 @@ typedef struct {
     sal_tensor *mult;     /* optional: the multipliers at the input, shaped as x */
 } dl_job;
 
-/* The reference rows of the chunk, forward on their own session, so each rule sees both passes. */
+/* The reference rows of the chunk, forward on their own session, so each rule sees both passes
+ * (skipped when that session's last pass ran on the same rows). */
 static sal_status dl_before(void *u, const sal_chunk *ch) {
     const dl_job *j = u;
     sal_tensor rb = sal_tensor_view(j->x0);
     rb.data = sal_f32(j->x0) + ch->r0 * sal_row_size(j->x0);
     rb.dim[0] = ch->n;
-    return sal_exec_forward(j->ref, &rb);
+    return sal_exec_forward_reuse(j->ref, &rb);
 }
 
 /* attribution = multiplier * (x - x0); completeness against the output difference. */
@@ -549,7 +574,9 @@ sal_status sal_deeplift_refs(sal_xctx *c, const sal_tensor *x0in, sal_tensor *mu
     bool go = !c->rules; /* describe mode stops here */
     if (s == SAL_OK && go && !x0in) s = make_reference(c, &x0);
     if (s == SAL_OK && go && mult) s = sal_tensor_alloc(mult, SAL_F32, c->x->ndim, c->x->dim);
-    if (s == SAL_OK && go) s = sal_session_new(m, &ref);
+    /* the session's own reference session when it is of this model: a repeated reference skips its pass */
+    bool keep = c->s && c->s->m == m;
+    if (s == SAL_OK && go) s = keep ? sal_exec_ref_session(c->s, &ref) : sal_session_new(m, &ref);
     st.ref = ref;
     if (s == SAL_OK && go) s = sal_tensor_alloc(&c->out, SAL_F32, c->x->ndim, c->x->dim);
     dl_job j = {.c = c, .st = &st, .ref = ref, .x0 = x0in ? x0in : &x0, .zv = softmax_out ? m->node[prod].in[0] : out,
@@ -566,7 +593,7 @@ sal_status sal_deeplift_refs(sal_xctx *c, const sal_tensor *x0in, sal_tensor *mu
             sal_metric(c, "revealcancel_rescale_nodes", single);
         }
     }
-    sal_session_free(ref);
+    if (!keep) sal_session_free(ref);
     sal_tensor_free(&x0);
     if (st.pos)
         for (int v = 0; v < m->nval; v++) sal_tensor_free(&st.pos[v]);

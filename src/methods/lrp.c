@@ -342,6 +342,37 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
     return SAL_OK;
 }
 
+/* Zennit's Gamma (the output's sign picks the favoured contributions) on inputs without negatives,
+ * the usual case after a ReLU, in three products where its two groups take four: with y = W x + b
+ * the node's output and P = W+ x + b+, the groups' denominators are z = y + gamma P where y > 0 and
+ * z = y + gamma (y - P) where y < 0 (W- = W - W+), and with s = R / z there (0 where y = 0)
+ *   R_in = x (W^T (s> + (1 + gamma) s<) + gamma W+^T (s> - s<)),
+ * s> and s< being s where y > 0 and where y < 0. */
+static sal_status gamma_nonneg(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *r, double gamma, double eps) {
+    const sal_tensor *x = c->in[r->x], *W = c->in[r->w], *b = r->b >= 0 ? c->in[r->b] : NULL, *wp, *bp = NULL;
+    SAL_TRY(mod_weight(W, W_POS, 0, &p->w[0], &wp));
+    if (b) SAL_TRY(mod_weight(b, W_POS, 0, &p->bias, &bp));
+    SAL_TRY(sal_lin_apply(c->g, c->n, r, x, wp, bp, &p->z, c->ws));
+    const float *y = sal_f32(c->out[0]);
+    float *z = sal_f32(&p->z), g = (float)gamma;
+    int64_t m = sal_tensor_numel(&p->z);
+#pragma omp simd
+    for (int64_t i = 0; i < m; i++) z[i] = y[i] + g * (y[i] < 0.0f ? y[i] - z[i] : z[i]);
+    SAL_TRY(stabilized(c->n, c->dout[0], &p->z, eps, 1.0, &p->s));
+    float *u = z, *v = sal_f32(&p->s); /* z is spent: its buffer takes W's factor */
+#pragma omp simd
+    for (int64_t i = 0; i < m; i++) {
+        float si = y[i] > 0.0f || y[i] < 0.0f ? v[i] : 0.0f;
+        u[i] = y[i] < 0.0f ? (1.0f + g) * si : si;
+        v[i] = y[i] < 0.0f ? -g * si : g * si;
+    }
+    SAL_TRY(zeroed(&p->tmp, x));
+    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, W, &p->z, &p->tmp, c->ws));
+    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, wp, &p->s, &p->tmp, c->ws));
+    add_product(c->din[r->x], x, &p->tmp);
+    return SAL_OK;
+}
+
 static sal_status rule_lin(sal_opctx *c, void *user) {
     sal_lrp_plan *p = user;
     int i = node_index(c);
@@ -367,6 +398,7 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
     memset(g, 0, sizeof g);
     switch (rl->kind) {
     case SAL_LRP_GAMMA:
+        if (p->zennit && !has_neg) return has_pos ? gamma_nonneg(p, c, r, rl->a, eps) : SAL_OK;
         if (p->zennit) { /* Zennit's Gamma: outputs > 0 favour positive contributions, outputs < 0 negative ones */
             g[0] = (group){{{W_GAMMA, X_POS, 0}, {W_GAMMA_NEG, X_NEG, 0}}, 2, true, W_GAMMA, 1, 1};
             g[1] = (group){{{W_GAMMA_NEG, X_POS, 0}, {W_GAMMA, X_NEG, 0}}, 2, true, W_GAMMA_NEG, 1, -1};
@@ -402,9 +434,11 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
 static sal_status rule_pass(sal_opctx *c, void *user) {
     (void)user;
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
-    float *d = sal_f32(c->din[0]);
-    const float *r = sal_f32(c->dout[0]);
-    for (int64_t i = 0, n = sal_tensor_numel(c->din[0]); i < n; i++) d[i] += r[i];
+    float *restrict d = sal_f32(c->din[0]);
+    const float *restrict r = sal_f32(c->dout[0]);
+    int64_t n = sal_tensor_numel(c->din[0]);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) d[i] += r[i];
     return SAL_OK;
 }
 

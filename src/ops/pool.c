@@ -257,11 +257,6 @@ static int64_t maxpool_rows_len(const sal_win *w) {
     return len <= 4096 ? len : 0;
 }
 
-static bool is_2x2(const sal_win *w) {
-    return w->nsp == 2 && w->k[1] == 2 && w->k[2] == 2 && w->s[1] == 2 && w->s[2] == 2 && w->d[1] == 1 &&
-           w->d[2] == 1 && w->pb[1] == 0 && w->pb[2] == 0 && 2 * w->out[1] <= w->in[1] && 2 * w->out[2] <= w->in[2];
-}
-
 /* Forward (dx NULL): y = window means of the plane x. Backward: dx += dy / divisor over each window. */
 static void avgpool_plane(const sal_win *w, const win1 *const t[3], bool count_pad, const float *x, float *y, float *dx,
                           const float *dy) {
@@ -314,7 +309,7 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     const win1 *t[3];
     win_table(&w, buf, t);
-    const bool fast = !avg && is_2x2(&w);
+    const bool fast = !avg && sal_win_2x2(&w);
     const int64_t rows = !avg && !backward && !fast ? maxpool_rows_len(&w) : 0;
     /* 2x2 windows that tile the plane write a fresh gradient whole: no zeros first */
     const bool set = fresh && fast && 2 * w.out[1] == w.in[1] && 2 * w.out[2] == w.in[2];
@@ -343,7 +338,7 @@ static sal_status maxpool_forward(sal_opctx *c) { return pool_run(c, false, fals
  * convolutions); any other window has it converted first. */
 static bool maxpool_blk_takes(sal_opctx *c) {
     sal_win w;
-    return (c->n->nout == 1 || !c->out[1]) && sal_blk_fits(c->in[0]) && pool_plan(c, &w) == SAL_OK && is_2x2(&w);
+    return (c->n->nout == 1 || !c->out[1]) && sal_blk_fits(c->in[0]) && pool_plan(c, &w) == SAL_OK && sal_win_2x2(&w);
 }
 static sal_status maxpool_backward(sal_opctx *c) { return pool_run(c, false, true); }
 static sal_status avgpool_forward(sal_opctx *c) { return pool_run(c, true, false); }

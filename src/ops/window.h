@@ -24,6 +24,13 @@ typedef struct {
     int64_t in_sz, out_sz, k_sz; /* products of in, out and k */
 } sal_win;
 
+/* 2-D windows of 2x2 at stride 2, no padding or dilation, inside the input: the pools between
+ * convolutions, which get loops of their own. */
+static inline bool sal_win_2x2(const sal_win *w) {
+    return w->nsp == 2 && w->k[1] == 2 && w->k[2] == 2 && w->s[1] == 2 && w->s[2] == 2 && w->d[1] == 1 &&
+           w->d[2] == 1 && w->pb[1] == 0 && w->pb[2] == 0 && 2 * w->out[1] <= w->in[1] && 2 * w->out[2] <= w->in[2];
+}
+
 /* Parses kernel_shape, strides, dilations, pads, auto_pad and ceil_mode (ceil_mode only when
  * `pool`). need_k: kernel_shape is required (pooling). */
 sal_status sal_win_parse(const sal_node *n, bool need_k, bool pool, sal_win_attr *a);
