@@ -746,6 +746,15 @@ static void test_deeplift_maxpool_2x2(void) {
         xv[i] = 0.5f * (float)(int)(3 * sal_rng_uniform(&r));
         rv[i] = 0.5f * (float)(int)(3 * sal_rng_uniform(&r));
     }
+    /* in every plane, ties at the maximum for sure: x level (the first tap wins, the maximum rose),
+     * x0 tied on its first two taps (the maximum fell), x tied on the middle two */
+    static const float tx[3][4] = {{1, 1, 1, 1}, {0, 0, 0, 0}, {0.5f, 1, 1, 0}}, tr[3][4] = {{0.5f, 0, 0, 0},
+                                                                                         {1, 1, 0.5f, 0}, {0, 0, 0, 0}};
+    for (int pl = 0; pl < N * C; pl++)
+        for (int k = 0; k < 3; k++) {
+            int i0 = pl * H * W + 2 * (k / 2) * W + 2 * (k % 2 + k / 2), tap[4] = {i0, i0 + 1, i0 + W, i0 + W + 1};
+            for (int q = 0; q < 4; q++) xv[tap[q]] = tx[k][q], rv[tap[q]] = tr[k][q];
+        }
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<pool2x2>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, W}) == SAL_OK);
