@@ -1,4 +1,4 @@
-/* The shared numerics of core/: sal_row_size, sal_percentile against order statistics of known
+/* The shared numerics of core/: JSON string literals, sal_row_size, sal_percentile against order statistics of known
  * sets, and sal_gauss_blur against a direct 2-D convolution with edge replication and against the
  * closed form of an impulse's response. */
 #include "testutil.h"
@@ -208,7 +208,27 @@ static void test_vgelu(void) {
     free(dx);
 }
 
+/* JSON string literals (sal_sb_str): plain runs as they are, quotes and backslashes escaped, control
+ * characters as \u00XX; a long string grows the buffer past its first 512 bytes. */
+static void test_json_strings(void) {
+    sal_sbuf b = {0};
+    sal_sb_str(&b, "a\"b\\c\nd\x01" "e");
+    sal_sb_str(&b, "");
+    CHECK(b.s && !strcmp(b.s, "\"a\\\"b\\\\c\\u000ad\\u0001e\"\"\""), "escaped: %s", b.s ? b.s : "(null)");
+    char big[1500];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[700] = '"';
+    size_t before = b.len;
+    sal_sb_str(&b, big);
+    CHECK(!b.oom && b.len == before + 1502 && b.s[before + 701] == '\\' && b.s[before + 702] == '"' &&
+              b.s[b.len - 1] == '"' && b.s[b.len] == '\0',
+          "a 1499-byte string with one quote: %zu bytes added", b.len - before);
+    sal_sb_free(&b);
+}
+
 int main(void) {
+    test_json_strings();
     test_vmath();
     test_vgelu();
     test_row_size();

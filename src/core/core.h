@@ -134,6 +134,7 @@ typedef struct {
     bool oom;
 } sal_sbuf;
 void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sal_sb_put(sal_sbuf *b, const char *s, size_t n); /* n bytes as they are */
 void sal_sb_str(sal_sbuf *b, const char *s); /* a JSON string literal */
 void sal_sb_num(sal_sbuf *b, double v);      /* a JSON number, null when not finite */
 void sal_sb_csv(sal_sbuf *b, const char *s); /* a CSV field, quoted when needed */

@@ -30,14 +30,37 @@ void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) {
     }
 }
 
-void sal_sb_str(sal_sbuf *b, const char *s) {
-    sal_sb_printf(b, "\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') sal_sb_printf(b, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) sal_sb_printf(b, "\\u%04x", *s);
-        else sal_sb_printf(b, "%c", *s);
+void sal_sb_put(sal_sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (!b->s || b->len + n >= b->cap) {
+        size_t ncap = (b->cap ? b->cap * 2 : 512) + n;
+        char *p = sal_realloc(b->s, ncap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->s = p;
+        b->cap = ncap;
     }
-    sal_sb_printf(b, "\"");
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+/* Runs of plain characters go in whole (a formatted call per character cost sal_explain a few
+ * microseconds a call on every model). */
+void sal_sb_str(sal_sbuf *b, const char *s) {
+    sal_sb_put(b, "\"", 1);
+    while (*s) {
+        size_t n = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14"
+                              "\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f");
+        sal_sb_put(b, s, n);
+        if (!s[n]) break;
+        if (s[n] == '"' || s[n] == '\\') sal_sb_printf(b, "\\%c", s[n]);
+        else sal_sb_printf(b, "\\u%04x", s[n]);
+        s += n + 1;
+    }
+    sal_sb_put(b, "\"", 1);
 }
 
 void sal_sb_num(sal_sbuf *b, double v) {
