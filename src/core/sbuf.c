@@ -4,44 +4,41 @@
 #include <math.h>
 #include <stdarg.h>
 
+/* Room for n more bytes and the terminating NUL; false (oom set) when the allocation fails. */
+static bool grow(sal_sbuf *b, size_t n) {
+    if (b->oom) return false;
+    if (b->s && b->len + n < b->cap) return true;
+    size_t ncap = (b->cap ? b->cap * 2 : 512) + n;
+    char *p = sal_realloc(b->s, ncap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->s = p;
+    b->cap = ncap;
+    return true;
+}
+
 void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
+    for (size_t need = 0; grow(b, need);) {
         va_list ap;
         va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        int k = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
         va_end(ap);
         if (k < 0) {
             b->oom = true;
             return;
         }
-        if (b->s && b->len + (size_t)k < b->cap) {
+        if (b->len + (size_t)k < b->cap) {
             b->len += (size_t)k;
             return;
         }
-        size_t ncap = (b->cap ? b->cap * 2 : 512) + (size_t)k;
-        char *p = sal_realloc(b->s, ncap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = ncap;
+        need = (size_t)k;
     }
 }
 
 void sal_sb_put(sal_sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (!b->s || b->len + n >= b->cap) {
-        size_t ncap = (b->cap ? b->cap * 2 : 512) + n;
-        char *p = sal_realloc(b->s, ncap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = ncap;
-    }
+    if (!grow(b, n)) return;
     memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';
