@@ -61,6 +61,10 @@ def main():
     ap.add_argument('--slow-reps', type=int, default=3, help='timed calls of IG on the --slow-models')
     ap.add_argument('--slow-models', default='vgg16', help='models whose IG gets --slow-reps')
     ap.add_argument('--warmup', type=int, default=2, help='untimed calls first (1 for the slow ones)')
+    ap.add_argument('--small-reps', type=int, default=50,
+                    help='timed calls on the MLP and the CNN, whose calls take milliseconds')
+    ap.add_argument('--small-warmup', type=int, default=10,
+                    help="untimed calls first on the MLP and the CNN (a process's first calls run slower)")
     ap.add_argument('--steps', type=int, default=50, help='integrated gradients steps (zero baseline)')
     ap.add_argument('--target', type=int, default=0, help='class explained, the same on both sides')
     ap.add_argument('--occlusion-batch', type=int, default=64,
@@ -89,8 +93,8 @@ def main():
     print('load average at start: %s' % benchlib.loadavg())
     print('PyTorch environment: %s' % '; '.join(notes))
     print('Captum: %s\nZennit: %s' % (captum or 'not found (CAPTUM_SRC)', zennit or 'not found (ZENNIT_SRC)'))
-    print('reps: %d (IG on %s: %d), warm-up: %d (those: 1), IG steps: %d, target class %d' %
-          (a.reps, a.slow_models, a.slow_reps, a.warmup, a.steps, a.target))
+    print('reps: %d (IG on %s: %d; the MLP and CNN: %d), warm-up: %d (those: 1, %d), IG steps: %d, target class %d' %
+          (a.reps, a.slow_models, a.slow_reps, a.small_reps, a.warmup, a.small_warmup, a.steps, a.target))
     sys.stdout.flush()
     failed = benchlib.export(model_dir, models)
     print()
@@ -113,6 +117,8 @@ def main():
                     continue
                 slow = method == 'integrated_gradients' and model in a.slow_models.split(',')
                 reps, warm = (a.slow_reps, min(a.warmup, 1)) if slow else (a.reps, a.warmup)
+                if not large:
+                    reps, warm = a.small_reps, a.small_warmup
                 if method == 'integrated_gradients':
                     params = params + ['steps=%d' % a.steps]
                 ours = benchlib.run_ours(a.build, model_dir, model, method, b, reps, warm, params, a.target,
