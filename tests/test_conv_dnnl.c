@@ -6,6 +6,7 @@
  * in fresh buffers that the kernels write instead of adding to (sal_op.bwd_writes). Each case must really run through oneDNN (its call counter
  * moves), and the default mode must leave small layers to our kernels. */
 #include "ops/conv_dnnl.h"
+#include "ops/linear_ops.h"
 #include "testutil.h"
 
 typedef struct {
@@ -417,6 +418,90 @@ static void test_grad_pool(sal_rng *r) {
     sal_model_free(g);
 }
 
+/* Blocked <-> plain conversions (sal_blk_convert) against the layout's formula: planes whose pixel
+ * count is a multiple of the 4 x 4 tiles and ones with a remainder, a batch, and one large enough
+ * to be split among the threads. */
+static void test_blk_convert(sal_rng *r) {
+    static const int64_t shapes[][4] = {{2, 32, 7, 7}, {1, 16, 14, 14}, {1, 48, 3, 5}, {1, 256, 65, 65}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const int64_t *d = shapes[k];
+        sal_tensor p = t_rand(r, 4, d, 1), b = t_rand(r, 4, d, 1), base = t_rand(r, 4, d, 1);
+        sal_tensor out = {0}, sum = {0};
+        sal_tensor_copy(&out, &base);
+        sal_tensor_copy(&sum, &base);
+        sal_blk_convert(sal_f32(&out), sal_f32(&p), d, SAL_BLK_FROM_PLAIN);
+        sal_blk_convert(sal_f32(&sum), sal_f32(&b), d, SAL_BLK_ADD_TO_PLAIN);
+        double e_from = 0, e_add = 0, e_to = 0;
+        for (int64_t n = 0; n < d[0]; n++)
+            for (int64_t c = 0; c < d[1]; c++)
+                for (int64_t s = 0; s < d[2] * d[3]; s++) {
+                    int64_t pi = (n * d[1] + c) * d[2] * d[3] + s, bi = ((n * d[1] + c) / 16 * d[2] * d[3] + s) * 16 + c % 16;
+                    e_from = fmax(e_from, fabs(sal_f32(&out)[bi] - sal_f32(&p)[pi]));
+                    e_add = fmax(e_add, fabs(sal_f32(&sum)[pi] - sal_f32(&base)[pi] - sal_f32(&b)[bi]));
+                }
+        sal_blk_convert(sal_f32(&sum), sal_f32(&out), d, SAL_BLK_TO_PLAIN); /* back: p again */
+        for (int64_t i = 0, n = sal_tensor_numel(&p); i < n; i++) e_to = fmax(e_to, fabs(sal_f32(&sum)[i] - sal_f32(&p)[i]));
+        CHECK(e_from == 0 && e_to == 0 && e_add < 1e-6, "blocked conversions of (%lld, %lld, %lld, %lld): from plain %g, "
+              "to plain %g, added to plain %g", (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3],
+              e_from, e_to, e_add);
+        sal_tensor *all[] = {&p, &b, &base, &out, &sum};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) sal_tensor_free(all[i]);
+    }
+}
+
+/* Substituted weights through oneDNN (LRP's rules, linear_ops.h), kept reordered between calls under
+ * the caller's key: each key's products equal those of the same weights reordered afresh (key 0)
+ * and of our own kernels, found again while kept and with more keys than the cache holds (entries
+ * replaced and filled again), and after the model's weights change the same keys give the new
+ * weights' products. */
+static void test_keyed_weights(sal_rng *r) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<keyed>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 16, 12, 12}) == SAL_OK);
+    sal_tensor W = t_rand(r, 4, (int64_t[]){32, 16, 3, 3}, 0.3f);
+    SAL_ASSERT(sal_graph_add_const(g, "w", &W) == SAL_OK);
+    int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1};
+    sal_attr at[2] = {sal_attr_make_ints("kernel_shape", 2, ks), sal_attr_make_ints("pads", 4, pads)};
+    t_node(g, "Conv", "conv", 2, (const char *[]){"x", "w"}, "y", 2, at);
+    t_finish(g, "y");
+    const sal_node *n = &g->node[0];
+    float *own = sal_f32(&g->val[n->in[1]].t);
+    sal_lin_roles roles;
+    CHECK_OK(sal_lin_roles_of(g, n, &roles));
+    /* two keys kept and found again, seven more that replace them, the two again */
+    static const int keys[] = {1, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2};
+    sal_tensor x = t_rand(r, 4, (int64_t[]){1, 16, 12, 12}, 1), rz = t_rand(r, 4, (int64_t[]){1, 32, 12, 12}, 1);
+    sal_tensor Wk = {0}, z[3] = {{0}}, t[3] = {{0}};
+    sal_scratch ws = {0}, fresh = {0};
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) { /* new weights: the kept ones are stale */
+            for (int64_t i = 0, m = sal_tensor_numel(&W); i < m; i++) own[i] = -0.5f * own[i] + 0.01f;
+            sal_model_weights_changed(g);
+        }
+        double worst = 0;
+        for (size_t q = 0; q < sizeof keys / sizeof *keys; q++) {
+            int k = keys[q];
+            sal_tensor_copy(&Wk, &g->val[n->in[1]].t);
+            for (int64_t i = 0, m = sal_tensor_numel(&Wk); i < m; i++) sal_f32(&Wk)[i] *= (float)(k % 3 ? k : -k);
+            for (int v = 0; v < 3; v++) { /* keyed, afresh, our kernels */
+                sal_conv_dnnl_mode(v == 2 ? SAL_DNNL_OFF : SAL_DNNL_ALL);
+                sal_tensor_alloc(&t[v], SAL_F32, 4, x.dim);
+                CHECK_OK(sal_lin_apply(g, n, &roles, &x, &Wk, v == 0 ? (uint64_t)k : 0, NULL, &z[v], v ? &fresh : &ws));
+                CHECK_OK(sal_lin_transposed(g, n, &roles, &x, &Wk, v == 0 ? (uint64_t)k : 0, &rz, &t[v], v ? &fresh : &ws));
+            }
+            worst = fmax(worst, fmax(relerr(&z[0], &z[2]), relerr(&t[0], &t[2])));
+            worst = fmax(worst, fmax(relerr(&z[1], &z[2]), relerr(&t[1], &t[2])));
+        }
+        CHECK(worst < 1e-5, "keyed substituted weights, round %d: relative error %g", round, worst);
+    }
+    sal_conv_dnnl_mode(SAL_DNNL_AUTO);
+    sal_scratch_free(&ws);
+    sal_scratch_free(&fresh);
+    sal_tensor *all[] = {&W, &x, &rz, &Wk, &z[0], &z[1], &z[2], &t[0], &t[1], &t[2]};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) sal_tensor_free(all[i]);
+    sal_model_free(g);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -450,6 +535,8 @@ int main(void) {
     test_blocked_pool(&r);
     test_blocked_methods(&r);
     test_grad_pool(&r);
+    test_blk_convert(&r);
+    test_keyed_weights(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},

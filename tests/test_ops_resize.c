@@ -393,16 +393,16 @@ static void test_convt_linear_ops(void) {
     sal_scratch ws = {0};
     sal_tensor x = trand(4, DIMS(2, 4, 3, 3)), W2 = trand(4, DIMS(4, 3, 3, 3)), z = {0}, zb = {0}, yref = {0};
     /* apply with other weights is the op's forward with them */
-    CHECK_OK(sal_lin_apply(g, n, &r, &x, &W2, NULL, &z, &ws));
+    CHECK_OK(sal_lin_apply(g, n, &r, &x, &W2, 0, NULL, &z, &ws));
     sal_attr at2[3] = {sal_attr_make_ints("strides", 2, DIMS(2, 2)), sal_attr_make_ints("output_padding", 2, DIMS(1, 1)),
                        sal_attr_make_int("group", 2)};
     CHECK_OK(run1(13, "ConvTranspose", 2, (sal_tensor[]){x, W2}, BOOLS(false, true), 3, at2, &yref));
     CHECK(shape_is(&z, 4, DIMS(2, 6, 8, 8)) && max_diff(&z, &yref) < 1e-5, "sal_lin_apply");
-    CHECK_OK(sal_lin_apply(g, n, &r, &x, &W2, &B, &zb, &ws));
+    CHECK_OK(sal_lin_apply(g, n, &r, &x, &W2, 0, &B, &zb, &ws));
     CHECK(fabsf(sal_f32(&zb)[64 + 7] - sal_f32(&z)[64 + 7] - sal_f32(&B)[1]) < 1e-5, "sal_lin_apply with a bias");
     /* transposed: <apply(x), rz> = <x, transposed(rz)>; correlate: <apply(x; V), rz> = <V, correlate(x, rz)> */
     sal_tensor rz = trand(4, DIMS(2, 6, 8, 8)), xt = tf32(4, x.dim, NULL), dW = tf32(4, W.dim, NULL);
-    CHECK_OK(sal_lin_transposed(g, n, &r, &x, &W2, &rz, &xt, &ws));
+    CHECK_OK(sal_lin_transposed(g, n, &r, &x, &W2, 0, &rz, &xt, &ws));
     CHECK(fabs(dot(&z, &rz) - dot(&x, &xt)) < 1e-3, "sal_lin_transposed is the adjoint");
     CHECK_OK(sal_lin_correlate(g, n, &r, &x, &W, &rz, &dW, &ws));
     CHECK(fabs(dot(&z, &rz) - dot(&W2, &dW)) < 1e-3, "sal_lin_correlate is the weight gradient");

@@ -107,6 +107,40 @@ SAL_CLONES void axpy4(int n, float *restrict c, const float *w, const float *con
 
 void sal_axpy4(int n, float *c, const float *w, const float *const *r) { axpy4(n, c, w, r); }
 
+/* Thread t of nt's share of rows_axpy: its rows of B into its copy of c, then its columns of the copies
+ * summed into c. */
+static void rows_share(int t, int nt, int N, int K, float alpha, const float *a, int inca, const float *B, int ldb,
+                       float beta, float *c, float *part) {
+    float *cc = t == 0 ? c : part + (size_t)(t - 1) * (size_t)N;
+    if (t == 0 && beta != 0.0f) {
+        if (beta != 1.0f)
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    } else {
+        memset(cc, 0, sizeof *cc * (size_t)N);
+    }
+    int k0 = (int)((int64_t)K * t / nt), k1 = (int)((int64_t)K * (t + 1) / nt);
+    const float *r[4];
+    float w[4];
+    int q = 0;
+    for (int k = k0; k < k1; k++) {
+        float v = a[(size_t)k * inca];
+        if (v == 0.0f) continue;
+        r[q] = B + (size_t)k * ldb;
+        w[q++] = alpha * v;
+        if (q == 4) axpy4(N, cc, w, r), q = 0;
+    }
+    for (int i = 0; i < q; i++) { /* the last rows, fewer than four */
+        const float *ri = r[i];
+#pragma omp simd
+        for (int j = 0; j < N; j++) cc[j] += w[i] * ri[j];
+    }
+    if (nt == 1) return;
+#pragma omp barrier
+    int j0 = (int)((int64_t)N * t / nt), j1 = (int)((int64_t)N * (t + 1) / nt);
+    for (int u = 1; u < nt; u++)
+        for (int j = j0; j < j1; j++) c[j] += part[(size_t)(u - 1) * (size_t)N + j];
+}
+
 /* c (N) = alpha a B + beta c for a row a (K, stride inca) and row-major B (K,N), visiting only
  * the rows of B whose a[k] is not zero. Batch-1 dense layers are bound by reading B; after a ReLU
  * about half of a gradient's (or an activation's) entries are zero, and skipping their rows halves
@@ -123,37 +157,12 @@ static bool rows_axpy(int N, int K, float alpha, const float *a, int inca, const
     if (T > 8) T = 8;
     float *part = T > 1 ? malloc(sizeof *part * (size_t)N * (size_t)(T - 1)) : NULL;
     if (!part) T = 1;
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *cc = t == 0 ? c : part + (size_t)(t - 1) * (size_t)N;
-        if (t == 0 && beta != 0.0f) {
-            if (beta != 1.0f)
-                for (int j = 0; j < N; j++) c[j] *= beta;
-        } else {
-            memset(cc, 0, sizeof *cc * (size_t)N);
-        }
-        int k0 = (int)((int64_t)K * t / nt), k1 = (int)((int64_t)K * (t + 1) / nt);
-        const float *r[4];
-        float w[4];
-        int q = 0;
-        for (int k = k0; k < k1; k++) {
-            float v = a[(size_t)k * inca];
-            if (v == 0.0f) continue;
-            r[q] = B + (size_t)k * ldb;
-            w[q++] = alpha * v;
-            if (q == 4) axpy4(N, cc, w, r), q = 0;
-        }
-        for (int i = 0; i < q; i++) { /* the last rows, fewer than four */
-            const float *ri = r[i];
-#pragma omp simd
-            for (int j = 0; j < N; j++) cc[j] += w[i] * ri[j];
-        }
-#pragma omp barrier
-        int j0 = (int)((int64_t)N * t / nt), j1 = (int)((int64_t)N * (t + 1) / nt);
-        for (int u = 1; u < nt; u++)
-            for (int j = j0; j < j1; j++) c[j] += part[(size_t)(u - 1) * (size_t)N + j];
+    if (T == 1) { /* no parallel region: see SAL_PAR_FOR */
+        rows_share(0, 1, N, K, alpha, a, inca, B, ldb, beta, c, NULL);
+        return true;
     }
+#pragma omp parallel num_threads(T)
+    rows_share(omp_get_thread_num(), omp_get_num_threads(), N, K, alpha, a, inca, B, ldb, beta, c, part);
     free(part);
     return true;
 }

@@ -250,6 +250,14 @@ static sal_status shaped(sal_tensor *t, const sal_tensor *like) {
     return sal_tensor_alloc(t, SAL_F32, like->ndim, like->dim);
 }
 
+/* The name of W' = m(W) for the linear ops' caches (sal_opctx.wkey): the modification and gamma. */
+static uint64_t wkey_of(wmod m, double gamma) {
+    float g = m == W_GAMMA || m == W_GAMMA_NEG ? (float)gamma : 0.0f;
+    uint32_t bits;
+    memcpy(&bits, &g, sizeof bits);
+    return (uint64_t)bits << 8 | (uint64_t)(m + 1);
+}
+
 /* The modified weights of a term: W itself, or a modified copy in buf. */
 static sal_status mod_weight(const sal_tensor *W, wmod m, double gamma, sal_tensor *buf, const sal_tensor **out) {
     if (m == W_ID) {
@@ -316,9 +324,9 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
         SAL_TRY(mod_weight(W, gp->t[k].w, gamma, &p->w[k], &wt[k]));
         SAL_TRY(mod_input(x, &gp->t[k], has_neg, &p->x[k], &xt[k]));
         if (k == first) {
-            SAL_TRY(sal_lin_apply(c->g, n, r, xt[k], wt[k], bias, &p->z, c->ws));
+            SAL_TRY(sal_lin_apply(c->g, n, r, xt[k], wt[k], wkey_of(gp->t[k].w, gamma), bias, &p->z, c->ws));
         } else {
-            SAL_TRY(sal_lin_apply(c->g, n, r, xt[k], wt[k], NULL, &p->zt, c->ws));
+            SAL_TRY(sal_lin_apply(c->g, n, r, xt[k], wt[k], wkey_of(gp->t[k].w, gamma), NULL, &p->zt, c->ws));
             float *restrict z = sal_f32(&p->z);
             const float *restrict zt = sal_f32(&p->zt);
             int64_t m = sal_tensor_numel(&p->z);
@@ -336,7 +344,7 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
     for (int k = 0; k < gp->nt; k++) {
         if (!use[k]) continue;
         SAL_TRY(zeroed(&p->tmp, x));
-        SAL_TRY(sal_lin_transposed(c->g, n, r, x, wt[k], &p->s, &p->tmp, c->ws));
+        SAL_TRY(sal_lin_transposed(c->g, n, r, x, wt[k], wkey_of(gp->t[k].w, gamma), &p->s, &p->tmp, c->ws));
         add_product(out, xt[k], &p->tmp);
     }
     return SAL_OK;
@@ -352,7 +360,7 @@ static sal_status gamma_nonneg(sal_lrp_plan *p, sal_opctx *c, const sal_lin_role
     const sal_tensor *x = c->in[r->x], *W = c->in[r->w], *b = r->b >= 0 ? c->in[r->b] : NULL, *wp, *bp = NULL;
     SAL_TRY(mod_weight(W, W_POS, 0, &p->w[0], &wp));
     if (b) SAL_TRY(mod_weight(b, W_POS, 0, &p->bias, &bp));
-    SAL_TRY(sal_lin_apply(c->g, c->n, r, x, wp, bp, &p->z, c->ws));
+    SAL_TRY(sal_lin_apply(c->g, c->n, r, x, wp, wkey_of(W_POS, 0), bp, &p->z, c->ws));
     const float *y = sal_f32(c->out[0]);
     float *z = sal_f32(&p->z), g = (float)gamma;
     int64_t m = sal_tensor_numel(&p->z);
@@ -367,8 +375,8 @@ static sal_status gamma_nonneg(sal_lrp_plan *p, sal_opctx *c, const sal_lin_role
         v[i] = y[i] < 0.0f ? -g * si : g * si;
     }
     SAL_TRY(zeroed(&p->tmp, x));
-    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, W, &p->z, &p->tmp, c->ws));
-    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, wp, &p->s, &p->tmp, c->ws));
+    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, W, 0, &p->z, &p->tmp, c->ws));
+    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, wp, wkey_of(W_POS, 0), &p->s, &p->tmp, c->ws));
     add_product(c->din[r->x], x, &p->tmp);
     return SAL_OK;
 }
@@ -386,7 +394,7 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
         /* the denominator is the node's own output: no forward pass needed */
         SAL_TRY(stabilized(c->n, c->dout[0], c->out[0], eps, 1.0, &p->s));
         SAL_TRY(zeroed(&p->tmp, x));
-        SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, c->in[r->w], &p->s, &p->tmp, c->ws));
+        SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, c->in[r->w], 0, &p->s, &p->tmp, c->ws));
         add_product(out, x, &p->tmp);
         return SAL_OK;
     }

@@ -555,7 +555,7 @@ static sal_status rule_pattern(sal_opctx *c, void *user) {
     int i = (int)(c->n - c->g->node);
     const sal_lin_roles *r = &p->roles[i];
     if (!c->din[r->x] || !c->dout[0]) return SAL_OK;
-    return sal_lin_transposed(c->g, c->n, r, c->in[r->x], &p->eff[i], c->dout[0], c->din[r->x], c->ws);
+    return sal_lin_transposed(c->g, c->n, r, c->in[r->x], &p->eff[i], 0, c->dout[0], c->din[r->x], c->ws);
 }
 
 static sal_status rule_output_pass(sal_opctx *c, void *user) {

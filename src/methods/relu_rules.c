@@ -76,17 +76,17 @@ static sal_status rule_deconv_guided(sal_opctx *c, void *user) {
     int64_t n = sal_tensor_numel(c->in[0]);
     /* branch-free simd loops with unconditional loads (a branch per element mispredicts) */
     if (st->mode == M_GUIDED) {
-#pragma omp parallel for simd if (parallel: n > 65536)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i], v = x[i];
-            dx[i] += g > 0.0f && v > 0.0f ? g : 0.0f;
-        }
+        SAL_PAR_FOR_SIMD(
+            n > 65536, for (int64_t i = 0; i < n; i++) {
+                float g = dy[i], v = x[i];
+                dx[i] += g > 0.0f && v > 0.0f ? g : 0.0f;
+            });
     } else {
-#pragma omp parallel for simd if (parallel: n > 65536)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i];
-            dx[i] += g > 0.0f ? g : 0.0f;
-        }
+        SAL_PAR_FOR_SIMD(
+            n > 65536, for (int64_t i = 0; i < n; i++) {
+                float g = dy[i];
+                dx[i] += g > 0.0f ? g : 0.0f;
+            });
     }
     return SAL_OK;
 }

@@ -19,8 +19,8 @@ static sal_status leaky_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];);
     return SAL_OK;
 }
 
@@ -30,8 +30,8 @@ static sal_status leaky_backward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : alpha * dy[i];
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : alpha * dy[i];);
     return SAL_OK;
 }
 
@@ -47,16 +47,16 @@ static sal_status sigmoid_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        /* exp of a non-positive number only: no overflow for large |x| */
-        if (x[i] >= 0.0f) {
-            y[i] = 1.0f / (1.0f + expf(-x[i]));
-        } else {
-            float e = expf(x[i]);
-            y[i] = e / (1.0f + e);
-        }
-    }
+    SAL_PAR_FOR(
+        n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+            /* exp of a non-positive number only: no overflow for large |x| */
+            if (x[i] >= 0.0f) {
+                y[i] = 1.0f / (1.0f + expf(-x[i]));
+            } else {
+                float e = expf(x[i]);
+                y[i] = e / (1.0f + e);
+            }
+        });
     return SAL_OK;
 }
 
@@ -65,8 +65,8 @@ static sal_status sigmoid_backward(sal_opctx *c) {
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]););
     return SAL_OK;
 }
 
@@ -80,8 +80,7 @@ static sal_status tanh_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]););
     return SAL_OK;
 }
 
@@ -90,8 +89,8 @@ static sal_status tanh_backward(sal_opctx *c) {
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]););
     return SAL_OK;
 }
 
@@ -134,17 +133,35 @@ static sal_status clip_forward(sal_opctx *c) {
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
     /* min(max(x, lo), hi) as in numpy.clip: hi wins when lo > hi */
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i] < lo ? lo : x[i];
-        y[i] = v > hi ? hi : v;
-    }
+    SAL_PAR_FOR(
+        n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+            float v = x[i] < lo ? lo : x[i];
+            y[i] = v > hi ? hi : v;
+        });
     return SAL_OK;
 }
 
 /* The gradient goes to x strictly inside (lo, hi), else to the bound that produced the output.
  * The bounds' gradients (a reduction) are taken only when asked for: MobileNets' ReLU6 never asks,
  * and its backward is then one vectorized pass that writes a fresh buffer. */
+/* dx over [i0, i1) (set: written, else added to) */
+static void clip_grad(float *restrict dx, const float *restrict dy, const float *restrict x, float lo, float hi,
+                      int64_t i0, int64_t i1, bool set) {
+    if (set) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            float g = dy[i], v = x[i];
+            dx[i] = v > lo && v < hi ? g : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            float g = dy[i], v = x[i];
+            dx[i] += v > lo && v < hi ? g : 0.0f;
+        }
+    }
+}
+
 static sal_status clip_backward(sal_opctx *c) {
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL;
     int64_t n = sal_tensor_numel(c->in[0]);
@@ -160,27 +177,17 @@ static sal_status clip_backward(sal_opctx *c) {
     float *dlo = inputs && c->n->nin > 1 && c->din[1] ? sal_f32(c->din[1]) : NULL;
     float *dhi = inputs && c->n->nin > 2 && c->din[2] ? sal_f32(c->din[2]) : NULL;
     /* branch-free (a mispredicted branch per element cost more than the memory traffic) */
-    if (dx && (c->din_fresh & 1)) {
-#pragma omp parallel for simd firstprivate(lo, hi) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i], v = x[i];
-            dx[i] = v > lo && v < hi ? g : 0.0f;
-        }
-    } else if (dx) {
-#pragma omp parallel for simd firstprivate(lo, hi) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i], v = x[i];
-            dx[i] += v > lo && v < hi ? g : 0.0f;
-        }
-    }
+    if (dx) SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1, clip_grad(dx, dy, x, lo, hi, i0, i1, c->din_fresh & 1));
     if (!dlo && !dhi) return SAL_OK;
     double glo = 0, ghi = 0;
-#pragma omp parallel for reduction(+ : glo, ghi) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        if (x[i] > lo && x[i] < hi) continue;
-        if (x[i] <= lo && lo < hi) glo += dy[i];
-        else ghi += dy[i];
-    }
+    SAL_PAR_FOR(
+        n > PAR_MIN, "omp parallel for reduction(+ : glo, ghi)", for (int64_t i = 0; i < n; i++) {
+            if (x[i] > lo && x[i] < hi) continue;
+            if (x[i] <= lo && lo < hi)
+                glo += dy[i];
+            else
+                ghi += dy[i];
+        });
     if (dlo) dlo[0] += (float)glo;
     if (dhi) dhi[0] += (float)ghi;
     return SAL_OK;

@@ -11,8 +11,7 @@ static sal_status relu_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for simd if (parallel: n > 65536)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;);
     return SAL_OK;
 }
 
@@ -28,17 +27,15 @@ static sal_status relu_backward(sal_opctx *c) {
     /* simd and an unconditional load of dy: branch-free (gcc -O2 leaves a branch per element
      * otherwise, mispredicted on half of them) */
     if (c->din_fresh & 1) {
-#pragma omp parallel for simd if (parallel: n > 65536)
-        for (int64_t i = 0; i < n; i++) {
+        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
             float g = dy[i];
             dx[i] = x[i] > 0.0f ? g : 0.0f;
-        }
+        });
     } else {
-#pragma omp parallel for simd if (parallel: n > 65536)
-        for (int64_t i = 0; i < n; i++) {
+        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
             float g = dy[i];
             dx[i] += x[i] > 0.0f ? g : 0.0f;
-        }
+        });
     }
     return SAL_OK;
 }

@@ -7,11 +7,66 @@ bool sal_blk_fits(const sal_tensor *t) {
     return t->dtype == SAL_F32 && t->ndim == 4 && t->dim[1] > 0 && t->dim[1] % 16 == 0 && sal_tensor_numel(t) > 0;
 }
 
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
+
+/* One plane of 16 channels and S pixels: pixels [0, s1) in 4 x 4 tiles transposed in registers
+ * (0.9 us for the small CNN's 12 544 values where a loop the compiler vectorizes takes 4 to 5: its
+ * gathers or scatters), the rest element by element. */
+static inline __attribute__((always_inline)) void plane(float *restrict d, const float *restrict b, int64_t S, sal_blk_how how) {
+    int64_t s1 = 0;
+#ifdef __SSE__
+#define LD(p) _mm_loadu_ps(p)
+    for (s1 = 0; s1 + 4 <= S; s1 += 4) /* written out: -O2 keeps loops over the four rows as loops */
+        for (int l = 0; l < 16; l += 4) {
+            if (how == SAL_BLK_FROM_PLAIN) {
+                const float *i = b + l * S + s1;
+                __m128 r0 = LD(i), r1 = LD(i + S), r2 = LD(i + 2 * S), r3 = LD(i + 3 * S);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                float *o = d + s1 * 16 + l;
+                _mm_storeu_ps(o, r0), _mm_storeu_ps(o + 16, r1), _mm_storeu_ps(o + 32, r2), _mm_storeu_ps(o + 48, r3);
+                continue;
+            }
+            const float *i = b + s1 * 16 + l;
+            __m128 r0 = LD(i), r1 = LD(i + 16), r2 = LD(i + 32), r3 = LD(i + 48);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            float *o = d + l * S + s1;
+            if (how == SAL_BLK_ADD_TO_PLAIN) {
+                r0 = _mm_add_ps(r0, LD(o)), r1 = _mm_add_ps(r1, LD(o + S));
+                r2 = _mm_add_ps(r2, LD(o + 2 * S)), r3 = _mm_add_ps(r3, LD(o + 3 * S));
+            }
+            _mm_storeu_ps(o, r0), _mm_storeu_ps(o + S, r1), _mm_storeu_ps(o + 2 * S, r2), _mm_storeu_ps(o + 3 * S, r3);
+        }
+#undef LD
+#endif
+    for (int64_t s = s1; s < S; s++)
+        for (int l = 0; l < 16; l++) switch (how) {
+            case SAL_BLK_TO_PLAIN: d[l * S + s] = b[s * 16 + l]; break;
+            case SAL_BLK_ADD_TO_PLAIN: d[l * S + s] += b[s * 16 + l]; break;
+            case SAL_BLK_FROM_PLAIN: d[s * 16 + l] = b[l * S + s]; break;
+            }
+}
+
+/* planes [p0, p1) of 16 channels and S pixels each */
+static void planes(float *restrict dst, const float *restrict src, int64_t p0, int64_t p1, int64_t S,
+                   sal_blk_how how) {
+    for (int64_t p = p0; p < p1; p++) { /* each case a loop of its own, how being constant in it */
+        float *d = dst + p * 16 * S;
+        const float *b = src + p * 16 * S;
+        switch (how) {
+        case SAL_BLK_TO_PLAIN: plane(d, b, S, SAL_BLK_TO_PLAIN); break;
+        case SAL_BLK_ADD_TO_PLAIN: plane(d, b, S, SAL_BLK_ADD_TO_PLAIN); break;
+        case SAL_BLK_FROM_PLAIN: plane(d, b, S, SAL_BLK_FROM_PLAIN); break;
+        }
+    }
+}
+
+void sal_blk_convert(float *restrict dst, const float *restrict src, const int64_t *dim, sal_blk_how how) {
+    int64_t np = dim[0] * (dim[1] / 16), S = dim[2] * dim[3];
+    SAL_PAR_SPLIT(np * S > 65536, np, p0, p1, planes(dst, src, p0, p1, S, how));
+}
+
 void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim) {
-    int64_t planes = dim[0] * (dim[1] / 16), S = dim[2] * dim[3];
-    /* plane p: 16 channels of S pixels, each pixel's 16 values together in src */
-#pragma omp parallel for schedule(static) if (planes * S > 16384)
-    for (int64_t p = 0; p < planes; p++)
-        for (int64_t s = 0; s < S; s++)
-            for (int l = 0; l < 16; l++) dst[(p * 16 + l) * S + s] = src[(p * S + s) * 16 + l];
+    sal_blk_convert(dst, src, dim, SAL_BLK_TO_PLAIN);
 }

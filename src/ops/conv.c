@@ -368,12 +368,12 @@ static sal_status conv_fwd_run(const sal_node *node, sal_scratch *ws, const conv
     (void)work; /* only read by OpenMP */
     if (q.direct) { /* the direct loops accumulate */
         if (!acc) memset(Y, 0, sizeof *Y * (size_t)(q.N * q.M * P));
-#pragma omp parallel for schedule(static) if (work > PAR_WORK)
-        for (int64_t it = 0; it < q.N * q.M; it++) {
-            int64_t n = it / q.M, m = it % q.M;
-            direct_fwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, Y + it * P);
-            epilogue(e, m, 1, Y + it * P, P, P);
-        }
+        SAL_PAR_FOR(
+            work > PAR_WORK, "omp parallel for schedule(static)", for (int64_t it = 0; it < q.N * q.M; it++) {
+                int64_t n = it / q.M, m = it % q.M;
+                direct_fwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, Y + it * P);
+                epilogue(e, m, 1, Y + it * P, P, P);
+            });
         return SAL_OK;
     }
     int nt = omp_get_max_threads();
@@ -450,19 +450,18 @@ static sal_status conv_bwd_run(const sal_node *node, sal_scratch *ws, const conv
         const int64_t work = q.N * q.M * P * q.Kc;
         (void)work; /* only read by OpenMP */
         if (dX) { /* items (n, g) own disjoint slices of dX */
-#pragma omp parallel for schedule(static) if (work > PAR_WORK)
-            for (int64_t it = 0; it < q.N * q.G; it++) {
-                int64_t n = it / q.G, g = it % q.G;
-                for (int64_t m = g * q.Mg; m < (g + 1) * q.Mg; m++)
-                    direct_bwd(w, NULL, Wt + m * w->k_sz, dY + (n * q.M + m) * P, dX + it * w->in_sz, NULL);
-            }
+            SAL_PAR_FOR(
+                work > PAR_WORK, "omp parallel for schedule(static)", for (int64_t it = 0; it < q.N * q.G; it++) {
+                    int64_t n = it / q.G, g = it % q.G;
+                    for (int64_t m = g * q.Mg; m < (g + 1) * q.Mg; m++)
+                        direct_bwd(w, NULL, Wt + m * w->k_sz, dY + (n * q.M + m) * P, dX + it * w->in_sz, NULL);
+                });
         }
         if (dW) { /* output channels own disjoint rows of dW */
-#pragma omp parallel for schedule(static) if (work > PAR_WORK)
-            for (int64_t m = 0; m < q.M; m++)
-                for (int64_t n = 0; n < q.N; n++)
-                    direct_bwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, dY + (n * q.M + m) * P, NULL,
-                               dW + m * w->k_sz);
+            SAL_PAR_FOR(work > PAR_WORK, "omp parallel for schedule(static)",
+                        for (int64_t m = 0; m < q.M; m++) for (int64_t n = 0; n < q.N; n++)
+                            direct_bwd(w, X + (n * q.C + m / q.Mg) * w->in_sz, Wt + m * w->k_sz, dY + (n * q.M + m) * P,
+                                       NULL, dW + m * w->k_sz););
         }
         return SAL_OK;
     }
@@ -491,24 +490,24 @@ static sal_status conv_bwd_run(const sal_node *node, sal_scratch *ws, const conv
 
 /* Y[n, m, :] += B[m] */
 static void add_bias(float *Y, const float *B, int64_t N, int64_t M, int64_t P) {
-#pragma omp parallel for schedule(static) if (N * M * P > 65536)
-    for (int64_t it = 0; it < N * M; it++) {
-        float *y = Y + it * P, b = B[it % M];
-        for (int64_t i = 0; i < P; i++) y[i] += b;
-    }
+    SAL_PAR_FOR(
+        N * M * P > 65536, "omp parallel for schedule(static)", for (int64_t it = 0; it < N * M; it++) {
+            float *y = Y + it * P, b = B[it % M];
+            for (int64_t i = 0; i < P; i++) y[i] += b;
+        });
 }
 
 /* dB[m] += sum of dY[n, m, :] */
 static void bias_grad(float *dB, const float *dY, int64_t N, int64_t M, int64_t P) {
-#pragma omp parallel for schedule(static) if (N * M * P > 65536)
-    for (int64_t m = 0; m < M; m++) {
-        float acc = 0.0f;
-        for (int64_t n = 0; n < N; n++) {
-            const float *dy = dY + (n * M + m) * P;
-            for (int64_t i = 0; i < P; i++) acc += dy[i];
-        }
-        dB[m] += acc;
-    }
+    SAL_PAR_FOR(
+        N * M * P > 65536, "omp parallel for schedule(static)", for (int64_t m = 0; m < M; m++) {
+            float acc = 0.0f;
+            for (int64_t n = 0; n < N; n++) {
+                const float *dy = dY + (n * M + m) * P;
+                for (int64_t i = 0; i < P; i++) acc += dy[i];
+            }
+            dB[m] += acc;
+        });
 }
 
 /* The shape oneDNN sees. */

@@ -36,20 +36,20 @@ static sal_status cs_infer(sal_opctx *c) {
 /* dst += scan of src along D (rows of `inner` floats); acc: outer * inner floats of scratch. */
 static void cs_scan(const cs_plan *p, const float *src, float *dst, float *acc, bool exclusive, bool reverse) {
     const int64_t D = p->D, in = p->inner;
-#pragma omp parallel for if (p->outer * D * in > 65536)
-    for (int64_t o = 0; o < p->outer; o++) {
-        float *a = acc + o * in;
-        memset(a, 0, sizeof *a * (size_t)in);
-        for (int64_t k = 0; k < D; k++) {
-            int64_t d = reverse ? D - 1 - k : k;
-            const float *x = src + (o * D + d) * in;
-            float *y = dst + (o * D + d) * in;
-            if (exclusive)
-                for (int64_t j = 0; j < in; j++) y[j] += a[j], a[j] += x[j];
-            else
-                for (int64_t j = 0; j < in; j++) a[j] += x[j], y[j] += a[j];
-        }
-    }
+    SAL_PAR_FOR(
+        p->outer * D * in > 65536, "omp parallel for", for (int64_t o = 0; o < p->outer; o++) {
+            float *a = acc + o * in;
+            memset(a, 0, sizeof *a * (size_t)in);
+            for (int64_t k = 0; k < D; k++) {
+                int64_t d = reverse ? D - 1 - k : k;
+                const float *x = src + (o * D + d) * in;
+                float *y = dst + (o * D + d) * in;
+                if (exclusive)
+                    for (int64_t j = 0; j < in; j++) y[j] += a[j], a[j] += x[j];
+                else
+                    for (int64_t j = 0; j < in; j++) a[j] += x[j], y[j] += a[j];
+            }
+        });
 }
 
 static sal_status cs_run(sal_opctx *c, const float *src, float *dst, bool backward) {

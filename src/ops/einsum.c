@@ -293,35 +293,35 @@ static inline int64_t goff(const int64_t *d, const int64_t *s, int n, int64_t i)
 static void gather(const gplan *g, const float *src, float *dst) {
     int64_t inner = g->nt ? g->td[g->nt - 1] : 1, is = g->nt ? g->ts[g->nt - 1] : 0;
     int64_t rows = inner ? g->n / inner : 0;
-#pragma omp parallel for if (g->n * g->nsum > 32768)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *s = src + goff(g->td, g->ts, g->nt - 1, r);
-        float *d = dst + r * inner;
-        if (g->nsum == 1) {
-            for (int64_t j = 0; j < inner; j++) d[j] = s[j * is];
-            continue;
-        }
-        for (int64_t j = 0; j < inner; j++) {
-            double acc = 0;
-            for (int64_t u = 0; u < g->nsum; u++) acc += s[j * is + goff(g->ud, g->us, g->nu, u)];
-            d[j] = (float)acc;
-        }
-    }
+    SAL_PAR_FOR(
+        g->n * g->nsum > 32768, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+            const float *s = src + goff(g->td, g->ts, g->nt - 1, r);
+            float *d = dst + r * inner;
+            if (g->nsum == 1) {
+                for (int64_t j = 0; j < inner; j++) d[j] = s[j * is];
+                continue;
+            }
+            for (int64_t j = 0; j < inner; j++) {
+                double acc = 0;
+                for (int64_t u = 0; u < g->nsum; u++) acc += s[j * is + goff(g->ud, g->us, g->nu, u)];
+                d[j] = (float)acc;
+            }
+        });
 }
 
 /* the adjoint: src[t, u] += dst[t] for every u */
 static void scatter_add(const gplan *g, float *src, const float *dst) {
     int64_t inner = g->nt ? g->td[g->nt - 1] : 1, is = g->nt ? g->ts[g->nt - 1] : 0;
     int64_t rows = inner ? g->n / inner : 0;
-#pragma omp parallel for if (g->injective && g->n * g->nsum > 32768)
-    for (int64_t r = 0; r < rows; r++) {
-        float *s = src + goff(g->td, g->ts, g->nt - 1, r);
-        const float *d = dst + r * inner;
-        for (int64_t u = 0; u < g->nsum; u++) {
-            float *su = s + goff(g->ud, g->us, g->nu, u);
-            for (int64_t j = 0; j < inner; j++) su[j * is] += d[j];
-        }
-    }
+    SAL_PAR_FOR(
+        g->injective && g->n * g->nsum > 32768, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+            float *s = src + goff(g->td, g->ts, g->nt - 1, r);
+            const float *d = dst + r * inner;
+            for (int64_t u = 0; u < g->nsum; u++) {
+                float *su = s + goff(g->ud, g->us, g->nu, u);
+                for (int64_t j = 0; j < inner; j++) su[j * is] += d[j];
+            }
+        });
 }
 
 /* canonical (contiguous) strides of the codes a ++ b ++ c */

@@ -87,27 +87,36 @@ static sal_status bin_infer(sal_opctx *c) {
         }                                                                                          \
     } while (0)
 
+/* Runs o of the outer loop (p.nouter runs of p.inner elements each) */
+#define BIN_RUN(T, EXPR)                                                                           \
+    do {                                                                                           \
+        int64_t off[SAL_BC_MAX];                                                                   \
+        sal_bcast_at(&p, o, off);                                                                  \
+        const T *x_ = a_ + off[0], *z_ = b_ + off[1];                                              \
+        T *yy_ = y_ + o * p.inner;                                                                 \
+        /* the common strides spelled out, so that the compiler vectorizes them */                 \
+        if (ia == 1 && ib == 1) BIN_INNER(T, EXPR, x_[j], z_[j]);                                  \
+        else if (ia == 1 && ib == 0) BIN_INNER(T, EXPR, x_[j], z_[0]);                             \
+        else if (ia == 0 && ib == 1) BIN_INNER(T, EXPR, x_[0], z_[j]);                             \
+        else BIN_INNER(T, EXPR, x_[j * ia], z_[j * ib]);                                           \
+    } while (0)
+
+/* in a parallel region only where it pays (SAL_PAR_FOR: the runs' directives keep them out of one) */
 #define BIN_LOOP(T, EXPR)                                                                          \
     do {                                                                                           \
         const T *a_ = (const T *)c->in[0]->data, *b_ = (const T *)c->in[1]->data;                  \
         T *y_ = (T *)c->out[0]->data;                                                              \
-        _Pragma("omp parallel for if (p.n > 65536)") for (int64_t o = 0; o < p.nouter; o++) {     \
-            int64_t off[SAL_BC_MAX];                                                               \
-            sal_bcast_at(&p, o, off);                                                              \
-            const T *x_ = a_ + off[0], *z_ = b_ + off[1];                                          \
-            T *yy_ = y_ + o * p.inner;                                                             \
-            /* the common strides spelled out, so that the compiler vectorizes them */             \
-            if (ia == 1 && ib == 1) BIN_INNER(T, EXPR, x_[j], z_[j]);                              \
-            else if (ia == 1 && ib == 0) BIN_INNER(T, EXPR, x_[j], z_[0]);                         \
-            else if (ia == 0 && ib == 1) BIN_INNER(T, EXPR, x_[0], z_[j]);                         \
-            else BIN_INNER(T, EXPR, x_[j * ia], z_[j * ib]);                                       \
+        if (p.n > 65536) {                                                                         \
+            _Pragma("omp parallel for") for (int64_t o = 0; o < p.nouter; o++) BIN_RUN(T, EXPR);   \
+        } else {                                                                                   \
+            for (int64_t o = 0; o < p.nouter; o++) BIN_RUN(T, EXPR);                               \
         }                                                                                          \
     } while (0)
 
 #define FLAT_LOOP(N, STMT)                                                                         \
     do {                                                                                           \
         const int64_t n_ = (N);                                                                    \
-        _Pragma("omp parallel for simd if (parallel: n_ > 65536)") for (int64_t i = 0; i < n_; i++) STMT;   \
+        SAL_PAR_FOR_SIMD(n_ > 65536, for (int64_t i = 0; i < n_; i++) STMT;);                      \
     } while (0)
 
 static sal_status bin_forward(sal_opctx *c, bin_kind k) {
@@ -166,6 +175,52 @@ static sal_status bin_forward(sal_opctx *c, bin_kind k) {
         }                                                                                          \
     } while (0)
 
+typedef struct {
+    const sal_bcast *p;
+    bin_kind k;
+    int which;
+    const float *a, *b, *dy;
+    float *d;
+    int64_t ia, ib, s;
+    bool set, rx, rz; /* rx, rz: the gradient reads A, B */
+} grad_job;
+
+/* Runs [o0, o1) of bin_grad */
+static void grad_runs(const grad_job *q, int64_t o0, int64_t o1) {
+    const sal_bcast *p = q->p;
+    const int64_t ia = q->ia, ib = q->ib, s = q->s;
+    const int which = q->which;
+    const bool set = q->set;
+    for (int64_t o = o0; o < o1; o++) {
+        int64_t off[SAL_BC_MAX];
+        sal_bcast_at(p, o, off);
+        /* only the operands the gradient reads: the others' data may be gone (sal_op.bwd_known) */
+        const float *g = q->dy + o * p->inner, *x = q->rx ? q->a + off[0] : NULL, *z = q->rz ? q->b + off[1] : NULL;
+        float *dd = q->d + off[which];
+        /* the other operand's stride: 0 and 1 spelled out for the vectorizer */
+        int64_t io = which ? ia : ib;
+        const float *ot = which ? x : z;
+        switch (q->k) {
+        case BIN_ADD: GRAD_RUN(g[j]); break;
+        case BIN_SUB:
+            if (which) GRAD_RUN(-g[j]);
+            else GRAD_RUN(g[j]);
+            break;
+        case BIN_MUL:
+            if (io == 1) GRAD_RUN(g[j] * ot[j]);
+            else if (io == 0) GRAD_RUN(g[j] * ot[0]);
+            else GRAD_RUN(g[j] * ot[j * io]);
+            break;
+        case BIN_DIV:
+            if (!which && ib == 0) GRAD_RUN(g[j] / z[0]);
+            else if (!which) GRAD_RUN(g[j] / z[j * ib]);
+            else if (ib == 0 && ia == 1) GRAD_RUN(-g[j] * x[j] / (z[0] * z[0]));
+            else GRAD_RUN(-g[j] * x[j * ia] / (z[j * ib] * z[j * ib]));
+            break;
+        }
+    }
+}
+
 /* dL/dA or dL/dB (which = 0 or 1). Runs in parallel where no two runs add into one element: the
  * operand is not broadcast, or it is constant along each run and each run has its own element; a
  * fresh gradient buffer (sal_op.bwd_writes) is then set rather than added to, else zeroed first. */
@@ -186,36 +241,9 @@ static void bin_grad(const sal_opctx *c, const sal_bcast *p, bin_kind k, int whi
         return;
     }
     bool par = p->n > 65536 && once;
-    bool rx = which && (k == BIN_MUL || k == BIN_DIV), rz = k == BIN_DIV || (k == BIN_MUL && !which);
-#pragma omp parallel for if (par)
-    for (int64_t o = 0; o < p->nouter; o++) {
-        int64_t off[SAL_BC_MAX];
-        sal_bcast_at(p, o, off);
-        /* only the operands the gradient reads: the others' data may be gone (sal_op.bwd_known) */
-        const float *g = dy + o * p->inner, *x = rx ? a + off[0] : NULL, *z = rz ? b + off[1] : NULL;
-        float *dd = d + off[which];
-        /* the other operand's stride: 0 and 1 spelled out for the vectorizer */
-        int64_t io = which ? ia : ib;
-        const float *ot = which ? x : z;
-        switch (k) {
-        case BIN_ADD: GRAD_RUN(g[j]); break;
-        case BIN_SUB:
-            if (which) GRAD_RUN(-g[j]);
-            else GRAD_RUN(g[j]);
-            break;
-        case BIN_MUL:
-            if (io == 1) GRAD_RUN(g[j] * ot[j]);
-            else if (io == 0) GRAD_RUN(g[j] * ot[0]);
-            else GRAD_RUN(g[j] * ot[j * io]);
-            break;
-        case BIN_DIV:
-            if (!which && ib == 0) GRAD_RUN(g[j] / z[0]);
-            else if (!which) GRAD_RUN(g[j] / z[j * ib]);
-            else if (ib == 0 && ia == 1) GRAD_RUN(-g[j] * x[j] / (z[0] * z[0]));
-            else GRAD_RUN(-g[j] * x[j * ia] / (z[j * ib] * z[j * ib]));
-            break;
-        }
-    }
+    grad_job q = {p, k, which, a, b, dy, d, ia, ib, s, set, which && (k == BIN_MUL || k == BIN_DIV),
+                  k == BIN_DIV || (k == BIN_MUL && !which)};
+    SAL_PAR_SPLIT(par, p->nouter, o0, o1, grad_runs(&q, o0, o1));
 }
 
 static sal_status bin_backward(sal_opctx *c, bin_kind k) {

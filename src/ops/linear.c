@@ -132,24 +132,25 @@ const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alp
     return p->tb ? bt_kept(c, K, *N, sal_f32(&B->t)) : sal_f32(&B->t);
 }
 
+static inline void epilogue_row(float *y, int64_t N, const float *b, int64_t cs, float beta, bool relu) {
+    if (b && cs) {
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++) y[j] += beta * b[j];
+    } else if (b) {
+        float v = beta * b[0];
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++) y[j] += v;
+    }
+    if (relu) {
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+    }
+}
+
 /* Y = max(Y + b, 0) with relu, else Y + b, per row: b a row of N (cs 1), one value (cs 0) or none. */
 static void gemm_epilogue(float *Y, int64_t M, int64_t N, const float *b, int64_t cs, float beta, bool relu) {
-#pragma omp parallel for if (M * N > 65536)
-    for (int64_t i = 0; i < M; i++) {
-        float *y = Y + i * N;
-        if (b && cs) {
-#pragma omp simd
-            for (int64_t j = 0; j < N; j++) y[j] += beta * b[j];
-        } else if (b) {
-            float v = beta * b[0];
-#pragma omp simd
-            for (int64_t j = 0; j < N; j++) y[j] += v;
-        }
-        if (relu) {
-#pragma omp simd
-            for (int64_t j = 0; j < N; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
-        }
-    }
+    SAL_PAR_FOR(M * N > 65536, "omp parallel for",
+                for (int64_t i = 0; i < M; i++) epilogue_row(Y + i * N, N, b, cs, beta, relu););
 }
 
 static sal_status gemm_forward(sal_opctx *c) {

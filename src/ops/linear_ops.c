@@ -84,10 +84,11 @@ static sal_status check_weight(const sal_node *n, const sal_model *g, const sal_
 }
 
 sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
-                         const sal_tensor *W, const sal_tensor *b, sal_tensor *z, sal_scratch *ws) {
+                         const sal_tensor *W, uint64_t wkey, const sal_tensor *b, sal_tensor *z, sal_scratch *ws) {
     SAL_TRY(check_weight(n, g, r, W));
     lin_call k;
     SAL_TRY(lin_call_make(&k, g, n, r, x, W, b, ws));
+    k.c.wkey = wkey;
     k.out[0] = z;
     SAL_TRY(n->op->infer(&k.c));
     sal_status st = sal_tensor_alloc(z, SAL_F32, z->ndim, z->dim);
@@ -99,11 +100,12 @@ sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_ro
 
 /* The backward of node n with dout = rz and exactly one of din[x] / din[w] set. */
 static sal_status lin_backward(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
-                               const sal_tensor *W, const sal_tensor *rz, sal_tensor *dx, sal_tensor *dW,
-                               sal_scratch *ws) {
+                               const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *dx,
+                               sal_tensor *dW, sal_scratch *ws) {
     SAL_TRY(check_weight(n, g, r, W));
     lin_call k;
     SAL_TRY(lin_call_make(&k, g, n, r, x, W, NULL, ws));
+    k.c.wkey = wkey;
     if (r->b >= 0) k.in[r->b] = (sal_tensor *)&g->val[n->in[r->b]].t; /* shape checks only: din[b] stays NULL */
     sal_tensor shape = {0}; /* dtype and shape only: the backwards of these ops never read out[0] */
     k.out[0] = &shape;
@@ -120,13 +122,14 @@ static sal_status lin_backward(const sal_model *g, const sal_node *n, const sal_
 }
 
 sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
-                              const sal_tensor *W, const sal_tensor *rz, sal_tensor *out, sal_scratch *ws) {
+                              const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *out,
+                              sal_scratch *ws) {
     if (!sal_tensor_same_shape(out, x)) return sal_node_fail(n, SAL_ERR_INTERNAL, "transposed: out is not shaped as x");
-    return lin_backward(g, n, r, x, W, rz, out, NULL, ws);
+    return lin_backward(g, n, r, x, W, wkey, rz, out, NULL, ws);
 }
 
 sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
                              const sal_tensor *W, const sal_tensor *rz, sal_tensor *dW, sal_scratch *ws) {
     if (!sal_tensor_same_shape(dW, W)) return sal_node_fail(n, SAL_ERR_INTERNAL, "correlate: dW is not shaped as W");
-    return lin_backward(g, n, r, x, W, rz, NULL, dW, ws);
+    return lin_backward(g, n, r, x, W, 0, rz, NULL, dW, ws);
 }

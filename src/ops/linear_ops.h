@@ -39,14 +39,17 @@ int64_t sal_lin_fan_in(const sal_node *n, const sal_tensor *w);
 sal_status sal_lin_roles_of(const sal_model *g, const sal_node *n, sal_lin_roles *r);
 
 /* z = node(x; W, b): W has the shape of the node's weight; b (the bias's shape) may be NULL for no
- * bias. z is shaped and allocated here (its buffer reused when large enough). */
+ * bias. z is shaped and allocated here (its buffer reused when large enough). wkey names W when it
+ * is a fixed function of the node's own weight (sal_opctx.wkey: oneDNN's convolutions then keep it
+ * reordered between calls, as they keep the node's own weight), else 0. */
 sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
-                         const sal_tensor *W, const sal_tensor *b, sal_tensor *z, sal_scratch *ws);
+                         const sal_tensor *W, uint64_t wkey, const sal_tensor *b, sal_tensor *z, sal_scratch *ws);
 
 /* out += W^T rz: rz has the output's shape, out the shape of x (x gives the geometry; its values
- * are not read by Gemm, MatMul, Conv or ConvTranspose). */
+ * are not read by Gemm, MatMul, Conv or ConvTranspose); wkey as for sal_lin_apply. */
 sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
-                              const sal_tensor *W, const sal_tensor *rz, sal_tensor *out, sal_scratch *ws);
+                              const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *out,
+                              sal_scratch *ws);
 
 /* dW += the weight gradient of sum(rz * node(x)): for every weight, the sum over samples (and
  * output positions) of rz at its output unit times the input it multiplies. */

@@ -42,14 +42,14 @@ static sal_status cmp_infer(sal_opctx *c, cmp_kind k) {
 #define CMP_LOOP(T, EXPR)                                                                          \
     do {                                                                                           \
         const T *as = c->in[0]->data, *bs = c->in[1]->data;                                        \
-        _Pragma("omp parallel for if (p.n > PAR_MIN)") for (int64_t o = 0; o < p.nouter; o++) {   \
+        SAL_PAR_FOR(p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {   \
             int64_t off[SAL_BC_MAX];                                                               \
             sal_bcast_at(&p, o, off);                                                              \
             for (int64_t j = 0; j < p.inner; j++) {                                                \
                 T a = as[off[0] + j * ia], b = bs[off[1] + j * ib];                                \
                 y[o * p.inner + j] = (EXPR);                                                       \
             }                                                                                      \
-        }                                                                                          \
+        });                                                                                        \
     } while (0)
 
 #define CMP_TYPED(T)                                                                               \
@@ -109,8 +109,7 @@ static sal_status not_forward(sal_opctx *c) {
     const uint8_t *x = c->in[0]->data;
     uint8_t *y = c->out[0]->data;
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = !x[i];
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) y[i] = !x[i];);
     return SAL_OK;
 }
 
@@ -144,12 +143,12 @@ static sal_status where_infer(sal_opctx *c) {
     do {                                                                                           \
         const T *xs = c->in[1]->data, *ys = c->in[2]->data;                                        \
         T *out = c->out[0]->data;                                                                  \
-        _Pragma("omp parallel for if (p.n > PAR_MIN)") for (int64_t o = 0; o < p.nouter; o++) {   \
+        SAL_PAR_FOR(p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {   \
             int64_t off[SAL_BC_MAX];                                                               \
             sal_bcast_at(&p, o, off);                                                              \
             for (int64_t j = 0; j < p.inner; j++)                                                  \
                 out[o * p.inner + j] = cs[off[0] + j * s[0]] ? xs[off[1] + j * s[1]] : ys[off[2] + j * s[2]]; \
-        }                                                                                          \
+        });                                                                                        \
     } while (0)
 
 static sal_status where_forward(sal_opctx *c) {
@@ -177,13 +176,13 @@ static sal_status where_backward(sal_opctx *c) {
         if (!c->din[w]) continue;
         float *d = sal_f32(c->din[w]);
         bool take = w == 1;
-#pragma omp parallel for if (p.n > PAR_MIN && p.numel[w] == p.n)
-        for (int64_t o = 0; o < p.nouter; o++) {
-            int64_t off[SAL_BC_MAX];
-            sal_bcast_at(&p, o, off);
-            for (int64_t j = 0; j < p.inner; j++)
-                if ((cs[off[0] + j * s[0]] != 0) == take) d[off[w] + j * s[w]] += dy[o * p.inner + j];
-        }
+        SAL_PAR_FOR(
+            p.n > PAR_MIN && p.numel[w] == p.n, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                int64_t off[SAL_BC_MAX];
+                sal_bcast_at(&p, o, off);
+                for (int64_t j = 0; j < p.inner; j++)
+                    if ((cs[off[0] + j * s[0]] != 0) == take) d[off[w] + j * s[w]] += dy[o * p.inner + j];
+            });
     }
     return SAL_OK;
 }

@@ -83,10 +83,10 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
         const float *xs = sal_in_f(c, 0);                                                          \
         float *ys = sal_out_f(c, 0);                                                               \
         int64_t n = sal_tensor_numel(c->in[0]);                                                    \
-        _Pragma("omp parallel for if (n > PAR_MIN)") for (int64_t i = 0; i < n; i++) {            \
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {            \
             float x = xs[i];                                                                       \
             ys[i] = (FWD);                                                                         \
-        }                                                                                          \
+        });                                                                                        \
         return SAL_OK;                                                                             \
     }                                                                                              \
     static sal_status NAME##_backward(sal_opctx *c) {                                              \
@@ -98,11 +98,11 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
         const float *xs = sal_in_f(c, 0), *ys = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);       \
         float *dx = sal_f32(c->din[0]);                                                            \
         int64_t n = sal_tensor_numel(c->in[0]);                                                    \
-        _Pragma("omp parallel for if (n > PAR_MIN)") for (int64_t i = 0; i < n; i++) {            \
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) {            \
             float x = xs[i], y = ys[i];                                                            \
             (void)x, (void)y;                                                                      \
             dx[i] += dy[i] * (DER);                                                                \
-        }                                                                                          \
+        });                                                                                        \
         return SAL_OK;                                                                             \
     }                                                                                              \
     const sal_op sal_op_##NAME = {                                                                 \
@@ -131,8 +131,8 @@ static sal_status vblock_forward(sal_opctx *c, void (*f)(float *, const float *,
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i += VBLOCK) f(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i += VBLOCK) f(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK););
     return SAL_OK;
 }
 
@@ -143,8 +143,8 @@ static sal_status gelu_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i += VBLOCK) sal_vgelu(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i += VBLOCK) sal_vgelu(y + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf););
     return SAL_OK;
 }
 
@@ -154,8 +154,9 @@ static sal_status gelu_backward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i += VBLOCK) sal_vgelu_grad(dx + i, dy + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i += VBLOCK)
+                    sal_vgelu_grad(dx + i, dy + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf););
     return SAL_OK;
 }
 
@@ -170,14 +171,14 @@ static sal_status erf_backward(sal_opctx *c) { /* d erf = 2/sqrt(pi) exp(-x^2) *
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i += VBLOCK) {
-        float t[VBLOCK];
-        int64_t m = n - i < VBLOCK ? n - i : VBLOCK;
-        for (int64_t j = 0; j < m; j++) t[j] = -x[i + j] * x[i + j];
-        sal_vexp(t, t, m);
-        for (int64_t j = 0; j < m; j++) dx[i + j] += dy[i + j] * 1.1283791670955126f * t[j];
-    }
+    SAL_PAR_FOR(
+        n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i += VBLOCK) {
+            float t[VBLOCK];
+            int64_t m = n - i < VBLOCK ? n - i : VBLOCK;
+            for (int64_t j = 0; j < m; j++) t[j] = -x[i + j] * x[i + j];
+            sal_vexp(t, t, m);
+            for (int64_t j = 0; j < m; j++) dx[i + j] += dy[i + j] * 1.1283791670955126f * t[j];
+        });
     return SAL_OK;
 }
 
@@ -188,8 +189,7 @@ static sal_status exp_backward(sal_opctx *c) { /* d e^x = e^x = y */
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for simd if (parallel: n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i];
+    SAL_PAR_FOR_SIMD(n > PAR_MIN, for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i];);
     return SAL_OK;
 }
 
@@ -232,8 +232,7 @@ static sal_status negabs_forward(sal_opctx *c, bool neg) {
     }
     const float *x = sal_in_f(c, 0);
     float *y = sal_out_f(c, 0);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = neg ? -x[i] : fabsf(x[i]);
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) y[i] = neg ? -x[i] : fabsf(x[i]););
     return SAL_OK;
 }
 
@@ -243,8 +242,11 @@ static sal_status negabs_backward(sal_opctx *c, bool neg) {
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += neg ? -dy[i] : x[i] > 0.0f ? dy[i] : x[i] < 0.0f ? -dy[i] : 0.0f;
+    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) dx[i] += neg           ? -dy[i]
+                                                         : x[i] > 0.0f ? dy[i]
+                                                         : x[i] < 0.0f ? -dy[i]
+                                                                       : 0.0f;);
     return SAL_OK;
 }
 
@@ -289,15 +291,15 @@ static sal_status prelu_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0), *s = sal_in_f(c, 1);
     float *y = sal_out_f(c, 0);
     int64_t is = p.st[1][p.r - 1];
-#pragma omp parallel for if (p.n > PAR_MIN)
-    for (int64_t o = 0; o < p.nouter; o++) {
-        int64_t off[SAL_BC_MAX];
-        sal_bcast_at(&p, o, off);
-        for (int64_t j = 0; j < p.inner; j++) {
-            float v = x[off[0] + j];
-            y[off[0] + j] = v > 0.0f ? v : s[off[1] + j * is] * v;
-        }
-    }
+    SAL_PAR_FOR(
+        p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+            int64_t off[SAL_BC_MAX];
+            sal_bcast_at(&p, o, off);
+            for (int64_t j = 0; j < p.inner; j++) {
+                float v = x[off[0] + j];
+                y[off[0] + j] = v > 0.0f ? v : s[off[1] + j * is] * v;
+            }
+        });
     return SAL_OK;
 }
 
@@ -310,16 +312,16 @@ static sal_status prelu_backward(sal_opctx *c) {
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL, *ds = c->din[1] ? sal_f32(c->din[1]) : NULL;
     int64_t is = p.st[1][p.r - 1];
     /* several outputs add into one slope element unless it is not broadcast */
-#pragma omp parallel for if (p.n > PAR_MIN && (!ds || p.numel[1] == p.n))
-    for (int64_t o = 0; o < p.nouter; o++) {
-        int64_t off[SAL_BC_MAX];
-        sal_bcast_at(&p, o, off);
-        for (int64_t j = 0; j < p.inner; j++) {
-            float v = x[off[0] + j], g = dy[off[0] + j];
-            if (dx) dx[off[0] + j] += v > 0.0f ? g : s[off[1] + j * is] * g;
-            if (ds && !(v > 0.0f)) ds[off[1] + j * is] += v * g;
-        }
-    }
+    SAL_PAR_FOR(
+        p.n > PAR_MIN && (!ds || p.numel[1] == p.n), "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+            int64_t off[SAL_BC_MAX];
+            sal_bcast_at(&p, o, off);
+            for (int64_t j = 0; j < p.inner; j++) {
+                float v = x[off[0] + j], g = dy[off[0] + j];
+                if (dx) dx[off[0] + j] += v > 0.0f ? g : s[off[1] + j * is] * g;
+                if (ds && !(v > 0.0f)) ds[off[1] + j * is] += v * g;
+            }
+        });
     return SAL_OK;
 }
 
@@ -354,12 +356,13 @@ static sal_status mod_forward(sal_opctx *c) {
     if (c->in[0]->dtype == SAL_F32) {
         const float *a = sal_f32(c->in[0]), *b = sal_f32(c->in[1]);
         float *y = sal_out_f(c, 0);
-#pragma omp parallel for if (p.n > PAR_MIN)
-        for (int64_t o = 0; o < p.nouter; o++) {
-            int64_t off[SAL_BC_MAX];
-            sal_bcast_at(&p, o, off);
-            for (int64_t j = 0; j < p.inner; j++) y[o * p.inner + j] = fmodf(a[off[0] + j * ia], b[off[1] + j * ib]);
-        }
+        SAL_PAR_FOR(
+            p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                int64_t off[SAL_BC_MAX];
+                sal_bcast_at(&p, o, off);
+                for (int64_t j = 0; j < p.inner; j++)
+                    y[o * p.inner + j] = fmodf(a[off[0] + j * ia], b[off[1] + j * ib]);
+            });
         return SAL_OK;
     }
     /* int64: shape arithmetic, small */
@@ -387,18 +390,18 @@ static sal_status mod_backward(sal_opctx *c) {
     for (int w = 0; w < 2; w++) {
         float *d = c->din[w] ? sal_f32(c->din[w]) : NULL;
         if (!d) continue;
-#pragma omp parallel for if (p.n > PAR_MIN && p.numel[w] == p.n)
-        for (int64_t o = 0; o < p.nouter; o++) {
-            int64_t off[SAL_BC_MAX];
-            sal_bcast_at(&p, o, off);
-            for (int64_t j = 0; j < p.inner; j++) {
-                float g = dy[o * p.inner + j];
-                if (w == 0)
-                    d[off[0] + j * ia] += g;
-                else
-                    d[off[1] + j * ib] -= g * truncf(a[off[0] + j * ia] / b[off[1] + j * ib]);
-            }
-        }
+        SAL_PAR_FOR(
+            p.n > PAR_MIN && p.numel[w] == p.n, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                int64_t off[SAL_BC_MAX];
+                sal_bcast_at(&p, o, off);
+                for (int64_t j = 0; j < p.inner; j++) {
+                    float g = dy[o * p.inner + j];
+                    if (w == 0)
+                        d[off[0] + j * ia] += g;
+                    else
+                        d[off[1] + j * ib] -= g * truncf(a[off[0] + j * ia] / b[off[1] + j * ib]);
+                }
+            });
     }
     return SAL_OK;
 }
@@ -444,16 +447,15 @@ static sal_status pow_forward(sal_opctx *c) {
         float *y = sal_out_f(c, 0);
         if (sal_tensor_numel(E) == 1 && e[0] == 2.0f) { /* x^2 (LayerNorm's variance as exported): exact */
             int64_t n = sal_tensor_numel(X);
-#pragma omp parallel for simd if (parallel: n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
+            SAL_PAR_FOR_SIMD(n > PAR_MIN, for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];);
             return SAL_OK;
         }
-#pragma omp parallel for if (p.n > PAR_MIN)
-        for (int64_t o = 0; o < p.nouter; o++) {
-            int64_t off[SAL_BC_MAX];
-            sal_bcast_at(&p, o, off);
-            for (int64_t j = 0; j < p.inner; j++) y[o * p.inner + j] = powf(x[off[0] + j * ix], e[off[1] + j * ie]);
-        }
+        SAL_PAR_FOR(
+            p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                int64_t off[SAL_BC_MAX];
+                sal_bcast_at(&p, o, off);
+                for (int64_t j = 0; j < p.inner; j++) y[o * p.inner + j] = powf(x[off[0] + j * ix], e[off[1] + j * ie]);
+            });
         return SAL_OK;
     }
     /* mixed or integer types (shape arithmetic, small): in double, then to the base's type */
@@ -487,26 +489,25 @@ static sal_status pow_backward(sal_opctx *c) {
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL, *de = c->din[1] ? sal_f32(c->din[1]) : NULL;
     if (dx && !de && E->dtype == SAL_F32 && sal_tensor_numel(E) == 1 && sal_f32(E)[0] == 2.0f) { /* d x^2 = 2x */
         int64_t n = sal_tensor_numel(X);
-#pragma omp parallel for simd if (parallel: n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] += 2.0f * x[i] * dy[i];
+        SAL_PAR_FOR_SIMD(n > PAR_MIN, for (int64_t i = 0; i < n; i++) dx[i] += 2.0f * x[i] * dy[i];);
         return SAL_OK;
     }
     for (int w = 0; w < 2; w++) {
         float *d = w ? de : dx;
         if (!d) continue;
-#pragma omp parallel for if (p.n > PAR_MIN && p.numel[w] == p.n)
-        for (int64_t o = 0; o < p.nouter; o++) {
-            int64_t off[SAL_BC_MAX];
-            sal_bcast_at(&p, o, off);
-            for (int64_t j = 0; j < p.inner; j++) {
-                int64_t k = o * p.inner + j, a = off[0] + j * ix, b = off[1] + j * ie;
-                float xv = x[a], ev = (float)elem_d(E, b), g = dy[k];
-                if (w == 0)
-                    d[a] += ev == 0.0f ? 0.0f : g * ev * powf(xv, ev - 1.0f);
-                else
-                    d[b] += xv == 0.0f && ev >= 0.0f ? 0.0f : g * y[k] * logf(xv);
-            }
-        }
+        SAL_PAR_FOR(
+            p.n > PAR_MIN && p.numel[w] == p.n, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                int64_t off[SAL_BC_MAX];
+                sal_bcast_at(&p, o, off);
+                for (int64_t j = 0; j < p.inner; j++) {
+                    int64_t k = o * p.inner + j, a = off[0] + j * ix, b = off[1] + j * ie;
+                    float xv = x[a], ev = (float)elem_d(E, b), g = dy[k];
+                    if (w == 0)
+                        d[a] += ev == 0.0f ? 0.0f : g * ev * powf(xv, ev - 1.0f);
+                    else
+                        d[b] += xv == 0.0f && ev >= 0.0f ? 0.0f : g * y[k] * logf(xv);
+                }
+            });
     }
     return SAL_OK;
 }
@@ -547,7 +548,7 @@ static sal_status var_pair(const sal_opctx *c, int i, sal_bcast *p) {
     do {                                                                                           \
         const T *xs = c->in[i]->data;                                                              \
         T *ys = c->out[0]->data;                                                                   \
-        _Pragma("omp parallel for if (p.n > PAR_MIN)") for (int64_t o = 0; o < p.nouter; o++) {   \
+        SAL_PAR_FOR(p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {   \
             int64_t off[SAL_BC_MAX];                                                               \
             sal_bcast_at(&p, o, off);                                                              \
             T *yy = ys + o * p.inner;                                                              \
@@ -556,7 +557,7 @@ static sal_status var_pair(const sal_opctx *c, int i, sal_bcast *p) {
                 T x = xx[j * ix], y = yy[j];                                                       \
                 yy[j] = i == 0 ? x : (EXPR);                                                       \
             }                                                                                      \
-        }                                                                                          \
+        });                                                                                        \
     } while (0)
 
 static sal_status var_forward(sal_opctx *c, var_kind k) {
@@ -585,8 +586,7 @@ static sal_status var_forward(sal_opctx *c, var_kind k) {
     if (k == V_MEAN) {
         float *y = sal_out_f(c, 0), s = 1.0f / (float)c->n->nin;
         int64_t n = sal_tensor_numel(c->out[0]);
-#pragma omp parallel for if (n > PAR_MIN)
-        for (int64_t j = 0; j < n; j++) y[j] *= s;
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t j = 0; j < n; j++) y[j] *= s;);
     }
     return SAL_OK;
 }
@@ -608,15 +608,16 @@ static sal_status var_backward(sal_opctx *c, var_kind k) {
             SAL_TRY(var_pair(c, i, &p));
             const float *x = sal_in_f(c, i);
             int64_t ix = p.st[1][p.r - 1];
-#pragma omp parallel for if (p.n > PAR_MIN)
-            for (int64_t o = 0; o < p.nouter; o++) {
-                int64_t off[SAL_BC_MAX];
-                sal_bcast_at(&p, o, off);
-                for (int64_t j = 0; j < p.inner; j++) share[o * p.inner + j] += x[off[1] + j * ix] == y[o * p.inner + j];
-            }
+            SAL_PAR_FOR(
+                p.n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                    int64_t off[SAL_BC_MAX];
+                    sal_bcast_at(&p, o, off);
+                    for (int64_t j = 0; j < p.inner; j++)
+                        share[o * p.inner + j] += x[off[1] + j * ix] == y[o * p.inner + j];
+                });
         }
-#pragma omp parallel for if (n > PAR_MIN)
-        for (int64_t j = 0; j < n; j++) share[j] = share[j] > 0.0f ? 1.0f / share[j] : 0.0f;
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                    for (int64_t j = 0; j < n; j++) share[j] = share[j] > 0.0f ? 1.0f / share[j] : 0.0f;);
     }
     float scale = k == V_MEAN ? 1.0f / (float)c->n->nin : 1.0f;
     for (int i = 0; i < c->n->nin; i++) {
@@ -626,16 +627,18 @@ static sal_status var_backward(sal_opctx *c, var_kind k) {
         const float *x = sal_in_f(c, i);
         float *dx = sal_f32(c->din[i]);
         int64_t ix = p.st[1][p.r - 1];
-#pragma omp parallel for if (p.n > PAR_MIN && p.numel[1] == p.n)
-        for (int64_t o = 0; o < p.nouter; o++) {
-            int64_t off[SAL_BC_MAX];
-            sal_bcast_at(&p, o, off);
-            for (int64_t j = 0; j < p.inner; j++) {
-                int64_t q = o * p.inner + j, a = off[1] + j * ix;
-                if (share) dx[a] += x[a] == y[q] ? dy[q] * share[q] : 0.0f;
-                else dx[a] += dy[q] * scale;
-            }
-        }
+        SAL_PAR_FOR(
+            p.n > PAR_MIN && p.numel[1] == p.n, "omp parallel for", for (int64_t o = 0; o < p.nouter; o++) {
+                int64_t off[SAL_BC_MAX];
+                sal_bcast_at(&p, o, off);
+                for (int64_t j = 0; j < p.inner; j++) {
+                    int64_t q = o * p.inner + j, a = off[1] + j * ix;
+                    if (share)
+                        dx[a] += x[a] == y[q] ? dy[q] * share[q] : 0.0f;
+                    else
+                        dx[a] += dy[q] * scale;
+                }
+            });
     }
     return SAL_OK;
 }

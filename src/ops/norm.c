@@ -47,15 +47,15 @@ static sal_status bn_forward(sal_opctx *c) {
     const float *x = sal_in_f(c, 0), *sc = sal_in_f(c, 1), *b = sal_in_f(c, 2), *mu = sal_in_f(c, 3),
                 *var = sal_in_f(c, 4);
     float *y = sal_out_f(c, 0);
-#pragma omp parallel for if (N * C * S > 65536)
-    for (int64_t nc = 0; nc < N * C; nc++) {
-        int64_t ch = nc % C;
-        float a = (float)(sc[ch] / sqrt((double)var[ch] + eps));
-        float off = b[ch] - a * mu[ch];
-        const float *xx = x + nc * S;
-        float *yy = y + nc * S;
-        for (int64_t i = 0; i < S; i++) yy[i] = a * xx[i] + off;
-    }
+    SAL_PAR_FOR(
+        N * C * S > 65536, "omp parallel for", for (int64_t nc = 0; nc < N * C; nc++) {
+            int64_t ch = nc % C;
+            float a = (float)(sc[ch] / sqrt((double)var[ch] + eps));
+            float off = b[ch] - a * mu[ch];
+            const float *xx = x + nc * S;
+            float *yy = y + nc * S;
+            for (int64_t i = 0; i < S; i++) yy[i] = a * xx[i] + off;
+        });
     return SAL_OK;
 }
 
@@ -70,26 +70,26 @@ static sal_status bn_backward(sal_opctx *c) {
                 *dy = sal_f32(c->dout[0]);
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL;
     bool stats = c->din[1] || c->din[2] || c->din[3] || c->din[4];
-#pragma omp parallel for if (N * C * S > 65536)
-    for (int64_t ch = 0; ch < C; ch++) {
-        double inv = 1.0 / sqrt((double)var[ch] + eps), a = sc[ch] * inv;
-        double sdy = 0, sdyc = 0; /* sum dY, sum dY (x - mean) */
-        for (int64_t n = 0; n < N; n++) {
-            const float *xx = stats ? x + (n * C + ch) * S : NULL, *g = dy + (n * C + ch) * S;
-            float *d = dx ? dx + (n * C + ch) * S : NULL;
-            for (int64_t i = 0; i < S; i++) {
-                if (d) d[i] += (float)(a * g[i]);
-                if (stats) {
-                    sdy += g[i];
-                    sdyc += (double)g[i] * ((double)xx[i] - mu[ch]);
+    SAL_PAR_FOR(
+        N * C * S > 65536, "omp parallel for", for (int64_t ch = 0; ch < C; ch++) {
+            double inv = 1.0 / sqrt((double)var[ch] + eps), a = sc[ch] * inv;
+            double sdy = 0, sdyc = 0; /* sum dY, sum dY (x - mean) */
+            for (int64_t n = 0; n < N; n++) {
+                const float *xx = stats ? x + (n * C + ch) * S : NULL, *g = dy + (n * C + ch) * S;
+                float *d = dx ? dx + (n * C + ch) * S : NULL;
+                for (int64_t i = 0; i < S; i++) {
+                    if (d) d[i] += (float)(a * g[i]);
+                    if (stats) {
+                        sdy += g[i];
+                        sdyc += (double)g[i] * ((double)xx[i] - mu[ch]);
+                    }
                 }
             }
-        }
-        if (c->din[1]) sal_f32(c->din[1])[ch] += (float)(sdyc * inv);
-        if (c->din[2]) sal_f32(c->din[2])[ch] += (float)sdy;
-        if (c->din[3]) sal_f32(c->din[3])[ch] -= (float)(a * sdy);
-        if (c->din[4]) sal_f32(c->din[4])[ch] += (float)(-0.5 * sc[ch] * inv * inv * inv * sdyc);
-    }
+            if (c->din[1]) sal_f32(c->din[1])[ch] += (float)(sdyc * inv);
+            if (c->din[2]) sal_f32(c->din[2])[ch] += (float)sdy;
+            if (c->din[3]) sal_f32(c->din[3])[ch] -= (float)(a * sdy);
+            if (c->din[4]) sal_f32(c->din[4])[ch] += (float)(-0.5 * sc[ch] * inv * inv * inv * sdyc);
+        });
     return SAL_OK;
 }
 
@@ -267,30 +267,30 @@ static sal_status nrm_forward(sal_opctx *c, nrm_kind k) {
     float *y = sal_out_f(c, 0);
     float *om = c->n->nout > 1 && c->out[1] ? sal_out_f(c, 1) : NULL;
     float *oi = c->n->nout > 2 && c->out[2] ? sal_out_f(c, 2) : NULL;
-#pragma omp parallel for if (p.R * p.L > 65536)
-    for (int64_t r = 0; r < p.R; r++) {
-        const float *xr = x + r * p.L;
-        float *yr = y + r * p.L;
-        double m, inv;
-        nrm_stats(xr, p.L, eps, &m, &inv);
-        if (om) om[r] = (float)m;
-        if (oi) oi[r] = (float)inv;
-        int64_t base = nrm_base(&p, k, r);
-        for (int64_t s0 = 0; s0 < p.L; s0 += p.seg) {
-            int64_t pi = base + s0 / p.seg * p.pstep;
-            if (p.seg == 1 && W.step && B.step) { /* per element: layer normalization */
-                ln_row(yr, xr, p.L, (float)m, (float)inv, W.p, B.p);
-                break;
+    SAL_PAR_FOR(
+        p.R * p.L > 65536, "omp parallel for", for (int64_t r = 0; r < p.R; r++) {
+            const float *xr = x + r * p.L;
+            float *yr = y + r * p.L;
+            double m, inv;
+            nrm_stats(xr, p.L, eps, &m, &inv);
+            if (om) om[r] = (float)m;
+            if (oi) oi[r] = (float)inv;
+            int64_t base = nrm_base(&p, k, r);
+            for (int64_t s0 = 0; s0 < p.L; s0 += p.seg) {
+                int64_t pi = base + s0 / p.seg * p.pstep;
+                if (p.seg == 1 && W.step && B.step) { /* per element: layer normalization */
+                    ln_row(yr, xr, p.L, (float)m, (float)inv, W.p, B.p);
+                    break;
+                }
+                if (p.seg == 1) { /* a scalar w or b */
+                    const float fm = (float)m, fi = (float)inv;
+                    for (int64_t j = 0; j < p.L; j++) yr[j] = (xr[j] - fm) * fi * at(W, j) + at(B, j);
+                    break;
+                }
+                float a = (float)inv * at(W, pi), off = at(B, pi) - (float)(m * inv) * at(W, pi);
+                for (int64_t j = s0; j < s0 + p.seg; j++) yr[j] = xr[j] * a + off;
             }
-            if (p.seg == 1) { /* a scalar w or b */
-                const float fm = (float)m, fi = (float)inv;
-                for (int64_t j = 0; j < p.L; j++) yr[j] = (xr[j] - fm) * fi * at(W, j) + at(B, j);
-                break;
-            }
-            float a = (float)inv * at(W, pi), off = at(B, pi) - (float)(m * inv) * at(W, pi);
-            for (int64_t j = s0; j < s0 + p.seg; j++) yr[j] = xr[j] * a + off;
-        }
-    }
+        });
     return SAL_OK;
 }
 
@@ -312,59 +312,60 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
     double *st = sal_scratch_get(c->ws, 0, sizeof(double) * (size_t)(2 * p.R + 2 * p.R * nseg + 1));
     if (!st) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     double *mean = st, *inv = st + p.R, *sxh = st + 2 * p.R, *sdy = sxh + p.R * nseg;
-#pragma omp parallel for if (p.R * p.L > 65536)
-    for (int64_t r = 0; r < p.R; r++) {
-        const float *xr = x + r * p.L, *g = dy ? dy + r * p.L : NULL;
-        nrm_stats(xr, p.L, eps, &mean[r], &inv[r]);
-        double m = mean[r], iv = inv[r];
-        if (p.seg == 1 && W.step && g && !dm && !di) { /* layer normalization, w per element */
-            if (dx) ln_row_backward(dx + r * p.L, g, xr, p.L, m, iv, W.p);
-            continue;
-        }
-        int64_t base = nrm_base(&p, k, r);
-        double sg = 0, sgx = 0; /* sums of dy w and dy w xhat */
-        for (int64_t s0 = 0; g && s0 < p.L; s0 += p.seg) {
-            if (p.seg == 1) {
-                for (int64_t j = 0; j < p.L; j++) {
-                    double gw = (double)g[j] * at(W, j);
-                    sg += gw;
-                    sgx += gw * ((double)xr[j] - m) * iv;
+    SAL_PAR_FOR(
+        p.R * p.L > 65536, "omp parallel for", for (int64_t r = 0; r < p.R; r++) {
+            const float *xr = x + r * p.L, *g = dy ? dy + r * p.L : NULL;
+            nrm_stats(xr, p.L, eps, &mean[r], &inv[r]);
+            double m = mean[r], iv = inv[r];
+            if (p.seg == 1 && W.step && g && !dm && !di) { /* layer normalization, w per element */
+                if (dx) ln_row_backward(dx + r * p.L, g, xr, p.L, m, iv, W.p);
+                continue;
+            }
+            int64_t base = nrm_base(&p, k, r);
+            double sg = 0, sgx = 0; /* sums of dy w and dy w xhat */
+            for (int64_t s0 = 0; g && s0 < p.L; s0 += p.seg) {
+                if (p.seg == 1) {
+                    for (int64_t j = 0; j < p.L; j++) {
+                        double gw = (double)g[j] * at(W, j);
+                        sg += gw;
+                        sgx += gw * ((double)xr[j] - m) * iv;
+                    }
+                    break;
                 }
-                break;
+                double w = at(W, base + s0 / p.seg * p.pstep), a = 0, ax = 0;
+                for (int64_t j = s0; j < s0 + p.seg; j++) {
+                    a += g[j];
+                    ax += (double)g[j] * ((double)xr[j] - m) * iv;
+                }
+                sdy[r * nseg + s0 / p.seg] = a;
+                sxh[r * nseg + s0 / p.seg] = ax;
+                sg += w * a;
+                sgx += w * ax;
             }
-            double w = at(W, base + s0 / p.seg * p.pstep), a = 0, ax = 0;
-            for (int64_t j = s0; j < s0 + p.seg; j++) {
-                a += g[j];
-                ax += (double)g[j] * ((double)xr[j] - m) * iv;
+            if (!dx) continue;
+            double L = (double)p.L, mg = sg / L, mgx = sgx / L;
+            double em = dm ? sal_f32(dm)[r] / L : 0, ei = di ? -sal_f32(di)[r] * iv * iv / L : 0;
+            float *d = dx + r * p.L;
+            for (int64_t j = 0; j < p.L; j++) {
+                double xh = ((double)xr[j] - m) * iv,
+                       gw = g ? (double)g[j] * at(W, p.seg == 1 ? j : base + j / p.seg * p.pstep) : 0;
+                d[j] += (float)(iv * (gw - mg - xh * mgx) + em + ei * xh);
             }
-            sdy[r * nseg + s0 / p.seg] = a;
-            sxh[r * nseg + s0 / p.seg] = ax;
-            sg += w * a;
-            sgx += w * ax;
-        }
-        if (!dx) continue;
-        double L = (double)p.L, mg = sg / L, mgx = sgx / L;
-        double em = dm ? sal_f32(dm)[r] / L : 0, ei = di ? -sal_f32(di)[r] * iv * iv / L : 0;
-        float *d = dx + r * p.L;
-        for (int64_t j = 0; j < p.L; j++) {
-            double xh = ((double)xr[j] - m) * iv, gw = g ? (double)g[j] * at(W, p.seg == 1 ? j : base + j / p.seg * p.pstep) : 0;
-            d[j] += (float)(iv * (gw - mg - xh * mgx) + em + ei * xh);
-        }
-    }
+        });
     if (!dy || (!dW && !dB)) return SAL_OK;
     if (p.seg == 1) { /* layer: columns over rows; a scalar w or b sums them all, in sequence */
         const int64_t bstep = par_of(c, 2).step;
-#pragma omp parallel for if (p.R * p.L > 65536 && W.step && bstep)
-        for (int64_t j = 0; j < p.L; j++) {
-            double a = 0, ax = 0;
-            for (int64_t r = 0; r < p.R; r++) {
-                double g = dy[r * p.L + j];
-                a += g;
-                ax += g * ((double)x[r * p.L + j] - mean[r]) * inv[r];
-            }
-            if (dW) dW[j * W.step] += (float)ax;
-            if (dB) dB[j * bstep] += (float)a;
-        }
+        SAL_PAR_FOR(
+            p.R * p.L > 65536 && W.step && bstep, "omp parallel for", for (int64_t j = 0; j < p.L; j++) {
+                double a = 0, ax = 0;
+                for (int64_t r = 0; r < p.R; r++) {
+                    double g = dy[r * p.L + j];
+                    a += g;
+                    ax += g * ((double)x[r * p.L + j] - mean[r]) * inv[r];
+                }
+                if (dW) dW[j * W.step] += (float)ax;
+                if (dB) dB[j * bstep] += (float)a;
+            });
         return SAL_OK;
     }
     for (int64_t r = 0; r < p.R; r++)

@@ -42,6 +42,10 @@ typedef struct sal_opctx {
     /* Forward of a Conv or Gemm whose output only a ReLU reads (graph/exec.c): relu_want asks for max(y, 0)
      * in its output instead, and the op sets relu_done when its kernel applied it. */
     bool relu_want, relu_done;
+    /* A linear node's substituted weight (ops/linear_ops.h): nonzero when it is a fixed function,
+     * named by wkey, of the node's own weight at the model's weights version (LRP's w+), so that an
+     * op may keep it in its own layout across calls; 0 when it may differ every call. */
+    uint64_t wkey;
     sal_scratch *ws;
 } sal_opctx;
 
@@ -169,6 +173,9 @@ bool sal_blk_fits(const sal_tensor *t);
  * ((n C/16 + c/16) H W + h W + w) 16 + c%16. Writes the blocked tensor src of shape dim to dst in
  * plain order (dst != src). */
 void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim);
+/* The same, or the blocked tensor added to the plain one, or the plain tensor src written blocked. */
+typedef enum { SAL_BLK_TO_PLAIN, SAL_BLK_ADD_TO_PLAIN, SAL_BLK_FROM_PLAIN } sal_blk_how;
+void sal_blk_convert(float *restrict dst, const float *restrict src, const int64_t *dim, sal_blk_how how);
 
 /* Helpers for op files. */
 static inline float *sal_in_f(const sal_opctx *c, int i) { return (float *)c->in[i]->data; }

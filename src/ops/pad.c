@@ -150,22 +150,22 @@ static sal_status pad_forward(sal_opctx *c) {
     pad_rows(&q, X->dim, &rows, &lin, &lout, &lo, &hi);
     const char *x = X->data;
     char *y = c->out[0]->data;
-#pragma omp parallel for schedule(static) if (rows * lout > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t src = pad_src_row(&q, X->dim, r), a = src < 0 ? lout : lo, b = src < 0 ? lout : hi;
-        char *yr = y + (size_t)(r * lout) * es;
-        /* the output is zeroed: only a non-zero constant needs writing */
-        if (X->dtype == SAL_F32 && vf != 0.0f) {
-            float *f = (float *)yr;
-            for (int64_t i = 0; i < a; i++) f[i] = vf;
-            for (int64_t i = b; i < lout; i++) f[i] = vf;
-        } else if (X->dtype == SAL_I64 && vi != 0) {
-            int64_t *f = (int64_t *)yr;
-            for (int64_t i = 0; i < a; i++) f[i] = vi;
-            for (int64_t i = b; i < lout; i++) f[i] = vi;
-        }
-        if (b > a) memcpy(yr + (size_t)a * es, x + (size_t)(src + a - q.pb[q.rank - 1]) * es, (size_t)(b - a) * es);
-    }
+    SAL_PAR_FOR(
+        rows * lout > 65536, "omp parallel for schedule(static)", for (int64_t r = 0; r < rows; r++) {
+            int64_t src = pad_src_row(&q, X->dim, r), a = src < 0 ? lout : lo, b = src < 0 ? lout : hi;
+            char *yr = y + (size_t)(r * lout) * es;
+            /* the output is zeroed: only a non-zero constant needs writing */
+            if (X->dtype == SAL_F32 && vf != 0.0f) {
+                float *f = (float *)yr;
+                for (int64_t i = 0; i < a; i++) f[i] = vf;
+                for (int64_t i = b; i < lout; i++) f[i] = vf;
+            } else if (X->dtype == SAL_I64 && vi != 0) {
+                int64_t *f = (int64_t *)yr;
+                for (int64_t i = 0; i < a; i++) f[i] = vi;
+                for (int64_t i = b; i < lout; i++) f[i] = vi;
+            }
+            if (b > a) memcpy(yr + (size_t)a * es, x + (size_t)(src + a - q.pb[q.rank - 1]) * es, (size_t)(b - a) * es);
+        });
     return SAL_OK;
 }
 
@@ -184,19 +184,19 @@ static sal_status pad_backward(sal_opctx *c) {
     int64_t rows, lin, lout, lo, hi;
     pad_rows(&q, X->dim, &rows, &lin, &lout, &lo, &hi);
     double dv = 0.0; /* the constant's gradient: the sum of dY over every padded position */
-#pragma omp parallel for schedule(static) reduction(+ : dv) if (rows * lout > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t src = pad_src_row(&q, X->dim, r), a = src < 0 ? lout : lo, b = src < 0 ? lout : hi;
-        const float *dyr = dY + r * lout;
-        if (dX && b > a) {
-            float *dxr = dX + src + a - q.pb[q.rank - 1];
-            for (int64_t i = 0; i < b - a; i++) dxr[i] += dyr[a + i];
-        }
-        if (dV) {
-            for (int64_t i = 0; i < a; i++) dv += dyr[i];
-            for (int64_t i = b; i < lout; i++) dv += dyr[i];
-        }
-    }
+    SAL_PAR_FOR(
+        rows * lout > 65536, "omp parallel for schedule(static) reduction(+ : dv)", for (int64_t r = 0; r < rows; r++) {
+            int64_t src = pad_src_row(&q, X->dim, r), a = src < 0 ? lout : lo, b = src < 0 ? lout : hi;
+            const float *dyr = dY + r * lout;
+            if (dX && b > a) {
+                float *dxr = dX + src + a - q.pb[q.rank - 1];
+                for (int64_t i = 0; i < b - a; i++) dxr[i] += dyr[a + i];
+            }
+            if (dV) {
+                for (int64_t i = 0; i < a; i++) dv += dyr[i];
+                for (int64_t i = b; i < lout; i++) dv += dyr[i];
+            }
+        });
     if (dV) dV[0] += (float)dv;
     return SAL_OK;
 }

@@ -163,12 +163,11 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
 /* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of 16 channels, each an H x W plane of
  * pixels holding their 16 values together. Y is blocked too when oblk, else plain; dX is blocked
  * like X. The same comparisons and tie rule, 16 channels a time. */
-static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
-                            bool oblk, float *dX, const float *dY, bool fresh) {
+static void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X,
+                             float *Y, bool oblk, float *dX, const float *dY, bool fresh) {
     const int64_t step = OH * OW; /* between a channel's planes in a plain Y */
     const bool set = fresh && 2 * OH == H && 2 * OW == W; /* the windows tile dX: written whole */
-#pragma omp parallel for schedule(static) if (nb * H * W * 16 > 65536)
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const float *x = X + b * H * W * 16;
         float *dx = dX ? dX + b * H * W * 16 : NULL;
         if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
@@ -213,6 +212,11 @@ static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_
                         for (int64_t q = 0; q < n; q++) Y[p0 + l * step + q] = t[q * 16 + l];
             }
     }
+}
+
+static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
+                            bool oblk, float *dX, const float *dY, bool fresh) {
+    SAL_PAR_SPLIT(nb * H * W * 16 > 65536, nb, b0, b1, maxpool_2x2_blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh));
 }
 
 /* Forward of any 2-D max pooling without dilation (ResNet's 3x3, stride 2, padding 1) in two
@@ -313,23 +317,23 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const int64_t rows = !avg && !backward && !fast ? maxpool_rows_len(&w) : 0;
     /* 2x2 windows that tile the plane write a fresh gradient whole: no zeros first */
     const bool set = fresh && fast && 2 * w.out[1] == w.in[1] && 2 * w.out[2] == w.in[2];
-#pragma omp parallel for schedule(static) if (planes * w.out_sz * w.k_sz > 32768)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = X + pl * w.in_sz;
-        float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
-        const float *dy = dY ? dY + pl * w.out_sz : NULL;
-        if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)w.in_sz);
-        if (avg) {
-            avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
-        } else if (fast) {
-            maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy, set);
-        } else if (rows) {
-            float tmp[rows];
-            maxpool_rows(&w, t, x, y, tmp, rows);
-        } else {
-            maxpool_plane(&w, t, x, y, dx, dy);
-        }
-    }
+    SAL_PAR_FOR(planes * w.out_sz * w.k_sz > 32768, "omp parallel for schedule(static)",
+                for (int64_t pl = 0; pl < planes; pl++) {
+                    const float *x = X + pl * w.in_sz;
+                    float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
+                    const float *dy = dY ? dY + pl * w.out_sz : NULL;
+                    if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)w.in_sz);
+                    if (avg) {
+                        avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
+                    } else if (fast) {
+                        maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy, set);
+                    } else if (rows) {
+                        float tmp[rows];
+                        maxpool_rows(&w, t, x, y, tmp, rows);
+                    } else {
+                        maxpool_plane(&w, t, x, y, dx, dy);
+                    }
+                });
     return SAL_OK;
 }
 
@@ -380,13 +384,9 @@ static void global_dims(const sal_opctx *c, int64_t *planes, int64_t *S) {
 }
 
 /* A blocked X (sal_blk_fits): planes of 16 channels, each pixel's 16 values together. */
-static void gavg_forward_blk(const sal_opctx *c, int64_t S) {
-    const sal_tensor *x = c->in[0];
-    int64_t nb = x->dim[0] * (x->dim[1] / 16);
-    const float *X = sal_in_f(c, 0);
-    float *Y = sal_out_f(c, 0), inv = 1.0f / (float)S;
-#pragma omp parallel for schedule(static) if (nb * S * 16 > 65536)
-    for (int64_t b = 0; b < nb; b++) {
+static void gavg_fwd_blks(int64_t b0, int64_t b1, int64_t S, const float *X, float *Y) {
+    float inv = 1.0f / (float)S;
+    for (int64_t b = b0; b < b1; b++) {
         float acc[16] = {0};
         const float *p = X + b * 16 * S;
         for (int64_t i = 0; i < S; i++)
@@ -396,19 +396,28 @@ static void gavg_forward_blk(const sal_opctx *c, int64_t S) {
     }
 }
 
-static void gavg_backward_blk(const sal_opctx *c, int64_t S) {
+static void gavg_forward_blk(const sal_opctx *c, int64_t S) {
     const sal_tensor *x = c->in[0];
     int64_t nb = x->dim[0] * (x->dim[1] / 16);
-    const float *dY = sal_f32(c->dout[0]);
-    float *dX = sal_f32(c->din[0]);
-#pragma omp parallel for schedule(static) if (nb * S * 16 > 65536)
-    for (int64_t b = 0; b < nb; b++) {
+    const float *X = sal_in_f(c, 0);
+    float *Y = sal_out_f(c, 0);
+    SAL_PAR_SPLIT(nb * S * 16 > 65536, nb, b0, b1, gavg_fwd_blks(b0, b1, S, X, Y));
+}
+
+static void gavg_bwd_blks(int64_t b0, int64_t b1, int64_t S, const float *dY, float *dX) {
+    for (int64_t b = b0; b < b1; b++) {
         float g[16], *p = dX + b * 16 * S;
         for (int l = 0; l < 16; l++) g[l] = dY[b * 16 + l] / (float)S;
         for (int64_t i = 0; i < S; i++)
 #pragma omp simd
             for (int l = 0; l < 16; l++) p[i * 16 + l] += g[l];
     }
+}
+
+static void gavg_backward_blk(const sal_opctx *c, int64_t S) {
+    const sal_tensor *x = c->in[0];
+    int64_t nb = x->dim[0] * (x->dim[1] / 16);
+    SAL_PAR_SPLIT(nb * S * 16 > 65536, nb, b0, b1, gavg_bwd_blks(b0, b1, S, sal_f32(c->dout[0]), sal_f32(c->din[0])));
 }
 
 static bool gavg_blk_takes(sal_opctx *c) { return sal_blk_fits(c->in[0]); }
@@ -422,13 +431,13 @@ static sal_status gavg_forward(sal_opctx *c) {
     }
     const float *X = sal_in_f(c, 0);
     float *Y = sal_out_f(c, 0);
-#pragma omp parallel for schedule(static) if (planes * S > 65536)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = X + pl * S;
-        float s = 0.0f;
-        for (int64_t i = 0; i < S; i++) s += x[i];
-        Y[pl] = S ? s / (float)S : 0.0f;
-    }
+    SAL_PAR_FOR(
+        planes * S > 65536, "omp parallel for schedule(static)", for (int64_t pl = 0; pl < planes; pl++) {
+            const float *x = X + pl * S;
+            float s = 0.0f;
+            for (int64_t i = 0; i < S; i++) s += x[i];
+            Y[pl] = S ? s / (float)S : 0.0f;
+        });
     return SAL_OK;
 }
 
@@ -442,11 +451,11 @@ static sal_status gavg_backward(sal_opctx *c) {
     }
     const float *dY = sal_f32(c->dout[0]);
     float *dX = sal_f32(c->din[0]);
-#pragma omp parallel for schedule(static) if (planes * S > 65536)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        float g = S ? dY[pl] / (float)S : 0.0f, *dx = dX + pl * S;
-        for (int64_t i = 0; i < S; i++) dx[i] += g;
-    }
+    SAL_PAR_FOR(
+        planes * S > 65536, "omp parallel for schedule(static)", for (int64_t pl = 0; pl < planes; pl++) {
+            float g = S ? dY[pl] / (float)S : 0.0f, *dx = dX + pl * S;
+            for (int64_t i = 0; i < S; i++) dx[i] += g;
+        });
     return SAL_OK;
 }
 
@@ -463,11 +472,11 @@ static sal_status gmax_forward(sal_opctx *c) {
     global_dims(c, &planes, &S);
     const float *X = sal_in_f(c, 0);
     float *Y = sal_out_f(c, 0);
-#pragma omp parallel for schedule(static) if (planes * S > 65536)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        int64_t i = first_argmax(X + pl * S, S);
-        Y[pl] = i >= 0 ? X[pl * S + i] : -INFINITY;
-    }
+    SAL_PAR_FOR(
+        planes * S > 65536, "omp parallel for schedule(static)", for (int64_t pl = 0; pl < planes; pl++) {
+            int64_t i = first_argmax(X + pl * S, S);
+            Y[pl] = i >= 0 ? X[pl * S + i] : -INFINITY;
+        });
     return SAL_OK;
 }
 
@@ -477,11 +486,11 @@ static sal_status gmax_backward(sal_opctx *c) {
     global_dims(c, &planes, &S);
     const float *X = sal_in_f(c, 0), *dY = sal_f32(c->dout[0]);
     float *dX = sal_f32(c->din[0]);
-#pragma omp parallel for schedule(static) if (planes * S > 65536)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        int64_t i = first_argmax(X + pl * S, S);
-        if (i >= 0) dX[pl * S + i] += dY[pl];
-    }
+    SAL_PAR_FOR(
+        planes * S > 65536, "omp parallel for schedule(static)", for (int64_t pl = 0; pl < planes; pl++) {
+            int64_t i = first_argmax(X + pl * S, S);
+            if (i >= 0) dX[pl * S + i] += dY[pl];
+        });
     return SAL_OK;
 }
 

@@ -160,8 +160,8 @@ static sal_status red_forward(sal_opctx *c, red_kind kind) {
     memset(acc, 0, (size_t)ny * sizeof *acc);
     bool sq = kind == RED_SUMSQ || kind == RED_L2;
     if (s == 0 && inner && p.n / inner == ny) { /* one contiguous run per output (LayerNorm's statistics) */
-#pragma omp parallel for if (p.n > 65536)
-        for (int64_t o = 0; o < ny; o++) acc[red_offset(&p, o)] = run_sum(x + o * inner, inner, sq);
+        SAL_PAR_FOR(p.n > 65536, "omp parallel for",
+                    for (int64_t o = 0; o < ny; o++) acc[red_offset(&p, o)] = run_sum(x + o * inner, inner, sq););
     } else {
         for (int64_t o = 0; inner && o < p.n / inner; o++) {
             double *a = acc + red_offset(&p, o);
@@ -184,14 +184,14 @@ static sal_status red_forward(sal_opctx *c, red_kind kind) {
 /* dx += f(x, y) dy along each inner run, where the output element of x[o*inner + j] is at
  * red_offset(o) + j*s. */
 #define RED_BACKWARD_LOOP(EXPR)                                                                    \
-    _Pragma("omp parallel for if (p.n > 65536)") for (int64_t o = 0; o < nouter; o++) {            \
+    SAL_PAR_FOR(p.n > 65536, "omp parallel for", for (int64_t o = 0; o < nouter; o++) {            \
         const int64_t off = red_offset(&p, o);                                                     \
         const float *g = dy + off, *yy = y + off, *xx = x + o * inner;                             \
         float *d = dx + o * inner;                                                                 \
         for (int64_t j = 0; j < inner; j++) d[j] += (EXPR);                                        \
         (void)yy;                                                                                  \
         (void)xx;                                                                                  \
-    }
+    });
 
 static sal_status red_backward(sal_opctx *c, red_kind kind) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
@@ -307,9 +307,9 @@ static sal_status arg_forward(sal_opctx *c, bool max) {
     bool last = sal_attr_int(c->n, "select_last_index", 0) != 0;
     const float *x = sal_in_f(c, 0);
     int64_t *y = c->out[0]->data;
-#pragma omp parallel for if (p.outer * p.D * p.inner > 65536)
-    for (int64_t o = 0; o < p.outer; o++)
-        for (int64_t k = 0; k < p.inner; k++) {
+    SAL_PAR_FOR(
+        p.outer * p.D * p.inner > 65536, "omp parallel for",
+        for (int64_t o = 0; o < p.outer; o++) for (int64_t k = 0; k < p.inner; k++) {
             const float *xx = x + o * p.D * p.inner + k;
             int64_t best = 0;
             float b = xx[0];
@@ -319,7 +319,7 @@ static sal_status arg_forward(sal_opctx *c, bool max) {
                 if (better) b = v, best = d;
             }
             y[o * p.inner + k] = best;
-        }
+        });
     return SAL_OK;
 }
 

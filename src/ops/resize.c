@@ -264,41 +264,42 @@ static sal_status rs_passes_make(const sal_opctx *c, rs_passes *ps) {
 static void pass_fwd(const taps *t, bool linear, int64_t outer, int64_t Din, int64_t Dout, int64_t inner,
                      const float *x, float *y) {
     if (inner == 1) { /* the last axis: one element per tap */
-#pragma omp parallel for if (outer * Dout > 32768)
-        for (int64_t o = 0; o < outer; o++) {
-            const float *xr = x + o * Din;
-            float *d = y + o * Dout;
-            if (!linear)
-                for (int64_t j = 0; j < Dout; j++) d[j] = xr[t->i0[j]];
-            else
-                for (int64_t j = 0; j < Dout; j++) d[j] = t->w0[j] * xr[t->i0[j]] + t->w1[j] * xr[t->i1[j]];
-        }
+        SAL_PAR_FOR(
+            outer * Dout > 32768, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
+                const float *xr = x + o * Din;
+                float *d = y + o * Dout;
+                if (!linear)
+                    for (int64_t j = 0; j < Dout; j++) d[j] = xr[t->i0[j]];
+                else
+                    for (int64_t j = 0; j < Dout; j++) d[j] = t->w0[j] * xr[t->i0[j]] + t->w1[j] * xr[t->i1[j]];
+            });
         return;
     }
-#pragma omp parallel for if (outer * Dout * inner > 32768)
-    for (int64_t r = 0; r < outer * Dout; r++) {
-        int64_t o = r / Dout, j = r % Dout;
-        const float *a = x + (o * Din + t->i0[j]) * inner, *b = x + (o * Din + t->i1[j]) * inner;
-        float *d = y + r * inner, w0 = t->w0[j], w1 = t->w1[j];
-        if (!linear) memcpy(d, a, sizeof *d * (size_t)inner);
-        else
-            for (int64_t k = 0; k < inner; k++) d[k] = w0 * a[k] + w1 * b[k];
-    }
+    SAL_PAR_FOR(
+        outer * Dout * inner > 32768, "omp parallel for", for (int64_t r = 0; r < outer * Dout; r++) {
+            int64_t o = r / Dout, j = r % Dout;
+            const float *a = x + (o * Din + t->i0[j]) * inner, *b = x + (o * Din + t->i1[j]) * inner;
+            float *d = y + r * inner, w0 = t->w0[j], w1 = t->w1[j];
+            if (!linear)
+                memcpy(d, a, sizeof *d * (size_t)inner);
+            else
+                for (int64_t k = 0; k < inner; k++) d[k] = w0 * a[k] + w1 * b[k];
+        });
 }
 
 /* The adjoint: gx (outer, Din, inner) += taps^T gy; each outer slice is one thread's. */
 static void pass_bwd(const taps *t, int64_t outer, int64_t Din, int64_t Dout, int64_t inner, const float *gy,
                      float *gx) {
-#pragma omp parallel for if (outer > 1 && outer * Dout * inner > 32768)
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t j = 0; j < Dout; j++) {
+    SAL_PAR_FOR(
+        outer > 1 && outer * Dout * inner > 32768, "omp parallel for",
+        for (int64_t o = 0; o < outer; o++) for (int64_t j = 0; j < Dout; j++) {
             float *a = gx + (o * Din + t->i0[j]) * inner, *b = gx + (o * Din + t->i1[j]) * inner;
             const float *g = gy + (o * Dout + j) * inner;
             float w0 = t->w0[j], w1 = t->w1[j];
             for (int64_t k = 0; k < inner; k++) a[k] += w0 * g[k];
             if (w1 != 0)
                 for (int64_t k = 0; k < inner; k++) b[k] += w1 * g[k];
-        }
+        });
 }
 
 /* outer and inner extents of axis a when the axes before `done` passes are already resized */

@@ -101,8 +101,8 @@ static sal_status split_forward(sal_opctx *c) {
         const char *src = (const char *)x->data + (size_t)(at * inner) * es;
         char *dst = c->out[k]->data;
         size_t row = (size_t)(len[k] * inner) * es, srow = (size_t)(D * inner) * es;
-#pragma omp parallel for if (outer * len[k] * inner > 65536)
-        for (int64_t o = 0; o < outer; o++) memcpy(dst + (size_t)o * row, src + (size_t)o * srow, row);
+        SAL_PAR_FOR(outer * len[k] * inner > 65536, "omp parallel for",
+                    for (int64_t o = 0; o < outer; o++) memcpy(dst + (size_t)o * row, src + (size_t)o * srow, row););
     }
     return SAL_OK;
 }
@@ -117,12 +117,12 @@ static sal_status split_backward(sal_opctx *c) {
         if (!c->dout[k]) continue;
         const float *dy = sal_f32(c->dout[k]);
         int64_t row = len[k] * inner;
-#pragma omp parallel for if (outer * row > 65536)
-        for (int64_t o = 0; o < outer; o++) {
-            float *d = dx + o * D * inner + at * inner;
-            const float *g = dy + o * row;
-            for (int64_t j = 0; j < row; j++) d[j] += g[j];
-        }
+        SAL_PAR_FOR(
+            outer * row > 65536, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
+                float *d = dx + o * D * inner + at * inner;
+                const float *g = dy + o * row;
+                for (int64_t j = 0; j < row; j++) d[j] += g[j];
+            });
     }
     return SAL_OK;
 }
@@ -184,12 +184,12 @@ static sal_status tile_forward(sal_opctx *c) {
     int64_t W = x->ndim ? x->dim[x->ndim - 1] : 1, OW = y->ndim ? y->dim[y->ndim - 1] : 1;
     int64_t rows = OW ? sal_tensor_numel(y) / OW : 0;
     size_t wb = (size_t)W * es;
-#pragma omp parallel for if (rows * OW > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        const char *src = (const char *)x->data + (size_t)tile_src_row(x, y, r) * es;
-        char *dst = (char *)y->data + (size_t)(r * OW) * es;
-        for (int64_t j = 0; j < OW; j += W) memcpy(dst + (size_t)j * es, src, wb);
-    }
+    SAL_PAR_FOR(
+        rows * OW > 65536, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+            const char *src = (const char *)x->data + (size_t)tile_src_row(x, y, r) * es;
+            char *dst = (char *)y->data + (size_t)(r * OW) * es;
+            for (int64_t j = 0; j < OW; j += W) memcpy(dst + (size_t)j * es, src, wb);
+        });
     return SAL_OK;
 }
 

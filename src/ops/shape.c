@@ -109,12 +109,12 @@ static inline int64_t view_offset(const view_plan *v, int64_t o) {
     do {                                                                                           \
         const T *s_ = src;                                                                         \
         T *d_ = dst;                                                                               \
-        _Pragma("omp parallel for if (v->n > PAR_MIN)") for (int64_t o = 0; o < nouter; o++) {    \
+        SAL_PAR_FOR(v->n > PAR_MIN, "omp parallel for", for (int64_t o = 0; o < nouter; o++) {    \
             const T *ss = s_ + view_offset(v, o);                                                  \
             T *dd = d_ + o * inner;                                                                \
             if (s == 1) memcpy(dd, ss, sizeof(T) * (size_t)inner); /* rows of a transpose */       \
             else for (int64_t j = 0; j < inner; j++) dd[j] = ss[j * s];                            \
-        }                                                                                          \
+        });                                                                                        \
     } while (0)
 
 static void view_gather(const view_plan *v, void *dst, const void *src, size_t es) {
@@ -125,10 +125,9 @@ static void view_gather(const view_plan *v, void *dst, const void *src, size_t e
 }
 
 /* dsrc += dy through the view, or dsrc = dy (set: the view covers dsrc once, as a permutation). */
-static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy, bool set) {
-    int64_t inner = v->dim[v->r - 1], s = v->st[v->r - 1], nouter = inner ? v->n / inner : 0;
-#pragma omp parallel for if (v->injective && v->n > PAR_MIN)
-    for (int64_t o = 0; o < nouter; o++) {
+static void scatter_rows(const view_plan *v, float *dsrc, const float *dy, bool set, int64_t o0, int64_t o1) {
+    int64_t inner = v->dim[v->r - 1], s = v->st[v->r - 1];
+    for (int64_t o = o0; o < o1; o++) {
         float *d = dsrc + view_offset(v, o);
         const float *g = dy + o * inner;
         if (set && s == 1)
@@ -141,6 +140,11 @@ static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy, b
         else
             for (int64_t j = 0; j < inner; j++) d[j * s] += g[j];
     }
+}
+
+static void view_scatter_add(const view_plan *v, float *dsrc, const float *dy, bool set) {
+    int64_t inner = v->dim[v->r - 1], nouter = inner ? v->n / inner : 0;
+    SAL_PAR_SPLIT(v->injective && v->n > PAR_MIN, nouter, o0, o1, scatter_rows(v, dsrc, dy, set, o0, o1));
 }
 
 static sal_status f32_view_backward(sal_opctx *c, const view_plan *v) {

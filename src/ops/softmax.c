@@ -38,12 +38,14 @@ static sal_status sm_infer(sal_opctx *c) {
  * blocks of rows that the threads share. */
 static void sm_rows(int64_t nvec, int64_t len, float *out, const float *a, const float *dy, bool logsm, bool fresh) {
     const int64_t blk = len >= 4096 ? 1 : 4096 / len, nb = (nvec + blk - 1) / blk;
-#pragma omp parallel for if (nvec * len > 65536)
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t r0 = b * blk, n = nvec - r0 < blk ? nvec - r0 : blk;
-        if (dy) sal_vsoftmax_grad(out + r0 * len, dy + r0 * len, a + r0 * len, n, len, fresh);
-        else sal_vsoftmax(out + r0 * len, a + r0 * len, n, len, logsm);
-    }
+    SAL_PAR_FOR(
+        nvec * len > 65536, "omp parallel for", for (int64_t b = 0; b < nb; b++) {
+            int64_t r0 = b * blk, n = nvec - r0 < blk ? nvec - r0 : blk;
+            if (dy)
+                sal_vsoftmax_grad(out + r0 * len, dy + r0 * len, a + r0 * len, n, len, fresh);
+            else
+                sal_vsoftmax(out + r0 * len, a + r0 * len, n, len, logsm);
+        });
 }
 
 /* Shifting by the maximum keeps exp from overflowing; each exponential is taken once, in float
@@ -58,22 +60,22 @@ static sal_status sm_forward(sal_opctx *c, bool logsm) {
         sm_rows(nvec, p.len, y, x, NULL, logsm, false);
         return SAL_OK;
     }
-#pragma omp parallel for if (nvec * p.len > 65536)
-    for (int64_t v = 0; v < nvec; v++) {
-        int64_t base = (v / p.inner) * p.len * p.inner + v % p.inner, s = p.inner;
-        float m = -INFINITY;
-        for (int64_t j = 0; j < p.len; j++) m = fmaxf(m, x[base + j * s]);
-        double sum = 0;
-        if (logsm) {
-            for (int64_t j = 0; j < p.len; j++) sum += expf(x[base + j * s] - m);
-            double ls = log(sum);
-            for (int64_t j = 0; j < p.len; j++) y[base + j * s] = (float)((double)x[base + j * s] - m - ls);
-        } else {
-            for (int64_t j = 0; j < p.len; j++) sum += y[base + j * s] = expf(x[base + j * s] - m);
-            float r = (float)(1.0 / sum);
-            for (int64_t j = 0; j < p.len; j++) y[base + j * s] *= r;
-        }
-    }
+    SAL_PAR_FOR(
+        nvec * p.len > 65536, "omp parallel for", for (int64_t v = 0; v < nvec; v++) {
+            int64_t base = (v / p.inner) * p.len * p.inner + v % p.inner, s = p.inner;
+            float m = -INFINITY;
+            for (int64_t j = 0; j < p.len; j++) m = fmaxf(m, x[base + j * s]);
+            double sum = 0;
+            if (logsm) {
+                for (int64_t j = 0; j < p.len; j++) sum += expf(x[base + j * s] - m);
+                double ls = log(sum);
+                for (int64_t j = 0; j < p.len; j++) y[base + j * s] = (float)((double)x[base + j * s] - m - ls);
+            } else {
+                for (int64_t j = 0; j < p.len; j++) sum += y[base + j * s] = expf(x[base + j * s] - m);
+                float r = (float)(1.0 / sum);
+                for (int64_t j = 0; j < p.len; j++) y[base + j * s] *= r;
+            }
+        });
     return SAL_OK;
 }
 
@@ -90,20 +92,20 @@ static sal_status sm_backward(sal_opctx *c, bool logsm) {
         sm_rows(nvec, p.len, dx, y, dy, false, fresh);
         return SAL_OK;
     }
-#pragma omp parallel for if (nvec * p.len > 65536)
-    for (int64_t v = 0; v < nvec; v++) {
-        int64_t base = (v / p.inner) * p.len * p.inner + v % p.inner, s = p.inner;
-        double dot = 0;
-        for (int64_t j = 0; j < p.len; j++) {
-            int64_t k = base + j * s;
-            dot += logsm ? (double)dy[k] : (double)dy[k] * y[k];
-        }
-        for (int64_t j = 0; j < p.len; j++) {
-            int64_t k = base + j * s;
-            float g = logsm ? (float)(dy[k] - exp((double)y[k]) * dot) : (float)(y[k] * (dy[k] - dot));
-            dx[k] = fresh ? g : dx[k] + g;
-        }
-    }
+    SAL_PAR_FOR(
+        nvec * p.len > 65536, "omp parallel for", for (int64_t v = 0; v < nvec; v++) {
+            int64_t base = (v / p.inner) * p.len * p.inner + v % p.inner, s = p.inner;
+            double dot = 0;
+            for (int64_t j = 0; j < p.len; j++) {
+                int64_t k = base + j * s;
+                dot += logsm ? (double)dy[k] : (double)dy[k] * y[k];
+            }
+            for (int64_t j = 0; j < p.len; j++) {
+                int64_t k = base + j * s;
+                float g = logsm ? (float)(dy[k] - exp((double)y[k]) * dot) : (float)(y[k] * (dy[k] - dot));
+                dx[k] = fresh ? g : dx[k] + g;
+            }
+        });
     return SAL_OK;
 }
 
