@@ -91,8 +91,14 @@ def parse(stdout):
     return out
 
 
+# Seconds to wait before each measured process: a process started as the previous one (a PyTorch
+# worker of 300 MB) exits ran 5-25% slower on this 2-core VM (the kernel reclaiming its memory).
+SETTLE = 1.0
+
+
 def run(cmd, env=None, timeout=1800, verbose=False):
     """Runs one configuration; returns its key=value dict, with `error` when it failed."""
+    time.sleep(SETTLE)
     if verbose:
         print('+ ' + ' '.join(shlex.quote(c) for c in cmd), file=sys.stderr)
     t0 = time.time()

@@ -61,8 +61,11 @@ def main():
     ap.add_argument('--impl', default='auto', choices=['auto', 'plain', 'captum'],
                     help='PyTorch side of IG and guided backprop: Captum if found (auto), or ours in torch_worker.py')
     ap.add_argument('--timeout', type=int, default=3600, help='seconds per configuration and side')
+    ap.add_argument('--settle', type=float, default=benchlib.SETTLE,
+                    help='seconds to wait before each measured process (default %(default)s)')
     ap.add_argument('--verbose', action='store_true', help='print each command')
     a = ap.parse_args()
+    benchlib.SETTLE = a.settle
     model_dir = a.model_dir or os.path.join(a.build, 'bench', 'models')
     models = a.models.split(',')
     methods = a.methods.split(',')

@@ -70,8 +70,11 @@ def main():
     ap.add_argument('--occlusion-batch', type=int, default=64,
                     help="Captum's perturbations_per_eval (our occlusion runs up to 64 windows per pass)")
     ap.add_argument('--timeout', type=int, default=3600, help='seconds per configuration and side')
+    ap.add_argument('--settle', type=float, default=benchlib.SETTLE,
+                    help='seconds to wait before each measured process (default %(default)s)')
     ap.add_argument('--verbose', action='store_true', help='print each command')
     a = ap.parse_args()
+    benchlib.SETTLE = a.settle
     model_dir = a.model_dir or os.path.join(a.build, 'bench', 'models')
     models, methods = a.models.split(','), a.methods.split(',')
     bad = [m for m in methods if m not in METHODS] + [m for m in models if m not in ('mlp', 'cnn') and m not in LARGE]

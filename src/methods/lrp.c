@@ -153,13 +153,15 @@ struct sal_lrp_plan {
 static int node_index(const sal_opctx *c) { return (int)(c->n - c->g->node); }
 
 /* o = coef * r / (z + eps sign(z)) over n elements; whether all are finite. Compiled for AVX-512
- * and AVX2 too, where the selects and the double division vectorize (the baseline's do not). */
+ * and AVX2 too, where the selects and the division vectorize (the baseline's do not). In single
+ * precision, as Zennit and Captum compute: a double division took 0.5 ns an element, 12 us of the
+ * small CNN's first layer. */
 SAL_CLONES bool stab_rows(float *o, const float *r, const float *z, double eps, double coef, int64_t n) {
     int bad = 0;
+    const float e = (float)eps, k = (float)coef;
 #pragma omp simd reduction(| : bad)
     for (int64_t i = 0; i < n; i++) {
-        double d = z[i] + (z[i] >= 0 ? eps : -eps);
-        o[i] = (float)(coef * r[i] / d);
+        o[i] = k * r[i] / (z[i] + (z[i] >= 0 ? e : -e));
         bad |= !isfinite(o[i]);
     }
     return !bad;

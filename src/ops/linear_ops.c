@@ -91,10 +91,10 @@ sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_ro
     k.c.wkey = wkey;
     k.out[0] = z;
     SAL_TRY(n->op->infer(&k.c));
-    sal_status st = sal_tensor_alloc(z, SAL_F32, z->ndim, z->dim);
+    sal_status st = sal_tensor_alloc_raw(z, SAL_F32, z->ndim, z->dim);
     if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
-    /* forwards may accumulate (Conv's depthwise loops, ConvTranspose) and a reused buffer is not zeroed */
-    memset(z->data, 0, sizeof(float) * (size_t)sal_tensor_numel(z));
+    /* the others accumulate (ConvTranspose): zeros first, as the executor gives them */
+    if (!n->op->overwrites) memset(z->data, 0, sizeof(float) * (size_t)sal_tensor_numel(z));
     return n->op->forward(&k.c);
 }
 
