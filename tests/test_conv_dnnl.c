@@ -435,15 +435,17 @@ static void test_blk_convert(sal_rng *r) {
         for (int64_t n = 0; n < d[0]; n++)
             for (int64_t c = 0; c < d[1]; c++)
                 for (int64_t s = 0; s < d[2] * d[3]; s++) {
-                    int64_t pi = (n * d[1] + c) * d[2] * d[3] + s, bi = ((n * d[1] + c) / 16 * d[2] * d[3] + s) * 16 + c % 16;
+                    int64_t pi = (n * d[1] + c) * d[2] * d[3] + s;
+                    int64_t bi = ((n * d[1] + c) / 16 * d[2] * d[3] + s) * 16 + c % 16;
                     e_from = fmax(e_from, fabs(sal_f32(&out)[bi] - sal_f32(&p)[pi]));
                     e_add = fmax(e_add, fabs(sal_f32(&sum)[pi] - sal_f32(&base)[pi] - sal_f32(&b)[bi]));
                 }
         sal_blk_convert(sal_f32(&sum), sal_f32(&out), d, SAL_BLK_TO_PLAIN); /* back: p again */
-        for (int64_t i = 0, n = sal_tensor_numel(&p); i < n; i++) e_to = fmax(e_to, fabs(sal_f32(&sum)[i] - sal_f32(&p)[i]));
-        CHECK(e_from == 0 && e_to == 0 && e_add < 1e-6, "blocked conversions of (%lld, %lld, %lld, %lld): from plain %g, "
-              "to plain %g, added to plain %g", (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3],
-              e_from, e_to, e_add);
+        for (int64_t i = 0, n = sal_tensor_numel(&p); i < n; i++)
+            e_to = fmax(e_to, fabs(sal_f32(&sum)[i] - sal_f32(&p)[i]));
+        CHECK(e_from == 0 && e_to == 0 && e_add < 1e-6,
+              "blocked conversions of (%lld, %lld, %lld, %lld): from plain %g, to plain %g, added to plain %g",
+              (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3], e_from, e_to, e_add);
         sal_tensor *all[] = {&p, &b, &base, &out, &sum};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) sal_tensor_free(all[i]);
     }
@@ -486,8 +488,10 @@ static void test_keyed_weights(sal_rng *r) {
             for (int v = 0; v < 3; v++) { /* keyed, afresh, our kernels */
                 sal_conv_dnnl_mode(v == 2 ? SAL_DNNL_OFF : SAL_DNNL_ALL);
                 sal_tensor_alloc(&t[v], SAL_F32, 4, x.dim);
-                CHECK_OK(sal_lin_apply(g, n, &roles, &x, &Wk, v == 0 ? (uint64_t)k : 0, NULL, &z[v], v ? &fresh : &ws));
-                CHECK_OK(sal_lin_transposed(g, n, &roles, &x, &Wk, v == 0 ? (uint64_t)k : 0, &rz, &t[v], v ? &fresh : &ws));
+                uint64_t key = v == 0 ? (uint64_t)k : 0;
+                sal_scratch *w = v ? &fresh : &ws;
+                CHECK_OK(sal_lin_apply(g, n, &roles, &x, &Wk, key, NULL, &z[v], w));
+                CHECK_OK(sal_lin_transposed(g, n, &roles, &x, &Wk, key, &rz, &t[v], w));
             }
             worst = fmax(worst, fmax(relerr(&z[0], &z[2]), relerr(&t[0], &t[2])));
             worst = fmax(worst, fmax(relerr(&z[1], &z[2]), relerr(&t[1], &t[2])));

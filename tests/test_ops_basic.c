@@ -80,10 +80,11 @@ static void test_sparse_row(void) {
             }
 }
 
-/* sal_sgemm's paths: OpenBLAS for small products, oneDNN's sgemm from 2^17 multiply-adds
- * with K >= 16, our dot products for one row against a transposed B of up to 2^15 (src/core/blas.c). Both against a double loop, with transposes, leading dimensions
- * wider than the matrices, alpha and beta (beta 0 must ignore a NaN in C), at one and two threads
- * (neither library promises the same bits for both). */
+/* sal_sgemm's paths: OpenBLAS for small products, oneDNN's sgemm from 2^17 multiply-adds with
+ * K >= 16, our dot products for one row against a transposed B of up to 2^15 (src/core/blas.c).
+ * Both against a double loop, with transposes, leading dimensions wider than the matrices, alpha
+ * and beta (beta 0 must ignore a NaN in C), at one and two threads (neither library promises the
+ * same bits for both). */
 static void test_general(void) {
     sal_rng r;
     sal_rng_seed(&r, 12);

@@ -75,7 +75,7 @@ int64_t sal_row_size(const sal_tensor *x);
 
 /* `#pragma omp parallel for if (c)` enters the OpenMP runtime even where c is false: a team of one
  * thread costs about 1.2 us here (libgomp 12), more than a ReLU over the small CNN's 6 272 values,
- * and ten such regions were 8% of its gradient. These run the loop given last in a parallel region
+ * and ten such regions took a seventh of its gradient. These run the loop given last in a parallel region
  * (pragma p, or "omp parallel for simd") only where c holds, else as a plain loop (an omp simd one).
  * The loop holds no directive of its own: a loop that needs one calls an inline function. */
 #define SAL_PAR_FOR(c, p, ...)                                                                                         \

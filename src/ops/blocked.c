@@ -14,7 +14,8 @@ bool sal_blk_fits(const sal_tensor *t) {
 /* One plane of 16 channels and S pixels: pixels [0, s1) in 4 x 4 tiles transposed in registers
  * (0.9 us for the small CNN's 12 544 values where a loop the compiler vectorizes takes 4 to 5: its
  * gathers or scatters), the rest element by element. */
-static inline __attribute__((always_inline)) void plane(float *restrict d, const float *restrict b, int64_t S, sal_blk_how how) {
+static inline __attribute__((always_inline)) void plane(float *restrict d, const float *restrict b, int64_t S,
+                                                        sal_blk_how how) {
     int64_t s1 = 0;
 #ifdef __SSE__
 #define LD(p) _mm_loadu_ps(p)

@@ -364,7 +364,7 @@ static bool run_reorder(const reorder *r, dnnl_memory_t from, dnnl_memory_t to) 
 
 /* Converts an activation between plain and blocked layouts (from -> to, adding to `to` when `add`)
  * in our own loop when it is small: oneDNN's reorder takes 4 to 8 us on the small CNN's 6 272 and
- * 12 544 values, a fifth of the convolution beside it, and ours 1 to 2. Whether it did. */
+ * 12 544 values, a fifth of the convolution beside it, and ours about 1. Whether it did. */
 static bool small_convert(const sal_conv_dnnl *s, const dnnl_memory_desc_t *from, const void *src,
                           const dnnl_memory_desc_t *to, void *dst, bool add) {
     const dnnl_memory_desc_t *pl[2] = {&s->x, &s->y}, *bl[2] = {&s->xb, &s->yb};

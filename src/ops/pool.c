@@ -216,7 +216,8 @@ static void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64
 
 static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
                             bool oblk, float *dX, const float *dY, bool fresh) {
-    SAL_PAR_SPLIT(nb * H * W * 16 > 65536, nb, b0, b1, maxpool_2x2_blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh));
+    SAL_PAR_SPLIT(nb * H * W * 16 > 65536, nb, b0, b1,
+                  maxpool_2x2_blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh));
 }
 
 /* Forward of any 2-D max pooling without dilation (ResNet's 3x3, stride 2, padding 1) in two
