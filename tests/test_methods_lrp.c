@@ -437,6 +437,24 @@ static void test_lrp0_conservation(void) {
     check_conserved("bias-free MLP, LRP-0", mlp, &x, &c0, (const char *[]){"a2", "z2", "a1", "z1", "x"}, 5, 1e-4);
     check_lrp0_is_gxi("bias-free MLP", mlp, &x);
 
+    /* a ReLU whose input another node reads too, that node's backward first: the pass-through rule
+     * must add to the relevance already there, not hand its own buffer over it */
+    float ws[8 * 10];
+    t_randv(&rng, ws, 80, 0.4f);
+    SAL_ASSERT(sal_graph_create("<fan>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, 12}) == SAL_OK);
+    gemm(g, "fc1", "x", "z1", 10, 12, w1, NULL);
+    relu(g, "r1", "z1", "a1");
+    gemm(g, "fc2", "a1", "z2", 8, 10, w2, NULL);
+    gemm(g, "skip", "z1", "zs", 8, 10, ws, NULL);
+    t_node(g, "Add", "sum", 2, (const char *[]){"z2", "zs"}, "s2", 0, NULL);
+    relu(g, "r2", "s2", "a2");
+    gemm(g, "fc3", "a2", "y", 4, 8, w3, NULL);
+    sal_model *fan = t_finish(g, "y");
+    check_conserved("ReLU input read twice, LRP-0", fan, &x, &c0, (const char *[]){"a2", "s2", "z1", "x"}, 4, 1e-4);
+    check_lrp0_is_gxi("ReLU input read twice", fan, &x);
+    sal_model_free(fan);
+
     /* bias-free CNN: conv - relu - maxpool - conv - relu - [avgpool | global average] - add - flatten - gemm,
      * with a residual Add and a Concat */
     float k1[4 * 1 * 9], k2[4 * 4 * 9], fw[3 * 8];

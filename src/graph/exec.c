@@ -707,13 +707,13 @@ static sal_status grad_alloc(sal_session *s, int v, bool raw) {
  * the output's gradient must be an owned buffer no one reads after this node (not kept, not
  * wanted), the input's first gradient, of as many elements in the same layout, and the node must
  * read that input once. Saves a copy of every residual and bias Add's gradient, and a buffer. */
-static int pass_input(const sal_session *s, const sal_node *n, const sal_backward_opts *o) {
+static int pass_input(const sal_session *s, const sal_node *n, const sal_backward_opts *o, unsigned mask) {
     int y = n->nout >= 1 ? n->out[0] : -1;
-    if (!n->op->bwd_pass || s->keep_grads || y < 0 || !s->reached[y] || !s->grad[y].cap || (o && o->wrt && o->wrt[y]))
+    if (!mask || s->keep_grads || y < 0 || !s->reached[y] || !s->grad[y].cap || (o && o->wrt && o->wrt[y]))
         return -1;
     for (int k = 0; k < n->nin && k < 32; k++) {
         int v = n->in[k];
-        if (!(n->op->bwd_pass >> k & 1) || v < 0 || !s->need[v] || s->has_grad[v] || s->act[v].dtype != SAL_F32 ||
+        if (!(mask >> k & 1) || v < 0 || !s->need[v] || s->has_grad[v] || s->act[v].dtype != SAL_F32 ||
             s->blk[v] != s->blk[y] || sal_tensor_numel(&s->act[v]) != sal_tensor_numel(&s->act[y]))
             continue;
         bool once = true;
@@ -721,6 +721,17 @@ static int pass_input(const sal_session *s, const sal_node *n, const sal_backwar
         if (once) return k;
     }
     return -1;
+}
+
+sal_status sal_rule_pass(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    float *restrict d = sal_f32(c->din[0]);
+    const float *restrict r = sal_f32(c->dout[0]);
+    int64_t n = sal_tensor_numel(c->din[0]);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) d[i] += r[i];
+    return SAL_OK;
 }
 
 /* The backward step of node i: its rule or its op's gradient, into the gradients of its inputs. */
@@ -754,7 +765,7 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     for (int k = 0; k < n->nout && k < 32; k++)
         if (n->out[k] >= 0 && s->blk[n->out[k]]) bout |= 1u << k;
     unsigned fresh = 0;
-    int pass = rule ? -1 : pass_input(s, n, o);
+    int pass = !rule ? pass_input(s, n, o, n->op->bwd_pass) : rule == sal_rule_pass ? pass_input(s, n, o, 1u) : -1;
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
         in[k] = v >= 0 ? &s->act[v] : NULL;

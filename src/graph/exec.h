@@ -135,6 +135,11 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_
  * over those elements alone (occlusion's windows, sal_batched.near). */
 const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float *alpha);
 
+/* The pass-through rule: input 0's relevance is output 0's, unchanged (LRP at ReLUs and the other
+ * activations). The walker hands the output's buffer over instead where it can, as for an op's
+ * bwd_pass (no zeroed buffer, no pass adding it), and runs the rule where it cannot. */
+sal_status sal_rule_pass(sal_opctx *c, void *user);
+
 typedef struct {
     const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */
     const sal_rule_fn *rule; /* per node (NULL entries: the op's gradient); the array may be NULL */

@@ -441,17 +441,6 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
 
 /* ---- other nodes ---- */
 
-static sal_status rule_pass(sal_opctx *c, void *user) {
-    (void)user;
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
-    float *restrict d = sal_f32(c->din[0]);
-    const float *restrict r = sal_f32(c->dout[0]);
-    int64_t n = sal_tensor_numel(c->din[0]);
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) d[i] += r[i];
-    return SAL_OK;
-}
-
 /* The share of each varying input k of a node z = f(x) that is linear in what varies:
  * R_k = x_k * (d z / d x_k)^T (R / z), from the op's own backward on R / z. */
 static sal_status share_masked(sal_lrp_plan *p, sal_opctx *c, const sal_op *op, const sal_tensor *z, unsigned mask,
@@ -691,7 +680,7 @@ sal_status sal_lrp_plan_new(const sal_model *m, const sal_lrp_config *cfg, sal_l
                 if (n->out[j] >= 0) raw[n->out[j]] = true;
         switch (k) {
         case NK_ROUTE: p->fn[i] = NULL; break;
-        case NK_PASS: p->fn[i] = rule_pass; break;
+        case NK_PASS: p->fn[i] = sal_rule_pass; break;
         case NK_ZRULE: p->fn[i] = rule_zrule; break;
         case NK_AFFINE_IN: p->fn[i] = rule_affine_in; break;
         case NK_POOLPROP: p->fn[i] = rule_poolprop; break;
