@@ -299,6 +299,15 @@ static void test_conv(sal_rng *r) {
         CHECK_FAILS(run1("Conv", 13, 3, in, (bool[]){false, true, true}, 1, at, &y, NULL, NULL), SAL_ERR_SHAPE, "bias");
         free_all(3, in);
     }
+    { /* weights with an empty kernel axis (found by fuzzing: dilation 2 made the dilated window negative) */
+        sal_tensor in[3] = {t_rand(r, 4, (int64_t[]){1, 3, 5, 5}, 1), t_rand(r, 4, (int64_t[]){4, 3, 0, 3}, 1),
+                            {.ndim = -1}};
+        sal_attr at[2] = {sal_attr_make_ints("dilations", 2, (int64_t[]){2, 2}),
+                          sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+        CHECK_FAILS(run1("Conv", 13, 3, in, (bool[]){false, true, true}, 2, at, &y, NULL, NULL), SAL_ERR_SHAPE,
+                    "kernel is empty along spatial dimension 0");
+        free_all(3, in);
+    }
     sal_tensor_free(&y);
 }
 

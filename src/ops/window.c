@@ -65,6 +65,8 @@ sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const
         if (i < 0) continue;
         *in = in_sp[i];
         *k = k_w ? k_w[i] : a->k[i];
+        if (*k < 1) /* from the weights: an empty kernel would make a window of no taps */
+            return sal_node_fail(n, SAL_ERR_SHAPE, "the weights' kernel is empty along spatial dimension %d", i);
         if (a->has_k && a->k[i] != *k)
             return sal_node_fail(n, SAL_ERR_SHAPE, "kernel_shape[%d] = %lld but the weights have %lld", i,
                                  (long long)a->k[i], (long long)*k);
