@@ -12,6 +12,7 @@
  *   - refusals name the node, the rule entry or the parameter. */
 #include "testutil.h"
 #include "methods/lrp.h"
+#include "ops/ops.h"
 #include "saliency.h"
 
 /* ---- building graphs ---- */
@@ -894,6 +895,71 @@ static void test_composites(void) {
     sal_model_free(m);
 }
 
+/* Modified weights the session keeps across calls (sal_derived_get): found again, and derived
+ * afresh once the model's weights change. */
+static void test_kept_weights(void) {
+    sal_rng rng;
+    sal_rng_seed(&rng, 45);
+    sal_model *m = small_cnn(&rng);
+    int ci = sal_graph_find_node(m, "conv1");
+    const sal_node *n = &m->node[ci];
+    sal_tensor *in[3] = {&m->val[n->in[0]].t, &m->val[n->in[1]].t, &m->val[n->in[2]].t}, copy = {0};
+    sal_scratch ws = {0};
+    sal_opctx c = {.g = m, .n = n, .in = in, .ws = &ws};
+    bool ready = true;
+    sal_tensor *t = sal_derived_get(&c, 1, 7, &ready), *again = NULL;
+    CHECK(t && !ready && sal_tensor_same_shape(t, in[1]), "first request: a buffer to fill");
+    if (t) memcpy(t->data, in[1]->data, sizeof(float) * (size_t)sal_tensor_numel(t));
+    again = sal_derived_get(&c, 1, 7, &ready);
+    CHECK(again == t && ready, "second request: the same buffer, ready");
+    CHECK(sal_derived_get(&c, 1, 8, &ready) != t && !ready, "another key: another buffer");
+    CHECK(sal_derived_get(&c, 0, 7, &ready) == NULL, "the model's input is not kept");
+    sal_tensor_copy(&copy, in[1]);
+    in[1] = &copy;
+    CHECK(sal_derived_get(&c, 1, 7, &ready) == NULL, "a tensor other than the node's constant is not kept");
+    in[1] = &m->val[n->in[1]].t;
+    sal_model_weights_changed(m);
+    again = sal_derived_get(&c, 1, 7, &ready);
+    CHECK(again == t && !ready, "after new weights: the same buffer, to fill again");
+    sal_scratch_free(&ws);
+    sal_tensor_free(&copy);
+
+    /* end to end: z+ on every layer through a reused session, before and after new weights */
+    sal_tensor x = {0};
+    SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){1, 1, 8, 8}) == SAL_OK);
+    for (int i = 0; i < 64; i++) sal_f32(&x)[i] = (float)sal_rng_uniform(&rng);
+    sal_session *s = NULL;
+    SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
+    const char *par[] = {"rule=*=zplus"};
+    int64_t target = 1;
+    sal_explain_opts o = {.method = "lrp_0", .nparams = 1, .params = par, .target = SAL_TARGET_INDEX,
+                          .classes = &target, .nclasses = 1, .data_lo = 0, .data_hi = 1, .session = s};
+    sal_explanation *e[4] = {NULL};
+    CHECK_OK(sal_explain(m, &x, &o, &e[0]));
+    CHECK_OK(sal_explain(m, &x, &o, &e[1]));
+    static const char *const layers[] = {"conv1", "fc1", "fc2"};
+    for (int k = 0; k < 3; k++) { /* weights of both signs change: w+ is not the old w+ scaled */
+        sal_tensor *w = &m->val[m->node[sal_graph_find_node(m, layers[k])].in[1]].t;
+        for (int64_t i = 0, nw = sal_tensor_numel(w); i < nw; i++) sal_f32(w)[i] = -0.8f * sal_f32(w)[i] + 0.05f;
+    }
+    sal_model_weights_changed(m);
+    CHECK_OK(sal_explain(m, &x, &o, &e[2]));
+    o.session = NULL;
+    CHECK_OK(sal_explain(m, &x, &o, &e[3]));
+    if (e[0] && e[1] && e[2] && e[3]) {
+        const float *a = sal_f32(sal_explanation_map(e[0])), *b = sal_f32(sal_explanation_map(e[1]));
+        const float *after = sal_f32(sal_explanation_map(e[2])), *fresh = sal_f32(sal_explanation_map(e[3]));
+        CHECK(rel_errf(b, a, 64) == 0, "the kept weights give the first call's map");
+        CHECK(rel_errf(after, fresh, 64) < 1e-6 && rel_errf(after, a, 64) > 1e-2,
+              "after new weights the reused session matches a fresh one (%.3g) and not the old map (%.3g)",
+              rel_errf(after, fresh, 64), rel_errf(after, a, 64));
+    }
+    for (int k = 0; k < 4; k++) sal_explanation_free(e[k]);
+    sal_session_free(s);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
 /* ---- 6. refusals ---- */
 
 static void test_errors(void) {
@@ -986,6 +1052,7 @@ int main(void) {
     test_maxpool_proportional();
     test_canonize();
     test_composites();
+    test_kept_weights();
     test_errors();
     return t_done("test_methods_lrp");
 }

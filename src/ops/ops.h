@@ -14,11 +14,22 @@ typedef struct {
     void *p;
     void (*free)(void *p);
 } sal_node_state;
+/* Weights a method derives from a node's own constant input (LRP's w+ and b+), kept across calls
+ * while the model's weights do not change (sal_derived_get). */
+typedef struct {
+    const void *node;
+    int input;
+    uint64_t key, version;
+    sal_tensor t;
+} sal_derived;
 typedef struct {
     void *buf[SAL_SCRATCH_SLOTS];
     size_t cap[SAL_SCRATCH_SLOTS];
     sal_node_state *state;
     int nstate;
+    sal_derived *derived;
+    int nderived;
+    size_t derived_bytes;
 } sal_scratch;
 /* Buffer of at least `bytes` (contents undefined); NULL with a message set on failure. */
 void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes);
@@ -138,6 +149,12 @@ typedef struct sal_op {
 /* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its
  * state there with the function that frees it. NULL with a message set on failure. */
 sal_node_state *sal_node_state_of(const sal_opctx *c);
+/* The buffer keeping key's derivation of input `input` of c's node, shaped as that input, with
+ * *ready telling whether it holds the values already (else the caller writes them, in full, before
+ * it returns to the executor); NULL when the input is not the node's own constant or the derivation
+ * is not kept (over 1 MiB, or 16 MiB kept already): the caller derives into a buffer of its own.
+ * Saves the derivation's pass over the weights every call (small models are bound by such passes). */
+sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *ready);
 
 /* Opens a table entry: its id and name from the X-macro, so neither can drift from oplist.h. */
 #define SAL_OP_HEAD(X) .id = SAL_OP_##X, .name = #X

@@ -63,6 +63,8 @@ void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes) {
 
 void sal_scratch_free(sal_scratch *ws) {
     for (int i = 0; i < SAL_SCRATCH_SLOTS; i++) sal_free(ws->buf[i]);
+    for (int i = 0; i < ws->nderived; i++) sal_tensor_free(&ws->derived[i].t);
+    sal_free(ws->derived);
     for (int i = 0; i < ws->nstate; i++)
         if (ws->state[i].p) ws->state[i].free(ws->state[i].p);
     sal_free(ws->state);
@@ -90,6 +92,39 @@ sal_node_state *sal_node_state_of(const sal_opctx *c) {
         *s = (sal_node_state){.node = c->n};
     }
     return s;
+}
+
+sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *ready) {
+    enum { MOST = 64, ONE_MAX = 1 << 20, ALL_MAX = 16 << 20 };
+    sal_scratch *ws = c->ws;
+    int v = input < c->n->nin ? c->n->in[input] : -1;
+    const sal_tensor *W = c->in[input];
+    *ready = false;
+    if (v < 0 || !W || c->g->val[v].kind != SAL_VAL_CONST || W->data != c->g->val[v].t.data) return NULL;
+    sal_derived *free_slot = NULL;
+    for (int i = 0; i < ws->nderived; i++) {
+        sal_derived *d = &ws->derived[i];
+        if (d->node == c->n && d->input == input && d->key == key) {
+            *ready = d->version == c->g->version && sal_tensor_same_shape(&d->t, W);
+            if (*ready) return &d->t;
+            free_slot = d; /* stale: derived again in place */
+            break;
+        }
+        if (!free_slot && !d->node) free_slot = d;
+    }
+    size_t bytes = sizeof(float) * (size_t)sal_tensor_numel(W);
+    if (W->dtype != SAL_F32 || bytes > ONE_MAX) return NULL;
+    if (!free_slot) {
+        if (ws->nderived == MOST || ws->derived_bytes + bytes > ALL_MAX) return NULL;
+        if (!ws->derived && !(ws->derived = sal_calloc(MOST, sizeof *ws->derived))) return NULL;
+        free_slot = &ws->derived[ws->nderived++];
+    }
+    size_t had = free_slot->t.cap;
+    if (sal_tensor_alloc_raw(&free_slot->t, SAL_F32, W->ndim, W->dim) != SAL_OK)
+        return NULL; /* not kept: the caller derives into its own buffer */
+    ws->derived_bytes += free_slot->t.cap - had;
+    free_slot->node = c->n, free_slot->input = input, free_slot->key = key, free_slot->version = c->g->version;
+    return &free_slot->t;
 }
 
 sal_status sal_need_f32(const sal_opctx *c, int i, int rank) {
