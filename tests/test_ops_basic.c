@@ -39,6 +39,54 @@ static void test_gemm_forward(void) {
     sal_tensor_free(&A);
 }
 
+/* A batch-1 Gemm with transB whose row has zeros reads a transposed copy of B kept by the node
+ * (ops/linear.c: gemm_bt): against a double loop for a row with zeros, a dense row, the first
+ * again, and after the weights change (the copy must follow them). */
+static void test_gemm_sparse_row(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 8);
+    const int K = 300, N = 600;
+    sal_tensor B = t_rand(&r, 2, (int64_t[]){N, K}, 1), C = t_rand(&r, 1, (int64_t[]){N}, 1);
+    sal_model *g;
+    CHECK_OK(sal_graph_create(NULL, &g));
+    CHECK_OK(sal_graph_add_input(g, "a", SAL_F32, 2, (int64_t[]){-1, K}));
+    CHECK_OK(sal_graph_add_const(g, "b", &B));
+    CHECK_OK(sal_graph_add_const(g, "c", &C));
+    sal_attr at[1] = {sal_attr_make_int("transB", 1)};
+    CHECK_OK(sal_graph_add_node(g, "Gemm", "fc", 3, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"}, 1, at));
+    CHECK_OK(sal_graph_add_output(g, "y"));
+    CHECK_OK(sal_graph_finalize(g));
+    sal_session *s;
+    CHECK_OK(sal_session_new(g, &s));
+    sal_tensor A[2] = {t_rand(&r, 2, (int64_t[]){1, K}, 1), t_rand(&r, 2, (int64_t[]){1, K}, 1)};
+    for (int k = 0; k < K; k++) /* row 0: half zeros; row 1: none */
+        if (k % 2) sal_f32(&A[0])[k] = 0.0f;
+        else if (sal_f32(&A[1])[k] == 0.0f) sal_f32(&A[1])[k] = 1.0f;
+    float *b = sal_f32(&g->val[sal_graph_find(g, "b")].t), *c = sal_f32(&g->val[sal_graph_find(g, "c")].t);
+    static const int order[] = {0, 1, 0, 0};
+    for (int q = 0; q < 4; q++) {
+        if (q == 3) { /* new weights */
+            for (int64_t i = 0; i < (int64_t)N * K; i++) b[i] = 0.5f - b[i];
+            sal_model_weights_changed(g);
+        }
+        const sal_tensor *y;
+        CHECK_OK(sal_forward(s, 1, &A[order[q]], &y));
+        const float *a = sal_f32(&A[order[q]]);
+        double worst = 0;
+        for (int j = 0; j < N; j++) {
+            double acc = c[j];
+            for (int k = 0; k < K; k++) acc += (double)a[k] * b[(int64_t)j * K + k];
+            worst = fmax(worst, fabs(acc - sal_f32(y)[j]));
+        }
+        CHECK(worst < 1e-4, "batch-1 Gemm, call %d (%s row): differs from a double loop by %g", q,
+              order[q] ? "dense" : "sparse", worst);
+    }
+    sal_session_free(s);
+    sal_model_free(g);
+    sal_tensor_free(&A[0]);
+    sal_tensor_free(&A[1]);
+}
+
 /* sal_sgemm with one row whose entries are mostly zero (a gradient or activation after a ReLU)
  * takes a path that skips the zero rows of B: check it against a double loop, for alpha/beta
  * variants, a strided row (transA), sizes that do and do not split across threads, and a row of
@@ -174,6 +222,7 @@ int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 1);
     test_gemm_forward();
+    test_gemm_sparse_row();
     test_sparse_row();
     test_general();
     for (int ta = 0; ta < 2; ta++)
