@@ -2,7 +2,7 @@
 """One PyTorch configuration of the comparison, in a process of its own: times a method on one
 model exported by bench/models.py (its saved weights) and prints one key=value line.
 
-usage: torch_worker.py MODEL_DIR MODEL METHOD [--batch B] [--reps R] [--warmup W] [--impl IMPL]
+usage: torch_worker.py MODEL_DIR MODEL METHOD [--batch B] [--reps R] [--warmup W] [--warmup-s S] [--impl IMPL]
                        [--steps N] [--target C] [--threads T] [--ig-internal-batch K] [--occlusion-batch K]
 METHOD: forward, gradient, gradient_x_input, integrated_gradients, guided_backprop, deconvnet,
         deeplift, gradcam, occlusion, lrp_epsilon_plus, lrp_epsilon_gamma_box
@@ -206,6 +206,8 @@ def main():
     ap.add_argument('--batch', type=int, default=1)
     ap.add_argument('--reps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--warmup-s', type=float, default=0.5,
+                    help='the warm-up goes on past its calls until this many seconds have passed (bench_compare alike)')
     ap.add_argument('--impl', default='plain', choices=['plain', 'captum', 'zennit', 'auto'])
     ap.add_argument('--steps', type=int, default=50)
     ap.add_argument('--target', type=int, default=0)
@@ -239,8 +241,11 @@ def main():
         load_rss = rss_mb()
         fn, what = make_method(a, model, x, impl)
         reset_rss_peak()
-        for _ in range(a.warmup):
+        w0 = time.perf_counter()
+        k = 0
+        while k < a.warmup or (a.warmup > 0 and time.perf_counter() - w0 < a.warmup_s):
             fn()
+            k += 1
         ts = []
         for _ in range(a.reps):
             t0 = time.perf_counter()

@@ -87,6 +87,62 @@ static void test_gemm_sparse_row(void) {
     sal_tensor_free(&A[1]);
 }
 
+/* A Gemm on a batch of rows runs through oneDNN with its constant B kept packed (ops/linear.c:
+ * gemm_packed), forward and input gradient, for B stored (N, K) (transB) and (K, N): against double
+ * loops, at two batch sizes (a primitive each), and after the weights change (packed again). */
+static void test_gemm_packed(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 9);
+    const int K = 96, N = 80;
+    for (int tb = 0; tb < 2; tb++) {
+        sal_tensor B = t_rand(&r, 2, tb ? (int64_t[]){N, K} : (int64_t[]){K, N}, 1);
+        sal_tensor C = t_rand(&r, 1, (int64_t[]){N}, 1);
+        sal_model *g;
+        CHECK_OK(sal_graph_create(NULL, &g));
+        CHECK_OK(sal_graph_add_input(g, "a", SAL_F32, 2, (int64_t[]){-1, K}));
+        CHECK_OK(sal_graph_add_const(g, "b", &B));
+        CHECK_OK(sal_graph_add_const(g, "c", &C));
+        sal_attr at[1] = {sal_attr_make_int("transB", tb)};
+        CHECK_OK(sal_graph_add_node(g, "Gemm", "fc", 3, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"}, 1, at));
+        CHECK_OK(sal_graph_add_output(g, "y"));
+        CHECK_OK(sal_graph_finalize(g));
+        sal_session *s;
+        CHECK_OK(sal_session_new(g, &s));
+        float *b = sal_f32(&g->val[sal_graph_find(g, "b")].t), *c = sal_f32(&g->val[sal_graph_find(g, "c")].t);
+        static const int rows[] = {40, 24, 40, 40};
+        for (int q = 0; q < 4; q++) {
+            int M = rows[q];
+            if (q == 3) { /* new weights */
+                for (int64_t i = 0; i < (int64_t)N * K; i++) b[i] = 0.25f - 0.5f * b[i];
+                sal_model_weights_changed(g);
+            }
+            sal_tensor A = t_rand(&r, 2, (int64_t[]){M, K}, 1), seed = t_rand(&r, 2, (int64_t[]){M, N}, 1);
+            const sal_tensor *y, *dA;
+            CHECK_OK(sal_forward(s, 1, &A, &y));
+            CHECK_OK(sal_input_gradient(s, &seed, &dA));
+            double wy = 0, wd = 0;
+            for (int i = 0; i < M; i++) {
+                for (int j = 0; j < N; j++) {
+                    double acc = c[j];
+                    for (int k = 0; k < K; k++) acc += (double)sal_f32(&A)[i * K + k] * b[tb ? j * K + k : k * N + j];
+                    wy = fmax(wy, fabs(acc - sal_f32(y)[i * N + j]));
+                }
+                for (int k = 0; k < K; k++) {
+                    double acc = 0;
+                    for (int j = 0; j < N; j++) acc += (double)sal_f32(&seed)[i * N + j] * b[tb ? j * K + k : k * N + j];
+                    wd = fmax(wd, fabs(acc - sal_f32(dA)[i * K + k]));
+                }
+            }
+            CHECK(wy < 1e-4 && wd < 1e-4, "Gemm transB=%d, %d rows, call %d: forward off by %g, gradient by %g", tb, M,
+                  q, wy, wd);
+            sal_tensor_free(&A);
+            sal_tensor_free(&seed);
+        }
+        sal_session_free(s);
+        sal_model_free(g);
+    }
+}
+
 /* sal_sgemm with one row whose entries are mostly zero (a gradient or activation after a ReLU)
  * takes a path that skips the zero rows of B: check it against a double loop, for alpha/beta
  * variants, a strided row (transA), sizes that do and do not split across threads, and a row of
@@ -223,6 +279,7 @@ int main(void) {
     sal_rng_seed(&r, 1);
     test_gemm_forward();
     test_gemm_sparse_row();
+    test_gemm_packed();
     test_sparse_row();
     test_general();
     for (int ta = 0; ta < 2; ta++)
