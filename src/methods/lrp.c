@@ -361,6 +361,28 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
     return SAL_OK;
 }
 
+/* gamma_nonneg's loops, compiled for AVX-512 and AVX2 too: the baseline's do not vectorize their
+ * selects on the output's sign, and its branches took 2.3 ns an element, 29 us of the small CNN's
+ * 32 -> 64 layer. z = y + g P where y > 0, y + g (y - P) where y < 0 (P in z on entry). */
+SAL_CLONES void gamma_denominators(float *z, const float *y, float g, int64_t m) {
+#pragma omp simd
+    for (int64_t i = 0; i < m; i++) {
+        float zi = z[i], d = y[i] - zi;
+        z[i] = y[i] + g * (y[i] < 0.0f ? d : zi);
+    }
+}
+
+/* u = s> + (1 + g) s<, v = g (s> - s<), with s in v on entry */
+SAL_CLONES void gamma_factors(float *u, float *v, const float *y, float g, int64_t m) {
+#pragma omp simd
+    for (int64_t i = 0; i < m; i++) {
+        float si = y[i] > 0.0f || y[i] < 0.0f ? v[i] : 0.0f;
+        float neg_u = (1.0f + g) * si, neg_v = -g * si, pos_v = g * si;
+        u[i] = y[i] < 0.0f ? neg_u : si;
+        v[i] = y[i] < 0.0f ? neg_v : pos_v;
+    }
+}
+
 /* Zennit's Gamma (the output's sign picks the favoured contributions) on inputs without negatives,
  * the usual case after a ReLU, in three products where its two groups take four: with y = W x + b
  * the node's output and P = W+ x + b+, the groups' denominators are z = y + gamma P where y > 0 and
@@ -375,16 +397,9 @@ static sal_status gamma_nonneg(sal_lrp_plan *p, sal_opctx *c, const sal_lin_role
     const float *y = sal_f32(c->out[0]);
     float *z = sal_f32(&p->z), g = (float)gamma;
     int64_t m = sal_tensor_numel(&p->z);
-#pragma omp simd
-    for (int64_t i = 0; i < m; i++) z[i] = y[i] + g * (y[i] < 0.0f ? y[i] - z[i] : z[i]);
+    gamma_denominators(z, y, g, m);
     SAL_TRY(stabilized(c->n, c->dout[0], &p->z, eps, 1.0, &p->s));
-    float *u = z, *v = sal_f32(&p->s); /* z is spent: its buffer takes W's factor */
-#pragma omp simd
-    for (int64_t i = 0; i < m; i++) {
-        float si = y[i] > 0.0f || y[i] < 0.0f ? v[i] : 0.0f;
-        u[i] = y[i] < 0.0f ? (1.0f + g) * si : si;
-        v[i] = y[i] < 0.0f ? -g * si : g * si;
-    }
+    gamma_factors(z, sal_f32(&p->s), y, g, m); /* z is spent: its buffer takes W's factor */
     SAL_TRY(zeroed(&p->tmp, x));
     SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, W, 0, &p->z, &p->tmp, c->ws));
     SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, wp, wkey_of(W_POS, 0), &p->s, &p->tmp, c->ws));
