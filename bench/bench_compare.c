@@ -5,9 +5,9 @@
  * usage: bench_compare MODEL.onnx METHOD [--param K=V]... [--batch B] [--reps R] [--warmup W]
  *                      [--warmup-s S] [--target C] [--seed S] [--chunk K] [--profile] [--nodes N]
  * (--warmup-s: the warm-up goes on past its W calls until S seconds have passed, default 0.5, as in
- * bench/torch_worker.py; K: rows per pass of batched methods, 0 = auto; --profile: time per op type, forward and backward,
- * summed over the timed calls, on stderr, and per node for the N slowest nodes: all of models of
- * up to 40 nodes unless --nodes says)
+ * bench/torch_worker.py; K: rows per pass of batched methods, 0 = auto; --profile: time per op type,
+ * forward and backward, summed over the timed calls, on stderr, and per node for the N slowest
+ * nodes: all of models of up to 40 nodes unless --nodes says)
  * METHOD is `forward` (sal_forward on a session that keeps only the outputs, sal_session_keep_values,
  * as PyTorch's forward under no_grad keeps none) or a method of `saliency methods`, run through
  * sal_explain on a reused session (its forward pass for the targets included). --target C explains

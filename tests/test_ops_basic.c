@@ -103,7 +103,8 @@ static void test_gemm_packed(void) {
         CHECK_OK(sal_graph_add_const(g, "b", &B));
         CHECK_OK(sal_graph_add_const(g, "c", &C));
         sal_attr at[1] = {sal_attr_make_int("transB", tb)};
-        CHECK_OK(sal_graph_add_node(g, "Gemm", "fc", 3, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"}, 1, at));
+        CHECK_OK(sal_graph_add_node(g, "Gemm", "fc", 3, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"}, 1,
+                                    at));
         CHECK_OK(sal_graph_add_output(g, "y"));
         CHECK_OK(sal_graph_finalize(g));
         sal_session *s;
@@ -129,7 +130,8 @@ static void test_gemm_packed(void) {
                 }
                 for (int k = 0; k < K; k++) {
                     double acc = 0;
-                    for (int j = 0; j < N; j++) acc += (double)sal_f32(&seed)[i * N + j] * b[tb ? j * K + k : k * N + j];
+                    for (int j = 0; j < N; j++)
+                        acc += (double)sal_f32(&seed)[i * N + j] * b[tb ? j * K + k : k * N + j];
                     wd = fmax(wd, fabs(acc - sal_f32(dA)[i * K + k]));
                 }
             }

@@ -613,9 +613,10 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
 
 /* One way of using the weight: W as the product needs it, packed in the primitives' layout (chosen
  * by oneDNN for the first row count; later row counts must take it as it is), and the primitives
- * of the last two row counts. */
+ * of the last two row counts (bad: oneDNN declined that count, which then stays with sgemm). */
 typedef struct {
     int64_t M;
+    bool bad;
     prim p;
 } mm_prim;
 typedef struct {
@@ -640,24 +641,50 @@ void sal_mm_state_free(sal_mm_state *mm) {
     sal_free(mm);
 }
 
-/* The primitive for M rows: Y (M, N) = A (M, K) B (K, N), B in layout wmd (format any on the first). */
+/* The primitive for M rows: Y (M, N) = A (M, K) B (K, N), B in layout wmd (format any on the
+ * first); NULL when oneDNN has no kernel for it. */
 static const prim *mm_prim_for(mm_way *w, int64_t M, int64_t K, int64_t N, const dnnl_memory_desc_t *wmd) {
     for (int i = 0; i < 2; i++)
-        if (w->pr[i].p.prim && w->pr[i].M == M) return &w->pr[i].p;
+        if (w->pr[i].M == M && (w->pr[i].p.prim || w->pr[i].bad)) return w->pr[i].bad ? NULL : &w->pr[i].p;
     dnnl_memory_desc_t a, c;
     dnnl_matmul_desc_t d;
     dnnl_dims_t ad = {M, K}, cd = {M, N};
     mm_prim *e = &w->pr[w->next];
-    prim_free(&e->p);
-    if (dnnl_memory_desc_init_by_tag(&a, 2, ad, dnnl_f32, dnnl_ab) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&c, 2, cd, dnnl_f32, dnnl_ab) != dnnl_success ||
-        dnnl_matmul_desc_init(&d, &a, wmd, NULL, &c) != dnnl_success || !prim_make(&e->p, &d, NULL, false)) {
-        prim_free(&e->p);
-        return NULL;
-    }
-    e->M = M;
     w->next ^= 1;
-    return &e->p;
+    prim_free(&e->p);
+    e->M = M;
+    e->bad = dnnl_memory_desc_init_by_tag(&a, 2, ad, dnnl_f32, dnnl_ab) != dnnl_success ||
+             dnnl_memory_desc_init_by_tag(&c, 2, cd, dnnl_f32, dnnl_ab) != dnnl_success ||
+             dnnl_matmul_desc_init(&d, &a, wmd, NULL, &c) != dnnl_success || !prim_make(&e->p, &d, NULL, false);
+    if (e->bad) prim_free(&e->p);
+    return e->bad ? NULL : &e->p;
+}
+
+/* W (as B (K, N), layout umd) into the layout of primitive p, in w->buf; false when it cannot (no
+ * memory for it within the budget, or no reorder). */
+static bool mm_pack(mm_way *w, const prim *p, const dnnl_memory_desc_t *umd, const float *W) {
+    const dnnl_memory_desc_t *pmd = md_of(p, dnnl_query_weights_md);
+    void *b = sal_malloc(dnnl_memory_desc_get_size(pmd) + 64);
+    if (!b) return false;
+    mems ms = {0};
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t ro = NULL;
+    dnnl_memory_t from = track(&ms, mem(umd, (void *)W)), to = track(&ms, mem(pmd, align64(b)));
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    bool ok = !ms.bad && dnnl_reorder_primitive_desc_create(&rpd, umd, g_eng, pmd, g_eng, NULL) == dnnl_success &&
+              dnnl_primitive_create(&ro, rpd) == dnnl_success &&
+              dnnl_primitive_execute(ro, g_stream, 2, a) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
+    if (ro) dnnl_primitive_destroy(ro);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    mems_free(&ms);
+    if (!ok) {
+        sal_free(b);
+        return false;
+    }
+    sal_free(w->buf);
+    w->buf = b;
+    w->wmd = *pmd;
+    return w->packed = true;
 }
 
 sal_status sal_dnnl_matmul(const sal_opctx *c, sal_mm_state **state, bool trans, int64_t M, int64_t K, int64_t N,
@@ -668,7 +695,7 @@ sal_status sal_dnnl_matmul(const sal_opctx *c, sal_mm_state **state, bool trans,
     if (!*state && !(*state = sal_calloc(1, sizeof **state))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     mm_way *w = &(*state)->way[trans];
     if (w->src != W || w->version != c->g->version) { /* new weights: packed afresh */
-        for (int i = 0; i < 2; i++) prim_free(&w->pr[i].p);
+        for (int i = 0; i < 2; i++) prim_free(&w->pr[i].p), w->pr[i] = (mm_prim){0};
         w->packed = w->declined = false;
         w->src = W;
         w->version = c->g->version;
@@ -681,46 +708,23 @@ sal_status sal_dnnl_matmul(const sal_opctx *c, sal_mm_state **state, bool trans,
         dnnl_memory_desc_init_by_tag(&any, 2, bd, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
         return SAL_OK;
     const prim *p = mm_prim_for(w, M, K, N, w->packed ? &w->wmd : &any);
-    if (!p) {
-        w->declined = !w->packed; /* no kernel for the first: the weight stays with sgemm */
+    if (!w->packed && (!p || !mm_pack(w, p, &umd, W))) {
+        w->declined = true; /* no kernel for the first row count, or no memory: the weight stays with sgemm */
         return SAL_OK;
     }
-    mems ms = {0};
-    if (!w->packed) {
-        const dnnl_memory_desc_t *pmd = md_of(p, dnnl_query_weights_md);
-        void *b = sal_malloc(dnnl_memory_desc_get_size(pmd) + 64);
-        dnnl_primitive_desc_t rpd = NULL;
-        dnnl_primitive_t ro = NULL;
-        dnnl_memory_t from = b ? track(&ms, mem(&umd, (void *)W)) : NULL, to = b ? track(&ms, mem(pmd, align64(b))) : NULL;
-        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        bool ok = from && to && dnnl_reorder_primitive_desc_create(&rpd, &umd, g_eng, pmd, g_eng, NULL) == dnnl_success &&
-                  dnnl_primitive_create(&ro, rpd) == dnnl_success &&
-                  dnnl_primitive_execute(ro, g_stream, 2, a) == dnnl_success &&
-                  dnnl_stream_wait(g_stream) == dnnl_success;
-        if (ro) dnnl_primitive_destroy(ro);
-        if (rpd) dnnl_primitive_desc_destroy(rpd);
-        mems_free(&ms);
-        if (!ok) {
-            sal_free(b);
-            if (!b) return sal_fail(SAL_ERR_NOMEM, "out of memory packing a weight");
-            w->declined = true;
-            return SAL_OK;
-        }
-        sal_free(w->buf);
-        w->buf = b;
-        w->wmd = *pmd;
-        w->packed = true;
-    }
-    dnnl_dims_t ad = {M, K}, cd = {M, N};
-    dnnl_memory_desc_t amd, cmd;
+    if (!p) return SAL_OK;
     void *pad = p->pad ? align64(sal_scratch_get(c->ws, SL_PAD, p->pad + 64)) : NULL;
     if (p->pad && !pad) return SAL_ERR_NOMEM;
+    mems ms = {0};
+    dnnl_dims_t ad = {M, K}, cd = {M, N};
+    dnnl_memory_desc_t amd, cmd;
     bool ok = dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_f32, dnnl_ab) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&cmd, 2, cd, dnnl_f32, dnnl_ab) == dnnl_success;
-    dnnl_memory_t am = ok ? track(&ms, mem(&amd, (void *)A)) : NULL, wm = ok ? track(&ms, mem(&w->wmd, align64(w->buf))) : NULL;
-    dnnl_memory_t cm = ok ? track(&ms, mem(&cmd, Y)) : NULL;
-    dnnl_memory_t sm = ok && pad ? track(&ms, mem(md_of(p, dnnl_query_scratchpad_md), pad)) : NULL;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, sm}};
+    const dnnl_memory_desc_t *smd = md_of(p, dnnl_query_scratchpad_md);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ok ? track(&ms, mem(&amd, (void *)A)) : NULL},
+                               {DNNL_ARG_WEIGHTS, ok ? track(&ms, mem(&w->wmd, align64(w->buf))) : NULL},
+                               {DNNL_ARG_DST, ok ? track(&ms, mem(&cmd, Y)) : NULL},
+                               {DNNL_ARG_SCRATCHPAD, ok && pad ? track(&ms, mem(smd, pad)) : NULL}};
     ok = ok && !ms.bad && dnnl_primitive_execute(p->prim, g_stream, pad ? 4 : 3, args) == dnnl_success &&
          dnnl_stream_wait(g_stream) == dnnl_success;
     mems_free(&ms);

@@ -97,10 +97,10 @@ sal_node_state *sal_node_state_of(const sal_opctx *c) {
 sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *ready) {
     enum { MOST = 64, ONE_MAX = 1 << 20, ALL_MAX = 16 << 20 };
     sal_scratch *ws = c->ws;
-    int v = input < c->n->nin ? c->n->in[input] : -1;
-    const sal_tensor *W = c->in[input];
     *ready = false;
-    if (v < 0 || !W || c->g->val[v].kind != SAL_VAL_CONST || W->data != c->g->val[v].t.data) return NULL;
+    int v = input >= 0 && input < c->n->nin ? c->n->in[input] : -1;
+    const sal_tensor *W = v >= 0 ? c->in[input] : NULL;
+    if (!W || c->g->val[v].kind != SAL_VAL_CONST || W->data != c->g->val[v].t.data) return NULL;
     sal_derived *free_slot = NULL;
     for (int i = 0; i < ws->nderived; i++) {
         sal_derived *d = &ws->derived[i];
