@@ -688,6 +688,92 @@ static void test_lean(void) {
     sal_model_free(g);
 }
 
+/* conv -> relu -> maxpool -> flatten -> gemm, C channels of H x H, the pool 2x2 / 2 (big: 3x3 / 2,
+ * padding 1); with `also` the ReLU's output is a model output too, which keeps its backward. */
+static sal_model *relu_pool_net(int C, int H, bool big, bool also) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<relu-pool>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, DIMS(-1, C, H, H)) == SAL_OK);
+    float *w = malloc(sizeof *w * (size_t)(C * C * 9)), b[64], hw[5 * 64 * 16 * 16];
+    int P = big ? (H + 1) / 2 : H / 2, F = C * P * P;
+    SAL_ASSERT(w && C <= 64 && F <= 64 * 16 * 16);
+    t_randv(&R, w, C * C * 9, 0.2f);
+    t_randv(&R, b, C, 0.3f); /* biases of both signs: some windows are all cut by the ReLU */
+    t_randv(&R, hw, 5 * F, 0.1f);
+    t_const(g, "w", 4, DIMS(C, C, 3, 3), w);
+    t_const(g, "b", 1, DIMS(C), b);
+    t_const(g, "hw", 2, DIMS(5, F), hw);
+    free(w);
+    t_node(g, "Conv", "conv", 3, NAMES("x", "w", "b"), "h", 1,
+           (sal_attr[]){sal_attr_make_ints("pads", 4, DIMS(1, 1, 1, 1))});
+    t_node(g, "Relu", "relu", 1, NAMES("h"), "r", 0, NULL);
+    sal_attr pa[3] = {sal_attr_make_ints("kernel_shape", 2, big ? DIMS(3, 3) : DIMS(2, 2)),
+                      sal_attr_make_ints("strides", 2, DIMS(2, 2))};
+    if (big) pa[2] = sal_attr_make_ints("pads", 4, DIMS(1, 1, 1, 1));
+    t_node(g, "MaxPool", "pool", 1, NAMES("r"), "p", big ? 3 : 2, pa);
+    t_node(g, "Flatten", "flat", 1, NAMES("p"), "f", 0, NULL);
+    t_node(g, "Gemm", "head", 2, NAMES("f", "hw"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+    if (also) SAL_ASSERT(sal_graph_add_output(g, "r") == SAL_OK);
+    return t_finish(g, "y");
+}
+
+/* A MaxPool over a ReLU's output writes the ReLU's input gradient itself (exec.c: relu_under), and
+ * the ReLU's backward does not run: the same input gradient, to the bit, as a model whose ReLU
+ * output is also an output (which keeps the ReLU's backward), in plain and blocked layouts, for 2x2
+ * windows and 3x3 ones (the mask in a pass of its own); with a rule at the ReLU it runs as before. */
+static void test_relu_pool(void) {
+    const struct { int C, H; bool big, lay; } k[] = {{8, 10, false, false}, {32, 28, false, true},
+                                                     {8, 9, true, false}, {32, 14, true, true}};
+    for (size_t q = 0; q < sizeof k / sizeof *k; q++) {
+        sal_model *g[2];
+        for (int m = 0; m < 2; m++) { /* the same weights in both */
+            sal_rng_seed(&R, 77 + q);
+            g[m] = relu_pool_net(k[q].C, k[q].H, k[q].big, m == 1);
+        }
+        int n = 2 * k[q].C * k[q].H * k[q].H;
+        float *xv = malloc(sizeof *xv * (size_t)n), sv[10];
+        SAL_ASSERT(xv);
+        t_randv(&R, xv, n, 1);
+        t_randv(&R, sv, 10, 1);
+        sal_tensor x = t_tensor_of(4, DIMS(2, k[q].C, k[q].H, k[q].H), xv), seed = t_tensor_of(2, DIMS(2, 5), sv);
+        sal_session *s[2];
+        float *gr[2][2] = {{NULL}};
+        bool reached[2] = {false, false};
+        for (int m = 0; m < 2; m++) {
+            SAL_ASSERT(sal_session_new(g[m], &s[m]) == SAL_OK);
+            s[m]->layouts = s[m]->fuse = k[q].lay;
+            int yv = sal_graph_find(g[m], "y"), xi = sal_graph_find(g[m], "x");
+            sal_rule_fn rules[8] = {0};
+            SAL_ASSERT(g[m]->nnode <= 8);
+            rules[sal_graph_find_node(g[m], "relu")] = guided_rule;
+            for (int rule = 0; rule < 2; rule++) {
+                sal_backward_opts o = {.rule = rule ? rules : NULL};
+                CHECK_OK(sal_exec_forward(s[m], &x));
+                CHECK_OK(sal_exec_backward(s[m], 1, &yv, &seed, &o));
+                gr[m][rule] = malloc(sizeof(float) * (size_t)n);
+                SAL_ASSERT(gr[m][rule]);
+                memcpy(gr[m][rule], s[m]->grad[xi].data, sizeof(float) * (size_t)n);
+                if (!rule) reached[m] = s[m]->reached[sal_graph_find(g[m], "r")];
+            }
+        }
+        CHECK(!reached[0] && reached[1], "case %zu: the ReLU's output is reached only when it is also an output", q);
+        for (int rule = 0; rule < 2; rule++)
+            CHECK(!memcmp(gr[0][rule], gr[1][rule], sizeof(float) * (size_t)n),
+                  "case %zu (C %d, %s, %s layouts), %s: the same input gradient", q, k[q].C, k[q].big ? "3x3" : "2x2",
+                  k[q].lay ? "blocked" : "plain", rule ? "guided rule" : "own gradients");
+        CHECK(memcmp(gr[0][0], gr[0][1], sizeof(float) * (size_t)n), "case %zu: the rule changes the gradient", q);
+        for (int m = 0; m < 2; m++) {
+            free(gr[m][0]);
+            free(gr[m][1]);
+            sal_session_free(s[m]);
+            sal_model_free(g[m]);
+        }
+        free(xv);
+        sal_tensor_free(&x);
+        sal_tensor_free(&seed);
+    }
+}
+
 int main(void) {
     sal_rng_seed(&R, 2024);
     t_randv(&R, X, N * D, 1);
@@ -702,5 +788,6 @@ int main(void) {
     test_params();
     test_gemm_copy();
     test_lean();
+    test_relu_pool();
     return t_done("test_exec");
 }

@@ -53,6 +53,10 @@ typedef struct sal_opctx {
     /* Forward of a Conv or Gemm whose output only a ReLU reads (graph/exec.c): relu_want asks for max(y, 0)
      * in its output instead, and the op sets relu_done when its kernel applied it. */
     bool relu_want, relu_done;
+    /* Backward of a MaxPool (sal_op.bwd_relu_in) whose input in[0] = max(h, 0) only it reads: din[0]
+     * is h's gradient, fresh, and the op writes it masked where in[0] is not positive, so that the
+     * ReLU's backward need not run (graph/exec.c: pool_relu). */
+    bool relu_in;
     /* A linear node's substituted weight (ops/linear_ops.h): nonzero when it is a fixed function,
      * named by wkey, of the node's own weight at the model's weights version (LRP's w+), so that an
      * op may keep it in its own layout across calls; 0 when it may differ every call. */
@@ -140,6 +144,7 @@ typedef struct sal_op {
      * other input or output (their data may be NULL), only reads their shapes. */
     bool bwd_known;
     unsigned bwd_self, bwd_other, bwd_out;
+    bool bwd_relu_in; /* its backward honours sal_opctx.relu_in */
     unsigned char blk; /* SAL_BLK_* */
     /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
      * not, the executor converts them to plain first. */

@@ -114,6 +114,14 @@ static inline float max4(float v0, float v1, float v2, float v3) {
     return v3 > m ? v3 : m;
 }
 
+/* A window's gradient g, or 0 when relu and its maximum is not positive: the input is max(h, 0)
+ * and the gradient goes to h (sal_opctx.relu_in), which the ReLU cut there. t and b: the window's
+ * top and bottom rows (two taps each, at stride s). */
+static inline float gate_s(const float *t, const float *b, int64_t s, float g, bool relu) {
+    return relu && !(max4(t[0], t[s], b[0], b[s]) > 0.0f) ? 0.0f : g;
+}
+static inline float gate(const float *t, const float *b, float g, bool relu) { return gate_s(t, b, 1, g, relu); }
+
 static inline void win4(float v0, float v1, float v2, float v3, float g, float *g0, float *g1, float *g2, float *g3) {
     float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1;
     *g3 = v3 > m2 ? g : 0.0f;
@@ -129,7 +137,7 @@ static inline void win4(float v0, float v1, float v2, float v3, float g, float *
  * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
  * Same tie rule (the first maximum in tap order) as maxpool_plane. */
 static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
-                        bool set) {
+                        bool set, bool relu) {
     for (int64_t oy = 0; oy < OH; oy++) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         if (!dx) {
@@ -144,14 +152,16 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
         if (set) {
 #pragma omp simd
             for (int64_t ox = 0; ox < OW; ox++)
-                win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1], g[ox], &d0[2 * ox], &d0[2 * ox + 1],
-                     &d1[2 * ox], &d1[2 * ox + 1]);
+                win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1],
+                     gate(r0 + 2 * ox, r1 + 2 * ox, g[ox], relu), &d0[2 * ox], &d0[2 * ox + 1], &d1[2 * ox],
+                     &d1[2 * ox + 1]);
             continue;
         }
 #pragma omp simd
         for (int64_t ox = 0; ox < OW; ox++) {
             float g0, g1, g2, g3;
-            win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1], g[ox], &g0, &g1, &g2, &g3);
+            win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1],
+                 gate(r0 + 2 * ox, r1 + 2 * ox, g[ox], relu), &g0, &g1, &g2, &g3);
             d0[2 * ox] += g0;
             d0[2 * ox + 1] += g1;
             d1[2 * ox] += g2;
@@ -164,7 +174,7 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
  * pixels holding their 16 values together. Y is blocked too when oblk, else plain; dX is blocked
  * like X. The same comparisons and tie rule, 16 channels a time. */
 static void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X,
-                             float *Y, bool oblk, float *dX, const float *dY, bool fresh) {
+                             float *Y, bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
     const int64_t step = OH * OW; /* between a channel's planes in a plain Y */
     const bool set = fresh && 2 * OH == H && 2 * OW == W; /* the windows tile dX: written whole */
     for (int64_t b = b0; b < b1; b++) {
@@ -193,14 +203,16 @@ static void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64
                     if (set) {
 #pragma omp simd
                         for (int l = 0; l < 16; l++)
-                            win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], g[l], &dx[i0 + l], &dx[i1 + l],
+                            win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l],
+                                 gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu), &dx[i0 + l], &dx[i1 + l],
                                  &dx[i2 + l], &dx[i3 + l]);
                         continue;
                     }
 #pragma omp simd
                     for (int l = 0; l < 16; l++) {
                         float g0, g1, g2, g3;
-                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], g[l], &g0, &g1, &g2, &g3);
+                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l],
+                             gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu), &g0, &g1, &g2, &g3);
                         dx[i0 + l] += g0;
                         dx[i1 + l] += g1;
                         dx[i2 + l] += g2;
@@ -215,9 +227,9 @@ static void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64
 }
 
 static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
-                            bool oblk, float *dX, const float *dY, bool fresh) {
+                            bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
     SAL_PAR_SPLIT(nb * H * W * 16 > 65536, nb, b0, b1,
-                  maxpool_2x2_blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh));
+                  maxpool_2x2_blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh, relu));
 }
 
 /* Forward of any 2-D max pooling without dilation (ResNet's 3x3, stride 2, padding 1) in two
@@ -298,9 +310,10 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const float *X = sal_in_f(c, 0), *dY = backward ? sal_f32(c->dout[0]) : NULL;
     float *Y = backward ? NULL : sal_out_f(c, 0), *dX = backward ? sal_f32(c->din[0]) : NULL;
     const int64_t planes = c->in[0]->dim[0] * c->in[0]->dim[1];
+    const bool relu = backward && !avg && c->relu_in; /* fresh then, by sal_opctx.relu_in */
     if (c->blk_in & 1) { /* maxpool_blk_takes: 2x2/2 */
         bool oblk = backward ? c->blk_out & 1 : c->blk_want & 1;
-        maxpool_2x2_blk(planes / 16, w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh);
+        maxpool_2x2_blk(planes / 16, w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh, relu);
         if (!backward) c->blk_out = oblk;
         return SAL_OK;
     }
@@ -327,7 +340,7 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
                     if (avg) {
                         avgpool_plane(&w, t, p->count_pad, x, y, dx, dy);
                     } else if (fast) {
-                        maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy, set);
+                        maxpool_2x2(w.out[1], w.out[2], w.in[2], x, y, dx, dy, set, relu);
                     } else if (rows) {
                         float tmp[rows];
                         maxpool_rows(&w, t, x, y, tmp, rows);
@@ -335,6 +348,13 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
                         maxpool_plane(&w, t, x, y, dx, dy);
                     }
                 });
+    if (relu && !fast) { /* other windows: the ReLU's mask in a pass of its own */
+        int64_t n = sal_tensor_numel(c->in[0]);
+        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
+            float g = dX[i];
+            dX[i] = X[i] > 0.0f ? g : 0.0f;
+        });
+    }
     return SAL_OK;
 }
 
@@ -352,7 +372,7 @@ static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true
 const sal_op sal_op_MaxPool = {
     SAL_OP_HEAD(MaxPool), .traits = SAL_TR_MAXPOOL, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
     .init = maxpool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
-    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = maxpool_blk_takes,
+    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = maxpool_blk_takes, .bwd_relu_in = true,
 };
 
 const sal_op sal_op_AveragePool = {
