@@ -624,9 +624,13 @@ typedef struct {
     uint64_t version;
     void *buf;
     dnnl_memory_desc_t wmd;
-    bool packed, declined;
+    bool packed;   /* buf and wmd hold a layout the primitives take */
+    bool current;  /* buf holds src at version (training renews the weights every step: the
+                    * primitives stay, the weight is packed again) */
+    bool declined;
     mm_prim pr[2];
     int next;
+    dnnl_primitive_t pack; /* the reorder into wmd, kept for the next weights */
 } mm_way;
 struct sal_mm_state {
     mm_way way[2];
@@ -636,6 +640,7 @@ void sal_mm_state_free(sal_mm_state *mm) {
     if (!mm) return;
     for (int w = 0; w < 2; w++) {
         for (int i = 0; i < 2; i++) prim_free(&mm->way[w].pr[i].p);
+        if (mm->way[w].pack) dnnl_primitive_destroy(mm->way[w].pack);
         sal_free(mm->way[w].buf);
     }
     sal_free(mm);
@@ -660,31 +665,33 @@ static const prim *mm_prim_for(mm_way *w, int64_t M, int64_t K, int64_t N, const
     return e->bad ? NULL : &e->p;
 }
 
-/* W (as B (K, N), layout umd) into the layout of primitive p, in w->buf; false when it cannot (no
- * memory for it within the budget, or no reorder). */
+/* W (as B (K, N), layout umd) into the layout of primitive p, in w->buf (the same buffer and
+ * reorder again for new weights of the same layout); false when it cannot (no memory for it within
+ * the budget, or no reorder). */
 static bool mm_pack(mm_way *w, const prim *p, const dnnl_memory_desc_t *umd, const float *W) {
     const dnnl_memory_desc_t *pmd = md_of(p, dnnl_query_weights_md);
-    void *b = sal_malloc(dnnl_memory_desc_get_size(pmd) + 64);
-    if (!b) return false;
-    mems ms = {0};
-    dnnl_primitive_desc_t rpd = NULL;
-    dnnl_primitive_t ro = NULL;
-    dnnl_memory_t from = track(&ms, mem(umd, (void *)W)), to = track(&ms, mem(pmd, align64(b)));
-    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    bool ok = !ms.bad && dnnl_reorder_primitive_desc_create(&rpd, umd, g_eng, pmd, g_eng, NULL) == dnnl_success &&
-              dnnl_primitive_create(&ro, rpd) == dnnl_success &&
-              dnnl_primitive_execute(ro, g_stream, 2, a) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
-    if (ro) dnnl_primitive_destroy(ro);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    mems_free(&ms);
-    if (!ok) {
-        sal_free(b);
-        return false;
+    if (!w->packed || !dnnl_memory_desc_equal(&w->wmd, pmd)) { /* a first layout */
+        void *b = sal_malloc(dnnl_memory_desc_get_size(pmd) + 64);
+        dnnl_primitive_desc_t rpd = NULL;
+        dnnl_primitive_t ro = NULL;
+        bool ok = b && dnnl_reorder_primitive_desc_create(&rpd, umd, g_eng, pmd, g_eng, NULL) == dnnl_success &&
+                  dnnl_primitive_create(&ro, rpd) == dnnl_success;
+        if (rpd) dnnl_primitive_desc_destroy(rpd);
+        if (!ok) {
+            sal_free(b);
+            return false;
+        }
+        if (w->pack) dnnl_primitive_destroy(w->pack);
+        sal_free(w->buf);
+        w->pack = ro, w->buf = b, w->wmd = *pmd, w->packed = true;
     }
-    sal_free(w->buf);
-    w->buf = b;
-    w->wmd = *pmd;
-    return w->packed = true;
+    mems ms = {0};
+    dnnl_memory_t from = track(&ms, mem(umd, (void *)W)), to = track(&ms, mem(&w->wmd, align64(w->buf)));
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    w->current = !ms.bad && dnnl_primitive_execute(w->pack, g_stream, 2, a) == dnnl_success &&
+                 dnnl_stream_wait(g_stream) == dnnl_success;
+    mems_free(&ms);
+    return w->current;
 }
 
 sal_status sal_dnnl_matmul(const sal_opctx *c, sal_mm_state **state, bool trans, int64_t M, int64_t K, int64_t N,
@@ -694,9 +701,8 @@ sal_status sal_dnnl_matmul(const sal_opctx *c, sal_mm_state **state, bool trans,
     if (!g_ok || g_mode == SAL_DNNL_OFF || !stream_ready()) return SAL_OK;
     if (!*state && !(*state = sal_calloc(1, sizeof **state))) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     mm_way *w = &(*state)->way[trans];
-    if (w->src != W || w->version != c->g->version) { /* new weights: packed afresh */
-        for (int i = 0; i < 2; i++) prim_free(&w->pr[i].p), w->pr[i] = (mm_prim){0};
-        w->packed = w->declined = false;
+    if (w->src != W || w->version != c->g->version) { /* new weights: packed again */
+        w->current = false;
         w->src = W;
         w->version = c->g->version;
     }
@@ -708,11 +714,15 @@ sal_status sal_dnnl_matmul(const sal_opctx *c, sal_mm_state **state, bool trans,
         dnnl_memory_desc_init_by_tag(&any, 2, bd, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
         return SAL_OK;
     const prim *p = mm_prim_for(w, M, K, N, w->packed ? &w->wmd : &any);
-    if (!w->packed && (!p || !mm_pack(w, p, &umd, W))) {
-        w->declined = true; /* no kernel for the first row count, or no memory: the weight stays with sgemm */
+    if (!w->packed && !p) {
+        w->declined = true; /* no kernel for the first row count: the weight stays with sgemm */
         return SAL_OK;
     }
     if (!p) return SAL_OK;
+    if (!w->current && !mm_pack(w, p, &umd, W)) {
+        w->declined = !w->packed; /* no reorder at all; out of memory later: sgemm this time */
+        return SAL_OK;
+    }
     void *pad = p->pad ? align64(sal_scratch_get(c->ws, SL_PAD, p->pad + 64)) : NULL;
     if (p->pad && !pad) return SAL_ERR_NOMEM;
     mems ms = {0};
