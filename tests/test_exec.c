@@ -774,6 +774,56 @@ static void test_relu_pool(void) {
     }
 }
 
+/* A ReLU whose output gradient is handed over to its input masks it in place (sal_op.bwd_inplace):
+ * conv -> relu -> flatten -> gemm, the same input gradient to the bit as a session keeping every
+ * gradient (which hands nothing over), plain and blocked. */
+static void test_relu_inplace(void) {
+    for (int lay = 0; lay < 2; lay++) {
+        int C = lay ? 32 : 8, H = lay ? 28 : 6, n = 2 * C * H * H;
+        sal_model *g;
+        SAL_ASSERT(sal_graph_create("<relu-inplace>", &g) == SAL_OK);
+        SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, DIMS(-1, C, H, H)) == SAL_OK);
+        float *w = malloc(sizeof *w * (size_t)(C * C * 9)), *hw = malloc(sizeof *hw * (size_t)(5 * C * H * H)), b[32];
+        SAL_ASSERT(w && hw);
+        t_randv(&R, w, C * C * 9, 0.2f);
+        t_randv(&R, b, C, 0.3f);
+        t_randv(&R, hw, 5 * C * H * H, 0.05f);
+        t_const(g, "w", 4, DIMS(C, C, 3, 3), w);
+        t_const(g, "b", 1, DIMS(C), b);
+        t_const(g, "hw", 2, DIMS(5, C * H * H), hw);
+        free(w);
+        free(hw);
+        t_node(g, "Conv", "conv", 3, NAMES("x", "w", "b"), "h", 1,
+               (sal_attr[]){sal_attr_make_ints("pads", 4, DIMS(1, 1, 1, 1))});
+        t_node(g, "Relu", "relu", 1, NAMES("h"), "r", 0, NULL);
+        t_node(g, "Flatten", "flat", 1, NAMES("r"), "f", 0, NULL);
+        t_node(g, "Gemm", "head", 2, NAMES("f", "hw"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+        t_finish(g, "y");
+        float *xv = malloc(sizeof *xv * (size_t)n), sv[10];
+        SAL_ASSERT(xv);
+        t_randv(&R, xv, n, 1);
+        t_randv(&R, sv, 10, 1);
+        sal_tensor x = t_tensor_of(4, DIMS(2, C, H, H), xv), seed = t_tensor_of(2, DIMS(2, 5), sv);
+        int yv = sal_graph_find(g, "y"), xi = sal_graph_find(g, "x");
+        sal_session *s[2];
+        for (int k = 0; k < 2; k++) {
+            SAL_ASSERT(sal_session_new(g, &s[k]) == SAL_OK);
+            s[k]->layouts = s[k]->fuse = lay;
+            s[k]->keep_grads = k == 1;
+            CHECK_OK(sal_exec_forward(s[k], &x));
+            CHECK_OK(sal_exec_backward(s[k], 1, &yv, &seed, NULL));
+        }
+        CHECK(!memcmp(s[0]->grad[xi].data, s[1]->grad[xi].data, sizeof(float) * (size_t)n),
+              "%s layouts: the input gradient with the ReLU's mask in place equals the kept one's",
+              lay ? "blocked" : "plain");
+        for (int k = 0; k < 2; k++) sal_session_free(s[k]);
+        free(xv);
+        sal_tensor_free(&x);
+        sal_tensor_free(&seed);
+        sal_model_free(g);
+    }
+}
+
 int main(void) {
     sal_rng_seed(&R, 2024);
     t_randv(&R, X, N * D, 1);
@@ -789,5 +839,6 @@ int main(void) {
     test_gemm_copy();
     test_lean();
     test_relu_pool();
+    test_relu_inplace();
     return t_done("test_exec");
 }

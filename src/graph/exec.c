@@ -715,14 +715,17 @@ static sal_status grad_alloc(sal_session *s, int v, bool raw) {
 /* The input of node n (-1 if none) that takes over its output's gradient buffer (sal_op.bwd_pass):
  * the output's gradient must be an owned buffer no one reads after this node (not kept, not
  * wanted), the input's first gradient, of as many elements in the same layout, and the node must
- * read that input once. Saves a copy of every residual and bias Add's gradient, and a buffer. */
+ * read that input once. Saves a copy of every residual and bias Add's gradient, and a buffer. Not
+ * into a wanted input: it keeps its buffer from call to call, and a handed-over one would make the
+ * output take a new buffer every call (a second one of integrated gradients' chunks at the front). */
 static int pass_input(const sal_session *s, const sal_node *n, const sal_backward_opts *o, unsigned mask) {
     int y = n->nout >= 1 ? n->out[0] : -1;
     if (!mask || s->keep_grads || y < 0 || !s->reached[y] || !s->grad[y].cap || (o && o->wrt && o->wrt[y]))
         return -1;
     for (int k = 0; k < n->nin && k < 32; k++) {
         int v = n->in[k];
-        if (!(mask >> k & 1) || v < 0 || !s->need[v] || s->has_grad[v] || s->act[v].dtype != SAL_F32 ||
+        if (!(mask >> k & 1) || v < 0 || !s->need[v] || s->has_grad[v] || (o && o->wrt && o->wrt[v]) ||
+            s->act[v].dtype != SAL_F32 ||
             s->blk[v] != s->blk[y] || sal_tensor_numel(&s->act[v]) != sal_tensor_numel(&s->act[y]))
             continue;
         bool once = true;
@@ -790,7 +793,8 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     for (int k = 0; k < n->nout && k < 32; k++)
         if (n->out[k] >= 0 && s->blk[n->out[k]]) bout |= 1u << k;
     unsigned fresh = 0;
-    int pass = !rule ? pass_input(s, n, o, n->op->bwd_pass) : rule == sal_rule_pass ? pass_input(s, n, o, 1u) : -1;
+    int pass = !rule ? pass_input(s, n, o, n->op->bwd_pass | n->op->bwd_inplace)
+                     : rule == sal_rule_pass ? pass_input(s, n, o, 1u) : -1;
     int under = relu_under(s, i, o), dv[n->nin + 1]; /* dv[k]: the value whose gradient din[k] is */
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
@@ -823,7 +827,7 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     }
     sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
                    .blk_in = n->op->blk == SAL_BLK_OWN ? bin : 0, .blk_out = n->op->blk == SAL_BLK_OWN ? bout : 0,
-                   .relu_in = under >= 0, .ws = &s->ws};
+                   .relu_in = under >= 0, .handed = pass >= 0 && pass < 32 ? 1u << pass : 0, .ws = &s->ws};
     double t0 = s->prof ? sal_now() : 0;
     if (rule) {
         SAL_TRY(rule(&c, o->user));

@@ -16,6 +16,16 @@ static sal_status relu_forward(sal_opctx *c) {
 }
 
 static sal_status relu_backward(sal_opctx *c) {
+    if ((c->handed & 1) && c->dout[0]) { /* dout becomes din: masked in place, no buffer of its own */
+        const float *x = sal_in_f(c, 0);
+        float *g = sal_f32(c->dout[0]);
+        int64_t n = sal_tensor_numel(c->in[0]);
+        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
+            float v = g[i];
+            g[i] = x[i] > 0.0f ? v : 0.0f;
+        });
+        return SAL_OK;
+    }
     if (!c->din[0]) return SAL_OK;
     if (!c->dout[0]) { /* not reached: a fresh buffer still needs its zeros */
         if (c->din_fresh & 1) memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
@@ -43,7 +53,7 @@ static sal_status relu_backward(sal_opctx *c) {
 const sal_op sal_op_Relu = {
     SAL_OP_HEAD(Relu), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
-    .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_SAME,
+    .overwrites = true, .bwd_writes = 0x1, .bwd_inplace = 0x1, .blk = SAL_BLK_SAME,
     /* the input, which the rules that replace its gradient (guided backprop, RectGrad) read too */
     .bwd_known = true, .bwd_self = 0x1,
 };

@@ -57,6 +57,10 @@ typedef struct sal_opctx {
      * is h's gradient, fresh, and the op writes it masked where in[0] is not positive, so that the
      * ReLU's backward need not run (graph/exec.c: pool_relu). */
     bool relu_in;
+    /* Backward: bit i, input i's gradient is the output's gradient buffer after this call
+     * (sal_op.bwd_pass, bwd_inplace) and din[i] is NULL. An op of bwd_inplace then writes that
+     * gradient into dout[0] itself. 0 (none) wherever the caller hands nothing over. */
+    unsigned handed;
     /* A linear node's substituted weight (ops/linear_ops.h): nonzero when it is a fixed function,
      * named by wkey, of the node's own weight at the model's weights version (LRP's w+), so that an
      * op may keep it in its own layout across calls; 0 when it may differ every call. */
@@ -135,6 +139,9 @@ typedef struct sal_op {
      * (Add, Sub's first input, the reshapes): the executor hands the output's gradient buffer over
      * to a first gradient of the input instead of copying it */
     unsigned bwd_pass;
+    /* bit i: as bwd_pass, but the op turns the output's gradient into input i's in place
+     * (sal_opctx.handed says when it is handed over): ReLU's mask */
+    unsigned bwd_inplace;
     /* What backward reads of the forward pass's values, so that a session may drop the rest as soon
      * as the forward pass is done with them (graph/exec.c: sal_session.lean). Unless bwd_known, it
      * may read every input and output. Otherwise it reads input i only where bit i of bwd_self is
