@@ -15,32 +15,27 @@ static sal_status relu_forward(sal_opctx *c) {
     return SAL_OK;
 }
 
+void sal_relu_mask(float *dx, const float *dy, const float *x, int64_t n) {
+    /* simd and an unconditional load of dy: branch-free (gcc -O2 leaves a branch per element
+     * otherwise, mispredicted on half of them); dx may be dy */
+    SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
+        float g = dy[i];
+        dx[i] = x[i] > 0.0f ? g : 0.0f;
+    });
+}
+
 static sal_status relu_backward(sal_opctx *c) {
-    if ((c->handed & 1) && c->dout[0]) { /* dout becomes din: masked in place, no buffer of its own */
-        const float *x = sal_in_f(c, 0);
-        float *g = sal_f32(c->dout[0]);
-        int64_t n = sal_tensor_numel(c->in[0]);
-        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
-            float v = g[i];
-            g[i] = x[i] > 0.0f ? v : 0.0f;
-        });
-        return SAL_OK;
-    }
-    if (!c->din[0]) return SAL_OK;
+    const bool inplace = (c->handed & 1) && c->dout[0]; /* dout becomes din: no buffer of its own */
+    if (!c->din[0] && !inplace) return SAL_OK;
     if (!c->dout[0]) { /* not reached: a fresh buffer still needs its zeros */
         if (c->din_fresh & 1) memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
         return SAL_OK;
     }
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
-    float *dx = sal_f32(c->din[0]);
+    float *dx = inplace ? sal_f32(c->dout[0]) : sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-    /* simd and an unconditional load of dy: branch-free (gcc -O2 leaves a branch per element
-     * otherwise, mispredicted on half of them) */
-    if (c->din_fresh & 1) {
-        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
-            float g = dy[i];
-            dx[i] = x[i] > 0.0f ? g : 0.0f;
-        });
+    if (inplace || (c->din_fresh & 1)) {
+        sal_relu_mask(dx, dy, x, n);
     } else {
         SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
             float g = dy[i];

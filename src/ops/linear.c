@@ -120,6 +120,12 @@ static const float *bt_kept(const sal_opctx *c, int64_t K, int64_t N, const floa
     return s->bt;
 }
 
+/* Whether B is the node's own constant weight (what the kept copies are made from). */
+static bool own_weight(const sal_opctx *c, const float *B) {
+    int v = c->n->in[1];
+    return v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->g->val[v].t.data == B;
+}
+
 /* Y (M, N) = A (M, K) op(B) for a batch of rows and the node's own constant B, through oneDNN with
  * B kept packed (sal_dnnl_matmul; op(B) = B^T when trans): the 50 rows of integrated gradients on
  * the MLP's 1024 x 1024 layers took 0.55 ms with sgemm, which packs B every call, and 0.33 so.
@@ -127,9 +133,8 @@ static const float *bt_kept(const sal_opctx *c, int64_t K, int64_t N, const floa
 static sal_status gemm_packed(const sal_opctx *c, bool trans, int64_t M, int64_t K, int64_t N, const float *A,
                               const float *B, float *Y, bool *done) {
     *done = false;
-    int v = c->n->in[1];
-    bool own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->g->val[v].t.data == B;
-    if (!own || M < 8 || K < 16 || N < 16 || M * N * K < (1 << 17) || (size_t)(N * K) * sizeof(float) > GEMM_BT_MAX)
+    if (!own_weight(c, B) || M < 8 || K < 16 || N < 16 || M * N * K < (1 << 17) ||
+        (size_t)(N * K) * sizeof(float) > GEMM_BT_MAX)
         return SAL_OK;
     gemm_state *s = gemm_state_of(c);
     return s ? sal_dnnl_matmul(c, &s->mm, trans, M, K, N, A, B, Y, done) : SAL_OK;
@@ -152,9 +157,7 @@ static bool sparse_row(const float *a, int64_t K) {
  * A alone, so that a result never depends on the calls before it. */
 static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N, const float *A, const float *B) {
     const gemm_p *p = c->n->p;
-    int v = c->n->in[1];
-    bool own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->g->val[v].t.data == B;
-    if (!p->tb || p->ta || !own) return NULL;
+    if (!p->tb || p->ta || !own_weight(c, B)) return NULL;
     if (M == 1 && K >= 64 && N >= 512 && N * K <= (2 << 20) && sparse_row(A, K)) return bt_kept(c, K, N, B);
     if (M < 8 || K < 16 || M * N * K < (1 << 17)) return NULL;
     return bt_kept(c, K, N, B);

@@ -211,6 +211,8 @@ static inline float *sal_in_f(const sal_opctx *c, int i) { return (float *)c->in
 static inline float *sal_out_f(const sal_opctx *c, int i) { return (float *)c->out[i]->data; }
 /* Requires in[i] to be float32 with the given rank (-1: any rank). */
 sal_status sal_need_f32(const sal_opctx *c, int i, int rank);
+/* dx = dy where x > 0, else 0 (ReLU's backward into a fresh or handed-over gradient; dx may be dy). */
+void sal_relu_mask(float *dx, const float *dy, const float *x, int64_t n);
 /* Sets out[i] to in[j]'s dtype and shape. */
 void sal_same_shape(sal_opctx *c, int i, int j);
 /* Numpy-style broadcasting of two shapes into out; false if incompatible. */

@@ -348,13 +348,7 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
                         maxpool_plane(&w, t, x, y, dx, dy);
                     }
                 });
-    if (relu && !fast) { /* other windows: the ReLU's mask in a pass of its own */
-        int64_t n = sal_tensor_numel(c->in[0]);
-        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
-            float g = dX[i];
-            dX[i] = X[i] > 0.0f ? g : 0.0f;
-        });
-    }
+    if (relu && !fast) sal_relu_mask(dX, dX, X, sal_tensor_numel(c->in[0])); /* other windows: a pass of its own */
     return SAL_OK;
 }
 
