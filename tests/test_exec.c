@@ -824,6 +824,89 @@ static void test_relu_inplace(void) {
     }
 }
 
+/* A Gemm reading a ReLU's output writes the gradient of the ReLU's input itself (sal_op.bwd_relu_in):
+ * on one row through the rows of B^T its active units pick (linear.c: din_masked), on more rows by
+ * masking the product. x (64) -> 600 -> ReLU -> 520 -> ReLU -> 5, the input gradient against double
+ * loops through the ReLUs' masks, and the ReLUs' outputs never reached; one row and two, fused and
+ * not, transB and a weight stored as (K, N). */
+static void test_relu_gemm(void) {
+    enum { D = 64, H0 = 600, H1 = 520, C = 5 };
+    float *w0 = malloc(sizeof *w0 * H0 * D), *w1 = malloc(sizeof *w1 * H1 * H0), *w1t = malloc(sizeof *w1t * H1 * H0);
+    float *w2 = malloc(sizeof *w2 * C * H1), b0[H0], b1[H1];
+    SAL_ASSERT(w0 && w1 && w1t && w2);
+    t_randv(&R, w0, H0 * D, 0.15f);
+    t_randv(&R, w1, H1 * H0, 0.05f);
+    t_randv(&R, w2, C * H1, 0.1f);
+    t_randv(&R, b0, H0, 0.3f);
+    t_randv(&R, b1, H1, 0.3f);
+    for (int i = 0; i < H1; i++)
+        for (int j = 0; j < H0; j++) w1t[j * H1 + i] = w1[i * H0 + j];
+    for (int tb = 0; tb < 2; tb++) {
+        sal_model *g;
+        SAL_ASSERT(sal_graph_create("<relu-gemm>", &g) == SAL_OK);
+        SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, DIMS(-1, D)) == SAL_OK);
+        t_const(g, "w0", 2, DIMS(H0, D), w0);
+        t_const(g, "b0", 1, DIMS(H0), b0);
+        if (tb) t_const(g, "w1", 2, DIMS(H1, H0), w1);
+        else t_const(g, "w1", 2, DIMS(H0, H1), w1t);
+        t_const(g, "b1", 1, DIMS(H1), b1);
+        t_const(g, "w2", 2, DIMS(C, H1), w2);
+        sal_attr at[] = {sal_attr_make_int("transB", 1), sal_attr_make_int("transB", tb),
+                         sal_attr_make_int("transB", 1)};
+        t_node(g, "Gemm", "fc0", 3, NAMES("x", "w0", "b0"), "z0", 1, &at[0]);
+        t_node(g, "Relu", "relu0", 1, NAMES("z0"), "a0", 0, NULL);
+        t_node(g, "Gemm", "fc1", 3, NAMES("a0", "w1", "b1"), "z1", 1, &at[1]);
+        t_node(g, "Relu", "relu1", 1, NAMES("z1"), "a1", 0, NULL);
+        t_node(g, "Gemm", "fc2", 2, NAMES("a1", "w2"), "y", 1, &at[2]);
+        t_finish(g, "y");
+        for (int rows = 1; rows <= 2; rows++)
+            for (int fuse = 0; fuse < 2; fuse++) {
+                float xv[2 * D], sv[2 * C];
+                t_randv(&R, xv, rows * D, 1);
+                t_randv(&R, sv, rows * C, 1);
+                sal_tensor x = t_tensor_of(2, DIMS(rows, D), xv), seed = t_tensor_of(2, DIMS(rows, C), sv);
+                sal_session *s;
+                SAL_ASSERT(sal_session_new(g, &s) == SAL_OK);
+                s->fuse = fuse;
+                int yv = sal_graph_find(g, "y"), xi = sal_graph_find(g, "x");
+                int a0 = sal_graph_find(g, "a0"), a1 = sal_graph_find(g, "a1");
+                double worst = 0;
+                for (int call = 0; call < 2; call++) { /* the second call on the kept B^T */
+                    CHECK_OK(sal_exec_forward(s, &x));
+                    CHECK_OK(sal_exec_backward(s, 1, &yv, &seed, NULL));
+                    const float *A0 = sal_f32(&s->act[a0]), *A1 = sal_f32(&s->act[a1]), *gx = sal_f32(&s->grad[xi]);
+                    for (int b = 0; b < rows; b++) {
+                        double d1[H1], d0[H0];
+                        for (int i = 0; i < H1; i++) {
+                            double v = 0;
+                            for (int c = 0; c < C; c++) v += (double)sv[b * C + c] * w2[c * H1 + i];
+                            d1[i] = A1[b * H1 + i] > 0 ? v : 0;
+                        }
+                        for (int j = 0; j < H0; j++) {
+                            double v = 0;
+                            for (int i = 0; i < H1; i++) v += d1[i] * w1[i * H0 + j];
+                            d0[j] = A0[b * H0 + j] > 0 ? v : 0;
+                        }
+                        for (int k = 0; k < D; k++) {
+                            double v = 0;
+                            for (int j = 0; j < H0; j++) v += d0[j] * w0[j * D + k];
+                            worst = fmax(worst, fabs(v - gx[b * D + k]) / (1e-3 + fabs(v)));
+                        }
+                    }
+                    CHECK(!s->reached[a0] && !s->reached[a1], "transB %d, %d rows, fuse %d: the ReLUs' outputs are "
+                          "not reached (their Gemms wrote their inputs' gradients)", tb, rows, fuse);
+                }
+                CHECK(worst < 1e-4, "transB %d, %d rows, fuse %d: the input gradient through the Gemms' ReLU masks "
+                      "is off by %g", tb, rows, fuse, worst);
+                sal_session_free(s);
+                sal_tensor_free(&x);
+                sal_tensor_free(&seed);
+            }
+        sal_model_free(g);
+    }
+    free(w0), free(w1), free(w1t), free(w2);
+}
+
 int main(void) {
     sal_rng_seed(&R, 2024);
     t_randv(&R, X, N * D, 1);
@@ -840,5 +923,6 @@ int main(void) {
     test_lean();
     test_relu_pool();
     test_relu_inplace();
+    test_relu_gemm();
     return t_done("test_exec");
 }

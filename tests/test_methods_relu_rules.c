@@ -478,6 +478,60 @@ static void test_deeplift_mlp(void) {
     sal_model_free(m);
 }
 
+/* DeepLIFT Rescale on one row through a wide layer over a ReLU: the Gemm's input gradient is computed
+ * only for the units active for x or for the reference (deeplift.c: dl_gemm, linear.c: din_masked),
+ * against the paper's formula in double: attr_j = sum_i W1[t,i] m_i W0[i,j] (x_j - x0_j). 520 classes
+ * make the layer over the ReLU wide enough for that path. */
+static void test_deeplift_wide(void) {
+    enum { D = 16, H = 96, C = 520 };
+    sal_rng r;
+    sal_rng_seed(&r, 31);
+    float *W0 = malloc(sizeof *W0 * H * D), *W1 = malloc(sizeof *W1 * C * H), b0[H];
+    SAL_ASSERT(W0 && W1);
+    for (int i = 0; i < H * D; i++) W0[i] = (float)(sal_rng_normal(&r) / 4);
+    for (int i = 0; i < C * H; i++) W1[i] = (float)(sal_rng_normal(&r) / 10);
+    for (int i = 0; i < H; i++) b0[i] = (float)(0.3 * sal_rng_normal(&r));
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<wide>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, (int64_t[]){-1, D}) == SAL_OK);
+    add_const(g, "W0", 2, (int64_t[]){H, D}, W0);
+    add_const(g, "b0", 1, (int64_t[]){H}, b0);
+    add_const(g, "W1", 2, (int64_t[]){C, H}, W1);
+    sal_attr at[1] = {sal_attr_make_int("transB", 1)};
+    add_node(g, "Gemm", "fc0", 3, (const char *[]){"x", "W0", "b0"}, "z", 1, at);
+    add_node(g, "Relu", "act0", 1, (const char *[]){"z"}, "a", 0, NULL);
+    at[0] = sal_attr_make_int("transB", 1);
+    add_node(g, "Gemm", "fc1", 2, (const char *[]){"a", "W1"}, "y", 1, at);
+    SAL_ASSERT(sal_graph_add_output(g, "y") == SAL_OK);
+    SAL_ASSERT(sal_graph_finalize(g) == SAL_OK);
+    sal_tensor x = rand_x(&r, 1, D);
+    const int t = 7;
+    for (int b = 0; b < 2; b++) {
+        const char *p = b ? "baseline=black" : "baseline=zero";
+        run_t e = explain(g, &x, "deeplift", 1, &p, t, false);
+        CHECK(e.st == SAL_OK, "deeplift %s through a wide layer", p);
+        if (e.st != SAL_OK) continue;
+        double want[D] = {0};
+        int active = 0;
+        for (int i = 0; i < H; i++) {
+            double z = b0[i], z0 = b0[i];
+            for (int j = 0; j < D; j++) z += (double)W0[i * D + j] * sal_f32(&x)[j], z0 += (double)W0[i * D + j] * (b ? -1 : 0);
+            double dz = z - z0, m = fabs(dz) >= 1e-7 ? (fmax(z, 0) - fmax(z0, 0)) / dz : z > 0;
+            active += z > 0 || z0 > 0;
+            for (int j = 0; j < D; j++)
+                want[j] += (double)W1[t * H + i] * m * W0[i * D + j] * (sal_f32(&x)[j] - (b ? -1.0 : 0.0));
+        }
+        double err = rel_err(sal_f32(sal_explanation_map(e.e)), want, D);
+        CHECK(active < H - H / 8 && err < 1e-4,
+              "deeplift %s through a wide layer (%d of %d units active for x or x0): worst relative error %g", p,
+              active, H, err);
+        sal_explanation_free(e.e);
+    }
+    sal_tensor_free(&x);
+    sal_model_free(g);
+    free(W0), free(W1);
+}
+
 /* On a linear model DeepLIFT is gradient x (x - x0). */
 static void test_deeplift_linear(void) {
     sal_rng r;
@@ -844,6 +898,7 @@ int main(void) {
     test_refusals();
     test_deeplift_mlp();
     test_deeplift_linear();
+    test_deeplift_wide();
     test_softmax_output();
     test_deeplift_cnn();
     test_deeplift_maxpool_cases();

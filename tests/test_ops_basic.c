@@ -186,6 +186,47 @@ static void test_sparse_row(void) {
             }
 }
 
+/* sal_rows_dot_masked: the dot products of the rows a mask picks (one mask or two), zero or left
+ * as they were elsewhere, against a double loop; sizes on one thread and split across threads, a
+ * row stride wider than the row, and masks whose last rows are not picked. */
+static void test_rows_dot_masked(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 12);
+    const int sizes[][3] = {{5, 7, 7}, {300, 600, 640}, {1024, 1024, 1024}}; /* K, N, row stride */
+    for (int si = 0; si < 3; si++)
+        for (int two = 0; two < 2; two++)
+            for (int add = 0; add < 2; add++) {
+                int K = sizes[si][0], N = sizes[si][1], ld = sizes[si][2];
+                float *R = malloc(sizeof *R * (size_t)K * ld), *y = malloc(sizeof *y * (size_t)N);
+                float *m0 = malloc(sizeof *m0 * (size_t)K), *m1 = malloc(sizeof *m1 * (size_t)K);
+                float *o = malloc(sizeof *o * (size_t)K), *o0 = malloc(sizeof *o0 * (size_t)K);
+                SAL_ASSERT(R && y && m0 && m1 && o && o0);
+                for (int i = 0; i < K * ld; i++) R[i] = (float)sal_rng_normal(&r);
+                for (int j = 0; j < N; j++) y[j] = (float)sal_rng_normal(&r);
+                for (int k = 0; k < K; k++) {
+                    m0[k] = sal_rng_uniform(&r) < 0.4 ? (float)sal_rng_uniform(&r) : -(float)sal_rng_uniform(&r);
+                    m1[k] = sal_rng_uniform(&r) < 0.3 ? 1.0f : 0.0f;
+                    o0[k] = (float)sal_rng_normal(&r);
+                }
+                for (int k = K - 3; k < K; k++) m0[k] = m1[k] = 0.0f; /* the last rows unpicked */
+                memcpy(o, o0, sizeof *o * (size_t)K);
+                sal_rows_dot_masked(N, K, 0.5f, y, R, ld, m0, two ? m1 : NULL, add, o);
+                double worst = 0;
+                int picked = 0;
+                for (int k = 0; k < K; k++) {
+                    bool pick = m0[k] > 0 || (two && m1[k] > 0);
+                    double want = add ? o0[k] : 0.0;
+                    for (int j = 0; pick && j < N; j++) want += 0.5 * (double)R[(size_t)k * ld + j] * y[j];
+                    worst = fmax(worst, fabs(want - o[k]) / (1.0 + fabs(want)));
+                    picked += pick;
+                }
+                CHECK(picked > 0 && picked < K && worst < 1e-4, /* sums of 1024 terms in float */
+                      "masked rows' dot products K=%d N=%d, %s mask%s, %s: %d rows picked, off by %g", K, N,
+                      two ? "two" : "one", two ? "s" : "", add ? "added" : "set", picked, worst);
+                free(R), free(y), free(m0), free(m1), free(o), free(o0);
+            }
+}
+
 /* sal_sgemm's paths: OpenBLAS for small products, oneDNN's sgemm from 2^17 multiply-adds with
  * K >= 16, our dot products for one row against a transposed B of up to 2^15 (src/core/blas.c).
  * Both against a double loop, with transposes, leading dimensions wider than the matrices, alpha
@@ -283,6 +324,7 @@ int main(void) {
     test_gemm_sparse_row();
     test_gemm_packed();
     test_sparse_row();
+    test_rows_dot_masked();
     test_general();
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {

@@ -183,6 +183,55 @@ static bool rows_axpy(int N, int K, float alpha, const float *a, int inca, const
     return true;
 }
 
+/* o[0..4) = the dot products of y[0..n) with rows r[0..4): four sums in flight at once */
+SAL_CLONES void dot4(int n, const float *restrict y, const float *const *r, float *o) {
+    const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int j = 0; j < n; j++) {
+        float v = y[j];
+        s0 += v * r0[j], s1 += v * r1[j], s2 += v * r2[j], s3 += v * r3[j];
+    }
+    o[0] = s0, o[1] = s1, o[2] = s2, o[3] = s3;
+}
+
+static bool row_needed(const float *m0, const float *m1, int k) { return m0[k] > 0.0f || (m1 && m1[k] > 0.0f); }
+
+/* Thread t of nt's rows of sal_rows_dot_masked: the range of k that rows_share gives the same thread,
+ * so that a row the forward product streamed into this core's cache is read from there. */
+static void dots_share(int t, int nt, int N, int K, float alpha, const float *y, const float *R, int ldr,
+                       const float *m0, const float *m1, bool add, float *out) {
+    int k0 = (int)((int64_t)K * t / nt), k1 = (int)((int64_t)K * (t + 1) / nt), idx[4], q = 0;
+    const float *r[4];
+    float o[4];
+    for (int k = k0; k <= k1; k++) {
+        if (k < k1 && !row_needed(m0, m1, k)) {
+            if (!add) out[k] = 0.0f;
+            continue;
+        }
+        if (k < k1) idx[q] = k, r[q++] = R + (size_t)k * (size_t)ldr;
+        if (q == 0 || (q < 4 && k < k1)) continue;
+        for (int i = q; i < 4; i++) r[i] = r[0]; /* the last rows, fewer than four */
+        dot4(N, y, r, o);
+        for (int i = 0; i < q; i++) out[idx[i]] = alpha * o[i] + (add ? out[idx[i]] : 0.0f);
+        q = 0;
+    }
+}
+
+void sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
+                         const float *m1, bool add, float *out) {
+    int nz = 0;
+    for (int k = 0; k < K; k++) nz += row_needed(m0, m1, k);
+    int T = (int64_t)nz * N >= 1 << 15 ? omp_get_max_threads() : 1; /* as rows_axpy */
+    if (T > 8) T = 8;
+    if (T == 1) { /* no parallel region: see SAL_PAR_FOR */
+        dots_share(0, 1, N, K, alpha, y, R, ldr, m0, m1, add, out);
+        return;
+    }
+#pragma omp parallel num_threads(T)
+    dots_share(omp_get_thread_num(), omp_get_num_threads(), N, K, alpha, y, R, ldr, m0, m1, add, out);
+}
+
 void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc) {
     SAL_ASSERT(g_sgemm); /* callers run sal_blas_init() when a session is made */

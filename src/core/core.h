@@ -163,6 +163,12 @@ void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const
 const char *sal_blas_info(void);
 /* c[0..n) += w[0] r[0] + ... + w[3] r[3], with this CPU's widest vectors (AVX-512, AVX2) */
 void sal_axpy4(int n, float *c, const float *w, const float *const *r);
+/* out[k] = alpha R[k, :] . y[0..N) (plus out[k] when add) for the rows k < K where m0[k] > 0 or m1[k] > 0
+ * (m1 may be NULL); the other out[k] are set to 0 (left as they are when add) and their rows not read.
+ * A ReLU output's gradient through a dense layer needs only its active units' entries: R = the
+ * layer's B^T read by rows, the same rows its batch-1 forward read (linear.c: gemm_din_masked). */
+void sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
+                         const float *m1, bool add, float *out);
 
 double sal_now(void); /* monotonic seconds */
 

@@ -329,7 +329,7 @@ static sal_status fuse_plan(sal_session *s) {
             m->node[p].out[0] == h && r->nout == 1 && r->out[0] >= 0)
             s->fuse_to[p] = i;
     }
-    for (int i = 0; i < m->nnode; i++) { /* a Relu's output only a MaxPool reads */
+    for (int i = 0; i < m->nnode; i++) { /* a Relu's output only a MaxPool or a Gemm reads */
         const sal_node *n = &m->node[i];
         int a = n->nin > 0 ? n->in[0] : -1, j = a >= 0 && m->val[a].kind == SAL_VAL_NODE ? m->val[a].producer : -1;
         if (n->op->bwd_relu_in && j >= 0 && sal_node_is(&m->node[j], SAL_OP_Relu) && readers[a] == 1 &&
@@ -746,17 +746,21 @@ sal_status sal_rule_pass(sal_opctx *c, void *user) {
     return SAL_OK;
 }
 
-/* For a MaxPool i over a Relu's output (sal_session.pool_relu): the Relu's input h when the pool's
+/* For a MaxPool or Gemm i over a Relu's output (sal_session.pool_relu): the Relu's input h when i's
  * backward may write h's gradient itself (sal_opctx.relu_in) and the Relu's backward be skipped:
- * neither node has a rule, the Relu's output is not wanted, h has no gradient yet (the pool's is
- * then the first and fresh), and h is laid out as the Relu's output. Else -1. Saves a pass over
- * the largest activations of a VGG or the small CNN (the Relu's backward: 9% of VGG16's gradient). */
+ * neither node has a rule, the Relu's output is not wanted, h has no gradient yet (i's is then the
+ * first and fresh), and h is laid out as the Relu's output. Else -1. Saves a pass over the largest
+ * activations of a VGG or the small CNN (the Relu's backward: 9% of VGG16's gradient); a Gemm on one
+ * row then computes only the active units' entries (linear.c: din_masked). */
 static int relu_under(const sal_session *s, int i, const sal_backward_opts *o) {
     const sal_model *m = s->m;
     int j = s->pool_relu[i];
     if (j < 0 || s->keep_grads || (o && o->rule && (o->rule[i] || o->rule[j]))) return -1;
     int r = m->node[j].out[0], h = m->node[j].in[0];
-    if (r < 0 || (o && o->wrt && o->wrt[r]) || !s->need[h] || s->has_grad[h] || s->act[h].dtype != SAL_F32 ||
+    /* the op masks by the ReLU's output, which a lean pass drops where only the ReLU's backward read
+     * its input (a Gemm's input gradient does not read it; a fused ReLU's output is its input) */
+    if (r < 0 || !s->act[r].data || (o && o->wrt && o->wrt[r]) || !s->need[h] || s->has_grad[h] ||
+        s->act[h].dtype != SAL_F32 ||
         s->blk[h] != s->blk[r] || sal_tensor_numel(&s->act[h]) != sal_tensor_numel(&s->act[r]))
         return -1;
     return h;

@@ -15,6 +15,7 @@
  *    logits, normalized by subtracting the mean contribution over classes.
  * Attribution = multiplier at the input * (x - x0); its sum equals the output difference (completeness). */
 #include "relu_rules.h"
+#include "ops/linear_ops.h"
 #include "ops/window.h"
 #include <math.h>
 
@@ -259,6 +260,24 @@ done:
     sal_tensor_free(&b1);
     sal_tensor_free(&b2);
     return s;
+}
+
+/* A Gemm (Rescale): its input gradient where the input is a ReLU's output is needed only where the
+ * unit is active for x or for the reference; elsewhere y = y0 = 0 and the ReLU's Rescale multiplies
+ * it by zero. sal_gemm_din_masked then reads only those rows of the weights (a batch-1 dense layer
+ * is bound by reading them), and leaves the other entries at zero. */
+static sal_status dl_gemm(sal_opctx *c, void *user) {
+    dl_state *st = user;
+    const sal_model *m = c->g;
+    int a = c->n->in[0], p = a >= 0 && m->val[a].kind == SAL_VAL_NODE ? m->val[a].producer : -1;
+    bool done = false;
+    if (p >= 0 && sal_node_is(&m->node[p], SAL_OP_Relu) && c->din[0] && !varies(c, 1) && !varies(c, 2) &&
+        c->in[0]->data) {
+        const sal_tensor *A0 = ref_of(st, a);
+        SAL_TRY(check_ref(c, c->in[0], A0));
+        SAL_TRY(sal_gemm_din_masked(c, sal_f32(A0), &done));
+    }
+    return done ? SAL_OK : sal_rule_linear(c, user);
 }
 
 /* ---- max pooling ---- */
@@ -594,7 +613,9 @@ sal_status sal_deeplift_refs(sal_xctx *c, const sal_tensor *x0in, sal_tensor *mu
         switch (sal_rule_kind_of(n)) {
         case SAL_RK_LINEAR: rules[i] = NULL; break;
         case SAL_RK_PRODUCT:
-            rules[i] = st.reveal && sal_node_has(n, SAL_TR_LINEAR) ? dl_weighted : sal_rule_linear;
+            rules[i] = st.reveal && sal_node_has(n, SAL_TR_LINEAR) ? dl_weighted
+                       : sal_node_is(n, SAL_OP_Gemm)                ? dl_gemm
+                                                                    : sal_rule_linear;
             break;
         case SAL_RK_RELU:
         case SAL_RK_LEAKY:
@@ -610,6 +631,7 @@ sal_status sal_deeplift_refs(sal_xctx *c, const sal_tensor *x0in, sal_tensor *mu
         s = sal_rule_describe(c, i, rules[i], rules[i] == dl_softmax_out ? "softmax at the output: logits, mean-centred"
                               : rules[i] == dl_maxpool ? "max pooling: the window's difference to one input"
                               : rules[i] == dl_weighted ? "RevealCancel split of the weighted sum"
+                              : rules[i] == dl_gemm     ? "gradient, while linear in what depends on the input"
                                                         : "Rescale: (y - y0) / (x - x0)");
     bool go = !c->rules; /* describe mode stops here */
     if (s == SAL_OK && go && !x0in) s = make_reference(c, &x0);

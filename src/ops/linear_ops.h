@@ -63,4 +63,10 @@ sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_li
  * alpha (a' - a) op(B) over those elements (exec.h: sal_exec_front_product). */
 const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alpha);
 
+/* A Gemm's input gradient din[0] on one row, computed only where in[0] > 0 or m1 > 0 (m1 shaped as
+ * in[0], or NULL) and left as it is elsewhere: for a rule that multiplies it by zero wherever both
+ * are not positive (DeepLIFT's Rescale at a ReLU, m1 the reference's activations). Reads only the
+ * weight rows of those entries (linear.c: din_masked). *done false: not done, for the op's backward. */
+sal_status sal_gemm_din_masked(const sal_opctx *c, const float *m1, bool *done);
+
 #endif
