@@ -515,7 +515,10 @@ static void test_deeplift_wide(void) {
         int active = 0;
         for (int i = 0; i < H; i++) {
             double z = b0[i], z0 = b0[i];
-            for (int j = 0; j < D; j++) z += (double)W0[i * D + j] * sal_f32(&x)[j], z0 += (double)W0[i * D + j] * (b ? -1 : 0);
+            for (int j = 0; j < D; j++) {
+                z += (double)W0[i * D + j] * sal_f32(&x)[j];
+                z0 += (double)W0[i * D + j] * (b ? -1 : 0);
+            }
             double dz = z - z0, m = fabs(dz) >= 1e-7 ? (fmax(z, 0) - fmax(z0, 0)) / dz : z > 0;
             active += z > 0 || z0 > 0;
             for (int j = 0; j < D; j++)
