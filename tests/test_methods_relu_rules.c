@@ -478,10 +478,11 @@ static void test_deeplift_mlp(void) {
     sal_model_free(m);
 }
 
-/* DeepLIFT Rescale on one row through a wide layer over a ReLU: the Gemm's input gradient is computed
- * only for the units active for x or for the reference (deeplift.c: dl_gemm, linear.c: din_masked),
- * against the paper's formula in double: attr_j = sum_i W1[t,i] m_i W0[i,j] (x_j - x0_j). 520 classes
- * make the layer over the ReLU wide enough for that path. */
+/* DeepLIFT Rescale, guided backprop and RectGrad on one row through a wide layer over a ReLU: the
+ * Gemm's input gradient is computed only for the units the ReLU's rule can pass (active for x, or for
+ * the reference: sal_rule_linear_masked, linear.c: din_masked), against the formulas in double; for
+ * DeepLIFT attr_j = sum_i W1[t,i] m_i W0[i,j] (x_j - x0_j). 520 classes make the layer over the ReLU
+ * wide enough for that path. */
 static void test_deeplift_wide(void) {
     enum { D = 16, H = 96, C = 520 };
     sal_rng r;
@@ -528,6 +529,30 @@ static void test_deeplift_wide(void) {
         CHECK(active < H - H / 8 && err < 1e-4,
               "deeplift %s through a wide layer (%d of %d units active for x or x0): worst relative error %g", p,
               active, H, err);
+        sal_explanation_free(e.e);
+    }
+    /* guided backprop: W0^T ((z > 0) max(W1[t], 0)); RectGrad at tau 0 (the layer's least a*g) */
+    double z[H], a[H], tau = INFINITY;
+    for (int i = 0; i < H; i++) {
+        z[i] = b0[i];
+        for (int j = 0; j < D; j++) z[i] += (double)W0[i * D + j] * sal_f32(&x)[j];
+        a[i] = fmax(z[i], 0);
+        tau = fmin(tau, a[i] * W1[t * H + i]);
+    }
+    for (int rect = 0; rect < 2; rect++) {
+        const char *params[2] = {"tau=0", "output=gradient"};
+        run_t e = explain(g, &x, rect ? "rectgrad" : "guided_backprop", rect ? 2 : 0, params, t, false);
+        CHECK(e.st == SAL_OK, "%s through a wide layer", rect ? "rectgrad" : "guided_backprop");
+        if (e.st != SAL_OK) continue;
+        double want[D] = {0};
+        for (int i = 0; i < H; i++) {
+            double gi = W1[t * H + i];
+            double pass = rect ? (a[i] > 0 && a[i] * gi > tau ? gi : 0) : (z[i] > 0 && gi > 0 ? gi : 0);
+            for (int j = 0; j < D; j++) want[j] += pass * W0[i * D + j];
+        }
+        double err = rel_err(sal_f32(sal_explanation_map(e.e)), want, D);
+        CHECK(err < 1e-4, "%s through a wide layer: worst relative error %g", rect ? "rectgrad" : "guided_backprop",
+              err);
         sal_explanation_free(e.e);
     }
     sal_tensor_free(&x);

@@ -15,7 +15,6 @@
  *    logits, normalized by subtracting the mean contribution over classes.
  * Attribution = multiplier at the input * (x - x0); its sum equals the output difference (completeness). */
 #include "relu_rules.h"
-#include "ops/linear_ops.h"
 #include "ops/window.h"
 #include <math.h>
 
@@ -262,22 +261,15 @@ done:
     return s;
 }
 
-/* A Gemm (Rescale): its input gradient where the input is a ReLU's output is needed only where the
- * unit is active for x or for the reference; elsewhere y = y0 = 0 and the ReLU's Rescale multiplies
- * it by zero. sal_gemm_din_masked then reads only those rows of the weights (a batch-1 dense layer
- * is bound by reading them), and leaves the other entries at zero. */
+/* A Gemm over a ReLU (Rescale): its input gradient is needed only where the unit is active for x or
+ * for the reference; elsewhere y = y0 = 0 and the ReLU's Rescale multiplies it by zero
+ * (sal_rule_linear_masked: a batch-1 dense layer is bound by reading its weights' rows). */
 static sal_status dl_gemm(sal_opctx *c, void *user) {
     dl_state *st = user;
-    const sal_model *m = c->g;
-    int a = c->n->in[0], p = a >= 0 && m->val[a].kind == SAL_VAL_NODE ? m->val[a].producer : -1;
-    bool done = false;
-    if (p >= 0 && sal_node_is(&m->node[p], SAL_OP_Relu) && c->din[0] && !varies(c, 1) && !varies(c, 2) &&
-        c->in[0]->data) {
-        const sal_tensor *A0 = ref_of(st, a);
-        SAL_TRY(check_ref(c, c->in[0], A0));
-        SAL_TRY(sal_gemm_din_masked(c, sal_f32(A0), &done));
-    }
-    return done ? SAL_OK : sal_rule_linear(c, user);
+    if (!sal_gemm_over_relu(c)) return sal_rule_linear(c, user);
+    const sal_tensor *A0 = ref_of(st, c->n->in[0]);
+    SAL_TRY(check_ref(c, c->in[0], A0));
+    return sal_rule_linear_masked(c, user, sal_f32(A0));
 }
 
 /* ---- max pooling ---- */

@@ -5,6 +5,7 @@
  * a product of two input-dependent values) are refused with the node named. Also the op table
  * shared with deeplift.c. */
 #include "relu_rules.h"
+#include "ops/linear_ops.h"
 #include <math.h>
 
 /* ---- which ops are linear ---- */
@@ -39,6 +40,22 @@ sal_status sal_rule_linear(sal_opctx *c, void *user) {
     return c->n->op->backward(c);
 }
 
+bool sal_gemm_over_relu(const sal_opctx *c) {
+    const sal_model *m = c->g;
+    int a = c->n->nin > 0 ? c->n->in[0] : -1, p = a >= 0 && m->val[a].kind == SAL_VAL_NODE ? m->val[a].producer : -1;
+    return sal_node_is(c->n, SAL_OP_Gemm) && p >= 0 && sal_node_is(&m->node[p], SAL_OP_Relu) && c->in[0] &&
+           c->in[0]->data;
+}
+
+sal_status sal_rule_linear_masked(sal_opctx *c, void *user, const float *m1) {
+    bool done = false;
+    if (sal_gemm_over_relu(c) && c->din[0] && !(c->n->nin > 1 && c->din[1]) && !(c->n->nin > 2 && c->din[2]))
+        SAL_TRY(sal_gemm_din_masked(c, m1, &done));
+    return done ? SAL_OK : sal_rule_linear(c, user);
+}
+
+sal_status sal_rule_linear_relu(sal_opctx *c, void *user) { return sal_rule_linear_masked(c, user, NULL); }
+
 sal_status sal_rule_reject(sal_opctx *c, void *user) {
     const sal_rule_base *b = user;
     return sal_node_fail(c->n, SAL_ERR_UNSUPPORTED, "%s has no rule for %s (it has rules for %s)", b->method,
@@ -48,7 +65,8 @@ sal_status sal_rule_reject(sal_opctx *c, void *user) {
 sal_status sal_rule_describe(const sal_xctx *c, int i, sal_rule_fn fn, const char *own) {
     const sal_node *n = &c->m->node[i];
     if (fn == sal_rule_reject) return sal_rule_line(c, i, "refused: %s has no rule for %s", c->meth->name, n->op_type);
-    if (fn == sal_rule_linear) return sal_rule_line(c, i, "gradient, while linear in what depends on the input");
+    if (fn == sal_rule_linear || fn == sal_rule_linear_relu)
+        return sal_rule_line(c, i, "gradient, while linear in what depends on the input");
     if (fn) return sal_rule_line(c, i, "%s", own);
     return sal_rule_line(c, i, "gradient");
 }
@@ -177,7 +195,9 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
         case SAL_RK_LINEAR:
         case SAL_RK_MAXPOOL:
         case SAL_RK_GMAXPOOL: rules[i] = NULL; break;
-        case SAL_RK_PRODUCT: rules[i] = sal_rule_linear; break;
+        /* guided backprop's and RectGrad's ReLUs pass nothing where the unit is off (a = 0 has no
+         * importance a*g), so a Gemm over one computes the active units' entries only */
+        case SAL_RK_PRODUCT: rules[i] = mode != M_DECONV ? sal_rule_linear_relu : sal_rule_linear; break;
         case SAL_RK_RELU: rules[i] = rect ? rule_rectgrad : rule_deconv_guided; break;
         /* RectGrad's importance a*g assumes a >= 0: not defined for LeakyReLU */
         case SAL_RK_LEAKY: rules[i] = rect ? sal_rule_reject : rule_leaky; break;

@@ -30,6 +30,16 @@ typedef struct {
 
 /* The gradient, after checking that the node is linear in what depends on the model input. */
 sal_status sal_rule_linear(sal_opctx *c, void *user);
+/* Whether c's node is a Gemm whose input in[0] is a Relu's output (present in this pass). */
+bool sal_gemm_over_relu(const sal_opctx *c);
+/* sal_rule_linear for a Gemm over a Relu (sal_gemm_over_relu) whose rule passes nothing back where
+ * the Relu's output is not positive, nor m1 where given (the same units in a reference pass): the
+ * input gradient is computed for the other units only, reading only their rows of the weights
+ * (sal_gemm_din_masked); for other nodes, or where that does not pay, sal_rule_linear. */
+sal_status sal_rule_linear_masked(sal_opctx *c, void *user, const float *m1);
+/* sal_rule_linear_masked without m1, for guided backprop and RectGrad, whose ReLU rules pass nothing
+ * where the unit is off. */
+sal_status sal_rule_linear_relu(sal_opctx *c, void *user);
 /* Fails naming the node, its op and the method. Runs only when the walker reaches the node, so a
  * nonlinearity off the path from input to explained output does not stop a method. */
 sal_status sal_rule_reject(sal_opctx *c, void *user);
