@@ -7,8 +7,14 @@
  * built on these products at this machine's rates runs a forward pass or an input gradient in
  * less than the sums printed. docs/performance.md sets them beside the peers' times.
  *
+ * Each product is timed on the same buffers call after call, so its weights come from the cores'
+ * caches. A batch-1 pass over weights larger than those reads them from farther out every call:
+ * the rate at which all threads stream buffers that do not fit L2 (4 MiB each, eight in turn) is
+ * printed too, with the weights' bytes over it, the floor of reading every weight once.
+ *
  * usage: bench_floor MODEL.onnx [--batch B] [--reps R] */
 #include "bench.h"
+#include <omp.h>
 #include <stdio.h>
 
 /* Best seconds of sgemm(ta, tb, M, N, K) over reps calls on buffers of random floats. */
@@ -27,6 +33,46 @@ static double best_sgemm(bool ta, bool tb, int M, int N, int K, int reps) {
     }
     free(a), free(b), free(c);
     return best;
+}
+
+/* Sum of b[i0..i1) (a multiple of 32 long), 32 sums in flight: the loads, not the adds, set the pace. */
+SAL_CLONES float sum_range(const float *b, int64_t i0, int64_t i1) {
+    float acc[32] = {0}, t = 0.0f;
+    for (int64_t i = i0; i < i1; i += 32)
+        for (int j = 0; j < 32; j++) acc[j] += b[i + j];
+    for (int j = 0; j < 32; j++) t += acc[j];
+    return t;
+}
+
+/* Sum of one buffer of n floats (a multiple of 32 per thread), each thread its share. */
+static float stream_sum(const float *b, int64_t n) {
+    float t = 0.0f;
+#pragma omp parallel reduction(+ : t)
+    {
+        int64_t nt = omp_get_num_threads(), k = omp_get_thread_num();
+        t += sum_range(b, n / 32 * k / nt * 32, n / 32 * (k + 1) / nt * 32);
+    }
+    return t;
+}
+
+/* GB/s (best, median) at which all threads read buffers of 4 MiB, eight taken in turn. */
+static void stream_rate(double *best, double *median) {
+    enum { NB = 8, NF = 1 << 20, PASSES = 800 };
+    float *b = malloc(sizeof(float) * (size_t)NB * NF);
+    double *t = malloc(sizeof(double) * PASSES);
+    SAL_ASSERT(b && t);
+    for (size_t i = 0; i < (size_t)NB * NF; i++) b[i] = (float)(i % 3);
+    volatile float sink = 0.0f;
+    for (int r = 0; r < PASSES; r++) {
+        double t0 = sal_now();
+        sink += stream_sum(b + (size_t)(r % NB) * NF, NF);
+        t[r] = sal_now() - t0;
+    }
+    (void)sink;
+    qsort(t, PASSES, sizeof *t, bench_cmp_double);
+    *best = 4.0 * NF / t[0] * 1e-9;
+    *median = 4.0 * NF / t[PASSES / 2] * 1e-9;
+    free(b), free(t);
 }
 
 /* The faster of a product with B as it is or transposed (a layout a weight may be kept in). */
@@ -75,7 +121,7 @@ int main(int argc, char **argv) {
     }
     printf("%s, batch %d, sgemm best of %d calls: %s\n\n", argv[1], batch, reps, sal_blas_info());
     printf("%-32s %-7s %-20s %10s %10s %9s\n", "node", "op", "products", "fwd us", "grad us", "GFLOP/s");
-    double fwd = 0, grad = 0;
+    double fwd = 0, grad = 0, wbytes = 0;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         bool conv = sal_node_is(n, SAL_OP_Conv), gemm = sal_node_is(n, SAL_OP_Gemm), mm = sal_node_is(n, SAL_OP_MatMul);
@@ -108,9 +154,14 @@ int main(int argc, char **argv) {
                1e6 * tb, 2 * macs / tf * 1e-9);
         fwd += tf;
         grad += tf + tb;
+        wbytes += (double)sal_tensor_numel(W) * sizeof(float);
     }
     printf("\nproducts' floor per image: forward %.2f us, forward and input gradient %.2f us\n", 1e6 * fwd / batch,
            1e6 * grad / batch);
+    double sbest, smed;
+    stream_rate(&sbest, &smed);
+    printf("streaming 4 MiB buffers on %d threads: %.1f GB/s median (%.1f best); the weights, %.2f MB, once at the "
+           "median: %.2f us\n", omp_get_max_threads(), smed, sbest, wbytes * 1e-6, 1e6 * wbytes / (smed * 1e9));
     sal_session_free(s);
     sal_model_free(m);
     sal_tensor_free(&x);
