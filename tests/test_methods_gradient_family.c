@@ -361,9 +361,11 @@ static void test_ig_front(void) {
         CHECK(fv == sal_graph_find(m, front[mi]), "model %d: the front is '%s', not '%s'", mi,
               fv >= 0 ? m->val[fv].name : "none", front[mi]);
         sal_session_free(s);
-        sal_tensor x = t_rand(&r, in->ndim, dim, 1), path = {0};
+        sal_tensor x = t_rand(&r, in->ndim, dim, 1), path = {0}, xb = {0};
+        SAL_ASSERT(sal_tensor_alloc(&xb, SAL_F32, in->ndim, dim) == SAL_OK);
         for (int b = 0; b < 2; b++) { /* baselines 0 and the black one, at lo = -0.4 */
             float base = b ? -0.4f : 0;
+            for (int64_t e = 0; e < N * row; e++) sal_f32(&xb)[e] = base;
             dim[0] = N * STEPS;
             SAL_ASSERT(sal_tensor_alloc(&path, SAL_F32, in->ndim, dim) == SAL_OK);
             for (int64_t i = 0; i < N; i++)
@@ -389,12 +391,24 @@ static void test_ig_front(void) {
                 double d = e ? max_diff(map(e), want, N * row) : INFINITY, scale = max_abs(map(g), N * STEPS * row);
                 CHECK(d < 1e-5 * (1 + scale), "model %d, baseline %d, chunk %lld: IG through the front differs "
                       "from the summed gradients by %g (scale %g)", mi, b, (long long)o.chunk, d, scale);
+                /* the ends f(x) and f(base) come out of the path's own pass: completeness as computed
+                 * here from plain forward passes */
+                double worst = 0;
+                for (int64_t i = 0; e && i < N; i++) {
+                    double sum = 0;
+                    for (int64_t k = 0; k < row; k++) sum += map(e)[i * row + k];
+                    worst = fmax(worst, fabs(sum - (output(m, &x, i, 2) - output(m, &xb, i, 2))));
+                }
+                double got = e ? sal_explanation_metric(e, "completeness_delta") : INFINITY;
+                CHECK(fabs(got - worst) < 1e-5 * (1 + worst), "model %d, baseline %d, chunk %lld: completeness delta "
+                      "%g, from forward passes %g", mi, b, (long long)o.chunk, got, worst);
                 sal_explanation_free(e);
             }
             sal_explanation_free(g);
         }
         sal_tensor_free(&path);
         sal_tensor_free(&x);
+        sal_tensor_free(&xb);
         sal_model_free(m);
     }
 }

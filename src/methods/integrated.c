@@ -178,6 +178,7 @@ typedef struct {
     int64_t frow;
     sal_tensor fshape;
     float *f, *facc, *wk; /* wk: per row of a chunk, its weight */
+    int64_t per;          /* rows per sample through the front: the steps, then x and base (weight 0) */
     sal_tensor seed;
 } ig_job;
 
@@ -219,28 +220,44 @@ static void ends_take(void *u, int64_t i, int64_t k, const float *row, const flo
  * backward pass through the head for all rows. On the MLP the head is a third of the work; on the
  * small CNN it is the one-channel convolution, whose input gradient oneDNN takes long over. */
 
-/* After a chunk of the ends' forward pass: F(x) and F(base) of its rows. */
-static sal_status front_grab(void *u, const sal_chunk *ch) {
-    ig_job *j = u;
-    if (j->front < 0) return SAL_OK;
-    SAL_TRY(sal_exec_unblock(ch->s, j->front, false));
-    const sal_tensor *t = &ch->s->act[j->front];
-    if (t->dtype != SAL_F32 || t->ndim < 1 || t->dim[0] != ch->n) { /* the whole path runs instead */
-        j->front = -1;
-        return SAL_OK;
+/* F(x) and F(base) of every sample: the head alone on the rows x_0, base_0, x_1, base_1, ..., at
+ * most a chunk at a time (the ends' values f(x) and f(base) then come out of the path's own pass,
+ * as its last two rows per sample, instead of a pass of their own over the whole network). j->front
+ * becomes -1 where the front's value does not have a row per input row: the whole path runs instead. */
+static sal_status front_ends(ig_job *j) {
+    const sal_xctx *c = j->c;
+    int64_t N = c->x->dim[0], chunk = c->chunk > 0 ? c->chunk : 64, dim[SAL_MAX_DIMS];
+    sal_tensor rows = {0};
+    sal_status st = SAL_OK;
+    for (int64_t r0 = 0; r0 < 2 * N && st == SAL_OK && j->front >= 0; r0 += chunk) {
+        int64_t n = 2 * N - r0 < chunk ? 2 * N - r0 : chunk;
+        memcpy(dim, c->x->dim, sizeof dim);
+        dim[0] = n;
+        st = sal_tensor_alloc_raw(&rows, SAL_F32, c->x->ndim, dim);
+        for (int64_t r = r0; r < r0 + n && st == SAL_OK; r++)
+            memcpy(sal_f32(&rows) + (r - r0) * j->row, (r % 2 ? j->base : j->x) + r / 2 * j->row,
+                   (size_t)j->row * sizeof(float));
+        if (st == SAL_OK) st = sal_exec_forward_head(c->s, &rows);
+        const sal_tensor *t = &c->s->act[j->front];
+        if (st != SAL_OK) break;
+        if (t->dtype != SAL_F32 || t->ndim < 1 || t->dim[0] != n || (j->f && sal_row_size(t) != j->frow)) {
+            j->front = -1;
+            break;
+        }
+        if (!j->f) {
+            j->frow = sal_row_size(t);
+            j->fshape = sal_tensor_view(t);
+            j->fshape.data = NULL;
+            j->per = j->steps + 2;
+            j->f = sal_malloc((size_t)(2 * N * j->frow) * sizeof *j->f);
+            j->facc = sal_calloc((size_t)(N * j->frow), sizeof *j->facc);
+            j->wk = sal_malloc((size_t)chunk * sizeof *j->wk);
+            if (!j->f || !j->facc || !j->wk) st = sal_fail(SAL_ERR_NOMEM, "out of memory");
+        }
+        if (st == SAL_OK) memcpy(j->f + r0 * j->frow, sal_f32(t), (size_t)(n * j->frow) * sizeof(float));
     }
-    if (!j->f) {
-        int64_t N = j->c->x->dim[0];
-        j->frow = sal_row_size(t);
-        j->fshape = sal_tensor_view(t);
-        j->fshape.data = NULL;
-        j->f = sal_malloc((size_t)(2 * N * j->frow) * sizeof *j->f);
-        j->facc = sal_calloc((size_t)(N * j->frow), sizeof *j->facc);
-        j->wk = sal_malloc((size_t)j->c->chunk * sizeof *j->wk);
-        if (!j->f || !j->facc || !j->wk) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    }
-    memcpy(j->f + ch->r0 * j->frow, sal_f32(t), (size_t)(ch->n * j->frow) * sizeof(float));
-    return SAL_OK;
+    sal_tensor_free(&rows);
+    return st;
 }
 
 /* The rows of a chunk of the path at the front: F(base) + alpha_k (F(x) - F(base)), written into
@@ -256,18 +273,20 @@ static sal_status front_fill(void *u, int64_t r0, int64_t n, sal_tensor *spare, 
     bool relu = sal_exec_front_relu(j->c->s) >= 0; /* the ReLU after the front, in the same pass */
 #pragma omp parallel for if (n * j->frow > 65536)
     for (int64_t r = 0; r < n; r++) {
-        int64_t i = (r0 + r) / j->steps, k = (r0 + r) % j->steps;
+        int64_t i = (r0 + r) / j->per, k = (r0 + r) % j->per;
         const float *fx = j->f + 2 * i * j->frow, *fb = fx + j->frow;
-        float a = (float)j->alpha[k], *o = sal_f32(buf) + r * j->frow;
+        /* the ends as they are (alpha 1 and 0): fx and fb themselves */
+        const float *p = k == j->steps ? fx : fb;
+        float q = k < j->steps ? (float)j->alpha[k] : 0.0f, *o = sal_f32(buf) + r * j->frow;
         if (relu) {
 #pragma omp simd
             for (int64_t e = 0; e < j->frow; e++) {
-                float v = fb[e] + a * (fx[e] - fb[e]);
+                float v = p[e] + q * (fx[e] - fb[e]);
                 o[e] = v > 0.0f ? v : 0.0f;
             }
         } else {
 #pragma omp simd
-            for (int64_t e = 0; e < j->frow; e++) o[e] = fb[e] + a * (fx[e] - fb[e]);
+            for (int64_t e = 0; e < j->frow; e++) o[e] = p[e] + q * (fx[e] - fb[e]);
         }
     }
     *x = sal_tensor_view(buf);
@@ -291,10 +310,16 @@ static sal_status front_pass(void *u, sal_chunk *ch) {
     /* per sample, the weighted sum of its rows' gradients: rows as a matrix times their weights
      * (the gradients at the front are many times the input's size) */
     const float *g = sal_f32(&s->grad[j->front]);
+    for (int64_t r = 0; r < ch->n; r++) { /* the ends' rows: f(x) and f(base), weight 0 below */
+        int64_t i = (ch->r0 + r) / j->per, k = (ch->r0 + r) % j->per;
+        if (k >= j->steps) j->ends[2 * i + (k - j->steps)] = ch->value[r];
+    }
     for (int64_t r = 0; r < ch->n;) {
-        int64_t i = (ch->r0 + r) / j->steps, n = 0;
-        for (; r + n < ch->n && (ch->r0 + r + n) / j->steps == i; n++)
-            j->wk[n] = (float)j->w[(ch->r0 + r + n) % j->steps];
+        int64_t i = (ch->r0 + r) / j->per, n = 0;
+        for (; r + n < ch->n && (ch->r0 + r + n) / j->per == i; n++) {
+            int64_t k = (ch->r0 + r + n) % j->per;
+            j->wk[n] = k < j->steps ? (float)j->w[k] : 0.0f;
+        }
         sal_sgemm(false, false, 1, (int)j->frow, (int)n, 1.0f, j->wk, (int)n, g + r * j->frow, (int)j->frow, 1.0f,
                   j->facc + i * j->frow, (int)j->frow);
         r += n;
@@ -304,7 +329,7 @@ static sal_status front_pass(void *u, sal_chunk *ch) {
 
 /* The path through the tail, then J^T of the head on the summed gradient at the front into acc. */
 static sal_status front_path(sal_xctx *c, ig_job *j) {
-    sal_batched path = {.per_sample = j->steps, .fill = front_fill, .pass = front_pass, .u = j};
+    sal_batched path = {.per_sample = j->per, .fill = front_fill, .pass = front_pass, .u = j};
     SAL_TRY(sal_run_batched(c, &path));
     sal_session *s = c->s;
     int64_t N = c->x->dim[0];
@@ -345,16 +370,15 @@ static sal_status run_ig(sal_xctx *c) {
     j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
     j.ends = sal_calloc((size_t)(2 * N), sizeof *j.ends);
     sal_status st = alpha && w && j.acc && j.ends ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory");
-    if (st == SAL_OK) { /* the ends first: they give the front's values */
+    if (st == SAL_OK) {
         quadrature(rule, steps, alpha, w);
         j.alpha = alpha;
         j.w = w;
-        sal_batched ends = {.per_sample = 2, .make = ends_make, .take = ends_take, .after = front_grab, .u = &j,
-                            .forward_only = true};
-        bool fuse = c->s->fuse; /* the front's values are read: no ReLU fused into them */
-        c->s->fuse &= j.front < 0;
+    }
+    if (st == SAL_OK && j.front >= 0) st = front_ends(&j);
+    if (st == SAL_OK && j.front < 0) { /* without the front, a pass of their own for the ends */
+        sal_batched ends = {.per_sample = 2, .make = ends_make, .take = ends_take, .u = &j, .forward_only = true};
         st = sal_run_batched(c, &ends);
-        c->s->fuse = fuse;
     }
     if (st == SAL_OK && j.front >= 0) {
         st = front_path(c, &j);
