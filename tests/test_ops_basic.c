@@ -188,7 +188,7 @@ static void test_sparse_row(void) {
 
 /* sal_rows_dot_masked: the dot products of the rows a mask picks (one mask or two), zero or left
  * as they were elsewhere, against a double loop; sizes on one thread and split across threads, a
- * row stride wider than the row, and masks whose last rows are not picked. */
+ * row stride wider than the row, and masks whose first and last rows are not picked. */
 static void test_rows_dot_masked(void) {
     sal_rng r;
     sal_rng_seed(&r, 12);
@@ -208,7 +208,7 @@ static void test_rows_dot_masked(void) {
                     m1[k] = sal_rng_uniform(&r) < 0.3 ? 1.0f : 0.0f;
                     o0[k] = (float)sal_rng_normal(&r);
                 }
-                for (int k = K - 3; k < K; k++) m0[k] = m1[k] = 0.0f; /* the last rows unpicked */
+                for (int k = 0; k < 3; k++) m0[k] = m1[k] = m0[K - 1 - k] = m1[K - 1 - k] = 0.0f; /* ends unpicked */
                 memcpy(o, o0, sizeof *o * (size_t)K);
                 sal_rows_dot_masked(N, K, 0.5f, y, R, ld, m0, two ? m1 : NULL, add, o);
                 double worst = 0;

@@ -204,13 +204,13 @@ static void dots_share(int t, int nt, int N, int K, float alpha, const float *y,
     int k0 = (int)((int64_t)K * t / nt), k1 = (int)((int64_t)K * (t + 1) / nt), idx[4], q = 0;
     const float *r[4];
     float o[4];
-    for (int k = k0; k <= k1; k++) {
-        if (k < k1 && !row_needed(m0, m1, k)) {
+    for (int k = k1 - 1; k >= k0 - 1; k--) { /* backwards: the forward's last rows are the likeliest in cache */
+        if (k >= k0 && !row_needed(m0, m1, k)) {
             if (!add) out[k] = 0.0f;
             continue;
         }
-        if (k < k1) idx[q] = k, r[q++] = R + (size_t)k * (size_t)ldr;
-        if (q == 0 || (q < 4 && k < k1)) continue;
+        if (k >= k0) idx[q] = k, r[q++] = R + (size_t)k * (size_t)ldr;
+        if (q == 0 || (q < 4 && k >= k0)) continue;
         for (int i = q; i < 4; i++) r[i] = r[0]; /* the last rows, fewer than four */
         dot4(N, y, r, o);
         for (int i = 0; i < q; i++) out[idx[i]] = alpha * o[i] + (add ? out[idx[i]] : 0.0f);
