@@ -208,7 +208,9 @@ static void test_rows_dot_masked(void) {
                     m1[k] = sal_rng_uniform(&r) < 0.3 ? 1.0f : 0.0f;
                     o0[k] = (float)sal_rng_normal(&r);
                 }
-                for (int k = 0; k < 3; k++) m0[k] = m1[k] = m0[K - 1 - k] = m1[K - 1 - k] = 0.0f; /* ends unpicked */
+                for (int k = 0; k < (K > 20 ? 3 : 1); k++) /* the first and last rows unpicked */
+                    m0[k] = m1[k] = m0[K - 1 - k] = m1[K - 1 - k] = 0.0f;
+                m0[K / 2] = 0.5f; /* and one picked */
                 memcpy(o, o0, sizeof *o * (size_t)K);
                 sal_rows_dot_masked(N, K, 0.5f, y, R, ld, m0, two ? m1 : NULL, add, o);
                 double worst = 0;
