@@ -905,6 +905,35 @@ static void test_relu_gemm(void) {
         sal_model_free(g);
     }
     free(w0), free(w1), free(w1t), free(w2);
+    /* a Gemm reading the ReLU's input h as its other operand too: h's gradient takes the masked
+     * product and the other operand's gradient, the same as a session that keeps every gradient */
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<relu-gemm-twice>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, DIMS(-1, 4)) == SAL_OK);
+    float wv[16], xv[8], sv[4];
+    t_randv(&R, wv, 16, 1);
+    t_randv(&R, xv, 8, 1);
+    t_randv(&R, sv, 4, 1);
+    t_const(g, "w", 2, DIMS(4, 4), wv);
+    t_node(g, "Gemm", "fc", 2, NAMES("x", "w"), "h", 0, NULL);
+    t_node(g, "Relu", "relu", 1, NAMES("h"), "r", 0, NULL);
+    t_node(g, "Gemm", "outer", 2, NAMES("r", "h"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+    t_finish(g, "y");
+    sal_tensor x = t_tensor_of(2, DIMS(2, 4), xv), seed = t_tensor_of(2, DIMS(2, 2), sv);
+    int yv = sal_graph_find(g, "y"), xi = sal_graph_find(g, "x");
+    sal_session *s[2];
+    for (int k = 0; k < 2; k++) {
+        SAL_ASSERT(sal_session_new(g, &s[k]) == SAL_OK);
+        s[k]->keep_grads = k == 1;
+        CHECK_OK(sal_exec_forward(s[k], &x));
+        CHECK_OK(sal_exec_backward(s[k], 1, &yv, &seed, NULL));
+    }
+    CHECK(!memcmp(s[0]->grad[xi].data, s[1]->grad[xi].data, sizeof(float) * 8),
+          "a Gemm reading both a ReLU's output and its input: the same input gradient as a session keeping them all");
+    for (int k = 0; k < 2; k++) sal_session_free(s[k]);
+    sal_tensor_free(&x);
+    sal_tensor_free(&seed);
+    sal_model_free(g);
 }
 
 int main(void) {

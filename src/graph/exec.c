@@ -763,6 +763,8 @@ static int relu_under(const sal_session *s, int i, const sal_backward_opts *o) {
         s->act[h].dtype != SAL_F32 ||
         s->blk[h] != s->blk[r] || sal_tensor_numel(&s->act[h]) != sal_tensor_numel(&s->act[r]))
         return -1;
+    for (int k = 0; k < m->node[i].nin; k++) /* h read by i itself too: i's mask would meet its other share */
+        if (m->node[i].in[k] == h) return -1;
     return h;
 }
 
