@@ -215,11 +215,25 @@ static void input_range(sal_xctx *c, const sal_explain_opts *o) {
     }
     const sal_tensor *t = o->data ? o->data : c->x;
     const float *p = sal_f32(t);
-    float lo = INFINITY, hi = -INFINITY; /* comparisons skip NaN, as fmin does, without its calls */
+    /* comparisons skip NaN, as fmin does, without its calls; sixteen running bounds, which gcc and
+     * clang vectorize (one chain of scalar selects took 1.5 us of a 0.2 ms call on the small CNN) */
+    float lo = INFINITY, hi = -INFINITY, lv[16], hv[16];
     const int64_t n = sal_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++) {
+    for (int k = 0; k < 16; k++) lv[k] = INFINITY, hv[k] = -INFINITY;
+    int64_t i0 = 0;
+    for (; i0 + 16 <= n; i0 += 16)
+        for (int k = 0; k < 16; k++) {
+            float v = p[i0 + k];
+            lv[k] = v < lv[k] ? v : lv[k];
+            hv[k] = v > hv[k] ? v : hv[k];
+        }
+    for (int64_t i = i0; i < n; i++) {
         lo = p[i] < lo ? p[i] : lo;
         hi = p[i] > hi ? p[i] : hi;
+    }
+    for (int k = 0; k < 16; k++) {
+        lo = lv[k] < lo ? lv[k] : lo;
+        hi = hv[k] > hi ? hv[k] : hi;
     }
     c->lo = lo;
     c->hi = hi > lo ? hi : (double)lo + 1;
