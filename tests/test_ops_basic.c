@@ -188,7 +188,8 @@ static void test_sparse_row(void) {
 
 /* sal_rows_dot_masked: the dot products of the rows a mask picks (one mask or two), zero or left
  * as they were elsewhere, against a double loop; sizes on one thread and split across threads, a
- * row stride wider than the row, and masks whose first and last rows are not picked. */
+ * row stride wider than the row, and masks whose first and last rows are not picked; masks that
+ * pick nearly every row are declined. */
 static void test_rows_dot_masked(void) {
     sal_rng r;
     sal_rng_seed(&r, 12);
@@ -212,7 +213,7 @@ static void test_rows_dot_masked(void) {
                     m0[k] = m1[k] = m0[K - 1 - k] = m1[K - 1 - k] = 0.0f;
                 m0[K / 2] = 0.5f; /* and one picked */
                 memcpy(o, o0, sizeof *o * (size_t)K);
-                sal_rows_dot_masked(N, K, 0.5f, y, R, ld, m0, two ? m1 : NULL, add, o);
+                bool ran = sal_rows_dot_masked(N, K, 0.5f, y, R, ld, m0, two ? m1 : NULL, add, o);
                 double worst = 0;
                 int picked = 0;
                 for (int k = 0; k < K; k++) {
@@ -222,9 +223,17 @@ static void test_rows_dot_masked(void) {
                     worst = fmax(worst, fabs(want - o[k]) / (1.0 + fabs(want)));
                     picked += pick;
                 }
-                CHECK(picked > 0 && picked < K && worst < 1e-4, /* sums of 1024 terms in float */
+                CHECK(ran && picked > 0 && picked < K && worst < 1e-4, /* sums of 1024 terms in float */
                       "masked rows' dot products K=%d N=%d, %s mask%s, %s: %d rows picked, off by %g", K, N,
                       two ? "two" : "one", two ? "s" : "", add ? "added" : "set", picked, worst);
+                if (K >= 16) { /* nearly every row picked (more than K - K/8): declined, out untouched */
+                    for (int k = 0; k < K; k++) m0[k] = k < K / 16 ? 0.0f : 1.0f;
+                    memcpy(o, o0, sizeof *o * (size_t)K);
+                    ran = sal_rows_dot_masked(N, K, 0.5f, y, R, ld, m0, two ? m1 : NULL, add, o);
+                    CHECK(!ran && !memcmp(o, o0, sizeof *o * (size_t)K),
+                          "masked rows' dot products K=%d N=%d with %d of %d rows picked: declined, nothing written",
+                          K, N, K - K / 16, K);
+                }
                 free(R), free(y), free(m0), free(m1), free(o), free(o0);
             }
 }

@@ -218,18 +218,20 @@ static void dots_share(int t, int nt, int N, int K, float alpha, const float *y,
     }
 }
 
-void sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
+bool sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
                          const float *m1, bool add, float *out) {
     int nz = 0;
     for (int k = 0; k < K; k++) nz += row_needed(m0, m1, k);
+    if (nz > K - K / 8) return false; /* nearly all rows: the plain product reads as much (rows_axpy) */
     int T = (int64_t)nz * N >= 1 << 15 ? omp_get_max_threads() : 1; /* as rows_axpy */
     if (T > 8) T = 8;
     if (T == 1) { /* no parallel region: see SAL_PAR_FOR */
         dots_share(0, 1, N, K, alpha, y, R, ldr, m0, m1, add, out);
-        return;
+        return true;
     }
 #pragma omp parallel num_threads(T)
     dots_share(omp_get_thread_num(), omp_get_num_threads(), N, K, alpha, y, R, ldr, m0, m1, add, out);
+    return true;
 }
 
 void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,

@@ -165,9 +165,10 @@ const char *sal_blas_info(void);
 void sal_axpy4(int n, float *c, const float *w, const float *const *r);
 /* out[k] = alpha R[k, :] . y[0..N) (plus out[k] when add) for the rows k < K where m0[k] > 0 or m1[k] > 0
  * (m1 may be NULL); the other out[k] are set to 0 (left as they are when add) and their rows not read.
+ * Returns false, doing nothing, when more than seven eighths of the rows are needed.
  * A ReLU output's gradient through a dense layer needs only its active units' entries: R = the
  * layer's B^T read by rows, the same rows its batch-1 forward read (linear.c: gemm_din_masked). */
-void sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
+bool sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
                          const float *m1, bool add, float *out);
 
 double sal_now(void); /* monotonic seconds */

@@ -307,14 +307,14 @@ static sal_status fuse_plan(sal_session *s) {
     s->inplace_in = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->inplace_in);
     s->view_of = sal_malloc(((size_t)m->nval + 1) * sizeof *s->view_of);
     s->viewed_by = sal_malloc(((size_t)m->nval + 1) * sizeof *s->viewed_by);
-    s->pool_relu = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->pool_relu);
+    s->relu_read = sal_malloc(((size_t)m->nnode + 1) * sizeof *s->relu_read);
     int *readers = sal_calloc((size_t)m->nval + 1, sizeof *readers);
-    if (!s->fuse_to || !s->inplace_in || !s->view_of || !s->viewed_by || !s->pool_relu || !readers) {
+    if (!s->fuse_to || !s->inplace_in || !s->view_of || !s->viewed_by || !s->relu_read || !readers) {
         sal_free(readers);
         return sal_fail(SAL_ERR_NOMEM, "out of memory creating a session");
     }
     for (int v = 0; v < m->nval; v++) s->view_of[v] = s->viewed_by[v] = -1;
-    for (int i = 0; i < m->nnode; i++) s->fuse_to[i] = s->inplace_in[i] = s->pool_relu[i] = -1;
+    for (int i = 0; i < m->nnode; i++) s->fuse_to[i] = s->inplace_in[i] = s->relu_read[i] = -1;
     for (int i = 0; i < m->nnode; i++)
         for (int k = 0; k < m->node[i].nin; k++)
             if (m->node[i].in[k] >= 0) readers[m->node[i].in[k]]++;
@@ -334,7 +334,7 @@ static sal_status fuse_plan(sal_session *s) {
         int a = n->nin > 0 ? n->in[0] : -1, j = a >= 0 && m->val[a].kind == SAL_VAL_NODE ? m->val[a].producer : -1;
         if (n->op->bwd_relu_in && j >= 0 && sal_node_is(&m->node[j], SAL_OP_Relu) && readers[a] == 1 &&
             m->node[j].nin == 1 && m->node[j].in[0] >= 0)
-            s->pool_relu[i] = j;
+            s->relu_read[i] = j;
     }
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *r = &m->node[i];
@@ -478,7 +478,7 @@ void sal_session_free(sal_session *s) {
     sal_free(s->blk_cand);
     sal_free(s->part);
     sal_free(s->fuse_to);
-    sal_free(s->pool_relu);
+    sal_free(s->relu_read);
     sal_free(s->inplace_in);
     sal_free(s->view_of);
     sal_free(s->viewed_by);
@@ -746,7 +746,7 @@ sal_status sal_rule_pass(sal_opctx *c, void *user) {
     return SAL_OK;
 }
 
-/* For a MaxPool or Gemm i over a Relu's output (sal_session.pool_relu): the Relu's input h when i's
+/* For a MaxPool or Gemm i over a Relu's output (sal_session.relu_read): the Relu's input h when i's
  * backward may write h's gradient itself (sal_opctx.relu_in) and the Relu's backward be skipped:
  * neither node has a rule, the Relu's output is not wanted, h has no gradient yet (i's is then the
  * first and fresh), and h is laid out as the Relu's output. Else -1. Saves a pass over the largest
@@ -754,7 +754,7 @@ sal_status sal_rule_pass(sal_opctx *c, void *user) {
  * row then computes only the active units' entries (linear.c: din_masked). */
 static int relu_under(const sal_session *s, int i, const sal_backward_opts *o) {
     const sal_model *m = s->m;
-    int j = s->pool_relu[i];
+    int j = s->relu_read[i];
     if (j < 0 || s->keep_grads || (o && o->rule && (o->rule[i] || o->rule[j]))) return -1;
     int r = m->node[j].out[0], h = m->node[j].in[0];
     /* the op masks by the ReLU's output, which a lean pass drops where only the ReLU's backward read

@@ -59,7 +59,7 @@ struct sal_session {
      * input gradients may set it; sal_session_value gives NULL for such an h. */
     bool fuse, fuse_used;
     int *fuse_to;           /* per node: the Relu node a Conv or Gemm may take, or -1 (fixed per model) */
-    int *pool_relu;         /* per node: the Relu whose output only this MaxPool or Gemm (bwd_relu_in)
+    int *relu_read;         /* per node: the Relu whose output only this MaxPool or Gemm (bwd_relu_in)
                              * reads, not a model output, or -1 (fixed per model; backward_node: relu_under) */
     /* With `fuse`, an Add or Sub whose input h (a MatMul's, Gemm's or Conv's output that it alone
      * reads) has as many elements as its output writes the output into h's buffer: a bias or

@@ -102,13 +102,21 @@ static gemm_state *gemm_state_of(const sal_opctx *c) {
     return s;
 }
 
+/* The copy bt_kept keeps, when it is of B at the model's weights version; NULL when there is none
+ * (not made here). */
+static const float *bt_current(const sal_opctx *c, const float *B) {
+    sal_node_state *ns = sal_node_state_of(c);
+    const gemm_state *s = ns ? ns->p : NULL;
+    return s && s->bt && s->src == B && s->version == c->g->version ? s->bt : NULL;
+}
+
 /* The constant B (N, K) of c's node transposed to (K, N), kept in the node's state; NULL when too
  * large or out of memory. */
 static const float *bt_kept(const sal_opctx *c, int64_t K, int64_t N, const float *B) {
     if ((size_t)(N * K) * sizeof(float) > GEMM_BT_MAX) return NULL;
-    gemm_state *s = gemm_state_of(c);
-    if (!s) return NULL;
-    if (s->bt && s->src == B && s->version == c->g->version) return s->bt;
+    const float *cur = bt_current(c, B);
+    gemm_state *s = cur ? NULL : gemm_state_of(c);
+    if (cur || !s) return cur;
     sal_free(s->bt);
     if (!(s->bt = sal_malloc((size_t)(N * K) * sizeof(float)))) return NULL;
     s->src = B;
@@ -141,6 +149,10 @@ static sal_status gemm_packed(const sal_opctx *c, bool trans, int64_t M, int64_t
     return s ? sal_dnnl_matmul(c, &s->mm, trans, M, K, N, A, B, Y, done) : SAL_OK;
 }
 
+/* The bounds of gemm_bt's batch-1 path (rows of B^T, K of them, N floats each: see there), shared
+ * with din_masked, which reads the copy that path keeps. */
+static bool rows_fit(int64_t K, int64_t N) { return K >= 64 && N >= 512 && N * K <= (2 << 20); }
+
 /* Whether at least an eighth of a[0..K) is zero (sal_sgemm's threshold for skipping rows). */
 static bool sparse_row(const float *a, int64_t K) {
     int64_t z = 0;
@@ -159,7 +171,7 @@ static bool sparse_row(const float *a, int64_t K) {
 static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N, const float *A, const float *B) {
     const gemm_p *p = c->n->p;
     if (!p->tb || p->ta || !own_weight(c, B)) return NULL;
-    if (M == 1 && K >= 64 && N >= 512 && N * K <= (2 << 20) && sparse_row(A, K)) return bt_kept(c, K, N, B);
+    if (M == 1 && rows_fit(K, N) && sparse_row(A, K)) return bt_kept(c, K, N, B);
     if (M < 8 || K < 16 || M * N * K < (1 << 17)) return NULL;
     return bt_kept(c, K, N, B);
 }
@@ -170,19 +182,18 @@ static const float *gemm_bt(const sal_opctx *c, int64_t M, int64_t K, int64_t N,
  * read for m0 = A after a ReLU, on the same threads, while they are still in the cores' caches.
  * The MLP's gradient reads its 1024 x 1024 weights from L3 at about 60 GB/s on the Intel machine,
  * where the same rows come back from L2 for the last layer. Elsewhere dA is 0 (unchanged when not
- * fresh). *done false: not run (more rows, A transposed, a short or too large B, few zeros). */
+ * fresh). *done false: not run (more rows, A transposed, B outside rows_fit, nearly all rows needed). */
 static void din_masked(const sal_opctx *c, int64_t M, int64_t K, int64_t N, const float *dY, const float *B,
                        const float *m0, const float *m1, bool *done) {
     const gemm_p *p = c->n->p;
     *done = false;
-    if (M != 1 || p->ta || K < 64 || N < 512 || N * K > (2 << 20)) return;
-    int64_t need = 0;
-    for (int64_t k = 0; k < K; k++) need += m0[k] > 0.0f || (m1 && m1[k] > 0.0f);
-    if (need > K - K / 8) return; /* nearly all rows: the plain product reads as much */
-    const float *R = p->tb ? (own_weight(c, B) ? bt_kept(c, K, N, B) : NULL) : B;
-    if (!R) return;
-    sal_rows_dot_masked((int)N, (int)K, p->alpha, dY, R, (int)N, m0, m1, !(c->din_fresh & 1), sal_f32(c->din[0]));
-    *done = true;
+    if (M != 1 || p->ta || !rows_fit(K, N)) return;
+    /* with transB, the copy the forward's sparse path made: a mask sparse enough here had A (m0)
+     * sparse enough there, and a dense one would leave a new copy unused */
+    const float *R = p->tb ? (own_weight(c, B) ? bt_current(c, B) : NULL) : B;
+    if (R)
+        *done = sal_rows_dot_masked((int)N, (int)K, p->alpha, dY, R, (int)N, m0, m1, !(c->din_fresh & 1),
+                                    sal_f32(c->din[0]));
 }
 
 sal_status sal_gemm_din_masked(const sal_opctx *c, const float *m1, bool *done) {
@@ -265,9 +276,9 @@ static sal_status gemm_backward(sal_opctx *c) {
     int lda = p->ta ? (int)M : (int)K, ldb = p->tb ? (int)K : (int)N;
     /* a fresh gradient buffer (bwd_writes) is set by the product (beta 0) instead of added to; under
      * relu_in, dA is the gradient of the ReLU's input, fresh, masked where A is not positive */
-    bool done = false, masked = false;
+    bool masked = false;
     if (c->din[0] && c->relu_in) din_masked(c, M, K, N, dY, B, A, NULL, &masked);
-    done = masked;
+    bool done = masked;
     if (c->din[0] && !done && !p->ta && p->alpha == 1.0f && (c->din_fresh & 1)) /* dA = dY op(B)^T, B packed */
         SAL_TRY(gemm_packed(c, !p->tb, M, N, K, dY, B, sal_f32(c->din[0]), &done));
     if (c->din[0] && !done) {

@@ -55,7 +55,7 @@ typedef struct sal_opctx {
     bool relu_want, relu_done;
     /* Backward of a MaxPool or Gemm (sal_op.bwd_relu_in) whose input in[0] = max(h, 0) only it reads:
      * din[0] is h's gradient, fresh, and the op writes it masked where in[0] is not positive, so that
-     * the ReLU's backward need not run (graph/exec.c: pool_relu). */
+     * the ReLU's backward need not run (graph/exec.c: relu_read). */
     bool relu_in;
     /* Backward: bit i, input i's gradient is the output's gradient buffer after this call
      * (sal_op.bwd_pass, bwd_inplace) and din[i] is NULL. An op of bwd_inplace then writes that
