@@ -418,7 +418,21 @@ static void test_pools(sal_rng *r) {
     test_pool_ties(r, "3x2/1 asymmetric pads", (cfg){.v = {1, 2, 9, 30, 0, 0, 3, 2, 1, 1, 1, 1, 1, 0, 2, 1}});
     test_pool_ties(r, "dilated", (cfg){.v = {1, 2, 12, 15, 0, 0, 3, 3, 1, 2, 2, 2, 1, 1, 1, 1}});
     /* 2x2 stride 2 without padding takes a fast path: even and odd sizes, and ties (a constant
-     * plane: the first tap wins, as in the general loop) */
+     * plane: the first tap wins, as in the general loop); its AVX-512 kernel (rows of windows in
+     * registers of 16 values: 7, 14 and 20 windows a row, the last in a partial register) and the
+     * portable loops beside it */
+    const struct { const char *what; cfg c; } pairs[] = {
+        {"28x28", {.v = {2, 3, 28, 28, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}}},
+        {"14x40", {.v = {1, 2, 14, 40, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}}},
+        {"odd 9x35", {.v = {1, 3, 9, 35, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}}}};
+    for (int portable = 0; portable < 2; portable++)
+        for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "2x2/2 %s%s", pairs[i].what, portable ? ", portable loops" : "");
+            sal_portable_kernels = portable;
+            test_pool_ties(r, what, pairs[i].c);
+            sal_portable_kernels = false;
+        }
     test_pool_case(r, "MaxPool", "2x2/2", (cfg){.v = {2, 3, 8, 6, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}});
     test_pool_case(r, "MaxPool", "2x2/2 odd", (cfg){.v = {2, 2, 7, 9, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}});
     test_pool_case(r, "MaxPool", "2x2/2 ceil", (cfg){.v = {2, 2, 7, 7, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}, .ceil = true});

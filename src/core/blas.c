@@ -37,6 +37,18 @@ static char g_err[512];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_dnnl = true; /* large products through dnnl_sgemm */
 
+bool sal_portable_kernels;
+
+bool sal_cpu_avx512(void) {
+#if defined(__x86_64__)
+    static int has = -1; /* racing first calls store the same answer */
+    if (has < 0) has = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return has && !sal_portable_kernels;
+#else
+    return false;
+#endif
+}
+
 static void choose_coretype(void) {
     const char *want = getenv("SAL_BLAS_CORETYPE");
     if (want && !strcmp(want, "keep")) return;

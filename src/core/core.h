@@ -171,6 +171,11 @@ void sal_axpy4(int n, float *c, const float *w, const float *const *r);
 bool sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float *R, int ldr, const float *m0,
                          const float *m1, bool add, float *out);
 
+/* Whether kernels written for AVX-512 (intrinsics under a target attribute) may run: the CPU has
+ * it, and sal_portable_kernels is false (tests set it to check the portable loops beside them). */
+bool sal_cpu_avx512(void);
+extern bool sal_portable_kernels;
+
 double sal_now(void); /* monotonic seconds */
 
 /* A growing string (sbuf.c): appends never fail one by one; oom tells afterwards. */

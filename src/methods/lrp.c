@@ -167,16 +167,10 @@ SAL_CLONES bool stab_rows(float *o, const float *r, const float *z, double eps, 
     return !bad;
 }
 
-/* Shapes t as like without zeroing it (every element is written next). */
+/* Shapes t as like, its buffer reused when large enough, without zeros: every element is written
+ * next. */
 static sal_status shaped(sal_tensor *t, const sal_tensor *like) {
-    int64_t n = sal_tensor_numel(like);
-    if (t->cap >= sizeof(float) * (size_t)n && t->data) {
-        t->dtype = SAL_F32;
-        t->ndim = like->ndim;
-        memcpy(t->dim, like->dim, sizeof t->dim);
-        return SAL_OK;
-    }
-    return sal_tensor_alloc(t, SAL_F32, like->ndim, like->dim);
+    return sal_tensor_alloc_raw(t, SAL_F32, like->ndim, like->dim);
 }
 
 /* s = coef * R / (z + eps sign(z)), sign(0) = +1; fails naming the node on a non-finite result */
@@ -354,8 +348,7 @@ static sal_status run_group(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *
     }
     for (int k = 0; k < gp->nt; k++) {
         if (!use[k]) continue;
-        SAL_TRY(zeroed(&p->tmp, x));
-        SAL_TRY(sal_lin_transposed(c->g, n, r, x, wt[k], wkey_of(gp->t[k].w, gamma), &p->s, &p->tmp, c->ws));
+        SAL_TRY(sal_lin_transposed_set(c->g, n, r, x, wt[k], wkey_of(gp->t[k].w, gamma), &p->s, &p->tmp, c->ws));
         add_product(out, xt[k], &p->tmp);
     }
     return SAL_OK;
@@ -400,8 +393,7 @@ static sal_status gamma_nonneg(sal_lrp_plan *p, sal_opctx *c, const sal_lin_role
     gamma_denominators(z, y, g, m);
     SAL_TRY(stabilized(c->n, c->dout[0], &p->z, eps, 1.0, &p->s));
     gamma_factors(z, sal_f32(&p->s), y, g, m); /* z is spent: its buffer takes W's factor */
-    SAL_TRY(zeroed(&p->tmp, x));
-    SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, W, 0, &p->z, &p->tmp, c->ws));
+    SAL_TRY(sal_lin_transposed_set(c->g, c->n, r, x, W, 0, &p->z, &p->tmp, c->ws));
     SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, wp, wkey_of(W_POS, 0), &p->s, &p->tmp, c->ws));
     add_product(c->din[r->x], x, &p->tmp);
     return SAL_OK;
@@ -428,8 +420,7 @@ static sal_status rule_lin(sal_opctx *c, void *user) {
     if (rl->kind == SAL_LRP_ZERO || rl->kind == SAL_LRP_EPSILON) {
         /* the denominator is the node's own output: no forward pass needed */
         SAL_TRY(stabilized(c->n, c->dout[0], c->out[0], eps, 1.0, &p->s));
-        SAL_TRY(zeroed(&p->tmp, x));
-        SAL_TRY(sal_lin_transposed(c->g, c->n, r, x, c->in[r->w], 0, &p->s, &p->tmp, c->ws));
+        SAL_TRY(sal_lin_transposed_set(c->g, c->n, r, x, c->in[r->w], 0, &p->s, &p->tmp, c->ws));
         add_product(out, x, &p->tmp);
         return SAL_OK;
     }

@@ -98,10 +98,11 @@ sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_ro
     return n->op->forward(&k.c);
 }
 
-/* The backward of node n with dout = rz and exactly one of din[x] / din[w] set. */
+/* The backward of node n with dout = rz and exactly one of din[x] / din[w] set; dx is overwritten
+ * when `set`, else added to. */
 static sal_status lin_backward(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
                                const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *dx,
-                               sal_tensor *dW, sal_scratch *ws) {
+                               sal_tensor *dW, bool set, sal_scratch *ws) {
     SAL_TRY(check_weight(n, g, r, W));
     lin_call k;
     SAL_TRY(lin_call_make(&k, g, n, r, x, W, NULL, ws));
@@ -118,6 +119,10 @@ static sal_status lin_backward(const sal_model *g, const sal_node *n, const sal_
     k.dout[0] = (sal_tensor *)rz;
     k.din[r->x] = dx;
     k.din[r->w] = dW;
+    if (set && (n->op->bwd_writes >> r->x & 1)) /* the op writes it whole (beta 0, no sum post-op) */
+        k.c.din_fresh = 1u << r->x;
+    else if (set)
+        memset(dx->data, 0, sizeof(float) * (size_t)sal_tensor_numel(dx));
     return n->op->backward(&k.c);
 }
 
@@ -125,11 +130,18 @@ sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_l
                               const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *out,
                               sal_scratch *ws) {
     if (!sal_tensor_same_shape(out, x)) return sal_node_fail(n, SAL_ERR_INTERNAL, "transposed: out is not shaped as x");
-    return lin_backward(g, n, r, x, W, wkey, rz, out, NULL, ws);
+    return lin_backward(g, n, r, x, W, wkey, rz, out, NULL, false, ws);
+}
+
+sal_status sal_lin_transposed_set(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
+                                  const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *out,
+                                  sal_scratch *ws) {
+    SAL_TRY(sal_tensor_alloc_raw(out, SAL_F32, x->ndim, x->dim));
+    return lin_backward(g, n, r, x, W, wkey, rz, out, NULL, true, ws);
 }
 
 sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
                              const sal_tensor *W, const sal_tensor *rz, sal_tensor *dW, sal_scratch *ws) {
     if (!sal_tensor_same_shape(dW, W)) return sal_node_fail(n, SAL_ERR_INTERNAL, "correlate: dW is not shaped as W");
-    return lin_backward(g, n, r, x, W, 0, rz, NULL, dW, ws);
+    return lin_backward(g, n, r, x, W, 0, rz, NULL, dW, false, ws);
 }

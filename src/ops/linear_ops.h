@@ -51,6 +51,12 @@ sal_status sal_lin_transposed(const sal_model *g, const sal_node *n, const sal_l
                               const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *out,
                               sal_scratch *ws);
 
+/* out = W^T rz, out shaped as x here (its buffer reused when large enough): the op writes it
+ * whole where it can (sal_op.bwd_writes), with no zeros first. */
+sal_status sal_lin_transposed_set(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
+                                  const sal_tensor *W, uint64_t wkey, const sal_tensor *rz, sal_tensor *out,
+                                  sal_scratch *ws);
+
 /* dW += the weight gradient of sum(rz * node(x)): for every weight, the sum over samples (and
  * output positions) of rz at its output unit times the input it multiplies. */
 sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_lin_roles *r, const sal_tensor *x,
