@@ -774,6 +774,45 @@ static void test_relu_pool(void) {
     }
 }
 
+/* A ReLU after a convolution of one input channel (conv.c: conv33, six output channels, four a time)
+ * fused into it: the same outputs as the unfused session's, whose ReLU runs as a node of its own. */
+static void test_conv33_relu(void) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<conv33-relu>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, DIMS(-1, 1, 13, 11)) == SAL_OK);
+    float w[6 * 9], b[6], hw[5 * 6 * 13 * 11], xv[3 * 13 * 11];
+    t_randv(&R, w, 6 * 9, 0.5f);
+    t_randv(&R, b, 6, 0.3f);
+    t_randv(&R, hw, 5 * 6 * 13 * 11, 0.1f);
+    t_randv(&R, xv, 3 * 13 * 11, 1);
+    t_const(g, "w", 4, DIMS(6, 1, 3, 3), w);
+    t_const(g, "b", 1, DIMS(6), b);
+    t_const(g, "hw", 2, DIMS(5, 6 * 13 * 11), hw);
+    t_node(g, "Conv", "conv", 3, NAMES("x", "w", "b"), "h", 1,
+           (sal_attr[]){sal_attr_make_ints("pads", 4, DIMS(1, 1, 1, 1))});
+    t_node(g, "Relu", "relu", 1, NAMES("h"), "r", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, NAMES("r"), "f", 0, NULL);
+    t_node(g, "Gemm", "head", 2, NAMES("f", "hw"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+    g = t_finish(g, "y");
+    sal_tensor x = t_tensor_of(4, DIMS(3, 1, 13, 11), xv);
+    float y[2][15];
+    sal_session *s[2];
+    for (int f = 0; f < 2; f++) {
+        SAL_ASSERT(sal_session_new(g, &s[f]) == SAL_OK);
+        s[f]->layouts = s[f]->fuse = f; /* fusing needs layouts on */
+        CHECK_OK(sal_exec_forward(s[f], &x));
+        memcpy(y[f], s[f]->act[sal_graph_find(g, "y")].data, sizeof y[f]);
+    }
+    CHECK(s[1]->view_of[sal_graph_find(g, "r")] >= 0 && s[0]->view_of[sal_graph_find(g, "r")] < 0,
+          "the ReLU is fused into the convolution in the fusing session only");
+    double worst = 0;
+    for (int i = 0; i < 15; i++) worst = fmax(worst, fabs(y[0][i] - y[1][i]));
+    CHECK(worst < 1e-5, "one-channel convolution with its ReLU fused: outputs off by %g", worst);
+    for (int f = 0; f < 2; f++) sal_session_free(s[f]);
+    sal_model_free(g);
+    sal_tensor_free(&x);
+}
+
 /* A ReLU whose output gradient is handed over to its input masks it in place (sal_op.bwd_inplace):
  * conv -> relu -> flatten -> gemm, the same input gradient to the bit as a session keeping every
  * gradient (which hands nothing over), plain and blocked. */
@@ -952,6 +991,7 @@ int main(void) {
     test_lean();
     test_relu_pool();
     test_relu_inplace();
+    test_conv33_relu();
     test_relu_gemm();
     return t_done("test_exec");
 }

@@ -245,11 +245,17 @@ static void test_conv(sal_rng *r) {
     test_conv_forward(r, "SAME_UPPER", (cfg){.v = {2, 3, 8, 6, 4, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1}, .bias = true, .autopad = "SAME_UPPER"}, false);
     test_conv_forward(r, "SAME_LOWER", (cfg){.v = {2, 3, 8, 6, 4, 1, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, .bias = true, .autopad = "SAME_LOWER"}, false);
     test_conv_forward(r, "VALID", (cfg){.v = {2, 2, 7, 6, 3, 1, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0}, .autopad = "VALID"}, false);
+    /* one input channel, 3x3, stride 1: direct loops over the padded plane (conv.c: conv33), four
+     * output channels a time (six: a partial last four), any pads */
+    test_conv_forward(r, "one channel 28x28", (cfg){.v = {3, 1, 28, 28, 6, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true}, false);
+    test_conv_forward(r, "one channel pads 2 0 0 1", (cfg){.v = {1, 1, 9, 11, 5, 1, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1}}, false);
+    test_conv_forward(r, "one channel no pads", (cfg){.v = {2, 1, 7, 6, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0}, .bias = true}, false);
     /* big enough for column chunks (Kc * OW * rows > COL_CHUNK); batch 1 and batch 3 take different paths */
     test_conv_forward(r, "chunked batch 1", (cfg){.v = {1, 64, 48, 64, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true}, false);
     test_conv_forward(r, "chunked batch 3 strided", (cfg){.v = {3, 64, 50, 66, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true}, false);
 
     test_conv_grad(r, (cfg){.v = {2, 3, 5, 4, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true});
+    test_conv_grad(r, (cfg){.v = {2, 1, 6, 5, 5, 1, 3, 3, 1, 1, 1, 1, 1, 2, 1, 0}, .bias = true});
     test_conv_grad(r, (cfg){.v = {1, 2, 5, 4, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true});
     test_conv_grad(r, (cfg){.v = {2, 4, 7, 6, 4, 2, 3, 2, 2, 1, 2, 1, 2, 0, 1, 1}, .bias = true});
     test_conv_grad(r, (cfg){.v = {2, 3, 6, 6, 6, 3, 3, 3, 2, 1, 1, 2, 1, 2, 1, 0}, .bias = true});

@@ -298,9 +298,10 @@ static void test_convt(void) {
         {1, 4, 6, 2, 3, 4, 2, 3, 2, 3, 1, 1, 1, 0, 0, 2, 1, 2, false, false},    /* groups, strides, pads */
         {1, 3, 3, 3, 4, 3, 3, 2, 2, 1, 2, 1, 1, 1, 1, 0, 1, 0, false, true},     /* depthwise, dilation */
         {2, 3, 2, 1, 3, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, false, true},     /* 1x1 */
+        {2, 5, 1, 1, 6, 5, 3, 3, 1, 1, 1, 1, 1, 0, 1, 2, 0, 0, false, true},     /* one output channel: conv33 */
         {1, 2, 2, 1, 2, 3, 3, 3, 3, 3, 2, 2, 0, 0, 0, 0, 2, 2, false, false},    /* dilation 2, output_padding 2 < s */
     };
-    const char *names[] = {"1-D", "plain", "groups", "depthwise", "1x1", "dilated"};
+    const char *names[] = {"1-D", "plain", "groups", "depthwise", "1x1", "one output channel", "dilated"};
     for (size_t k = 0; k < sizeof cs / sizeof *cs; k++) test_convt_case(&cs[k], names[k]);
     gc(13, "ConvTranspose", 2, (sal_tensor[]){trand(5, DIMS(1, 2, 2, 2, 3)), trand(5, DIMS(2, 2, 2, 2, 2))},
        BOOLS(false, true), 1, (sal_attr[]){sal_attr_make_ints("strides", 3, DIMS(2, 1, 2))});
