@@ -813,6 +813,58 @@ static void test_conv33_relu(void) {
     sal_tensor_free(&x);
 }
 
+/* Transposes (0, 2, 3, 1) of a convolution's blocked output (shape.c: transpose_blk_takes) read it
+ * in place: outputs and input gradients as with plain layouts, the second reader's gradient added
+ * to the first's (conv -> two transposes -> their product -> flatten -> gemm). */
+static void test_transpose_blocked(void) {
+    enum { C = 16, M = 32, H = 28, F = M * H * H };
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<transpose-blocked>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, DIMS(-1, C, H, H)) == SAL_OK);
+    float *w = malloc(sizeof *w * M * C * 9), *hw = malloc(sizeof *hw * 5 * F), *xv = malloc(sizeof *xv * 2 * C * H * H);
+    SAL_ASSERT(w && hw && xv);
+    t_randv(&R, w, M * C * 9, 0.1f);
+    t_randv(&R, hw, 5 * F, 0.01f);
+    t_randv(&R, xv, 2 * C * H * H, 1);
+    t_const(g, "w", 4, DIMS(M, C, 3, 3), w);
+    t_const(g, "hw", 2, DIMS(5, F), hw);
+    free(w), free(hw);
+    t_node(g, "Conv", "conv", 2, NAMES("x", "w"), "h", 1, (sal_attr[]){sal_attr_make_ints("pads", 4, DIMS(1, 1, 1, 1))});
+    for (int k = 0; k < 2; k++)
+        t_node(g, "Transpose", k ? "t2" : "t1", 1, NAMES("h"), k ? "b" : "a", 1,
+               (sal_attr[]){sal_attr_make_ints("perm", 4, DIMS(0, 2, 3, 1))});
+    t_node(g, "Mul", "mul", 2, NAMES("a", "b"), "p", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, NAMES("p"), "f", 0, NULL);
+    t_node(g, "Gemm", "head", 2, NAMES("f", "hw"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+    g = t_finish(g, "y");
+    float sv[10], y[2][10], *gx[2];
+    t_randv(&R, sv, 10, 1);
+    sal_tensor x = t_tensor_of(4, DIMS(2, C, H, H), xv), seed = t_tensor_of(2, DIMS(2, 5), sv);
+    free(xv);
+    int yv = sal_graph_find(g, "y"), xi = sal_graph_find(g, "x");
+    sal_session *s[2];
+    for (int l = 0; l < 2; l++) {
+        SAL_ASSERT(sal_session_new(g, &s[l]) == SAL_OK);
+        s[l]->layouts = l;
+        CHECK_OK(sal_exec_forward(s[l], &x));
+        memcpy(y[l], s[l]->act[yv].data, sizeof y[l]);
+        sal_backward_opts o = {0};
+        CHECK_OK(sal_exec_backward(s[l], 1, &yv, &seed, &o));
+        gx[l] = s[l]->grad[xi].data;
+    }
+    CHECK(s[1]->blk[sal_graph_find(g, "h")] && !s[0]->blk[sal_graph_find(g, "h")],
+          "the convolution's output is blocked with layouts only");
+    double wy = 0, wg = 0, sg = 0;
+    for (int i = 0; i < 10; i++) wy = fmax(wy, fabs(y[0][i] - y[1][i]));
+    for (int i = 0; i < 2 * C * H * H; i++) wg = fmax(wg, fabs(gx[0][i] - gx[1][i])), sg = fmax(sg, fabs(gx[0][i]));
+    CHECK(wy < 1e-4 && wg < 1e-4 * sg, "blocked and plain layouts: outputs off by %g, input gradients by %g of %g", wy,
+          wg, sg);
+    for (int l = 0; l < 2; l++) sal_session_free(s[l]);
+    sal_model_free(g);
+    sal_tensor_free(&x);
+    sal_tensor_free(&seed);
+}
+
 /* A ReLU whose output gradient is handed over to its input masks it in place (sal_op.bwd_inplace):
  * conv -> relu -> flatten -> gemm, the same input gradient to the bit as a session keeping every
  * gradient (which hands nothing over), plain and blocked. */
@@ -992,6 +1044,7 @@ int main(void) {
     test_relu_pool();
     test_relu_inplace();
     test_conv33_relu();
+    test_transpose_blocked();
     test_relu_gemm();
     return t_done("test_exec");
 }

@@ -504,11 +504,11 @@ static void test_reshape_transpose(void) {
     gc("Transpose", 1, (sal_tensor[]){trand(3, DIMS(2, 3, 4))}, BOOLS(false), 0, NULL);
     sal_attr pc[1] = {sal_attr_make_ints("perm", 4, DIMS(0, 2, 3, 1))};
     gc("Transpose", 1, (sal_tensor[]){trand(4, DIMS(2, 3, 2, 4))}, BOOLS(false), 1, pc);
-    /* shapes that fill the 8 x 8 tiles of the 2-D transposes and leave edges, against index loops;
-     * the gradient (a transpose back) on one of them */
+    /* shapes that fill the 16 x 16 tiles of the 2-D transposes (shape.c: transpose_tiles; perms 0 and
+     * 1) and leave edges in both directions, against index loops; the gradient (a transpose back) */
     static const int64_t perms[3][4] = {{0, 2, 3, 1}, {0, 3, 1, 2}, {2, 3, 0, 1}};
     for (int k = 0; k < 3; k++) {
-        const int64_t d[4] = {2, 19, 5, 7}, *pm = perms[k];
+        const int64_t d[4] = {2, 19, 5, 20}, *pm = perms[k];
         sal_tensor xt = trand(4, d), yt = {0};
         sal_attr pp[1] = {sal_attr_make_ints("perm", 4, pm)};
         CHECK_OK(run1(13, "Transpose", 1, &xt, NULL, 1, pp, &yt, NULL, NULL));
