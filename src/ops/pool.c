@@ -135,17 +135,16 @@ static inline void win4(float v0, float v1, float v2, float v3, float g, float *
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define POOL_AVX512 1
-/* maxpool_2x2's windows of one pair of rows T, B (n = 2 OW values each, windows side by side), 8 a
- * time in one register of 16 values, where the loop over windows of maxpool_2x2 reads its taps at
- * stride 2 and runs out of windows (7 or 14 a row in the small CNN) before one vector is full. Each
+/* maxpool_2x2's backward on one pair of rows T, B (n = 2 OW values each, windows side by side), 8
+ * windows a time in registers of 16 values, where its loop over windows reads the taps at stride 2
+ * and runs out of windows (7 or 14 a row in the small CNN) before one vector is full: 2 to 4x. Each
  * window's taps sit in an even lane and the odd one after it, in T and in B; the even lanes run
- * win4's three comparisons (same maxima, same winner, NaNs included), whose masks then say which
- * lane of T or B gets the window's gradient. y: the maxima (forward) when dT is NULL. */
+ * win4's three comparisons (same winner, NaNs included), whose masks then say which lane of dT or
+ * dB gets the window's gradient g. (The forward gained nothing: its loop has no stores to spread.) */
 __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T, const float *B, int64_t n,
-                                                                 float *y, float *dT, float *dB, const float *g,
-                                                                 bool set, bool relu) {
+                                                                 float *dT, float *dB, const float *g, bool set,
+                                                                 bool relu) {
     const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-    const __m512i evens = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         const __mmask16 kh = n - i >= 16 ? 0xFF : (__mmask16)((1u << (n - i) / 2) - 1); /* the windows */
@@ -157,10 +156,6 @@ __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T
         m = _mm512_mask_blend_ps(c2, m, b);
         __mmask16 c3 = _mm512_cmp_ps_mask(b1, m, _CMP_GT_OQ);
         m = _mm512_mask_blend_ps(c3, m, b1);
-        if (!dT) {
-            _mm512_mask_storeu_ps(y + i / 2, kh, _mm512_permutexvar_ps(evens, m));
-            continue;
-        }
         unsigned e = 0x5555u & k; /* the windows' lanes, less those the ReLU gate closes */
         if (relu) e &= _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
         const unsigned w3 = c3 & e, w2 = c2 & ~c3 & e, w1 = c1 & ~(c2 | c3) & e, w0 = ~(c1 | c2 | c3) & e;
@@ -175,7 +170,6 @@ __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T
         }
     }
 }
-
 #endif
 
 /* The common 2x2, stride 2 max pooling of a plane whose windows all lie inside it (no padding, and
@@ -185,13 +179,10 @@ __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T
 static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
                         bool set, bool relu) {
 #ifdef POOL_AVX512
-    if (sal_cpu_avx512()) {
-        for (int64_t oy = 0; oy < OH; oy++) {
-            const float *t = x + 2 * oy * W;
-            float *d = dx ? dx + 2 * oy * W : NULL;
-            max2x2_pair_avx512(t, t + W, 2 * OW, y ? y + oy * OW : NULL, d, d ? d + W : NULL,
-                               dy ? dy + oy * OW : NULL, set, relu);
-        }
+    if (dx && sal_cpu_avx512()) {
+        for (int64_t oy = 0; oy < OH; oy++)
+            max2x2_pair_avx512(x + 2 * oy * W, x + (2 * oy + 1) * W, 2 * OW, dx + 2 * oy * W, dx + (2 * oy + 1) * W,
+                               dy + oy * OW, set, relu);
         return;
     }
 #endif
