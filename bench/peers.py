@@ -61,7 +61,7 @@ def main():
     ap.add_argument('--slow-reps', type=int, default=3, help='timed calls of IG on the --slow-models')
     ap.add_argument('--slow-models', default='vgg16', help='models whose IG gets --slow-reps')
     ap.add_argument('--warmup', type=int, default=2, help='untimed calls first (1 for the slow ones)')
-    ap.add_argument('--small-reps', type=int, default=200,
+    ap.add_argument('--small-reps', type=int, default=1000,
                     help='timed calls on the MLP and the CNN, whose calls take milliseconds')
     ap.add_argument('--small-warmup', type=int, default=10,
                     help="untimed calls first on the MLP and the CNN (a process's first calls run slower)")
