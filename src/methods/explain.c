@@ -81,8 +81,7 @@ sal_status sal_explanation_json(const sal_explanation *e, char **json) {
     }
     sal_sb_printf(&b, "\n}\n");
     if (!b.oom) {
-        size_t n = strlen(b.s) + 1;
-        if ((*json = malloc(n))) memcpy(*json, b.s, n); /* the caller frees with free(), not through our allocator */
+        if ((*json = malloc(b.len + 1))) memcpy(*json, b.s, b.len + 1); /* the caller frees with free() */
     }
     sal_sb_free(&b);
     return *json ? SAL_OK : sal_fail(SAL_ERR_NOMEM, "out of memory writing JSON");

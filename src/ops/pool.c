@@ -147,7 +147,7 @@ __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T
     const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __mmask16 kh = n - i >= 16 ? 0xFF : (__mmask16)((1u << (n - i) / 2) - 1); /* the windows */
+        const __mmask16 kh = n - i >= 16 ? 0xFF : (__mmask16)((1u << ((n - i) / 2)) - 1); /* the windows */
         __m512 t = _mm512_maskz_loadu_ps(k, T + i), b = _mm512_maskz_loadu_ps(k, B + i);
         __m512 t1 = _mm512_permute_ps(t, 0xB1), b1 = _mm512_permute_ps(b, 0xB1); /* odd lanes to even */
         __mmask16 c1 = _mm512_cmp_ps_mask(t1, t, _CMP_GT_OQ);

@@ -602,7 +602,7 @@ static sal_status transpose_forward(sal_opctx *c) {
     int64_t od[SAL_MAX_DIMS];
     SAL_TRY(transpose_view(c, &v, od));
     if (c->blk_in & 1) { /* transpose_blk_takes */
-        nhwc(sal_f32(c->out[0]), (float *)sal_f32(c->in[0]), c->in[0]->dim, false, false); /* x only read */
+        nhwc(sal_f32(c->out[0]), sal_f32(c->in[0]), c->in[0]->dim, false, false); /* x only read */
         return SAL_OK;
     }
     view_gather(&v, c->out[0]->data, c->in[0]->data, sal_dtype_size(c->in[0]->dtype));
@@ -617,7 +617,7 @@ static sal_status transpose_backward(sal_opctx *c) {
     int64_t od[SAL_MAX_DIMS];
     SAL_TRY(transpose_view(c, &v, od));
     if ((c->blk_in & 1) && c->din[0] && c->dout[0]) { /* dX blocked as X was: runs of 16 again */
-        nhwc((float *)sal_f32(c->dout[0]), sal_f32(c->din[0]), c->in[0]->dim, true, !(c->din_fresh & 1));
+        nhwc(sal_f32(c->dout[0]), sal_f32(c->din[0]), c->in[0]->dim, true, !(c->din_fresh & 1));
         return SAL_OK;
     }
     if (!(c->din_fresh & 1) || !c->din[0] || !c->dout[0]) return f32_view_backward(c, &v);
