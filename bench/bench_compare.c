@@ -79,6 +79,7 @@ static void print_profile(const sal_session *s, int nodes) {
             double t = s->prof[i] + s->prof[m->nnode + i];
             if ((cut < 0 || t < cut) && t > next) next = t;
         }
+        if (next < 0) break; /* fewer distinct totals than nodes: cut keeps the smallest */
         cut = next;
     }
     for (int i = 0; nodes > 0 && i < m->nnode; i++) {

@@ -11,15 +11,16 @@ bool sal_blk_fits(const sal_tensor *t) {
 #include <xmmintrin.h>
 #endif
 
-/* One plane of 16 channels and S pixels: pixels [0, s1) in 4 x 4 tiles transposed in registers
- * (0.9 us for the small CNN's 12 544 values where a loop the compiler vectorizes takes 4 to 5: its
- * gathers or scatters), the rest element by element. */
-static inline __attribute__((always_inline)) void plane(float *restrict d, const float *restrict b, int64_t S,
-                                                        sal_blk_how how) {
+/* One plane of 16 channels and S pixels, a plain channel's pixels S apart (S >= n; n == S but for
+ * sal_blk_pixels' runs): pixels [0, s1) in 4 x 4 tiles transposed in registers (0.9 us for the small
+ * CNN's 12 544 values where a loop the compiler vectorizes takes 4 to 5: its gathers or scatters),
+ * the rest element by element. */
+static inline __attribute__((always_inline)) void plane(float *restrict d, const float *restrict b, int64_t n,
+                                                        int64_t S, sal_blk_how how) {
     int64_t s1 = 0;
 #ifdef __SSE__
 #define LD(p) _mm_loadu_ps(p)
-    for (s1 = 0; s1 + 4 <= S; s1 += 4) /* written out: -O2 keeps loops over the four rows as loops */
+    for (s1 = 0; s1 + 4 <= n; s1 += 4) /* written out: -O2 keeps loops over the four rows as loops */
         for (int l = 0; l < 16; l += 4) {
             if (how == SAL_BLK_FROM_PLAIN) {
                 const float *i = b + l * S + s1;
@@ -41,7 +42,7 @@ static inline __attribute__((always_inline)) void plane(float *restrict d, const
         }
 #undef LD
 #endif
-    for (int64_t s = s1; s < S; s++)
+    for (int64_t s = s1; s < n; s++)
         for (int l = 0; l < 16; l++) switch (how) {
             case SAL_BLK_TO_PLAIN: d[l * S + s] = b[s * 16 + l]; break;
             case SAL_BLK_ADD_TO_PLAIN: d[l * S + s] += b[s * 16 + l]; break;
@@ -56,10 +57,18 @@ static void planes(float *restrict dst, const float *restrict src, int64_t p0, i
         float *d = dst + p * 16 * S;
         const float *b = src + p * 16 * S;
         switch (how) {
-        case SAL_BLK_TO_PLAIN: plane(d, b, S, SAL_BLK_TO_PLAIN); break;
-        case SAL_BLK_ADD_TO_PLAIN: plane(d, b, S, SAL_BLK_ADD_TO_PLAIN); break;
-        case SAL_BLK_FROM_PLAIN: plane(d, b, S, SAL_BLK_FROM_PLAIN); break;
+        case SAL_BLK_TO_PLAIN: plane(d, b, S, S, SAL_BLK_TO_PLAIN); break;
+        case SAL_BLK_ADD_TO_PLAIN: plane(d, b, S, S, SAL_BLK_ADD_TO_PLAIN); break;
+        case SAL_BLK_FROM_PLAIN: plane(d, b, S, S, SAL_BLK_FROM_PLAIN); break;
         }
+    }
+}
+
+void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, int64_t S, sal_blk_how how) {
+    switch (how) {
+    case SAL_BLK_TO_PLAIN: plane(dst, src, n, S, SAL_BLK_TO_PLAIN); break;
+    case SAL_BLK_ADD_TO_PLAIN: plane(dst, src, n, S, SAL_BLK_ADD_TO_PLAIN); break;
+    case SAL_BLK_FROM_PLAIN: plane(dst, src, n, S, SAL_BLK_FROM_PLAIN); break;
     }
 }
 

@@ -205,6 +205,9 @@ void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim);
 /* The same, or the blocked tensor added to the plain one, or the plain tensor src written blocked. */
 typedef enum { SAL_BLK_TO_PLAIN, SAL_BLK_ADD_TO_PLAIN, SAL_BLK_FROM_PLAIN } sal_blk_how;
 void sal_blk_convert(float *restrict dst, const float *restrict src, const int64_t *dim, sal_blk_how how);
+/* n pixels of one 16-channel block: blocked src (n x 16) to plain dst, whose channels lie S floats
+ * apart, or back (SAL_BLK_FROM_PLAIN: dst blocked, src plain) */
+void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, int64_t S, sal_blk_how how);
 
 /* Helpers for op files. */
 static inline float *sal_in_f(const sal_opctx *c, int i) { return (float *)c->in[i]->data; }

@@ -176,7 +176,7 @@ __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T
  * floor mode or even sizes), without the general tap loops: about 5x faster, which matters as the
  * steps of integrated gradients and the samples of SmoothGrad run through it in large batches.
  * Same tie rule (the first maximum in tap order) as maxpool_plane. */
-static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
+SAL_CLONES void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float *y, float *dx, const float *dy,
                         bool set, bool relu) {
 #ifdef POOL_AVX512
     if (dx && sal_cpu_avx512()) {
@@ -220,57 +220,52 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
 
 /* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of 16 channels, each an H x W plane of
  * pixels holding their 16 values together. Y is blocked too when oblk, else plain; dX is blocked
- * like X. The same comparisons and tie rule, 16 channels a time. */
-static void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X,
-                             float *Y, bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
-    const int64_t step = OH * OW; /* between a channel's planes in a plain Y */
+ * like X. The same comparisons and tie rule, 16 channels a time. A plain Y or dY goes through t in
+ * runs of the block's output pixels, turned around in sal_blk_pixels' register tiles: the small
+ * CNN's second pooling has 7 pixels a row, too few for runs of one row. */
+SAL_CLONES void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X,
+                                 float *Y, bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
+    const int64_t P = OH * OW; /* a block's output pixels: a channel's plane in a plain Y */
     const bool set = fresh && 2 * OH == H && 2 * OW == W; /* the windows tile dX: written whole */
     for (int64_t b = b0; b < b1; b++) {
         const float *x = X + b * H * W * 16;
         float *dx = dX ? dX + b * H * W * 16 : NULL;
         if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
-        float t[32 * 16]; /* a plain Y or dY: a run of pixels' 16 channels, turned around once */
-        for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox0 = 0; ox0 < OW; ox0 += 32) {
-                int64_t n = OW - ox0 < 32 ? OW - ox0 : 32;
-                /* plain: channel b * 16 + l of the batch, as C = 16 * blocks per sample */
-                int64_t p0 = (b * 16 * OH + oy) * OW + ox0;
-                if (!oblk && dx)
-                    for (int l = 0; l < 16; l++)
-                        for (int64_t q = 0; q < n; q++) t[q * 16 + l] = dY[p0 + l * step + q];
-                for (int64_t q = 0; q < n; q++) {
-                    int64_t ox = ox0 + q, i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
-                    int64_t o = ((b * OH + oy) * OW + ox) * 16;
-                    if (!dx) {
-                        float *y = oblk ? Y + o : t + q * 16;
+        float t[64 * 16];
+        for (int64_t p0 = 0; p0 < P; p0 += 64) {
+            const int64_t n = P - p0 < 64 ? P - p0 : 64, pl = b * 16 * P + p0; /* pl: in a plain Y */
+            if (!oblk && dx) sal_blk_pixels(t, dY + pl, n, P, SAL_BLK_FROM_PLAIN);
+            int64_t oy = p0 / OW, ox = p0 % OW;
+            for (int64_t q = 0; q < n; q++, ox = ox + 1 < OW ? ox + 1 : 0, oy += ox == 0) {
+                int64_t i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
+                int64_t o = (b * P + p0 + q) * 16;
+                if (!dx) {
+                    float *y = oblk ? Y + o : t + q * 16;
 #pragma omp simd
-                        for (int l = 0; l < 16; l++) y[l] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
-                        continue;
-                    }
-                    const float *g = oblk ? dY + o : t + q * 16;
-                    if (set) {
-#pragma omp simd
-                        for (int l = 0; l < 16; l++)
-                            win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l],
-                                 gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu), &dx[i0 + l], &dx[i1 + l],
-                                 &dx[i2 + l], &dx[i3 + l]);
-                        continue;
-                    }
-#pragma omp simd
-                    for (int l = 0; l < 16; l++) {
-                        float g0, g1, g2, g3;
-                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l],
-                             gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu), &g0, &g1, &g2, &g3);
-                        dx[i0 + l] += g0;
-                        dx[i1 + l] += g1;
-                        dx[i2 + l] += g2;
-                        dx[i3 + l] += g3;
-                    }
+                    for (int l = 0; l < 16; l++) y[l] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
+                    continue;
                 }
-                if (!oblk && !dx)
+                const float *g = oblk ? dY + o : t + q * 16;
+                if (set) {
+#pragma omp simd
                     for (int l = 0; l < 16; l++)
-                        for (int64_t q = 0; q < n; q++) Y[p0 + l * step + q] = t[q * 16 + l];
+                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu),
+                             &dx[i0 + l], &dx[i1 + l], &dx[i2 + l], &dx[i3 + l]);
+                    continue;
+                }
+#pragma omp simd
+                for (int l = 0; l < 16; l++) {
+                    float g0, g1, g2, g3;
+                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu),
+                         &g0, &g1, &g2, &g3);
+                    dx[i0 + l] += g0;
+                    dx[i1 + l] += g1;
+                    dx[i2 + l] += g2;
+                    dx[i3 + l] += g3;
+                }
             }
+            if (!oblk && !dx) sal_blk_pixels(Y + pl, t, n, P, SAL_BLK_TO_PLAIN);
+        }
     }
 }
 
