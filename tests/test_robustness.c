@@ -719,6 +719,12 @@ static void test_budget(void) {
     void *q = sal_malloc(2 << 20);
     CHECK(q == NULL, "sal_malloc over the budget fails");
     sal_free(q);
+    /* which fails without a message: the next out-of-memory failure names the budget, once */
+    CHECK_FAILS(sal_fail(SAL_ERR_NOMEM, "node 'n' (Conv): out of memory"), SAL_ERR_NOMEM,
+                "out of memory (2.0 MiB more did not fit the memory budget of ");
+    CHECK(strstr(sal_last_error(), "--max-memory"), "the budget's note says how to raise it: %s", sal_last_error());
+    CHECK(sal_fail(SAL_ERR_NOMEM, "again") == SAL_ERR_NOMEM && !strcmp(sal_last_error(), "again"),
+          "the refusal named twice: %s", sal_last_error());
     sal_set_memory_budget(budget0);
 
     /* a model file too large to load under the budget: refused before it is read */

@@ -52,6 +52,19 @@ bool sal_budget_fits(size_t bytes) {
     return live <= b && bytes <= b - live;
 }
 
+/* The size of the last request the budget refused, kept until a failure's message names the budget
+ * (sal_fail): the allocators fail without a message, and "out of memory" alone hid a budget that
+ * --max-memory had set. */
+static _Atomic size_t g_refused;
+
+static bool fits(size_t n) {
+    if (sal_budget_fits(n)) return true;
+    atomic_store(&g_refused, n ? n : 1);
+    return false;
+}
+
+size_t sal_budget_refused(void) { return atomic_exchange(&g_refused, 0); }
+
 static void count(void *p) {
     if (!p) return;
     size_t n = malloc_usable_size(p), now = atomic_fetch_add(&g_live, n) + n;
@@ -82,7 +95,7 @@ static void *huge(void *p, size_t n) {
 }
 
 void *sal_malloc(size_t n) {
-    if (inject() || !sal_budget_fits(n)) return NULL;
+    if (inject() || !fits(n)) return NULL;
     void *p = huge(malloc(n ? n : 1), n);
     count(p);
     return p;
@@ -90,14 +103,14 @@ void *sal_malloc(size_t n) {
 
 void *sal_malloc64(size_t n) {
     void *p = NULL;
-    if (inject() || !sal_budget_fits(n) || posix_memalign(&p, 64, n ? n : 1)) return NULL;
+    if (inject() || !fits(n) || posix_memalign(&p, 64, n ? n : 1)) return NULL;
     count(huge(p, n));
     return p;
 }
 
 void *sal_calloc(size_t n, size_t size) {
     if (size && n > SIZE_MAX / size) return NULL;
-    if (inject() || !sal_budget_fits(n * size)) return NULL;
+    if (inject() || !fits(n * size)) return NULL;
     void *p = huge(calloc(n ? n : 1, size ? size : 1), n * size);
     count(p);
     return p;
@@ -105,7 +118,7 @@ void *sal_calloc(size_t n, size_t size) {
 
 void *sal_realloc(void *p, size_t n) {
     size_t old = p ? malloc_usable_size(p) : 0;
-    if (inject() || (n > old && !sal_budget_fits(n - old))) return NULL;
+    if (inject() || (n > old && !fits(n - old))) return NULL;
     void *q = huge(realloc(p, n ? n : 1), n);
     if (!q) return NULL; /* p is untouched and still counted */
     sub_live(old);

@@ -46,6 +46,9 @@ void sal_alloc_fail_after(long k);
  * sal_budget_check fails with SAL_ERR_NOMEM and a message "<what> needs N bytes, but the memory
  * budget of B has L left", for checks made before a large allocation. */
 bool sal_budget_fits(size_t bytes);
+/* The size of the last allocation the budget refused (0: none since the last call), cleared: sal_fail
+ * adds the budget to a SAL_ERR_NOMEM message with it. */
+size_t sal_budget_refused(void);
 sal_status sal_budget_check(size_t bytes, const char *what);
 /* "1.5 GiB" or "512 bytes" into buf. */
 const char *sal_bytes_str(uint64_t n, char *buf, size_t len);

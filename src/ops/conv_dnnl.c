@@ -340,7 +340,7 @@ typedef struct {
     dnnl_memory_t m[16];
     int n;
     bool bad;
-    bool nomem; /* what went wrong was one of our allocations */
+    bool nomem; /* what went wrong was one of our allocations, whose message is set */
 } mems;
 
 static dnnl_memory_t track(mems *ms, dnnl_memory_t m) {
@@ -426,6 +426,7 @@ static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, con
         void *b = sal_malloc(need);
         if (!b) {
             ms->bad = ms->nomem = true;
+            sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for the weights in oneDNN's layout", need);
             return NULL;
         }
         sal_free(wc->buf);
@@ -546,7 +547,7 @@ sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, co
     if (ok) back(&ms, s, y, dst, y_md(s, yb), Y, false);
     ok = ok && !ms.bad && dnnl_stream_wait(g_stream) == dnnl_success;
     mems_free(&ms);
-    if (!ok && ms.nomem) return sal_node_fail(c->n, SAL_ERR_NOMEM, "out of memory");
+    if (!ok && ms.nomem) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     if (!ok) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN convolution failed");
     *done = true;
     *y_blk = yb;
@@ -603,7 +604,7 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
             for (int64_t m = 0; m < k->M; m++) dB[m] += db[m];
         mems_free(&ms);
     }
-    if (!ok && ms.nomem) return sal_node_fail(c->n, SAL_ERR_NOMEM, "out of memory");
+    if (!ok && ms.nomem) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     if (!ok) return sal_node_fail(c->n, SAL_ERR_INTERNAL, "oneDNN convolution backward failed");
     *done = true;
     return SAL_OK;
