@@ -339,6 +339,34 @@ static void test_ig_quadrature(void) {
     sal_tensor_free(&x);
 }
 
+/* x (N, 2, 40, 14) -> Conv 3x3 -> Relu -> MaxPool 2x2 -> Conv 3x3 -> Relu -> Flatten -> Gemm: the small
+ * CNN's order, the ReLU fused into the first convolution, the pooling's windows tiling its planes
+ * (160 row pairs: two of sal_maxpool_line's bands). */
+static sal_model *pool_cnn(uint64_t seed) {
+    sal_rng r;
+    sal_rng_seed(&r, seed);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create(NULL, &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, 2, 40, 14}) == SAL_OK);
+    const char *names[] = {"w1", "b1", "w2", "f"};
+    sal_tensor t[] = {t_rand(&r, 4, (int64_t[]){8, 2, 3, 3}, 0.4f), t_rand(&r, 1, (int64_t[]){8}, 0.3f),
+                      t_rand(&r, 4, (int64_t[]){16, 8, 3, 3}, 0.2f), t_rand(&r, 2, (int64_t[]){4, 16 * 140}, 0.1f)};
+    for (int i = 0; i < 4; i++) SAL_ASSERT(sal_graph_add_const(g, names[i], &t[i]) == SAL_OK);
+    sal_attr pad[2] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1}),
+                       sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    sal_attr tb[1] = {sal_attr_make_int("transB", 1)};
+    t_node(g, "Conv", "c1", 3, (const char *[]){"x", "w1", "b1"}, "h1", 1, pad);
+    t_node(g, "Relu", "r1", 1, (const char *[]){"h1"}, "a1", 0, NULL);
+    t_node(g, "MaxPool", "mp", 1, (const char *[]){"a1"}, "p1", 2, mp);
+    t_node(g, "Conv", "c2", 2, (const char *[]){"p1", "w2"}, "h2", 1, pad + 1);
+    t_node(g, "Relu", "r2", 1, (const char *[]){"h2"}, "a2", 0, NULL);
+    t_node(g, "Flatten", "fl", 1, (const char *[]){"a2"}, "v", 0, NULL);
+    t_node(g, "Gemm", "fc", 2, (const char *[]){"v", "f"}, "y", 1, tb);
+    return t_finish(g, "y");
+}
+
 /* Integrated gradients through the affine front (sal_exec_front: the path's rows made at the front,
  * one backward pass through the head) against its definition: the gradient method at every point
  * of the path, weighted and summed here. Chunks of 4 rows split the samples' 6 steps. */
@@ -346,9 +374,9 @@ static void test_ig_front(void) {
     sal_rng r;
     sal_rng_seed(&r, 31);
     enum { N = 3, STEPS = 6 };
-    sal_model *models[2] = {bn_cnn(8), mlp(2, (int64_t[]){4, 5}, 32, 4, 9, NULL)};
-    const char *front[2] = {"s1", "h1"};
-    for (int mi = 0; mi < 2; mi++) {
+    sal_model *models[3] = {bn_cnn(8), mlp(2, (int64_t[]){4, 5}, 32, 4, 9, NULL), pool_cnn(12)};
+    const char *front[3] = {"s1", "h1", "h1"};
+    for (int mi = 0; mi < 3; mi++) {
         sal_model *m = models[mi];
         const sal_tensor *in = &m->val[m->input[0]].t;
         int64_t dim[SAL_MAX_DIMS], row = 1;
@@ -360,8 +388,15 @@ static void test_ig_front(void) {
         int fv = sal_exec_front(s);
         CHECK(fv == sal_graph_find(m, front[mi]), "model %d: the front is '%s', not '%s'", mi,
               fv >= 0 ? m->val[fv].name : "none", front[mi]);
-        sal_session_free(s);
         sal_tensor x = t_rand(&r, in->ndim, dim, 1), path = {0}, xb = {0};
+        /* pool_cnn's ReLU and 2x2 pooling after the front: the path's rows start after them (with
+         * the ReLUs fused, as sal_explain runs) */
+        s->layouts = s->fuse = true;
+        SAL_ASSERT(sal_exec_forward_head(s, &x) == SAL_OK);
+        int pool = sal_exec_front_pool(s);
+        CHECK(pool == (mi == 2 ? sal_graph_find_node(m, "mp") : -1), "model %d: the pooling after the front is node %d",
+              mi, pool);
+        sal_session_free(s);
         SAL_ASSERT(sal_tensor_alloc(&xb, SAL_F32, in->ndim, dim) == SAL_OK);
         for (int b = 0; b < 2; b++) { /* baselines 0 and the black one, at lo = -0.4 */
             float base = b ? -0.4f : 0;
@@ -376,7 +411,7 @@ static void test_ig_front(void) {
                     }
             xopt o = {.cls = 2, .lo = b ? -0.4 : 0, .hi = 1};
             sal_explanation *g = explain(m, &path, "gradient", o, 0);
-            float want[N * 5 * 200];
+            float want[N * 5 * 240];
             SAL_ASSERT(N * row <= (int64_t)(sizeof want / sizeof *want));
             for (int64_t i = 0; g && i < N; i++)
                 for (int64_t e = 0; e < row; e++) {
