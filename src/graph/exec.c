@@ -592,9 +592,8 @@ static void drop_dead(sal_session *s, int i) {
 }
 
 /* Runs the nodes of the graph but those of part `skip` (0: none; see front_plan); front_relu: the
- * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it; pool >= 0: that
- * Relu and the pooling node `pool` after it (sal_exec_front_pool) do not run either. */
-static sal_status run_nodes(sal_session *s, int skip, bool front_relu, int pool) {
+ * front holds max(F, 0) already, and its Relu (sal_exec_front_relu) only views it. */
+static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
     const sal_model *m = s->m;
     bool lay = s->layouts && !s->twin, fuse = lay && s->fuse;
     unsigned char lean = s->twin ? SAL_LEAN_OFF : s->lean;
@@ -606,7 +605,7 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu, int pool)
     if (front_relu) relu_view(s, s->front, m->node[sal_exec_front_relu(s)].out[0]);
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
-        if ((skip && s->part[i] == skip) || (pool >= 0 && (i == pool || i == sal_exec_front_relu(s)))) continue;
+        if (skip && s->part[i] == skip) continue;
         if (n->nout > 0 && n->out[0] >= 0 && s->view_of[n->out[0]] >= 0) { /* a Relu fused before */
             if (lean) drop_dead(s, i);
             continue;
@@ -643,7 +642,7 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs) {
         SAL_TRY(sal_tensor_copy(&s->act[m->input[i]], &inputs[i]));
     }
     if (s->twin) SAL_TRY(twin_forward(s, &inputs[0]));
-    return run_nodes(s, 0, false, -1);
+    return run_nodes(s, 0, false);
 }
 
 sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x) {
@@ -651,7 +650,7 @@ sal_status sal_exec_forward_head(sal_session *s, const sal_tensor *x) {
     s->forward_done = false;
     SAL_TRY(check_input(s->m, 0, x));
     SAL_TRY(sal_tensor_copy(&s->act[s->m->input[0]], x));
-    SAL_TRY(run_nodes(s, 2, false, -1));
+    SAL_TRY(run_nodes(s, 2, false));
     return sal_exec_unblock(s, s->front, false); /* handed out and given back plain */
 }
 
@@ -673,41 +672,7 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_
                         sal_shape_str(t->ndim, t->dim, b, sizeof b));
     }
     if (f->data != t->data) SAL_TRY(sal_tensor_copy(t, f));
-    return run_nodes(s, 1, relu_done, -1);
-}
-
-int sal_exec_front_pool(const sal_session *s) {
-    const int r = sal_exec_front_relu(s);
-    if (r < 0) return -1;
-    const sal_model *m = s->m;
-    const int f = s->front, a = m->node[r].out[0];
-    int pool = -1;
-    for (int i = 0; i < m->noutput; i++)
-        if (m->output[i] == f || m->output[i] == a) return -1;
-    for (int i = 0; i < m->nnode; i++)
-        for (int k = 0; k < m->node[i].nin; k++) {
-            const int v = m->node[i].in[k];
-            if ((v == f && i != r) || (v == a && pool >= 0 && pool != i)) return -1;
-            if (v == a) pool = i;
-        }
-    return pool >= 0 && m->node[pool].out[0] >= 0 && sal_maxpool_tiles(&m->node[pool], &s->act[f]) ? pool : -1;
-}
-
-sal_status sal_exec_forward_pooled(sal_session *s, const sal_tensor *y) {
-    const int pool = sal_exec_front_pool(s);
-    SAL_ASSERT(pool >= 0);
-    const sal_tensor *f = &s->act[s->front];
-    sal_tensor *t = &s->act[s->m->node[pool].out[0]];
-    s->forward_done = false;
-    if (y->dtype != SAL_F32 || y->ndim != 4 || y->dim[1] != f->dim[1] || 2 * y->dim[2] != f->dim[2] ||
-        2 * y->dim[3] != f->dim[3]) {
-        char a[160];
-        return sal_fail(SAL_ERR_SHAPE, "a value of '%s' shaped %s does not fit the pooling of '%s'",
-                        s->m->val[s->m->node[pool].out[0]].name, sal_shape_str(y->ndim, y->dim, a, sizeof a),
-                        s->m->val[s->front].name);
-    }
-    if (y->data != t->data) SAL_TRY(sal_tensor_copy(t, y));
-    return run_nodes(s, 1, false, pool);
+    return run_nodes(s, 1, relu_done);
 }
 
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x) {
@@ -978,7 +943,7 @@ sal_status sal_exec_check_outputs(sal_session *s) {
     if (s->lean_used && !s->partial) { /* the pass dropped values: again, keeping them all */
         unsigned char lean = s->lean;
         s->lean = SAL_LEAN_OFF;
-        sal_status st = run_nodes(s, 0, false, -1);
+        sal_status st = run_nodes(s, 0, false);
         s->lean = lean;
         SAL_TRY(st);
     }

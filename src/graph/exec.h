@@ -130,15 +130,6 @@ int sal_exec_front_relu(const sal_session *s);
  * whose Relu then only views it, as when fused. A backward pass after it reaches the front (wrt
  * it); one after sal_exec_forward_head reaches the input from a seed at the front. */
 sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_done);
-/* The MaxPool that alone reads the output of sal_exec_front_relu, which alone reads the front, when
- * its 2x2 windows at stride 2 tile the front's planes as the head's last pass shaped them ((N, C,
- * H, W), H and W even, no padding); else -1. A caller that makes the pooled rows itself then starts
- * the tail after it (sal_exec_forward_pooled). */
-int sal_exec_front_pool(const sal_session *s);
-/* sal_exec_forward_tail from y, a value of that pooling's output (or the session's value of it,
- * written in place), shaped (rows, C, H / 2, W / 2): the front's Relu and the pooling do not run.
- * A backward pass after it reaches the pooling's output (wrt it). */
-sal_status sal_exec_forward_pooled(sal_session *s, const sal_tensor *y);
 /* The head as one product: when the head is a Gemm with constant weights (sal_gemm_rows) behind
  * ops that keep the input's elements in order (Flatten, Reshape: an MLP's first Linear), op(B) as
  * (K, N) rows for inputs of K elements per sample, and alpha; NULL otherwise. A row that differs

@@ -179,7 +179,6 @@ typedef struct {
     sal_tensor fshape;
     float *f, *facc, *wk; /* wk: per row of a chunk, its weight */
     int64_t per;          /* rows per sample through the front: the steps, then x and base (weight 0) */
-    int pool;             /* sal_exec_front_pool: the rows start after it, made by sal_maxpool_line */
     sal_tensor seed;
 } ig_job;
 
@@ -261,48 +260,24 @@ static sal_status front_ends(ig_job *j) {
     return st;
 }
 
-/* Where the rows start: the front, or the output of the pooling after its ReLU (j->pool). */
-static int rows_value(const ig_job *j) { return j->pool >= 0 ? j->c->s->m->node[j->pool].out[0] : j->front; }
-
-/* Row r0 + r of the path at the front, F = p + q (fx - fb): F(base) + alpha_k (F(x) - F(base)), the
- * ends as they are (alpha 1 and 0: fx and fb themselves). */
-static void path_row(const ig_job *j, int64_t r, const float **p, const float **fx, const float **fb, float *q) {
-    int64_t i = r / j->per, k = r % j->per;
-    *fx = j->f + 2 * i * j->frow, *fb = *fx + j->frow;
-    *p = k == j->steps ? *fx : *fb;
-    *q = k < j->steps ? (float)j->alpha[k] : 0.0f;
-}
-
-/* The rows of a chunk of the path at the front, written into the session's value of the front
- * itself, which saves copying them there; or their pooled rows, into the pooling's output. */
+/* The rows of a chunk of the path at the front: F(base) + alpha_k (F(x) - F(base)), written into
+ * the session's value of the front itself, which saves copying them there. */
 static sal_status front_fill(void *u, int64_t r0, int64_t n, sal_tensor *spare, sal_tensor *x) {
     (void)spare;
     const ig_job *j = u;
-    sal_tensor *buf = &j->c->s->act[rows_value(j)];
-    if (j->pool >= 0) { /* 2x2 windows that tile the front's planes (sal_maxpool_tiles) */
-        const int64_t *d = j->fshape.dim, dim[4] = {n, d[1], d[2] / 2, d[3] / 2};
-        SAL_TRY(sal_tensor_alloc_raw(buf, SAL_F32, 4, dim));
-        const int64_t prow = sal_row_size(buf);
-#pragma omp parallel for if (n * j->frow > 65536)
-        for (int64_t r = 0; r < n; r++) {
-            const float *p, *fx, *fb;
-            float q;
-            path_row(j, r0 + r, &p, &fx, &fb, &q);
-            sal_maxpool_line(sal_f32(buf) + r * prow, p, fx, fb, q, d[1] * d[2] / 2, d[3]);
-        }
-        *x = sal_tensor_view(buf);
-        return SAL_OK;
-    }
-    int64_t fdim[SAL_MAX_DIMS];
-    memcpy(fdim, j->fshape.dim, sizeof fdim);
-    fdim[0] = n;
-    SAL_TRY(sal_tensor_alloc_raw(buf, SAL_F32, j->fshape.ndim, fdim));
+    sal_tensor *buf = &j->c->s->act[j->front];
+    int64_t dim[SAL_MAX_DIMS];
+    memcpy(dim, j->fshape.dim, sizeof dim);
+    dim[0] = n;
+    SAL_TRY(sal_tensor_alloc_raw(buf, SAL_F32, j->fshape.ndim, dim));
     bool relu = sal_exec_front_relu(j->c->s) >= 0; /* the ReLU after the front, in the same pass */
 #pragma omp parallel for if (n * j->frow > 65536)
     for (int64_t r = 0; r < n; r++) {
-        const float *p, *fx, *fb;
-        float q, *o = sal_f32(buf) + r * j->frow;
-        path_row(j, r0 + r, &p, &fx, &fb, &q);
+        int64_t i = (r0 + r) / j->per, k = (r0 + r) % j->per;
+        const float *fx = j->f + 2 * i * j->frow, *fb = fx + j->frow;
+        /* the ends as they are (alpha 1 and 0): fx and fb themselves */
+        const float *p = k == j->steps ? fx : fb;
+        float q = k < j->steps ? (float)j->alpha[k] : 0.0f, *o = sal_f32(buf) + r * j->frow;
         if (relu) {
 #pragma omp simd
             for (int64_t e = 0; e < j->frow; e++) {
@@ -323,36 +298,22 @@ static sal_status front_pass(void *u, sal_chunk *ch) {
     ig_job *j = u;
     sal_session *s = ch->s;
     int out = sal_explained(j->c, s->m);
-    const int rv = rows_value(j);
-    SAL_TRY(j->pool >= 0 ? sal_exec_forward_pooled(s, ch->x) : sal_exec_forward_tail(s, ch->x, sal_exec_front_relu(s) >= 0));
+    SAL_TRY(sal_exec_forward_tail(s, ch->x, sal_exec_front_relu(s) >= 0));
     SAL_TRY(sal_target_seed(j->c, &s->act[out], ch->target, &j->seed, ch->value));
     bool *wrt = sal_calloc((size_t)s->m->nval, sizeof *wrt);
     if (!wrt) return sal_fail(SAL_ERR_NOMEM, "out of memory");
-    wrt[rv] = true;
+    wrt[j->front] = true;
     sal_backward_opts bo = {.wrt = wrt};
     sal_status st = sal_exec_backward(s, 1, &out, &j->seed, &bo);
     sal_free(wrt);
     if (st != SAL_OK) return st;
-    const float *g = sal_f32(&s->grad[rv]);
+    /* per sample, the weighted sum of its rows' gradients: rows as a matrix times their weights
+     * (the gradients at the front are many times the input's size) */
+    const float *g = sal_f32(&s->grad[j->front]);
     for (int64_t r = 0; r < ch->n; r++) { /* the ends' rows: f(x) and f(base), weight 0 below */
         int64_t i = (ch->r0 + r) / j->per, k = (ch->r0 + r) % j->per;
         if (k >= j->steps) j->ends[2 * i + (k - j->steps)] = ch->value[r];
     }
-    if (j->pool >= 0) { /* through the pooling into the sum, threads over planes, rows in order */
-        const int64_t *d = j->fshape.dim, prow = sal_row_size(&s->grad[rv]);
-        SAL_PAR_SPLIT(ch->n * j->frow > 65536, d[1], pl0, pl1, for (int64_t r = 0; r < ch->n; r++) {
-            const int64_t k = (ch->r0 + r) % j->per;
-            const float *p, *fx, *fb;
-            float q;
-            if (k >= j->steps) continue;
-            path_row(j, ch->r0 + r, &p, &fx, &fb, &q);
-            sal_maxpool_line_grad(j->facc + (ch->r0 + r) / j->per * j->frow, g + r * prow, (float)j->w[k], p, fx, fb,
-                                  q, pl0 * d[2] / 2, pl1 * d[2] / 2, d[3]);
-        });
-        return SAL_OK;
-    }
-    /* per sample, the weighted sum of its rows' gradients: rows as a matrix times their weights
-     * (the gradients at the front are many times the input's size) */
     for (int64_t r = 0; r < ch->n;) {
         int64_t i = (ch->r0 + r) / j->per, n = 0;
         for (; r + n < ch->n && (ch->r0 + r + n) / j->per == i; n++) {
@@ -404,7 +365,7 @@ static sal_status run_ig(sal_xctx *c) {
     SAL_TRY(sal_method_baseline(c, &base));
     /* the chunks run on c->s (sal_run_batched's default session): its front is the one used */
     ig_job j = {.x = sal_f32(x), .base = sal_f32(&base), .row = row, .steps = steps, .c = c,
-                .front = sal_exec_front(c->s), .pool = -1};
+                .front = sal_exec_front(c->s)};
     double *alpha = sal_malloc((size_t)steps * sizeof *alpha), *w = sal_malloc((size_t)steps * sizeof *w);
     j.acc = sal_calloc((size_t)(N * row), sizeof *j.acc);
     j.ends = sal_calloc((size_t)(2 * N), sizeof *j.ends);
@@ -415,7 +376,6 @@ static sal_status run_ig(sal_xctx *c) {
         j.w = w;
     }
     if (st == SAL_OK && j.front >= 0) st = front_ends(&j);
-    if (st == SAL_OK && j.front >= 0) j.pool = sal_exec_front_pool(c->s);
     if (st == SAL_OK && j.front < 0) { /* without the front, a pass of their own for the ends */
         sal_batched ends = {.per_sample = 2, .make = ends_make, .take = ends_take, .u = &j, .forward_only = true};
         st = sal_run_batched(c, &ends);

@@ -209,17 +209,6 @@ void sal_blk_convert(float *restrict dst, const float *restrict src, const int64
  * apart, or back (SAL_BLK_FROM_PLAIN: dst blocked, src plain) */
 void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, int64_t S, sal_blk_how how);
 
-/* Whether MaxPool node n takes 2x2 windows at stride 2 that tile the planes of x, float32 (N, C, H,
- * W) with H and W even (W <= 2048), without padding or an Indices output. */
-bool sal_maxpool_tiles(const sal_node *n, const sal_tensor *x);
-/* A path row through a ReLU and such a pooling (pool.c), F = p + q (fx - fb) over `pairs` pairs of
- * rows W wide (the planes' rows in order): y = the pooling of max(F, 0). sal_maxpool_line_grad adds
- * w g, g a gradient at y, to acc at each window's first maximum where that is positive, for the
- * pairs [r0, r1) (acc, g and the rows pointing at pair 0). */
-void sal_maxpool_line(float *y, const float *p, const float *fx, const float *fb, float q, int64_t pairs, int64_t W);
-void sal_maxpool_line_grad(float *acc, const float *g, float w, const float *p, const float *fx, const float *fb,
-                           float q, int64_t r0, int64_t r1, int64_t W);
-
 /* Helpers for op files. */
 static inline float *sal_in_f(const sal_opctx *c, int i) { return (float *)c->in[i]->data; }
 static inline float *sal_out_f(const sal_opctx *c, int i) { return (float *)c->out[i]->data; }

@@ -403,58 +403,6 @@ static bool maxpool_blk_takes(sal_opctx *c) {
     return (c->n->nout == 1 || !c->out[1]) && sal_blk_fits(c->in[0]) && pool_plan(c, &w) == SAL_OK && sal_win_2x2(&w);
 }
 static sal_status maxpool_backward(sal_opctx *c) { return pool_run(c, false, true); }
-
-#define LINE_BAND 4096 /* floats of sal_maxpool_line's band of rows, on the stack */
-
-bool sal_maxpool_tiles(const sal_node *n, const sal_tensor *x) {
-    if (!sal_node_is(n, SAL_OP_MaxPool) || (n->nout > 1 && n->out[1] >= 0) || x->dtype != SAL_F32 || x->ndim != 4)
-        return false;
-    sal_tensor *in[1] = {(sal_tensor *)x};
-    const sal_opctx c = {.n = n, .in = in};
-    sal_win w;
-    return pool_plan(&c, &w) == SAL_OK && sal_win_2x2(&w) && 2 * w.out[1] == w.in[1] && 2 * w.out[2] == w.in[2] &&
-           w.in[2] <= LINE_BAND / 2; /* a row pair fits sal_maxpool_line's band */
-}
-
-/* ---- a path's rows through a ReLU and such a pooling (integrated gradients) ----
- * Along integrated gradients' path the front moves on a line, F = p + q (fx - fb) for a row
- * (integrated.c). Where a ReLU and a 2x2 pooling that tiles the planes follow it
- * (sal_exec_front_pool), the pooled rows are made from the ends' rows a band of rows at a time, and
- * the gradient at the pooling's output goes straight into the weighted sum of the gradients at the
- * front: the path's rows at the front, 50 x 25 088 values a sample on the small CNN, are never
- * written, read back or summed. A band's values max(F, 0) are made in one vector loop and go
- * through maxpool_2x2 (its AVX-512 backward included); H being even, row pairs never straddle
- * planes, so the planes are one run of row pairs. */
-SAL_CLONES void line_relu(float *v, const float *p, const float *fx, const float *fb, float q, int64_t n) {
-#pragma omp simd
-    for (int64_t e = 0; e < n; e++) {
-        float f = p[e] + q * (fx[e] - fb[e]);
-        v[e] = f > 0.0f ? f : 0.0f;
-    }
-}
-
-void sal_maxpool_line(float *y, const float *p, const float *fx, const float *fb, float q, int64_t pairs, int64_t W) {
-    float v[LINE_BAND];
-    const int64_t band = LINE_BAND / (2 * W), OW = W / 2;
-    for (int64_t r0 = 0; r0 < pairs; r0 += band) {
-        const int64_t n = pairs - r0 < band ? pairs - r0 : band, o = r0 * 2 * W;
-        line_relu(v, p + o, fx + o, fb + o, q, n * 2 * W);
-        maxpool_2x2(n, OW, W, v, y + r0 * OW, NULL, NULL, false, false);
-    }
-}
-
-void sal_maxpool_line_grad(float *acc, const float *g, float w, const float *p, const float *fx, const float *fb,
-                           float q, int64_t r0, int64_t r1, int64_t W) {
-    float v[LINE_BAND], gw[LINE_BAND / 4];
-    const int64_t band = LINE_BAND / (2 * W), OW = W / 2;
-    for (; r0 < r1; r0 += band) {
-        const int64_t n = r1 - r0 < band ? r1 - r0 : band, o = r0 * 2 * W;
-        line_relu(v, p + o, fx + o, fb + o, q, n * 2 * W);
-        for (int64_t e = 0; e < n * OW; e++) gw[e] = w * g[r0 * OW + e];
-        maxpool_2x2(n, OW, W, v, NULL, acc + o, gw, false, true);
-    }
-}
-
 static sal_status avgpool_forward(sal_opctx *c) { return pool_run(c, true, false); }
 static sal_status avgpool_backward(sal_opctx *c) { return pool_run(c, true, true); }
 
