@@ -137,6 +137,22 @@ def run_torch(model_dir, model, method, batch, reps, warmup=2, impl='plain', env
     return run(cmd, env=env, timeout=timeout, verbose=verbose)
 
 
+def alternate(ours, theirs, rounds):
+    """Calls ours() and theirs() in turn, `rounds` times each, so that both sides meet the same phases
+    of a noisy machine (this VM's speed moves by a third within minutes); each side's result is its
+    run of median time (the lower one of an even count), or its first error."""
+    runs = [[], []]
+    for _ in range(max(rounds, 1)):
+        runs[0].append(ours())
+        runs[1].append(theirs())
+    out = []
+    for rs in runs:
+        bad = [r for r in rs if 'error' in r]
+        rs = sorted(rs, key=lambda r: r.get('ms_per_img', float('inf')))
+        out.append(bad[0] if bad else rs[(len(rs) - 1) // 2])
+    return out
+
+
 def export(model_dir, models, timeout=1800):
     """Exports the missing models (bench/models.py), each in a process of its own; returns
     {name: error} for those that failed."""

@@ -63,6 +63,8 @@ def main():
     ap.add_argument('--timeout', type=int, default=3600, help='seconds per configuration and side')
     ap.add_argument('--settle', type=float, default=benchlib.SETTLE,
                     help='seconds to wait before each measured process (default %(default)s)')
+    ap.add_argument('--rounds', type=int, default=1,
+                    help='processes per configuration and side, ours and theirs in turn (the median is shown)')
     ap.add_argument('--verbose', action='store_true', help='print each command')
     a = ap.parse_args()
     benchlib.SETTLE = a.settle
@@ -88,8 +90,8 @@ def main():
     print('load average at start: %s' % benchlib.loadavg())
     print('PyTorch environment: %s' % '; '.join(notes))
     print('Captum: %s' % (captum or 'not found (CAPTUM_SRC unset): IG and guided backprop in plain PyTorch'))
-    print('reps: %d (IG on %s: %d), warm-up: %d (those: 1), IG steps: %d, target class %d' %
-          (a.reps, a.slow_models, a.slow_reps, a.warmup, a.steps, a.target))
+    print('reps: %d (IG on %s: %d), warm-up: %d (those: 1), IG steps: %d, target class %d, rounds: %d' %
+          (a.reps, a.slow_models, a.slow_reps, a.warmup, a.steps, a.target, a.rounds))
     failed = benchlib.export(model_dir, models)
     print()
 
@@ -110,15 +112,16 @@ def main():
                 warm = min(a.warmup, 1) if slow else a.warmup
                 params = ['steps=%d' % a.steps, 'baseline=zero', 'rule=gauss_legendre'] \
                     if method == 'integrated_gradients' else []
-                ours = benchlib.run_ours(a.build, model_dir, model, method, b, reps, warm, params, a.target,
-                                         a.timeout, a.verbose)
-                blas = blas or ours.get('blas')
                 extra = ['--steps', str(a.steps), '--target', str(a.target)]
                 if method == 'integrated_gradients' and model in LARGE:
                     extra += ['--ig-internal-batch', str(a.steps)]  # batch x 50 VGG16 rows would need 18 GB
                 m_impl = impl if method in ('integrated_gradients', 'guided_backprop') else 'plain'
-                theirs = benchlib.run_torch(model_dir, model, method, b, reps, warm, m_impl, env, a.timeout, extra,
-                                            a.verbose)
+                ours, theirs = benchlib.alternate(
+                    lambda: benchlib.run_ours(a.build, model_dir, model, method, b, reps, warm, params, a.target,
+                                              a.timeout, a.verbose),
+                    lambda: benchlib.run_torch(model_dir, model, method, b, reps, warm, m_impl, env, a.timeout,
+                                               extra, a.verbose), a.rounds)
+                blas = blas or ours.get('blas')
                 errors = [(who, r['error']) for who, r in (('ours', ours), ('torch', theirs)) if 'error' in r]
                 t.row([model, b, SHORT[method], benchlib.fmt_ms(ours) or 'error', benchlib.fmt_ms(theirs) or 'error',
                        benchlib.ratio(ours, theirs), benchlib.fmt_mb(ours, 'lib_peak_mb'),
@@ -129,7 +132,7 @@ def main():
     print('our BLAS: %s' % (blas or '?'))
     print('''
 ms: median wall time per image of --reps calls after --warmup untimed ones, each configuration in a
-fresh process. ours: sal_forward keeping only the outputs (as torch.no_grad), or sal_explain on a
+fresh process (with --rounds R: the median of R such processes per side, the two sides in turn). ours: sal_forward keeping only the outputs (as torch.no_grad), or sal_explain on a
 reused session (its forward pass for the targets included); torch: PyTorch %s, 2 threads, the same
 weights (MODEL_DIR/NAME.pt), the class given up front.
 gradient: d logit / d input (torch.autograd.grad, as Captum's Saliency). IG: integrated gradients, zero

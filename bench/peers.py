@@ -72,6 +72,8 @@ def main():
     ap.add_argument('--timeout', type=int, default=3600, help='seconds per configuration and side')
     ap.add_argument('--settle', type=float, default=benchlib.SETTLE,
                     help='seconds to wait before each measured process (default %(default)s)')
+    ap.add_argument('--rounds', type=int, default=1,
+                    help='processes per configuration and side, ours and theirs in turn (the median is shown)')
     ap.add_argument('--verbose', action='store_true', help='print each command')
     a = ap.parse_args()
     benchlib.SETTLE = a.settle
@@ -96,8 +98,9 @@ def main():
     print('load average at start: %s' % benchlib.loadavg())
     print('PyTorch environment: %s' % '; '.join(notes))
     print('Captum: %s\nZennit: %s' % (captum or 'not found (CAPTUM_SRC)', zennit or 'not found (ZENNIT_SRC)'))
-    print('reps: %d (IG on %s: %d; the MLP and CNN: %d), warm-up: %d (those: 1, %d), IG steps: %d, target class %d' %
-          (a.reps, a.slow_models, a.slow_reps, a.small_reps, a.warmup, a.small_warmup, a.steps, a.target))
+    print('reps: %d (IG on %s: %d; the MLP and CNN: %d), warm-up: %d (those: 1, %d), IG steps: %d, target class %d, '
+          'rounds: %d' % (a.reps, a.slow_models, a.slow_reps, a.small_reps, a.warmup, a.small_warmup, a.steps,
+                          a.target, a.rounds))
     sys.stdout.flush()
     failed = benchlib.export(model_dir, models)
     print()
@@ -124,14 +127,15 @@ def main():
                     reps, warm = a.small_reps, a.small_warmup
                 if method == 'integrated_gradients':
                     params = params + ['steps=%d' % a.steps]
-                ours = benchlib.run_ours(a.build, model_dir, model, method, b, reps, warm, params, a.target,
-                                         a.timeout, a.verbose)
                 extra = ['--steps', str(a.steps), '--target', str(a.target), '--occlusion-batch',
                          str(a.occlusion_batch)]
                 if large and method == 'integrated_gradients':
                     extra += ['--ig-internal-batch', str(a.steps)]  # batch x 50 VGG16 rows would need 18 GB
-                theirs = benchlib.run_torch(model_dir, model, method, b, reps, warm, peer, env, a.timeout, extra,
-                                            a.verbose)
+                ours, theirs = benchlib.alternate(
+                    lambda: benchlib.run_ours(a.build, model_dir, model, method, b, reps, warm, params, a.target,
+                                              a.timeout, a.verbose),
+                    lambda: benchlib.run_torch(model_dir, model, method, b, reps, warm, peer, env, a.timeout,
+                                               extra, a.verbose), a.rounds)
                 errors = [(who, r['error']) for who, r in (('ours', ours), (peer, theirs)) if 'error' in r]
                 t.row([model, b, label, benchlib.fmt_ms(ours) or 'error', benchlib.fmt_ms(theirs) or 'error',
                        benchlib.ratio(ours, theirs), benchlib.fmt_mb(ours, 'lib_peak_mb'),
@@ -141,7 +145,7 @@ def main():
     print('load average at end: %s' % benchlib.loadavg())
     print('''
 ms: median wall time per image of --reps calls after --warmup untimed ones, each configuration in a
-fresh process. ours: sal_explain on a reused session (its forward pass for the targets included);
+fresh process (with --rounds R: the median of R such processes per side, the two sides in turn). ours: sal_explain on a reused session (its forward pass for the targets included);
 peer: Captum or Zennit on PyTorch, 2 threads, the same weights, the class given up front, Captum's
 objects and Zennit's hooks made once outside the timed calls. peer/ours: how many times faster we
 are. Grad-CAM at the last spatial layer, upsampled bilinearly to the input; LRP epsilon-gamma-box
