@@ -28,9 +28,10 @@ sal_status sal_fail(sal_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(g_msg, sizeof g_msg, fmt, ap);
     va_end(ap);
-    size_t refused = st == SAL_ERR_NOMEM ? sal_budget_refused() : 0, k = strlen(g_msg);
-    if (refused && !strstr(g_msg, "memory budget")) {
+    size_t refused = st == SAL_ERR_NOMEM ? sal_budget_refused() : 0;
+    if (refused && !strstr(g_msg, "memory budget")) { /* sal_budget_check's messages name it already */
         char a[32], b[32];
+        size_t k = strlen(g_msg);
         snprintf(g_msg + k, sizeof g_msg - k, " (%s more did not fit the memory budget of %s: raise it with "
                  "--max-memory or sal_set_memory_budget)", sal_bytes_str(refused, a, sizeof a),
                  sal_bytes_str(sal_memory_budget(), b, sizeof b));
