@@ -132,7 +132,8 @@ def main():
     print('our BLAS: %s' % (blas or '?'))
     print('''
 ms: median wall time per image of --reps calls after --warmup untimed ones, each configuration in a
-fresh process (with --rounds R: the median of R such processes per side, the two sides in turn). ours: sal_forward keeping only the outputs (as torch.no_grad), or sal_explain on a
+fresh process (with --rounds R: the median of R such processes per side, the two sides in turn).
+ours: sal_forward keeping only the outputs (as torch.no_grad), or sal_explain on a
 reused session (its forward pass for the targets included); torch: PyTorch %s, 2 threads, the same
 weights (MODEL_DIR/NAME.pt), the class given up front.
 gradient: d logit / d input (torch.autograd.grad, as Captum's Saliency). IG: integrated gradients, zero

@@ -145,7 +145,8 @@ def main():
     print('load average at end: %s' % benchlib.loadavg())
     print('''
 ms: median wall time per image of --reps calls after --warmup untimed ones, each configuration in a
-fresh process (with --rounds R: the median of R such processes per side, the two sides in turn). ours: sal_explain on a reused session (its forward pass for the targets included);
+fresh process (with --rounds R: the median of R such processes per side, the two sides in turn).
+ours: sal_explain on a reused session (its forward pass for the targets included);
 peer: Captum or Zennit on PyTorch, 2 threads, the same weights, the class given up front, Captum's
 objects and Zennit's hooks made once outside the timed calls. peer/ours: how many times faster we
 are. Grad-CAM at the last spatial layer, upsampled bilinearly to the input; LRP epsilon-gamma-box

@@ -50,22 +50,8 @@ static inline __attribute__((always_inline)) void plane(float *restrict d, const
             }
 }
 
-/* planes [p0, p1) of 16 channels and S pixels each */
-static void planes(float *restrict dst, const float *restrict src, int64_t p0, int64_t p1, int64_t S,
-                   sal_blk_how how) {
-    for (int64_t p = p0; p < p1; p++) { /* each case a loop of its own, how being constant in it */
-        float *d = dst + p * 16 * S;
-        const float *b = src + p * 16 * S;
-        switch (how) {
-        case SAL_BLK_TO_PLAIN: plane(d, b, S, S, SAL_BLK_TO_PLAIN); break;
-        case SAL_BLK_ADD_TO_PLAIN: plane(d, b, S, S, SAL_BLK_ADD_TO_PLAIN); break;
-        case SAL_BLK_FROM_PLAIN: plane(d, b, S, S, SAL_BLK_FROM_PLAIN); break;
-        }
-    }
-}
-
 void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, int64_t S, sal_blk_how how) {
-    switch (how) {
+    switch (how) { /* each case a loop of its own, how being constant in it */
     case SAL_BLK_TO_PLAIN: plane(dst, src, n, S, SAL_BLK_TO_PLAIN); break;
     case SAL_BLK_ADD_TO_PLAIN: plane(dst, src, n, S, SAL_BLK_ADD_TO_PLAIN); break;
     case SAL_BLK_FROM_PLAIN: plane(dst, src, n, S, SAL_BLK_FROM_PLAIN); break;
@@ -74,7 +60,8 @@ void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, i
 
 void sal_blk_convert(float *restrict dst, const float *restrict src, const int64_t *dim, sal_blk_how how) {
     int64_t np = dim[0] * (dim[1] / 16), S = dim[2] * dim[3];
-    SAL_PAR_SPLIT(np * S > 65536, np, p0, p1, planes(dst, src, p0, p1, S, how));
+    SAL_PAR_SPLIT(np * S > 65536, np, p0, p1,
+                  for (int64_t p = p0; p < p1; p++) sal_blk_pixels(dst + p * 16 * S, src + p * 16 * S, S, S, how));
 }
 
 void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim) {
