@@ -19,7 +19,17 @@ static bool grow(sal_sbuf *b, size_t n) {
     return true;
 }
 
+/* A format without conversions, or "%s" alone, is copied without vsnprintf: sal_explain's JSON
+ * made some twenty such calls, 2 us of the small CNN's 65 us Grad-CAM. */
 void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) {
+    if (!strchr(fmt, '%') || !strcmp(fmt, "%s")) {
+        va_list ap;
+        va_start(ap, fmt);
+        const char *s = fmt[0] == '%' ? va_arg(ap, const char *) : fmt;
+        va_end(ap);
+        sal_sb_put(b, s, strlen(s));
+        return;
+    }
     for (size_t need = 0; grow(b, need);) {
         va_list ap;
         va_start(ap, fmt);

@@ -18,6 +18,33 @@
 
 typedef enum { AGG_GRADCAM, AGG_GRADCAM_PP, AGG_LAYERCAM, AGG_XGRADCAM, AGG_POS, AGG_MID } cam_agg;
 
+/* sum g[s], and sum a[s] g[s] when ag, in double: partial sums across the vector lanes (one chain
+ * of scalar double adds a channel took 5 us of the small CNN's 67 us Grad-CAM, 64 channels of 49) */
+SAL_CLONES double sum_d(const float *g, int64_t S) {
+    double w = 0;
+#pragma omp simd reduction(+ : w)
+    for (int64_t s = 0; s < S; s++) w += g[s];
+    return w;
+}
+
+SAL_CLONES double dot_d(const float *a, const float *g, int64_t S) {
+    double w = 0;
+#pragma omp simd reduction(+ : w)
+    for (int64_t s = 0; s < S; s++) w += (double)a[s] * g[s];
+    return w;
+}
+
+/* mp[s] += w a[s], or |w a[s]| when pos */
+SAL_CLONES void add_scaled(float *restrict mp, const float *restrict a, float w, bool pos, int64_t S) {
+    if (pos) {
+#pragma omp simd
+        for (int64_t s = 0; s < S; s++) mp[s] += fabsf(w * a[s]);
+    } else {
+#pragma omp simd
+        for (int64_t s = 0; s < S; s++) mp[s] += w * a[s];
+    }
+}
+
 /* One layer's map (N, S) from activations A and gradients G (N, K, S); weights summed in double. */
 static void aggregate(cam_agg agg, const float *A, const float *G, int64_t N, int64_t K, int64_t S, float *map) {
     for (int64_t n = 0; n < N; n++) {
@@ -28,12 +55,9 @@ static void aggregate(cam_agg agg, const float *A, const float *G, int64_t N, in
             double w = 0, sa = 0;
             switch (agg) {
             case AGG_GRADCAM:
-            case AGG_POS:
-                for (int64_t s = 0; s < S; s++) w += g[s];
-                w /= (double)S;
-                break;
+            case AGG_POS: w = sum_d(g, S) / (double)S; break;
             case AGG_GRADCAM_PP:
-                for (int64_t s = 0; s < S; s++) sa += a[s];
+                sa = sum_d(a, S);
                 for (int64_t s = 0; s < S; s++) {
                     if (!(g[s] > 0)) continue; /* relu(G) = 0: the term vanishes whatever alpha is */
                     double g2 = (double)g[s] * g[s], den = 2 * g2 + sa * g2 * g[s];
@@ -41,11 +65,8 @@ static void aggregate(cam_agg agg, const float *A, const float *G, int64_t N, in
                 }
                 break;
             case AGG_XGRADCAM:
-                for (int64_t s = 0; s < S; s++) {
-                    sa += a[s];
-                    w += (double)a[s] * g[s];
-                }
-                w = sa != 0 ? w / sa : 0;
+                sa = sum_d(a, S);
+                w = sa != 0 ? dot_d(a, g, S) / sa : 0;
                 break;
             case AGG_LAYERCAM:
                 for (int64_t s = 0; s < S; s++) mp[s] += g[s] > 0 ? g[s] * a[s] : 0.0f;
@@ -54,11 +75,7 @@ static void aggregate(cam_agg agg, const float *A, const float *G, int64_t N, in
                 for (int64_t s = 0; s < S; s++) mp[s] += fabsf(g[s]);
                 continue;
             }
-            float wf = (float)w;
-            if (agg == AGG_POS)
-                for (int64_t s = 0; s < S; s++) mp[s] += fabsf(wf * a[s]);
-            else
-                for (int64_t s = 0; s < S; s++) mp[s] += wf * a[s];
+            add_scaled(mp, a, (float)w, agg == AGG_POS, S);
         }
     }
 }

@@ -1,5 +1,6 @@
 /* The public entry point: checks, targets, running a method, checking and reporting its result. */
 #include "method.h"
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 
@@ -185,12 +186,32 @@ static sal_status check_params(const sal_xctx *c, bool fallback) {
     return SAL_OK;
 }
 
+/* Entries of p[0..n) that are not finite, in one vector pass (the index loop runs only on failure) */
+SAL_CLONES int64_t count_nonfinite(const float *p, int64_t n) {
+    int64_t bad = 0;
+#pragma omp simd reduction(+ : bad)
+    for (int64_t i = 0; i < n; i++) bad += !(fabsf(p[i]) <= FLT_MAX);
+    return bad;
+}
+
+/* The least and the greatest of p[0..n), NaN skipped as by fmin (a comparison with NaN is false) */
+SAL_CLONES void bounds_of(const float *p, int64_t n, float *lo_out, float *hi_out) {
+    float lo = INFINITY, hi = -INFINITY;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int64_t i = 0; i < n; i++) {
+        lo = p[i] < lo ? p[i] : lo;
+        hi = p[i] > hi ? p[i] : hi;
+    }
+    *lo_out = lo, *hi_out = hi;
+}
+
 static sal_status check_input(const sal_model *m, const sal_tensor *x) {
     if (m->ninput != 1)
         return sal_fail(SAL_ERR_UNSUPPORTED, "%s has %d inputs; attribution supports single-input models", m->path, m->ninput);
     if (x->dtype != SAL_F32 || x->ndim < 1 || x->dim[0] < 1) return sal_fail(SAL_ERR_ARG, "input must be a float32 batch");
     const float *p = sal_f32(x);
-    for (int64_t i = 0, n = sal_tensor_numel(x); i < n; i++)
+    const int64_t n = sal_tensor_numel(x);
+    for (int64_t i = 0, bad = count_nonfinite(p, n); bad && i < n; i++)
         if (!isfinite(p[i]))
             return sal_fail(SAL_ERR_NUMERIC, "input has a non-finite value (%g) at flat index %lld", (double)p[i], (long long)i);
     return SAL_OK;
@@ -204,27 +225,8 @@ static void input_range(sal_xctx *c, const sal_explain_opts *o) {
         return;
     }
     const sal_tensor *t = o->data ? o->data : c->x;
-    const float *p = sal_f32(t);
-    /* comparisons skip NaN, as fmin does, without its calls; sixteen running bounds, which gcc and
-     * clang vectorize (one chain of scalar selects took 1.5 us of a 0.2 ms call on the small CNN) */
-    float lo = INFINITY, hi = -INFINITY, lv[16], hv[16];
-    const int64_t n = sal_tensor_numel(t);
-    for (int k = 0; k < 16; k++) lv[k] = INFINITY, hv[k] = -INFINITY;
-    int64_t i0 = 0;
-    for (; i0 + 16 <= n; i0 += 16)
-        for (int k = 0; k < 16; k++) {
-            float v = p[i0 + k];
-            lv[k] = v < lv[k] ? v : lv[k];
-            hv[k] = v > hv[k] ? v : hv[k];
-        }
-    for (int64_t i = i0; i < n; i++) {
-        lo = p[i] < lo ? p[i] : lo;
-        hi = p[i] > hi ? p[i] : hi;
-    }
-    for (int k = 0; k < 16; k++) {
-        lo = lv[k] < lo ? lv[k] : lo;
-        hi = hv[k] > hi ? hv[k] : hi;
-    }
+    float lo, hi;
+    bounds_of(sal_f32(t), sal_tensor_numel(t), &lo, &hi);
     c->lo = lo;
     c->hi = hi > lo ? hi : (double)lo + 1;
 }
@@ -397,8 +399,7 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     }
     bool finite = true;
     if (st == SAL_OK) {
-        const float *a = sal_f32(&c.out);
-        for (int64_t i = 0, n = sal_tensor_numel(&c.out); i < n && finite; i++) finite = isfinite(a[i]);
+        finite = count_nonfinite(sal_f32(&c.out), sal_tensor_numel(&c.out)) == 0;
         if (!finite) st = sal_fail(SAL_ERR_NUMERIC, "method %s produced non-finite attributions", e->method);
     }
     if (st == SAL_OK) {

@@ -79,8 +79,7 @@ sal_status sal_layer_resolve(sal_xctx *c, const char *spec, sal_layer *out) {
     sal_layer *l = sal_calloc((size_t)n + 1, sizeof *l);
     if (!l) return sal_fail(SAL_ERR_NOMEM, "out of memory");
     sal_status st = sal_layer_candidates_to(s, sal_explained(c, m), l, n, &n);
-    char list[400];
-    candidate_list(m, l, n, list, sizeof list);
+    char list[400]; /* for the messages only: written when one needs it */
     if (st != SAL_OK) goto done;
     if (!*spec || !strcmp(spec, "auto")) { /* the default: the last spatial layer before the classifier */
         if (!n)
@@ -97,6 +96,7 @@ sal_status sal_layer_resolve(sal_xctx *c, const char *spec, sal_layer *out) {
     } else {
         v = sal_graph_find(m, spec);
         if (v < 0 || m->val[v].kind != SAL_VAL_NODE) {
+            candidate_list(m, l, n, list, sizeof list);
             st = sal_fail(SAL_ERR_ARG, "layer '%s' is not a node or node output of %s; candidates: %s", spec, m->path,
                           n ? list : "none");
             goto done;
@@ -111,6 +111,7 @@ sal_status sal_layer_resolve(sal_xctx *c, const char *spec, sal_layer *out) {
         bool first = v == m->node[node].out[0];
         const sal_tensor *t = &s->act[v];
         char b[160];
+        candidate_list(m, l, n, list, sizeof list);
         if (!is_spatial(t, batch))
             st = sal_fail(SAL_ERR_ARG,
                           "layer '%s' has output shape %s; layer methods need (N, C, spatial...) with more than one "

@@ -7,22 +7,39 @@ static sal_status relu_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
+/* The ReLU loops on [i0, i1), compiled for AVX-512 and AVX2 too: the baseline's four lanes took
+ * 3.4 us of the small CNN's Grad-CAM for its two unfused ReLUs (37 632 values). mode 0: y = max(x,
+ * 0); 1: dx = dy where x > 0, else 0 (dx may be dy); 2: dx += that. Branch-free with an
+ * unconditional load of dy (gcc -O2 leaves a branch per element otherwise, mispredicted on half). */
+SAL_CLONES void relu_run(int mode, float *out, const float *x, const float *dy, int64_t i0, int64_t i1) {
+    if (mode == 0) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    } else if (mode == 1) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            float g = dy[i];
+            out[i] = x[i] > 0.0f ? g : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            float g = dy[i];
+            out[i] += x[i] > 0.0f ? g : 0.0f;
+        }
+    }
+}
+
+static void relu_par(int mode, float *out, const float *x, const float *dy, int64_t n) {
+    SAL_PAR_SPLIT(n > 65536, n, i0, i1, relu_run(mode, out, x, dy, i0, i1));
+}
+
 static sal_status relu_forward(sal_opctx *c) {
-    const float *x = sal_in_f(c, 0);
-    float *y = sal_out_f(c, 0);
-    int64_t n = sal_tensor_numel(c->in[0]);
-    SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;);
+    relu_par(0, sal_out_f(c, 0), sal_in_f(c, 0), NULL, sal_tensor_numel(c->in[0]));
     return SAL_OK;
 }
 
-void sal_relu_mask(float *dx, const float *dy, const float *x, int64_t n) {
-    /* simd and an unconditional load of dy: branch-free (gcc -O2 leaves a branch per element
-     * otherwise, mispredicted on half of them); dx may be dy */
-    SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
-        float g = dy[i];
-        dx[i] = x[i] > 0.0f ? g : 0.0f;
-    });
-}
+void sal_relu_mask(float *dx, const float *dy, const float *x, int64_t n) { relu_par(1, dx, x, dy, n); }
 
 static sal_status relu_backward(sal_opctx *c) {
     const bool inplace = (c->handed & 1) && c->dout[0]; /* dout becomes din: no buffer of its own */
@@ -37,10 +54,7 @@ static sal_status relu_backward(sal_opctx *c) {
     if (inplace || (c->din_fresh & 1)) {
         sal_relu_mask(dx, dy, x, n);
     } else {
-        SAL_PAR_FOR_SIMD(n > 65536, for (int64_t i = 0; i < n; i++) {
-            float g = dy[i];
-            dx[i] += x[i] > 0.0f ? g : 0.0f;
-        });
+        relu_par(2, dx, x, dy, n);
     }
     return SAL_OK;
 }
