@@ -556,6 +556,15 @@ int main(void) {
     one.k[1] = one.k[2] = 1, one.C = 32 * 9;
     CHECK(sal_conv_dnnl_wanted(&cnn) && !sal_conv_dnnl_wanted(&odd) && !sal_conv_dnnl_wanted(&one),
           "the choice between 2M and 4M multiply-adds");
+    /* a first layer's input gradient alone (ResNet's 7x7 / 2 stem from 3 channels) is ours, its
+     * forward and weight gradient oneDNN's, as every layer's under SAL_DNNL=all */
+    sal_conv_shape stem = {.nsp = 2, .N = 1, .C = 3, .M = 64, .G = 1, .in = {1, 224, 224}, .out = {1, 112, 112},
+                           .k = {1, 7, 7}, .s = {1, 2, 2}};
+    CHECK(sal_conv_dnnl_wanted(&stem) && !sal_conv_dnnl_wanted_dx(&stem) && sal_conv_dnnl_wanted_dx(&large),
+          "the stem's input gradient by our kernels");
+    sal_conv_dnnl_mode(SAL_DNNL_ALL);
+    CHECK(sal_conv_dnnl_wanted_dx(&stem), "SAL_DNNL=all takes the stem's input gradient too");
+    sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     /* Winograd from 32 output tiles of 4 x 4 (the first case: 2 x 4 x 4), direct below */
     large.s[1] = large.s[2] = large.d[1] = large.d[2] = 1;
     sal_conv_shape wino = large, few = large;

@@ -417,10 +417,75 @@ static void test_pool_ties(sal_rng *r, const char *what, cfg c) {
     sal_tensor_free(&x), sal_tensor_free(&y), sal_tensor_free(&seed), sal_tensor_free(&g);
 }
 
+/* Two 3x3 / stride 2 / padding 1 poolings of one input, summed: the first backward sets the input's
+ * gradient, the second adds to it (maxpool_3s2_bwd's two ways of writing), over 16 planes, which
+ * run on the threads each with its buffer; against twice the first-maximum rule. With relu, one
+ * pooling over Relu(x), whose backward then writes x's gradient itself (sal_opctx.relu_in): the rule
+ * on max(x, 0), 0 where x is not positive. */
+static void test_pool_3s2_graph(bool relu) {
+    sal_rng rs, *r = &rs; /* a stream of its own: the later tests' draws stay as they were */
+    sal_rng_seed(r, relu ? 31 : 37);
+    const int64_t C = 16, H = 32, W = 30, OH = 16, OW = 15;
+    sal_model *g = NULL;
+    sal_session *s = NULL;
+    sal_tensor x = t_rand(r, 4, (int64_t[]){1, C, H, W}, 1), seed = {0};
+    float *xv = sal_f32(&x);
+    for (int64_t i = 0; i < C * H * W; i++) xv[i] = (float)(sal_rng_u64(r) % 4) - (relu ? 1.0f : 0.0f); /* ties */
+    CHECK_OK(sal_tensor_alloc(&seed, SAL_F32, 4, (int64_t[]){1, C, OH, OW}));
+    for (int64_t i = 0; i < C * OH * OW; i++) sal_f32(&seed)[i] = (float)sal_rng_normal(r);
+    CHECK_OK(sal_graph_create("<test>", &g));
+    CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, x.dim));
+    if (relu) CHECK_OK(sal_graph_add_node(g, "Relu", "r", 1, (const char *[]){"x"}, 1, (const char *[]){"h"}, 0, NULL));
+    for (int k = 0; k < 2 - relu; k++) {
+        sal_attr at[3] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){3, 3}),
+                          sal_attr_make_ints("strides", 2, (int64_t[]){2, 2}),
+                          sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+        CHECK_OK(sal_graph_add_node(g, "MaxPool", k ? "b" : "a", 1, (const char *[]){relu ? "h" : "x"}, 1,
+                                    (const char *[]){relu ? "y" : k ? "q" : "p"}, 3, at));
+    }
+    if (!relu)
+        CHECK_OK(sal_graph_add_node(g, "Add", "sum", 2, (const char *[]){"p", "q"}, 1, (const char *[]){"y"}, 0, NULL));
+    CHECK_OK(sal_graph_add_output(g, "y"));
+    CHECK_OK(sal_graph_finalize(g));
+    CHECK_OK(sal_session_new(g, &s));
+    const sal_tensor *gx = NULL;
+    CHECK_OK(sal_exec_forward(s, &x));
+    int out = sal_graph_find(g, "y");
+    CHECK_OK(sal_exec_backward(s, 1, &out, &seed, NULL));
+    gx = &s->grad[sal_graph_find(g, "x")];
+    float *ref = sal_calloc((size_t)(C * H * W), sizeof *ref);
+    for (int64_t p = 0; p < C; p++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t best = -1;
+                for (int64_t ih = 2 * oh - 1; ih <= 2 * oh + 1; ih++)
+                    for (int64_t iw = 2 * ow - 1; iw <= 2 * ow + 1; iw++) {
+                        int64_t i = (p * H + ih) * W + iw;
+                        if (ih >= 0 && ih < H && iw >= 0 && iw < W && (best < 0 || fmaxf(xv[i], 0) > fmaxf(xv[best], 0)))
+                            best = i;
+                    }
+                ref[best] += (relu ? xv[best] > 0 : 2) * sal_f32(&seed)[(p * OH + oh) * OW + ow];
+            }
+    bool ok = gx->data && sal_tensor_numel(gx) == C * H * W;
+    CHECK(ok && max_abs_diff(ref, sal_f32(gx), C * H * W) < 1e-5,
+          "MaxPool 3x3/2 pad 1 %s: the gradient differs from the first-maximum rule", relu ? "over a Relu" : "twice");
+    sal_free(ref);
+    sal_session_free(s);
+    sal_model_free(g);
+    sal_tensor_free(&x), sal_tensor_free(&seed);
+}
+
 static void test_pools(sal_rng *r) {
     test_pool_case(r, "MaxPool", "3x3/2 pad 1", (cfg){.v = {2, 3, 9, 8, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
     test_pool_ties(r, "3x3/2 pad 1", (cfg){.v = {2, 3, 21, 40, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
     test_pool_ties(r, "3x3/2 ceil pad 1", (cfg){.v = {1, 2, 17, 23, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, .ceil = true});
+    {
+        sal_rng r2; /* as in test_pool_3s2_graph */
+        sal_rng_seed(&r2, 41);
+        test_pool_ties(&r2, "3x3/2 pad 1 even", (cfg){.v = {1, 2, 16, 22, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
+    }
+    test_pool_3s2_graph(false);
+    test_pool_3s2_graph(true);
     test_pool_ties(r, "3x2/1 asymmetric pads", (cfg){.v = {1, 2, 9, 30, 0, 0, 3, 2, 1, 1, 1, 1, 1, 0, 2, 1}});
     test_pool_ties(r, "dilated", (cfg){.v = {1, 2, 12, 15, 0, 0, 3, 3, 1, 2, 2, 2, 1, 1, 1, 1}});
     /* 2x2 stride 2 without padding takes a fast path: even and odd sizes, and ties (a constant

@@ -629,7 +629,8 @@ static sal_status conv_backward(sal_opctx *c) {
     dnnl_shape(&q, &k);
     bool fresh = dX && (c->din_fresh & 1);
     bool blk = (c->blk_in | c->blk_out) & 1;
-    if ((dX || dW || dB) && (sal_conv_dnnl_wanted(&k) || blk)) {
+    bool wanted = dW || dB ? sal_conv_dnnl_wanted(&k) : sal_conv_dnnl_wanted_dx(&k);
+    if ((dX || dW || dB) && (wanted || blk)) {
         bool done;
         SAL_TRY(sal_conv_dnnl_backward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), bias, dY, dX, fresh, dW, dB, &done));
         if (done) return SAL_OK;

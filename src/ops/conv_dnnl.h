@@ -25,6 +25,8 @@ long sal_conv_dnnl_calls(void);
 
 /* Whether oneDNN should run this convolution: it loaded, SAL_DNNL is not 0, and the layer is large. */
 bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
+/* Whether its backward of k, when it computes the input gradient alone, should run through oneDNN */
+bool sal_conv_dnnl_wanted_dx(const sal_conv_shape *k);
 /* Whether it is tried first with Winograd's algorithm (3x3, stride 1, enough output tiles), else direct. */
 bool sal_conv_dnnl_winograd(const sal_conv_shape *k);
 
