@@ -7,6 +7,11 @@
  * built on these products at this machine's rates runs a forward pass or an input gradient in
  * less than the sums printed. docs/performance.md sets them beside the peers' times.
  *
+ * A one-row dense layer over a ReLU is timed a second time with every other entry of its input (and
+ * of its output gradient, where a ReLU reads its output) zero, as a ReLU leaves about half: the
+ * products then skip those rows of the weights (sal_sgemm's rows_axpy), and their sums are the floor
+ * of an implementation that does so, below the dense one.
+ *
  * Each product is timed on the same buffers call after call, so its weights come from the cores'
  * caches. A batch-1 pass over weights larger than those reads them from farther out every call:
  * the rate at which all threads stream buffers that do not fit L2 (4 MiB each, eight in turn) is
@@ -17,12 +22,13 @@
 #include <omp.h>
 #include <stdio.h>
 
-/* Best seconds of sgemm(ta, tb, M, N, K) over reps calls on buffers of random floats. */
-static double best_sgemm(bool ta, bool tb, int M, int N, int K, int reps) {
+/* Best seconds of sgemm(ta, tb, M, N, K) over reps calls on buffers of random floats; with half,
+ * every other entry of A zero. */
+static double best_sgemm(bool ta, bool tb, int M, int N, int K, int reps, bool half) {
     float *a = malloc(sizeof(float) * (size_t)M * (size_t)K), *b = malloc(sizeof(float) * (size_t)K * (size_t)N);
     float *c = malloc(sizeof(float) * (size_t)M * (size_t)N);
     SAL_ASSERT(a && b && c);
-    for (size_t i = 0; i < (size_t)M * (size_t)K; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)M * (size_t)K; i++) a[i] = half && i % 2 ? 0.0f : (float)(i % 7 + 1) * 0.1f;
     for (size_t i = 0; i < (size_t)K * (size_t)N; i++) b[i] = (float)(i % 5) * 0.1f;
     double best = INFINITY;
     for (int r = 0; r < reps; r++) {
@@ -76,8 +82,8 @@ static void stream_rate(double *best, double *median) {
 }
 
 /* The faster of a product with B as it is or transposed (a layout a weight may be kept in). */
-static double best_either(int M, int N, int K, int reps) {
-    double x = best_sgemm(false, false, M, N, K, reps), y = best_sgemm(false, true, M, N, K, reps);
+static double best_either(int M, int N, int K, int reps, bool half) {
+    double x = best_sgemm(false, false, M, N, K, reps, half), y = best_sgemm(false, true, M, N, K, reps, half);
     return x < y ? x : y;
 }
 
@@ -120,22 +126,24 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("%s, batch %d, sgemm best of %d calls: %s\n\n", argv[1], batch, reps, sal_blas_info());
-    printf("%-32s %-7s %-20s %10s %10s %9s\n", "node", "op", "products", "fwd us", "grad us", "GFLOP/s");
-    double fwd = 0, grad = 0, wbytes = 0;
+    printf("%-32s %-7s %-20s %10s %10s %9s %10s %10s\n", "node", "op", "products", "fwd us", "grad us", "GFLOP/s",
+           "fwd 1/2", "grad 1/2");
+    double fwd = 0, grad = 0, fwd2 = 0, grad2 = 0, wbytes = 0;
     for (int i = 0; i < m->nnode; i++) {
         const sal_node *n = &m->node[i];
         bool conv = sal_node_is(n, SAL_OP_Conv), gemm = sal_node_is(n, SAL_OP_Gemm), mm = sal_node_is(n, SAL_OP_MatMul);
         if (!(conv || gemm || mm) || n->nin < 2 || n->in[1] < 0 || m->val[n->in[1]].kind != SAL_VAL_CONST) continue;
         const sal_tensor *X = &s->act[n->in[0]], *W = &s->act[n->in[1]], *Y = &s->act[n->out[0]];
-        double tf, tb, macs;
+        double tf, tb, tf2, tb2, macs;
         char what[32];
         if (conv) { /* per sample and group: (Mg x Kc) (Kc x P), and back (Kc x Mg) (Mg x P) */
             int64_t G = sal_attr_int(n, "group", 1), Mg = W->dim[0] / G, Kc = 1, P = 1;
             for (int d = 1; d < W->ndim; d++) Kc *= W->dim[d];
             for (int d = 2; d < Y->ndim; d++) P *= Y->dim[d];
             int64_t k = X->dim[0] * G;
-            tf = (double)k * best_sgemm(false, false, (int)Mg, (int)P, (int)Kc, reps);
-            tb = (double)k * best_sgemm(true, false, (int)Kc, (int)P, (int)Mg, reps);
+            tf = (double)k * best_sgemm(false, false, (int)Mg, (int)P, (int)Kc, reps, false);
+            tb = (double)k * best_sgemm(true, false, (int)Kc, (int)P, (int)Mg, reps, false);
+            tf2 = tf, tb2 = tb;
             macs = (double)k * (double)(Mg * P * Kc);
             snprintf(what, sizeof what, "%lldx %lldx%lldx%lld", (long long)k, (long long)Mg, (long long)P,
                      (long long)Kc);
@@ -143,21 +151,32 @@ int main(int argc, char **argv) {
             if (W->ndim != 2) continue;
             bool tb_ = gemm && sal_attr_int(n, "transB", 0);
             int64_t K = W->dim[tb_ ? 1 : 0], N = W->dim[tb_ ? 0 : 1], rows = sal_tensor_numel(X) / K;
-            tf = best_either((int)rows, (int)N, (int)K, reps);
-            tb = best_either((int)rows, (int)K, (int)N, reps);
+            tf = best_either((int)rows, (int)N, (int)K, reps, false);
+            tb = best_either((int)rows, (int)K, (int)N, reps, false);
+            int p = m->val[n->in[0]].kind == SAL_VAL_NODE ? m->val[n->in[0]].producer : -1;
+            bool rin = rows == 1 && p >= 0 && sal_node_is(&m->node[p], SAL_OP_Relu), rout = false;
+            for (int j = 0; rows == 1 && j < m->nnode; j++)
+                rout |= sal_node_is(&m->node[j], SAL_OP_Relu) && m->node[j].in[0] == n->out[0];
+            tf2 = rin ? best_either((int)rows, (int)N, (int)K, reps, true) : tf;
+            tb2 = rout ? best_either((int)rows, (int)K, (int)N, reps, true) : tb;
             macs = (double)(rows * N * K);
             snprintf(what, sizeof what, "%lldx%lldx%lld", (long long)rows, (long long)N, (long long)K);
         }
         const char *nm = n->name;
         size_t len = strlen(nm);
-        printf("%-32.32s %-7s %-20s %10.2f %10.2f %9.0f\n", len > 32 ? nm + len - 32 : nm, n->op_type, what, 1e6 * tf,
-               1e6 * tb, 2 * macs / tf * 1e-9);
+        printf("%-32.32s %-7s %-20s %10.2f %10.2f %9.0f %10.2f %10.2f\n", len > 32 ? nm + len - 32 : nm, n->op_type,
+               what, 1e6 * tf, 1e6 * tb, 2 * macs / tf * 1e-9, 1e6 * tf2, 1e6 * tb2);
         fwd += tf;
         grad += tf + tb;
+        fwd2 += tf2;
+        grad2 += tf2 + tb2;
         wbytes += (double)sal_tensor_numel(W) * sizeof(float);
     }
     printf("\nproducts' floor per image: forward %.2f us, forward and input gradient %.2f us\n", 1e6 * fwd / batch,
            1e6 * grad / batch);
+    printf("with half of each one-row dense layer's input and output gradient zero where a ReLU makes them (the "
+           "1/2 columns): forward %.2f us, forward and input gradient %.2f us\n",
+           1e6 * fwd2 / batch, 1e6 * grad2 / batch);
     double sbest, smed;
     stream_rate(&sbest, &smed);
     printf("streaming 4 MiB buffers on %d threads: %.1f GB/s median (%.1f best); the weights, %.2f MB, once at the "

@@ -75,19 +75,23 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
 /* FWD computes y from x; DER the derivative from x and y; both may use the parameters a, b and
  * tanh of act_p (zero when the op has none). The loops on [i0, i1) are compiled for AVX-512 and
  * AVX2 too and vectorized where FWD and DER are (HardSigmoid's went element by element in the
- * baseline build: 0.64 ms of MobileNetV3-L's 4.9 ms forward); those calling libm stay scalar. */
-#define UNARY_OP(NAME, TRAITS, INIT, FWD, DER)                                                                 \
+ * baseline build: 0.64 ms of MobileNetV3-L's 4.9 ms forward). VEC: UNARY_SIMD where FWD and DER
+ * vectorize, UNARY_SCALAR where they call libm (clang refuses, as an error, an omp simd loop it cannot
+ * vectorize). */
+#define UNARY_SIMD _Pragma("omp simd")
+#define UNARY_SCALAR
+#define UNARY_OP(NAME, TRAITS, INIT, VEC, FWD, DER)                                                            \
     SAL_CLONES void NAME##_run(const float *xs, const float *ys, const float *dy, float *out, int64_t i0,     \
                                int64_t i1, float a, float b, bool approx) {                                  \
         (void)a, (void)b, (void)approx;                                                                       \
         if (!dy) {                                                                                            \
-            _Pragma("omp simd") for (int64_t i = i0; i < i1; i++) {                                           \
+            VEC for (int64_t i = i0; i < i1; i++) {                                                           \
                 float x = xs[i];                                                                              \
                 out[i] = (FWD);                                                                               \
             }                                                                                                 \
             return;                                                                                           \
         }                                                                                                     \
-        _Pragma("omp simd") for (int64_t i = i0; i < i1; i++) {                                               \
+        VEC for (int64_t i = i0; i < i1; i++) {                                                               \
             float x = xs[i], y = ys[i];                                                                       \
             (void)x, (void)y;                                                                                 \
             out[i] += dy[i] * (DER);                                                                          \
@@ -119,16 +123,17 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
     };
 
 /* max(0, min(1, a x + b)); the gradient is a strictly inside (0, 1), as in PyTorch */
-UNARY_OP(HardSigmoid, SAL_TR_MONOTONE, act_init, clamp01(a * x + b),
+UNARY_OP(HardSigmoid, SAL_TR_MONOTONE, act_init, UNARY_SIMD, clamp01(a * x + b),
          (a * x + b > 0.0f && a * x + b < 1.0f) ? a : 0.0f)
 /* x HardSigmoid(x) with alpha 1/6, beta 1/2; PyTorch's gradient: 0 below -3, x/3 + 1/2 up to 3 */
-UNARY_OP(HardSwish, 0, NULL, x * clamp01(x * (1.0f / 6.0f) + 0.5f),
+UNARY_OP(HardSwish, 0, NULL, UNARY_SIMD, x * clamp01(x * (1.0f / 6.0f) + 0.5f),
          x < -3.0f ? 0.0f : x <= 3.0f ? x * (1.0f / 3.0f) + 0.5f : 1.0f)
-UNARY_OP(Elu, SAL_TR_MONOTONE, act_init, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : a * expf(x))
-UNARY_OP(Selu, SAL_TR_MONOTONE, act_init, b * (x > 0.0f ? x : a * expm1f(x)), b * (x > 0.0f ? 1.0f : a * expf(x)))
-UNARY_OP(Softplus, SAL_TR_MONOTONE, NULL, softplusf(x), sigmoidf(x))
+UNARY_OP(Elu, SAL_TR_MONOTONE, act_init, UNARY_SCALAR, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : a * expf(x))
+UNARY_OP(Selu, SAL_TR_MONOTONE, act_init, UNARY_SCALAR,
+         b * (x > 0.0f ? x : a * expm1f(x)), b * (x > 0.0f ? 1.0f : a * expf(x)))
+UNARY_OP(Softplus, SAL_TR_MONOTONE, NULL, UNARY_SCALAR, softplusf(x), sigmoidf(x))
 /* x tanh(softplus(x)); not monotone (a dip near x = -1.2) */
-UNARY_OP(Mish, 0, NULL, x * tanhf(softplusf(x)), mish_grad(x))
+UNARY_OP(Mish, 0, NULL, UNARY_SCALAR, x * tanhf(softplusf(x)), mish_grad(x))
 /* Gelu, Erf and Exp (GELU as exported, attention's exponentials) run on the vectorized sal_vgelu,
  * sal_verf and sal_vexp, in blocks that stay in the L1 cache. */
 #define VBLOCK 1024
@@ -211,10 +216,10 @@ const sal_op sal_op_Exp = {
     .infer = f32_infer, .forward = exp_forward, .backward = exp_backward, .overwrites = true,
     .bwd_known = true, .bwd_out = 0x1,
 };
-UNARY_OP(Log, 0, NULL, logf(x), 1.0f / x)
+UNARY_OP(Log, 0, NULL, UNARY_SCALAR, logf(x), 1.0f / x)
 /* the gradient at 0 is infinite, as in PyTorch */
-UNARY_OP(Sqrt, 0, NULL, sqrtf(x), 0.5f / y)
-UNARY_OP(Reciprocal, 0, NULL, 1.0f / x, -y * y)
+UNARY_OP(Sqrt, 0, NULL, UNARY_SCALAR, sqrtf(x), 0.5f / y)
+UNARY_OP(Reciprocal, 0, NULL, UNARY_SIMD, 1.0f / x, -y * y)
 
 /* ---- Neg and Abs: float32, and int64 for shape arithmetic ---- */
 
