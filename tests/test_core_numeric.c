@@ -225,6 +225,18 @@ static void test_json_strings(void) {
               b.s[b.len - 1] == '"' && b.s[b.len] == '\0',
           "a 1499-byte string with one quote: %zu bytes added", b.len - before);
     sal_sb_free(&b);
+    /* sal_sb_printf's formats without conversions and "%s" alone skip vsnprintf: the same bytes, and
+     * past the first 512 too */
+    sal_sb_printf(&b, "plain, no conversions");
+    sal_sb_printf(&b, "%s", "-arg-");
+    const char *volatile nul = NULL; /* not seen as NULL by the format check */
+    sal_sb_printf(&b, "%s", nul);
+    sal_sb_printf(&b, "%d%%", 5);
+    sal_sb_printf(&b, "%s", big);
+    CHECK(!b.oom && b.len == 21 + 5 + 6 + 2 + 1499 && !strncmp(b.s, "plain, no conversions-arg-(null)5%x", 35) &&
+              b.s[b.len - 1] == 'x' && b.s[b.len] == '\0',
+          "sal_sb_printf's copies: %zu bytes, %.40s", b.len, b.s ? b.s : "(null)");
+    sal_sb_free(&b);
 }
 
 int main(void) {

@@ -27,6 +27,7 @@ void sal_sb_printf(sal_sbuf *b, const char *fmt, ...) {
         va_start(ap, fmt);
         const char *s = fmt[0] == '%' ? va_arg(ap, const char *) : fmt;
         va_end(ap);
+        if (!s) s = "(null)"; /* as glibc's printf */
         sal_sb_put(b, s, strlen(s));
         return;
     }
