@@ -18,8 +18,8 @@
 
 typedef enum { AGG_GRADCAM, AGG_GRADCAM_PP, AGG_LAYERCAM, AGG_XGRADCAM, AGG_POS, AGG_MID } cam_agg;
 
-/* sum g[s], and sum a[s] g[s] when ag, in double: partial sums across the vector lanes (one chain
- * of scalar double adds a channel took 5 us of the small CNN's 67 us Grad-CAM, 64 channels of 49) */
+/* sum g[s] and sum a[s] g[s] in double: partial sums across the vector lanes (one chain of scalar
+ * double adds a channel took 5 us of the small CNN's 67 us Grad-CAM, 64 channels of 49) */
 SAL_CLONES double sum_d(const float *g, int64_t S) {
     double w = 0;
 #pragma omp simd reduction(+ : w)

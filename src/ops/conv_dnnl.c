@@ -484,7 +484,7 @@ bool sal_conv_dnnl_wanted(const sal_conv_shape *k) {
 }
 
 /* Not for a network's first layer, of fewer than 16 input channels: oneDNN's backward-data ran
- * ResNet-50's 7x7 / 2 stem from 3 channels at 70 GFLOP/s (3.4 ms), our product and col2im take 1.2
+ * ResNet-50's 7x7 / 2 stem from 3 channels at 70 GFLOP/s (3.4 ms), our product and col2im take 1.4
  * ms (conv.c). Forced on by SAL_DNNL=all as the rest. */
 bool sal_conv_dnnl_wanted_dx(const sal_conv_shape *k) {
     return sal_conv_dnnl_wanted(k) && (g_mode == SAL_DNNL_ALL || k->G > 1 || k->C >= 16);

@@ -74,48 +74,44 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
 
 /* FWD computes y from x; DER the derivative from x and y; both may use the parameters a, b and
  * tanh of act_p (zero when the op has none). The loops on [i0, i1) are compiled for AVX-512 and
- * AVX2 too and vectorized where FWD and DER are (HardSigmoid's went element by element in the
- * baseline build: 0.64 ms of MobileNetV3-L's 4.9 ms forward). VEC: UNARY_SIMD where FWD and DER
- * vectorize, UNARY_SCALAR where they call libm (clang refuses, as an error, an omp simd loop it cannot
- * vectorize). */
+ * AVX2 too (HardSigmoid's went element by element in the baseline build: 0.64 ms of MobileNetV3-L's
+ * 4.9 ms forward); VEC is UNARY_SIMD where FWD and DER vectorize, UNARY_SCALAR where they call libm
+ * (clang refuses, as an error, an omp simd loop it cannot vectorize). */
 #define UNARY_SIMD _Pragma("omp simd")
 #define UNARY_SCALAR
-#define UNARY_OP(NAME, TRAITS, INIT, VEC, FWD, DER)                                                            \
-    SAL_CLONES void NAME##_run(const float *xs, const float *ys, const float *dy, float *out, int64_t i0,     \
-                               int64_t i1, float a, float b, bool approx) {                                  \
-        (void)a, (void)b, (void)approx;                                                                       \
-        if (!dy) {                                                                                            \
-            VEC for (int64_t i = i0; i < i1; i++) {                                                           \
-                float x = xs[i];                                                                              \
-                out[i] = (FWD);                                                                               \
-            }                                                                                                 \
-            return;                                                                                           \
-        }                                                                                                     \
-        VEC for (int64_t i = i0; i < i1; i++) {                                                               \
-            float x = xs[i], y = ys[i];                                                                       \
-            (void)x, (void)y;                                                                                 \
-            out[i] += dy[i] * (DER);                                                                          \
-        }                                                                                                     \
-    }                                                                                                         \
-    static sal_status NAME##_forward(sal_opctx *c) {                                                          \
-        const act_p *p_ = c->n->p;                                                                            \
-        const float *xs = sal_in_f(c, 0);                                                                     \
-        float *ys = sal_out_f(c, 0);                                                                          \
-        int64_t n = sal_tensor_numel(c->in[0]);                                                               \
-        SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1,                                                                 \
-                      NAME##_run(xs, NULL, NULL, ys, i0, i1, p_ ? p_->a : 0.0f, p_ ? p_->b : 0.0f, p_ && p_->tanh)); \
-        return SAL_OK;                                                                                        \
-    }                                                                                                         \
-    static sal_status NAME##_backward(sal_opctx *c) {                                                         \
-        if (!c->din[0] || !c->dout[0]) return SAL_OK;                                                         \
-        const act_p *p_ = c->n->p;                                                                            \
-        const float *xs = sal_in_f(c, 0), *ys = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);                  \
-        float *dx = sal_f32(c->din[0]);                                                                       \
-        int64_t n = sal_tensor_numel(c->in[0]);                                                               \
-        SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1,                                                                 \
-                      NAME##_run(xs, ys, dy, dx, i0, i1, p_ ? p_->a : 0.0f, p_ ? p_->b : 0.0f, p_ && p_->tanh)); \
-        return SAL_OK;                                                                                        \
-    }                                                                                                         \
+#define UNARY_OP(NAME, TRAITS, INIT, VEC, FWD, DER)                                                \
+    SAL_CLONES void NAME##_run(const act_p *p_, const float *xs, const float *ys, const float *dy, \
+                               float *out, int64_t i0, int64_t i1) {                             \
+        const float a = p_ ? p_->a : 0.0f, b = p_ ? p_->b : 0.0f;                                  \
+        const bool approx = p_ && p_->tanh;                                                        \
+        (void)a, (void)b, (void)approx;                                                            \
+        if (!dy) {                                                                                 \
+            VEC for (int64_t i = i0; i < i1; i++) {                                                \
+                float x = xs[i];                                                                   \
+                out[i] = (FWD);                                                                    \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        VEC for (int64_t i = i0; i < i1; i++) {                                                    \
+            float x = xs[i], y = ys[i];                                                            \
+            (void)x, (void)y;                                                                      \
+            out[i] += dy[i] * (DER);                                                               \
+        }                                                                                          \
+    }                                                                                              \
+    static sal_status NAME##_forward(sal_opctx *c) {                                               \
+        int64_t n = sal_tensor_numel(c->in[0]);                                                    \
+        SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1,                                                      \
+                      NAME##_run(c->n->p, sal_in_f(c, 0), NULL, NULL, sal_out_f(c, 0), i0, i1));   \
+        return SAL_OK;                                                                             \
+    }                                                                                              \
+    static sal_status NAME##_backward(sal_opctx *c) {                                              \
+        if (!c->din[0] || !c->dout[0]) return SAL_OK;                                              \
+        int64_t n = sal_tensor_numel(c->in[0]);                                                    \
+        SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1,                                                      \
+                      NAME##_run(c->n->p, sal_in_f(c, 0), sal_out_f(c, 0), sal_f32(c->dout[0]),    \
+                                 sal_f32(c->din[0]), i0, i1));                                     \
+        return SAL_OK;                                                                             \
+    }                                                                                              \
     const sal_op sal_op_##NAME = {                                                                 \
         SAL_OP_HEAD(NAME), .traits = TRAITS, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, \
         .init = INIT, .infer = f32_infer, .forward = NAME##_forward, .backward = NAME##_backward,   \

@@ -86,6 +86,17 @@ static void win_table(const sal_win *w, win1 *buf, const win1 *t[3]) {
                          i = q_ + e_ * (w)->d[2];                                                  \
                  e_ < (E)->hi; e_++, i += (w)->d[2])
 
+/* The window (A, B, E)'s first maximum in tap order among its taps inside the plane x (its index
+ * there), or -1 when it has none. */
+static inline int64_t win_argmax(const sal_win *w, const win1 *A, const win1 *B, const win1 *E, const float *x) {
+    int64_t best = -1;
+    float m = 0.0f;
+    FOR_TAPS(w, A, B, E, i) {
+        if (best < 0 || x[i] > m) best = i, m = x[i];
+    }
+    return best;
+}
+
 /* Forward (dx NULL): y = window maxima of the plane x; the first maximum in tap order wins ties.
  * Backward: dx[argmax] += dy. */
 static void maxpool_plane(const sal_win *w, const win1 *const t[3], const float *x, float *y, float *dx,
@@ -94,12 +105,8 @@ static void maxpool_plane(const sal_win *w, const win1 *const t[3], const float 
     for (const win1 *A = t[0]; A < t[0] + w->out[0]; A++)
         for (const win1 *B = t[1]; B < t[1] + w->out[1]; B++)
             for (const win1 *E = t[2]; E < t[2] + w->out[2]; E++, j++) {
-                int64_t best = -1;
-                float m = 0.0f;
-                FOR_TAPS(w, A, B, E, i) {
-                    if (best < 0 || x[i] > m) best = i, m = x[i];
-                }
-                if (!dx) y[j] = best >= 0 ? m : -INFINITY; /* the maximum of no element */
+                int64_t best = win_argmax(w, A, B, E, x);
+                if (!dx) y[j] = best >= 0 ? x[best] : -INFINITY; /* the maximum of no element */
                 else if (best >= 0) dx[best] += dy[j];
             }
 }
@@ -325,8 +332,8 @@ static int64_t maxpool_rows_len(const sal_win *w) {
  * columns 2ox - 1, 2ox and 2ox + 1, are O[ox - 1], E[ox] and O[ox]: contiguous in ox. The windows
  * inside the input find their argmax with selects, in maxpool_plane's tap order and tie rule (the
  * first maximum), and each tap's gradient goes into the split gradient rows in a loop of its own
- * (one tap of two windows never meets the same input); border windows take maxpool_plane's loop
- * over their taps inside the input. */
+ * (one tap of two windows never meets the same input); the border windows' gradients go straight
+ * into dx after, each to its win_argmax. */
 static bool win_3s2(const sal_win *w) {
     return w->nsp == 2 && w->k[1] == 3 && w->k[2] == 3 && w->s[1] == 2 && w->s[2] == 2 && w->d[1] == 1 &&
            w->d[2] == 1 && w->pb[1] == 1 && w->pb[2] == 1;
@@ -334,18 +341,6 @@ static bool win_3s2(const sal_win *w) {
 
 /* Floats of maxpool_3s2_bwd's buffer: the split input and gradient planes, and a row of taps. */
 static int64_t bwd_3s2_len(const sal_win *w) { return 4 * w->in[1] * (w->in[2] / 2 + 1) + w->out[2]; }
-
-/* The window (B, E)'s gradient g to its first maximum among the taps inside the input, into the
- * split gradient planes de (even columns) and dd (odd), rows of P. */
-static void border_3s2(const win1 *B, const win1 *E, const float *x, int64_t W, float g, float *de, float *dd,
-                       int64_t P) {
-    int64_t br = -1, bc = 0;
-    float m = 0.0f;
-    for (int64_t r = B->start + B->lo; r < B->start + B->hi; r++)
-        for (int64_t col = E->start + E->lo; col < E->start + E->hi; col++)
-            if (br < 0 || x[r * W + col] > m) br = r, bc = col, m = x[r * W + col];
-    if (br >= 0) (bc % 2 ? dd : de)[br * P + bc / 2] += g;
-}
 
 /* dx (set when fresh, else added to) from dy over the plane x; with relu (fresh), 0 where x is not
  * positive (see gate_s). buf: bwd_3s2_len floats. */
@@ -362,12 +357,8 @@ SAL_CLONES void maxpool_3s2_bwd(const sal_win *w, const win1 *const t[3], const 
     memset(de, 0, sizeof *de * (size_t)(2 * H * P));
     /* windows inside the input: rows 2oy - 1 to 2oy + 1 for oy in [1, oy1), columns alike */
     const int64_t oy1 = OH < H / 2 ? OH : H / 2, ox1 = OW < W2 ? OW : W2;
-    for (int64_t oy = 0; oy < OH; oy++) {
+    for (int64_t oy = 1; oy < oy1; oy++) {
         const float *g = dy + oy * OW;
-        const bool inner = oy >= 1 && oy < oy1;
-        for (int64_t ox = 0; ox < OW; ox++)
-            if (!inner || ox < 1 || ox >= ox1) border_3s2(t[1] + oy, t[2] + ox, x, W, g[ox], de, dd, P);
-        if (!inner) continue;
         const int64_t r0 = 2 * oy - 1;
         const float *e0 = xe + r0 * P, *o0 = xo + r0 * P, *e1 = e0 + P, *o1 = o0 + P, *e2 = e1 + P, *o2 = o1 + P;
 #pragma omp simd
@@ -412,6 +403,12 @@ SAL_CLONES void maxpool_3s2_bwd(const sal_win *w, const win1 *const t[3], const 
             if (W % 2) d[W - 1] += e[W2];
         }
     }
+    for (int64_t oy = 0; oy < OH; oy++) /* the border windows */
+        for (int64_t ox = 0; ox < OW; ox++) {
+            if (oy >= 1 && oy < oy1 && ox >= 1 && ox < ox1) continue;
+            int64_t i = win_argmax(w, t[0], t[1] + oy, t[2] + ox, x);
+            if (i >= 0 && (!relu || x[i] > 0.0f)) dx[i] += dy[oy * OW + ox];
+        }
 }
 
 /* Forward (dx NULL): y = window means of the plane x. Backward: dx += dy / divisor over each window. */
