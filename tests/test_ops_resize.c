@@ -347,7 +347,10 @@ static void test_convt(void) {
     sal_attr kbad[1] = {sal_attr_make_ints("kernel_shape", 2, DIMS(2, 2))};
     CHECK_FAILS(run1(13, "ConvTranspose", 2, (sal_tensor[]){x, W}, BOOLS(false, true), 1, kbad, &y), SAL_ERR_SHAPE,
                 "kernel_shape[0] = 2 but the weights have 3");
-    FREE(&x, &W, &y, &y2, &b, &wf, &Wb);
+    sal_tensor W0 = trand(4, DIMS(2, 3, 0, 3)); /* an empty kernel axis (found by fuzzing) */
+    CHECK_FAILS(run1(13, "ConvTranspose", 2, (sal_tensor[]){x, W0}, BOOLS(false, true), 0, NULL, &y), SAL_ERR_SHAPE,
+                "node 'n' (ConvTranspose): the weights' kernel is empty along spatial dimension 0");
+    FREE(&x, &W, &y, &y2, &b, &wf, &Wb, &W0);
 }
 
 /* <ConvTranspose(x; W), y> = <x, Conv(y; W)>: the two ops are each other's adjoint, on layers large

@@ -739,6 +739,8 @@ static sal_status convt_plan(const sal_opctx *c, conv_geom *q) {
         if (a->has_k && a->k[i] != k)
             return sal_node_fail(c->n, SAL_ERR_SHAPE, "kernel_shape[%d] = %lld but the weights have %lld", i,
                                  (long long)a->k[i], (long long)k);
+        if (k < 1) /* as in sal_win_plan: a window of no taps (found by fuzzing: divided by zero) */
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "the weights' kernel is empty along spatial dimension %d", i);
         if (k - 1 > ((int64_t)1 << 40) / d || in < 1)
             return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d: input %lld, kernel %lld dilated by %lld",
                                  i, (long long)in, (long long)k, (long long)d);
