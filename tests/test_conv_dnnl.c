@@ -318,19 +318,66 @@ static void test_blocked_pool(sal_rng *r) {
     sal_model_free(g);
 }
 
-/* Methods on a reused session: those that read only outputs and input gradients run blocked, the
- * others (Grad-CAM reads an inner layer) plain, alternately on one session; all must agree with our
- * own kernels, under which nothing is blocked. */
+/* Grad-CAM's layer map at value `layer`, computed here on a plain, unfused session: relu(sum_k
+ * mean(G_k) A_k) with G the gradient of the predicted class's output. */
+static sal_tensor gradcam_ref(const sal_model *g, const sal_tensor *x, const char *layer) {
+    sal_session *s;
+    sal_tensor map = {0};
+    CHECK_OK(sal_session_new(g, &s));
+    int y = sal_graph_find(g, "y"), v = sal_graph_find(g, layer);
+    CHECK_OK(sal_exec_forward(s, x));
+    const sal_tensor *Y = &s->act[y];
+    sal_tensor seed = {0};
+    CHECK_OK(sal_tensor_alloc(&seed, SAL_F32, Y->ndim, Y->dim));
+    int64_t N = Y->dim[0], C = Y->dim[1];
+    for (int64_t n = 0; n < N; n++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < C; k++) best = sal_f32(Y)[n * C + k] > sal_f32(Y)[n * C + best] ? k : best;
+        sal_f32(&seed)[n * C + best] = 1;
+    }
+    bool *wrt = sal_calloc((size_t)g->nval, sizeof *wrt);
+    wrt[v] = true;
+    sal_backward_opts bo = {.wrt = wrt};
+    CHECK_OK(sal_exec_backward(s, 1, &y, &seed, &bo));
+    const sal_tensor *A = &s->act[v], *G = &s->grad[v];
+    int64_t K = A->dim[1], S = A->dim[2] * A->dim[3];
+    CHECK_OK(sal_tensor_alloc(&map, SAL_F32, 4, (int64_t[]){N, 1, A->dim[2], A->dim[3]}));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t p = 0; p < S; p++) {
+            double m = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double w = 0;
+                for (int64_t q = 0; q < S; q++) w += sal_f32(G)[(n * K + k) * S + q] / (double)S;
+                m += w * sal_f32(A)[(n * K + k) * S + p];
+            }
+            sal_f32(&map)[n * S + p] = m > 0 ? (float)m : 0.0f;
+        }
+    sal_free(wrt);
+    sal_tensor_free(&seed);
+    sal_session_free(s);
+    return map;
+}
+
+/* Methods on a reused session: those that read only outputs and input gradients, and Grad-CAM
+ * (its layer made readable), run blocked and fused, the others plain, alternately on one session;
+ * all must agree with our own kernels, under which nothing is blocked. Grad-CAM at a value a fused
+ * ReLU (h1) or an Add in place (h2, when nothing is blocked) took over runs its forward again
+ * unfused; at the ReLU's output (a1, a view of h1's buffer) it keeps the fusion. */
 static void test_blocked_methods(sal_rng *r) {
     sal_model *g = build_res(r);
     sal_tensor x = t_rand(r, 4, (int64_t[]){2, 32, 12, 12}, 1);
-    enum { NM = 9 };
+    enum { NM = 12 };
     const char *meth[NM] = {"gradient", "integrated_gradients", "gradcam",    "smoothgrad", "occlusion",
-                            "guided_backprop", "rectgrad", "lrp_epsilon", "gradient"};
-    const char *par[NM] = {NULL, "steps=8", NULL, "samples=4", "window=4", NULL, "tau=50", NULL, NULL};
-    const bool blocked[NM] = {true, true, false, true, true, true, true, false, true};
-    sal_tensor map[2][NM];
+                            "guided_backprop", "rectgrad", "lrp_epsilon", "gradient", "gradcam", "gradcam", "gradcam"};
+    const char *par[NM] = {NULL,     "steps=8", NULL, "samples=4", "window=4", NULL, "tau=50", NULL, NULL,
+                           "layer=h1", "layer=h2", "layer=a1"};
+    const bool blocked[NM] = {true, true, true, true, true, true, true, false, true, true, true, true};
+    /* ReLUs fused with oneDNN off and on; Adds in place with it off (blocked inputs keep them out) */
+    const int fused[2][NM] = {{1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 1}, {1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1}};
+    const int inplace[NM] = {2, 2, 2, 2, 2, 2, 2, 0, 2, 0, 0, 2};
+    sal_tensor map[2][NM], lmap[2][NM];
     memset(map, 0, sizeof map);
+    memset(lmap, 0, sizeof lmap);
     for (int mode = 0; mode < 2; mode++) {
         sal_conv_dnnl_mode(mode ? SAL_DNNL_ALL : SAL_DNNL_OFF);
         sal_session *s;
@@ -340,6 +387,7 @@ static void test_blocked_methods(sal_rng *r) {
             sal_explanation *e = NULL;
             CHECK_OK(sal_explain(g, &x, &o, &e));
             if (e) sal_tensor_copy(&map[mode][i], sal_explanation_map(e));
+            if (e && sal_explanation_layer_map(e)) sal_tensor_copy(&lmap[mode][i], sal_explanation_layer_map(e));
             sal_explanation_free(e);
             int nblk = 0, nfused = 0, ninplace = 0;
             for (int v = 0; v < g->nval; v++) {
@@ -351,14 +399,14 @@ static void test_blocked_methods(sal_rng *r) {
             }
             CHECK(mode ? (nblk > 0) == blocked[i] : nblk == 0, "%s (oneDNN %s): %d values left blocked", meth[i],
                   mode ? "on" : "off", nblk);
-            /* c1 takes r1 (its only reader), in oneDNN's kernel or ours, where the method reads no
-             * inner value */
-            CHECK(nfused == blocked[i], "%s (oneDNN %s): %d ReLUs fused", meth[i], mode ? "on" : "off", nfused);
-            /* add1 and add2 write into h2 and h3 (their only readers) for the methods that read
-             * nothing inner (those that block under oneDNN), when oneDNN is off and nothing is
-             * blocked; blocked inputs keep every Add out of place */
-            CHECK(ninplace == (!mode && blocked[i] ? 2 : 0), "%s (oneDNN %s): %d Adds in place", meth[i],
-                  mode ? "on" : "off", ninplace);
+            /* c1 takes r1 (its only reader), in oneDNN's kernel or ours, unless the method reads h1
+             * or a value in place */
+            CHECK(nfused == fused[mode][i], "%s %s (oneDNN %s): %d ReLUs fused", meth[i], par[i] ? par[i] : "",
+                  mode ? "on" : "off", nfused);
+            /* add1 and add2 write into h2 and h3 (their only readers) when oneDNN is off and nothing
+             * is blocked, unless the method reads h2 */
+            CHECK(ninplace == (mode ? 0 : inplace[i]), "%s %s (oneDNN %s): %d Adds in place", meth[i],
+                  par[i] ? par[i] : "", mode ? "on" : "off", ninplace);
         }
         /* after a fused pass, h1 holds r1's values: not handed out; a pass of sal_forward makes it again */
         CHECK(!sal_session_value(s, "h1"), "a fused convolution's output handed out");
@@ -378,7 +426,18 @@ static void test_blocked_methods(sal_rng *r) {
     for (int i = 0; i < NM; i++)
         CHECK(relerr(&map[1][i], &map[0][i]) < 1e-4, "%s: oneDNN (blocked: %d) against ours %.2g", meth[i], blocked[i],
               relerr(&map[1][i], &map[0][i]));
-    for (int i = 0; i < NM; i++) sal_tensor_free(&map[0][i]), sal_tensor_free(&map[1][i]);
+    /* Grad-CAM at h1 (before the ReLU: negative values), h2 and a1 against the plain session's */
+    const char *lay[3] = {"h1", "h2", "a1"};
+    for (int k = 0; k < 3; k++) {
+        sal_tensor want = gradcam_ref(g, &x, lay[k]);
+        for (int mode = 0; mode < 2; mode++)
+            CHECK(relerr(&lmap[mode][9 + k], &want) < 1e-4, "gradcam at %s (oneDNN %s) against a plain session: %.2g",
+                  lay[k], mode ? "on" : "off", relerr(&lmap[mode][9 + k], &want));
+        sal_tensor_free(&want);
+    }
+    CHECK(relerr(&lmap[1][9], &lmap[1][11]) > 1e-3, "gradcam at h1 and at a1 alike");
+    for (int i = 0; i < NM; i++)
+        sal_tensor_free(&map[0][i]), sal_tensor_free(&map[1][i]), sal_tensor_free(&lmap[0][i]), sal_tensor_free(&lmap[1][i]);
     sal_tensor_free(&x);
     sal_model_free(g);
 }

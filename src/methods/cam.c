@@ -110,6 +110,7 @@ static sal_status cam_run(sal_xctx *c, cam_opts o) {
     sal_layer L;
     sal_tokens tk;
     SAL_TRY(sal_layer_resolve_tokens(c, sal_param(c, "layer"), sal_param(c, "tokens"), &L, &tk));
+    SAL_TRY(sal_layer_readable(c, L.val));
     if (o.up) SAL_TRY(sal_map_check(c, c->layer, tk.on ? 2 : c->s->act[L.val].ndim - 2)); /* before the backward pass */
     SAL_TRY(sal_layer_grads(c, 1, &L.val, false, NULL));
     const sal_tensor *A = &c->s->act[L.val], *G = &c->s->grad[L.val];
@@ -492,6 +493,7 @@ const sal_method sal_method_gradcam = {
                "negates the gradient",
     .params = k_gradcam,
     .run = run_gradcam,
+    .layer_io = true,
 };
 
 const sal_method sal_method_gradcam_pp = {
@@ -499,6 +501,7 @@ const sal_method sal_method_gradcam_pp = {
     .summary = "Grad-CAM with alpha-weighted positive gradients (Chattopadhay et al. 2018, Grad-CAM++)",
     .params = k_cam,
     .run = run_gradcam_pp,
+    .layer_io = true,
 };
 
 const sal_method sal_method_guided_gradcam = {
@@ -506,6 +509,7 @@ const sal_method sal_method_guided_gradcam = {
     .summary = "upsampled Grad-CAM times guided backprop (Selvaraju et al. 2017)",
     .params = k_guided,
     .run = run_guided_gradcam,
+    .layer_io = true,
 };
 
 const sal_method sal_method_layercam = {
@@ -513,6 +517,7 @@ const sal_method sal_method_layercam = {
     .summary = "ReLU(sum_k relu(dF/dA_k) A_k), element-wise weights (Jiang et al. 2021, LayerCAM)",
     .params = k_cam,
     .run = run_layercam,
+    .layer_io = true,
 };
 
 const sal_method sal_method_xgradcam = {
@@ -520,6 +525,7 @@ const sal_method sal_method_xgradcam = {
     .summary = "Grad-CAM with activation-weighted gradient means (Fu et al. 2020, XGrad-CAM)",
     .params = k_cam,
     .run = run_xgradcam,
+    .layer_io = true,
 };
 
 const sal_method sal_method_scorecam = {
@@ -534,6 +540,7 @@ const sal_method sal_method_gradcam_pos = {
     .summary = "Grad-CAM with |.| before the channel sum: sum_k |w_k A_k| (Khakzar et al. 2020)",
     .params = k_pos,
     .run = run_gradcam_pos,
+    .layer_io = true,
 };
 
 const sal_method sal_method_gradmid = {
@@ -541,6 +548,7 @@ const sal_method sal_method_gradmid = {
     .summary = "sum_k |dF/dA_k|: gradients alone, positively aggregated (Khakzar et al. 2020)",
     .params = k_pos,
     .run = run_gradmid,
+    .layer_io = true,
 };
 
 const sal_method sal_method_cumulative_gradcam = {

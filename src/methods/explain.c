@@ -373,8 +373,9 @@ sal_status sal_explain(const sal_model *m, const sal_tensor *x, const sal_explai
     bool lay = c.s ? c.s->layouts : false, fuse = c.s ? c.s->fuse : false;
     unsigned char lean = c.s ? c.s->lean : SAL_LEAN_OFF;
     if (c.s) {
-        c.s->layouts = c.s->fuse = plain_io(&c);
-        c.s->lean = c.s->fuse ? SAL_LEAN_GRAD : SAL_LEAN_OFF;
+        bool pio = plain_io(&c);
+        c.s->layouts = c.s->fuse = pio || meth->layer_io;
+        c.s->lean = pio ? SAL_LEAN_GRAD : SAL_LEAN_OFF; /* a layer method reads its layer's values */
     }
     if (st == SAL_OK) st = sal_exec_forward(c.s, x);
     if (st == SAL_OK && o->chunk <= 0) c.chunk = auto_chunk(&c);

@@ -290,6 +290,16 @@ sal_status sal_layer_forward(sal_xctx *c) {
     return sal_exec_forward_reuse(c->s, c->x);
 }
 
+sal_status sal_layer_readable(sal_xctx *c, int v) {
+    sal_session *s = c->s;
+    SAL_TRY(sal_layer_forward(c));
+    if (s->viewed_by[v] >= 0) { /* sal_explain restores the session's setting */
+        s->fuse = false;
+        SAL_TRY(sal_exec_forward(s, c->x));
+    }
+    return sal_exec_unblock(s, v, true);
+}
+
 sal_status sal_layer_grads(sal_xctx *c, int nv, const int *vals, bool input, float *value) {
     const sal_model *m = c->m;
     SAL_TRY(sal_layer_forward(c));

@@ -54,6 +54,10 @@ int64_t sal_spatial_size(const sal_tensor *t);
 /* Forward pass of c->x on c->s, skipped when the session already holds exactly that pass (sal_explain
  * runs one to find the targets). */
 sal_status sal_layer_forward(sal_xctx *c);
+/* Value v's activation readable as a plain tensor in c->s->act[v], and its gradient plain when the
+ * next backward makes it (sal_method.layer_io): a forward pass that took a ReLU or an Add into v's
+ * buffer (v then holds their output) runs again without doing so; a blocked v is converted. */
+sal_status sal_layer_readable(sal_xctx *c, int v);
 /* sal_layer_forward, then the gradient of the explained outputs at values vals[0..nv) (and at the
  * model input when input is true) into c->s->grad. value (N) gets the explained outputs, or NULL. */
 sal_status sal_layer_grads(sal_xctx *c, int nv, const int *vals, bool input, float *value);

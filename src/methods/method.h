@@ -37,6 +37,10 @@ typedef struct sal_method {
      * per-sample percentiles, the ops' own gradients): its session may keep activations in blocked
      * layouts (graph/exec.h). A wrapper (SmoothGrad) qualifies when its inner method does. */
     bool plain_io;
+    /* Reads inner values only at its layer, made readable first (layer.h: sal_layer_readable), and
+     * its input gradient through plain_io methods: its session may keep activations blocked and take
+     * ReLUs into their producers, as a plain_io method's does (Grad-CAM on ResNet-50: 35 -> 27 ms). */
+    bool layer_io;
 } sal_method;
 
 #define SAL_MAX_METRICS 16
