@@ -45,7 +45,7 @@ METHODS = {
     'occlusion': ('captum', ['window=4', 'stride=2', 'fill=0'], 'occlusion 4x4/2'),
 }
 SMALL_METHODS = list(METHODS)
-LARGE_METHODS = ['gradient', 'integrated_gradients']
+LARGE_METHODS = ['gradient', 'integrated_gradients', 'gradcam']
 LARGE = {'vgg16', 'resnet50'}
 
 
