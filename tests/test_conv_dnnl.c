@@ -437,7 +437,7 @@ static void test_blocked_methods(sal_rng *r) {
     }
     CHECK(relerr(&lmap[1][9], &lmap[1][11]) > 1e-3, "gradcam at h1 and at a1 alike");
     for (int i = 0; i < NM; i++)
-        sal_tensor_free(&map[0][i]), sal_tensor_free(&map[1][i]), sal_tensor_free(&lmap[0][i]), sal_tensor_free(&lmap[1][i]);
+        for (int k = 0; k < 2; k++) sal_tensor_free(&map[k][i]), sal_tensor_free(&lmap[k][i]);
     sal_tensor_free(&x);
     sal_model_free(g);
 }
