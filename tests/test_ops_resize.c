@@ -350,7 +350,12 @@ static void test_convt(void) {
     sal_tensor W0 = trand(4, DIMS(2, 3, 0, 3)); /* an empty kernel axis (found by fuzzing) */
     CHECK_FAILS(run1(13, "ConvTranspose", 2, (sal_tensor[]){x, W0}, BOOLS(false, true), 0, NULL, &y), SAL_ERR_SHAPE,
                 "node 'n' (ConvTranspose): the weights' kernel is empty along spatial dimension 0");
-    FREE(&x, &W, &y, &y2, &b, &wf, &Wb, &W0);
+    /* an empty input declaring a huge length at a huge stride: refused, not overflowed */
+    sal_tensor xe = trand(4, DIMS(0, 2, 3, (int64_t)1 << 40));
+    sal_attr big[1] = {sal_attr_make_ints("strides", 2, DIMS(1, (int64_t)1 << 40))};
+    CHECK_FAILS(run1(13, "ConvTranspose", 2, (sal_tensor[]){xe, W}, BOOLS(false, true), 1, big, &y), SAL_ERR_SHAPE,
+                "spatial dimension 1: input 1099511627776 at stride 1099511627776 is too long");
+    FREE(&x, &W, &y, &y2, &b, &wf, &Wb, &W0, &xe);
 }
 
 /* <ConvTranspose(x; W), y> = <x, Conv(y; W)>: the two ops are each other's adjoint, on layers large

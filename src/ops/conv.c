@@ -749,6 +749,9 @@ static sal_status convt_plan(const sal_opctx *c, conv_geom *q) {
         if (k - 1 > ((int64_t)1 << 40) / d || in < 1)
             return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d: input %lld, kernel %lld dilated by %lld",
                                  i, (long long)in, (long long)k, (long long)d);
+        if (in - 1 > ((int64_t)1 << 40) / s) /* an empty input may declare any length: s (in - 1) stays in int64 */
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d: input %lld at stride %lld is too long",
+                                 i, (long long)in, (long long)s);
         int64_t full = s * (in - 1) + p->opad[i] + (k - 1) * d + 1, out, pb = 0, pe = 0;
         if (p->nos || a->autopad == SAL_AUTOPAD_SAME_UPPER || a->autopad == SAL_AUTOPAD_SAME_LOWER) {
             out = p->nos ? p->oshape[i] : in * s;
