@@ -355,6 +355,10 @@ static void test_convt(void) {
     sal_attr big[1] = {sal_attr_make_ints("strides", 2, DIMS(1, (int64_t)1 << 40))};
     CHECK_FAILS(run1(13, "ConvTranspose", 2, (sal_tensor[]){xe, W}, BOOLS(false, true), 1, big, &y), SAL_ERR_SHAPE,
                 "spatial dimension 1: input 1099511627776 at stride 1099511627776 is too long");
+    /* a dilated window past 2^40, refused by the check Conv shares (window.c: sal_win_check_kernel) */
+    sal_attr dil[1] = {sal_attr_make_ints("dilations", 2, DIMS(1, (int64_t)1 << 40))};
+    CHECK_FAILS(run1(13, "ConvTranspose", 2, (sal_tensor[]){x, W}, BOOLS(false, true), 1, dil, &y), SAL_ERR_SHAPE,
+                "spatial dimension 1: dilated window of 3 taps spaced 1099511627776 is too large");
     FREE(&x, &W, &y, &y2, &b, &wf, &Wb, &W0, &xe);
 }
 

@@ -744,11 +744,9 @@ static sal_status convt_plan(const sal_opctx *c, conv_geom *q) {
         if (a->has_k && a->k[i] != k)
             return sal_node_fail(c->n, SAL_ERR_SHAPE, "kernel_shape[%d] = %lld but the weights have %lld", i,
                                  (long long)a->k[i], (long long)k);
-        if (k < 1) /* as in sal_win_plan: a window of no taps (found by fuzzing: divided by zero) */
-            return sal_node_fail(c->n, SAL_ERR_SHAPE, "the weights' kernel is empty along spatial dimension %d", i);
-        if (k - 1 > ((int64_t)1 << 40) / d || in < 1)
-            return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d: input %lld, kernel %lld dilated by %lld",
-                                 i, (long long)in, (long long)k, (long long)d);
+        SAL_TRY(sal_win_check_kernel(c->n, i, k, d)); /* an empty one divided by zero (found by fuzzing) */
+        if (in < 1)
+            return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d of the input is empty", i);
         if (in - 1 > ((int64_t)1 << 40) / s) /* an empty input may declare any length: s (in - 1) stays in int64 */
             return sal_node_fail(c->n, SAL_ERR_SHAPE, "spatial dimension %d: input %lld at stride %lld is too long",
                                  i, (long long)in, (long long)s);

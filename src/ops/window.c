@@ -48,6 +48,14 @@ sal_status sal_win_parse(const sal_node *n, bool need_k, bool pool, sal_win_attr
     return SAL_OK;
 }
 
+sal_status sal_win_check_kernel(const sal_node *n, int i, int64_t k, int64_t d) {
+    if (k < 1) return sal_node_fail(n, SAL_ERR_SHAPE, "the weights' kernel is empty along spatial dimension %d", i);
+    if (k - 1 > ((int64_t)1 << 40) / d) /* d is bounded by sal_win_parse */
+        return sal_node_fail(n, SAL_ERR_SHAPE, "spatial dimension %d: dilated window of %lld taps spaced %lld is too "
+                             "large", i, (long long)k, (long long)d);
+    return SAL_OK;
+}
+
 sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const int64_t *in_sp,
                         const int64_t *k_w, sal_win *w) {
     if (nsp < 1 || nsp > 3)
@@ -65,16 +73,12 @@ sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const
         if (i < 0) continue;
         *in = in_sp[i];
         *k = k_w ? k_w[i] : a->k[i];
-        if (*k < 1) /* from the weights: an empty kernel would make a window of no taps */
-            return sal_node_fail(n, SAL_ERR_SHAPE, "the weights' kernel is empty along spatial dimension %d", i);
+        SAL_TRY(sal_win_check_kernel(n, i, *k, a->has_d ? a->d[i] : 1));
         if (a->has_k && a->k[i] != *k)
             return sal_node_fail(n, SAL_ERR_SHAPE, "kernel_shape[%d] = %lld but the weights have %lld", i,
                                  (long long)a->k[i], (long long)*k);
         if (a->has_s) *s = a->s[i];
         if (a->has_d) *d = a->d[i];
-        if (*k - 1 > ((int64_t)1 << 40) / *d) /* k comes from the weights for Conv, d is bounded */
-            return sal_node_fail(n, SAL_ERR_SHAPE, "dilated window of %lld taps spaced %lld is too large",
-                                 (long long)*k, (long long)*d);
         int64_t dk = (*k - 1) * *d + 1, o;
         switch (a->autopad) {
         case SAL_AUTOPAD_NOTSET:

@@ -35,6 +35,11 @@ static inline bool sal_win_2x2(const sal_win *w) {
  * `pool`). need_k: kernel_shape is required (pooling). */
 sal_status sal_win_parse(const sal_node *n, bool need_k, bool pool, sal_win_attr *a);
 
+/* Refuses a kernel of k taps dilated by d along spatial dimension i that is empty (a window of no
+ * taps) or spans more than 2^40: both planners (sal_win_plan, ConvTranspose's) take k from the
+ * weights, whose shape no attribute bounds. */
+sal_status sal_win_check_kernel(const sal_node *n, int i, int64_t k, int64_t d);
+
 /* Geometry for spatial input dims in_sp[0..nsp); k_w: kernel dims from the weights (Conv) or NULL. */
 sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const int64_t *in_sp,
                         const int64_t *k_w, sal_win *w);
