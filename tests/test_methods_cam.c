@@ -458,6 +458,100 @@ static void test_guided_gradcam(void) {
     sal_model_free(m);
 }
 
+/* A net with a dense head: conv, ReLU "relu" (4 x 6 x 6), max pool "pool" (4 x 3 x 3), Flatten,
+ * dense "fc1" (5 units), ReLU, dense "fc2" (3 classes). Input (N, 2, 6, 6). */
+static sal_model *head_net(void) {
+    tb b;
+    tb_start(&b, "x", 4, (int64_t[]){-1, 2, 6, 6}, 21);
+    tb_conv(&b, "conv", "x", "c", 2, 4);
+    tb_unary(&b, "Relu", "relu", "c", "r");
+    tb_pool(&b, "pool", "r", "A", 2);
+    tb_unary(&b, "Flatten", "flat", "A", "f");
+    tb_dense(&b, "fc1", "f", "h", 36, 5);
+    tb_unary(&b, "Relu", "relu_h", "h", "hr");
+    tb_dense(&b, "fc2", "hr", "logits", 5, 3);
+    return tb_finish(&b, "logits");
+}
+
+/* Grad-CAM at a layer that reaches the classes only through a dense layer (at the pooling's output,
+ * and at the ReLU before it) takes its weights from the dense layer's weights summed per channel
+ * (cam.c: head_weights), leaving the layer without a gradient: against the gradient written out
+ * here, G_A = W1^T (relu'(h) W2[t]) and, at r, G_A handed to each window's first maximum. */
+static void test_dense_head(void) {
+    sal_model *m = head_net();
+    if (!m) return;
+    enum { N = 2, K = 4, SA = 9, SR = 36, J = 5 };
+    int64_t cls[N] = {2, 0};
+    sal_tensor x = rand_input(17, 4, (int64_t[]){N, 2, 6, 6});
+    sal_session *s = NULL;
+    const sal_tensor *outs[1];
+    CHECK_OK(sal_session_new(m, &s));
+    CHECK_OK(sal_forward(s, 1, &x, outs));
+    float A[N * K * SA], R[N * K * SR];
+    memcpy(A, sal_f32(sal_session_value(s, "A")), sizeof A);
+    memcpy(R, sal_f32(sal_session_value(s, "r")), sizeof R);
+    const float *W1 = param(m, "fc1.w"), *b1 = param(m, "fc1.b"), *W2 = param(m, "fc2.w");
+    double GA[N * K * SA] = {0}, GR[N * K * SR] = {0};
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < J; j++) {
+            double h = b1[j];
+            for (int i = 0; i < K * SA; i++) h += (double)W1[j * K * SA + i] * A[n * K * SA + i];
+            for (int i = 0; h > 0 && i < K * SA; i++)
+                GA[n * K * SA + i] += W2[cls[n] * J + j] * (double)W1[j * K * SA + i];
+        }
+    for (int p = 0; p < N * K; p++) /* planes */
+        for (int t = 0; t < SA; t++) {
+            int oy = t / 3 * 2, ox = t % 3 * 2, best = oy * 6 + ox;
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++)
+                    if (R[p * SR + (oy + dy) * 6 + ox + dx] > R[p * SR + best]) best = (oy + dy) * 6 + ox + dx;
+            GR[p * SR + best] += GA[p * SA + t];
+        }
+    const char *layer[2] = {"pool", "relu"}, *meth[2] = {"gradcam", "gradcam_pos"};
+    for (int l = 0; l < 2; l++) {
+        int S = l ? SR : SA;
+        const float *act = l ? R : A;
+        const double *G = l ? GR : GA;
+        double want[2][N * SR], raw[N * SR];
+        for (int n = 0; n < N; n++)
+            for (int p = 0; p < S; p++) {
+                double c = 0, a = 0;
+                for (int k = 0; k < K; k++) {
+                    double w = 0;
+                    for (int q = 0; q < S; q++) w += G[(n * K + k) * S + q] / S;
+                    c += w * act[(n * K + k) * S + p];
+                    a += fabs(w * act[(n * K + k) * S + p]);
+                }
+                raw[n * S + p] = c;
+                want[0][n * S + p] = c > 0 ? c : 0;
+                want[1][n * S + p] = a;
+            }
+        bool neg = false, posv = false;
+        for (int i = 0; i < N * S; i++) neg |= raw[i] < 0, posv |= raw[i] > 0;
+        CHECK(neg && posv, "the head network should give Grad-CAM values of both signs at %s", layer[l]);
+        char lp[32];
+        snprintf(lp, sizeof lp, "layer=%s", layer[l]);
+        const char *par[1] = {lp};
+        for (int k = 0; k < 2; k++) {
+            sal_explain_opts o = {.method = meth[k], .nparams = 1, .params = par, .target = SAL_TARGET_INDEX,
+                                  .classes = cls, .nclasses = N, .session = s};
+            sal_explanation *e = NULL;
+            CHECK_OK(sal_explain(m, &x, &o, &e));
+            int v = sal_graph_find(m, l ? "r" : "A");
+            CHECK(!s->has_grad[v], "%s at %s: the layer got a gradient (not from the head's weights)", meth[k],
+                  layer[l]);
+            char what[64];
+            snprintf(what, sizeof what, "%s at %s through the dense head", meth[k], layer[l]);
+            double tol = 1e-5 * (1 + max_abs(raw, N * S));
+            if (e) check_close(what, sal_f32(sal_explanation_layer_map(e)), want[k], N * S, tol);
+            sal_explanation_free(e);
+        }
+    }
+    sal_session_free(s);
+    sal_tensor_free(&x);
+    sal_model_free(m);
+}
+
 /* Score-CAM by hand, as Wang et al.'s code computes it: one forward pass per channel and sample on
  * the input masked by that channel (upsampled, scaled to [0, 1]), the channel weighted by the
  * softmax over the classes of that pass's outputs at the target (weights=output: the logit itself),
@@ -775,6 +869,7 @@ int main(void) {
     test_formulas();
     test_cumulative();
     test_guided_gradcam();
+    test_dense_head();
     test_counterfactual();
     test_scorecam();
     test_scorecam_relu_order();

@@ -118,6 +118,8 @@ int64_t sal_row_size(const sal_tensor *x);
  * NaN kept, overflow to infinity and gradual underflow as libm; y may equal x ---- */
 void sal_vexp(float *y, const float *x, int64_t n);
 void sal_verf(float *y, const float *x, int64_t n);
+/* sum of x[0..n) in double, the lanes' partial sums added at the end */
+double sal_sum_d(const float *x, int64_t n);
 /* GELU (tanh_form: ONNX's approximate="tanh"), and dx[i] += dy[i] GELU'(x[i]) */
 void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form);
 void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form);

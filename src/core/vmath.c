@@ -102,6 +102,15 @@ SAL_CLONES void verf(float *y, const float *x, int64_t n) {
 
 void sal_verf(float *y, const float *x, int64_t n) { verf(y, x, n); }
 
+SAL_CLONES double sum_d(const float *x, int64_t n) {
+    double w = 0;
+#pragma omp simd reduction(+ : w)
+    for (int64_t i = 0; i < n; i++) w += x[i];
+    return w;
+}
+
+double sal_sum_d(const float *x, int64_t n) { return sum_d(x, n); }
+
 /* GELU, exact (x Phi(x)) or with tanh as ONNX's approximate="tanh"; the gradient from x alone, so
  * the backward needs no forward output. tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|). */
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */

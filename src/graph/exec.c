@@ -299,6 +299,11 @@ const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float
     return sal_gemm_rows(&c, K, N, alpha);
 }
 
+const float *sal_exec_gemm_group_sums(sal_session *s, int node, int64_t K, int64_t S, int64_t *N, float *alpha) {
+    sal_opctx c = {.g = s->m, .n = &s->m->node[node], .ws = &s->ws};
+    return sal_gemm_group_sums(&c, K, S, N, alpha);
+}
+
 /* Convolutions and Gemms that may take the ReLU after them (sal_session.fuse): the output read by
  * one Relu and nothing else, not a model output. */
 static sal_status fuse_plan(sal_session *s) {

@@ -136,6 +136,9 @@ sal_status sal_exec_forward_tail(sal_session *s, const sal_tensor *f, bool relu_
  * from a sample in a few elements then has the front F(sample) + alpha (row - sample) op(B) summed
  * over those elements alone (occlusion's windows, sal_batched.near). */
 const float *sal_exec_front_product(sal_session *s, int64_t K, int64_t *N, float *alpha);
+/* Gemm node's op(B) with its K rows summed in groups of S (sal_gemm_group_sums), kept in the
+ * session; NULL when it does not apply. */
+const float *sal_exec_gemm_group_sums(sal_session *s, int node, int64_t K, int64_t S, int64_t *N, float *alpha);
 
 /* The pass-through rule: input 0's relevance is output 0's, unchanged (LRP at ReLUs and the other
  * activations). The walker hands the output's buffer over instead where it can, as for an op's

@@ -79,6 +79,10 @@ typedef struct {
     const float *src;
     uint64_t version;
     sal_mm_state *mm; /* B packed for oneDNN's product (gemm_packed) */
+    float *gs;        /* sal_gemm_group_sums' copy, NULL until made */
+    const float *gs_src;
+    uint64_t gs_version;
+    int64_t gs_S;
 } gemm_state;
 
 enum { GEMM_BT_MAX = 32 << 20 }; /* bytes: VGG16's 411 MB first classifier weight keeps its layout */
@@ -86,6 +90,7 @@ enum { GEMM_BT_MAX = 32 << 20 }; /* bytes: VGG16's 411 MB first classifier weigh
 static void gemm_state_free(void *p) {
     gemm_state *s = p;
     sal_free(s->bt);
+    sal_free(s->gs);
     sal_mm_state_free(s->mm);
     sal_free(s);
 }
@@ -215,6 +220,48 @@ const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alp
     *N = B->t.dim[!p->tb];
     *alpha = p->alpha;
     return p->tb ? bt_kept(c, K, *N, sal_f32(&B->t)) : sal_f32(&B->t);
+}
+
+/* out[0..n) = the sum of the S rows of r (S, n) in double, a strip of columns at a time */
+static void rows_sum(const float *r, int64_t S, int64_t n, float *out) {
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        double acc[256] = {0};
+        int64_t w = n - j0 < 256 ? n - j0 : 256;
+        for (int64_t s = 0; s < S; s++)
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) acc[j] += r[s * n + j0 + j];
+        for (int64_t j = 0; j < w; j++) out[j0 + j] = (float)acc[j];
+    }
+}
+
+const float *sal_gemm_group_sums(const sal_opctx *c, int64_t K, int64_t S, int64_t *N, float *alpha) {
+    const sal_node *n = c->n;
+    const gemm_p *p = n->p;
+    if (!sal_node_is(n, SAL_OP_Gemm) || p->ta || n->nin < 2 || n->in[1] < 0 || S < 1 || K % S) return NULL;
+    const sal_value *B = &c->g->val[n->in[1]];
+    if (B->kind != SAL_VAL_CONST || B->t.dtype != SAL_F32 || B->t.ndim != 2 || B->t.dim[p->tb] != K) return NULL;
+    int64_t nn = B->t.dim[!p->tb], Q = K / S;
+    const float *b = sal_f32(&B->t);
+    if ((size_t)(Q * nn) * sizeof(float) > GEMM_BT_MAX) return NULL;
+    *N = nn;
+    *alpha = p->alpha;
+    sal_node_state *ns = sal_node_state_of(c);
+    gemm_state *st = ns && ns->p ? ns->p : NULL;
+    if (st && st->gs && st->gs_src == b && st->gs_S == S && st->gs_version == c->g->version) return st->gs;
+    if (!(st = gemm_state_of(c))) return NULL;
+    sal_free(st->gs);
+    st->gs_src = NULL;
+    if (!(st->gs = sal_malloc((size_t)(Q * nn) * sizeof(float)))) return NULL;
+    float *gs = st->gs;
+    if (p->tb) /* B (N, K): each group a run within a row */
+        SAL_PAR_FOR(Q * nn * S > 65536, "omp parallel for", for (int64_t j = 0; j < nn; j++) {
+            for (int64_t q = 0; q < Q; q++) gs[q * nn + j] = (float)sal_sum_d(b + j * K + q * S, S);
+        });
+    else /* B (K, N): S rows summed */
+        SAL_PAR_FOR(Q * nn * S > 65536, "omp parallel for",
+                    for (int64_t q = 0; q < Q; q++) rows_sum(b + q * S * nn, S, nn, gs + q * nn););
+    st->gs_src = b, st->gs_S = S, st->gs_version = c->g->version;
+    return gs;
 }
 
 static inline void epilogue_row(float *y, int64_t N, const float *b, int64_t cs, float beta, bool relu) {

@@ -69,6 +69,13 @@ sal_status sal_lin_correlate(const sal_model *g, const sal_node *n, const sal_li
  * alpha (a' - a) op(B) over those elements (exec.h: sal_exec_front_product). */
 const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alpha);
 
+/* A Gemm's op(B) (K, N) with its K rows summed in consecutive groups of S: (K / S, N), row q the
+ * sum of rows q S .. q S + S - 1, for B a constant and transA not set; kept in c->ws (the node's
+ * state) while the weights and S do not change. NULL otherwise, or past 32 MiB. With the inputs a
+ * flattened (N, K / S, S) tensor, g op(B)^T alpha summed over each channel's S positions is g times
+ * these rows' transpose, alpha: the channel sums of a layer's gradient without the gradient (Grad-CAM). */
+const float *sal_gemm_group_sums(const sal_opctx *c, int64_t K, int64_t S, int64_t *N, float *alpha);
+
 /* A Gemm's input gradient din[0] on one row, computed only where in[0] > 0 or m1 > 0 (m1 shaped as
  * in[0], or NULL) and left as it is elsewhere: for a rule that multiplies it by zero wherever both
  * are not positive (DeepLIFT's Rescale at a ReLU, m1 the reference's activations). Reads only the
