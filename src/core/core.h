@@ -122,7 +122,7 @@ void sal_verf(float *y, const float *x, int64_t n);
 double sal_sum_d(const float *x, int64_t n);
 /* GELU (tanh_form: ONNX's approximate="tanh"), and dx[i] += dy[i] GELU'(x[i]) */
 void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form);
-void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form);
+void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form, bool set);
 /* Softmax (logsm: LogSoftmax) along `rows` rows of len contiguous floats, and Softmax's backward
  * dx = y (dy - <dy, y>) set (fresh) or added; sums in double */
 void sal_vsoftmax(float *y, const float *x, int64_t rows, int64_t len, bool logsm);

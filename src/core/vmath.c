@@ -144,25 +144,41 @@ SAL_CLONES void vgelu(float *y, const float *x, int64_t n, bool tanh_form) {
     }
 }
 
-SAL_CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
-    if (tanh_form) {
+static inline float gelu_tanh_d(float v) {
+    float t = tanh1(GELU_K * (v + GELU_C * v * v * v));
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
+}
+
+/* Phi(x) + x phi(x) from z + zl = x^2 / 2 (half_sq), written out in each loop: clang vectorizes
+ * those loops only with half_sq's out-parameter in the loop's own body */
+#define GELU_D(v, z, zl) (phi_cdf(v, z, zl) + (v) * exp_sq(0.0f, z, zl) * 0.3989422804014327f)
+
+/* set: dx is written, not added to (a fresh gradient buffer: no zeroing pass, no read of it) */
+SAL_CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form, bool set) {
+    if (tanh_form && set) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_tanh_d(x[i]);
+    } else if (tanh_form) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * gelu_tanh_d(x[i]);
+    } else if (set) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            float v = x[i], t = tanh1(GELU_K * (v + GELU_C * v * v * v));
-            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v));
+            float v = x[i], zl, z = half_sq(v, &zl);
+            dx[i] = dy[i] * GELU_D(v, z, zl);
         }
-        return;
-    }
-#pragma omp simd /* Phi(x) + x phi(x) */
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i], zl, z = half_sq(v, &zl);
-        dx[i] += dy[i] * (phi_cdf(v, z, zl) + v * exp_sq(0.0f, z, zl) * 0.3989422804014327f);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], zl, z = half_sq(v, &zl);
+            dx[i] += dy[i] * GELU_D(v, z, zl);
+        }
     }
 }
 
 void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form) { vgelu(y, x, n, tanh_form); }
-void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form) {
-    vgelu_grad(dx, dy, x, n, tanh_form);
+void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form, bool set) {
+    vgelu_grad(dx, dy, x, n, tanh_form, set);
 }
 
 /* Softmax along rows of len contiguous floats (attention's last axis): y = exp(x - max) / sum, the

@@ -61,19 +61,21 @@ static sal_status sigmoid_forward(sal_opctx *c) {
 }
 
 static sal_status sigmoid_backward(sal_opctx *c) {
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    if (!sal_grad_flows(c)) return SAL_OK;
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
-                for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]););
+    if (c->din_fresh & 1) /* written, not added to (bwd_writes) */
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]););
+    else
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]););
     return SAL_OK;
 }
 
 const sal_op sal_op_Sigmoid = {
     SAL_OP_HEAD(Sigmoid), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = sigmoid_forward, .backward = sigmoid_backward,
-    .bwd_known = true, .bwd_out = 0x1,
+    .bwd_writes = 0x1, .bwd_known = true, .bwd_out = 0x1,
 };
 
 static sal_status tanh_forward(sal_opctx *c) {
@@ -85,19 +87,21 @@ static sal_status tanh_forward(sal_opctx *c) {
 }
 
 static sal_status tanh_backward(sal_opctx *c) {
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    if (!sal_grad_flows(c)) return SAL_OK;
     const float *y = sal_out_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
-    SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
-                for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]););
+    if (c->din_fresh & 1) /* written, not added to (bwd_writes) */
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]););
+    else
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]););
     return SAL_OK;
 }
 
 const sal_op sal_op_Tanh = {
     SAL_OP_HEAD(Tanh), .traits = SAL_TR_MONOTONE, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .infer = unary_infer, .forward = tanh_forward, .backward = tanh_backward,
-    .bwd_known = true, .bwd_out = 0x1,
+    .bwd_writes = 0x1, .bwd_known = true, .bwd_out = 0x1,
 };
 
 /* ---- Clip: bounds are attributes before opset 11, optional scalar inputs from opset 11 ---- */

@@ -81,7 +81,7 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
 #define UNARY_SCALAR
 #define UNARY_OP(NAME, TRAITS, INIT, VEC, FWD, DER)                                                \
     SAL_CLONES void NAME##_run(const act_p *p_, const float *xs, const float *ys, const float *dy, \
-                               float *out, int64_t i0, int64_t i1) {                             \
+                               float *out, int64_t i0, int64_t i1, bool set) {                   \
         const float a = p_ ? p_->a : 0.0f, b = p_ ? p_->b : 0.0f;                                  \
         const bool approx = p_ && p_->tanh;                                                        \
         (void)a, (void)b, (void)approx;                                                            \
@@ -92,30 +92,37 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
             }                                                                                      \
             return;                                                                                \
         }                                                                                          \
-        VEC for (int64_t i = i0; i < i1; i++) {                                                    \
-            float x = xs[i], y = ys[i];                                                            \
-            (void)x, (void)y;                                                                      \
-            out[i] += dy[i] * (DER);                                                               \
-        }                                                                                          \
+        if (set) /* a fresh gradient buffer: written, not read (bwd_writes) */                    \
+            VEC for (int64_t i = i0; i < i1; i++) {                                                \
+                float x = xs[i], y = ys[i];                                                        \
+                (void)x, (void)y;                                                                  \
+                out[i] = dy[i] * (DER);                                                            \
+            }                                                                                      \
+        else                                                                                       \
+            VEC for (int64_t i = i0; i < i1; i++) {                                                \
+                float x = xs[i], y = ys[i];                                                        \
+                (void)x, (void)y;                                                                  \
+                out[i] += dy[i] * (DER);                                                           \
+            }                                                                                      \
     }                                                                                              \
     static sal_status NAME##_forward(sal_opctx *c) {                                               \
         int64_t n = sal_tensor_numel(c->in[0]);                                                    \
         SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1,                                                      \
-                      NAME##_run(c->n->p, sal_in_f(c, 0), NULL, NULL, sal_out_f(c, 0), i0, i1));   \
+                      NAME##_run(c->n->p, sal_in_f(c, 0), NULL, NULL, sal_out_f(c, 0), i0, i1, false)); \
         return SAL_OK;                                                                             \
     }                                                                                              \
     static sal_status NAME##_backward(sal_opctx *c) {                                              \
-        if (!c->din[0] || !c->dout[0]) return SAL_OK;                                              \
+        if (!sal_grad_flows(c)) return SAL_OK;                                                   \
         int64_t n = sal_tensor_numel(c->in[0]);                                                    \
         SAL_PAR_SPLIT(n > PAR_MIN, n, i0, i1,                                                      \
                       NAME##_run(c->n->p, sal_in_f(c, 0), sal_out_f(c, 0), sal_f32(c->dout[0]),    \
-                                 sal_f32(c->din[0]), i0, i1));                                     \
+                                 sal_f32(c->din[0]), i0, i1, c->din_fresh & 1));                   \
         return SAL_OK;                                                                             \
     }                                                                                              \
     const sal_op sal_op_##NAME = {                                                                 \
         SAL_OP_HEAD(NAME), .traits = TRAITS, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, \
         .init = INIT, .infer = f32_infer, .forward = NAME##_forward, .backward = NAME##_backward,   \
-        .overwrites = true,                                                                        \
+        .overwrites = true, .bwd_writes = 0x1,                                                     \
     };
 
 /* max(0, min(1, a x + b)); the gradient is a strictly inside (0, 1), as in PyTorch */
@@ -157,21 +164,21 @@ static sal_status gelu_forward(sal_opctx *c) {
 }
 
 static sal_status gelu_backward(sal_opctx *c) {
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
-    const bool tf = ((const act_p *)c->n->p)->tanh;
+    if (!sal_grad_flows(c)) return SAL_OK;
+    const bool tf = ((const act_p *)c->n->p)->tanh, set = c->din_fresh & 1;
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
     SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
                 for (int64_t i = 0; i < n; i += VBLOCK)
-                    sal_vgelu_grad(dx + i, dy + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf););
+                    sal_vgelu_grad(dx + i, dy + i, x + i, n - i < VBLOCK ? n - i : VBLOCK, tf, set););
     return SAL_OK;
 }
 
 const sal_op sal_op_Gelu = {
     SAL_OP_HEAD(Gelu), .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
     .init = act_init, .infer = f32_infer, .forward = gelu_forward, .backward = gelu_backward, .overwrites = true,
-    .bwd_known = true, .bwd_self = 0x1,
+    .bwd_writes = 0x1, .bwd_known = true, .bwd_self = 0x1,
 };
 
 static sal_status erf_backward(sal_opctx *c) { /* d erf = 2/sqrt(pi) exp(-x^2) */

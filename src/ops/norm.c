@@ -228,9 +228,10 @@ SAL_CLONES void ln_row(float *restrict y, const float *restrict x, int64_t L, fl
     for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m) * inv * w[j] + b[j];
 }
 
-/* dx += inv (g - mean(g) - xhat mean(g xhat)) with g = dy w, over a row with w per element */
+/* dx += inv (g - mean(g) - xhat mean(g xhat)) with g = dy w, over a row with w per element; set: dx =
+ * (a fresh buffer, not read) */
 SAL_CLONES void ln_row_backward(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t L,
-                                double m, double inv, const float *restrict w) {
+                                double m, double inv, const float *restrict w, bool set) {
     double sg = 0, sgx = 0;
 #pragma omp simd reduction(+ : sg, sgx)
     for (int64_t j = 0; j < L; j++) {
@@ -239,8 +240,13 @@ SAL_CLONES void ln_row_backward(float *restrict dx, const float *restrict dy, co
         sgx += gw * ((double)x[j] - m) * inv;
     }
     const float fm = (float)m, fi = (float)inv, mg = (float)(sg / (double)L), mgx = (float)(sgx / (double)L);
+    if (set) {
 #pragma omp simd
-    for (int64_t j = 0; j < L; j++) dx[j] += fi * (dy[j] * w[j] - mg - (x[j] - fm) * fi * mgx);
+        for (int64_t j = 0; j < L; j++) dx[j] = fi * (dy[j] * w[j] - mg - (x[j] - fm) * fi * mgx);
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < L; j++) dx[j] += fi * (dy[j] * w[j] - mg - (x[j] - fm) * fi * mgx);
+    }
 }
 
 /* A scale or bias as a strided vector: a missing bias reads 0, a scalar broadcasts (step 0). */
@@ -301,7 +307,11 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
     nrm_plan p;
     SAL_TRY(nrm_plan_make(c, k, &p));
     const sal_tensor *dm = c->n->nout > 1 ? c->dout[1] : NULL, *di = c->n->nout > 2 ? c->dout[2] : NULL;
-    if (!c->dout[0] && !dm && !di) return SAL_OK;
+    const bool set = c->din_fresh & 1; /* dx written whole (bwd_writes) */
+    if (!c->dout[0] && !dm && !di) {
+        if (set && c->din[0]) memset(sal_f32(c->din[0]), 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        return SAL_OK;
+    }
     float eps = sal_attr_float(c->n, "epsilon", 1e-5f);
     const nrm_par W = par_of(c, 1);
     const float *x = sal_in_f(c, 0), *dy = c->dout[0] ? sal_f32(c->dout[0]) : NULL;
@@ -318,7 +328,7 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
             nrm_stats(xr, p.L, eps, &mean[r], &inv[r]);
             double m = mean[r], iv = inv[r];
             if (p.seg == 1 && W.step && g && !dm && !di) { /* layer normalization, w per element */
-                if (dx) ln_row_backward(dx + r * p.L, g, xr, p.L, m, iv, W.p);
+                if (dx) ln_row_backward(dx + r * p.L, g, xr, p.L, m, iv, W.p, set);
                 continue;
             }
             int64_t base = nrm_base(&p, k, r);
@@ -349,7 +359,8 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
             for (int64_t j = 0; j < p.L; j++) {
                 double xh = ((double)xr[j] - m) * iv,
                        gw = g ? (double)g[j] * at(W, p.seg == 1 ? j : base + j / p.seg * p.pstep) : 0;
-                d[j] += (float)(iv * (gw - mg - xh * mgx) + em + ei * xh);
+                float v = (float)(iv * (gw - mg - xh * mgx) + em + ei * xh);
+                d[j] = set ? v : d[j] + v;
             }
         });
     if (!dy || (!dW && !dB)) return SAL_OK;
@@ -387,7 +398,7 @@ NRM_FNS(in, NRM_INSTANCE)
 NRM_FNS(gn, NRM_GROUP)
 /* the backward recomputes the statistics from x: it reads the inputs, never the outputs */
 #define NRM_ENTRY(NAME, FN) SAL_OP_HEAD(NAME), .traits = SAL_TR_NORM, .min_out = 1, .param_mask = 0x6, \
-    .bwd_known = true, .bwd_self = 0x7, .bwd_other = 0x7, \
+    .bwd_writes = 0x1, .bwd_known = true, .bwd_self = 0x7, .bwd_other = 0x7, \
     .init = FN##_init, .infer = FN##_infer, .forward = FN##_forward, .backward = FN##_backward
 
 const sal_op sal_op_LayerNormalization = {NRM_ENTRY(LayerNormalization, ln), .min_in = 2, .max_in = 3, .max_out = 3};

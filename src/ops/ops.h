@@ -158,6 +158,11 @@ typedef struct sal_op {
     bool (*blk_takes)(sal_opctx *c);
 } sal_op;
 
+/* Whether the backward of an op with one input has a gradient to pass (din[0] and dout[0] there);
+ * when none reached its output, a fresh din[0] (sal_op.bwd_writes: set, not added to) gets its
+ * zeros here. */
+bool sal_grad_flows(const sal_opctx *c);
+
 /* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its
  * state there with the function that frees it. NULL with a message set on failure. */
 sal_node_state *sal_node_state_of(const sal_opctx *c);

@@ -71,6 +71,13 @@ void sal_scratch_free(sal_scratch *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
+bool sal_grad_flows(const sal_opctx *c) {
+    if (!c->din[0]) return false;
+    if (c->dout[0]) return true;
+    if (c->din_fresh & 1) memset(sal_f32(c->din[0]), 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+    return false;
+}
+
 sal_node_state *sal_node_state_of(const sal_opctx *c) {
     sal_scratch *ws = c->ws;
     int i = (int)(c->n - c->g->node);
