@@ -80,14 +80,20 @@ static sal_model *tb_finish(tb *b, const char *output) {
     return b->g;
 }
 
-/* The CAM network of Zhou et al.: conv, ReLU, max pool (layer "pool", 4 x 3 x 3), global average
- * pooling, dense "fc" (3 classes). Input (N, 2, 6, 6). */
+/* Input x (N, 2, 6, 6), conv, ReLU "relu" (output r, 4 x 6 x 6), max pool "pool" (output A,
+ * 4 x 3 x 3), weights drawn from seed. */
+static void conv_front(tb *b, uint64_t seed) {
+    tb_start(b, "x", 4, (int64_t[]){-1, 2, 6, 6}, seed);
+    tb_conv(b, "conv", "x", "c", 2, 4);
+    tb_unary(b, "Relu", "relu", "c", "r");
+    tb_pool(b, "pool", "r", "A", 2);
+}
+
+/* The CAM network of Zhou et al.: conv_front (layer "pool"), global average pooling, dense "fc"
+ * (3 classes). */
 static sal_model *cam_net(void) {
     tb b;
-    tb_start(&b, "x", 4, (int64_t[]){-1, 2, 6, 6}, 8);
-    tb_conv(&b, "conv", "x", "c", 2, 4);
-    tb_unary(&b, "Relu", "relu", "c", "r");
-    tb_pool(&b, "pool", "r", "A", 2);
+    conv_front(&b, 8);
     tb_unary(&b, "GlobalAveragePool", "gap", "A", "g");
     tb_unary(&b, "Flatten", "flat", "g", "f");
     tb_dense(&b, "fc", "f", "logits", 4, 3);
@@ -458,16 +464,19 @@ static void test_guided_gradcam(void) {
     sal_model_free(m);
 }
 
-/* A net with a dense head: conv, ReLU "relu" (4 x 6 x 6), max pool "pool" (4 x 3 x 3), Flatten,
- * dense "fc1" (5 units), ReLU, dense "fc2" (3 classes). Input (N, 2, 6, 6). */
-static sal_model *head_net(void) {
+/* A net with a dense head: conv_front, Flatten, dense "fc1" (5 units: weights (5, 36) with
+ * transB, else (36, 5)), ReLU, dense "fc2" (3 classes). */
+static sal_model *head_net(bool transb) {
     tb b;
-    tb_start(&b, "x", 4, (int64_t[]){-1, 2, 6, 6}, 21);
-    tb_conv(&b, "conv", "x", "c", 2, 4);
-    tb_unary(&b, "Relu", "relu", "c", "r");
-    tb_pool(&b, "pool", "r", "A", 2);
+    conv_front(&b, 21);
     tb_unary(&b, "Flatten", "flat", "A", "f");
-    tb_dense(&b, "fc1", "f", "h", 36, 5);
+    if (transb) {
+        tb_dense(&b, "fc1", "f", "h", 36, 5);
+    } else {
+        tb_const(&b, "fc1.w", 2, (int64_t[]){36, 5}, 0, 1.0f);
+        tb_const(&b, "fc1.b", 1, (int64_t[]){5}, 0, 0.5f);
+        tb_node(&b, "Gemm", "fc1", 3, (const char *[]){"f", "fc1.w", "fc1.b"}, "h", 0, NULL);
+    }
     tb_unary(&b, "Relu", "relu_h", "h", "hr");
     tb_dense(&b, "fc2", "hr", "logits", 5, 3);
     return tb_finish(&b, "logits");
@@ -477,8 +486,8 @@ static sal_model *head_net(void) {
  * and at the ReLU before it) takes its weights from the dense layer's weights summed per channel
  * (cam.c: head_weights), leaving the layer without a gradient: against the gradient written out
  * here, G_A = W1^T (relu'(h) W2[t]) and, at r, G_A handed to each window's first maximum. */
-static void test_dense_head(void) {
-    sal_model *m = head_net();
+static void dense_head_case(bool transb) {
+    sal_model *m = head_net(transb);
     if (!m) return;
     enum { N = 2, K = 4, SA = 9, SR = 36, J = 5 };
     int64_t cls[N] = {2, 0};
@@ -495,9 +504,11 @@ static void test_dense_head(void) {
     for (int n = 0; n < N; n++)
         for (int j = 0; j < J; j++) {
             double h = b1[j];
-            for (int i = 0; i < K * SA; i++) h += (double)W1[j * K * SA + i] * A[n * K * SA + i];
+#define W1_AT(j, i) (double)(transb ? W1[(j) * K * SA + (i)] : W1[(i) * J + (j)])
+            for (int i = 0; i < K * SA; i++) h += W1_AT(j, i) * A[n * K * SA + i];
             for (int i = 0; h > 0 && i < K * SA; i++)
-                GA[n * K * SA + i] += W2[cls[n] * J + j] * (double)W1[j * K * SA + i];
+                GA[n * K * SA + i] += W2[cls[n] * J + j] * W1_AT(j, i);
+#undef W1_AT
         }
     for (int p = 0; p < N * K; p++) /* planes */
         for (int t = 0; t < SA; t++) {
@@ -541,7 +552,7 @@ static void test_dense_head(void) {
             CHECK(!s->has_grad[v], "%s at %s: the layer got a gradient (not from the head's weights)", meth[k],
                   layer[l]);
             char what[64];
-            snprintf(what, sizeof what, "%s at %s through the dense head", meth[k], layer[l]);
+            snprintf(what, sizeof what, "%s at %s through the dense head (transB %d)", meth[k], layer[l], transb);
             double tol = 1e-5 * (1 + max_abs(raw, N * S));
             if (e) check_close(what, sal_f32(sal_explanation_layer_map(e)), want[k], N * S, tol);
             sal_explanation_free(e);
@@ -550,6 +561,11 @@ static void test_dense_head(void) {
     sal_session_free(s);
     sal_tensor_free(&x);
     sal_model_free(m);
+}
+
+static void test_dense_head(void) {
+    dense_head_case(true);
+    dense_head_case(false);
 }
 
 /* Score-CAM by hand, as Wang et al.'s code computes it: one forward pass per channel and sample on

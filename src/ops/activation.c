@@ -66,9 +66,11 @@ static sal_status sigmoid_backward(sal_opctx *c) {
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
     if (c->din_fresh & 1) /* written, not added to (bwd_writes) */
-        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]););
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]););
     else
-        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]););
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]););
     return SAL_OK;
 }
 
@@ -92,9 +94,11 @@ static sal_status tanh_backward(sal_opctx *c) {
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
     if (c->din_fresh & 1) /* written, not added to (bwd_writes) */
-        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]););
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]););
     else
-        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for", for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]););
+        SAL_PAR_FOR(n > PAR_MIN, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]););
     return SAL_OK;
 }
 
