@@ -14,8 +14,12 @@
 /* Small enough that the work one input can cause (every kernel is linear or so in the memory it
  * touches) stays well inside the per-input timeout even under ASan on a loaded machine. */
 #define FUZZ_BUDGET ((size_t)64 << 20)
-/* Model inputs larger than this in all are not run: the loader is the target, not kernel speed. */
-#define FUZZ_MAX_INPUT_ELEMS ((int64_t)1 << 16)
+/* Model inputs larger than this in all are not run: the loader is the target, not kernel speed.
+ * A convolution's work is the product of its input's and its weights' sizes, and both may be model
+ * inputs: at 1 << 16 a ConvTranspose of a (1, 1, 112, 4, 69) input with (1, 1, 122, 3, 43) weights
+ * took 2.4 G multiply-adds and ran past the timeout under ASan (fuzz/regressions/onnx/
+ * convtranspose-inputs-huge-work.onnx); at 1 << 12 a product is at most 2048^2. */
+#define FUZZ_MAX_INPUT_ELEMS ((int64_t)1 << 12)
 
 static inline void fuzz_setup(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
@@ -174,7 +178,7 @@ static inline void fuzz_dry_run(const sal_model *m, const uint8_t *data, size_t 
             sal_tensor_free(&seed);
         }
     }
-    if (st != SAL_OK) SAL_ASSERT(*sal_last_error());
+    if (st != SAL_OK && ok) SAL_ASSERT(*sal_last_error()); /* not ok: skipped, inputs past the cap */
     sal_session_free(s);
     for (int i = 0; x && i < nin; i++) sal_tensor_free(&x[i]);
     free(x);
