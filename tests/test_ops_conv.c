@@ -314,6 +314,14 @@ static void test_conv(sal_rng *r) {
                     "kernel is empty along spatial dimension 0");
         free_all(3, in);
     }
+    { /* a dilated window past 2^40: the dilation from the attributes reaches the shared check */
+        sal_tensor in[3] = {t_rand(r, 4, (int64_t[]){1, 3, 5, 5}, 1), t_rand(r, 4, (int64_t[]){4, 3, 3, 3}, 1),
+                            {.ndim = -1}};
+        sal_attr at[1] = {sal_attr_make_ints("dilations", 2, (int64_t[]){1, (int64_t)1 << 40})};
+        CHECK_FAILS(run1("Conv", 13, 3, in, (bool[]){false, true, true}, 1, at, &y, NULL, NULL), SAL_ERR_SHAPE,
+                    "spatial dimension 1: dilated window of 3 taps spaced 1099511627776 is too large");
+        free_all(3, in);
+    }
     sal_tensor_free(&y);
 }
 

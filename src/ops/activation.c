@@ -174,7 +174,7 @@ static sal_status clip_backward(sal_opctx *c) {
     float *dx = c->din[0] ? sal_f32(c->din[0]) : NULL;
     int64_t n = sal_tensor_numel(c->in[0]);
     if (!c->dout[0]) { /* not reached: a fresh buffer still needs its zeros */
-        if (dx && (c->din_fresh & 1)) memset(dx, 0, sizeof(float) * (size_t)n);
+        sal_din_zero_fresh(c, 0);
         return SAL_OK;
     }
     float lo, hi;

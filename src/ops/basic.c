@@ -45,7 +45,7 @@ static sal_status relu_backward(sal_opctx *c) {
     const bool inplace = (c->handed & 1) && c->dout[0]; /* dout becomes din: no buffer of its own */
     if (!c->din[0] && !inplace) return SAL_OK;
     if (!c->dout[0]) { /* not reached: a fresh buffer still needs its zeros */
-        if (c->din_fresh & 1) memset(c->din[0]->data, 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        sal_din_zero_fresh(c, 0);
         return SAL_OK;
     }
     const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);

@@ -210,16 +210,25 @@ sal_status sal_gemm_din_masked(const sal_opctx *c, const float *m1, bool *done) 
     return SAL_OK;
 }
 
-const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alpha) {
+/* c's node's B when the node is a Gemm without transA and B a float constant whose op(B) has K rows;
+ * else NULL. *N: op(B)'s columns, *alpha: the node's alpha. */
+static const sal_value *gemm_const_b(const sal_opctx *c, int64_t K, int64_t *N, float *alpha) {
     const sal_node *n = c->n;
     const gemm_p *p = n->p;
     if (!sal_node_is(n, SAL_OP_Gemm) || p->ta || n->nin < 2 || n->in[1] < 0) return NULL;
-    const sal_value *B = &c->g->val[n->in[1]], *C = n->nin > 2 && n->in[2] >= 0 ? &c->g->val[n->in[2]] : NULL;
+    const sal_value *B = &c->g->val[n->in[1]];
     if (B->kind != SAL_VAL_CONST || B->t.dtype != SAL_F32 || B->t.ndim != 2 || B->t.dim[p->tb] != K) return NULL;
-    if (C && (C->kind != SAL_VAL_CONST || (C->t.ndim == 2 && C->t.dim[0] != 1))) return NULL; /* a bias per row */
     *N = B->t.dim[!p->tb];
     *alpha = p->alpha;
-    return p->tb ? bt_kept(c, K, *N, sal_f32(&B->t)) : sal_f32(&B->t);
+    return B;
+}
+
+const float *sal_gemm_rows(const sal_opctx *c, int64_t K, int64_t *N, float *alpha) {
+    const sal_node *n = c->n;
+    const sal_value *B = gemm_const_b(c, K, N, alpha), *C = n->nin > 2 && n->in[2] >= 0 ? &c->g->val[n->in[2]] : NULL;
+    if (!B || (C && (C->kind != SAL_VAL_CONST || (C->t.ndim == 2 && C->t.dim[0] != 1)))) /* a bias per row */
+        return NULL;
+    return ((const gemm_p *)n->p)->tb ? bt_kept(c, K, *N, sal_f32(&B->t)) : sal_f32(&B->t);
 }
 
 /* out[0..n) = the sum of the S rows of r (S, n) in double, a strip of columns at a time */
@@ -235,16 +244,11 @@ static void rows_sum(const float *r, int64_t S, int64_t n, float *out) {
 }
 
 const float *sal_gemm_group_sums(const sal_opctx *c, int64_t K, int64_t S, int64_t *N, float *alpha) {
-    const sal_node *n = c->n;
-    const gemm_p *p = n->p;
-    if (!sal_node_is(n, SAL_OP_Gemm) || p->ta || n->nin < 2 || n->in[1] < 0 || S < 1 || K % S) return NULL;
-    const sal_value *B = &c->g->val[n->in[1]];
-    if (B->kind != SAL_VAL_CONST || B->t.dtype != SAL_F32 || B->t.ndim != 2 || B->t.dim[p->tb] != K) return NULL;
-    int64_t nn = B->t.dim[!p->tb], Q = K / S;
+    const gemm_p *p = c->n->p;
+    const sal_value *B = S >= 1 && K % S == 0 ? gemm_const_b(c, K, N, alpha) : NULL;
+    int64_t nn = B ? *N : 0, Q = K / (S >= 1 ? S : 1);
+    if (!B || (size_t)(Q * nn) * sizeof(float) > GEMM_BT_MAX) return NULL;
     const float *b = sal_f32(&B->t);
-    if ((size_t)(Q * nn) * sizeof(float) > GEMM_BT_MAX) return NULL;
-    *N = nn;
-    *alpha = p->alpha;
     sal_node_state *ns = sal_node_state_of(c);
     gemm_state *st = ns && ns->p ? ns->p : NULL;
     if (st && st->gs && st->gs_src == b && st->gs_S == S && st->gs_version == c->g->version) return st->gs;
@@ -346,7 +350,7 @@ static sal_status gemm_backward(sal_opctx *c) {
     if (c->n->nin > 2 && c->in[2] && c->din[2]) {
         SAL_TRY(gemm_cstride(c, M, N, &rs, &cs));
         float *dC = sal_f32(c->din[2]);
-        if (c->din_fresh & 4) memset(dC, 0, sizeof(float) * (size_t)sal_tensor_numel(c->in[2]));
+        sal_din_zero_fresh(c, 2);
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) dC[i * rs + j * cs] += p->beta * dY[i * N + j];
     }

@@ -309,7 +309,7 @@ static sal_status nrm_backward(sal_opctx *c, nrm_kind k) {
     const sal_tensor *dm = c->n->nout > 1 ? c->dout[1] : NULL, *di = c->n->nout > 2 ? c->dout[2] : NULL;
     const bool set = c->din_fresh & 1; /* dx written whole (bwd_writes) */
     if (!c->dout[0] && !dm && !di) {
-        if (set && c->din[0]) memset(sal_f32(c->din[0]), 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        sal_din_zero_fresh(c, 0);
         return SAL_OK;
     }
     float eps = sal_attr_float(c->n, "epsilon", 1e-5f);

@@ -158,9 +158,11 @@ typedef struct sal_op {
     bool (*blk_takes)(sal_opctx *c);
 } sal_op;
 
+/* Zeroes din[k] when it is fresh (sal_op.bwd_writes: handed over unzeroed) and the op will not
+ * write it: no gradient reached the op's output. */
+void sal_din_zero_fresh(const sal_opctx *c, int k);
 /* Whether the backward of an op with one input has a gradient to pass (din[0] and dout[0] there);
- * when none reached its output, a fresh din[0] (sal_op.bwd_writes: set, not added to) gets its
- * zeros here. */
+ * when none reached its output, a fresh din[0] gets its zeros here (sal_din_zero_fresh). */
 bool sal_grad_flows(const sal_opctx *c);
 
 /* The state slot of the node of c in its scratch (*slot NULL the first time): the op stores its

@@ -71,10 +71,15 @@ void sal_scratch_free(sal_scratch *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
+void sal_din_zero_fresh(const sal_opctx *c, int k) {
+    if (c->din[k] && (c->din_fresh >> k & 1))
+        memset(sal_f32(c->din[k]), 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[k]));
+}
+
 bool sal_grad_flows(const sal_opctx *c) {
     if (!c->din[0]) return false;
     if (c->dout[0]) return true;
-    if (c->din_fresh & 1) memset(sal_f32(c->din[0]), 0, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+    sal_din_zero_fresh(c, 0);
     return false;
 }
 

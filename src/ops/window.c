@@ -73,12 +73,12 @@ sal_status sal_win_plan(const sal_node *n, const sal_win_attr *a, int nsp, const
         if (i < 0) continue;
         *in = in_sp[i];
         *k = k_w ? k_w[i] : a->k[i];
-        SAL_TRY(sal_win_check_kernel(n, i, *k, a->has_d ? a->d[i] : 1));
+        if (a->has_s) *s = a->s[i];
+        if (a->has_d) *d = a->d[i];
+        SAL_TRY(sal_win_check_kernel(n, i, *k, *d));
         if (a->has_k && a->k[i] != *k)
             return sal_node_fail(n, SAL_ERR_SHAPE, "kernel_shape[%d] = %lld but the weights have %lld", i,
                                  (long long)a->k[i], (long long)*k);
-        if (a->has_s) *s = a->s[i];
-        if (a->has_d) *d = a->d[i];
         int64_t dk = (*k - 1) * *d + 1, o;
         switch (a->autopad) {
         case SAL_AUTOPAD_NOTSET:
