@@ -2,6 +2,7 @@
  * every gradient path are skipped, per-node rule overrides, several seeds, gradient sums at fan-out,
  * gradients of parameters, and buffers reused across calls. References are closed forms computed
  * in double and central finite differences in double. */
+#include "ops/conv_dnnl.h"
 #include "testutil.h"
 #include <stdarg.h>
 
@@ -815,9 +816,12 @@ static void test_conv33_relu(void) {
 
 /* Transposes (0, 2, 3, 1) of a convolution's blocked output (shape.c: transpose_blk_takes) read it
  * in place: outputs and input gradients as with plain layouts, the second reader's gradient added
- * to the first's (conv -> two transposes -> their product -> flatten -> gemm). */
-static void test_transpose_blocked(void) {
-    enum { C = 16, M = 32, H = 28, F = M * H * H };
+ * to the first's (conv -> two transposes -> their product -> flatten -> gemm). From 3 channels (a
+ * stem, as ConvNeXt's) the blocked output gradient is made plain for our backward-data kernel
+ * (conv.c), without a oneDNN primitive. */
+static void transpose_blocked(int C, int H) {
+    enum { M = 32 };
+    const int F = M * H * H;
     sal_model *g;
     SAL_ASSERT(sal_graph_create("<transpose-blocked>", &g) == SAL_OK);
     SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, DIMS(-1, C, H, H)) == SAL_OK);
@@ -843,26 +847,35 @@ static void test_transpose_blocked(void) {
     free(xv);
     int yv = sal_graph_find(g, "y"), xi = sal_graph_find(g, "x");
     sal_session *s[2];
+    long prims = 0;
     for (int l = 0; l < 2; l++) {
         SAL_ASSERT(sal_session_new(g, &s[l]) == SAL_OK);
         s[l]->layouts = l;
         CHECK_OK(sal_exec_forward(s[l], &x));
         memcpy(y[l], s[l]->act[yv].data, sizeof y[l]);
         sal_backward_opts o = {0};
+        long c0 = sal_conv_dnnl_calls();
         CHECK_OK(sal_exec_backward(s[l], 1, &yv, &seed, &o));
+        prims = sal_conv_dnnl_calls() - c0;
         gx[l] = s[l]->grad[xi].data;
     }
     CHECK(s[1]->blk[sal_graph_find(g, "h")] && !s[0]->blk[sal_graph_find(g, "h")],
-          "the convolution's output is blocked with layouts only");
+          "C %d: the convolution's output is blocked with layouts only", C);
+    CHECK(C >= 16 || prims == 0, "C %d: the blocked backward ran %ld oneDNN primitives, expected none", C, prims);
     double wy = 0, wg = 0, sg = 0;
     for (int i = 0; i < 10; i++) wy = fmax(wy, fabs(y[0][i] - y[1][i]));
     for (int i = 0; i < 2 * C * H * H; i++) wg = fmax(wg, fabs(gx[0][i] - gx[1][i])), sg = fmax(sg, fabs(gx[0][i]));
-    CHECK(wy < 1e-4 && wg < 1e-4 * sg, "blocked and plain layouts: outputs off by %g, input gradients by %g of %g", wy,
-          wg, sg);
+    CHECK(wy < 1e-4 && wg < 1e-4 * sg, "C %d, blocked and plain layouts: outputs off by %g, input gradients by %g of %g",
+          C, wy, wg, sg);
     for (int l = 0; l < 2; l++) sal_session_free(s[l]);
     sal_model_free(g);
     sal_tensor_free(&x);
     sal_tensor_free(&seed);
+}
+
+static void test_transpose_blocked(void) {
+    transpose_blocked(16, 28);
+    transpose_blocked(3, 56); /* 5.4M multiply-adds: oneDNN's forward, blocked (conv_dnnl.c) */
 }
 
 /* A ReLU whose output gradient is handed over to its input masks it in place (sal_op.bwd_inplace):

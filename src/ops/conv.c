@@ -32,6 +32,8 @@
 #endif
 /* Multiply-adds below which a layer runs on one thread: a parallel region costs microseconds. */
 #define PAR_WORK (1 << 18)
+/* Scratch slots: 0 and 1 the column and dW buffers, 2 to 6 conv_dnnl.c's, 7 a blocked dY made plain */
+#define SL_DY_PLAIN 7
 
 typedef struct {
     sal_win_attr wa;
@@ -635,6 +637,14 @@ static sal_status conv_backward(sal_opctx *c) {
     bool fresh = dX && (c->din_fresh & 1);
     bool blk = (c->blk_in | c->blk_out) & 1;
     bool wanted = dW || dB ? sal_conv_dnnl_wanted(&k) : sal_conv_dnnl_wanted_dx(&k);
+    if (blk && !wanted && !(c->blk_in & 1)) { /* a stem's output went on blocked (ConvNeXt's, to a
+        * Transpose): its dY made plain for our kernel, as oneDNN's backward-data is slow from 3
+        * channels (sal_conv_dnnl_wanted_dx): ConvNeXt-T's stem 0.72 -> 0.2 ms an image */
+        float *plain = sal_scratch_get(c->ws, SL_DY_PLAIN, sizeof(float) * (size_t)sal_tensor_numel(c->dout[0]));
+        if (!plain) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+        sal_blk_to_plain(plain, dY, c->dout[0]->dim);
+        dY = plain, blk = false;
+    }
     if ((dX || dW || dB) && (wanted || blk)) {
         bool done;
         SAL_TRY(sal_conv_dnnl_backward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), bias, dY, dX, fresh, dW, dB, &done));
