@@ -242,6 +242,47 @@ static void test_clip(void) {
 
 /* ---- softmax ---- */
 
+/* Entries more than 87 below their row's maximum (Swin's masked scores, -100) give exactly 0, not
+ * a subnormal (vsoftmax in core/vmath.c); 86 below, e^-86 / sum to float precision; LogSoftmax
+ * keeps x - max - log(sum) for all; a NaN still spreads over its row. Rows of 49 (three vectors
+ * and a tail), the far entries among both. */
+static void softmax_flush(void) {
+    float v[2 * 49];
+    for (int i = 0; i < 2 * 49; i++) v[i] = (float)(i % 7) * 0.3f;
+    int far[] = {3, 20, 48, 60}; /* lanes of the first vector, the second, the tail; the second row */
+    for (size_t i = 0; i < 4; i++) v[far[i]] = i % 2 ? -88.0f : -100.0f;
+    v[5] = -86.0f;
+    sal_tensor x = tf32(2, DIMS(2, 49), v), y = {0}, l = {0};
+    CHECK_OK(run1(13, "Softmax", 1, &x, NULL, 0, NULL, &y, NULL, NULL));
+    CHECK_OK(run1(13, "LogSoftmax", 1, &x, NULL, 0, NULL, &l, NULL, NULL));
+    const float *yv = sal_f32(&y), *lv = sal_f32(&l);
+    double worst = 0, lworst = 0;
+    int sub = 0;
+    for (int r = 0; r < 2; r++) {
+        double m = 1.8, s = 0; /* 6 x 0.3: the rows' maximum */
+        for (int j = 0; j < 49; j++) s += exp((double)v[r * 49 + j] - m);
+        for (int j = 0; j < 49; j++) {
+            int i = r * 49 + j;
+            double want = v[i] - m < -87 ? 0 : exp((double)v[i] - m) / s;
+            worst = fmax(worst, want ? fabs(yv[i] - want) / want : yv[i] != 0.0f);
+            lworst = fmax(lworst, fabs(lv[i] - (v[i] - m - log(s))));
+            sub += yv[i] != 0.0f && fabsf(yv[i]) < 1.17549435e-38f;
+        }
+    }
+    CHECK(worst < 1e-5 && sub == 0, "Softmax 87 below the maximum: relative error %g (the far entries exactly 0), "
+                                    "%d subnormal outputs", worst, sub);
+    CHECK(lworst < 1e-4, "LogSoftmax with far entries: off by %g", lworst);
+    sal_tensor_free(&y);
+    v[49 + 7] = NAN;
+    sal_tensor xn = tf32(2, DIMS(2, 49), v);
+    CHECK_OK(run1(13, "Softmax", 1, &xn, NULL, 0, NULL, &y, NULL, NULL));
+    int nan = 0;
+    for (int i = 0; i < 2 * 49; i++) nan += isnan(sal_f32(&y)[i]);
+    CHECK(nan == 49 && !isnan(sal_f32(&y)[0]), "a NaN spreads over its row alone: %d NaN outputs", nan);
+    sal_tensor *fr[] = {&x, &xn, &y, &l};
+    for (size_t i = 0; i < 4; i++) sal_tensor_free(fr[i]);
+}
+
 static void test_softmax(void) {
     static const char *ops[] = {"Softmax", "LogSoftmax"};
     for (int k = 0; k < 2; k++) {
@@ -280,6 +321,7 @@ static void test_softmax(void) {
     CHECK_FAILS(run1(13, "Softmax", 1, &x, NULL, 1, at, &y, NULL, NULL), SAL_ERR_ARG, "axis 2 out of range");
     sal_tensor_free(&x);
     sal_tensor_free(&y);
+    softmax_flush();
 }
 
 /* ---- batch normalization ---- */
