@@ -408,6 +408,96 @@ static void test_dropout_view(void) {
     sal_model_free(g);
 }
 
+static void t_const_i64(sal_model *g, const char *name, int ndim, const int64_t *dim, const int64_t *v) {
+    sal_tensor t = {0};
+    SAL_ASSERT(sal_tensor_alloc(&t, SAL_I64, ndim, dim) == SAL_OK);
+    memcpy(t.data, v, sizeof *v * (size_t)sal_tensor_numel(&t));
+    SAL_ASSERT(sal_graph_add_const(g, name, &t) == SAL_OK);
+}
+
+/* Blocks of a value taken as views (sal_op.view_at), as Swin takes q, k and v from one product:
+ * Gathers of one index along the leading axis, a Slice of a block (and a Gather from it), a Pad by
+ * zero, against a strided Slice that stays a copy. x (B, E) -> p = x W (B, 3E) -> t (3, B, E);
+ * out = [q k + v + t[1:3][1], p[:, 1:3]] = [q k + 2 v, p[:, 1:3]] with q, k, v = t[0], t[1], t[2].
+ * Outputs and dL/dx against the closed form at two batch sizes (the views remade). */
+static void test_block_views(void) {
+    enum { E = 4, F = 3 * E };
+    float w[E * F];
+    t_randv(&R, w, E * F, 0.5f);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<block-views>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 2, DIMS(-1, E)) == SAL_OK);
+    t_const(g, "W", 2, DIMS(E, F), w);
+    t_const_i64(g, "shape3", 1, DIMS(3), DIMS(0, 3, E));
+    for (int i = 0; i < 3; i++) t_const_i64(g, (const char *[]){"i0", "i1", "i2"}[i], 0, NULL, DIMS(i));
+    t_const_i64(g, "one", 1, DIMS(1), DIMS(1));
+    t_const_i64(g, "three", 1, DIMS(1), DIMS(3));
+    t_const_i64(g, "ax0", 1, DIMS(1), DIMS(0));
+    t_const_i64(g, "ax1", 1, DIMS(1), DIMS(1));
+    t_const_i64(g, "zeros", 1, DIMS(4), DIMS(0, 0, 0, 0));
+    t_node(g, "MatMul", "mm", 2, NAMES("x", "W"), "p", 0, NULL);
+    t_node(g, "Reshape", "rs", 2, NAMES("p", "shape3"), "p3", 0, NULL);
+    t_node(g, "Transpose", "tr", 1, NAMES("p3"), "t", 1, (sal_attr[]){sal_attr_make_ints("perm", 3, DIMS(1, 0, 2))});
+    t_node(g, "Gather", "gq", 2, NAMES("t", "i0"), "q", 0, NULL);
+    t_node(g, "Gather", "gk", 2, NAMES("t", "i1"), "k", 0, NULL);
+    t_node(g, "Gather", "gv", 2, NAMES("t", "i2"), "v", 0, NULL);
+    t_node(g, "Slice", "sl", 4, NAMES("t", "one", "three", "ax0"), "tt", 0, NULL);
+    t_node(g, "Gather", "gs", 2, NAMES("tt", "i1"), "v2", 0, NULL);
+    t_node(g, "Pad", "pad", 2, NAMES("q", "zeros"), "pq", 0, NULL);
+    t_node(g, "Slice", "strided", 4, NAMES("p", "one", "three", "ax1"), "c", 0, NULL);
+    t_node(g, "Mul", "qk", 2, NAMES("pq", "k"), "a", 0, NULL);
+    t_node(g, "Add", "av", 2, NAMES("a", "v"), "b", 0, NULL);
+    t_node(g, "Add", "av2", 2, NAMES("b", "v2"), "b2", 0, NULL);
+    t_node(g, "Concat", "cat", 2, NAMES("b2", "c"), "out", 1, (sal_attr[]){sal_attr_make_int("axis", 1)});
+    t_finish(g, "out");
+    sal_session *s;
+    SAL_ASSERT(sal_session_new(g, &s) == SAL_OK);
+    for (int B = 2; B <= 3; B++) {
+        float x[3 * E], sy[3 * (E + 2)];
+        t_randv(&R, x, B * E, 1);
+        t_randv(&R, sy, B * (E + 2), 1);
+        sal_tensor feed = t_tensor_of(2, DIMS(B, E), x), seed = t_tensor_of(2, DIMS(B, E + 2), sy);
+        CHECK_OK(sal_exec_forward(s, &feed));
+        const sal_tensor *t = sal_session_value(s, "t"), *q = sal_session_value(s, "q"), *k = sal_session_value(s, "k");
+        const sal_tensor *v2 = sal_session_value(s, "v2"), *pq = sal_session_value(s, "pq"), *c = sal_session_value(s, "c");
+        const float *t0 = t ? sal_f32(t) : NULL;
+        CHECK(t0 && q && k && v2 && pq && c && sal_f32(q) == t0 && sal_f32(k) == t0 + B * E &&
+                  sal_f32(v2) == t0 + 2 * B * E && sal_f32(pq) == sal_f32(q) &&
+                  (sal_f32(c) < t0 || sal_f32(c) >= t0 + 3 * B * E),
+              "B %d: q, k, t[1:3][1] and the zero Pad view t's blocks; the strided Slice is a copy", B);
+        double p[3 * F], out[3 * (E + 2)], dp[3 * F] = {0}, dx[3 * E];
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < F; j++) {
+                p[b * F + j] = 0;
+                for (int e = 0; e < E; e++) p[b * F + j] += (double)x[b * E + e] * w[e * F + j];
+            }
+        for (int b = 0; b < B; b++) {
+            const double *pb = p + b * F;
+            for (int e = 0; e < E; e++) {
+                double g = sy[b * (E + 2) + e];
+                out[b * (E + 2) + e] = pb[e] * pb[E + e] + 2 * pb[2 * E + e];
+                dp[b * F + e] += g * pb[E + e], dp[b * F + E + e] += g * pb[e], dp[b * F + 2 * E + e] += 2 * g;
+            }
+            for (int j = 0; j < 2; j++) {
+                out[b * (E + 2) + E + j] = pb[1 + j];
+                dp[b * F + 1 + j] += sy[b * (E + 2) + E + j];
+            }
+            for (int e = 0; e < E; e++) {
+                dx[b * E + e] = 0;
+                for (int j = 0; j < F; j++) dx[b * E + e] += dp[b * F + j] * w[e * F + j];
+            }
+        }
+        CHECK(maxdiff(sal_session_value(s, "out"), out, B * (E + 2)) < 1e-5, "B %d: block views' output", B);
+        int outv = sal_graph_find(g, "out");
+        CHECK_OK(sal_exec_backward(s, 1, &outv, &seed, NULL));
+        CHECK(maxdiff(grad(s, "x"), dx, B * E) < 1e-4, "B %d: block views, dL/dx against the closed form", B);
+        sal_tensor_free(&feed);
+        sal_tensor_free(&seed);
+    }
+    sal_session_free(s);
+    sal_model_free(g);
+}
+
 /* ---- 5. gradients of parameters ---- */
 
 static void test_params(void) {
@@ -1051,6 +1141,7 @@ int main(void) {
     test_seeds();
     test_fanout();
     test_dropout_view();
+    test_block_views();
     test_params();
     test_gemm_copy();
     test_lean();

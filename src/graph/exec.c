@@ -410,7 +410,7 @@ static sal_status lean_plan(sal_session *s) {
             keep[v] |= !known || k >= 31 || (op->bwd_out >> k & 1);
         }
         int a = n->nout > 0 ? n->out[0] : -1, b = -1;
-        if (sal_node_has(n, SAL_TR_VIEW) && n->nin > 0) b = n->in[0];
+        if ((sal_node_has(n, SAL_TR_VIEW) || n->op->view_at) && n->nin > 0) b = n->in[0]; /* may view it */
         else if (s->inplace_in[i] >= 0) b = n->in[s->inplace_in[i]];
         else if (s->fuse_to[i] >= 0) b = m->node[s->fuse_to[i]].out[0];
         if (a >= 0 && b >= 0) up[alias_root(up, a)] = alias_root(up, b);
@@ -550,19 +550,26 @@ static sal_status from_twin(sal_session *s, const sal_node *n, bool *done) {
 }
 
 /* A reshape (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: SAL_TR_VIEW) of a plain
- * value gives a view of its input, not a copy: 5% of a Swin-T gradient was such copies. The view
- * is remade each time the node runs; nothing writes into a value once made (blocked values are
- * converted into buffers of their own, and views are made of plain values only). A shifted model's
- * twin copies values into place, so it keeps copies. */
+ * value gives a view of its input, not a copy: 5% of a Swin-T gradient was such copies. So does an
+ * op whose output is a block of its input (sal_op.view_at: Swin's q, k and v, Gathers from one
+ * product; its Pads by zero and the Slices that undo them). The view is remade each time the node
+ * runs; nothing writes into a value once made (blocked values are converted into buffers of their
+ * own, views are made of plain values only, and the in-place Adds and fused ReLUs write only into
+ * the outputs of products, never views). A shifted model's twin copies values into place, so it
+ * keeps copies. */
 static bool view_node(sal_session *s, const sal_node *n, sal_opctx *c, sal_status *st) {
-    if (s->twin || !sal_node_has(n, SAL_TR_VIEW) || n->nin < 1 || n->in[0] < 0 || n->nout < 1 || n->out[0] < 0 ||
+    bool reshape = sal_node_has(n, SAL_TR_VIEW);
+    if (s->twin || !(reshape || n->op->view_at) || n->nin < 1 || n->in[0] < 0 || n->nout < 1 || n->out[0] < 0 ||
         s->blk[n->in[0]])
         return false;
-    sal_tensor *o = &s->act[n->out[0]];
-    if (n->op->infer(c) != SAL_OK || sal_tensor_numel(o) != sal_tensor_numel(&s->act[n->in[0]]) ||
-        o->dtype != s->act[n->in[0]].dtype)
+    sal_tensor *o = &s->act[n->out[0]], *x = &s->act[n->in[0]];
+    int64_t off = 0;
+    if (n->op->infer(c) != SAL_OK || o->dtype != x->dtype ||
+        (reshape ? sal_tensor_numel(o) != sal_tensor_numel(x)
+                 : !n->op->view_at(c, &off) || off < 0 || off + sal_tensor_numel(o) > sal_tensor_numel(x)))
         return false; /* the copy then reports the error */
-    view_as(o, &s->act[n->in[0]]);
+    view_as(o, x);
+    if (off) o->data = (char *)o->data + (size_t)off * sal_dtype_size(x->dtype);
     /* other outputs (Dropout's mask, torchvision's Swin names 24 of them): the op's forward fills
      * them, and leaves the viewed first one as it is */
     bool more = false;

@@ -156,6 +156,10 @@ typedef struct sal_op {
     /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
      * not, the executor converts them to plain first. */
     bool (*blk_takes)(sal_opctx *c);
+    /* After infer: whether output 0 is input 0's elements from *off on, in order (Slice of a block,
+     * Gather of one index along a leading axis, Pad by nothing), so that the executor may make it a
+     * view of input 0 instead of a copy, as it does for SAL_TR_VIEW ops. */
+    bool (*view_at)(sal_opctx *c, int64_t *off);
 } sal_op;
 
 /* Zeroes din[k] when it is fresh (sal_op.bwd_writes: handed over unzeroed) and the op will not

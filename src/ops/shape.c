@@ -280,6 +280,20 @@ static sal_status gather_forward(sal_opctx *c) {
     return SAL_OK;
 }
 
+/* One index along an axis with nothing before it (Swin's q, k and v from one product) picks a block. */
+static bool gather_view_at(sal_opctx *c, int64_t *off) {
+    gather_plan p;
+    if (gather_plan_make(c, &p) != SAL_OK || p.nidx != 1 || p.outer != 1) return false;
+    int64_t i = *(const int64_t *)c->in[1]->data;
+    *off = (i < 0 ? i + p.D : i) * p.inner;
+    return true;
+}
+
+static void add_row(float *restrict d, const float *restrict g, int64_t n) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) d[j] += g[j];
+}
+
 /* Scatter-add: repeated indices accumulate. */
 static sal_status gather_backward(sal_opctx *c) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
@@ -291,9 +305,7 @@ static sal_status gather_backward(sal_opctx *c) {
     for (int64_t o = 0; o < p.outer; o++)
         for (int64_t k = 0; k < p.nidx; k++) {
             int64_t i = id[k] < 0 ? id[k] + p.D : id[k];
-            float *d = dx + (o * p.D + i) * p.inner;
-            const float *g = dy + (o * p.nidx + k) * p.inner;
-            for (int64_t j = 0; j < p.inner; j++) d[j] += g[j];
+            add_row(dx + (o * p.D + i) * p.inner, dy + (o * p.nidx + k) * p.inner, p.inner);
         }
     return SAL_OK;
 }
@@ -302,7 +314,7 @@ const sal_op sal_op_Gather = {
     SAL_OP_HEAD(Gather), .traits = SAL_TR_ROUTE, .min_in = 2, .max_in = 2, .min_out = 1, .max_out = 1,
     .infer = gather_infer, .forward = gather_forward, .backward = gather_backward,
     .overwrites = true, /* every output element written */
-    SAL_BWD_ROUTE,
+    SAL_BWD_ROUTE, .view_at = gather_view_at,
 };
 
 /* ---- Unsqueeze and Squeeze: axes attribute before opset 13, int64 input from opset 13 ---- */
@@ -714,6 +726,14 @@ static sal_status slice_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
+static bool slice_view_at(sal_opctx *c, int64_t *off) {
+    view_plan v;
+    int64_t od[SAL_MAX_DIMS];
+    if (slice_view(c, &v, od) != SAL_OK || v.n == 0 || v.r != 1 || v.st[0] != 1) return false;
+    *off = v.base;
+    return true;
+}
+
 static sal_status slice_forward(sal_opctx *c) {
     view_plan v;
     int64_t od[SAL_MAX_DIMS];
@@ -733,7 +753,7 @@ const sal_op sal_op_Slice = {
     SAL_OP_HEAD(Slice), .traits = SAL_TR_ROUTE, .min_in = 1, .max_in = 5, .min_out = 1, .max_out = 1,
     .infer = slice_infer, .forward = slice_forward, .backward = slice_backward,
     .overwrites = true, /* every output element written */
-    SAL_BWD_ROUTE,
+    SAL_BWD_ROUTE, .view_at = slice_view_at,
 };
 
 /* ---- Expand: bidirectional broadcast of the input with a shape ---- */
