@@ -187,7 +187,7 @@ void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool 
  * entry more than SM_FLUSH below the maximum takes exp 0 instead of a subnormal (at most 1.6e-38
  * of the maximum's 1): each subnormal result cost a microcode assist, and Swin's shifted windows
  * add -100 to the masked scores, which made its Softmax five times slower in those blocks. */
-#define SM_FLUSH 87.0f /* e^-87 = 1.6e-38, the last normal float exp1 reaches exactly */
+#define SM_FLUSH 87.0f /* e^-87 = 1.6e-38, still a normal float (FLT_MIN is 1.2e-38) */
 SAL_CLONES void vsoftmax(float *y, const float *x, int64_t rows, int64_t len, bool logsm) {
     for (int64_t r = 0; r < rows; r++) {
         const float *xv = x + r * len;

@@ -639,7 +639,7 @@ static sal_status conv_backward(sal_opctx *c) {
     bool wanted = dW || dB ? sal_conv_dnnl_wanted(&k) : sal_conv_dnnl_wanted_dx(&k);
     if (blk && !wanted && !(c->blk_in & 1)) { /* a stem's output went on blocked (ConvNeXt's, to a
         * Transpose): its dY made plain for our kernel, as oneDNN's backward-data is slow from 3
-        * channels (sal_conv_dnnl_wanted_dx): ConvNeXt-T's stem 0.72 -> 0.2 ms an image */
+        * channels (sal_conv_dnnl_wanted_dx): ConvNeXt-T's stem 0.70 -> 0.34 ms an image */
         float *plain = sal_scratch_get(c->ws, SL_DY_PLAIN, sizeof(float) * (size_t)sal_tensor_numel(c->dout[0]));
         if (!plain) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
         sal_blk_to_plain(plain, dY, c->dout[0]->dim);
