@@ -289,6 +289,7 @@ static bool gather_view_at(sal_opctx *c, int64_t *off) {
     return true;
 }
 
+/* d[0..n) += g[0..n) in vector lanes (d and g in different buffers: the compiler cannot know) */
 static void add_row(float *restrict d, const float *restrict g, int64_t n) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) d[j] += g[j];
@@ -472,8 +473,7 @@ static sal_status concat_backward(sal_opctx *c) {
         int64_t row = c->in[i]->dim[axis] * inner;
         if (c->din[i]) {
             float *dx = sal_f32(c->din[i]);
-            for (int64_t k = 0; k < outer; k++)
-                for (int64_t j = 0; j < row; j++) dx[k * row + j] += dy[k * orow + at + j];
+            for (int64_t k = 0; k < outer; k++) add_row(dx + k * row, dy + k * orow + at, row);
         }
         at += row;
     }
