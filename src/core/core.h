@@ -120,6 +120,9 @@ void sal_vexp(float *y, const float *x, int64_t n);
 void sal_verf(float *y, const float *x, int64_t n);
 /* sum of x[0..n) in double, the lanes' partial sums added at the end */
 double sal_sum_d(const float *x, int64_t n);
+/* d[0..n) += g[0..n), d and g not overlapping: the gradient routes' scatter-adds (a loop of its own
+ * in each op was scalar where the compiler could not rule out the overlap) */
+void sal_vadd(float *d, const float *g, int64_t n);
 /* GELU (tanh_form: ONNX's approximate="tanh"), and dx[i] += dy[i] GELU'(x[i]) */
 void sal_vgelu(float *y, const float *x, int64_t n, bool tanh_form);
 void sal_vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form, bool set);

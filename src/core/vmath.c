@@ -111,6 +111,13 @@ SAL_CLONES double sum_d(const float *x, int64_t n) {
 
 double sal_sum_d(const float *x, int64_t n) { return sum_d(x, n); }
 
+SAL_CLONES void vadd(float *restrict d, const float *restrict g, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) d[i] += g[i];
+}
+
+void sal_vadd(float *d, const float *g, int64_t n) { vadd(d, g, n); }
+
 /* GELU, exact (x Phi(x)) or with tanh as ONNX's approximate="tanh"; the gradient from x alone, so
  * the backward needs no forward output. tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|). */
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */

@@ -80,9 +80,7 @@ sal_status sal_copy_backward(sal_opctx *c) {
     float *dx = sal_f32(c->din[0]);
     int64_t n = sal_tensor_numel(c->in[0]);
     if (c->din_fresh & 1) memcpy(dx, dy, sizeof(float) * (size_t)n);
-    else
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+    else sal_vadd(dx, dy, n);
     return SAL_OK;
 }
 

@@ -348,7 +348,7 @@ static sal_status rs_backward(sal_opctx *c) {
     const float *g = sal_f32(c->dout[0]);
     float *dx = sal_f32(c->din[0]);
     if (ps.np == 0) {
-        for (int64_t i = 0, n = sal_tensor_numel(c->out[0]); i < n; i++) dx[i] += g[i];
+        sal_vadd(dx, g, sal_tensor_numel(c->out[0]));
         return SAL_OK;
     }
     int64_t cur[SAL_MAX_DIMS]; /* the shape after pass k: outputs up to ax[k], inputs after */

@@ -119,9 +119,7 @@ static sal_status split_backward(sal_opctx *c) {
         int64_t row = len[k] * inner;
         SAL_PAR_FOR(
             outer * row > 65536, "omp parallel for", for (int64_t o = 0; o < outer; o++) {
-                float *d = dx + o * D * inner + at * inner;
-                const float *g = dy + o * row;
-                for (int64_t j = 0; j < row; j++) d[j] += g[j];
+                sal_vadd(dx + o * D * inner + at * inner, dy + o * row, row);
             });
     }
     return SAL_OK;

@@ -163,8 +163,7 @@ static void scatter_rows(const view_plan *v, float *dsrc, const float *dy, bool 
         else if (set)
             for (int64_t j = 0; j < inner; j++) d[j * s] = g[j];
         else if (s == 1)
-#pragma omp simd
-            for (int64_t j = 0; j < inner; j++) d[j] += g[j];
+            sal_vadd(d, g, inner);
         else
             for (int64_t j = 0; j < inner; j++) d[j * s] += g[j];
     }
@@ -289,12 +288,6 @@ static bool gather_view_at(sal_opctx *c, int64_t *off) {
     return true;
 }
 
-/* d[0..n) += g[0..n) in vector lanes (d and g in different buffers: the compiler cannot know) */
-static void add_row(float *restrict d, const float *restrict g, int64_t n) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) d[j] += g[j];
-}
-
 /* Scatter-add: repeated indices accumulate. */
 static sal_status gather_backward(sal_opctx *c) {
     if (!c->din[0] || !c->dout[0]) return SAL_OK;
@@ -306,7 +299,7 @@ static sal_status gather_backward(sal_opctx *c) {
     for (int64_t o = 0; o < p.outer; o++)
         for (int64_t k = 0; k < p.nidx; k++) {
             int64_t i = id[k] < 0 ? id[k] + p.D : id[k];
-            add_row(dx + (o * p.D + i) * p.inner, dy + (o * p.nidx + k) * p.inner, p.inner);
+            sal_vadd(dx + (o * p.D + i) * p.inner, dy + (o * p.nidx + k) * p.inner, p.inner);
         }
     return SAL_OK;
 }
@@ -473,7 +466,7 @@ static sal_status concat_backward(sal_opctx *c) {
         int64_t row = c->in[i]->dim[axis] * inner;
         if (c->din[i]) {
             float *dx = sal_f32(c->din[i]);
-            for (int64_t k = 0; k < outer; k++) add_row(dx + k * row, dy + k * orow + at, row);
+            for (int64_t k = 0; k < outer; k++) sal_vadd(dx + k * row, dy + k * orow + at, row);
         }
         at += row;
     }
