@@ -73,8 +73,15 @@ int64_t sal_row_size(const sal_tensor *x);
 /* Hot loops compiled three times, picked at load: AVX-512 and AVX2 each with FMA (x86-64-v4, v3; the
  * Makefile lets GCC contract a * b + c there, which ISO C mode otherwise forbids), and the baseline.
  * Clone functions must be static: clang 14 names the resolver of an external one differently from
- * GCC, so calls from other files do not link; export a plain wrapper instead. */
-#define SAL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static
+ * GCC, so calls from other files do not link; export a plain wrapper instead. Clang 14 drops an
+ * "arch=x86-64-v3" clone without a word (and would pick "arch=haswell" on Intel's Haswell alone):
+ * its AVX2 clone goes by the feature, without FMA. */
+#ifdef __clang__
+#define SAL_CLONE_AVX2 "avx2"
+#else
+#define SAL_CLONE_AVX2 "arch=x86-64-v3"
+#endif
+#define SAL_CLONES __attribute__((target_clones("arch=x86-64-v4", SAL_CLONE_AVX2, "default"))) static
 
 /* `#pragma omp parallel for if (c)` enters the OpenMP runtime even where c is false: a team of one
  * thread costs about 1.2 us here (libgomp 12), more than a ReLU over the small CNN's 6 272 values,
