@@ -478,13 +478,14 @@ static void test_grad_pool(sal_rng *r) {
     sal_model_free(g);
 }
 
-/* Blocked <-> plain conversions (sal_blk_convert) against the layout's formula: planes whose pixel
- * count is a multiple of the 4 x 4 tiles and ones with a remainder, a batch, and one large enough
- * to be split among the threads. */
+/* Blocked <-> plain conversions (sal_blk_convert) against the layout's formula, in blocks of 16 and
+ * of 8 whatever the machine's: planes whose pixel count is a multiple of the 4 x 4 tiles and ones
+ * with a remainder, a batch, and one large enough to be split among the threads. */
 static void test_blk_convert(sal_rng *r) {
     static const int64_t shapes[][4] = {{2, 32, 7, 7}, {1, 16, 14, 14}, {1, 48, 3, 5}, {1, 256, 65, 65}};
-    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
-        const int64_t *d = shapes[k];
+    for (size_t k = 0; k < 2 * sizeof shapes / sizeof *shapes; k++) {
+        const int64_t *d = shapes[k / 2], L = k % 2 ? 8 : 16;
+        sal_blk_set_width((int)L);
         sal_tensor p = t_rand(r, 4, d, 1), b = t_rand(r, 4, d, 1), base = t_rand(r, 4, d, 1);
         sal_tensor out = {0}, sum = {0};
         sal_tensor_copy(&out, &base);
@@ -496,16 +497,18 @@ static void test_blk_convert(sal_rng *r) {
             for (int64_t c = 0; c < d[1]; c++)
                 for (int64_t s = 0; s < d[2] * d[3]; s++) {
                     int64_t pi = (n * d[1] + c) * d[2] * d[3] + s;
-                    int64_t bi = ((n * d[1] + c) / 16 * d[2] * d[3] + s) * 16 + c % 16;
+                    int64_t bi = ((n * d[1] + c) / L * d[2] * d[3] + s) * L + c % L;
                     e_from = fmax(e_from, fabs(sal_f32(&out)[bi] - sal_f32(&p)[pi]));
                     e_add = fmax(e_add, fabs(sal_f32(&sum)[pi] - sal_f32(&base)[pi] - sal_f32(&b)[bi]));
                 }
         sal_blk_convert(sal_f32(&sum), sal_f32(&out), d, SAL_BLK_TO_PLAIN); /* back: p again */
         for (int64_t i = 0, n = sal_tensor_numel(&p); i < n; i++)
             e_to = fmax(e_to, fabs(sal_f32(&sum)[i] - sal_f32(&p)[i]));
+        sal_blk_set_width(0);
         CHECK(e_from == 0 && e_to == 0 && e_add < 1e-6,
-              "blocked conversions of (%lld, %lld, %lld, %lld): from plain %g, to plain %g, added to plain %g",
-              (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3], e_from, e_to, e_add);
+              "blocked conversions of (%lld, %lld, %lld, %lld) in blocks of %d: from plain %g, to plain %g, added to "
+              "plain %g",
+              (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3], (int)L, e_from, e_to, e_add);
         sal_tensor *all[] = {&p, &b, &base, &out, &sum};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) sal_tensor_free(all[i]);
     }

@@ -9,7 +9,8 @@
  * destination (a sum post-op) instead of overwriting it.
  *
  * In a session with blocked layouts (graph/exec.c) the activations and their gradients may come
- * and go in nChw16c order: where that is the primitive's own layout, no reorder runs at all. */
+ * and go in nChw16c order (nChw8c without AVX-512: sal_blk_width): where that is the primitive's own
+ * layout, no reorder runs at all. */
 #include "conv_dnnl.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -41,6 +42,11 @@ int sal_conv_dnnl_mode(int mode) {
 }
 
 long sal_conv_dnnl_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
+
+int sal_conv_dnnl_blk_width(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? 16 : 8;
+}
 
 /* The calling thread's stream (made on first use; it lives as long as the thread). */
 static bool stream_ready(void) {
@@ -80,7 +86,7 @@ struct sal_conv_dnnl {
     sal_conv_shape key;
     bool ok;                          /* primitives exist for key */
     dnnl_memory_desc_t x, w, b, y;    /* plain layouts */
-    dnnl_memory_desc_t xb, yb;        /* X and Y blocked (nChw16c; valid when x_blk, y_blk) */
+    dnnl_memory_desc_t xb, yb;        /* X and Y blocked (nChw16c or 8c; valid when x_blk, y_blk) */
     bool x_blk, y_blk;
     prim fwd, bwd_d, bwd_w;           /* bwd_* built on first use */
     prim fwd_relu;                    /* fwd with ReLU on its output, built on first use */
@@ -256,10 +262,12 @@ static bool build_forward(sal_conv_dnnl *s, bool bias) {
         prim_free(&s->fwd);
     }
     if (!s->fwd.prim) return false;
-    s->x_blk = k->nsp == 2 && k->C % 16 == 0 &&
-               dnnl_memory_desc_init_by_tag(&s->xb, nd, xd, dnnl_f32, dnnl_nChw16c) == dnnl_success;
-    s->y_blk = k->nsp == 2 && k->M % 16 == 0 &&
-               dnnl_memory_desc_init_by_tag(&s->yb, nd, yd, dnnl_f32, dnnl_nChw16c) == dnnl_success;
+    const int L = sal_blk_width();
+    const dnnl_format_tag_t tag = L == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+    s->x_blk = k->nsp == 2 && k->C % L == 0 &&
+               dnnl_memory_desc_init_by_tag(&s->xb, nd, xd, dnnl_f32, tag) == dnnl_success;
+    s->y_blk = k->nsp == 2 && k->M % L == 0 &&
+               dnnl_memory_desc_init_by_tag(&s->yb, nd, yd, dnnl_f32, tag) == dnnl_success;
     return true;
 }
 

@@ -22,6 +22,9 @@ enum { SAL_DNNL_OFF, SAL_DNNL_AUTO, SAL_DNNL_ALL };
 int sal_conv_dnnl_mode(int mode);
 /* Number of oneDNN convolution primitives run so far (forward and backward), for tests. */
 long sal_conv_dnnl_calls(void);
+/* The channel block of oneDNN's f32 convolution layouts on the ISA it runs (which the environment's
+ * DNNL_MAX_CPU_ISA may cap): 16 from AVX-512 on, 8 below. */
+int sal_conv_dnnl_blk_width(void);
 
 /* Whether oneDNN should run this convolution: it loaded, SAL_DNNL is not 0, and the layer is large. */
 bool sal_conv_dnnl_wanted(const sal_conv_shape *k);

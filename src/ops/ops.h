@@ -206,17 +206,21 @@ static inline unsigned sal_din_mask(const sal_opctx *c) {
     return m;
 }
 
-/* Whether t can be held in the blocked layout: float32 (N, C, H, W) with C a multiple of 16, where
- * nChw16c takes exactly as many elements as the plain layout. */
+/* The block width W: 16 channels where oneDNN's kernels use nChw16c (AVX-512), else 8 (nChw8c);
+ * tests may set it (0: oneDNN's again) while no session holds a blocked value. */
+int sal_blk_width(void);
+void sal_blk_set_width(int w);
+/* Whether t can be held in the blocked layout: float32 (N, C, H, W) with C a multiple of W, where
+ * the blocked layout takes exactly as many elements as the plain one. */
 bool sal_blk_fits(const sal_tensor *t);
 /* Element (n, c, h, w) of a blocked (N, C, H, W) tensor sits at
- * ((n C/16 + c/16) H W + h W + w) 16 + c%16. Writes the blocked tensor src of shape dim to dst in
+ * ((n C/W + c/W) H W + h W + w) W + c%W. Writes the blocked tensor src of shape dim to dst in
  * plain order (dst != src). */
 void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim);
 /* The same, or the blocked tensor added to the plain one, or the plain tensor src written blocked. */
 typedef enum { SAL_BLK_TO_PLAIN, SAL_BLK_ADD_TO_PLAIN, SAL_BLK_FROM_PLAIN } sal_blk_how;
 void sal_blk_convert(float *restrict dst, const float *restrict src, const int64_t *dim, sal_blk_how how);
-/* n pixels of one 16-channel block: blocked src (n x 16) to plain dst, whose channels lie S floats
+/* n pixels of one block of W channels: blocked src (n x 16) to plain dst, whose channels lie S floats
  * apart, or back (SAL_BLK_FROM_PLAIN: dst blocked, src plain) */
 void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, int64_t S, sal_blk_how how);
 

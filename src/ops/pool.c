@@ -225,47 +225,48 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
     }
 }
 
-/* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of 16 channels, each an H x W plane of
- * pixels holding their 16 values together. Y is blocked too when oblk, else plain; dX is blocked
- * like X. The same comparisons and tie rule, 16 channels a time. A plain Y or dY goes through t in
+/* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of L channels (the block width), each an H x W
+ * plane of pixels holding their L values together. Y is blocked too when oblk, else plain; dX is
+ * blocked like X. The same comparisons and tie rule, L channels a time. A plain Y or dY goes through t in
  * runs of the block's output pixels, turned around in sal_blk_pixels' register tiles: the small
  * CNN's second pooling has 7 pixels a row, too few for runs of one row. Compiled for AVX-512 and
- * AVX2 too, a block's 16 channels then one vector: the baseline's took 1.3 to 1.5x as long there
+ * AVX2 too, a block's channels then one vector: the baseline's took 1.3 to 1.5x as long there
  * (the plain maxpool_2x2 measured no faster so). */
-SAL_CLONES void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X,
-                                 float *Y, bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
+static inline __attribute__((always_inline)) void blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH,
+                                                       int64_t OW, const float *X, float *Y, bool oblk, float *dX,
+                                                       const float *dY, bool fresh, bool relu, const int L) {
     const int64_t P = OH * OW; /* a block's output pixels: a channel's plane in a plain Y */
     const bool set = fresh && 2 * OH == H && 2 * OW == W; /* the windows tile dX: written whole */
     for (int64_t b = b0; b < b1; b++) {
-        const float *x = X + b * H * W * 16;
-        float *dx = dX ? dX + b * H * W * 16 : NULL;
-        if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)(H * W * 16));
+        const float *x = X + b * H * W * L;
+        float *dx = dX ? dX + b * H * W * L : NULL;
+        if (fresh && !set) memset(dx, 0, sizeof *dx * (size_t)(H * W * L));
         float t[64 * 16];
         for (int64_t p0 = 0; p0 < P; p0 += 64) {
-            const int64_t n = P - p0 < 64 ? P - p0 : 64, pl = b * 16 * P + p0; /* pl: in a plain Y */
+            const int64_t n = P - p0 < 64 ? P - p0 : 64, pl = b * L * P + p0; /* pl: in a plain Y */
             if (!oblk && dx) sal_blk_pixels(t, dY + pl, n, P, SAL_BLK_FROM_PLAIN);
             int64_t oy = p0 / OW, ox = p0 % OW;
             for (int64_t q = 0; q < n; q++, ox = ox + 1 < OW ? ox + 1 : 0, oy += ox == 0) { /* pixel p0 + q */
-                int64_t i0 = (2 * oy * W + 2 * ox) * 16, i1 = i0 + 16, i2 = i0 + W * 16, i3 = i2 + 16;
-                int64_t o = (b * P + p0 + q) * 16;
+                int64_t i0 = (2 * oy * W + 2 * ox) * L, i1 = i0 + L, i2 = i0 + W * L, i3 = i2 + L;
+                int64_t o = (b * P + p0 + q) * L;
                 if (!dx) {
-                    float *y = oblk ? Y + o : t + q * 16;
+                    float *y = oblk ? Y + o : t + q * L;
 #pragma omp simd
-                    for (int l = 0; l < 16; l++) y[l] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
+                    for (int l = 0; l < L; l++) y[l] = max4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l]);
                     continue;
                 }
-                const float *g = oblk ? dY + o : t + q * 16;
+                const float *g = oblk ? dY + o : t + q * L;
                 if (set) {
 #pragma omp simd
-                    for (int l = 0; l < 16; l++)
-                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu),
+                    for (int l = 0; l < L; l++)
+                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, L, g[l], relu),
                              &dx[i0 + l], &dx[i1 + l], &dx[i2 + l], &dx[i3 + l]);
                     continue;
                 }
 #pragma omp simd
-                for (int l = 0; l < 16; l++) {
+                for (int l = 0; l < L; l++) {
                     float g0, g1, g2, g3;
-                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, 16, g[l], relu),
+                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, L, g[l], relu),
                          &g0, &g1, &g2, &g3);
                     dx[i0 + l] += g0;
                     dx[i1 + l] += g1;
@@ -278,12 +279,20 @@ SAL_CLONES void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, i
     }
 }
 
+SAL_CLONES void maxpool_2x2_blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X,
+                                 float *Y, bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
+    if (sal_blk_width() == 16)
+        blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh, relu, 16);
+    else
+        blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh, relu, 8);
+}
+
 /* Both threads from 8192 inputs forward: the small CNN's second pooling (64 x 14 x 14) read the
  * blocked convolution's output, which both threads wrote, in 5.3 us on one thread and 3.4 on two;
  * its backward stays on one below 65536 (guided backprop 4% slower on two). */
 static void maxpool_2x2_blk(int64_t nb, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *X, float *Y,
                             bool oblk, float *dX, const float *dY, bool fresh, bool relu) {
-    SAL_PAR_SPLIT(nb * H * W * 16 > (dX ? 65536 : 8192), nb, b0, b1,
+    SAL_PAR_SPLIT(nb * H * W * sal_blk_width() > (dX ? 65536 : 8192), nb, b0, b1,
                   maxpool_2x2_blks(b0, b1, H, W, OH, OW, X, Y, oblk, dX, dY, fresh, relu));
 }
 
@@ -453,7 +462,8 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const bool relu = backward && !avg && c->relu_in; /* fresh then, by sal_opctx.relu_in */
     if (c->blk_in & 1) { /* maxpool_blk_takes: 2x2/2 */
         bool oblk = backward ? c->blk_out & 1 : c->blk_want & 1;
-        maxpool_2x2_blk(planes / 16, w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh, relu);
+        maxpool_2x2_blk(planes / sal_blk_width(), w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh,
+                        relu);
         if (!backward) c->blk_out = oblk;
         return SAL_OK;
     }
@@ -544,41 +554,44 @@ static void global_dims(const sal_opctx *c, int64_t *planes, int64_t *S) {
     for (int i = 2; i < x->ndim; i++) *S *= x->dim[i];
 }
 
-/* A blocked X (sal_blk_fits): planes of 16 channels, each pixel's 16 values together. */
-static void gavg_fwd_blks(int64_t b0, int64_t b1, int64_t S, const float *X, float *Y) {
+/* A blocked X (sal_blk_fits): planes of L channels (the block width), each pixel's L values together. */
+static void gavg_fwd_blks(int64_t b0, int64_t b1, int64_t S, const float *X, float *Y, int L) {
     float inv = 1.0f / (float)S;
     for (int64_t b = b0; b < b1; b++) {
-        float acc[16] = {0};
-        const float *p = X + b * 16 * S;
+        float acc[16] = {0}; /* L <= 16 */
+        const float *p = X + b * L * S;
         for (int64_t i = 0; i < S; i++)
 #pragma omp simd
-            for (int l = 0; l < 16; l++) acc[l] += p[i * 16 + l];
-        for (int l = 0; l < 16; l++) Y[b * 16 + l] = acc[l] * inv;
+            for (int l = 0; l < L; l++) acc[l] += p[i * L + l];
+        for (int l = 0; l < L; l++) Y[b * L + l] = acc[l] * inv;
     }
 }
 
 static void gavg_forward_blk(const sal_opctx *c, int64_t S) {
     const sal_tensor *x = c->in[0];
-    int64_t nb = x->dim[0] * (x->dim[1] / 16);
+    const int L = sal_blk_width();
+    int64_t nb = x->dim[0] * (x->dim[1] / L);
     const float *X = sal_in_f(c, 0);
     float *Y = sal_out_f(c, 0);
-    SAL_PAR_SPLIT(nb * S * 16 > 65536, nb, b0, b1, gavg_fwd_blks(b0, b1, S, X, Y));
+    SAL_PAR_SPLIT(nb * S * L > 65536, nb, b0, b1, gavg_fwd_blks(b0, b1, S, X, Y, L));
 }
 
-static void gavg_bwd_blks(int64_t b0, int64_t b1, int64_t S, const float *dY, float *dX) {
+static void gavg_bwd_blks(int64_t b0, int64_t b1, int64_t S, const float *dY, float *dX, int L) {
     for (int64_t b = b0; b < b1; b++) {
-        float g[16], *p = dX + b * 16 * S;
-        for (int l = 0; l < 16; l++) g[l] = dY[b * 16 + l] / (float)S;
+        float g[16], *p = dX + b * L * S; /* L <= 16 */
+        for (int l = 0; l < L; l++) g[l] = dY[b * L + l] / (float)S;
         for (int64_t i = 0; i < S; i++)
 #pragma omp simd
-            for (int l = 0; l < 16; l++) p[i * 16 + l] += g[l];
+            for (int l = 0; l < L; l++) p[i * L + l] += g[l];
     }
 }
 
 static void gavg_backward_blk(const sal_opctx *c, int64_t S) {
     const sal_tensor *x = c->in[0];
-    int64_t nb = x->dim[0] * (x->dim[1] / 16);
-    SAL_PAR_SPLIT(nb * S * 16 > 65536, nb, b0, b1, gavg_bwd_blks(b0, b1, S, sal_f32(c->dout[0]), sal_f32(c->din[0])));
+    const int L = sal_blk_width();
+    int64_t nb = x->dim[0] * (x->dim[1] / L);
+    SAL_PAR_SPLIT(nb * S * L > 65536, nb, b0, b1,
+                  gavg_bwd_blks(b0, b1, S, sal_f32(c->dout[0]), sal_f32(c->din[0]), L));
 }
 
 static bool gavg_blk_takes(sal_opctx *c) { return sal_blk_fits(c->in[0]); }

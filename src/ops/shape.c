@@ -573,8 +573,8 @@ static sal_status transpose_infer(sal_opctx *c) {
     return SAL_OK;
 }
 
-/* perm (0, 2, 3, 1) reads a blocked X (N, C/16, H, W, 16) as it is: a pixel's 16 values of a block
- * lie together in both orders, so (N, H, W, C) is a copy of 64-byte runs, where a plain X took a
+/* perm (0, 2, 3, 1) reads a blocked X (N, C/L, H, W, L) as it is: a pixel's L values of a block
+ * lie together in both orders, so (N, H, W, C) is a copy of runs of L floats, where a plain X took a
  * conversion and then a gather at the stride of a plane (ConvNeXt's and Swin's permutes after a
  * convolution: 6% of ConvNeXt-T's gradient at batch 4). */
 static bool transpose_blk_takes(sal_opctx *c) {
@@ -583,23 +583,31 @@ static bool transpose_blk_takes(sal_opctx *c) {
     return np == 4 && perm[0] == 0 && perm[1] == 2 && perm[2] == 3 && perm[3] == 1 && sal_blk_fits(c->in[0]);
 }
 
-/* Pixels [q0, q1) of the N S pixels: y (N, S, C) = x (N, C/16, S, 16); back: x = y, or x += y when add. */
-static void nhwc_runs(float *y, float *x, int64_t C, int64_t S, int64_t q0, int64_t q1, bool back, bool add) {
-    const int64_t CB = C / 16;
+/* Pixels [q0, q1) of the N S pixels: y (N, S, C) = x (N, C/L, S, L); back: x = y, or x += y when add. */
+static inline __attribute__((always_inline)) void nhwc_runs(float *y, float *x, int64_t C, int64_t S, int64_t q0,
+                                                            int64_t q1, bool back, bool add, const int L) {
+    const int64_t CB = C / L;
     for (int64_t q = q0; q < q1; q++) {
-        float *yr = y + q * C, *xr = x + ((q / S) * CB * S + q % S) * 16;
-        for (int64_t b = 0; b < CB; b++, yr += 16, xr += S * 16)
-            if (!back) memcpy(yr, xr, 16 * sizeof *yr);
-            else if (!add) memcpy(xr, yr, 16 * sizeof *yr);
+        float *yr = y + q * C, *xr = x + ((q / S) * CB * S + q % S) * L;
+        for (int64_t b = 0; b < CB; b++, yr += L, xr += S * L)
+            if (!back) memcpy(yr, xr, L * sizeof *yr);
+            else if (!add) memcpy(xr, yr, L * sizeof *yr);
             else
 #pragma omp simd
-                for (int l = 0; l < 16; l++) xr[l] += yr[l];
+                for (int l = 0; l < L; l++) xr[l] += yr[l];
     }
+}
+
+static void nhwc_part(float *y, float *x, int64_t C, int64_t S, int64_t q0, int64_t q1, bool back, bool add) {
+    if (sal_blk_width() == 16)
+        nhwc_runs(y, x, C, S, q0, q1, back, add, 16);
+    else
+        nhwc_runs(y, x, C, S, q0, q1, back, add, 8);
 }
 
 static void nhwc(float *y, float *x, const int64_t *xdim, bool back, bool add) {
     const int64_t S = xdim[2] * xdim[3], C = xdim[1], n = xdim[0] * S;
-    SAL_PAR_SPLIT(n * C > PAR_MIN, n, q0, q1, nhwc_runs(y, x, C, S, q0, q1, back, add));
+    SAL_PAR_SPLIT(n * C > PAR_MIN, n, q0, q1, nhwc_part(y, x, C, S, q0, q1, back, add));
 }
 
 static sal_status transpose_forward(sal_opctx *c) {
@@ -621,7 +629,7 @@ static sal_status transpose_backward(sal_opctx *c) {
     view_plan v;
     int64_t od[SAL_MAX_DIMS];
     SAL_TRY(transpose_view(c, &v, od));
-    if ((c->blk_in & 1) && c->din[0] && c->dout[0]) { /* dX blocked as X was: runs of 16 again */
+    if ((c->blk_in & 1) && c->din[0] && c->dout[0]) { /* dX blocked as X was: runs of L again */
         nhwc(sal_f32(c->dout[0]), sal_f32(c->din[0]), c->in[0]->dim, true, !(c->din_fresh & 1));
         return SAL_OK;
     }
