@@ -220,8 +220,8 @@ const sal_op sal_op_Exp = {
     .bwd_known = true, .bwd_out = 0x1,
 };
 UNARY_OP(Log, 0, NULL, UNARY_SCALAR, logf(x), 1.0f / x)
-/* the gradient at 0 is infinite, as in PyTorch */
-UNARY_OP(Sqrt, 0, NULL, UNARY_SCALAR, sqrtf(x), 0.5f / y)
+/* the gradient at 0 is infinite, as in PyTorch; sqrtf an instruction (the Makefile's -fno-math-errno) */
+UNARY_OP(Sqrt, 0, NULL, UNARY_SIMD, sqrtf(x), 0.5f / y)
 UNARY_OP(Reciprocal, 0, NULL, UNARY_SIMD, 1.0f / x, -y * y)
 
 /* ---- Neg and Abs: float32, and int64 for shape arithmetic ---- */
