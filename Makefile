@@ -14,7 +14,8 @@ OPT ?= -O2 -g
 # -fno-trapping-math -fno-math-errno: nothing reads the floating-point flags or errno after a math
 # call (clang's defaults on the first), and with them GCC turns a loop's branches into selects: its
 # AVX2 clones of exp, erf, GELU and the activations were scalar loops without (no masked stores).
-CFLAGS := $(OPT) -std=c11 -ffp-contract=fast -fno-trapping-math -fno-math-errno -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
+CFLAGS := $(OPT) -std=c11 -ffp-contract=fast -fno-trapping-math -fno-math-errno -Wall -Wextra -Werror -D_GNU_SOURCE \
+          -fopenmp -MMD -MP -Iinclude -Isrc -I$(BUILD)/gen
 LDLIBS = -ldnnl -lprotobuf-c -lpng -lfftw3f -lz -lm -ldl -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

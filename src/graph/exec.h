@@ -33,9 +33,10 @@ struct sal_session {
     int *twin_of;
     double *prof; /* per node: seconds in forward, then in backward (2 nnode); NULL: not timed */
     /* Blocked layouts: with `layouts` set, forward passes keep activations between convolutions in
-     * oneDNN's nChw16c order (sal_blk_fits), which saves converting each convolution's input and
-     * output and their gradients (a third of ResNet-50's gradient time). Model inputs and outputs
-     * stay plain; only callers that read nothing else but model-input gradients may set it.
+     * oneDNN's nChw16c order (nChw8c below AVX-512: sal_blk_width, sal_blk_fits), which saves
+     * converting each convolution's input and output and their gradients (a third of ResNet-50's
+     * gradient time). Model inputs and outputs stay plain; only callers that read nothing else but
+     * model-input gradients may set it.
      * sal_session_value, backward rules and wanted gradients see plain tensors regardless. */
     bool layouts;
     bool blk_used;           /* the last forward pass ran with layouts */

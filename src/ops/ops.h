@@ -46,9 +46,9 @@ typedef struct sal_opctx {
     unsigned din_fresh;      /* backward: bit i, din[i] is uninitialized and the op must write it
                               * whole instead of adding (only for inputs in op->bwd_writes) */
     /* Blocked layouts (ops with blk == SAL_BLK_OWN only; see sal_blk_fits): bit i of blk_in, in[i]
-     * (and din[i]) hold oneDNN's nChw16c order; of blk_out, out[i] (and dout[i]) do. In a forward
-     * pass the op may write out[i] blocked when bit i of blk_want is set, and then sets bit i of
-     * blk_out; in a backward pass both are given. */
+     * (and din[i]) hold oneDNN's blocked order (sal_blk_width); of blk_out, out[i] (and dout[i])
+     * do. In a forward pass the op may write out[i] blocked when bit i of blk_want is set, and then
+     * sets bit i of blk_out; in a backward pass both are given. */
     unsigned blk_in, blk_out, blk_want;
     /* Forward of a Conv or Gemm whose output only a ReLU reads (graph/exec.c): relu_want asks for max(y, 0)
      * in its output instead, and the op sets relu_done when its kernel applied it. */
@@ -68,9 +68,9 @@ typedef struct sal_opctx {
     sal_scratch *ws;
 } sal_opctx;
 
-/* How an op meets the blocked layout (nChw16c: channels in blocks of 16 innermost) in which a
- * session may keep the activations between convolutions (graph/exec.c), instead of converting
- * every convolution's input and output. */
+/* How an op meets the blocked layout (nChw16c or nChw8c: channels in blocks of 16 or 8 innermost)
+ * in which a session may keep the activations between convolutions (graph/exec.c), instead of
+ * converting every convolution's input and output. */
 enum {
     SAL_BLK_NONE, /* reads and writes plain tensors only: the executor converts blocked inputs first */
     SAL_BLK_SAME, /* elementwise on operands of one shape (or scalars): indifferent to the order of
@@ -220,7 +220,7 @@ void sal_blk_to_plain(float *dst, const float *src, const int64_t *dim);
 /* The same, or the blocked tensor added to the plain one, or the plain tensor src written blocked. */
 typedef enum { SAL_BLK_TO_PLAIN, SAL_BLK_ADD_TO_PLAIN, SAL_BLK_FROM_PLAIN } sal_blk_how;
 void sal_blk_convert(float *restrict dst, const float *restrict src, const int64_t *dim, sal_blk_how how);
-/* n pixels of one block of W channels: blocked src (n x 16) to plain dst, whose channels lie S floats
+/* n pixels of one block of W channels: blocked src (n x W) to plain dst, whose channels lie S floats
  * apart, or back (SAL_BLK_FROM_PLAIN: dst blocked, src plain) */
 void sal_blk_pixels(float *restrict dst, const float *restrict src, int64_t n, int64_t S, sal_blk_how how);
 

@@ -225,13 +225,13 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
     }
 }
 
-/* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of L channels (the block width), each an H x W
- * plane of pixels holding their L values together. Y is blocked too when oblk, else plain; dX is
- * blocked like X. The same comparisons and tie rule, L channels a time. A plain Y or dY goes through t in
- * runs of the block's output pixels, turned around in sal_blk_pixels' register tiles: the small
- * CNN's second pooling has 7 pixels a row, too few for runs of one row. Compiled for AVX-512 and
- * AVX2 too, a block's channels then one vector: the baseline's took 1.3 to 1.5x as long there
- * (the plain maxpool_2x2 measured no faster so). */
+/* maxpool_2x2 on a blocked X (sal_blk_fits): nb blocks of L channels (the block width), each an
+ * H x W plane of pixels holding their L values together. Y is blocked too when oblk, else plain;
+ * dX is blocked like X. The same comparisons and tie rule, L channels a time. A plain Y or dY goes
+ * through t in runs of the block's output pixels, turned around in sal_blk_pixels' register
+ * tiles: the small CNN's second pooling has 7 pixels a row, too few for runs of one row. Compiled
+ * for AVX-512 and AVX2 too, a block's channels then one vector: the baseline's took 1.3 to 1.5x as
+ * long there (the plain maxpool_2x2 measured no faster so). */
 static inline __attribute__((always_inline)) void blks(int64_t b0, int64_t b1, int64_t H, int64_t W, int64_t OH,
                                                        int64_t OW, const float *X, float *Y, bool oblk, float *dX,
                                                        const float *dY, bool fresh, bool relu, const int L) {
