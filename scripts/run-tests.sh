@@ -24,6 +24,9 @@ done
 for t in test_conv_dnnl test_exec; do run "$t-avx2" env DNNL_MAX_CPU_ISA=AVX2 "$BUILD/tests/$t"; done
 for t in tests/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" bash "$t"; done
 for t in tests/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" "$PY" "$t"; done
+# every 3x3 layer that fits through our Winograd (conv_wino.c; by default on AVX2 machines only),
+# against PyTorch on ResNet-18, in this machine's blocks
+run test_zoo.py-wino env SAL_WINO=all "$PY" tests/test_zoo.py resnet18
 echo "logs in $BUILD/logs"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 echo "$pass passed, $fail failed"

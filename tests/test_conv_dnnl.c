@@ -5,7 +5,7 @@
  * input also read by a second node), and a chain Conv -> Relu -> Conv whose inner gradients arrive
  * in fresh buffers that the kernels write instead of adding to (sal_op.bwd_writes). Each case must really run through oneDNN (its call counter
  * moves), and the default mode must leave small layers to our kernels. */
-#include "ops/conv_dnnl.h"
+#include "ops/conv_wino.h"
 #include "ops/linear_ops.h"
 #include "testutil.h"
 
@@ -242,21 +242,30 @@ static void res_run(const sal_model *g, const sal_tensor *x, bool layouts, res_r
     sal_session_free(s);
 }
 
-/* Model g (names as res_run reads them) on x with layouts on and off and on our own kernels: nblk
- * values blocked with layouts, and everything res_run asks alike in the three. */
+/* Model g (names as res_run reads them) on x with layouts on and off, on our own kernels, and with
+ * Winograd's (conv_wino.c) in the layouts: nblk values blocked with layouts, and everything res_run
+ * asks alike in the four. */
 static void blocked_check(const char *what, sal_model *g, sal_tensor *x, int nblk) {
-    res_result o[3];
+    res_result o[4];
     memset(o, 0, sizeof o);
+    int wmode = sal_conv_wino_mode(SAL_WINO_OFF);
     sal_conv_dnnl_mode(SAL_DNNL_ALL);
     res_run(g, x, false, &o[0]);
     res_run(g, x, true, &o[1]);
     sal_conv_dnnl_mode(SAL_DNNL_OFF); /* our kernels: no oneDNN, so nothing is blocked */
     res_run(g, x, true, &o[2]);
+    sal_conv_dnnl_mode(SAL_DNNL_ALL);
+    sal_conv_wino_mode(SAL_WINO_ALL);
+    long w0 = sal_conv_wino_calls();
+    res_run(g, x, true, &o[3]);
+    /* four forward passes and three input gradients alone, one 3x3 layer reading a blocked input */
+    CHECK(sal_conv_wino_calls() - w0 == 7, "%s: %ld Winograd calls, want 7", what, sal_conv_wino_calls() - w0);
+    sal_conv_wino_mode(wmode);
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
-    CHECK(o[0].nblk == 0 && o[1].nblk == nblk && o[2].nblk == 0,
-          "%s, blocked values: %d plain, %d with layouts (want %d), %d ours", what, o[0].nblk, o[1].nblk, nblk,
-          o[2].nblk);
-    for (int k = 1; k < 3; k++) {
+    CHECK(o[0].nblk == 0 && o[1].nblk == nblk && o[2].nblk == 0 && o[3].nblk == nblk,
+          "%s, blocked values: %d plain, %d with layouts (want %d), %d ours, %d Winograd's", what, o[0].nblk,
+          o[1].nblk, nblk, o[2].nblk, o[3].nblk);
+    for (int k = 1; k < 4; k++) {
         const res_result *a = &o[k], *b = &o[0];
         double e[8] = {relerr(&a->y, &b->y), relerr(&a->a1, &b->a1), relerr(&a->dx, &b->dx), relerr(&a->gx, &b->gx),
                        relerr(&a->da1, &b->da1), relerr(&a->dw2, &b->dw2), relerr(&a->db1, &b->db1),
@@ -264,12 +273,12 @@ static void blocked_check(const char *what, sal_model *g, sal_tensor *x, int nbl
         double worst = 0;
         for (int i = 0; i < 8; i++) worst = fmax(worst, e[i]);
         CHECK(worst < 1e-5, "%s, %s against plain oneDNN: y %.2g a1 %.2g dx %.2g dx again %.2g da1 %.2g dw2 %.2g "
-              "db1 %.2g rule dx %.2g", what, k == 1 ? "layouts" : "our kernels", e[0], e[1], e[2], e[3], e[4], e[5],
+              "db1 %.2g rule dx %.2g", what, k == 1 ? "layouts" : k == 2 ? "our kernels" : "Winograd's", e[0], e[1], e[2], e[3], e[4], e[5],
               e[6], e[7]);
     }
     /* the rule changed the gradient: the comparison above is not of two plain gradients */
     CHECK(relerr(&o[1].rx, &o[1].dx) > 1e-3, "%s: the guided rule made no difference", what);
-    for (int k = 0; k < 3; k++) res_free(&o[k]);
+    for (int k = 0; k < 4; k++) res_free(&o[k]);
 }
 
 static void test_blocked(sal_rng *r) {

@@ -19,8 +19,9 @@
  * (M, C/g, k...) as they are, so the kernels serve both ops unchanged.
  *
  * Conv layers with a few million multiply-adds or more run through oneDNN instead (conv_dnnl.c),
- * which leaves to these kernels what it declines. */
-#include "conv_dnnl.h"
+ * which leaves to these kernels what it declines, and 3x3 layers kept in blocked layouts through
+ * Winograd's algorithm where oneDNN has none for the machine (conv_wino.c). */
+#include "conv_wino.h"
 #include "window.h"
 #include <limits.h>
 #include <omp.h>
@@ -610,6 +611,12 @@ static sal_status conv_forward(sal_opctx *c) {
     float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
     sal_conv_shape k;
     dnnl_shape(&q, &k);
+    if ((c->blk_in & 1) && (c->blk_want & 1) && sal_conv_wino_wanted(&k)) {
+        SAL_TRY(sal_conv_wino_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, c->relu_want));
+        c->blk_out = 1;
+        c->relu_done = c->relu_want;
+        return SAL_OK;
+    }
     if (sal_conv_dnnl_wanted(&k) || (c->blk_in & 1)) {
         bool done, yb, relu = c->relu_want;
         SAL_TRY(sal_conv_dnnl_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, &done, &yb, &relu));
@@ -636,6 +643,8 @@ static sal_status conv_backward(sal_opctx *c) {
     dnnl_shape(&q, &k);
     bool fresh = dX && (c->din_fresh & 1);
     bool blk = (c->blk_in | c->blk_out) & 1;
+    if (dX && !dW && !dB && (c->blk_in & c->blk_out & 1) && sal_conv_wino_wanted(&k))
+        return sal_conv_wino_backward(c, &k, sal_in_f(c, 1), dY, dX, fresh);
     bool wanted = dW || dB ? sal_conv_dnnl_wanted(&k) : sal_conv_dnnl_wanted_dx(&k);
     if (blk && !wanted && !(c->blk_in & 1)) { /* a stem's output went on blocked (ConvNeXt's, to a
         * Transpose): its dY made plain for our kernel, as oneDNN's backward-data is slow from 3

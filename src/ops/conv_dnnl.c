@@ -98,6 +98,8 @@ struct sal_conv_dnnl {
     dnnl_memory_desc_t db;            /* backward weights' diff bias (plain) */
     bool no_bwd_d, no_bwd_w;          /* oneDNN declined: our kernels run those */
     dnnl_alg_kind_t alg;              /* Winograd or direct, as the forward primitive */
+    void *aux;                        /* conv_wino.c's weights, freed by aux_free */
+    void (*aux_free)(void *);
 };
 
 static void prim_free(prim *p) {
@@ -120,6 +122,7 @@ static void state_clear(sal_conv_dnnl *s) {
 static void state_free(void *p) {
     sal_conv_dnnl *s = p;
     state_clear(s);
+    if (s->aux_free) s->aux_free(s->aux);
     for (int i = 0; i < NWC; i++) sal_free(s->wc[i].buf);
     sal_free(s);
 }
@@ -498,22 +501,34 @@ bool sal_conv_dnnl_wanted_dx(const sal_conv_shape *k) {
     return sal_conv_dnnl_wanted(k) && (g_mode == SAL_DNNL_ALL || k->G > 1 || k->C >= 16);
 }
 
+/* The node's state, made on first use; NULL with a message set when out of memory. */
+static sal_conv_dnnl *node_state(const sal_opctx *c) {
+    sal_node_state *ns = sal_node_state_of(c);
+    if (!ns) return NULL;
+    if (!ns->p) {
+        if (!(ns->p = sal_calloc(1, sizeof(sal_conv_dnnl)))) {
+            sal_fail(SAL_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        ns->free = state_free;
+    }
+    return ns->p;
+}
+
+void **sal_conv_dnnl_aux(const sal_opctx *c, void (*free_fn)(void *)) {
+    sal_conv_dnnl *s = node_state(c);
+    if (!s) return NULL;
+    s->aux_free = free_fn;
+    return &s->aux;
+}
+
 /* The node's state for shape k with its forward primitive, or NULL (oneDNN declined). */
 static sal_conv_dnnl *state_for(const sal_opctx *c, const sal_conv_shape *k, bool bias, sal_status *st) {
     *st = SAL_OK;
-    sal_node_state *ns = sal_node_state_of(c);
-    if (!ns) {
+    sal_conv_dnnl *s = node_state(c);
+    if (!s) {
         *st = SAL_ERR_NOMEM;
         return NULL;
-    }
-    sal_conv_dnnl *s = ns->p;
-    if (!s) {
-        if (!(s = sal_calloc(1, sizeof *s))) {
-            *st = sal_fail(SAL_ERR_NOMEM, "out of memory");
-            return NULL;
-        }
-        ns->p = s;
-        ns->free = state_free;
     }
     sal_conv_shape kb = *k;
     kb.bias = bias;

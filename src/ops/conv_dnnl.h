@@ -49,6 +49,10 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
                                   bool bias, const float *dY, float *dX, bool dx_fresh, float *dW, float *dB,
                                   bool *done);
 
+/* The node's slot for another kernel's state (conv_wino.c's weights), kept beside the primitives
+ * and freed with free_fn; NULL with a message set when out of memory. */
+void **sal_conv_dnnl_aux(const sal_opctx *c, void (*free_fn)(void *));
+
 /* Y (M, N) = A (M, K) B through oneDNN's matrix product, B the node's constant weight W (trans: W
  * is (N, K) and B its transpose, else B = W, (K, N)) kept packed in the primitive's layout in *state
  * (made on first use; free it with sal_mm_state_free) while the model's weights do not change.

@@ -1,0 +1,317 @@
+/* Winograd F(2x2, 3x3) convolutions (Lavin and Gray, 2016) in blocked layouts.
+ *
+ * oneDNN's f32 Winograd kernels need AVX-512; on an AVX2 machine it runs 3x3 layers as direct
+ * convolutions at about the sgemm rate, as PyTorch does. Here each 2 x 2 block of outputs of a
+ * channel takes 16 products of its 4 x 4 input tile's transform with the kernel's transform instead
+ * of 36: per tile t, Y_t = A^T [sum_c (G g_c G^T) . (B^T d_{t,c} B)] A. Over a chunk of tiles the 16
+ * elementwise products summed over channels are 16 matrix products,
+ *     M[xi] (tiles, Co) = V[xi] (tiles, Ci) U[xi] (Ci, Co),
+ * which sgemm runs at its rate; the transforms are additions only. The blocked layout (channels
+ * innermost in blocks of 8 or 16) gives each transform contiguous vectors of 8 channels in and out.
+ *
+ * The input gradient of such a layer is the same convolution of dY with the kernels turned by 180
+ * degrees and their channels swapped (padding 2 - 1 = 1), so one routine serves both ways.
+ *
+ * Threads take whole chunks when there are enough of them; otherwise all threads share each chunk
+ * (transforms split by tiles, products by xi), as the deep layers at batch 1 have a chunk or two. */
+#include "conv_wino.h"
+#include <omp.h>
+#include <stdlib.h>
+
+static int g_mode = -1; /* SAL_WINO_*; -1 until the environment is read */
+static long g_calls;
+
+int sal_conv_wino_mode(int mode) {
+    int old = __atomic_load_n(&g_mode, __ATOMIC_RELAXED);
+    if (old < 0) {
+        const char *e = getenv("SAL_WINO");
+        old = e && !strcmp(e, "0") ? SAL_WINO_OFF : e && !strcmp(e, "all") ? SAL_WINO_ALL : SAL_WINO_AUTO;
+    }
+    __atomic_store_n(&g_mode, mode >= 0 ? mode : old, __ATOMIC_RELAXED);
+    return old;
+}
+
+long sal_conv_wino_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
+
+bool sal_conv_wino_fits(const sal_conv_shape *k) {
+    const int L = sal_blk_width();
+    return k->nsp == 2 && k->G == 1 && k->N > 0 && k->C % L == 0 && k->M % L == 0 && k->C > 0 && k->M > 0 &&
+           k->k[1] == 3 && k->k[2] == 3 && k->s[1] == 1 && k->s[2] == 1 && k->d[1] == 1 && k->d[2] == 1 &&
+           k->pb[1] == 1 && k->pb[2] == 1 && k->pe[1] == 1 && k->pe[2] == 1 && k->out[1] == k->in[1] &&
+           k->out[2] == k->in[2];
+}
+
+bool sal_conv_wino_wanted(const sal_conv_shape *k) {
+    int mode = sal_conv_wino_mode(-1);
+    if (mode == SAL_WINO_OFF || !sal_conv_wino_fits(k)) return false;
+    if (mode == SAL_WINO_ALL) return true;
+    /* oneDNN's own Winograd (conv_dnnl.c) runs from AVX-512 on, in blocks of 16 */
+    int64_t tiles = k->N * ((k->out[1] + 1) / 2) * ((k->out[2] + 1) / 2);
+    return sal_blk_width() == 8 && sal_conv_dnnl_wanted(k) && k->C >= 32 && k->M >= 32 && tiles >= 32;
+}
+
+/* ---- the transforms ---- */
+
+/* One vector of 8 channels (GCC's and clang's vector extensions: a ymm register in the AVX2 clone,
+ * two xmm ones in the baseline); a block of 16 is two. Loads and stores need 4-byte alignment only.
+ * Macros, not functions: a function passing such a vector has no one ABI across the clones. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define LD(p) ((v8) * (const v8u *)(p))
+#define ST(p, v) (*(v8u *)(p) = (v))
+enum { V8 = 8 };
+
+/* 1-D input transform B^T d of four vectors d[0], d[ds], ...: d0 - d2, d1 + d2, d2 - d1, d1 - d3
+ * into o[0], o[os], ... */
+#define BT4(o, os, d, ds)                                                                                              \
+    do {                                                                                                               \
+        v8 d0_ = (d)[0], d1_ = (d)[ds], d2_ = (d)[2 * (ds)], d3_ = (d)[3 * (ds)];                                      \
+        (o)[0] = d0_ - d2_, (o)[os] = d1_ + d2_, (o)[2 * (os)] = d2_ - d1_, (o)[3 * (os)] = d1_ - d3_;                 \
+    } while (0)
+
+/* Tiles [t0, t1) of the chunk starting at tile tc into V (16 matrices of (tiles, Ci), vs floats
+ * apart, rows t - tc): each tile's 4 x 4 input pixels (zero outside the image) transformed. */
+SAL_CLONES void in_tiles(const float *X, float *V, int64_t vs, int64_t tc, int64_t t0, int64_t t1, int64_t Ci,
+                         int64_t H, int64_t W, int64_t L) {
+    const int64_t TW = (W + 1) / 2, TH = (H + 1) / 2, CB = Ci / L;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t n = t / (TH * TW), ti = t / TW % TH, tj = t % TW, h0 = 2 * ti - 1, w0 = 2 * tj - 1;
+        int64_t off[16]; /* each pixel's offset in a channel block, -1 outside the image */
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) {
+                int64_t h = h0 + r, w = w0 + q;
+                off[4 * r + q] = h >= 0 && h < H && w >= 0 && w < W ? (h * W + w) * L : -1;
+            }
+        for (int64_t cb = 0; cb < CB; cb++)
+            for (int64_t l0 = 0; l0 < L; l0 += V8) {
+                const float *x = X + (n * CB + cb) * H * W * L + l0;
+                v8 d[16], u[16], v[16];
+                for (int i = 0; i < 16; i++) d[i] = off[i] >= 0 ? LD(x + off[i]) : (v8){0};
+                for (int q = 0; q < 4; q++) BT4(u + q, 4, d + q, 4); /* down the columns */
+                for (int r = 0; r < 4; r++) BT4(v + 4 * r, 1, u + 4 * r, 1); /* along the rows */
+                float *o = V + (t - tc) * Ci + cb * L + l0;
+                for (int xi = 0; xi < 16; xi++) ST(o + xi * vs, v[xi]);
+            }
+    }
+}
+
+/* Tiles [t0, t1) of the chunk at tc from M (16 matrices of (tiles, Co), ms floats apart) into Y:
+ * A^T m A, 2 x 2 outputs a tile (those inside the image), plus the bias, set or added, then the
+ * ReLU (NaN kept, as Relu's). */
+SAL_CLONES void out_tiles(const float *M, int64_t ms, float *Y, int64_t tc, int64_t t0, int64_t t1, int64_t Co,
+                          int64_t H, int64_t W, int64_t L, const float *B, bool relu, bool add) {
+    const int64_t TW = (W + 1) / 2, TH = (H + 1) / 2, KB = Co / L;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t n = t / (TH * TW), ti = t / TW % TH, tj = t % TW;
+        int nr = 2 * ti + 1 < H ? 2 : 1, nq = 2 * tj + 1 < W ? 2 : 1;
+        for (int64_t kb = 0; kb < KB; kb++)
+            for (int64_t l0 = 0; l0 < L; l0 += V8) {
+                const float *m = M + (t - tc) * Co + kb * L + l0;
+                v8 a[2][4], y[4], b = B ? LD(B + kb * L + l0) : (v8){0};
+                for (int q = 0; q < 4; q++) { /* A^T m: rows m0 + m1 + m2, m1 - m2 - m3 */
+                    v8 m0 = LD(m + q * ms), m1 = LD(m + (4 + q) * ms), m2 = LD(m + (8 + q) * ms),
+                       m3 = LD(m + (12 + q) * ms);
+                    a[0][q] = m0 + m1 + m2, a[1][q] = m1 - m2 - m3;
+                }
+                for (int r = 0; r < 2; r++) { /* (A^T m) A */
+                    y[2 * r] = a[r][0] + a[r][1] + a[r][2] + b;
+                    y[2 * r + 1] = a[r][1] - a[r][2] - a[r][3] + b;
+                }
+                float *yb = Y + ((n * KB + kb) * H * W + 2 * ti * W + 2 * tj) * L + l0;
+                for (int r = 0; r < nr; r++)
+                    for (int q = 0; q < nq; q++) {
+                        float *o = yb + (r * W + q) * L;
+                        v8 val = add ? y[2 * r + q] + LD(o) : y[2 * r + q];
+                        if (relu) val = (v8)((v8i)val & ~(val < (v8){0}));
+                        ST(o, val);
+                    }
+            }
+    }
+}
+
+void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, bool bwd) {
+    const int64_t MC = M * C;
+    SAL_PAR_FOR(MC > 4096, "omp parallel for schedule(static)", for (int64_t i = 0; i < MC; i++) {
+        int64_t m = i / C, c = i % C;
+        const float *w = W + i * 9;
+        float g[3][3], a[4][3], u[4][4];
+        for (int r = 0; r < 3; r++)
+            for (int s = 0; s < 3; s++) g[r][s] = bwd ? w[(2 - r) * 3 + 2 - s] : w[r * 3 + s];
+        for (int s = 0; s < 3; s++) { /* G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 */
+            a[0][s] = g[0][s], a[3][s] = g[2][s];
+            a[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]), a[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+        }
+        for (int r = 0; r < 4; r++) { /* (G g) G^T */
+            u[r][0] = a[r][0], u[r][3] = a[r][2];
+            u[r][1] = 0.5f * (a[r][0] + a[r][1] + a[r][2]), u[r][2] = 0.5f * (a[r][0] - a[r][1] + a[r][2]);
+        }
+        int64_t at = bwd ? m * C + c : c * M + m;
+        for (int xi = 0; xi < 16; xi++) U[xi * MC + at] = u[xi / 4][xi % 4];
+    });
+}
+
+/* ---- the convolution ---- */
+
+typedef struct {
+    int64_t N, Ci, Co, H, W, L, T, tb; /* T tiles, tb of them a chunk */
+    int64_t vs, ms;                    /* floats from one of V's (M's) 16 matrices to the next */
+    const float *X, *U, *B;
+    float *Y;
+    bool relu, add;
+} wino_job;
+
+/* Chunk [tc, tc + nt) on buffers V, M: its tiles' transforms, the 16 products, the outputs. Alone:
+ * the calling thread does it all; else every thread of the team calls it and shares the work. */
+static void chunk(const wino_job *j, int64_t tc, int64_t nt, float *V, float *M, bool alone) {
+    const int64_t vs = j->vs, ms = j->ms;
+    if (alone) {
+        in_tiles(j->X, V, vs, tc, tc, tc + nt, j->Ci, j->H, j->W, j->L);
+        for (int xi = 0; xi < 16; xi++)
+            sal_sgemm(false, false, (int)nt, (int)j->Co, (int)j->Ci, 1.0f, V + xi * vs, (int)j->Ci,
+                      j->U + xi * j->Ci * j->Co, (int)j->Co, 0.0f, M + xi * ms, (int)j->Co);
+        out_tiles(M, ms, j->Y, tc, tc, tc + nt, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
+        return;
+    }
+    int64_t th = omp_get_thread_num(), nth = omp_get_num_threads(), t0 = tc + nt * th / nth,
+            t1 = tc + nt * (th + 1) / nth;
+    in_tiles(j->X, V, vs, tc, t0, t1, j->Ci, j->H, j->W, j->L);
+#pragma omp barrier
+    for (int xi = (int)(16 * th / nth); xi < 16 * (th + 1) / nth; xi++)
+        sal_sgemm(false, false, (int)nt, (int)j->Co, (int)j->Ci, 1.0f, V + xi * vs, (int)j->Ci,
+                  j->U + xi * j->Ci * j->Co, (int)j->Co, 0.0f, M + xi * ms, (int)j->Co);
+#pragma omp barrier
+    out_tiles(M, ms, j->Y, tc, t0, t1, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
+#pragma omp barrier /* the next chunk overwrites V and M */
+}
+
+sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
+                         const float *U, const float *B, bool relu, bool add, float *Y) {
+    wino_job j = {.N = N, .Ci = Ci, .Co = Co, .H = H, .W = W, .L = sal_blk_width(), .X = X, .U = U, .B = B,
+                  .Y = Y, .relu = relu, .add = add};
+    j.T = N * ((H + 1) / 2) * ((W + 1) / 2);
+    /* 64 tiles a chunk (more for fewer than 64 channels in and out): each product has rows enough
+     * for sgemm's packing of U[xi] to pay, and a chunk's V and M stay near the 512 KiB of a core's L2
+     * for narrow layers (64 -> 64 channels at 224 x 224: 14.8 ms at 64 and 128 tiles, 18.4 at 256) */
+    j.tb = (1 << 17) / (16 * (Ci + Co));
+    j.tb = j.tb < 64 ? 64 : j.tb > 256 ? 256 : j.tb;
+    int nth = omp_get_max_threads();
+    int64_t nch = (j.T + j.tb - 1) / j.tb;
+    bool own = nth > 1 && nch >= 4 * nth; /* threads take whole chunks */
+    if (!own && nch > 1) { /* shared chunks: as few and as even as the size allows */
+        j.tb = (j.T + nch - 1) / nch;
+        nch = (j.T + j.tb - 1) / j.tb;
+    }
+    if (j.T <= j.tb) j.tb = j.T;
+    /* the 16 matrices' strides a multiple of 4 KiB (and of the L1's way) would put the transforms'
+     * 16 loads or stores of a tile in one set of L1: one line more apart */
+    j.vs = j.tb * Ci + 16, j.ms = j.tb * Co + 16;
+    size_t per = (size_t)(16 * (j.vs + j.ms));
+    float *buf = sal_scratch_get(ws, 0, sizeof(float) * per * (size_t)(own ? nth : 1));
+    if (!buf) return SAL_ERR_NOMEM;
+    __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
+    if (own) {
+#pragma omp parallel for schedule(dynamic)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            float *V = buf + per * (size_t)omp_get_thread_num();
+            int64_t tc = ch * j.tb;
+            chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, V, V + 16 * j.vs, true);
+        }
+        return SAL_OK;
+    }
+    bool par = nth > 1 && 16 * j.T * Ci * Co >= (1 << 20);
+    if (!par) {
+        for (int64_t tc = 0; tc < j.T; tc += j.tb)
+            chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, buf, buf + 16 * j.vs, true);
+        return SAL_OK;
+    }
+#pragma omp parallel
+    for (int64_t tc = 0; tc < j.T; tc += j.tb)
+        chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, buf, buf + 16 * j.vs, false);
+    return SAL_OK;
+}
+
+/* ---- a node's transformed weights ---- */
+
+/* Transformed weights kept across calls: the node's own constant (key 0) or a fixed function of it
+ * that the caller names (sal_opctx.wkey: LRP's w+), at the model's weights version, one direction. */
+typedef struct {
+    float *buf;
+    size_t cap;
+    const void *own;
+    uint64_t key, version, used;
+    bool bwd, valid;
+} went;
+enum { NWENT = 4 };
+typedef struct {
+    went e[NWENT];
+    uint64_t tick;
+} wstate;
+
+static void wstate_free(void *p) {
+    wstate *s = p;
+    if (!s) return;
+    for (int i = 0; i < NWENT; i++) sal_free(s->e[i].buf);
+    sal_free(s);
+}
+
+/* U for W in direction bwd: from the node's cache, or transformed into scratch slot 1 when W is
+ * neither the node's constant nor named by c->wkey. NULL with a message set when out of memory. */
+static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const float *W, bool bwd) {
+    size_t need = sizeof(float) * 16 * (size_t)(k->M * k->C);
+    int v = c->n->in[1];
+    const void *own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST ? c->g->val[v].t.data : NULL;
+    uint64_t key = own == W ? 0 : c->wkey;
+    if (!own || (own != W && !key)) {
+        float *U = sal_scratch_get(c->ws, 1, need);
+        if (U) sal_wino_weights(U, W, k->M, k->C, bwd);
+        return U;
+    }
+    void **slot = sal_conv_dnnl_aux(c, wstate_free);
+    if (!slot) return NULL;
+    if (!*slot && !(*slot = sal_calloc(1, sizeof(wstate)))) {
+        sal_fail(SAL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    wstate *s = *slot;
+    went *e = NULL;
+    for (int i = 0; i < NWENT; i++) {
+        went *x = &s->e[i];
+        if (x->valid && x->key == key && x->bwd == bwd && x->own == own && x->version == c->g->version &&
+            x->cap >= need) {
+            x->used = ++s->tick;
+            return x->buf;
+        }
+        if (!e || (e->valid && (!x->valid || x->used < e->used))) e = x; /* a free entry, else the oldest */
+    }
+    e->valid = false;
+    if (e->cap < need) {
+        float *b = sal_malloc(need);
+        if (!b) {
+            sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for Winograd's weights", need);
+            return NULL;
+        }
+        sal_free(e->buf);
+        e->buf = b, e->cap = need;
+    }
+    sal_wino_weights(e->buf, W, k->M, k->C, bwd);
+    *e = (went){.buf = e->buf, .cap = e->cap, .own = own, .key = key, .version = c->g->version,
+                .used = ++s->tick, .bwd = bwd, .valid = true};
+    return e->buf;
+}
+
+sal_status sal_conv_wino_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
+                                 const float *B, float *Y, bool relu) {
+    const float *U = weights(c, k, W, false);
+    sal_status st = U ? sal_wino_conv(c->ws, k->N, k->C, k->M, k->in[1], k->in[2], X, U, B, relu, false, Y)
+                      : SAL_ERR_NOMEM;
+    return st == SAL_OK ? st : sal_wrap(st, "node '%s' (%s)", c->n->name, c->n->op_type);
+}
+
+sal_status sal_conv_wino_backward(const sal_opctx *c, const sal_conv_shape *k, const float *W, const float *dY,
+                                  float *dX, bool fresh) {
+    const float *U = weights(c, k, W, true);
+    sal_status st = U ? sal_wino_conv(c->ws, k->N, k->M, k->C, k->in[1], k->in[2], dY, U, NULL, false, !fresh, dX)
+                      : SAL_ERR_NOMEM;
+    return st == SAL_OK ? st : sal_wrap(st, "node '%s' (%s)", c->n->name, c->n->op_type);
+}

@@ -1,0 +1,37 @@
+/* Winograd F(2x2, 3x3) convolutions in blocked layouts (conv_wino.c), for 3x3 layers of stride 1
+ * and padding 1 where oneDNN has no Winograd kernel (its f32 one needs AVX-512). */
+#ifndef SAL_CONV_WINO_H
+#define SAL_CONV_WINO_H
+
+#include "conv_dnnl.h"
+
+/* Which convolutions run here: none, those it pays for on this machine (the default), all that fit
+ * (tests). Sets the mode (mode < 0: leaves it), returns the previous one; not thread-safe. The
+ * environment variable SAL_WINO=0 or SAL_WINO=all sets it at the first use. */
+enum { SAL_WINO_OFF, SAL_WINO_AUTO, SAL_WINO_ALL };
+int sal_conv_wino_mode(int mode);
+/* Convolutions run here so far (forward and backward), for tests. */
+long sal_conv_wino_calls(void);
+/* Whether shape k is one this code computes: 2-D, one group, 3x3, stride 1, no dilation, padding 1
+ * on every side, channels in whole blocks (sal_blk_width). */
+bool sal_conv_wino_fits(const sal_conv_shape *k);
+/* Whether it should run k (the mode, and in SAL_WINO_AUTO the measured choice against oneDNN). */
+bool sal_conv_wino_wanted(const sal_conv_shape *k);
+
+/* The 16 transformed 3x3 kernels of W (M, C, 3, 3): U[xi][c][m] = (G W[m][c] G^T)[xi], or for the
+ * backward into the data (bwd) U[xi][m][c] of W[m][c] turned by 180 degrees. */
+void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, bool bwd);
+/* Y (N, Co, H, W) = the convolution of X (N, Ci, H, W) with the kernels U (sal_wino_weights,
+ * [16][Ci][Co]), both tensors blocked (sal_blk_width), padding 1; plus B[co] (B may be NULL), then
+ * max(., 0) when relu; added to Y when add. Scratch slot 0 of ws holds the transformed tiles. */
+sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
+                         const float *U, const float *B, bool relu, bool add, float *Y);
+
+/* A Conv node's forward (Y = conv(X, W) + B, max(., 0) when relu) and its input gradient (dX =,
+ * or += unless fresh), X, Y, dY and dX blocked; the transformed weights kept in the node's state. */
+sal_status sal_conv_wino_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
+                                 const float *B, float *Y, bool relu);
+sal_status sal_conv_wino_backward(const sal_opctx *c, const sal_conv_shape *k, const float *W, const float *dY,
+                                  float *dX, bool fresh);
+
+#endif

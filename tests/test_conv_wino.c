@@ -1,0 +1,130 @@
+/* Winograd F(2x2, 3x3) (src/ops/conv_wino.c) against the convolution's definition summed in double:
+ * the forward with bias and ReLU, set and added, and the input gradient (the adjoint, scattered
+ * through the taps), in blocks of 8 and 16, for odd and even sizes (partial tiles at the edges),
+ * images smaller than a tile, batches, and sizes where the threads take whole chunks of tiles or
+ * share each chunk. test_conv_dnnl checks the layers of a session that run through it. */
+#include "ops/conv_wino.h"
+#include "testutil.h"
+
+typedef struct {
+    int64_t N, C, M, H, W;
+} wcase;
+
+/* x (N, C, H, W) plain -> blocked copy */
+static float *blocked(const float *x, int64_t N, int64_t C, int64_t H, int64_t W) {
+    float *b = sal_malloc(sizeof(float) * (size_t)(N * C * H * W));
+    sal_blk_convert(b, x, (int64_t[]){N, C, H, W}, SAL_BLK_FROM_PLAIN);
+    return b;
+}
+
+/* max |got - want| / max |want|, got blocked, want plain */
+static double err_blk(const float *got, const double *want, int64_t N, int64_t C, int64_t H, int64_t W) {
+    int64_t n = N * C * H * W;
+    float *p = sal_malloc(sizeof(float) * (size_t)n);
+    sal_blk_convert(p, got, (int64_t[]){N, C, H, W}, SAL_BLK_TO_PLAIN);
+    double e = 0, m = 1e-30;
+    for (int64_t i = 0; i < n; i++) e = fmax(e, fabs(p[i] - want[i])), m = fmax(m, fabs(want[i]));
+    sal_free(p);
+    return e / m;
+}
+
+static void check_case(const wcase *k, sal_rng *r, sal_scratch *ws) {
+    const int64_t N = k->N, C = k->C, M = k->M, H = k->H, W = k->W, P = H * W;
+    int64_t nx = N * C * P, ny = N * M * P;
+    float *x = sal_malloc(sizeof(float) * (size_t)nx), *w = sal_malloc(sizeof(float) * (size_t)(M * C * 9)),
+          *b = sal_malloc(sizeof(float) * (size_t)M), *dy = sal_malloc(sizeof(float) * (size_t)ny);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)sal_rng_normal(r);
+    for (int64_t i = 0; i < M * C * 9; i++) w[i] = (float)sal_rng_normal(r) * 0.2f;
+    for (int64_t i = 0; i < M; i++) b[i] = (float)sal_rng_normal(r);
+    for (int64_t i = 0; i < ny; i++) dy[i] = (float)sal_rng_normal(r);
+    /* the definitions: y = b + sum over taps of w x (padding 1), dx its adjoint applied to dy */
+    double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t v = 0; v < W; v++) {
+                    int64_t o = (n * M + m) * P + h * W + v;
+                    double s = b[m];
+                    for (int64_t c = 0; c < C; c++)
+                        for (int i = 0; i < 3; i++)
+                            for (int j = 0; j < 3; j++) {
+                                int64_t ih = h + i - 1, iw = v + j - 1;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                double wt = w[((m * C + c) * 3 + i) * 3 + j];
+                                s += wt * x[(n * C + c) * P + ih * W + iw];
+                                dx[(n * C + c) * P + ih * W + iw] += wt * dy[o];
+                            }
+                    y[o] = s;
+                }
+    float *xb = blocked(x, N, C, H, W), *dyb = blocked(dy, N, M, H, W);
+    float *U = sal_malloc(sizeof(float) * 16 * (size_t)(M * C)), *Ub = sal_malloc(sizeof(float) * 16 * (size_t)(M * C));
+    float *yb = sal_malloc(sizeof(float) * (size_t)ny), *dxb = sal_malloc(sizeof(float) * (size_t)nx);
+    sal_wino_weights(U, w, M, C, false);
+    sal_wino_weights(Ub, w, M, C, true);
+    char what[96];
+    snprintf(what, sizeof what, "N %lld, %lld -> %lld channels, %lld x %lld, blocks of %d", (long long)N,
+             (long long)C, (long long)M, (long long)H, (long long)W, sal_blk_width());
+    CHECK_OK(sal_wino_conv(ws, N, C, M, H, W, xb, U, b, false, false, yb));
+    double e = err_blk(yb, y, N, M, H, W);
+    CHECK(e < 2e-6, "%s: forward error %.2g", what, e);
+    /* added to what is there: y + y */
+    CHECK_OK(sal_wino_conv(ws, N, C, M, H, W, xb, U, b, false, true, yb));
+    double *y2 = sal_malloc(sizeof(double) * (size_t)ny);
+    for (int64_t i = 0; i < ny; i++) y2[i] = 2 * y[i];
+    e = err_blk(yb, y2, N, M, H, W);
+    CHECK(e < 2e-6, "%s: forward added, error %.2g", what, e);
+    /* with the ReLU */
+    for (int64_t i = 0; i < ny; i++) y2[i] = y[i] > 0 ? y[i] : 0;
+    CHECK_OK(sal_wino_conv(ws, N, C, M, H, W, xb, U, b, true, false, yb));
+    e = err_blk(yb, y2, N, M, H, W);
+    CHECK(e < 2e-6, "%s: forward with ReLU, error %.2g", what, e);
+    /* the input gradient, written, then added to x */
+    CHECK_OK(sal_wino_conv(ws, N, M, C, H, W, dyb, Ub, NULL, false, false, dxb));
+    e = err_blk(dxb, dx, N, C, H, W);
+    CHECK(e < 2e-6, "%s: input gradient error %.2g", what, e);
+    memcpy(dxb, xb, sizeof(float) * (size_t)nx);
+    CHECK_OK(sal_wino_conv(ws, N, M, C, H, W, dyb, Ub, NULL, false, true, dxb));
+    for (int64_t i = 0; i < nx; i++) dx[i] += x[i];
+    e = err_blk(dxb, dx, N, C, H, W);
+    CHECK(e < 2e-6, "%s: input gradient added, error %.2g", what, e);
+    sal_free(x), sal_free(w), sal_free(b), sal_free(dy), free(y), free(dx), sal_free(y2);
+    sal_free(xb), sal_free(dyb), sal_free(U), sal_free(Ub), sal_free(yb), sal_free(dxb);
+}
+
+int main(void) {
+    sal_rng r;
+    sal_rng_seed(&r, 23);
+    sal_scratch ws = {0};
+    CHECK_OK(sal_blas_init());
+    static const wcase cases[] = {
+        {1, 16, 32, 7, 9},   /* odd sizes: the last row and column of tiles half outside */
+        {2, 32, 16, 8, 6},   /* a batch */
+        {1, 16, 16, 1, 1},   /* one pixel: its tile is mostly padding */
+        {1, 16, 16, 2, 3},   /* smaller than two tiles */
+        {1, 32, 32, 16, 16}, /* 64 tiles, shared by the threads (products of 16 x 32 x 32 and up) */
+        {2, 16, 16, 64, 63}, /* 2 048 tiles: chunks of 256 taken whole by the threads */
+    };
+    for (int L = 8; L <= 16; L += 8) {
+        sal_blk_set_width(L);
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_case(&cases[i], &r, &ws);
+    }
+    sal_blk_set_width(0);
+    /* what it takes: 3x3, stride 1, padding 1 all round, whole blocks of channels */
+    sal_conv_shape k = {.nsp = 2, .N = 1, .C = 64, .M = 64, .G = 1, .in = {1, 28, 28}, .out = {1, 28, 28},
+                        .k = {1, 3, 3}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 1, 1}, .pe = {0, 1, 1}};
+    sal_conv_shape s2 = k, pad0 = k, odd = k, five = k;
+    s2.s[2] = 2, s2.out[2] = 14;
+    pad0.pb[1] = pad0.pe[1] = 0, pad0.out[1] = 26;
+    odd.C = 60;
+    five.k[1] = 5, five.pb[1] = five.pe[1] = 2;
+    CHECK(sal_conv_wino_fits(&k) && !sal_conv_wino_fits(&s2) && !sal_conv_wino_fits(&pad0) &&
+              !sal_conv_wino_fits(&odd) && !sal_conv_wino_fits(&five),
+          "the shapes it takes");
+    int old = sal_conv_wino_mode(SAL_WINO_OFF);
+    CHECK(!sal_conv_wino_wanted(&k), "SAL_WINO=0 takes nothing");
+    sal_conv_wino_mode(SAL_WINO_ALL);
+    CHECK(sal_conv_wino_wanted(&k) && !sal_conv_wino_wanted(&s2), "SAL_WINO=all takes what fits");
+    sal_conv_wino_mode(old);
+    sal_scratch_free(&ws);
+    return t_done("test_conv_wino");
+}
