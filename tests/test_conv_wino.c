@@ -124,6 +124,19 @@ int main(void) {
     CHECK(!sal_conv_wino_wanted(&k), "SAL_WINO=0 takes nothing");
     sal_conv_wino_mode(SAL_WINO_ALL);
     CHECK(sal_conv_wino_wanted(&k) && !sal_conv_wino_wanted(&s2), "SAL_WINO=all takes what fits");
+    /* the default: in blocks of 8 (no Winograd in oneDNN), from 32 tiles and 16M multiply-adds */
+    sal_conv_wino_mode(SAL_WINO_AUTO);
+    sal_conv_shape vgg = k, cnn = k, cnn50;
+    vgg.C = vgg.M = 512, vgg.in[1] = vgg.in[2] = vgg.out[1] = vgg.out[2] = 14; /* 49 tiles, 205M */
+    cnn.C = 32, cnn.in[1] = cnn.in[2] = cnn.out[1] = cnn.out[2] = 14;           /* 49 tiles, 1.6M */
+    cnn50 = cnn, cnn50.N = 50;
+    sal_blk_set_width(8);
+    bool w8[3] = {sal_conv_wino_wanted(&vgg), sal_conv_wino_wanted(&cnn), sal_conv_wino_wanted(&cnn50)};
+    sal_blk_set_width(16);
+    bool w16 = sal_conv_wino_wanted(&vgg);
+    sal_blk_set_width(0);
+    CHECK(w8[0] && !w8[1] && w8[2] && !w16, "the default choice: VGG16's 14 x 14 layer %d, the small CNN's at "
+          "batch 1 %d and 50 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w16);
     sal_conv_wino_mode(old);
     sal_scratch_free(&ws);
     return t_done("test_conv_wino");

@@ -33,8 +33,10 @@
 #endif
 /* Multiply-adds below which a layer runs on one thread: a parallel region costs microseconds. */
 #define PAR_WORK (1 << 18)
-/* Scratch slots: 0 and 1 the column and dW buffers, 2 to 6 conv_dnnl.c's, 7 a blocked dY made plain */
-#define SL_DY_PLAIN 7
+/* Scratch slots: 0 and 1 the column and dW buffers (conv_wino.c's tiles and weights), 2 to 6
+ * conv_dnnl.c's, 7 a tensor converted between layouts (a blocked dY made plain, a plain X or dX
+ * blocked for Winograd's kernels) */
+#define SL_CONVERT 7
 
 typedef struct {
     sal_win_attr wa;
@@ -611,8 +613,15 @@ static sal_status conv_forward(sal_opctx *c) {
     float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
     sal_conv_shape k;
     dnnl_shape(&q, &k);
-    if ((c->blk_in & 1) && (c->blk_want & 1) && sal_conv_wino_wanted(&k)) {
-        SAL_TRY(sal_conv_wino_forward(c, &k, sal_in_f(c, 0), sal_in_f(c, 1), B, Y, c->relu_want));
+    if ((c->blk_want & 1) && sal_conv_wino_wanted(&k)) {
+        const float *X = sal_in_f(c, 0);
+        if (!(c->blk_in & 1)) { /* a plain input (after a layer of our own kernels) made blocked */
+            float *xb = sal_scratch_get(c->ws, SL_CONVERT, sizeof(float) * (size_t)sal_tensor_numel(c->in[0]));
+            if (!xb) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+            sal_blk_convert(xb, X, c->in[0]->dim, SAL_BLK_FROM_PLAIN);
+            X = xb;
+        }
+        SAL_TRY(sal_conv_wino_forward(c, &k, X, sal_in_f(c, 1), B, Y, c->relu_want));
         c->blk_out = 1;
         c->relu_done = c->relu_want;
         return SAL_OK;
@@ -643,13 +652,19 @@ static sal_status conv_backward(sal_opctx *c) {
     dnnl_shape(&q, &k);
     bool fresh = dX && (c->din_fresh & 1);
     bool blk = (c->blk_in | c->blk_out) & 1;
-    if (dX && !dW && !dB && (c->blk_in & c->blk_out & 1) && sal_conv_wino_wanted(&k))
-        return sal_conv_wino_backward(c, &k, sal_in_f(c, 1), dY, dX, fresh);
+    if (dX && !dW && !dB && (c->blk_out & 1) && sal_conv_wino_wanted(&k)) {
+        if (c->blk_in & 1) return sal_conv_wino_backward(c, &k, sal_in_f(c, 1), dY, dX, fresh);
+        float *db = sal_scratch_get(c->ws, SL_CONVERT, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
+        if (!db) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+        SAL_TRY(sal_conv_wino_backward(c, &k, sal_in_f(c, 1), dY, db, true)); /* then into the plain dX */
+        sal_blk_convert(dX, db, c->din[0]->dim, fresh ? SAL_BLK_TO_PLAIN : SAL_BLK_ADD_TO_PLAIN);
+        return SAL_OK;
+    }
     bool wanted = dW || dB ? sal_conv_dnnl_wanted(&k) : sal_conv_dnnl_wanted_dx(&k);
     if (blk && !wanted && !(c->blk_in & 1)) { /* a stem's output went on blocked (ConvNeXt's, to a
         * Transpose): its dY made plain for our kernel, as oneDNN's backward-data is slow from 3
         * channels (sal_conv_dnnl_wanted_dx): ConvNeXt-T's stem 0.70 -> 0.34 ms an image */
-        float *plain = sal_scratch_get(c->ws, SL_DY_PLAIN, sizeof(float) * (size_t)sal_tensor_numel(c->dout[0]));
+        float *plain = sal_scratch_get(c->ws, SL_CONVERT, sizeof(float) * (size_t)sal_tensor_numel(c->dout[0]));
         if (!plain) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
         sal_blk_to_plain(plain, dY, c->dout[0]->dim);
         dY = plain, blk = false;
