@@ -101,7 +101,7 @@ int main(void) {
         {2, 32, 16, 8, 6},   /* a batch */
         {1, 16, 16, 1, 1},   /* one pixel: its tile is mostly padding */
         {1, 16, 16, 2, 3},   /* smaller than two tiles */
-        {1, 32, 32, 16, 16}, /* 64 tiles, shared by the threads (products of 16 x 32 x 32 and up) */
+        {1, 32, 32, 16, 16}, /* 64 tiles, one chunk that the threads share (1M multiply-adds) */
         {2, 16, 16, 64, 63}, /* 2 048 tiles: chunks of 256 taken whole by the threads */
     };
     for (int L = 8; L <= 16; L += 8) {

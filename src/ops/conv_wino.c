@@ -204,7 +204,8 @@ sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int
     j.T = N * ((H + 1) / 2) * ((W + 1) / 2);
     /* 64 tiles a chunk (more for fewer than 64 channels in and out): each product has rows enough
      * for sgemm's packing of U[xi] to pay, and a chunk's V and M stay near the 512 KiB of a core's L2
-     * for narrow layers (64 -> 64 channels at 224 x 224: 14.8 ms at 64 and 128 tiles, 18.4 at 256) */
+     * for narrow layers (64 -> 64 channels at 224 x 224 ran alike at 64 and 128 tiles a chunk, 14.8
+     * to 17.8 ms as the best of 15 calls on a noisy VM) */
     j.tb = (1 << 17) / (16 * (Ci + Co));
     j.tb = j.tb < 64 ? 64 : j.tb > 256 ? 256 : j.tb;
     int nth = omp_get_max_threads();
