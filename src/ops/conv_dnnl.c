@@ -61,16 +61,8 @@ typedef struct {
 } reorder;
 enum { MAX_REORDERS = 24 }; /* 15 distinct ones at most: X, Y, W, dY, dX, dW, plain or blocked */
 
-/* A weight in a primitive's layout, kept while the model's weights do not change: the node's own
- * constant (key 0) or a fixed function of it named by the caller (sal_opctx.wkey: LRP's w+), at
- * the model's version, for one direction. Other substituted weights are reordered every call. */
-typedef struct {
-    void *buf;
-    size_t cap;
-    const void *own; /* the node's constant it came from */
-    uint64_t key, version, used;
-    bool bwd, valid;
-} wcache;
+/* Weights in a primitive's layout are kept (sal_wcache); other substituted weights are reordered
+ * every call. */
 enum { NWC = 6 }; /* the own weight both ways, and Zennit's two-group rules' two weights both ways */
 /* Substituted weights are kept up to 1 MiB: the small CNN's 72 KB layer saves two 7 us reorders a call;
  * ResNet-50's LRP kept all of them for 5% of its time and 136 MB more memory. */
@@ -93,7 +85,7 @@ struct sal_conv_dnnl {
     bool no_relu;                     /* oneDNN declined fwd_relu */
     reorder ro[MAX_REORDERS];         /* built on first use */
     int nro;
-    wcache wc[NWC];                   /* weights reordered for forward or backward data */
+    sal_wcache wc[NWC];               /* weights reordered for forward or backward data */
     uint64_t tick;                    /* wc's last use, for replacing the oldest */
     dnnl_memory_desc_t db;            /* backward weights' diff bias (plain) */
     bool no_bwd_d, no_bwd_w;          /* oneDNN declined: our kernels run those */
@@ -416,19 +408,41 @@ static dnnl_memory_t side(mems *ms, sal_conv_dnnl *s, const dnnl_memory_desc_t *
  * since it was filled. */
 static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, const dnnl_memory_desc_t *pmd,
                              const float *W, bool bwd, int slot) {
+    size_t need = dnnl_memory_desc_get_size(pmd) + 64; /* + 64: align64 */
+    bool hit = false, nomem = false;
+    sal_wcache *e = dnnl_memory_desc_equal(&s->w, pmd) ? NULL
+                    : sal_wcache_get(s->wc, NWC, &s->tick, c, W, bwd, need, KEYED_MAX + 64, &hit, &nomem);
+    if (nomem) {
+        ms->bad = ms->nomem = true;
+        return NULL;
+    }
+    if (!e) return side(ms, s, &s->w, W, pmd, c->ws, slot, true, true);
+    dnnl_memory_t m = track(ms, mem(pmd, align64(e->buf)));
+    if (hit) return m;
+    dnnl_memory_t p = track(ms, mem(&s->w, (void *)W));
+    if (!m || !p || !run_reorder(reorder_get(s, &s->w, pmd, false), p, m)) {
+        ms->bad = true;
+        return NULL;
+    }
+    e->valid = true;
+    return m;
+}
+
+sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, bool bwd,
+                           size_t need, size_t keyed_max, bool *hit, bool *nomem) {
+    *hit = *nomem = false;
     int v = c->n->in[1];
     const void *own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST ? c->g->val[v].t.data : NULL;
-    uint64_t key = own == W ? 0 : dnnl_memory_desc_get_size(pmd) <= KEYED_MAX ? c->wkey : 0;
-    if (dnnl_memory_desc_equal(&s->w, pmd) || !own || (own != W && !key))
-        return side(ms, s, &s->w, W, pmd, c->ws, slot, true, true);
-    size_t need = dnnl_memory_desc_get_size(pmd) + 64;
-    wcache *wc = NULL;
-    for (int i = 0; i < NWC; i++) {
-        wcache *e = &s->wc[i];
+    uint64_t key = own == W ? 0 : need <= keyed_max ? c->wkey : 0;
+    if (!own || (own != W && !key)) return NULL;
+    sal_wcache *wc = NULL;
+    for (int i = 0; i < n; i++) {
+        sal_wcache *e = &es[i];
         if (e->valid && e->key == key && e->bwd == bwd && e->own == own && e->version == c->g->version &&
             e->cap >= need) {
-            e->used = ++s->tick;
-            return track(ms, mem(pmd, align64(e->buf)));
+            e->used = ++*tick;
+            *hit = true;
+            return e;
         }
         if (!wc || (wc->valid && (!e->valid || e->used < wc->used))) wc = e; /* a free entry, else the oldest */
     }
@@ -436,22 +450,17 @@ static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, con
     if (wc->cap < need) {
         void *b = sal_malloc(need);
         if (!b) {
-            ms->bad = ms->nomem = true;
-            sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for the weights in oneDNN's layout", need);
+            *nomem = true;
+            sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for a layer's derived weights", need);
             return NULL;
         }
         sal_free(wc->buf);
         wc->buf = b;
         wc->cap = need;
     }
-    dnnl_memory_t m = track(ms, mem(pmd, align64(wc->buf))), p = track(ms, mem(&s->w, (void *)W));
-    if (!m || !p || !run_reorder(reorder_get(s, &s->w, pmd, false), p, m)) {
-        ms->bad = true;
-        return NULL;
-    }
-    *wc = (wcache){.buf = wc->buf, .cap = wc->cap, .own = own, .key = key, .version = c->g->version,
-                   .used = ++s->tick, .bwd = bwd, .valid = true};
-    return m;
+    *wc = (sal_wcache){.buf = wc->buf, .cap = wc->cap, .own = own, .key = key, .version = c->g->version,
+                       .used = ++*tick, .bwd = bwd};
+    return wc;
 }
 
 /* Moves the primitive's result m (layout pmd) into the tensor `user` (layout umd), adding to it when

@@ -246,18 +246,10 @@ sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int
 
 /* ---- a node's transformed weights ---- */
 
-/* Transformed weights kept across calls: the node's own constant (key 0) or a fixed function of it
- * that the caller names (sal_opctx.wkey: LRP's w+), at the model's weights version, one direction. */
-typedef struct {
-    float *buf;
-    size_t cap;
-    const void *own;
-    uint64_t key, version, used;
-    bool bwd, valid;
-} went;
+/* Kept as oneDNN's layouts are (sal_wcache): the own weight both ways, a substituted one both ways. */
 enum { NWENT = 4 };
 typedef struct {
-    went e[NWENT];
+    sal_wcache e[NWENT];
     uint64_t tick;
 } wstate;
 
@@ -268,19 +260,11 @@ static void wstate_free(void *p) {
     sal_free(s);
 }
 
-/* U for W in direction bwd: from the node's cache, or transformed into scratch slot 1 when W is
- * neither the node's constant nor named by c->wkey. NULL with a message set when out of memory. */
+/* U for W in direction bwd: from the node's cache (substituted weights kept up to 1 MiB, as
+ * oneDNN's), or transformed into scratch slot 1 where it is not kept. NULL with a message set when
+ * out of memory. */
 static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const float *W, bool bwd) {
     size_t need = sizeof(float) * 16 * (size_t)(k->M * k->C);
-    int v = c->n->in[1];
-    const void *own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST ? c->g->val[v].t.data : NULL;
-    /* substituted weights kept up to 1 MiB, as oneDNN's (conv_dnnl.c: KEYED_MAX) */
-    uint64_t key = own == W ? 0 : need <= (1u << 20) ? c->wkey : 0;
-    if (!own || (own != W && !key)) {
-        float *U = sal_scratch_get(c->ws, 1, need);
-        if (U) sal_wino_weights(U, W, k->M, k->C, bwd);
-        return U;
-    }
     void **slot = sal_conv_dnnl_aux(c, wstate_free);
     if (!slot) return NULL;
     if (!*slot && !(*slot = sal_calloc(1, sizeof(wstate)))) {
@@ -288,30 +272,13 @@ static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const f
         return NULL;
     }
     wstate *s = *slot;
-    went *e = NULL;
-    for (int i = 0; i < NWENT; i++) {
-        went *x = &s->e[i];
-        if (x->valid && x->key == key && x->bwd == bwd && x->own == own && x->version == c->g->version &&
-            x->cap >= need) {
-            x->used = ++s->tick;
-            return x->buf;
-        }
-        if (!e || (e->valid && (!x->valid || x->used < e->used))) e = x; /* a free entry, else the oldest */
-    }
-    e->valid = false;
-    if (e->cap < need) {
-        float *b = sal_malloc(need);
-        if (!b) {
-            sal_fail(SAL_ERR_NOMEM, "cannot allocate %zu bytes for Winograd's weights", need);
-            return NULL;
-        }
-        sal_free(e->buf);
-        e->buf = b, e->cap = need;
-    }
-    sal_wino_weights(e->buf, W, k->M, k->C, bwd);
-    *e = (went){.buf = e->buf, .cap = e->cap, .own = own, .key = key, .version = c->g->version,
-                .used = ++s->tick, .bwd = bwd, .valid = true};
-    return e->buf;
+    bool hit, nomem;
+    sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, bwd, need, 1u << 20, &hit, &nomem);
+    if (nomem) return NULL;
+    float *U = e ? e->buf : sal_scratch_get(c->ws, 1, need);
+    if (U && !hit) sal_wino_weights(U, W, k->M, k->C, bwd);
+    if (e) e->valid = true;
+    return U;
 }
 
 sal_status sal_conv_wino_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
