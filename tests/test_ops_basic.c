@@ -88,28 +88,32 @@ static void test_gemm_sparse_row(void) {
 }
 
 /* A Gemm on a batch of rows runs through oneDNN with its constant B kept packed (ops/linear.c:
- * gemm_packed), forward and input gradient, for B stored (N, K) (transB) and (K, N): against double
+ * gemm_packed), forward and input gradient, for B stored (N, K) (transB) and (K, N); a MatMul with a
+ * constant B reads it in place or, with N a multiple of 256, from a copy with padded rows
+ * (b_padded), as oneDNN's packed Gemm weights are then (conv_dnnl.c: mm_first). Against double
  * loops, at two batch sizes (a primitive each), and after the weights change (packed again). */
-static void test_gemm_packed(void) {
+static void test_products_kept(const char *op, int N) {
     sal_rng r;
     sal_rng_seed(&r, 9);
-    const int K = 96, N = 80;
-    for (int tb = 0; tb < 2; tb++) {
+    const int K = 96;
+    bool gemm = !strcmp(op, "Gemm");
+    for (int tb = 0; tb < 1 + gemm; tb++) {
         sal_tensor B = t_rand(&r, 2, tb ? (int64_t[]){N, K} : (int64_t[]){K, N}, 1);
         sal_tensor C = t_rand(&r, 1, (int64_t[]){N}, 1);
         sal_model *g;
         CHECK_OK(sal_graph_create(NULL, &g));
         CHECK_OK(sal_graph_add_input(g, "a", SAL_F32, 2, (int64_t[]){-1, K}));
         CHECK_OK(sal_graph_add_const(g, "b", &B));
-        CHECK_OK(sal_graph_add_const(g, "c", &C));
+        if (gemm) CHECK_OK(sal_graph_add_const(g, "c", &C));
         sal_attr at[1] = {sal_attr_make_int("transB", tb)};
-        CHECK_OK(sal_graph_add_node(g, "Gemm", "fc", 3, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"}, 1,
-                                    at));
+        CHECK_OK(sal_graph_add_node(g, op, "fc", 2 + gemm, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"},
+                                    gemm, gemm ? at : NULL));
         CHECK_OK(sal_graph_add_output(g, "y"));
         CHECK_OK(sal_graph_finalize(g));
         sal_session *s;
         CHECK_OK(sal_session_new(g, &s));
-        float *b = sal_f32(&g->val[sal_graph_find(g, "b")].t), *c = sal_f32(&g->val[sal_graph_find(g, "c")].t);
+        float *b = sal_f32(&g->val[sal_graph_find(g, "b")].t);
+        float *c = gemm ? sal_f32(&g->val[sal_graph_find(g, "c")].t) : NULL;
         static const int rows[] = {40, 24, 40, 40};
         for (int q = 0; q < 4; q++) {
             int M = rows[q];
@@ -124,7 +128,7 @@ static void test_gemm_packed(void) {
             double wy = 0, wd = 0;
             for (int i = 0; i < M; i++) {
                 for (int j = 0; j < N; j++) {
-                    double acc = c[j];
+                    double acc = c ? c[j] : 0.0;
                     for (int k = 0; k < K; k++) acc += (double)sal_f32(&A)[i * K + k] * b[tb ? j * K + k : k * N + j];
                     wy = fmax(wy, fabs(acc - sal_f32(y)[i * N + j]));
                 }
@@ -135,13 +139,14 @@ static void test_gemm_packed(void) {
                     wd = fmax(wd, fabs(acc - sal_f32(dA)[i * K + k]));
                 }
             }
-            CHECK(wy < 1e-4 && wd < 1e-4, "Gemm transB=%d, %d rows, call %d: forward off by %g, gradient by %g", tb, M,
-                  q, wy, wd);
+            CHECK(wy < 1e-4 && wd < 1e-4, "%s N=%d transB=%d, %d rows, call %d: forward off by %g, gradient by %g", op,
+                  N, tb, M, q, wy, wd);
             sal_tensor_free(&A);
             sal_tensor_free(&seed);
         }
         sal_session_free(s);
         sal_model_free(g);
+        if (!gemm) sal_tensor_free(&C);
     }
 }
 
@@ -333,7 +338,10 @@ int main(void) {
     sal_rng_seed(&r, 1);
     test_gemm_forward();
     test_gemm_sparse_row();
-    test_gemm_packed();
+    test_products_kept("Gemm", 80);
+    test_products_kept("Gemm", 256);
+    test_products_kept("MatMul", 80);
+    test_products_kept("MatMul", 512);
     test_sparse_row();
     test_rows_dot_masked();
     test_general();

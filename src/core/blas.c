@@ -15,7 +15,9 @@
  * exported as Gemm with transB: 50 x 1000 x 1024 takes 1.2 ms on oneDNN, 0.54 on OpenBLAS; 4 x 1024
  * x 1024 0.07 against 0.35; but the input gradients of ConvNeXt's pointwise layers, 12544 x 384 x 96,
  * 2.3 ms against 3.5, and of 784 rows and K <= 1024, 2.3 against 2.5; with K = 3072 OpenBLAS wins
- * again, 2.9 against 3.7 for 196 rows). SAL_SGEMM=openblas keeps every product on OpenBLAS (for
+ * again, 2.9 against 3.7 for 196 rows). Without AVX-512 (Zen 3, OpenBLAS's Haswell kernels) oneDNN
+ * wins with B transposed too: 52 x 1024 x 1024 0.95 ms against 1.29, 197 x 2304 x 768 5.1 against
+ * 5.9, 3136 x 96 x 384 2.3 against 3.0 (medians of 40 calls). SAL_SGEMM=openblas keeps every product on OpenBLAS (for
  * comparisons); docs/performance.md has the figures. */
 #include "core.h"
 #include <dlfcn.h>
@@ -35,7 +37,8 @@ static char g_info[256];
 static sal_status g_status = SAL_ERR_INTERNAL;
 static char g_err[512];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static bool g_dnnl = true; /* large products through dnnl_sgemm */
+static bool g_dnnl = true;     /* large products through dnnl_sgemm */
+static bool g_dnnl_nt = false; /* with B transposed too (AVX2: OpenBLAS's Haswell kernels) */
 
 bool sal_portable_kernels;
 
@@ -76,6 +79,9 @@ static void load(void) {
     choose_coretype();
     const char *e = getenv("SAL_SGEMM");
     g_dnnl = !(e && !strcmp(e, "openblas"));
+#if defined(__x86_64__)
+    g_dnnl_nt = g_dnnl && !__builtin_cpu_supports("avx512f");
+#endif
     void *h = NULL;
     const char *used = NULL;
     for (size_t i = 0; i < sizeof libs / sizeof libs[0] && !h; i++)
@@ -268,7 +274,8 @@ void sal_sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const
                 transB ? 1 : ldb, beta, C, ldc);
         return;
     }
-    if (g_dnnl && K >= 16 && (int64_t)M * N * K >= (1 << 17) && (!transB || M < 8 || (M >= 768 && K <= 1024)) &&
+    if (g_dnnl && K >= 16 && (int64_t)M * N * K >= (1 << 17) &&
+        (!transB || g_dnnl_nt || M < 8 || (M >= 768 && K <= 1024)) &&
         dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) ==
             dnnl_success)
         return;
