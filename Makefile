@@ -23,6 +23,13 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 LDFLAGS += -fopenmp
 
+# What compiles the objects ($(BUILD)/flags, rewritten only when it changes): a build folder reused
+# with another CC, OPT or SAN rebuilds them instead of linking objects made with the old flags.
+FLAGS_STAMP := $(BUILD)/flags
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = "$(FLAGS_NOW)" ] || \
+        echo "$(FLAGS_NOW)" > $(FLAGS_STAMP); })
+
 # MPI (docs/scaling.md): where mpicc is found the CLI can run as ranks of mpirun or srun (src/cli/mpi.c);
 # MPI=0 builds without it. Only the CLI links MPI: the library shards through callbacks.
 MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
@@ -52,11 +59,11 @@ $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: /usr/include/onnx/onnx.prot
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -I/usr/include/onnx $<
 
-$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C)
+$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -w -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -69,16 +76,16 @@ $(BUILD)/saliency: $(CLI_OBJ) $(BUILD)/libsaliency.a
 
 $(BUILD)/obj/src/cli/mpi.o: CFLAGS += $(MPI_CFLAGS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libsaliency.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libsaliency.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
 
 # helper programs that tests drive (not tests themselves)
-$(BUILD)/tools/%: tests/tools/%.c tests/testutil.h $(BUILD)/libsaliency.a
+$(BUILD)/tools/%: tests/tools/%.c tests/testutil.h $(BUILD)/libsaliency.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libsaliency.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsaliency.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
 
@@ -144,7 +151,7 @@ fuzz:
 
 fuzz-targets: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
-$(BUILD)/fuzz/%: fuzz/%.c fuzz/targets.h $(BUILD)/libsaliency.a
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/targets.h $(BUILD)/libsaliency.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
 
@@ -167,11 +174,11 @@ shared: $(SHLIB)
 man: $(BUILD)/man/saliency.1
 test: shared man # tests/test_install.sh installs them
 
-$(BUILD)/pic/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/pic/%.o: %.c $(FLAGS_STAMP) | $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
 
-$(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_C)
+$(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_C) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -fPIC -w -c $< -o $@
 
