@@ -108,6 +108,7 @@ static void test_products_kept(const char *op, int N) {
         sal_attr at[1] = {sal_attr_make_int("transB", tb)};
         CHECK_OK(sal_graph_add_node(g, op, "fc", 2 + gemm, (const char *[]){"a", "b", "c"}, 1, (const char *[]){"y"},
                                     gemm, gemm ? at : NULL));
+        if (!gemm) sal_attr_clear(&at[0]); /* the node took it over only when given */
         CHECK_OK(sal_graph_add_output(g, "y"));
         CHECK_OK(sal_graph_finalize(g));
         sal_session *s;
