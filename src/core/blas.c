@@ -17,8 +17,8 @@
  * 2.3 ms against 3.5, and of 784 rows and K <= 1024, 2.3 against 2.5; with K = 3072 OpenBLAS wins
  * again, 2.9 against 3.7 for 196 rows). Without AVX-512 (Zen 3, OpenBLAS's Haswell kernels) oneDNN
  * wins with B transposed too: 52 x 1024 x 1024 0.95 ms against 1.29, 197 x 2304 x 768 5.1 against
- * 5.9, 3136 x 96 x 384 2.3 against 3.0 (medians of 40 calls). SAL_SGEMM=openblas keeps every product on OpenBLAS (for
- * comparisons); docs/performance.md has the figures. */
+ * 5.9, 3136 x 96 x 384 2.3 against 3.0 (medians of 40 calls). SAL_SGEMM=openblas keeps every
+ * product on OpenBLAS (for comparisons); docs/performance.md has the figures. */
 #include "core.h"
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
