@@ -38,7 +38,7 @@ static sal_status g_status = SAL_ERR_INTERNAL;
 static char g_err[512];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_dnnl = true;     /* large products through dnnl_sgemm */
-static bool g_dnnl_nt = false; /* with B transposed too (AVX2: OpenBLAS's Haswell kernels) */
+static bool g_dnnl_nt = false; /* with B transposed too (below SkylakeX's kernels: Haswell's) */
 
 bool sal_portable_kernels;
 
@@ -52,6 +52,17 @@ bool sal_cpu_avx512(void) {
 #endif
 }
 
+/* Whether the CPU runs OpenBLAS's SkylakeX kernels (the AVX-512 subsets they use). */
+static bool skylakex_cpu(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
 static void choose_coretype(void) {
     const char *want = getenv("SAL_BLAS_CORETYPE");
     if (want && !strcmp(want, "keep")) return;
@@ -59,14 +70,9 @@ static void choose_coretype(void) {
         setenv("OPENBLAS_CORETYPE", want, 1);
         return;
     }
-#if defined(__x86_64__)
-    __builtin_cpu_init();
     const char *cur = getenv("OPENBLAS_CORETYPE");
-    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
     /* Only upgrade a missing or Haswell choice; any other explicit choice is the user's. */
-    if (avx512 && (!cur || !strcmp(cur, "Haswell"))) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-#endif
+    if (skylakex_cpu() && (!cur || !strcmp(cur, "Haswell"))) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
 }
 
 static void load(void) {
@@ -79,9 +85,7 @@ static void load(void) {
     choose_coretype();
     const char *e = getenv("SAL_SGEMM");
     g_dnnl = !(e && !strcmp(e, "openblas"));
-#if defined(__x86_64__)
-    g_dnnl_nt = g_dnnl && !__builtin_cpu_supports("avx512f");
-#endif
+    g_dnnl_nt = g_dnnl && !skylakex_cpu();
     void *h = NULL;
     const char *used = NULL;
     for (size_t i = 0; i < sizeof libs / sizeof libs[0] && !h; i++)
