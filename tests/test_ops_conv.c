@@ -6,7 +6,7 @@
 /* ---- running one node ---- */
 
 /* Builds a one-node graph (inputs "i0".., constants where cst[i], omitted where in[i].ndim < 0), runs it
- * forward into *y and, when seed is given, backward into grads[i] for every float input. */
+ * forward into *y and, when seed is given, backward into grads[i] for every float input not constant. */
 static sal_status run1(const char *op, int64_t opset, int nin, const sal_tensor *in, const bool *cst, int nattr,
                        sal_attr *attr, sal_tensor *y, const sal_tensor *seed, sal_tensor *grads) {
     sal_model *g = NULL;
@@ -45,11 +45,11 @@ static sal_status run1(const char *op, int64_t opset, int nin, const sal_tensor 
     if (st == SAL_OK && seed) {
         wrt = sal_calloc((size_t)g->nval, sizeof *wrt);
         for (int i = 0; i < nin; i++)
-            if (in[i].ndim >= 0 && in[i].dtype == SAL_F32) wrt[sal_graph_find(g, names[i])] = true;
+            if (in[i].ndim >= 0 && in[i].dtype == SAL_F32 && !cst[i]) wrt[sal_graph_find(g, names[i])] = true;
         sal_backward_opts bo = {.wrt = wrt};
         st = sal_exec_backward(s, 1, &out, seed, &bo);
         for (int i = 0; i < nin && st == SAL_OK; i++)
-            if (in[i].ndim >= 0 && in[i].dtype == SAL_F32)
+            if (in[i].ndim >= 0 && in[i].dtype == SAL_F32 && !cst[i])
                 st = sal_tensor_copy(&grads[i], &s->grad[sal_graph_find(g, names[i])]);
     }
     sal_free(wrt);
@@ -193,10 +193,12 @@ static void test_conv_grad(sal_rng *r, cfg c) {
 }
 
 /* Conv without bias is linear in X and in W: <r, Y> = <dX, X> = <dW, W> for any seed r. Consumes
- * x, w and the attributes (given twice: one set per run). */
-static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor w, int na, sal_attr *at, sal_attr *at2) {
+ * x, w and the attributes (given twice: one set per run). With constant weights (wconst) only dX is
+ * wanted, which some kernels take a path of their own for. */
+static void conv_adjoint_w(sal_rng *r, const char *what, sal_tensor x, sal_tensor w, int na, sal_attr *at,
+                           sal_attr *at2, bool wconst) {
     sal_tensor in[3] = {x, w, {.ndim = -1}}, y = {0}, gr[3] = {{0}}, seed = {0};
-    const bool cst[3] = {false, false, true};
+    const bool cst[3] = {false, wconst, true};
     /* a forward pass to learn the output shape, then forward and backward with a random seed */
     sal_status st = run1("Conv", 13, 3, in, cst, na, at, &y, NULL, NULL);
     if (st == SAL_OK) {
@@ -207,7 +209,7 @@ static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor 
     }
     CHECK(st == SAL_OK, "Conv %s: %s", what, sal_last_error());
     if (st == SAL_OK) {
-        double a = dot(&seed, &y), bx = dot(&gr[0], &in[0]), bw = dot(&gr[1], &in[1]);
+        double a = dot(&seed, &y), bx = dot(&gr[0], &in[0]), bw = wconst ? a : dot(&gr[1], &in[1]);
         CHECK(fabs(a - bx) < 1e-4 * (fabs(a) + 1) && fabs(a - bw) < 1e-4 * (fabs(a) + 1),
               "Conv %s adjoint: <dY,Y> %.8g, <dX,X> %.8g, <dW,W> %.8g", what, a, bx, bw);
     }
@@ -217,7 +219,11 @@ static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor 
     free_all(3, in);
 }
 
-static void test_conv_adjoint(sal_rng *r, const char *what, cfg c) {
+static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor w, int na, sal_attr *at, sal_attr *at2) {
+    conv_adjoint_w(r, what, x, w, na, at, at2, false);
+}
+
+static void test_conv_adjoint_w(sal_rng *r, const char *what, cfg c, bool wconst) {
     if (c.one_d) c.H = c.KH = c.sh = c.dh = 1, c.pt = c.pb = 0;
     c.bias = false;
     sal_tensor in[3];
@@ -227,8 +233,10 @@ static void test_conv_adjoint(sal_rng *r, const char *what, cfg c) {
     at[na++] = sal_attr_make_int("group", c.G);
     cfg_attrs(&c, false, true, at2);
     at2[na - 1] = sal_attr_make_int("group", c.G);
-    conv_adjoint(r, what, in[0], in[1], na, at, at2);
+    conv_adjoint_w(r, what, in[0], in[1], na, at, at2, wconst);
 }
+
+static void test_conv_adjoint(sal_rng *r, const char *what, cfg c) { test_conv_adjoint_w(r, what, c, false); }
 
 static void test_conv(sal_rng *r) {
     /* .v = {N, C, H, W, M, G, KH, KW, sh, sw, dh, dw, pt, pl, pb, pr} */
@@ -256,6 +264,7 @@ static void test_conv(sal_rng *r) {
 
     test_conv_grad(r, (cfg){.v = {2, 3, 5, 4, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true});
     test_conv_grad(r, (cfg){.v = {2, 1, 6, 5, 5, 1, 3, 3, 1, 1, 1, 1, 1, 2, 1, 0}, .bias = true});
+    test_conv_grad(r, (cfg){.v = {1, 1, 9, 11, 5, 1, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1}});
     test_conv_grad(r, (cfg){.v = {1, 2, 5, 4, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true});
     test_conv_grad(r, (cfg){.v = {2, 4, 7, 6, 4, 2, 3, 2, 2, 1, 2, 1, 2, 0, 1, 1}, .bias = true});
     test_conv_grad(r, (cfg){.v = {2, 3, 6, 6, 6, 3, 3, 3, 2, 1, 1, 2, 1, 2, 1, 0}, .bias = true});
@@ -276,6 +285,12 @@ static void test_conv(sal_rng *r) {
     test_conv_adjoint(r, "1x1 batch 1", (cfg){.v = {1, 64, 32, 32, 32, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}});
     test_conv_adjoint(r, "depthwise", (cfg){.v = {3, 32, 40, 40, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}});
     test_conv_adjoint(r, "depthwise stride 1", (cfg){.v = {1, 64, 40, 40, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}});
+    /* one input channel, 3x3, stride 1, dX alone (conv.c: conv33_bwd): one sample, samples over
+     * threads, any pads */
+    test_conv_adjoint_w(r, "one channel dX batch 1", (cfg){.v = {1, 1, 28, 28, 32, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}}, true);
+    test_conv_adjoint_w(r, "one channel dX batch 3", (cfg){.v = {3, 1, 28, 28, 6, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}}, true);
+    test_conv_adjoint_w(r, "one channel dX pads 2 0 0 1", (cfg){.v = {1, 1, 17, 13, 7, 1, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1}}, true);
+    test_conv_adjoint_w(r, "one channel dX no pads", (cfg){.v = {2, 1, 7, 6, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0}}, true);
     test_conv_adjoint(r, "1-D", (cfg){.v = {1, 32, 1, 999, 32, 1, 1, 5, 1, 1, 1, 2, 0, 3, 0, 4}, .one_d = true});
     for (int n = 1; n <= 2; n++) { /* 3-D, in sequential chunks at batch 1 */
         sal_attr at[2] = {sal_attr_make_ints("pads", 6, (int64_t[]){1, 1, 1, 1, 1, 1}),
