@@ -513,8 +513,9 @@ static void test_pools(sal_rng *r) {
     test_pool_ties(r, "dilated", (cfg){.v = {1, 2, 12, 15, 0, 0, 3, 3, 1, 2, 2, 2, 1, 1, 1, 1}});
     /* 2x2 stride 2 without padding takes a fast path: even and odd sizes, and ties (a constant
      * plane: the first tap wins, as in the general loop); its AVX-512 kernel (rows of windows in
-     * registers of 16 values: 7, 14 and 20 windows a row, the last in a partial register) and the
-     * portable loops beside it */
+     * registers of 16 values: 7, 14 and 20 windows a row, the last in a partial register) or AVX2's
+     * (registers of 8, then 4, then a window alone: 14, 20 and 17 windows a row) and the portable
+     * loops beside it */
     const struct { const char *what; cfg c; } pairs[] = {
         {"28x28", {.v = {2, 3, 28, 28, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}}},
         {"14x40", {.v = {1, 2, 14, 40, 0, 0, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0}}},

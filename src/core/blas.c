@@ -52,6 +52,16 @@ bool sal_cpu_avx512(void) {
 #endif
 }
 
+bool sal_cpu_avx2(void) {
+#if defined(__x86_64__)
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return has && !sal_portable_kernels;
+#else
+    return false;
+#endif
+}
+
 /* Whether the CPU runs OpenBLAS's SkylakeX kernels (the AVX-512 subsets they use). */
 static bool skylakex_cpu(void) {
 #if defined(__x86_64__)

@@ -189,6 +189,7 @@ bool sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float 
 /* Whether kernels written for AVX-512 (intrinsics under a target attribute) may run: the CPU has
  * it, and sal_portable_kernels is false (tests set it to check the portable loops beside them). */
 bool sal_cpu_avx512(void);
+bool sal_cpu_avx2(void); /* the same for AVX2 */
 extern bool sal_portable_kernels;
 
 double sal_now(void); /* monotonic seconds */
