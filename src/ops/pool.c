@@ -121,16 +121,13 @@ static inline float max4(float v0, float v1, float v2, float v3) {
     return v3 > m ? v3 : m;
 }
 
-/* A window's gradient g, or 0 when relu and its maximum is not positive: the input is max(h, 0)
- * and the gradient goes to h (sal_opctx.relu_in), which the ReLU cut there. t and b: the window's
- * top and bottom rows (two taps each, at stride s). */
-static inline float gate_s(const float *t, const float *b, int64_t s, float g, bool relu) {
-    return relu && !(max4(t[0], t[s], b[0], b[s]) > 0.0f) ? 0.0f : g;
-}
-static inline float gate(const float *t, const float *b, float g, bool relu) { return gate_s(t, b, 1, g, relu); }
-
-static inline void win4(float v0, float v1, float v2, float v3, float g, float *g0, float *g1, float *g2, float *g3) {
+/* A window's gradient g to its taps v0..v3 (v0, v1 its top row): all to the first maximum in tap
+ * order; with relu, none when that maximum is not positive: the input is max(h, 0) and the gradient
+ * goes to h (sal_opctx.relu_in), which the ReLU cut there; that maximum from the same comparisons. */
+static inline void win4(float v0, float v1, float v2, float v3, float g, bool relu, float *g0, float *g1, float *g2,
+                        float *g3) {
     float m1 = v1 > v0 ? v1 : v0, m2 = v2 > m1 ? v2 : m1;
+    g = relu && !((v3 > m2 ? v3 : m2) > 0.0f) ? 0.0f : g;
     *g3 = v3 > m2 ? g : 0.0f;
     g = v3 > m2 ? 0.0f : g;
     *g2 = v2 > m1 ? g : 0.0f;
@@ -216,7 +213,7 @@ __attribute__((target("avx2"))) static void max2x2_pair_avx2(const float *T, con
     }
     if (i < n) { /* a last window */
         float v0, v1, v2, v3;
-        win4(T[i], T[i + 1], B[i], B[i + 1], gate(T + i, B + i, g[i / 2], relu), &v0, &v1, &v2, &v3);
+        win4(T[i], T[i + 1], B[i], B[i + 1], g[i / 2], relu, &v0, &v1, &v2, &v3);
         if (set) dT[i] = v0, dT[i + 1] = v1, dB[i] = v2, dB[i + 1] = v3;
         else dT[i] += v0, dT[i + 1] += v1, dB[i] += v2, dB[i + 1] += v3;
     }
@@ -257,16 +254,14 @@ static void maxpool_2x2(int64_t OH, int64_t OW, int64_t W, const float *x, float
         if (set) {
 #pragma omp simd
             for (int64_t ox = 0; ox < OW; ox++)
-                win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1],
-                     gate(r0 + 2 * ox, r1 + 2 * ox, g[ox], relu), &d0[2 * ox], &d0[2 * ox + 1], &d1[2 * ox],
-                     &d1[2 * ox + 1]);
+                win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1], g[ox], relu, &d0[2 * ox], &d0[2 * ox + 1],
+                     &d1[2 * ox], &d1[2 * ox + 1]);
             continue;
         }
 #pragma omp simd
         for (int64_t ox = 0; ox < OW; ox++) {
             float g0, g1, g2, g3;
-            win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1],
-                 gate(r0 + 2 * ox, r1 + 2 * ox, g[ox], relu), &g0, &g1, &g2, &g3);
+            win4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1], g[ox], relu, &g0, &g1, &g2, &g3);
             d0[2 * ox] += g0;
             d0[2 * ox + 1] += g1;
             d1[2 * ox] += g2;
@@ -309,15 +304,14 @@ static inline __attribute__((always_inline)) void blks(int64_t b0, int64_t b1, i
                 if (set) {
 #pragma omp simd
                     for (int l = 0; l < L; l++)
-                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, L, g[l], relu),
-                             &dx[i0 + l], &dx[i1 + l], &dx[i2 + l], &dx[i3 + l]);
+                        win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], g[l], relu, &dx[i0 + l], &dx[i1 + l],
+                             &dx[i2 + l], &dx[i3 + l]);
                     continue;
                 }
 #pragma omp simd
                 for (int l = 0; l < L; l++) {
                     float g0, g1, g2, g3;
-                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], gate_s(x + i0 + l, x + i2 + l, L, g[l], relu),
-                         &g0, &g1, &g2, &g3);
+                    win4(x[i0 + l], x[i1 + l], x[i2 + l], x[i3 + l], g[l], relu, &g0, &g1, &g2, &g3);
                     dx[i0 + l] += g0;
                     dx[i1 + l] += g1;
                     dx[i2 + l] += g2;
@@ -405,7 +399,7 @@ static bool win_3s2(const sal_win *w) {
 static int64_t bwd_3s2_len(const sal_win *w) { return 4 * w->in[1] * (w->in[2] / 2 + 1) + w->out[2]; }
 
 /* dx (set when fresh, else added to) from dy over the plane x; with relu (fresh), 0 where x is not
- * positive (see gate_s). buf: bwd_3s2_len floats. */
+ * positive (see win4). buf: bwd_3s2_len floats. */
 SAL_CLONES void maxpool_3s2_bwd(const sal_win *w, const win1 *const t[3], const float *x, float *dx, const float *dy,
                                 bool fresh, bool relu, float *buf) {
     const int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], P = W / 2 + 1, W2 = W / 2;
