@@ -219,7 +219,8 @@ static void conv_adjoint_w(sal_rng *r, const char *what, sal_tensor x, sal_tenso
     free_all(3, in);
 }
 
-static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor w, int na, sal_attr *at, sal_attr *at2) {
+static void conv_adjoint(sal_rng *r, const char *what, sal_tensor x, sal_tensor w, int na, sal_attr *at,
+                         sal_attr *at2) {
     conv_adjoint_w(r, what, x, w, na, at, at2, false);
 }
 
@@ -287,10 +288,13 @@ static void test_conv(sal_rng *r) {
     test_conv_adjoint(r, "depthwise stride 1", (cfg){.v = {1, 64, 40, 40, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}});
     /* one input channel, 3x3, stride 1, dX alone (conv.c: conv33_bwd): one sample, samples over
      * threads, any pads */
-    test_conv_adjoint_w(r, "one channel dX batch 1", (cfg){.v = {1, 1, 28, 28, 32, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}}, true);
-    test_conv_adjoint_w(r, "one channel dX batch 3", (cfg){.v = {3, 1, 28, 28, 6, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}}, true);
-    test_conv_adjoint_w(r, "one channel dX pads 2 0 0 1", (cfg){.v = {1, 1, 17, 13, 7, 1, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1}}, true);
-    test_conv_adjoint_w(r, "one channel dX no pads", (cfg){.v = {2, 1, 7, 6, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0}}, true);
+    const struct { const char *what; cfg c; } dx_only[] = {
+        {"one channel dX batch 1", {.v = {1, 1, 28, 28, 32, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}}},
+        {"one channel dX batch 3", {.v = {3, 1, 28, 28, 6, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}}},
+        {"one channel dX pads 2 0 0 1", {.v = {1, 1, 17, 13, 7, 1, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1}}},
+        {"one channel dX no pads", {.v = {2, 1, 7, 6, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0}}}};
+    for (size_t i = 0; i < sizeof dx_only / sizeof *dx_only; i++)
+        test_conv_adjoint_w(r, dx_only[i].what, dx_only[i].c, true);
     test_conv_adjoint(r, "1-D", (cfg){.v = {1, 32, 1, 999, 32, 1, 1, 5, 1, 1, 1, 2, 0, 3, 0, 4}, .one_d = true});
     for (int n = 1; n <= 2; n++) { /* 3-D, in sequential chunks at batch 1 */
         sal_attr at[2] = {sal_attr_make_ints("pads", 6, (int64_t[]){1, 1, 1, 1, 1, 1}),

@@ -181,13 +181,12 @@ static inline float gelu_tanh_d(float v) {
     return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
 }
 
-/* Phi(x) + x phi(x) from z + zl = x^2 / 2, written out in each loop: clang vectorizes those loops
- * only with half_sq's out-parameter in the loop's own body */
+/* Phi(x) + x phi(x) from z + zl = x^2 / 2, half_sq called in each loop: clang vectorizes those
+ * loops only with its out-parameter in the loop's own body */
 static inline __attribute__((always_inline)) float gelu_d(float v, float z, float zl) {
     float e, cdf = gelu_cdf(v, z, zl, &e);
     return cdf + v * e * 0.3989422804014327f;
 }
-#define GELU_D(v, z, zl) gelu_d(v, z, zl)
 
 /* set: dx is written, not added to (a fresh gradient buffer: no zeroing pass, no read of it) */
 SAL_CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n, bool tanh_form, bool set) {
@@ -201,13 +200,13 @@ SAL_CLONES void vgelu_grad(float *dx, const float *dy, const float *x, int64_t n
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             float v = x[i], zl, z = half_sq(v, &zl);
-            dx[i] = dy[i] * GELU_D(v, z, zl);
+            dx[i] = dy[i] * gelu_d(v, z, zl);
         }
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             float v = x[i], zl, z = half_sq(v, &zl);
-            dx[i] += dy[i] * GELU_D(v, z, zl);
+            dx[i] += dy[i] * gelu_d(v, z, zl);
         }
     }
 }

@@ -436,8 +436,8 @@ SAL_CLONES void conv33(const sal_win *w, const float *x, const float *W, int64_t
 static int64_t conv33_bwd_scratch(const sal_win *w) { return (2 * w->out[1] + 6) * (w->out[2] + 4) + 4; }
 
 /* conv33's transpose on one sample's dX (H, W): dX[iy, ix] += the sum over m and the taps of
- * W[m, ky, kx] dY[m, iy + pt - ky, ix + pl - kx]. im2col's product of depth M then col2im took 19
- * us of the small CNN's gradient for its first layer, these loops 7 to 10. The same flat reading as
+ * W[m, ky, kx] dY[m, iy + pt - ky, ix + pl - kx]. im2col's product of depth M then col2im took 17
+ * to 18 us a call for the small CNN's first layer, these loops 12 to 14. The same flat reading as
  * conv33: in rows of width Wq = OW + 4 (dY with two zero columns each side), padded input position
  * i sums dq[i + (2 - ky) Wq + 2 - kx] over the taps, a channel of dY copied into dq a time; the
  * positions past each row's end are computed and dropped. A channel's nine weights stay in
@@ -591,8 +591,8 @@ static sal_status conv_bwd_run(const sal_node *node, sal_scratch *ws, const conv
         return SAL_OK;
     }
     int nt = omp_get_max_threads();
-    if (dX && !dW && conv33_fits(&q)) { /* threads over samples, as conv33: a lone plane's 7 us on one
-                                          * thread took longer split in two (the parallel region) */
+    if (dX && !dW && conv33_fits(&q)) { /* threads over samples, as conv33: a lone plane split in two
+                                          * took longer (the parallel region) than on one thread */
         const int64_t per = conv33_bwd_scratch(w), work = q.N * q.M * P * q.Kc;
         bool par = nt > 1 && q.N > 1 && work > PAR_WORK;
         float *buf = sal_scratch_get(ws, 0, sizeof(float) * (size_t)(per * (par ? nt : 1)));
