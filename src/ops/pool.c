@@ -179,8 +179,8 @@ __attribute__((target("avx512f"))) static void max2x2_pair_avx512(const float *T
  * 2 in registers of 4, then one; lanes are chosen by the comparisons' masks, moved into the odd
  * lanes by the same pair swap (the small CNN's first pooling 11-12 -> 7-9 us a call backward against
  * the loops below, which run in the baseline's SSE lanes; a row's last values copied through buffers
- * on the stack had cost as much as the rest). V: __m256 or
- * __m128, P its intrinsics' prefix, K the blend mask of its odd lanes. */
+ * on the stack had cost as much as the rest). V: __m256 or __m128, P its intrinsics' prefix, K the
+ * blend mask of its odd lanes. */
 #define MAX2X2_STEP(V, P, K, T, B, dT, dB, gv, set, relu)                                                          \
     do {                                                                                                       \
         V t = P##_loadu_ps(T), b = P##_loadu_ps(B);                                                            \
