@@ -865,7 +865,7 @@ static void test_relu_pool(void) {
     }
 }
 
-/* A ReLU after a convolution of one input channel (conv.c: conv33, six output channels, four a time)
+/* A ReLU after a convolution of one input channel (conv.c: conv33, rows of 11 in vectors of 8)
  * fused into it: the same outputs as the unfused session's, whose ReLU runs as a node of its own. */
 static void test_conv33_relu(void) {
     sal_model *g;

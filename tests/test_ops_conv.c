@@ -252,8 +252,8 @@ static void test_conv(sal_rng *r) {
     test_conv_forward(r, "SAME_UPPER", (cfg){.v = {2, 3, 8, 6, 4, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1}, .bias = true, .autopad = "SAME_UPPER"}, false);
     test_conv_forward(r, "SAME_LOWER", (cfg){.v = {2, 3, 8, 6, 4, 1, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, .bias = true, .autopad = "SAME_LOWER"}, false);
     test_conv_forward(r, "VALID", (cfg){.v = {2, 2, 7, 6, 3, 1, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0}, .autopad = "VALID"}, false);
-    /* one input channel, 3x3, stride 1: direct loops over the padded plane (conv.c: conv33), four
-     * output channels a time (six: a partial last four), any pads */
+    /* one input channel, 3x3, stride 1: direct loops over the padded plane (conv.c: conv33), rows
+     * of 28 and 10 in vectors of 8 (the last overlapping), of 4 in the flat pass; any pads */
     test_conv_forward(r, "one channel 28x28", (cfg){.v = {3, 1, 28, 28, 6, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, .bias = true}, false);
     test_conv_forward(r, "one channel pads 2 0 0 1", (cfg){.v = {1, 1, 9, 11, 5, 1, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1}}, false);
     test_conv_forward(r, "one channel no pads", (cfg){.v = {2, 1, 7, 6, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0}, .bias = true}, false);

@@ -83,6 +83,15 @@ int64_t sal_row_size(const sal_tensor *x);
 #endif
 #define SAL_CLONES __attribute__((target_clones("arch=x86-64-v4", SAL_CLONE_AVX2, "default"))) static
 
+/* Eight floats in GCC's and clang's vector extensions, for clone functions: a ymm register in the
+ * AVX2 and AVX-512 clones, two xmm ones in the baseline. Loads and stores need 4-byte alignment
+ * only. Pass them in macros, not functions: such a vector has no one ABI across the clones. */
+typedef float sal_v8 __attribute__((vector_size(32)));
+typedef int sal_v8i __attribute__((vector_size(32)));
+typedef float sal_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define SAL_LD8(p) ((sal_v8) * (const sal_v8u *)(p))
+#define SAL_ST8(p, v) (*(sal_v8u *)(p) = (v))
+
 /* `#pragma omp parallel for if (c)` enters the OpenMP runtime even where c is false: a team of one
  * thread costs about 1.2 us here (libgomp 12), more than a ReLU over the small CNN's 6 272 values,
  * and ten such regions took a seventh of its gradient. These run the loop given last in a parallel region

@@ -55,14 +55,11 @@ bool sal_conv_wino_wanted(const sal_conv_shape *k) {
 
 /* ---- the transforms ---- */
 
-/* One vector of 8 channels (GCC's and clang's vector extensions: a ymm register in the AVX2 clone,
- * two xmm ones in the baseline); a block of 16 is two. Loads and stores need 4-byte alignment only.
- * Macros, not functions: a function passing such a vector has no one ABI across the clones. */
-typedef float v8 __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
-#define LD(p) ((v8) * (const v8u *)(p))
-#define ST(p, v) (*(v8u *)(p) = (v))
+/* One vector of 8 channels (core.h's sal_v8); a block of 16 is two. */
+typedef sal_v8 v8;
+typedef sal_v8i v8i;
+#define LD SAL_LD8
+#define ST SAL_ST8
 enum { V8 = 8 };
 
 /* 1-D input transform B^T d of four vectors d[0], d[ds], ...: d0 - d2, d1 + d2, d2 - d1, d1 - d3
