@@ -892,6 +892,81 @@ static void test_deeplift_maxpool_2x2(void) {
     sal_model_free(g);
 }
 
+/* Guided backprop and deconvnet through max pooling over a ReLU, whose rule the pooling's backward
+ * applies itself (graph/exec.c: relu_under, sal_opctx.relu_rule), against the rules by hand: each
+ * window's gradient to the first maximum of max(x, 0) in tap order, summed, then guided keeps it
+ * where it and x are positive, deconvnet takes max(0, it). 2x2 / 2 windows on 9 x 9 (the last row and
+ * column in none; their gradient clamped before), 3x3 / 2 and 3x3 / 1 windows with padding
+ * (overlapping: clamped after), and 2x2 / 2 after an identity 1x1 convolution of 8 channels (blocked
+ * layouts where blocks are 8 wide). */
+static void test_relu_rules_pooled(void) {
+    enum { N = 2, H = 9, W = 9, NO = 3 };
+    static const struct {
+        int C, k, s, p, OH;
+        bool conv;
+    } cs[] = {{3, 2, 2, 0, 4, false}, {3, 3, 2, 1, 5, false}, {2, 3, 1, 1, 9, false}, {8, 2, 2, 0, 4, true}};
+    sal_rng r;
+    sal_rng_seed(&r, 23);
+    int closed = 0, neg = 0;
+    for (size_t q = 0; q < sizeof cs / sizeof cs[0]; q++) {
+        const int C = cs[q].C, K = cs[q].k, S = cs[q].s, P = cs[q].p, OH = cs[q].OH, F = C * OH * OH;
+        float *xv = sal_malloc(sizeof(float) * N * C * H * W), *wt = sal_malloc(sizeof(float) * NO * (size_t)F);
+        float id[8 * 8] = {0};
+        for (int i = 0; i < N * C * H * W; i++) xv[i] = (float)sal_rng_normal(&r) - 0.3f;
+        for (int i = 0; i < NO * F; i++) wt[i] = (float)(sal_rng_uniform(&r) - 0.5);
+        for (int i = 0; i < C; i++) id[i * C + i] = 1.0f;
+        sal_model *g;
+        SAL_ASSERT(sal_graph_create("<relu-pool>", &g) == SAL_OK);
+        SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, W}) == SAL_OK);
+        add_const(g, "W", 2, (int64_t[]){NO, F}, wt);
+        if (cs[q].conv) {
+            add_const(g, "I", 4, (int64_t[]){C, C, 1, 1}, id);
+            add_node(g, "Conv", "conv", 2, (const char *[]){"x", "I"}, "h", 0, NULL);
+        }
+        add_node(g, "Relu", "relu", 1, (const char *[]){cs[q].conv ? "h" : "x"}, "a", 0, NULL);
+        sal_attr pa[3] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){K, K}),
+                          sal_attr_make_ints("strides", 2, (int64_t[]){S, S}),
+                          sal_attr_make_ints("pads", 4, (int64_t[]){P, P, P, P})};
+        add_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 3, pa);
+        add_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 1, (sal_attr[]){sal_attr_make_int("axis", 1)});
+        add_node(g, "Gemm", "fc", 2, (const char *[]){"f", "W"}, "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+        SAL_ASSERT(sal_graph_add_output(g, "y") == SAL_OK);
+        SAL_ASSERT(sal_graph_finalize(g) == SAL_OK);
+        sal_tensor x = t_tensor_of(4, (int64_t[]){N, C, H, W}, xv);
+        double *gs = sal_calloc((size_t)(N * C * H * W), sizeof *gs), *want = sal_malloc(sizeof *want * N * C * H * W);
+        for (int pl = 0; pl < N * C; pl++) /* the gradient of max(x, 0) from the pooling, class 1 */
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OH; ox++) {
+                    int best = -1;
+                    float bv = 0;
+                    for (int ky = 0; ky < K; ky++)
+                        for (int kx = 0; kx < K; kx++) {
+                            int iy = oy * S - P + ky, ix = ox * S - P + kx, i = (pl * H + iy) * W + ix;
+                            float v = iy >= 0 && iy < H && ix >= 0 && ix < W ? fmaxf(xv[i], 0.0f) : -INFINITY;
+                            if (best < 0 ? v > -INFINITY : v > bv) best = i, bv = v;
+                        }
+                    double gw = wt[1 * F + ((pl % C) * OH + oy) * OH + ox];
+                    gs[best] += gw;
+                    closed += bv == 0.0f, neg += gw < 0;
+                }
+        for (int md = 0; md < 2; md++) {
+            run_t e = explain(g, &x, md ? "deconvnet" : "guided_backprop", 0, NULL, 1, false);
+            CHECK(e.st == SAL_OK, "%s over pooling case %zu", md ? "deconvnet" : "guided_backprop", q);
+            if (e.st != SAL_OK) continue;
+            for (int i = 0; i < N * C * H * W; i++)
+                want[i] = gs[i] > 0 && (md || xv[i] > 0) ? gs[i] : 0.0;
+            double err = rel_err(sal_f32(sal_explanation_map(e.e)), want, N * C * H * W);
+            CHECK(err < 1e-6, "%s through a ReLU and max pooling %dx%d / %d pad %d%s: error %g of the largest",
+                  md ? "deconvnet" : "guided_backprop", K, K, S, P, cs[q].conv ? " (after a convolution)" : "", err);
+            sal_explanation_free(e.e);
+        }
+        sal_free(gs), sal_free(want), sal_free(xv), sal_free(wt);
+        sal_tensor_free(&x);
+        sal_model_free(g);
+    }
+    CHECK(closed > 0 && neg > 0, "windows with no positive input (%d) and negative gradients (%d) occur", closed, neg);
+}
+
 /* Every allocation of a run failing in turn: a clean SAL_ERR_NOMEM each time (ASan checks leaks). */
 static void test_alloc_failures(void) {
     sal_rng r;
@@ -931,6 +1006,7 @@ int main(void) {
     test_deeplift_cnn();
     test_deeplift_maxpool_cases();
     test_deeplift_maxpool_2x2();
+    test_relu_rules_pooled();
     test_alloc_failures();
     printf("deeplift completeness: worst |sum A - df| / max(1, |df|) %.3g; worst reported completeness_delta %.3g\n",
            g_worst_comp, g_worst_metric);

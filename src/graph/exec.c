@@ -758,16 +758,49 @@ sal_status sal_rule_pass(sal_opctx *c, void *user) {
     return SAL_OK;
 }
 
+/* Branch-free simd loops with unconditional loads: a branch an element mispredicts. */
+sal_status sal_rule_guided(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    const int64_t n = sal_tensor_numel(c->in[0]);
+    SAL_PAR_FOR_SIMD(
+        n > 65536, for (int64_t i = 0; i < n; i++) {
+            float g = dy[i], v = x[i];
+            dx[i] += g > 0.0f && v > 0.0f ? g : 0.0f;
+        });
+    return SAL_OK;
+}
+
+sal_status sal_rule_deconv(sal_opctx *c, void *user) {
+    (void)user;
+    if (!c->din[0] || !c->dout[0]) return SAL_OK;
+    const float *dy = sal_f32(c->dout[0]);
+    float *dx = sal_f32(c->din[0]);
+    const int64_t n = sal_tensor_numel(c->in[0]);
+    SAL_PAR_FOR_SIMD(
+        n > 65536, for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dx[i] += g > 0.0f ? g : 0.0f;
+        });
+    return SAL_OK;
+}
+
 /* For a MaxPool or Gemm i over a Relu's output (sal_session.relu_read): the Relu's input h when i's
  * backward may write h's gradient itself (sal_opctx.relu_in) and the Relu's backward be skipped:
- * neither node has a rule, the Relu's output is not wanted, h has no gradient yet (i's is then the
- * first and fresh), and h is laid out as the Relu's output. Else -1. Saves a pass over the largest
- * activations of a VGG or the small CNN (the Relu's backward: 9% of VGG16's gradient); a Gemm on one
- * row then computes only the active units' entries (linear.c: din_masked). */
-static int relu_under(const sal_session *s, int i, const sal_backward_opts *o) {
+ * i has no rule, the Relu none or one that i applies (*rr: sal_opctx.relu_rule), the Relu's output
+ * is not wanted, h has no gradient yet (i's is then the first and fresh), and h is laid out as the
+ * Relu's output. Else -1. Saves a pass over the largest activations of a VGG or the small CNN (the
+ * Relu's backward: 9% of VGG16's gradient); a Gemm on one row then computes only the active units'
+ * entries (linear.c: din_masked). */
+static int relu_under(const sal_session *s, int i, const sal_backward_opts *o, unsigned char *rr) {
     const sal_model *m = s->m;
     int j = s->relu_read[i];
-    if (j < 0 || s->keep_grads || (o && o->rule && (o->rule[i] || o->rule[j]))) return -1;
+    sal_rule_fn rj = j >= 0 && o && o->rule ? o->rule[j] : NULL;
+    *rr = rj == sal_rule_guided ? SAL_RELU_GUIDED : rj == sal_rule_deconv ? SAL_RELU_DECONV : SAL_RELU_GRADIENT;
+    if (j < 0 || s->keep_grads || (o && o->rule && o->rule[i]) || (rj && !(*rr && m->node[i].op->bwd_relu_rules)))
+        return -1;
     int r = m->node[j].out[0], h = m->node[j].in[0];
     /* the op masks by the ReLU's output, which a lean pass drops where only the ReLU's backward read
      * its input (a Gemm's input gradient does not read it; a fused ReLU's output is its input) */
@@ -813,7 +846,8 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     unsigned fresh = 0;
     int pass = !rule ? pass_input(s, n, o, n->op->bwd_pass | n->op->bwd_inplace)
                      : rule == sal_rule_pass ? pass_input(s, n, o, 1u) : -1;
-    int under = relu_under(s, i, o), dv[n->nin + 1]; /* dv[k]: the value whose gradient din[k] is */
+    unsigned char rr;
+    int under = relu_under(s, i, o, &rr), dv[n->nin + 1]; /* dv[k]: the value whose gradient din[k] is */
     for (int k = 0; k < n->nin; k++) {
         int v = n->in[k];
         in[k] = v >= 0 ? &s->act[v] : NULL;
@@ -845,7 +879,7 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     }
     sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
                    .blk_in = n->op->blk == SAL_BLK_OWN ? bin : 0, .blk_out = n->op->blk == SAL_BLK_OWN ? bout : 0,
-                   .relu_in = under >= 0, .handed = pass >= 0 && pass < 32 ? 1u << pass : 0, .ws = &s->ws};
+                   .relu_in = under >= 0, .relu_rule = under >= 0 ? rr : 0, .handed = pass >= 0 && pass < 32 ? 1u << pass : 0, .ws = &s->ws};
     double t0 = s->prof ? sal_now() : 0;
     if (rule) {
         SAL_TRY(rule(&c, o->user));

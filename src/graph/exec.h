@@ -146,6 +146,13 @@ const float *sal_exec_gemm_group_sums(sal_session *s, int node, int64_t K, int64
  * bwd_pass (no zeroed buffer, no pass adding it), and runs the rule where it cannot. */
 sal_status sal_rule_pass(sal_opctx *c, void *user);
 
+/* The rules of a Relu y = max(x, 0) that guided backprop (Springenberg et al.: the gradient, only
+ * where it is positive) and deconvnet (Zeiler and Fergus: max(0, dy), whatever x did) give it. The
+ * walker knows them: an op of bwd_relu_rules over the Relu applies them itself (sal_opctx.relu_rule)
+ * where it would write the Relu's input gradient with the plain gradient's mask (relu_in). */
+sal_status sal_rule_guided(sal_opctx *c, void *user);
+sal_status sal_rule_deconv(sal_opctx *c, void *user);
+
 typedef struct {
     const bool *wrt;         /* per value: gradient wanted. NULL: the model inputs */
     const sal_rule_fn *rule; /* per node (NULL entries: the op's gradient); the array may be NULL */

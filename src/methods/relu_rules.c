@@ -84,31 +84,6 @@ typedef struct {
     int64_t cap;
 } relu_state;
 
-/* Zeiler & Fergus: the backward signal goes through the ReLU itself, max(0, dy), whatever the
- * forward pass did. Springenberg et al.: the gradient, and only where it is positive. */
-static sal_status rule_deconv_guided(sal_opctx *c, void *user) {
-    const relu_state *st = user;
-    if (!c->din[0] || !c->dout[0]) return SAL_OK;
-    const float *x = sal_in_f(c, 0), *dy = sal_f32(c->dout[0]);
-    float *dx = sal_f32(c->din[0]);
-    int64_t n = sal_tensor_numel(c->in[0]);
-    /* branch-free simd loops with unconditional loads (a branch per element mispredicts) */
-    if (st->mode == M_GUIDED) {
-        SAL_PAR_FOR_SIMD(
-            n > 65536, for (int64_t i = 0; i < n; i++) {
-                float g = dy[i], v = x[i];
-                dx[i] += g > 0.0f && v > 0.0f ? g : 0.0f;
-            });
-    } else {
-        SAL_PAR_FOR_SIMD(
-            n > 65536, for (int64_t i = 0; i < n; i++) {
-                float g = dy[i];
-                dx[i] += g > 0.0f ? g : 0.0f;
-            });
-    }
-    return SAL_OK;
-}
-
 /* LeakyReLU y = x (x > 0), alpha x (else): deconvnet passes dy through the same function; guided
  * backprop keeps the gradient dy * y'(x) where dy > 0. */
 static sal_status rule_leaky(sal_opctx *c, void *user) {
@@ -198,7 +173,7 @@ static sal_status run_relu_method(sal_xctx *c, relu_mode mode) {
         /* guided backprop's and RectGrad's ReLUs pass nothing where the unit is off (a = 0 has no
          * importance a*g), so a Gemm over one computes the active units' entries only */
         case SAL_RK_PRODUCT: rules[i] = mode != M_DECONV ? sal_rule_linear_relu : sal_rule_linear; break;
-        case SAL_RK_RELU: rules[i] = rect ? rule_rectgrad : rule_deconv_guided; break;
+        case SAL_RK_RELU: rules[i] = rect ? rule_rectgrad : mode == M_DECONV ? sal_rule_deconv : sal_rule_guided; break;
         /* RectGrad's importance a*g assumes a >= 0: not defined for LeakyReLU */
         case SAL_RK_LEAKY: rules[i] = rect ? sal_rule_reject : rule_leaky; break;
         /* a softmax giving the output is explained as with `prob`: its gradient, then the rules */

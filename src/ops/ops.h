@@ -35,6 +35,9 @@ typedef struct {
 void *sal_scratch_get(sal_scratch *ws, int slot, size_t bytes);
 void sal_scratch_free(sal_scratch *ws);
 
+/* sal_opctx.relu_rule */
+enum { SAL_RELU_GRADIENT, SAL_RELU_GUIDED, SAL_RELU_DECONV };
+
 /* One call of one node. Arrays have n->nin / n->nout entries. */
 typedef struct sal_opctx {
     const sal_model *g;
@@ -57,6 +60,10 @@ typedef struct sal_opctx {
      * din[0] is h's gradient, fresh, and the op writes it masked where in[0] is not positive, so that
      * the ReLU's backward need not run (graph/exec.c: relu_read). */
     bool relu_in;
+    /* With relu_in on an op of bwd_relu_rules: the rule the skipped Relu has in place of its
+     * gradient, which the op applies to h's gradient: SAL_RELU_GUIDED (only where that gradient is
+     * positive too) or SAL_RELU_DECONV (max(0, the gradient), whatever h is); 0: the gradient. */
+    unsigned char relu_rule;
     /* Backward: bit i, input i's gradient is the output's gradient buffer after this call
      * (sal_op.bwd_pass, bwd_inplace) and din[i] is NULL. An op of bwd_inplace then writes that
      * gradient into dout[0] itself. 0 (none) wherever the caller hands nothing over. */
@@ -151,7 +158,8 @@ typedef struct sal_op {
      * other input or output (their data may be NULL), only reads their shapes. */
     bool bwd_known;
     unsigned bwd_self, bwd_other, bwd_out;
-    bool bwd_relu_in; /* its backward honours sal_opctx.relu_in */
+    bool bwd_relu_in;    /* its backward honours sal_opctx.relu_in */
+    bool bwd_relu_rules; /* and sal_opctx.relu_rule with it */
     unsigned char blk; /* SAL_BLK_* */
     /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
      * not, the executor converts them to plain first. */

@@ -489,7 +489,23 @@ static void avgpool_plane(const sal_win *w, const win1 *const t[3], bool count_p
             }
 }
 
-/* Runs a plane function over every (n, c) plane; backward when dx is set. */
+/* max(0, d) for n values of d into scratch slot 3 (NULL with a message set on failure). */
+static const float *clamped(sal_opctx *c, const float *d, int64_t n) {
+    float *o = sal_scratch_get(c->ws, 3, sizeof(float) * (size_t)n);
+    if (!o) {
+        sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+        return NULL;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) o[i] = d[i] > 0.0f ? d[i] : 0.0f;
+    return o;
+}
+
+/* Runs a plane function over every (n, c) plane; backward when dx is set. A Relu's guided or
+ * deconvnet rule (sal_opctx.relu_rule) under 2x2 / 2 windows, which do not overlap, clamps dY at 0
+ * first: each input then takes one window's value or none, so that is the rule's clamp of the
+ * gradient, in a pass over a quarter of the values (the Relu's rule took a zeroed buffer and a pass
+ * over the inputs, theirs and the gradient); other windows clamp dX after. */
 static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     sal_win w;
     SAL_TRY(pool_plan(c, &w));
@@ -504,7 +520,11 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     const float *X = sal_in_f(c, 0), *dY = backward ? sal_f32(c->dout[0]) : NULL;
     float *Y = backward ? NULL : sal_out_f(c, 0), *dX = backward ? sal_f32(c->din[0]) : NULL;
     const int64_t planes = c->in[0]->dim[0] * c->in[0]->dim[1];
-    const bool relu = backward && !avg && c->relu_in; /* fresh then, by sal_opctx.relu_in */
+    /* fresh by sal_opctx.relu_in, which gates the gradient by the ReLU unless deconvnet's rule */
+    const unsigned char rr = backward && !avg && c->relu_in ? c->relu_rule : SAL_RELU_GRADIENT;
+    const bool relu = backward && !avg && c->relu_in && rr != SAL_RELU_DECONV;
+    if (rr && ((c->blk_in & 1) || sal_win_2x2(&w)) && !(dY = clamped(c, dY, sal_tensor_numel(c->dout[0]))))
+        return SAL_ERR_NOMEM;
     if (c->blk_in & 1) { /* maxpool_blk_takes: 2x2/2 */
         bool oblk = backward ? c->blk_out & 1 : c->blk_want & 1;
         maxpool_2x2_blk(planes / sal_blk_width(), w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh,
@@ -550,6 +570,12 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
                     }
                 });
     if (relu && !fast && !s2len) sal_relu_mask(dX, dX, X, sal_tensor_numel(c->in[0])); /* a pass of its own */
+    if (rr && !fast) {
+        float *d = dX;
+        const int64_t n = sal_tensor_numel(c->in[0]);
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
+    }
     return SAL_OK;
 }
 
@@ -568,6 +594,7 @@ const sal_op sal_op_MaxPool = {
     SAL_OP_HEAD(MaxPool), .traits = SAL_TR_MAXPOOL, .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 2,
     .init = maxpool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
     .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = maxpool_blk_takes, .bwd_relu_in = true,
+    .bwd_relu_rules = true,
 };
 
 const sal_op sal_op_AveragePool = {
