@@ -960,6 +960,82 @@ static void test_kept_weights(void) {
     sal_model_free(m);
 }
 
+/* Maps the session keeps across calls for data of one shape (sal_derived_map: zb's offset), then zb
+ * through a reused session against fresh ones: other bounds, another batch size, new weights. */
+static void test_kept_maps(void) {
+    sal_rng rng;
+    sal_rng_seed(&rng, 46);
+    sal_model *m = small_cnn(&rng);
+    const sal_node *n = &m->node[sal_graph_find_node(m, "conv1")];
+    sal_tensor *in[3] = {&m->val[n->in[0]].t, &m->val[n->in[1]].t, &m->val[n->in[2]].t}, x8 = {0}, x9 = {0},
+               like = {0};
+    SAL_ASSERT(sal_tensor_alloc(&x8, SAL_F32, 4, (int64_t[]){1, 1, 8, 8}) == SAL_OK);
+    SAL_ASSERT(sal_tensor_alloc(&x9, SAL_F32, 4, (int64_t[]){1, 1, 9, 7}) == SAL_OK); /* another shape, same size */
+    SAL_ASSERT(sal_tensor_alloc(&like, SAL_F32, 4, (int64_t[]){1, 3, 8, 8}) == SAL_OK);
+    sal_scratch ws = {0};
+    sal_opctx c = {.g = m, .n = n, .in = in, .ws = &ws};
+    bool ready = true;
+    sal_tensor *t = sal_derived_map(&c, 1, 7, &x8, &like, &ready);
+    CHECK(t && !ready && sal_tensor_same_shape(t, &like), "first map request: a buffer shaped as like, to fill");
+    CHECK(sal_derived_map(&c, 1, 7, &x8, &like, &ready) == t && ready, "second request: the same map, ready");
+    CHECK(sal_derived_get(&c, 1, 7, &ready) != t && !ready, "the weights' key 7 is another buffer");
+    CHECK(sal_derived_map(&c, 1, 7, &x8, &like, &ready) == t && ready, "the map is still there");
+    CHECK(sal_derived_map(&c, 1, 7, &x9, &like, &ready) == t && !ready, "data of another shape: derived again");
+    CHECK(sal_derived_map(&c, 1, 7, &x9, &like, &ready) == t && ready, "then ready for that shape");
+    CHECK(sal_derived_map(&c, 1, 8, &x9, &like, &ready) != t && !ready, "another key: another map");
+    sal_model_weights_changed(m);
+    CHECK(sal_derived_map(&c, 1, 7, &x9, &like, &ready) == t && !ready, "after new weights: derived again");
+    sal_scratch_free(&ws);
+
+    sal_tensor x = {0};
+    SAL_ASSERT(sal_tensor_alloc(&x, SAL_F32, 4, (int64_t[]){2, 1, 8, 8}) == SAL_OK);
+    for (int i = 0; i < 128; i++) sal_f32(&x)[i] = (float)sal_rng_uniform(&rng);
+    sal_tensor x1 = x;
+    x1.dim[0] = 1; /* the first sample alone: a batch of another size */
+    sal_session *s = NULL;
+    SAL_ASSERT(sal_session_new(m, &s) == SAL_OK);
+    static const char *const box[3] = {"rule=conv1=zb:0:1", "rule=conv1=zb:-1:2", "rule=conv1=zb:-1:2"};
+    const sal_tensor *xs[3] = {&x, &x, &x1};
+    int64_t target = 1;
+    double worst = 0, moved = 0;
+    for (int q = 0; q < 4; q++) {
+        if (q == 3) { /* new weights of both signs in the box layer */
+            sal_tensor *w = in[1];
+            for (int64_t i = 0; i < sal_tensor_numel(w); i++) sal_f32(w)[i] = -0.8f * sal_f32(w)[i] + 0.05f;
+            sal_model_weights_changed(m);
+        }
+        const int k = q < 3 ? q : 2;
+        sal_explain_opts o = {.method = "lrp_epsilon", .nparams = 1, .params = &box[k], .target = SAL_TARGET_INDEX,
+                              .classes = &target, .nclasses = 1, .data_lo = 0, .data_hi = 1, .session = s};
+        sal_explanation *kept = NULL, *fresh = NULL;
+        CHECK_OK(sal_explain(m, xs[k], &o, &kept));
+        o.session = NULL;
+        CHECK_OK(sal_explain(m, xs[k], &o, &fresh));
+        if (kept && fresh) {
+            const float *a = sal_f32(sal_explanation_map(kept)), *b = sal_f32(sal_explanation_map(fresh));
+            worst = fmax(worst, rel_errf(a, b, sal_tensor_numel(xs[k])));
+        }
+        if (q == 1 && kept) { /* the other bounds move the map: against the first bounds, fresh */
+            o.params = &box[0];
+            sal_explanation *first = NULL;
+            CHECK_OK(sal_explain(m, xs[k], &o, &first));
+            if (first) moved = rel_errf(sal_f32(sal_explanation_map(kept)), sal_f32(sal_explanation_map(first)), 128);
+            sal_explanation_free(first);
+        }
+        sal_explanation_free(kept);
+        sal_explanation_free(fresh);
+    }
+    CHECK(worst < 1e-6 && moved > 1e-2,
+          "zb through a reused session matches fresh sessions (%.3g) over other bounds, batch sizes and new weights; "
+          "the bounds move the map (%.3g)", worst, moved);
+    sal_session_free(s);
+    sal_tensor_free(&x);
+    sal_tensor_free(&x8);
+    sal_tensor_free(&x9);
+    sal_tensor_free(&like);
+    sal_model_free(m);
+}
+
 /* ---- 6. refusals ---- */
 
 static void test_errors(void) {
@@ -1053,6 +1129,7 @@ int main(void) {
     test_canonize();
     test_composites();
     test_kept_weights();
+    test_kept_maps();
     test_errors();
     return t_done("test_methods_lrp");
 }

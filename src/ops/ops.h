@@ -15,12 +15,16 @@ typedef struct {
     void (*free)(void *p);
 } sal_node_state;
 /* Weights a method derives from a node's own constant input (LRP's w+ and b+), kept across calls
- * while the model's weights do not change (sal_derived_get). */
+ * while the model's weights do not change (sal_derived_get); or maps derived from them for data of
+ * one shape (sal_derived_map: map set, xdim that shape). */
 typedef struct {
     const void *node;
     int input;
     uint64_t key, version;
     sal_tensor t;
+    bool map;
+    int xndim;
+    int64_t xdim[SAL_MAX_DIMS];
 } sal_derived;
 typedef struct {
     void *buf[SAL_SCRATCH_SLOTS];
@@ -186,6 +190,11 @@ sal_node_state *sal_node_state_of(const sal_opctx *c);
  * is not kept (over 1 MiB, or 16 MiB kept already): the caller derives into a buffer of its own.
  * Saves the derivation's pass over the weights every call (small models are bound by such passes). */
 sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *ready);
+/* As sal_derived_get, for a map derived from input `input` (and the node's other constants) for
+ * data shaped as x: the buffer is shaped as like, and ready only while x's shape is the one it was
+ * derived for. key names the derivation among the node's maps (a namespace of its own). */
+sal_tensor *sal_derived_map(const sal_opctx *c, int input, uint64_t key, const sal_tensor *x, const sal_tensor *like,
+                            bool *ready);
 
 /* Opens a table entry: its id and name from the X-macro, so neither can drift from oplist.h. */
 #define SAL_OP_HEAD(X) .id = SAL_OP_##X, .name = #X

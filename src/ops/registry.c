@@ -106,25 +106,36 @@ sal_node_state *sal_node_state_of(const sal_opctx *c) {
     return s;
 }
 
-sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *ready) {
+static bool shape_is(int ndim, const int64_t *dim, int n2, const int64_t *d2) {
+    if (ndim != n2) return false;
+    for (int i = 0; i < ndim; i++)
+        if (dim[i] != d2[i]) return false;
+    return true;
+}
+
+/* sal_derived_get (x NULL) and sal_derived_map: a buffer shaped as like for key's derivation */
+static sal_tensor *derived(const sal_opctx *c, int input, uint64_t key, const sal_tensor *x, const sal_tensor *like,
+                           bool *ready) {
     enum { MOST = 64, ONE_MAX = 1 << 20, ALL_MAX = 16 << 20 };
     sal_scratch *ws = c->ws;
     *ready = false;
     int v = input >= 0 && input < c->n->nin ? c->n->in[input] : -1;
     const sal_tensor *W = v >= 0 ? c->in[input] : NULL;
     if (!W || c->g->val[v].kind != SAL_VAL_CONST || W->data != c->g->val[v].t.data) return NULL;
+    const bool map = x != NULL;
     sal_derived *free_slot = NULL;
     for (int i = 0; i < ws->nderived; i++) {
         sal_derived *d = &ws->derived[i];
-        if (d->node == c->n && d->input == input && d->key == key) {
-            *ready = d->version == c->g->version && sal_tensor_same_shape(&d->t, W);
+        if (d->node == c->n && d->input == input && d->key == key && d->map == map) {
+            *ready = d->version == c->g->version && sal_tensor_same_shape(&d->t, like) &&
+                     (!map || shape_is(d->xndim, d->xdim, x->ndim, x->dim));
             if (*ready) return &d->t;
             free_slot = d; /* stale: derived again in place */
             break;
         }
         if (!free_slot && !d->node) free_slot = d;
     }
-    size_t bytes = sizeof(float) * (size_t)sal_tensor_numel(W);
+    size_t bytes = sizeof(float) * (size_t)sal_tensor_numel(like);
     if (W->dtype != SAL_F32 || bytes > ONE_MAX) return NULL;
     if (!free_slot) {
         if (ws->nderived == MOST || ws->derived_bytes + bytes > ALL_MAX) return NULL;
@@ -132,11 +143,27 @@ sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *r
         free_slot = &ws->derived[ws->nderived++];
     }
     size_t had = free_slot->t.cap;
-    if (sal_tensor_alloc_raw(&free_slot->t, SAL_F32, W->ndim, W->dim) != SAL_OK)
+    if (sal_tensor_alloc_raw(&free_slot->t, SAL_F32, like->ndim, like->dim) != SAL_OK)
         return NULL; /* not kept: the caller derives into its own buffer */
     ws->derived_bytes += free_slot->t.cap - had;
     free_slot->node = c->n, free_slot->input = input, free_slot->key = key, free_slot->version = c->g->version;
+    free_slot->map = map, free_slot->xndim = map ? x->ndim : 0;
+    if (map) memcpy(free_slot->xdim, x->dim, sizeof free_slot->xdim);
     return &free_slot->t;
+}
+
+sal_tensor *sal_derived_get(const sal_opctx *c, int input, uint64_t key, bool *ready) {
+    const sal_tensor *W = input >= 0 && input < c->n->nin ? c->in[input] : NULL;
+    if (!W) {
+        *ready = false;
+        return NULL;
+    }
+    return derived(c, input, key, NULL, W, ready);
+}
+
+sal_tensor *sal_derived_map(const sal_opctx *c, int input, uint64_t key, const sal_tensor *x, const sal_tensor *like,
+                            bool *ready) {
+    return derived(c, input, key, x, like, ready);
 }
 
 sal_status sal_need_f32(const sal_opctx *c, int i, int rank) {
