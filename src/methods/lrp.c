@@ -198,11 +198,11 @@ static void add_product(sal_tensor *out, const sal_tensor *a, const sal_tensor *
 /* ---- linear nodes ---- */
 
 typedef enum { W_ID, W_POS, W_NEG, W_GAMMA, W_GAMMA_NEG, W_SQUARE, W_ONE } wmod;
-typedef enum { X_ID, X_POS, X_NEG, X_CONST, X_SHIFT } xmod;
+typedef enum { X_ID, X_POS, X_NEG, X_CONST } xmod;
 typedef struct {
     wmod w;
     xmod x;
-    float v; /* X_CONST: x' = v; X_SHIFT: x' = x - v */
+    float v; /* X_CONST: x' = v */
 } term;
 /* z = sum of the terms' W' x' (+ the bias b' when bias); R_in += coef * x' (W'^T (R / z)) per term,
  * only at outputs of the given sign (Zennit's gamma) when sign != 0 */
@@ -299,10 +299,6 @@ static sal_status mod_input(const sal_tensor *x, const term *t, bool has_neg, sa
     case X_CONST:
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) o[i] = v;
-        break;
-    case X_SHIFT:
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) o[i] = a[i] - v;
         break;
     }
     *out = buf;
@@ -407,7 +403,7 @@ static sal_status gamma_nonneg(sal_lrp_plan *p, sal_opctx *c, const sal_lin_role
  * terms took two (20 us of the small CNN's LRP epsilon-gamma-box). Then
  *   R_in = (x - low) W+^T s + (x - high) W-^T s,  s = R / z. */
 static sal_status zb_rule(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *r, double lo, double hi, double eps) {
-    const sal_tensor *x = c->in[r->x], *W = c->in[r->w], *b = r->b >= 0 ? c->in[r->b] : NULL, *wt;
+    const sal_tensor *x = c->in[r->x], *W = c->in[r->w], *b = r->b >= 0 ? c->in[r->b] : NULL, *wt, *one;
     const float flo = (float)lo, fhi = (float)hi;
     uint32_t blo, bhi;
     memcpy(&blo, &flo, sizeof blo);
@@ -421,10 +417,8 @@ static sal_status zb_rule(sal_lrp_plan *p, sal_opctx *c, const sal_lin_roles *r,
         const int64_t nw = sal_tensor_numel(W);
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) v[i] = (w[i] > 0.0f ? flo : fhi) * w[i];
-        SAL_TRY(shaped(&p->x[0], x));
-        float *one = sal_f32(&p->x[0]);
-        for (int64_t i = 0, n = sal_tensor_numel(x); i < n; i++) one[i] = 1.0f;
-        SAL_TRY(sal_lin_apply(c->g, c->n, r, &p->x[0], &p->w[0], 0, b, &p->zt, c->ws));
+        SAL_TRY(mod_input(x, &(term){W_ID, X_CONST, 1.0f}, true, &p->x[0], &one));
+        SAL_TRY(sal_lin_apply(c->g, c->n, r, one, &p->w[0], 0, b, &p->zt, c->ws));
         if (K) memcpy(K->data, p->zt.data, sizeof(float) * (size_t)sal_tensor_numel(K));
         else K = &p->zt;
     }
