@@ -879,7 +879,8 @@ static sal_status backward_node(sal_session *s, int i, const sal_backward_opts *
     }
     sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .din = din, .dout = dout, .din_fresh = fresh,
                    .blk_in = n->op->blk == SAL_BLK_OWN ? bin : 0, .blk_out = n->op->blk == SAL_BLK_OWN ? bout : 0,
-                   .relu_in = under >= 0, .relu_rule = under >= 0 ? rr : 0, .handed = pass >= 0 && pass < 32 ? 1u << pass : 0, .ws = &s->ws};
+                   .relu_in = under >= 0, .relu_rule = under >= 0 ? rr : 0,
+                   .handed = pass >= 0 && pass < 32 ? 1u << pass : 0, .ws = &s->ws};
     double t0 = s->prof ? sal_now() : 0;
     if (rule) {
         SAL_TRY(rule(&c, o->user));
