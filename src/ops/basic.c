@@ -40,6 +40,7 @@ static sal_status relu_forward(sal_opctx *c) {
 }
 
 void sal_relu_mask(float *dx, const float *dy, const float *x, int64_t n) { relu_par(1, dx, x, dy, n); }
+void sal_relu(float *y, const float *x, int64_t n) { relu_par(0, y, x, NULL, n); }
 
 static sal_status relu_backward(sal_opctx *c) {
     const bool inplace = (c->handed & 1) && c->dout[0]; /* dout becomes din: no buffer of its own */

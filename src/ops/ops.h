@@ -16,15 +16,14 @@ typedef struct {
 } sal_node_state;
 /* Weights a method derives from a node's own constant input (LRP's w+ and b+), kept across calls
  * while the model's weights do not change (sal_derived_get); or maps derived from them for data of
- * one shape (sal_derived_map: map set, xdim that shape). */
+ * one shape (sal_derived_map: map set, xs that shape). */
 typedef struct {
     const void *node;
     int input;
     uint64_t key, version;
     sal_tensor t;
     bool map;
-    int xndim;
-    int64_t xdim[SAL_MAX_DIMS];
+    sal_tensor xs; /* a map's: the shape of the data it was derived for (no data) */
 } sal_derived;
 typedef struct {
     void *buf[SAL_SCRATCH_SLOTS];
@@ -248,6 +247,8 @@ static inline float *sal_out_f(const sal_opctx *c, int i) { return (float *)c->o
 sal_status sal_need_f32(const sal_opctx *c, int i, int rank);
 /* dx = dy where x > 0, else 0 (ReLU's backward into a fresh or handed-over gradient; dx may be dy). */
 void sal_relu_mask(float *dx, const float *dy, const float *x, int64_t n);
+/* y = max(x, 0), NaN to 0 (ReLU's forward; y may be x). */
+void sal_relu(float *y, const float *x, int64_t n);
 /* Sets out[i] to in[j]'s dtype and shape. */
 void sal_same_shape(sal_opctx *c, int i, int j);
 /* Numpy-style broadcasting of two shapes into out; false if incompatible. */

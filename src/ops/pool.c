@@ -489,18 +489,6 @@ static void avgpool_plane(const sal_win *w, const win1 *const t[3], bool count_p
             }
 }
 
-/* max(0, d) for n values of d into scratch slot 3 (NULL with a message set on failure). */
-static const float *clamped(sal_opctx *c, const float *d, int64_t n) {
-    float *o = sal_scratch_get(c->ws, 3, sizeof(float) * (size_t)n);
-    if (!o) {
-        sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
-        return NULL;
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) o[i] = d[i] > 0.0f ? d[i] : 0.0f;
-    return o;
-}
-
 /* Runs a plane function over every (n, c) plane; backward when dx is set. A Relu's guided or
  * deconvnet rule (sal_opctx.relu_rule) under 2x2 / 2 windows, which do not overlap, clamps dY at 0
  * first: each input then takes one window's value or none, so that is the rule's clamp of the
@@ -523,8 +511,13 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     /* fresh by sal_opctx.relu_in, which gates the gradient by the ReLU unless deconvnet's rule */
     const unsigned char rr = backward && !avg && c->relu_in ? c->relu_rule : SAL_RELU_GRADIENT;
     const bool relu = backward && !avg && c->relu_in && rr != SAL_RELU_DECONV;
-    if (rr && ((c->blk_in & 1) || sal_win_2x2(&w)) && !(dY = clamped(c, dY, sal_tensor_numel(c->dout[0]))))
-        return SAL_ERR_NOMEM;
+    const bool fast = !avg && sal_win_2x2(&w); /* 2x2 / 2, as the blocked path's windows */
+    if (rr && fast) { /* max(0, dY) in scratch slot 3 */
+        float *t = sal_scratch_get(c->ws, 3, sizeof(float) * (size_t)sal_tensor_numel(c->dout[0]));
+        if (!t) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
+        sal_relu(t, dY, sal_tensor_numel(c->dout[0]));
+        dY = t;
+    }
     if (c->blk_in & 1) { /* maxpool_blk_takes: 2x2/2 */
         bool oblk = backward ? c->blk_out & 1 : c->blk_want & 1;
         maxpool_2x2_blk(planes / sal_blk_width(), w.in[1], w.in[2], w.out[1], w.out[2], X, Y, oblk, dX, dY, fresh,
@@ -542,7 +535,6 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     const win1 *t[3];
     win_table(&w, buf, t);
-    const bool fast = !avg && sal_win_2x2(&w);
     const int64_t rows = !avg && !backward && !fast ? maxpool_rows_len(&w) : 0;
     /* a buffer a thread for the split planes of maxpool_3s2_bwd */
     const int64_t s2len = !avg && backward && win_3s2(&w) ? bwd_3s2_len(&w) : 0;
@@ -570,12 +562,7 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
                     }
                 });
     if (relu && !fast && !s2len) sal_relu_mask(dX, dX, X, sal_tensor_numel(c->in[0])); /* a pass of its own */
-    if (rr && !fast) {
-        float *d = dX;
-        const int64_t n = sal_tensor_numel(c->in[0]);
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
-    }
+    if (rr && !fast) sal_relu(dX, dX, sal_tensor_numel(c->in[0]));
     return SAL_OK;
 }
 

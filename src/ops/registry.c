@@ -106,13 +106,6 @@ sal_node_state *sal_node_state_of(const sal_opctx *c) {
     return s;
 }
 
-static bool shape_is(int ndim, const int64_t *dim, int n2, const int64_t *d2) {
-    if (ndim != n2) return false;
-    for (int i = 0; i < ndim; i++)
-        if (dim[i] != d2[i]) return false;
-    return true;
-}
-
 /* sal_derived_get (x NULL) and sal_derived_map: a buffer shaped as like for key's derivation */
 static sal_tensor *derived(const sal_opctx *c, int input, uint64_t key, const sal_tensor *x, const sal_tensor *like,
                            bool *ready) {
@@ -128,7 +121,7 @@ static sal_tensor *derived(const sal_opctx *c, int input, uint64_t key, const sa
         sal_derived *d = &ws->derived[i];
         if (d->node == c->n && d->input == input && d->key == key && d->map == map) {
             *ready = d->version == c->g->version && sal_tensor_same_shape(&d->t, like) &&
-                     (!map || shape_is(d->xndim, d->xdim, x->ndim, x->dim));
+                     (!map || sal_tensor_same_shape(&d->xs, x));
             if (*ready) return &d->t;
             free_slot = d; /* stale: derived again in place */
             break;
@@ -147,8 +140,11 @@ static sal_tensor *derived(const sal_opctx *c, int input, uint64_t key, const sa
         return NULL; /* not kept: the caller derives into its own buffer */
     ws->derived_bytes += free_slot->t.cap - had;
     free_slot->node = c->n, free_slot->input = input, free_slot->key = key, free_slot->version = c->g->version;
-    free_slot->map = map, free_slot->xndim = map ? x->ndim : 0;
-    if (map) memcpy(free_slot->xdim, x->dim, sizeof free_slot->xdim);
+    free_slot->map = map;
+    if (map) {
+        free_slot->xs = (sal_tensor){.dtype = x->dtype, .ndim = x->ndim};
+        memcpy(free_slot->xs.dim, x->dim, sizeof x->dim);
+    }
     return &free_slot->t;
 }
 
