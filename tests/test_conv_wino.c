@@ -1,13 +1,14 @@
 /* Winograd F(2x2, 3x3) (src/ops/conv_wino.c) against the convolution's definition summed in double:
  * the forward with bias and ReLU, set and added, and the input gradient (the adjoint, scattered
  * through the taps), in blocks of 8 and 16, for odd and even sizes (partial tiles at the edges),
- * images smaller than a tile, batches, and sizes where the threads take whole chunks of tiles or
- * share each chunk. test_conv_dnnl checks the layers of a session that run through it. */
+ * images smaller than a tile, batches, products by small_gemm and by sgemm, and sizes where the
+ * threads take whole chunks of tiles or share each chunk. test_conv_dnnl checks the layers of a session that run through it. */
 #include "ops/conv_wino.h"
 #include "testutil.h"
 
 typedef struct {
     int64_t N, C, M, H, W;
+    bool only8; /* channels in blocks of 8 only */
 } wcase;
 
 /* x (N, C, H, W) plain -> blocked copy */
@@ -97,16 +98,24 @@ int main(void) {
     sal_scratch ws = {0};
     CHECK_OK(sal_blas_init());
     static const wcase cases[] = {
-        {1, 16, 32, 7, 9},   /* odd sizes: the last row and column of tiles half outside */
-        {2, 32, 16, 8, 6},   /* a batch */
-        {1, 16, 16, 1, 1},   /* one pixel: its tile is mostly padding */
-        {1, 16, 16, 2, 3},   /* smaller than two tiles */
-        {1, 32, 32, 16, 16}, /* 64 tiles, one chunk that the threads share (1M multiply-adds) */
-        {2, 16, 16, 64, 63}, /* 2 048 tiles: chunks of 256 taken whole by the threads */
+        {1, 16, 32, 7, 9, false},   /* odd sizes: the last row and column of tiles half outside */
+        {2, 32, 16, 8, 6, false},   /* a batch */
+        {1, 16, 16, 1, 1, false},   /* one pixel: its tile is mostly padding */
+        {1, 16, 16, 2, 3, false},   /* smaller than two tiles */
+        {1, 32, 32, 16, 16, false}, /* 64 tiles, a chunk for each thread */
+        {2, 16, 16, 64, 63, false}, /* 2 048 tiles: chunks of 256 */
+        {1, 24, 40, 9, 7, true}, /* 8 columns after the last 16 of small_gemm, both ways */
+        /* 11 and 18 tiles: 5 and 3 rows after small_gemm's groups of 6 (on one thread, 5 and none) */
+        {1, 16, 16, 1, 21, false},
+        {1, 16, 16, 5, 12, false},
+        /* products by sgemm (over 4096 channel pairs): one chunk the threads share, 64 tiles ... */
+        {1, 64, 80, 16, 16, false},
+        {2, 48, 96, 40, 40, false}, /* ... and 800 tiles, chunks taken whole */
     };
     for (int L = 8; L <= 16; L += 8) {
         sal_blk_set_width(L);
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_case(&cases[i], &r, &ws);
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            if (L == 8 || !cases[i].only8) check_case(&cases[i], &r, &ws);
     }
     sal_blk_set_width(0);
     /* what it takes: 3x3, stride 1, padding 1 all round, whole blocks of channels */
@@ -124,19 +133,23 @@ int main(void) {
     CHECK(!sal_conv_wino_wanted(&k), "SAL_WINO=0 takes nothing");
     sal_conv_wino_mode(SAL_WINO_ALL);
     CHECK(sal_conv_wino_wanted(&k) && !sal_conv_wino_wanted(&s2), "SAL_WINO=all takes what fits");
-    /* the default: in blocks of 8 (no Winograd in oneDNN), from 32 tiles and 16M multiply-adds */
+    /* the default: in blocks of 8 (no Winograd in oneDNN), from 32 tiles, and from 1M multiply-adds
+     * where small_gemm runs the products (up to 4096 channel pairs), else from 16M */
     sal_conv_wino_mode(SAL_WINO_AUTO);
-    sal_conv_shape vgg = k, cnn = k, cnn50;
+    sal_conv_shape vgg = k, cnn = k, cnn8, wide;
     vgg.C = vgg.M = 512, vgg.in[1] = vgg.in[2] = vgg.out[1] = vgg.out[2] = 14; /* 49 tiles, 205M */
     cnn.C = 32, cnn.in[1] = cnn.in[2] = cnn.out[1] = cnn.out[2] = 14;           /* 49 tiles, 1.6M */
-    cnn50 = cnn, cnn50.N = 50;
+    cnn8 = cnn, cnn8.in[1] = cnn8.in[2] = cnn8.out[1] = cnn8.out[2] = 8;        /* 16 tiles */
+    wide = cnn, wide.C = 64, wide.M = 128;                                      /* 49 tiles, 6.4M */
     sal_blk_set_width(8);
-    bool w8[3] = {sal_conv_wino_wanted(&vgg), sal_conv_wino_wanted(&cnn), sal_conv_wino_wanted(&cnn50)};
+    bool w8[4] = {sal_conv_wino_wanted(&vgg), sal_conv_wino_wanted(&cnn), sal_conv_wino_wanted(&cnn8),
+                  sal_conv_wino_wanted(&wide)};
     sal_blk_set_width(16);
     bool w16 = sal_conv_wino_wanted(&vgg);
     sal_blk_set_width(0);
-    CHECK(w8[0] && !w8[1] && w8[2] && !w16, "the default choice: VGG16's 14 x 14 layer %d, the small CNN's at "
-          "batch 1 %d and 50 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w16);
+    CHECK(w8[0] && w8[1] && !w8[2] && !w8[3] && !w16,
+          "the default choice: VGG16's 14 x 14 layer %d, the small CNN's 32 -> 64 at 14 x 14 %d and 8 x 8 %d, "
+          "64 -> 128 at 14 x 14 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w8[3], w16);
     sal_conv_wino_mode(old);
     sal_scratch_free(&ws);
     return t_done("test_conv_wino");

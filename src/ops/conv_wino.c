@@ -41,16 +41,22 @@ bool sal_conv_wino_fits(const sal_conv_shape *k) {
            k->out[2] == k->in[2];
 }
 
+/* Whether small_gemm runs a layer's products: U's 16 matrices within 256 KiB (larger ones ran alike
+ * or slower than by sgemm, 512 -> 512 channels at 14 x 14: 2.6 against 3.5 ms) */
+static bool small_layer(int64_t C, int64_t M) { return C * M <= 4096; }
+
 bool sal_conv_wino_wanted(const sal_conv_shape *k) {
     int mode = sal_conv_wino_mode(-1);
     if (mode == SAL_WINO_OFF || !sal_conv_wino_fits(k)) return false;
     if (mode == SAL_WINO_ALL) return true;
     /* oneDNN's own Winograd (conv_dnnl.c) runs from AVX-512 on, in blocks of 16 */
     int64_t tiles = k->N * ((k->out[1] + 1) / 2) * ((k->out[2] + 1) / 2);
-    /* from 32 tiles and 16M multiply-adds in the products: the small CNN's 32 -> 64 layer at 14 x 14
-     * (49 tiles, 1.6M) took 0.39 ms a gradient here where oneDNN's direct kernels take 0.22 */
+    /* from 32 tiles, and 1M multiply-adds in the products where small_gemm runs them (C M <= 4096;
+     * the small CNN's 32 -> 64 layer at 14 x 14, 49 tiles and 1.6M, 27 us against 45 for a sgemm of
+     * its im2col), else 16M (the same layer's products by sgemm took 43 us) */
+    int64_t macs = 16 * tiles * k->C * k->M;
     return sal_blk_width() == 8 && sal_conv_dnnl_wanted(k) && k->C >= 32 && k->M >= 32 && tiles >= 32 &&
-           16 * tiles * k->C * k->M >= (1 << 24);
+           macs >= (small_layer(k->C, k->M) ? 1 << 20 : 1 << 24);
 }
 
 /* ---- the transforms ---- */
@@ -160,6 +166,59 @@ void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, bool bwd) 
                 for (int64_t r = 0; r < R; r++) wrow(U, W, M, C, r, bwd););
 }
 
+/* ---- the products of the small layers ---- */
+
+/* R rows of M (n, Co) = V (n, K) U (K, Co) at columns [0, 16), or [0, 8) unless two: the sums in
+ * registers, each row's value of V broadcast against U's row of 16. */
+static inline __attribute__((always_inline)) void mk(const int R, const bool two, const float *V, int64_t K,
+                                                     const float *U, int64_t Co, float *M) {
+    v8 a[6], b[6];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) a[r] = b[r] = (v8){0};
+    for (int64_t k = 0; k < K; k++) {
+        v8 u0 = LD(U + k * Co), u1 = two ? LD(U + k * Co + V8) : u0;
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const float x = V[r * K + k];
+            const v8 v = {x, x, x, x, x, x, x, x};
+            a[r] += v * u0;
+            if (two) b[r] += v * u1;
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        ST(M + r * Co, a[r]);
+        if (two) ST(M + r * Co + V8, b[r]);
+    }
+}
+
+/* M (n, Co) = V (n, K) U (K, Co), Co a multiple of 8, for layers whose 16 U fit in L2: U is read in
+ * place, with no packing and no pass that zeroes M (sgemm's copies and its beta pass took as long as
+ * its products for the small CNN's 32 -> 64 layer at 49 tiles). Six rows by 16 columns a step: 12
+ * sums, two rows of U and a broadcast in AVX2's 16 registers. */
+SAL_CLONES void small_gemm(const float *V, const float *U, float *M, int64_t n, int64_t K, int64_t Co) {
+    for (int64_t j = 0; j < Co; j += 16) {
+        const bool two = j + 16 <= Co;
+        int64_t i = 0;
+        for (; i + 6 <= n; i += 6) {
+            if (two) mk(6, true, V + i * K, K, U + j, Co, M + i * Co + j);
+            else mk(6, false, V + i * K, K, U + j, Co, M + i * Co + j);
+        }
+        const float *v = V + i * K;
+        float *m = M + i * Co + j;
+#define SAL_MK_REST(r) (two ? mk(r, true, v, K, U + j, Co, m) : mk(r, false, v, K, U + j, Co, m))
+        switch (n - i) {
+        case 5: SAL_MK_REST(5); break;
+        case 4: SAL_MK_REST(4); break;
+        case 3: SAL_MK_REST(3); break;
+        case 2: SAL_MK_REST(2); break;
+        case 1: SAL_MK_REST(1); break;
+        default: break;
+        }
+#undef SAL_MK_REST
+    }
+}
+
 /* ---- the convolution ---- */
 
 typedef struct {
@@ -167,7 +226,7 @@ typedef struct {
     int64_t vs, ms;                    /* floats from one of V's (M's) 16 matrices to the next */
     const float *X, *U, *B;
     float *Y;
-    bool relu, add;
+    bool relu, add, small; /* small: the products by small_gemm */
 } wino_job;
 
 /* Chunk [tc, tc + nt) on buffers V, M: its tiles' transforms, the 16 products, the outputs. Alone:
@@ -177,7 +236,8 @@ static void chunk(const wino_job *j, int64_t tc, int64_t nt, float *V, float *M,
     if (alone) {
         in_tiles(j->X, V, vs, tc, tc, tc + nt, j->Ci, j->H, j->W, j->L);
         for (int xi = 0; xi < 16; xi++)
-            sal_sgemm(false, false, (int)nt, (int)j->Co, (int)j->Ci, 1.0f, V + xi * vs, (int)j->Ci,
+            if (j->small) small_gemm(V + xi * vs, j->U + xi * j->Ci * j->Co, M + xi * ms, nt, j->Ci, j->Co);
+            else sal_sgemm(false, false, (int)nt, (int)j->Co, (int)j->Ci, 1.0f, V + xi * vs, (int)j->Ci,
                       j->U + xi * j->Ci * j->Co, (int)j->Co, 0.0f, M + xi * ms, (int)j->Co);
         out_tiles(M, ms, j->Y, tc, tc, tc + nt, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
         return;
@@ -206,8 +266,12 @@ sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int
     j.tb = (1 << 17) / (16 * (Ci + Co));
     j.tb = j.tb < 64 ? 64 : j.tb > 256 ? 256 : j.tb;
     int nth = omp_get_max_threads();
+    /* small_gemm's layers: each thread takes its own tiles and reads U in place, with no barrier and
+     * no sgemm call (the small CNN's 32 -> 64 layer at 14 x 14: 43 -> 27 us) */
+    j.small = small_layer(Ci, Co);
+    if (j.small && nth > 1 && j.tb * nth > j.T) j.tb = (j.T + nth - 1) / nth;
     int64_t nch = (j.T + j.tb - 1) / j.tb;
-    bool own = nth > 1 && nch >= 4 * nth; /* threads take whole chunks */
+    bool own = nth > 1 && (j.small ? nch >= nth : nch >= 4 * nth); /* threads take whole chunks */
     if (!own && nch > 1) { /* shared chunks: as few and as even as the size allows */
         j.tb = (j.T + nch - 1) / nch;
         nch = (j.T + j.tb - 1) / j.tb;
