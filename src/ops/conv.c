@@ -453,7 +453,7 @@ SAL_CLONES void conv33(const sal_win *w, const float *x, const float *W, int64_t
 /* Floats of conv33_bwd's scratch: one channel's padded rows of dY, then the sums. */
 static int64_t conv33_bwd_scratch(const sal_win *w) { return (2 * w->out[1] + 6) * (w->out[2] + 4) + 4; }
 
-/* conv33's transpose on one sample's dX (H, W): dX[iy, ix] += the sum over m and the taps of
+/* conv33's transpose on one sample's dX (H, W), rows of part `part` of `parts`: dX[iy, ix] += the sum over m and the taps of
  * W[m, ky, kx] dY[m, iy + pt - ky, ix + pl - kx]. im2col's product of depth M then col2im took 17
  * to 18 us a call for the small CNN's first layer, these loops 12 to 14. The same flat reading as
  * conv33: in rows of width Wq = OW + 4 (dY with two zero columns each side), padded input position
@@ -461,10 +461,12 @@ static int64_t conv33_bwd_scratch(const sal_win *w) { return (2 * w->out[1] + 6)
  * positions past each row's end are computed and dropped. A channel's nine weights stay in
  * registers, and its three rows of taps are summed apart (one chain of nine multiply-adds a
  * position ran at a third of the rate). buf: conv33_bwd_scratch floats. */
-SAL_CLONES void conv33_bwd(const sal_win *w, const float *dY, const float *W, int64_t M, float *buf, float *dX) {
+SAL_CLONES void conv33_bwd(const sal_win *w, const float *dY, const float *W, int64_t M, float *buf, float *dX,
+                           int part, int parts) {
     const int64_t H = w->in[1], IW = w->in[2], OH = w->out[1], OW = w->out[2], Wq = OW + 4, pt = w->pb[1],
                   pl = w->pb[2];
-    const int64_t p0 = pt, p1 = H + pt < OH + 2 ? H + pt : OH + 2; /* padded rows that taps reach */
+    const int64_t P1 = H + pt < OH + 2 ? H + pt : OH + 2; /* padded rows [pt, P1) the taps reach */
+    const int64_t p0 = pt + (P1 - pt) * part / parts, p1 = pt + (P1 - pt) * (part + 1) / parts; /* this part's */
     if (p1 <= p0) return;
     const int64_t R = p1 - p0, Q = (R + 2) * Wq + 4, L = R * Wq, o1 = Wq + 2, o2 = 2 * Wq + 2;
     float *restrict dq = buf, *restrict acc = buf + Q;
@@ -509,11 +511,21 @@ static sal_status conv_fwd_run(const sal_node *node, sal_scratch *ws, const conv
         return SAL_OK;
     }
     int nt = omp_get_max_threads();
-    if (conv33_fits(&q)) { /* threads over samples: 32 channels of a 28 x 28 plane take 5 us */
+    if (conv33_fits(&q)) { /* threads over samples; a lone sample's channels split between them */
         const int64_t per = conv33_scratch(w);
-        bool par = nt > 1 && q.N > 1 && work > PAR_WORK;
+        bool par = nt > 1 && (q.N > 1 ? work > PAR_WORK : q.M >= 2 * nt && work > PAR_WORK / 2);
         float *buf = sal_scratch_get(ws, 0, sizeof(float) * (size_t)(per * (par ? nt : 1)));
         if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
+        if (par && q.N == 1) {
+#pragma omp parallel
+            {
+                const int64_t th = omp_get_thread_num(), tn = omp_get_num_threads(), m0 = q.M * th / tn,
+                              m1 = q.M * (th + 1) / tn;
+                conv33(w, X, Wt + 9 * m0, m1 - m0, e && e->B ? e->B + m0 : NULL, e && e->relu, acc, buf + th * per,
+                       Y + m0 * P);
+            }
+            return SAL_OK;
+        }
         SAL_PAR_FOR(par, "omp parallel for schedule(static)",
                     for (int64_t n = 0; n < q.N; n++)
                         conv33(w, X + n * w->in_sz, Wt, q.M, e ? e->B : NULL, e && e->relu, acc,
@@ -609,15 +621,24 @@ static sal_status conv_bwd_run(const sal_node *node, sal_scratch *ws, const conv
         return SAL_OK;
     }
     int nt = omp_get_max_threads();
-    if (dX && !dW && conv33_fits(&q)) { /* threads over samples, as conv33: a lone plane split in two
-                                          * took longer (the parallel region) than on one thread */
+    if (dX && !dW && conv33_fits(&q)) { /* threads over samples, as conv33; a lone sample's rows of dX
+                                          * split between them */
         const int64_t per = conv33_bwd_scratch(w), work = q.N * q.M * P * q.Kc;
-        bool par = nt > 1 && q.N > 1 && work > PAR_WORK;
+        bool par = nt > 1 && (q.N > 1 ? work > PAR_WORK : w->in[1] >= 4 * nt && work > PAR_WORK / 2);
         float *buf = sal_scratch_get(ws, 0, sizeof(float) * (size_t)(per * (par ? nt : 1)));
         if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
+        if (par && q.N == 1) {
+#pragma omp parallel
+            {
+                const int th = omp_get_thread_num();
+                conv33_bwd(w, dY, Wt, q.M, buf + th * per, dX, th, omp_get_num_threads());
+            }
+            return SAL_OK;
+        }
         SAL_PAR_FOR(par, "omp parallel for schedule(static)",
                     for (int64_t n = 0; n < q.N; n++) conv33_bwd(w, dY + n * q.M * P, Wt, q.M,
-                                                                 buf + omp_get_thread_num() * per, dX + n * w->in_sz););
+                                                                 buf + omp_get_thread_num() * per, dX + n * w->in_sz,
+                                                                 0, 1););
         return SAL_OK;
     }
     conv_chunks(&q, nt, true);
