@@ -2,7 +2,8 @@
  * the forward with bias and ReLU, set and added, and the input gradient (the adjoint, scattered
  * through the taps), in blocks of 8 and 16, for odd and even sizes (partial tiles at the edges),
  * images smaller than a tile, batches, products by small_gemm and by sgemm, and sizes where the
- * threads take whole chunks of tiles or share each chunk. test_conv_dnnl checks the layers of a session that run through it. */
+ * threads take whole chunks of tiles or share each chunk. test_conv_dnnl checks the layers of a
+ * session that run through it. */
 #include "ops/conv_wino.h"
 #include "testutil.h"
 

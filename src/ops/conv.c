@@ -453,14 +453,14 @@ SAL_CLONES void conv33(const sal_win *w, const float *x, const float *W, int64_t
 /* Floats of conv33_bwd's scratch: one channel's padded rows of dY, then the sums. */
 static int64_t conv33_bwd_scratch(const sal_win *w) { return (2 * w->out[1] + 6) * (w->out[2] + 4) + 4; }
 
-/* conv33's transpose on one sample's dX (H, W), rows of part `part` of `parts`: dX[iy, ix] += the sum over m and the taps of
- * W[m, ky, kx] dY[m, iy + pt - ky, ix + pl - kx]. im2col's product of depth M then col2im took 17
- * to 18 us a call for the small CNN's first layer, these loops 12 to 14. The same flat reading as
- * conv33: in rows of width Wq = OW + 4 (dY with two zero columns each side), padded input position
- * i sums dq[i + (2 - ky) Wq + 2 - kx] over the taps, a channel of dY copied into dq a time; the
- * positions past each row's end are computed and dropped. A channel's nine weights stay in
- * registers, and its three rows of taps are summed apart (one chain of nine multiply-adds a
- * position ran at a third of the rate). buf: conv33_bwd_scratch floats. */
+/* conv33's transpose on one sample's dX (H, W), the rows of part `part` of `parts`: dX[iy, ix] +=
+ * the sum over m and the taps of W[m, ky, kx] dY[m, iy + pt - ky, ix + pl - kx]. im2col's product
+ * of depth M then col2im took 17 to 18 us a call for the small CNN's first layer, these loops 12 to
+ * 14. The same flat reading as conv33: in rows of width Wq = OW + 4 (dY with two zero columns each
+ * side), padded input position i sums dq[i + (2 - ky) Wq + 2 - kx] over the taps, a channel of dY
+ * copied into dq a time; the positions past each row's end are computed and dropped. A channel's
+ * nine weights stay in registers, and its three rows of taps are summed apart (one chain of nine
+ * multiply-adds a position ran at a third of the rate). buf: conv33_bwd_scratch floats. */
 SAL_CLONES void conv33_bwd(const sal_win *w, const float *dY, const float *W, int64_t M, float *buf, float *dX,
                            int part, int parts) {
     const int64_t H = w->in[1], IW = w->in[2], OH = w->out[1], OW = w->out[2], Wq = OW + 4, pt = w->pb[1],
