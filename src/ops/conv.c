@@ -511,25 +511,17 @@ static sal_status conv_fwd_run(const sal_node *node, sal_scratch *ws, const conv
         return SAL_OK;
     }
     int nt = omp_get_max_threads();
-    if (conv33_fits(&q)) { /* threads over samples; a lone sample's channels split between them */
+    if (conv33_fits(&q)) { /* threads over samples; a lone sample's channels in one part a thread */
         const int64_t per = conv33_scratch(w);
         bool par = nt > 1 && (q.N > 1 ? work > PAR_WORK : q.M >= 2 * nt && work > PAR_WORK / 2);
+        const int64_t parts = par && q.N == 1 ? nt : 1;
         float *buf = sal_scratch_get(ws, 0, sizeof(float) * (size_t)(per * (par ? nt : 1)));
         if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
-        if (par && q.N == 1) {
-#pragma omp parallel
-            {
-                const int64_t th = omp_get_thread_num(), tn = omp_get_num_threads(), m0 = q.M * th / tn,
-                              m1 = q.M * (th + 1) / tn;
-                conv33(w, X, Wt + 9 * m0, m1 - m0, e && e->B ? e->B + m0 : NULL, e && e->relu, acc, buf + th * per,
-                       Y + m0 * P);
-            }
-            return SAL_OK;
-        }
-        SAL_PAR_FOR(par, "omp parallel for schedule(static)",
-                    for (int64_t n = 0; n < q.N; n++)
-                        conv33(w, X + n * w->in_sz, Wt, q.M, e ? e->B : NULL, e && e->relu, acc,
-                               buf + omp_get_thread_num() * per, Y + n * q.M * P););
+        SAL_PAR_FOR(par, "omp parallel for schedule(static)", for (int64_t it = 0; it < q.N * parts; it++) {
+            const int64_t n = it / parts, m0 = q.M * (it % parts) / parts, m1 = q.M * (it % parts + 1) / parts;
+            conv33(w, X + n * w->in_sz, Wt + 9 * m0, m1 - m0, e && e->B ? e->B + m0 : NULL, e && e->relu, acc,
+                   buf + omp_get_thread_num() * per, Y + (n * q.M + m0) * P);
+        });
         return SAL_OK;
     }
     conv_chunks(&q, nt, false);
@@ -622,23 +614,17 @@ static sal_status conv_bwd_run(const sal_node *node, sal_scratch *ws, const conv
     }
     int nt = omp_get_max_threads();
     if (dX && !dW && conv33_fits(&q)) { /* threads over samples, as conv33; a lone sample's rows of dX
-                                          * split between them */
+                                          * in one part a thread */
         const int64_t per = conv33_bwd_scratch(w), work = q.N * q.M * P * q.Kc;
         bool par = nt > 1 && (q.N > 1 ? work > PAR_WORK : w->in[1] >= 4 * nt && work > PAR_WORK / 2);
+        const int parts = par && q.N == 1 ? nt : 1;
         float *buf = sal_scratch_get(ws, 0, sizeof(float) * (size_t)(per * (par ? nt : 1)));
         if (!buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", node->name, node->op_type);
-        if (par && q.N == 1) {
-#pragma omp parallel
-            {
-                const int th = omp_get_thread_num();
-                conv33_bwd(w, dY, Wt, q.M, buf + th * per, dX, th, omp_get_num_threads());
-            }
-            return SAL_OK;
-        }
         SAL_PAR_FOR(par, "omp parallel for schedule(static)",
-                    for (int64_t n = 0; n < q.N; n++) conv33_bwd(w, dY + n * q.M * P, Wt, q.M,
-                                                                 buf + omp_get_thread_num() * per, dX + n * w->in_sz,
-                                                                 0, 1););
+                    for (int64_t it = 0; it < q.N * parts; it++) conv33_bwd(w, dY + it / parts * q.M * P, Wt, q.M,
+                                                                         buf + omp_get_thread_num() * per,
+                                                                         dX + it / parts * w->in_sz,
+                                                                         (int)(it % parts), parts););
         return SAL_OK;
     }
     conv_chunks(&q, nt, true);
