@@ -76,35 +76,86 @@ enum { V8 = 8 };
         (o)[0] = d0_ - d2_, (o)[os] = d1_ + d2_, (o)[2 * (os)] = d2_ - d1_, (o)[3 * (os)] = d1_ - d3_;                 \
     } while (0)
 
+/* One block of 8 channels of a tile: its 16 pixels x + off[i] (ANDed with zm[i], zero outside the
+ * image, where pad) transformed into o, o + vs, ..., o + 15 vs. Unrolled whole so that d, u and v
+ * live in registers: as loops over arrays GCC kept them on the stack, and the transforms took as
+ * long as a third of the products (the small CNN's 32 -> 64 layer at 14 x 14). */
+static inline __attribute__((always_inline)) void in_blk(const float *x, const int64_t *off, const v8i *zm,
+                                                         const bool pad, float *o, int64_t vs) {
+    v8 d[16], u[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) d[i] = pad ? (v8)((v8i)LD(x + off[i]) & zm[i]) : LD(x + off[i]);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) BT4(u + q, 4, d + q, 4); /* down the columns */
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) { /* along the rows, each row stored as it is done */
+        v8 v[4];
+        BT4(v, 1, u + 4 * r, 1);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) ST(o + (4 * r + q) * vs, v[q]);
+    }
+}
+
 /* Tiles [t0, t1) of the chunk starting at tile tc into V (16 matrices of (tiles, Ci), vs floats
- * apart, rows t - tc): each tile's 4 x 4 input pixels (zero outside the image) transformed. */
+ * apart, rows t - tc): each tile's 4 x 4 input pixels (zero outside the image) transformed. A pixel
+ * outside is read at an offset inside and masked to zero, so no load depends on a branch. */
 SAL_CLONES void in_tiles(const float *X, float *V, int64_t vs, int64_t tc, int64_t t0, int64_t t1, int64_t Ci,
                          int64_t H, int64_t W, int64_t L) {
     const int64_t TW = (W + 1) / 2, TH = (H + 1) / 2, CB = Ci / L;
     for (int64_t t = t0; t < t1; t++) {
         int64_t n = t / (TH * TW), ti = t / TW % TH, tj = t % TW, h0 = 2 * ti - 1, w0 = 2 * tj - 1;
-        int64_t off[16]; /* each pixel's offset in a channel block, -1 outside the image */
+        int64_t off[16]; /* each pixel's offset in a channel block, clamped into the image */
+        v8i zm[16];      /* all ones inside the image, zero outside */
+        bool pad = false;
         for (int r = 0; r < 4; r++)
             for (int q = 0; q < 4; q++) {
                 int64_t h = h0 + r, w = w0 + q;
-                off[4 * r + q] = h >= 0 && h < H && w >= 0 && w < W ? (h * W + w) * L : -1;
+                bool in = h >= 0 && h < H && w >= 0 && w < W;
+                h = h < 0 ? 0 : h >= H ? H - 1 : h, w = w < 0 ? 0 : w >= W ? W - 1 : w;
+                off[4 * r + q] = (h * W + w) * L;
+                zm[4 * r + q] = (v8i){0} - (int)in;
+                pad |= !in;
             }
-        for (int64_t cb = 0; cb < CB; cb++)
+        const float *x = X + n * CB * H * W * L;
+        float *o = V + (t - tc) * Ci;
+        for (int64_t cb = 0; cb < CB; cb++, x += H * W * L)
             for (int64_t l0 = 0; l0 < L; l0 += V8) {
-                const float *x = X + (n * CB + cb) * H * W * L + l0;
-                v8 d[16], u[16], v[16];
-                for (int i = 0; i < 16; i++) d[i] = off[i] >= 0 ? LD(x + off[i]) : (v8){0};
-                for (int q = 0; q < 4; q++) BT4(u + q, 4, d + q, 4); /* down the columns */
-                for (int r = 0; r < 4; r++) BT4(v + 4 * r, 1, u + 4 * r, 1); /* along the rows */
-                float *o = V + (t - tc) * Ci + cb * L + l0;
-                for (int xi = 0; xi < 16; xi++) ST(o + xi * vs, v[xi]);
+                if (pad) in_blk(x + l0, off, zm, true, o + cb * L + l0, vs);
+                else in_blk(x + l0, off, zm, false, o + cb * L + l0, vs);
             }
     }
 }
 
+/* One block of 8 channels of a tile from M (m, m + ms, ..., m + 15 ms) into its nr x nq outputs at
+ * y (rows WL floats apart, pixels L): A^T m A plus the bias b, added to y where add, then the ReLU
+ * (NaN kept, as Relu's). Unrolled whole, as in_blk. */
+static inline __attribute__((always_inline)) void out_blk(const float *m, int64_t ms, float *y, int64_t WL,
+                                                          int64_t L, v8 b, bool relu, bool add, const int nr,
+                                                          const int nq) {
+    v8 a[2][4], z[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) { /* A^T m: rows m0 + m1 + m2, m1 - m2 - m3 */
+        v8 m0 = LD(m + q * ms), m1 = LD(m + (4 + q) * ms), m2 = LD(m + (8 + q) * ms), m3 = LD(m + (12 + q) * ms);
+        a[0][q] = m0 + m1 + m2, a[1][q] = m1 - m2 - m3;
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; r++) { /* (A^T m) A */
+        z[2 * r] = a[r][0] + a[r][1] + a[r][2] + b;
+        z[2 * r + 1] = a[r][1] - a[r][2] - a[r][3] + b;
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < nq; q++) {
+            float *o = y + r * WL + q * L;
+            v8 val = add ? z[2 * r + q] + LD(o) : z[2 * r + q];
+            if (relu) val = (v8)((v8i)val & ~(val < (v8){0}));
+            ST(o, val);
+        }
+}
+
 /* Tiles [t0, t1) of the chunk at tc from M (16 matrices of (tiles, Co), ms floats apart) into Y:
- * A^T m A, 2 x 2 outputs a tile (those inside the image), plus the bias, set or added, then the
- * ReLU (NaN kept, as Relu's). */
+ * 2 x 2 outputs a tile (those inside the image), plus the bias, set or added, then the ReLU. */
 SAL_CLONES void out_tiles(const float *M, int64_t ms, float *Y, int64_t tc, int64_t t0, int64_t t1, int64_t Co,
                           int64_t H, int64_t W, int64_t L, const float *B, bool relu, bool add) {
     const int64_t TW = (W + 1) / 2, TH = (H + 1) / 2, KB = Co / L;
@@ -114,24 +165,10 @@ SAL_CLONES void out_tiles(const float *M, int64_t ms, float *Y, int64_t tc, int6
         for (int64_t kb = 0; kb < KB; kb++)
             for (int64_t l0 = 0; l0 < L; l0 += V8) {
                 const float *m = M + (t - tc) * Co + kb * L + l0;
-                v8 a[2][4], y[4], b = B ? LD(B + kb * L + l0) : (v8){0};
-                for (int q = 0; q < 4; q++) { /* A^T m: rows m0 + m1 + m2, m1 - m2 - m3 */
-                    v8 m0 = LD(m + q * ms), m1 = LD(m + (4 + q) * ms), m2 = LD(m + (8 + q) * ms),
-                       m3 = LD(m + (12 + q) * ms);
-                    a[0][q] = m0 + m1 + m2, a[1][q] = m1 - m2 - m3;
-                }
-                for (int r = 0; r < 2; r++) { /* (A^T m) A */
-                    y[2 * r] = a[r][0] + a[r][1] + a[r][2] + b;
-                    y[2 * r + 1] = a[r][1] - a[r][2] - a[r][3] + b;
-                }
-                float *yb = Y + ((n * KB + kb) * H * W + 2 * ti * W + 2 * tj) * L + l0;
-                for (int r = 0; r < nr; r++)
-                    for (int q = 0; q < nq; q++) {
-                        float *o = yb + (r * W + q) * L;
-                        v8 val = add ? y[2 * r + q] + LD(o) : y[2 * r + q];
-                        if (relu) val = (v8)((v8i)val & ~(val < (v8){0}));
-                        ST(o, val);
-                    }
+                v8 b = B ? LD(B + kb * L + l0) : (v8){0};
+                float *y = Y + ((n * KB + kb) * H * W + 2 * ti * W + 2 * tj) * L + l0;
+                if (nr == 2 && nq == 2) out_blk(m, ms, y, W * L, L, b, relu, add, 2, 2);
+                else out_blk(m, ms, y, W * L, L, b, relu, add, nr, nq);
             }
     }
 }
@@ -197,25 +234,27 @@ static inline __attribute__((always_inline)) void mk(const int R, const bool two
  * its products for the small CNN's 32 -> 64 layer at 49 tiles). Six rows by 16 columns a step: 12
  * sums, two rows of U and a broadcast in AVX2's 16 registers. */
 SAL_CLONES void small_gemm(const float *V, const float *U, float *M, int64_t n, int64_t K, int64_t Co) {
+    /* the rows in ceil(n / 6) groups as even as they go (25 as five of 5, not four of 6 and one): a
+     * lone row runs at the FMA's latency, not its throughput, and took two thirds of a group's time */
+    const int64_t G = (n + 5) / 6, base = n / G, extra = n % G;
     for (int64_t j = 0; j < Co; j += 16) {
         const bool two = j + 16 <= Co;
-        int64_t i = 0;
-        for (; i + 6 <= n; i += 6) {
-            if (two) mk(6, true, V + i * K, K, U + j, Co, M + i * Co + j);
-            else mk(6, false, V + i * K, K, U + j, Co, M + i * Co + j);
+        for (int64_t g = 0, i = 0; g < G; g++) {
+            const int64_t r = base + (g < extra);
+            const float *v = V + i * K;
+            float *m = M + i * Co + j;
+            i += r;
+#define SAL_MK(r) (two ? mk(r, true, v, K, U + j, Co, m) : mk(r, false, v, K, U + j, Co, m))
+            switch (r) {
+            case 6: SAL_MK(6); break;
+            case 5: SAL_MK(5); break;
+            case 4: SAL_MK(4); break;
+            case 3: SAL_MK(3); break;
+            case 2: SAL_MK(2); break;
+            default: SAL_MK(1); break;
+            }
+#undef SAL_MK
         }
-        const float *v = V + i * K;
-        float *m = M + i * Co + j;
-#define SAL_MK_REST(r) (two ? mk(r, true, v, K, U + j, Co, m) : mk(r, false, v, K, U + j, Co, m))
-        switch (n - i) {
-        case 5: SAL_MK_REST(5); break;
-        case 4: SAL_MK_REST(4); break;
-        case 3: SAL_MK_REST(3); break;
-        case 2: SAL_MK_REST(2); break;
-        case 1: SAL_MK_REST(1); break;
-        default: break;
-        }
-#undef SAL_MK_REST
     }
 }
 
