@@ -1,6 +1,6 @@
-/* Winograd F(2x2, 3x3) (src/ops/conv_wino.c) against the convolution's definition summed in double:
- * the forward with bias and ReLU, set and added, and the input gradient (the adjoint, scattered
- * through the taps), in blocks of 8 and 16, for odd and even sizes (partial tiles at the edges),
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (src/ops/conv_wino.c) against the convolution's definition
+ * summed in double: the forward with bias and ReLU, set and added, and the input gradient (the
+ * adjoint, scattered through the taps), in blocks of 8 and 16, for odd and even sizes (partial tiles at the edges),
  * images smaller than a tile, batches, products by small_gemm and by sgemm, and sizes where the
  * threads take whole chunks of tiles or share each chunk. test_conv_dnnl checks the layers of a
  * session that run through it. */
@@ -28,6 +28,48 @@ static double err_blk(const float *got, const double *want, int64_t N, int64_t C
     for (int64_t i = 0; i < n; i++) e = fmax(e, fabs(p[i] - want[i])), m = fmax(m, fabs(want[i]));
     sal_free(p);
     return e / m;
+}
+
+/* Tile t (blocks of the current width) against the definitions y and dx: the forward with bias, set,
+ * added and with the ReLU; the input gradient set and added. y2, dx2: room for the expected values. */
+static void check_tile(const wcase *k, int t, const float *x, const float *w, const float *b, const float *dy,
+                       const double *y, const double *dx, double *y2, double *dx2, sal_scratch *ws) {
+    const int64_t N = k->N, C = k->C, M = k->M, H = k->H, W = k->W, nx = N * C * H * W, ny = N * M * H * W;
+    const int64_t nu = (t + 2) * (t + 2) * M * C;
+    /* F(4x4)'s transforms hold entries up to 8 and 5 where F(2x2)'s hold 1 (within 3e-6 to 7e-6 of
+     * the largest output in a float model of both, against 2e-7 to 4e-7) */
+    const double tol = t == 2 ? 2e-6 : 2e-5;
+    float *xb = blocked(x, N, C, H, W), *dyb = blocked(dy, N, M, H, W);
+    float *U = sal_malloc(sizeof(float) * (size_t)nu), *Ub = sal_malloc(sizeof(float) * (size_t)nu);
+    float *yb = sal_malloc(sizeof(float) * (size_t)ny), *dxb = sal_malloc(sizeof(float) * (size_t)nx);
+    sal_wino_weights(U, w, M, C, t, false);
+    sal_wino_weights(Ub, w, M, C, t, true);
+    char what[112];
+    snprintf(what, sizeof what, "F(%dx%d): N %lld, %lld -> %lld channels, %lld x %lld, blocks of %d", t, t,
+             (long long)N, (long long)C, (long long)M, (long long)H, (long long)W, sal_blk_width());
+    CHECK_OK(sal_wino_conv(ws, t, N, C, M, H, W, xb, U, b, false, false, yb));
+    double e = err_blk(yb, y, N, M, H, W);
+    CHECK(e < tol, "%s: forward error %.2g", what, e);
+    /* added to what is there: y + y */
+    CHECK_OK(sal_wino_conv(ws, t, N, C, M, H, W, xb, U, b, false, true, yb));
+    for (int64_t i = 0; i < ny; i++) y2[i] = 2 * y[i];
+    e = err_blk(yb, y2, N, M, H, W);
+    CHECK(e < tol, "%s: forward added, error %.2g", what, e);
+    /* with the ReLU */
+    for (int64_t i = 0; i < ny; i++) y2[i] = y[i] > 0 ? y[i] : 0;
+    CHECK_OK(sal_wino_conv(ws, t, N, C, M, H, W, xb, U, b, true, false, yb));
+    e = err_blk(yb, y2, N, M, H, W);
+    CHECK(e < tol, "%s: forward with ReLU, error %.2g", what, e);
+    /* the input gradient, written, then added to x */
+    CHECK_OK(sal_wino_conv(ws, t, N, M, C, H, W, dyb, Ub, NULL, false, false, dxb));
+    e = err_blk(dxb, dx, N, C, H, W);
+    CHECK(e < tol, "%s: input gradient error %.2g", what, e);
+    memcpy(dxb, xb, sizeof(float) * (size_t)nx);
+    CHECK_OK(sal_wino_conv(ws, t, N, M, C, H, W, dyb, Ub, NULL, false, true, dxb));
+    for (int64_t i = 0; i < nx; i++) dx2[i] = dx[i] + x[i];
+    e = err_blk(dxb, dx2, N, C, H, W);
+    CHECK(e < tol, "%s: input gradient added, error %.2g", what, e);
+    sal_free(xb), sal_free(dyb), sal_free(U), sal_free(Ub), sal_free(yb), sal_free(dxb);
 }
 
 static void check_case(const wcase *k, sal_rng *r, sal_scratch *ws) {
@@ -58,39 +100,43 @@ static void check_case(const wcase *k, sal_rng *r, sal_scratch *ws) {
                             }
                     y[o] = s;
                 }
-    float *xb = blocked(x, N, C, H, W), *dyb = blocked(dy, N, M, H, W);
-    float *U = sal_malloc(sizeof(float) * 16 * (size_t)(M * C)), *Ub = sal_malloc(sizeof(float) * 16 * (size_t)(M * C));
-    float *yb = sal_malloc(sizeof(float) * (size_t)ny), *dxb = sal_malloc(sizeof(float) * (size_t)nx);
-    sal_wino_weights(U, w, M, C, false);
-    sal_wino_weights(Ub, w, M, C, true);
-    char what[96];
-    snprintf(what, sizeof what, "N %lld, %lld -> %lld channels, %lld x %lld, blocks of %d", (long long)N,
-             (long long)C, (long long)M, (long long)H, (long long)W, sal_blk_width());
-    CHECK_OK(sal_wino_conv(ws, N, C, M, H, W, xb, U, b, false, false, yb));
-    double e = err_blk(yb, y, N, M, H, W);
-    CHECK(e < 2e-6, "%s: forward error %.2g", what, e);
-    /* added to what is there: y + y */
-    CHECK_OK(sal_wino_conv(ws, N, C, M, H, W, xb, U, b, false, true, yb));
-    double *y2 = sal_malloc(sizeof(double) * (size_t)ny);
-    for (int64_t i = 0; i < ny; i++) y2[i] = 2 * y[i];
-    e = err_blk(yb, y2, N, M, H, W);
-    CHECK(e < 2e-6, "%s: forward added, error %.2g", what, e);
-    /* with the ReLU */
-    for (int64_t i = 0; i < ny; i++) y2[i] = y[i] > 0 ? y[i] : 0;
-    CHECK_OK(sal_wino_conv(ws, N, C, M, H, W, xb, U, b, true, false, yb));
-    e = err_blk(yb, y2, N, M, H, W);
-    CHECK(e < 2e-6, "%s: forward with ReLU, error %.2g", what, e);
-    /* the input gradient, written, then added to x */
-    CHECK_OK(sal_wino_conv(ws, N, M, C, H, W, dyb, Ub, NULL, false, false, dxb));
-    e = err_blk(dxb, dx, N, C, H, W);
-    CHECK(e < 2e-6, "%s: input gradient error %.2g", what, e);
-    memcpy(dxb, xb, sizeof(float) * (size_t)nx);
-    CHECK_OK(sal_wino_conv(ws, N, M, C, H, W, dyb, Ub, NULL, false, true, dxb));
-    for (int64_t i = 0; i < nx; i++) dx[i] += x[i];
-    e = err_blk(dxb, dx, N, C, H, W);
-    CHECK(e < 2e-6, "%s: input gradient added, error %.2g", what, e);
-    sal_free(x), sal_free(w), sal_free(b), sal_free(dy), free(y), free(dx), sal_free(y2);
-    sal_free(xb), sal_free(dyb), sal_free(U), sal_free(Ub), sal_free(yb), sal_free(dxb);
+    double *y2 = sal_malloc(sizeof(double) * (size_t)ny), *dx2 = sal_malloc(sizeof(double) * (size_t)nx);
+    for (int L = 8; L <= 16; L += 8) {
+        if (L == 16 && k->only8) continue;
+        sal_blk_set_width(L);
+        for (int t = 2; t <= 4; t += 2)
+            check_tile(k, t, x, w, b, dy, y, dx, y2, dx2, ws);
+    }
+    sal_blk_set_width(0);
+    sal_free(x), sal_free(w), sal_free(b), sal_free(dy), free(y), free(dx), sal_free(y2), sal_free(dx2);
+}
+
+/* F(2x2) keeps the ties of flat regions, which max pooling breaks by position: on an input whose
+ * channels are each constant, the outputs whose receptive field lies inside come out bit for bit alike
+ * (B^T's rows sum to 0 or 2 exactly, so a flat tile's transform is exact zeros but one), as a direct
+ * convolution's do. */
+static void check_flat(sal_rng *r, sal_scratch *ws) {
+    enum { C = 16, M = 16, H = 10, P = H * H };
+    float *x = sal_malloc(sizeof(float) * C * P), *w = sal_malloc(sizeof(float) * M * C * 9),
+          *U = sal_malloc(sizeof(float) * 16 * M * C), *y = sal_malloc(sizeof(float) * M * P),
+          *yp = sal_malloc(sizeof(float) * M * P);
+    for (int c = 0; c < C; c++) {
+        float v = (float)sal_rng_normal(r);
+        for (int i = 0; i < P; i++) x[c * P + i] = v;
+    }
+    for (int i = 0; i < M * C * 9; i++) w[i] = (float)sal_rng_normal(r) * 0.2f;
+    sal_blk_set_width(8);
+    float *xb = blocked(x, 1, C, H, H);
+    sal_wino_weights(U, w, M, C, 2, false);
+    CHECK_OK(sal_wino_conv(ws, 2, 1, C, M, H, H, xb, U, NULL, false, false, y));
+    sal_blk_convert(yp, y, (int64_t[]){1, M, H, H}, SAL_BLK_TO_PLAIN);
+    int unequal = 0;
+    for (int m = 0; m < M; m++)
+        for (int h = 1; h < H - 1; h++)
+            for (int v = 1; v < H - 1; v++) unequal += yp[m * P + h * H + v] != yp[m * P + H + 1];
+    CHECK(unequal == 0, "F(2x2) on a flat input: %d inner outputs differ from their channel's first", unequal);
+    sal_blk_set_width(0);
+    sal_free(x), sal_free(w), sal_free(U), sal_free(y), sal_free(yp), sal_free(xb);
 }
 
 int main(void) {
@@ -111,14 +157,12 @@ int main(void) {
         {1, 16, 16, 5, 12, false},
         /* products by sgemm (over 4096 channel pairs): one chunk the threads share, 64 tiles ... */
         {1, 64, 80, 16, 16, false},
-        {2, 48, 96, 40, 40, false}, /* ... and 800 tiles, chunks taken whole */
+        {2, 48, 96, 40, 40, false}, /* ... and 800 tiles, chunks taken whole (F(4x4): 200, shared chunks) */
+        {1, 64, 72, 92, 92, true},  /* F(4x4): 529 tiles, chunks taken whole */
+        {1, 32, 64, 14, 14, true}, /* the small CNN's 32 -> 64 layer: F(4x4) on 16 tiles, 8 a thread */
     };
-    for (int L = 8; L <= 16; L += 8) {
-        sal_blk_set_width(L);
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-            if (L == 8 || !cases[i].only8) check_case(&cases[i], &r, &ws);
-    }
-    sal_blk_set_width(0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_case(&cases[i], &r, &ws);
+    check_flat(&r, &ws);
     /* what it takes: 3x3, stride 1, padding 1 all round, whole blocks of channels */
     sal_conv_shape k = {.nsp = 2, .N = 1, .C = 64, .M = 64, .G = 1, .in = {1, 28, 28}, .out = {1, 28, 28},
                         .k = {1, 3, 3}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 1, 1}, .pe = {0, 1, 1}};
@@ -152,6 +196,24 @@ int main(void) {
           "the default choice: VGG16's 14 x 14 layer %d, the small CNN's 32 -> 64 at 14 x 14 %d and 8 x 8 %d, "
           "64 -> 128 at 14 x 14 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w8[3], w16);
     sal_conv_wino_mode(old);
+    /* the tile: 2 unless SAL_WINO_TILE=4, set and read back; other values leave it. With 4, by the
+     * layer: F(4x4) but for wide layers (over 65536 channel pairs) on fewer than 32 tiles */
+    const char *te = getenv("SAL_WINO_TILE");
+    int t0 = sal_conv_wino_tile(4), t1 = sal_conv_wino_tile(3), t2 = sal_conv_wino_tile(4);
+    CHECK(t0 == (te && !strcmp(te, "4") ? 4 : 2) && t1 == 4 && t2 == 4, "the tile: %d %d %d", t0, t1, t2);
+    sal_conv_shape v28 = vgg, v4 = vgg, r256 = vgg;
+    v28.in[1] = v28.in[2] = v28.out[1] = v28.out[2] = 28; /* 49 tiles of 4 x 4 */
+    v4.N = 2;                                             /* 32 */
+    r256.C = r256.M = 256;
+    int tv = sal_conv_wino_tile_for(&vgg), t28 = sal_conv_wino_tile_for(&v28), tv4 = sal_conv_wino_tile_for(&v4),
+        tr = sal_conv_wino_tile_for(&r256), tc = sal_conv_wino_tile_for(&cnn);
+    sal_conv_wino_tile(2);
+    int forced = sal_conv_wino_tile_for(&v28);
+    CHECK(tv == 2 && t28 == 4 && tv4 == 4 && tr == 4 && tc == 4 && forced == 2,
+          "the tile with 4 set: 512 -> 512 at 14 x 14 %d, at 28 x 28 %d, batch 2 %d; 256 -> 256 %d; the small "
+          "CNN's %d; with 2 set %d",
+          tv, t28, tv4, tr, tc, forced);
+    sal_conv_wino_tile(t0);
     sal_scratch_free(&ws);
     return t_done("test_conv_wino");
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 static int g_mode = -1; /* SAL_WINO_*; -1 until the environment is read */
+static int g_tile; /* 2 or 4; 0 until the environment is read */
 static long g_calls;
 
 int sal_conv_wino_mode(int mode) {
@@ -29,6 +30,26 @@ int sal_conv_wino_mode(int mode) {
     }
     __atomic_store_n(&g_mode, mode >= 0 ? mode : old, __ATOMIC_RELAXED);
     return old;
+}
+
+int sal_conv_wino_tile(int tile) {
+    int old = __atomic_load_n(&g_tile, __ATOMIC_RELAXED);
+    if (old == 0) {
+        const char *e = getenv("SAL_WINO_TILE");
+        old = e && !strcmp(e, "4") ? 4 : 2;
+    }
+    __atomic_store_n(&g_tile, tile == 2 || tile == 4 ? tile : old, __ATOMIC_RELAXED);
+    return old;
+}
+
+int sal_conv_wino_tile_for(const sal_conv_shape *k) {
+    if (sal_conv_wino_tile(-1) == 2) return 2;
+    /* F(4x4) has 2.25 products a pixel against 4, but 36 matrices U against 16 to read, each once per
+     * product: wide layers on few tiles became bound by them (512 -> 512 at 14 x 14, 16 tiles of 4 x 4:
+     * 3.8 ms against F(2x2)'s 2.6; at 28 x 28, 49 tiles, 5.9 against 9.9; 256 -> 256 at 14 x 14, 16
+     * tiles: 0.60 against 0.69; the small CNN's 32 -> 64 at 14 x 14: 22 against 27 us) */
+    int64_t tiles = k->N * ((k->out[1] + 3) / 4) * ((k->out[2] + 3) / 4);
+    return tiles < 32 && k->C * k->M > 65536 ? 2 : 4;
 }
 
 long sal_conv_wino_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
@@ -68,23 +89,76 @@ typedef sal_v8i v8i;
 #define ST SAL_ST8
 enum { V8 = 8 };
 
-/* 1-D input transform B^T d of four vectors d[0], d[ds], ...: d0 - d2, d1 + d2, d2 - d1, d1 - d3
- * into o[0], o[os], ... */
+#define C8(c) ((v8){c, c, c, c, c, c, c, c})
+#define SAL_OPAQUE(p) __asm__("" : "+r"(p)) /* p's value unknown to the optimizer from here on */
+
+/* F(2x2, 3x3): 1-D input transform B^T d of four vectors d[0], d[ds], ...: d0 - d2, d1 + d2,
+ * d2 - d1, d1 - d3 into o[0], o[os], ... */
 #define BT4(o, os, d, ds)                                                                                              \
     do {                                                                                                               \
         v8 d0_ = (d)[0], d1_ = (d)[ds], d2_ = (d)[2 * (ds)], d3_ = (d)[3 * (ds)];                                      \
         (o)[0] = d0_ - d2_, (o)[os] = d1_ + d2_, (o)[2 * (os)] = d2_ - d1_, (o)[3 * (os)] = d1_ - d3_;                 \
     } while (0)
 
-/* One block of 8 channels of a tile: its 16 pixels x + off[i] (ANDed with zm[i], zero outside the
- * image, where pad) transformed into o, o + vs, ..., o + 15 vs. Unrolled whole so that d, u and v
- * live in registers: as loops over arrays GCC kept them on the stack, and the transforms took as
- * long as a third of the products (the small CNN's 32 -> 64 layer at 14 x 14). */
-static inline __attribute__((always_inline)) void in_blk(const float *x, const int64_t *off, const v8i *zm,
-                                                         const bool pad, float *o, int64_t vs) {
+/* F(4x4, 3x3) at the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray's): B^T d of six vectors,
+ * whose rows are 4 0 -5 0 1 0, 0 -4 -4 1 1 0, 0 4 -4 -1 1 0, 0 -2 -1 2 1 0, 0 2 -1 -2 1 0 and
+ * 0 4 0 -5 0 1, in shared sums */
+#define BT6(o, os, d, ds)                                                                                              \
+    do {                                                                                                               \
+        v8 d0_ = (d)[0], d1_ = (d)[ds], d2_ = (d)[2 * (ds)], d3_ = (d)[3 * (ds)], d4_ = (d)[4 * (ds)],               \
+           d5_ = (d)[5 * (ds)];                                                                                        \
+        v8 s_ = d4_ - d2_, t_ = d3_ - d1_;                                                                             \
+        (o)[0] = d4_ + C8(4.0f) * d0_ - C8(5.0f) * d2_;                                                                \
+        (o)[os] = (d3_ + d4_) - C8(4.0f) * (d1_ + d2_);                                                                \
+        (o)[2 * (os)] = (d4_ - d3_) + C8(4.0f) * (d1_ - d2_);                                                          \
+        (o)[3 * (os)] = s_ + C8(2.0f) * t_, (o)[4 * (os)] = s_ - C8(2.0f) * t_;                                        \
+        (o)[5 * (os)] = d5_ + C8(4.0f) * d1_ - C8(5.0f) * d3_;                                                         \
+    } while (0)
+
+/* F(4x4, 3x3)'s A^T m of six vectors to four: rows 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0 and
+ * 0 1 -1 8 -8 1 */
+#define AT6(o, os, m, ms)                                                                                              \
+    do {                                                                                                               \
+        v8 m1_ = (m)[ms], m2_ = (m)[2 * (ms)], m3_ = (m)[3 * (ms)], m4_ = (m)[4 * (ms)];                               \
+        v8 s12_ = m1_ + m2_, d12_ = m1_ - m2_, s34_ = m3_ + m4_, d34_ = m3_ - m4_;                                     \
+        (o)[0] = (m)[0] + s12_ + s34_, (o)[os] = d12_ + C8(2.0f) * d34_;                                               \
+        (o)[2 * (os)] = s12_ + C8(4.0f) * s34_, (o)[3 * (os)] = d12_ + C8(8.0f) * d34_ + (m)[5 * (ms)];                \
+    } while (0)
+
+/* One block of 8 channels of a tile: its A x A pixels x + off[i] (A = m + 2; ANDed with zm[i], zero
+ * outside the image, where pad) transformed into o, o + vs, ..., o + (A^2 - 1) vs. Unrolled whole so
+ * that the vectors live in registers (or the compiler's own spills): as loops over arrays GCC kept
+ * them on the stack, and F(2x2)'s transforms took as long as a third of the products (the small
+ * CNN's 32 -> 64 layer at 14 x 14). */
+static inline __attribute__((always_inline)) void in_blk(const int m, const float *x, const int64_t *off,
+                                                         const v8i *zm, const bool pad, float *o, int64_t vs) {
+    /* the addresses from x and o afresh in each call: else GCC made each of the 36 loads and stores
+     * an induction variable of the caller's loops, kept on the stack and added to in every step */
+    SAL_OPAQUE(x);
+    SAL_OPAQUE(o);
+#define SAL_D(i) (pad ? (v8)((v8i)LD(x + off[i]) & zm[i]) : LD(x + off[i]))
+    if (m == 4) { /* 36 vectors: through a buffer in two passes, a column then a row at a time */
+        v8 u[36];
+#pragma GCC unroll 6
+        for (int q = 0; q < 6; q++) {
+            v8 d[6];
+#pragma GCC unroll 6
+            for (int r = 0; r < 6; r++) d[r] = SAL_D(6 * r + q);
+            BT6(u + q, 6, d, 1);
+        }
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; r++) {
+            v8 v[6];
+            BT6(v, 1, u + 6 * r, 1);
+#pragma GCC unroll 6
+            for (int q = 0; q < 6; q++, o += vs) ST(o, v[q]);
+        }
+        return;
+    }
     v8 d[16], u[16];
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) d[i] = pad ? (v8)((v8i)LD(x + off[i]) & zm[i]) : LD(x + off[i]);
+    for (int i = 0; i < 16; i++) d[i] = SAL_D(i);
+#undef SAL_D
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) BT4(u + q, 4, d + q, 4); /* down the columns */
 #pragma GCC unroll 4
@@ -96,111 +170,138 @@ static inline __attribute__((always_inline)) void in_blk(const float *x, const i
     }
 }
 
-/* Tiles [t0, t1) of the chunk starting at tile tc into V (16 matrices of (tiles, Ci), vs floats
- * apart, rows t - tc): each tile's 4 x 4 input pixels (zero outside the image) transformed. A pixel
+/* Tiles [t0, t1) of the chunk starting at tile tc into V (A^2 matrices of (tiles, Ci), vs floats
+ * apart, rows t - tc): each tile's A x A input pixels (zero outside the image) transformed. A pixel
  * outside is read at an offset inside and masked to zero, so no load depends on a branch. */
-SAL_CLONES void in_tiles(const float *X, float *V, int64_t vs, int64_t tc, int64_t t0, int64_t t1, int64_t Ci,
-                         int64_t H, int64_t W, int64_t L) {
-    const int64_t TW = (W + 1) / 2, TH = (H + 1) / 2, CB = Ci / L;
+static inline __attribute__((always_inline)) void in_tiles_m(const int m, const float *X, float *V, int64_t vs,
+                                                             int64_t tc, int64_t t0, int64_t t1, int64_t Ci, int64_t H,
+                                                             int64_t W, int64_t L) {
+    const int A = m + 2;
+    const int64_t TW = (W + m - 1) / m, TH = (H + m - 1) / m, CB = Ci / L;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t n = t / (TH * TW), ti = t / TW % TH, tj = t % TW, h0 = 2 * ti - 1, w0 = 2 * tj - 1;
-        int64_t off[16]; /* each pixel's offset in a channel block, clamped into the image */
-        v8i zm[16];      /* all ones inside the image, zero outside */
-        bool pad = false;
-        for (int r = 0; r < 4; r++)
-            for (int q = 0; q < 4; q++) {
+        int64_t n = t / (TH * TW), ti = t / TW % TH, tj = t % TW, h0 = m * ti - 1, w0 = m * tj - 1;
+        int64_t off[36]; /* each pixel's offset in a channel block, clamped into the image */
+        v8i zm[36];      /* where pad: all ones inside the image, zero outside */
+        const bool pad = h0 < 0 || w0 < 0 || h0 + A > H || w0 + A > W;
+        for (int r = 0; r < A; r++)
+            for (int q = 0; q < A; q++) {
                 int64_t h = h0 + r, w = w0 + q;
-                bool in = h >= 0 && h < H && w >= 0 && w < W;
+                if (pad) zm[A * r + q] = (v8i){0} - (int)(h >= 0 && h < H && w >= 0 && w < W);
                 h = h < 0 ? 0 : h >= H ? H - 1 : h, w = w < 0 ? 0 : w >= W ? W - 1 : w;
-                off[4 * r + q] = (h * W + w) * L;
-                zm[4 * r + q] = (v8i){0} - (int)in;
-                pad |= !in;
+                off[A * r + q] = (h * W + w) * L;
             }
         const float *x = X + n * CB * H * W * L;
         float *o = V + (t - tc) * Ci;
         for (int64_t cb = 0; cb < CB; cb++, x += H * W * L)
             for (int64_t l0 = 0; l0 < L; l0 += V8) {
-                if (pad) in_blk(x + l0, off, zm, true, o + cb * L + l0, vs);
-                else in_blk(x + l0, off, zm, false, o + cb * L + l0, vs);
+                if (pad) in_blk(m, x + l0, off, zm, true, o + cb * L + l0, vs);
+                else in_blk(m, x + l0, off, zm, false, o + cb * L + l0, vs);
             }
     }
 }
 
-/* One block of 8 channels of a tile from M (m, m + ms, ..., m + 15 ms) into its nr x nq outputs at
- * y (rows WL floats apart, pixels L): A^T m A plus the bias b, added to y where add, then the ReLU
- * (NaN kept, as Relu's). Unrolled whole, as in_blk. */
-static inline __attribute__((always_inline)) void out_blk(const float *m, int64_t ms, float *y, int64_t WL,
-                                                          int64_t L, v8 b, bool relu, bool add, const int nr,
-                                                          const int nq) {
-    v8 a[2][4], z[4];
+SAL_CLONES void in_tiles(int m, const float *X, float *V, int64_t vs, int64_t tc, int64_t t0, int64_t t1, int64_t Ci,
+                         int64_t H, int64_t W, int64_t L) {
+    if (m == 4) in_tiles_m(4, X, V, vs, tc, t0, t1, Ci, H, W, L);
+    else in_tiles_m(2, X, V, vs, tc, t0, t1, Ci, H, W, L);
+}
+
+/* One block of 8 channels of a tile from M (mm, mm + ms, ..., mm + (A^2 - 1) ms) into its nr x nq
+ * outputs at y (rows WL floats apart, pixels L): A^T m A plus the bias b, added to y where add,
+ * then the ReLU (NaN kept, as Relu's). Unrolled whole, as in_blk. */
+static inline __attribute__((always_inline)) void out_blk(const int m, const float *mm, int64_t ms, float *y,
+                                                          int64_t WL, int64_t L, v8 b, bool relu, bool add,
+                                                          const int nr, const int nq) {
+    enum { AMAX = 6, MMAX = 4 };
+    const int A = m + 2;
+    v8 a[MMAX * AMAX], z[MMAX * MMAX]; /* a: A^T m, m rows of A; z: (A^T m) A, m x m */
+    SAL_OPAQUE(mm); /* as in in_blk */
+    SAL_OPAQUE(y);
+#pragma GCC unroll 6
+    for (int q = 0; q < A; q++) {
+        v8 c[AMAX];
+        const float *p = mm + q * ms;
+#pragma GCC unroll 6
+        for (int r = 0; r < A; r++, p += A * ms) c[r] = LD(p);
+        if (m == 2) a[q] = c[0] + c[1] + c[2], a[A + q] = c[1] - c[2] - c[3];
+        else AT6(a + q, A, c, 1);
+    }
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) { /* A^T m: rows m0 + m1 + m2, m1 - m2 - m3 */
-        v8 m0 = LD(m + q * ms), m1 = LD(m + (4 + q) * ms), m2 = LD(m + (8 + q) * ms), m3 = LD(m + (12 + q) * ms);
-        a[0][q] = m0 + m1 + m2, a[1][q] = m1 - m2 - m3;
+    for (int r = 0; r < m; r++) {
+        const v8 *ar = a + A * r;
+        if (m == 2) z[2 * r] = ar[0] + ar[1] + ar[2], z[2 * r + 1] = ar[1] - ar[2] - ar[3];
+        else AT6(z + 4 * r, 1, ar, 1);
     }
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; r++) { /* (A^T m) A */
-        z[2 * r] = a[r][0] + a[r][1] + a[r][2] + b;
-        z[2 * r + 1] = a[r][1] - a[r][2] - a[r][3] + b;
-    }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < nr; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int q = 0; q < nq; q++) {
             float *o = y + r * WL + q * L;
-            v8 val = add ? z[2 * r + q] + LD(o) : z[2 * r + q];
+            v8 val = z[m * r + q] + b;
+            if (add) val += LD(o);
             if (relu) val = (v8)((v8i)val & ~(val < (v8){0}));
             ST(o, val);
         }
 }
 
-/* Tiles [t0, t1) of the chunk at tc from M (16 matrices of (tiles, Co), ms floats apart) into Y:
- * 2 x 2 outputs a tile (those inside the image), plus the bias, set or added, then the ReLU. */
-SAL_CLONES void out_tiles(const float *M, int64_t ms, float *Y, int64_t tc, int64_t t0, int64_t t1, int64_t Co,
-                          int64_t H, int64_t W, int64_t L, const float *B, bool relu, bool add) {
-    const int64_t TW = (W + 1) / 2, TH = (H + 1) / 2, KB = Co / L;
+/* Tiles [t0, t1) of the chunk at tc from M (A^2 matrices of (tiles, Co), ms floats apart) into Y:
+ * m x m outputs a tile (those inside the image), plus the bias, set or added, then the ReLU. */
+static inline __attribute__((always_inline)) void out_tiles_m(const int m, const float *M, int64_t ms, float *Y,
+                                                              int64_t tc, int64_t t0, int64_t t1, int64_t Co,
+                                                              int64_t H, int64_t W, int64_t L, const float *B,
+                                                              bool relu, bool add) {
+    const int64_t TW = (W + m - 1) / m, TH = (H + m - 1) / m, KB = Co / L;
     for (int64_t t = t0; t < t1; t++) {
         int64_t n = t / (TH * TW), ti = t / TW % TH, tj = t % TW;
-        int nr = 2 * ti + 1 < H ? 2 : 1, nq = 2 * tj + 1 < W ? 2 : 1;
+        int nr = m * ti + m <= H ? m : (int)(H - m * ti), nq = m * tj + m <= W ? m : (int)(W - m * tj);
         for (int64_t kb = 0; kb < KB; kb++)
             for (int64_t l0 = 0; l0 < L; l0 += V8) {
-                const float *m = M + (t - tc) * Co + kb * L + l0;
+                const float *mm = M + (t - tc) * Co + kb * L + l0;
                 v8 b = B ? LD(B + kb * L + l0) : (v8){0};
-                float *y = Y + ((n * KB + kb) * H * W + 2 * ti * W + 2 * tj) * L + l0;
-                if (nr == 2 && nq == 2) out_blk(m, ms, y, W * L, L, b, relu, add, 2, 2);
-                else out_blk(m, ms, y, W * L, L, b, relu, add, nr, nq);
+                float *y = Y + ((n * KB + kb) * H * W + m * ti * W + m * tj) * L + l0;
+                if (nr == m && nq == m) out_blk(m, mm, ms, y, W * L, L, b, relu, add, m, m);
+                else out_blk(m, mm, ms, y, W * L, L, b, relu, add, nr, nq);
             }
     }
 }
 
-/* Row r of U's 16 matrices (input channel r forward, output channel r backward): its kernels'
- * transforms, each matrix's row written in one run (512 -> 512 channels: 16 -> 7 ms forward, 8.7 ->
- * 6.5 backward, where each kernel's 16 values went to 16 places apart). */
-SAL_CLONES void wrow(float *U, const float *W, int64_t M, int64_t C, int64_t r, bool bwd) {
+SAL_CLONES void out_tiles(int m, const float *M, int64_t ms, float *Y, int64_t tc, int64_t t0, int64_t t1, int64_t Co,
+                          int64_t H, int64_t W, int64_t L, const float *B, bool relu, bool add) {
+    if (m == 4) out_tiles_m(4, M, ms, Y, tc, t0, t1, Co, H, W, L, B, relu, add);
+    else out_tiles_m(2, M, ms, Y, tc, t0, t1, Co, H, W, L, B, relu, add);
+}
+
+/* G of F(2x2, 3x3) and of F(4x4, 3x3), A x 3 */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+/* Row r of U's A^2 matrices (input channel r forward, output channel r backward): its kernels'
+ * transforms G g G^T, in double and rounded once, each matrix's row written in one run (512 -> 512
+ * channels: 16 -> 7 ms forward, 8.7 -> 6.5 backward, where each kernel's values went to places
+ * apart). */
+SAL_CLONES void wrow(int m, float *U, const float *W, int64_t M, int64_t C, int64_t r, bool bwd) {
+    const int A = m + 2;
+    const double(*G)[3] = m == 4 ? G4 : G2;
     const int64_t MC = M * C, Q = bwd ? C : M, ws = bwd ? 9 : C * 9; /* the next kernel of the row */
     const float *w0 = W + (bwd ? r * C * 9 : r * 9);
     float *u0 = U + r * Q;
     for (int64_t q = 0; q < Q; q++) {
         const float *w = w0 + q * ws;
-        float g[9], a[12];
+        double g[9], a[6][3];
         for (int k = 0; k < 9; k++) g[k] = bwd ? w[8 - k] : w[k]; /* backward: turned by 180 degrees */
-        for (int s = 0; s < 3; s++) { /* G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 */
-            a[s] = g[s], a[9 + s] = g[6 + s];
-            a[3 + s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]), a[6 + s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
-        }
-        for (int k = 0; k < 4; k++) { /* (G g) G^T, row k */
-            const float *ak = a + 3 * k;
-            float *o = u0 + 4 * k * MC + q;
-            o[0] = ak[0], o[3 * MC] = ak[2];
-            o[MC] = 0.5f * (ak[0] + ak[1] + ak[2]), o[2 * MC] = 0.5f * (ak[0] - ak[1] + ak[2]);
-        }
+        for (int i = 0; i < A; i++) /* G g */
+            for (int s = 0; s < 3; s++) a[i][s] = G[i][0] * g[s] + G[i][1] * g[3 + s] + G[i][2] * g[6 + s];
+        for (int i = 0; i < A; i++) /* (G g) G^T */
+            for (int k = 0; k < A; k++)
+                u0[(A * i + k) * MC + q] = (float)(a[i][0] * G[k][0] + a[i][1] * G[k][1] + a[i][2] * G[k][2]);
     }
 }
 
-void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, bool bwd) {
+void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, int m, bool bwd) {
     const int64_t R = bwd ? M : C;
     SAL_PAR_FOR(M * C > 4096, "omp parallel for schedule(static)",
-                for (int64_t r = 0; r < R; r++) wrow(U, W, M, C, r, bwd););
+                for (int64_t r = 0; r < R; r++) wrow(m, U, W, M, C, r, bwd););
 }
 
 /* ---- the products of the small layers ---- */
@@ -262,47 +363,48 @@ SAL_CLONES void small_gemm(const float *V, const float *U, float *M, int64_t n, 
 
 typedef struct {
     int64_t N, Ci, Co, H, W, L, T, tb; /* T tiles, tb of them a chunk */
-    int64_t vs, ms;                    /* floats from one of V's (M's) 16 matrices to the next */
+    int m, nx;                         /* F(m x m, 3 x 3): nx = (m + 2)^2 matrices */
+    int64_t vs, ms;                    /* floats from one of V's (M's) matrices to the next */
     const float *X, *U, *B;
     float *Y;
     bool relu, add, small; /* small: the products by small_gemm */
 } wino_job;
 
-/* Chunk [tc, tc + nt) on buffers V, M: its tiles' transforms, the 16 products, the outputs. Alone:
+/* Chunk [tc, tc + nt) on buffers V, M: its tiles' transforms, the nx products, the outputs. Alone:
  * the calling thread does it all; else every thread of the team calls it and shares the work. */
 static void chunk(const wino_job *j, int64_t tc, int64_t nt, float *V, float *M, bool alone) {
     const int64_t vs = j->vs, ms = j->ms;
     if (alone) {
-        in_tiles(j->X, V, vs, tc, tc, tc + nt, j->Ci, j->H, j->W, j->L);
-        for (int xi = 0; xi < 16; xi++)
+        in_tiles(j->m, j->X, V, vs, tc, tc, tc + nt, j->Ci, j->H, j->W, j->L);
+        for (int xi = 0; xi < j->nx; xi++)
             if (j->small) small_gemm(V + xi * vs, j->U + xi * j->Ci * j->Co, M + xi * ms, nt, j->Ci, j->Co);
             else sal_sgemm(false, false, (int)nt, (int)j->Co, (int)j->Ci, 1.0f, V + xi * vs, (int)j->Ci,
                       j->U + xi * j->Ci * j->Co, (int)j->Co, 0.0f, M + xi * ms, (int)j->Co);
-        out_tiles(M, ms, j->Y, tc, tc, tc + nt, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
+        out_tiles(j->m, M, ms, j->Y, tc, tc, tc + nt, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
         return;
     }
     int64_t th = omp_get_thread_num(), nth = omp_get_num_threads(), t0 = tc + nt * th / nth,
             t1 = tc + nt * (th + 1) / nth;
-    in_tiles(j->X, V, vs, tc, t0, t1, j->Ci, j->H, j->W, j->L);
+    in_tiles(j->m, j->X, V, vs, tc, t0, t1, j->Ci, j->H, j->W, j->L);
 #pragma omp barrier
-    for (int xi = (int)(16 * th / nth); xi < 16 * (th + 1) / nth; xi++)
+    for (int xi = (int)(j->nx * th / nth); xi < j->nx * (th + 1) / nth; xi++)
         sal_sgemm(false, false, (int)nt, (int)j->Co, (int)j->Ci, 1.0f, V + xi * vs, (int)j->Ci,
                   j->U + xi * j->Ci * j->Co, (int)j->Co, 0.0f, M + xi * ms, (int)j->Co);
 #pragma omp barrier
-    out_tiles(M, ms, j->Y, tc, t0, t1, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
+    out_tiles(j->m, M, ms, j->Y, tc, t0, t1, j->Co, j->H, j->W, j->L, j->B, j->relu, j->add);
 #pragma omp barrier /* the next chunk overwrites V and M */
 }
 
-sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
+sal_status sal_wino_conv(sal_scratch *ws, int m, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
                          const float *U, const float *B, bool relu, bool add, float *Y) {
-    wino_job j = {.N = N, .Ci = Ci, .Co = Co, .H = H, .W = W, .L = sal_blk_width(), .X = X, .U = U, .B = B,
-                  .Y = Y, .relu = relu, .add = add};
-    j.T = N * ((H + 1) / 2) * ((W + 1) / 2);
+    wino_job j = {.N = N, .Ci = Ci, .Co = Co, .H = H, .W = W, .L = sal_blk_width(), .m = m, .nx = (m + 2) * (m + 2),
+                  .X = X, .U = U, .B = B, .Y = Y, .relu = relu, .add = add};
+    j.T = N * ((H + m - 1) / m) * ((W + m - 1) / m);
     /* 64 tiles a chunk (more for fewer than 64 channels in and out): each product has rows enough
      * for sgemm's packing of U[xi] to pay, and a chunk's V and M stay near the 512 KiB of a core's L2
      * for narrow layers (64 -> 64 channels at 224 x 224 ran alike at 64 and 128 tiles a chunk, 14.8
      * to 17.8 ms as the best of 15 calls on a noisy VM) */
-    j.tb = (1 << 17) / (16 * (Ci + Co));
+    j.tb = (1 << 17) / (j.nx * (Ci + Co));
     j.tb = j.tb < 64 ? 64 : j.tb > 256 ? 256 : j.tb;
     int nth = omp_get_max_threads();
     /* small_gemm's layers: each thread takes its own tiles and reads U in place, with no barrier and
@@ -316,10 +418,10 @@ sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int
         nch = (j.T + j.tb - 1) / j.tb;
     }
     if (j.T <= j.tb) j.tb = j.T;
-    /* the 16 matrices' strides a multiple of 4 KiB (and of the L1's way) would put the transforms'
-     * 16 loads or stores of a tile in one set of L1: one line more apart */
+    /* the matrices' strides a multiple of 4 KiB (and of the L1's way) would put the transforms'
+     * loads or stores of a tile in one set of L1: one line more apart */
     j.vs = j.tb * Ci + 16, j.ms = j.tb * Co + 16;
-    size_t per = (size_t)(16 * (j.vs + j.ms));
+    size_t per = (size_t)(j.nx * (j.vs + j.ms));
     float *buf = sal_scratch_get(ws, 0, sizeof(float) * per * (size_t)(own ? nth : 1));
     if (!buf) return SAL_ERR_NOMEM;
     __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
@@ -328,19 +430,19 @@ sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int
         for (int64_t ch = 0; ch < nch; ch++) {
             float *V = buf + per * (size_t)omp_get_thread_num();
             int64_t tc = ch * j.tb;
-            chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, V, V + 16 * j.vs, true);
+            chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, V, V + j.nx * j.vs, true);
         }
         return SAL_OK;
     }
-    bool par = nth > 1 && 16 * j.T * Ci * Co >= (1 << 20);
+    bool par = nth > 1 && j.nx * j.T * Ci * Co >= (1 << 20);
     if (!par) {
         for (int64_t tc = 0; tc < j.T; tc += j.tb)
-            chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, buf, buf + 16 * j.vs, true);
+            chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, buf, buf + j.nx * j.vs, true);
         return SAL_OK;
     }
 #pragma omp parallel
     for (int64_t tc = 0; tc < j.T; tc += j.tb)
-        chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, buf, buf + 16 * j.vs, false);
+        chunk(&j, tc, tc + j.tb <= j.T ? j.tb : j.T - tc, buf, buf + j.nx * j.vs, false);
     return SAL_OK;
 }
 
@@ -351,6 +453,7 @@ enum { NWENT = 4 };
 typedef struct {
     sal_wcache e[NWENT];
     uint64_t tick;
+    int tile; /* the m of the kept transforms */
 } wstate;
 
 static void wstate_free(void *p) {
@@ -360,11 +463,11 @@ static void wstate_free(void *p) {
     sal_free(s);
 }
 
-/* U for W in direction bwd: from the node's cache (substituted weights kept up to 1 MiB, as
+/* U for W in direction bwd and tile m: from the node's cache (substituted weights kept up to 1 MiB, as
  * oneDNN's), or transformed into scratch slot 1 where it is not kept. NULL with a message set when
  * out of memory. */
-static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const float *W, bool bwd) {
-    size_t need = sizeof(float) * 16 * (size_t)(k->M * k->C);
+static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const float *W, bool bwd, int m) {
+    size_t need = sizeof(float) * (size_t)((m + 2) * (m + 2) * k->M * k->C);
     void **slot = sal_conv_dnnl_aux(c, wstate_free);
     if (!slot) return NULL;
     if (!*slot && !(*slot = sal_calloc(1, sizeof(wstate)))) {
@@ -372,27 +475,33 @@ static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const f
         return NULL;
     }
     wstate *s = *slot;
+    if (s->tile != m) { /* the tile changed (tests): every kept transform is of the other */
+        for (int i = 0; i < NWENT; i++) s->e[i].valid = false;
+        s->tile = m;
+    }
     bool hit, nomem;
     sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, bwd, need, 1u << 20, &hit, &nomem);
     if (nomem) return NULL;
     float *U = e ? e->buf : sal_scratch_get(c->ws, 1, need);
-    if (U && !hit) sal_wino_weights(U, W, k->M, k->C, bwd);
+    if (U && !hit) sal_wino_weights(U, W, k->M, k->C, m, bwd);
     if (e) e->valid = true;
     return U;
 }
 
 sal_status sal_conv_wino_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
                                  const float *B, float *Y, bool relu) {
-    const float *U = weights(c, k, W, false);
-    sal_status st = U ? sal_wino_conv(c->ws, k->N, k->C, k->M, k->in[1], k->in[2], X, U, B, relu, false, Y)
+    const int m = sal_conv_wino_tile_for(k);
+    const float *U = weights(c, k, W, false, m);
+    sal_status st = U ? sal_wino_conv(c->ws, m, k->N, k->C, k->M, k->in[1], k->in[2], X, U, B, relu, false, Y)
                       : SAL_ERR_NOMEM;
     return st == SAL_OK ? st : sal_wrap(st, "node '%s' (%s)", c->n->name, c->n->op_type);
 }
 
 sal_status sal_conv_wino_backward(const sal_opctx *c, const sal_conv_shape *k, const float *W, const float *dY,
                                   float *dX, bool fresh) {
-    const float *U = weights(c, k, W, true);
-    sal_status st = U ? sal_wino_conv(c->ws, k->N, k->M, k->C, k->in[1], k->in[2], dY, U, NULL, false, !fresh, dX)
+    const int m = sal_conv_wino_tile_for(k);
+    const float *U = weights(c, k, W, true, m);
+    sal_status st = U ? sal_wino_conv(c->ws, m, k->N, k->M, k->C, k->in[1], k->in[2], dY, U, NULL, false, !fresh, dX)
                       : SAL_ERR_NOMEM;
     return st == SAL_OK ? st : sal_wrap(st, "node '%s' (%s)", c->n->name, c->n->op_type);
 }

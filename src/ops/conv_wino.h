@@ -1,4 +1,4 @@
-/* Winograd F(2x2, 3x3) convolutions in blocked layouts (conv_wino.c), for 3x3 layers of stride 1
+/* Winograd F(4x4, 3x3) and F(2x2, 3x3) convolutions in blocked layouts (conv_wino.c), for 3x3 layers of stride 1
  * and padding 1 where oneDNN has no Winograd kernel (its f32 one needs AVX-512). */
 #ifndef SAL_CONV_WINO_H
 #define SAL_CONV_WINO_H
@@ -10,6 +10,17 @@
  * environment variable SAL_WINO=0 or SAL_WINO=all sets it at the first use. */
 enum { SAL_WINO_OFF, SAL_WINO_AUTO, SAL_WINO_ALL };
 int sal_conv_wino_mode(int mode);
+/* The tile, F(m x m, 3 x 3): m = 2 (the default) has 16 products for 4 outputs (4 a pixel, within
+ * about 5e-7 of the largest output), m = 4 36 for 16 (2.25 a pixel, within about 1e-5), faster but
+ * not the default: an output of F(2x2) whose receptive field is flat comes out bit for bit as a direct
+ * convolution's, so max pooling breaks its ties in flat regions (black backgrounds) as PyTorch's does;
+ * F(4x4) mixes each output with pixels of a 6 x 6 patch and breaks them by rounding, which moved the
+ * gradients of the paper CNN's flat regions (0.34 of the largest) and failed its invariance audit.
+ * Sets it (2 or 4; anything else leaves it), returns the previous setting; not thread-safe. The
+ * environment variable SAL_WINO_TILE=4 sets 4 at the first use. */
+int sal_conv_wino_tile(int tile);
+/* The tile layer k runs with: 2 when set, else F(4x4) but for wide layers on few tiles. */
+int sal_conv_wino_tile_for(const sal_conv_shape *k);
 /* Convolutions run here so far (forward and backward), for tests. */
 long sal_conv_wino_calls(void);
 /* Whether shape k is one this code computes: 2-D, one group, 3x3, stride 1, no dilation, padding 1
@@ -18,13 +29,13 @@ bool sal_conv_wino_fits(const sal_conv_shape *k);
 /* Whether it should run k (the mode, and in SAL_WINO_AUTO the measured choice against oneDNN). */
 bool sal_conv_wino_wanted(const sal_conv_shape *k);
 
-/* The 16 transformed 3x3 kernels of W (M, C, 3, 3): U[xi][c][m] = (G W[m][c] G^T)[xi], or for the
- * backward into the data (bwd) U[xi][m][c] of W[m][c] turned by 180 degrees. */
-void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, bool bwd);
-/* Y (N, Co, H, W) = the convolution of X (N, Ci, H, W) with the kernels U (sal_wino_weights,
- * [16][Ci][Co]), both tensors blocked (sal_blk_width), padding 1; plus B[co] (B may be NULL), then
+/* The (t + 2)^2 transformed 3x3 kernels of W (M, C, 3, 3) for tile t: U[xi][c][m] = (G W[m][c]
+ * G^T)[xi], or for the backward into the data (bwd) U[xi][m][c] of W[m][c] turned by 180 degrees. */
+void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, int t, bool bwd);
+/* Y (N, Co, H, W) = the convolution of X (N, Ci, H, W) with the kernels U (sal_wino_weights of
+ * tile t, [(t + 2)^2][Ci][Co]) in tiles of t x t outputs, both tensors blocked (sal_blk_width), padding 1; plus B[co] (B may be NULL), then
  * max(., 0) when relu; added to Y when add. Scratch slot 0 of ws holds the transformed tiles. */
-sal_status sal_wino_conv(sal_scratch *ws, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
+sal_status sal_wino_conv(sal_scratch *ws, int t, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
                          const float *U, const float *B, bool relu, bool add, float *Y);
 
 /* A Conv node's forward (Y = conv(X, W) + B, max(., 0) when relu) and its input gradient (dX =,
