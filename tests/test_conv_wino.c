@@ -196,23 +196,28 @@ int main(void) {
           "the default choice: VGG16's 14 x 14 layer %d, the small CNN's 32 -> 64 at 14 x 14 %d and 8 x 8 %d, "
           "64 -> 128 at 14 x 14 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w8[3], w16);
     sal_conv_wino_mode(old);
-    /* the tile: 2 unless SAL_WINO_TILE=4, set and read back; other values leave it. With 4, by the
-     * layer: F(4x4) but for wide layers (over 65536 channel pairs) on fewer than 32 tiles */
+    /* the tile: by the layer and its use unless SAL_WINO_TILE says, set and read back; other values
+     * leave it. By default F(2x2) where the values reach max pooling, else F(4x4) but for wide layers
+     * (over 65536 channel pairs) on fewer than 32 tiles */
     const char *te = getenv("SAL_WINO_TILE");
-    int t0 = sal_conv_wino_tile(4), t1 = sal_conv_wino_tile(3), t2 = sal_conv_wino_tile(4);
-    CHECK(t0 == (te && !strcmp(te, "4") ? 4 : 2) && t1 == 4 && t2 == 4, "the tile: %d %d %d", t0, t1, t2);
+    int t0 = sal_conv_wino_tile(0), t1 = sal_conv_wino_tile(3), t2 = sal_conv_wino_tile(0);
+    CHECK(t0 == (te && !strcmp(te, "2") ? 2 : te && !strcmp(te, "4") ? 4 : 0) && t1 == 0 && t2 == 0,
+          "the tile: %d %d %d", t0, t1, t2);
     sal_conv_shape v28 = vgg, v4 = vgg, r256 = vgg;
     v28.in[1] = v28.in[2] = v28.out[1] = v28.out[2] = 28; /* 49 tiles of 4 x 4 */
     v4.N = 2;                                             /* 32 */
     r256.C = r256.M = 256;
-    int tv = sal_conv_wino_tile_for(&vgg), t28 = sal_conv_wino_tile_for(&v28), tv4 = sal_conv_wino_tile_for(&v4),
-        tr = sal_conv_wino_tile_for(&r256), tc = sal_conv_wino_tile_for(&cnn);
+    int tv = sal_conv_wino_tile_for(&vgg, false), t28 = sal_conv_wino_tile_for(&v28, false),
+        tv4 = sal_conv_wino_tile_for(&v4, false), tr = sal_conv_wino_tile_for(&r256, false),
+        tc = sal_conv_wino_tile_for(&cnn, false), tpool = sal_conv_wino_tile_for(&cnn, true);
+    sal_conv_wino_tile(4);
+    int t4pool = sal_conv_wino_tile_for(&cnn, true), t4v = sal_conv_wino_tile_for(&vgg, false);
     sal_conv_wino_tile(2);
-    int forced = sal_conv_wino_tile_for(&v28);
-    CHECK(tv == 2 && t28 == 4 && tv4 == 4 && tr == 4 && tc == 4 && forced == 2,
-          "the tile with 4 set: 512 -> 512 at 14 x 14 %d, at 28 x 28 %d, batch 2 %d; 256 -> 256 %d; the small "
-          "CNN's %d; with 2 set %d",
-          tv, t28, tv4, tr, tc, forced);
+    int forced = sal_conv_wino_tile_for(&v28, false);
+    CHECK(tv == 2 && t28 == 4 && tv4 == 4 && tr == 4 && tc == 4 && tpool == 2 && t4pool == 4 && t4v == 2 && forced == 2,
+          "the tile by the layer: 512 -> 512 at 14 x 14 %d, at 28 x 28 %d, batch 2 %d; 256 -> 256 %d; the small "
+          "CNN's %d, before max pooling %d (with 4 set %d); with 4 set VGG16's 14 x 14 %d; with 2 set %d",
+          tv, t28, tv4, tr, tc, tpool, t4pool, t4v, forced);
     sal_conv_wino_tile(t0);
     sal_scratch_free(&ws);
     return t_done("test_conv_wino");

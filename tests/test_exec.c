@@ -808,6 +808,66 @@ static sal_model *relu_pool_net(int C, int H, bool big, bool also) {
     return t_finish(g, "y");
 }
 
+/* conv 3x3 (C -> C, H x H) -> ReLU -> MaxPool 2x2 or GlobalAveragePool -> Flatten -> Gemm to 5 (both
+ * pools take blocked layouts, so the convolution can run by Winograd) */
+static sal_model *conv_head_net(int C, int H, bool pool) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<conv-head>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, DIMS(-1, C, H, H)) == SAL_OK);
+    int F = pool ? C * (H / 2) * (H / 2) : C;
+    float *w = malloc(sizeof *w * (size_t)(C * C * 9)), *hw = malloc(sizeof *hw * (size_t)(5 * F)), b[64];
+    SAL_ASSERT(w && hw && C <= 64);
+    t_randv(&R, w, C * C * 9, 0.2f);
+    t_randv(&R, b, C, 0.3f);
+    t_randv(&R, hw, 5 * F, 0.1f);
+    t_const(g, "w", 4, DIMS(C, C, 3, 3), w);
+    t_const(g, "b", 1, DIMS(C), b);
+    t_const(g, "hw", 2, DIMS(5, F), hw);
+    free(w), free(hw);
+    t_node(g, "Conv", "conv", 3, NAMES("x", "w", "b"), "h", 1,
+           (sal_attr[]){sal_attr_make_ints("pads", 4, DIMS(1, 1, 1, 1))});
+    t_node(g, "Relu", "relu", 1, NAMES("h"), "r", 0, NULL);
+    if (pool)
+        t_node(g, "MaxPool", "pool", 1, NAMES("r"), "p", 2,
+               (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, DIMS(2, 2)), sal_attr_make_ints("strides", 2, DIMS(2, 2))});
+    else
+        t_node(g, "GlobalAveragePool", "pool", 1, NAMES("r"), "p", 0, NULL);
+    t_node(g, "Flatten", "flat", 1, NAMES("p"), "f", 0, NULL);
+    t_node(g, "Gemm", "head", 2, NAMES("f", "hw"), "y", 1, (sal_attr[]){sal_attr_make_int("transB", 1)});
+    return t_finish(g, "y");
+}
+
+/* Winograd's tile by default: F(2x2) for a forward whose output reaches max pooling through its ReLU
+ * (flat regions keep their ties bit for bit), F(4x4) for the other forward and for every input
+ * gradient (conv_wino.h) */
+static void test_wino_tile(void) {
+    int old = sal_conv_wino_tile(0);
+    for (int pool = 0; pool < 2; pool++) {
+        sal_rng_seed(&R, 5);
+        sal_model *g = conv_head_net(32, 28, pool);
+        float xv[32 * 28 * 28], sv[5];
+        t_randv(&R, xv, 32 * 28 * 28, 1);
+        t_randv(&R, sv, 5, 1);
+        sal_tensor x = t_tensor_of(4, DIMS(1, 32, 28, 28), xv), seed = t_tensor_of(2, DIMS(1, 5), sv);
+        sal_session *s;
+        SAL_ASSERT(sal_session_new(g, &s) == SAL_OK);
+        s->layouts = s->fuse = true;
+        int yv = sal_graph_find(g, "y");
+        long c0 = sal_conv_wino_calls(), f0 = sal_conv_wino_calls4();
+        CHECK_OK(sal_exec_forward(s, &x));
+        long c1 = sal_conv_wino_calls(), f1 = sal_conv_wino_calls4();
+        sal_backward_opts o = {0};
+        CHECK_OK(sal_exec_backward(s, 1, &yv, &seed, &o));
+        long c2 = sal_conv_wino_calls(), f2 = sal_conv_wino_calls4();
+        CHECK(c1 - c0 == 1 && f1 - f0 == !pool && c2 - c1 == 1 && f2 - f1 == 1,
+              "%s max pooling: forward %ld Winograd call(s), %ld F(4x4); input gradient %ld, %ld F(4x4)",
+              pool ? "before" : "without", c1 - c0, f1 - f0, c2 - c1, f2 - f1);
+        sal_session_free(s);
+        sal_model_free(g);
+    }
+    sal_conv_wino_tile(old);
+}
+
 /* A MaxPool over a ReLU's output writes the ReLU's input gradient itself (exec.c: relu_under), and
  * the ReLU's backward does not run: the same input gradient, to the bit, as a model whose ReLU
  * output is also an output (which keeps the ReLU's backward), in plain and blocked layouts, for 2x2
@@ -1151,6 +1211,7 @@ int main(void) {
     test_gemm_copy();
     test_lean();
     test_relu_pool();
+    test_wino_tile();
     test_relu_inplace();
     test_conv33_relu();
     test_transpose_blocked();

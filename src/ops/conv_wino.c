@@ -19,8 +19,8 @@
 #include <stdlib.h>
 
 static int g_mode = -1; /* SAL_WINO_*; -1 until the environment is read */
-static int g_tile; /* 2 or 4; 0 until the environment is read */
-static long g_calls;
+static int g_tile = -1; /* 0 (by the layer and its use), 2 or 4; -1 until the environment is read */
+static long g_calls, g_calls4;
 
 int sal_conv_wino_mode(int mode) {
     int old = __atomic_load_n(&g_mode, __ATOMIC_RELAXED);
@@ -34,16 +34,17 @@ int sal_conv_wino_mode(int mode) {
 
 int sal_conv_wino_tile(int tile) {
     int old = __atomic_load_n(&g_tile, __ATOMIC_RELAXED);
-    if (old == 0) {
+    if (old < 0) {
         const char *e = getenv("SAL_WINO_TILE");
-        old = e && !strcmp(e, "4") ? 4 : 2;
+        old = e && !strcmp(e, "2") ? 2 : e && !strcmp(e, "4") ? 4 : 0;
     }
-    __atomic_store_n(&g_tile, tile == 2 || tile == 4 ? tile : old, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_tile, tile == 0 || tile == 2 || tile == 4 ? tile : old, __ATOMIC_RELAXED);
     return old;
 }
 
-int sal_conv_wino_tile_for(const sal_conv_shape *k) {
-    if (sal_conv_wino_tile(-1) == 2) return 2;
+int sal_conv_wino_tile_for(const sal_conv_shape *k, bool ties) {
+    int t = sal_conv_wino_tile(-1);
+    if (t == 2 || (t == 0 && ties)) return 2;
     /* F(4x4) has 2.25 products a pixel against 4, but 36 matrices U against 16 to read, each once per
      * product: wide layers on few tiles became bound by them (512 -> 512 at 14 x 14, 16 tiles of 4 x 4:
      * 3.8 ms against F(2x2)'s 2.6; at 28 x 28, 49 tiles, 5.9 against 9.9; 256 -> 256 at 14 x 14, 16
@@ -52,7 +53,28 @@ int sal_conv_wino_tile_for(const sal_conv_shape *k) {
     return tiles < 32 && k->C * k->M > 65536 ? 2 : 4;
 }
 
+/* Whether value v reaches an op that breaks ties by position (max pooling, maxima, their indices),
+ * directly or through up to `depth` monotone activations, which keep ties. */
+static bool reaches_ties(const sal_model *g, int v, int depth) {
+    static const char *const tie_ops[] = {"MaxPool", "GlobalMaxPool", "MaxRoiPool", "ReduceMax", "ArgMax", "TopK",
+                                          "Max", "MaxUnpool"};
+    for (int i = 0; i < g->nnode; i++) {
+        const sal_node *u = &g->node[i];
+        bool reads = false;
+        for (int k = 0; k < u->nin; k++) reads |= u->in[k] == v;
+        if (!reads) continue;
+        for (size_t j = 0; j < sizeof tie_ops / sizeof *tie_ops; j++)
+            if (!strcmp(u->op_type, tie_ops[j])) return true;
+        if (depth > 0 && sal_node_has(u, SAL_TR_MONOTONE) && u->nout > 0 && u->out[0] >= 0 &&
+            reaches_ties(g, u->out[0], depth - 1))
+            return true;
+    }
+    return false;
+}
+
 long sal_conv_wino_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
+
+long sal_conv_wino_calls4(void) { return __atomic_load_n(&g_calls4, __ATOMIC_RELAXED); }
 
 bool sal_conv_wino_fits(const sal_conv_shape *k) {
     const int L = sal_blk_width();
@@ -425,6 +447,7 @@ sal_status sal_wino_conv(sal_scratch *ws, int m, int64_t N, int64_t Ci, int64_t 
     float *buf = sal_scratch_get(ws, 0, sizeof(float) * per * (size_t)(own ? nth : 1));
     if (!buf) return SAL_ERR_NOMEM;
     __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
+    if (m == 4) __atomic_add_fetch(&g_calls4, 1, __ATOMIC_RELAXED);
     if (own) {
 #pragma omp parallel for schedule(dynamic)
         for (int64_t ch = 0; ch < nch; ch++) {
@@ -453,7 +476,8 @@ enum { NWENT = 4 };
 typedef struct {
     sal_wcache e[NWENT];
     uint64_t tick;
-    int tile; /* the m of the kept transforms */
+    int tile[2]; /* the m of the kept transforms, forward and backward */
+    signed char ties; /* whether the node's output reaches max pooling (reaches_ties), -1 until known */
 } wstate;
 
 static void wstate_free(void *p) {
@@ -463,21 +487,43 @@ static void wstate_free(void *p) {
     sal_free(s);
 }
 
+/* The node's state, made at its first call; NULL with a message set when out of memory. */
+static wstate *state(const sal_opctx *c) {
+    void **slot = sal_conv_dnnl_aux(c, wstate_free);
+    if (!slot) return NULL;
+    if (!*slot) {
+        wstate *s = sal_calloc(1, sizeof(wstate));
+        if (!s) {
+            sal_fail(SAL_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        s->ties = -1;
+        *slot = s;
+    }
+    return *slot;
+}
+
+/* The forward's tile: F(2x2) where the output reaches max pooling (through ReLUs), so that flat
+ * regions keep their ties bit for bit (sal_conv_wino_tile); the input gradient is linear in dY and
+ * takes no decision, so it runs by the layer alone. 0 when out of memory. */
+static int fwd_tile(const sal_opctx *c, const sal_conv_shape *k) {
+    wstate *s = state(c);
+    if (!s) return 0;
+    if (s->ties < 0) s->ties = c->n->nout > 0 && c->n->out[0] >= 0 && reaches_ties(c->g, c->n->out[0], 3);
+    return sal_conv_wino_tile_for(k, s->ties);
+}
+
 /* U for W in direction bwd and tile m: from the node's cache (substituted weights kept up to 1 MiB, as
  * oneDNN's), or transformed into scratch slot 1 where it is not kept. NULL with a message set when
  * out of memory. */
 static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const float *W, bool bwd, int m) {
     size_t need = sizeof(float) * (size_t)((m + 2) * (m + 2) * k->M * k->C);
-    void **slot = sal_conv_dnnl_aux(c, wstate_free);
-    if (!slot) return NULL;
-    if (!*slot && !(*slot = sal_calloc(1, sizeof(wstate)))) {
-        sal_fail(SAL_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    wstate *s = *slot;
-    if (s->tile != m) { /* the tile changed (tests): every kept transform is of the other */
-        for (int i = 0; i < NWENT; i++) s->e[i].valid = false;
-        s->tile = m;
+    wstate *s = state(c);
+    if (!s) return NULL;
+    if (s->tile[bwd] != m) { /* the tile changed (tests): the direction's kept transforms are of the other */
+        for (int i = 0; i < NWENT; i++)
+            if (s->e[i].bwd == bwd) s->e[i].valid = false;
+        s->tile[bwd] = m;
     }
     bool hit, nomem;
     sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, bwd, need, 1u << 20, &hit, &nomem);
@@ -490,8 +536,8 @@ static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const f
 
 sal_status sal_conv_wino_forward(const sal_opctx *c, const sal_conv_shape *k, const float *X, const float *W,
                                  const float *B, float *Y, bool relu) {
-    const int m = sal_conv_wino_tile_for(k);
-    const float *U = weights(c, k, W, false, m);
+    const int m = fwd_tile(c, k);
+    const float *U = m ? weights(c, k, W, false, m) : NULL;
     sal_status st = U ? sal_wino_conv(c->ws, m, k->N, k->C, k->M, k->in[1], k->in[2], X, U, B, relu, false, Y)
                       : SAL_ERR_NOMEM;
     return st == SAL_OK ? st : sal_wrap(st, "node '%s' (%s)", c->n->name, c->n->op_type);
@@ -499,7 +545,7 @@ sal_status sal_conv_wino_forward(const sal_opctx *c, const sal_conv_shape *k, co
 
 sal_status sal_conv_wino_backward(const sal_opctx *c, const sal_conv_shape *k, const float *W, const float *dY,
                                   float *dX, bool fresh) {
-    const int m = sal_conv_wino_tile_for(k);
+    const int m = sal_conv_wino_tile_for(k, false);
     const float *U = weights(c, k, W, true, m);
     sal_status st = U ? sal_wino_conv(c->ws, m, k->N, k->M, k->C, k->in[1], k->in[2], dY, U, NULL, false, !fresh, dX)
                       : SAL_ERR_NOMEM;

@@ -10,19 +10,24 @@
  * environment variable SAL_WINO=0 or SAL_WINO=all sets it at the first use. */
 enum { SAL_WINO_OFF, SAL_WINO_AUTO, SAL_WINO_ALL };
 int sal_conv_wino_mode(int mode);
-/* The tile, F(m x m, 3 x 3): m = 2 (the default) has 16 products for 4 outputs (4 a pixel, within
- * about 5e-7 of the largest output), m = 4 36 for 16 (2.25 a pixel, within about 1e-5), faster but
- * not the default: an output of F(2x2) whose receptive field is flat comes out bit for bit as a direct
- * convolution's, so max pooling breaks its ties in flat regions (black backgrounds) as PyTorch's does;
- * F(4x4) mixes each output with pixels of a 6 x 6 patch and breaks them by rounding, which moved the
- * gradients of the paper CNN's flat regions (0.34 of the largest) and failed its invariance audit.
- * Sets it (2 or 4; anything else leaves it), returns the previous setting; not thread-safe. The
- * environment variable SAL_WINO_TILE=4 sets 4 at the first use. */
+/* The tile, F(m x m, 3 x 3): m = 2 has 16 products for 4 outputs (4 a pixel, within about 5e-7 of
+ * the largest output), m = 4 36 for 16 (2.25 a pixel, within about 1e-5). An output of F(2x2) whose
+ * receptive field is flat comes out bit for bit as a direct convolution's, so max pooling breaks its
+ * ties in flat regions (black backgrounds) as PyTorch's does; F(4x4) mixes each output with the
+ * pixels of a 6 x 6 patch and breaks them by rounding, which moved the gradients of the paper CNN's
+ * flat regions (0.34 of the largest) and failed its invariance audit. So by default (0) a forward
+ * whose output reaches max pooling takes F(2x2), other forwards and every input gradient (linear in
+ * dY, no decisions) F(4x4) by the layer; 2 or 4 take that one everywhere. Sets it (0, 2 or 4;
+ * anything else leaves it), returns the previous setting; not thread-safe. The environment variable
+ * SAL_WINO_TILE=2 or 4 sets it at the first use. */
 int sal_conv_wino_tile(int tile);
-/* The tile layer k runs with: 2 when set, else F(4x4) but for wide layers on few tiles. */
-int sal_conv_wino_tile_for(const sal_conv_shape *k);
+/* The tile layer k runs with, ties: whether its values reach max pooling (a forward's output): 2
+ * when set, or by default where ties; else F(4x4) but for wide layers on few tiles. */
+int sal_conv_wino_tile_for(const sal_conv_shape *k, bool ties);
 /* Convolutions run here so far (forward and backward), for tests. */
 long sal_conv_wino_calls(void);
+/* Those of them with F(4x4). */
+long sal_conv_wino_calls4(void);
 /* Whether shape k is one this code computes: 2-D, one group, 3x3, stride 1, no dilation, padding 1
  * on every side, channels in whole blocks (sal_blk_width). */
 bool sal_conv_wino_fits(const sal_conv_shape *k);
