@@ -864,6 +864,7 @@ static void test_wino_tile(void) {
               pool ? "before" : "without", c1 - c0, f1 - f0, c2 - c1, f2 - f1);
         sal_session_free(s);
         sal_model_free(g);
+        sal_tensor_free(&x), sal_tensor_free(&seed);
     }
     sal_conv_wino_tile(old);
 }

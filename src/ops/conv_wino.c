@@ -229,11 +229,12 @@ SAL_CLONES void in_tiles(int m, const float *X, float *V, int64_t vs, int64_t tc
 }
 
 /* One block of 8 channels of a tile from M (mm, mm + ms, ..., mm + (A^2 - 1) ms) into its nr x nq
- * outputs at y (rows WL floats apart, pixels L): A^T m A plus the bias b, added to y where add,
- * then the ReLU (NaN kept, as Relu's). Unrolled whole, as in_blk. */
+ * outputs at y (rows WL floats apart, pixels L): A^T m A plus the bias's 8 values at B (none when
+ * NULL), added to y where add, then the ReLU (NaN kept, as Relu's). Unrolled whole, as in_blk. */
 static inline __attribute__((always_inline)) void out_blk(const int m, const float *mm, int64_t ms, float *y,
-                                                          int64_t WL, int64_t L, v8 b, bool relu, bool add,
-                                                          const int nr, const int nq) {
+                                                          int64_t WL, int64_t L, const float *B, bool relu,
+                                                          bool add, const int nr, const int nq) {
+    const v8 b = B ? LD(B) : (v8){0};
     enum { AMAX = 6, MMAX = 4 };
     const int A = m + 2;
     v8 a[MMAX * AMAX], z[MMAX * MMAX]; /* a: A^T m, m rows of A; z: (A^T m) A, m x m */
@@ -279,7 +280,7 @@ static inline __attribute__((always_inline)) void out_tiles_m(const int m, const
         for (int64_t kb = 0; kb < KB; kb++)
             for (int64_t l0 = 0; l0 < L; l0 += V8) {
                 const float *mm = M + (t - tc) * Co + kb * L + l0;
-                v8 b = B ? LD(B + kb * L + l0) : (v8){0};
+                const float *b = B ? B + kb * L + l0 : NULL;
                 float *y = Y + ((n * KB + kb) * H * W + m * ti * W + m * tj) * L + l0;
                 if (nr == m && nq == m) out_blk(m, mm, ms, y, W * L, L, b, relu, add, m, m);
                 else out_blk(m, mm, ms, y, W * L, L, b, relu, add, nr, nq);
