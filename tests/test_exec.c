@@ -829,7 +829,8 @@ static sal_model *conv_head_net(int C, int H, bool pool) {
     t_node(g, "Relu", "relu", 1, NAMES("h"), "r", 0, NULL);
     if (pool)
         t_node(g, "MaxPool", "pool", 1, NAMES("r"), "p", 2,
-               (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, DIMS(2, 2)), sal_attr_make_ints("strides", 2, DIMS(2, 2))});
+               (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, DIMS(2, 2)),
+                            sal_attr_make_ints("strides", 2, DIMS(2, 2))});
     else
         t_node(g, "GlobalAveragePool", "pool", 1, NAMES("r"), "p", 0, NULL);
     t_node(g, "Flatten", "flat", 1, NAMES("p"), "f", 0, NULL);

@@ -1,13 +1,16 @@
-/* Winograd F(2x2, 3x3) convolutions (Lavin and Gray, 2016) in blocked layouts.
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (Lavin and Gray, 2016) in blocked layouts.
  *
  * oneDNN's f32 Winograd kernels need AVX-512; on an AVX2 machine it runs 3x3 layers as direct
- * convolutions at about the sgemm rate, as PyTorch does. Here each 2 x 2 block of outputs of a
- * channel takes 16 products of its 4 x 4 input tile's transform with the kernel's transform instead
- * of 36: per tile t, Y_t = A^T [sum_c (G g_c G^T) . (B^T d_{t,c} B)] A. Over a chunk of tiles the 16
- * elementwise products summed over channels are 16 matrix products,
+ * convolutions at about the sgemm rate, as PyTorch does. Here each m x m block of outputs of a
+ * channel takes (m + 2)^2 products of its input tile's transform with the kernel's transform instead
+ * of 9 m^2 (16 for 36 with m = 2, 36 for 144 with m = 4): per tile t, Y_t = A^T [sum_c (G g_c G^T) .
+ * (B^T d_{t,c} B)] A. Over a chunk of tiles the elementwise products summed over channels are
+ * (m + 2)^2 matrix products,
  *     M[xi] (tiles, Co) = V[xi] (tiles, Ci) U[xi] (Ci, Co),
- * which sgemm runs at its rate; the transforms are additions only. The blocked layout (channels
- * innermost in blocks of 8 or 16) gives each transform contiguous vectors of 8 channels in and out.
+ * which sgemm runs at its rate; the transforms are additions and a few multiplications by small
+ * integers. The blocked layout (channels innermost in blocks of 8 or 16) gives each transform
+ * contiguous vectors of 8 channels in and out. Which m a layer takes: sal_conv_wino_tile_for (a
+ * forward before max pooling keeps m = 2, whose flat regions keep their ties; conv_wino.h).
  *
  * The input gradient of such a layer is the same convolution of dY with the kernels turned by 180
  * degrees and their channels swapped (padding 2 - 1 = 1), so one routine serves both ways.
@@ -418,8 +421,8 @@ static void chunk(const wino_job *j, int64_t tc, int64_t nt, float *V, float *M,
 #pragma omp barrier /* the next chunk overwrites V and M */
 }
 
-sal_status sal_wino_conv(sal_scratch *ws, int m, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
-                         const float *U, const float *B, bool relu, bool add, float *Y) {
+sal_status sal_wino_conv(sal_scratch *ws, int m, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W,
+                         const float *X, const float *U, const float *B, bool relu, bool add, float *Y) {
     wino_job j = {.N = N, .Ci = Ci, .Co = Co, .H = H, .W = W, .L = sal_blk_width(), .m = m, .nx = (m + 2) * (m + 2),
                   .X = X, .U = U, .B = B, .Y = Y, .relu = relu, .add = add};
     j.T = N * ((H + m - 1) / m) * ((W + m - 1) / m);

@@ -38,10 +38,11 @@ bool sal_conv_wino_wanted(const sal_conv_shape *k);
  * G^T)[xi], or for the backward into the data (bwd) U[xi][m][c] of W[m][c] turned by 180 degrees. */
 void sal_wino_weights(float *U, const float *W, int64_t M, int64_t C, int t, bool bwd);
 /* Y (N, Co, H, W) = the convolution of X (N, Ci, H, W) with the kernels U (sal_wino_weights of
- * tile t, [(t + 2)^2][Ci][Co]) in tiles of t x t outputs, both tensors blocked (sal_blk_width), padding 1; plus B[co] (B may be NULL), then
- * max(., 0) when relu; added to Y when add. Scratch slot 0 of ws holds the transformed tiles. */
-sal_status sal_wino_conv(sal_scratch *ws, int t, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, const float *X,
-                         const float *U, const float *B, bool relu, bool add, float *Y);
+ * tile t, [(t + 2)^2][Ci][Co]) in tiles of t x t outputs, both tensors blocked (sal_blk_width),
+ * padding 1; plus B[co] (B may be NULL), then max(., 0) when relu; added to Y when add. Scratch
+ * slot 0 of ws holds the transformed tiles. */
+sal_status sal_wino_conv(sal_scratch *ws, int t, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W,
+                         const float *X, const float *U, const float *B, bool relu, bool add, float *Y);
 
 /* A Conv node's forward (Y = conv(X, W) + B, max(., 0) when relu) and its input gradient (dX =,
  * or += unless fresh), X, Y, dY and dX blocked; the transformed weights kept in the node's state. */
