@@ -59,13 +59,13 @@ int sal_conv_wino_tile_for(const sal_conv_shape *k, bool ties) {
 /* Whether value v reaches an op that breaks ties by position (max pooling, maxima, their indices),
  * directly or through up to `depth` monotone activations, which keep ties. */
 static bool reaches_ties(const sal_model *g, int v, int depth) {
-    static const char *const tie_ops[] = {"MaxPool", "GlobalMaxPool", "MaxRoiPool", "ReduceMax", "ArgMax", "TopK",
-                                          "Max", "MaxUnpool"};
+    static const char *const tie_ops[] = {"ReduceMax", "ArgMax", "TopK", "Max"}; /* beside SAL_TR_MAXPOOL's */
     for (int i = 0; i < g->nnode; i++) {
         const sal_node *u = &g->node[i];
         bool reads = false;
         for (int k = 0; k < u->nin; k++) reads |= u->in[k] == v;
         if (!reads) continue;
+        if (sal_node_has(u, SAL_TR_MAXPOOL)) return true;
         for (size_t j = 0; j < sizeof tie_ops / sizeof *tie_ops; j++)
             if (!strcmp(u->op_type, tie_ops[j])) return true;
         if (depth > 0 && sal_node_has(u, SAL_TR_MONOTONE) && u->nout > 0 && u->out[0] >= 0 &&
