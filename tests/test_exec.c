@@ -840,9 +840,10 @@ static sal_model *conv_head_net(int C, int H, bool pool) {
 
 /* Winograd's tile by default: F(2x2) for a forward whose output reaches max pooling through its ReLU
  * (flat regions keep their ties bit for bit), F(4x4) for the other forward and for every input
- * gradient (conv_wino.h) */
+ * gradient (conv_wino.h). Every layer that fits runs by Winograd here: by default AVX-512 machines
+ * leave this one to oneDNN's kernels. */
 static void test_wino_tile(void) {
-    int old = sal_conv_wino_tile(0);
+    int old = sal_conv_wino_tile(0), mode = sal_conv_wino_mode(SAL_WINO_ALL);
     for (int pool = 0; pool < 2; pool++) {
         sal_rng_seed(&R, 5);
         sal_model *g = conv_head_net(32, 28, pool);
@@ -868,6 +869,7 @@ static void test_wino_tile(void) {
         sal_tensor_free(&x), sal_tensor_free(&seed);
     }
     sal_conv_wino_tile(old);
+    sal_conv_wino_mode(mode);
 }
 
 /* A MaxPool over a ReLU's output writes the ReLU's input gradient itself (exec.c: relu_under), and
