@@ -90,8 +90,9 @@ static void test_gemm_sparse_row(void) {
 /* A Gemm on a batch of rows runs through oneDNN with its constant B kept packed (ops/linear.c:
  * gemm_packed), forward and input gradient, for B stored (N, K) (transB) and (K, N); a MatMul with a
  * constant B reads it in place or, with N a multiple of 256, from a copy with padded rows
- * (b_padded), as oneDNN's packed Gemm weights are then (conv_dnnl.c: mm_first). Against double
- * loops, at two batch sizes (a primitive each), and after the weights change (packed again). */
+ * (b_padded), as oneDNN's packed Gemm weights are then (conv_dnnl.c: mm_first), and its input
+ * gradient reads a kept copy of B^T (bt_kept). Against double loops, at two batch sizes (a
+ * primitive each), and after the weights change (packed and copied again). */
 static void test_products_kept(const char *op, int N) {
     sal_rng r;
     sal_rng_seed(&r, 9);
