@@ -175,26 +175,39 @@ int main(void) {
               !sal_conv_wino_fits(&odd) && !sal_conv_wino_fits(&five),
           "the shapes it takes");
     int old = sal_conv_wino_mode(SAL_WINO_OFF);
-    CHECK(!sal_conv_wino_wanted(&k), "SAL_WINO=0 takes nothing");
+    CHECK(!sal_conv_wino_wanted(NULL, &k, true), "SAL_WINO=0 takes nothing");
     sal_conv_wino_mode(SAL_WINO_ALL);
-    CHECK(sal_conv_wino_wanted(&k) && !sal_conv_wino_wanted(&s2), "SAL_WINO=all takes what fits");
+    CHECK(sal_conv_wino_wanted(NULL, &k, true) && !sal_conv_wino_wanted(NULL, &s2, true),
+          "SAL_WINO=all takes what fits");
     /* the default: in blocks of 8 (no Winograd in oneDNN), from 32 tiles, and from 1M multiply-adds
-     * where small_gemm runs the products (up to 4096 channel pairs), else from 16M */
+     * where small_gemm runs the products (up to 4096 channel pairs), else from 16M; in blocks of 16
+     * only where AVX-512 runs in 256-bit halves, and there by the tile */
     sal_conv_wino_mode(SAL_WINO_AUTO);
     sal_conv_shape vgg = k, cnn = k, cnn8, wide;
     vgg.C = vgg.M = 512, vgg.in[1] = vgg.in[2] = vgg.out[1] = vgg.out[2] = 14; /* 49 tiles, 205M */
     cnn.C = 32, cnn.in[1] = cnn.in[2] = cnn.out[1] = cnn.out[2] = 14;           /* 49 tiles, 1.6M */
     cnn8 = cnn, cnn8.in[1] = cnn8.in[2] = cnn8.out[1] = cnn8.out[2] = 8;        /* 16 tiles */
     wide = cnn, wide.C = 64, wide.M = 128;                                      /* 49 tiles, 6.4M */
-    sal_blk_set_width(8);
-    bool w8[4] = {sal_conv_wino_wanted(&vgg), sal_conv_wino_wanted(&cnn), sal_conv_wino_wanted(&cnn8),
-                  sal_conv_wino_wanted(&wide)};
-    sal_blk_set_width(16);
-    bool w16 = sal_conv_wino_wanted(&vgg);
-    sal_blk_set_width(0);
+    bool w8[4] = {sal_conv_wino_pays(&vgg, 2, 8, false), sal_conv_wino_pays(&cnn, 4, 8, false),
+                  sal_conv_wino_pays(&cnn8, 4, 8, false), sal_conv_wino_pays(&wide, 4, 8, false)};
+    bool w16 = sal_conv_wino_pays(&vgg, 2, 16, false);
     CHECK(w8[0] && w8[1] && !w8[2] && !w8[3] && !w16,
           "the default choice: VGG16's 14 x 14 layer %d, the small CNN's 32 -> 64 at 14 x 14 %d and 8 x 8 %d, "
           "64 -> 128 at 14 x 14 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w8[3], w16);
+    sal_conv_shape h28 = vgg, v224 = k, v112 = k, r7 = vgg;
+    h28.in[1] = h28.in[2] = h28.out[1] = h28.out[2] = 28;                /* 196 tiles of 2 x 2 */
+    v224.in[1] = v224.in[2] = v224.out[1] = v224.out[2] = 224;           /* 64 -> 64, 3136 of 4 x 4 */
+    v112.M = 128, v112.in[1] = v112.in[2] = v112.out[1] = v112.out[2] = 112; /* 64 -> 128 */
+    r7.in[1] = r7.in[2] = r7.out[1] = r7.out[2] = 7;                     /* 16 tiles of 2 x 2 */
+    bool h[9] = {sal_conv_wino_pays(&vgg, 2, 16, true),  sal_conv_wino_pays(&cnn, 2, 16, true),
+                 sal_conv_wino_pays(&cnn, 4, 16, true),  sal_conv_wino_pays(&h28, 2, 16, true),
+                 sal_conv_wino_pays(&h28, 4, 16, true),  sal_conv_wino_pays(&v224, 2, 16, true),
+                 sal_conv_wino_pays(&v224, 4, 16, true), sal_conv_wino_pays(&v112, 4, 16, true),
+                 sal_conv_wino_pays(&r7, 2, 16, true)};
+    CHECK(h[0] && h[1] && h[2] && !h[3] && h[4] && !h[5] && !h[6] && h[7] && !h[8],
+          "AVX-512 in halves: 512 -> 512 at 14 x 14 F(2x2) %d; the small CNN's F(2x2) %d, F(4x4) %d; 512 -> 512 "
+          "at 28 x 28 F(2x2) %d, F(4x4) %d; 64 -> 64 at 224 x 224 F(2x2) %d, F(4x4) %d; 64 -> 128 at 112 x 112 "
+          "F(4x4) %d; 512 -> 512 at 7 x 7 %d", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]);
     sal_conv_wino_mode(old);
     /* the tile: by the layer and its use unless SAL_WINO_TILE says, set and read back; other values
      * leave it. By default F(2x2) where the values reach max pooling, else F(4x4) but for wide layers

@@ -21,6 +21,9 @@
  * product on OpenBLAS (for comparisons); docs/performance.md has the figures. */
 #include "core.h"
 #include <dlfcn.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <pthread.h>
@@ -57,6 +60,21 @@ bool sal_cpu_avx2(void) {
     static int has = -1;
     if (has < 0) has = __builtin_cpu_supports("avx2") ? 1 : 0;
     return has && !sal_portable_kernels;
+#else
+    return false;
+#endif
+}
+
+bool sal_cpu_avx512_halves(void) {
+#if defined(__x86_64__)
+    static int has = -1;
+    if (has < 0) {
+        unsigned a, b, c, d, fam = 0;
+        bool amd = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u; /* "AuthenticAMD" */
+        if (amd && __get_cpuid(1, &a, &b, &c, &d)) fam = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+        has = amd && fam == 0x19 && __builtin_cpu_supports("avx512f"); /* Zen 3 and 4; Zen 3 has no AVX-512 */
+    }
+    return has;
 #else
     return false;
 #endif

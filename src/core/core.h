@@ -199,6 +199,9 @@ bool sal_rows_dot_masked(int N, int K, float alpha, const float *y, const float 
  * it, and sal_portable_kernels is false (tests set it to check the portable loops beside them). */
 bool sal_cpu_avx512(void);
 bool sal_cpu_avx2(void); /* the same for AVX2 */
+/* Whether the CPU runs AVX-512 on 256-bit units, two halves an instruction (AMD's Zen 4): its
+ * 512-bit kernels then do no more multiply-adds a cycle than AVX2's. */
+bool sal_cpu_avx512_halves(void);
 extern bool sal_portable_kernels;
 
 double sal_now(void); /* monotonic seconds */

@@ -690,7 +690,7 @@ static sal_status conv_forward(sal_opctx *c) {
     float *Y = sal_out_f(c, 0); // (N, M, P), not zeroed (sal_op.overwrites): sgemm writes it whole
     sal_conv_shape k;
     dnnl_shape(&q, &k);
-    if ((c->blk_want & 1) && sal_conv_wino_wanted(&k)) {
+    if ((c->blk_want & 1) && sal_conv_wino_wanted(c, &k, false)) {
         const float *X = sal_in_f(c, 0);
         if (!(c->blk_in & 1)) { /* a plain input (after a layer of our own kernels) made blocked */
             float *xb = sal_scratch_get(c->ws, SL_CONVERT, sizeof(float) * (size_t)sal_tensor_numel(c->in[0]));
@@ -729,7 +729,7 @@ static sal_status conv_backward(sal_opctx *c) {
     dnnl_shape(&q, &k);
     bool fresh = dX && (c->din_fresh & 1);
     bool blk = (c->blk_in | c->blk_out) & 1;
-    if (dX && !dW && !dB && (c->blk_out & 1) && sal_conv_wino_wanted(&k)) {
+    if (dX && !dW && !dB && (c->blk_out & 1) && sal_conv_wino_wanted(c, &k, true)) {
         if (c->blk_in & 1) return sal_conv_wino_backward(c, &k, sal_in_f(c, 1), dY, dX, fresh);
         float *db = sal_scratch_get(c->ws, SL_CONVERT, sizeof(float) * (size_t)sal_tensor_numel(c->din[0]));
         if (!db) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);

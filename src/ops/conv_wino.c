@@ -91,18 +91,38 @@ bool sal_conv_wino_fits(const sal_conv_shape *k) {
  * as fast as sgemm or slower: 512 -> 512 channels at 14 x 14 3.5 ms against sgemm's 2.6) */
 static bool small_layer(int64_t C, int64_t M) { return C * M <= 4096; }
 
-bool sal_conv_wino_wanted(const sal_conv_shape *k) {
-    int mode = sal_conv_wino_mode(-1);
-    if (mode == SAL_WINO_OFF || !sal_conv_wino_fits(k)) return false;
-    if (mode == SAL_WINO_ALL) return true;
-    /* oneDNN's own Winograd (conv_dnnl.c) runs from AVX-512 on, in blocks of 16 */
-    int64_t tiles = k->N * ((k->out[1] + 1) / 2) * ((k->out[2] + 1) / 2);
+bool sal_conv_wino_pays(const sal_conv_shape *k, int m, int width, bool halves) {
+    if (!(width == 8 || (width == 16 && halves)) || !sal_conv_wino_fits(k) || !sal_conv_dnnl_wanted(k))
+        return false;
     /* from 32 tiles, and 1M multiply-adds in the products where small_gemm runs them (C M <= 4096;
      * the small CNN's 32 -> 64 layer at 14 x 14, 49 tiles and 1.6M, 27 us against 45 by oneDNN's
      * direct kernels), else 16M (the same layer with its products by sgemm took 43 us) */
-    int64_t macs = 16 * tiles * k->C * k->M;
-    return sal_blk_width() == 8 && sal_conv_dnnl_wanted(k) && k->C >= 32 && k->M >= 32 && tiles >= 32 &&
-           macs >= (small_layer(k->C, k->M) ? 1 << 20 : 1 << 24);
+    int64_t tiles = k->N * ((k->out[1] + 1) / 2) * ((k->out[2] + 1) / 2), macs = 16 * tiles * k->C * k->M;
+    if (k->C < 32 || k->M < 32 || tiles < 32 || macs < (small_layer(k->C, k->M) ? 1 << 20 : 1 << 24)) return false;
+    if (width == 8) return true;
+    /* Zen 4, against oneDNN's AVX-512 kernels (its Winograd F(4x4) forward from 32 tiles, direct
+     * kernels otherwise), ms over three VGG16 gradients: F(4x4) won or tied but for 64 -> 64 channels
+     * at 224 x 224 (backward 28 against 24.5; 512 -> 512 at 28 x 28 20 against 27, 256 -> 256 at 28
+     * x 28 10 against 14); F(2x2), a forward before max pooling, lost on large planes (224 x 224 45
+     * against 24, 28 x 28 32.6 against 27) and won at 49 tiles (512 -> 512 at 14 x 14 8.2 against
+     * 13.4; the small CNN's 32 -> 64 layer 26 to 29 us against 35) */
+    if (m == 2) return tiles < 128;
+    int64_t tiles4 = k->N * ((k->out[1] + 3) / 4) * ((k->out[2] + 3) / 4);
+    return m == 4 && !(small_layer(k->C, k->M) && tiles4 > 2048);
+}
+
+static int fwd_tile(const sal_opctx *c, const sal_conv_shape *k);
+
+bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd) {
+    int mode = sal_conv_wino_mode(-1);
+    if (mode == SAL_WINO_OFF || !sal_conv_wino_fits(k)) return false;
+    if (mode == SAL_WINO_ALL) return true;
+    int w = sal_blk_width();
+    bool halves = w == 16 && sal_cpu_avx512_halves();
+    if (w != 8 && !halves) return false;
+    /* the tile matters on halves only (the node's state, made here, is kept for the run) */
+    int m = !halves ? 4 : bwd ? sal_conv_wino_tile_for(k, false) : fwd_tile(c, k);
+    return sal_conv_wino_pays(k, m, w, halves);
 }
 
 /* ---- the transforms ---- */

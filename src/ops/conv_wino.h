@@ -31,8 +31,13 @@ long sal_conv_wino_calls4(void);
 /* Whether shape k is one this code computes: 2-D, one group, 3x3, stride 1, no dilation, padding 1
  * on every side, channels in whole blocks (sal_blk_width). */
 bool sal_conv_wino_fits(const sal_conv_shape *k);
-/* Whether it should run k (the mode, and in SAL_WINO_AUTO the measured choice against oneDNN). */
-bool sal_conv_wino_wanted(const sal_conv_shape *k);
+/* Whether it should run node c's layer k, forward or backward into the data (bwd): the mode, and in
+ * SAL_WINO_AUTO the measured choice against oneDNN, sal_conv_wino_pays with the tile it would take. */
+bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd);
+/* SAL_WINO_AUTO's choice for layer k at tile m, by the machine: blocks of 8 (AVX2: oneDNN has no
+ * Winograd there), or blocks of 16 on AVX-512 in 256-bit halves (halves: oneDNN's 512-bit kernels
+ * then do no more multiply-adds a cycle than ours); on other AVX-512 machines oneDNN's. */
+bool sal_conv_wino_pays(const sal_conv_shape *k, int m, int width, bool halves);
 
 /* The (t + 2)^2 transformed 3x3 kernels of W (M, C, 3, 3) for tile t: U[xi][c][m] = (G W[m][c]
  * G^T)[xi], or for the backward into the data (bwd) U[xi][m][c] of W[m][c] turned by 180 degrees. */
