@@ -583,6 +583,74 @@ static void test_keyed_weights(sal_rng *r) {
     sal_model_free(g);
 }
 
+/* A 3x3 layer whose output reaches max pooling through its ReLU keeps the pooling's ties
+ * (sal_conv_ties): a direct kernel's outputs over a flat receptive field come out bit for bit alike,
+ * so that the pooling breaks their ties by position as PyTorch's does, and so do those of our
+ * Winograd F(2x2) (checked here on an input flat in each channel, every layer that fits by our
+ * Winograd); F(4x4), oneDNN's on AVX-512 or ours, breaks them by rounding. So oneDNN's Winograd must
+ * not run it, where it does run the same layer before average pooling (AVX-512 only), nor must it in
+ * a forward that no backward follows (SAL_LEAN_OUT), where ties matter to nothing. Planes of 28 and
+ * 56 have the tiles for it (checked with our Winograd off). */
+static void test_flat_ties(sal_rng *r) {
+    enum { C = 32 };
+    int wino = sal_conv_wino_mode(-1);
+    for (int H = 28; H <= 56; H *= 2)
+        for (int pool = 0; pool < 2; pool++) {
+            sal_model *g;
+            CHECK_OK(sal_graph_create("<flat>", &g));
+            CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){1, C, H, H}));
+            float *w = malloc(sizeof *w * C * C * 9), b[C], *xv = malloc(sizeof *xv * C * H * H);
+            t_randv(r, w, C * C * 9, 0.2f);
+            t_randv(r, b, C, 0.3f);
+            t_const(g, "w", 4, (int64_t[]){C, C, 3, 3}, w);
+            t_const(g, "b", 1, (int64_t[]){C}, b);
+            t_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, "h", 1,
+                   (sal_attr[]){sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})});
+            t_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
+            if (pool)
+                t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2,
+                       (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                                    sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})});
+            else
+                t_node(g, "GlobalAveragePool", "pool", 1, (const char *[]){"a"}, "p", 0, NULL);
+            CHECK_OK(sal_graph_add_output(g, "h"));
+            g = t_finish(g, "p");
+            for (int i = 0; i < C * H * H; i++) xv[i] = 0.37f + 0.01f * (float)(i / (H * H));
+            sal_tensor x = t_tensor_of(4, (int64_t[]){1, C, H, H}, xv);
+            sal_session *s;
+            CHECK_OK(sal_session_new(g, &s));
+            const sal_tensor *out[2];
+            sal_conv_wino_mode(SAL_WINO_OFF);
+            long w0 = sal_conv_dnnl_wino_calls();
+            CHECK_OK(sal_forward(s, 1, &x, out));
+            long w1 = sal_conv_dnnl_wino_calls();
+            CHECK(pool ? w1 == w0 : w1 - w0 == (sal_blk_width() == 16), "%d x %d before %s pooling: %ld forwards "
+                  "by oneDNN's Winograd", H, H, pool ? "max" : "average", w1 - w0);
+            if (pool) {
+                sal_session_keep_values(s, 0);
+                CHECK_OK(sal_forward(s, 1, &x, out));
+                CHECK(sal_conv_dnnl_wino_calls() - w1 == (sal_blk_width() == 16),
+                      "%d x %d before max pooling, no backward after: %ld forwards by oneDNN's Winograd", H, H,
+                      sal_conv_dnnl_wino_calls() - w1);
+                sal_session_keep_values(s, 1);
+                sal_conv_wino_mode(SAL_WINO_ALL);
+                CHECK_OK(sal_forward(s, 1, &x, out));
+                const float *h = sal_f32(out[0]);
+                int differ = 0;
+                for (int c = 0; c < C; c++)
+                    for (int y = 1; y < H - 1; y++)
+                        for (int q = 1; q < H - 1; q++) differ += h[(c * H + y) * H + q] != h[(c * H + 1) * H + 1];
+                CHECK(differ == 0, "%d x %d, our Winograd: %d outputs over a flat receptive field differ", H, H,
+                      differ);
+            }
+            sal_session_free(s);
+            sal_model_free(g);
+            sal_tensor_free(&x);
+            free(w), free(xv);
+        }
+    sal_conv_wino_mode(wino);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -618,6 +686,7 @@ int main(void) {
     test_grad_pool(&r);
     test_blk_convert(&r);
     test_keyed_weights(&r);
+    test_flat_ties(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},

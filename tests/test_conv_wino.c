@@ -188,26 +188,29 @@ int main(void) {
     cnn.C = 32, cnn.in[1] = cnn.in[2] = cnn.out[1] = cnn.out[2] = 14;           /* 49 tiles, 1.6M */
     cnn8 = cnn, cnn8.in[1] = cnn8.in[2] = cnn8.out[1] = cnn8.out[2] = 8;        /* 16 tiles */
     wide = cnn, wide.C = 64, wide.M = 128;                                      /* 49 tiles, 6.4M */
-    bool w8[4] = {sal_conv_wino_pays(&vgg, 2, 8, false), sal_conv_wino_pays(&cnn, 4, 8, false),
-                  sal_conv_wino_pays(&cnn8, 4, 8, false), sal_conv_wino_pays(&wide, 4, 8, false)};
-    bool w16 = sal_conv_wino_pays(&vgg, 2, 16, false);
+    bool w8[4] = {sal_conv_wino_pays(&vgg, 2, true, 8, false), sal_conv_wino_pays(&cnn, 4, false, 8, false),
+                  sal_conv_wino_pays(&cnn8, 4, false, 8, false), sal_conv_wino_pays(&wide, 4, false, 8, false)};
+    bool w16 = sal_conv_wino_pays(&vgg, 2, true, 16, false);
     CHECK(w8[0] && w8[1] && !w8[2] && !w8[3] && !w16,
           "the default choice: VGG16's 14 x 14 layer %d, the small CNN's 32 -> 64 at 14 x 14 %d and 8 x 8 %d, "
           "64 -> 128 at 14 x 14 %d (blocks of 8), VGG16's in blocks of 16 %d", w8[0], w8[1], w8[2], w8[3], w16);
+    /* in halves: F(4x4) but narrow layers on large planes; F(2x2) where it keeps ties (a forward
+     * before max pooling: else oneDNN's direct kernels), or under 128 tiles */
     sal_conv_shape h28 = vgg, v224 = k, v112 = k, r7 = vgg;
     h28.in[1] = h28.in[2] = h28.out[1] = h28.out[2] = 28;                /* 196 tiles of 2 x 2 */
     v224.in[1] = v224.in[2] = v224.out[1] = v224.out[2] = 224;           /* 64 -> 64, 3136 of 4 x 4 */
     v112.M = 128, v112.in[1] = v112.in[2] = v112.out[1] = v112.out[2] = 112; /* 64 -> 128 */
     r7.in[1] = r7.in[2] = r7.out[1] = r7.out[2] = 7;                     /* 16 tiles of 2 x 2 */
-    bool h[9] = {sal_conv_wino_pays(&vgg, 2, 16, true),  sal_conv_wino_pays(&cnn, 2, 16, true),
-                 sal_conv_wino_pays(&cnn, 4, 16, true),  sal_conv_wino_pays(&h28, 2, 16, true),
-                 sal_conv_wino_pays(&h28, 4, 16, true),  sal_conv_wino_pays(&v224, 2, 16, true),
-                 sal_conv_wino_pays(&v224, 4, 16, true), sal_conv_wino_pays(&v112, 4, 16, true),
-                 sal_conv_wino_pays(&r7, 2, 16, true)};
-    CHECK(h[0] && h[1] && h[2] && !h[3] && h[4] && !h[5] && !h[6] && h[7] && !h[8],
+    bool h[10] = {sal_conv_wino_pays(&vgg, 2, true, 16, true),   sal_conv_wino_pays(&cnn, 2, true, 16, true),
+                  sal_conv_wino_pays(&cnn, 4, false, 16, true),  sal_conv_wino_pays(&h28, 2, false, 16, true),
+                  sal_conv_wino_pays(&h28, 4, false, 16, true),  sal_conv_wino_pays(&v224, 2, true, 16, true),
+                  sal_conv_wino_pays(&v224, 4, false, 16, true), sal_conv_wino_pays(&v112, 4, false, 16, true),
+                  sal_conv_wino_pays(&r7, 2, true, 16, true),    sal_conv_wino_pays(&h28, 2, true, 16, true)};
+    CHECK(h[0] && h[1] && h[2] && !h[3] && h[4] && h[5] && !h[6] && h[7] && !h[8] && h[9],
           "AVX-512 in halves: 512 -> 512 at 14 x 14 F(2x2) %d; the small CNN's F(2x2) %d, F(4x4) %d; 512 -> 512 "
-          "at 28 x 28 F(2x2) %d, F(4x4) %d; 64 -> 64 at 224 x 224 F(2x2) %d, F(4x4) %d; 64 -> 128 at 112 x 112 "
-          "F(4x4) %d; 512 -> 512 at 7 x 7 %d", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]);
+          "at 28 x 28 F(2x2) %d, F(4x4) %d; 64 -> 64 at 224 x 224 F(2x2) with ties %d, F(4x4) %d; 64 -> 128 at "
+          "112 x 112 F(4x4) %d; 512 -> 512 at 7 x 7 %d; at 28 x 28 F(2x2) with ties %d",
+          h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]);
     sal_conv_wino_mode(old);
     /* the tile: by the layer and its use unless SAL_WINO_TILE says, set and read back; other values
      * leave it. By default F(2x2) where the values reach max pooling, else F(4x4) but for wide layers

@@ -631,7 +631,8 @@ static sal_status run_nodes(sal_session *s, int skip, bool front_relu) {
         double t0 = s->prof ? sal_now() : 0;
         /* a Relu this pass skips is not fused: a head pass gives the front's own values */
         bool relu = fuse && s->fuse_to[i] >= 0 && !(skip && s->part[s->fuse_to[i]] == skip);
-        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu};
+        sal_opctx c = {.g = m, .n = n, .in = in, .out = out, .ws = &s->ws, .relu_want = relu,
+                       .fwd_only = lean == SAL_LEAN_OUT};
         sal_status st = SAL_OK;
         if (fuse && s->inplace_in[i] >= 0 && inplace_node(s, n, &c, s->inplace_in[i], &st)) SAL_TRY(st);
         else if (view_node(s, n, &c, &st)) SAL_TRY(st);

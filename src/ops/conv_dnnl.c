@@ -24,6 +24,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_ok;           /* the engine exists */
 static int g_mode = 1;     /* SAL_DNNL_OFF, _AUTO, _ALL; the environment's SAL_DNNL=0|all sets it */
 static long g_calls;       /* primitives run, for tests */
+static long g_wino;        /* of them forwards by Winograd */
 /* a stream per thread: sessions may run in several threads, and a stream is not thread-safe */
 static _Thread_local dnnl_stream_t g_stream;
 
@@ -42,6 +43,8 @@ int sal_conv_dnnl_mode(int mode) {
 }
 
 long sal_conv_dnnl_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
+
+long sal_conv_dnnl_wino_calls(void) { return __atomic_load_n(&g_wino, __ATOMIC_RELAXED); }
 
 int sal_conv_dnnl_blk_width(void) {
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
@@ -90,6 +93,7 @@ struct sal_conv_dnnl {
     dnnl_memory_desc_t db;            /* backward weights' diff bias (plain) */
     bool no_bwd_d, no_bwd_w;          /* oneDNN declined: our kernels run those */
     dnnl_alg_kind_t alg;              /* Winograd or direct, as the forward primitive */
+    signed char ties;                 /* sal_conv_ties: 0 or 1, -1 until known */
     void *aux;                        /* conv_wino.c's weights, freed by aux_free */
     void (*aux_free)(void *);
 };
@@ -226,8 +230,8 @@ bool sal_conv_dnnl_winograd(const sal_conv_shape *k) {
            k->d[1] == 1 && k->d[2] == 1 && k->C >= 16 && k->M >= 16 && tiles >= 32;
 }
 
-/* Builds the forward primitive for s->key: Winograd where sal_conv_dnnl_winograd says so and
- * oneDNN has it, direct otherwise. */
+/* Builds the forward primitive for s->key: Winograd where sal_conv_dnnl_winograd says so, oneDNN
+ * has it and the output keeps no ties (key.ties: see sal_conv_ties), direct otherwise. */
 static bool build_forward(sal_conv_dnnl *s, bool bias) {
     const sal_conv_shape *k = &s->key;
     int nd = 2 + k->nsp, wnd;
@@ -245,7 +249,7 @@ static bool build_forward(sal_conv_dnnl *s, bool bias) {
     dnnl_memory_desc_init_by_tag(&ya, nd, yd, dnnl_f32, dnnl_format_tag_any);
     geo g;
     geo_of(k, &g);
-    for (int a = sal_conv_dnnl_winograd(k) ? 0 : 1; a < 2; a++) {
+    for (int a = sal_conv_dnnl_winograd(k) && !k->ties ? 0 : 1; a < 2; a++) {
         dnnl_convolution_desc_t cd;
         if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training,
                                                        a == 0 ? dnnl_convolution_winograd : dnnl_convolution_direct,
@@ -520,8 +524,36 @@ static sal_conv_dnnl *node_state(const sal_opctx *c) {
             return NULL;
         }
         ns->free = state_free;
+        ((sal_conv_dnnl *)ns->p)->ties = -1;
     }
     return ns->p;
+}
+
+/* Whether value v reaches an op that breaks ties by position (max pooling, maxima, their indices),
+ * directly or through up to `depth` monotone activations, which keep ties. */
+static bool reaches_ties(const sal_model *g, int v, int depth) {
+    static const char *const tie_ops[] = {"ReduceMax", "ArgMax", "TopK", "Max"}; /* beside SAL_TR_MAXPOOL's */
+    for (int i = 0; i < g->nnode; i++) {
+        const sal_node *u = &g->node[i];
+        bool reads = false;
+        for (int k = 0; k < u->nin; k++) reads |= u->in[k] == v;
+        if (!reads) continue;
+        if (sal_node_has(u, SAL_TR_MAXPOOL)) return true;
+        for (size_t j = 0; j < sizeof tie_ops / sizeof *tie_ops; j++)
+            if (!strcmp(u->op_type, tie_ops[j])) return true;
+        if (depth > 0 && sal_node_has(u, SAL_TR_MONOTONE) && u->nout > 0 && u->out[0] >= 0 &&
+            reaches_ties(g, u->out[0], depth - 1))
+            return true;
+    }
+    return false;
+}
+
+int sal_conv_ties(const sal_opctx *c) {
+    if (c->fwd_only) return 0;
+    sal_conv_dnnl *s = node_state(c);
+    if (!s) return -1;
+    if (s->ties < 0) s->ties = c->n->nout > 0 && c->n->out[0] >= 0 && reaches_ties(c->g, c->n->out[0], 3);
+    return s->ties;
 }
 
 void **sal_conv_dnnl_aux(const sal_opctx *c, void (*free_fn)(void *)) {
@@ -541,6 +573,7 @@ static sal_conv_dnnl *state_for(const sal_opctx *c, const sal_conv_shape *k, boo
     }
     sal_conv_shape kb = *k;
     kb.bias = bias;
+    kb.ties = sal_conv_ties(c) != 0; /* out of memory (-1) too: direct kernels keep them */
     if (!memcmp(&s->key, &kb, sizeof kb)) return s->ok ? s : NULL; /* declined before: no retry */
     state_clear(s);
     s->key = kb;
@@ -591,6 +624,7 @@ sal_status sal_conv_dnnl_forward(const sal_opctx *c, const sal_conv_shape *k, co
     *done = true;
     *y_blk = yb;
     *relu = fp == &s->fwd_relu;
+    if (s->alg == dnnl_convolution_winograd) __atomic_add_fetch(&g_wino, 1, __ATOMIC_RELAXED);
     return SAL_OK;
 }
 

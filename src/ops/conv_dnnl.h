@@ -9,6 +9,7 @@
 typedef struct {
     int nsp;
     bool bias;
+    bool ties; /* the forward keeps max pooling's ties (sal_conv_ties): no Winograd (state keys only) */
     int64_t N, C, M, G;
     int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } sal_conv_shape;
@@ -22,6 +23,8 @@ enum { SAL_DNNL_OFF, SAL_DNNL_AUTO, SAL_DNNL_ALL };
 int sal_conv_dnnl_mode(int mode);
 /* Number of oneDNN convolution primitives run so far (forward and backward), for tests. */
 long sal_conv_dnnl_calls(void);
+/* Those of them that were forwards by Winograd's algorithm (AVX-512 only), for tests. */
+long sal_conv_dnnl_wino_calls(void);
 /* The channel block of oneDNN's f32 convolution layouts on the ISA it runs (which the environment's
  * DNNL_MAX_CPU_ISA may cap): 16 from AVX-512 on, 8 below. */
 int sal_conv_dnnl_blk_width(void);
@@ -32,6 +35,14 @@ bool sal_conv_dnnl_wanted(const sal_conv_shape *k);
 bool sal_conv_dnnl_wanted_dx(const sal_conv_shape *k);
 /* Whether it is tried first with Winograd's algorithm (3x3, stride 1, enough output tiles), else direct. */
 bool sal_conv_dnnl_winograd(const sal_conv_shape *k);
+/* Whether node c's output reaches an op that breaks ties by position (max pooling, maxima, their
+ * indices) directly or through up to 3 monotone activations, kept in its state: 1 or 0, -1 when out
+ * of memory (a message set); 0 in a forward pass that no backward follows (sal_opctx.fwd_only). A direct convolution's outputs over a flat receptive field come out bit
+ * for bit alike, so max pooling breaks their ties by position as PyTorch's does; Winograd F(4x4)
+ * mixes a 6 x 6 patch and breaks them by rounding (oneDNN's on AVX-512, ours: conv_wino.h), which
+ * moved the paper CNN's gradients in flat regions by 0.34 of their largest value. Such forwards
+ * take a direct kernel or our F(2x2), which keeps the ties. */
+int sal_conv_ties(const sal_opctx *c);
 
 /* Y = conv(X, W) + B (B may be NULL). *done false (and SAL_OK): oneDNN has no kernel for it, run
  * our own. Keeps primitives in the node's state in c->ws. X is blocked when bit 0 of c->blk_in is

@@ -56,25 +56,6 @@ int sal_conv_wino_tile_for(const sal_conv_shape *k, bool ties) {
     return tiles < 32 && k->C * k->M > 65536 ? 2 : 4;
 }
 
-/* Whether value v reaches an op that breaks ties by position (max pooling, maxima, their indices),
- * directly or through up to `depth` monotone activations, which keep ties. */
-static bool reaches_ties(const sal_model *g, int v, int depth) {
-    static const char *const tie_ops[] = {"ReduceMax", "ArgMax", "TopK", "Max"}; /* beside SAL_TR_MAXPOOL's */
-    for (int i = 0; i < g->nnode; i++) {
-        const sal_node *u = &g->node[i];
-        bool reads = false;
-        for (int k = 0; k < u->nin; k++) reads |= u->in[k] == v;
-        if (!reads) continue;
-        if (sal_node_has(u, SAL_TR_MAXPOOL)) return true;
-        for (size_t j = 0; j < sizeof tie_ops / sizeof *tie_ops; j++)
-            if (!strcmp(u->op_type, tie_ops[j])) return true;
-        if (depth > 0 && sal_node_has(u, SAL_TR_MONOTONE) && u->nout > 0 && u->out[0] >= 0 &&
-            reaches_ties(g, u->out[0], depth - 1))
-            return true;
-    }
-    return false;
-}
-
 long sal_conv_wino_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
 
 long sal_conv_wino_calls4(void) { return __atomic_load_n(&g_calls4, __ATOMIC_RELAXED); }
@@ -91,7 +72,7 @@ bool sal_conv_wino_fits(const sal_conv_shape *k) {
  * as fast as sgemm or slower: 512 -> 512 channels at 14 x 14 3.5 ms against sgemm's 2.6) */
 static bool small_layer(int64_t C, int64_t M) { return C * M <= 4096; }
 
-bool sal_conv_wino_pays(const sal_conv_shape *k, int m, int width, bool halves) {
+bool sal_conv_wino_pays(const sal_conv_shape *k, int m, bool ties, int width, bool halves) {
     if (!(width == 8 || (width == 16 && halves)) || !sal_conv_wino_fits(k) || !sal_conv_dnnl_wanted(k))
         return false;
     /* from 32 tiles, and 1M multiply-adds in the products where small_gemm runs them (C M <= 4096;
@@ -105,13 +86,14 @@ bool sal_conv_wino_pays(const sal_conv_shape *k, int m, int width, bool halves) 
      * at 224 x 224 (backward 28 against 24.5; 512 -> 512 at 28 x 28 20 against 27, 256 -> 256 at 28
      * x 28 10 against 14); F(2x2), a forward before max pooling, lost on large planes (224 x 224 45
      * against 24, 28 x 28 32.6 against 27) and won at 49 tiles (512 -> 512 at 14 x 14 8.2 against
-     * 13.4; the small CNN's 32 -> 64 layer 26 to 29 us against 35) */
-    if (m == 2) return tiles < 128;
+     * 13.4; the small CNN's 32 -> 64 layer 26 to 29 us against 35). A forward that keeps ties
+     * (sal_conv_ties) has only oneDNN's direct kernels beside F(2x2), slower on every VGG16 layer
+     * (three forwards: 224 x 224 49 against 41 ms, 112 x 112 50 against 32, 56 x 56 50 against 30,
+     * 28 x 28 49 against 34) */
+    if (m == 2) return ties || tiles < 128;
     int64_t tiles4 = k->N * ((k->out[1] + 3) / 4) * ((k->out[2] + 3) / 4);
     return m == 4 && !(small_layer(k->C, k->M) && tiles4 > 2048);
 }
-
-static int fwd_tile(const sal_opctx *c, const sal_conv_shape *k);
 
 bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd) {
     int mode = sal_conv_wino_mode(-1);
@@ -121,8 +103,10 @@ bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd)
     bool halves = w == 16 && sal_cpu_avx512_halves();
     if (w != 8 && !halves) return false;
     /* the tile matters on halves only (the node's state, made here, is kept for the run) */
-    int m = !halves ? 4 : bwd ? sal_conv_wino_tile_for(k, false) : fwd_tile(c, k);
-    return sal_conv_wino_pays(k, m, w, halves);
+    int ties = bwd || !halves ? 0 : sal_conv_ties(c);
+    if (ties < 0) return false; /* out of memory: oneDNN's direct kernels keep the ties */
+    int m = !halves ? 4 : sal_conv_wino_tile_for(k, ties);
+    return sal_conv_wino_pays(k, m, ties, w, halves);
 }
 
 /* ---- the transforms ---- */
@@ -501,7 +485,6 @@ typedef struct {
     sal_wcache e[NWENT];
     uint64_t tick;
     int tile[2]; /* the m of the kept transforms, forward and backward */
-    signed char ties; /* whether the node's output reaches max pooling (reaches_ties), -1 until known */
 } wstate;
 
 static void wstate_free(void *p) {
@@ -521,7 +504,6 @@ static wstate *state(const sal_opctx *c) {
             sal_fail(SAL_ERR_NOMEM, "out of memory");
             return NULL;
         }
-        s->ties = -1;
         *slot = s;
     }
     return *slot;
@@ -531,10 +513,8 @@ static wstate *state(const sal_opctx *c) {
  * regions keep their ties bit for bit (sal_conv_wino_tile); the input gradient is linear in dY and
  * takes no decision, so it runs by the layer alone. 0 when out of memory. */
 static int fwd_tile(const sal_opctx *c, const sal_conv_shape *k) {
-    wstate *s = state(c);
-    if (!s) return 0;
-    if (s->ties < 0) s->ties = c->n->nout > 0 && c->n->out[0] >= 0 && reaches_ties(c->g, c->n->out[0], 3);
-    return sal_conv_wino_tile_for(k, s->ties);
+    int ties = sal_conv_ties(c);
+    return ties < 0 ? 0 : sal_conv_wino_tile_for(k, ties);
 }
 
 /* U for W in direction bwd and tile m: from the node's cache (substituted weights kept up to 1 MiB, as

@@ -34,10 +34,11 @@ bool sal_conv_wino_fits(const sal_conv_shape *k);
 /* Whether it should run node c's layer k, forward or backward into the data (bwd): the mode, and in
  * SAL_WINO_AUTO the measured choice against oneDNN, sal_conv_wino_pays with the tile it would take. */
 bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd);
-/* SAL_WINO_AUTO's choice for layer k at tile m, by the machine: blocks of 8 (AVX2: oneDNN has no
- * Winograd there), or blocks of 16 on AVX-512 in 256-bit halves (halves: oneDNN's 512-bit kernels
- * then do no more multiply-adds a cycle than ours); on other AVX-512 machines oneDNN's. */
-bool sal_conv_wino_pays(const sal_conv_shape *k, int m, int width, bool halves);
+/* SAL_WINO_AUTO's choice for layer k at tile m, ties: a forward whose output reaches max pooling
+ * (sal_conv_ties), by the machine: blocks of 8 (AVX2: oneDNN has no Winograd there), or blocks of
+ * 16 on AVX-512 in 256-bit halves (halves: oneDNN's 512-bit kernels then do no more multiply-adds a
+ * cycle than ours); on other AVX-512 machines oneDNN's. */
+bool sal_conv_wino_pays(const sal_conv_shape *k, int m, bool ties, int width, bool halves);
 
 /* The (t + 2)^2 transformed 3x3 kernels of W (M, C, 3, 3) for tile t: U[xi][c][m] = (G W[m][c]
  * G^T)[xi], or for the backward into the data (bwd) U[xi][m][c] of W[m][c] turned by 180 degrees. */

@@ -59,6 +59,9 @@ typedef struct sal_opctx {
     /* Forward of a Conv or Gemm whose output only a ReLU reads (graph/exec.c): relu_want asks for max(y, 0)
      * in its output instead, and the op sets relu_done when its kernel applied it. */
     bool relu_want, relu_done;
+    /* Forward: no backward pass follows (sal_session.lean SAL_LEAN_OUT), so nothing reads which
+     * position max pooling takes, and convolutions before it need not keep ties (sal_conv_ties). */
+    bool fwd_only;
     /* Backward of a MaxPool or Gemm (sal_op.bwd_relu_in) whose input in[0] = max(h, 0) only it reads:
      * din[0] is h's gradient, fresh, and the op writes it masked where in[0] is not positive, so that
      * the ReLU's backward need not run (graph/exec.c: relu_read). */
