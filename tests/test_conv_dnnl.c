@@ -626,7 +626,21 @@ static void test_flat_ties(sal_rng *r) {
             long w1 = sal_conv_dnnl_wino_calls();
             CHECK(pool ? w1 == w0 : w1 - w0 == (sal_blk_width() == 16), "%d x %d before %s pooling: %ld forwards "
                   "by oneDNN's Winograd", H, H, pool ? "max" : "average", w1 - w0);
-            if (pool) {
+            if (pool) { /* the input gradient (of h's), Winograd's on AVX-512, against our kernels' */
+                sal_tensor seed = t_rand(r, 4, (int64_t[]){1, C, H, H}, 1), dx = {0};
+                const sal_tensor *gx[1];
+                CHECK_OK(sal_input_gradient(s, &seed, gx));
+                CHECK_OK(sal_tensor_copy(&dx, gx[0]));
+                int dm = sal_conv_dnnl_mode(SAL_DNNL_OFF);
+                sal_session *s0;
+                CHECK_OK(sal_session_new(g, &s0));
+                CHECK_OK(sal_forward(s0, 1, &x, out));
+                CHECK_OK(sal_input_gradient(s0, &seed, gx));
+                CHECK(relerr(&dx, gx[0]) < 1e-5, "%d x %d before max pooling: input gradient off ours by %.2g", H,
+                      H, relerr(&dx, gx[0]));
+                sal_conv_dnnl_mode(dm);
+                sal_session_free(s0);
+                sal_tensor_free(&seed), sal_tensor_free(&dx);
                 sal_session_keep_values(s, 0);
                 CHECK_OK(sal_forward(s, 1, &x, out));
                 CHECK(sal_conv_dnnl_wino_calls() - w1 == (sal_blk_width() == 16),
