@@ -37,11 +37,12 @@ bool sal_conv_dnnl_wanted_dx(const sal_conv_shape *k);
 bool sal_conv_dnnl_winograd(const sal_conv_shape *k);
 /* Whether node c's output reaches an op that breaks ties by position (max pooling, maxima, their
  * indices) directly or through up to 3 monotone activations, kept in its state: 1 or 0, -1 when out
- * of memory (a message set); 0 in a forward pass that no backward follows (sal_opctx.fwd_only). A direct convolution's outputs over a flat receptive field come out bit
- * for bit alike, so max pooling breaks their ties by position as PyTorch's does; Winograd F(4x4)
- * mixes a 6 x 6 patch and breaks them by rounding (oneDNN's on AVX-512, ours: conv_wino.h), which
- * moved the paper CNN's gradients in flat regions by 0.34 of their largest value. Such forwards
- * take a direct kernel or our F(2x2), which keeps the ties. */
+ * of memory (a message set); 0 in a forward pass that no backward follows (sal_opctx.fwd_only). A
+ * direct convolution's outputs over a flat receptive field come out bit for bit alike, so max
+ * pooling breaks their ties by position as PyTorch's does; Winograd F(4x4) mixes a 6 x 6 patch and
+ * breaks them by rounding (oneDNN's on AVX-512, ours: conv_wino.h), which moved the paper CNN's
+ * gradients in flat regions by 0.34 of their largest value. Such forwards take a direct kernel or
+ * our F(2x2), which keeps the ties. */
 int sal_conv_ties(const sal_opctx *c);
 
 /* Y = conv(X, W) + B (B may be NULL). *done false (and SAL_OK): oneDNN has no kernel for it, run

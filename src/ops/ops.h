@@ -60,7 +60,9 @@ typedef struct sal_opctx {
      * in its output instead, and the op sets relu_done when its kernel applied it. */
     bool relu_want, relu_done;
     /* Forward: no backward pass follows (sal_session.lean SAL_LEAN_OUT), so nothing reads which
-     * position max pooling takes, and convolutions before it need not keep ties (sal_conv_ties). */
+     * position max pooling takes, and convolutions before it need not keep ties (sal_conv_ties;
+     * a session that alternates such passes with gradients builds those layers' oneDNN forward
+     * primitives again at each switch). */
     bool fwd_only;
     /* Backward of a MaxPool or Gemm (sal_op.bwd_relu_in) whose input in[0] = max(h, 0) only it reads:
      * din[0] is h's gradient, fresh, and the op writes it masked where in[0] is not positive, so that
