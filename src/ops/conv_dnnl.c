@@ -298,7 +298,7 @@ static bool build_bwd_data(sal_conv_dnnl *s) {
     geo g;
     geo_of(k, &g);
     /* the input gradient is linear in dY and decides nothing: Winograd where the forward kept its
-     * ties with a direct kernel (VGG16's 64 -> 64 layer at 224 x 224: 52 -> 25 ms over three) */
+     * ties with a direct kernel (VGG16's 64 -> 64 layer at 224 x 224: 52 -> 19 ms over three) */
     dnnl_alg_kind_t algs[2] = {k->ties && sal_conv_dnnl_winograd(k) ? dnnl_convolution_winograd : s->alg, s->alg};
     for (int a = 0; a < 1 + (algs[0] != algs[1]); a++) {
         dnnl_convolution_desc_t cd;

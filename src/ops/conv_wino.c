@@ -102,7 +102,7 @@ bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd)
     int w = sal_blk_width();
     bool halves = w == 16 && sal_cpu_avx512_halves();
     if (w != 8 && !halves) return false;
-    /* the tile matters on halves only (the node's state, made here, is kept for the run) */
+    /* the tile matters on halves only, and there whether the forward keeps ties (sal_conv_ties) */
     int ties = bwd || !halves ? 0 : sal_conv_ties(c);
     if (ties < 0) return false; /* out of memory: oneDNN's direct kernels keep the ties */
     int m = !halves ? 4 : sal_conv_wino_tile_for(k, ties);
