@@ -99,14 +99,9 @@ bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd)
     int mode = sal_conv_wino_mode(-1);
     if (mode == SAL_WINO_OFF || !sal_conv_wino_fits(k)) return false;
     if (mode == SAL_WINO_ALL) return true;
-    int w = sal_blk_width();
-    bool halves = w == 16 && sal_cpu_avx512_halves();
-    if (w != 8 && !halves) return false;
-    /* the tile matters on halves only, and there whether the forward keeps ties (sal_conv_ties) */
-    int ties = bwd || !halves ? 0 : sal_conv_ties(c);
+    int ties = bwd ? 0 : sal_conv_ties(c);
     if (ties < 0) return false; /* out of memory: oneDNN's direct kernels keep the ties */
-    int m = !halves ? 4 : sal_conv_wino_tile_for(k, ties);
-    return sal_conv_wino_pays(k, m, ties, w, halves);
+    return sal_conv_wino_pays(k, sal_conv_wino_tile_for(k, ties), ties, sal_blk_width(), sal_cpu_avx512_halves());
 }
 
 /* ---- the transforms ---- */
