@@ -858,12 +858,31 @@ static void test_wino_tile(void) {
         long c0 = sal_conv_wino_calls(), f0 = sal_conv_wino_calls4();
         CHECK_OK(sal_exec_forward(s, &x));
         long c1 = sal_conv_wino_calls(), f1 = sal_conv_wino_calls4();
+        float y1[5];
+        memcpy(y1, s->act[yv].data, sizeof y1);
         sal_backward_opts o = {0};
         CHECK_OK(sal_exec_backward(s, 1, &yv, &seed, &o));
         long c2 = sal_conv_wino_calls(), f2 = sal_conv_wino_calls4();
         CHECK(c1 - c0 == 1 && f1 - f0 == !pool && c2 - c1 == 1 && f2 - f1 == 1,
               "%s max pooling: forward %ld Winograd call(s), %ld F(4x4); input gradient %ld, %ld F(4x4)",
               pool ? "before" : "without", c1 - c0, f1 - f0, c2 - c1, f2 - f1);
+        if (pool) { /* in a session of its own, an outputs-only forward (F(4x4): no ties to keep), then a
+                     * gradient's (F(2x2)): each tile's transforms of the weight kept apart, the outputs
+                     * those of the forward above to the bit */
+            sal_session *s2;
+            SAL_ASSERT(sal_session_new(g, &s2) == SAL_OK);
+            s2->layouts = s2->fuse = true;
+            s2->lean = SAL_LEAN_OUT;
+            CHECK_OK(sal_exec_forward(s2, &x));
+            long f3 = sal_conv_wino_calls4();
+            s2->lean = s->lean;
+            CHECK_OK(sal_exec_forward(s2, &x));
+            bool same = !memcmp(y1, s2->act[yv].data, sizeof y1);
+            CHECK(f3 - f2 == 1 && sal_conv_wino_calls4() == f3 && same,
+                  "outputs-only forward, then a gradient's: %ld F(4x4), then %ld; outputs %s", f3 - f2,
+                  sal_conv_wino_calls4() - f3, same ? "alike" : "differ");
+            sal_session_free(s2);
+        }
         sal_session_free(s);
         sal_model_free(g);
         sal_tensor_free(&x), sal_tensor_free(&seed);

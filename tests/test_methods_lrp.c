@@ -12,6 +12,7 @@
  *   - refusals name the node, the rule entry or the parameter. */
 #include "testutil.h"
 #include "methods/lrp.h"
+#include "ops/conv_wino.h"
 #include "ops/ops.h"
 #include "saliency.h"
 
@@ -960,6 +961,68 @@ static void test_kept_weights(void) {
     sal_model_free(m);
 }
 
+/* The rules' products of a 3x3 convolution through our Winograd kernels, which take blocked tensors
+ * only (linear_ops.c converts around them: sal_op.blk_pays): each rule's map as with those kernels
+ * off, on the small CNN's 32 -> 64 layer at 14 x 14, inputs without negatives (one term a group)
+ * and of both signs (two). */
+static void test_winograd_rules(void) {
+    enum { C = 32, M = 64, H = 14, NF = 5, NI = 2 };
+    sal_rng rng;
+    sal_rng_seed(&rng, 46);
+    static float cw[M * C * 9], cb[M], fw[NF * M * (H / 2) * (H / 2)], fb[NF];
+    t_randv(&rng, cw, M * C * 9, 0.1f);
+    t_randv(&rng, cb, M, 0.1f);
+    t_randv(&rng, fw, NF * M * (H / 2) * (H / 2), 0.05f);
+    t_randv(&rng, fb, NF, 0.1f);
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create("<wino-cnn>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, H}) == SAL_OK);
+    t_const(g, "k", 4, (int64_t[]){M, C, 3, 3}, cw);
+    t_const(g, "kb", 1, (int64_t[]){M}, cb);
+    sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "k", "kb"}, "c", 1, pa);
+    relu(g, "r", "c", "a");
+    sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2, mp);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
+    gemm(g, "fc", "f", "y", NF, M * (H / 2) * (H / 2), fw, fb);
+    sal_model *m = t_finish(g, "y");
+    sal_tensor x = t_rand(&rng, 4, (int64_t[]){NI, C, H, H}, 1.0f), xa = {0};
+    sal_tensor_copy(&xa, &x);
+    for (int64_t i = 0; i < sal_tensor_numel(&xa); i++) sal_f32(&xa)[i] = fabsf(sal_f32(&xa)[i]);
+    static const char *const rules[] = {"rule=conv=zplus", "rule=conv=alpha2beta1", "rule=conv=gamma:0.25",
+                                        "rule=conv=zb:-1:1"};
+    for (int q = 0; q < 4; q++)
+        for (int neg = 0; neg < 2; neg++) {
+            const char *par[] = {rules[q], "rule=fc=epsilon:1e-6"};
+            const sal_tensor *xin = neg ? &x : &xa;
+            int old = sal_conv_wino_mode(SAL_WINO_OFF);
+            sal_explanation *off = explain(m, xin, "lrp_0", 2, par, 3);
+            sal_conv_wino_mode(SAL_WINO_ALL);
+            long calls = sal_conv_wino_calls();
+            sal_explanation *on = explain(m, xin, "lrp_0", 2, par, 3);
+            calls = sal_conv_wino_calls() - calls;
+            sal_conv_wino_mode(old);
+            CHECK(off && on, "%s: a run failed", rules[q]);
+            if (off && on) {
+                double e = rel_errf(sal_f32(sal_explanation_map(on)), sal_f32(sal_explanation_map(off)),
+                                    sal_tensor_numel(xin));
+                /* within 1e-5 but where gamma's denominators on inputs of both signs come near zero: 9e-5
+                 * there, 1.7e-4 with F(2x2) in both directions (SAL_WINO_TILE=2): their conditioning */
+                CHECK(e < 1e-3, "%s, inputs %s: Winograd's map off by %.3g against the other kernels'", rules[q],
+                      neg ? "of both signs" : ">= 0", e);
+                /* one product each way at least (zb's denominator from ones: kept by a session, made here) */
+                CHECK(calls >= 2, "%s, inputs %s: %ld Winograd calls", rules[q], neg ? "of both signs" : ">= 0", calls);
+            }
+            sal_explanation_free(off);
+            sal_explanation_free(on);
+        }
+    sal_tensor_free(&x);
+    sal_tensor_free(&xa);
+    sal_model_free(m);
+}
+
 /* Maps the session keeps across calls for data of one shape (sal_derived_map: zb's offset), then zb
  * through a reused session against fresh ones: other bounds, another batch size, new weights. */
 static void test_kept_maps(void) {
@@ -1130,6 +1193,7 @@ int main(void) {
     test_composites();
     test_kept_weights();
     test_kept_maps();
+    test_winograd_rules();
     test_errors();
     return t_done("test_methods_lrp");
 }

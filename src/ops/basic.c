@@ -30,8 +30,10 @@ SAL_CLONES void relu_run(int mode, float *out, const float *x, const float *dy, 
     }
 }
 
+/* Both threads from 16384 values: one thread read the other core's half of the values a parallel
+ * kernel wrote (the small CNN's first ReLU, 25 088 values unfused in LRP: 7.5 -> 2.5 us) */
 static void relu_par(int mode, float *out, const float *x, const float *dy, int64_t n) {
-    SAL_PAR_SPLIT(n > 65536, n, i0, i1, relu_run(mode, out, x, dy, i0, i1));
+    SAL_PAR_SPLIT(n > 16384, n, i0, i1, relu_run(mode, out, x, dy, i0, i1));
 }
 
 static sal_status relu_forward(sal_opctx *c) {

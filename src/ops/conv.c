@@ -757,6 +757,15 @@ static sal_status conv_backward(sal_opctx *c) {
     return conv_bwd_run(c->n, c->ws, &q, sal_in_f(c, 0), sal_in_f(c, 1), dY, dX, dW);
 }
 
+/* Our Winograd kernels, which take blocked tensors only (sal_op.blk_pays) */
+static bool conv_blk_pays(sal_opctx *c, bool bwd) {
+    conv_geom q;
+    sal_conv_shape k;
+    if (conv_plan(c, &q) != SAL_OK) return false;
+    dnnl_shape(&q, &k);
+    return sal_conv_wino_wanted(c, &k, bwd);
+}
+
 /* A blocked input stays so where oneDNN runs the layer both ways in that layout. */
 static bool conv_blk_takes(sal_opctx *c) {
     conv_geom q;
@@ -770,6 +779,7 @@ const sal_op sal_op_Conv = {
     SAL_OP_HEAD(Conv), .traits = SAL_TR_LINEAR | SAL_TR_MULTILINEAR, .lin_in = 0x3, .bias_in = 0x4, .min_in = 2, .max_in = 3, .min_out = 1, .max_out = 1, .param_mask = 0x6,
     .init = conv_init, .infer = conv_infer, .forward = conv_forward, .backward = conv_backward,
     .overwrites = true, .bwd_writes = 0x1, .blk = SAL_BLK_OWN, .blk_takes = conv_blk_takes,
+    .blk_pays = conv_blk_pays,
     .bwd_known = true, .bwd_self = 0x2, .bwd_other = 0x3, /* dX reads W; dW and dB read X (and W's pointer) */
 };
 

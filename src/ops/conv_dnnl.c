@@ -439,7 +439,7 @@ static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, con
     return m;
 }
 
-sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, bool bwd,
+sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, unsigned form,
                            size_t need, size_t keyed_max, bool *hit, bool *nomem) {
     *hit = *nomem = false;
     int v = c->n->in[1];
@@ -449,7 +449,7 @@ sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opct
     sal_wcache *wc = NULL;
     for (int i = 0; i < n; i++) {
         sal_wcache *e = &es[i];
-        if (e->valid && e->key == key && e->bwd == bwd && e->own == own && e->version == c->g->version &&
+        if (e->valid && e->key == key && e->form == form && e->own == own && e->version == c->g->version &&
             e->cap >= need) {
             e->used = ++*tick;
             *hit = true;
@@ -470,7 +470,7 @@ sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opct
         wc->cap = need;
     }
     *wc = (sal_wcache){.buf = wc->buf, .cap = wc->cap, .own = own, .key = key, .version = c->g->version,
-                       .used = ++*tick, .bwd = bwd};
+                       .used = ++*tick, .form = form};
     return wc;
 }
 

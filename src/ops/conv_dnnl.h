@@ -63,20 +63,23 @@ sal_status sal_conv_dnnl_backward(const sal_opctx *c, const sal_conv_shape *k, c
 
 /* A weight derived from a node's constant (its input 1) and kept while the model's weights do not
  * change: from the constant itself (key 0) or from a fixed function of it that the caller names
- * (sal_opctx.wkey: LRP's w+), for one direction (bwd). oneDNN's layouts and Winograd's transforms
- * (conv_wino.c) keep theirs so. */
+ * (sal_opctx.wkey: LRP's w+), in one form that the caller numbers (oneDNN's: the direction;
+ * Winograd's: the direction and the tile). oneDNN's layouts and Winograd's transforms (conv_wino.c)
+ * keep theirs so. */
 typedef struct {
     void *buf;
     size_t cap;
     const void *own; /* the node's constant it came from */
     uint64_t key, version, used;
-    bool bwd, valid;
+    unsigned form;
+    bool valid;
 } sal_wcache;
-/* The entry of es[0..n) for W (c's node's weight) in direction bwd, of need bytes: *hit when it holds
- * W's derivation already; else the free or least recently used entry, its buffer grown to need, for
- * the caller to fill and then mark valid. NULL when W is not kept (neither the node's constant nor,
- * up to keyed_max bytes, named by c->wkey), or with *nomem and a message set when out of memory. */
-sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, bool bwd,
+/* The entry of es[0..n) for W (c's node's weight) in the given form, of need bytes: *hit when it
+ * holds W's derivation already; else the free or least recently used entry, its buffer grown to
+ * need, for the caller to fill and then mark valid. NULL when W is not kept (neither the node's
+ * constant nor, up to keyed_max bytes, named by c->wkey), or with *nomem and a message set when out
+ * of memory. */
+sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, unsigned form,
                            size_t need, size_t keyed_max, bool *hit, bool *nomem);
 
 /* The node's slot for another kernel's state (conv_wino.c's weights), kept beside the primitives

@@ -474,12 +474,13 @@ sal_status sal_wino_conv(sal_scratch *ws, int m, int64_t N, int64_t Ci, int64_t 
 
 /* ---- a node's transformed weights ---- */
 
-/* Kept as oneDNN's layouts are (sal_wcache): the own weight both ways, a substituted one both ways. */
+/* Kept as oneDNN's layouts are (sal_wcache): the own weight both ways, a substituted one both ways
+ * (LRP's z+ forward takes F(4x4), no ties to keep; a session alternating outputs-only forwards and
+ * gradients keeps both tiles of the own weight forward) */
 enum { NWENT = 4 };
 typedef struct {
     sal_wcache e[NWENT];
     uint64_t tick;
-    int tile[2]; /* the m of the kept transforms, forward and backward */
 } wstate;
 
 static void wstate_free(void *p) {
@@ -519,13 +520,9 @@ static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const f
     size_t need = sizeof(float) * (size_t)((m + 2) * (m + 2) * k->M * k->C);
     wstate *s = state(c);
     if (!s) return NULL;
-    if (s->tile[bwd] != m) { /* the tile changed (tests): the direction's kept transforms are of the other */
-        for (int i = 0; i < NWENT; i++)
-            if (s->e[i].bwd == bwd) s->e[i].valid = false;
-        s->tile[bwd] = m;
-    }
-    bool hit, nomem;
-    sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, bwd, need, 1u << 20, &hit, &nomem);
+    bool hit, nomem; /* the tile in the form: an outputs-only forward takes F(4x4) where a gradient's F(2x2) */
+    sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, (unsigned)bwd | (m == 4) << 1, need, 1u << 20,
+                                   &hit, &nomem);
     if (nomem) return NULL;
     float *U = e ? e->buf : sal_scratch_get(c->ws, 1, need);
     if (U && !hit) sal_wino_weights(U, W, k->M, k->C, m, bwd);
