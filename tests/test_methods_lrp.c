@@ -962,9 +962,9 @@ static void test_kept_weights(void) {
 }
 
 /* The rules' products of a 3x3 convolution through our Winograd kernels, which take blocked tensors
- * only (linear_ops.c converts around them: sal_op.blk_pays): each rule's map as with those kernels
- * off, on the small CNN's 32 -> 64 layer at 14 x 14, inputs without negatives (one term a group)
- * and of both signs (two). */
+ * only (conv.c converts the plain tensors of LRP's sessions around them): each rule's map as with
+ * those kernels off, on the small CNN's 32 -> 64 layer at 14 x 14, inputs without negatives (one
+ * term a group) and of both signs (two). */
 static void test_winograd_rules(void) {
     enum { C = 32, M = 64, H = 14, NF = 5, NI = 2 };
     sal_rng rng;
@@ -1000,9 +1000,9 @@ static void test_winograd_rules(void) {
             int old = sal_conv_wino_mode(SAL_WINO_OFF);
             sal_explanation *off = explain(m, xin, "lrp_0", 2, par, 3);
             sal_conv_wino_mode(SAL_WINO_ALL);
-            long calls = sal_conv_wino_calls();
+            long calls = sal_conv_wino_calls(), calls4 = sal_conv_wino_calls4();
             sal_explanation *on = explain(m, xin, "lrp_0", 2, par, 3);
-            calls = sal_conv_wino_calls() - calls;
+            calls = sal_conv_wino_calls() - calls, calls4 = sal_conv_wino_calls4() - calls4;
             sal_conv_wino_mode(old);
             CHECK(off && on, "%s: a run failed", rules[q]);
             if (off && on) {
@@ -1012,14 +1012,46 @@ static void test_winograd_rules(void) {
                  * there, 1.7e-4 with F(2x2) in both directions (SAL_WINO_TILE=2): their conditioning */
                 CHECK(e < 1e-3, "%s, inputs %s: Winograd's map off by %.3g against the other kernels'", rules[q],
                       neg ? "of both signs" : ">= 0", e);
-                /* one product each way at least (zb's denominator from ones: kept by a session, made here) */
-                CHECK(calls >= 2, "%s, inputs %s: %ld Winograd calls", rules[q], neg ? "of both signs" : ">= 0", calls);
+                /* the model's forward, whose output reaches max pooling, by F(2x2); the rule's products, one
+                 * each way at least (zb's denominator from ones too: kept by a session, made here), by
+                 * F(4x4), as no maximum reads them */
+                CHECK(calls >= 3 && calls - calls4 == 1, "%s, inputs %s: %ld Winograd calls, %ld of them F(4x4)",
+                      rules[q], neg ? "of both signs" : ">= 0", calls, calls4);
             }
             sal_explanation_free(off);
             sal_explanation_free(on);
         }
     sal_tensor_free(&x);
     sal_tensor_free(&xa);
+    sal_model_free(m);
+    /* by default, no Winograd for a substituted weight whose transforms are too large to keep (64 -> 128
+     * channels: 1.2 MB in F(4x4)), which every call would transform again */
+    enum { C2 = 64, M2 = 128, H2 = 28 };
+    static float w2[M2 * C2 * 9], f2[NF * M2 * (H2 / 2) * (H2 / 2)];
+    t_randv(&rng, w2, M2 * C2 * 9, 0.05f);
+    t_randv(&rng, f2, NF * M2 * (H2 / 2) * (H2 / 2), 0.01f);
+    SAL_ASSERT(sal_graph_create("<wino-wide>", &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C2, H2, H2}) == SAL_OK);
+    t_const(g, "k", 4, (int64_t[]){M2, C2, 3, 3}, w2);
+    sal_attr pa2[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    t_node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa2);
+    relu(g, "r", "c", "a");
+    sal_attr mp2[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2, mp2);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
+    gemm(g, "fc", "f", "y", NF, M2 * (H2 / 2) * (H2 / 2), f2, fb);
+    m = t_finish(g, "y");
+    x = t_rand(&rng, 4, (int64_t[]){1, C2, H2, H2}, 1.0f);
+    for (int64_t i = 0; i < sal_tensor_numel(&x); i++) sal_f32(&x)[i] = fabsf(sal_f32(&x)[i]);
+    int old = sal_conv_wino_mode(SAL_WINO_AUTO);
+    long calls4 = sal_conv_wino_calls4();
+    sal_explanation *e = explain(m, &x, "lrp_0", 2, (const char *[]){"rule=conv=zplus", "rule=fc=epsilon:1e-6"}, 0);
+    calls4 = sal_conv_wino_calls4() - calls4;
+    sal_conv_wino_mode(old);
+    CHECK(e && calls4 == 0, "z+ of a 64 -> 128 layer: %ld F(4x4) calls", calls4);
+    sal_explanation_free(e);
+    sal_tensor_free(&x);
     sal_model_free(m);
 }
 

@@ -95,13 +95,23 @@ bool sal_conv_wino_pays(const sal_conv_shape *k, int m, bool ties, int width, bo
     return m == 4 && !(small_layer(k->C, k->M) && tiles4 > 2048);
 }
 
+/* Substituted weights' transforms kept up to this size (weights()), as oneDNN keeps their layouts */
+#define KEEP_MAX (1u << 20)
+
 bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd) {
     int mode = sal_conv_wino_mode(-1);
     if (mode == SAL_WINO_OFF || !sal_conv_wino_fits(k)) return false;
     if (mode == SAL_WINO_ALL) return true;
     int ties = bwd ? 0 : sal_conv_ties(c);
     if (ties < 0) return false; /* out of memory: oneDNN's direct kernels keep the ties */
-    return sal_conv_wino_pays(k, sal_conv_wino_tile_for(k, ties), ties, sal_blk_width(), sal_cpu_avx512_halves());
+    int m = sal_conv_wino_tile_for(k, ties);
+    /* a weight other than the node's own whose transforms are not kept would be transformed at every
+     * call, which took longer than oneDNN's whole product (LRP's z+ on VGG16's 256 -> 512 layer at 28
+     * x 28: 57 -> 137 ms over three) */
+    int v = c->n->in[1];
+    bool own = v >= 0 && c->in[1] && c->in[1]->data == c->g->val[v].t.data;
+    if (!own && !(c->wkey && sizeof(float) * (size_t)((m + 2) * (m + 2) * k->M * k->C) <= KEEP_MAX)) return false;
+    return sal_conv_wino_pays(k, m, ties, sal_blk_width(), sal_cpu_avx512_halves());
 }
 
 /* ---- the transforms ---- */
@@ -513,7 +523,7 @@ static int fwd_tile(const sal_opctx *c, const sal_conv_shape *k) {
     return ties < 0 ? 0 : sal_conv_wino_tile_for(k, ties);
 }
 
-/* U for W in direction bwd and tile m: from the node's cache (substituted weights kept up to 1 MiB, as
+/* U for W in direction bwd and tile m: from the node's cache (substituted weights kept up to KEEP_MAX, as
  * oneDNN's), or transformed into scratch slot 1 where it is not kept. NULL with a message set when
  * out of memory. */
 static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const float *W, bool bwd, int m) {
@@ -521,7 +531,7 @@ static const float *weights(const sal_opctx *c, const sal_conv_shape *k, const f
     wstate *s = state(c);
     if (!s) return NULL;
     bool hit, nomem; /* the tile in the form: an outputs-only forward takes F(4x4) where a gradient's F(2x2) */
-    sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, (unsigned)bwd | (m == 4) << 1, need, 1u << 20,
+    sal_wcache *e = sal_wcache_get(s->e, NWENT, &s->tick, c, W, (unsigned)bwd | (m == 4) << 1, need, KEEP_MAX,
                                    &hit, &nomem);
     if (nomem) return NULL;
     float *U = e ? e->buf : sal_scratch_get(c->ws, 1, need);

@@ -73,13 +73,6 @@ static sal_status lin_call_make(lin_call *k, const sal_model *g, const sal_node 
     return SAL_OK;
 }
 
-/* Whether the op of c's call runs it faster on blocked tensors, and they fit (sal_op.blk_pays) */
-static bool blocked_pays(sal_opctx *c, bool bwd) {
-    const sal_op *op = c->n->op;
-    return op->blk == SAL_BLK_OWN && op->blk_pays && (bwd || op->overwrites) && sal_blk_fits(c->in[0]) &&
-           (bwd ? sal_blk_fits(c->dout[0]) : sal_blk_fits(c->out[0])) && op->blk_pays(c, bwd);
-}
-
 static sal_status check_weight(const sal_node *n, const sal_model *g, const sal_lin_roles *r, const sal_tensor *W) {
     const sal_tensor *w0 = &g->val[n->in[r->w]].t;
     if (!sal_tensor_same_shape(W, w0)) {
@@ -102,25 +95,11 @@ sal_status sal_lin_apply(const sal_model *g, const sal_node *n, const sal_lin_ro
     if (st != SAL_OK) return sal_wrap(st, "node '%s' (%s)", n->name, n->op_type);
     /* the others accumulate (ConvTranspose): zeros first, as the executor gives them */
     if (!n->op->overwrites) memset(z->data, 0, sizeof(float) * (size_t)sal_tensor_numel(z));
-    /* z is no model output: nothing takes a maximum of it, so the op need not keep max pooling's ties
-     * (sal_opctx.fwd_only) where its kernels for blocked tensors run it, z written blocked into
-     * scratch then (LRP's z+ denominators of the small CNN's 32 -> 64 layer by Winograd) */
+    /* z is no model output: no maximum reads it, so max pooling's ties need not be kept (sal_opctx.fwd_only)
+     * where that pays (sal_op.fwd_only_pays: LRP's z+ of the small CNN's 32 -> 64 layer by F(4x4)) */
     k.c.fwd_only = true;
-    if (!blocked_pays(&k.c, false)) {
-        k.c.fwd_only = false; /* a forward primitive of oneDNN's stays keyed as the model's own */
-        return n->op->forward(&k.c);
-    }
-    size_t bytes = sizeof(float) * (size_t)sal_tensor_numel(z);
-    float *zb = sal_scratch_get(ws, SAL_SLOT_CALLER, bytes);
-    if (!zb) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", n->name, n->op_type);
-    sal_tensor tb = sal_tensor_view(z);
-    tb.data = zb;
-    k.out[0] = &tb;
-    k.c.blk_want = 1;
-    SAL_TRY(n->op->forward(&k.c));
-    if (k.c.blk_out & 1) sal_blk_to_plain(sal_f32(z), zb, z->dim);
-    else memcpy(z->data, zb, bytes);
-    return SAL_OK;
+    k.c.fwd_only = n->op->fwd_only_pays && n->op->fwd_only_pays(&k.c);
+    return n->op->forward(&k.c);
 }
 
 /* The backward of node n with dout = rz and exactly one of din[x] / din[w] set; dx is overwritten
@@ -148,16 +127,6 @@ static sal_status lin_backward(const sal_model *g, const sal_node *n, const sal_
         k.c.din_fresh = 1u << r->x;
     else if (set)
         memset(dx->data, 0, sizeof(float) * (size_t)sal_tensor_numel(dx));
-    sal_tensor rb;
-    if (dx && !dW && blocked_pays(&k.c, true)) { /* rz blocked for those kernels, which write dx plain */
-        float *b = sal_scratch_get(ws, SAL_SLOT_CALLER, sizeof(float) * (size_t)sal_tensor_numel(rz));
-        if (!b) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", n->name, n->op_type);
-        sal_blk_convert(b, sal_f32(rz), rz->dim, SAL_BLK_FROM_PLAIN);
-        rb = sal_tensor_view(rz);
-        rb.data = b;
-        k.dout[0] = &rb;
-        k.c.blk_out = 1;
-    }
     return n->op->backward(&k.c);
 }
 

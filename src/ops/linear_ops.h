@@ -8,9 +8,8 @@
  *   correlate   dW += sum over samples (and positions) of r (x)^T, shaped as W.
  * All three run the op's own forward and backward on substituted inputs, so one LRP implementation
  * serves dense layers and convolutions alike and every rule inherits the ops' speed, threading and
- * shape checks. The tensors are plain; where the op's kernels for blocked ones pay (sal_op.blk_pays:
- * Conv's Winograd), apply and transposed convert around the call (the small CNN's LRP epsilon-plus
- * 0.19 -> 0.16 ms an image). */
+ * shape checks (Conv's Winograd kernels among them, on these plain tensors too: the small CNN's
+ * LRP epsilon-plus 0.19 -> 0.16 ms an image). */
 #ifndef SAL_LINEAR_OPS_H
 #define SAL_LINEAR_OPS_H
 

@@ -8,8 +8,7 @@
 /* Per-call scratch buffers, reused across calls: slot k keeps its largest allocation. A session's
  * scratch also keeps per-node state that an op builds once and reuses (oneDNN primitives for a
  * shape), indexed by node and freed with the scratch. */
-#define SAL_SCRATCH_SLOTS 9
-#define SAL_SLOT_CALLER 8 /* an op's caller's own (linear_ops.c's conversions); 0 to 7 the op's */
+#define SAL_SCRATCH_SLOTS 8
 typedef struct {
     const void *node; /* the node it belongs to: a scratch reused with another model starts afresh */
     void *p;
@@ -173,10 +172,11 @@ typedef struct sal_op {
     /* SAL_BLK_OWN: after infer, whether the op runs on its inputs in their layouts (c->blk_in); when
      * not, the executor converts them to plain first. */
     bool (*blk_takes)(sal_opctx *c);
-    /* SAL_BLK_OWN, after infer, for a call on plain tensors (linear_ops.h): whether the forward
-     * (bwd: the input gradient alone) runs faster on blocked ones, worth converting them around it:
-     * Conv's Winograd kernels take blocked tensors only. With c->fwd_only set for a forward. */
-    bool (*blk_pays)(sal_opctx *c, bool bwd);
+    /* After infer, with c->fwd_only set: whether the forward then runs kernels of the op's own that
+     * gain by it (Conv's Winograd: F(4x4) where ties took F(2x2)). sal_lin_apply's products, which no
+     * maximum reads, are marked so only then: a forward primitive of oneDNN's is keyed by the ties it
+     * keeps, and would be built again at each switch from the model's forward. */
+    bool (*fwd_only_pays)(sal_opctx *c);
     /* After infer: whether output 0 is input 0's elements from *off on, in order (Slice of a block,
      * Gather of one index along a leading axis, Pad by nothing), so that the executor may make it a
      * view of input 0 instead of a copy, as it does for SAL_TR_VIEW ops. */
