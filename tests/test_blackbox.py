@@ -10,7 +10,9 @@
     said on stderr and in the JSON.
 Prints one line per check and "N passed, M failed"; exits non-zero on any failure."""
 import json
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ def main():
     import torch
     import export_models
     tmp = tempfile.mkdtemp(prefix="sal_blackbox.")
+    atexit.register(shutil.rmtree, tmp, True)  # nothing left in /tmp, whatever fails
 
     def explain(model, x, method, *args):
         out, js = os.path.join(tmp, "a.npy"), os.path.join(tmp, "a.json")

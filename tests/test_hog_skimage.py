@@ -4,7 +4,9 @@ smooth blobs, hard edges at every angle (which put pixels on bin boundaries), im
 not a multiple of the cell, and an all-zero image, with skimage's defaults (9 orientations, 8x8-pixel
 cells, 3x3-cell blocks, L2-Hys) and with other parameters. Each descriptor must agree within 1e-5.
 A last check feeds a shuffled reference, so a comparison that passes everything fails."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ def main():
     rng = np.random.default_rng(7)
     passed = failed = 0
     tmp = tempfile.mkdtemp(prefix="sal_hog.")
+    atexit.register(shutil.rmtree, tmp, True)  # nothing left in /tmp, whatever fails
     cases = [  # (h, w, our options or None for the defaults, skimage's parameters)
         (28, 28, None, dict()),
         (32, 32, None, dict()),
