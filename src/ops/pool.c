@@ -542,10 +542,11 @@ static sal_status pool_run(sal_opctx *c, bool avg, bool backward) {
     if (s2len && !s2buf) return sal_wrap(SAL_ERR_NOMEM, "node '%s' (%s)", c->n->name, c->n->op_type);
     /* 2x2 windows that tile the plane write a fresh gradient whole: no zeros first */
     const bool set = fresh && fast && 2 * w.out[1] == w.in[1] && 2 * w.out[2] == w.in[2];
-    /* a backward on both threads from 8192 window elements: the small CNN's first pooling at batch 1
-     * (32 planes of 28 x 28, 25088) 21.9 -> 16.0, 35.3 -> 20.8, 26.6 -> 22.3, 10.2 -> 7.4 ms over 1000
-     * gradients (`bench_compare --profile`, alternating, a slow phase of the VM) */
-    SAL_PAR_FOR(planes * w.out_sz * w.k_sz > (backward ? 8192 : 32768), "omp parallel for schedule(static)",
+    /* both threads from 8192 window elements: the small CNN's first pooling at batch 1 (32 planes of
+     * 28 x 28, 25088) 21.9 -> 16.0, 35.3 -> 20.8, 26.6 -> 22.3, 10.2 -> 7.4 ms over 1000 gradients
+     * backward (`bench_compare --profile`, alternating, a slow phase of the VM), 3.0 -> 2.5 forward
+     * (Zen 4: a thread read the other core's half of the convolution's output) */
+    SAL_PAR_FOR(planes * w.out_sz * w.k_sz > 8192, "omp parallel for schedule(static)",
                 for (int64_t pl = 0; pl < planes; pl++) {
                     const float *x = X + pl * w.in_sz;
                     float *y = Y ? Y + pl * w.out_sz : NULL, *dx = dX ? dX + pl * w.in_sz : NULL;
