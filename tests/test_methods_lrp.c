@@ -961,6 +961,26 @@ static void test_kept_weights(void) {
     sal_model_free(m);
 }
 
+/* x (N, C, H, H) -> Conv 3x3 / pad 1 to M channels (bias cb, or none) -> Relu -> MaxPool 2x2 ->
+ * Flatten -> Gemm to NF outputs */
+static sal_model *conv_pool_fc(const char *name, int C, int M, int H, const float *cw, const float *cb, int NF,
+                               const float *fw, const float *fb) {
+    sal_model *g;
+    SAL_ASSERT(sal_graph_create(name, &g) == SAL_OK);
+    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, H}) == SAL_OK);
+    t_const(g, "k", 4, (int64_t[]){M, C, 3, 3}, cw);
+    if (cb) t_const(g, "kb", 1, (int64_t[]){M}, cb);
+    sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
+    t_node(g, "Conv", "conv", cb ? 3 : 2, (const char *[]){"x", "k", "kb"}, "c", 1, pa);
+    relu(g, "r", "c", "a");
+    sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2, mp);
+    t_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
+    gemm(g, "fc", "f", "y", NF, M * (H / 2) * (H / 2), fw, fb);
+    return t_finish(g, "y");
+}
+
 /* The rules' products of a 3x3 convolution through our Winograd kernels, which take blocked tensors
  * only (conv.c converts the plain tensors of LRP's sessions around them): each rule's map as with
  * those kernels off, on the small CNN's 32 -> 64 layer at 14 x 14, inputs without negatives (one
@@ -974,20 +994,7 @@ static void test_winograd_rules(void) {
     t_randv(&rng, cb, M, 0.1f);
     t_randv(&rng, fw, NF * M * (H / 2) * (H / 2), 0.05f);
     t_randv(&rng, fb, NF, 0.1f);
-    sal_model *g;
-    SAL_ASSERT(sal_graph_create("<wino-cnn>", &g) == SAL_OK);
-    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C, H, H}) == SAL_OK);
-    t_const(g, "k", 4, (int64_t[]){M, C, 3, 3}, cw);
-    t_const(g, "kb", 1, (int64_t[]){M}, cb);
-    sal_attr pa[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "k", "kb"}, "c", 1, pa);
-    relu(g, "r", "c", "a");
-    sal_attr mp[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
-                      sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2, mp);
-    t_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
-    gemm(g, "fc", "f", "y", NF, M * (H / 2) * (H / 2), fw, fb);
-    sal_model *m = t_finish(g, "y");
+    sal_model *m = conv_pool_fc("<wino-cnn>", C, M, H, cw, cb, NF, fw, fb);
     sal_tensor x = t_rand(&rng, 4, (int64_t[]){NI, C, H, H}, 1.0f), xa = {0};
     sal_tensor_copy(&xa, &x);
     for (int64_t i = 0; i < sal_tensor_numel(&xa); i++) sal_f32(&xa)[i] = fabsf(sal_f32(&xa)[i]);
@@ -1030,18 +1037,7 @@ static void test_winograd_rules(void) {
     static float w2[M2 * C2 * 9], f2[NF * M2 * (H2 / 2) * (H2 / 2)];
     t_randv(&rng, w2, M2 * C2 * 9, 0.05f);
     t_randv(&rng, f2, NF * M2 * (H2 / 2) * (H2 / 2), 0.01f);
-    SAL_ASSERT(sal_graph_create("<wino-wide>", &g) == SAL_OK);
-    SAL_ASSERT(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){-1, C2, H2, H2}) == SAL_OK);
-    t_const(g, "k", 4, (int64_t[]){M2, C2, 3, 3}, w2);
-    sal_attr pa2[1] = {sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})};
-    t_node(g, "Conv", "conv", 2, (const char *[]){"x", "k"}, "c", 1, pa2);
-    relu(g, "r", "c", "a");
-    sal_attr mp2[2] = {sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
-                       sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})};
-    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2, mp2);
-    t_node(g, "Flatten", "flat", 1, (const char *[]){"p"}, "f", 0, NULL);
-    gemm(g, "fc", "f", "y", NF, M2 * (H2 / 2) * (H2 / 2), f2, fb);
-    m = t_finish(g, "y");
+    m = conv_pool_fc("<wino-wide>", C2, M2, H2, w2, NULL, NF, f2, fb);
     x = t_rand(&rng, 4, (int64_t[]){1, C2, H2, H2}, 1.0f);
     for (int64_t i = 0; i < sal_tensor_numel(&x); i++) sal_f32(&x)[i] = fabsf(sal_f32(&x)[i]);
     int old = sal_conv_wino_mode(SAL_WINO_AUTO);
