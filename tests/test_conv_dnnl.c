@@ -589,8 +589,8 @@ static void test_keyed_weights(sal_rng *r) {
  * flat in each channel; our F(2x2)'s in test_conv_wino.c); F(4x4), oneDNN's on AVX-512 or ours,
  * breaks them by rounding. So oneDNN's Winograd must not run it, where it does run the same layer
  * before average pooling (AVX-512 only) and in a forward that no backward follows (SAL_LEAN_OUT),
- * where ties matter to nothing. Planes of 28 and 56 have the tiles for it. h is a model output, so
- * it stays plain and oneDNN runs the layer whatever SAL_WINO says (our Winograd needs blocks). */
+ * where ties matter to nothing. Planes of 28 and 56 have the tiles for it. Our Winograd is off
+ * throughout, so that oneDNN runs every forward here. */
 static void test_flat_ties(sal_rng *r) {
     enum { C = 32 };
     int wino = sal_conv_wino_mode(-1);

@@ -439,13 +439,18 @@ static dnnl_memory_t weights(mems *ms, sal_conv_dnnl *s, const sal_opctx *c, con
     return m;
 }
 
+const void *sal_wcache_source(const sal_opctx *c, const float *W, size_t need, size_t keyed_max) {
+    int v = c->n->in[1];
+    const void *own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST ? c->g->val[v].t.data : NULL;
+    return own && (own == W || (c->wkey && need <= keyed_max)) ? own : NULL;
+}
+
 sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, unsigned form,
                            size_t need, size_t keyed_max, bool *hit, bool *nomem) {
     *hit = *nomem = false;
-    int v = c->n->in[1];
-    const void *own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST ? c->g->val[v].t.data : NULL;
-    uint64_t key = own == W ? 0 : need <= keyed_max ? c->wkey : 0;
-    if (!own || (own != W && !key)) return NULL;
+    const void *own = sal_wcache_source(c, W, need, keyed_max);
+    if (!own) return NULL;
+    uint64_t key = own == W ? 0 : c->wkey;
     sal_wcache *wc = NULL;
     for (int i = 0; i < n; i++) {
         sal_wcache *e = &es[i];

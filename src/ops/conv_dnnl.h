@@ -81,6 +81,9 @@ typedef struct {
  * of memory. */
 sal_wcache *sal_wcache_get(sal_wcache *es, int n, uint64_t *tick, const sal_opctx *c, const float *W, unsigned form,
                            size_t need, size_t keyed_max, bool *hit, bool *nomem);
+/* The node's constant when sal_wcache_get keeps W's derivation of need bytes (W is that constant, or
+ * up to keyed_max bytes named by c->wkey); else NULL. */
+const void *sal_wcache_source(const sal_opctx *c, const float *W, size_t need, size_t keyed_max);
 
 /* The node's slot for another kernel's state (conv_wino.c's weights), kept beside the primitives
  * and freed with free_fn; NULL with a message set when out of memory. */

@@ -105,12 +105,11 @@ bool sal_conv_wino_wanted(const sal_opctx *c, const sal_conv_shape *k, bool bwd)
     int ties = bwd ? 0 : sal_conv_ties(c);
     if (ties < 0) return false; /* out of memory: oneDNN's direct kernels keep the ties */
     int m = sal_conv_wino_tile_for(k, ties);
-    /* a weight other than the node's own whose transforms are not kept would be transformed at every
-     * call, which took longer than oneDNN's whole product (LRP's z+ on VGG16's 256 -> 512 layer at 28
-     * x 28: 57 -> 137 ms over three) */
-    int v = c->n->in[1];
-    bool own = v >= 0 && c->g->val[v].kind == SAL_VAL_CONST && c->in[1] && c->in[1]->data == c->g->val[v].t.data;
-    if (!own && !(c->wkey && sizeof(float) * (size_t)((m + 2) * (m + 2) * k->M * k->C) <= KEEP_MAX)) return false;
+    /* a weight whose transforms are not kept (weights()) would be transformed at every call, which
+     * took longer than oneDNN's whole product (LRP's z+ on VGG16's 256 -> 512 layer at 28 x 28: 57 ->
+     * 137 ms over three) */
+    if (!sal_wcache_source(c, sal_in_f(c, 1), sizeof(float) * (size_t)((m + 2) * (m + 2) * k->M * k->C), KEEP_MAX))
+        return false;
     return sal_conv_wino_pays(k, m, ties, sal_blk_width(), sal_cpu_avx512_halves());
 }
 
