@@ -47,6 +47,12 @@ static void test_auto_chunk(void) {
     size_t p37 = ig_peak(g, &x, 36, 0), p148 = ig_peak(g, &x, 147, 0), all = ig_peak(g, &x, 110, 111);
     CHECK(p148 < p37 + p37 / 4, "the default chunk bounds memory: %zu bytes for 148 steps, %zu for 37", p148, p37);
     CHECK(p148 * 2 < all, "the default chunk is smaller than 111 steps at once: %zu vs %zu bytes", p148, all);
+    /* chunks of fewer rows than samples: neither the targets' pass over all 8 (3.3 MB a row at the
+     * convolution) nor the front's values of every sample stay beside the chunks */
+    sal_tensor x8 = t_rand(&r, 4, (int64_t[]){8, 1, 160, 160}, 1.0f);
+    size_t p1 = ig_peak(g, &x, 6, 1), p8 = ig_peak(g, &x8, 6, 1);
+    CHECK(p8 < p1 + p1 / 2, "chunks of one row: %zu bytes for 8 samples, %zu for 1", p8, p1);
+    sal_tensor_free(&x8);
     sal_tensor_free(&x);
     sal_model_free(g);
 }

@@ -348,7 +348,8 @@ static void test_ig_quadrature(void) {
 
 /* Integrated gradients through the affine front (sal_exec_front: the path's rows made at the front,
  * one backward pass through the head) against its definition: the gradient method at every point
- * of the path, weighted and summed here. Chunks of 4 rows split the samples' 6 steps. */
+ * of the path, weighted and summed here. Chunks of 4 rows split the samples' 6 steps; chunks of 2,
+ * fewer rows than samples, take the samples one by one. */
 static void test_ig_front(void) {
     sal_rng r;
     sal_rng_seed(&r, 31);
@@ -391,8 +392,8 @@ static void test_ig_front(void) {
                     for (int k = 0; k < STEPS; k++) sum += map(g)[(i * STEPS + k) * row + e];
                     want[i * row + e] = (float)((sal_f32(&x)[i * row + e] - base) * sum / STEPS);
                 }
-            for (int c = 0; g && c < 2; c++) {
-                o.chunk = c ? 4 : 0;
+            for (int c = 0; g && c < 3; c++) {
+                o.chunk = c == 2 ? 2 : c ? 4 : 0; /* 2 < N: a sample at a time through the front */
                 sal_explanation *e = explain(m, &x, "integrated_gradients", o, 3, "rule=riemann_middle", "steps=6",
                                              b ? "baseline=black" : "baseline=zero");
                 double d = e ? max_diff(map(e), want, N * row) : INFINITY, scale = max_abs(map(g), N * STEPS * row);

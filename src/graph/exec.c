@@ -707,6 +707,23 @@ sal_status sal_exec_ref_session(sal_session *s, sal_session **ref) {
     return SAL_OK;
 }
 
+void sal_exec_release(sal_session *s) {
+    if (!s) return;
+    for (int v = 0; v < s->m->nval; v++) {
+        if (s->m->val[v].kind != SAL_VAL_CONST) sal_tensor_free(&s->act[v]);
+        sal_tensor_free(&s->grad[v]);
+        s->has_grad[v] = false;
+    }
+    memset(s->blk, 0, (size_t)s->m->nval + 1);
+    for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
+    s->npool = 0;
+    sal_tensor_free(&s->spare);
+    sal_tensor_free(&s->twin_in);
+    s->forward_done = s->partial = false;
+    sal_exec_release(s->twin);
+    sal_exec_release(s->ref);
+}
+
 /* Gradient buffers circulate through a pool (pool_put, pool_take): a value's gradient, once its
  * producer has used it, gives its buffer back, and the next gradient to start takes the smallest
  * pooled buffer that fits. A backward pass then holds the gradients live at one time rather than

@@ -108,6 +108,11 @@ sal_status sal_exec_forward(sal_session *s, const sal_tensor *inputs);
 sal_status sal_exec_forward_reuse(sal_session *s, const sal_tensor *x);
 /* s->ref, made on first use. */
 sal_status sal_exec_ref_session(sal_session *s, sal_session **ref);
+/* Frees the buffers of every value's activation and gradient, the pool's and those of its twin and
+ * reference sessions; the next pass allocates its own. Buffers otherwise keep the size of the
+ * largest pass: a method whose passes take fewer rows than sal_explain's targets pass (integrated
+ * gradients on VGG16 at batch 4, in chunks of 2) would hold that pass's buffers throughout. */
+void sal_exec_release(sal_session *s);
 /* After a forward pass: SAL_ERR_NUMERIC if a float model output holds NaN or Inf, naming the first
  * node (in execution order) that produced a non-finite value (after a lean pass, which dropped
  * values, the pass runs again keeping them to find it). */
