@@ -52,6 +52,23 @@ static void test_auto_chunk(void) {
     sal_tensor x8 = t_rand(&r, 4, (int64_t[]){8, 1, 160, 160}, 1.0f);
     size_t p1 = ig_peak(g, &x, 6, 1), p8 = ig_peak(g, &x8, 6, 1);
     CHECK(p8 < p1 + p1 / 2, "chunks of one row: %zu bytes for 8 samples, %zu for 1", p8, p1);
+    /* on a reused session, the second call's peak is the first's: the chunks' buffers do not stay
+     * beside the targets' pass over 8 rows */
+    sal_session *s;
+    CHECK_OK(sal_session_new(g, &s));
+    const char *params[1] = {"steps=6"};
+    sal_explain_opts o = {.method = "integrated_gradients", .nparams = 1, .params = params, .chunk = 1, .session = s};
+    size_t base = sal_memory_in_use(), peak[2];
+    for (int k = 0; k < 2; k++) {
+        sal_explanation *e = NULL;
+        sal_memory_reset_peak();
+        CHECK_OK(sal_explain(g, &x8, &o, &e));
+        sal_explanation_free(e);
+        peak[k] = sal_memory_peak() - base;
+    }
+    CHECK(peak[1] < peak[0] + peak[0] / 10, "a reused session: %zu bytes at the second call, %zu at the first", peak[1],
+          peak[0]);
+    sal_session_free(s);
     sal_tensor_free(&x8);
     sal_tensor_free(&x);
     sal_model_free(g);

@@ -131,6 +131,12 @@ void sal_free(void *p) {
     free(p);
 }
 
+void sal_memory_trim(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 char *sal_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = sal_malloc(n);

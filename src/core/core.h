@@ -38,6 +38,9 @@ void *sal_malloc64(size_t n);
 void *sal_calloc(size_t n, size_t size);
 void *sal_realloc(void *p, size_t n);
 void sal_free(void *p);
+/* Gives the C library's free pages back to the system (glibc's malloc_trim; elsewhere nothing), for
+ * after freeing large buffers that blocks of other sizes would not fill again. */
+void sal_memory_trim(void);
 char *sal_strdup(const char *s);
 /* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables. */
 void sal_alloc_fail_after(long k);

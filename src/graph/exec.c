@@ -722,6 +722,7 @@ void sal_exec_release(sal_session *s) {
     s->forward_done = s->partial = false;
     sal_exec_release(s->twin);
     sal_exec_release(s->ref);
+    sal_memory_trim();
 }
 
 /* Gradient buffers circulate through a pool (pool_put, pool_take): a value's gradient, once its

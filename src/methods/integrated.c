@@ -378,6 +378,7 @@ static sal_status front_groups(sal_xctx *c, ig_job *j) {
     }
     j->c = c, j->x = x, j->base = base, j->acc = acc, j->ends = ends;
     sal_free(ids);
+    if (g < N) sal_exec_release(c->s); /* nor do the chunks' buffers stay beside the next call's targets' pass */
     return st;
 }
 
