@@ -707,7 +707,7 @@ sal_status sal_exec_ref_session(sal_session *s, sal_session **ref) {
     return SAL_OK;
 }
 
-void sal_exec_release(sal_session *s) {
+static void release(sal_session *s) {
     if (!s) return;
     for (int v = 0; v < s->m->nval; v++) {
         if (s->m->val[v].kind != SAL_VAL_CONST) sal_tensor_free(&s->act[v]);
@@ -720,9 +720,13 @@ void sal_exec_release(sal_session *s) {
     sal_tensor_free(&s->spare);
     sal_tensor_free(&s->twin_in);
     s->forward_done = s->partial = false;
-    sal_exec_release(s->twin);
-    sal_exec_release(s->ref);
-    sal_memory_trim();
+    release(s->twin);
+    release(s->ref);
+}
+
+void sal_exec_release(sal_session *s) {
+    release(s);
+    sal_memory_trim(); /* else freed blocks below glibc's mmap threshold stay resident */
 }
 
 /* Gradient buffers circulate through a pool (pool_put, pool_take): a value's gradient, once its

@@ -347,14 +347,12 @@ static sal_status front_path(sal_xctx *c, ig_job *j) {
 
 /* Integrated gradients through the front, a group of samples at a time (each as its own input: the
  * rows of a sample never depend on the others'). Where chunks take fewer rows than there are
- * samples (sal_explain's automatic chunk on a large network: 2 on VGG16), memory is short: the
- * targets' pass, which this method does not read, gives back its buffers (N rows each), and the
- * front's (F(x), F(base) and the gradients' sum: three of its rows a sample, 38 MB on VGG16) hold
- * one sample at a time. j->front becomes -1 when the first group finds no row per input row at the
- * front: then nothing is written and the whole path runs instead. */
+ * samples, memory is short (run_ig): the front's values (F(x), F(base) and the gradients' sum:
+ * three of its rows a sample, 38 MB on VGG16) then hold one sample at a time. j->front becomes -1
+ * when the first group finds no row per input row at the front: then nothing is written and the
+ * whole path runs instead. */
 static sal_status front_groups(sal_xctx *c, ig_job *j) {
     int64_t N = c->x->dim[0], g = c->chunk < N ? 1 : N, row = j->row;
-    if (g < N) sal_exec_release(c->s);
     const float *x = j->x, *base = j->base;
     double *acc = j->acc;
     float *ends = j->ends;
@@ -378,7 +376,6 @@ static sal_status front_groups(sal_xctx *c, ig_job *j) {
     }
     j->c = c, j->x = x, j->base = base, j->acc = acc, j->ends = ends;
     sal_free(ids);
-    if (g < N) sal_exec_release(c->s); /* nor do the chunks' buffers stay beside the next call's targets' pass */
     return st;
 }
 
@@ -412,6 +409,12 @@ static sal_status run_ig(sal_xctx *c) {
         j.alpha = alpha;
         j.w = w;
     }
+    /* Chunks of fewer rows than samples (sal_explain's automatic chunk on a large network: 2 on
+     * VGG16): memory is short. The targets' pass, which this method does not read, gives back its
+     * buffers (N rows each) before the chunks, and the chunks theirs after them, so that they do
+     * not stay beside the next call's targets' pass on a reused session. */
+    bool short_mem = c->chunk < N;
+    if (st == SAL_OK && short_mem) sal_exec_release(c->s);
     if (st == SAL_OK && j.front >= 0) st = front_groups(c, &j);
     if (st == SAL_OK && j.front < 0) { /* without the front: the ends, then the whole path */
         sal_batched ends = {.per_sample = 2, .make = ends_make, .take = ends_take, .u = &j, .forward_only = true};
@@ -419,6 +422,7 @@ static sal_status run_ig(sal_xctx *c) {
         st = sal_run_batched(c, &ends);
         if (st == SAL_OK) st = sal_run_batched(c, &path);
     }
+    if (short_mem) sal_exec_release(c->s);
     if (st == SAL_OK) st = sal_tensor_alloc(&c->out, SAL_F32, x->ndim, x->dim);
     if (st == SAL_OK) {
         double worst = 0, worst_rel = 0;
