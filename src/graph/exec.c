@@ -470,10 +470,29 @@ sal_status sal_session_new(const sal_model *m, sal_session **out) {
     return SAL_OK;
 }
 
+/* Frees the buffers that s's passes filled (its values' but the constants' views, its gradients',
+ * the pool's) and its twin's and reference session's; a session that failed to be made lacks some
+ * of its arrays. */
+static void release(sal_session *s) {
+    if (!s) return;
+    for (int v = 0; s->act && v < s->m->nval; v++)
+        if (s->m->val[v].kind != SAL_VAL_CONST) sal_tensor_free(&s->act[v]);
+    for (int v = 0; s->grad && v < s->m->nval; v++) sal_tensor_free(&s->grad[v]);
+    if (s->has_grad) memset(s->has_grad, 0, (size_t)s->m->nval * sizeof *s->has_grad);
+    if (s->blk) memset(s->blk, 0, (size_t)s->m->nval + 1);
+    for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
+    s->npool = 0;
+    sal_tensor_free(&s->spare);
+    sal_tensor_free(&s->twin_in);
+    s->forward_done = s->partial = false;
+    release(s->twin);
+    release(s->ref);
+}
+
 void sal_session_free(sal_session *s) {
     if (!s) return;
-    for (int v = 0; s->act && v < s->m->nval; v++) sal_tensor_free(&s->act[v]);
-    for (int v = 0; s->grad && v < s->m->nval; v++) sal_tensor_free(&s->grad[v]);
+    release(s);
+    for (int v = 0; s->act && v < s->m->nval; v++) sal_tensor_free(&s->act[v]); /* the constants' too */
     sal_free(s->act);
     sal_free(s->grad);
     sal_free(s->has_grad);
@@ -491,14 +510,11 @@ void sal_session_free(sal_session *s) {
     sal_free(s->drop_out);
     sal_free(s->alias);
     sal_free(s->alias_of);
-    sal_tensor_free(&s->spare);
-    for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
     sal_free(s->pool);
     sal_free(s->prof);
     sal_scratch_free(&s->ws);
     sal_session_free(s->twin);
     sal_session_free(s->ref);
-    sal_tensor_free(&s->twin_in);
     sal_free(s->twin_of);
     sal_free(s);
 }
@@ -705,23 +721,6 @@ sal_status sal_exec_ref_session(sal_session *s, sal_session **ref) {
     if (!s->ref) SAL_TRY(sal_session_new(s->m, &s->ref));
     *ref = s->ref;
     return SAL_OK;
-}
-
-static void release(sal_session *s) {
-    if (!s) return;
-    for (int v = 0; v < s->m->nval; v++) {
-        if (s->m->val[v].kind != SAL_VAL_CONST) sal_tensor_free(&s->act[v]);
-        sal_tensor_free(&s->grad[v]);
-        s->has_grad[v] = false;
-    }
-    memset(s->blk, 0, (size_t)s->m->nval + 1);
-    for (int i = 0; i < s->npool; i++) sal_tensor_free(&s->pool[i]);
-    s->npool = 0;
-    sal_tensor_free(&s->spare);
-    sal_tensor_free(&s->twin_in);
-    s->forward_done = s->partial = false;
-    release(s->twin);
-    release(s->ref);
 }
 
 void sal_exec_release(sal_session *s) {
