@@ -664,6 +664,64 @@ static void test_flat_ties(sal_rng *r) {
     sal_conv_wino_mode(wino);
 }
 
+/* The gradient through max pooling of a 3x3 layer that our Winograd runs (AVX2, and AVX-512 in
+ * 256-bit halves), on an image with a flat region inside, a black one along two borders and noise
+ * elsewhere, against our direct kernels': the pooling must route it alike, so the forward before it
+ * takes F(2x2), which keeps the ties of fields flat or alike along a border (a padded row over flat
+ * ones). F(4x4) routed it elsewhere (0.65 of the largest under SAL_WINO_TILE=4), and still did (0.27)
+ * with the outputs of flat fields set afresh from the sums of their taps: the fields along a border
+ * tie as well. */
+static void test_flat_ties_wino(sal_rng *r) {
+    enum { C = 32, H = 28, P = H * H };
+    if (sal_blk_width() != 8 && !sal_cpu_avx512_halves()) return; /* oneDNN's: test_flat_ties */
+    sal_model *g;
+    CHECK_OK(sal_graph_create("<flat-wino>", &g));
+    CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){1, C, H, H}));
+    float *w = malloc(sizeof *w * C * C * 9), b[C], *xv = malloc(sizeof *xv * C * P);
+    t_randv(r, w, C * C * 9, 0.2f);
+    t_randv(r, b, C, 0.3f);
+    for (int c = 0; c < C; c++) {
+        float a = (float)sal_rng_normal(r);
+        for (int i = 0; i < P; i++) {
+            int h = i / H, v = i % H;
+            xv[c * P + i] = h < 14 && v < 16 ? a : h >= 18 && v < 10 ? 0.0f : (float)sal_rng_normal(r);
+        }
+    }
+    t_const(g, "w", 4, (int64_t[]){C, C, 3, 3}, w);
+    t_const(g, "b", 1, (int64_t[]){C}, b);
+    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, "h", 1,
+           (sal_attr[]){sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})});
+    t_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
+    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2,
+           (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                        sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})});
+    g = t_finish(g, "p");
+    sal_tensor x = t_tensor_of(4, (int64_t[]){1, C, H, H}, xv), seed = t_rand(r, 4, (int64_t[]){1, C, H / 2, H / 2}, 1),
+               dx = {0};
+    const sal_tensor *out[1], *gx[1];
+    int wino = sal_conv_wino_mode(SAL_WINO_AUTO), dm = sal_conv_dnnl_mode(-1);
+    sal_session *s;
+    CHECK_OK(sal_session_new(g, &s));
+    long c0 = sal_conv_wino_calls();
+    CHECK_OK(sal_forward(s, 1, &x, out));
+    long fw = sal_conv_wino_calls() - c0;
+    CHECK_OK(sal_input_gradient(s, &seed, gx));
+    CHECK_OK(sal_tensor_copy(&dx, gx[0]));
+    sal_session_free(s);
+    sal_conv_wino_mode(SAL_WINO_OFF), sal_conv_dnnl_mode(SAL_DNNL_OFF);
+    CHECK_OK(sal_session_new(g, &s));
+    CHECK_OK(sal_forward(s, 1, &x, out));
+    CHECK_OK(sal_input_gradient(s, &seed, gx));
+    CHECK(fw == 1 && relerr(&dx, gx[0]) < 1e-5,
+          "max pooling after our Winograd on flat regions: %ld forwards by it, the input gradient off our direct "
+          "kernels' by %.2g", fw, relerr(&dx, gx[0]));
+    sal_session_free(s);
+    sal_conv_wino_mode(wino), sal_conv_dnnl_mode(dm);
+    sal_tensor_free(&x), sal_tensor_free(&seed), sal_tensor_free(&dx);
+    sal_model_free(g);
+    free(w), free(xv);
+}
+
 int main(void) {
     sal_rng r;
     sal_rng_seed(&r, 11);
@@ -700,6 +758,7 @@ int main(void) {
     test_blk_convert(&r);
     test_keyed_weights(&r);
     test_flat_ties(&r);
+    test_flat_ties_wino(&r);
     /* the default leaves small layers to our kernels and takes large ones */
     sal_conv_dnnl_mode(SAL_DNNL_AUTO);
     sal_conv_shape small = {.nsp = 2, .N = 1, .C = 8, .M = 8, .G = 1, .in = {1, 8, 8}, .out = {1, 8, 8}, .k = {1, 3, 3}},
