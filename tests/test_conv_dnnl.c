@@ -696,8 +696,8 @@ static void test_flat_ties_wino(sal_rng *r) {
            (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
                         sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})});
     g = t_finish(g, "p");
-    sal_tensor x = t_tensor_of(4, (int64_t[]){1, C, H, H}, xv), seed = t_rand(r, 4, (int64_t[]){1, C, H / 2, H / 2}, 1),
-               dx = {0};
+    sal_tensor x = t_tensor_of(4, (int64_t[]){1, C, H, H}, xv), dx = {0},
+               seed = t_rand(r, 4, (int64_t[]){1, C, H / 2, H / 2}, 1);
     const sal_tensor *out[1], *gx[1];
     int wino = sal_conv_wino_mode(SAL_WINO_AUTO), dm = sal_conv_dnnl_mode(-1);
     sal_session *s;
