@@ -89,6 +89,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libsaliency.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libsaliency.a $(LDLIBS) -o $@
 
+# Times each OpenMP parallel region of a program (LD_PRELOAD; docs/performance.md, Measuring).
+$(BUILD)/bench/gomp_regions.so: bench/preload/gomp_regions.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -Wall -Wextra -Werror -shared -fPIC $< -ldl -o $@
+
 # Debian packages and npm data the project needs; installs them as root, else says how.
 deps:
 	@scripts/deps.sh
@@ -108,7 +113,7 @@ demo: deps data all
 
 # Benchmarks (docs/performance.md). SAL_DEPS_BENCH adds their optional packages (tcmalloc, which
 # PyTorch is timed with). COMPARE_ARGS / PEERS_ARGS pass options, e.g. COMPARE_ARGS="--models cnn".
-bench: deps all
+bench: deps all $(BUILD)/bench/gomp_regions.so
 	@SAL_DEPS_BENCH=1 scripts/deps.sh
 	$(PY) bench/models.py $(BUILD)/bench/models
 	$(BUILD)/bench/bench $(BUILD)/bench/models

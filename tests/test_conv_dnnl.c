@@ -583,6 +583,32 @@ static void test_keyed_weights(sal_rng *r) {
     sal_model_free(g);
 }
 
+/* A 3x3 convolution of C -> C channels on an H x H input x (padding 1; weights and bias drawn from
+ * r), its ReLU, then 2x2 max pooling at stride 2 (maxpool) or global average pooling into p. The
+ * model's outputs: the convolution's h, then p, where with_h; else p alone. */
+static sal_model *conv_relu_pool(sal_rng *r, int C, int H, bool maxpool, bool with_h) {
+    sal_model *g;
+    CHECK_OK(sal_graph_create("<flat>", &g));
+    CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){1, C, H, H}));
+    float *w = malloc(sizeof *w * (size_t)(C * C * 9)), *b = malloc(sizeof *b * (size_t)C);
+    t_randv(r, w, C * C * 9, 0.2f);
+    t_randv(r, b, C, 0.3f);
+    t_const(g, "w", 4, (int64_t[]){C, C, 3, 3}, w);
+    t_const(g, "b", 1, (int64_t[]){C}, b);
+    free(w), free(b);
+    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, "h", 1,
+           (sal_attr[]){sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})});
+    t_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
+    if (maxpool)
+        t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2,
+               (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
+                            sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})});
+    else
+        t_node(g, "GlobalAveragePool", "pool", 1, (const char *[]){"a"}, "p", 0, NULL);
+    if (with_h) CHECK_OK(sal_graph_add_output(g, "h"));
+    return t_finish(g, "p");
+}
+
 /* A 3x3 layer whose output reaches max pooling through its ReLU keeps the pooling's ties
  * (sal_conv_ties): a direct kernel's outputs over a flat receptive field come out bit for bit alike,
  * so that the pooling breaks their ties by position as PyTorch's does (checked here on an input
@@ -596,25 +622,8 @@ static void test_flat_ties(sal_rng *r) {
     int wino = sal_conv_wino_mode(-1);
     for (int H = 28; H <= 56; H *= 2)
         for (int pool = 0; pool < 2; pool++) {
-            sal_model *g;
-            CHECK_OK(sal_graph_create("<flat>", &g));
-            CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){1, C, H, H}));
-            float *w = malloc(sizeof *w * C * C * 9), b[C], *xv = malloc(sizeof *xv * C * H * H);
-            t_randv(r, w, C * C * 9, 0.2f);
-            t_randv(r, b, C, 0.3f);
-            t_const(g, "w", 4, (int64_t[]){C, C, 3, 3}, w);
-            t_const(g, "b", 1, (int64_t[]){C}, b);
-            t_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, "h", 1,
-                   (sal_attr[]){sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})});
-            t_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
-            if (pool)
-                t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2,
-                       (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
-                                    sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})});
-            else
-                t_node(g, "GlobalAveragePool", "pool", 1, (const char *[]){"a"}, "p", 0, NULL);
-            CHECK_OK(sal_graph_add_output(g, "h"));
-            g = t_finish(g, "p");
+            sal_model *g = conv_relu_pool(r, C, H, pool, true);
+            float *xv = malloc(sizeof *xv * C * H * H);
             for (int i = 0; i < C * H * H; i++) xv[i] = 0.37f + 0.01f * (float)(i / (H * H));
             sal_tensor x = t_tensor_of(4, (int64_t[]){1, C, H, H}, xv);
             sal_session *s;
@@ -659,7 +668,7 @@ static void test_flat_ties(sal_rng *r) {
             sal_session_free(s);
             sal_model_free(g);
             sal_tensor_free(&x);
-            free(w), free(xv);
+            free(xv);
         }
     sal_conv_wino_mode(wino);
 }
@@ -674,12 +683,8 @@ static void test_flat_ties(sal_rng *r) {
 static void test_flat_ties_wino(sal_rng *r) {
     enum { C = 32, H = 28, P = H * H };
     if (sal_blk_width() != 8 && !sal_cpu_avx512_halves()) return; /* oneDNN's: test_flat_ties */
-    sal_model *g;
-    CHECK_OK(sal_graph_create("<flat-wino>", &g));
-    CHECK_OK(sal_graph_add_input(g, "x", SAL_F32, 4, (int64_t[]){1, C, H, H}));
-    float *w = malloc(sizeof *w * C * C * 9), b[C], *xv = malloc(sizeof *xv * C * P);
-    t_randv(r, w, C * C * 9, 0.2f);
-    t_randv(r, b, C, 0.3f);
+    sal_model *g = conv_relu_pool(r, C, H, true, false);
+    float *xv = malloc(sizeof *xv * C * P);
     for (int c = 0; c < C; c++) {
         float a = (float)sal_rng_normal(r);
         for (int i = 0; i < P; i++) {
@@ -687,15 +692,6 @@ static void test_flat_ties_wino(sal_rng *r) {
             xv[c * P + i] = h < 14 && v < 16 ? a : h >= 18 && v < 10 ? 0.0f : (float)sal_rng_normal(r);
         }
     }
-    t_const(g, "w", 4, (int64_t[]){C, C, 3, 3}, w);
-    t_const(g, "b", 1, (int64_t[]){C}, b);
-    t_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, "h", 1,
-           (sal_attr[]){sal_attr_make_ints("pads", 4, (int64_t[]){1, 1, 1, 1})});
-    t_node(g, "Relu", "relu", 1, (const char *[]){"h"}, "a", 0, NULL);
-    t_node(g, "MaxPool", "pool", 1, (const char *[]){"a"}, "p", 2,
-           (sal_attr[]){sal_attr_make_ints("kernel_shape", 2, (int64_t[]){2, 2}),
-                        sal_attr_make_ints("strides", 2, (int64_t[]){2, 2})});
-    g = t_finish(g, "p");
     sal_tensor x = t_tensor_of(4, (int64_t[]){1, C, H, H}, xv), dx = {0},
                seed = t_rand(r, 4, (int64_t[]){1, C, H / 2, H / 2}, 1);
     const sal_tensor *out[1], *gx[1];
@@ -719,7 +715,7 @@ static void test_flat_ties_wino(sal_rng *r) {
     sal_conv_wino_mode(wino), sal_conv_dnnl_mode(dm);
     sal_tensor_free(&x), sal_tensor_free(&seed), sal_tensor_free(&dx);
     sal_model_free(g);
-    free(w), free(xv);
+    free(xv);
 }
 
 int main(void) {
