@@ -36,9 +36,10 @@ static void check_tile(const wcase *k, int t, const float *x, const float *w, co
                        const double *y, const double *dx, double *y2, double *dx2, sal_scratch *ws) {
     const int64_t N = k->N, C = k->C, M = k->M, H = k->H, W = k->W, nx = N * C * H * W, ny = N * M * H * W;
     const int64_t nu = (t + 2) * (t + 2) * M * C;
-    /* F(4x4)'s transforms hold entries up to 8 and 5 where F(2x2)'s hold 1 (within 3e-6 to 7e-6 of
-     * the largest output in a float model of both, against 2e-7 to 4e-7) */
-    const double tol = t == 2 ? 2e-6 : 2e-5;
+    /* F(4x4)'s transforms hold entries up to 27/8 where F(2x2)'s hold 1: its cases here come within
+     * 0.24e-6 to 2.2e-6 of the largest value, F(2x2)'s within 0.4e-6. At Lavin and Gray's points (0,
+     * +-1, +-2) they came to 7.9e-6, 31 checks past 4e-6 */
+    const double tol = t == 2 ? 2e-6 : 4e-6;
     float *xb = blocked(x, N, C, H, W), *dyb = blocked(dy, N, M, H, W);
     float *U = sal_malloc(sizeof(float) * (size_t)nu), *Ub = sal_malloc(sizeof(float) * (size_t)nu);
     float *yb = sal_malloc(sizeof(float) * (size_t)ny), *dxb = sal_malloc(sizeof(float) * (size_t)nx);

@@ -1015,9 +1015,12 @@ static void test_winograd_rules(void) {
             if (off && on) {
                 double e = rel_errf(sal_f32(sal_explanation_map(on)), sal_f32(sal_explanation_map(off)),
                                     sal_tensor_numel(xin));
-                /* within 1e-5 but where gamma's denominators on inputs of both signs come near zero: 9e-5
-                 * there, 1.7e-4 with F(2x2) in both directions (SAL_WINO_TILE=2): their conditioning */
-                CHECK(e < 1e-3, "%s, inputs %s: Winograd's map off by %.3g against the other kernels'", rules[q],
+                /* within 2.2e-6 (six seeds), but where gamma's denominators on inputs of both signs come
+                 * near zero: there the maps differ as their conditioning has it, 2e-5 to 6e-2 over 20
+                 * seeds (geometric mean 9e-4; 1.4e-3 at F(4x4)'s former points 0, +-1, +-2, 4e-4 with
+                 * F(2x2) both ways), 2.3e-3 at this one */
+                double tol = q == 2 && neg ? 1e-2 : 2e-5;
+                CHECK(e < tol, "%s, inputs %s: Winograd's map off by %.3g against the other kernels'", rules[q],
                       neg ? "of both signs" : ">= 0", e);
                 /* the model's forward, whose output reaches max pooling, by F(2x2); the rule's products, one
                  * each way at least (zb's denominator from ones too: kept by a session, made here), by
