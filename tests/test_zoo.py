@@ -150,11 +150,17 @@ def sweep(cli, name, d, meta, tmp, sabotage=False):
             e = float(np.abs(a - ref).max() / max(np.abs(ref).max(), 1e-30))
             notes.append("IG(4) completeness %.1e" % js["checks"]["completeness_rel"])
             # near max-pool ties and ReLU kinks, batches of other rows round differently and a few
-            # elements take the other branch: there the correlation decides, as for the gradient
+            # elements take the other branch: there the correlation decides, as for the gradient, or
+            # the model's own float32 spread (PyTorch's float32 gradient against float64): ResNet-50's
+            # 1334 near kinks put a gradient by oneDNN's Winograd 4.6e-2 and correlation 0.9988 from
+            # the quadrature, PyTorch's own float32 gradient 5.9e-2 from its reference
             ties = meta.get("near_ties", 0) + meta.get("near_kinks", 0)
             corr = min(correlation(a[i].ravel(), ref[i].ravel()) for i in range(n))
+            spread = meta.get("torch_f32_grad_rel", 0.0)
             if ties and not e <= GRAD_TOL and corr >= CORR_MIN:
                 notes.append("IG by correlation %.5f" % corr)
+            elif ties and not e <= GRAD_TOL and e <= spread:
+                notes.append("IG %.1e from the quadrature, within PyTorch's own float32 spread %.1e" % (e, spread))
             elif not e <= GRAD_TOL:
                 fails.append("integrated_gradients: %.1e from the quadrature of gradients" % e)
 
