@@ -677,9 +677,9 @@ static void test_flat_ties(sal_rng *r) {
  * 256-bit halves), on an image with a flat region inside, a black one along two borders and noise
  * elsewhere, against our direct kernels': the pooling must route it alike, so the forward before it
  * takes F(2x2), which keeps the ties of fields flat or alike along a border (a padded row over flat
- * ones). F(4x4) routed it elsewhere (0.65 of the largest under SAL_WINO_TILE=4), and still did (0.27)
- * with the outputs of flat fields set afresh from the sums of their taps: the fields along a border
- * tie as well. */
+ * ones). F(4x4) routed it elsewhere (0.7 of the largest under SAL_WINO_TILE=4; 0.65 at Lavin and
+ * Gray's points), and still did (0.27) with the outputs of flat fields set afresh from the sums of
+ * their taps: the fields along a border tie as well. */
 static void test_flat_ties_wino(sal_rng *r) {
     enum { C = 32, H = 28, P = H * H };
     if (sal_blk_width() != 8 && !sal_cpu_avx512_halves()) return; /* oneDNN's: test_flat_ties */
