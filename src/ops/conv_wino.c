@@ -138,9 +138,9 @@ enum { V8 = 8 };
  * of the float32 error (the largest over a layer's outputs against float64, 32 to 256 channels, in
  * a float32 model of the layer in numpy: 0.7e-6 to 1.0e-6 of the outputs' scale against 2.3e-6 to
  * 3.4e-6 at Lavin and Gray's, 0.3e-6 to 0.6e-6 for a direct convolution; the scale 3/4 near the
- * best of 1/2 to 1, where 1/2 and 1 do alike; 0, 1, -1, 1/2, -2 gave 1.1e-6).
- * Over ResNet-50's 3x3 layers Lavin and Gray's took FCN-ResNet50's output 1.7e-4 of its scale from
- * float64, where PyTorch's float32 is 6e-5 off. B^T d of six vectors, whose rows are
+ * best of 1/2 to 1, where 1/2 and 1 do alike; 0, 1, -1, 1/2, -2 gave 1.1e-6). Over ResNet-50's 3x3
+ * layers Lavin and Gray's took FCN-ResNet50's output 1.7e-4 of its scale from float64, where
+ * PyTorch's float32 is 6e-5 off. B^T d of six vectors, whose rows are
  * 81/64 0 -45/16 0 1 0, 0 -27/16 -9/4 3/4 1 0, 0 27/16 -9/4 -3/4 1 0, 0 -27/32 -9/16 3/2 1 0,
  * 0 27/32 -9/16 -3/2 1 0 and 0 81/64 0 -45/16 0 1, in shared sums */
 #define BT6(o, os, d, ds)                                                                                              \
