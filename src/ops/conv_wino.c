@@ -136,7 +136,7 @@ enum { V8 = 8 };
 /* F(4x4, 3x3) at the points 0, 3/4, -3/4, 3/2, -3/2 and infinity: Lavin and Gray's 0, 1, -1, 2, -2
  * scaled by 3/4: the same products, as many operations in B^T d (three more in A^T m), but a third
  * of the float32 error (the largest over a layer's outputs against float64, 32 to 256 channels, in
- * a float32 model of the layer in numpy: 0.7e-6 to 1.0e-6 of the outputs' scale against 2.3e-6 to
+ * bench/wino_points.py's model of the layer: 0.7e-6 to 1.0e-6 of the outputs' scale against 2.3e-6 to
  * 3.4e-6 at Lavin and Gray's, 0.3e-6 to 0.6e-6 for a direct convolution; the scale 3/4 near the
  * best of 1/2 to 1, where 1/2 and 1 do alike; 0, 1, -1, 1/2, -2 gave 1.1e-6). Over ResNet-50's 3x3
  * layers Lavin and Gray's took FCN-ResNet50's output 1.7e-4 of its scale from float64, where
